@@ -1,0 +1,46 @@
+# stockstream — the two commands a fresh machine needs: `make run` and `make test`.
+# Both set everything up themselves and are fast the second time (venv, pip cache, ~/.m2).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down
+
+setup: system-deps $(STAMP) kafka-jars
+
+system-deps:
+	@ops/setup/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,spark]'
+	@touch $(STAMP)
+
+kafka-jars: $(STAMP)
+	@$(BIN)/python -c "from stockstream.stack.services import Kafka, StackSettings; Kafka(StackSettings()).resolve_jars()"
+
+## The main job: local stack + the whole pipeline on the built-in simulator feed. Ctrl-C stops it.
+run: setup
+	$(BIN)/stockstream run
+
+## Lint, types and every test tier against the real local stack.
+test: setup lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench.run_all
+
+stack-down: $(STAMP)
+	$(BIN)/stockstream stack down
+
+clean: stack-down
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Stream processors (ingestion, indicators/signals, materializer, notifier) and their pure core."""

@@ -1,0 +1,1 @@
+"""Event schemas and the topic registry: the contract between every stockstream service."""

@@ -1,0 +1,1 @@
+"""PySpark batch jobs: backfills and backtests over the Kafka log."""

@@ -1,0 +1,42 @@
+"""The ``stockstream`` console script.
+
+Subcommands live in :mod:`stockstream.commands`, one module each, and register
+themselves through ``register(app)``; this module only assembles them, so adding a
+command never touches this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import stockstream.commands
+
+app = typer.Typer(
+    name="stockstream",
+    help="Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _register_commands() -> None:
+    for module_info in sorted(pkgutil.iter_modules(stockstream.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"stockstream.commands.{module_info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Kafka administration used by every service at start: reachability and idempotent topic creation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.topics import TopicSpec
+from stockstream.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailableError(RuntimeError):
+    """Kafka did not answer in time; the message says where we looked and what to do."""
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient({**settings.client_config(), "socket.timeout.ms": 5000, "log_level": 3})
+
+
+def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
+    """Block until a metadata call succeeds; returns the number of brokers.
+
+    Raises :class:`KafkaUnavailableError` after ``timeout_s``.
+    """
+    client = admin_client(settings)
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            metadata = client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            if metadata.brokers:
+                return len(metadata.brokers)
+        except KafkaException as error:
+            last_error = error
+        time.sleep(0.2)
+    raise KafkaUnavailableError(
+        f"Kafka at {settings.bootstrap_servers} did not answer within {timeout_s:.0f}s"
+        f" ({last_error or 'no brokers in metadata'}); start it with `stockstream stack up`"
+        " or set KAFKA_BOOTSTRAP_SERVERS"
+    )
+
+
+def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet, with their declared config; returns those created.
+
+    Existing topics are left as they are (a partition count is never changed silently).
+    """
+    client = admin_client(settings)
+    existing = set(client.list_topics(timeout=timeout_s).topics)
+    wanted = [spec for spec in specs if spec.name not in existing]
+    if not wanted:
+        return []
+    futures = client.create_topics(
+        [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.replication_factor,
+                config=spec.config(),
+            )
+            for spec in wanted
+        ],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as error:
+            # Another service created it between our listing and our request: fine.
+            if error.args and getattr(error.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                continue
+            raise
+    if created:
+        log.info("created topics: %s", ", ".join(sorted(created)))
+    return created

@@ -1,0 +1,131 @@
+"""Settings shared by every service: Kafka connection, topic layout, Redis, logging.
+
+One frozen pydantic-settings class per concern; each service's own settings class
+inherits from the ones it needs. Every field names its environment variable
+explicitly (``validation_alias``) so the names live here and nowhere else; the
+original brief's names are kept (``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_TOPIC``,
+``MESSAGE_INTERVAL``). Only entry points construct settings (``Settings()`` reads
+the environment and ``.env``); library code receives them as arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.timeframes import validate_timeframe
+from schemas.topics import TopicRegistry
+
+
+def env(name: str, *aliases: str) -> Any:
+    """The environment variable(s) a field is read from; the field name also works in code."""
+    return AliasChoices(name, *aliases)
+
+
+class ServiceSettings(BaseSettings):
+    """Base for every settings class: frozen, ``.env`` aware, unknown env vars ignored."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+
+class KafkaSettings(ServiceSettings):
+    """How to reach Kafka and how the topics of this deployment are named and laid out."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=env("KAFKA_BOOTSTRAP_SERVERS"))
+    ticks_topic: str = Field("ticks", validation_alias=env("KAFKA_TOPIC"))
+    topic_prefix: str = Field("", validation_alias=env("STOCKSTREAM_TOPIC_PREFIX"))
+    partitions: int = Field(4, ge=1, le=1024, validation_alias=env("STOCKSTREAM_PARTITIONS"))
+    replication_factor: int = Field(1, ge=1, le=7, validation_alias=env("KAFKA_REPLICATION_FACTOR"))
+    candle_timeframes: Annotated[tuple[str, ...], NoDecode] = Field(("1m",), validation_alias=env("STOCKSTREAM_TIMEFRAMES"))
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=env("KAFKA_SECURITY_PROTOCOL")
+    )
+    sasl_mechanism: str | None = Field(None, validation_alias=env("KAFKA_SASL_MECHANISM"))
+    sasl_username: str | None = Field(None, validation_alias=env("KAFKA_SASL_USERNAME"))
+    sasl_password: SecretStr | None = Field(None, validation_alias=env("KAFKA_SASL_PASSWORD"))
+    ssl_ca_location: str | None = Field(None, validation_alias=env("KAFKA_SSL_CA_LOCATION"))
+
+    @field_validator("candle_timeframes", mode="before")
+    @classmethod
+    def _split_timeframes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("candle_timeframes")
+    @classmethod
+    def _check_timeframes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for timeframe in value:
+            if timeframe == "tick":
+                raise ValueError("STOCKSTREAM_TIMEFRAMES lists candle timeframes; 'tick' is always on")
+            validate_timeframe(timeframe)
+        return value
+
+    def topics(self) -> TopicRegistry:
+        """The topic registry for this deployment."""
+        return TopicRegistry(
+            prefix=self.topic_prefix,
+            ticks_base=self.ticks_topic,
+            partitions=self.partitions,
+            candle_timeframes=self.candle_timeframes,
+            replication_factor=self.replication_factor,
+        )
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka connection settings (bootstrap + security) for any client."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+
+class RedisSettings(ServiceSettings):
+    """How to reach Redis (password/ACL user and TLS optional) and the key namespace."""
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=env("REDIS_URL"))
+    redis_username: str | None = Field(None, validation_alias=env("REDIS_USERNAME"))
+    redis_password: SecretStr | None = Field(None, validation_alias=env("REDIS_PASSWORD"))
+    redis_tls: bool = Field(False, validation_alias=env("REDIS_TLS"))
+    redis_tls_ca_file: str | None = Field(None, validation_alias=env("REDIS_TLS_CA_FILE"))
+    redis_key_prefix: str = Field(
+        "ss:", pattern=r"^[A-Za-z0-9_.:-]{0,32}$", validation_alias=env("REDIS_KEY_PREFIX")
+    )
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url`` (secrets unwrapped only here)."""
+        kwargs: dict[str, Any] = {}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
+        if self.redis_password is not None:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        if self.redis_tls:
+            kwargs["ssl"] = True
+            if self.redis_tls_ca_file:
+                kwargs["ssl_ca_certs"] = self.redis_tls_ca_file
+        return kwargs
+
+
+class MetricsSettings(ServiceSettings):
+    """Where a service exposes ``/metrics`` (0 disables the endpoint)."""
+
+    metrics_host: str = Field("127.0.0.1", validation_alias=env("METRICS_HOST"))
+    metrics_port: int = Field(0, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
+
+
+class LoggingSettings(ServiceSettings):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=env("LOG_LEVEL")
+    )

@@ -1,0 +1,252 @@
+"""The local real services: Apache Kafka (KRaft, from Maven Central jars), Redis, Prometheus.
+
+Each service knows how to prepare its files, build its command line and tell when it
+really answers. :mod:`stockstream.stack.manager` drives them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import Field
+
+from stockstream.settings import ServiceSettings, env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class StackSettings(ServiceSettings):
+    """Where the local stack keeps its state and which loopback ports it binds."""
+
+    state_dir: Path = Field(REPO_ROOT / ".stack", validation_alias=env("STACK_DIR"))
+    host: str = Field("127.0.0.1", validation_alias=env("STACK_HOST"))
+    kafka_port: int = Field(9092, validation_alias=env("STACK_KAFKA_PORT"))
+    kafka_controller_port: int = Field(9093, validation_alias=env("STACK_KAFKA_CONTROLLER_PORT"))
+    kafka_heap: str = Field("768m", validation_alias=env("STACK_KAFKA_HEAP"))
+    redis_port: int = Field(6379, validation_alias=env("STACK_REDIS_PORT"))
+    prometheus_port: int = Field(9090, validation_alias=env("STACK_PROMETHEUS_PORT"))
+    start_timeout_s: float = Field(90.0, validation_alias=env("STACK_START_TIMEOUT"))
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+
+class MissingToolError(RuntimeError):
+    """A binary the stack needs is not installed; the message says how to install it."""
+
+
+class Service(Protocol):
+    name: str
+
+    def port(self) -> int: ...
+    def prepare(self) -> None: ...
+    def command(self) -> list[str]: ...
+    def ready(self) -> bool: ...
+
+
+def _require(binary: str, install_hint: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise MissingToolError(f"`{binary}` not found: {install_hint}")
+    return path
+
+
+@dataclass
+class Kafka:
+    """Kafka broker+controller in one JVM (KRaft combined mode), single node."""
+
+    settings: StackSettings
+    name: str = "kafka"
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir / "kafka"
+
+    @property
+    def libs(self) -> Path:
+        return self.settings.state_dir / "kafka-libs"
+
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    def resolve_jars(self) -> None:
+        """Copy the broker jars from Maven Central (via ~/.m2) once; later calls are free."""
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return
+        mvn = _require("mvn", "install Maven (apt-get install maven)")
+        self.libs.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(  # noqa: S603
+            [mvn, "-q", "-B", "-f", str(REPO_ROOT / "ops/kafka/pom.xml"),
+             "dependency:copy-dependencies", f"-DoutputDirectory={self.libs}", "-DincludeScope=runtime"],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise MissingToolError(
+                "could not resolve the Kafka jars from Maven Central:\n" + result.stdout[-2000:]
+            )
+        marker.write_text("ok\n")
+
+    def prepare(self) -> None:
+        _require("java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+        self.resolve_jars()
+        data = self.home / "data"
+        self.home.mkdir(parents=True, exist_ok=True)
+        host, port, cport = self.settings.host, self.settings.kafka_port, self.settings.kafka_controller_port
+        (self.home / "server.properties").write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{host}:{cport}",
+                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=10",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=10",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "log.retention.hours=-1",
+                "log.retention.check.interval.ms=300000",
+                "",
+            ])
+        )
+        (self.home / "log4j2.properties").write_text(
+            "\n".join([
+                "status = warn",
+                "appender.console.type = Console",
+                "appender.console.name = STDOUT",
+                "appender.console.layout.type = PatternLayout",
+                "appender.console.layout.pattern = [%d] %p %m (%c)%n",
+                "rootLogger.level = warn",
+                "rootLogger.appenderRef.stdout.ref = STDOUT",
+                "logger.server.name = kafka.server.KafkaRaftServer",
+                "logger.server.level = info",
+                "logger.broker.name = kafka.server.BrokerServer",
+                "logger.broker.level = info",
+                "",
+            ])
+        )
+        if not (data / "meta.properties").exists():
+            result = subprocess.run(  # noqa: S603
+                [*self._java(), "kafka.tools.StorageTool", "format", "--ignore-formatted",
+                 "-t", uuid.uuid4().hex[:22], "-c", str(self.home / "server.properties")],
+                capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError("kafka storage format failed:\n" + (result.stdout + result.stderr)[-2000:])
+
+    def _java(self) -> list[str]:
+        return [
+            _require("java", "install Java 17"),
+            "-Xms256m", f"-Xmx{self.settings.kafka_heap}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp", f"{self.libs}/*",
+        ]
+
+    def command(self) -> list[str]:
+        return [*self._java(), "kafka.Kafka", str(self.home / "server.properties")]
+
+    def ready(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            client = AdminClient(
+                {"bootstrap.servers": self.settings.kafka_bootstrap, "socket.timeout.ms": 2000, "log_level": 0}
+            )
+            metadata = client.list_topics(timeout=2)
+            return bool(metadata.brokers)
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            return False
+
+
+@dataclass
+class Redis:
+    """redis-server with append-only persistence under the state folder."""
+
+    settings: StackSettings
+    name: str = "redis"
+
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    def prepare(self) -> None:
+        _require("redis-server", "install Redis (apt-get install redis-server)")
+        (self.settings.state_dir / "redis").mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [
+            _require("redis-server", "install Redis (apt-get install redis-server)"),
+            "--bind", self.settings.host, "--port", str(self.settings.redis_port),
+            "--dir", str(self.settings.state_dir / "redis"),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
+        ]
+
+    def ready(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.settings.redis_url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+
+@dataclass
+class Prometheus:
+    """Prometheus scraping every stockstream service, with our alert rules."""
+
+    settings: StackSettings
+    name: str = "prometheus"
+
+    def port(self) -> int:
+        return self.settings.prometheus_port
+
+    def prepare(self) -> None:
+        _require("prometheus", "install Prometheus (apt-get install prometheus)")
+        (self.settings.state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [
+            _require("prometheus", "install Prometheus (apt-get install prometheus)"),
+            f"--config.file={REPO_ROOT / 'ops/prometheus/prometheus.yml'}",
+            f"--storage.tsdb.path={self.settings.state_dir / 'prometheus'}",
+            f"--web.listen-address={self.settings.host}:{self.settings.prometheus_port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=15d",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.settings.prometheus_url}/-/ready", timeout=1) as answer:  # noqa: S310
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+
+def all_services(settings: StackSettings) -> list[Service]:
+    return [Kafka(settings), Redis(settings), Prometheus(settings)]

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real local stack (session-scoped) and an isolated namespace per test.
+
+No mock of Kafka or Redis anywhere: integration tests talk to the real broker and
+Redis that ``stockstream stack up`` runs. A running stack is reused; otherwise the
+fixture starts one and stops it at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from stockstream.stack.manager import Stack
+from stockstream.stack.services import StackSettings
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    stack: Stack
+    kafka_bootstrap: str
+    redis_url: str
+    prometheus_url: str
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[RunningStack]:
+    """The real local stack: reused if it is up, otherwise started (and stopped afterwards)."""
+    local = Stack(StackSettings())
+    already = {entry.name for entry in local.status() if entry.answering}
+    started = local.up()
+    settings = local.settings
+    yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
+    if started and not os.environ.get("STOCKSTREAM_KEEP_STACK"):
+        local.down([name for name in started if name not in already])
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A unique topic/key prefix so tests never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}."
