@@ -1,0 +1,122 @@
+"""Small real-Kafka helpers for tests: produce records, read a topic to its end, wait for counts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | str | None, bytes | str]]) -> int:
+    """Produce (key, value) pairs idempotently and wait for every delivery; returns the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    errors: list[str] = []
+    count = 0
+
+    def on_delivery(error, _message):  # type: ignore[no-untyped-def]
+        if error is not None:
+            errors.append(str(error))
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(60)
+    assert remaining == 0 and not errors, f"produce failed: {errors[:3]} ({remaining} undelivered)"
+    return count
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark per partition."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
+                         "isolation.level": "read_committed"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_s: float = 2.0,
+               timeout_s: float = 60.0) -> list[Record]:
+    """Every record of ``topic`` from the beginning up to the end offsets seen at call time.
+
+    With ``read_committed`` (the default) aborted transactional records are skipped,
+    which is what a downstream consumer of an exactly-once processor sees.
+    """
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        "auto.offset.reset": "earliest",
+    })
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        assert topic in metadata.topics and metadata.topics[topic].error is None, f"no topic {topic}"
+        partitions = list(metadata.topics[topic].partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Record] = []
+        done = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + timeout_s
+        last_progress = time.monotonic()
+        while len(done) < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error():
+                    continue
+                last_progress = time.monotonic()
+                records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
+                                      message.value(), message.timestamp()[1]))
+                if message.offset() + 1 >= ends[message.partition()]:
+                    done.add(message.partition())
+            # In read_committed mode the last offsets may be transaction markers: stop when idle.
+            for p in partitions:
+                if p not in done:
+                    position = consumer.position([TopicPartition(topic, p)])[0].offset
+                    if position >= ends[p]:
+                        done.add(p)
+            if time.monotonic() - last_progress > idle_s and len(done) < len(partitions):
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.2,
+               message: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail the test with ``message`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {message}")
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Remove a test namespace's topics (best effort)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001,S110 - cleanup only
+                pass
