@@ -8,6 +8,7 @@ fixture starts one and stops it at the end of the session.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,33 @@ def stack() -> Iterator[RunningStack]:
     yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
     if started and not os.environ.get("STOCKSTREAM_KEEP_STACK"):
         local.down([name for name in started if name not in already])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def private_stack(tmp_path) -> Iterator[RunningStack]:
+    """A stack of its own (own ports, own state folder) for tests that stop or restart services.
+
+    Never stop the shared ``stack``: other tests (and other developers' runs) use it.
+    """
+    settings = StackSettings(
+        state_dir=tmp_path / "stack",
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+        redis_port=_free_port(),
+        prometheus_port=_free_port(),
+    )
+    local = Stack(settings)
+    local.up(["kafka", "redis"])
+    try:
+        yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
+    finally:
+        local.down(hard=True)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ class StackSettings(ServiceSettings):
     """Where the local stack keeps its state and which loopback ports it binds."""
 
     state_dir: Path = Field(REPO_ROOT / ".stack", validation_alias=env("STACK_DIR"))
+    kafka_libs_dir: Path = Field(REPO_ROOT / ".stack" / "kafka-libs", validation_alias=env("STACK_KAFKA_LIBS"))
     host: str = Field("127.0.0.1", validation_alias=env("STACK_HOST"))
     kafka_port: int = Field(9092, validation_alias=env("STACK_KAFKA_PORT"))
     kafka_controller_port: int = Field(9093, validation_alias=env("STACK_KAFKA_CONTROLLER_PORT"))
@@ -79,7 +80,7 @@ class Kafka:
 
     @property
     def libs(self) -> Path:
-        return self.settings.state_dir / "kafka-libs"
+        return self.settings.kafka_libs_dir
 
     def port(self) -> int:
         return self.settings.kafka_port

@@ -43,3 +43,16 @@ def test_status_reports_every_service_up(stack):
     statuses = {entry.name: entry for entry in stack.stack.status()}
     assert set(statuses) == {"kafka", "redis", "prometheus"}
     assert all(entry.answering and entry.pid for entry in statuses.values())
+
+
+def test_private_stack_restarts_kafka_and_keeps_data(private_stack, namespace):
+    settings = KafkaSettings(bootstrap_servers=private_stack.kafka_bootstrap, topic_prefix=namespace)
+    ensure_topics(settings, [settings.topics().ticks])
+    from tests.support.kafka_tools import produce, read_topic
+
+    produce(private_stack.kafka_bootstrap, settings.topics().ticks.name, [(b"K", b"v1")])
+    assert private_stack.stack.down(["kafka"]) == ["kafka"]
+    assert not any(e.answering for e in private_stack.stack.status() if e.name == "kafka")
+    private_stack.stack.up(["kafka"])
+    values = [r.value for r in read_topic(private_stack.kafka_bootstrap, settings.topics().ticks.name)]
+    assert values == [b"v1"]
