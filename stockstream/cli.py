@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
@@ -25,7 +26,11 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     for module_info in sorted(pkgutil.iter_modules(stockstream.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"stockstream.commands.{module_info.name}")
+        try:
+            module = importlib.import_module(f"stockstream.commands.{module_info.name}")
+        except Exception as error:  # noqa: BLE001 - one broken command must not take the others down
+            print(f"stockstream: command module {module_info.name!r} failed to load: {error}", file=sys.stderr)
+            continue
         register = getattr(module, "register", None)
         if register is not None:
             register(app)

@@ -1,0 +1,142 @@
+"""``stockstream run``: the local stack plus every pipeline service, in one terminal.
+
+Starts the stack, then each service as a child process (its output prefixed with its
+name), restarts a service that dies (with backoff), and on Ctrl-C / SIGTERM stops the
+services (SIGTERM, then SIGKILL after a grace period) and the stack services it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, cast
+
+from rich.console import Console
+from rich.text import Text
+
+from stockstream.stack.manager import Stack
+
+console = Console(highlight=False)
+STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
+COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    args: tuple[str, ...]
+    url: str = ""
+
+
+@dataclass
+class Child:
+    spec: ServiceSpec
+    color: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def default_services(available: set[str], api_port: int) -> list[ServiceSpec]:
+    """The pipeline, in start order; services whose command does not exist yet are left out."""
+    wanted = [
+        ServiceSpec("ingest", ("ingest", "--source", "simulator"), "metrics http://127.0.0.1:9101/metrics"),
+        ServiceSpec("process", ("process",), "metrics http://127.0.0.1:9102/metrics"),
+        ServiceSpec("materialize", ("materialize",), "metrics http://127.0.0.1:9103/metrics"),
+        ServiceSpec("notify", ("notify",), "metrics http://127.0.0.1:9104/metrics"),
+        ServiceSpec("serve", ("serve", "--port", str(api_port)),
+                    f"dashboard http://127.0.0.1:{api_port}/  API docs http://127.0.0.1:{api_port}/docs"),
+    ]
+    return [spec for spec in wanted if spec.args[0] in available]
+
+
+class Supervisor:
+    def __init__(self, services: list[ServiceSpec], stack: Stack, keep_stack: bool) -> None:
+        self.children = [Child(spec, COLORS[i % len(COLORS)]) for i, spec in enumerate(services)]
+        self.stack = stack
+        self.keep_stack = keep_stack
+        self.stopping = threading.Event()
+        self.started_stack: list[str] = []
+
+    def _pump(self, child: Child, stream: IO[bytes]) -> None:
+        prefix = Text(f"{child.spec.name:>11} │ ", style=child.color)
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                console.print(prefix + Text(line), soft_wrap=True)
+        stream.close()
+
+    def _start(self, child: Child) -> None:
+        process = subprocess.Popen(  # noqa: S603 - our own console script
+            [STOCKSTREAM, *child.spec.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        child.process = process
+        child.started_at = time.monotonic()
+        pump = threading.Thread(target=self._pump, args=(child, cast(IO[bytes], process.stdout)), daemon=True)
+        pump.start()
+        child.threads = [pump]
+
+    def run(self) -> int:
+        console.print("[bold]starting the local stack…[/]")
+        before = {entry.name for entry in self.stack.status() if entry.answering}
+        self.stack.up(on_ready=lambda name, s: console.print(f"  ✓ {name} ready in {s:.1f}s"))
+        self.started_stack = [name for name in self.stack.services if name not in before]
+        for child in self.children:
+            self._start(child)
+        self._banner()
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        try:
+            while not self.stopping.is_set():
+                for child in self.children:
+                    code = child.process.poll() if child.process is not None else None
+                    if code is not None and not self.stopping.is_set():
+                        child.restarts += 1
+                        delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                        console.print(f"[red]{child.spec.name} exited with {code}; restart #{child.restarts}"
+                                      f" in {delay:.0f}s[/]")
+                        self.stopping.wait(delay)
+                        if not self.stopping.is_set():
+                            self._start(child)
+                self.stopping.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        return self.shutdown()
+
+    def _banner(self) -> None:
+        settings = self.stack.settings
+        console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
+        console.print(f"  Kafka      {settings.kafka_bootstrap}   Redis {settings.redis_url}")
+        console.print(f"  Prometheus {settings.prometheus_url}")
+        for child in self.children:
+            if child.spec.url:
+                console.print(f"  {child.spec.name:<10} {child.spec.url}")
+        console.print("  watch ticks:  .venv/bin/stockstream tail --topic ticks")
+        console.print("  stack status: .venv/bin/stockstream stack status\n")
+
+    def shutdown(self) -> int:
+        console.print("\n[bold]stopping services…[/]")
+        for child in reversed(self.children):
+            if child.process and child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+            console.print(f"  stopped {child.spec.name} ({child.process.returncode})")
+        if not self.keep_stack and self.started_stack:
+            stopped = self.stack.down(self.started_stack)
+            console.print(f"  stopped stack: {', '.join(stopped)}")
+        return 0
