@@ -1,0 +1,282 @@
+"""Pure core of the materializer: records in, planned view writes out. No I/O.
+
+Called by :class:`processors.materialize.service.Materializer` (live) and by
+:mod:`processors.materialize.rebuild` (replay) once per consumed batch: every record is
+decoded strictly (a record that does not decode becomes a :class:`DeadLetter` with a
+stable reason code), turned into view writes tagged with its log offset, and the writes of
+one batch are coalesced — of many writes to one "latest value" slot only the one with the
+highest offset is kept, because the compare-and-set in Redis would discard the others anyway.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from pydantic import ValidationError
+
+from processors.materialize.documents import RecommendationSource
+from processors.materialize.keys import ViewKeys
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    Event,
+    IndicatorSnapshot,
+    Lineage,
+    Signal,
+    Tick,
+    encode,
+)
+from schemas.topics import TopicRegistry
+
+MAX_RAW_CHARS = 16_384
+DEAD_LETTER_SOURCE = "materialize"
+
+
+class Kind(Enum):
+    TICK = "tick"
+    CANDLE = "candle"
+    INDICATORS = "indicators"
+    SIGNAL = "signal"
+    DAILY = "daily"
+
+
+MODELS: dict[Kind, type[Event]] = {
+    Kind.TICK: Tick,
+    Kind.CANDLE: Candle,
+    Kind.INDICATORS: IndicatorSnapshot,
+    Kind.SIGNAL: Signal,
+    Kind.DAILY: DailySummary,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed Kafka record, decoupled from the Kafka client."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: Kind
+    label: str  # topic name without the namespace prefix: the metric label
+    timeframe: str | None = None  # candle topics only
+
+
+@dataclass(frozen=True)
+class InputTopics:
+    """Which topic carries which kind of event, for one deployment's topic registry."""
+
+    routes: dict[str, Route]
+
+    @classmethod
+    def from_registry(cls, registry: TopicRegistry) -> InputTopics:
+        routes = {
+            registry.ticks.name: Route(Kind.TICK, registry.ticks_base),
+            registry.indicators.name: Route(Kind.INDICATORS, "indicators"),
+            registry.signals.name: Route(Kind.SIGNAL, "signals"),
+            registry.aggregates_daily.name: Route(Kind.DAILY, "aggregates.daily"),
+        }
+        for timeframe in registry.candle_timeframes:
+            routes[registry.candles(timeframe).name] = Route(Kind.CANDLE, f"candles.{timeframe}", timeframe)
+        return cls(routes)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.routes)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """How many entries the capped views keep, and when a recommendation decays."""
+
+    candles: int = 1000
+    indicator_history: int = 1000
+    signals: int = 500
+    recommendation_decay: timedelta = timedelta(minutes=15)
+
+
+@dataclass(slots=True)
+class SlotWrite:
+    """Set ``data_key[field] = value`` unless ``position_key[field]`` already holds an offset ≥ ``offset``."""
+
+    data_key: str
+    field: str
+    offset: int
+    value: str
+    live: str | None
+
+
+@dataclass(slots=True)
+class CandleWrite:
+    """Upsert one candle window (compare-and-set on its offset) and trim the index to ``cap``."""
+
+    index_key: str
+    data_key: str
+    member: str
+    score: int
+    offset: int
+    value: str
+    cap: int
+    live: str
+
+
+@dataclass(slots=True)
+class SeriesAdd:
+    """Add an immutable event (member = its canonical JSON) to a capped sorted set."""
+
+    key: str
+    score: int
+    member: str
+    live: str | None
+
+
+@dataclass
+class ViewBatch:
+    """Everything one consumed batch changes, coalesced; executed by ``ViewStore.apply``."""
+
+    symbols: set[str] = field(default_factory=set)
+    slots: dict[tuple[str, str], SlotWrite] = field(default_factory=dict)
+    candles: dict[tuple[str, str], CandleWrite] = field(default_factory=dict)
+    series: list[SeriesAdd] = field(default_factory=list)
+    trims: dict[str, int] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    events_by_topic: Counter[str] = field(default_factory=Counter)
+    records: int = 0
+
+    @property
+    def write_count(self) -> int:
+        return len(self.slots) + len(self.candles) + len(self.series)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _live(kind: str, json_text: str) -> str:
+    # Compact update for the live channel, built by concatenation: the event JSON is already canonical.
+    return f'{{"type":"{kind}","data":{json_text}}}'
+
+
+class BatchPlanner:
+    """Builds one :class:`ViewBatch` from consumed records. Pure: the clock is injected for dead letters."""
+
+    def __init__(self, keys: ViewKeys, topics: InputTopics, caps: Caps, now: Callable[[], datetime]) -> None:
+        self.keys = keys
+        self.topics = topics
+        self.caps = caps
+        self.now = now
+
+    def plan(self, records: Iterable[InputRecord]) -> ViewBatch:
+        batch = ViewBatch()
+        for record in records:
+            batch.records += 1
+            decoded = self.decode(record)
+            if isinstance(decoded, DeadLetter):
+                batch.dead_letters.append(decoded)
+                continue
+            route = self.topics.routes[record.topic]
+            batch.events_by_topic[route.label] += 1
+            self._plan_event(batch, decoded, record.offset)
+        return batch
+
+    # -- decoding ---------------------------------------------------------------------------------
+
+    def decode(self, record: InputRecord) -> Event | DeadLetter:
+        """The event in ``record``, or a dead letter saying why not (never raises)."""
+        route = self.topics.routes.get(record.topic)
+        if route is None:
+            return self._dead(record, "unknown_topic", f"topic {record.topic!r} is not an input of the materializer")
+        if not record.value:
+            return self._dead(record, "empty_value", "record has no value (tombstone or empty payload)")
+        model = MODELS[route.kind]
+        try:
+            event = model.model_validate_json(record.value)
+        except ValidationError as error:
+            reason = "invalid_json" if any(e["type"] == "json_invalid" for e in error.errors()) else "schema_invalid"
+            return self._dead(record, reason, f"not a valid {model.__name__}: {_short_errors(error)}")
+        symbol: str = event.symbol  # type: ignore[attr-defined]
+        if record.key is None or record.key != symbol.encode():
+            # Views compare offsets within one partition; that holds only when the key is the symbol.
+            return self._dead(record, "key_mismatch",
+                              f"record key {record.key!r} is not the event's symbol {symbol!r}")
+        if route.kind is Kind.CANDLE and event.timeframe != route.timeframe:  # type: ignore[attr-defined]
+            return self._dead(record, "timeframe_mismatch",
+                              f"candle of timeframe {event.timeframe!r} on the {route.label} topic")  # type: ignore[attr-defined]
+        return event
+
+    def _dead(self, record: InputRecord, reason: str, detail: str) -> DeadLetter:
+        raw = (record.value or b"").decode("utf-8", errors="backslashreplace")
+        return DeadLetter(
+            source=DEAD_LETTER_SOURCE, reason=reason, detail=detail[:2000], raw=raw[:MAX_RAW_CHARS],
+            ts_init=self.now(), origin=Lineage(topic=record.topic, partition=record.partition, offset=record.offset),
+        )
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def _slot(self, batch: ViewBatch, data_key: str, field_name: str, offset: int, value: str,
+              live: str | None) -> None:
+        current = batch.slots.get((data_key, field_name))
+        if current is None or current.offset < offset:
+            batch.slots[(data_key, field_name)] = SlotWrite(data_key, field_name, offset, value, live)
+
+    def _series(self, batch: ViewBatch, key: str, score: int, member: str, cap: int, live: str | None) -> None:
+        batch.series.append(SeriesAdd(key, score, member, live))
+        batch.trims[key] = cap
+
+    def _plan_event(self, batch: ViewBatch, event: Event, offset: int) -> None:
+        keys = self.keys
+        text = encode(event).decode()
+        if isinstance(event, Tick):
+            batch.symbols.add(event.symbol)
+            self._slot(batch, keys.latest(event.symbol), "tick", offset, text, _live("tick", text))
+        elif isinstance(event, IndicatorSnapshot):
+            batch.symbols.add(event.symbol)
+            self._slot(batch, keys.latest(event.symbol), keys.latest_indicator_field(event.timeframe), offset,
+                       text, None)
+            self._series(batch, keys.indicator_history(event.symbol, event.timeframe), _ms(event.ts_event), text,
+                         self.caps.indicator_history, _live("indicators", text))
+        elif isinstance(event, Candle):
+            batch.symbols.add(event.symbol)
+            index = keys.candles(event.symbol, event.timeframe)
+            member = str(_ms(event.ts_open))
+            current = batch.candles.get((index, member))
+            if current is None or current.offset < offset:
+                batch.candles[(index, member)] = CandleWrite(
+                    index, keys.candles_data(event.symbol, event.timeframe), member, _ms(event.ts_open), offset,
+                    text, self.caps.candles, _live("candle", text))
+        elif isinstance(event, Signal):
+            batch.symbols.add(event.symbol)
+            score = _ms(event.ts_event)
+            self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, _live("signal", text))
+            self._series(batch, keys.signals(event.symbol, event.rule), score, text, self.caps.signals, None)
+            source = RecommendationSource(
+                signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
+                side=event.side, price=event.price, ts_event=event.ts_event,
+                expires_at=event.ts_event + self.caps.recommendation_decay,
+            ).model_dump_json()
+            rec_key = keys.recommendation(event.symbol)
+            self._slot(batch, rec_key, keys.recommendation_field(None), offset, source,
+                       _live("recommendation", source))
+            self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
+        elif isinstance(event, DailySummary):
+            batch.symbols.add(event.symbol)
+            self._slot(batch, keys.daily(event.symbol), keys.daily_field(event.date.isoformat()), offset, text,
+                       _live("daily", text))
+
+
+def _short_errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,203 @@
+"""The materializer service (``stockstream materialize``): Kafka → Redis views, at least once, idempotent.
+
+Why a plain confluent-kafka consumer rather than a Quix Streams Application here: the
+materializer keeps no state of its own (the views *are* the state, guarded by log offsets),
+so Quix's state stores and exactly-once producer add nothing, while this service needs
+exactly what a bare consumer gives directly — one Redis pipeline per consumed batch across
+all six input topics, offsets committed only after that pipeline (and the dead letters)
+succeeded, the batch held in memory and retried while Redis is down with the partitions
+paused (so the group keeps us and nothing is re-read or skipped), and the same loop reused by
+``views rebuild`` with assigned start offsets and no group at all.
+
+Loop: consume up to ``MATERIALIZE_BATCH_MAX`` records → plan (pure) → write to Redis (one
+pipeline) → produce dead letters → commit the offsets after the last record of each
+partition. Redis or Kafka failures never lose the place: the batch is retried with capped
+exponential backoff; records arriving meanwhile (only from newly assigned partitions, the
+others are paused) join the held batch; a revoked partition's records are dropped from it
+(the new owner re-reads them from the committed offset).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from processors.materialize import metrics
+from processors.materialize.planner import BatchPlanner, InputRecord, ViewBatch
+from processors.materialize.settings import MaterializeSettings, redis_client
+from processors.materialize.store import ViewStore
+from schemas.events import encode
+from stockstream.kafka_admin import ensure_topics, wait_for_kafka
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_record(message: Message) -> InputRecord:
+    return InputRecord(message.topic(), message.partition(), message.offset(), message.key(), message.value())
+
+
+def next_offsets(records: list[InputRecord]) -> list[TopicPartition]:
+    """The offsets to commit after ``records``: last offset + 1 per topic-partition."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        where = (record.topic, record.partition)
+        last[where] = max(last.get(where, -1), record.offset)
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in sorted(last.items())]
+
+
+class DeadLetterSink:
+    """Produces dead letters to ``views.dlq`` and waits for delivery (raises ``KafkaException`` if not delivered)."""
+
+    def __init__(self, settings: MaterializeSettings) -> None:
+        self.topic = settings.dead_letter_topic().name
+        self.producer = Producer({**settings.client_config(), "enable.idempotence": True, "linger.ms": 5,
+                                  "log_level": 3})
+
+    def send(self, batch: ViewBatch, timeout_s: float = 30.0) -> None:
+        if not batch.dead_letters:
+            return
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for letter in batch.dead_letters:
+            self.producer.produce(self.topic, key=letter.source.encode(), value=encode(letter), on_delivery=on_delivery)
+        remaining = self.producer.flush(timeout_s)
+        if remaining or failures:
+            raise KafkaException(f"{remaining} dead letters undelivered, errors: {failures[:3]}")
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+            log.warning("dead letter %s at %s: %s", letter.reason, letter.origin, letter.detail)
+
+
+class Materializer:
+    """One materializer instance (a member of the consumer group). ``run`` blocks until ``stop`` is set."""
+
+    def __init__(self, settings: MaterializeSettings, *, now: Callable[[], datetime] = utc_now,
+                 stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.topics = settings.input_topics()
+        self.planner = BatchPlanner(settings.view_keys(), self.topics, settings.caps(), now)
+        self.redis = redis_client(settings, settings.redis_socket_timeout_s)
+        self.store = ViewStore(self.redis, settings.view_keys())
+        self.dead_letters = DeadLetterSink(settings)
+        self.consumer = self._consumer()
+        self._revoked: set[tuple[str, int]] = set()
+        self.batches = 0
+
+    def _consumer(self) -> Consumer:
+        config = {
+            **self.settings.client_config(),
+            "group.id": self.settings.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",  # processors write with transactions: skip aborted ones
+            "log_level": 3,
+        }
+        return Consumer(config)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._revoked.difference_update((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %d partitions", len(partitions))
+
+    def run(self) -> None:
+        """Create the topics if needed, subscribe, and materialize until stopped."""
+        wait_for_kafka(self.settings, timeout_s=60)
+        inputs = set(self.topics.names)
+        specs = [spec for spec in self.settings.topics().all() if spec.name in inputs]
+        ensure_topics(self.settings, [*specs, self.settings.dead_letter_topic()])
+        self.consumer.subscribe(self.topics.names, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("materializing %s into Redis prefix %r (group %s)", ", ".join(self.topics.names),
+                 self.settings.redis_key_prefix, self.settings.group_id)
+        try:
+            while not self.stop.is_set():
+                records = self._consume(self.settings.batch_timeout_s)
+                if records:
+                    self.process(records)
+        finally:
+            self.consumer.close()
+            self.redis.close()
+
+    def _consume(self, timeout_s: float) -> list[InputRecord]:
+        records = []
+        for message in self.consumer.consume(self.settings.batch_max_records, timeout=timeout_s):
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consumer error: %s", error)
+                continue
+            records.append(to_record(message))
+        return records
+
+    def process(self, records: list[InputRecord]) -> bool:
+        """Write ``records`` to the views, retrying until done; commit their offsets. False if stopped first."""
+        held = records
+        attempt = 0
+        paused: list[TopicPartition] = []
+        while True:
+            held = [r for r in held if (r.topic, r.partition) not in self._revoked]
+            if not held:
+                break
+            batch = self.planner.plan(held)
+            try:
+                started = time.perf_counter()
+                result = self.store.apply(batch)
+                self.dead_letters.send(batch)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            except (redis.RedisError, KafkaException, OSError) as error:
+                attempt += 1
+                if isinstance(error, redis.RedisError | OSError):
+                    metrics.REDIS_ERRORS.inc()
+                    metrics.REDIS_UP.set(0)
+                backoff = min(self.settings.retry_max_backoff_s, 0.1 * 2 ** min(attempt, 10))
+                log.warning("batch of %d records not written (attempt %d: %s: %s); retrying in %.1fs",
+                            len(held), attempt, type(error).__name__, error, backoff)
+                if not paused:
+                    paused = list(self.consumer.assignment())
+                    self.consumer.pause(paused)
+                # Keep serving the group (heartbeats, rebalances) while waiting; paused partitions yield nothing.
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline and not self.stop.is_set():
+                    held = held + self._consume(min(0.2, max(0.01, deadline - time.monotonic())))
+                if self.stop.is_set():
+                    return False
+                continue
+            metrics.REDIS_UP.set(1)
+            if attempt:
+                log.info("batch written after %d retries", attempt)
+            self._account(batch, result.written, result.stale, result.published)
+            try:
+                self.consumer.commit(offsets=next_offsets(held), asynchronous=True)
+            except KafkaException as error:
+                # The views already hold these records; a lost commit only means a harmless re-read.
+                log.warning("offset commit failed: %s", error)
+            break
+        if paused:
+            self.consumer.resume(self.consumer.assignment())
+        return True
+
+    def _account(self, batch: ViewBatch, written: int, stale: int, published: int) -> None:
+        self.batches += 1
+        for label, count in batch.events_by_topic.items():
+            metrics.EVENTS.labels(label).inc(count)
+        metrics.WRITES.labels("written").inc(written)
+        metrics.WRITES.labels("stale").inc(stale)
+        metrics.LIVE_PUBLISHED.inc(published)
+        metrics.BATCH_RECORDS.observe(batch.records)

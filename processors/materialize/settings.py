@@ -1,0 +1,64 @@
+"""Settings of ``stockstream materialize`` and ``stockstream views rebuild`` (one frozen class, env names here)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+from pydantic import Field
+
+from processors.materialize.keys import ViewKeys
+from processors.materialize.planner import Caps, InputTopics
+from schemas.events import DeadLetter
+from schemas.topics import TopicSpec
+from stockstream.observability import register_secret
+from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+
+
+class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):
+    """Everything the materializer reads from the environment."""
+
+    metrics_port: int = Field(9103, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
+    consumer_group: str | None = Field(
+        None, validation_alias=env("MATERIALIZE_CONSUMER_GROUP"),
+        description="Kafka consumer group; default '<STOCKSTREAM_TOPIC_PREFIX>stockstream-materialize'",
+    )
+    batch_max_records: int = Field(2000, ge=1, le=100_000, validation_alias=env("MATERIALIZE_BATCH_MAX"))
+    batch_timeout_s: float = Field(0.2, gt=0, le=10, validation_alias=env("MATERIALIZE_BATCH_TIMEOUT_SECONDS"))
+    retry_max_backoff_s: float = Field(5.0, gt=0, le=300, validation_alias=env("MATERIALIZE_RETRY_MAX_SECONDS"))
+    candles_max: int = Field(1000, ge=1, le=100_000, validation_alias=env("VIEWS_CANDLES_MAX"))
+    indicator_history_max: int = Field(1000, ge=1, le=100_000, validation_alias=env("VIEWS_INDICATOR_HISTORY_MAX"))
+    signals_max: int = Field(500, ge=1, le=100_000, validation_alias=env("VIEWS_SIGNALS_MAX"))
+    recommendation_decay_s: float = Field(900.0, gt=0, validation_alias=env("RECOMMENDATION_DECAY_SECONDS"))
+    redis_socket_timeout_s: float = Field(5.0, gt=0, validation_alias=env("REDIS_SOCKET_TIMEOUT_SECONDS"))
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"{self.topic_prefix}stockstream-materialize"
+
+    def caps(self) -> Caps:
+        return Caps(candles=self.candles_max, indicator_history=self.indicator_history_max,
+                    signals=self.signals_max, recommendation_decay=timedelta(seconds=self.recommendation_decay_s))
+
+    def input_topics(self) -> InputTopics:
+        return InputTopics.from_registry(self.topics())
+
+    def dead_letter_topic(self) -> TopicSpec:
+        """``views.dlq``: records the materializer refused (declared here, next to its only producer)."""
+        registry = self.topics()
+        return TopicSpec(registry.name("views.dlq"), "source", DeadLetter, 1, registry.dlq_retention_ms)
+
+    def view_keys(self, prefix: str | None = None) -> ViewKeys:
+        return ViewKeys(self.redis_key_prefix if prefix is None else prefix)
+
+    def register_secrets(self) -> None:
+        register_secret(self.redis_password.get_secret_value() if self.redis_password else None)
+        register_secret(self.sasl_password.get_secret_value() if self.sasl_password else None)
+
+
+def redis_client(settings: RedisSettings, socket_timeout_s: float = 5.0) -> redis.Redis:
+    """A Redis client from ``REDIS_URL`` plus AUTH/TLS settings; connects lazily (no I/O here)."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+        health_check_interval=30, **settings.redis_kwargs(),
+    )
