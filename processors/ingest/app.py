@@ -1,0 +1,93 @@
+"""``stockstream ingest`` as a process: logging, secrets, metrics endpoint, topics, signals, run.
+
+Exit codes: 0 after a clean stop (source finished or SIGTERM/SIGINT, everything
+flushed); 1 if records could not be delivered before the flush timeout or the producer
+hit a fatal error; 2 for bad configuration (raised before anything starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from processors.ingest.backoff import Backoff
+from processors.ingest.factory import build_source
+from processors.ingest.metrics import IngestMetrics
+from processors.ingest.publisher import FatalProducerError, TickPublisher
+from processors.ingest.service import IngestService, stop_on_signals, wall_clock
+from processors.ingest.settings import IngestSettings
+from processors.ingest.sources.base import Source
+from stockstream.kafka_admin import ensure_topics
+from stockstream.observability import register_secret, setup_logging, start_metrics_server
+
+log = logging.getLogger("processors.ingest")
+
+
+class ConfigurationError(RuntimeError):
+    """Bad configuration found at start; the message says what to change."""
+
+
+def register_secrets(settings: IngestSettings) -> None:
+    for secret in (settings.alphavantage_api_key, settings.sasl_password):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+
+
+def main(settings: IngestSettings) -> int:
+    """Run the ingest service until its source ends or a signal arrives; returns the exit code."""
+    began = time.monotonic()
+    register_secrets(settings)
+    setup_logging(settings.log_level, "ingest")
+    metrics = IngestMetrics()
+    try:
+        start_metrics_server(settings.metrics_host, settings.metrics_port, "ingest")
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port} ({error});"
+            " set METRICS_PORT (0 disables it)") from None
+    source = build_source(settings, wall_clock)
+    try:
+        return asyncio.run(_run(settings, source, metrics, began))
+    except FatalProducerError as error:
+        log.critical("%s; exiting so a supervisor restarts a fresh producer", error)
+        return 1
+
+
+async def ensure_topics_until_ready(settings: IngestSettings, stop: asyncio.Event) -> bool:
+    """Create the ticks and DLQ topics, retrying while Kafka is unreachable; False if stopped first."""
+    topics = settings.topics()
+    backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds, random.Random())  # noqa: S311 - jitter, not security
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(ensure_topics, settings, [topics.ticks, topics.ticks_dlq], 10.0)
+            return True
+        except Exception as error:  # noqa: BLE001 - any Kafka failure here is retried, never fatal
+            delay = backoff.next_delay()
+            log.warning("Kafka at %s not ready (%s); retrying in %.1fs", settings.bootstrap_servers, error, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+    return False
+
+
+async def _run(settings: IngestSettings, source: Source, metrics: IngestMetrics, began: float) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    if not await ensure_topics_until_ready(settings, stop):
+        log.info("stopped before Kafka was ready")
+        return 0
+    publisher = TickPublisher(settings, settings.source, metrics)
+    topics = settings.topics()
+    log.info("ingest ready in %.2fs: source=%s symbols=%s → %s (rejects → %s), metrics port %s",
+             time.monotonic() - began, settings.source, ",".join(settings.active_symbols()) or "(from input)",
+             topics.ticks.name, topics.ticks_dlq.name, settings.metrics_port or "off")
+    service = IngestService(settings, source, publisher, metrics)
+    summary = await service.run(stop)
+    if summary.undelivered or summary.failed:
+        log.error("stopped with undelivered records: %s", summary.line())
+        return 1
+    log.info("stopped cleanly: %s", summary.line())
+    return 0

@@ -1,0 +1,1 @@
+"""Ingestion sources: one module (or package) per source, all behind :class:`~.base.Source`."""

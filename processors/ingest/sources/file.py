@@ -1,0 +1,205 @@
+"""Replay of a CSV or JSONL file (``timestamp,symbol,price[,volume]``, one record per line).
+
+Every non-blank line is either published as a tick or dead-lettered. A CSV may start
+with a header naming its columns (any order; ``volume`` optional); without one the
+columns are ``timestamp,symbol,price[,volume]``. Timestamps are ISO 8601 (a naive one
+is UTC) or epoch seconds/milliseconds. ``source_id`` is ``<file name>#<sha256[:12]>:<line>``:
+deterministic, so the same file replayed twice in one run is caught as duplicates,
+and ordered like the file.
+
+By default records go out as fast as the broker takes them; with ``speed`` the gaps
+between event times are replayed, divided by ``speed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from processors.ingest import reasons
+from processors.ingest.reasons import RecordRejected
+from processors.ingest.sources.base import Accepted, Outcome, Rejected, raw_text
+from processors.ingest.validation import (
+    TimeBounds,
+    build_tick,
+    parse_amount,
+    parse_file_timestamp,
+    parse_symbol,
+    rejection_from_validation_error,
+    require_amount,
+)
+
+COLUMNS = ("timestamp", "symbol", "price", "volume")
+REQUIRED = ("timestamp", "symbol", "price")
+JsonScalar = str | int | float | None
+
+
+class FileRecordWire(BaseModel):
+    """One line of the replay format, as it stands in the file."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    timestamp: JsonScalar = None
+    symbol: str | None = None
+    price: JsonScalar = None
+    volume: JsonScalar = None
+
+
+_DOMAINS = {name: name for name in COLUMNS}
+
+
+def to_tick(record: FileRecordWire, *, source_id: str, now: datetime, bounds: TimeBounds) -> Accepted:
+    """Convert one file record to a domain tick (the format's single conversion point)."""
+    symbol = parse_symbol(record.symbol)
+    return Accepted(build_tick(
+        source="file", source_id=source_id, symbol=symbol, price=require_amount(record.price, "price"),
+        volume=parse_amount(record.volume, "volume", required=False),
+        ts_event=parse_file_timestamp(record.timestamp), ts_init=now, bounds=bounds,
+    ))
+
+
+@dataclass
+class CsvLayout:
+    """The column order of a CSV file, learnt from its header (or the default)."""
+
+    columns: tuple[str, ...] = COLUMNS
+
+    def record(self, fields: list[str]) -> FileRecordWire:
+        if len(fields) == len(self.columns) - 1 and self.columns[-1] == "volume":
+            fields = [*fields, ""]
+        if len(fields) != len(self.columns):
+            raise RecordRejected(
+                reasons.MALFORMED_CSV, f"{len(fields)} fields, expected {len(self.columns)} ({','.join(self.columns)})"
+            )
+        return FileRecordWire(**dict(zip(self.columns, fields, strict=True)))
+
+
+def parse_header(fields: list[str]) -> tuple[str, ...] | None:
+    """Column names if ``fields`` is a header line, else ``None``; raises if it is a bad header."""
+    names = tuple(field.strip().lower() for field in fields)
+    if "price" not in names and "timestamp" not in names:
+        return None
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown or len(set(names)) != len(names) or any(name not in names for name in REQUIRED):
+        raise RecordRejected(
+            reasons.CSV_HEADER_INVALID,
+            f"header {','.join(names)!r} must name timestamp, symbol, price and optionally volume, once each",
+        )
+    return names
+
+
+def parse_line(text: str, fmt: Literal["csv", "jsonl"], layout: CsvLayout) -> FileRecordWire:
+    """The wire record of one (non-blank, non-header) line, or :class:`RecordRejected`."""
+    if fmt == "jsonl":
+        try:
+            payload = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise RecordRejected(reasons.MALFORMED_JSON, str(error)[:200]) from None
+        if not isinstance(payload, dict):
+            raise RecordRejected(reasons.NOT_AN_OBJECT, f"line holds a JSON {type(payload).__name__}")
+        try:
+            return FileRecordWire.model_validate(payload)
+        except ValidationError as error:
+            raise rejection_from_validation_error(error, _DOMAINS) from None
+    try:
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as error:
+        raise RecordRejected(reasons.MALFORMED_CSV, str(error)) from None
+    return layout.record(rows[0] if rows else [])
+
+
+def detect_format(path: Path, configured: str) -> Literal["csv", "jsonl"]:
+    if configured in ("csv", "jsonl"):
+        return configured  # type: ignore[return-value]
+    return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
+
+
+def file_tag(path: Path) -> str:
+    """``<name>#<sha256 prefix>``: identifies the file by name and content, not by where it lies."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path.name[:64]}#{digest.hexdigest()[:12]}"
+
+
+class FileSource:
+    """Replays one or more files in order, then ends."""
+
+    name = "file"
+    symbols: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        paths: tuple[Path, ...],
+        bounds: TimeBounds,
+        now: Callable[[], datetime],
+        speed: float | None = None,
+        fmt: str = "auto",
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.paths = paths
+        self.bounds = bounds
+        self.now = now
+        self.speed = speed
+        self.fmt = fmt
+        self.monotonic = monotonic
+        self.sleep = sleep
+
+    async def stream(self) -> AsyncIterator[Outcome]:
+        for path in self.paths:
+            anchor: tuple[float, datetime] | None = None
+            for index, outcome in enumerate(self.outcomes(path)):
+                if self.speed is not None and isinstance(outcome, Accepted):
+                    ts = outcome.tick.ts_event
+                    if anchor is None:
+                        anchor = (self.monotonic(), ts)
+                    due = anchor[0] + (ts - anchor[1]).total_seconds() / self.speed
+                    delay = due - self.monotonic()
+                    if delay > 0:
+                        await self.sleep(delay)
+                elif index % 256 == 0:
+                    await self.sleep(0)
+                yield outcome
+
+    def outcomes(self, path: Path) -> Iterator[Outcome]:
+        """The outcome of every non-blank line of ``path``, in file order (pure apart from reading)."""
+        tag = file_tag(path)
+        fmt = detect_format(path, self.fmt)
+        layout = CsvLayout()
+        first = True
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                raw = line.rstrip(b"\r\n")
+                if not raw.strip():
+                    continue  # blank lines are not records
+                source_id = f"{tag}:{number}"
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    yield Rejected(reasons.ENCODING_INVALID, f"{source_id}: not UTF-8 ({error.reason})", raw_text(raw))
+                    first = False
+                    continue
+                try:
+                    if first and fmt == "csv":
+                        first = False
+                        header = parse_header(next(csv.reader([text])))
+                        if header is not None:
+                            layout = CsvLayout(header)
+                            continue
+                    first = False
+                    record = parse_line(text, fmt, layout)
+                    yield to_tick(record, source_id=source_id, now=self.now(), bounds=self.bounds)
+                except RecordRejected as rejected:
+                    yield Rejected(rejected.reason, f"{source_id}: {rejected.detail}", raw_text(text))

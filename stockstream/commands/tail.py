@@ -1,0 +1,148 @@
+"""``stockstream tail``: print the records of a topic as they arrive (rich table or JSON lines).
+
+Topic names resolve through ``KafkaSettings.topics()`` (prefix and ``KAFKA_TOPIC`` apply):
+``ticks``, ``ticks.dlq``, ``candles.<tf>``, ``indicators``, ``signals``, ``aggregates.daily``,
+``notifications.dlq``. It reads without a consumer group commit, so it never disturbs
+the services' offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.topics import TopicRegistry, TopicSpec
+from stockstream.settings import KafkaSettings
+
+# Columns worth showing per value model; anything else shows compact JSON.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "Tick": ("ts_event", "symbol", "price", "volume", "source", "source_id"),
+    "DeadLetter": ("ts_init", "source", "reason", "detail", "raw"),
+    "Candle": ("ts_open", "symbol", "timeframe", "open", "high", "low", "close", "volume"),
+    "IndicatorSnapshot": ("ts_event", "symbol", "timeframe", "price", "values"),
+    "Signal": ("ts_event", "symbol", "timeframe", "rule", "side", "price"),
+    "DailySummary": ("date", "symbol", "open", "close", "vwap", "volume", "buy_count", "sell_count"),
+}
+
+
+def resolve_topic(registry: TopicRegistry, name: str) -> TopicSpec:
+    """The spec of a logical topic name (``ticks``, ``candles.1m`` …); raises ``typer.BadParameter``."""
+    fixed = {
+        "ticks": lambda: registry.ticks,
+        "ticks.dlq": lambda: registry.ticks_dlq,
+        "indicators": lambda: registry.indicators,
+        "signals": lambda: registry.signals,
+        "aggregates.daily": lambda: registry.aggregates_daily,
+        "notifications.dlq": lambda: registry.notifications_dlq,
+    }
+    if name in fixed:
+        return fixed[name]()
+    if name.startswith("candles."):
+        try:
+            return registry.candles(name.removeprefix("candles."))
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    known = ", ".join([*fixed, "candles.<tf>"])
+    raise typer.BadParameter(f"unknown topic {name!r}; known: {known}")
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def tail(
+    topic: Annotated[str, typer.Option("--topic", help="ticks, ticks.dlq, candles.<tf>, indicators, signals, aggregates.daily, notifications.dlq")] = "ticks",
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record instead of new ones.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Exit after N records.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+    idle_exit: Annotated[float | None, typer.Option("--idle-exit", min=0.1, help="Exit after this many seconds without a record.")] = None,
+) -> None:
+    """Print the records of a topic as they arrive (Ctrl-C stops)."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
+    settings = KafkaSettings()
+    spec = resolve_topic(settings.topics(), topic)
+    consumer = Consumer({
+        **settings.client_config(), "group.id": f"stockstream-tail-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 3,
+    })
+    # A pipe gets wide rows instead of rich's 80-column default.
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True)
+    try:
+        try:
+            metadata = consumer.list_topics(spec.name, timeout=10)
+        except KafkaException as error:
+            err.print(f"[red]cannot reach Kafka at {settings.bootstrap_servers}:[/] {error}")
+            raise typer.Exit(1) from None
+        partitions = metadata.topics[spec.name].partitions if spec.name in metadata.topics else {}
+        if not partitions or metadata.topics[spec.name].error is not None:
+            err.print(f"[red]topic {spec.name} does not exist (yet)[/]")
+            raise typer.Exit(1)
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(spec.name, p, start) for p in partitions])
+        columns = COLUMNS.get(spec.value_model.__name__, ())
+        shown = 0
+        header = True
+        last_record = time.monotonic()
+        while limit is None or shown < limit:
+            batch = consumer.consume(min(500, (limit - shown) if limit else 500), timeout=0.5)
+            rows = [message for message in batch if message.error() is None]
+            if not rows:
+                if idle_exit is not None and time.monotonic() - last_record > idle_exit:
+                    break
+                continue
+            last_record = time.monotonic()
+            if as_json:
+                for message in rows:
+                    typer.echo(json.dumps(_record(message)))
+            else:
+                table = Table(show_header=header, box=None, pad_edge=False)
+                header = False
+                for column in ("p:offset", "key", *(columns or ("value",))):
+                    table.add_column(column, no_wrap=True, overflow="ellipsis",
+                                     min_width=20 if column.startswith("ts_") else None)
+                for message in rows:
+                    value = _record(message)["value"]
+                    cells = [_cell(value.get(c)) if isinstance(value, dict) else "" for c in columns] if columns \
+                        else [_cell(value, 120)]
+                    table.add_row(f"{message.partition()}:{message.offset()}", _cell(value_key(message)), *cells)
+                console.print(table)
+            shown += len(rows)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+def value_key(message: Any) -> str:
+    key = message.key()
+    return key.decode("utf-8", errors="backslashreplace") if key else ""
+
+
+def _record(message: Any) -> dict[str, Any]:
+    raw = message.value() or b""
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw.decode("utf-8", errors="backslashreplace")
+    timestamp_ms = message.timestamp()[1]
+    return {
+        "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
+        "key": value_key(message),
+        "timestamp": datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat() if timestamp_ms > 0 else None,
+        "value": value,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="tail")(tail)
