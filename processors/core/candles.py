@@ -1,0 +1,71 @@
+"""Event-time tumbling windows (candles) aligned to the Unix epoch.
+
+A window of length L covers ``[start, start + L)`` with ``start`` a multiple of L. Open
+and close are decided by event time, not arrival: a tick older than the window's current
+open becomes the open; a tick at or after the current close's time becomes the close
+(ties: the later arrival wins the close, the earlier keeps the open). When windows close
+is decided by :mod:`processors.core.pipeline` (grace period, UTC midnight).
+"""
+
+from __future__ import annotations
+
+from processors.core.plain import as_float, as_int, as_list
+
+_WHAT = "candle window state"
+
+
+class CandleWindow:
+    """One open window's OHLCV; times are microseconds since the epoch."""
+
+    __slots__ = ("start", "open", "open_ts", "high", "low", "close", "close_ts", "volume", "count")
+
+    def __init__(self, start: int, ts: int, price: float, volume: float) -> None:
+        self.start = start
+        self.open = self.high = self.low = self.close = price
+        self.open_ts = self.close_ts = ts
+        self.volume = volume
+        self.count = 1
+
+    def add(self, ts: int, price: float, volume: float) -> None:
+        """Fold one tick in (any arrival order)."""
+        if ts < self.open_ts:
+            self.open = price
+            self.open_ts = ts
+        if ts >= self.close_ts:
+            self.close = price
+            self.close_ts = ts
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.volume += volume
+        self.count += 1
+
+    def dump(self) -> list[int | float]:
+        return [self.start, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
+                self.volume, self.count]
+
+    @classmethod
+    def load(cls, plain: object) -> CandleWindow:
+        start, open_, open_ts, high, low, close, close_ts, volume, count = as_list(plain, 9, _WHAT)
+        window = cls(as_int(start, _WHAT), as_int(open_ts, _WHAT), as_float(open_, _WHAT),
+                     as_float(volume, _WHAT))
+        window.high, window.low = as_float(high, _WHAT), as_float(low, _WHAT)
+        window.close, window.close_ts = as_float(close, _WHAT), as_int(close_ts, _WHAT)
+        window.count = as_int(count, _WHAT)
+        return window
+
+
+def fold(windows: list[CandleWindow], length: int, ts: int, price: float, volume: float) -> None:
+    """Add a tick to its window in ``windows`` (kept sorted by start), opening it if needed."""
+    start = ts - ts % length
+    for index in range(len(windows) - 1, -1, -1):  # the newest window is the usual target
+        window = windows[index]
+        if window.start == start:
+            window.add(ts, price, volume)
+            return
+        if window.start < start:
+            windows.insert(index + 1, CandleWindow(start, ts, price, volume))
+            return
+    windows.insert(0, CandleWindow(start, ts, price, volume))
+

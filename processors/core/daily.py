@@ -1,0 +1,74 @@
+"""The running aggregate of one symbol over one UTC day.
+
+Open and close are by event time (ties: first arrival keeps the open, last arrival takes
+the close); mean price is the plain mean of every accepted tick's price; VWAP is
+Σ(price·volume)/Σ(volume), ``None`` when the day has no volume; BUY/SELL counts cover
+every rule and timeframe. Sums of positive terms only, so the relative rounding error is
+at most (ticks in the day)·ε.
+"""
+
+from __future__ import annotations
+
+from processors.core.plain import as_float, as_int, as_list
+
+_WHAT = "daily aggregate state"
+
+
+class DayAggregate:
+    """The mutable aggregate of one UTC day; ``day`` is the day number since 1970-01-01."""
+
+    __slots__ = ("day", "open", "open_ts", "high", "low", "close", "close_ts", "price_sum", "pv",
+                 "volume", "count", "buys", "sells")
+
+    def __init__(self, day: int, ts: int, price: float, volume: float) -> None:
+        self.day = day
+        self.open = self.high = self.low = self.close = price
+        self.open_ts = self.close_ts = ts
+        self.price_sum = price
+        self.pv = price * volume
+        self.volume = volume
+        self.count = 1
+        self.buys = 0
+        self.sells = 0
+
+    def add(self, ts: int, price: float, volume: float) -> None:
+        if ts < self.open_ts:
+            self.open = price
+            self.open_ts = ts
+        if ts >= self.close_ts:
+            self.close = price
+            self.close_ts = ts
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.price_sum += price
+        if volume > 0.0:
+            self.pv += price * volume
+            self.volume += volume
+        self.count += 1
+
+    @property
+    def mean_price(self) -> float:
+        return self.price_sum / self.count
+
+    @property
+    def vwap(self) -> float | None:
+        return self.pv / self.volume if self.volume > 0.0 else None
+
+    def dump(self) -> list[int | float]:
+        return [self.day, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
+                self.price_sum, self.pv, self.volume, self.count, self.buys, self.sells]
+
+    @classmethod
+    def load(cls, plain: object) -> DayAggregate:
+        (day, open_, open_ts, high, low, close, close_ts, price_sum, pv, volume, count, buys,
+         sells) = as_list(plain, 13, _WHAT)
+        aggregate = cls(as_int(day, _WHAT), as_int(open_ts, _WHAT), as_float(open_, _WHAT), 0.0)
+        aggregate.high, aggregate.low = as_float(high, _WHAT), as_float(low, _WHAT)
+        aggregate.close, aggregate.close_ts = as_float(close, _WHAT), as_int(close_ts, _WHAT)
+        aggregate.price_sum = as_float(price_sum, _WHAT)
+        aggregate.pv, aggregate.volume = as_float(pv, _WHAT), as_float(volume, _WHAT)
+        aggregate.count = as_int(count, _WHAT)
+        aggregate.buys, aggregate.sells = as_int(buys, _WHAT), as_int(sells, _WHAT)
+        return aggregate

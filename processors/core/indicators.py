@@ -1,0 +1,359 @@
+"""Incremental technical indicators: SMA, EMA, RSI (Wilder), MACD, Bollinger bands, VWAP.
+
+Dependency-free and O(1) per price (amortized): every runner (stream processor, batch
+CLI, Spark backfill, replay) feeds prices one at a time through :meth:`IndicatorEngine.update`
+and gets the same values. Definitions are the contract of MISSION.md (TA-Lib is the
+reference; see docs/core.md for the comparison):
+
+- ``sma_n``: mean of the last n prices.
+- ``ema_n``: k = 2/(n+1), seeded with the SMA of the first n prices, then ``ema += k·(p − ema)``.
+- ``rsi_n`` (Wilder): first average gain/loss = mean of the first n changes, then
+  ``avg = (avg·(n−1) + x)/n``; ``100·G/(G+L)``, and 50 when G and L are both 0.
+- ``macd`` = EMA(fast) − EMA(slow), each seeded as above; ``macd_signal`` = EMA(signal)
+  of macd seeded with the mean of the first ``signal`` macd values; ``macd_hist`` = macd − signal.
+- ``bb_upper/bb_middle/bb_lower``: SMA(n) ± deviations·σ, σ the population standard deviation.
+- ``vwap``: Σ(price·volume)/Σ(volume) since the UTC midnight of the price (None without volume).
+
+State is an :class:`IndicatorState`: a handful of floats plus one ring buffer of the last
+N prices (N = the longest SMA/Bollinger window), so it never grows. It converts to and
+from a JSON-compatible list exactly (:meth:`IndicatorEngine.dump`, :meth:`IndicatorEngine.load`).
+
+Numerics: window sums and the Bollinger sum of squared deviations are updated in O(1)
+(running sum; Welford's rolling update for the variance) and re-derived exactly from the
+ring buffer (``math.fsum``, corrected two-pass variance) every time the ring wraps and
+whenever a value fell below 1/1000 of its peak since the last exact derivation
+(cancellation, e.g. a spike leaving the window). Errors therefore never accumulate for
+more than N prices and never exceed about N·1000·ε relative; the variance never goes
+negative.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from processors.core.plain import as_float, as_floats, as_int, as_list
+
+Value = float | None
+CANCELLATION = 1e-3  # re-derive exactly when a running value falls below this share of its peak
+
+
+@dataclass(frozen=True, slots=True)
+class MacdSpec:
+    """MACD periods; the default is the classic 12/26/9."""
+
+    fast: int = 12
+    slow: int = 26
+    signal: int = 9
+
+    def __post_init__(self) -> None:
+        if min(self.fast, self.slow, self.signal) < 1:
+            raise ValueError("MACD periods must be at least 1")
+        if self.fast >= self.slow:
+            raise ValueError(f"MACD fast period ({self.fast}) must be shorter than the slow one ({self.slow})")
+
+
+@dataclass(frozen=True, slots=True)
+class BollingerSpec:
+    """Bollinger bands: SMA(period) ± deviations·σ (population σ)."""
+
+    period: int = 20
+    deviations: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.period < 1:
+            raise ValueError("Bollinger period must be at least 1")
+        if not (math.isfinite(self.deviations) and self.deviations > 0):
+            raise ValueError("Bollinger deviations must be a positive number")
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """Which indicators to compute, with their periods. The default is the contract's set."""
+
+    sma: tuple[int, ...] = (20, 50)
+    ema: tuple[int, ...] = (12, 26)
+    rsi: tuple[int, ...] = (14,)
+    macd: MacdSpec | None = field(default_factory=MacdSpec)
+    bollinger: BollingerSpec | None = field(default_factory=BollingerSpec)
+    vwap: bool = True
+
+    def __post_init__(self) -> None:
+        for family, periods in (("sma", self.sma), ("ema", self.ema), ("rsi", self.rsi)):
+            if any(period < 1 for period in periods):
+                raise ValueError(f"{family} periods must be at least 1")
+            if len(set(periods)) != len(periods):
+                raise ValueError(f"{family} periods must not repeat")
+
+    def names(self) -> tuple[str, ...]:
+        """Output names in output order (``sma_20, sma_50, ema_12, … vwap`` by default)."""
+        names = [f"sma_{n}" for n in self.sma]
+        names += [f"ema_{n}" for n in self.ema]
+        names += [f"rsi_{n}" for n in self.rsi]
+        if self.macd is not None:
+            names += ["macd", "macd_signal", "macd_hist"]
+        if self.bollinger is not None:
+            names += ["bb_upper", "bb_middle", "bb_lower"]
+        if self.vwap:
+            names.append("vwap")
+        return tuple(names)
+
+    def key(self) -> str:
+        """A short text that changes whenever the state layout changes (stored with the state)."""
+        macd = "-" if self.macd is None else f"{self.macd.fast}/{self.macd.slow}/{self.macd.signal}"
+        bands = "-" if self.bollinger is None else f"{self.bollinger.period}x{self.bollinger.deviations!r}"
+        return f"s{list(self.sma)}e{list(self.ema)}r{list(self.rsi)}m{macd}b{bands}v{int(self.vwap)}"
+
+
+class IndicatorState:
+    """The mutable running state of one symbol on one timeframe. Owned by one engine."""
+
+    __slots__ = (
+        "count", "ring", "pos", "sums", "peaks", "m2", "m2_peak",
+        "emas", "signal", "gains", "losses", "prev", "day", "pv", "volume",
+    )
+
+    def __init__(self, windows: int, ring_size: int, emas: int, rsis: int) -> None:
+        self.count = 0  # prices seen
+        self.ring = [0.0] * (ring_size + 1) if ring_size else []  # last prices; newest at pos - 1
+        self.pos = 0
+        self.sums = [0.0] * windows  # running sum per distinct SMA/Bollinger window
+        self.peaks = [0.0] * windows  # largest running sum since the last exact derivation
+        self.m2 = 0.0  # Bollinger: Σ(x − mean)² over its window
+        self.m2_peak = 0.0
+        self.emas = [0.0] * emas  # seed sum while warming up, then the EMA
+        self.signal = 0.0  # MACD signal: seed sum while warming up, then the EMA of macd
+        self.gains = [0.0] * rsis  # RSI: sum of gains while warming up, then Wilder's average
+        self.losses = [0.0] * rsis
+        self.prev = 0.0  # previous price (RSI changes)
+        self.day: int | None = None  # VWAP anchor: UTC day number
+        self.pv = 0.0  # Σ price·volume since the anchor
+        self.volume = 0.0  # Σ volume since the anchor
+
+
+class IndicatorEngine:
+    """The compiled plan for one :class:`IndicatorSpec`; stateless and shareable.
+
+    Callers keep one :class:`IndicatorState` per symbol and timeframe and call
+    :meth:`update` once per price in event order.
+    """
+
+    def __init__(self, spec: IndicatorSpec) -> None:
+        self.spec = spec
+        self.names = spec.names()
+        lengths = set(spec.sma)
+        if spec.bollinger is not None:
+            lengths.add(spec.bollinger.period)
+        self._windows = tuple(sorted(lengths))
+        self._window_slots = tuple(enumerate(self._windows))
+        self._ring_size = max(self._windows, default=0)
+        slot = {n: j for j, n in enumerate(self._windows)}
+        self._sma = tuple((slot[n], n) for n in spec.sma)
+        ema_periods = list(spec.ema)
+        if spec.macd is not None:
+            ema_periods += [n for n in (spec.macd.fast, spec.macd.slow) if n not in ema_periods]
+        self._ema_periods = tuple(ema_periods)
+        self._ema = tuple((j, n, 2.0 / (n + 1)) for j, n in enumerate(ema_periods))
+        self._ema_out = tuple(range(len(spec.ema)))
+        self._rsi = tuple((j, n, n - 1) for j, n in enumerate(spec.rsi))
+        self._macd: tuple[int, int, int, int, float] | None = None
+        if spec.macd is not None:
+            m = spec.macd
+            self._macd = (
+                ema_periods.index(m.fast), ema_periods.index(m.slow), m.slow, m.signal, 2.0 / (m.signal + 1)
+            )
+        self._bands: tuple[int, int, float] | None = None
+        if spec.bollinger is not None:
+            b = spec.bollinger
+            self._bands = (slot[b.period], b.period, b.deviations)
+        self._vwap = spec.vwap
+        self.warmup = max(
+            [*spec.sma, *spec.ema, *(n + 1 for n in spec.rsi), 1]
+            + ([spec.macd.slow + spec.macd.signal - 1] if spec.macd else [])
+            + ([spec.bollinger.period] if spec.bollinger else [])
+        )
+        """Prices needed until every configured indicator is defined (VWAP aside)."""
+
+    def new_state(self) -> IndicatorState:
+        return IndicatorState(len(self._windows), self._ring_size, len(self._ema_periods), len(self._rsi))
+
+    def update(self, state: IndicatorState, price: float, volume: float, day: int) -> list[Value]:
+        """Fold one price in and return every indicator value in :attr:`names` order.
+
+        ``volume`` is 0.0 when unknown; ``day`` is the UTC day number of the price (VWAP
+        anchor). ``None`` marks a value that is not defined yet. Called once per price, in
+        event order; this is the hot path, hence plain floats and no helper calls.
+        """
+        count = state.count + 1
+        state.count = count
+        sums = state.sums
+
+        # Sliding windows (SMA, Bollinger) over one ring buffer of the last N + 1 prices:
+        # after writing the new price at ``pos``, ring[pos - n] is the price leaving window n.
+        wrapped = False
+        band_sum_before = 0.0
+        ring = state.ring
+        if ring:
+            pos = state.pos
+            ring[pos] = price
+            if self._bands is not None:
+                band_sum_before = sums[self._bands[0]]
+            wrapped = pos == 0
+            peaks = state.peaks
+            for j, n in self._window_slots:
+                total = sums[j] + (price - ring[pos - n])
+                if wrapped or total < peaks[j] * CANCELLATION:
+                    total = math.fsum(_window(ring, pos, n))
+                    peaks[j] = total
+                elif total > peaks[j]:
+                    peaks[j] = total
+                sums[j] = total
+
+        values: list[Value] = [sums[j] / n if count >= n else None for j, n in self._sma]
+
+        # EMAs (also the MACD legs): seed sum until n prices, then the recurrence.
+        emas = state.emas
+        for j, n, k in self._ema:
+            if count > n:
+                ema = emas[j]
+                emas[j] = ((price - ema) * k) + ema
+            elif count == n:
+                emas[j] = (emas[j] + price) / n
+            else:
+                emas[j] += price
+        for j in self._ema_out:
+            values.append(emas[j] if count >= self._ema_periods[j] else None)
+
+        # Wilder RSI over price changes: sums of the first n changes, then smoothing.
+        if self._rsi:
+            changes = count - 1
+            if changes:
+                change = price - state.prev
+                gains, losses = state.gains, state.losses
+                for j, n, n_less_one in self._rsi:
+                    if changes > n:
+                        gain = gains[j] * n_less_one
+                        loss = losses[j] * n_less_one
+                    else:
+                        gain = gains[j]
+                        loss = losses[j]
+                    if change < 0.0:
+                        loss -= change
+                    else:
+                        gain += change
+                    if changes >= n:
+                        gain /= n
+                        loss /= n
+                    gains[j] = gain
+                    losses[j] = loss
+                    if changes < n:
+                        values.append(None)
+                    else:
+                        both = gain + loss
+                        values.append(100.0 * (gain / both) if both else 50.0)
+            else:
+                values += [None] * len(self._rsi)
+            state.prev = price
+
+        if self._macd is not None:
+            fast, slow, slow_n, signal_n, k = self._macd
+            if count >= slow_n:
+                macd = emas[fast] - emas[slow]
+                seen = count - slow_n + 1
+                if seen > signal_n:
+                    signal = state.signal
+                    state.signal = signal = ((macd - signal) * k) + signal
+                    values += (macd, signal, macd - signal)
+                elif seen == signal_n:
+                    state.signal = signal = (state.signal + macd) / signal_n
+                    values += (macd, signal, macd - signal)
+                else:
+                    state.signal += macd
+                    values += (macd, None, None)
+            else:
+                values += (None, None, None)
+
+        if self._bands is not None:
+            j, n, width = self._bands
+            if count >= n:
+                mean = sums[j] / n
+                exact = count == n or wrapped
+                if not exact:
+                    # Welford's update for a sliding window: one price in, one out.
+                    old = ring[state.pos - n]
+                    m2 = state.m2 + (price - old) * ((price - mean) + (old - band_sum_before / n))
+                    if m2 < state.m2_peak * CANCELLATION:
+                        exact = True
+                    elif m2 > state.m2_peak:
+                        state.m2_peak = m2
+                if exact:
+                    m2 = _exact_m2(_window(ring, state.pos, n), mean)
+                    state.m2_peak = m2
+                state.m2 = m2
+                deviation = width * math.sqrt(m2 / n)
+                values += (mean + deviation, mean, mean - deviation)
+            else:
+                values += (None, None, None)
+        if ring:
+            state.pos = state.pos + 1 if state.pos < self._ring_size else 0
+
+        if self._vwap:
+            if day != state.day:
+                state.day = day
+                state.pv = 0.0
+                state.volume = 0.0
+            if volume > 0.0:
+                state.pv += price * volume
+                state.volume += volume
+            values.append(state.pv / state.volume if state.volume > 0.0 else None)
+        return values
+
+    # -- state as a plain JSON-compatible value -------------------------------------------
+
+    def dump(self, state: IndicatorState) -> list[object]:
+        """The state as a JSON-compatible list (copies; floats round-trip exactly through JSON)."""
+        return [
+            state.count, list(state.ring), state.pos, list(state.sums), list(state.peaks),
+            state.m2, state.m2_peak, list(state.emas), state.signal, list(state.gains),
+            list(state.losses), state.prev, state.day, state.pv, state.volume,
+        ]
+
+    def load(self, plain: list[object]) -> IndicatorState:
+        """Rebuild a state from :meth:`dump` output (never aliases ``plain``'s lists)."""
+        what = "indicator state"
+        state = self.new_state()
+        (count, ring, pos, sums, peaks, m2, m2_peak, emas, signal, gains, losses, prev, day, pv,
+         volume) = as_list(plain, 15, what)
+        windows, rsis = len(self._windows), len(self._rsi)
+        state.count = as_int(count, what)
+        state.ring = as_floats(ring, len(state.ring), what)
+        state.pos = as_int(pos, what)
+        state.sums = as_floats(sums, windows, what)
+        state.peaks = as_floats(peaks, windows, what)
+        state.m2 = as_float(m2, what)
+        state.m2_peak = as_float(m2_peak, what)
+        state.emas = as_floats(emas, len(self._ema_periods), what)
+        state.signal = as_float(signal, what)
+        state.gains = as_floats(gains, rsis, what)
+        state.losses = as_floats(losses, rsis, what)
+        state.prev = as_float(prev, what)
+        state.day = None if day is None else as_int(day, what)
+        state.pv = as_float(pv, what)
+        state.volume = as_float(volume, what)
+        return state
+
+
+def _window(ring: list[float], pos: int, n: int) -> list[float]:
+    """The last n prices of the ring (oldest first); ``pos`` is the slot of the newest."""
+    start = pos - n + 1
+    if start >= 0:
+        return ring[start : pos + 1]
+    return ring[start:] + ring[: pos + 1]
+
+
+def _exact_m2(values: list[float], mean: float) -> float:
+    """Σ(x − mean)² by the corrected two-pass formula with exact sums; never negative."""
+    deviations = [x - mean for x in values]
+    m2 = math.fsum(d * d for d in deviations) - math.fsum(deviations) ** 2 / len(values)
+    return m2 if m2 > 0.0 else 0.0
+

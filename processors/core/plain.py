@@ -1,0 +1,31 @@
+"""Checked reads of state values that came back from JSON (a corrupt state fails loudly)."""
+
+from __future__ import annotations
+
+
+class StateFormatError(ValueError):
+    """A stored state does not have the shape this version of the core writes."""
+
+
+def as_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StateFormatError(f"{what}: expected an integer, got {value!r}")
+    return value
+
+
+def as_float(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StateFormatError(f"{what}: expected a number, got {value!r}")
+    return float(value)
+
+
+def as_floats(value: object, length: int, what: str) -> list[float]:
+    if not isinstance(value, list) or len(value) != length:
+        raise StateFormatError(f"{what}: expected a list of {length} numbers")
+    return [as_float(item, what) for item in value]
+
+
+def as_list(value: object, length: int, what: str) -> list[object]:
+    if not isinstance(value, list) or len(value) != length:
+        raise StateFormatError(f"{what}: expected a list of {length} values")
+    return value
