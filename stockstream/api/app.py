@@ -1,0 +1,182 @@
+"""The FastAPI application of ``stockstream serve``: views API, live SSE relay, dashboard, /health, /metrics.
+
+:func:`create_app` is the only constructor; it takes settings and an injected clock so
+tests build the app against the real Redis with a fixed time. The app never writes to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import redis
+import redis.asyncio as aioredis
+from confluent_kafka import KafkaException
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, StringConstraints
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+import stockstream
+from processors.materialize.keys import ViewKeys
+from processors.materialize.reader import ViewReader
+from processors.materialize.settings import redis_client
+from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
+from stockstream.api.live import LiveHub
+from stockstream.api.middleware import RequestMetrics, SecurityHeaders
+from stockstream.api.routes import build_router
+from stockstream.api.settings import ApiSettings
+from stockstream.kafka_admin import admin_client
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>stockstream API</title>
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script></body></html>
+"""
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    kafka: bool
+    redis: bool
+    live_relay: bool
+
+
+SymbolItem = Annotated[str, StringConstraints(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KafkaProbe:
+    """Kafka reachability for /health, cached for a second so health checks cannot flood the broker."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.admin = admin_client(settings)
+        self.checked_at = -1e9
+        self.up = False
+
+    def reachable(self) -> bool:
+        if time.monotonic() - self.checked_at > 1.0:
+            try:
+                self.up = bool(self.admin.list_topics(timeout=self.settings.health_timeout_s).brokers)
+            except KafkaException:
+                self.up = False
+            self.checked_at = time.monotonic()
+        return self.up
+
+
+def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) -> FastAPI:
+    keys = ViewKeys(settings.redis_key_prefix)
+
+    def async_client() -> aioredis.Redis:
+        return aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout_s,
+                                       health_check_interval=30, **settings.redis_kwargs())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub = LiveHub(async_client, keys.live_updates, keys.live_notifications, settings.live_queue_max)
+        app.state.hub = hub
+        task = asyncio.create_task(hub.run(), name="live-relay")
+        with contextlib.suppress(TimeoutError):
+            # Serve at once even if Redis is down; the relay keeps reconnecting in the background.
+            await asyncio.wait_for(hub.connected.wait(), timeout=settings.redis_socket_timeout_s)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            app.state.redis.close()
+
+    app = FastAPI(
+        title="stockstream", version=stockstream.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+        description="Materialized views of the stockstream log: latest prices and indicators, recommendations, "
+                    "candles, signals and daily summaries. Read-only. Live updates: `GET /live` (Server-Sent "
+                    "Events, see docs/views.md).",
+    )
+    app.state.redis = redis_client(settings, settings.redis_socket_timeout_s)
+    app.state.reader = ViewReader(app.state.redis, keys, now)
+    app.state.kafka = KafkaProbe(settings)
+    app.include_router(build_router(settings.timeframes))
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_unavailable(_request: Request, error: redis.RedisError) -> JSONResponse:
+        log.warning("Redis error while serving a request: %s", type(error).__name__)
+        return JSONResponse({"detail": "the views store (Redis) is unavailable; retry shortly"}, status_code=503)
+
+    @app.get("/health", response_model=Health, tags=["operations"],
+             responses={503: {"model": Health, "description": "Kafka or Redis is unreachable"}})
+    async def health(request: Request) -> JSONResponse:
+        def redis_up() -> bool:
+            try:
+                return bool(request.app.state.redis.ping())
+            except (redis.RedisError, OSError):
+                return False
+
+        redis_ok = await run_in_threadpool(redis_up)
+        kafka_ok = await run_in_threadpool(request.app.state.kafka.reachable)
+        body = Health(status="ok" if redis_ok and kafka_ok else "degraded", kafka=kafka_ok, redis=redis_ok,
+                      live_relay=request.app.state.hub.connected.is_set())
+        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/live", include_in_schema=False)
+    async def live(
+        request: Request,
+        symbol: Annotated[list[SymbolItem] | None, Query(max_length=50)] = None,
+    ) -> Response:
+        hub: LiveHub = request.app.state.hub
+        if len(hub.subscribers) >= settings.live_max_clients:
+            return JSONResponse({"detail": "too many live clients"}, status_code=503)
+        wanted = frozenset(symbol) if symbol else None
+        subscriber = hub.subscribe(wanted)
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            try:
+                yield ServerSentEvent(event="ready", data=json.dumps(
+                    {"symbols": sorted(wanted) if wanted else None, "redis": hub.connected.is_set()}))
+                while True:
+                    event, data = await subscriber.queue.get()
+                    yield ServerSentEvent(event=event, data=data)
+            finally:
+                hub.unsubscribe(subscriber)
+
+        return EventSourceResponse(events(), ping=int(settings.live_ping_s), headers={"Cache-Control": "no-store"})
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_HTML)
+
+    @app.get("/robots.txt", include_in_schema=False)
+    def robots() -> PlainTextResponse:
+        return PlainTextResponse("User-agent: *\nDisallow: /\n")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,216 @@
+"""``stockstream query latest|recommendation|indicators|signals|candles|daily SYMBOL [--json]``.
+
+Reads the Redis views through the same :class:`ViewReader` as the API, so ``--json`` prints
+exactly the API's response body; without it, rich tables. Exit 1 for an unknown symbol or
+when Redis is unreachable, 2 for invalid input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+query_app = typer.Typer(help="Print the materialized views (tables, or the API's JSON with --json).",
+                        no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+Symbol = Annotated[str, typer.Argument(help="Symbol, e.g. BTC-USD (btc/usd is normalized).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+Timeframe = Annotated[str, typer.Option("--timeframe", "-t", help="tick or a candle timeframe such as 1m.")]
+Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many entries at most.")]
+
+
+def _fmt(value: object) -> Text:
+    """A table cell as plain text: values from the system are never interpreted as rich markup."""
+    if value is None:
+        return Text("-")
+    if isinstance(value, float):
+        return Text(f"{value:,.6g}" if abs(value) < 1 else f"{value:,.2f}")
+    if isinstance(value, datetime):
+        return Text(value.isoformat().replace("+00:00", "Z"))
+    return Text(str(value))
+
+
+def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Callable[[BaseModel], None]) -> None:
+    import redis
+
+    from processors.materialize.keys import ViewKeys
+    from processors.materialize.reader import ViewReader
+    from processors.materialize.settings import redis_client
+    from schemas.symbols import InvalidSymbolError, normalize_symbol
+    from stockstream.api.settings import ApiSettings
+
+    try:
+        symbol = normalize_symbol(symbol)
+    except InvalidSymbolError as error:
+        err.print(f"[red]invalid symbol:[/] {error}")
+        raise typer.Exit(2) from None
+    settings = ApiSettings()
+    settings.register_secrets()
+    client = redis_client(settings, settings.redis_socket_timeout_s)
+    reader = ViewReader(client, ViewKeys(settings.redis_key_prefix), lambda: datetime.now(UTC))
+    try:
+        if not reader.known(symbol):
+            err.print(f"[red]unknown symbol {symbol}[/]; known: {', '.join(reader.symbols()) or 'none yet'}")
+            raise typer.Exit(1)
+        result = read(reader, symbol)
+    except redis.RedisError as error:
+        err.print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        render(result)
+
+
+def _check_timeframe(timeframe: str) -> str:
+    from schemas.timeframes import InvalidTimeframeError, validate_timeframe
+
+    try:
+        return validate_timeframe(timeframe)
+    except InvalidTimeframeError as error:
+        err.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+
+
+@query_app.command()
+def latest(symbol: Symbol, as_json: AsJson = False) -> None:
+    """Latest tick and the latest indicator snapshot of every timeframe."""
+
+    def render(view: BaseModel) -> None:
+        table = Table(title=f"{view.symbol} latest")  # type: ignore[attr-defined]
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        tick = view.tick  # type: ignore[attr-defined]
+        if tick is not None:
+            table.add_row("price", _fmt(tick.price))
+            table.add_row("volume", _fmt(tick.volume))
+            table.add_row("time", _fmt(tick.ts_event))
+            table.add_row("price source", _fmt(tick.source))
+        for timeframe, snapshot in view.indicators.items():  # type: ignore[attr-defined]
+            for name, value in sorted(snapshot.values.items()):
+                table.add_row(_fmt(f"{timeframe} {name}"), _fmt(value))
+        out.print(table)
+
+    _run(symbol, as_json, lambda reader, s: reader.latest(s), render)
+
+
+@query_app.command()
+def recommendation(symbol: Symbol, as_json: AsJson = False,
+                   timeframe: Annotated[str | None, typer.Option("--timeframe", "-t")] = None) -> None:
+    """The current BUY/SELL/HOLD recommendation and the signal that set it."""
+    if timeframe is not None:
+        _check_timeframe(timeframe)
+
+    def render(view: BaseModel) -> None:
+        source = view.set_by  # type: ignore[attr-defined]
+        side = view.side  # type: ignore[attr-defined]
+        color = {"BUY": "green", "SELL": "red"}.get(side, "yellow")
+        out.print(f"{view.symbol}: [bold {color}]{side}[/] ({view.state})")  # type: ignore[attr-defined]
+        if source is not None:
+            out.print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
+                      f" ({_fmt(source.ts_event)}); decays at {_fmt(source.expires_at)}", markup=False)
+
+    _run(symbol, as_json, lambda reader, s: reader.recommendation(s, timeframe), render)
+
+
+@query_app.command()
+def indicators(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "tick", limit: Limit = 20) -> None:
+    """Recent indicator snapshots of one timeframe."""
+    _check_timeframe(timeframe)
+
+    def render(view: BaseModel) -> None:
+        history = view.history  # type: ignore[attr-defined]
+        names = sorted({name for snapshot in history for name in snapshot.values})
+        table = Table(title=f"{symbol} indicators ({timeframe})")
+        for column in ("time", "price", *names):
+            table.add_column(Text(column), justify="right")
+        for snapshot in history:
+            table.add_row(_fmt(snapshot.ts_event), _fmt(snapshot.price),
+                          *(_fmt(snapshot.values.get(name)) for name in names))
+        out.print(table)
+
+    _run(symbol, as_json, lambda reader, s: reader.indicators(s, timeframe, limit), render)
+
+
+@query_app.command()
+def signals(symbol: Symbol, as_json: AsJson = False, limit: Limit = 20,
+            rule: Annotated[str | None, typer.Option("--rule", help="Only this rule.")] = None,
+            side: Annotated[Literal["BUY", "SELL"] | None, typer.Option("--side", help="BUY or SELL.")] = None) -> None:
+    """Recent signals, newest first."""
+    import re
+
+    if rule is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", rule):
+        err.print("[red]--rule must be a rule name like rsi_reversal[/]")
+        raise typer.Exit(2)
+
+    def render(view: BaseModel) -> None:
+        table = Table(title=f"{symbol} signals")
+        for column in ("time", "timeframe", "rule", "side", "price", "id"):
+            table.add_column(column)
+        for signal in view.signals:  # type: ignore[attr-defined]
+            table.add_row(_fmt(signal.ts_event), _fmt(signal.timeframe), _fmt(signal.rule), _fmt(signal.side),
+                          _fmt(signal.price), _fmt(signal.signal_id[:12]))
+        out.print(table)
+
+    _run(symbol, as_json, lambda reader, s: reader.signals(s, limit, rule, side), render)
+
+
+@query_app.command()
+def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m", limit: Limit = 20) -> None:
+    """Recent candles of one timeframe, oldest first."""
+    _check_timeframe(timeframe)
+
+    def render(view: BaseModel) -> None:
+        table = Table(title=f"{symbol} candles ({timeframe})")
+        for column in ("open time", "open", "high", "low", "close", "volume", "trades"):
+            table.add_column(column, justify="right")
+        for candle in view.candles:  # type: ignore[attr-defined]
+            table.add_row(_fmt(candle.ts_open), _fmt(candle.open), _fmt(candle.high), _fmt(candle.low),
+                          _fmt(candle.close), _fmt(candle.volume), _fmt(candle.trade_count))
+        out.print(table)
+
+    _run(symbol, as_json, lambda reader, s: reader.candles(s, timeframe, limit), render)
+
+
+@query_app.command()
+def daily(symbol: Symbol, as_json: AsJson = False,
+          start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+          end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None) -> None:
+    """Daily summaries, oldest first."""
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as error:
+        err.print(f"[red]dates are YYYY-MM-DD:[/] {error}")
+        raise typer.Exit(2) from None
+    if first and last and first > last:
+        err.print(f"[red]--to ({last}) is before --from ({first})[/]")
+        raise typer.Exit(2)
+
+    def render(view: BaseModel) -> None:
+        table = Table(title=f"{symbol} daily")
+        for column in ("date", "open", "high", "low", "close", "mean", "vwap", "volume", "ticks", "buys", "sells",
+                       "final"):
+            table.add_column(column, justify="right")
+        for day in view.days:  # type: ignore[attr-defined]
+            table.add_row(_fmt(day.date), _fmt(day.open), _fmt(day.high), _fmt(day.low), _fmt(day.close),
+                          _fmt(day.mean_price), _fmt(day.vwap), _fmt(day.volume), _fmt(day.tick_count),
+                          _fmt(day.buy_count), _fmt(day.sell_count), _fmt("yes" if day.final else "no"))
+        out.print(table)
+
+    _run(symbol, as_json, lambda reader, s: reader.daily(s, first, last), render)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(query_app, name="query")

@@ -1,0 +1,1 @@
+"""The live dashboard: static files only (``static/``), served by ``stockstream serve`` at ``/``."""

@@ -1,0 +1,404 @@
+// stockstream dashboard: reads the views API, then follows /live (Server-Sent Events).
+// Every value from the system is rendered with textContent (never innerHTML), and the page
+// runs under a strict Content-Security-Policy (no inline script/style, only our own origin).
+"use strict";
+
+(function () {
+  const LWC = window.LightweightCharts;
+  const $ = (id) => document.getElementById(id);
+  const HISTORY = 500;
+  const COLORS = {
+    up: "#26a69a", down: "#ef5350", price: "#d9e1ea", sma: "#f5a623", ema: ["#b388ff", "#7e57c2", "#ce93d8"],
+    bb: "#5c7080", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
+  };
+  const state = {
+    symbol: null, timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
+    signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0,
+  };
+  const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+  const small = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 6 });
+
+  // ---- small helpers -------------------------------------------------------------------------
+  function fmt(value) {
+    if (value === null || value === undefined) return "–";
+    if (typeof value === "number") return Math.abs(value) >= 1 ? number.format(value) : small.format(value);
+    return String(value);
+  }
+  function fmtTime(iso) {
+    if (!iso) return "–";
+    const date = new Date(iso);
+    return isNaN(date) ? String(iso) : date.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
+  }
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function setText(id, value) { $(id).textContent = value; }
+  function seconds(iso) { return Math.floor(Date.parse(iso) / 1000); }
+  function timeframeSeconds(tf) {
+    const match = /^(\d+)([smhd])$/.exec(tf);
+    if (!match) return 0;
+    return Number(match[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[match[2]];
+  }
+  // Candle-timeframe snapshots carry the window's close time; a bar is drawn at its open time.
+  function barTime(iso, tf) {
+    const length = timeframeSeconds(tf);
+    const t = Date.parse(iso) / 1000;
+    return length ? Math.ceil(t / length) * length - length : Math.floor(t);
+  }
+  async function getJSON(path) {
+    const answer = await fetch(path, { headers: { Accept: "application/json" } });
+    if (!answer.ok) throw new Error(path + " → HTTP " + answer.status);
+    return answer.json();
+  }
+  function enc(text) { return encodeURIComponent(text); }
+
+  // ---- chart ---------------------------------------------------------------------------------
+  function buildChart() {
+    if (state.chart) { state.chart.remove(); }
+    state.series = {}; state.lastTime = {}; state.markers = null;
+    const chart = LWC.createChart($("chart"), {
+      autoSize: true,
+      layout: { background: { type: "solid", color: "#161c24" }, textColor: COLORS.text, attributionLogo: false,
+                panes: { separatorColor: "#253040", enableResize: true } },
+      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+      timeScale: { timeVisible: true, secondsVisible: state.timeframe === "tick", borderColor: "#253040" },
+      rightPriceScale: { borderColor: "#253040" },
+      crosshair: { mode: 0 },
+    });
+    state.chart = chart;
+    if (state.timeframe === "tick") {
+      state.series.price = chart.addSeries(LWC.LineSeries, { color: COLORS.price, lineWidth: 2, title: "price" }, 0);
+    } else {
+      state.series.price = chart.addSeries(LWC.CandlestickSeries, {
+        upColor: COLORS.up, downColor: COLORS.down, borderVisible: false, wickUpColor: COLORS.up,
+        wickDownColor: COLORS.down }, 0);
+    }
+    state.markers = LWC.createSeriesMarkers(state.series.price, []);
+    const rsi = chart.addSeries(LWC.LineSeries, { color: COLORS.rsi, lineWidth: 1, title: "RSI" }, 1);
+    rsi.createPriceLine({ price: 70, color: COLORS.down, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "70" });
+    rsi.createPriceLine({ price: 30, color: COLORS.up, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "30" });
+    state.series.rsi = rsi;
+    state.series.macd_hist = chart.addSeries(LWC.HistogramSeries, { color: COLORS.macd, title: "hist" }, 2);
+    state.series.macd = chart.addSeries(LWC.LineSeries, { color: COLORS.macd, lineWidth: 1, title: "MACD" }, 2);
+    state.series.macd_signal = chart.addSeries(LWC.LineSeries, { color: COLORS.macdSignal, lineWidth: 1, title: "signal" }, 2);
+    const panes = chart.panes();
+    panes[0].setStretchFactor(3); panes[1].setStretchFactor(1); panes[2].setStretchFactor(1);
+  }
+
+  // Which line an indicator goes to: overlays on the price pane, RSI and MACD in their panes.
+  function lineFor(name) {
+    if (state.series[name]) return state.series[name];
+    let options = null;
+    let pane = 0;
+    if (/^sma_\d+$/.test(name)) options = { color: COLORS.sma, lineWidth: 1, title: name.toUpperCase() };
+    else if (/^ema_\d+$/.test(name)) {
+      const count = Object.keys(state.series).filter((key) => key.startsWith("ema_")).length;
+      options = { color: COLORS.ema[count % COLORS.ema.length], lineWidth: 1, title: name.toUpperCase() };
+    } else if (name === "bb_upper" || name === "bb_lower") options = { color: COLORS.bb, lineWidth: 1, lineStyle: 2, title: "" };
+    else if (name === "bb_middle") options = { color: COLORS.bb, lineWidth: 1, title: "BB" };
+    else if (/^rsi_\d+$/.test(name)) return state.series.rsi;
+    if (!options) return null;
+    options.priceLineVisible = false; options.lastValueVisible = false;
+    state.series[name] = state.chart.addSeries(LWC.LineSeries, options, pane);
+    return state.series[name];
+  }
+
+  // Lightweight Charts wants strictly increasing times; keep the last value of each second.
+  function dedupe(points) {
+    const out = [];
+    for (const point of points) {
+      if (out.length && out[out.length - 1].time === point.time) out[out.length - 1] = point;
+      else if (!out.length || out[out.length - 1].time < point.time) out.push(point);
+    }
+    return out;
+  }
+  function setSeries(name, series, points) {
+    const clean = dedupe(points);
+    series.setData(clean);
+    if (clean.length) state.lastTime[name] = clean[clean.length - 1].time;
+  }
+  function updateSeries(name, series, point) {
+    const last = state.lastTime[name];
+    if (last !== undefined && point.time < last) return; // older than what is drawn: ignore
+    series.update(point);
+    state.lastTime[name] = point.time;
+  }
+  function snapshotPoints(snapshot) {
+    const time = state.timeframe === "tick" ? seconds(snapshot.ts_event) : barTime(snapshot.ts_event, state.timeframe);
+    const points = {};
+    for (const [name, value] of Object.entries(snapshot.values)) {
+      if (value === null || value === undefined) continue;
+      if (name === "macd_hist") points.macd_hist = { time, value, color: value >= 0 ? COLORS.up : COLORS.down };
+      else points[name] = { time, value };
+    }
+    if (state.timeframe === "tick") points.__price = { time, value: snapshot.price };
+    return points;
+  }
+  function drawHistory(history, candles) {
+    const byName = {};
+    for (const snapshot of history) {
+      for (const [name, point] of Object.entries(snapshotPoints(snapshot))) (byName[name] = byName[name] || []).push(point);
+    }
+    if (state.timeframe === "tick") setSeries("price", state.series.price, byName.__price || []);
+    else setSeries("price", state.series.price, candles.map((c) => ({
+      time: seconds(c.ts_open), open: c.open, high: c.high, low: c.low, close: c.close })));
+    for (const [name, points] of Object.entries(byName)) {
+      if (name === "__price") continue;
+      const series = name === "macd_hist" || name === "macd" || name === "macd_signal" ? state.series[name] : lineFor(name);
+      if (series) setSeries(name, series, points);
+    }
+    const empty = !(state.timeframe === "tick" ? (byName.__price || []).length : candles.length);
+    $("chart-empty").classList.toggle("hidden", !empty);
+  }
+  function applySnapshot(snapshot) {
+    for (const [name, point] of Object.entries(snapshotPoints(snapshot))) {
+      if (name === "__price") { updateSeries("price", state.series.price, point); continue; }
+      const series = name === "macd_hist" || name === "macd" || name === "macd_signal" ? state.series[name] : lineFor(name);
+      if (series) updateSeries(name, series, point);
+    }
+    $("chart-empty").classList.add("hidden");
+  }
+  function drawMarkers() {
+    if (!state.markers) return;
+    const markers = state.signals
+      .filter((s) => s.timeframe === state.timeframe)
+      .map((s) => ({
+        time: state.timeframe === "tick" ? seconds(s.ts_event) : barTime(s.ts_event, state.timeframe),
+        position: s.side === "BUY" ? "belowBar" : "aboveBar", color: s.side === "BUY" ? COLORS.up : COLORS.down,
+        shape: s.side === "BUY" ? "arrowUp" : "arrowDown", text: s.side + " " + s.rule,
+      }))
+      .sort((a, b) => a.time - b.time);
+    state.markers.setMarkers(markers);
+  }
+
+  // ---- panels --------------------------------------------------------------------------------
+  function showTick(tick) {
+    if (!tick) return;
+    setText("price", fmt(tick.price));
+    setText("price-time", fmtTime(tick.ts_event));
+  }
+  function showIndicators(snapshot) {
+    const body = $("indicators");
+    body.replaceChildren();
+    setText("ind-timeframe", snapshot ? "(" + snapshot.timeframe + ")" : "");
+    if (!snapshot) return;
+    for (const [name, value] of Object.entries(snapshot.values).sort()) {
+      const row = el("tr");
+      row.append(el("td", "", name), el("td", "", fmt(value)));
+      body.append(row);
+    }
+  }
+  function showRecommendation(rec) {
+    const side = rec.side;
+    const box = $("rec-side");
+    box.textContent = side;
+    box.className = "rec rec-" + side.toLowerCase();
+    const src = rec.set_by;
+    setText("rec-state", rec.state);
+    setText("rec-rule", src ? src.rule : "–");
+    setText("rec-timeframe", src ? src.timeframe : "–");
+    setText("rec-price", src ? fmt(src.price) : "–");
+    setText("rec-time", src ? fmtTime(src.ts_event) : "–");
+    setText("rec-expires", src ? fmtTime(src.expires_at) : "–");
+  }
+  function recommendationFromSource(source) {
+    const active = Date.parse(source.expires_at) > Date.now();
+    return { side: active ? source.side : "HOLD", state: active ? "active" : "decayed", set_by: source };
+  }
+  function signalItem(signal, fresh) {
+    const item = el("li", fresh ? "fresh" : "");
+    item.dataset.id = signal.signal_id;
+    item.append(el("span", signal.side === "BUY" ? "side-buy" : "side-sell", signal.side),
+                el("span", "", signal.rule), el("span", "", fmt(signal.price)),
+                el("span", "meta", signal.timeframe + " · " + fmtTime(signal.ts_event)));
+    return item;
+  }
+  function showSignals() {
+    $("signals").replaceChildren(...state.signals.slice(0, 50).map((s) => signalItem(s, false)));
+  }
+  function addSignal(signal) {
+    if (state.signals.some((s) => s.signal_id === signal.signal_id)) return;
+    state.signals.unshift(signal);
+    state.signals.sort((a, b) => Date.parse(b.ts_event) - Date.parse(a.ts_event));
+    const list = $("signals");
+    list.prepend(signalItem(signal, true));
+    while (list.children.length > 50) list.lastElementChild.remove();
+    drawMarkers();
+  }
+  function dailyRow(day) {
+    const row = el("tr");
+    row.dataset.date = day.date;
+    for (const value of [day.date, day.open, day.high, day.low, day.close, day.mean_price, day.vwap, day.volume,
+                         day.tick_count, day.buy_count, day.sell_count, day.final ? "yes" : "no"]) {
+      row.append(el("td", "", typeof value === "number" && Number.isInteger(value) && value < 1e6 ? String(value) : fmt(value)));
+    }
+    return row;
+  }
+  function showDaily(days) {
+    $("daily").replaceChildren(...days.slice().reverse().map(dailyRow));
+  }
+  function upsertDaily(day) {
+    const body = $("daily");
+    const existing = Array.from(body.children).find((row) => row.dataset.date === day.date);
+    if (existing) existing.replaceWith(dailyRow(day));
+    else body.prepend(dailyRow(day));
+  }
+  function toast(title, text, url) {
+    const box = el("div", "toast");
+    const close = el("button", "toast-close", "×");
+    close.type = "button";
+    close.addEventListener("click", () => box.remove());
+    box.append(close, el("div", "toast-title", title), el("div", "toast-text", text));
+    if (url) {
+      try {
+        const parsed = new URL(url, location.href);
+        if (parsed.protocol === "http:" || parsed.protocol === "https:") {
+          const link = el("a", "", "details");
+          link.href = parsed.href; link.rel = "noopener noreferrer"; link.target = "_blank";
+          box.append(link);
+        }
+      } catch (_) { /* not a URL: no link */ }
+    }
+    $("toasts").prepend(box);
+    setTimeout(() => box.remove(), 15000);
+  }
+  function notify(body) {
+    toast(String(body.title), String(body.text), typeof body.url === "string" ? body.url : null);
+    if ("Notification" in window && Notification.permission === "granted") {
+      try { new Notification(String(body.title), { body: String(body.text), tag: String(body.signal_id || "") }); }
+      catch (_) { /* some browsers allow notifications only from a service worker */ }
+    }
+  }
+  function setConnection(kind, text) {
+    const pill = $("connection");
+    pill.className = "pill pill-" + kind;
+    pill.textContent = text;
+  }
+
+  // ---- data loading --------------------------------------------------------------------------
+  async function loadAll() {
+    const token = ++state.loadToken;
+    const sym = enc(state.symbol);
+    const tf = enc(state.timeframe);
+    const [latest, rec, indicators, signals, daily, candles] = await Promise.all([
+      getJSON(`/symbols/${sym}/latest`),
+      getJSON(`/symbols/${sym}/recommendation`),
+      getJSON(`/symbols/${sym}/indicators?timeframe=${tf}&limit=${HISTORY}`),
+      getJSON(`/symbols/${sym}/signals?limit=200`),
+      getJSON(`/symbols/${sym}/daily`),
+      state.timeframe === "tick" ? Promise.resolve({ candles: [] })
+        : getJSON(`/symbols/${sym}/candles?timeframe=${tf}&limit=${HISTORY}`),
+    ]);
+    if (token !== state.loadToken) return; // a newer selection won
+    buildChart();
+    showTick(latest.tick);
+    if (!latest.tick && indicators.latest) setText("price", fmt(indicators.latest.price));
+    showIndicators(indicators.latest || latest.indicators[state.timeframe] || null);
+    showRecommendation(rec);
+    state.signals = signals.signals;
+    showSignals();
+    showDaily(daily.days);
+    drawHistory(indicators.history, candles.candles);
+    drawMarkers();
+    state.chart.timeScale().fitContent();
+    document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
+  }
+
+  function connectLive() {
+    if (state.source) state.source.close();
+    const source = new EventSource(`/live?symbol=${enc(state.symbol)}`);
+    state.source = source;
+    const mine = (data) => data && data.symbol === state.symbol;
+    const on = (name, handler) => source.addEventListener(name, (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch (_) { return; }
+      handler(data);
+    });
+    on("ready", (data) => {
+      setConnection(data.redis ? "ok" : "wait", data.redis ? "live" : "live (views store down)");
+      if (state.wasConnected) loadAll().catch(showError); // fill the gap after a reconnect
+      state.wasConnected = true;
+    });
+    on("status", (data) => setConnection(data.redis ? "ok" : "wait", data.redis ? "live" : "live (views store down)"));
+    on("tick", (tick) => {
+      if (!mine(tick)) return;
+      showTick(tick);
+      if (state.timeframe === "tick") updateSeries("price", state.series.price, { time: seconds(tick.ts_event), value: tick.price });
+    });
+    on("indicators", (snapshot) => {
+      if (!mine(snapshot) || snapshot.timeframe !== state.timeframe) return;
+      applySnapshot(snapshot);
+      showIndicators(snapshot);
+    });
+    on("candle", (candle) => {
+      if (!mine(candle) || candle.timeframe !== state.timeframe) return;
+      updateSeries("price", state.series.price, { time: seconds(candle.ts_open), open: candle.open, high: candle.high,
+                                                  low: candle.low, close: candle.close });
+    });
+    on("signal", (signal) => { if (mine(signal)) addSignal(signal); });
+    on("recommendation", (source) => { if (mine(source)) showRecommendation(recommendationFromSource(source)); });
+    on("daily", (day) => { if (mine(day)) upsertDaily(day); });
+    on("notification", (body) => notify(body));
+    source.onerror = () => setConnection("down", "reconnecting…");
+  }
+
+  function showError(error) {
+    setConnection("down", "error");
+    toast("Could not load data", String(error && error.message ? error.message : error), null);
+  }
+
+  function selectFromHash(symbols, timeframes) {
+    const [sym, tf] = decodeURIComponent(location.hash.slice(1)).split("|");
+    state.symbol = symbols.includes(sym) ? sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
+    state.timeframe = timeframes.includes(tf) ? tf : "tick";
+  }
+
+  function fillSelect(select, values, current) {
+    select.replaceChildren(...values.map((value) => {
+      const option = el("option", "", value);
+      option.value = value;
+      option.selected = value === current;
+      return option;
+    }));
+  }
+
+  async function start() {
+    if (!LWC) { showError(new Error("chart library did not load")); return; }
+    let listing = await getJSON("/symbols");
+    state.timeframes = listing.timeframes;
+    if (!listing.symbols.length) {
+      setConnection("wait", "waiting for data…");
+      // No symbol yet (fresh system): look again every few seconds.
+      await new Promise((resolve) => {
+        const timer = setInterval(async () => {
+          try { listing = await getJSON("/symbols"); } catch (_) { return; }
+          if (listing.symbols.length) { clearInterval(timer); resolve(); }
+        }, 3000);
+      });
+    }
+    selectFromHash(listing.symbols, listing.timeframes);
+    fillSelect($("symbol"), listing.symbols, state.symbol);
+    fillSelect($("timeframe"), listing.timeframes, state.timeframe);
+    const changed = () => {
+      state.symbol = $("symbol").value;
+      state.timeframe = $("timeframe").value;
+      history.replaceState(null, "", "#" + encodeURIComponent(state.symbol + "|" + state.timeframe));
+      state.wasConnected = false;
+      loadAll().then(connectLive).catch(showError);
+    };
+    $("symbol").addEventListener("change", changed);
+    $("timeframe").addEventListener("change", changed);
+    $("notify-toggle").addEventListener("click", async () => {
+      if (!("Notification" in window)) { toast("Notifications", "This browser has no Notification API.", null); return; }
+      const permission = await Notification.requestPermission();
+      setText("notify-toggle", permission === "granted" ? "Notifications on" : "Notifications blocked");
+    });
+    await loadAll();
+    connectLive();
+  }
+
+  start().catch(showError);
+})();
