@@ -1,0 +1,45 @@
+"""Settings of ``stockstream notify``: one frozen class, every env var named here.
+
+Secrets of the channels (bot tokens, webhook URLs, SMTP passwords, HMAC keys) are
+not fields here: the subscription file names the env vars that hold them, and the
+entry point reads exactly those (:func:`processors.notify.subscriptions.resolve_secrets`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, HttpUrl
+
+from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+
+
+class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):
+    """Configuration of the notifier service (read once by the ``notify`` command)."""
+
+    metrics_port: int = Field(9104, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
+    subscriptions_file: Path | None = Field(None, validation_alias=env("NOTIFY_SUBSCRIPTIONS"))
+    consumer_group: str = Field(
+        "stockstream-notify", pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("NOTIFY_CONSUMER_GROUP")
+    )
+    state_dir: Path = Field(Path(".stack/state/notify"), validation_alias=env("NOTIFY_STATE_DIR"))
+    max_age_s: float = Field(900.0, gt=0, validation_alias=env("NOTIFY_MAX_AGE_S"))
+    dashboard_url: HttpUrl | None = Field(None, validation_alias=env("NOTIFY_DASHBOARD_URL"))
+    http_timeout_s: float = Field(10.0, gt=0, le=120, validation_alias=env("NOTIFY_HTTP_TIMEOUT_S"))
+    max_attempts: int = Field(8, ge=1, le=100, validation_alias=env("NOTIFY_MAX_ATTEMPTS"))
+    backoff_initial_s: float = Field(0.5, gt=0, validation_alias=env("NOTIFY_BACKOFF_INITIAL_S"))
+    backoff_max_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFY_BACKOFF_MAX_S"))
+    retry_deadline_s: float = Field(120.0, gt=0, le=600, validation_alias=env("NOTIFY_RETRY_DEADLINE_S"))
+    shutdown_grace_s: float = Field(15.0, gt=0, validation_alias=env("NOTIFY_SHUTDOWN_GRACE_S"))
+    lane_restart_max_s: float = Field(60.0, gt=0, validation_alias=env("NOTIFY_LANE_RESTART_MAX_S"))
+
+    def lane_group(self, channel: str, *, renotify: bool = False) -> str:
+        """The consumer group of one channel's lane (a renotify run has its own, see docs/notify.md)."""
+        return f"{self.consumer_group}.{channel}" + (".renotify" if renotify else "")
+
+    def lane_state_dir(self, channel: str, *, renotify: bool = False) -> Path:
+        return self.state_dir / (f"{channel}.renotify" if renotify else channel)
+
+    def redis_notifications_channel(self) -> str:
+        """The Redis pub/sub channel the browser channel publishes on (contract with the API)."""
+        return f"{self.redis_key_prefix}live:notifications"

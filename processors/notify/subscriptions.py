@@ -1,0 +1,351 @@
+"""The subscription file: which channels exist and which signals each one wants.
+
+A TOML or YAML file (``NOTIFY_SUBSCRIPTIONS`` / ``--subscriptions``) with two parts:
+
+- ``channels``: named outside destinations (``type`` = console, webhook, slack,
+  discord, telegram, email or browser) with their addresses and an optional rate limit;
+- ``subscriptions``: each names one channel, filters (symbols, rules, sides,
+  timeframes; empty = all) and a cooldown per (symbol, timeframe, rule, side).
+
+Secrets never appear in the file: a channel names the env var that holds them
+(``bot_token_env = "TELEGRAM_BOT_TOKEN"``), and only the entry point reads them
+(:func:`resolve_secrets`). Everything is validated when the notifier starts;
+:class:`SubscriptionConfigError` carries a message fit to show the operator.
+See docs/notify.md for an example of every channel.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from schemas.events import Signal
+from schemas.symbols import InvalidSymbolError, normalize_symbol
+from schemas.timeframes import validate_timeframe
+
+CHANNEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+DEFAULT_COOLDOWN_S = 300.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class SubscriptionConfigError(ValueError):
+    """The subscription file is missing, unreadable or invalid; the message says where and why."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"1h"`` (a bare number is seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '15m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration like 30s, 15m, 1h or 1d")
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    else:
+        raise ValueError("a duration must be a number of seconds or a string like '15m'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+ChannelName = Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class RateLimit(_Frozen):
+    """Token bucket: ``per_second`` tokens refill continuously, at most ``burst`` saved up."""
+
+    per_second: Annotated[float, Field(gt=0, le=10_000)]
+    burst: Annotated[int, Field(ge=1, le=10_000)] = 1
+
+
+class _ChannelBase(_Frozen):
+    rate_limit: RateLimit | None = None
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        """Env vars this channel reads its secrets from."""
+        return ()
+
+    def default_rate_limit(self) -> RateLimit | None:
+        return None
+
+    def effective_rate_limit(self) -> RateLimit | None:
+        return self.rate_limit or self.default_rate_limit()
+
+
+class ConsoleChannel(_ChannelBase):
+    """One line per signal on the notifier's standard output."""
+
+    type: Literal["console"]
+
+
+class WebhookChannel(_ChannelBase):
+    """Generic JSON webhook: POST of the notification and the signal; optional HMAC-SHA256 signature."""
+
+    type: Literal["webhook"]
+    url: HttpUrl | None = None
+    url_env: EnvName | None = None
+    hmac_secret_env: EnvName | None = None
+    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")], str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookChannel:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook channel needs exactly one of 'url' or 'url_env'")
+        return self
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.url_env, self.hmac_secret_env) if name)
+
+    def default_rate_limit(self) -> RateLimit:
+        return RateLimit(per_second=10, burst=10)
+
+
+class SlackChannel(_ChannelBase):
+    """Slack incoming webhook; the webhook URL is a secret, read from ``webhook_url_env``."""
+
+    type: Literal["slack"]
+    webhook_url_env: EnvName
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return (self.webhook_url_env,)
+
+    def default_rate_limit(self) -> RateLimit:
+        # Slack: about one message per second per incoming webhook, short bursts tolerated.
+        return RateLimit(per_second=1, burst=3)
+
+
+class DiscordChannel(_ChannelBase):
+    """Discord webhook (an embed per signal); the webhook URL is a secret, read from ``webhook_url_env``."""
+
+    type: Literal["discord"]
+    webhook_url_env: EnvName
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return (self.webhook_url_env,)
+
+    def default_rate_limit(self) -> RateLimit:
+        # Discord webhooks: about 5 requests per 2 seconds.
+        return RateLimit(per_second=2.5, burst=5)
+
+
+class TelegramChannel(_ChannelBase):
+    """Telegram Bot API ``sendMessage`` to one chat; the bot token is read from ``bot_token_env``."""
+
+    type: Literal["telegram"]
+    bot_token_env: EnvName
+    chat_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
+                       Field(pattern=r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$")]
+    api_base: HttpUrl = HttpUrl("https://api.telegram.org")
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return (self.bot_token_env,)
+
+    def default_rate_limit(self) -> RateLimit:
+        # Telegram: about one message per second per chat.
+        return RateLimit(per_second=1, burst=1)
+
+
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", max_length=254)]
+
+
+class EmailChannel(_ChannelBase):
+    """Mail over SMTP; STARTTLS and authentication optional (password from ``password_env``)."""
+
+    type: Literal["email"]
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    password_env: EnvName | None = None
+    sender: EmailAddress = Field(alias="from")
+    to: Annotated[tuple[EmailAddress, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> EmailChannel:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("email authentication needs both 'username' and 'password_env'")
+        return self
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return (self.password_env,) if self.password_env else ()
+
+    def default_rate_limit(self) -> RateLimit:
+        return RateLimit(per_second=1, burst=5)
+
+
+class BrowserChannel(_ChannelBase):
+    """Browser push: PUBLISH on Redis ``{REDIS_KEY_PREFIX}live:notifications``; the API relays it."""
+
+    type: Literal["browser"]
+
+
+ChannelConfig = Annotated[
+    ConsoleChannel | WebhookChannel | SlackChannel | DiscordChannel | TelegramChannel | EmailChannel | BrowserChannel,
+    Field(discriminator="type"),
+]
+
+
+def _symbols(value: object) -> object:
+    if isinstance(value, list | tuple):
+        try:
+            return tuple(normalize_symbol(item) for item in value)
+        except InvalidSymbolError as error:
+            raise ValueError(str(error)) from None
+    return value
+
+
+def _timeframes(value: object) -> object:
+    if isinstance(value, list | tuple):
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError("timeframes are strings such as 'tick', '1m', '1h'")
+            try:
+                validate_timeframe(item)
+            except ValueError as error:
+                raise ValueError(str(error)) from None
+    return value
+
+
+class Subscription(_Frozen):
+    """Which signals one channel wants; an empty filter list means "all"."""
+
+    name: Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
+    channel: ChannelName
+    symbols: Annotated[tuple[str, ...], BeforeValidator(_symbols)] = ()
+    rules: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...] = ()
+    sides: tuple[Literal["BUY", "SELL"], ...] = ()
+    timeframes: Annotated[tuple[str, ...], BeforeValidator(_timeframes)] = ()
+    cooldown_s: Duration = Field(DEFAULT_COOLDOWN_S, alias="cooldown")
+
+    def matches(self, signal: Signal) -> bool:
+        """Whether ``signal`` passes every filter of this subscription."""
+        return (
+            (not self.symbols or signal.symbol in self.symbols)
+            and (not self.rules or signal.rule in self.rules)
+            and (not self.sides or signal.side in self.sides)
+            and (not self.timeframes or signal.timeframe in self.timeframes)
+        )
+
+
+class NotifyConfig(_Frozen):
+    """The whole subscription file, cross-checked (every subscription names a declared channel)."""
+
+    channels: dict[ChannelName, ChannelConfig]
+    subscriptions: Annotated[tuple[Subscription, ...], Field(min_length=1)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_names(cls, data: Any) -> Any:
+        # Subscriptions may omit their name; number them so errors and state keys stay stable.
+        if isinstance(data, dict) and isinstance(data.get("subscriptions"), list):
+            data = dict(data)
+            data["subscriptions"] = [
+                {"name": f"subscription-{index}", **item} if isinstance(item, dict) and "name" not in item else item
+                for index, item in enumerate(data["subscriptions"], start=1)
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> NotifyConfig:
+        names = [subscription.name for subscription in self.subscriptions]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"subscription names must be unique: {', '.join(duplicates)}")
+        for subscription in self.subscriptions:
+            if subscription.channel not in self.channels:
+                raise ValueError(
+                    f"subscription {subscription.name!r} names channel {subscription.channel!r},"
+                    f" which is not declared (declared: {', '.join(sorted(self.channels)) or 'none'})"
+                )
+        unused = sorted(set(self.channels) - {s.channel for s in self.subscriptions})
+        if unused:
+            raise ValueError(f"channels without any subscription: {', '.join(unused)}")
+        return self
+
+    def subscriptions_of(self, channel: str) -> tuple[Subscription, ...]:
+        return tuple(s for s in self.subscriptions if s.channel == channel)
+
+    def secret_env_names(self) -> tuple[str, ...]:
+        return tuple(sorted({name for channel in self.channels.values() for name in channel.secret_env_names()}))
+
+
+def default_config() -> NotifyConfig:
+    """Used when no subscription file is given: every signal on the console, no cooldown."""
+    return NotifyConfig.model_validate(
+        {"channels": {"console": {"type": "console"}},
+         "subscriptions": [{"name": "all-signals", "channel": "console", "cooldown": 0}]}
+    )
+
+
+def load_config(path: Path) -> NotifyConfig:
+    """Read and validate a ``.toml``, ``.yaml`` or ``.yml`` subscription file.
+
+    Raises :class:`SubscriptionConfigError` with the file name and every problem found.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SubscriptionConfigError(f"cannot read subscription file {path}: {error.strerror}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: object = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise SubscriptionConfigError(f"subscription file {path} must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise SubscriptionConfigError(f"subscription file {path} is not valid {suffix[1:].upper()}: {error}") from None
+    if not isinstance(data, dict):
+        raise SubscriptionConfigError(f"subscription file {path} must hold a mapping with 'channels' and 'subscriptions'")
+    try:
+        return NotifyConfig.model_validate(data)
+    except ValidationError as error:
+        raise SubscriptionConfigError(f"subscription file {path} is invalid:\n{_describe(error)}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(file)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str]) -> dict[str, SecretStr]:
+    """The secrets the channels name, read from ``environ`` (called by the entry point only).
+
+    Raises :class:`SubscriptionConfigError` naming (never showing) every missing variable.
+    """
+    missing = [name for name in config.secret_env_names() if not environ.get(name)]
+    if missing:
+        raise SubscriptionConfigError(
+            "the subscription file refers to environment variables that are not set: " + ", ".join(missing)
+        )
+    return {name: SecretStr(environ[name]) for name in config.secret_env_names()}

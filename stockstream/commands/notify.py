@@ -1,0 +1,93 @@
+"""``stockstream notify``: deliver signals to the subscribed channels (see docs/notify.md)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from processors.notify.offsets import OffsetError
+from processors.notify.settings import NotifySettings
+from processors.notify.subscriptions import (
+    SubscriptionConfigError,
+    default_config,
+    load_config,
+    parse_duration,
+    resolve_secrets,
+)
+from processors.notify.supervisor import ReplayFrom, Supervisor
+from stockstream.kafka_admin import KafkaUnavailableError
+from stockstream.observability import register_secret, setup_logging
+
+console = Console(stderr=True)
+
+
+def parse_since(value: str | None, now: datetime) -> ReplayFrom:
+    """``beginning``, an ISO-8601 time (UTC if no offset) or a duration back from ``now`` (``2h``)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "beginning":
+        return "beginning"
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter("use 'beginning', an ISO time like 2024-05-01T12:00:00Z or a duration like 2h") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def notify(
+    subscriptions: Annotated[Path | None, typer.Option(
+        "--subscriptions", "-s", help="Subscription file (.toml/.yaml); default NOTIFY_SUBSCRIPTIONS, else console only.",
+        dir_okay=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Replay the signals log from 'beginning', an ISO time or a duration ago (e.g. 2h).")] = None,
+    renotify: Annotated[bool, typer.Option(
+        "--renotify", help="Re-announce signals already in the log (ignores the delivery ledger and the max age);"
+        " reads from --since (default: the beginning) and exits when caught up.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
+) -> None:
+    """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""
+    try:
+        settings = NotifySettings()
+    except ValidationError as error:
+        console.print(f"[red]invalid notifier settings:[/] {error}")
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level, service="notify")
+    path = subscriptions or settings.subscriptions_file
+    try:
+        config = load_config(path) if path else default_config()
+        secrets = resolve_secrets(config, os.environ)
+    except SubscriptionConfigError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    for secret in secrets.values():
+        register_secret(secret.get_secret_value())
+    if check:
+        for name, channel in sorted(config.channels.items()):
+            console.print(f"channel {name} ({channel.type}): {len(config.subscriptions_of(name))} subscription(s)")
+        console.print("[green]configuration is valid[/]")
+        return
+    supervisor = Supervisor(settings, config, secrets, renotify=renotify,
+                            since=parse_since(since, datetime.now(UTC)))
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda *_: supervisor.stop())
+    try:
+        code = supervisor.run()
+    except (KafkaUnavailableError, OffsetError) as error:
+        console.print(f"[red]notify failed:[/] {error}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("notify")(notify)
