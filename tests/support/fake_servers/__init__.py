@@ -1,0 +1,1 @@
+"""Local servers that speak outside services' protocols (Alpha Vantage HTTP, exchange WebSockets)."""
