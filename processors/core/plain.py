@@ -20,12 +20,19 @@ def as_float(value: object, what: str) -> float:
 
 
 def as_floats(value: object, length: int, what: str) -> list[float]:
+    """A copy of a list of ``length`` floats (elements unchecked: the layout key vouches for them)."""
     if not isinstance(value, list) or len(value) != length:
         raise StateFormatError(f"{what}: expected a list of {length} numbers")
-    return [as_float(item, what) for item in value]
+    return value.copy()
 
 
 def as_list(value: object, length: int, what: str) -> list[object]:
     if not isinstance(value, list) or len(value) != length:
         raise StateFormatError(f"{what}: expected a list of {length} values")
+    return value
+
+
+def as_items(value: object, what: str) -> list[object]:
+    if not isinstance(value, list):
+        raise StateFormatError(f"{what}: expected a list")
     return value

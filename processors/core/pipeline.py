@@ -1,0 +1,410 @@
+"""The per-symbol pipeline step: one tick in, every derived event out. One definition, many runners.
+
+Every runner (the Quix stream processor, ``stockstream indicators``, the Spark backfill,
+the replay tool) calls :func:`step` once per tick of a symbol, in log order, carrying
+the returned :data:`SymbolState` to the next call::
+
+    state, output = step(config, state, tick, lineage)   # state is None for a new symbol
+
+:data:`SymbolState` is a JSON-compatible ``dict`` (only dict/list/str/int/float/bool/None)
+that survives ``json``/``orjson`` text exactly, holds no per-tick history and is never
+mutated by :func:`step`, so it can go straight into a Quix state store or a Spark state.
+:class:`SymbolProcessor` is the same logic as a long-lived mutable object for in-memory
+runners that do not need the state between ticks (the batch CLI); :func:`step` is exactly
+``SymbolProcessor(config, symbol, state).process(tick, lineage)`` plus :meth:`SymbolProcessor.state`.
+
+Semantics (docs/core.md has the long version):
+
+- Timeframe ``tick``: every accepted tick in event order updates the tick indicators and
+  rules and yields one :class:`IndicatorSnapshot`.
+- Candle timeframes (``config.candle_timeframes``): tumbling windows ``[start, start+L)``
+  aligned to the epoch. A window closes when a tick arrives with event time ≥ end + grace,
+  or, at the latest, when the first tick of a later UTC day arrives (a UTC midnight
+  closes the day: grace never reaches across it). A closed window yields a
+  :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
+  ``ts_event`` = the candle's ``ts_close``.
+- A tick whose window (any candle timeframe) has closed, or whose UTC day has closed, or —
+  without candle timeframes — that is older than the latest event time minus grace, is
+  rejected with reason ``late``. An older tick that is still within grace is folded into its
+  open candle(s) and the daily aggregate but not into the tick indicators (their
+  recurrences need event order); ``StepOutput.out_of_order`` is then True.
+- Daily aggregate per UTC day: a running :class:`DailySummary` (``final=False``) whenever a
+  window of the smallest candle timeframe closes (every ``summary_every_ticks`` ticks when
+  there is no candle timeframe) and the final one when the first tick of a later UTC day
+  arrives. Signals count into the day that is open when they are emitted.
+- Derived events carry the causing tick's ``ts_init`` and ``lineage``; signal ids come from
+  :func:`schemas.events.make_signal_id`. Nothing reads the wall clock, so the same input
+  sequence always yields the same events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from processors.core.candles import CandleWindow, fold
+from processors.core.daily import DayAggregate
+from processors.core.indicators import IndicatorEngine, IndicatorSpec, IndicatorState, Value
+from processors.core.plain import StateFormatError, as_int, as_items, as_list
+from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
+from processors.core.timeutil import DAY_US, day_date, from_us, to_us
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    IndicatorSnapshot,
+    Lineage,
+    Signal,
+    Tick,
+    make_signal_id,
+)
+from schemas.timeframes import TICK, timeframe_ms
+
+SymbolState = dict[str, Any]
+"""The JSON-compatible state of one symbol (see the module docstring)."""
+
+STATE_VERSION = 1
+LATE = "late"
+PRICE_OUT_OF_RANGE = "price_out_of_range"
+VOLUME_OUT_OF_RANGE = "volume_out_of_range"
+
+
+class IncompatibleStateError(ValueError):
+    """A stored state was written for another indicator set, timeframes or state version.
+
+    Raised by :func:`step`; the runner decides (typically: log it and start the symbol
+    afresh, or refuse to start with the changed strategy).
+    """
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides a symbol's outputs. Frozen; build one per strategy and symbol.
+
+    ``candle_timeframes`` are candle timeframes only (``tick`` is always on). ``grace_ms`` is
+    how long after a window's end late ticks are still accepted. The price/volume bounds
+    reject absurd values before they can overflow the arithmetic (volume 0 means unknown).
+    """
+
+    indicators: IndicatorSpec = field(default_factory=IndicatorSpec)
+    rules: RuleSpec = field(default_factory=RuleSpec)
+    candle_timeframes: tuple[str, ...] = ("1m",)
+    grace_ms: int = 5_000
+    summary_every_ticks: int = 100
+    min_price: float = 1e-12
+    max_price: float = 1e12
+    min_volume: float = 1e-12
+    max_volume: float = 1e15
+    plan: _Plan = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if len(set(self.candle_timeframes)) != len(self.candle_timeframes):
+            raise ValueError("candle timeframes must not repeat")
+        if TICK in self.candle_timeframes:
+            raise ValueError("'tick' is always on; list candle timeframes only")
+        for timeframe in self.candle_timeframes:
+            timeframe_ms(timeframe)
+        if not 0 <= self.grace_ms <= 86_400_000:
+            raise ValueError("grace_ms must be between 0 and one day")
+        if self.summary_every_ticks < 1:
+            raise ValueError("summary_every_ticks must be at least 1")
+        if not (0 < self.min_price < self.max_price and 0 < self.min_volume < self.max_volume):
+            raise ValueError("price/volume bounds must be positive with min < max")
+        object.__setattr__(self, "plan", _Plan(self))
+
+
+class _Plan:
+    """Compiled, shareable parts of a config: engines, names, window lengths in µs."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.indicators = IndicatorEngine(config.indicators)
+        self.names = self.indicators.names
+        self.rules = RuleEngine(config.rules, self.names)
+        self.frames = tuple((name, timeframe_ms(name) * 1000) for name in config.candle_timeframes)
+        self.smallest = min(range(len(self.frames)), key=lambda i: self.frames[i][1], default=-1)
+        self.grace = config.grace_ms * 1000
+        self.key = f"{config.indicators.key()}|{','.join(config.candle_timeframes)}"
+
+
+@dataclass(slots=True)
+class StepOutput:
+    """What one tick (or a flush) produced, each list in emission order.
+
+    ``rejections`` are ready-made dead letters (the tick as ``raw``, ``origin`` = its
+    lineage). ``out_of_order`` marks an accepted tick that was older than the symbol's
+    latest one: folded into candles and the daily aggregate, not into tick indicators.
+    """
+
+    snapshots: list[IndicatorSnapshot] = field(default_factory=list)
+    candles: list[Candle] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    summaries: list[DailySummary] = field(default_factory=list)
+    rejections: list[DeadLetter] = field(default_factory=list)
+    out_of_order: bool = False
+
+
+class _Frame:
+    """One candle timeframe of one symbol: its open windows and indicator/rule state."""
+
+    __slots__ = ("name", "length", "windows", "indicators", "rules")
+
+    def __init__(self, name: str, length: int, indicators: IndicatorState, rules: RuleState) -> None:
+        self.name = name
+        self.length = length
+        self.windows: list[CandleWindow] = []
+        self.indicators = indicators
+        self.rules = rules
+
+
+class SymbolProcessor:
+    """The pipeline of one symbol as a mutable object (what :func:`step` runs inside).
+
+    In-memory runners may keep one per symbol and call :meth:`process` per tick; the
+    result is identical to threading :func:`step` through every tick.
+    """
+
+    __slots__ = ("config", "symbol", "last", "tick_indicators", "tick_rules", "frames", "day", "_plan")
+
+    def __init__(self, config: PipelineConfig, symbol: str, state: SymbolState | None = None) -> None:
+        self.config = config
+        self.symbol = symbol
+        plan = self._plan = config.plan
+        self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
+        self.day: DayAggregate | None = None
+        if state is None:
+            self.tick_indicators = plan.indicators.new_state()
+            self.tick_rules = plan.rules.new_state()
+            self.frames = [_Frame(name, length, plan.indicators.new_state(), plan.rules.new_state())
+                           for name, length in plan.frames]
+            return
+        if state.get("version") != STATE_VERSION or state.get("key") != plan.key:
+            raise IncompatibleStateError(
+                f"state of {symbol} was written for {state.get('key')!r} (version {state.get('version')!r}),"
+                f" this config needs {plan.key!r} (version {STATE_VERSION})"
+            )
+        if state.get("symbol") != symbol:
+            raise ValueError(f"state of {state.get('symbol')!r} used for {symbol!r}")
+        try:
+            self.last = None if state["last"] is None else as_int(state["last"], "last")
+            indicators, rules = as_list(state["tick"], 2, "tick")
+            self.tick_indicators = plan.indicators.load(as_list(indicators, 15, "tick indicators"))
+            self.tick_rules = plan.rules.load(rules)
+            frames = state["frames"]
+            self.frames = []
+            for name, length in plan.frames:
+                windows, indicators, rules = as_list(frames[name], 3, name)
+                frame = _Frame(name, length, plan.indicators.load(as_list(indicators, 15, name)),
+                               plan.rules.load(rules))
+                frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
+                self.frames.append(frame)
+            self.day = None if state["day"] is None else DayAggregate.load(state["day"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise StateFormatError(f"state of {symbol} is malformed: {error}") from error
+
+    def state(self) -> SymbolState:
+        """The current state as a fresh JSON-compatible dict."""
+        dump = self._plan.indicators.dump
+        return {
+            "version": STATE_VERSION,
+            "key": self._plan.key,
+            "symbol": self.symbol,
+            "last": self.last,
+            "tick": [dump(self.tick_indicators), list(self.tick_rules)],
+            "frames": {
+                frame.name: [[w.dump() for w in frame.windows], dump(frame.indicators), list(frame.rules)]
+                for frame in self.frames
+            },
+            "day": None if self.day is None else self.day.dump(),
+        }
+
+    def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
+        """Apply one tick of this symbol; see the module docstring for the semantics."""
+        if tick.symbol != self.symbol:
+            raise ValueError(f"tick of {tick.symbol} given to the pipeline of {self.symbol}")
+        out = StepOutput()
+        price = tick.price
+        volume = tick.volume or 0.0
+        ts = to_us(tick.ts_event)
+        day = ts // DAY_US
+        reason = self._rejection(ts, day, price, volume)
+        if reason is not None:
+            out.rejections.append(DeadLetter(
+                source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
+                ts_init=tick.ts_init, origin=lineage,
+            ))
+            return out
+
+        last = self.last
+        in_order = last is None or ts >= last
+        watermark = ts if in_order else last
+        new_day = self.day is not None and day > self.day.day
+        closed_smallest = False
+        if self.frames:
+            closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
+        if new_day:
+            out.summaries.append(self._summary(True, tick, lineage))
+            self.day = None
+
+        for frame in self.frames:
+            fold(frame.windows, frame.length, ts, price, volume)
+        if self.day is None:
+            self.day = DayAggregate(day, ts, price, volume)
+        else:
+            self.day.add(ts, price, volume)
+
+        if in_order:
+            self.last = ts
+            values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
+            self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
+        else:
+            out.out_of_order = True
+
+        if self.frames:
+            if closed_smallest and not new_day:
+                out.summaries.append(self._summary(False, tick, lineage))
+        elif self.day.count % self.config.summary_every_ticks == 0:
+            out.summaries.append(self._summary(False, tick, lineage))
+        return out
+
+    def flush(self, tick: Tick, lineage: Lineage) -> StepOutput:
+        """End of input: close every open window and emit a running (not final) summary.
+
+        ``tick`` and ``lineage`` are the symbol's last processed tick and its position; the
+        flushed events carry them. Only for finite inputs (the batch CLI); a stream never
+        flushes, it waits for the next tick.
+        """
+        out = StepOutput()
+        if self.frames:
+            self._close(None, None, tick, lineage, out)
+        if self.day is not None:
+            out.summaries.append(self._summary(False, tick, lineage))
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _rejection(self, ts: int, day: int, price: float, volume: float) -> tuple[str, str] | None:
+        config = self.config
+        if not config.min_price <= price <= config.max_price:
+            return PRICE_OUT_OF_RANGE, f"price {price!r} outside [{config.min_price!r}, {config.max_price!r}]"
+        if volume and not config.min_volume <= volume <= config.max_volume:
+            return VOLUME_OUT_OF_RANGE, (
+                f"volume {volume!r} outside [{config.min_volume!r}, {config.max_volume!r}] (0 = unknown)"
+            )
+        last = self.last
+        if last is None or ts >= last:
+            return None
+        if self.day is not None and day < self.day.day:
+            return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
+                          f" (latest event time {from_us(last).isoformat()})")
+        grace = self._plan.grace
+        for frame in self.frames:
+            end = ts - ts % frame.length + frame.length
+            if end + grace <= last:
+                return LATE, (f"its {frame.name} window [{from_us(end - frame.length).isoformat()},"
+                              f" {from_us(end).isoformat()}) closed: latest event time"
+                              f" {from_us(last).isoformat()}, grace {grace / 1e6:g}s")
+        if not self.frames and ts + grace <= last:
+            return LATE, (f"{(last - ts) / 1e6:g}s older than the latest event time"
+                          f" {from_us(last).isoformat()} (grace {grace / 1e6:g}s)")
+        return None
+
+    def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
+               out: StepOutput) -> bool:
+        """Close due windows (all of them when ``watermark`` is None), oldest end first.
+
+        Returns whether a window of the smallest timeframe closed.
+        """
+        grace = self._plan.grace
+        due: list[tuple[int, int, CandleWindow]] = []
+        for index, frame in enumerate(self.frames):
+            windows = frame.windows
+            closing = 0
+            for window in windows:  # sorted by start, so the due ones are a prefix
+                end = window.start + frame.length
+                if (watermark is None or end + grace <= watermark
+                        or (day_start is not None and end <= day_start)):
+                    due.append((end, index, window))
+                    closing += 1
+                else:
+                    break
+            if closing:
+                del windows[:closing]
+        if not due:
+            return False
+        due.sort(key=lambda item: (item[0], item[1]))
+        smallest = False
+        engine = self._plan.indicators
+        for end, index, window in due:
+            frame = self.frames[index]
+            ts_open, ts_close = from_us(window.start), from_us(end)
+            out.candles.append(Candle(
+                symbol=self.symbol, timeframe=frame.name, ts_open=ts_open, ts_close=ts_close,
+                open=window.open, high=window.high, low=window.low, close=window.close,
+                volume=window.volume, trade_count=window.count, ts_event=ts_close, ts_init=tick.ts_init,
+                lineage=lineage,
+            ))
+            values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
+            self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
+            smallest = smallest or index == self._plan.smallest
+        return smallest
+
+    def _derive(self, timeframe: str, rule_state: RuleState, values: list[Value], price: float,
+                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """Snapshot + rules for one evaluation; signals are counted into the open day."""
+        named = dict(zip(self._plan.names, values, strict=True))
+        out.snapshots.append(IndicatorSnapshot(
+            symbol=self.symbol, timeframe=timeframe, price=price, values=named, ts_event=ts_event,
+            ts_init=tick.ts_init, lineage=lineage,
+        ))
+        fired = self._plan.rules.evaluate(rule_state, values, price)
+        if not fired:
+            return
+        day = self.day
+        for rule, side in fired:
+            out.signals.append(Signal(
+                signal_id=make_signal_id(self.symbol, timeframe, rule, side, ts_event, lineage.partition,
+                                         lineage.offset),
+                symbol=self.symbol, timeframe=timeframe, rule=rule, side=side, price=price,
+                indicators=named, ts_event=ts_event, ts_init=tick.ts_init, lineage=lineage,
+            ))
+            if day is not None:
+                if side == BUY:
+                    day.buys += 1
+                else:
+                    day.sells += 1
+
+    def _summary(self, final: bool, tick: Tick, lineage: Lineage) -> DailySummary:
+        day = self.day
+        assert day is not None  # noqa: S101 - callers check; a bug otherwise
+        vwap = day.vwap
+        return DailySummary(
+            symbol=self.symbol, date=day_date(day.day), open=day.open, high=day.high, low=day.low,
+            close=day.close, mean_price=day.mean_price,
+            vwap=vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
+            volume=day.volume, tick_count=day.count, buy_count=day.buys, sell_count=day.sells,
+            final=final, ts_event=tick.ts_event, ts_init=tick.ts_init, lineage=lineage,
+        )
+
+
+def step(config: PipelineConfig, state: SymbolState | None, tick: Tick,
+         lineage: Lineage) -> tuple[SymbolState, StepOutput]:
+    """Apply one tick to a symbol's state: the new state (a fresh dict) and the derived events.
+
+    ``state`` is None for a symbol never seen, else the state a previous call returned (or
+    its JSON round trip); it is not modified. Raises :class:`IncompatibleStateError` when the
+    state belongs to another indicator set or timeframes. Bad input never raises: it comes
+    back in ``StepOutput.rejections``.
+    """
+    processor = SymbolProcessor(config, tick.symbol, state)
+    output = processor.process(tick, lineage)
+    return processor.state(), output
+
+
+def flush(config: PipelineConfig, state: SymbolState, tick: Tick,
+          lineage: Lineage) -> tuple[SymbolState, StepOutput]:
+    """End of a finite input: :meth:`SymbolProcessor.flush` on a stored state."""
+    processor = SymbolProcessor(config, tick.symbol, state)
+    output = processor.flush(tick, lineage)
+    return processor.state(), output
