@@ -1,0 +1,125 @@
+"""The materializer against the real broker and Redis: views, dead letters, committed offsets, replays."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client import REGISTRY
+
+from processors.materialize.rebuild import snapshot
+from processors.materialize.service import Materializer
+from processors.materialize.settings import MaterializeSettings
+from schemas.events import DeadLetter
+from stockstream.kafka_admin import ensure_topics
+from tests.integration.views.streams import make_stream, produce_stream
+from tests.support.kafka_tools import end_offsets, produce, read_topic, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def running(settings: MaterializeSettings) -> Iterator[Materializer]:
+    stop = threading.Event()
+    materializer = Materializer(settings, stop=stop)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            materializer.run()
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield materializer
+    finally:
+        stop.set()
+        thread.join(30)
+        assert not errors, errors
+
+
+def settings_for(stack, namespace: str, **overrides) -> MaterializeSettings:
+    return MaterializeSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace,
+                               redis_url=stack.redis_url, redis_key_prefix=namespace, metrics_port=0,
+                               partitions=2, batch_timeout_s=0.05, **overrides)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def caught_up(settings: MaterializeSettings, topic: str) -> bool:
+    """The group's committed offsets equal the end offsets of every non-empty partition of ``topic``."""
+    ends = {p: end for p, end in end_offsets(settings.bootstrap_servers, topic).items() if end > 0}
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.group_id})
+    try:
+        done = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+        return {tp.partition: tp.offset for tp in done} == ends
+    finally:
+        consumer.close()
+
+
+def test_materializes_every_view_refuses_bad_records_and_commits_after_writing(
+        stack, namespace, views_prefix, redis_client, topics_cleanup):
+    settings = settings_for(stack, namespace)
+    registry = settings.topics()
+    ensure_topics(settings, registry.all())
+    stream = make_stream(count=200)
+    stream.extend(make_stream("ETH-USD", count=100, price=3000.0, seed=5))
+    produced = produce_stream(stack.kafka_bootstrap, registry, stream)
+    produce(stack.kafka_bootstrap, registry.ticks.name, [(b"BTC-USD", b"{broken"), (b"BTC-USD", b'{"price": 0}')])
+    events_before = metric("stockstream_materialize_events_total", topic="ticks")
+    dead_before = metric("stockstream_materialize_dead_letters_total", reason="invalid_json")
+
+    with running(settings):
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:ETH-USD:tick") == 100
+                   and redis_client.zcard(f"{namespace}ind:BTC-USD:tick") == 200
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD")
+                   == sum(s.symbol == "BTC-USD" for s in stream.signals)
+                   and caught_up(settings, registry.ticks.name),
+                   timeout_s=60, message="views and committed offsets")
+
+    last_btc = [t for t in stream.ticks if t.symbol == "BTC-USD"][-1]
+    assert json.loads(redis_client.hget(f"{namespace}latest:BTC-USD", "tick"))["source_id"] == last_btc.source_id
+    assert redis_client.smembers(f"{namespace}symbols") == {b"BTC-USD", b"ETH-USD"}
+    assert redis_client.zcard(f"{namespace}candles:BTC-USD:1m") == sum(c.symbol == "BTC-USD" for c in stream.candles)
+    last_day = [d for d in stream.daily if d.symbol == "BTC-USD"][-1]
+    assert json.loads(redis_client.hget(f"{namespace}daily:BTC-USD", last_day.date.isoformat()))["tick_count"] == 200
+    assert metric("stockstream_materialize_events_total", topic="ticks") - events_before == len(stream.ticks)
+    assert metric("stockstream_materialize_dead_letters_total", reason="invalid_json") - dead_before == 1
+    letters = [DeadLetter.model_validate_json(r.value) for r in
+               read_topic(stack.kafka_bootstrap, settings.dead_letter_topic().name)]
+    assert sorted(letter.reason for letter in letters) == ["invalid_json", "schema_invalid"]
+    assert all(letter.origin and letter.origin.topic == registry.ticks.name for letter in letters)
+    assert produced == stream.size
+
+
+def test_a_replay_from_the_start_by_a_second_group_leaves_the_views_unchanged(
+        stack, namespace, views_prefix, redis_client, topics_cleanup):
+    settings = settings_for(stack, namespace)
+    registry = settings.topics()
+    ensure_topics(settings, registry.all())
+    stream = make_stream(count=150, seed=3)
+    produce_stream(stack.kafka_bootstrap, registry, stream)
+    with running(settings):
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD:tick") == 150
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD") == len(stream.signals),
+                   timeout_s=60, message="first pass")
+    first = snapshot(redis_client, namespace)
+    stale_before = metric("stockstream_materialize_writes_total", outcome="stale")
+    # A new group reads everything again: the at-least-once worst case.
+    replay = settings_for(stack, namespace, consumer_group=f"replay-{uuid.uuid4().hex[:6]}")
+    with running(replay) as materializer:
+        wait_until(lambda: caught_up(replay, registry.indicators.name)
+                   and caught_up(replay, registry.signals.name),
+                   timeout_s=60, message="replay committed")
+        assert materializer.batches >= 1
+    assert snapshot(redis_client, namespace) == first
+    assert metric("stockstream_materialize_writes_total", outcome="stale") > stale_before

@@ -1,0 +1,146 @@
+"""The materializer's pure core: decoding (bad input → dead letter with a stable reason), planning, coalescing, keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.materialize.keys import InvalidKeyPartError, ViewKeys
+from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics
+from schemas.events import DeadLetter, Tick, encode
+from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
+from schemas.topics import TopicRegistry
+from tests.integration.views.streams import make_stream
+
+NOW = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)
+REGISTRY = TopicRegistry(prefix="ns.", candle_timeframes=("1m", "5m"))
+KEYS = ViewKeys("p:")
+
+
+def planner(decay: timedelta = timedelta(minutes=15)) -> BatchPlanner:
+    return BatchPlanner(KEYS, InputTopics.from_registry(REGISTRY), Caps(recommendation_decay=decay), lambda: NOW)
+
+
+def record(topic: str, offset: int, value: bytes | None, key: bytes | None = b"BTC-USD", partition: int = 1
+           ) -> InputRecord:
+    return InputRecord(topic, partition, offset, key, value)
+
+
+STREAM = make_stream(count=130)
+
+
+def test_routes_cover_every_input_topic_with_unprefixed_metric_labels():
+    topics = InputTopics.from_registry(REGISTRY)
+    assert sorted(topics.names) == sorted(["ns.ticks", "ns.indicators", "ns.signals", "ns.aggregates.daily",
+                                           "ns.candles.1m", "ns.candles.5m"])
+    assert {route.label for route in topics.routes.values()} == {
+        "ticks", "indicators", "signals", "aggregates.daily", "candles.1m", "candles.5m"}
+    assert topics.routes["ns.candles.5m"].timeframe == "5m"
+
+
+@pytest.mark.parametrize(("topic", "value", "key", "reason"), [
+    ("ns.ticks", b"", b"BTC-USD", "empty_value"),
+    ("ns.ticks", None, b"BTC-USD", "empty_value"),
+    ("ns.ticks", b"{not json", b"BTC-USD", "invalid_json"),
+    ("ns.ticks", b"\xff\xfe\x00garbage", b"BTC-USD", "invalid_json"),
+    ("ns.ticks", b'{"symbol": "BTC-USD", "price": -1}', b"BTC-USD", "schema_invalid"),
+    ("ns.ticks", b"[1, 2, 3]", b"BTC-USD", "schema_invalid"),
+    ("ns.ticks", encode(STREAM.ticks[0]), b"ETH-USD", "key_mismatch"),
+    ("ns.ticks", encode(STREAM.ticks[0]), None, "key_mismatch"),
+    ("ns.signals", encode(STREAM.ticks[0]), b"BTC-USD", "schema_invalid"),
+    ("ns.candles.5m", encode(STREAM.candles[0]), b"BTC-USD", "timeframe_mismatch"),
+    ("ns.elsewhere", encode(STREAM.ticks[0]), b"BTC-USD", "unknown_topic"),
+])
+def test_bad_records_become_dead_letters_with_a_stable_reason(topic, value, key, reason):
+    decoded = planner().decode(record(topic, 41, value, key))
+    assert isinstance(decoded, DeadLetter)
+    assert decoded.reason == reason
+    assert decoded.source == "materialize"
+    assert decoded.origin is not None and (decoded.origin.topic, decoded.origin.offset) == (topic, 41)
+    assert decoded.ts_init == NOW
+    if value:
+        assert decoded.raw == value.decode("utf-8", errors="backslashreplace")
+
+
+def test_a_batch_with_bad_records_keeps_the_good_ones_and_counts_by_topic():
+    batch = planner().plan([
+        record("ns.ticks", 0, encode(STREAM.ticks[0])),
+        record("ns.ticks", 1, b"nope"),
+        record("ns.indicators", 0, encode(STREAM.indicators[0])),
+    ])
+    assert batch.records == 3
+    assert [letter.reason for letter in batch.dead_letters] == ["invalid_json"]
+    assert dict(batch.events_by_topic) == {"ticks": 1, "indicators": 1}
+    assert batch.symbols == {"BTC-USD"}
+
+
+def test_latest_value_slots_keep_only_the_highest_offset_of_a_batch():
+    ticks = STREAM.ticks[:5]
+    # delivered out of order within the batch (e.g. a replay appended to a retried batch)
+    order = [3, 0, 4, 1, 2]
+    batch = planner().plan([record("ns.ticks", 100 + i, encode(ticks[i])) for i in order])
+    assert len(batch.slots) == 1
+    slot = batch.slots[("p:latest:BTC-USD", "tick")]
+    assert slot.offset == 104
+    assert Tick.model_validate_json(slot.value) == ticks[4]
+    assert json.loads(slot.live) == {"type": "tick", "data": json.loads(encode(ticks[4]))}
+
+
+def test_indicators_update_latest_per_timeframe_and_the_capped_history():
+    snapshots = [s for s in STREAM.indicators if s.timeframe == "1m"][:2] + STREAM.indicators[:3]
+    batch = planner().plan([record("ns.indicators", i, encode(s)) for i, s in enumerate(snapshots)])
+    assert set(batch.slots) == {("p:latest:BTC-USD", "ind:1m"), ("p:latest:BTC-USD", "ind:tick")}
+    assert [add.key for add in batch.series].count("p:ind:BTC-USD:tick") == 3
+    assert batch.trims == {"p:ind:BTC-USD:tick": 1000, "p:ind:BTC-USD:1m": 1000}
+    assert all(add.live is not None and json.loads(add.live)["type"] == "indicators" for add in batch.series)
+
+
+def test_a_signal_sets_the_recommendation_with_rule_time_price_and_decay():
+    signal = STREAM.signals[0]
+    batch = planner(decay=timedelta(minutes=5)).plan([record("ns.signals", 7, encode(signal))])
+    overall = json.loads(batch.slots[("p:rec:BTC-USD", "*")].value)
+    per_timeframe = json.loads(batch.slots[("p:rec:BTC-USD", f"tf:{signal.timeframe}")].value)
+    assert overall == per_timeframe
+    assert overall["rule"] == signal.rule and overall["side"] == signal.side and overall["price"] == signal.price
+    assert datetime.fromisoformat(overall["expires_at"]) == signal.ts_event + timedelta(minutes=5)
+    keys = [add.key for add in batch.series]
+    assert keys == ["p:signals:BTC-USD", f"p:signals:BTC-USD:rule:{signal.rule}"]
+    assert batch.series[0].score == int(signal.ts_event.timestamp() * 1000)
+
+
+def test_candles_and_daily_are_keyed_by_window_and_date():
+    candle = STREAM.candles[0]
+    day = STREAM.daily[0]
+    batch = planner().plan([record("ns.candles.1m", 3, encode(candle)), record("ns.candles.1m", 9, encode(candle)),
+                            record("ns.aggregates.daily", 2, encode(day))])
+    (write,) = batch.candles.values()
+    assert (write.index_key, write.data_key, write.offset) == ("p:candles:BTC-USD:1m", "p:candles:BTC-USD:1m:data", 9)
+    assert write.member == str(int(candle.ts_open.timestamp() * 1000))
+    assert ("p:daily:BTC-USD", day.date.isoformat()) in batch.slots
+
+
+@given(st.text(max_size=40))
+def test_keys_are_never_built_from_text_outside_the_symbol_pattern(text):
+    import re
+
+    if re.fullmatch(NORMALIZED_SYMBOL_PATTERN, text):
+        assert KEYS.latest(text) == f"p:latest:{text}"
+    else:
+        with pytest.raises(InvalidKeyPartError):
+            KEYS.latest(text)
+
+
+@pytest.mark.parametrize("bad", ["BTC-USD*", "BTC USD", "btc-usd", "A:B", "", "X\nY", "*", "A[1]"])
+def test_every_key_builder_rejects_glob_and_separator_characters(bad):
+    for build in (KEYS.latest, KEYS.recommendation, KEYS.daily, KEYS.signals,
+                  lambda s: KEYS.candles(s, "1m"), lambda s: KEYS.indicator_history(s, "tick")):
+        with pytest.raises(InvalidKeyPartError):
+            build(bad)
+    with pytest.raises(InvalidKeyPartError):
+        KEYS.candles("BTC-USD", bad)
+    with pytest.raises(InvalidKeyPartError):
+        KEYS.signals("BTC-USD", rule=bad)
