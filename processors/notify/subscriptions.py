@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -170,7 +172,15 @@ class TelegramChannel(_ChannelBase):
         return RateLimit(per_second=1, burst=1)
 
 
-EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$", max_length=254)]
+def _mail_address(value: object) -> object:
+    if isinstance(value, str):
+        _name, address = parseaddr(value)
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", address):
+            raise ValueError(f"{value!r} is not a mail address like alice@example.com or 'Alice <alice@example.com>'")
+    return value
+
+
+EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_mail_address)]
 
 
 class EmailChannel(_ChannelBase):

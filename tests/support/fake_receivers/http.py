@@ -99,7 +99,8 @@ class HttpReceiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-receiver", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="http-receiver", daemon=True)
 
     # ---- lifecycle
     def __enter__(self) -> HttpReceiver:
@@ -182,6 +183,9 @@ class HttpReceiver:
         if reply.delay_s and self._closing.wait(reply.delay_s):
             return
         payload, content_type = reply.encoded()
+        # Recorded before writing, so a client that has the answer always finds it recorded.
+        with self._lock:
+            record.answered_status = reply.status
         try:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.headers.get("Content-Type", content_type))
@@ -193,6 +197,5 @@ class HttpReceiver:
             handler.wfile.write(payload)
             handler.wfile.flush()
         except OSError:
-            return
-        with self._lock:
-            record.answered_status = reply.status
+            with self._lock:
+                record.answered_status = None

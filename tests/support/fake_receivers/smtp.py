@@ -60,7 +60,7 @@ class ReceivedMail:
     @property
     def body(self) -> str:
         part = self.message.get_body(("plain",))
-        return part.get_content() if part is not None else ""
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
 
 
 class _Handler:
@@ -109,7 +109,7 @@ class SmtpReceiver:
             def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
                 good = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == expected_login
                         and auth_data.password.decode() == expected_password)
-                return AuthResult(success=good)
+                return AuthResult(success=good, handled=False, auth_data=auth_data)
 
             kwargs.update(authenticator=authenticate, auth_required=True, auth_require_tls=cert is not None)
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
