@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
 from processors.ingest.sources.base import Outcome, Rejected, SourceProblem, raw_text
-from processors.ingest.sources.exchanges.common import TradeSink, load_object, reject, validate_wire
+from processors.ingest.sources.exchanges.common import (
+    TradeSink,
+    TradeValues,
+    load_object,
+    reject,
+    validate_wire,
+)
 from processors.ingest.validation import TimeBounds, parse_amount, parse_epoch, require_amount
 
 SOURCE = "binance"
@@ -74,11 +80,14 @@ class BinanceAdapter:
             return [Rejected(reasons.MESSAGE_UNKNOWN, f"event type {str(message.get('e'))[:40]!r}", raw_text(frame))]
         try:
             wire = validate_wire(BinanceTradeWire, message, _DOMAINS)
-            return self.to_ticks(wire, now)
+            return self.to_ticks(wire, now, frame)
         except RecordRejected as error:
-            return [reject(error, f"trade {message.get('s')}:{message.get('t')}", frame)]
+            venue = message.get("s")
+            symbol = self.by_venue.get(venue.upper()) if isinstance(venue, str) else None
+            seen = self.sink.observe_rejected(symbol, message.get("t"))
+            return [*seen, reject(error, f"trade {str(venue)[:32]}:{message.get('t')}", frame)]
 
-    def to_ticks(self, wire: BinanceTradeWire, now: datetime) -> list[Outcome]:
+    def to_ticks(self, wire: BinanceTradeWire, now: datetime, raw: object) -> list[Outcome]:
         """The single conversion of a Binance trade to a tick (and a gap, if trade ids jumped)."""
         if not wire.s:
             raise RecordRejected(reasons.SYMBOL_MISSING, "trade without symbol")
@@ -87,8 +96,7 @@ class BinanceAdapter:
             raise RecordRejected(reasons.SYMBOL_UNEXPECTED, f"{wire.s[:32]!r} is not subscribed")
         if wire.t is None:
             raise RecordRejected(reasons.TRADE_ID_MISSING, "trade without id")
-        return self.sink.trade(
-            symbol=symbol, trade_id=wire.t, price=require_amount(wire.p, "price"),
-            volume=parse_amount(wire.q, "volume", required=False),
-            ts_event=parse_epoch(wire.T, unit="ms"), now=now,
-        )
+        return self.sink.trade(symbol, wire.t, raw, lambda: TradeValues(
+            price=require_amount(wire.p, "price"), volume=parse_amount(wire.q, "volume", required=False),
+            ts_event=parse_epoch(wire.T, unit="ms"),
+        ), now)

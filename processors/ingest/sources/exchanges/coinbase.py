@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
 from processors.ingest.sources.base import Outcome, Rejected, SourceProblem, raw_text
-from processors.ingest.sources.exchanges.common import TradeSink, load_object, reject, validate_wire
+from processors.ingest.sources.exchanges.common import (
+    TradeSink,
+    TradeValues,
+    load_object,
+    reject,
+    validate_wire,
+)
 from processors.ingest.validation import (
     TimeBounds,
     parse_amount,
@@ -74,19 +80,21 @@ class CoinbaseAdapter:
             return [Rejected(reasons.MESSAGE_UNKNOWN, f"message type {str(kind)[:40]!r}", raw_text(frame))]
         try:
             wire = validate_wire(CoinbaseTickerWire, message, _DOMAINS)
-            return self.to_ticks(wire, now)
+            return self.to_ticks(wire, now, frame)
         except RecordRejected as error:
-            return [reject(error, f"ticker {message.get('product_id')}:{message.get('trade_id')}", frame)]
+            product = message.get("product_id")
+            seen = self.sink.observe_rejected(product if isinstance(product, str) else None, message.get("trade_id"))
+            return [*seen, reject(error, f"ticker {str(product)[:32]}:{message.get('trade_id')}", frame)]
 
-    def to_ticks(self, wire: CoinbaseTickerWire, now: datetime) -> list[Outcome]:
+    def to_ticks(self, wire: CoinbaseTickerWire, now: datetime, raw: object) -> list[Outcome]:
         """The single conversion of a Coinbase ticker to a tick (and a gap, if trade ids jumped)."""
         symbol = parse_symbol(wire.product_id, self.sink.allowed)
         if wire.trade_id is None:
             raise RecordRejected(reasons.TRADE_ID_MISSING, "ticker without trade_id")
-        return self.sink.trade(
-            symbol=symbol, trade_id=wire.trade_id, price=require_amount(wire.price, "price"),
+        return self.sink.trade(symbol, wire.trade_id, raw, lambda: TradeValues(
+            price=require_amount(wire.price, "price"),
             volume=parse_amount(wire.last_size, "volume", required=False),
             bid=parse_amount(wire.best_bid, "bid", required=False),
             ask=parse_amount(wire.best_ask, "ask", required=False),
-            ts_event=parse_iso_timestamp(wire.time), now=now,
-        )
+            ts_event=parse_iso_timestamp(wire.time),
+        ), now)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -39,7 +40,11 @@ def validate_wire(model: type[WireModel], payload: object, domains: Mapping[str,
 
 
 class TradeSink:
-    """Per-adapter state and the last step of every trade: gap check, then tick build."""
+    """Per-adapter state and the last step of every trade: gap check, then tick build.
+
+    The trade id is observed before the values are checked, so a delivered but invalid
+    trade is a rejection, not a gap.
+    """
 
     def __init__(self, source: str, symbols: tuple[str, ...], bounds: TimeBounds) -> None:
         self.source = source
@@ -47,16 +52,39 @@ class TradeSink:
         self.bounds = bounds
         self.gaps = GapTracker()
 
-    def trade(
-        self, *, symbol: str, trade_id: int, price: float, volume: float | None, ts_event: datetime,
-        now: datetime, bid: float | None = None, ask: float | None = None,
-    ) -> list[Outcome]:
-        tick = build_tick(
-            source=self.source, source_id=f"{symbol}:{trade_id}", symbol=symbol, price=price, volume=volume,
-            bid=bid, ask=ask, ts_event=ts_event, ts_init=now, bounds=self.bounds,
-        )
+    def trade(self, symbol: str, trade_id: int, raw: object, values: Callable[[], TradeValues],
+              now: datetime) -> list[Outcome]:
         gap = self.gaps.observe(symbol, trade_id)
-        return [gap, Accepted(tick)] if gap is not None else [Accepted(tick)]
+        outcomes: list[Outcome] = [gap] if gap is not None else []
+        try:
+            trade = values()
+            outcomes.append(Accepted(build_tick(
+                source=self.source, source_id=f"{symbol}:{trade_id}", symbol=symbol, price=trade.price,
+                volume=trade.volume, bid=trade.bid, ask=trade.ask, ts_event=trade.ts_event, ts_init=now,
+                bounds=self.bounds,
+            )))
+        except RecordRejected as error:
+            outcomes.append(reject(error, f"trade {symbol}:{trade_id}", raw))
+        return outcomes
+
+
+    def observe_rejected(self, symbol: str | None, trade_id: object) -> list[Outcome]:
+        """Track the id of a trade refused for its shape, so it does not show up as a gap later."""
+        if symbol not in self.allowed or not isinstance(trade_id, int) or isinstance(trade_id, bool):
+            return []
+        gap = self.gaps.observe(symbol, trade_id)
+        return [gap] if gap is not None else []
+
+
+@dataclass(frozen=True)
+class TradeValues:
+    """The parsed values of one trade (the adapter's conversion fills it)."""
+
+    price: float
+    ts_event: datetime
+    volume: float | None = None
+    bid: float | None = None
+    ask: float | None = None
 
 
 def reject(error: RecordRejected, locator: str, raw: object) -> Rejected:

@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
 from processors.ingest.sources.base import Outcome, Rejected, SourceProblem, raw_text
-from processors.ingest.sources.exchanges.common import TradeSink, load_object, reject, validate_wire
+from processors.ingest.sources.exchanges.common import (
+    TradeSink,
+    TradeValues,
+    load_object,
+    reject,
+    validate_wire,
+)
 from processors.ingest.validation import (
     TimeBounds,
     parse_amount,
@@ -91,18 +97,22 @@ class KrakenAdapter:
             try:
                 if not isinstance(item, dict):
                     raise RecordRejected(reasons.NOT_AN_OBJECT, "trade is not an object")
-                outcomes.extend(self.to_ticks(validate_wire(KrakenTradeWire, item, _DOMAINS), now))
+                raw = json.dumps(item, default=str)
+                outcomes.extend(self.to_ticks(validate_wire(KrakenTradeWire, item, _DOMAINS), now, raw))
             except RecordRejected as error:
+                if isinstance(item, dict):
+                    pair = item.get("symbol")
+                    symbol = pair.replace("/", "-") if isinstance(pair, str) else None
+                    outcomes.extend(self.sink.observe_rejected(symbol, item.get("trade_id")))
                 outcomes.append(reject(error, f"{envelope.type}[{index}]", json.dumps(item, default=str)))
         return outcomes
 
-    def to_ticks(self, wire: KrakenTradeWire, now: datetime) -> list[Outcome]:
+    def to_ticks(self, wire: KrakenTradeWire, now: datetime, raw: object) -> list[Outcome]:
         """The single conversion of a Kraken trade to a tick (and a gap, if trade ids jumped)."""
         symbol = parse_symbol(wire.symbol, self.sink.allowed)
         if wire.trade_id is None:
             raise RecordRejected(reasons.TRADE_ID_MISSING, "trade without trade_id")
-        return self.sink.trade(
-            symbol=symbol, trade_id=wire.trade_id, price=require_amount(wire.price, "price"),
-            volume=parse_amount(wire.qty, "volume", required=False),
-            ts_event=parse_iso_timestamp(wire.timestamp), now=now,
-        )
+        return self.sink.trade(symbol, wire.trade_id, raw, lambda: TradeValues(
+            price=require_amount(wire.price, "price"), volume=parse_amount(wire.qty, "volume", required=False),
+            ts_event=parse_iso_timestamp(wire.timestamp),
+        ), now)

@@ -1,0 +1,126 @@
+"""Helpers for the ingest integration tests: run the real service in-process, read back its topics, scrape metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from processors.ingest.factory import build_source
+from processors.ingest.metrics import IngestMetrics
+from processors.ingest.publisher import TickPublisher
+from processors.ingest.service import IngestService, IngestSummary, wall_clock
+from processors.ingest.settings import IngestSettings
+from processors.ingest.sources.base import Source
+from schemas.events import DeadLetter, Tick
+from stockstream.kafka_admin import ensure_topics
+from tests.support.kafka_tools import read_topic
+
+
+@dataclass
+class IngestRun:
+    """One finished in-process run: its summary, its private metrics registry, its topics."""
+
+    settings: IngestSettings
+    registry: CollectorRegistry
+    summary: IngestSummary
+    source: Source
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def published(self) -> float:
+        """Ticks acknowledged by Kafka so far (live, unlike ``summary.delivered``)."""
+        return self.metric("stockstream_ingest_records_published_total", source=self.source.name)
+
+    def ticks(self) -> list[Tick]:
+        records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks.name)
+        ticks = [Tick.model_validate_json(r.value) for r in records]
+        assert all(r.key == t.symbol.encode() for r, t in zip(records, ticks, strict=True))  # keyed by symbol
+        return ticks
+
+    def ticks_in_log_order(self) -> dict[int, list[Tick]]:
+        """Ticks per partition, in offset order (the order a consumer sees)."""
+        records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks.name)
+        by_partition: dict[int, list[Tick]] = {}
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            by_partition.setdefault(record.partition, []).append(Tick.model_validate_json(record.value))
+        return by_partition
+
+    def dead_letters(self) -> list[DeadLetter]:
+        records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks_dlq.name)
+        return [DeadLetter.model_validate_json(r.value) for r in records]
+
+
+def ingest_settings(stack: Any, namespace: str, **overrides: Any) -> IngestSettings:
+    """Settings for a test run: the shared broker, a private topic namespace, fast retries, no .env."""
+    values: dict[str, Any] = {
+        "bootstrap_servers": stack.kafka_bootstrap, "topic_prefix": namespace, "metrics_port": 0,
+        "retry_initial_seconds": 0.05, "retry_max_seconds": 0.2, "flush_timeout_seconds": 30,
+        "linger_ms": 1,
+    }
+    values.update(overrides)
+    return IngestSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def run_ingest(
+    settings: IngestSettings,
+    *,
+    until: Callable[[IngestRun], bool] | None = None,
+    timeout_s: float = 60.0,
+    source: Source | None = None,
+) -> IngestRun:
+    """Run the service until its source ends, or until ``until(run)`` holds (then stop it cleanly)."""
+    topics = settings.topics()
+    ensure_topics(settings, [topics.ticks, topics.ticks_dlq])
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    source = source or build_source(settings, wall_clock)
+    publisher = TickPublisher(settings, source.name, metrics)
+    service = IngestService(settings, source, publisher, metrics)
+    run = IngestRun(settings, registry, service.summary, source)
+
+    async def main() -> IngestSummary:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        deadline = time.monotonic() + timeout_s
+        while not task.done():
+            if until is not None and until(run):
+                break
+            if time.monotonic() > deadline:
+                stop.set()
+                await task
+                raise AssertionError(f"ingest run did not reach its condition within {timeout_s:.0f}s: {service.summary.line()}")
+            await asyncio.sleep(0.05)
+        stop.set()
+        return await task
+
+    run.summary = asyncio.run(main())
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:  # noqa: S310
+        return answer.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text output (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    return 0.0
