@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import redis
 from pydantic import Field
@@ -56,9 +57,21 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
         register_secret(self.sasl_password.get_secret_value() if self.sasl_password else None)
 
 
+def redis_connection_args(settings: RedisSettings) -> tuple[str, dict[str, Any]]:
+    """URL and keyword arguments for ``Redis.from_url`` (sync or asyncio) honouring AUTH and TLS settings.
+
+    redis-py picks TLS from the URL scheme: ``from_url`` rejects ``ssl=True``, so with
+    ``REDIS_TLS=true`` a ``redis://`` URL becomes ``rediss://`` and only the CA file is passed on.
+    """
+    kwargs = settings.redis_kwargs()
+    url = settings.redis_url
+    if kwargs.pop("ssl", False) and url.startswith("redis://"):
+        url = "rediss://" + url.removeprefix("redis://")
+    return url, kwargs
+
+
 def redis_client(settings: RedisSettings, socket_timeout_s: float = 5.0) -> redis.Redis:
     """A Redis client from ``REDIS_URL`` plus AUTH/TLS settings; connects lazily (no I/O here)."""
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
-        health_check_interval=30, **settings.redis_kwargs(),
-    )
+    url, kwargs = redis_connection_args(settings)
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
+                                health_check_interval=30, **kwargs)

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 import stockstream
 from processors.materialize.keys import ViewKeys
 from processors.materialize.reader import ViewReader
-from processors.materialize.settings import redis_client
+from processors.materialize.settings import redis_client, redis_connection_args
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
@@ -87,8 +87,9 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     keys = ViewKeys(settings.redis_key_prefix)
 
     def async_client() -> aioredis.Redis:
-        return aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_socket_timeout_s,
-                                       health_check_interval=30, **settings.redis_kwargs())
+        url, kwargs = redis_connection_args(settings)
+        return aioredis.Redis.from_url(url, socket_connect_timeout=settings.redis_socket_timeout_s,
+                                       health_check_interval=30, **kwargs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,19 +2,19 @@
 
 Symbols must match the event schema's pattern (422 otherwise) and be known (404 otherwise);
 timeframes are an enum of this deployment's timeframes; limits are bounded; ``from``/``to``
-are ISO dates with ``from <= to``. Each handler is a plain ``def`` (run in the threadpool)
+are ISO dates (``from > to`` is an empty range). Each handler is a plain ``def`` (run in the threadpool)
 that calls :class:`processors.materialize.reader.ViewReader` — the same code as ``stockstream query``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the timeframe enums are built per app at run
+# time, and FastAPI must see the real types in the handlers' annotations.
+import re
 from datetime import date
 from enum import Enum
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from processors.materialize.documents import (
     CandleSeries,
@@ -29,6 +29,17 @@ from processors.materialize.reader import ViewReader
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 
 MAX_LIMIT = 1000
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_date_text(value: object) -> object:
+    # pydantic's lax date parsing also takes numbers (0 → 1970-01-01); a query date must be YYYY-MM-DD.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("dates are YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 
 
 class Problem(BaseModel):
@@ -111,14 +122,11 @@ def build_router(timeframes: list[str]) -> APIRouter:
                 summary="Daily summaries, oldest day first")
     def daily(
         request: Request, symbol: SymbolPath,
-        start: Annotated[date | None, Query(alias="from", description="First day (UTC), inclusive")] = None,
-        end: Annotated[date | None, Query(alias="to", description="Last day (UTC), inclusive")] = None,
+        start: Annotated[IsoDate | None, Query(alias="from", description="First day (UTC), inclusive")] = None,
+        end: Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), inclusive")] = None,
     ) -> DailyList:
-        if start is not None and end is not None and start > end:
-            raise RequestValidationError([{
-                "type": "value_error", "loc": ("query", "to"), "input": end.isoformat(),
-                "msg": f"'to' ({end}) is before 'from' ({start})",
-            }])
+        # An inverted range (from > to) is an empty range, not an error: every YYYY-MM-DD pair the schema
+        # allows is accepted (a malformed date is a 422).
         return known(request, symbol).daily(symbol, start, end)
 
     return router

@@ -1,0 +1,207 @@
+"""The query API on the real Redis: contracts, strict validation, 404/422/503, security headers, metrics, schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+
+from processors.materialize.keys import ViewKeys
+from processors.materialize.planner import BatchPlanner, Caps, InputTopics
+from processors.materialize.store import ViewStore
+from stockstream.api.app import create_app
+from stockstream.api.settings import ApiSettings
+from tests.integration.views.streams import T0, make_stream
+from tests.integration.views.test_views_store import log_of
+
+pytestmark = pytest.mark.integration
+
+STREAM = make_stream(count=200)
+STREAM.extend(make_stream("ETH-USD", count=50, price=3000.0, seed=8, start=T0 + timedelta(days=1)))
+BTC_SIGNALS = sorted((s for s in STREAM.signals if s.symbol == "BTC-USD"), key=lambda s: s.ts_event, reverse=True)
+
+
+class Clock:
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.fixture
+def populated(redis_client, views_prefix) -> str:
+    """The views of STREAM under the test's prefix, written by the real store (topic names as in the log)."""
+    from schemas.topics import TopicRegistry
+
+    keys = ViewKeys(views_prefix)
+    planner = BatchPlanner(keys, InputTopics.from_registry(TopicRegistry(prefix="x.")), Caps(), lambda: T0)
+    ViewStore(redis_client, keys, publish=False).apply(planner.plan(log_of(STREAM)))
+    return views_prefix
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(BTC_SIGNALS[0].ts_event + timedelta(minutes=1))
+
+
+@pytest.fixture
+def api(stack, populated, clock) -> Iterator[TestClient]:
+    settings = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                           redis_key_prefix=populated)
+    with TestClient(create_app(settings, now=clock)) as client:
+        yield client
+
+
+def test_symbols_and_latest(api):
+    assert api.get("/symbols").json() == {"symbols": ["BTC-USD", "ETH-USD"], "timeframes": ["tick", "1m"]}
+    latest = api.get("/symbols/BTC-USD/latest").json()
+    assert latest["tick"]["source_id"] == [t for t in STREAM.ticks if t.symbol == "BTC-USD"][-1].source_id
+    assert set(latest["indicators"]) == {"tick", "1m"}
+    assert latest["indicators"]["tick"]["values"]["rsi_14"] is not None
+
+
+def test_recommendation_is_active_then_decays_to_hold(api, clock):
+    newest = json.loads(json.dumps(BTC_SIGNALS[0].model_dump(mode="json")))
+    active = api.get("/symbols/BTC-USD/recommendation").json()
+    assert (active["side"], active["state"]) == (newest["side"], "active")
+    assert active["set_by"]["signal_id"] == newest["signal_id"]
+    assert active["set_by"]["rule"] == newest["rule"] and active["set_by"]["price"] == newest["price"]
+    clock.moment = BTC_SIGNALS[0].ts_event + timedelta(minutes=15)
+    decayed = api.get("/symbols/BTC-USD/recommendation").json()
+    assert (decayed["side"], decayed["state"]) == ("HOLD", "decayed")
+    assert decayed["set_by"]["signal_id"] == newest["signal_id"]
+    per_timeframe = api.get("/symbols/BTC-USD/recommendation", params={"timeframe": "1m"}).json()
+    one_minute = [s for s in BTC_SIGNALS if s.timeframe == "1m"]
+    assert per_timeframe["state"] == ("none" if not one_minute else "decayed")
+
+
+def test_candles_indicators_signals_and_daily(api):
+    candles = api.get("/symbols/BTC-USD/candles", params={"timeframe": "1m", "limit": 2}).json()["candles"]
+    expected = [c for c in STREAM.candles if c.symbol == "BTC-USD"][-2:]
+    assert [c["ts_open"] for c in candles] == [c.model_dump(mode="json")["ts_open"] for c in expected]
+
+    series = api.get("/symbols/BTC-USD/indicators", params={"timeframe": "tick", "limit": 5}).json()
+    times = [s["ts_event"] for s in series["history"]]
+    assert len(times) == 5 and times == sorted(times)
+    assert series["latest"] == series["history"][-1]
+    assert api.get("/symbols/BTC-USD/indicators", params={"limit": 0}).json()["history"] == []
+
+    signals = api.get("/symbols/BTC-USD/signals", params={"limit": 3}).json()["signals"]
+    assert [s["signal_id"] for s in signals] == [s.signal_id for s in BTC_SIGNALS[:3]]
+    sells = api.get("/symbols/BTC-USD/signals", params={"side": "SELL", "rule": "rsi_reversal"}).json()["signals"]
+    assert sells and all(s["side"] == "SELL" and s["rule"] == "rsi_reversal" for s in sells)
+    assert [s["signal_id"] for s in sells] == [s.signal_id for s in BTC_SIGNALS
+                                              if s.side == "SELL" and s.rule == "rsi_reversal"]
+
+    day = T0.date().isoformat()
+    assert [d["date"] for d in api.get("/symbols/BTC-USD/daily").json()["days"]] == [day]
+    assert api.get("/symbols/BTC-USD/daily", params={"from": "2026-11-28"}).json()["days"] == []
+    assert api.get("/symbols/BTC-USD/daily", params={"from": day, "to": day}).json()["days"][0]["tick_count"] == 200
+    assert api.get("/symbols/BTC-USD/daily", params={"from": "2026-12-01", "to": "2026-11-01"}).json()["days"] == []
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/symbols/btc-usd/latest", {}),
+    ("/symbols/BTC*/latest", {}),
+    ("/symbols/BTC-USD:pos/latest", {}),
+    ("/symbols/" + "A" * 33 + "/latest", {}),
+    ("/symbols/%20BTC/latest", {}),
+    ("/symbols/BTC-USD/candles", {"timeframe": "tick"}),
+    ("/symbols/BTC-USD/candles", {"timeframe": "7m"}),
+    ("/symbols/BTC-USD/candles", {"limit": 0}),
+    ("/symbols/BTC-USD/candles", {"limit": 1001}),
+    ("/symbols/BTC-USD/indicators", {"timeframe": "1m*"}),
+    ("/symbols/BTC-USD/signals", {"rule": "Rsi"}),
+    ("/symbols/BTC-USD/signals", {"rule": "a:b"}),
+    ("/symbols/BTC-USD/signals", {"side": "HOLD"}),
+    ("/symbols/BTC-USD/daily", {"from": "0"}),
+    ("/symbols/BTC-USD/daily", {"to": "2026-13-01"}),
+    ("/symbols/BTC-USD/daily", {"from": "2026-11-27T00:00:00"}),
+    ("/live", {"symbol": "bad*"}),
+])
+def test_invalid_input_is_a_clear_422(api, path, params):
+    answer = api.get(path, params=params)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][0] in ("path", "query")
+
+
+def test_unknown_symbol_is_404_everywhere(api):
+    for path in ("latest", "recommendation", "candles", "indicators", "signals", "daily"):
+        answer = api.get(f"/symbols/DOGE-USD/{path}")
+        assert answer.status_code == 404
+        assert "unknown symbol 'DOGE-USD'" in answer.json()["detail"]
+
+
+def test_security_headers_and_a_page_without_inline_code(api):
+    page = api.get("/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in api.get("/symbols").headers
+    html = page.text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+    assert " style=" not in html and "<style" not in html and "onclick" not in html
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        assert api.get(asset).status_code == 200, asset
+    script = api.get("/static/app.js").text
+    assert ".innerHTML" not in script and "eval(" not in script and "insertAdjacentHTML" not in script
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert api.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+
+
+def test_metrics_use_route_templates_not_raw_paths(api):
+    api.get("/symbols/BTC-USD/latest")
+    api.get("/symbols/ETH-USD/latest")
+    api.get("/symbols/NOPE/latest")
+    text = api.get("/metrics").text
+    assert 'route="/symbols/{symbol}/latest"' in text
+    assert 'status="404"' in text
+    assert "BTC-USD" not in text and "NOPE" not in text
+
+
+def test_openapi_lists_every_endpoint_with_exact_enums(api):
+    schema = api.get("/openapi.json").json()
+    assert set(schema["paths"]) == {
+        "/symbols", "/symbols/{symbol}/latest", "/symbols/{symbol}/recommendation", "/symbols/{symbol}/candles",
+        "/symbols/{symbol}/indicators", "/symbols/{symbol}/signals", "/symbols/{symbol}/daily", "/health"}
+    candles = schema["paths"]["/symbols/{symbol}/candles"]["get"]
+    timeframe = next(p for p in candles["parameters"] if p["name"] == "timeframe")
+    assert schema["components"]["schemas"][timeframe["schema"]["$ref"].rsplit("/", 1)[1]]["enum"] == ["1m"]
+
+
+def test_health_reports_kafka_and_redis(api, stack):
+    assert api.get("/health").json() == {"status": "ok", "kafka": True, "redis": True, "live_relay": True}
+    settings = ApiSettings(bootstrap_servers="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0",
+                           redis_socket_timeout_s=0.5, health_timeout_s=0.5)
+    with TestClient(create_app(settings)) as down:
+        answer = down.get("/health")
+        assert answer.status_code == 503
+        assert answer.json()["redis"] is False and answer.json()["kafka"] is False
+        unavailable = down.get("/symbols/BTC-USD/latest")
+        assert unavailable.status_code == 503
+        assert "unavailable" in unavailable.json()["detail"]
+
+
+def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, populated):
+    """A short schemathesis pass per operation (the full run is ``schemathesis run …/openapi.json``)."""
+    settings_ = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                            redis_key_prefix=populated)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, now=lambda: datetime.now(UTC)))
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 8
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case) -> None:
+            case.call_and_validate()
+
+        check()
