@@ -1,0 +1,189 @@
+"""The dashboard in a real browser (Debian's Chromium via Playwright) on ``stockstream serve`` + ``materialize``.
+
+Checks: the page loads without console errors (CSP violations count as errors), shows the
+latest price, indicators, recommendation, signals and daily summary of BTC-USD from a
+realistic stream; a signal produced while the page is open appears live; values from the
+system that contain HTML (an indicator name, a notification's title and text) are shown as
+text, never executed. Screenshots go to test-artifacts/ (and to docs/dashboard.png when
+STOCKSTREAM_DOCS_SCREENSHOT=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from playwright.sync_api import Page, expect, sync_playwright
+
+from processors.materialize.settings import MaterializeSettings
+from schemas.events import IndicatorSnapshot, Lineage, Signal, Tick, encode, make_signal_id
+from stockstream.kafka_admin import ensure_topics
+from tests.integration.views.streams import make_stream, produce_stream
+from tests.support.kafka_tools import delete_topics, produce, wait_until
+from tests.support.processes import ServiceProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Dashboard:
+    def __init__(self, base: str, settings: MaterializeSettings, client: redis.Redis) -> None:
+        self.base = base
+        self.settings = settings
+        self.redis = client
+
+
+@pytest.fixture
+def dashboard(stack, namespace) -> Iterator[Dashboard]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail("chromium is missing: apt-get install -y chromium (ops/setup/system-deps.sh does it)")
+    settings = MaterializeSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace,
+                                   redis_url=stack.redis_url, redis_key_prefix=namespace)
+    ensure_topics(settings, settings.topics().all())
+    now = datetime.now(UTC).replace(microsecond=0)
+    stream = make_stream(count=420, start=now - timedelta(seconds=420), seed=7)
+    stream.extend(make_stream("ETH-USD", count=120, price=3100.0, start=now - timedelta(seconds=120), seed=8))
+    last = [i for i in stream.indicators if i.symbol == "ETH-USD" and i.timeframe == "tick"][-1]
+    # An indicator whose *name* is HTML (on ETH-USD): it must be displayed as text.
+    stream.indicators.append(last.model_copy(update={"values": {**last.values, XSS: 1.0},
+                                                     "ts_event": last.ts_event + timedelta(milliseconds=500)}))
+    produce_stream(stack.kafka_bootstrap, settings.topics(), stream)
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url,
+           "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_KEY_PREFIX": namespace, "METRICS_PORT": "0"}
+    materializer = ServiceProcess(["materialize"], env)
+    server = ServiceProcess(["serve", "--port", str(port)], env)
+    client = redis.Redis.from_url(stack.redis_url)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD:tick") == 420
+                   and client.zcard(f"{namespace}ind:ETH-USD:tick") == 121
+                   and client.hlen(f"{namespace}daily:ETH-USD") == 1, timeout_s=60,
+                   message=f"views; materializer log:\n{materializer.output[-1500:]}")
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/health", timeout=1).json().get("live_relay") is True
+            except (httpx.HTTPError, ValueError):
+                return False
+
+        wait_until(up, timeout_s=30, message=f"serve; log:\n{server.output[-1500:]}")
+        yield Dashboard(base, settings, client)
+    finally:
+        server.terminate()
+        materializer.terminate()
+        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        delete_topics(stack.kafka_bootstrap, namespace)
+
+
+@pytest.fixture
+def page() -> Iterator[tuple[Page, list[str], list[str]]]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        tab = context.new_page()
+        errors: list[str] = []
+        dialogs: list[str] = []
+        tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        try:
+            yield tab, errors, dialogs
+        finally:
+            browser.close()
+
+
+def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(dashboard, page):
+    tab, errors, dialogs = page
+    ARTIFACTS.mkdir(exist_ok=True)
+    views = httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest").json()
+    tab.goto(dashboard.base + "/")
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=15_000)
+
+    # Latest price and indicators of BTC-USD (the default symbol).
+    expect(tab.locator("#price")).to_have_text(f"{views['tick']['price']:,.2f}")
+    expect(tab.locator("#indicators")).to_contain_text("rsi_14")
+    expect(tab.locator("#indicators")).to_contain_text("bb_upper")
+    assert tab.locator("#chart canvas").count() > 0
+    expect(tab.locator("#rec-side")).to_have_text(httpx.get(
+        f"{dashboard.base}/symbols/BTC-USD/recommendation").json()["side"])
+    assert tab.locator("#signals li").count() > 0
+    expect(tab.locator("#daily tr")).to_have_count(1)
+    expect(tab.locator("#connection")).to_have_text("live")
+
+    # A signal produced while the page is open appears without reload, with a new price.
+    registry = dashboard.settings.topics()
+    moment = datetime.now(UTC)
+    tick = Tick(symbol="BTC-USD", price=70123.45, volume=0.5, ts_event=moment, ts_init=moment, source="e2e",
+                source_id="live-1")
+    lineage = Lineage(topic=registry.ticks.name, partition=0, offset=10_000)
+    snapshot = IndicatorSnapshot(symbol="BTC-USD", timeframe="tick", price=tick.price,
+                                 values={**views["indicators"]["tick"]["values"], "rsi_14": 31.5},
+                                 ts_event=moment, ts_init=moment, lineage=lineage)
+    signal = Signal(signal_id=make_signal_id("BTC-USD", "tick", "rsi_reversal", "BUY", moment, 0, 10_000),
+                    symbol="BTC-USD", timeframe="tick", rule="rsi_reversal", side="BUY", price=tick.price,
+                    indicators={"rsi_14": 31.5}, ts_event=moment, ts_init=moment, lineage=lineage)
+    produce(dashboard.settings.bootstrap_servers, registry.ticks.name, [(b"BTC-USD", encode(tick))])
+    produce(dashboard.settings.bootstrap_servers, registry.indicators.name, [(b"BTC-USD", encode(snapshot))])
+    produce(dashboard.settings.bootstrap_servers, registry.signals.name, [(b"BTC-USD", encode(signal))])
+    expect(tab.locator(f'#signals li[data-id="{signal.signal_id}"]')).to_be_visible(timeout=15_000)
+    expect(tab.locator("#signals li").first).to_contain_text("rsi_reversal")
+    expect(tab.locator("#price")).to_have_text("70,123.45")
+    expect(tab.locator("#rec-side")).to_have_text("BUY")
+    expect(tab.locator("#rec-rule")).to_have_text("rsi_reversal")
+    expect(tab.locator("#indicators")).to_contain_text("31.50")
+
+    # A browser notification from the notifier, with HTML in it: a toast showing the text.
+    body = {"signal_id": signal.signal_id, "title": f"BUY BTC-USD {XSS}", "text": f"rsi_reversal {XSS}",
+            "url": "javascript:alert(2)", "signal": signal.model_dump(mode="json")}
+    dashboard.redis.publish(f"{dashboard.settings.redis_key_prefix}live:notifications", json.dumps(body))
+    toast = tab.locator("#toasts .toast").first
+    expect(toast).to_contain_text(f"BUY BTC-USD {XSS}")
+    expect(toast).to_contain_text(f"rsi_reversal {XSS}")
+    assert tab.locator("#toasts img").count() == 0
+    assert tab.locator("#toasts a").count() == 0  # a javascript: URL never becomes a link
+
+    tab.screenshot(path=str(ARTIFACTS / "dashboard-e2e.png"), full_page=True)
+    if os.environ.get("STOCKSTREAM_DOCS_SCREENSHOT") == "1":
+        for button in tab.locator("#toasts .toast-close").all():
+            button.click()
+        tab.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+
+    # Another timeframe: candles for 1m.
+    tab.select_option("#timeframe", "1m")
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/1m", timeout=15_000)
+    expect(tab.locator("#ind-timeframe")).to_have_text("(1m)")
+    tab.screenshot(path=str(ARTIFACTS / "dashboard-e2e-1m.png"), full_page=True)
+
+    # HTML in an indicator name (ETH-USD) is shown as text.
+    tab.select_option("#symbol", "ETH-USD")
+    tab.select_option("#timeframe", "tick")
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "ETH-USD/tick", timeout=15_000)
+    expect(tab.locator("#indicators")).to_contain_text(XSS)
+    assert tab.locator("#indicators img").count() == 0
+
+    assert errors == [], errors
+    assert dialogs == [], dialogs
