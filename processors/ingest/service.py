@@ -81,6 +81,8 @@ class IngestService:
         self.recent = RecentKeys(settings.dedup_window)
         self.summary = IngestSummary()
         self._reasons_logged: set[str] = set()
+        self._received = metrics.received.labels(source.name)  # bound once: the hot path skips label lookups
+        self._duplicates = metrics.duplicates.labels(source.name)
 
     async def run(self, stop: asyncio.Event) -> IngestSummary:
         self.metrics.track_ages(self.source.name, self.source.symbols)
@@ -128,11 +130,11 @@ class IngestService:
         name = self.source.name
         if isinstance(outcome, Accepted):
             self.summary.received += 1
-            self.metrics.received.labels(name).inc()
+            self._received.inc()
             tick = outcome.tick
             if self.recent.seen((tick.source, tick.source_id)):
                 self.summary.duplicates += 1
-                self.metrics.duplicates.labels(name).inc()
+                self._duplicates.inc()
                 log.debug("duplicate %s/%s not published again", tick.source, tick.source_id)
                 return
             await self.publisher.send_tick(tick)
@@ -140,7 +142,7 @@ class IngestService:
         elif isinstance(outcome, Rejected):
             self.summary.received += 1
             self.summary.rejected += 1
-            self.metrics.received.labels(name).inc()
+            self._received.inc()
             self.metrics.rejected.labels(name, outcome.reason).inc()
             detail = redact(outcome.detail)
             if outcome.reason not in self._reasons_logged:

@@ -112,8 +112,12 @@ def free_port() -> int:
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:  # noqa: S310
-        return answer.read().decode()
+    """The ``/metrics`` text of a service on ``port`` ("" while it is not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:  # noqa: S310
+            return answer.read().decode()
+    except OSError:
+        return ""
 
 
 def sample(text: str, name: str, **labels: str) -> float:
