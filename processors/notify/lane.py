@@ -129,8 +129,8 @@ class LaneProcessor:
                                           sleep=self.sleep, rng=self.rng, bucket=self.bucket, on_retry=on_retry)
         except DeliveryFailed as failure:
             metrics.FAILURES.labels(self.channel, failure.reason).inc()
-            log.error("channel %s: signal %s not delivered (%s after %d attempt(s)), sent to the DLQ",
-                      self.channel, signal.signal_id, failure.reason, failure.attempts)
+            log.error("channel %s: signal %s not delivered after %d attempt(s), sent to the DLQ: %s (%s)",
+                      self.channel, signal.signal_id, failure.attempts, failure.reason, failure.detail)
             state.set(ledger_key(signal.signal_id),
                       LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason).to_state())
             return [self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
@@ -186,6 +186,13 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
     topics = settings.topics()
     # A lane may hold the poll loop for a whole retry deadline; Kafka must not evict it meanwhile.
     hold_ms = int((settings.retry_deadline_s + 120) * 1000)
+    member = settings.lane_member_id(spec.channel, renotify=spec.renotify)
+    consumer_config: dict[str, object] = {"max.poll.interval.ms": hold_ms, "isolation.level": "read_committed",
+                                          "session.timeout.ms": 10000}
+    if not spec.renotify:
+        # Static membership: a restarted lane takes its partitions back at once. A one-off renotify run
+        # leaves its group on exit instead, so the next one can reposition it straight away.
+        consumer_config["group.instance.id"] = member
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.client_config()),
         consumer_group=settings.lane_group(spec.channel, renotify=spec.renotify),
@@ -194,8 +201,8 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
         processing_guarantee="exactly-once",
         state_dir=str(settings.lane_state_dir(spec.channel, renotify=spec.renotify)),
         use_changelog_topics=not spec.renotify,
-        consumer_extra_config={"max.poll.interval.ms": hold_ms, "isolation.level": "read_committed"},
-        producer_extra_config={"transaction.timeout.ms": hold_ms},
+        consumer_extra_config=consumer_config,
+        producer_extra_config={"transaction.timeout.ms": hold_ms, "transactional.id": member},
         loglevel=None,
         on_message_processed=on_message_processed,
     )

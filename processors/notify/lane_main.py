@@ -37,6 +37,7 @@ def main() -> int:
     from processors.notify.channels import build_sender
     from processors.notify.lane import LaneProcessor, build_application, utc_now
     from processors.notify.spec import LaneSpec
+    from processors.notify.subscriptions import maskable_values
     from stockstream.observability import register_secret, setup_logging
 
     spec = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by our own supervisor through a pipe
@@ -46,8 +47,8 @@ def main() -> int:
     setup_logging(settings.log_level, service=f"notify[{spec.channel}]")
     if settings.log_level != "DEBUG":
         logging.getLogger("quixstreams").setLevel(logging.WARNING)
-    for secret in spec.secrets.values():
-        register_secret(secret.get_secret_value())
+    for value in maskable_values(spec.secrets):
+        register_secret(value)
     _exit_with_parent(spec.parent_pid)
 
     state_dir = settings.lane_state_dir(spec.channel, renotify=spec.renotify)

@@ -95,13 +95,14 @@ def decide(
     Order: no matching subscription → ``unsubscribed`` (nothing recorded); already in
     the ledger → ``duplicate``; older than ``max_age_s`` at ``now`` → ``stale``; every
     matching subscription still cooling down → ``cooldown``; otherwise ``deliver``.
-    ``renotify`` (an explicit re-announcement) ignores the ledger and the age limit,
-    never the filters or the cooldown.
+    ``renotify`` (an explicit re-announcement) ignores the age limit, never the filters,
+    the cooldown or the ledger (a renotify run keeps a ledger of its own, so the live
+    ledger does not stop it, while each signal is still announced once per run).
     """
     matching = [subscription for subscription in subscriptions if subscription.matches(signal)]
     if not matching:
         return Verdict("unsubscribed")
-    if ledger is not None and not renotify:
+    if ledger is not None:
         return Verdict("duplicate")
     if not renotify and (now - signal.ts_event).total_seconds() > max_age_s:
         return Verdict("stale")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -49,17 +50,31 @@ def start_offsets(settings: KafkaSettings, topic: str, since: datetime | None) -
         consumer.close()
 
 
-def set_group_offsets(settings: KafkaSettings, group: str, topic: str, offsets: dict[int, int]) -> None:
-    """Commit ``offsets`` for ``group``; Kafka refuses while the group has live members (another notifier)."""
+def set_group_offsets(settings: KafkaSettings, group: str, topic: str, offsets: dict[int, int],
+                      timeout_s: float = 45.0) -> None:
+    """Commit ``offsets`` for ``group`` once it has no live member.
+
+    Kafka refuses while a member is in the group: another running notifier, or a lane that
+    stopped moments ago (static members stay registered for ``session.timeout.ms``). Waits up
+    to ``timeout_s`` for the group to empty, then raises :class:`OffsetError`.
+    """
     admin = AdminClient(settings.client_config())
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())])
-    for future in admin.alter_consumer_group_offsets([request]).values():
+    deadline = time.monotonic() + timeout_s
+    while True:
+        problem = None
         try:
-            future.result(timeout=30)
+            for future in admin.alter_consumer_group_offsets([request]).values():
+                result = future.result(timeout=30)
+                errors = {str(tp.error) for tp in result.topic_partitions if tp.error is not None}
+                problem = "; ".join(sorted(errors)) or None
         except KafkaException as error:
-            raise OffsetError(
-                f"cannot move consumer group {group} ({error.args[0]}); stop the notifier that uses it first"
-            ) from None
+            problem = str(error.args[0])
+        if problem is None:
+            return
+        if time.monotonic() > deadline:
+            raise OffsetError(f"cannot move consumer group {group} ({problem}); is another notifier using it?")
+        time.sleep(1.0)  # the group still has a member: wait for it to leave or expire
 
 
 def last_stable_offsets(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> dict[int, int | None]:

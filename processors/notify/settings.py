@@ -7,9 +7,10 @@ entry point reads exactly those (:func:`processors.notify.subscriptions.resolve_
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, field_validator
 
 from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
 
@@ -22,6 +23,10 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
     consumer_group: str = Field(
         "stockstream-notify", pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("NOTIFY_CONSUMER_GROUP")
     )
+    instance_id: str = Field(
+        default_factory=lambda: socket.gethostname() or "notify", pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        validation_alias=env("NOTIFY_INSTANCE_ID"),
+    )
     state_dir: Path = Field(Path(".stack/state/notify"), validation_alias=env("NOTIFY_STATE_DIR"))
     max_age_s: float = Field(900.0, gt=0, validation_alias=env("NOTIFY_MAX_AGE_S"))
     dashboard_url: HttpUrl | None = Field(None, validation_alias=env("NOTIFY_DASHBOARD_URL"))
@@ -33,9 +38,22 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
     shutdown_grace_s: float = Field(15.0, gt=0, validation_alias=env("NOTIFY_SHUTDOWN_GRACE_S"))
     lane_restart_max_s: float = Field(60.0, gt=0, validation_alias=env("NOTIFY_LANE_RESTART_MAX_S"))
 
+    @field_validator("subscriptions_file", "dashboard_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     def lane_group(self, channel: str, *, renotify: bool = False) -> str:
         """The consumer group of one channel's lane (a renotify run has its own, see docs/notify.md)."""
         return f"{self.consumer_group}.{channel}" + (".renotify" if renotify else "")
+
+    def lane_member_id(self, channel: str, *, renotify: bool = False) -> str:
+        """Stable identity of this instance's lane: Kafka static membership and transactional id.
+
+        A lane restarted with the same identity takes its partitions back at once (no wait for
+        the session timeout) and fences the dead instance's unfinished transaction.
+        """
+        return f"{self.lane_group(channel, renotify=renotify)}.{self.instance_id}"
 
     def lane_state_dir(self, channel: str, *, renotify: bool = False) -> Path:
         return self.state_dir / (f"{channel}.renotify" if renotify else channel)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -346,6 +347,22 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"]) or "(file)"
         lines.append(f"  - {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:
+    """Every string to mask in logs for these secrets: each value and, for URL secrets (Slack and
+    Discord webhooks), also their path and last path segment, the token a server might echo back."""
+    values: list[str] = []
+    for secret in secrets.values():
+        value = secret.get_secret_value()
+        values.append(value)
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.path.strip("/"):
+            values.append(parts.path)
+            last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+            if len(last) >= 8:
+                values.append(last)
+    return values
 
 
 def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str]) -> dict[str, SecretStr]:

@@ -102,17 +102,16 @@ class Supervisor:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _position_groups(self, topic: str) -> dict[int, int] | None:
-        if self.since is None:
+        """Renotify runs only: move their groups to ``since`` and find where the log ends now."""
+        if not self.renotify or self.since is None:
             return None
         since = None if self.since == "beginning" else self.since
         offsets = start_offsets(self.settings, topic, since)
         for channel in self.config.channels:
             group = self.settings.lane_group(channel, renotify=self.renotify)
             set_group_offsets(self.settings, group, topic, offsets)
-        log.info("consumer groups moved to %s (%s)", self.since if since else "the beginning of the log",
+        log.info("renotify groups moved to %s (%s)", self.since if since else "the beginning of the log",
                  ", ".join(f"p{p}@{o}" for p, o in sorted(offsets.items())))
-        if not self.renotify:
-            return None
         last = last_stable_offsets(self.settings, topic)
         return {p: offset for p, offset in last.items() if offset is not None and offset >= offsets.get(p, 0)}
 

@@ -18,6 +18,7 @@ from processors.notify.subscriptions import (
     SubscriptionConfigError,
     default_config,
     load_config,
+    maskable_values,
     parse_duration,
     resolve_secrets,
 )
@@ -49,11 +50,11 @@ def notify(
     subscriptions: Annotated[Path | None, typer.Option(
         "--subscriptions", "-s", help="Subscription file (.toml/.yaml); default NOTIFY_SUBSCRIPTIONS, else console only.",
         dir_okay=False)] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Replay the signals log from 'beginning', an ISO time or a duration ago (e.g. 2h).")] = None,
     renotify: Annotated[bool, typer.Option(
-        "--renotify", help="Re-announce signals already in the log (ignores the delivery ledger and the max age);"
-        " reads from --since (default: the beginning) and exits when caught up.")] = False,
+        "--renotify", help="Re-announce the signals already in the log, old ones included, then exit. Runs beside"
+        " the live notifier with its own consumer groups and ledger.")] = False,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="With --renotify: start from 'beginning' (default), an ISO time or a duration ago (2h).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
 ) -> None:
     """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""
@@ -70,8 +71,11 @@ def notify(
     except SubscriptionConfigError as error:
         console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
-    for secret in secrets.values():
-        register_secret(secret.get_secret_value())
+    for value in maskable_values(secrets):
+        register_secret(value)
+    if since is not None and not renotify:
+        console.print("[red]--since only applies to --renotify[/] (the live notifier always resumes where it stopped)")
+        raise typer.Exit(2)
     if check:
         for name, channel in sorted(config.channels.items()):
             console.print(f"channel {name} ({channel.type}): {len(config.subscriptions_of(name))} subscription(s)")
