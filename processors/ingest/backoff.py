@@ -22,7 +22,7 @@ class Backoff:
     def next_delay(self) -> float:
         ceiling = min(self.maximum, self.initial * (2 ** min(self.attempt, 62)))
         self.attempt += 1
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + self.rng.uniform(0, ceiling / 2))
 
     def reset(self) -> None:
         self.attempt = 0

@@ -78,15 +78,19 @@ class TickPublisher:
     async def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         if self.fatal is not None:
             raise FatalProducerError(self.fatal)
+        waits = 0
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
                 break
             except BufferError:
-                # Local queue full (broker slow or down): serve delivery reports and wait.
-                self.metrics.backpressure_waits.inc()
+                # Local queue full (broker slow or down): serve delivery reports and wait, 1 ms growing
+                # to 50 ms, so a brief stall costs little and a long outage does not spin.
+                if waits == 0:
+                    self.metrics.backpressure_waits.inc()
                 self._producer.poll(0)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(min(0.05, 0.001 * 2**waits))
+                waits += 1
         self._since_poll += 1
         if self._since_poll >= 64:  # serve delivery reports in batches: a poll per record costs ~15 % throughput
             self._since_poll = 0

@@ -17,7 +17,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -100,7 +100,7 @@ class SimulatorSource:
         bounds: TimeBounds,
         now: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if not config.symbols:
             raise ValueError("the simulator needs at least one symbol")

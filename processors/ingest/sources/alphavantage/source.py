@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,10 +97,10 @@ class AlphaVantageClient:
                 Rejected(reasons.NOT_AN_OBJECT, f"{label}: body is a JSON {type(body).__name__}", raw_text(text)),
                 SourceProblem("malformed_body", f"{label}: body is not an object"),
             ), "backoff")
-        error = classify_body(body)
-        if error is not None:
-            problem = SourceProblem(error.kind.value, self.scrub(f"{label}: {error.message}"))
-            return ApiAnswer(None, (problem,), RETRY[error.kind])
+        api_error = classify_body(body)
+        if api_error is not None:
+            problem = SourceProblem(api_error.kind.value, self.scrub(f"{label}: {api_error.message}"))
+            return ApiAnswer(None, (problem,), RETRY[api_error.kind])
         return ApiAnswer(body)
 
 
@@ -128,7 +128,7 @@ class AlphaVantageSource:
         config: AlphaVantageConfig,
         bounds: TimeBounds,
         now: Callable[[], datetime],
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -65,7 +65,7 @@ def local_timestamp(text: str | None, zone: str | None) -> datetime:
         try:
             parsed = parsed.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
         except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise RecordRejected(reasons.TIMESTAMP_INVALID, f"unknown time zone {zone[:40]!r}") from None
+            raise RecordRejected(reasons.TIMESTAMP_INVALID, f"unknown time zone {str(zone)[:40]!r}") from None
     return parsed.astimezone(UTC)
 
 
