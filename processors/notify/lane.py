@@ -78,7 +78,7 @@ class LaneProcessor:
         self.dashboard_url = str(self.settings.dashboard_url) if self.settings.dashboard_url else None
         self.source = f"notify:{self.channel}"
 
-    def handle(self, value: bytes | None, key: Any, timestamp: int, headers: Any, state: State) -> list[DeadLetterRecord]:
+    def handle(self, value: bytes | None, key: Any, timestamp: int, headers: Any, state: State[str, Any]) -> list[DeadLetterRecord]:
         """Process one record of ``signals``; returns the dead letters to produce (usually none)."""
         context = message_context()
         origin = Lineage(topic=context.topic, partition=context.partition, offset=context.offset)
@@ -115,7 +115,7 @@ class LaneProcessor:
             return []
         return self._deliver(signal, verdict.subscriptions, state, origin)
 
-    def _deliver(self, signal: Signal, subscriptions: tuple[str, ...], state: State,
+    def _deliver(self, signal: Signal, subscriptions: tuple[str, ...], state: State[str, Any],
                  origin: Lineage) -> list[DeadLetterRecord]:
         notification = render(signal, self.dashboard_url)
 

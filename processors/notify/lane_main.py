@@ -34,6 +34,8 @@ def main() -> int:
     # confluent_kafka's schema registry (imported by quixstreams) pulls in authlib, which warns about httpx.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is in the environment, so metrics aggregate.
+    from quixstreams import Application
+
     from processors.notify.channels import build_sender
     from processors.notify.lane import LaneProcessor, build_application, utc_now
     from processors.notify.spec import LaneSpec
@@ -57,16 +59,16 @@ def main() -> int:
     sender = build_sender(spec.channel, spec.config, spec.secrets, settings, now=utc_now)
     processor = LaneProcessor(spec, sender)
 
-    pending: set[int] = set()
-    app_holder: list = []
-    if spec.stop_offsets is not None:
-        pending = set(spec.stop_offsets)
+    app_holder: list[Application] = []
+    stop_offsets = spec.stop_offsets
+    if stop_offsets is not None:
+        pending = set(stop_offsets)
         if not pending:
             log.info("channel %s: nothing to re-announce", spec.channel)
             return 0
 
         def on_processed(_topic: str, partition: int, offset: int) -> None:
-            if partition in pending and offset >= spec.stop_offsets[partition]:
+            if partition in pending and offset >= stop_offsets[partition]:
                 pending.discard(partition)
                 if not pending:
                     log.info("channel %s: renotify caught up with the log, stopping", spec.channel)

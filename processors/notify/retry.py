@@ -63,8 +63,8 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """Wait before retry ``retry_number`` (1-based): "equal jitter", uniform in [cap/2, cap]."""
-        cap = min(self.max_backoff_s, self.initial_s * 2 ** (retry_number - 1))
-        return cap / 2 + rng.uniform(0, cap / 2)
+        cap = min(self.max_backoff_s, self.initial_s * 2.0 ** (retry_number - 1))
+        return float(cap / 2 + rng.uniform(0, cap / 2))
 
 
 class TokenBucket:

@@ -7,6 +7,8 @@ entry point reads exactly those (:func:`processors.notify.subscriptions.resolve_
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 from pathlib import Path
 
@@ -23,10 +25,7 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
     consumer_group: str = Field(
         "stockstream-notify", pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("NOTIFY_CONSUMER_GROUP")
     )
-    instance_id: str = Field(
-        default_factory=lambda: socket.gethostname() or "notify", pattern=r"^[A-Za-z0-9._-]{1,100}$",
-        validation_alias=env("NOTIFY_INSTANCE_ID"),
-    )
+    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("NOTIFY_INSTANCE_ID"))
     state_dir: Path = Field(Path(".stack/state/notify"), validation_alias=env("NOTIFY_STATE_DIR"))
     max_age_s: float = Field(900.0, gt=0, validation_alias=env("NOTIFY_MAX_AGE_S"))
     dashboard_url: HttpUrl | None = Field(None, validation_alias=env("NOTIFY_DASHBOARD_URL"))
@@ -47,13 +46,25 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
         """The consumer group of one channel's lane (a renotify run has its own, see docs/notify.md)."""
         return f"{self.consumer_group}.{channel}" + (".renotify" if renotify else "")
 
+    def instance_identity(self) -> str:
+        """This notifier instance's name: ``NOTIFY_INSTANCE_ID``, else host name + a hash of the state folder.
+
+        Two instances on one host need different state folders anyway (RocksDB locks them),
+        so the default is unique per running instance and stable across its restarts.
+        """
+        if self.instance_id:
+            return self.instance_id
+        folder = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname() or "host")[:60]
+        return f"{host}-{folder}"
+
     def lane_member_id(self, channel: str, *, renotify: bool = False) -> str:
         """Stable identity of this instance's lane: Kafka static membership and transactional id.
 
         A lane restarted with the same identity takes its partitions back at once (no wait for
         the session timeout) and fences the dead instance's unfinished transaction.
         """
-        return f"{self.lane_group(channel, renotify=renotify)}.{self.instance_id}"
+        return f"{self.lane_group(channel, renotify=renotify)}.{self.instance_identity()}"
 
     def lane_state_dir(self, channel: str, *, renotify: bool = False) -> Path:
         return self.state_dir / (f"{channel}.renotify" if renotify else channel)

@@ -42,6 +42,7 @@ ReplayFrom = datetime | Literal["beginning"] | None
 LANE_RESTARTS = Counter("stockstream_notify_lane_restarts_total",
                         "Lane processes restarted by the supervisor after they exited unexpectedly", ["channel"])
 _STABLE_RUN_S = 60.0
+_RENOTIFY_MAX_RESTARTS = 3
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Supervisor:
         if not self.settings.metrics_port:
             return
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self._metrics_dir)
+        MultiProcessCollector(registry, path=self._metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(_Forward(REGISTRY))
         start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host, registry=registry)
 
@@ -165,8 +166,10 @@ class Supervisor:
                     continue
                 lane.process = None
                 lane.exit_codes.append(code)
-                if self.renotify and code == 0:
+                if self.renotify and (code == 0 or lane.restarts >= _RENOTIFY_MAX_RESTARTS):
                     lane.finished = True
+                    if code != 0:
+                        log.error("renotify lane %s failed %d times; giving up", lane.spec.channel, len(lane.exit_codes))
                     continue
                 if now - lane.started_at > _STABLE_RUN_S:
                     lane.restarts = 0
@@ -175,6 +178,10 @@ class Supervisor:
                 lane.next_start = now + delay
                 log.error("lane %s exited with code %d; restarting in %.0fs", lane.spec.channel, code, delay)
             if self.renotify and all(lane.finished for lane in self._lanes):
+                failed = [lane.spec.channel for lane in self._lanes if lane.exit_codes[-1] != 0]
+                if failed:
+                    log.error("renotify failed on: %s", ", ".join(failed))
+                    return 1
                 log.info("renotify finished on every channel")
                 return 0
         return 0

@@ -323,6 +323,39 @@ cooldown = 0
     assert sorted(again) == sorted(s.signal_id for s in [*fresh, old])
 
 
+def test_the_ledger_moves_with_the_partitions_to_another_instance(bench: NotifyBench, tmp_path: Path) -> None:
+    """Instance A delivers and goes away; instance B (another host: its own state folder, empty) takes the
+    partitions over, restores the ledger from the changelog topic, and does not re-send what A delivered
+    when those signals show up again; new signals it delivers once."""
+    now = datetime.now(UTC)
+    symbols = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOGE-USD", "AAPL", "MSFT"]
+    first = [make_signal(symbol=symbol, ts_event=now - timedelta(seconds=30)) for symbol in symbols]
+    second = [make_signal(symbol=symbol, ts_event=now - timedelta(seconds=10)) for symbol in symbols]
+    with HttpReceiver() as web:
+        subscriptions = write(tmp_path / "subs.toml", f"""
+[channels.hook]
+type = "webhook"
+url = "{web.url('/hook')}"
+[[subscriptions]]
+channel = "hook"
+cooldown = 0
+""")
+        env = {"NOTIFY_SUBSCRIPTIONS": str(subscriptions)}
+        bench.produce(first)
+        with notifier(bench, NOTIFY_INSTANCE_ID="host-a", NOTIFY_STATE_DIR=str(tmp_path / "a"), **env) as a:
+            web.wait_for(8, "/hook", status_code=200, timeout_s=90)
+            wait_until(lambda: bench.caught_up("hook"), timeout_s=60, message="instance A to commit")
+            assert a.terminate(20) == 0
+        bench.produce([*first, *second])  # the first eight again (re-emitted), then eight new ones
+        with notifier(bench, NOTIFY_INSTANCE_ID="host-b", NOTIFY_STATE_DIR=str(tmp_path / "b"), **env) as b:
+            web.wait_for(16, "/hook", status_code=200, timeout_s=120)
+            wait_until(lambda: bench.caught_up("hook"), timeout_s=60, message="instance B to commit")
+            assert bench.metric("duplicates_suppressed_total", channel="hook") == 8
+            assert b.terminate(20) == 0
+        sent = [r.json()["signal_id"] for r in web.requests("/hook")]
+    assert sorted(sent) == sorted(s.signal_id for s in [*first, *second])  # 16 requests, none twice
+
+
 def test_without_a_subscription_file_every_signal_is_printed(bench: NotifyBench) -> None:
     signal_ = make_signal(symbol="SOL-USD", side="SELL", price=142.5, ts_event=datetime.now(UTC))
     bench.produce([signal_])
