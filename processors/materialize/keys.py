@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
@@ -42,6 +43,7 @@ class InvalidKeyPartError(ValueError):
     """A symbol, timeframe or rule did not match its pattern; no key is built from it."""
 
 
+@lru_cache(maxsize=65_536)  # the materializer builds the same few keys for every event of a symbol
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidKeyPartError(f"invalid {what} for a view key: {value!r}")

@@ -29,7 +29,6 @@ from schemas.events import (
     Lineage,
     Signal,
     Tick,
-    encode,
 )
 from schemas.topics import TopicRegistry
 
@@ -107,13 +106,12 @@ class Caps:
 
 @dataclass(slots=True)
 class SlotWrite:
-    """Set ``data_key[field] = value`` unless ``position_key[field]`` already holds an offset ≥ ``offset``."""
+    """Set ``field = value`` in a hash unless its position hash already holds an offset ≥ ``offset``."""
 
-    data_key: str
     field: str
     offset: int
     value: str
-    live: str | None
+    live: str | None  # the live update type when this write changes the view ("tick", …), None: not pushed
 
 
 @dataclass(slots=True)
@@ -127,43 +125,54 @@ class CandleWrite:
     offset: int
     value: str
     cap: int
-    live: str
+    live: str | None
 
 
 @dataclass(slots=True)
 class SeriesAdd:
-    """Add an immutable event (member = its canonical JSON) to a capped sorted set."""
+    """One immutable event (member = its JSON) for a capped sorted set."""
 
-    key: str
     score: int
     member: str
     live: str | None
 
 
 @dataclass
+class SeriesGroup:
+    """Everything a batch adds to one capped sorted set: written by one script call."""
+
+    cap: int
+    adds: list[SeriesAdd] = field(default_factory=list)
+
+
+@dataclass
 class ViewBatch:
-    """Everything one consumed batch changes, coalesced; executed by ``ViewStore.apply``."""
+    """Everything one consumed batch changes, coalesced and grouped by key; executed by ``ViewStore.apply``.
+
+    ``slots`` maps a hash key to its fields (only the highest offset of each field is kept);
+    ``series`` maps a sorted set key to the events added to it.
+    """
 
     symbols: set[str] = field(default_factory=set)
-    slots: dict[tuple[str, str], SlotWrite] = field(default_factory=dict)
+    slots: dict[str, dict[str, SlotWrite]] = field(default_factory=dict)
     candles: dict[tuple[str, str], CandleWrite] = field(default_factory=dict)
-    series: list[SeriesAdd] = field(default_factory=list)
-    trims: dict[str, int] = field(default_factory=dict)
+    series: dict[str, SeriesGroup] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     events_by_topic: Counter[str] = field(default_factory=Counter)
     records: int = 0
 
     @property
     def write_count(self) -> int:
-        return len(self.slots) + len(self.candles) + len(self.series)
+        return (sum(len(fields) for fields in self.slots.values()) + len(self.candles)
+                + sum(len(group.adds) for group in self.series.values()))
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _live(kind: str, json_text: str) -> str:
-    # Compact update for the live channel, built by concatenation: the event JSON is already canonical.
+def live_update(kind: str, json_text: str) -> str:
+    """Compact update for the live channel, built by concatenation (the event JSON is already valid JSON)."""
     return f'{{"type":"{kind}","data":{json_text}}}'
 
 
@@ -184,9 +193,10 @@ class BatchPlanner:
             if isinstance(decoded, DeadLetter):
                 batch.dead_letters.append(decoded)
                 continue
-            route = self.topics.routes[record.topic]
-            batch.events_by_topic[route.label] += 1
-            self._plan_event(batch, decoded, record.offset)
+            batch.events_by_topic[self.topics.routes[record.topic].label] += 1
+            # The record's own bytes are stored: they just passed strict validation, and the same log
+            # position always holds the same bytes, so replays and rebuilds store identical members.
+            self._plan_event(batch, decoded, record.offset, (record.value or b"").decode())
         return batch
 
     # -- decoding ---------------------------------------------------------------------------------
@@ -223,28 +233,33 @@ class BatchPlanner:
 
     # -- planning ---------------------------------------------------------------------------------
 
-    def _slot(self, batch: ViewBatch, data_key: str, field_name: str, offset: int, value: str,
-              live: str | None) -> None:
-        current = batch.slots.get((data_key, field_name))
+    @staticmethod
+    def _slot(batch: ViewBatch, data_key: str, field_name: str, offset: int, value: str, live: str | None) -> None:
+        fields = batch.slots.get(data_key)
+        if fields is None:
+            fields = batch.slots[data_key] = {}
+        current = fields.get(field_name)
         if current is None or current.offset < offset:
-            batch.slots[(data_key, field_name)] = SlotWrite(data_key, field_name, offset, value, live)
+            fields[field_name] = SlotWrite(field_name, offset, value, live)
 
-    def _series(self, batch: ViewBatch, key: str, score: int, member: str, cap: int, live: str | None) -> None:
-        batch.series.append(SeriesAdd(key, score, member, live))
-        batch.trims[key] = cap
+    @staticmethod
+    def _series(batch: ViewBatch, key: str, score: int, member: str, cap: int, live: str | None) -> None:
+        group = batch.series.get(key)
+        if group is None:
+            group = batch.series[key] = SeriesGroup(cap)
+        group.adds.append(SeriesAdd(score, member, live))
 
-    def _plan_event(self, batch: ViewBatch, event: Event, offset: int) -> None:
+    def _plan_event(self, batch: ViewBatch, event: Event, offset: int, text: str) -> None:
         keys = self.keys
-        text = encode(event).decode()
         if isinstance(event, Tick):
             batch.symbols.add(event.symbol)
-            self._slot(batch, keys.latest(event.symbol), "tick", offset, text, _live("tick", text))
+            self._slot(batch, keys.latest(event.symbol), "tick", offset, text, "tick")
         elif isinstance(event, IndicatorSnapshot):
             batch.symbols.add(event.symbol)
             self._slot(batch, keys.latest(event.symbol), keys.latest_indicator_field(event.timeframe), offset,
                        text, None)
             self._series(batch, keys.indicator_history(event.symbol, event.timeframe), _ms(event.ts_event), text,
-                         self.caps.indicator_history, _live("indicators", text))
+                         self.caps.indicator_history, "indicators")
         elif isinstance(event, Candle):
             batch.symbols.add(event.symbol)
             index = keys.candles(event.symbol, event.timeframe)
@@ -253,11 +268,11 @@ class BatchPlanner:
             if current is None or current.offset < offset:
                 batch.candles[(index, member)] = CandleWrite(
                     index, keys.candles_data(event.symbol, event.timeframe), member, _ms(event.ts_open), offset,
-                    text, self.caps.candles, _live("candle", text))
+                    text, self.caps.candles, "candle")
         elif isinstance(event, Signal):
             batch.symbols.add(event.symbol)
             score = _ms(event.ts_event)
-            self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, _live("signal", text))
+            self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, "signal")
             self._series(batch, keys.signals(event.symbol, event.rule), score, text, self.caps.signals, None)
             source = RecommendationSource(
                 signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
@@ -266,12 +281,12 @@ class BatchPlanner:
             ).model_dump_json()
             rec_key = keys.recommendation(event.symbol)
             self._slot(batch, rec_key, keys.recommendation_field(None), offset, source,
-                       _live("recommendation", source))
+                       "recommendation")
             self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
         elif isinstance(event, DailySummary):
             batch.symbols.add(event.symbol)
             self._slot(batch, keys.daily(event.symbol), keys.daily_field(event.date.isoformat()), offset, text,
-                       _live("daily", text))
+                       "daily")
 
 
 def _short_errors(error: ValidationError) -> str:

@@ -20,15 +20,34 @@ from typing import Any
 import redis
 
 from processors.materialize.keys import ViewKeys, position_key
-from processors.materialize.planner import ViewBatch
+from processors.materialize.planner import ViewBatch, live_update
 
-# KEYS: data hash, position hash. ARGV: field, offset, value. Returns 1 if written, 0 if stale.
+# KEYS: data hash, position hash. ARGV: field1, offset1, value1, field2, … Per field: written (1) only if
+# the offset is higher than the one the field reflects, else 0. Returns the flags in ARGV order.
 SET_IF_NEWER = """
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
+local flags = {}
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[2], ARGV[i])
+  if current and tonumber(current) >= tonumber(ARGV[i + 1]) then
+    flags[#flags + 1] = 0
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    flags[#flags + 1] = 1
+  end
+end
+return flags
+"""
+
+# KEYS: sorted set. ARGV: cap, score1, member1, score2, member2, … Adds every member (1 if new, 0 if it
+# was there), then keeps the `cap` highest scores. Returns the flags in ARGV order.
+ADD_CAPPED = """
+local flags = {}
+for i = 2, #ARGV, 2 do
+  flags[#flags + 1] = redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+return flags
 """
 
 # KEYS: index zset, data hash, position hash. ARGV: member, score, offset, value, cap.
@@ -71,34 +90,48 @@ class ViewStore:
         self.publish = publish
         self._set_if_newer = client.register_script(SET_IF_NEWER)
         self._upsert_capped = client.register_script(UPSERT_CAPPED)
+        self._add_capped = client.register_script(ADD_CAPPED)
 
     def apply(self, batch: ViewBatch) -> ApplyResult:
+        """One pipeline for the whole batch (one script call per key); then the live updates of what changed."""
         if batch.write_count == 0 and not batch.symbols:
             return ApplyResult(0, 0, 0)
         pipe = self.client.pipeline(transaction=False)
-        lives: list[str | None] = []
+        lives: list[list[tuple[str | None, str]]] = []  # per script call: (live type, JSON) of each write
         if batch.symbols:
             pipe.sadd(self.keys.symbols, *sorted(batch.symbols))
-        for slot in batch.slots.values():
-            self._set_if_newer(keys=[slot.data_key, position_key(slot.data_key)],
-                               args=[slot.field, slot.offset, slot.value], client=pipe)
-            lives.append(slot.live)
+        for data_key, fields in batch.slots.items():
+            args: list[str | int] = []
+            for slot in fields.values():
+                args += [slot.field, slot.offset, slot.value]
+            self._set_if_newer(keys=[data_key, position_key(data_key)], args=args, client=pipe)
+            lives.append([(slot.live, slot.value) for slot in fields.values()])
         for candle in batch.candles.values():
             self._upsert_capped(keys=[candle.index_key, candle.data_key, position_key(candle.data_key)],
                                 args=[candle.member, candle.score, candle.offset, candle.value, candle.cap],
                                 client=pipe)
-            lives.append(candle.live)
-        for add in batch.series:
-            pipe.zadd(add.key, {add.member: add.score})
-            lives.append(add.live)
-        for key, cap in batch.trims.items():
-            pipe.zremrangebyrank(key, 0, -(cap + 1))
+            lives.append([(candle.live, candle.value)])
+        for key, group in batch.series.items():
+            series_args: list[str | int] = [group.cap]
+            for add in group.adds:
+                series_args += [add.score, add.member]
+            self._add_capped(keys=[key], args=series_args, client=pipe)
+            lives.append([(add.live, add.member) for add in group.adds])
         results: list[Any] = pipe.execute()
         if batch.symbols:
             results = results[1:]
-        written = [live for live, result in zip(lives, results, strict=False) if result]
-        published = self._publish([live for live in written if live is not None]) if self.publish else 0
-        return ApplyResult(len(written), len(lives) - len(written), published)
+        written = total = 0
+        updates: list[str] = []
+        for group_lives, result in zip(lives, results, strict=True):
+            flags = result if isinstance(result, list) else [result]
+            total += len(group_lives)
+            for (kind, text), flag in zip(group_lives, flags, strict=True):
+                if flag:
+                    written += 1
+                    if kind is not None and self.publish:
+                        updates.append(live_update(kind, text))
+        published = self._publish(updates) if updates else 0
+        return ApplyResult(written, total - written, published)
 
     def _publish(self, updates: list[str]) -> int:
         if not updates:

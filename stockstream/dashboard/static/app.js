@@ -13,7 +13,7 @@
   };
   const state = {
     symbol: null, timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
-    signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0,
+    signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
   };
   const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
   const small = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 6 });
@@ -168,7 +168,7 @@
       .map((s) => ({
         time: state.timeframe === "tick" ? seconds(s.ts_event) : barTime(s.ts_event, state.timeframe),
         position: s.side === "BUY" ? "belowBar" : "aboveBar", color: s.side === "BUY" ? COLORS.up : COLORS.down,
-        shape: s.side === "BUY" ? "arrowUp" : "arrowDown", text: s.side + " " + s.rule,
+        shape: s.side === "BUY" ? "arrowUp" : "arrowDown", text: s.rule,
       }))
       .sort((a, b) => a.time - b.time);
     state.markers.setMarkers(markers);
@@ -192,6 +192,7 @@
     }
   }
   function showRecommendation(rec) {
+    state.recommendation = rec;
     const side = rec.side;
     const box = $("rec-side");
     box.textContent = side;
@@ -204,6 +205,13 @@
     setText("rec-time", src ? fmtTime(src.ts_event) : "–");
     setText("rec-expires", src ? fmtTime(src.expires_at) : "–");
   }
+  // A recommendation decays to HOLD at expires_at even when no new event arrives.
+  setInterval(() => {
+    const rec = state.recommendation;
+    if (rec && rec.state === "active" && rec.set_by && Date.parse(rec.set_by.expires_at) <= Date.now()) {
+      showRecommendation(recommendationFromSource(rec.set_by));
+    }
+  }, 5000);
   function recommendationFromSource(source) {
     const active = Date.parse(source.expires_at) > Date.now();
     return { side: active ? source.side : "HOLD", state: active ? "active" : "decayed", set_by: source };

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.materialize.keys import InvalidKeyPartError, ViewKeys
-from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics
+from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics, live_update
 from schemas.events import DeadLetter, Tick, encode
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.topics import TopicRegistry
@@ -83,33 +83,35 @@ def test_latest_value_slots_keep_only_the_highest_offset_of_a_batch():
     # delivered out of order within the batch (e.g. a replay appended to a retried batch)
     order = [3, 0, 4, 1, 2]
     batch = planner().plan([record("ns.ticks", 100 + i, encode(ticks[i])) for i in order])
-    assert len(batch.slots) == 1
-    slot = batch.slots[("p:latest:BTC-USD", "tick")]
+    assert list(batch.slots) == ["p:latest:BTC-USD"] and list(batch.slots["p:latest:BTC-USD"]) == ["tick"]
+    slot = batch.slots["p:latest:BTC-USD"]["tick"]
     assert slot.offset == 104
     assert Tick.model_validate_json(slot.value) == ticks[4]
-    assert json.loads(slot.live) == {"type": "tick", "data": json.loads(encode(ticks[4]))}
+    assert slot.live == "tick"
+    assert json.loads(live_update(slot.live, slot.value)) == {"type": "tick", "data": json.loads(encode(ticks[4]))}
 
 
 def test_indicators_update_latest_per_timeframe_and_the_capped_history():
     snapshots = [s for s in STREAM.indicators if s.timeframe == "1m"][:2] + STREAM.indicators[:3]
     batch = planner().plan([record("ns.indicators", i, encode(s)) for i, s in enumerate(snapshots)])
-    assert set(batch.slots) == {("p:latest:BTC-USD", "ind:1m"), ("p:latest:BTC-USD", "ind:tick")}
-    assert [add.key for add in batch.series].count("p:ind:BTC-USD:tick") == 3
-    assert batch.trims == {"p:ind:BTC-USD:tick": 1000, "p:ind:BTC-USD:1m": 1000}
-    assert all(add.live is not None and json.loads(add.live)["type"] == "indicators" for add in batch.series)
+    assert set(batch.slots["p:latest:BTC-USD"]) == {"ind:1m", "ind:tick"}
+    assert len(batch.series["p:ind:BTC-USD:tick"].adds) == 3
+    assert {key: group.cap for key, group in batch.series.items()} == {"p:ind:BTC-USD:tick": 1000,
+                                                                       "p:ind:BTC-USD:1m": 1000}
+    assert all(add.live == "indicators" for group in batch.series.values() for add in group.adds)
 
 
 def test_a_signal_sets_the_recommendation_with_rule_time_price_and_decay():
     signal = STREAM.signals[0]
     batch = planner(decay=timedelta(minutes=5)).plan([record("ns.signals", 7, encode(signal))])
-    overall = json.loads(batch.slots[("p:rec:BTC-USD", "*")].value)
-    per_timeframe = json.loads(batch.slots[("p:rec:BTC-USD", f"tf:{signal.timeframe}")].value)
+    overall = json.loads(batch.slots["p:rec:BTC-USD"]["*"].value)
+    per_timeframe = json.loads(batch.slots["p:rec:BTC-USD"][f"tf:{signal.timeframe}"].value)
     assert overall == per_timeframe
     assert overall["rule"] == signal.rule and overall["side"] == signal.side and overall["price"] == signal.price
     assert datetime.fromisoformat(overall["expires_at"]) == signal.ts_event + timedelta(minutes=5)
-    keys = [add.key for add in batch.series]
-    assert keys == ["p:signals:BTC-USD", f"p:signals:BTC-USD:rule:{signal.rule}"]
-    assert batch.series[0].score == int(signal.ts_event.timestamp() * 1000)
+    assert list(batch.series) == ["p:signals:BTC-USD", f"p:signals:BTC-USD:rule:{signal.rule}"]
+    assert batch.series["p:signals:BTC-USD"].adds[0].score == int(signal.ts_event.timestamp() * 1000)
+    assert batch.series["p:signals:BTC-USD"].adds[0].member == encode(signal).decode()
 
 
 def test_candles_and_daily_are_keyed_by_window_and_date():
@@ -120,7 +122,7 @@ def test_candles_and_daily_are_keyed_by_window_and_date():
     (write,) = batch.candles.values()
     assert (write.index_key, write.data_key, write.offset) == ("p:candles:BTC-USD:1m", "p:candles:BTC-USD:1m:data", 9)
     assert write.member == str(int(candle.ts_open.timestamp() * 1000))
-    assert ("p:daily:BTC-USD", day.date.isoformat()) in batch.slots
+    assert day.date.isoformat() in batch.slots["p:daily:BTC-USD"]
 
 
 @given(st.text(max_size=40))
