@@ -503,7 +503,7 @@ def test_prometheus_config_matches_the_local_one(resources: tuple[dict[str, Any]
     local = _local_prometheus()
     assert cluster["global"] == local["global"]
     assert [j["job_name"] for j in cluster["scrape_configs"]] == [j["job_name"] for j in local["scrape_configs"]]
-    assert cluster["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    assert cluster["rule_files"] == local["rule_files"] == ["rules/*.yml"]
     job = next(j for j in cluster["scrape_configs"] if j["job_name"] == "stockstream")
     assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"own_namespace": True}}]
     relabel = {tuple(r["source_labels"]): r for r in job["relabel_configs"]}
