@@ -18,13 +18,14 @@ State is an :class:`IndicatorState`: a handful of floats plus one ring buffer of
 N prices (N = the longest SMA/Bollinger window), so it never grows. It converts to and
 from a JSON-compatible list exactly (:meth:`IndicatorEngine.dump`, :meth:`IndicatorEngine.load`).
 
-Numerics: window sums and the Bollinger sum of squared deviations are updated in O(1)
-(running sum; Welford's rolling update for the variance) and re-derived exactly from the
-ring buffer (``math.fsum``, corrected two-pass variance) every time the ring wraps and
-whenever a value fell below 1/1000 of its peak since the last exact derivation
-(cancellation, e.g. a spike leaving the window). Errors therefore never accumulate for
-more than N prices and never exceed about N·1000·ε relative; the variance never goes
-negative.
+Numerics: window sums and the Bollinger variance are updated in O(1) and re-derived
+exactly from the ring buffer (``math.fsum``; corrected two-pass variance) every 128 prices
+and whenever cancellation threatens: a window sum that fell below 1/1000 of its peak since the last exact derivation (a spike left the window),
+or a variance below 1/10⁴ of the shifted sum of squares it is computed from. The variance
+uses sums of (x − shift)² with ``shift`` a recent price, so BTC-level prices lose no
+digits (x − shift is exact for prices within a factor 2 of the shift). Errors therefore
+never accumulate for more than 128 prices, stay below about 1e-11 relative (see
+tests/unit/core/test_core_indicator_numerics.py) and the variance is never negative.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from dataclasses import dataclass, field
 from processors.core.plain import as_float, as_floats, as_int, as_list
 
 Value = float | None
-CANCELLATION = 1e-3  # re-derive exactly when a running value falls below this share of its peak
+STATE_LENGTH = 18  # items in the plain form of an IndicatorState
+CANCELLATION = 1e-3  # re-derive a window sum exactly when it falls below this share of its peak
+VARIANCE_CANCELLATION = 1e-4  # … and the variance when Σ(x−mean)² falls below this share of Σ(x−shift)²
+RESYNC_EVERY = 128  # and re-derive all of them every this many prices, so rounding never piles up
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ class IndicatorState:
     """The mutable running state of one symbol on one timeframe. Owned by one engine."""
 
     __slots__ = (
-        "count", "ring", "pos", "sums", "peaks", "m2", "m2_peak",
+        "count", "ring", "pos", "sums", "peaks", "shift", "s1", "s2", "s2_peak", "m2",
         "emas", "signal", "gains", "losses", "prev", "day", "pv", "volume",
     )
 
@@ -119,8 +123,11 @@ class IndicatorState:
         self.pos = 0
         self.sums = [0.0] * windows  # running sum per distinct SMA/Bollinger window
         self.peaks = [0.0] * windows  # largest running sum since the last exact derivation
-        self.m2 = 0.0  # Bollinger: Σ(x − mean)² over its window
-        self.m2_peak = 0.0
+        self.shift = 0.0  # Bollinger: a recent price; s1 = Σ(x − shift), s2 = Σ(x − shift)² over the window
+        self.s1 = 0.0
+        self.s2 = 0.0
+        self.s2_peak = 0.0  # largest s2 since the last exact derivation
+        self.m2 = 0.0  # Σ(x − mean)² of the Bollinger window as last used (population variance · n)
         self.emas = [0.0] * emas  # seed sum while warming up, then the EMA
         self.signal = 0.0  # MACD signal: seed sum while warming up, then the EMA of macd
         self.gains = [0.0] * rsis  # RSI: sum of gains while warming up, then Wilder's average
@@ -154,7 +161,7 @@ class IndicatorEngine:
             ema_periods += [n for n in (spec.macd.fast, spec.macd.slow) if n not in ema_periods]
         self._ema_periods = tuple(ema_periods)
         self._ema = tuple((j, n, 2.0 / (n + 1)) for j, n in enumerate(ema_periods))
-        self._ema_out = tuple(range(len(spec.ema)))
+        self._ema_out = tuple((j, n) for j, n in enumerate(spec.ema))  # outputs: the first len(spec.ema)
         self._rsi = tuple((j, n, n - 1) for j, n in enumerate(spec.rsi))
         self._macd: tuple[int, int, int, int, float] | None = None
         if spec.macd is not None:
@@ -190,26 +197,24 @@ class IndicatorEngine:
 
         # Sliding windows (SMA, Bollinger) over one ring buffer of the last N + 1 prices:
         # after writing the new price at ``pos``, ring[pos - n] is the price leaving window n.
-        wrapped = False
-        band_sum_before = 0.0
+        resync = count % RESYNC_EVERY == 0
         ring = state.ring
         if ring:
             pos = state.pos
             ring[pos] = price
-            if self._bands is not None:
-                band_sum_before = sums[self._bands[0]]
-            wrapped = pos == 0
             peaks = state.peaks
             for j, n in self._window_slots:
                 total = sums[j] + (price - ring[pos - n])
-                if wrapped or total < peaks[j] * CANCELLATION:
+                if resync or total < peaks[j] * CANCELLATION:
                     total = math.fsum(_window(ring, pos, n))
                     peaks[j] = total
                 elif total > peaks[j]:
                     peaks[j] = total
                 sums[j] = total
 
-        values: list[Value] = [sums[j] / n if count >= n else None for j, n in self._sma]
+        values: list[Value] = []
+        for j, n in self._sma:
+            values.append(sums[j] / n if count >= n else None)
 
         # EMAs (also the MACD legs): seed sum until n prices, then the recurrence.
         emas = state.emas
@@ -221,8 +226,8 @@ class IndicatorEngine:
                 emas[j] = (emas[j] + price) / n
             else:
                 emas[j] += price
-        for j in self._ema_out:
-            values.append(emas[j] if count >= self._ema_periods[j] else None)
+        for j, n in self._ema_out:
+            values.append(emas[j] if count >= n else None)
 
         # Wilder RSI over price changes: sums of the first n changes, then smoothing.
         if self._rsi:
@@ -277,18 +282,29 @@ class IndicatorEngine:
             j, n, width = self._bands
             if count >= n:
                 mean = sums[j] / n
-                exact = count == n or wrapped
+                exact = count == n or resync
                 if not exact:
-                    # Welford's update for a sliding window: one price in, one out.
-                    old = ring[state.pos - n]
-                    m2 = state.m2 + (price - old) * ((price - mean) + (old - band_sum_before / n))
-                    if m2 < state.m2_peak * CANCELLATION:
+                    # Shifted sums: x − shift is exact for prices within 2× of the shift (Sterbenz),
+                    # so high price levels cost no digits; cancellation is caught below.
+                    shift = state.shift
+                    entering = price - shift
+                    outgoing = ring[state.pos - n] - shift
+                    s1 = state.s1 + (entering - outgoing)
+                    s2 = state.s2 + (entering * entering - outgoing * outgoing)
+                    m2 = s2 - s1 * s1 / n
+                    if m2 < state.s2_peak * VARIANCE_CANCELLATION:
                         exact = True
-                    elif m2 > state.m2_peak:
-                        state.m2_peak = m2
+                    else:
+                        state.s1, state.s2 = s1, s2
+                        if s2 > state.s2_peak:
+                            state.s2_peak = s2
                 if exact:
-                    m2 = _exact_m2(_window(ring, state.pos, n), mean)
-                    state.m2_peak = m2
+                    window = _window(ring, state.pos, n)
+                    state.shift = price
+                    deviations = [x - price for x in window]
+                    state.s1 = math.fsum(deviations)
+                    state.s2 = state.s2_peak = math.fsum(d * d for d in deviations)
+                    m2 = _exact_m2(window, mean)
                 state.m2 = m2
                 deviation = width * math.sqrt(m2 / n)
                 values += (mean + deviation, mean, mean - deviation)
@@ -314,7 +330,7 @@ class IndicatorEngine:
         """The state as a JSON-compatible list (copies; floats round-trip exactly through JSON)."""
         return [
             state.count, list(state.ring), state.pos, list(state.sums), list(state.peaks),
-            state.m2, state.m2_peak, list(state.emas), state.signal, list(state.gains),
+            state.shift, state.s1, state.s2, state.s2_peak, state.m2, list(state.emas), state.signal, list(state.gains),
             list(state.losses), state.prev, state.day, state.pv, state.volume,
         ]
 
@@ -322,16 +338,19 @@ class IndicatorEngine:
         """Rebuild a state from :meth:`dump` output (never aliases ``plain``'s lists)."""
         what = "indicator state"
         state = self.new_state()
-        (count, ring, pos, sums, peaks, m2, m2_peak, emas, signal, gains, losses, prev, day, pv,
-         volume) = as_list(plain, 15, what)
+        (count, ring, pos, sums, peaks, shift, s1, s2, s2_peak, m2, emas, signal, gains, losses, prev,
+         day, pv, volume) = as_list(plain, STATE_LENGTH, what)
         windows, rsis = len(self._windows), len(self._rsi)
         state.count = as_int(count, what)
         state.ring = as_floats(ring, len(state.ring), what)
         state.pos = as_int(pos, what)
         state.sums = as_floats(sums, windows, what)
         state.peaks = as_floats(peaks, windows, what)
+        state.shift = as_float(shift, what)
+        state.s1 = as_float(s1, what)
+        state.s2 = as_float(s2, what)
+        state.s2_peak = as_float(s2_peak, what)
         state.m2 = as_float(m2, what)
-        state.m2_peak = as_float(m2_peak, what)
         state.emas = as_floats(emas, len(self._ema_periods), what)
         state.signal = as_float(signal, what)
         state.gains = as_floats(gains, rsis, what)

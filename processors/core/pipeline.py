@@ -46,7 +46,7 @@ from typing import Any
 
 from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
-from processors.core.indicators import IndicatorEngine, IndicatorSpec, IndicatorState, Value
+from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
 from processors.core.plain import StateFormatError, as_int, as_items, as_list
 from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
 from processors.core.timeutil import DAY_US, day_date, from_us, to_us
@@ -189,13 +189,13 @@ class SymbolProcessor:
         try:
             self.last = None if state["last"] is None else as_int(state["last"], "last")
             indicators, rules = as_list(state["tick"], 2, "tick")
-            self.tick_indicators = plan.indicators.load(as_list(indicators, 15, "tick indicators"))
+            self.tick_indicators = plan.indicators.load(as_list(indicators, STATE_LENGTH, "tick indicators"))
             self.tick_rules = plan.rules.load(rules)
             frames = state["frames"]
             self.frames = []
             for name, length in plan.frames:
                 windows, indicators, rules = as_list(frames[name], 3, name)
-                frame = _Frame(name, length, plan.indicators.load(as_list(indicators, 15, name)),
+                frame = _Frame(name, length, plan.indicators.load(as_list(indicators, STATE_LENGTH, name)),
                                plan.rules.load(rules))
                 frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
                 self.frames.append(frame)
