@@ -15,7 +15,7 @@ REDIS_ERRORS = Counter("stockstream_materialize_redis_errors_total",
                        "Failed Redis batch writes (each is retried; the consumer position is kept)")
 BATCH_SECONDS = Histogram("stockstream_materialize_batch_write_seconds",
                           "Latency of one batch write to Redis (pipeline incl. live publish)",
-                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BATCH_RECORDS = Histogram("stockstream_materialize_batch_records", "Records per consumed batch",
                           buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000))
 LIVE_PUBLISHED = Counter("stockstream_materialize_live_updates_total", "Live updates published on Redis pub/sub")

@@ -28,7 +28,7 @@ REQUEST_SECONDS = Histogram(
     "stockstream_api_request_duration_seconds",
     "API request latency by route template (not raw path), method and status",
     ["route", "method", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
 
