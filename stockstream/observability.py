@@ -9,10 +9,16 @@ quixstreams, httpx, librdkafka callbacks).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, Info, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Info, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 import stockstream
 
@@ -79,3 +85,113 @@ def start_metrics_server(host: str, port: int, service: str) -> None:
                           "python": sys.version.split()[0]})
     if port:
         start_http_server(port, addr=host)
+
+
+# --- Metric naming rules -------------------------------------------------------------------
+# The conventions every stockstream metric follows (docs/monitoring.md explains them). They are
+# checked by tests/unit/observability (every metric definition) and tests/integration/observability
+# (every family a running service exposes).
+
+#: Buckets for latency histograms: 1 ms … 30 s, as the monitoring issue asks.
+LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+#: Units a gauge or histogram name must contain (plural, base units).
+METRIC_UNITS = frozenset({"seconds", "bytes", "records", "messages", "requests", "partitions", "clients",
+                          "ratio", "symbols"})
+#: Service areas: the word after ``stockstream_``.
+METRIC_AREAS = frozenset({"build", "ingest", "process", "materialize", "notify", "api", "views"})
+#: Label names whose values are bounded by code or configuration (reason codes, channels, topics
+#: of the deployment, route templates, …). A new label name must be added here deliberately.
+BOUNDED_LABELS = frozenset({
+    "source", "reason", "kind", "code", "topic", "topic_kind", "partition", "outcome", "channel", "rule",
+    "side", "timeframe", "route", "method", "status", "type", "service", "version", "python", "indicator",
+    "view",
+})
+#: ``symbol`` is bounded only where a service's configuration lists the symbols.
+SYMBOL_LABEL = "symbol"
+#: Families of prometheus-client's default collectors (process, platform, GC): not ours to rename.
+STANDARD_PREFIXES = ("process_", "python_")
+
+
+@dataclass(frozen=True)
+class MetricDescription:
+    """What the naming rules look at: the family name (counters without ``_total``), type, labels."""
+
+    name: str
+    kind: str
+    documentation: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+
+def describe_registry(registry: CollectorRegistry) -> list[MetricDescription]:
+    """Every metric registered in ``registry``, including labelled ones that have no child yet."""
+    described: list[MetricDescription] = []
+    collectors = list(getattr(registry, "_collector_to_names", {}))
+    for collector in collectors:
+        if isinstance(collector, MetricWrapperBase):
+            bounds = tuple(getattr(collector, "_upper_bounds", ()))
+            described.append(MetricDescription(
+                collector._name, collector._type, collector._documentation, tuple(collector._labelnames),
+                tuple(bound for bound in bounds if bound != float("inf"))))
+        else:
+            described.extend(_describe_families(collector.collect()))
+    return described
+
+
+def describe_exposition(text: str) -> list[MetricDescription]:
+    """Every family in a ``/metrics`` page (labels as far as its samples show them)."""
+    return _describe_families(text_string_to_metric_families(text))
+
+
+def _describe_families(families: Iterable[Metric]) -> list[MetricDescription]:
+    described = []
+    for family in families:
+        if family.type == "gauge" and family.name.endswith("_created"):
+            continue  # creation timestamps of counters/histograms in the text format, not a metric of ours
+        labels: dict[str, None] = {}
+        buckets: set[float] = set()
+        for sample in family.samples:
+            labels.update(dict.fromkeys(name for name in sample.labels if name != "le"))
+            if sample.name.endswith("_bucket") and "le" in sample.labels and sample.labels["le"] != "+Inf":
+                buckets.add(float(sample.labels["le"]))
+        described.append(MetricDescription(family.name, family.type, family.documentation, tuple(labels),
+                                           tuple(sorted(buckets))))
+    return described
+
+
+def naming_problems(metric: MetricDescription, symbol_allowed: bool = False) -> list[str]:
+    """What is wrong with ``metric``'s name, labels and buckets (empty when it follows the rules).
+
+    ``symbol_allowed`` says whether the service bounds this metric's symbols by configuration.
+    """
+    name = metric.name
+    if name.startswith(STANDARD_PREFIXES):
+        return []
+    problems = []
+    words = name.split("_")
+    if not re.fullmatch(r"stockstream_[a-z][a-z0-9_]*[a-z0-9]", name) or "__" in name:
+        problems.append("name must be stockstream_<area>_<what>_<unit> in snake case")
+    elif words[1] not in METRIC_AREAS:
+        problems.append(f"area {words[1]!r} is not one of {sorted(METRIC_AREAS)}")
+    if metric.kind == "counter" and name.endswith("_total"):
+        problems.append("counter family name already ends in _total (it would be exposed as _total_total)")
+    if metric.kind in {"gauge", "histogram", "summary"} and not METRIC_UNITS.intersection(words):
+        boolean = metric.kind == "gauge" and metric.documentation.startswith(("1 when", "1 while"))
+        if not boolean:
+            problems.append(f"no unit in the name (one of {sorted(METRIC_UNITS)}); a 0/1 gauge's help"
+                            " starts with '1 when' or '1 while'")
+    if metric.kind == "histogram" and "seconds" in words:
+        if not metric.buckets or min(metric.buckets) > 0.001 or max(metric.buckets) < 30:
+            problems.append(f"latency buckets must span 1 ms … 30 s, got {metric.buckets}")
+    for label in metric.labels:
+        if label == SYMBOL_LABEL:
+            if not symbol_allowed:
+                problems.append("label 'symbol' only where the symbols are bounded by configuration")
+        elif label not in BOUNDED_LABELS:
+            problems.append(f"label {label!r} is not a known bounded label (ids, paths, offsets, free text"
+                            " must never be labels)")
+    if not metric.documentation.strip():
+        problems.append("no help text")
+    return problems
