@@ -74,7 +74,7 @@ apt-get install -y --no-install-recommends tini
 rm -rf /var/lib/apt/lists/*
 groupadd --system --gid 10001 stockstream
 useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/stockstream --shell /usr/sbin/nologin stockstream
-install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state
+install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state /var/lib/stockstream/backfill
 EOF
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

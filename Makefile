@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down
+.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down deploy-tools
 
-setup: system-deps $(STAMP) kafka-jars
+setup: system-deps $(STAMP) kafka-jars deploy-tools
 
 system-deps:
 	@ops/setup/system-deps.sh
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,spark]'
 	@touch $(STAMP)
+
+## Pinned deploy-check tools (kustomize, compose-go and BuildKit checkers, ops/tools/*) in .stack/tools.
+deploy-tools:
+	@mkdir -p .stack/tools
+	@go build -C ops/tools/kustomize -o $(CURDIR)/.stack/tools/kustomize sigs.k8s.io/kustomize/kustomize/v5
+	@go build -C ops/tools/composecheck -o $(CURDIR)/.stack/tools/composecheck .
+	@go build -C ops/tools/dockerfilecheck -o $(CURDIR)/.stack/tools/dockerfilecheck .
 
 kafka-jars: $(STAMP)
 	@$(BIN)/python -c "from stockstream.stack.services import Kafka, StackSettings; Kafka(StackSettings()).resolve_jars()"

@@ -34,6 +34,8 @@ from pydantic import AliasChoices, SecretStr
 REPO = Path(__file__).resolve().parents[3]
 TOOLS_DIR = REPO / ".stack" / "tools"
 OVERLAYS = ("dev", "prod")
+# In a container a service must listen on every interface, or probes and Prometheus cannot reach it.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - asserted, not bound
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 
 # Our images and the Dockerfile target each is built from.
@@ -87,7 +89,7 @@ def tool(name: str) -> str:
     newest = max(p.stat().st_mtime for p in sources)
     if not binary.exists() or binary.stat().st_mtime < newest:
         TOOLS_DIR.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOFLAGS": "-mod=readonly", "GOPROXY": os.environ.get("GOPROXY", "off")}
+        env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "GOPROXY": os.environ.get("GOPROXY", "off")}
         result = subprocess.run(  # noqa: S603
             ["go", "build", "-o", str(binary), package], cwd=REPO / module_dir,
             capture_output=True, text=True, timeout=600, env=env, check=False,
@@ -212,7 +214,7 @@ def k8s_containers(resources: tuple[dict[str, Any], ...]) -> list[Container]:
                 literal.update(data)
             for item in container.get("env", []):
                 if "value" in item:
-                    value = _REFERENCE.sub(lambda m: env.get(m.group(1), "10.0.0.1"), str(item["value"]))
+                    value = _REFERENCE.sub(lambda m, known=env: known.get(m.group(1), "10.0.0.1"), str(item["value"]))
                     env[item["name"]] = value
                     literal.add(item["name"])
                 elif "secretKeyRef" in item.get("valueFrom", {}):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.deploy.deploy_support import (
+    ALL_INTERFACES,
     COMMAND_SETTINGS,
     OUR_IMAGES,
     OVERLAYS,
@@ -376,11 +377,11 @@ def test_every_container_settings_validate_with_its_env(resources: tuple[dict[st
         ports = {p["name"]: p["containerPort"] for p in container.spec.get("ports", [])}
         annotations = pod_metadata(container.workload).get("annotations", {})
         if container.stockstream_command == ["serve"]:
-            assert values["api_host"] == "0.0.0.0" and values["api_port"] == ports["http"]
+            assert values["api_host"] == ALL_INTERFACES and values["api_port"] == ports["http"]
             assert int(annotations["prometheus.io/port"]) == values["api_port"]
         elif "metrics_port" in values and container.workload["kind"] != "CronJob":
             # Bound to all interfaces, on the port the probes and Prometheus use.
-            assert values["metrics_host"] == "0.0.0.0", container.where
+            assert values["metrics_host"] == ALL_INTERFACES, container.where
             assert values["metrics_port"] == ports["metrics"] == int(annotations["prometheus.io/port"])
 
 

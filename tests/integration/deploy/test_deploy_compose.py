@@ -1,0 +1,157 @@
+"""ops/compose/compose.yaml, validated by compose-go (the Compose specification's reference
+loader, what `docker compose config` runs) and checked against the code like the manifests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.integration.deploy.deploy_support import (
+    ALL_INTERFACES,
+    COMMAND_SETTINGS,
+    COMPOSE_SECRETS,
+    OUR_IMAGES,
+    REPO,
+    RUNTIME_ENV,
+    all_secret_env,
+    all_settings_env,
+    command_env,
+    compose_containers,
+    compose_project,
+    compose_services,
+    help_works,
+    image_name,
+    is_ours,
+    render,
+    validate_settings,
+)
+
+CORE = {"kafka", "redis", "ingest", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
+
+
+def test_compose_file_is_valid_for_every_profile() -> None:
+    everything = compose_services()
+    assert CORE <= set(everything)
+    default = compose_project(profiles=(), env=COMPOSE_SECRETS)
+    assert default.returncode == 0, default.stderr
+    import json
+
+    assert set(json.loads(default.stdout)["services"]) == CORE, "profiles keep extras out of a plain `up`"
+
+
+def test_the_loader_rejects_what_docker_compose_would(tmp_path: Path) -> None:
+    """Negative controls: a key outside the spec, and a required secret left unset."""
+    broken = yaml.safe_load((REPO / "ops/compose/compose.yaml").read_text())
+    broken["services"]["serve"]["restart_policy"] = "always"
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = compose_project(env=COMPOSE_SECRETS, file=path)
+    assert result.returncode == 1 and "restart_policy" in result.stderr
+    unset = compose_project(env={k: v for k, v in COMPOSE_SECRETS.items() if k != "REDIS_PASSWORD"})
+    assert unset.returncode == 1 and "REDIS_PASSWORD" in unset.stderr
+
+
+def test_every_env_var_is_a_setting_the_service_reads() -> None:
+    known = all_settings_env() | set(RUNTIME_ENV)
+    checked = 0
+    for container in compose_containers():
+        command = container.stockstream_command
+        if not is_ours(container.image):
+            continue
+        unknown = container.literal_env - known
+        assert not unknown, f"{container.where}: no setting reads {sorted(unknown)}"
+        if command and command[0] in COMMAND_SETTINGS:
+            foreign = container.literal_env - set(command_env(command[0])) - set(RUNTIME_ENV)
+            assert not foreign, f"{container.where}: `stockstream {command[0]}` does not read {sorted(foreign)}"
+            checked += 1
+    assert checked >= 9
+
+
+def test_settings_validate_and_ports_match() -> None:
+    containers = [c for c in compose_containers() if (c.stockstream_command or [""])[0] in COMMAND_SETTINGS]
+    jobs = [{"where": c.where, "settings": COMMAND_SETTINGS[c.stockstream_command[0]], "env": c.env}  # type: ignore[index]
+            for c in containers]
+    results = validate_settings(jobs)
+    prometheus = yaml.safe_load((REPO / "ops/compose/prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "stockstream")
+    scraped = {name: sd["port"] for sd in job["dns_sd_configs"] for name in sd["names"]}
+    for container in containers:
+        result = results[container.where]
+        assert "error" not in result, f"{container.where}: {result.get('error')}"
+        values = result["values"]
+        name = container.where.removeprefix("compose/")
+        health = " ".join(container.spec["healthcheck"]["test"]) if "healthcheck" in container.spec else ""
+        if container.stockstream_command == ["serve"]:
+            assert values["api_host"] == ALL_INTERFACES
+            assert scraped[name] == values["api_port"] and f":{values['api_port']}/health" in health
+            published = container.spec["ports"][0]
+            assert int(published["target"]) == values["api_port"]
+        elif "metrics_port" in values and name != "backfill":
+            assert values["metrics_host"] == ALL_INTERFACES
+            assert scraped[name] == values["metrics_port"], name
+            assert f":{values['metrics_port']}/metrics" in health, name
+
+
+def test_secrets_come_from_the_environment_not_the_file() -> None:
+    """With sentinel values in the interpolation env, every secret the services get is a sentinel."""
+    secret_vars = all_secret_env() | {"REDISCLI_AUTH", "GF_SECURITY_ADMIN_PASSWORD"}
+    sentinels = set(COMPOSE_SECRETS.values())
+    seen = set()
+    for name, service in compose_services().items():
+        for var, value in (service.get("environment") or {}).items():
+            if var in secret_vars or any(word in var for word in ("PASSWORD", "TOKEN", "API_KEY", "SECRET")):
+                assert value in sentinels, f"{name}: {var} is not taken from the environment"
+                seen.add(var)
+    assert {"REDIS_PASSWORD", "ALPHAVANTAGE_API_KEY", "GF_SECURITY_ADMIN_PASSWORD"} <= seen
+    # Only the services that use a secret get it.
+    services = compose_services()
+    assert "ALPHAVANTAGE_API_KEY" not in services["ingest"]["environment"]
+    assert "REDIS_PASSWORD" not in services["process"]["environment"]
+
+
+def test_commands_exist_and_images_are_built_from_the_dockerfile() -> None:
+    for container in compose_containers():
+        service = container.spec
+        if not is_ours(container.image):
+            tag = container.image.partition(":")[2]
+            assert tag and tag != "latest", f"{container.where}: pin {container.image}"
+            continue
+        target = OUR_IMAGES[image_name(container.image)]
+        build = service.get("build")
+        if build is not None:
+            assert build["target"] == target and Path(build["context"]) == REPO
+        command = container.stockstream_command
+        if command is None:
+            assert container.command == ["tini", "--", "spark-class", "org.apache.spark.deploy.worker.Worker"]
+            continue
+        ok, output = help_works(tuple(command))
+        assert ok, f"{container.where}: `stockstream {' '.join(command)} --help` failed:\n{output[-1500:]}"
+
+
+def test_compose_and_kubernetes_run_the_same_third_party_images() -> None:
+    def external(images: set[str]) -> dict[str, str]:
+        return {image_name(i): i for i in images if not is_ours(i)}
+
+    compose = external({c.image for c in compose_containers()})
+    cluster = external({c["image"] for r in render("prod") if r["kind"] in ("Deployment", "StatefulSet")
+                        for c in r["spec"]["template"]["spec"]["containers"]})
+    assert compose == cluster
+
+
+def test_prometheus_config_passes_promtool_and_matches_the_local_one(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "ops/compose/prometheus.yml").read_text())
+    local = yaml.safe_load((REPO / "ops/prometheus/prometheus.yml").read_text())
+    assert config["global"] == local["global"] and config["rule_files"] == local["rule_files"]
+    assert [j["job_name"] for j in config["scrape_configs"]] == [j["job_name"] for j in local["scrape_configs"]]
+    # Laid out as the container sees it: the config next to the rules folder it names.
+    (tmp_path / "prometheus.yml").write_text((REPO / "ops/compose/prometheus.yml").read_text())
+    (tmp_path / "rules").symlink_to(REPO / "ops/prometheus/rules")
+    result = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    mounts = {v["target"]: v["source"] for v in compose_services()["prometheus"]["volumes"]}
+    assert Path(mounts["/etc/prometheus/rules"]) == REPO / "ops/prometheus/rules"
+    assert Path(mounts["/etc/prometheus/prometheus.yml"]) == REPO / "ops/compose/prometheus.yml"
