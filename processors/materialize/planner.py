@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -110,7 +111,7 @@ class SlotWrite:
 
     field: str
     offset: int
-    value: str
+    value: bytes
     live: str | None  # the live update type when this write changes the view ("tick", …), None: not pushed
 
 
@@ -123,7 +124,7 @@ class CandleWrite:
     member: str
     score: int
     offset: int
-    value: str
+    value: bytes
     cap: int
     live: str | None
 
@@ -133,7 +134,7 @@ class SeriesAdd:
     """One immutable event (member = its JSON) for a capped sorted set."""
 
     score: int
-    member: str
+    member: bytes
     live: str | None
 
 
@@ -171,9 +172,9 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def live_update(kind: str, json_text: str) -> str:
+def live_update(kind: str, json_text: bytes) -> bytes:
     """Compact update for the live channel, built by concatenation (the event JSON is already valid JSON)."""
-    return f'{{"type":"{kind}","data":{json_text}}}'
+    return b'{"type":"' + kind.encode() + b'","data":' + json_text + b"}"
 
 
 class BatchPlanner:
@@ -184,26 +185,37 @@ class BatchPlanner:
         self.topics = topics
         self.caps = caps
         self.now = now
+        self._handlers: dict[Kind, Callable[[ViewBatch, Any, int, Any], None]] = {
+            Kind.TICK: self._tick, Kind.INDICATORS: self._indicators, Kind.CANDLE: self._candle,
+            Kind.SIGNAL: self._signal, Kind.DAILY: self._daily,
+        }
 
     def plan(self, records: Iterable[InputRecord]) -> ViewBatch:
+        """Decode every record and turn the good ones into coalesced view writes (the hot loop)."""
         batch = ViewBatch()
+        routes = self.topics.routes
+        counts = batch.events_by_topic
+        handlers = self._handlers
         for record in records:
             batch.records += 1
-            decoded = self.decode(record)
-            if isinstance(decoded, DeadLetter):
-                batch.dead_letters.append(decoded)
+            route = routes.get(record.topic)
+            decoded = self._decode(record, route)
+            if route is None or isinstance(decoded, DeadLetter):
+                batch.dead_letters.append(decoded)  # type: ignore[arg-type]
                 continue
-            batch.events_by_topic[self.topics.routes[record.topic].label] += 1
+            counts[route.label] += 1
             # The record's own bytes are stored: they just passed strict validation, and the same log
             # position always holds the same bytes, so replays and rebuilds store identical members.
-            self._plan_event(batch, decoded, record.offset, (record.value or b"").decode())
+            handlers[route.kind](batch, decoded, record.offset, record.value)
         return batch
 
     # -- decoding ---------------------------------------------------------------------------------
 
     def decode(self, record: InputRecord) -> Event | DeadLetter:
         """The event in ``record``, or a dead letter saying why not (never raises)."""
-        route = self.topics.routes.get(record.topic)
+        return self._decode(record, self.topics.routes.get(record.topic))
+
+    def _decode(self, record: InputRecord, route: Route | None) -> Event | DeadLetter:
         if route is None:
             return self._dead(record, "unknown_topic", f"topic {record.topic!r} is not an input of the materializer")
         if not record.value:
@@ -219,7 +231,7 @@ class BatchPlanner:
             # Views compare offsets within one partition; that holds only when the key is the symbol.
             return self._dead(record, "key_mismatch",
                               f"record key {record.key!r} is not the event's symbol {symbol!r}")
-        if route.kind is Kind.CANDLE and event.timeframe != route.timeframe:  # type: ignore[attr-defined]
+        if route.timeframe is not None and event.timeframe != route.timeframe:  # type: ignore[attr-defined]
             return self._dead(record, "timeframe_mismatch",
                               f"candle of timeframe {event.timeframe!r} on the {route.label} topic")  # type: ignore[attr-defined]
         return event
@@ -234,7 +246,7 @@ class BatchPlanner:
     # -- planning ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _slot(batch: ViewBatch, data_key: str, field_name: str, offset: int, value: str, live: str | None) -> None:
+    def _slot(batch: ViewBatch, data_key: str, field_name: str, offset: int, value: bytes, live: str | None) -> None:
         fields = batch.slots.get(data_key)
         if fields is None:
             fields = batch.slots[data_key] = {}
@@ -243,50 +255,54 @@ class BatchPlanner:
             fields[field_name] = SlotWrite(field_name, offset, value, live)
 
     @staticmethod
-    def _series(batch: ViewBatch, key: str, score: int, member: str, cap: int, live: str | None) -> None:
+    def _series(batch: ViewBatch, key: str, score: int, member: bytes, cap: int, live: str | None) -> None:
         group = batch.series.get(key)
         if group is None:
             group = batch.series[key] = SeriesGroup(cap)
         group.adds.append(SeriesAdd(score, member, live))
 
-    def _plan_event(self, batch: ViewBatch, event: Event, offset: int, text: str) -> None:
+    def _tick(self, batch: ViewBatch, event: Tick, offset: int, text: bytes) -> None:
+        batch.symbols.add(event.symbol)
+        self._slot(batch, self.keys.latest(event.symbol), "tick", offset, text, "tick")
+
+    def _indicators(self, batch: ViewBatch, event: IndicatorSnapshot, offset: int, text: bytes) -> None:
         keys = self.keys
-        if isinstance(event, Tick):
-            batch.symbols.add(event.symbol)
-            self._slot(batch, keys.latest(event.symbol), "tick", offset, text, "tick")
-        elif isinstance(event, IndicatorSnapshot):
-            batch.symbols.add(event.symbol)
-            self._slot(batch, keys.latest(event.symbol), keys.latest_indicator_field(event.timeframe), offset,
-                       text, None)
-            self._series(batch, keys.indicator_history(event.symbol, event.timeframe), _ms(event.ts_event), text,
-                         self.caps.indicator_history, "indicators")
-        elif isinstance(event, Candle):
-            batch.symbols.add(event.symbol)
-            index = keys.candles(event.symbol, event.timeframe)
-            member = str(_ms(event.ts_open))
-            current = batch.candles.get((index, member))
-            if current is None or current.offset < offset:
-                batch.candles[(index, member)] = CandleWrite(
-                    index, keys.candles_data(event.symbol, event.timeframe), member, _ms(event.ts_open), offset,
-                    text, self.caps.candles, "candle")
-        elif isinstance(event, Signal):
-            batch.symbols.add(event.symbol)
-            score = _ms(event.ts_event)
-            self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, "signal")
-            self._series(batch, keys.signals(event.symbol, event.rule), score, text, self.caps.signals, None)
-            source = RecommendationSource(
-                signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
-                side=event.side, price=event.price, ts_event=event.ts_event,
-                expires_at=event.ts_event + self.caps.recommendation_decay,
-            ).model_dump_json()
-            rec_key = keys.recommendation(event.symbol)
-            self._slot(batch, rec_key, keys.recommendation_field(None), offset, source,
-                       "recommendation")
-            self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
-        elif isinstance(event, DailySummary):
-            batch.symbols.add(event.symbol)
-            self._slot(batch, keys.daily(event.symbol), keys.daily_field(event.date.isoformat()), offset, text,
-                       "daily")
+        batch.symbols.add(event.symbol)
+        self._slot(batch, keys.latest(event.symbol), keys.latest_indicator_field(event.timeframe), offset, text, None)
+        self._series(batch, keys.indicator_history(event.symbol, event.timeframe), _ms(event.ts_event), text,
+                     self.caps.indicator_history, "indicators")
+
+    def _candle(self, batch: ViewBatch, event: Candle, offset: int, text: bytes) -> None:
+        keys = self.keys
+        batch.symbols.add(event.symbol)
+        index = keys.candles(event.symbol, event.timeframe)
+        opened = _ms(event.ts_open)
+        member = str(opened)
+        current = batch.candles.get((index, member))
+        if current is None or current.offset < offset:
+            batch.candles[(index, member)] = CandleWrite(
+                index, keys.candles_data(event.symbol, event.timeframe), member, opened, offset, text,
+                self.caps.candles, "candle")
+
+    def _signal(self, batch: ViewBatch, event: Signal, offset: int, text: bytes) -> None:
+        keys = self.keys
+        batch.symbols.add(event.symbol)
+        score = _ms(event.ts_event)
+        self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, "signal")
+        self._series(batch, keys.signals(event.symbol, event.rule), score, text, self.caps.signals, None)
+        source = RecommendationSource(
+            signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
+            side=event.side, price=event.price, ts_event=event.ts_event,
+            expires_at=event.ts_event + self.caps.recommendation_decay,
+        ).model_dump_json().encode()
+        rec_key = keys.recommendation(event.symbol)
+        self._slot(batch, rec_key, keys.recommendation_field(None), offset, source, "recommendation")
+        self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
+
+    def _daily(self, batch: ViewBatch, event: DailySummary, offset: int, text: bytes) -> None:
+        batch.symbols.add(event.symbol)
+        self._slot(batch, self.keys.daily(event.symbol), self.keys.daily_field(event.date.isoformat()), offset,
+                   text, "daily")
 
 
 def _short_errors(error: ValidationError) -> str:

@@ -97,11 +97,11 @@ class ViewStore:
         if batch.write_count == 0 and not batch.symbols:
             return ApplyResult(0, 0, 0)
         pipe = self.client.pipeline(transaction=False)
-        lives: list[list[tuple[str | None, str]]] = []  # per script call: (live type, JSON) of each write
+        lives: list[list[tuple[str | None, bytes]]] = []  # per script call: (live type, JSON) of each write
         if batch.symbols:
             pipe.sadd(self.keys.symbols, *sorted(batch.symbols))
         for data_key, fields in batch.slots.items():
-            args: list[str | int] = []
+            args: list[str | int | bytes] = []
             for slot in fields.values():
                 args += [slot.field, slot.offset, slot.value]
             self._set_if_newer(keys=[data_key, position_key(data_key)], args=args, client=pipe)
@@ -112,7 +112,7 @@ class ViewStore:
                                 client=pipe)
             lives.append([(candle.live, candle.value)])
         for key, group in batch.series.items():
-            series_args: list[str | int] = [group.cap]
+            series_args: list[int | bytes] = [group.cap]
             for add in group.adds:
                 series_args += [add.score, add.member]
             self._add_capped(keys=[key], args=series_args, client=pipe)
@@ -121,7 +121,7 @@ class ViewStore:
         if batch.symbols:
             results = results[1:]
         written = total = 0
-        updates: list[str] = []
+        updates: list[bytes] = []
         for group_lives, result in zip(lives, results, strict=True):
             flags = result if isinstance(result, list) else [result]
             total += len(group_lives)
@@ -133,12 +133,12 @@ class ViewStore:
         published = self._publish(updates) if updates else 0
         return ApplyResult(written, total - written, published)
 
-    def _publish(self, updates: list[str]) -> int:
+    def _publish(self, updates: list[bytes]) -> int:
         if not updates:
             return 0
         pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(updates), LIVE_CHUNK):
             chunk = updates[start:start + LIVE_CHUNK]
-            pipe.publish(self.keys.live_updates, '{"v":1,"updates":[' + ",".join(chunk) + "]}")
+            pipe.publish(self.keys.live_updates, b'{"v":1,"updates":[' + b",".join(chunk) + b"]}")
         pipe.execute()
         return len(updates)

@@ -111,7 +111,7 @@ def test_a_signal_sets_the_recommendation_with_rule_time_price_and_decay():
     assert datetime.fromisoformat(overall["expires_at"]) == signal.ts_event + timedelta(minutes=5)
     assert list(batch.series) == ["p:signals:BTC-USD", f"p:signals:BTC-USD:rule:{signal.rule}"]
     assert batch.series["p:signals:BTC-USD"].adds[0].score == int(signal.ts_event.timestamp() * 1000)
-    assert batch.series["p:signals:BTC-USD"].adds[0].member == encode(signal).decode()
+    assert batch.series["p:signals:BTC-USD"].adds[0].member == encode(signal)
 
 
 def test_candles_and_daily_are_keyed_by_window_and_date():
