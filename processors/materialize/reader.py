@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis
 from prometheus_client import Counter
@@ -96,7 +96,7 @@ class ViewReader:
                               set_by=source, as_of=now)
 
     def candles(self, symbol: str, timeframe: str, limit: int) -> CandleSeries:
-        members = self.client.zrange(self.keys.candles(symbol, timeframe), -limit, -1)
+        members = cast(list[bytes], self.client.zrange(self.keys.candles(symbol, timeframe), -limit, -1))
         raws = self.client.hmget(self.keys.candles_data(symbol, timeframe), members) if members else []
         candles = self._parse_all(Candle, (raw for raw in raws if raw is not None), "candles")
         return CandleSeries(symbol=symbol, timeframe=timeframe, candles=candles)
@@ -114,10 +114,10 @@ class ViewReader:
     def signals(self, symbol: str, limit: int, rule: str | None = None, side: str | None = None) -> SignalList:
         key = self.keys.signals(symbol, rule)
         if side is None:
-            raws = self.client.zrevrange(key, 0, limit - 1)
+            raws = cast(list[bytes], self.client.zrevrange(key, 0, limit - 1))
             return SignalList(symbol=symbol, signals=self._parse_all(Signal, raws, "signals"))
         # The side filter reads the whole capped list (a few hundred entries at most).
-        every = self._parse_all(Signal, self.client.zrevrange(key, 0, -1), "signals")
+        every = self._parse_all(Signal, cast(list[bytes], self.client.zrevrange(key, 0, -1)), "signals")
         return SignalList(symbol=symbol, signals=[signal for signal in every if signal.side == side][:limit])
 
     def daily(self, symbol: str, start: date | None = None, end: date | None = None) -> DailyList:

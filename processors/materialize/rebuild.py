@@ -60,6 +60,10 @@ class RebuildReport:
     seconds: float
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _glob_escape(text: str) -> str:
     return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
@@ -69,7 +73,7 @@ def view_keys_under(client: redis.Redis, prefix: str) -> list[str]:
     found: set[str] = set()
     for root in VIEW_ROOTS:
         for key in client.scan_iter(match=_glob_escape(prefix) + root, count=1000):
-            found.add(key.decode() if isinstance(key, bytes) else key)
+            found.add(_text(key))
     return sorted(found)
 
 
@@ -77,7 +81,7 @@ def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
     """The content of every view key under ``prefix``, keyed by the key without the prefix."""
     content: dict[str, Any] = {}
     for key in view_keys_under(client, prefix):
-        kind = client.type(key).decode()
+        kind = _text(client.type(key))
         if kind == "hash":
             value: Any = dict(client.hgetall(key))
         elif kind == "zset":

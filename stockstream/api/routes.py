@@ -86,7 +86,7 @@ def build_router(timeframes: list[str]) -> APIRouter:
                 tags=["views"], summary="Current BUY/SELL/HOLD recommendation (decays to HOLD)")
     def recommendation(
         request: Request, symbol: SymbolPath,
-        timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,  # type: ignore[valid-type]
+        timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,
     ) -> Recommendation:
         return known(request, symbol).recommendation(symbol, timeframe.value if timeframe else None)
 
@@ -94,7 +94,7 @@ def build_router(timeframes: list[str]) -> APIRouter:
                 summary="Recent candles of one timeframe, oldest first")
     def candles(
         request: Request, symbol: SymbolPath,
-        timeframe: Annotated[candle_enum, Query(description="Candle timeframe")] = candle_names[0],  # type: ignore[valid-type,assignment]
+        timeframe: Annotated[candle_enum, Query(description="Candle timeframe")] = candle_names[0],  # type: ignore[assignment]
         limit: Limit = 200,
     ) -> CandleSeries:
         return known(request, symbol).candles(symbol, candle_enum(timeframe).value, limit)
@@ -103,7 +103,7 @@ def build_router(timeframes: list[str]) -> APIRouter:
                 summary="Latest indicator snapshot and recent history (oldest first) of one timeframe")
     def indicators(
         request: Request, symbol: SymbolPath,
-        timeframe: Annotated[timeframe_enum, Query(description="tick or a candle timeframe")] = "tick",  # type: ignore[valid-type,assignment]
+        timeframe: Annotated[timeframe_enum, Query(description="tick or a candle timeframe")] = "tick",  # type: ignore[assignment]
         limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="History entries (0: latest only)")] = 200,
     ) -> IndicatorSeries:
         return known(request, symbol).indicators(symbol, timeframe_enum(timeframe).value, limit)
