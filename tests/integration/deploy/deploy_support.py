@@ -65,6 +65,7 @@ RUNTIME_ENV = {
     "SPARK_LOCAL_HOSTNAME": "Spark (the address a driver/worker advertises)",
     "SPARK_LOCAL_DIRS": "Spark (scratch space)",
     "POD_IP": "the manifest itself ($(POD_IP) references)",
+    "POD_NAME": "the manifest itself ($(POD_NAME) references)",
     "PIP_DISABLE_PIP_VERSION_CHECK": "pip (build stage)",
     "PIP_NO_INPUT": "pip (build stage)",
 }

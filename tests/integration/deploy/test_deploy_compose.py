@@ -155,3 +155,14 @@ def test_prometheus_config_passes_promtool_and_matches_the_local_one(tmp_path: P
     mounts = {v["target"]: v["source"] for v in compose_services()["prometheus"]["volumes"]}
     assert Path(mounts["/etc/prometheus/rules"]) == REPO / "ops/prometheus/rules"
     assert Path(mounts["/etc/prometheus/prometheus.yml"]) == REPO / "ops/compose/prometheus.yml"
+
+
+def test_grafana_gets_the_repository_provisioning_and_dashboards() -> None:
+    mounts = {v["target"]: Path(v["source"]) for v in compose_services()["grafana"]["volumes"]}
+    provider = yaml.safe_load((REPO / "ops/grafana/provisioning/dashboards/stockstream.yaml").read_text())
+    assert mounts[provider["providers"][0]["options"]["path"]] == REPO / "ops/grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning/datasources"] == REPO / "ops/grafana/provisioning/datasources"
+    assert mounts["/etc/grafana/provisioning/dashboards"] == REPO / "ops/grafana/provisioning/dashboards"
+    source = yaml.safe_load((REPO / "ops/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    assert "9090:9090" in {f"{p['published']}:{p['target']}" for p in compose_services()["prometheus"]["ports"]}

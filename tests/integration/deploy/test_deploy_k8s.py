@@ -174,9 +174,10 @@ def test_clients_reach_kafka_redis_and_spark_through_existing_services(resources
 
 def test_one_deployment_per_service_and_ingest_source(overlay: str, resources: tuple[dict[str, Any], ...]) -> None:
     deployments = by_kind(resources, "Deployment")
-    for name in (*SERVICES, "spark-master", "spark-worker", "prometheus", "grafana"):
+    for name in ("process", "materialize", "serve", "spark-master", "spark-worker", "prometheus", "grafana"):
         assert name in deployments
     assert one(resources, "StatefulSet", "redis")
+    assert one(resources, "StatefulSet", "notify")
     ingests = {name: d for name, d in deployments.items() if name.startswith("ingest-")}
     expected = {"dev": {"ingest-simulator"},
                 "prod": {"ingest-coinbase", "ingest-kraken", "ingest-binance", "ingest-alphavantage"}}[overlay]
@@ -190,16 +191,27 @@ def test_one_deployment_per_service_and_ingest_source(overlay: str, resources: t
 
 def test_processors_never_outnumber_partitions(resources: tuple[dict[str, Any], ...]) -> None:
     partitions = int(stockstream_config(resources)["STOCKSTREAM_PARTITIONS"])
-    for name in ("process", "materialize", "notify"):
+    for name in ("process", "materialize"):
         deployment = one(resources, "Deployment", name)
         assert 1 <= deployment["spec"]["replicas"] <= partitions, name
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0, f"{name}: surge would exceed"
+    # A StatefulSet never surges: it replaces one pod at a time.
+    assert 1 <= one(resources, "StatefulSet", "notify")["spec"]["replicas"] <= partitions
+
+
+def test_notify_lanes_keep_a_stable_identity(resources: tuple[dict[str, Any], ...]) -> None:
+    """Static membership needs NOTIFY_INSTANCE_ID stable across restarts: the StatefulSet pod name."""
+    notify = one(resources, "StatefulSet", "notify")
+    env = {e["name"]: e for e in pod_spec(notify)["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["NOTIFY_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+    assert list(env).index("POD_NAME") < list(env).index("NOTIFY_INSTANCE_ID"), "defined before use"
 
 
 def test_pod_disruption_budgets_cover_kafka_and_processors(resources: tuple[dict[str, Any], ...]) -> None:
     budgets = list(by_kind(resources, "PodDisruptionBudget").values())
     for kind, name in [("StatefulSet", "kafka"), ("Deployment", "process"), ("Deployment", "materialize"),
-                       ("Deployment", "notify"), ("Deployment", "serve")]:
+                       ("StatefulSet", "notify"), ("Deployment", "serve")]:
         labels = pod_metadata(one(resources, kind, name))["labels"]
         covering = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]
         assert len(covering) == 1, f"{kind}/{name}: {len(covering)} budgets"
@@ -278,7 +290,7 @@ def test_writable_paths_of_our_containers_are_volumes(resources: tuple[dict[str,
 
 
 def test_graceful_shutdown_fits_the_services_own_grace(resources: tuple[dict[str, Any], ...]) -> None:
-    notify = one(resources, "Deployment", "notify")
+    notify = one(resources, "StatefulSet", "notify")
     env = {e["name"]: e.get("value") for e in pod_spec(notify)["containers"][0]["env"]}
     assert pod_spec(notify)["terminationGracePeriodSeconds"] > float(env["NOTIFY_SHUTDOWN_GRACE_S"])
     from processors.ingest.settings import IngestSettings
@@ -529,20 +541,26 @@ def test_prometheus_scrapes_every_service_pod(resources: tuple[dict[str, Any], .
 
 
 def test_rules_and_dashboards_are_the_repository_files(resources: tuple[dict[str, Any], ...]) -> None:
-    """Every rule file of ops/prometheus/rules and dashboard of ops/grafana/dashboards, byte for byte."""
+    """Every rule file, Grafana provisioning file and dashboard of the repository, byte for byte."""
     for base_name, folder, suffixes in [("prometheus-rules", "ops/prometheus/rules", (".yml", ".yaml")),
+                                         ("grafana-datasources", "ops/grafana/provisioning/datasources", (".yaml",)),
+                                         ("grafana-dashboard-providers", "ops/grafana/provisioning/dashboards",
+                                          (".yaml",)),
                                          ("grafana-dashboards", "ops/grafana/dashboards", (".json",))]:
         data = one(resources, "ConfigMap", _generated(resources, "ConfigMap", base_name)).get("data", {})
-        files = {p.name: p.read_text() for p in sorted((REPO / folder).glob("*")) if p.suffix in suffixes} \
-            if (REPO / folder).is_dir() else {}
+        files = {p.name: p.read_text() for p in sorted((REPO / folder).glob("*")) if p.suffix in suffixes}
+        assert files, f"{folder} is empty"
         assert data == files, f"{base_name} != {folder}: list every file in ops/k8s/base/kustomization.yaml"
 
 
 def test_grafana_datasource_points_at_the_prometheus_service(resources: tuple[dict[str, Any], ...]) -> None:
     config_map = one(resources, "ConfigMap", _generated(resources, "ConfigMap", "grafana-datasources"))
-    source = yaml.safe_load(config_map["data"]["datasources.yaml"])["datasources"][0]
+    source = yaml.safe_load(config_map["data"]["prometheus.yaml"])["datasources"][0]
     service = one(resources, "Service", "prometheus")
     assert source["url"] == f"http://prometheus:{service['spec']['ports'][0]['port']}"
+    providers = one(resources, "ConfigMap", _generated(resources, "ConfigMap", "grafana-dashboard-providers"))
+    path = yaml.safe_load(providers["data"]["stockstream.yaml"])["providers"][0]["options"]["path"]
     grafana = pod_spec(one(resources, "Deployment", "grafana"))["containers"][0]
+    assert {"name": "dashboards", "mountPath": path, "readOnly": True} in grafana["volumeMounts"]
     password = next(e for e in grafana["env"] if e["name"] == "GF_SECURITY_ADMIN_PASSWORD")
     assert "secretKeyRef" in password["valueFrom"]
