@@ -198,7 +198,7 @@ class Strategy(SymbolStrategy):
             try:
                 self._resolved[symbol] = SymbolStrategy.model_validate(_merge(base, override))
             except ValidationError as error:
-                problems += [f"symbols.{raw_symbol}.{line}" for line in _describe(error)]
+                problems += _describe(error, prefix=f"symbols.{raw_symbol}")
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
@@ -238,10 +238,11 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError) -> list[str]:
+def _describe(error: ValidationError, prefix: str = "") -> list[str]:
+    """One ``location: message`` line per problem (``prefix`` leads every location)."""
     lines = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"])
+        location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{location}: {message}" if location else message)
     return lines
