@@ -1,0 +1,122 @@
+"""One ``ticks`` record → the records to produce. The heart of the shell.
+
+:class:`TickHandler` is called by the Quix dataframe (see :mod:`processors.stream.topology`)
+once per input record, in partition order, with the state-store transaction of the record's
+partition. It
+
+1. decodes the record (:func:`processors.stream.records.decode_tick`); poison becomes a
+   dead letter for the ticks DLQ (key = source), no state is touched;
+2. takes the symbol's :class:`~processors.core.pipeline.SymbolProcessor` from
+   :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
+   the checkpoint commits) and runs the one pipeline step;
+3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
+   symbol) and per rejection (``late`` …, to the DLQ), and updates the metrics.
+
+It never raises for a record: an unexpected error in the step is logged with its traceback,
+the symbol's state is restored to before that tick and the tick goes to the DLQ as
+``processing_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from processors.core.pipeline import StepOutput
+from processors.stream import reasons
+from processors.stream.emission import Emission, NamedTopic
+from processors.stream.metrics import ProcessMetrics
+from processors.stream.records import decode_tick, raw_text, record_time
+from processors.stream.states import StoreTransaction, SymbolStates
+from schemas.events import DeadLetter, Lineage, Tick, encode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """Where each kind of derived event goes (Quix ``Topic`` handles, named)."""
+
+    indicators: NamedTopic
+    signals: NamedTopic
+    candles: Mapping[str, NamedTopic]  # by candle timeframe
+    aggregates_daily: NamedTopic
+    dead_letters: NamedTopic
+
+
+class TickHandler:
+    """Per-record logic of the processor; holds no per-symbol data between calls (the store does)."""
+
+    def __init__(self, states: SymbolStates, outputs: OutputTopics, metrics: ProcessMetrics,
+                 now: Callable[[], float] = time.time) -> None:
+        self.states = states
+        self.outputs = outputs
+        self.metrics = metrics
+        self.hot = metrics.hot
+        self.now = now
+
+    def handle(self, value: bytes | None, key: bytes | None, timestamp_ms: int, transaction: StoreTransaction,
+               topic: str, partition: int, offset: int) -> list[Emission]:
+        """Process one record at ``topic[partition]@offset``; returns what to produce, in order."""
+        consumed = self.hot.consumed
+        consumed[topic] = consumed.get(topic, 0) + 1
+        lineage = Lineage(topic=topic, partition=partition, offset=offset)
+        decoded = decode_tick(value, key, timestamp_ms, lineage)
+        if isinstance(decoded, DeadLetter):
+            return [self._dead_letter(decoded)]
+        tick = decoded
+        assert key is not None  # noqa: S101 - decode_tick turned a missing key into a dead letter
+        entry = self.states.acquire(tick.symbol, key, transaction)
+        try:
+            output = entry.processor.process(tick, lineage)
+        except Exception as error:  # noqa: BLE001 - a bug must not stop the stream; the tick is kept
+            log.exception("pipeline step failed for %s at %s[%d]@%d", tick.symbol, topic, partition, offset)
+            self.states.rebuild(tick.symbol, key)
+            return [self._dead_letter(DeadLetter(
+                source=tick.source, reason=reasons.PROCESSING_FAILED,
+                detail=f"{type(error).__name__}: {error}"[:500], raw=raw_text(value),
+                ts_init=record_time(timestamp_ms), origin=lineage,
+            ))]
+        entry.pending += (value, topic, partition, offset)  # type: ignore[operator]
+        return self._emissions(tick, key, output)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _emissions(self, tick: Tick, key: bytes, output: StepOutput) -> list[Emission]:
+        outputs = self.outputs
+        produced = self.hot.produced
+        emissions = [Emission(outputs.indicators, key, encode(snapshot)) for snapshot in output.snapshots]
+        if output.candles:
+            for candle in output.candles:
+                emissions.append(Emission(outputs.candles[candle.timeframe], key, encode(candle)))
+        if output.signals:
+            signals = self.hot.signals
+            for signal in output.signals:
+                emissions.append(Emission(outputs.signals, key, encode(signal)))
+                labels = (signal.rule, signal.side, signal.timeframe)
+                signals[labels] = signals.get(labels, 0) + 1
+        if output.summaries:
+            for summary in output.summaries:
+                emissions.append(Emission(outputs.aggregates_daily, key, encode(summary)))
+        for emission in emissions:
+            name = emission.topic.name
+            produced[name] = produced.get(name, 0) + 1
+        if output.rejections:
+            for rejection in output.rejections:
+                emissions.append(self._dead_letter(rejection))
+        elif emissions:
+            self.hot.observe_latency(max(0.0, self.now() - tick.ts_init.timestamp()))
+        if output.out_of_order:
+            self.hot.out_of_order += 1
+        return emissions
+
+    def _dead_letter(self, letter: DeadLetter) -> Emission:
+        hot = self.hot
+        hot.dead_letters[letter.reason] = hot.dead_letters.get(letter.reason, 0) + 1
+        if letter.reason != reasons.PROCESSING_FAILED:
+            log.debug("dead letter %s at %s: %s", letter.reason, letter.origin, letter.detail)
+        topic = self.outputs.dead_letters
+        hot.produced[topic.name] = hot.produced.get(topic.name, 0) + 1
+        return Emission(topic, letter.source.encode(), encode(letter))

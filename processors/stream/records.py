@@ -1,0 +1,93 @@
+"""A raw record of the ``ticks`` topic → a :class:`Tick`, or a :class:`DeadLetter` saying why not.
+
+Called by :class:`processors.stream.handler.TickHandler` for every record; pure (no Kafka,
+no clock: the dead letter's ``ts_init`` is the record's own timestamp so a replay of the
+same log yields the same dead letters). Never raises on any input.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from processors.stream import reasons
+from schemas.events import DeadLetter, Lineage, Tick
+
+UNKNOWN_SOURCE = "unknown"
+_DETAIL_MAX = 500
+
+
+def raw_text(value: bytes | None) -> str:
+    """The payload as text for ``DeadLetter.raw``; undecodable bytes are backslash-escaped."""
+    if value is None:
+        return ""
+    return value.decode("utf-8", "backslashreplace")
+
+
+def _source_of(value: bytes) -> str:
+    """The ``source`` field of a JSON object payload when it is a usable string, else ``unknown``."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return UNKNOWN_SOURCE
+    source = parsed.get("source") if isinstance(parsed, dict) else None
+    if isinstance(source, str) and 0 < len(source) <= 64:
+        return source
+    return UNKNOWN_SOURCE
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)[:_DETAIL_MAX]
+
+
+def record_time(timestamp_ms: int) -> datetime:
+    """A Kafka record timestamp (ms) as an aware UTC datetime."""
+    return datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, tz=UTC)
+
+
+def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
+                lineage: Lineage) -> Tick | DeadLetter:
+    """Parse one ``ticks`` record; a dead letter (with ``origin`` = ``lineage``) when it is unusable.
+
+    A usable record is a JSON ``Tick`` whose record key is exactly its symbol: the key decides
+    the partition and the state the tick is applied to, so a mismatch would corrupt another
+    symbol's state.
+    """
+    if value is None:
+        return _dead(value, timestamp_ms, lineage, reasons.VALUE_MISSING, "the record has no value")
+    try:
+        tick = Tick.model_validate_json(value)
+    except ValidationError as error:
+        return _invalid(value, timestamp_ms, lineage, error)
+    if key is not None and key == tick.symbol.encode():
+        return tick
+    if key is None:
+        return _dead(value, timestamp_ms, lineage, reasons.KEY_MISSING, f"tick of {tick.symbol} has no record key",
+                     tick.source)
+    shown = key.decode("utf-8", "backslashreplace")[:64]
+    return _dead(value, timestamp_ms, lineage, reasons.KEY_MISMATCH,
+                 f"record key {shown!r} is not the tick's symbol {tick.symbol!r}", tick.source)
+
+
+def _invalid(value: bytes, timestamp_ms: int, lineage: Lineage, error: ValidationError) -> DeadLetter:
+    kinds = {item["type"] for item in error.errors(include_url=False, include_input=False)}
+    if "json_invalid" in kinds:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return _dead(value, timestamp_ms, lineage, reasons.ENCODING_INVALID,
+                         f"value is not UTF-8: {bad}"[:_DETAIL_MAX])
+        return _dead(value, timestamp_ms, lineage, reasons.MALFORMED_JSON, _describe(error))
+    return _dead(value, timestamp_ms, lineage, reasons.TICK_INVALID, _describe(error), _source_of(value))
+
+
+def _dead(value: bytes | None, timestamp_ms: int, lineage: Lineage, reason: str, detail: str,
+          source: str = UNKNOWN_SOURCE) -> DeadLetter:
+    return DeadLetter(source=source, reason=reason, detail=detail, raw=raw_text(value),
+                      ts_init=record_time(timestamp_ms), origin=lineage)

@@ -1,0 +1,101 @@
+"""``stockstream process`` as a process: logging, secrets, metrics endpoint, topics, strategy, run.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT: the current checkpoint is committed);
+1 when the application failed (Kafka fatal error, …; a supervisor restarts it and it resumes
+from the last committed checkpoint); 2 for bad configuration (raised before anything starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from processors.core.strategy import DEFAULT_STRATEGY, Strategy, StrategyError, load_strategy
+from processors.stream.metrics import ProcessMetrics
+from processors.stream.recovery import watch_recovery
+from processors.stream.settings import ProcessSettings
+from processors.stream.topology import build_processor
+from stockstream.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
+from stockstream.observability import register_secret, setup_logging, start_metrics_server
+
+log = logging.getLogger("processors.stream")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+class ConfigurationError(RuntimeError):
+    """Bad configuration found at start; the message says what to change."""
+
+
+def load_configured_strategy(settings: ProcessSettings) -> Strategy:
+    """The strategy file's content (validated), or the default strategy; raises ConfigurationError."""
+    if settings.strategy_file is None:
+        return DEFAULT_STRATEGY
+    try:
+        return load_strategy(settings.strategy_file)
+    except StrategyError as error:
+        raise ConfigurationError(str(error)) from None
+
+
+def main(settings: ProcessSettings) -> int:
+    """Run the processor until SIGTERM/SIGINT; returns the exit code (raises ConfigurationError)."""
+    if settings.sasl_password is not None:
+        register_secret(settings.sasl_password.get_secret_value())
+    setup_logging(settings.log_level, "process")
+    logging.getLogger("quixstreams").setLevel(settings.log_level)
+    strategy = load_configured_strategy(settings)
+    metrics = ProcessMetrics()
+    try:
+        start_metrics_server(settings.metrics_host, settings.metrics_port, "process")
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port} ({error});"
+            " set METRICS_PORT (0 disables it)") from None
+    watch_recovery(metrics)
+
+    # Until Quix installs its own handlers in run(), a signal just ends the start-up.
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d received during start-up: exiting", signum)
+        stopping.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if not _ensure_topics(settings, stopping):
+            return EXIT_OK
+        processor = build_processor(settings, strategy, metrics)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stopping.is_set():
+        return EXIT_OK
+    log.info(
+        "processing %s → indicators, signals, candles %s, aggregates.daily (group %s, %s, commit every %.2fs,"
+        " strategy %s, state %s)", processor.ticks_topic, ",".join(settings.candle_timeframes) or "-",
+        settings.group_id, settings.processing_guarantee, settings.commit_interval,
+        settings.strategy_file or "default", settings.state_dir,
+    )
+    try:
+        processor.run()
+    except Exception:
+        log.exception("the stream processor stopped on an error; restart it to resume from the last checkpoint")
+        return EXIT_FAILED
+    log.info("stopped cleanly")
+    return EXIT_OK
+
+
+def _ensure_topics(settings: ProcessSettings, stopping: threading.Event) -> bool:
+    """Create this deployment's topics (waiting for Kafka); False if a signal came first."""
+    while not stopping.is_set():
+        try:
+            wait_for_kafka(settings, timeout_s=10)
+            ensure_topics(settings, settings.topics().all())
+            return True
+        except KafkaUnavailableError as error:
+            log.warning("%s; retrying", error)
+            time.sleep(1)
+    return False

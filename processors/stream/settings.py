@@ -1,0 +1,69 @@
+"""The one settings class of ``stockstream process``; every environment variable it reads is named here.
+
+Only the entry point (:mod:`stockstream.commands.process`) constructs
+:class:`ProcessSettings`; CLI flags are passed as keyword arguments by field name and win
+over the environment and ``.env``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".stack" / "state" / "process"
+
+ProcessingGuarantee = Literal["exactly-once", "at-least-once"]
+
+# Commit intervals chosen per guarantee when PROCESS_COMMIT_INTERVAL_SECONDS is not set
+# (docs/stream.md explains the figures). Under exactly-once, output becomes readable to
+# read_committed consumers only when the transaction commits, so the interval bounds the
+# latency; under at-least-once output is readable as soon as it is produced and the
+# interval only bounds how much is reprocessed after a crash.
+DEFAULT_COMMIT_INTERVAL_S: dict[str, float] = {"exactly-once": 0.5, "at-least-once": 5.0}
+
+
+class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
+    """Configuration of ``stockstream process`` (docs/stream.md has the table)."""
+
+    metrics_port: int = Field(9102, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
+    consumer_group: str | None = Field(
+        None, validation_alias=env("PROCESS_CONSUMER_GROUP"),
+        description="Kafka consumer group; default '<STOCKSTREAM_TOPIC_PREFIX>stockstream-process'",
+    )
+    state_dir: Path = Field(DEFAULT_STATE_DIR, validation_alias=env("PROCESS_STATE_DIR"))
+    processing_guarantee: ProcessingGuarantee = Field(
+        "exactly-once", validation_alias=env("PROCESSING_GUARANTEE"))
+    commit_interval_s: float | None = Field(
+        None, ge=0, le=600, validation_alias=env("PROCESS_COMMIT_INTERVAL_SECONDS"))
+    commit_every: int = Field(0, ge=0, le=10_000_000, validation_alias=env("PROCESS_COMMIT_EVERY"))
+    strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
+    grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
+    stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
+
+    @model_validator(mode="after")
+    def _strategy_readable(self) -> ProcessSettings:
+        if self.strategy_file is not None and not self.strategy_file.is_file():
+            raise ValueError(f"STOCKSTREAM_STRATEGY: {self.strategy_file} is not a readable file")
+        return self
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"{self.topic_prefix}stockstream-process"
+
+    @property
+    def commit_interval(self) -> float:
+        """Seconds between checkpoints: the setting, or the default for the guarantee."""
+        if self.commit_interval_s is not None:
+            return self.commit_interval_s
+        return DEFAULT_COMMIT_INTERVAL_S[self.processing_guarantee]
+
+    @property
+    def grace_ms(self) -> int:
+        return round(self.grace_s * 1000)

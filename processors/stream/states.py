@@ -1,0 +1,152 @@
+"""Symbol states kept in memory and written to the Quix state store once per checkpoint.
+
+Loading a :data:`~processors.core.pipeline.SymbolState` from the store, validating it into a
+:class:`~processors.core.pipeline.SymbolProcessor` and dumping it back costs several times
+the pipeline step itself, so the shell does not do it per tick. :class:`SymbolStates` keeps
+one processor per symbol and
+
+- **acquires** it for a record: reused as is when it is already dirty in the current
+  checkpoint's store transaction, or when the bytes in the store are exactly the bytes it
+  last wrote or was loaded from (so it *is* the stored state); otherwise it is rebuilt from
+  the store (another instance may have moved the symbol on, a checkpoint may have been
+  aborted, the state may have been recovered from the changelog);
+- **flushes** every dirty processor into its store transaction when the checkpoint commits.
+  It does so as a Quix sink: ``Checkpoint.commit`` flushes sinks (step 1) before it produces
+  the store changelogs and commits the Kafka transaction (steps 2-4), so the state written
+  is exactly the state after the checkpoint's last processed offset — the same contract as
+  calling ``state.set`` per tick, with one write per symbol per checkpoint.
+
+If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
+state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
+of that symbol: the step is pure), so the failed tick leaves no trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import orjson
+from quixstreams.sinks import BaseSink
+
+from processors.core.pipeline import IncompatibleStateError, SymbolProcessor
+from processors.core.plain import StateFormatError
+from processors.core.strategy import PipelineConfigs
+from processors.stream.metrics import ProcessMetrics
+from schemas.events import Lineage, Tick
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "pipeline"
+"""The key of a symbol's pipeline state inside the store (the store is keyed by symbol)."""
+
+DEFAULT_CAPACITY = 100_000
+
+
+class StoreTransaction(Protocol):
+    """The part of Quix's ``PartitionTransaction`` used here."""
+
+    def as_state(self, prefix: Any = ..., timestamp: int | None = None) -> Any: ...
+
+
+class Entry:
+    """One symbol: its processor, the transaction it is dirty in, what the store holds for it."""
+
+    __slots__ = ("processor", "transaction", "clean", "pending")
+
+    def __init__(self, processor: SymbolProcessor, clean: bytes | None) -> None:
+        self.processor = processor
+        self.transaction: StoreTransaction | None = None  # set while dirty in that checkpoint
+        self.clean = clean  # the stored bytes ``processor`` equals when not dirty (None: nothing stored)
+        # The ticks applied since ``clean``, flat: raw value, topic, partition, offset, … Kept as
+        # bytes/str/int, which the garbage collector does not track, rather than as Tick objects
+        # that would survive into older generations and make every collection slower.
+        self.pending: list[bytes | str | int] = []
+
+
+def _no_op() -> None:
+    return None
+
+
+class SymbolStates(BaseSink):
+    """The write-behind cache of symbol processors; registered as a sink so checkpoints flush it."""
+
+    def __init__(self, configs: PipelineConfigs, metrics: ProcessMetrics, capacity: int = DEFAULT_CAPACITY) -> None:
+        super().__init__(on_client_connect_success=_no_op)
+        self.configs = configs
+        self.metrics = metrics
+        self.capacity = capacity
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self._dirty: dict[bytes, Entry] = {}
+        self._reset_warned: set[str] = set()
+        self.flushes = 0
+        self.loads = 0
+
+    def __repr__(self) -> str:
+        return f"<SymbolStates: {len(self._entries)} symbols, {len(self._dirty)} dirty>"
+
+    def acquire(self, symbol: str, key: bytes, transaction: StoreTransaction) -> Entry:
+        """The entry of ``symbol`` (record key ``key``), current for ``transaction``, marked dirty."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.transaction is transaction:
+            return entry
+        stored = transaction.as_state(prefix=key).get_bytes(STATE_KEY)
+        if entry is None or entry.transaction is not None or entry.clean != stored:
+            entry = Entry(self._load(symbol, stored), stored)
+            self._entries[key] = entry
+            self.loads += 1
+        else:
+            self._entries.move_to_end(key)
+        entry.transaction = transaction
+        self._dirty[key] = entry
+        return entry
+
+    def rebuild(self, symbol: str, key: bytes) -> None:
+        """Undo the failed tick: the processor from its last stored bytes plus this checkpoint's ticks."""
+        entry = self._entries[key]
+        processor = self._load(symbol, entry.clean)
+        pending = entry.pending
+        for index in range(0, len(pending), 4):
+            value, topic, partition, offset = pending[index:index + 4]
+            lineage = Lineage(topic=topic, partition=partition, offset=offset)
+            processor.process(Tick.model_validate_json(value), lineage)  # type: ignore[arg-type]
+        entry.processor = processor
+
+    def flush(self) -> None:
+        """Write every dirty processor's state into its store transaction (checkpoint step 1)."""
+        for key, entry in self._dirty.items():
+            transaction = entry.transaction
+            if transaction is None:
+                continue
+            data = orjson.dumps(entry.processor.state())
+            transaction.as_state(prefix=key).set_bytes(STATE_KEY, data)
+            entry.clean = data
+            entry.transaction = None
+            entry.pending.clear()
+        self._dirty.clear()
+        self.flushes += 1
+        excess = len(self._entries) - self.capacity
+        if excess > 0:
+            for key in [key for key, entry in self._entries.items() if entry.transaction is None][:excess]:
+                del self._entries[key]
+
+    def add(self, value: Any, key: Any, timestamp: int, headers: Any, topic: str, partition: int,
+            offset: int) -> None:
+        """Unused: records never flow into this sink; it is registered only to be flushed."""
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _load(self, symbol: str, stored: bytes | None) -> SymbolProcessor:
+        config = self.configs.for_symbol(symbol)
+        if stored is None:
+            return SymbolProcessor(config, symbol)
+        try:
+            return SymbolProcessor(config, symbol, orjson.loads(stored))
+        except (IncompatibleStateError, StateFormatError, orjson.JSONDecodeError) as error:
+            reason = "incompatible" if isinstance(error, IncompatibleStateError) else "malformed"
+            self.metrics.state_resets.labels(reason).inc()
+            if symbol not in self._reset_warned:
+                self._reset_warned.add(symbol)
+                log.warning("state of %s cannot be used (%s); starting it afresh", symbol, error)
+            return SymbolProcessor(config, symbol)
