@@ -9,7 +9,7 @@ is decided by :mod:`processors.core.pipeline` (grace period, UTC midnight).
 
 from __future__ import annotations
 
-from processors.core.plain import as_float, as_int, as_list
+from processors.core.plain import StateFormatError, as_list
 
 _WHAT = "candle window state"
 
@@ -48,11 +48,15 @@ class CandleWindow:
     @classmethod
     def load(cls, plain: object) -> CandleWindow:
         start, open_, open_ts, high, low, close, close_ts, volume, count = as_list(plain, 9, _WHAT)
-        window = cls(as_int(start, _WHAT), as_int(open_ts, _WHAT), as_float(open_, _WHAT),
-                     as_float(volume, _WHAT))
-        window.high, window.low = as_float(high, _WHAT), as_float(low, _WHAT)
-        window.close, window.close_ts = as_float(close, _WHAT), as_int(close_ts, _WHAT)
-        window.count = as_int(count, _WHAT)
+        if type(start) is not int or type(open_ts) is not int or type(close_ts) is not int or type(count) is not int:
+            raise StateFormatError(f"{_WHAT}: times and count must be integers")
+        window = cls.__new__(cls)
+        window.start, window.open_ts, window.close_ts, window.count = start, open_ts, close_ts, count
+        try:
+            window.open, window.high, window.low = float(open_), float(high), float(low)
+            window.close, window.volume = float(close), float(volume)
+        except (TypeError, ValueError) as error:
+            raise StateFormatError(f"{_WHAT}: {error}") from None
         return window
 
 

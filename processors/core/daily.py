@@ -9,7 +9,7 @@ at most (ticks in the day)·ε.
 
 from __future__ import annotations
 
-from processors.core.plain import as_float, as_int, as_list
+from processors.core.plain import StateFormatError, as_list
 
 _WHAT = "daily aggregate state"
 
@@ -64,11 +64,16 @@ class DayAggregate:
     def load(cls, plain: object) -> DayAggregate:
         (day, open_, open_ts, high, low, close, close_ts, price_sum, pv, volume, count, buys,
          sells) = as_list(plain, 13, _WHAT)
-        aggregate = cls(as_int(day, _WHAT), as_int(open_ts, _WHAT), as_float(open_, _WHAT), 0.0)
-        aggregate.high, aggregate.low = as_float(high, _WHAT), as_float(low, _WHAT)
-        aggregate.close, aggregate.close_ts = as_float(close, _WHAT), as_int(close_ts, _WHAT)
-        aggregate.price_sum = as_float(price_sum, _WHAT)
-        aggregate.pv, aggregate.volume = as_float(pv, _WHAT), as_float(volume, _WHAT)
-        aggregate.count = as_int(count, _WHAT)
-        aggregate.buys, aggregate.sells = as_int(buys, _WHAT), as_int(sells, _WHAT)
+        for number in (day, open_ts, close_ts, count, buys, sells):
+            if type(number) is not int:
+                raise StateFormatError(f"{_WHAT}: expected an integer, got {number!r}")
+        aggregate = cls.__new__(cls)
+        aggregate.day, aggregate.open_ts, aggregate.close_ts = day, open_ts, close_ts
+        aggregate.count, aggregate.buys, aggregate.sells = count, buys, sells
+        try:
+            aggregate.open, aggregate.high, aggregate.low = float(open_), float(high), float(low)
+            aggregate.close, aggregate.price_sum = float(close), float(price_sum)
+            aggregate.pv, aggregate.volume = float(pv), float(volume)
+        except (TypeError, ValueError) as error:
+            raise StateFormatError(f"{_WHAT}: {error}") from None
         return aggregate

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from processors.core.plain import as_float, as_floats, as_int, as_list
+from processors.core.plain import StateFormatError, as_floats, as_int, as_list
 
 Value = float | None
 STATE_LENGTH = 18  # items in the plain form of an IndicatorState
@@ -337,28 +337,25 @@ class IndicatorEngine:
     def load(self, plain: list[object]) -> IndicatorState:
         """Rebuild a state from :meth:`dump` output (never aliases ``plain``'s lists)."""
         what = "indicator state"
-        state = self.new_state()
+        state = IndicatorState.__new__(IndicatorState)
         (count, ring, pos, sums, peaks, shift, s1, s2, s2_peak, m2, emas, signal, gains, losses, prev,
          day, pv, volume) = as_list(plain, STATE_LENGTH, what)
         windows, rsis = len(self._windows), len(self._rsi)
         state.count = as_int(count, what)
-        state.ring = as_floats(ring, len(state.ring), what)
         state.pos = as_int(pos, what)
+        state.day = None if day is None else as_int(day, what)
+        state.ring = as_floats(ring, self._ring_size + 1 if self._ring_size else 0, what)
         state.sums = as_floats(sums, windows, what)
         state.peaks = as_floats(peaks, windows, what)
-        state.shift = as_float(shift, what)
-        state.s1 = as_float(s1, what)
-        state.s2 = as_float(s2, what)
-        state.s2_peak = as_float(s2_peak, what)
-        state.m2 = as_float(m2, what)
         state.emas = as_floats(emas, len(self._ema_periods), what)
-        state.signal = as_float(signal, what)
         state.gains = as_floats(gains, rsis, what)
         state.losses = as_floats(losses, rsis, what)
-        state.prev = as_float(prev, what)
-        state.day = None if day is None else as_int(day, what)
-        state.pv = as_float(pv, what)
-        state.volume = as_float(volume, what)
+        try:  # float() is the cheap check here: this runs for every tick of a state-store runner
+            state.shift, state.s1, state.s2 = float(shift), float(s1), float(s2)
+            state.s2_peak, state.m2, state.signal = float(s2_peak), float(m2), float(signal)
+            state.prev, state.pv, state.volume = float(prev), float(pv), float(volume)
+        except (TypeError, ValueError) as error:
+            raise StateFormatError(f"{what}: {error}") from None
         return state
 
 

@@ -65,7 +65,7 @@ from schemas.timeframes import TICK, timeframe_ms
 SymbolState = dict[str, Any]
 """The JSON-compatible state of one symbol (see the module docstring)."""
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # bump whenever the plain layout changes
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 VOLUME_OUT_OF_RANGE = "volume_out_of_range"

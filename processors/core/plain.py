@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StateFormatError(ValueError):
     """A stored state does not have the shape this version of the core writes."""
@@ -13,12 +15,6 @@ def as_int(value: object, what: str) -> int:
     return value
 
 
-def as_float(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise StateFormatError(f"{what}: expected a number, got {value!r}")
-    return float(value)
-
-
 def as_floats(value: object, length: int, what: str) -> list[float]:
     """A copy of a list of ``length`` floats (elements unchecked: the layout key vouches for them)."""
     if not isinstance(value, list) or len(value) != length:
@@ -26,7 +22,8 @@ def as_floats(value: object, length: int, what: str) -> list[float]:
     return value.copy()
 
 
-def as_list(value: object, length: int, what: str) -> list[object]:
+def as_list(value: object, length: int, what: str) -> list[Any]:
+    """``value`` itself when it is a list of ``length`` items (items typed Any: the caller checks them)."""
     if not isinstance(value, list) or len(value) != length:
         raise StateFormatError(f"{what}: expected a list of {length} values")
     return value

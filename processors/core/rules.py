@@ -151,16 +151,14 @@ class RuleEngine:
     @staticmethod
     def load(plain: object) -> RuleState:
         """Validate and copy a rule state read back from JSON."""
-        state: RuleState = []
-        for index, item in enumerate(as_list(plain, 5, "rule state")):
-            if item is None:
-                state.append(None)
-            elif index >= _SEED_BUY and isinstance(item, bool):
-                state.append(item)
-            elif index < _SEED_BUY and not isinstance(item, bool) and isinstance(item, int | float):
-                state.append(float(item))
-            else:
-                raise StateFormatError(f"rule state: bad value {item!r} at {index}")
+        rsi, ema, macd, seed_buy, seed_sell = state = as_list(plain, 5, "rule state")
+        for number in (rsi, ema, macd):
+            if number is not None and type(number) is not float:
+                raise StateFormatError(f"rule state: expected a number or null, got {number!r}")
+        for flag in (seed_buy, seed_sell):
+            if flag is not None and type(flag) is not bool:
+                raise StateFormatError(f"rule state: expected true, false or null, got {flag!r}")
+        state = state.copy()
         return state
 
 
