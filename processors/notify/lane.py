@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
+import signal as signals
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from quixstreams import Application, State, message_context
+from quixstreams.error_callbacks import default_on_processing_error
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
@@ -51,6 +54,51 @@ DeadLetterRecord = tuple[str, bytes]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class LaneStopping(Exception):
+    """The lane was told to stop while a delivery was waiting (backoff, ``Retry-After``, rate limit).
+
+    The signal is left uncommitted, so the next start delivers it; raised out of the Quix app.
+    """
+
+
+class InterruptibleSleep:
+    """The lane's ``sleep``: SIGTERM/SIGINT cut it short so a stop never waits out a long ``Retry-After``.
+
+    Quix installs its own signal handlers when the app starts; on first use (always on the main
+    thread, inside message processing) this chains a handler in front of them.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._chained = False
+
+    def __call__(self, seconds: float) -> None:
+        if not self._chained:
+            self._chain()
+        if self.stopping.wait(seconds):
+            raise LaneStopping("stop requested during a delivery wait")
+
+    def _chain(self) -> None:
+        for signum in (signals.SIGTERM, signals.SIGINT):
+            previous = signals.getsignal(signum)
+
+            def handler(number: int, frame: Any, previous: Any = previous) -> None:
+                self.stopping.set()
+                if callable(previous):
+                    previous(number, frame)
+
+            signals.signal(signum, handler)
+        self._chained = True
+
+
+def on_processing_error(error: Exception, row: Any, logger: logging.Logger) -> bool:
+    """Quix error callback: a stop during a delivery wait is expected, anything else is logged; never swallowed."""
+    if isinstance(error, LaneStopping):
+        log.info("lane stopping during a delivery wait; the signal will be delivered after the restart")
+        return False
+    return default_on_processing_error(error, row, logger)
 
 
 class LaneProcessor:
@@ -205,6 +253,7 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
         producer_extra_config={"transaction.timeout.ms": hold_ms, "transactional.id": member},
         loglevel=None,
         on_message_processed=on_message_processed,
+        on_processing_error=on_processing_error,
     )
     signals = app.topic(topics.signals.name, value_deserializer="bytes", key_deserializer="bytes")
     dead_letters = app.topic(topics.notifications_dlq.name, value_serializer=_DeadLetterValue(),

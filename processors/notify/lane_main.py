@@ -37,7 +37,13 @@ def main() -> int:
     from quixstreams import Application
 
     from processors.notify.channels import build_sender
-    from processors.notify.lane import LaneProcessor, build_application, utc_now
+    from processors.notify.lane import (
+        InterruptibleSleep,
+        LaneProcessor,
+        LaneStopping,
+        build_application,
+        utc_now,
+    )
     from processors.notify.spec import LaneSpec
     from processors.notify.subscriptions import maskable_values
     from stockstream.observability import register_secret, setup_logging
@@ -57,7 +63,7 @@ def main() -> int:
     if spec.renotify:
         shutil.rmtree(state_dir, ignore_errors=True)  # a renotify run starts from a clean slate
     sender = build_sender(spec.channel, spec.config, spec.secrets, settings, now=utc_now)
-    processor = LaneProcessor(spec, sender)
+    processor = LaneProcessor(spec, sender, sleep=InterruptibleSleep())
 
     app_holder: list[Application] = []
     stop_offsets = spec.stop_offsets
@@ -82,6 +88,8 @@ def main() -> int:
              len(spec.subscriptions), " [renotify]" if spec.renotify else "")
     try:
         app.run()
+    except LaneStopping:
+        pass
     finally:
         sender.close()
     return 0

@@ -97,8 +97,3 @@ def bench(stack, namespace: str, tmp_path: Path) -> Iterator[NotifyBench]:  # ty
                 future.result()
             except Exception:  # noqa: BLE001,S110 - best-effort cleanup
                 pass
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # quixstreams → confluent_kafka.schema_registry → authlib warns about httpx; not ours to fix.
-    config.addinivalue_line("filterwarnings", "ignore:The httpx module is deprecated")

@@ -23,7 +23,7 @@ import redis
 from processors.notify.channels.webhook import verify_signature
 from schemas.events import DeadLetter
 from tests.integration.notify.conftest import NotifyBench
-from tests.support.fake_receivers.http import HOLD, HttpReceiver, Reply, ok, status
+from tests.support.fake_receivers.http import HOLD, HttpReceiver, Reply, ok, status, too_many
 from tests.support.fake_receivers.smtp import SmtpReceiver, self_signed_cert
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import ServiceProcess
@@ -321,6 +321,34 @@ cooldown = 0
         again = [r.json()["signal_id"] for r in web.requests("/hook")[3:]]
     # The log holds each signal twice; the renotify run announces each once, the stale one included.
     assert sorted(again) == sorted(s.signal_id for s in [*fresh, old])
+
+
+def test_a_stop_does_not_wait_out_a_retry_after_and_the_signal_is_sent_after_restart(bench: NotifyBench,
+                                                                                      tmp_path: Path) -> None:
+    with HttpReceiver() as web:
+        web.script("/hook", [too_many(90)])
+        subscriptions = write(tmp_path / "subs.toml", f"""
+[channels.hook]
+type = "webhook"
+url = "{web.url('/hook')}"
+[[subscriptions]]
+channel = "hook"
+cooldown = 0
+""")
+        env = {"NOTIFY_SUBSCRIPTIONS": str(subscriptions), "NOTIFY_RETRY_DEADLINE_S": "300",
+               "NOTIFY_SHUTDOWN_GRACE_S": "60"}
+        bench.produce([make_signal(ts_event=datetime.now(UTC))])
+        with notifier(bench, **env) as first:
+            web.wait_for(1, "/hook", status_code=429, timeout_s=90)
+            started = time.monotonic()
+            first.process.send_signal(signal.SIGTERM)  # the supervisor stops its lanes
+            assert first.wait(45) == 0
+            assert time.monotonic() - started < 15  # not 90 s of Retry-After, not the 60 s grace
+        with notifier(bench, **env) as second:
+            web.wait_for(1, "/hook", status_code=200, timeout_s=90)
+            wait_until(lambda: bench.caught_up("hook"), timeout_s=60, message="lane to commit")
+            assert second.terminate(20) == 0
+    assert [r.answered_status for r in web.requests("/hook")] == [429, 200]
 
 
 def test_the_ledger_moves_with_the_partitions_to_another_instance(bench: NotifyBench, tmp_path: Path) -> None:
