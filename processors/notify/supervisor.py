@@ -136,7 +136,14 @@ class Supervisor:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self._metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(_Forward(REGISTRY))
-        start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host, registry=registry)
+        try:
+            start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host, registry=registry)
+        except OSError as error:
+            if not self.renotify:
+                raise
+            # A renotify run usually sits next to the live notifier, which holds the port.
+            log.warning("metrics port %d unavailable (%s); this renotify run has no /metrics",
+                        self.settings.metrics_port, error.strerror)
 
     def _start(self, lane: _Lane) -> None:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
@@ -149,6 +156,8 @@ class Supervisor:
         lane.started_at = time.monotonic()
 
     def _supervise(self) -> int:
+        if self._stop.is_set():
+            return 0
         for lane in self._lanes:
             self._start(lane)
         while not self._stop.wait(0.2):

@@ -90,6 +90,9 @@ def notify(
     except (KafkaUnavailableError, OffsetError) as error:
         console.print(f"[red]notify failed:[/] {error}")
         raise typer.Exit(1) from None
+    except OSError as error:  # e.g. METRICS_PORT already taken
+        console.print(f"[red]notify failed:[/] {error.strerror or error} (METRICS_PORT={settings.metrics_port}?)")
+        raise typer.Exit(1) from None
     raise typer.Exit(code)
 
 
