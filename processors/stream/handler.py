@@ -86,17 +86,25 @@ class TickHandler:
 
     def _emissions(self, tick: Tick, key: bytes, output: StepOutput) -> list[Emission]:
         outputs = self.outputs
-        produced = self.hot.produced
+        hot = self.hot
+        produced = hot.produced
         emissions = [Emission(outputs.indicators, key, encode(snapshot)) for snapshot in output.snapshots]
+        tracked = hot.tracks(tick.symbol)
+        if tracked:
+            for snapshot in output.snapshots:
+                hot.latest[(snapshot.symbol, snapshot.timeframe)] = (snapshot.price, snapshot.values)
         if output.candles:
             for candle in output.candles:
                 emissions.append(Emission(outputs.candles[candle.timeframe], key, encode(candle)))
         if output.signals:
-            signals = self.hot.signals
+            signals = hot.signals
             for signal in output.signals:
                 emissions.append(Emission(outputs.signals, key, encode(signal)))
                 labels = (signal.rule, signal.side, signal.timeframe)
                 signals[labels] = signals.get(labels, 0) + 1
+                if tracked:
+                    per_symbol = (signal.symbol, signal.timeframe, signal.rule, signal.side)
+                    hot.symbol_signals[per_symbol] = hot.symbol_signals.get(per_symbol, 0) + 1
         if output.summaries:
             for summary in output.summaries:
                 emissions.append(Emission(outputs.aggregates_daily, key, encode(summary)))
@@ -107,9 +115,9 @@ class TickHandler:
             for rejection in output.rejections:
                 emissions.append(self._dead_letter(rejection))
         elif emissions:
-            self.hot.observe_latency(max(0.0, self.now() - tick.ts_init.timestamp()))
+            hot.observe_latency(max(0.0, self.now() - tick.ts_init.timestamp()))
         if output.out_of_order:
-            self.hot.out_of_order += 1
+            hot.out_of_order += 1
         return emissions
 
     def _dead_letter(self, letter: DeadLetter) -> Emission:

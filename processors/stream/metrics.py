@@ -18,17 +18,25 @@ import bisect
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 # Tick ts_init → output handed to the producer: 1 ms … 30 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class HotPathMetrics(Collector):
-    """Counters and the latency histogram of every record, as plain numbers (one writer thread)."""
+DEFAULT_MAX_SYMBOLS = 50
 
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+
+class HotPathMetrics(Collector):
+    """Counters and the latency histogram of every record, as plain numbers (one writer thread).
+
+    Also the per-symbol series (last price, indicator values, signals) for the first
+    ``max_symbols`` symbols this instance sees: the ``symbol`` label is bounded by configuration
+    (``PROCESS_METRICS_MAX_SYMBOLS``), never by the input.
+    """
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS, max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
         self.consumed: dict[str, int] = {}  # by input topic
         self.produced: dict[str, int] = {}  # by output topic
         self.signals: dict[tuple[str, str, str], int] = {}  # by rule, side, timeframe
@@ -37,6 +45,19 @@ class HotPathMetrics(Collector):
         self.bounds = buckets
         self.latency_counts = [0] * (len(buckets) + 1)  # the last one is +Inf
         self.latency_sum = 0.0
+        self.max_symbols = max_symbols
+        self.symbols: set[str] = set()  # the symbols with per-symbol series
+        self.latest: dict[tuple[str, str], tuple[float, dict[str, float | None]]] = {}  # (symbol, tf) → price, values
+        self.symbol_signals: dict[tuple[str, str, str, str], int] = {}  # symbol, timeframe, rule, side
+
+    def tracks(self, symbol: str) -> bool:
+        """Whether ``symbol`` has per-symbol series (admits it while there is room)."""
+        if symbol in self.symbols:
+            return True
+        if len(self.symbols) < self.max_symbols:
+            self.symbols.add(symbol)
+            return True
+        return False
 
     def observe_latency(self, seconds: float) -> None:
         self.latency_counts[bisect.bisect_left(self.bounds, seconds)] += 1
@@ -56,6 +77,7 @@ class HotPathMetrics(Collector):
         yield _counter("stockstream_process_ticks_out_of_order",
                        "Ticks older than their symbol's latest but within grace: folded into candles and the"
                        " daily aggregate, not into tick-timeframe indicators", [], {(): self.out_of_order})
+        yield from self._per_symbol()
         counts = list(self.latency_counts)
         cumulative, running = [], 0
         for bound, count in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
@@ -65,6 +87,27 @@ class HotPathMetrics(Collector):
             "stockstream_process_latency_seconds",
             "Tick ts_init (ingest time) to its derived records being handed to the producer",
             buckets=cumulative, sum_value=self.latency_sum)
+
+
+    def _per_symbol(self) -> Iterator[Metric]:
+        latest = list(self.latest.items())
+        price = GaugeMetricFamily("stockstream_process_symbol_last_price",
+                                  "Latest price per symbol and timeframe (candle close for candle timeframes),"
+                                  " for at most PROCESS_METRICS_MAX_SYMBOLS symbols", labels=["symbol", "timeframe"])
+        values = GaugeMetricFamily("stockstream_process_symbol_indicator_value",
+                                   "Latest defined value of each indicator per symbol and timeframe (RSI 0-100,"
+                                   " averages and MACD in the quote currency)",
+                                   labels=["symbol", "timeframe", "indicator"])
+        for (symbol, timeframe), (last, named) in latest:
+            price.add_metric([symbol, timeframe], last)
+            for indicator, value in named.items():
+                if value is not None:
+                    values.add_metric([symbol, timeframe, indicator], value)
+        yield price
+        yield values
+        yield _counter("stockstream_process_symbol_signals",
+                       "Signals per symbol, timeframe, rule and side (for at most PROCESS_METRICS_MAX_SYMBOLS"
+                       " symbols)", ["symbol", "timeframe", "rule", "side"], dict(list(self.symbol_signals.items())))
 
 
 def _counter(name: str, documentation: str, labels: list[str], values: dict[tuple[str, ...], int]) -> Metric:
@@ -77,8 +120,8 @@ def _counter(name: str, documentation: str, labels: list[str], values: dict[tupl
 class ProcessMetrics:
     """Every metric of ``stockstream process``: :attr:`hot` for the per-record ones, the rest below."""
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.hot = HotPathMetrics()
+    def __init__(self, registry: CollectorRegistry = REGISTRY, max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
+        self.hot = HotPathMetrics(max_symbols=max_symbols)
         registry.register(self.hot)
         self.state_resets = Counter(
             "stockstream_process_state_resets_total",
@@ -102,6 +145,10 @@ class ProcessMetrics:
         self.recovered_partitions = Counter(
             "stockstream_process_state_recovered_partitions_total",
             "Store partitions restored from the changelog", registry=registry)
+        self.changelog_records = Gauge(
+            "stockstream_process_changelog_records",
+            "Records in the state changelog (before compaction), by changelog partition assigned to this"
+            " instance", ["partition"], registry=registry)
         self.recovery_seconds = Gauge(
             "stockstream_process_state_recovery_last_duration_seconds",
             "Wall time of the last recovery phase", registry=registry)

@@ -14,6 +14,7 @@ import time
 from types import FrameType
 
 from processors.core.strategy import DEFAULT_STRATEGY, Strategy, StrategyError, load_strategy
+from processors.stream.kafka_stats import ChangelogSizes
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.recovery import watch_recovery
 from processors.stream.settings import ProcessSettings
@@ -47,7 +48,7 @@ def main(settings: ProcessSettings) -> int:
     setup_logging(settings.log_level, "process")
     logging.getLogger("quixstreams").setLevel(settings.log_level)
     strategy = load_configured_strategy(settings)
-    metrics = ProcessMetrics()
+    metrics = ProcessMetrics(max_symbols=settings.metrics_max_symbols)
     try:
         start_metrics_server(settings.metrics_host, settings.metrics_port, "process")
     except OSError as error:
@@ -79,11 +80,17 @@ def main(settings: ProcessSettings) -> int:
         settings.group_id, settings.processing_guarantee, settings.commit_interval,
         settings.strategy_file or "default", settings.state_dir,
     )
+    sizes = ChangelogSizes(metrics, processor.stats, settings.client_config(),
+                           interval_s=max(1.0, settings.stats_interval_ms * 6 / 1000))
+    if settings.stats_interval_ms:
+        sizes.start()
     try:
         processor.run()
     except Exception:
         log.exception("the stream processor stopped on an error; restart it to resume from the last checkpoint")
         return EXIT_FAILED
+    finally:
+        sizes.stop()
     log.info("stopped cleanly")
     return EXIT_OK
 

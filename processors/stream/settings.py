@@ -46,6 +46,17 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
+    metrics_max_symbols: int = Field(50, ge=0, le=10_000, validation_alias=env("PROCESS_METRICS_MAX_SYMBOLS"))
+    transactional_id: str | None = Field(
+        None, min_length=1, max_length=200, validation_alias=env("PROCESS_TRANSACTIONAL_ID"),
+        description="exactly-once: a stable id per instance (e.g. the pod name) so a restarted instance"
+                    " fences its killed predecessor at once; default: random per start",
+    )
+    transaction_timeout_ms: int = Field(
+        10_000, ge=1_000, le=900_000, validation_alias=env("PROCESS_TRANSACTION_TIMEOUT_MS"),
+        description="exactly-once: how long the broker keeps a dead instance's open transaction"
+                    " (which holds back read_committed readers) before aborting it",
+    )
 
     @model_validator(mode="after")
     def _strategy_readable(self) -> ProcessSettings:

@@ -50,6 +50,7 @@ class Processor:
     app: Application
     handler: TickHandler
     states: SymbolStates
+    stats: ConsumerStats
     dataframe: StreamingDataFrame
     ticks_topic: str
 
@@ -67,10 +68,15 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     """Wire the application (topics must exist already). Talks to Kafka to look the topics up."""
     registry = settings.topics()
     ticks_name = registry.ticks.name
+    stats = ConsumerStats(metrics, [ticks_name])
     consumer_config: dict[str, Any] = {}
     if settings.stats_interval_ms:
-        consumer_config = {"statistics.interval.ms": settings.stats_interval_ms,
-                           "stats_cb": ConsumerStats(metrics, [ticks_name])}
+        consumer_config = {"statistics.interval.ms": settings.stats_interval_ms, "stats_cb": stats}
+    producer_config: dict[str, Any] = {}
+    if settings.processing_guarantee == "exactly-once":
+        producer_config["transaction.timeout.ms"] = settings.transaction_timeout_ms
+        if settings.transactional_id:
+            producer_config["transactional.id"] = settings.transactional_id
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.client_config()),
         consumer_group=settings.group_id,
@@ -80,6 +86,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         processing_guarantee=settings.processing_guarantee,
         state_dir=settings.state_dir,
         consumer_extra_config=consumer_config,
+        producer_extra_config=producer_config,
         loglevel=None,  # our logging set-up (secret masking) handles quixstreams' records
         auto_create_topics=True,  # only the changelog is created: ensure_topics made the rest
         use_changelog_topics=True,
@@ -116,4 +123,4 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
 
     sdf = sdf.apply(process, expand=True, metadata=True)
     sdf.to_topic(emission_topic, key=emission_key)
-    return Processor(app, handler, states, sdf, ticks_name)
+    return Processor(app, handler, states, stats, sdf, ticks_name)

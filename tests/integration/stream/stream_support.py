@@ -1,0 +1,161 @@
+"""Helpers for the stream processor tests: run ``stockstream process`` as a real subprocess, feed
+``ticks``, wait for the consumer group to drain it, read the output topics back in a comparable form.
+
+Shared by tests/integration/stream and tests/e2e/stream (imported as ``stream_support`` there too).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.events import Tick, encode
+from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
+from tests.support.processes import ServiceProcess
+
+OUTPUTS = ("indicators", "signals", "candles.1m", "aggregates.daily", "ticks.dlq")
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Processor:
+    """One ``stockstream process`` subprocess with its own metrics port (and state folder)."""
+
+    def __init__(self, bootstrap: str, namespace: str, group: str, state_dir: Path, **env: str) -> None:
+        self.metrics_port = free_port()
+        self.state_dir = state_dir
+        self.group = group
+        self.env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STOCKSTREAM_TOPIC_PREFIX": namespace,
+            "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(state_dir),
+            "METRICS_PORT": str(self.metrics_port), "PROCESS_STATS_INTERVAL_MS": "500", "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1", **env,
+        }
+        self.service = ServiceProcess(["process"], self.env)
+
+    def restart(self) -> None:
+        """A new process with the same settings (after :meth:`kill9` or :meth:`terminate`)."""
+        self.service = ServiceProcess(["process"], self.env)
+
+    @property
+    def output(self) -> str:
+        return self.service.output
+
+    def alive(self) -> bool:
+        return self.service.alive()
+
+    def kill9(self) -> None:
+        self.service.kill9()
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        return self.service.terminate(timeout_s)
+
+    def wait_running(self, timeout_s: float = 90) -> None:
+        wait_until(lambda: "now processing incoming messages" in self.output or not self.alive(),
+                   timeout_s=timeout_s, message="the processor to start")
+        assert self.alive(), self.output[-3000:]
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample of its ``/metrics`` page, by (sample name, sorted labels)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def metric(self, name: str, **labels: str) -> float:
+        try:
+            return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+        except (urllib.error.URLError, ConnectionError):
+            return 0.0
+
+
+def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 250) -> list[tuple[bytes, bytes]]:
+    """``count`` valid ticks (key, value) round-robin over ``symbols``, event time ``step_ms`` apart per symbol.
+
+    ``ts_init`` is fixed by the data (not the wall clock), so two namespaces fed the same list hold
+    byte-identical logs.
+    """
+    rng = random.Random(seed)
+    prices = {symbol: 100.0 * (index + 1) for index, symbol in enumerate(symbols)}
+    records = []
+    for index in range(count):
+        symbol = symbols[index % len(symbols)]
+        prices[symbol] *= math.exp(rng.gauss(0.0, 2e-3))
+        moment = T0 + timedelta(milliseconds=step_ms * (index // len(symbols)) + index % len(symbols))
+        tick = Tick(symbol=symbol, price=round(prices[symbol], 4), volume=round(rng.lognormvariate(0, 1), 6),
+                    ts_event=moment, ts_init=moment, source="test", source_id=str(index))
+        records.append((symbol.encode(), encode(tick)))
+    return records
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: max(tp.offset, 0) for tp in found}
+    finally:
+        consumer.close()
+
+
+def drained(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every record of ``topic``."""
+    ends = end_offsets(bootstrap, topic)
+    return committed_offsets(bootstrap, group, topic, len(ends)) == ends
+
+
+def wait_drained(bootstrap: str, group: str, topic: str, *, timeout_s: float = 180,
+                 processors: list[Processor] | None = None) -> None:
+    def done() -> bool:
+        for processor in processors or []:
+            assert processor.alive(), processor.output[-3000:]
+        return drained(bootstrap, group, topic)
+
+    wait_until(done, timeout_s=timeout_s, interval_s=0.5, message=f"group {group} to drain {topic}")
+
+
+def normalize(value: bytes, namespace: str) -> dict:
+    """An output record without the namespace (so two namespaces fed the same log compare equal)."""
+    document = json.loads(value)
+    for field in ("lineage", "origin"):
+        if isinstance(document.get(field), dict):
+            document[field]["topic"] = document[field]["topic"].removeprefix(namespace)
+    return document
+
+
+def outputs_by_key(bootstrap: str, namespace: str, topics: tuple[str, ...] = OUTPUTS) -> dict[str, dict[bytes, list]]:
+    """Each output topic as {record key: [normalized values in log order]} (read_committed)."""
+    result: dict[str, dict[bytes, list]] = {}
+    for base in topics:
+        by_key: dict[bytes, list] = defaultdict(list)
+        for record in sorted(read_topic(bootstrap, f"{namespace}{base}"), key=lambda r: (r.partition, r.offset)):
+            by_key[record.key or b""].append(normalize(record.value or b"", namespace))
+        result[base] = dict(by_key)
+    return result
+
+
+def cleanup(bootstrap: str, namespace: str) -> None:
+    delete_topics(bootstrap, namespace)
+    delete_topics(bootstrap, f"changelog__{namespace}")
+
+
+def elapsed(began: float) -> str:
+    return f"{time.monotonic() - began:.1f}s"
