@@ -15,7 +15,7 @@ reference; see docs/core.md for the comparison):
 - ``vwap``: Σ(price·volume)/Σ(volume) since the UTC midnight of the price (None without volume).
 
 State is an :class:`IndicatorState`: a handful of floats plus one ring buffer of the last
-N prices (N = the longest SMA/Bollinger window), so it never grows. It converts to and
+N + 1 prices (N = the longest SMA/Bollinger window), so it never grows. It converts to and
 from a JSON-compatible list exactly (:meth:`IndicatorEngine.dump`, :meth:`IndicatorEngine.load`).
 
 Numerics: window sums and the Bollinger variance are updated in O(1) and re-derived

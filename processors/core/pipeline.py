@@ -179,6 +179,8 @@ class SymbolProcessor:
             self.frames = [_Frame(name, length, plan.indicators.new_state(), plan.rules.new_state())
                            for name, length in plan.frames]
             return
+        if not isinstance(state, dict):
+            raise StateFormatError(f"state of {symbol} is a {type(state).__name__}, not a dict")
         if state.get("version") != STATE_VERSION or state.get("key") != plan.key:
             raise IncompatibleStateError(
                 f"state of {symbol} was written for {state.get('key')!r} (version {state.get('version')!r}),"
