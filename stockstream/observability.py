@@ -97,8 +97,10 @@ LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 #: Units a gauge or histogram name must contain (plural, base units).
+#: ``price`` is in the symbol's quote currency (USD for BTC-USD); ``value`` is an indicator in its own
+#: scale (RSI 0-100, moving averages and MACD in the quote currency).
 METRIC_UNITS = frozenset({"seconds", "bytes", "records", "messages", "requests", "partitions", "clients",
-                          "ratio", "symbols"})
+                          "ratio", "symbols", "price", "value"})
 #: Service areas: the word after ``stockstream_``.
 METRIC_AREAS = frozenset({"build", "ingest", "process", "materialize", "notify", "api", "views"})
 #: Label names whose values are bounded by code or configuration (reason codes, channels, topics
@@ -108,8 +110,18 @@ BOUNDED_LABELS = frozenset({
     "side", "timeframe", "route", "method", "status", "type", "service", "version", "python", "indicator",
     "view",
 })
-#: ``symbol`` is bounded only where a service's configuration lists the symbols.
+#: ``symbol`` is a label only where configuration bounds the symbols: ingest tracks the symbols its
+#: source is configured with (INGEST_SYMBOLS or the source's defaults); the processor exports
+#: per-symbol values for at most PROCESS_METRICS_MAX_SYMBOLS symbols.
 SYMBOL_LABEL = "symbol"
+SYMBOL_BOUNDED_METRICS = frozenset({
+    "stockstream_ingest_symbol_last_tick_age_seconds",
+    "stockstream_ingest_sequence_gaps",
+    "stockstream_ingest_sequence_missing",
+    "stockstream_process_symbol_last_price",
+    "stockstream_process_symbol_indicator_value",
+    "stockstream_process_symbol_signals",
+})
 #: Families of prometheus-client's default collectors (process, platform, GC): not ours to rename.
 STANDARD_PREFIXES = ("process_", "python_")
 
@@ -161,12 +173,15 @@ def _describe_families(families: Iterable[Metric]) -> list[MetricDescription]:
     return described
 
 
-def naming_problems(metric: MetricDescription, symbol_allowed: bool = False) -> list[str]:
+def naming_problems(metric: MetricDescription, symbol_allowed: bool | None = None) -> list[str]:
     """What is wrong with ``metric``'s name, labels and buckets (empty when it follows the rules).
 
-    ``symbol_allowed`` says whether the service bounds this metric's symbols by configuration.
+    ``symbol_allowed`` says whether configuration bounds this metric's symbols; by default, whether
+    it is one of :data:`SYMBOL_BOUNDED_METRICS`.
     """
     name = metric.name
+    if symbol_allowed is None:
+        symbol_allowed = name in SYMBOL_BOUNDED_METRICS
     if name.startswith(STANDARD_PREFIXES):
         return []
     problems = []
@@ -179,7 +194,8 @@ def naming_problems(metric: MetricDescription, symbol_allowed: bool = False) -> 
         problems.append("counter family name already ends in _total (it would be exposed as _total_total)")
     if metric.kind in {"gauge", "histogram", "summary"} and not METRIC_UNITS.intersection(words):
         boolean = metric.kind == "gauge" and metric.documentation.startswith(("1 when", "1 while"))
-        if not boolean:
+        info = metric.kind == "gauge" and words[-1] == "info"  # an Info metric in the text format
+        if not (boolean or info):
             problems.append(f"no unit in the name (one of {sorted(METRIC_UNITS)}); a 0/1 gauge's help"
                             " starts with '1 when' or '1 while'")
     if metric.kind == "histogram" and "seconds" in words:

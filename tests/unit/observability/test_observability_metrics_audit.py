@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from stockstream.observability import (
     LATENCY_BUCKETS_SECONDS,
+    SYMBOL_BOUNDED_METRICS,
     MetricDescription,
     describe_exposition,
     describe_registry,
@@ -28,13 +29,6 @@ from stockstream.observability import (
 REPO = Path(__file__).resolve().parents[3]
 PACKAGES = ("processors", "stockstream", "spark_jobs")
 
-#: Metrics whose ``symbol`` label is bounded by configuration: ingest only tracks the symbols
-#: its source is configured with (INGEST_SYMBOLS or the source's defaults).
-SYMBOL_BOUNDED = frozenset({
-    "stockstream_ingest_symbol_last_tick_age_seconds",
-    "stockstream_ingest_sequence_gaps",
-    "stockstream_ingest_sequence_missing",
-})
 
 
 def metrics_modules() -> list[str]:
@@ -70,7 +64,7 @@ def test_the_audit_sees_every_service():
 
 @pytest.mark.parametrize("metric", METRICS, ids=lambda metric: metric.name)
 def test_metric_follows_the_naming_rules(metric):
-    assert naming_problems(metric, symbol_allowed=metric.name in SYMBOL_BOUNDED) == []
+    assert naming_problems(metric) == []
 
 
 def test_metric_names_are_unique_across_services():
@@ -80,7 +74,7 @@ def test_metric_names_are_unique_across_services():
 
 def test_symbol_bounded_metrics_exist():
     """The allow-list above must not name metrics that were renamed or removed."""
-    assert SYMBOL_BOUNDED <= {metric.name for metric in METRICS}
+    assert SYMBOL_BOUNDED_METRICS <= {metric.name for metric in METRICS}
 
 
 def test_required_signals_are_exported():
@@ -126,8 +120,9 @@ def test_rules_accept_a_well_named_metric():
                registry=None), "1 ms … 30 s"),
     (Counter("stockstream_api_requests", "raw path", ["path"], registry=None), "'path'"),
     (Counter("stockstream_process_signals", "unbounded symbols", ["symbol"], registry=None), "'symbol'"),
+    (Counter("stockstream_process_ticks", "ids", ["trade_id"], registry=None), "'trade_id'"),
     (Counter("stockstream_notify_deliveries", "", registry=None), "no help text"),
-], ids=["prefix", "area", "unit", "buckets", "path-label", "symbol-label", "help"])
+], ids=["prefix", "area", "unit", "buckets", "path-label", "symbol-label", "id-label", "help"])
 def test_rules_reject(metric, problem):
     problems = naming_problems(_described(metric))
     assert any(problem in text for text in problems), problems
@@ -142,7 +137,8 @@ def test_boolean_gauges_say_so_in_their_help():
 
 def test_symbol_label_is_accepted_where_bounded():
     gauge = Gauge("stockstream_ingest_symbol_last_tick_age_seconds", "age", ["source", "symbol"], registry=None)
-    assert naming_problems(_described(gauge), symbol_allowed=True) == []
+    assert naming_problems(_described(gauge)) == []
+    assert naming_problems(_described(gauge), symbol_allowed=False) != []
 
 
 def test_exposition_parsing_sees_labels_and_buckets():
