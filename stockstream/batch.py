@@ -145,7 +145,16 @@ def run(
             report.written += 1
 
     offset = 0
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # e.g. a NUL byte or an oversized field: that row only
+            report.rows += 1
+            offset += 1
+            skip(reader.line_num, reasons.MALFORMED_CSV, str(error))
+            continue
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue

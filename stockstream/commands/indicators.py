@@ -7,6 +7,7 @@ input, bad header or invalid strategy file.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -57,7 +58,7 @@ def indicators(
     with ExitStack() as stack:
         try:
             source: TextIO = sys.stdin if input_path == "-" else stack.enter_context(
-                open(input_path, encoding="utf-8", newline=""))
+                open(input_path, encoding="utf-8", errors="replace", newline=""))
             sink: TextIO = sys.stdout if output_path == "-" else stack.enter_context(
                 open(output_path, "w", encoding="utf-8", newline=""))
         except OSError as error:
@@ -78,8 +79,9 @@ def indicators(
             )
         except InputFormatError as error:
             raise fail(str(error)) from None
-        except UnicodeDecodeError as error:
-            raise fail(f"input is not UTF-8 text: {error}") from None
+        except BrokenPipeError:  # the reader went away (``… -o - | head``): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_OK) from None
     if report.skipped:
         err.print(f"{len(report.skipped)} of {report.rows} rows skipped; {report.written} rows written",
                   markup=False)

@@ -174,3 +174,16 @@ def test_a_strategy_file_changes_the_columns(tmp_path: Path) -> None:
     assert all(row["rsi_7"] == "" for row in rows if row["symbol"] != "SOL-USD")
     assert any(row["rsi_7"] for row in rows if row["symbol"] == "SOL-USD")
     assert not any("seed_rsi_ema" in row["signals"] for row in rows)
+
+
+def test_undecodable_bytes_and_nul_spoil_only_their_own_rows(tmp_path: Path) -> None:
+    source = tmp_path / "ticks.csv"
+    source.write_bytes(b"timestamp,symbol,price,volume\n"
+                       b"2024-03-09T23:59:00Z,BTC-USD,64000,1\n"
+                       b"2024-03-09T23:59:01Z,BTC-\xff\xfeUSD,64000,1\n"
+                       b"2024-03-09T23:59:02Z,BTC-USD,640\x0001,1\n"
+                       b"2024-03-09T23:59:03Z,BTC-USD,64002,1\n")
+    result = indicators("-i", str(source), "-o", "-")
+    assert result.returncode == 1
+    assert "line 3: skipped (symbol_invalid)" in result.stderr and "line 4: skipped (price_not_number)" in result.stderr
+    assert [row["price"] for row in read(result.stdout)] == ["64000", "64002"]
