@@ -162,7 +162,8 @@ def _describe_families(families: Iterable[Metric]) -> list[MetricDescription]:
     for family in families:
         if family.type == "gauge" and family.name.endswith("_created"):
             continue  # creation timestamps of counters/histograms in the text format, not a metric of ours
-        labels: dict[str, None] = {}
+        # Families built by custom collectors know their label names even before any sample.
+        labels: dict[str, None] = dict.fromkeys(getattr(family, "_labelnames", ()))
         buckets: set[float] = set()
         for sample in family.samples:
             labels.update(dict.fromkeys(name for name in sample.labels if name != "le"))
