@@ -81,3 +81,21 @@ def test_every_alert_is_documented(rule):
     assert rule["annotations"]["summary"] and rule["annotations"]["description"]
     docs = (REPO / "docs" / "monitoring.md").read_text()
     assert rule["alert"] in docs, f"{rule['alert']} is not explained in docs/monitoring.md"
+
+
+def test_local_config_scrapes_every_service_on_its_default_port():
+    from processors.ingest.settings import IngestSettings
+    from processors.materialize.settings import MaterializeSettings
+    from processors.notify.settings import NotifySettings
+    from processors.stream.settings import ProcessSettings
+    from stockstream.api.settings import ApiSettings
+
+    ports = {settings.model_fields["metrics_port"].default
+             for settings in (IngestSettings, ProcessSettings, MaterializeSettings, NotifySettings)}
+    ports.add(ApiSettings.model_fields["api_port"].default)
+    assert len(ports) == 5, "two services share a default metrics port"
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    [job] = [job for job in config["scrape_configs"] if job["job_name"] == "stockstream"]
+    targets = {target for group in job["static_configs"] for target in group["targets"]}
+    assert targets == {f"127.0.0.1:{port}" for port in ports}
+    assert config["rule_files"] == ["rules/*.yml"]
