@@ -124,62 +124,78 @@ def _watch(total: int, read: callable) -> tuple[float, float]:  # type: ignore[v
     raise TimeoutError(f"only {read()} of {total} records done")
 
 
-def end_to_end(stream: Stream) -> dict[str, object]:
+def _hset_consumer(settings: MaterializeSettings, client: redis.Redis, group: str, prefix: str,
+                   total: int) -> float:
+    """Bare consumer + pipelined HSET + async commit per batch; returns records/s."""
+    consumed = [0]
+    stop = threading.Event()
+
+    def run() -> None:
+        consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False,
+                             "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+        consumer.subscribe(settings.input_topics().names)
+        while not stop.is_set():
+            messages = [m for m in consumer.consume(settings.batch_max_records, timeout=0.2) if not m.error()]
+            if not messages:
+                continue
+            pipe = client.pipeline(transaction=False)
+            for message in messages:
+                pipe.hset(f"{prefix}{message.key().decode()}", message.topic(), message.value())
+            pipe.execute()
+            consumer.commit(asynchronous=True)
+            consumed[0] += len(messages)
+        consumer.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    first, last = _watch(total, lambda: consumed[0])
+    stop.set()
+    thread.join(30)
+    return total / (last - first)
+
+
+def _materializer(settings: MaterializeSettings, total: int) -> float:
+    """The real Materializer (own group, own prefix) in a thread; returns records/s."""
+    def materialized() -> float:
+        return sum(REGISTRY.get_sample_value("stockstream_materialize_events_total", {"topic": label}) or 0
+                   for label in ("ticks", "indicators", "signals", "aggregates.daily", "candles.1m"))
+
+    before = materialized()
+    stop = threading.Event()
+    materializer = Materializer(settings, stop=stop)
+    thread = threading.Thread(target=materializer.run, daemon=True)
+    thread.start()
+    first, last = _watch(total, lambda: materialized() - before)
+    stop.set()
+    thread.join(30)
+    return total / (last - first)
+
+
+def end_to_end(stream: Stream, rounds: int) -> dict[str, object]:
     namespace = f"bench{uuid.uuid4().hex[:6]}."
-    settings = MaterializeSettings(bootstrap_servers=BOOTSTRAP, topic_prefix=namespace, redis_url=REDIS_URL,
-                                   redis_key_prefix=namespace, metrics_port=0, partitions=4)
-    ensure_topics(settings, settings.topics().all())
-    total = produce_stream(BOOTSTRAP, settings.topics(), stream)
+    base = MaterializeSettings(bootstrap_servers=BOOTSTRAP, topic_prefix=namespace, redis_url=REDIS_URL,
+                               redis_key_prefix=namespace, metrics_port=0, partitions=4)
+    ensure_topics(base, base.topics().all())
+    total = produce_stream(BOOTSTRAP, base.topics(), stream)
     client = redis.Redis.from_url(REDIS_URL)
+    baseline, ours = [], []
     try:
-        # Baseline: bare consumer + pipelined HSET + async commit per batch.
-        consumed = [0]
-        stop = threading.Event()
-
-        def baseline() -> None:
-            consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"{namespace}hset",
-                                 "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-            consumer.subscribe(settings.input_topics().names)
-            while not stop.is_set():
-                messages = [m for m in consumer.consume(settings.batch_max_records, timeout=0.2) if not m.error()]
-                if not messages:
-                    continue
-                pipe = client.pipeline(transaction=False)
-                for message in messages:
-                    pipe.hset(f"{namespace}hset:{message.key().decode()}", message.topic(), message.value())
-                pipe.execute()
-                consumer.commit(asynchronous=True)
-                consumed[0] += len(messages)
-            consumer.close()
-
-        thread = threading.Thread(target=baseline, daemon=True)
-        thread.start()
-        first, last = _watch(total, lambda: consumed[0])
-        stop.set()
-        thread.join(30)
-        hset_rate = total / (last - first)
-        print(f"  end to end hset loop   {hset_rate:>10,.0f} records/s")
-
-        def materialized() -> float:
-            return sum(REGISTRY.get_sample_value("stockstream_materialize_events_total", {"topic": label}) or 0
-                       for label in ("ticks", "indicators", "signals", "aggregates.daily", "candles.1m"))
-
-        before = materialized()
-        stop_m = threading.Event()
-        materializer = Materializer(settings, stop=stop_m)
-        thread = threading.Thread(target=materializer.run, daemon=True)
-        thread.start()
-        first, last = _watch(total, lambda: materialized() - before)
-        stop_m.set()
-        thread.join(30)
-        ours = total / (last - first)
-        print(f"  end to end materialize {ours:>10,.0f} records/s")
-        return {"records": total, "hset_records_per_s": hset_rate, "materialize_records_per_s": ours,
-                "ratio": ours / hset_rate}
+        for index in range(rounds):
+            baseline.append(_hset_consumer(base, client, f"{namespace}hset{index}", f"{namespace}h{index}:", total))
+            print(f"  end to end hset loop   {baseline[-1]:>10,.0f} records/s")
+            settings = base.model_copy(update={"consumer_group": f"{namespace}mat{index}",
+                                               "redis_key_prefix": f"{namespace}m{index}:"})
+            ours.append(_materializer(settings, total))
+            print(f"  end to end materialize {ours[-1]:>10,.0f} records/s")
+            drop(client, namespace)
     finally:
         drop(client, namespace)
         client.close()
         delete_topics(BOOTSTRAP, namespace)
+    ratios = [mine / theirs for mine, theirs in zip(ours, baseline, strict=True)]
+    return {"records": total, "hset_records_per_s": statistics.median(baseline),
+            "materialize_records_per_s": statistics.median(ours),
+            "ratio_per_round": [round(r, 3) for r in ratios], "ratio": statistics.median(ratios)}
 
 
 def main() -> dict[str, object]:
@@ -197,7 +213,7 @@ def main() -> dict[str, object]:
     results: dict[str, object] = {"load_average_at_start": os.getloadavg(),
                                   "write_path": write_path(stream, args.rounds, args.batch)}
     if not args.skip_kafka:
-        results["end_to_end"] = end_to_end(stream)
+        results["end_to_end"] = end_to_end(stream, args.rounds)
     print(json.dumps(results, indent=2))
     return results
 

@@ -185,6 +185,7 @@ class BatchPlanner:
         self.topics = topics
         self.caps = caps
         self.now = now
+        self._indicator_keys: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._handlers: dict[Kind, Callable[[ViewBatch, Any, int, Any], None]] = {
             Kind.TICK: self._tick, Kind.INDICATORS: self._indicators, Kind.CANDLE: self._candle,
             Kind.SIGNAL: self._signal, Kind.DAILY: self._daily,
@@ -266,11 +267,16 @@ class BatchPlanner:
         self._slot(batch, self.keys.latest(event.symbol), "tick", offset, text, "tick")
 
     def _indicators(self, batch: ViewBatch, event: IndicatorSnapshot, offset: int, text: bytes) -> None:
-        keys = self.keys
+        # The hottest path with ticks: its three keys are looked up once per symbol and timeframe.
+        where = (event.symbol, event.timeframe)
+        keys = self._indicator_keys.get(where)
+        if keys is None:
+            keys = self._indicator_keys[where] = (
+                self.keys.latest(event.symbol), self.keys.latest_indicator_field(event.timeframe),
+                self.keys.indicator_history(event.symbol, event.timeframe))
         batch.symbols.add(event.symbol)
-        self._slot(batch, keys.latest(event.symbol), keys.latest_indicator_field(event.timeframe), offset, text, None)
-        self._series(batch, keys.indicator_history(event.symbol, event.timeframe), _ms(event.ts_event), text,
-                     self.caps.indicator_history, "indicators")
+        self._slot(batch, keys[0], keys[1], offset, text, None)
+        self._series(batch, keys[2], _ms(event.ts_event), text, self.caps.indicator_history, "indicators")
 
     def _candle(self, batch: ViewBatch, event: Candle, offset: int, text: bytes) -> None:
         keys = self.keys

@@ -5,7 +5,8 @@ reflects in a companion ``<key>:pos`` hash; a Lua script (atomic on the server) 
 when the incoming offset is higher, so a duplicated or replayed event never moves a view
 backwards. Immutable series (signals, indicator history) are sorted sets whose member is the
 event's canonical JSON: adding the same event twice is a no-op by construction, and the cap
-is re-applied by rank. Hence at-least-once delivery yields exactly-once views.
+is re-applied by rank (one ZADD with every member of the batch, then ZREMRANGEBYRANK). Hence
+at-least-once delivery yields exactly-once views.
 
 After the writes succeed, the updates that really changed a view are PUBLISHed as compact
 JSON on ``{prefix}live:updates`` for the API's live endpoint (best effort: a failure between
@@ -20,7 +21,7 @@ from typing import Any
 import redis
 
 from processors.materialize.keys import ViewKeys, position_key
-from processors.materialize.planner import ViewBatch, live_update
+from processors.materialize.planner import SeriesAdd, ViewBatch, live_update
 
 # KEYS: data hash, position hash. ARGV: field1, offset1, value1, field2, … Per field: written (1) only if
 # the offset is higher than the one the field reflects, else 0. Returns the flags in ARGV order.
@@ -36,17 +37,6 @@ for i = 1, #ARGV, 3 do
     flags[#flags + 1] = 1
   end
 end
-return flags
-"""
-
-# KEYS: sorted set. ARGV: cap, score1, member1, score2, member2, … Adds every member (1 if new, 0 if it
-# was there), then keeps the `cap` highest scores. Returns the flags in ARGV order.
-ADD_CAPPED = """
-local flags = {}
-for i = 2, #ARGV, 2 do
-  flags[#flags + 1] = redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
 return flags
 """
 
@@ -90,10 +80,9 @@ class ViewStore:
         self.publish = publish
         self._set_if_newer = client.register_script(SET_IF_NEWER)
         self._upsert_capped = client.register_script(UPSERT_CAPPED)
-        self._add_capped = client.register_script(ADD_CAPPED)
 
     def apply(self, batch: ViewBatch) -> ApplyResult:
-        """One pipeline for the whole batch (one script call per key); then the live updates of what changed."""
+        """One pipeline for the whole batch (one command or script call per key), then the live updates."""
         if batch.write_count == 0 and not batch.symbols:
             return ApplyResult(0, 0, 0)
         pipe = self.client.pipeline(transaction=False)
@@ -111,18 +100,18 @@ class ViewStore:
                                 args=[candle.member, candle.score, candle.offset, candle.value, candle.cap],
                                 client=pipe)
             lives.append([(candle.live, candle.value)])
+        series: list[tuple[int, dict[bytes, SeriesAdd]]] = []
         for key, group in batch.series.items():
-            series_args: list[int | bytes] = [group.cap]
-            for add in group.adds:
-                series_args += [add.score, add.member]
-            self._add_capped(keys=[key], args=series_args, client=pipe)
-            lives.append([(add.live, add.member) for add in group.adds])
+            unique = {add.member: add for add in group.adds}  # a duplicate within the batch counts once
+            pipe.zadd(key, {member: add.score for member, add in unique.items()})
+            pipe.zremrangebyrank(key, 0, -(group.cap + 1))
+            series.append((len(group.adds), unique))
         results: list[Any] = pipe.execute()
         if batch.symbols:
             results = results[1:]
         written = total = 0
         updates: list[bytes] = []
-        for group_lives, result in zip(lives, results, strict=True):
+        for group_lives, result in zip(lives, results[:len(lives)], strict=True):
             flags = result if isinstance(result, list) else [result]
             total += len(group_lives)
             for (kind, text), flag in zip(group_lives, flags, strict=True):
@@ -130,6 +119,14 @@ class ViewStore:
                     written += 1
                     if kind is not None and self.publish:
                         updates.append(live_update(kind, text))
+        # Sorted sets answer how many members were new, not which: all new (live run) → publish them all;
+        # none (replay) → nothing; a mix (a replay overlapping new data) → all, the clients de-duplicate.
+        added_counts = results[len(lives)::2]
+        for (count, unique), added in zip(series, added_counts, strict=True):
+            total += count
+            written += added
+            if added and self.publish:
+                updates += [live_update(add.live, member) for member, add in unique.items() if add.live is not None]
         published = self._publish(updates) if updates else 0
         return ApplyResult(written, total - written, published)
 
