@@ -70,7 +70,7 @@ def talipp_set() -> tuple[list[object], VWAP]:
 
 def run_talipp(rows: list[tuple[float, float]]) -> tuple[list[object], VWAP]:
     indicators, vwap = talipp_set()
-    adders = [indicator.add for indicator in indicators]  # type: ignore[attr-defined]
+    adders = [indicator.add for indicator in indicators]
     add_bar = vwap.add
     for price, volume in rows:
         for add in adders:
@@ -87,10 +87,10 @@ def check_agreement(rows: list[tuple[float, float]]) -> None:
         "sma_20": sma20[-1], "sma_50": sma50[-1], "ema_12": ema12[-1], "ema_26": ema26[-1], "rsi_14": rsi[-1],
         "macd": macd[-1].macd, "macd_signal": macd[-1].signal, "bb_upper": bands[-1].ub, "bb_middle": bands[-1].cb,
         "bb_lower": bands[-1].lb, "vwap": vwap[-1],
-    }  # type: ignore[index,attr-defined]
+    }
     for name, value in theirs.items():
         scale = ours["ema_26"] if name.startswith("macd") else abs(value)
-        assert abs(ours[name] - value) <= 1e-9 * scale, (name, ours[name], value)  # type: ignore[operator]
+        assert abs(ours[name] - value) <= 1e-9 * scale, (name, ours[name], value)
 
 
 def ticks(rows: list[tuple[float, float]]) -> list[Tick]:

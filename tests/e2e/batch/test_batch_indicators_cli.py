@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import pty
 import subprocess
 from collections import defaultdict
 from datetime import datetime
@@ -187,3 +189,25 @@ def test_undecodable_bytes_and_nul_spoil_only_their_own_rows(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "line 3: skipped (symbol_invalid)" in result.stderr and "line 4: skipped (price_not_number)" in result.stderr
     assert [row["price"] for row in read(result.stdout)] == ["64000", "64002"]
+
+
+def test_a_progress_bar_goes_to_stderr_only_when_it_is_a_terminal(tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([STOCKSTREAM, "indicators", "-i", str(SAMPLE), "-o", str(tmp_path / "tty.csv")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(controller)
+    assert b"ticks_sample.csv" in shown and b"%" in shown
+    plain = indicators("-i", str(SAMPLE), "-o", str(tmp_path / "plain.csv"))
+    assert plain.stderr == ""  # not a terminal: no bar
+    assert (tmp_path / "tty.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()

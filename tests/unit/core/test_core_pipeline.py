@@ -188,4 +188,4 @@ def test_absurd_amounts_are_dead_lettered_not_computed(price: float, volume: flo
 ])
 def test_impossible_pipeline_configs_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        PipelineConfig(**bad)  # type: ignore[arg-type]
+        PipelineConfig(**bad)
