@@ -34,7 +34,11 @@ def indicators(
     grace: Annotated[float, typer.Option(help="Seconds after a candle's end during which late ticks still count.")] = 5.0,
     flush: Annotated[bool, typer.Option(help="Close the candles still open at the end of the input (candle timeframes).")] = True,
 ) -> None:
-    """Compute indicators and signals per symbol over a CSV of ticks (same engine as the stream)."""
+    """Compute indicators and signals per symbol over a CSV of ticks (same engine as the stream).
+
+    Bad rows are listed on stderr with their line numbers and skipped. Exit codes: 0 every
+    row used; 1 some rows skipped; 2 nothing done (bad option, input, header or strategy).
+    """
     err = Console(stderr=True, highlight=False)
 
     def fail(message: str) -> typer.Exit:
