@@ -36,8 +36,9 @@ def indicators(
 ) -> None:
     """Compute indicators and signals per symbol over a CSV of ticks (same engine as the stream).
 
-    Bad rows are listed on stderr with their line numbers and skipped. Exit codes: 0 every
-    row used; 1 some rows skipped; 2 nothing done (bad option, input, header or strategy).
+    Bad rows are listed on stderr with their line numbers and skipped.
+
+    Exit codes: 0 every row used; 1 some rows skipped; 2 nothing done (bad option, input, header or strategy).
     """
     err = Console(stderr=True, highlight=False)
 
