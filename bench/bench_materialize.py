@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 
 import redis
 from confluent_kafka import Consumer
-from prometheus_client import REGISTRY
 
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import BatchPlanner, InputRecord
@@ -156,16 +155,11 @@ def _hset_consumer(settings: MaterializeSettings, client: redis.Redis, group: st
 
 def _materializer(settings: MaterializeSettings, total: int) -> float:
     """The real Materializer (own group, own prefix) in a thread; returns records/s."""
-    def materialized() -> float:
-        return sum(REGISTRY.get_sample_value("stockstream_materialize_events_total", {"topic": label}) or 0
-                   for label in ("ticks", "indicators", "signals", "aggregates.daily", "candles.1m"))
-
-    before = materialized()
     stop = threading.Event()
     materializer = Materializer(settings, stop=stop)
     thread = threading.Thread(target=materializer.run, daemon=True)
     thread.start()
-    first, last = _watch(total, lambda: materialized() - before)
+    first, last = _watch(total, lambda: materializer.records_done)
     stop.set()
     thread.join(30)
     return total / (last - first)

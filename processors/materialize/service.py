@@ -97,6 +97,7 @@ class Materializer:
         self.consumer = self._consumer()
         self._revoked: set[tuple[str, int]] = set()
         self.batches = 0
+        self.records_done = 0  # records written (events + dead letters) since start: cheap progress for callers
 
     def _consumer(self) -> Consumer:
         config = {
@@ -195,6 +196,7 @@ class Materializer:
 
     def _account(self, batch: ViewBatch, written: int, stale: int, published: int) -> None:
         self.batches += 1
+        self.records_done += batch.records
         for label, count in batch.events_by_topic.items():
             metrics.EVENTS.labels(label).inc(count)
         metrics.WRITES.labels("written").inc(written)
