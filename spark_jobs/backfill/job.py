@@ -1,0 +1,328 @@
+"""The Spark backfill: read a range of the ticks log (plus warm-up), recompute every derived event, write them.
+
+Called by ``stockstream backfill`` (and the bench) with a started SparkSession. Steps, each a
+Spark job under its own progress line:
+
+1. **read & plan** — Spark's Kafka source reads the range plus the warm-up
+   (:mod:`spark_jobs.backfill.ranges`); a first aggregation gives per (symbol, UTC day)
+   row counts and first positions, from which :func:`spark_jobs.backfill.plan.plan_groups`
+   cuts each symbol into chunks (groups), largest first.
+2. **recompute** — ``mapInPandas`` routes every record to its group (warm-up records to the
+   following chunks too), the groups are range-partitioned one per task, and
+   ``applyInPandas`` runs :func:`spark_jobs.backfill.runner.run_group` — the core's
+   pipeline step in log order — per group. The result is cached.
+3. **write** — one Parquet dataset per event kind (partitioned by symbol and date), and
+   optionally the ``*.backfill`` topics and Redis views (:mod:`spark_jobs.backfill.sinks`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from processors.core.pipeline import PipelineConfig
+from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
+from processors.core.timeutil import DAY_US
+from schemas.symbols import normalize_symbol
+from schemas.timeframes import timeframe_ms
+from spark_jobs.backfill.plan import (
+    DEFAULT_MIN_WARMUP_US,
+    DEFAULT_TOLERANCE,
+    POSITION_BITS,
+    DayStat,
+    GroupPlan,
+    SymbolRange,
+    Warmup,
+    plan_groups,
+)
+from spark_jobs.backfill.ranges import LogRange, RangeRequest, resolve_range
+from spark_jobs.backfill.rows import EVENT_KINDS, KIND_GROUP, dataset_columns, spark_schema
+from spark_jobs.backfill.runner import SHORT, GroupContext, GroupReport, run_group
+from spark_jobs.progress import SparkProgress
+from spark_jobs.settings import SparkJobSettings
+
+WriteMode = Literal["error", "overwrite", "dynamic"]
+_ROUTED_SCHEMA = "gid int, partition int, offset long, pos long, timestamp_ms long, value binary"
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    """What to backfill and where to write it (the CLI's options, validated)."""
+
+    range: RangeRequest = field(default_factory=RangeRequest)
+    symbols: tuple[str, ...] = ()
+    output: str | None = None  # Parquet root (path or URI); None: no Parquet
+    write_mode: WriteMode = "error"
+    topics: bool = False  # events to the *.backfill topics
+    redis_prefix: str | None = None  # Redis views under this key prefix; None: no Redis
+    chunks: int | None = None  # chunks per symbol; None: automatic
+    warmup_periods: int | None = None
+    min_warmup_us: int = DEFAULT_MIN_WARMUP_US
+    tolerance: float = DEFAULT_TOLERANCE
+    strategy: Strategy = DEFAULT_STRATEGY
+
+    @property
+    def with_events(self) -> bool:
+        return self.topics or self.redis_prefix is not None
+
+
+@dataclass
+class BackfillResult:
+    log_range: LogRange
+    warmup: Warmup
+    groups: list[GroupReport]
+    events: dict[str, int]
+    timings: dict[str, float]
+    outputs: dict[str, str]
+
+    @property
+    def rows(self) -> int:
+        return sum(group.rows for group in self.groups)
+
+    @property
+    def short(self) -> list[GroupReport]:
+        return [group for group in self.groups if group.status == SHORT]
+
+
+class _Configs:
+    """Per-symbol pipeline configs, built lazily in each Python worker (cheap to pickle)."""
+
+    def __init__(self, strategy: Strategy, candle_timeframes: tuple[str, ...], grace_ms: int) -> None:
+        self.strategy = strategy
+        self.candle_timeframes = candle_timeframes
+        self.grace_ms = grace_ms
+        self._configs: PipelineConfigs | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_configs": None}
+
+    def __call__(self, symbol: str) -> PipelineConfig:
+        if self._configs is None:
+            self._configs = PipelineConfigs(self.strategy, candle_timeframes=self.candle_timeframes,
+                                            grace_ms=self.grace_ms)
+        return self._configs.for_symbol(symbol)
+
+
+class _Router:
+    """``mapInPandas`` function: each record to its own group, and to the later chunks it warms up."""
+
+    def __init__(self, plans: list[GroupPlan]) -> None:
+        by_key: dict[str | None, list[GroupPlan]] = defaultdict(list)
+        for plan in plans:
+            by_key[plan.key].append(plan)
+        self.tables: dict[str | None, tuple[np.ndarray, ...]] = {}
+        for key, chunks in by_key.items():
+            chunks.sort(key=lambda plan: plan.chunk)
+            self.tables[key] = (
+                np.array([plan.group for plan in chunks], dtype=np.int32),
+                np.array([plan.emit_from for plan in chunks], dtype=np.int64),
+                np.array([plan.emit_to for plan in chunks], dtype=np.int64),
+                np.array([plan.warm_from_us if plan.warm_from_us is not None else 0 for plan in chunks],
+                         dtype=np.int64),
+            )
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        columns = ["partition", "offset", "pos", "timestamp_ms", "value"]
+        for batch in batches:
+            for key, rows in batch.groupby("key", sort=False, dropna=False):
+                table = self.tables.get(key if isinstance(key, str) else None)  # NaN: records without a key
+                if table is None:
+                    continue
+                gids, starts, ends, warm_from = table
+                pos = rows["pos"].to_numpy(dtype=np.int64)
+                ts = rows["ts_us"].astype("Int64").fillna(np.iinfo(np.int64).min).to_numpy(dtype=np.int64)
+                pieces = []
+                own = np.searchsorted(starts, pos, side="right") - 1
+                inside = (own >= 0) & (pos <= ends[np.clip(own, 0, None)])
+                pieces.append((rows[inside], gids[own[inside]]))
+                before = pos < starts[0]
+                pieces.append((rows[before], np.full(int(before.sum()), gids[0], dtype=np.int32)))
+                for chunk in range(1, len(gids)):
+                    warm = (pos < starts[chunk]) & (ts >= warm_from[chunk])
+                    pieces.append((rows[warm], np.full(int(warm.sum()), gids[chunk], dtype=np.int32)))
+                for part, group in pieces:
+                    if len(part):
+                        out = part[columns].copy()
+                        out.insert(0, "gid", group)
+                        yield out
+
+
+class _GroupRunner:
+    """``applyInPandas`` function: one group's rows → its events (see :func:`run_group`)."""
+
+    def __init__(self, plans: list[GroupPlan], context: GroupContext, configs: _Configs) -> None:
+        self.plans = {plan.group: plan for plan in plans}
+        self.context = context
+        self.configs = configs
+
+    def __call__(self, key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:
+        plan = self.plans[int(key[0])]
+        return run_group(rows, plan, self.context, self.configs)
+
+
+def indicator_names(strategy: Strategy) -> tuple[str, ...]:
+    return strategy.indicator_names()
+
+
+def _specs(strategy: Strategy) -> list[Any]:
+    specs = [strategy.indicators.spec()]
+    for raw in strategy.symbols:
+        specs.append(strategy.for_symbol(normalize_symbol(raw)).indicators.spec())
+    return specs
+
+
+def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, symbols: tuple[str, ...],
+             config: PipelineConfig) -> DataFrame:
+    """The records of the read range with position, event time and usability (parsed in the JVM)."""
+    options = kafka_options(settings)
+    frame = (
+        spark.read.format("kafka").options(**options)
+        .option("subscribe", log_range.topic)
+        .option("startingOffsets", log_range.spark_offsets(log_range.read_start))
+        .option("endingOffsets", log_range.spark_offsets(log_range.read_end))
+        .option("kafka.isolation.level", "read_committed")
+        .load()
+    )
+    text = F.col("value").cast("string")
+    price = F.get_json_object(text, "$.price").cast("double")
+    volume = F.get_json_object(text, "$.volume").cast("double")
+    ts_us = F.unix_micros(F.get_json_object(text, "$.ts_event").cast("timestamp"))
+    usable = (ts_us.isNotNull() & price.between(config.min_price, config.max_price)
+              & (volume.isNull() | (volume == 0) | volume.between(config.min_volume, config.max_volume)))
+    frame = frame.select(
+        F.col("key").cast("string").alias("key"), "partition", "offset",
+        (F.shiftleft(F.col("partition").cast("long"), POSITION_BITS) + F.col("offset")).alias("pos"),
+        F.unix_millis("timestamp").alias("timestamp_ms"), "value",
+        ts_us.alias("ts_us"), F.coalesce(usable, F.lit(False)).alias("usable"),
+    )
+    if symbols:
+        frame = frame.where(F.col("key").isin(list(symbols)))
+    return frame
+
+
+def kafka_options(settings: SparkJobSettings) -> dict[str, str]:
+    """Java Kafka client options (``kafka.``-prefixed) equivalent to ``settings.client_config()``."""
+    options = {"kafka.bootstrap.servers": settings.bootstrap_servers,
+               "kafka.security.protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options["kafka.sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username and settings.sasl_password is not None:
+        module = ("org.apache.kafka.common.security.scram.ScramLoginModule"
+                  if (settings.sasl_mechanism or "").upper().startswith("SCRAM")
+                  else "org.apache.kafka.common.security.plain.PlainLoginModule")
+        options["kafka.sasl.jaas.config"] = (
+            f'{module} required username={json.dumps(settings.sasl_username)}'
+            f' password={json.dumps(settings.sasl_password.get_secret_value())};')
+    if settings.ssl_ca_location:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = settings.ssl_ca_location
+    return options
+
+
+def _range_predicates(log_range: LogRange) -> tuple[Column, Column]:
+    """(at or after the range start, before the range end) as Spark conditions on a read record."""
+    if log_range.from_us is not None:
+        start = F.col("ts_us") >= F.lit(log_range.from_us)
+    else:
+        pairs = [item for p, o in sorted(log_range.range_start.items()) for item in (F.lit(p), F.lit(o))]
+        start = F.col("offset") >= F.create_map(*pairs)[F.col("partition")]
+    end = F.col("ts_us") < F.lit(log_range.to_us) if log_range.to_us is not None else F.lit(True)
+    return start, end
+
+
+def _symbol_ranges(rows: list[Any]) -> list[SymbolRange]:
+    by_key: dict[str | None, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_key[row["key"]].append(row)
+    ranges = []
+    for key, stats in by_key.items():
+        firsts = [row["first_any"] for row in stats if row["first_any"] is not None]
+        lasts = [row["last"] for row in stats if row["last"] is not None]
+        if not firsts or not lasts or min(firsts) > max(lasts):
+            continue
+        days = tuple(DayStat(int(row["day"]), int(row["rows"]), row["first_usable"], row["last"])
+                     for row in stats if row["day"] is not None)
+        ranges.append(SymbolRange(key, min(firsts), max(lasts), days))
+    return sorted(ranges, key=lambda item: item.key or "")
+
+
+def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: BackfillRequest,
+                 progress: SparkProgress) -> BackfillResult:
+    """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range."""
+    from spark_jobs.backfill import sinks
+
+    strategy = request.strategy
+    configs = _Configs(strategy, settings.candle_timeframes, settings.grace_ms)
+    base_config = configs("CHECK")
+    warmup = Warmup.for_specs(
+        _specs(strategy), [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes],
+        tolerance=request.tolerance, min_duration_us=request.min_warmup_us, periods=request.warmup_periods,
+    )
+    log_range = resolve_range(settings, request.range, warmup.duration_us, round(settings.clock_skew_s * 1e6))
+    names = indicator_names(strategy)
+    context = GroupContext(topic=log_range.topic, warmup=warmup, indicator_names=names,
+                           with_events=request.with_events, read_from_us=log_range.read_from_us,
+                           log_start=log_range.log_start,
+                           range_start=None if log_range.from_us is not None else dict(log_range.range_start))
+    raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
+    start, end = _range_predicates(log_range)
+    with progress.step(f"reading {log_range.records:,} records and planning"):
+        stats = (
+            raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
+            .groupBy("key", "day")
+            .agg(F.count(F.lit(1)).alias("rows"), F.min("pos").alias("first_any"),
+                 F.min(F.when(F.col("usable"), F.col("pos"))).alias("first_usable"),
+                 F.max(F.when(end, F.col("pos"))).alias("last"))
+            .collect()
+        )
+    plans = plan_groups(_symbol_ranges(stats), warmup, request.chunks, spark.sparkContext.defaultParallelism)
+    timings: dict[str, float] = {}
+    if not plans:
+        raw.unpersist()
+        return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {})
+
+    router, runner = _Router(plans), _GroupRunner(plans, context, configs)
+
+    def route(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:  # pyspark wants plain functions
+        return router(batches)
+
+    def run(key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:
+        return runner(key, rows)
+
+    routed = raw.mapInPandas(route, _ROUTED_SCHEMA)  # type: ignore[arg-type]
+    result = (
+        routed.repartitionByRange(len(plans), "gid").groupBy("gid")
+        .applyInPandas(run, spark_schema(names))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    began = time.perf_counter()
+    with progress.step(f"recomputing {sum(p.rows for p in plans):,} ticks in {len(plans)} groups"):
+        reports = [GroupReport(**json.loads(row["detail"]))
+                   for row in result.where(F.col("kind") == KIND_GROUP).select("detail").collect()]
+        counts = {row["kind"]: row["count"] for row in result.groupBy("kind").count().collect()}
+    timings["recompute"] = time.perf_counter() - began
+    raw.unpersist()
+    events = {kind: int(counts.get(kind, 0)) for kind in EVENT_KINDS}
+    outputs: dict[str, str] = {}
+    if request.output is not None:
+        outputs.update(sinks.write_parquet(result, request.output, names, request.write_mode, progress))
+    if request.topics:
+        outputs.update(sinks.write_topics(result, settings, progress))
+    if request.redis_prefix is not None:
+        outputs.update(sinks.write_redis(result, settings, request.redis_prefix, progress))
+    result.unpersist()
+    reports.sort(key=lambda report: (report.key or "", report.chunk))
+    return BackfillResult(log_range, warmup, reports, events, {**progress.timings, **timings}, outputs)
+
+
+__all__ = ["BackfillRequest", "BackfillResult", "dataset_columns", "run_backfill"]

@@ -1,0 +1,211 @@
+"""Pure planning of a backfill: how long the warm-up is, and how each symbol's range splits into chunks.
+
+Nothing here touches Spark or Kafka; the driver (:mod:`spark_jobs.backfill.job`) feeds it
+per-(symbol, UTC day) statistics of the range and gets back one :class:`GroupPlan` per
+Spark group. docs/spark.md explains the design; in short:
+
+**Warm-up.** The pipeline state at a position is a function of every earlier tick, but only
+weakly of old ones: EMA and Wilder averages are linear recurrences ``s ← f·s + (1−f)·x`` whose
+dependence on a start value decays like ``f^t`` (f = (n−1)/(n+1) for EMA(n), (n−1)/n for
+RSI(n)); SMA/Bollinger windows forget everything older than their window; VWAP, candles and
+the daily aggregate restart at window and UTC-day boundaries. So a run started ``W``
+periods before the UTC midnight that opened the symbol's current day reaches the same
+state as a run from the log's beginning, to ``tolerance`` relative, where ``W`` is
+:func:`warmup_periods` (the seeding length plus ``ln(tolerance)/ln(f_max)`` steps).
+
+**Chunks.** A symbol's range can split at UTC midnights: chunk ``c`` starts after ``b_c``,
+the first tick (in log order) at or after midnight ``s_c``, and ends with ``b_{c+1}``
+(inclusive — that tick emits the final daily summary of the day before, which chunk ``c``
+holds complete). Its warm-up is every tick before ``b_c`` whose event time is at least
+``s_c − warm-up duration``: the day that is open at ``b_c`` started at ``b_c`` itself, so
+nothing older than the warm-up is needed. Chunks are independent, hence parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from processors.core.indicators import IndicatorEngine, IndicatorSpec
+from processors.core.timeutil import DAY_US
+
+POSITION_BITS = 40
+"""A log position is ``partition << 40 | offset``: one int64 that orders (partition, offset)."""
+DEFAULT_TOLERANCE = 1e-12
+DEFAULT_MIN_WARMUP_US = 3_600 * 1_000_000
+
+
+def position(partition: int, offset: int) -> int:
+    return (partition << POSITION_BITS) | offset
+
+
+def split_position(value: int) -> tuple[int, int]:
+    return value >> POSITION_BITS, value & ((1 << POSITION_BITS) - 1)
+
+
+def _steps(factor: float, tolerance: float) -> int:
+    """Steps until ``factor ** steps <= tolerance`` (0 for a recurrence that forgets at once)."""
+    if factor <= 0.0:
+        return 0
+    return math.ceil(math.log(tolerance) / math.log(factor))
+
+
+def warmup_periods(spec: IndicatorSpec, tolerance: float = DEFAULT_TOLERANCE) -> int:
+    """Prices (of one timeframe) a fresh state needs before it matches a full-history state to ``tolerance``.
+
+    The seeding length of the slowest indicator (``IndicatorEngine.warmup``) plus the steps
+    after which the slowest recurrence has shrunk a start-value difference by ``tolerance``.
+    The MACD signal's error is a sum of two geometric terms (its own and the EMA legs'), i.e.
+    at most ``t·f_max^t``: the default tolerance (1e-12) keeps three orders of magnitude of
+    margin against the 1e-9 contract for that factor ``t`` (a few hundred).
+    """
+    if not 0.0 < tolerance < 1.0:
+        raise ValueError("tolerance must be between 0 and 1")
+    factors = [(n - 1) / (n + 1) for n in spec.ema] + [(n - 1) / n for n in spec.rsi]
+    if spec.macd is not None:
+        m = spec.macd
+        factors += [(n - 1) / (n + 1) for n in (m.fast, m.slow, m.signal)]
+    steps = max((_steps(factor, tolerance) for factor in factors), default=0)
+    return IndicatorEngine(spec).warmup + steps
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """The warm-up of a backfill: ``periods`` prices per timeframe, at least ``duration_us`` of event time."""
+
+    periods: int
+    duration_us: int
+
+    @classmethod
+    def for_specs(cls, specs: Iterable[IndicatorSpec], candle_lengths_us: Sequence[int],
+                  tolerance: float = DEFAULT_TOLERANCE, min_duration_us: int = DEFAULT_MIN_WARMUP_US,
+                  periods: int | None = None) -> Warmup:
+        """``periods`` (default: :func:`warmup_periods` of the slowest spec) candles of the longest timeframe.
+
+        The tick timeframe needs ``periods`` ticks; that is checked per group after the fact
+        (the group report says ``short`` when a sparse symbol had fewer).
+        """
+        chosen = periods if periods is not None else max(warmup_periods(spec, tolerance) for spec in specs)
+        longest = max(candle_lengths_us, default=0)
+        return cls(chosen, max(chosen * longest, min_duration_us))
+
+
+@dataclass(frozen=True)
+class DayStat:
+    """What the driver's first pass found for one symbol and UTC day, over the rows at or after the range start.
+
+    ``first`` is the smallest position of a usable tick (parseable event time, price and
+    volume within bounds) of that day, None when it has none; ``last`` the largest position
+    inside the range's end.
+    """
+
+    day: int
+    rows: int
+    first: int | None
+    last: int | None
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One Spark group: a chunk of one symbol's range and where its warm-up comes from.
+
+    Emits the rows with ``emit_from <= position <= emit_to``. ``start_us`` is the chunk's UTC
+    midnight (None for the first chunk, which starts at the range start and is warmed by
+    whatever the driver read before it); ``warm_from_us`` the oldest event time routed to it.
+    """
+
+    group: int
+    key: str | None
+    chunk: int
+    emit_from: int
+    emit_to: int
+    start_us: int | None
+    warm_from_us: int | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class SymbolRange:
+    key: str | None
+    first: int  # position of the range's first row of this symbol
+    last: int  # position of its last row (inclusive)
+    days: tuple[DayStat, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(day.rows for day in self.days)
+
+    @property
+    def span_us(self) -> int:
+        days = [day.day for day in self.days]
+        return (max(days) - min(days) + 1) * DAY_US if days else 0
+
+
+def split_days(days: Sequence[DayStat], chunks: int) -> list[int]:
+    """Indexes into ``days`` (sorted, > 0) where chunks 1.. start, balancing row counts."""
+    total = sum(day.rows for day in days)
+    if chunks <= 1 or len(days) < 2 or total == 0:
+        return []
+    cuts: list[int] = []
+    running = 0
+    for index, day in enumerate(days):
+        if index and running >= total * (len(cuts) + 1) / chunks and len(cuts) < chunks - 1:
+            cuts.append(index)
+        running += day.rows
+    return cuts
+
+
+def auto_chunks(symbol: SymbolRange, total_rows: int, slots: int, warmup: Warmup) -> int:
+    """How many chunks to cut a symbol into: enough groups to keep ``slots`` cores busy
+    (about two groups per core over all symbols), never a chunk shorter than four warm-ups.
+    """
+    if total_rows == 0 or symbol.rows == 0:
+        return 1
+    target = max(1, total_rows // max(1, 2 * slots))
+    wanted = max(1, round(symbol.rows / target))
+    longest = max(1, symbol.span_us // max(1, 4 * warmup.duration_us))
+    return max(1, min(wanted, longest, len(symbol.days)))
+
+
+def plan_groups(symbols: Sequence[SymbolRange], warmup: Warmup, chunks: int | None, slots: int) -> list[GroupPlan]:
+    """Every group of the backfill, numbered largest first (so Spark starts the long ones first).
+
+    ``chunks`` fixes the chunks per symbol (1 = no split); None chooses with :func:`auto_chunks`.
+    """
+    total = sum(symbol.rows for symbol in symbols)
+    drafts: list[tuple[int, GroupPlan]] = []
+    for symbol in symbols:
+        days = sorted(symbol.days, key=lambda day: day.day)
+        wanted = chunks if chunks is not None else auto_chunks(symbol, total, slots, warmup)
+        starts: list[tuple[int, int, int]] = []  # (day index, midnight µs, first position at/after it)
+        suffix_first: list[int | None] = [None] * len(days)
+        best: int | None = None
+        for index in range(len(days) - 1, -1, -1):
+            first = days[index].first
+            if first is not None and (best is None or first < best):
+                best = first
+            suffix_first[index] = best
+        for index in split_days(days, wanted):
+            boundary = suffix_first[index]
+            if boundary is None or not symbol.first < boundary <= symbol.last:
+                continue
+            if starts and boundary <= starts[-1][2]:
+                continue
+            starts.append((index, days[index].day * DAY_US, boundary))
+        bounds = [symbol.first, *(boundary for _, _, boundary in starts)]
+        for chunk in range(len(bounds)):
+            emit_from = bounds[chunk] if chunk == 0 else bounds[chunk] + 1
+            emit_to = bounds[chunk + 1] if chunk + 1 < len(bounds) else symbol.last
+            begin = 0 if chunk == 0 else starts[chunk - 1][0]
+            end = starts[chunk][0] if chunk < len(starts) else len(days)
+            rows = sum(day.rows for day in days[begin:end])
+            start_us = None if chunk == 0 else starts[chunk - 1][1]
+            drafts.append((rows, GroupPlan(
+                group=-1, key=symbol.key, chunk=chunk, emit_from=emit_from, emit_to=emit_to, start_us=start_us,
+                warm_from_us=None if start_us is None else start_us - warmup.duration_us, rows=rows,
+            )))
+    drafts.sort(key=lambda item: (-item[0], item[1].key or "", item[1].chunk))
+    return [GroupPlan(group=number, key=plan.key, chunk=plan.chunk, emit_from=plan.emit_from,
+                      emit_to=plan.emit_to, start_us=plan.start_us, warm_from_us=plan.warm_from_us, rows=plan.rows)
+            for number, (_, plan) in enumerate(drafts)]

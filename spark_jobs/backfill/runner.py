@@ -1,0 +1,286 @@
+"""The backfill's per-group work: the one pipeline step over a chunk of one symbol's log, in log order.
+
+Pure Python (pandas only for the frame in and out), no Spark: the job calls
+:func:`run_group` inside ``applyInPandas`` and tests call it directly. Each record is
+decoded exactly as the live processor does (:func:`processors.stream.records.decode_tick`)
+and fed to :class:`processors.core.pipeline.SymbolProcessor` — the same code, in the same
+order (partition, offset), as ``stockstream process`` — so the events equal the live
+output topics'.
+
+A group's rows are its warm-up (before ``emit_from``) and its own rows. The warm-up is
+trimmed to the ticks whose event time is at least ``R = midnight of the day open at the
+chunk start − warm-up duration`` (see :mod:`spark_jobs.backfill.plan`); its events are
+discarded. The :class:`GroupReport` says whether the warm-up was ``exact`` (the same
+ticks as a run from the log's beginning), ``converged`` (long enough by time and by tick
+count) or ``short`` (the result may differ from a full run; the CLI warns).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
+from processors.core.timeutil import DAY_US, to_us
+from processors.stream.records import decode_tick
+from schemas.events import DeadLetter, Event, Lineage, Tick, encode
+from spark_jobs.backfill.plan import GroupPlan, Warmup
+from spark_jobs.backfill.rows import (
+    EVENT_KINDS,
+    KIND_CANDLES,
+    KIND_DAILY,
+    KIND_DEAD_LETTERS,
+    KIND_GROUP,
+    KIND_INDICATORS,
+    KIND_SIGNALS,
+    dataset_columns,
+    indicator_column,
+    union_columns,
+)
+
+EXACT, CONVERGED, SHORT = "exact", "converged", "short"
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    """What every group needs besides its rows (pickled into the Spark closure once)."""
+
+    topic: str
+    warmup: Warmup
+    indicator_names: tuple[str, ...]
+    with_events: bool
+    read_from_us: int | None  # oldest event time the driver's read is sure to hold (None: log start)
+    log_start: frozenset[int]  # partitions read from their first offset
+    range_start: dict[int, int] | None = None  # offset ranges: first offset of the range per partition
+
+
+@dataclass
+class GroupReport:
+    group: int
+    key: str | None
+    chunk: int
+    warmup_ticks: int = 0  # ticks run before the first emitted one
+    warmup_before_day: int = 0  # of those, before the midnight that opened the chunk's first day
+    dropped: int = 0  # rows read before the chunk but older than the warm-up needs
+    rows: int = 0  # rows emitted (ticks and dead records)
+    events: int = 0
+    status: str = EXACT
+    detail: str = ""
+
+
+class _Table:
+    """Column lists of one kind's rows (only that kind's columns), appended event by event."""
+
+    __slots__ = ("names", "data", "length")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.data: dict[str, list[Any]] = {name: [] for name in self.names}
+        self.length = 0
+
+    def add(self, values: dict[str, Any]) -> None:
+        self.length += 1
+        get = values.get
+        for name, column in self.data.items():
+            column.append(get(name))
+
+
+def _us(moment: Any) -> int | None:
+    return None if moment is None else to_us(moment)
+
+
+class _Emitter:
+    """Turns a tick's :class:`StepOutput` into rows, in the live processor's emission order."""
+
+    def __init__(self, context: GroupContext, key: str | None) -> None:
+        self.context = context
+        self.key = key
+        names = context.indicator_names
+        self.tables = {kind: _Table(["kind", *dataset_columns(kind, names, context.with_events)])
+                       for kind in EVENT_KINDS}
+        self.tables[KIND_GROUP] = _Table(["kind", "symbol", "seq", "offset", "detail"])
+        self.indicator_columns = {name: indicator_column(name) for name in names}
+
+    def _base(self, kind: str, event: Event, day: date, lineage: Lineage, seq: int, **extra: Any) -> dict[str, Any]:
+        row = {"kind": kind, "symbol": self.key, "date": day, "partition": lineage.partition,
+               "offset": lineage.offset, "seq": seq, **extra}
+        if self.context.with_events:
+            row["event"] = encode(event).decode()
+        return row
+
+    def _values(self, row: dict[str, Any], values: dict[str, float | None]) -> None:
+        columns = self.indicator_columns
+        for name, value in values.items():
+            row[columns.get(name, indicator_column(name))] = value
+
+    def output(self, output: StepOutput, lineage: Lineage) -> int:
+        seq = 0
+        tables = self.tables
+        for snapshot in output.snapshots:
+            row = self._base(KIND_INDICATORS, snapshot, snapshot.ts_event.date(), lineage, seq,
+                             timeframe=snapshot.timeframe, price=snapshot.price,
+                             ts_event=_us(snapshot.ts_event), ts_init=_us(snapshot.ts_init))
+            self._values(row, snapshot.values)
+            tables[KIND_INDICATORS].add(row)
+            seq += 1
+        for candle in output.candles:
+            tables[KIND_CANDLES].add(self._base(KIND_CANDLES, candle, candle.ts_open.date(), lineage, seq, timeframe=candle.timeframe,
+                           ts_open=_us(candle.ts_open), ts_close=_us(candle.ts_close), open=candle.open,
+                           high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
+                           trade_count=candle.trade_count, ts_event=_us(candle.ts_event),
+                           ts_init=_us(candle.ts_init)))
+            seq += 1
+        for signal in output.signals:
+            row = self._base(KIND_SIGNALS, signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
+                             signal_id=signal.signal_id, rule=signal.rule, side=signal.side, price=signal.price,
+                             ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
+            self._values(row, signal.indicators)
+            tables[KIND_SIGNALS].add(row)
+            seq += 1
+        for summary in output.summaries:
+            tables[KIND_DAILY].add(self._base(KIND_DAILY, summary, summary.date, lineage, seq, open=summary.open, high=summary.high,
+                           low=summary.low, close=summary.close, mean_price=summary.mean_price, vwap=summary.vwap,
+                           volume=summary.volume, tick_count=summary.tick_count, buy_count=summary.buy_count,
+                           sell_count=summary.sell_count, final=summary.final, ts_event=_us(summary.ts_event),
+                           ts_init=_us(summary.ts_init)))
+            seq += 1
+        for letter in output.rejections:
+            self.dead_letter(letter, lineage, seq)
+            seq += 1
+        return seq
+
+    def dead_letter(self, letter: DeadLetter, lineage: Lineage, seq: int = 0) -> None:
+        self.tables[KIND_DEAD_LETTERS].add(self._base(KIND_DEAD_LETTERS, letter, letter.ts_init.date(), lineage, seq,
+                                    source=letter.source, reason=letter.reason, detail=letter.detail,
+                                    raw=letter.raw, ts_init=_us(letter.ts_init)))
+
+    def report(self, report: GroupReport) -> None:
+        self.tables[KIND_GROUP].add({"kind": KIND_GROUP, "symbol": self.key, "seq": report.chunk, "offset": report.group,
+                          "detail": json.dumps(asdict(report))})
+
+
+def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
+    volume = tick.volume or 0.0
+    return (config.min_price <= tick.price <= config.max_price
+            and (not volume or config.min_volume <= volume <= config.max_volume))
+
+
+def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
+              config_for: Callable[[str], PipelineConfig]) -> pd.DataFrame:
+    """Run one group; ``rows`` has ``partition, offset, pos, key, value, timestamp_ms`` (any order).
+
+    Returns the frame of :func:`spark_jobs.backfill.rows.union_columns` with one ``group``
+    report row at the end. Never raises for bad records: they become dead-letter rows.
+    """
+    emitter = _Emitter(context, plan.key)
+    report = GroupReport(plan.group, plan.key, plan.chunk)
+    ordered = rows.sort_values("pos", kind="stable")
+    positions: Sequence[int] = ordered["pos"].tolist()
+    partitions = ordered["partition"].tolist()
+    offsets = ordered["offset"].tolist()
+    values = ordered["value"].tolist()
+    stamps = ordered["timestamp_ms"].tolist()
+    key_bytes = None if plan.key is None else plan.key.encode()
+    topic = context.topic
+
+    first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
+    decoded: list[Tick | DeadLetter] = []
+    open_us: int | None = None
+    for index in range(first_emit):
+        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
+        item = decode_tick(values[index], key_bytes, stamps[index], lineage)
+        decoded.append(item)
+        if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
+            moment = to_us(item.ts_event)
+            open_us = moment if open_us is None or moment > open_us else open_us
+
+    processor: SymbolProcessor | None = None
+
+    def process(tick: Tick, lineage: Lineage) -> StepOutput:
+        nonlocal processor
+        if processor is None:
+            processor = SymbolProcessor(config_for(tick.symbol), tick.symbol)
+        return processor.process(tick, lineage)
+
+    # Warm-up: from W periods before the midnight that opened the day still open at the chunk start.
+    day_start = None if open_us is None else open_us - open_us % DAY_US
+    needed_from = None if day_start is None else day_start - context.warmup.duration_us
+    from_log_start = plan.chunk == 0 and set(partitions) <= context.log_start
+    for index, item in enumerate(decoded):
+        if not isinstance(item, Tick):
+            continue
+        moment = to_us(item.ts_event)
+        if needed_from is not None and moment < needed_from:
+            report.dropped += 1
+            continue
+        report.warmup_ticks += 1
+        if day_start is not None and moment < day_start:
+            report.warmup_before_day += 1
+        process(item, Lineage(topic=topic, partition=partitions[index], offset=offsets[index]))
+
+    starts = context.range_start
+    for index in range(first_emit, len(positions)):
+        if positions[index] > plan.emit_to:
+            break
+        if starts is not None and offsets[index] < starts.get(partitions[index], 0):
+            continue  # a key spread over partitions (records without a key): this one is before the range
+        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
+        item = decode_tick(values[index], key_bytes, stamps[index], lineage)
+        report.rows += 1
+        if isinstance(item, DeadLetter):
+            emitter.dead_letter(item, lineage)
+            report.events += 1
+        else:
+            report.events += emitter.output(process(item, lineage), lineage)
+
+    _judge(report, plan, context, needed_from, from_log_start or processor is None)
+    emitter.report(report)
+    return _frame(list(emitter.tables.values()), context)
+
+
+def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_from: int | None,
+           from_log_start: bool) -> None:
+    """Set the report's status: exact, converged or short (with the reasons)."""
+    if from_log_start and report.dropped == 0:
+        report.status = EXACT  # the very ticks a run from the log's beginning sees (or no tick at all)
+        return
+    if needed_from is None:
+        report.status = CONVERGED
+        report.detail = "no earlier tick of the symbol in the read window: started afresh"
+        return
+    problems = []
+    available = plan.warm_from_us if plan.chunk else context.read_from_us
+    if not from_log_start and available is not None and available > needed_from:
+        problems.append(f"the read holds event times from {available} µs, the warm-up needs {needed_from} µs"
+                        " (raise --min-warmup)")
+    if report.warmup_before_day < context.warmup.periods:
+        problems.append(f"{report.warmup_before_day} warm-up ticks before the chunk's day, fewer than"
+                        f" {context.warmup.periods} (a sparse symbol: raise --min-warmup)")
+    report.status = SHORT if problems else CONVERGED
+    report.detail = "; ".join(problems)
+
+
+def _frame(tables: list[_Table], context: GroupContext) -> pd.DataFrame:
+    """The union-layout frame with nullable dtypes (None stays null through Arrow, never NaN)."""
+    data: dict[str, Any] = {}
+    for name, kind in union_columns(context.indicator_names):
+        values: list[Any] = []
+        for table in tables:
+            column = table.data.get(name)
+            values += column if column is not None else [None] * table.length
+        if kind == "double":
+            data[name] = pd.array(values, dtype="Float64")
+        elif kind in ("int", "long"):
+            data[name] = pd.array(values, dtype="Int64" if kind == "long" else "Int32")
+        elif kind == "boolean":
+            data[name] = pd.array(values, dtype="boolean")
+        elif kind == "timestamp":
+            data[name] = pd.to_datetime(pd.array(values, dtype="Int64"), unit="us", utc=True)
+        else:
+            data[name] = pd.Series(values, dtype="object")
+    return pd.DataFrame(data)

@@ -1,0 +1,98 @@
+"""Compare backfill output (Parquet datasets or decoded events) with reference events, value for value.
+
+Floats must agree to 1e-9 relative (absolute below 1); everything else exactly. Failures list
+the first few differences with the record position, so a broken warm-up is easy to locate.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from processors.core.timeutil import to_us
+from spark_jobs.backfill.rows import indicator_column
+
+TOLERANCE = 1e-9
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
+        return (a is None or (isinstance(a, float) and math.isnan(a))) and b is None
+    return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def _null(value: Any) -> Any:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _us(value: Any) -> int | None:
+    value = _null(value)
+    if value is None or value is pd.NaT:
+        return None
+    return int(pd.Timestamp(value).value // 1000)
+
+
+def read_dataset(root: Path | str, kind: str) -> pd.DataFrame:
+    frame = pd.read_parquet(Path(root) / kind)
+    if len(frame):
+        frame["symbol"] = frame["symbol"].astype(str)
+    return frame.sort_values(["partition", "offset", "seq"]).reset_index(drop=True)
+
+
+def _expected_row(kind: str, event: Any) -> dict[str, Any]:
+    """The columns a reference event must show in its dataset (floats compared approximately)."""
+    if kind == "indicators":
+        row = {"timeframe": event.timeframe, "price": event.price, "ts_event": to_us(event.ts_event),
+               "ts_init": to_us(event.ts_init)}
+        row.update({indicator_column(name): value for name, value in event.values.items()})
+    elif kind == "signals":
+        row = {"signal_id": event.signal_id, "timeframe": event.timeframe, "rule": event.rule, "side": event.side,
+               "price": event.price, "ts_event": to_us(event.ts_event)}
+        row.update({indicator_column(name): value for name, value in event.indicators.items()})
+    elif kind == "candles":
+        row = {name: getattr(event, name) for name in ("timeframe", "open", "high", "low", "close", "volume",
+                                                       "trade_count")}
+        row.update(ts_open=to_us(event.ts_open), ts_close=to_us(event.ts_close), ts_event=to_us(event.ts_event))
+    elif kind == "daily":
+        row = {name: getattr(event, name) for name in ("open", "high", "low", "close", "mean_price", "vwap",
+                                                       "volume", "tick_count", "buy_count", "sell_count", "final")}
+        row.update(ts_event=to_us(event.ts_event), day=event.date)
+    else:
+        row = {"reason": event.reason, "source": event.source, "detail": event.detail, "raw": event.raw,
+               "ts_init": to_us(event.ts_init)}
+    return row
+
+
+def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, int, Any]],
+                limit: int = 10) -> list[str]:
+    """Human-readable differences between a dataset and the reference events (empty when equal)."""
+    problems: list[str] = []
+    got = {(int(r.partition), int(r.offset), int(r.seq)): r for r in frame.itertuples(index=False)}
+    want = {(p, o, s): event for p, o, s, event in expected}
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    if missing:
+        problems.append(f"{kind}: {len(missing)} events missing, first at {missing[:3]}")
+    if extra:
+        problems.append(f"{kind}: {len(extra)} unexpected events, first at {extra[:3]}")
+    for where in sorted(set(want) & set(got)):
+        row = got[where]._asdict()
+        for name, value in _expected_row(kind, want[where]).items():
+            if name == "day":
+                actual = pd.Timestamp(str(row["date"])).date()
+            else:
+                actual = _null(row[name])
+            if name.startswith("ts_"):
+                actual = _us(row[name])
+            if isinstance(value, float) or (isinstance(actual, float) and value is None):
+                same = close(actual, value)
+            else:
+                same = actual == value
+            if not same:
+                problems.append(f"{kind} at {where}: {name} = {actual!r}, expected {value!r}")
+                if len(problems) >= limit:
+                    return problems
+    return problems

@@ -1,0 +1,67 @@
+"""Fixtures of the Spark tests: one SparkSession (local[2]) and one synthetic log for the whole run.
+
+Spark start-up costs ~5-20 s here, so the session is shared; the log (120 000 records over
+four symbols and almost seven days of event time, see :mod:`synthetic`) is produced once into
+its own namespace and its in-process reference run computed once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
+from spark_jobs.session import StartedSession, build_session
+from spark_jobs.settings import SparkJobSettings
+from stockstream.kafka_admin import ensure_topics
+from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
+from tests.support.kafka_tools import Record, delete_topics, read_topic
+
+SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD")
+LOG_RECORDS = 120_000
+LOG_START = datetime(2024, 3, 1, 5, 30, tzinfo=UTC)
+LOG_STEP = timedelta(seconds=5)  # 20 s between ticks of one symbol; ~6.9 days in all
+
+
+@dataclass(frozen=True)
+class SparkLog:
+    prefix: str
+    bootstrap: str
+    records: list[Record]
+    reference: Reference
+
+    def settings(self, **overrides: object) -> SparkJobSettings:
+        return SparkJobSettings(topic_prefix=self.prefix, bootstrap_servers=self.bootstrap,
+                                spark_master="local[2]", **overrides)
+
+    def ends(self) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for record in self.records:
+            found[record.partition] = max(found.get(record.partition, 0), record.offset + 1)
+        return found
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[StartedSession]:
+    session = build_session(SparkJobSettings(spark_master="local[2]", spark_driver_memory="2g"), "stockstream-tests")
+    yield session
+    session.spark.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_log(stack) -> Iterator[SparkLog]:
+    prefix = f"tspark{uuid.uuid4().hex[:8]}."
+    settings = SparkJobSettings(topic_prefix=prefix, bootstrap_servers=stack.kafka_bootstrap)
+    registry = settings.topics()
+    ensure_topics(settings, registry.all())
+    produce_all(stack.kafka_bootstrap, registry.ticks.name, synthetic_log(SYMBOLS, LOG_RECORDS, LOG_START, LOG_STEP))
+    records = read_topic(stack.kafka_bootstrap, registry.ticks.name, timeout_s=120)
+    assert len(records) == LOG_RECORDS
+    configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=settings.candle_timeframes,
+                              grace_ms=settings.grace_ms)
+    yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs))
+    delete_topics(stack.kafka_bootstrap, prefix)

@@ -1,0 +1,128 @@
+"""A deterministic ticks log for the Spark tests, with the awkward records a real log has, and the reference run.
+
+:func:`synthetic_log` builds (key, value) records: symbols round-robin on a simulated clock
+(prices from the simulator's :class:`PricePath`), plus out-of-order ticks within grace,
+late ticks, ticks without volume, absurd prices, malformed JSON, a key that is not the
+tick's symbol and a record without a key. :func:`reference_events` runs the live
+processor's per-record logic in-process over the whole log (decode_tick + SymbolProcessor
+in (partition, offset) order, from the log's beginning): the truth a backfill must match.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from confluent_kafka import Producer
+
+from processors.core.pipeline import SymbolProcessor
+from processors.core.strategy import PipelineConfigs
+from processors.ingest.sources.simulator import PricePath, round_price, start_price
+from processors.stream.records import decode_tick
+from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from tests.support.kafka_tools import Record
+
+
+def synthetic_log(symbols: tuple[str, ...], count: int, start: datetime, step: timedelta,
+                  seed: int = 7) -> list[tuple[bytes | None, bytes]]:
+    """``count`` records, deterministic for the arguments."""
+    rng = random.Random(seed)  # noqa: S311 - a seeded simulation
+    paths = {s: PricePath(start_price(s), random.Random(f"{seed}:{s}")) for s in symbols}  # noqa: S311
+    records: list[tuple[bytes | None, bytes]] = []
+    for index in range(count):
+        symbol = symbols[index % len(symbols)]
+        moment = start + index * step
+        path = paths[symbol]
+        price = round_price(path.step(step.total_seconds() * len(symbols)))
+        volume: float | None = path.trade_size()
+        roll = rng.random()
+        if roll < 0.002:
+            moment -= timedelta(seconds=2)  # out of order, within the 5 s grace
+        elif roll < 0.003:
+            moment -= timedelta(minutes=3)  # late: its candle closed long ago
+        elif roll < 0.004:
+            volume = None
+        elif roll < 0.0045:
+            price = 5e12  # a valid Tick the core rejects (price_out_of_range)
+        tick = Tick(symbol=symbol, price=price, volume=volume, ts_event=moment, ts_init=moment,
+                    source="synthetic", source_id=f"syn-{seed}-{index}")
+        key: bytes | None = symbol.encode()
+        value = encode(tick)
+        if roll > 0.9995:
+            value = b'{"symbol": "' + symbol.encode() + b'", "price": oops}'  # malformed_json
+        elif 0.9990 < roll <= 0.9995:
+            key = symbols[(index + 1) % len(symbols)].encode()  # key_mismatch
+        elif 0.9988 < roll <= 0.9990:
+            key = None  # key_missing
+        records.append((key, value))
+    return records
+
+
+def produce_all(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce every record idempotently, waiting when the local queue is full; fails on any error."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
+                         "compression.type": "lz4"})
+    errors: list[str] = []
+
+    def on_delivery(error, _message):  # type: ignore[no-untyped-def]
+        if error is not None:
+            errors.append(str(error))
+
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(120) == 0 and not errors, errors[:3]
+
+
+@dataclass
+class Reference:
+    """Every event of the in-process run, by kind, each with its (partition, offset, seq)."""
+
+    indicators: list[tuple[int, int, int, IndicatorSnapshot]] = field(default_factory=list)
+    candles: list[tuple[int, int, int, Candle]] = field(default_factory=list)
+    signals: list[tuple[int, int, int, Signal]] = field(default_factory=list)
+    daily: list[tuple[int, int, int, DailySummary]] = field(default_factory=list)
+    dead_letters: list[tuple[int, int, int, DeadLetter]] = field(default_factory=list)
+
+    def between(self, kind: str, starts: dict[int, int], ends: dict[int, int] | None = None) -> list:
+        """Events of ``kind`` caused by records with ``starts[p] <= offset < ends[p]``."""
+        return [item for item in getattr(self, kind)
+                if item[1] >= starts.get(item[0], 0) and (ends is None or item[1] < ends.get(item[0], 1 << 62))]
+
+
+def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Reference:
+    """The live processor's logic over ``records`` (any order; sorted here by partition and offset)."""
+    reference = Reference()
+    processors: dict[str, SymbolProcessor] = {}
+    by_partition: dict[int, list[Record]] = defaultdict(list)
+    for record in records:
+        by_partition[record.partition].append(record)
+    for partition in sorted(by_partition):
+        for record in sorted(by_partition[partition], key=lambda r: r.offset):
+            lineage = Lineage(topic=record.topic, partition=partition, offset=record.offset)
+            decoded = decode_tick(record.value, record.key, record.timestamp_ms, lineage)
+            where = (partition, record.offset)
+            if isinstance(decoded, DeadLetter):
+                reference.dead_letters.append((*where, 0, decoded))
+                continue
+            processor = processors.get(decoded.symbol)
+            if processor is None:
+                processor = processors[decoded.symbol] = SymbolProcessor(
+                    configs.for_symbol(decoded.symbol), decoded.symbol)
+            output = processor.process(decoded, lineage)
+            seq = 0
+            for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
+                                 ("signals", output.signals), ("daily", output.summaries),
+                                 ("dead_letters", output.rejections)):
+                for event in events:
+                    getattr(reference, kind).append((*where, seq, event))
+                    seq += 1
+    return reference
