@@ -8,8 +8,9 @@
   const $ = (id) => document.getElementById(id);
   const HISTORY = 500;
   const COLORS = {
-    up: "#26a69a", down: "#ef5350", price: "#d9e1ea", sma: "#f5a623", ema: ["#b388ff", "#7e57c2", "#ce93d8"],
-    bb: "#5c7080", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
+    up: "#26a69a", down: "#ef5350", price: "#d9e1ea", sma: ["#f5a623", "#ffd54f", "#ff8a65"],
+    ema: ["#b388ff", "#7e57c2", "#ce93d8"],
+    bb: "#5c7080", vwap: "#26c6da", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
   };
   const state = {
     symbol: null, timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
@@ -93,12 +94,14 @@
     if (state.series[name]) return state.series[name];
     let options = null;
     let pane = 0;
-    if (/^sma_\d+$/.test(name)) options = { color: COLORS.sma, lineWidth: 1, title: name.toUpperCase() };
-    else if (/^ema_\d+$/.test(name)) {
-      const count = Object.keys(state.series).filter((key) => key.startsWith("ema_")).length;
-      options = { color: COLORS.ema[count % COLORS.ema.length], lineWidth: 1, title: name.toUpperCase() };
+    const family = /^(sma|ema)_\d+$/.exec(name);
+    if (family) {
+      const palette = COLORS[family[1]];
+      const count = Object.keys(state.series).filter((key) => key.startsWith(family[1] + "_")).length;
+      options = { color: palette[count % palette.length], lineWidth: 1, title: name.toUpperCase() };
     } else if (name === "bb_upper" || name === "bb_lower") options = { color: COLORS.bb, lineWidth: 1, lineStyle: 2, title: "" };
     else if (name === "bb_middle") options = { color: COLORS.bb, lineWidth: 1, title: "BB" };
+    else if (name === "vwap") options = { color: COLORS.vwap, lineWidth: 1, lineStyle: 1, title: "VWAP" };
     else if (/^rsi_\d+$/.test(name)) return state.series.rsi;
     if (!options) return null;
     options.priceLineVisible = false; options.lastValueVisible = false;
@@ -163,12 +166,13 @@
   }
   function drawMarkers() {
     if (!state.markers) return;
-    const markers = state.signals
-      .filter((s) => s.timeframe === state.timeframe)
+    const shown = state.signals.filter((s) => s.timeframe === state.timeframe);
+    const labelled = shown.length <= 24; // many markers: arrows only, the list on the right names the rules
+    const markers = shown
       .map((s) => ({
         time: state.timeframe === "tick" ? seconds(s.ts_event) : barTime(s.ts_event, state.timeframe),
         position: s.side === "BUY" ? "belowBar" : "aboveBar", color: s.side === "BUY" ? COLORS.up : COLORS.down,
-        shape: s.side === "BUY" ? "arrowUp" : "arrowDown", text: s.rule,
+        shape: s.side === "BUY" ? "arrowUp" : "arrowDown", text: labelled ? s.rule : "",
       }))
       .sort((a, b) => a.time - b.time);
     state.markers.setMarkers(markers);
