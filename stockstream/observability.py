@@ -8,14 +8,17 @@ quixstreams, httpx, librdkafka callbacks).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 
-from prometheus_client import REGISTRY, CollectorRegistry, Info, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Info
+from prometheus_client.exposition import MetricsHandler
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -73,10 +76,96 @@ def setup_logging(level: str = "INFO", service: str = "stockstream") -> None:
 _build_info: Info | None = None
 
 
-def start_metrics_server(host: str, port: int, service: str) -> None:
-    """Expose ``/metrics`` (prometheus-client default registry, with process metrics) on ``host:port``.
+class Health:
+    """What a service's ``/health`` (liveness) and ``/ready`` (readiness) endpoints report.
 
-    Port 0 means no endpoint (library use and tests that only read counters).
+    ``/health`` answers 200 while the process serves requests and has not declared itself
+    broken with :meth:`fail` (then 503: restart me). ``/ready`` answers 200 once the service
+    called :meth:`mark_ready` and no transient :meth:`problem` (Kafka or Redis unreachable…)
+    is open (then 503: send no work, but do not restart). Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = False
+        self._failed: str | None = None
+        self._problems: dict[str, str] = {}
+
+    def mark_ready(self) -> None:
+        with self._lock:
+            self._ready = True
+
+    def fail(self, reason: str) -> None:
+        with self._lock:
+            self._failed = reason
+
+    def problem(self, name: str, detail: str) -> None:
+        with self._lock:
+            self._problems[name] = detail
+
+    def clear(self, name: str) -> None:
+        with self._lock:
+            self._problems.pop(name, None)
+
+    def liveness(self) -> tuple[bool, dict[str, object]]:
+        with self._lock:
+            return self._failed is None, {"status": "failed" if self._failed else "alive",
+                                          "reason": self._failed}
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        with self._lock:
+            ok = self._ready and self._failed is None and not self._problems
+            status = "ready" if ok else ("starting" if not self._ready else "degraded")
+            return ok, {"status": status, "problems": dict(self._problems)}
+
+
+HEALTH = Health()
+
+
+def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY,
+                  health: Health = HEALTH) -> ThreadingHTTPServer:
+    """Serve ``/metrics`` from ``registry`` plus ``/health`` and ``/ready`` from ``health``, in a daemon thread."""
+    metrics_handler = MetricsHandler.factory(registry)
+
+    class Handler(metrics_handler):  # type: ignore[misc,valid-type]
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0]
+            if path in ("/health", "/ready"):
+                ok, detail = health.liveness() if path == "/health" else health.readiness()
+                body = json.dumps(redact_value(detail)).encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence access logs
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
+def redact_value(value: object) -> object:
+    """``value`` (JSON-like) with registered secrets masked in every string."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    return value
+
+
+def start_metrics_server(host: str, port: int, service: str) -> None:
+    """Expose ``/metrics`` (default registry, with process metrics), ``/health`` and ``/ready`` on ``host:port``.
+
+    Port 0 means no endpoint (library use and tests that only read counters); build info is
+    registered either way.
     """
     global _build_info
     if _build_info is None:
@@ -84,7 +173,7 @@ def start_metrics_server(host: str, port: int, service: str) -> None:
         _build_info.info({"version": stockstream.__version__, "service": service,
                           "python": sys.version.split()[0]})
     if port:
-        start_http_server(port, addr=host)
+        serve_metrics(host, port)
 
 
 # --- Metric naming rules -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
 from stockstream.kafka_admin import ensure_topics
-from stockstream.observability import register_secret, setup_logging, start_metrics_server
+from stockstream.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 
 log = logging.getLogger("processors.ingest")
 
@@ -62,9 +62,11 @@ async def ensure_topics_until_ready(settings: IngestSettings, stop: asyncio.Even
     while not stop.is_set():
         try:
             await asyncio.to_thread(ensure_topics, settings, [topics.ticks, topics.ticks_dlq], 10.0)
+            HEALTH.clear("kafka")
             return True
         except Exception as error:  # noqa: BLE001 - any Kafka failure here is retried, never fatal
             delay = backoff.next_delay()
+            HEALTH.problem("kafka", "Kafka not reachable at start-up")
             log.warning("Kafka at %s not ready (%s); retrying in %.1fs", settings.bootstrap_servers, error, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
@@ -85,6 +87,7 @@ async def _run(settings: IngestSettings, source: Source, metrics: IngestMetrics,
              time.monotonic() - began, settings.source, ",".join(settings.active_symbols()) or "(from input)",
              topics.ticks.name, topics.ticks_dlq.name, settings.metrics_port or "off")
     service = IngestService(settings, source, publisher, metrics)
+    HEALTH.mark_ready()
     summary = await service.run(stop)
     if summary.undelivered or summary.failed:
         log.error("stopped with undelivered records: %s", summary.line())

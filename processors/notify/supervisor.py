@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from pydantic import SecretStr
@@ -34,7 +34,7 @@ from processors.notify.settings import NotifySettings
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import NotifyConfig
 from stockstream.kafka_admin import ensure_topics, wait_for_kafka
-from stockstream.observability import start_metrics_server
+from stockstream.observability import HEALTH, serve_metrics, start_metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Supervisor:
         MultiProcessCollector(registry, path=self._metrics_dir)  # type: ignore[no-untyped-call]
         registry.register(_Forward(REGISTRY))
         try:
-            start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host, registry=registry)
+            serve_metrics(self.settings.metrics_host, self.settings.metrics_port, registry=registry)
         except OSError as error:
             if not self.renotify:
                 raise
@@ -154,12 +154,14 @@ class Supervisor:
         process.stdin.close()
         lane.process = process
         lane.started_at = time.monotonic()
+        HEALTH.clear(f"lane:{lane.spec.channel}")
 
     def _supervise(self) -> int:
         if self._stop.is_set():
             return 0
         for lane in self._lanes:
             self._start(lane)
+        HEALTH.mark_ready()
         while not self._stop.wait(0.2):
             now = time.monotonic()
             for lane in self._lanes:
@@ -185,6 +187,7 @@ class Supervisor:
                 delay = min(self.settings.lane_restart_max_s, 2.0 ** lane.restarts)
                 lane.restarts += 1
                 lane.next_start = now + delay
+                HEALTH.problem(f"lane:{lane.spec.channel}", f"exited with code {code}; restarting")
                 log.error("lane %s exited with code %d; restarting in %.0fs", lane.spec.channel, code, delay)
             if self.renotify and all(lane.finished for lane in self._lanes):
                 failed = [lane.spec.channel for lane in self._lanes if lane.exit_codes[-1] != 0]
