@@ -56,6 +56,17 @@ def _not_bool(value: object) -> object:
     return value
 
 
+def _encodable(value: str) -> str:
+    # A lone surrogate (a JSON "\ud800" escape, a surrogate-escaped file name) cannot be written as UTF-8,
+    # so a dead letter holding one would fail to serialize: keep it visible as a backslash escape instead.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+EncodableText = Annotated[str, AfterValidator(_encodable)]
 FiniteFloat = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_finite)]
 PositivePrice = Annotated[float, BeforeValidator(_not_bool), Field(gt=0), AfterValidator(_finite)]
 NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0), AfterValidator(_finite)]
@@ -99,10 +110,10 @@ class DeadLetter(Event):
     """
 
     schema_version: Literal[1] = 1
-    source: str
+    source: EncodableText
     reason: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-    detail: str
-    raw: str
+    detail: EncodableText
+    raw: EncodableText
     ts_init: UtcDatetime
     origin: Lineage | None = None
 
