@@ -107,7 +107,10 @@ def parse_iso_timestamp(value: object, *, naive_as_utc: bool = False) -> datetim
         if not naive_as_utc:
             raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp {value!r} has no time zone")
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00, 9999-12-31T23:59-05:00: no UTC datetime exists
+        raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp {_clip(value)!r} is out of range") from None
 
 
 def parse_epoch(value: object, *, unit: Literal["auto", "s", "ms"] = "auto") -> datetime:

@@ -66,7 +66,10 @@ def local_timestamp(text: str | None, zone: str | None) -> datetime:
             parsed = parsed.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise RecordRejected(reasons.TIMESTAMP_INVALID, f"unknown time zone {str(zone)[:40]!r}") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # a date at the edge of the calendar that has no UTC equivalent
+        raise RecordRejected(reasons.TIMESTAMP_INVALID, f"{text[:40]!r} is out of range") from None
 
 
 def rate_to_tick(wire: ExchangeRateWire, *, symbol: str, now: datetime, bounds: TimeBounds) -> Accepted:

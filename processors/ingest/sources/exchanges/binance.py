@@ -72,11 +72,11 @@ class BinanceAdapter:
             return [message]
         if "stream" in message and isinstance(message.get("data"), dict):
             message = message["data"]  # type: ignore[assignment]
-        if "result" in message and "id" in message:
-            return []  # subscription acknowledgement
-        if "error" in message or ("code" in message and "msg" in message):
-            return [SourceProblem("venue_error", str(message.get("error") or message.get("msg"))[:500])]
-        if message.get("e") != "trade":
+        if message.get("e") != "trade":  # a trade is never taken for an ack or an error, whatever else it holds
+            if "result" in message and "id" in message:
+                return []  # subscription acknowledgement
+            if "error" in message or ("code" in message and "msg" in message):
+                return [SourceProblem("venue_error", str(message.get("error") or message.get("msg"))[:500])]
             return [Rejected(reasons.MESSAGE_UNKNOWN, f"event type {str(message.get('e'))[:40]!r}", raw_text(frame))]
         try:
             wire = validate_wire(BinanceTradeWire, message, _DOMAINS)

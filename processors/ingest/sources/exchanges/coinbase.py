@@ -72,7 +72,7 @@ class CoinbaseAdapter:
         if isinstance(message, Rejected):
             return [message]
         kind = message.get("type")
-        if kind in CONTROL_TYPES:
+        if isinstance(kind, str) and kind in CONTROL_TYPES:  # any JSON value may arrive; a list is unhashable
             return []
         if kind == "error":
             return [SourceProblem("venue_error", f"{message.get('message')}: {message.get('reason')}"[:500])]

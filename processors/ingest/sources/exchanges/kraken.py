@@ -80,12 +80,14 @@ class KrakenAdapter:
         message = load_object(frame)
         if isinstance(message, Rejected):
             return [message]
-        if message.get("channel") in CONTROL_CHANNELS or message.get("method") == "pong":
-            return []
-        if "method" in message:
-            if message.get("success") is False:
-                return [SourceProblem("venue_error", f"{message.get('method')}: {message.get('error')}"[:500])]
-            return []
+        channel = message.get("channel")
+        if channel != "trade":  # a trade message is never taken for a control one, whatever else it holds
+            if (isinstance(channel, str) and channel in CONTROL_CHANNELS) or message.get("method") == "pong":
+                return []
+            if "method" in message:
+                if message.get("success") is False:
+                    return [SourceProblem("venue_error", f"{message.get('method')}: {message.get('error')}"[:500])]
+                return []
         try:
             envelope = validate_wire(KrakenTradeMessageWire, message, {})
         except RecordRejected:
