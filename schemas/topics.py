@@ -92,6 +92,11 @@ class TopicRegistry:
         return TopicSpec(self.name("aggregates.daily"), "symbol", DailySummary, self.partitions)
 
     @property
+    def views_dlq(self) -> TopicSpec:
+        """Records the materializer refused (wrong key, undecodable, unknown topic kind…)."""
+        return TopicSpec(self.name("views.dlq"), "source", DeadLetter, 1, self.dlq_retention_ms)
+
+    @property
     def notifications_dlq(self) -> TopicSpec:
         return TopicSpec(
             self.name("notifications.dlq"), "signal_id", DeadLetter, 1, self.dlq_retention_ms
@@ -106,5 +111,6 @@ class TopicRegistry:
             self.indicators,
             self.signals,
             self.aggregates_daily,
+            self.views_dlq,
             self.notifications_dlq,
         ]

@@ -104,18 +104,23 @@ class RedisSettings(ServiceSettings):
         "ss:", pattern=r"^[A-Za-z0-9_.:-]{0,32}$", validation_alias=env("REDIS_KEY_PREFIX")
     )
 
-    def redis_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``redis.Redis.from_url`` (secrets unwrapped only here)."""
+    def redis_connection(self) -> tuple[str, dict[str, Any]]:
+        """URL and keyword arguments for ``Redis.from_url`` (sync or asyncio) honouring AUTH and TLS.
+
+        redis-py takes TLS from the URL scheme (``from_url`` rejects ``ssl=True``), so with
+        ``REDIS_TLS=true`` a ``redis://`` URL becomes ``rediss://``. Secrets are unwrapped only here.
+        """
+        url = self.redis_url
         kwargs: dict[str, Any] = {}
         if self.redis_username:
             kwargs["username"] = self.redis_username
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
-        if self.redis_tls:
-            kwargs["ssl"] = True
-            if self.redis_tls_ca_file:
-                kwargs["ssl_ca_certs"] = self.redis_tls_ca_file
-        return kwargs
+        if self.redis_tls and url.startswith("redis://"):
+            url = "rediss://" + url.removeprefix("redis://")
+        if url.startswith("rediss://") and self.redis_tls_ca_file:
+            kwargs["ssl_ca_certs"] = self.redis_tls_ca_file
+        return url, kwargs
 
 
 class MetricsSettings(ServiceSettings):

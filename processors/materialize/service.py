@@ -34,6 +34,7 @@ from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
 from schemas.events import encode
 from stockstream.kafka_admin import ensure_topics, wait_for_kafka
+from stockstream.observability import HEALTH
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Materializer:
         self.consumer.subscribe(self.topics.names, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("materializing %s into Redis prefix %r (group %s)", ", ".join(self.topics.names),
                  self.settings.redis_key_prefix, self.settings.group_id)
+        HEALTH.mark_ready()
         try:
             while not self.stop.is_set():
                 records = self._consume(self.settings.batch_timeout_s)
@@ -167,6 +169,7 @@ class Materializer:
                 if isinstance(error, redis.RedisError | OSError):
                     metrics.REDIS_ERRORS.inc()
                     metrics.REDIS_UP.set(0)
+                HEALTH.problem("views_write", f"batch not written: {type(error).__name__}")
                 backoff = min(self.settings.retry_max_backoff_s, 0.1 * 2 ** min(attempt, 10))
                 log.warning("batch of %d records not written (attempt %d: %s: %s); retrying in %.1fs",
                             len(held), attempt, type(error).__name__, error, backoff)
@@ -181,6 +184,7 @@ class Materializer:
                     return False
                 continue
             metrics.REDIS_UP.set(1)
+            HEALTH.clear("views_write")
             if attempt:
                 log.info("batch written after %d retries", attempt)
             self._account(batch, result.written, result.stale, result.published)

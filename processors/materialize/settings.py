@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import redis
 from pydantic import Field
 
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import Caps, InputTopics
-from schemas.events import DeadLetter
 from schemas.topics import TopicSpec
 from stockstream.observability import register_secret
 from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
@@ -45,9 +43,8 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
         return InputTopics.from_registry(self.topics())
 
     def dead_letter_topic(self) -> TopicSpec:
-        """``views.dlq``: records the materializer refused (declared here, next to its only producer)."""
-        registry = self.topics()
-        return TopicSpec(registry.name("views.dlq"), "source", DeadLetter, 1, registry.dlq_retention_ms)
+        """``views.dlq``: records the materializer refused."""
+        return self.topics().views_dlq
 
     def view_keys(self, prefix: str | None = None) -> ViewKeys:
         return ViewKeys(self.redis_key_prefix if prefix is None else prefix)
@@ -57,21 +54,8 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
         register_secret(self.sasl_password.get_secret_value() if self.sasl_password else None)
 
 
-def redis_connection_args(settings: RedisSettings) -> tuple[str, dict[str, Any]]:
-    """URL and keyword arguments for ``Redis.from_url`` (sync or asyncio) honouring AUTH and TLS settings.
-
-    redis-py picks TLS from the URL scheme: ``from_url`` rejects ``ssl=True``, so with
-    ``REDIS_TLS=true`` a ``redis://`` URL becomes ``rediss://`` and only the CA file is passed on.
-    """
-    kwargs = settings.redis_kwargs()
-    url = settings.redis_url
-    if kwargs.pop("ssl", False) and url.startswith("redis://"):
-        url = "rediss://" + url.removeprefix("redis://")
-    return url, kwargs
-
-
 def redis_client(settings: RedisSettings, socket_timeout_s: float = 5.0) -> redis.Redis:
     """A Redis client from ``REDIS_URL`` plus AUTH/TLS settings; connects lazily (no I/O here)."""
-    url, kwargs = redis_connection_args(settings)
+    url, kwargs = settings.redis_connection()
     return redis.Redis.from_url(url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s,
                                 health_check_interval=30, **kwargs)

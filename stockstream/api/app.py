@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 import stockstream
 from processors.materialize.keys import ViewKeys
 from processors.materialize.reader import ViewReader
-from processors.materialize.settings import redis_client, redis_connection_args
+from processors.materialize.settings import redis_client
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
@@ -87,7 +87,7 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     keys = ViewKeys(settings.redis_key_prefix)
 
     def async_client() -> aioredis.Redis:
-        url, kwargs = redis_connection_args(settings)
+        url, kwargs = settings.redis_connection()
         return aioredis.Redis.from_url(url, socket_connect_timeout=settings.redis_socket_timeout_s,
                                        health_check_interval=30, **kwargs)
 

@@ -74,7 +74,7 @@ def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretS
                            password=secret(config.password_env), ca_file=config.ca_file, timeout_s=timeout,
                            now=now)
     if isinstance(config, BrowserChannel):
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                      **settings.redis_kwargs())
+        url, kwargs = settings.redis_connection()
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, **kwargs)
         return BrowserSender(name, client, settings.redis_notifications_channel())
     raise TypeError(f"no sender for channel type {type(config).__name__}")
