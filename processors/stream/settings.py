@@ -47,10 +47,15 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
     metrics_max_symbols: int = Field(50, ge=0, le=10_000, validation_alias=env("PROCESS_METRICS_MAX_SYMBOLS"))
-    transactional_id: str | None = Field(
-        None, min_length=1, max_length=200, validation_alias=env("PROCESS_TRANSACTIONAL_ID"),
-        description="exactly-once: a stable id per instance (e.g. the pod name) so a restarted instance"
-                    " fences its killed predecessor at once; default: random per start",
+    instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("PROCESS_INSTANCE_ID"),
+        description="a stable identity per instance (e.g. the pod name of a StatefulSet): static group"
+                    " membership (a restart gets its partitions back without a rebalance) and a stable"
+                    " transactional id (a restart fences its killed predecessor at once); default: none",
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, le=300_000, validation_alias=env("PROCESS_SESSION_TIMEOUT_MS"),
+        description="how long the group waits for a silent instance before moving its partitions",
     )
     transaction_timeout_ms: int = Field(
         10_000, ge=1_000, le=900_000, validation_alias=env("PROCESS_TRANSACTION_TIMEOUT_MS"),
@@ -74,6 +79,11 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         if self.commit_interval_s is not None:
             return self.commit_interval_s
         return DEFAULT_COMMIT_INTERVAL_S[self.processing_guarantee]
+
+    @property
+    def transactional_id(self) -> str | None:
+        """Stable per instance when ``instance_id`` is set (else Quix picks a random one per start)."""
+        return f"{self.group_id}-{self.instance_id}" if self.instance_id else None
 
     @property
     def grace_ms(self) -> int:

@@ -69,9 +69,12 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     registry = settings.topics()
     ticks_name = registry.ticks.name
     stats = ConsumerStats(metrics, [ticks_name])
-    consumer_config: dict[str, Any] = {}
+    consumer_config: dict[str, Any] = {"session.timeout.ms": settings.session_timeout_ms,
+                                       "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5)}
+    if settings.instance_id:
+        consumer_config["group.instance.id"] = settings.instance_id
     if settings.stats_interval_ms:
-        consumer_config = {"statistics.interval.ms": settings.stats_interval_ms, "stats_cb": stats}
+        consumer_config |= {"statistics.interval.ms": settings.stats_interval_ms, "stats_cb": stats}
     producer_config: dict[str, Any] = {}
     if settings.processing_guarantee == "exactly-once":
         producer_config["transaction.timeout.ms"] = settings.transaction_timeout_ms

@@ -26,7 +26,7 @@ def process(
     grace: Annotated[float | None, typer.Option("--grace", help="Seconds after a candle's end during which late ticks still count (env PROCESS_GRACE_SECONDS, 5).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Kafka consumer group (env PROCESS_CONSUMER_GROUP).")] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local RocksDB state folder (env PROCESS_STATE_DIR, .stack/state/process).")] = None,
-    transactional_id: Annotated[str | None, typer.Option("--transactional-id", help="exactly-once: stable id of this instance, so a restart fences its dead predecessor at once (env PROCESS_TRANSACTIONAL_ID).")] = None,
+    instance_id: Annotated[str | None, typer.Option("--instance-id", help="Stable identity of this instance (e.g. a pod name): static group membership and transactional fencing on restart (env PROCESS_INSTANCE_ID).")] = None,
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9102).")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).")] = None,
@@ -38,7 +38,7 @@ def process(
     overrides: dict[str, Any] = {
         "strategy_file": strategy, "processing_guarantee": guarantee, "commit_interval_s": commit_interval,
         "commit_every": commit_every, "grace_s": grace, "consumer_group": group, "state_dir": state_dir,
-        "transactional_id": transactional_id,
+        "instance_id": instance_id,
         "bootstrap_servers": bootstrap_servers, "metrics_port": metrics_port,
         "log_level": log_level.upper() if log_level else None,
     }

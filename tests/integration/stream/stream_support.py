@@ -159,3 +159,48 @@ def cleanup(bootstrap: str, namespace: str) -> None:
 
 def elapsed(began: float) -> str:
     return f"{time.monotonic() - began:.1f}s"
+
+
+def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]]:
+    """The partitions of ``topic`` each member of ``group`` holds (empty list: no members)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+    return [{tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
+            for member in description.members]
+
+
+def symbols_on_distinct_partitions(count: int, partitions: int) -> list[str]:
+    """``count`` symbols that the default (CRC32) partitioner puts on ``count`` different partitions."""
+    import zlib
+
+    chosen: dict[int, str] = {}
+    for index in range(1000):
+        symbol = f"S{index:03d}-USD"
+        chosen.setdefault(zlib.crc32(symbol.encode()) % partitions, symbol)
+        if len(chosen) == count:
+            return [chosen[p] for p in sorted(chosen)]
+    raise AssertionError("no such symbols")
+
+
+def produce_many(bootstrap: str, topic: str, records: list, timestamp_ms: int = 1_772_452_800_000) -> None:
+    """Produce (key, value) records idempotently, every one with the same record timestamp.
+
+    A fixed timestamp makes two namespaces fed the same list hold byte-identical logs (a poison
+    record's dead letter takes its ``ts_init`` from the record timestamp).
+    """
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
+                         "queue.buffering.max.messages": 1_000_000})
+    errors: list[str] = []
+
+    def on_delivery(error, _message) -> None:  # type: ignore[no-untyped-def]
+        if error is not None:
+            errors.append(str(error))
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, timestamp=timestamp_ms, on_delivery=on_delivery)
+        producer.poll(0)
+    assert producer.flush(120) == 0 and not errors, errors[:3]

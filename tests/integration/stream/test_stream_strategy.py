@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 import pytest
@@ -58,6 +60,9 @@ def test_the_strategy_file_decides_indicators_and_rules(stack, namespaces, tmp_p
     processor = Processor(bootstrap, namespace, f"{namespace}g", tmp_path / "state", STOCKSTREAM_STRATEGY=str(strategy))
     try:
         wait_drained(bootstrap, f"{namespace}g", settings.topics().ticks.name, processors=[processor])
+        os.killpg(processor.service.process.pid, signal.SIGINT)  # Ctrl-C: a clean stop
+        assert processor.service.wait(60) == 0
+        assert "stopped cleanly" in processor.output
     finally:
         processor.terminate()
     snapshots = [IndicatorSnapshot.model_validate_json(r.value)
@@ -65,6 +70,6 @@ def test_the_strategy_file_decides_indicators_and_rules(stack, namespaces, tmp_p
     signals = [Signal.model_validate_json(r.value) for r in read_topic(bootstrap, settings.topics().signals.name)]
     assert len(snapshots) >= 400 and {tuple(s.values) for s in snapshots} == {("ema_3", "ema_5")}
     assert signals and {s.rule for s in signals} == {"ema_cross"}
-    for signal in signals:  # each signal carries the values that caused it: a real crossing of EMA3 over EMA5
-        d = signal.indicators["ema_3"] - signal.indicators["ema_5"]
-        assert (d > 0) if signal.side == "BUY" else (d < 0)
+    for fired in signals:  # each signal carries the values that caused it: a real crossing of EMA3 over EMA5
+        d = fired.indicators["ema_3"] - fired.indicators["ema_5"]
+        assert (d > 0) if fired.side == "BUY" else (d < 0)
