@@ -19,7 +19,7 @@ from processors.stream import reasons
 from schemas.events import DeadLetter, IndicatorSnapshot, Tick, encode
 from stockstream.kafka_admin import ensure_topics
 from stockstream.settings import KafkaSettings
-from tests.support.kafka_tools import produce, read_topic
+from tests.support.kafka_tools import produce, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +83,17 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
         assert processor.metric("stockstream_process_latency_seconds_count") >= 60
         assert processor.metric("stockstream_process_symbol_last_price", symbol="AAA-USD", timeframe="tick") == \
             tick_snapshots[-1].price
+
+        def lags() -> dict[str, float]:
+            return {dict(labels)["partition"]: value for (name, labels), value in processor.metrics().items()
+                    if name == "stockstream_process_consumer_lag_records"}
+
+        # Lag per assigned partition from librdkafka statistics (every 500 ms here): all caught up.
+        wait_until(lambda: lags() == {"0": 0, "1": 0, "2": 0, "3": 0}, timeout_s=30, message="lag 0 everywhere")
+        # The changelog holds the states written at checkpoints (sizes refreshed every 3 s here).
+        wait_until(lambda: sum(value for (name, _), value in processor.metrics().items()
+                               if name == "stockstream_process_changelog_records") >= 1,
+                   timeout_s=30, message="changelog size")
     finally:
         processor.terminate()
     assert processor.service.process.returncode == 0, processor.output[-3000:]
