@@ -2,12 +2,12 @@
 
 The set is closed: a code is part of the contract (DLQ consumers, dashboards, alerts), so a
 new one is added here and in docs/stream.md, never built from free text. ``late``,
-``price_out_of_range`` and ``volume_out_of_range`` come from the core's step.
+``price_out_of_range``, ``volume_out_of_range`` and ``time_out_of_range`` come from the core's step.
 """
 
 from __future__ import annotations
 
-from processors.core.pipeline import LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE
+from processors.core.pipeline import LATE, PRICE_OUT_OF_RANGE, TIME_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE
 
 VALUE_MISSING = "value_missing"  # a record without a value (tombstone)
 ENCODING_INVALID = "encoding_invalid"  # the value is not UTF-8
@@ -19,5 +19,5 @@ PROCESSING_FAILED = "processing_failed"  # the step raised (a bug); the tick is 
 
 ALL_REASONS: frozenset[str] = frozenset({
     VALUE_MISSING, ENCODING_INVALID, MALFORMED_JSON, TICK_INVALID, KEY_MISSING, KEY_MISMATCH,
-    PROCESSING_FAILED, LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE,
+    PROCESSING_FAILED, LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE, TIME_OUT_OF_RANGE,
 })

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from processors.stream.metrics import ProcessMetrics
+from stockstream.observability import HEALTH, Health
 
 RECOVERY_LOGGER = "quixstreams.state.recovery"
 _PARTITION = re.compile(r'<RecoveryPartition "(?P<changelog>[^"]*)\[(?P<partition>\d+)\]">')
@@ -25,9 +26,11 @@ _PROGRESS = re.compile(r"Recovery progress for .*: (?P<done>-?\d+) / (?P<high>\d
 class RecoveryWatcher(logging.Handler):
     """Watches the recovery log lines; ``monotonic`` is injectable for tests."""
 
-    def __init__(self, metrics: ProcessMetrics, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, metrics: ProcessMetrics, monotonic: Callable[[], float] = time.monotonic,
+                 health: Health = HEALTH) -> None:
         super().__init__(logging.DEBUG)
         self.metrics = metrics
+        self.health = health
         self.monotonic = monotonic
         self.started: float | None = None
         self.partitions: set[str] = set()
@@ -44,11 +47,13 @@ class RecoveryWatcher(logging.Handler):
             self.started = self.monotonic()
             metrics.recovering.set(1)
             metrics.recoveries.inc()
+            self.health.problem("recovery", "restoring state from the changelog; input processing paused")
         elif message.startswith("Recovery process complete"):
             if self.started is not None:
                 metrics.recovery_seconds.set(self.monotonic() - self.started)
             self.started = None
             metrics.recovering.set(0)
+            self.health.clear("recovery")
             for partition in self.partitions:
                 metrics.recovery_remaining.labels(partition).set(0)
         elif message.startswith("Recovery progress for"):

@@ -20,7 +20,7 @@ from processors.stream.recovery import watch_recovery
 from processors.stream.settings import ProcessSettings
 from processors.stream.topology import build_processor
 from stockstream.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
-from stockstream.observability import register_secret, setup_logging, start_metrics_server
+from stockstream.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 
 log = logging.getLogger("processors.stream")
 
@@ -84,9 +84,11 @@ def main(settings: ProcessSettings) -> int:
                            interval_s=max(1.0, settings.stats_interval_ms * 6 / 1000))
     if settings.stats_interval_ms:
         sizes.start()
+    HEALTH.mark_ready()
     try:
         processor.run()
-    except Exception:
+    except Exception as error:
+        HEALTH.fail(f"{type(error).__name__}: {error}")
         log.exception("the stream processor stopped on an error; restart it to resume from the last checkpoint")
         return EXIT_FAILED
     finally:
@@ -101,8 +103,10 @@ def _ensure_topics(settings: ProcessSettings, stopping: threading.Event) -> bool
         try:
             wait_for_kafka(settings, timeout_s=10)
             ensure_topics(settings, settings.topics().all())
+            HEALTH.clear("kafka")
             return True
         except KafkaUnavailableError as error:
+            HEALTH.problem("kafka", "Kafka not reachable at start-up")
             log.warning("%s; retrying", error)
             time.sleep(1)
     return False

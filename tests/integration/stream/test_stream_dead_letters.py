@@ -10,6 +10,7 @@ record sits in the log), that every valid tick was processed, and the metrics.
 from __future__ import annotations
 
 import json
+import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -87,6 +88,9 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
         def lags() -> dict[str, float]:
             return {dict(labels)["partition"]: value for (name, labels), value in processor.metrics().items()
                     if name == "stockstream_process_consumer_lag_records"}
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{processor.metrics_port}/ready", timeout=5) as ready:
+            assert ready.status == 200 and json.loads(ready.read())["status"] == "ready"
 
         # Lag per assigned partition from librdkafka statistics (every 500 ms here): all caught up.
         wait_until(lambda: lags() == {"0": 0, "1": 0, "2": 0, "3": 0}, timeout_s=30, message="lag 0 everywhere")
