@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from processors.core.candles import CandleWindow, fold
@@ -69,6 +69,7 @@ STATE_VERSION = 2  # bump whenever the plain layout changes
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 VOLUME_OUT_OF_RANGE = "volume_out_of_range"
+TIME_OUT_OF_RANGE = "time_out_of_range"
 
 
 class IncompatibleStateError(ValueError):
@@ -125,6 +126,11 @@ class _Plan:
         self.frames = tuple((name, timeframe_ms(name) * 1000) for name in config.candle_timeframes)
         self.smallest = min(range(len(self.frames)), key=lambda i: self.frames[i][1], default=-1)
         self.grace = config.grace_ms * 1000
+        # Event times whose windows (and the day after) still fit in datetime: a candle near year 9999
+        # or year 1 would overflow when its bounds become datetimes.
+        margin = max((length for _, length in self.frames), default=0) + 2 * DAY_US
+        self.earliest = to_us(datetime.min.replace(tzinfo=UTC)) + margin
+        self.latest = to_us(datetime.max.replace(tzinfo=UTC)) - margin
         self.key = f"{config.indicators.key()}|{','.join(config.candle_timeframes)}"
 
 
@@ -288,6 +294,9 @@ class SymbolProcessor:
 
     def _rejection(self, ts: int, day: int, price: float, volume: float) -> tuple[str, str] | None:
         config = self.config
+        plan = self._plan
+        if not plan.earliest <= ts <= plan.latest:
+            return TIME_OUT_OF_RANGE, f"event time {from_us(ts).isoformat()} is too close to the calendar's ends"
         if not config.min_price <= price <= config.max_price:
             return PRICE_OUT_OF_RANGE, f"price {price!r} outside [{config.min_price!r}, {config.max_price!r}]"
         if volume and not config.min_volume <= volume <= config.max_volume:
