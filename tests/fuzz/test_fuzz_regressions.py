@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
+from processors.core.pipeline import PipelineConfig, SymbolProcessor
+from processors.core.strategy import DEFAULT_STRATEGY
 from processors.ingest.sources.base import Accepted, Rejected, SourceProblem
 from processors.ingest.sources.exchanges.binance import BinanceAdapter
 from processors.ingest.sources.exchanges.coinbase import CoinbaseAdapter
 from processors.ingest.sources.exchanges.kraken import KrakenAdapter
+from processors.ingest.sources.file import FileSource
 from processors.ingest.validation import TimeBounds
-from schemas.events import DeadLetter, encode
+from schemas.events import DeadLetter, Lineage, Tick, encode
+from stockstream.batch import run
 from tests.fuzz.invariants import NOW, dead_letter_of
 from tests.support.fake_servers.exchange_ws import binance_trade, kraken_trade, kraken_trades
 
@@ -54,3 +62,29 @@ def test_a_trade_carrying_control_keys_is_not_dropped_silently() -> None:
         json.dumps({**binance_trade(1, "64000.5", T_MS), "error": None}), NOW)
     assert [type(o) for o in binance] == [Accepted] and [type(o) for o in kraken] == [Accepted]
     assert not any(isinstance(o, SourceProblem) for o in with_error) and len(with_error) == 1
+
+
+def test_csv_first_line_with_a_bare_cr_is_a_dead_letter() -> None:
+    """The header probe of ``ingest --source file`` let csv.Error out for a first line holding a bare CR
+    (a line break the file iterator does not split on): the whole replay stopped."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ticks.csv"
+        path.write_bytes(b"timestamp,sym\rbol,price\n2024-05-01T12:00:00Z,BTC-USD,1\n")
+        outcomes = list(FileSource((path,), TimeBounds(), now=lambda: NOW).outcomes(path))
+    assert [type(o) for o in outcomes] == [Rejected, Accepted]
+    assert isinstance(outcomes[0], Rejected) and outcomes[0].reason == "malformed_csv"
+
+
+def test_event_time_at_the_end_of_the_calendar_is_rejected_not_an_overflow() -> None:
+    """A valid tick on 9999-12-31 made the core raise OverflowError when its 1d candle closed (window end
+    10000-01-01): ``stockstream indicators`` crashed, the stream processor dead-lettered it as
+    ``processing_failed`` with a traceback. The core now rejects it as ``time_out_of_range``."""
+    output = io.StringIO()
+    report = run(["9999-12-31T23:59:59Z,BTC-USD,1\n", "9999-12-31T23:59:59.5Z,BTC-USD,2\n"], output,
+                 strategy=DEFAULT_STRATEGY, timeframe="1d")
+    assert [row.reason for row in report.skipped] == ["time_out_of_range"] * 2
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), "BTC-USD")
+    tick = Tick(symbol="BTC-USD", price=1.0, ts_event=datetime(1, 1, 1, tzinfo=UTC),
+                ts_init=datetime(1, 1, 1, tzinfo=UTC), source="fuzz", source_id="1")
+    (letter,) = processor.process(tick, Lineage(topic="ticks", partition=0, offset=0)).rejections
+    assert letter.reason == "time_out_of_range"

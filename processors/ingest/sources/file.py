@@ -194,7 +194,10 @@ class FileSource:
                 try:
                     if first and fmt == "csv":
                         first = False
-                        header = parse_header(next(csv.reader([text])))
+                        try:
+                            header = parse_header(next(csv.reader([text])))
+                        except csv.Error:  # e.g. a bare CR inside the line: not a header, and parse_line says why
+                            header = None
                         if header is not None:
                             layout = CsvLayout(header)
                             continue
