@@ -1,0 +1,210 @@
+"""Compare two runs of the same input: committed topics value by value, Redis views key for key.
+
+Two namespaces never hold byte-identical derived records: each payload names the topic its input
+came from (``lineage.topic`` = ``<namespace>ticks``). :func:`neutral` removes exactly that
+prefix, nothing else. Offsets of derived topics are not comparable either: an exactly-once
+producer's commit markers (one per checkpoint, so timing-dependent) and aborted transactions
+(after a kill) occupy offsets. So topics are compared as the sequence of committed payloads per
+partition, and the views' ``<key>:pos`` hashes (field → offset of the record the field reflects)
+are compared through the payload found at that offset in that run's own log: equal views must
+reflect equal records, and a position that points at no committed record is a difference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from processors.materialize.keys import POSITION_SUFFIX
+from processors.materialize.rebuild import snapshot
+from tests.support.kafka_tools import read_topic
+
+DERIVED = ("indicators", "signals", "candles.1m", "aggregates.daily")
+DEAD_LETTER_TOPICS = ("ticks.dlq", "views.dlq", "notifications.dlq")
+
+
+def neutral(value: bytes | None, namespace: str) -> bytes:
+    """The payload with this run's topic prefix removed from lineage/origin topic names."""
+    return (value or b"").replace(f'"topic":"{namespace}'.encode(), b'"topic":"')
+
+
+@dataclass
+class TopicLog:
+    """One run's committed records of one topic: payloads per partition in log order, and by offset."""
+
+    base: str
+    partitions: dict[int, list[bytes]] = field(default_factory=dict)
+    at: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (partition, offset) → neutral payload
+    partition_of: dict[bytes, int] = field(default_factory=dict)  # record key → partition
+
+    @property
+    def count(self) -> int:
+        return sum(len(values) for values in self.partitions.values())
+
+
+def read_log(bootstrap: str, namespace: str, base: str) -> TopicLog:
+    log = TopicLog(base)
+    grouped: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    for record in read_topic(bootstrap, f"{namespace}{base}", idle_s=5.0, timeout_s=600):
+        payload = neutral(record.value, namespace)
+        grouped[record.partition].append((record.offset, payload))
+        log.at[(record.partition, record.offset)] = payload
+        if record.key is not None:
+            log.partition_of[record.key] = record.partition
+    log.partitions = {p: [payload for _, payload in sorted(rows)] for p, rows in sorted(grouped.items())}
+    return log
+
+
+@dataclass
+class TopicDiff:
+    base: str
+    clean: int
+    chaos: int
+    equal: bool
+    first_difference: str | None = None
+
+
+def compare_logs(clean: TopicLog, chaos: TopicLog) -> TopicDiff:
+    if clean.partitions == chaos.partitions:
+        return TopicDiff(clean.base, clean.count, chaos.count, True)
+    for partition in sorted(set(clean.partitions) | set(chaos.partitions)):
+        mine, theirs = clean.partitions.get(partition, []), chaos.partitions.get(partition, [])
+        for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            if a != b:
+                return TopicDiff(clean.base, clean.count, chaos.count, False,
+                                 f"partition {partition} record #{index}: clean {a[:300]!r} chaos {b[:300]!r}")
+        if len(mine) != len(theirs):
+            return TopicDiff(clean.base, clean.count, chaos.count, False,
+                             f"partition {partition}: clean has {len(mine)} records, chaos {len(theirs)}")
+    return TopicDiff(clean.base, clean.count, chaos.count, False, "partition sets differ")
+
+
+def dead_letter_reasons(log: TopicLog) -> Counter[tuple[str, str]]:
+    """(reason, origin or raw) of every dead letter — the creation time is left out (wall clock)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for payloads in log.partitions.values():
+        for payload in payloads:
+            letter = json.loads(payload)
+            where = json.dumps(letter.get("origin")) if letter.get("origin") else letter.get("raw", "")[:200]
+            found[(letter.get("reason", "?"), where)] += 1
+    return found
+
+
+# ---- Redis views ---------------------------------------------------------------------------------
+
+def _position_topic(data_key: str, field_name: str) -> str | None:
+    """Which log a position field refers to (see processors/materialize/keys.py for the layout)."""
+    kind = data_key.split(":", 1)[0]
+    if kind == "latest":
+        return "ticks" if field_name == "tick" else "indicators"
+    if kind == "rec":
+        return "signals"
+    if kind == "daily":
+        return "aggregates.daily"
+    if kind == "candles":
+        return f"candles.{data_key.split(':')[2]}"
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def normalized_views(client: redis.Redis, prefix: str, logs: dict[str, TopicLog]) -> dict[str, Any]:
+    """The views under ``prefix`` with the namespace removed and positions replaced by what they point at."""
+    views: dict[str, Any] = {}
+    raw = snapshot(client, prefix)
+    for key, (kind, value) in raw.items():
+        if kind == "hash" and key.endswith(POSITION_SUFFIX):
+            data_key = key[: -len(POSITION_SUFFIX)]
+            symbol = data_key.split(":")[1].encode()
+            pointed = {}
+            for name, offset in value.items():
+                topic = _position_topic(data_key, _text(name))
+                log = logs.get(topic or "")
+                partition = log.partition_of.get(symbol) if log is not None else None
+                payload = log.at.get((partition, int(offset))) if log is not None and partition is not None else None
+                pointed[_text(name)] = payload if payload is not None else f"no committed record at {topic}@{_text(offset)}"
+            views[key] = (kind, pointed)
+        elif kind == "hash":
+            views[key] = (kind, {_text(k): neutral(v, prefix) for k, v in value.items()})
+        elif kind == "zset":
+            views[key] = (kind, [(neutral(member, prefix), score) for member, score in value])
+        else:
+            views[key] = (kind, value)
+    return views
+
+
+@dataclass
+class ViewsDiff:
+    keys_clean: int
+    keys_chaos: int
+    differing: list[str]
+
+    @property
+    def equal(self) -> bool:
+        return not self.differing
+
+
+def compare_views(clean: dict[str, Any], chaos: dict[str, Any]) -> ViewsDiff:
+    differing = sorted(key for key in set(clean) | set(chaos) if clean.get(key) != chaos.get(key))
+    return ViewsDiff(len(clean), len(chaos), differing)
+
+
+# ---- notifications ---------------------------------------------------------------------------------
+
+@dataclass
+class NotificationAccount:
+    """What the webhook receiver recorded against the signals the channel subscribed to."""
+
+    expected: int  # signals in the log that the subscription matches
+    requests: int  # every POST, answered or not (retries included)
+    delivered: int  # POSTs answered 200
+    distinct_delivered: int  # distinct Idempotency-Keys among them
+    raw_duplicates: int  # delivered − distinct: the documented kill-between-delivery-and-commit window
+    missing: list[str]  # expected signal ids never delivered
+    unexpected: list[str]  # delivered ids that are not (matching) signals of the log
+    body_mismatches: list[str]  # delivered signal JSON differs from the log's signal
+
+    @property
+    def exactly_once_by_key(self) -> bool:
+        return not self.missing and not self.unexpected and not self.body_mismatches
+
+
+def account_notifications(signals: TopicLog, requests: list[Any], *, namespace: str, channel: str,
+                          rules: tuple[str, ...]) -> NotificationAccount:
+    """Match the receiver's record (``HttpReceiver.requests``) against the log's signals of ``rules``."""
+    expected: dict[str, Any] = {}
+    for payloads in signals.partitions.values():
+        for payload in payloads:
+            signal = json.loads(payload)
+            if signal["rule"] in rules:
+                expected[signal["signal_id"]] = signal
+    delivered_keys: list[str] = []
+    mismatches: list[str] = []
+    unexpected: list[str] = []
+    answered = [request for request in requests if request.answered_status == 200]
+    for request in answered:
+        key = request.headers.get("idempotency-key", "")
+        signal_id, _, named_channel = key.partition(":")
+        delivered_keys.append(key)
+        if named_channel != channel or signal_id not in expected:
+            unexpected.append(key)
+            continue
+        sent = json.loads(request.body).get("signal") or {}
+        lineage = sent.get("lineage") or {}
+        if isinstance(lineage.get("topic"), str):
+            lineage["topic"] = lineage["topic"].removeprefix(namespace)
+        if sent != expected[signal_id]:
+            mismatches.append(signal_id)
+    distinct = set(delivered_keys)
+    missing = sorted(sid for sid in expected if f"{sid}:{channel}" not in distinct)
+    return NotificationAccount(
+        expected=len(expected), requests=len(requests), delivered=len(answered), distinct_delivered=len(distinct),
+        raw_duplicates=len(answered) - len(distinct), missing=missing[:20], unexpected=sorted(set(unexpected))[:20],
+        body_mismatches=mismatches[:20],
+    )
