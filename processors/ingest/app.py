@@ -16,6 +16,7 @@ from processors.ingest.backoff import Backoff
 from processors.ingest.factory import build_source
 from processors.ingest.metrics import IngestMetrics
 from processors.ingest.publisher import FatalProducerError, TickPublisher
+from processors.ingest.recall import recall_published
 from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
@@ -75,6 +76,21 @@ async def ensure_topics_until_ready(settings: IngestSettings, stop: asyncio.Even
     return False
 
 
+async def remember_published(settings: IngestSettings, service: IngestService) -> None:
+    """Seed the duplicate window from the log, so a restart does not publish again what is there."""
+    began = time.monotonic()
+    try:
+        keys = await asyncio.to_thread(recall_published, settings, settings.dedup_window)
+    except Exception as error:  # noqa: BLE001 - without the recall the service still runs, as before
+        log.warning("could not read the published ticks back from %s (%s); a restart may publish some again",
+                    settings.topics().ticks.name, error)
+        return
+    for key in keys:
+        service.recent.seen(key)
+    log.info("duplicate window seeded with the %d newest ticks of the log in %.2fs", len(keys),
+             time.monotonic() - began)
+
+
 async def _run(settings: IngestSettings, source: Source, metrics: IngestMetrics, began: float) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -87,6 +103,7 @@ async def _run(settings: IngestSettings, source: Source, metrics: IngestMetrics,
              time.monotonic() - began, settings.source, ",".join(settings.active_symbols()) or "(from input)",
              topics.ticks.name, topics.ticks_dlq.name, settings.metrics_port or "off")
     service = IngestService(settings, source, publisher, metrics)
+    await remember_published(settings, service)
     HEALTH.mark_ready()
     summary = await service.run(stop)
     if summary.undelivered or summary.failed:
