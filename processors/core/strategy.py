@@ -263,6 +263,8 @@ def parse_strategy(text: str, *, syntax: str, source: str = "<strategy>") -> Str
             raise StrategyError(f"{source}: unknown strategy syntax {syntax!r} (use toml or yaml)")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         raise StrategyError(f"{source}: not valid {syntax.upper()}: {error}") from None
+    except RecursionError:
+        raise StrategyError(f"{source}: nested too deeply") from None
     if not isinstance(raw, dict):
         raise StrategyError(f"{source}: a strategy must be a table/mapping at the top level")
     try:
@@ -281,6 +283,8 @@ def load_strategy(path: str | Path) -> Strategy:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise StrategyError(f"{path}: cannot read the strategy file: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise StrategyError(f"{path}: the strategy file is not UTF-8 text (byte {error.start})") from None
     return parse_strategy(text, syntax=syntax, source=str(path))
 
 
