@@ -16,6 +16,7 @@ See docs/notify.md for an example of every channel.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -65,6 +66,8 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
     else:
         raise ValueError("a duration must be a number of seconds or a string like '15m'")
+    if not math.isfinite(seconds):  # YAML .nan/.inf, 1e400: a NaN cooldown would never cool down
+        raise ValueError("a duration must be a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -323,6 +326,8 @@ def load_config(path: Path) -> NotifyConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SubscriptionConfigError(f"cannot read subscription file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise SubscriptionConfigError(f"subscription file {path} is not UTF-8 text (byte {error.start})") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -333,6 +338,8 @@ def load_config(path: Path) -> NotifyConfig:
             raise SubscriptionConfigError(f"subscription file {path} must end in .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         raise SubscriptionConfigError(f"subscription file {path} is not valid {suffix[1:].upper()}: {error}") from None
+    except RecursionError:
+        raise SubscriptionConfigError(f"subscription file {path} is nested too deeply") from None
     if not isinstance(data, dict):
         raise SubscriptionConfigError(f"subscription file {path} must hold a mapping with 'channels' and 'subscriptions'")
     try:

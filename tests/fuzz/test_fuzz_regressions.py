@@ -8,14 +8,17 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
-from processors.core.strategy import DEFAULT_STRATEGY
+from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
 from processors.ingest.sources.base import Accepted, Rejected, SourceProblem
 from processors.ingest.sources.exchanges.binance import BinanceAdapter
 from processors.ingest.sources.exchanges.coinbase import CoinbaseAdapter
 from processors.ingest.sources.exchanges.kraken import KrakenAdapter
 from processors.ingest.sources.file import FileSource
 from processors.ingest.validation import TimeBounds
+from processors.notify.subscriptions import SubscriptionConfigError, load_config
 from schemas.events import DeadLetter, Lineage, Tick, encode
 from stockstream.batch import run
 from tests.fuzz.invariants import NOW, dead_letter_of
@@ -88,3 +91,26 @@ def test_event_time_at_the_end_of_the_calendar_is_rejected_not_an_overflow() -> 
                 ts_init=datetime(1, 1, 1, tzinfo=UTC), source="fuzz", source_id="1")
     (letter,) = processor.process(tick, Lineage(topic="ticks", partition=0, offset=0)).rejections
     assert letter.reason == "time_out_of_range"
+
+
+def test_config_files_that_are_not_utf8_or_nest_too_deep_are_refused_with_a_message(tmp_path: Path) -> None:
+    """A non-UTF-8 strategy/subscription file raised UnicodeDecodeError, deeply nested YAML RecursionError:
+    tracebacks instead of the documented error (exit 2 with the file name)."""
+    latin = tmp_path / "s.toml"
+    latin.write_bytes(b"name = \"caf\xe9\"\n")
+    deep = tmp_path / "s.yaml"
+    deep.write_text("[" * 3000)
+    for path in (latin, deep):
+        with pytest.raises(StrategyError, match="s\\."):
+            load_strategy(path)
+        with pytest.raises(SubscriptionConfigError, match="s\\."):
+            load_config(path)
+
+
+def test_non_finite_cooldown_is_refused(tmp_path: Path) -> None:
+    """``cooldown: .nan`` (or 1e400) was accepted; a NaN cooldown never cools down."""
+    for value in (".nan", ".inf", "1e400"):
+        path = tmp_path / "subscriptions.yaml"
+        path.write_text(f"channels: {{a: {{type: console}}}}\nsubscriptions: [{{channel: a, cooldown: {value}}}]\n")
+        with pytest.raises(SubscriptionConfigError, match="finite"):
+            load_config(path)
