@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -299,7 +299,7 @@ class BatchPlanner:
         source = RecommendationSource(
             signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
             side=event.side, price=event.price, ts_event=event.ts_event,
-            expires_at=event.ts_event + self.caps.recommendation_decay,
+            expires_at=_decays_at(event.ts_event, self.caps.recommendation_decay),
         ).model_dump_json().encode()
         rec_key = keys.recommendation(event.symbol)
         self._slot(batch, rec_key, keys.recommendation_field(None), offset, source, "recommendation")
@@ -309,6 +309,15 @@ class BatchPlanner:
         batch.symbols.add(event.symbol)
         self._slot(batch, self.keys.daily(event.symbol), self.keys.daily_field(event.date.isoformat()), offset,
                    text, "daily")
+
+
+def _decays_at(ts_event: datetime, decay: timedelta) -> datetime:
+    """``ts_event + decay``, or the last representable moment for a signal dated at the calendar's end
+    (a valid Signal on 9999-12-31 made the sum overflow and the whole batch fail, again after every restart)."""
+    try:
+        return ts_event + decay
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _short_errors(error: ValidationError) -> str:

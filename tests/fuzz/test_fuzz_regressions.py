@@ -18,8 +18,11 @@ from processors.ingest.sources.exchanges.coinbase import CoinbaseAdapter
 from processors.ingest.sources.exchanges.kraken import KrakenAdapter
 from processors.ingest.sources.file import FileSource
 from processors.ingest.validation import TimeBounds
+from processors.materialize.keys import ViewKeys
+from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics
 from processors.notify.subscriptions import SubscriptionConfigError, load_config
-from schemas.events import DeadLetter, Lineage, Tick, encode
+from schemas.events import DeadLetter, Lineage, Signal, Tick, encode
+from schemas.topics import TopicRegistry
 from stockstream.batch import run
 from tests.fuzz.invariants import NOW, dead_letter_of
 from tests.support.fake_servers.exchange_ws import binance_trade, kraken_trade, kraken_trades
@@ -114,3 +117,18 @@ def test_non_finite_cooldown_is_refused(tmp_path: Path) -> None:
         path.write_text(f"channels: {{a: {{type: console}}}}\nsubscriptions: [{{channel: a, cooldown: {value}}}]\n")
         with pytest.raises(SubscriptionConfigError, match="finite"):
             load_config(path)
+
+
+def test_signal_at_the_end_of_the_calendar_does_not_poison_the_materializer() -> None:
+    """``ts_event + decay`` overflowed for a valid Signal on 9999-12-31: ``BatchPlanner.plan`` raised, the
+    materializer died on that batch and again on every restart (a poison pill). It now stores the
+    recommendation with ``expires_at`` at the last representable moment."""
+    registry = TopicRegistry(prefix="r.")
+    planner = BatchPlanner(ViewKeys("r:"), InputTopics.from_registry(registry), Caps(), lambda: NOW)
+    moment = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    signal = Signal(signal_id="0" * 32, symbol="BTC-USD", timeframe="tick", rule="ema_cross", side="BUY", price=1.0,
+                    indicators={}, ts_event=moment, ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0))
+    batch = planner.plan([InputRecord(registry.signals.name, 0, 7, b"BTC-USD", encode(signal))])
+    assert not batch.dead_letters and batch.events_by_topic == {"signals": 1}
+    (write,) = [w for fields in batch.slots.values() for w in fields.values() if w.field == "*"]
+    assert json.loads(write.value)["expires_at"].startswith("9999-12-31T23:59:59.999999")
