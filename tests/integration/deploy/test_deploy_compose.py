@@ -92,7 +92,7 @@ def test_settings_validate_and_ports_match() -> None:
         elif "metrics_port" in values and name != "backfill":
             assert values["metrics_host"] == ALL_INTERFACES
             assert scraped[name] == values["metrics_port"], name
-            assert f":{values['metrics_port']}/metrics" in health, name
+            assert f":{values['metrics_port']}/health" in health, name
 
 
 def test_secrets_come_from_the_environment_not_the_file() -> None:

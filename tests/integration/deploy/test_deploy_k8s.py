@@ -243,7 +243,8 @@ def test_every_container_has_requests_limits_and_probes(resources: tuple[dict[st
 
 
 def test_stockstream_services_probe_health_or_metrics(resources: tuple[dict[str, Any], ...]) -> None:
-    """serve: ready = /health (Kafka + Redis reachable), alive = /metrics; the others expose only /metrics."""
+    """serve: ready = /health (Kafka + Redis reachable), alive = /metrics; the others: alive = /health,
+    ready = /ready on their metrics port (stockstream.observability.Health)."""
     for container in k8s_containers(resources):
         command = container.stockstream_command
         if command is None or container.workload["kind"] == "CronJob":
@@ -253,8 +254,10 @@ def test_stockstream_services_probe_health_or_metrics(resources: tuple[dict[str,
             assert spec["readinessProbe"]["httpGet"]["path"] == "/health"
             assert spec["livenessProbe"]["httpGet"]["path"] == "/metrics"
         else:
-            for probe in ("livenessProbe", "readinessProbe"):
-                assert spec[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, container.where
+            assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}, container.where
+            assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}, container.where
+            if "startupProbe" in spec:
+                assert spec["startupProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}, container.where
 
 
 def test_pods_run_unprivileged_without_service_links(resources: tuple[dict[str, Any], ...]) -> None:
