@@ -76,6 +76,7 @@ class Warmup:
 
     periods: int
     duration_us: int
+    longest_candle_us: int = 0  # the candle timeframe that needs the longest time for ``periods`` candles
 
     @classmethod
     def for_specs(cls, specs: Iterable[IndicatorSpec], candle_lengths_us: Sequence[int],
@@ -88,7 +89,7 @@ class Warmup:
         """
         chosen = periods if periods is not None else max(warmup_periods(spec, tolerance) for spec in specs)
         longest = max(candle_lengths_us, default=0)
-        return cls(chosen, max(chosen * longest, min_duration_us))
+        return cls(chosen, max(chosen * longest, min_duration_us), longest)
 
 
 @dataclass(frozen=True)
@@ -143,16 +144,23 @@ class SymbolRange:
 
 
 def split_days(days: Sequence[DayStat], chunks: int) -> list[int]:
-    """Indexes into ``days`` (sorted, > 0) where chunks 1.. start, balancing row counts."""
+    """Indexes into ``days`` (sorted, > 0, increasing) where chunks 1.. start: for each ideal share
+    ``k·total/chunks`` the day boundary whose row count before it comes closest."""
     total = sum(day.rows for day in days)
     if chunks <= 1 or len(days) < 2 or total == 0:
         return []
+    before = [0]
+    for day in days:
+        before.append(before[-1] + day.rows)
     cuts: list[int] = []
-    running = 0
-    for index, day in enumerate(days):
-        if index and running >= total * (len(cuts) + 1) / chunks and len(cuts) < chunks - 1:
-            cuts.append(index)
-        running += day.rows
+    for share in range(1, chunks):
+        target = total * share / chunks
+        candidates = range((cuts[-1] + 1) if cuts else 1, len(days))
+        if not candidates:
+            break
+        best = min(candidates, key=lambda index: abs(before[index] - target))
+        if not cuts or best > cuts[-1]:
+            cuts.append(best)
     return cuts
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
@@ -44,6 +45,7 @@ from spark_jobs.backfill.rows import (
 )
 
 EXACT, CONVERGED, SHORT = "exact", "converged", "short"
+_NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class GroupReport:
     chunk: int
     warmup_ticks: int = 0  # ticks run before the first emitted one
     warmup_before_day: int = 0  # of those, before the midnight that opened the chunk's first day
+    warmup_candles: int | None = None  # fewest warm-up candles opened before that midnight, over the timeframes
     dropped: int = 0  # rows read before the chunk but older than the warm-up needs
     rows: int = 0  # rows emitted (ticks and dead records)
     events: int = 0
@@ -211,6 +214,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     day_start = None if open_us is None else open_us - open_us % DAY_US
     needed_from = None if day_start is None else day_start - context.warmup.duration_us
     from_log_start = plan.chunk == 0 and set(partitions) <= context.log_start
+    candles: dict[str, int] = {}
     for index, item in enumerate(decoded):
         if not isinstance(item, Tick):
             continue
@@ -219,9 +223,15 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
             report.dropped += 1
             continue
         report.warmup_ticks += 1
-        if day_start is not None and moment < day_start:
+        before_day = day_start is not None and moment < day_start
+        if before_day:
             report.warmup_before_day += 1
-        process(item, Lineage(topic=topic, partition=partitions[index], offset=offsets[index]))
+        warmed = process(item, Lineage(topic=topic, partition=partitions[index], offset=offsets[index]))
+        for candle in warmed.candles:
+            if day_start is not None and to_us(candle.ts_open) < day_start:
+                candles[candle.timeframe] = candles.get(candle.timeframe, 0) + 1
+    if processor is not None and processor.config.candle_timeframes:
+        report.warmup_candles = min(candles.get(tf, 0) for tf in processor.config.candle_timeframes)
 
     starts = context.range_start
     for index in range(first_emit, len(positions)):
@@ -258,9 +268,13 @@ def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_f
     if not from_log_start and available is not None and available > needed_from:
         problems.append(f"the read holds event times from {available} µs, the warm-up needs {needed_from} µs"
                         " (raise --min-warmup)")
-    if report.warmup_before_day < context.warmup.periods:
+    periods = context.warmup.periods
+    if report.warmup_before_day < periods:
         problems.append(f"{report.warmup_before_day} warm-up ticks before the chunk's day, fewer than"
-                        f" {context.warmup.periods} (a sparse symbol: raise --min-warmup)")
+                        f" {periods} (a sparse symbol: raise --min-warmup)")
+    if report.warmup_candles is not None and report.warmup_candles < periods:
+        problems.append(f"{report.warmup_candles} candles closed in the warm-up, fewer than {periods}"
+                        " (gaps in the data: raise --min-warmup)")
     report.status = SHORT if problems else CONVERGED
     report.detail = "; ".join(problems)
 
@@ -280,7 +294,8 @@ def _frame(tables: list[_Table], context: GroupContext) -> pd.DataFrame:
         elif kind == "boolean":
             data[name] = pd.array(values, dtype="boolean")
         elif kind == "timestamp":
-            data[name] = pd.to_datetime(pd.array(values, dtype="Int64"), unit="us", utc=True)
+            micros = np.array([_NAT if value is None else value for value in values], dtype=np.int64)
+            data[name] = pd.Series(micros.view("datetime64[us]")).dt.tz_localize("UTC")
         else:
             data[name] = pd.Series(values, dtype="object")
     return pd.DataFrame(data)

@@ -6,6 +6,7 @@ the first few differences with the record position, so a broken warm-up is easy 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,21 @@ def close(a: float | None, b: float | None) -> bool:
     if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
         return (a is None or (isinstance(a, float) and math.isnan(a))) and b is None
     return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def same_json(left: str | bytes, right: str | bytes) -> bool:
+    """Two JSON documents with the same structure, strings and integers, and floats within 1e-9."""
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        if isinstance(a, float) or isinstance(b, float):
+            return isinstance(a, int | float) and isinstance(b, int | float) and close(float(a), float(b))
+        return a == b
+
+    return same(json.loads(left), json.loads(right))
 
 
 def _null(value: Any) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
 from spark_jobs.session import StartedSession, build_session
@@ -43,6 +44,23 @@ class SparkLog:
         for record in self.records:
             found[record.partition] = max(found.get(record.partition, 0), record.offset + 1)
         return found
+
+
+@dataclass(frozen=True)
+class RedisPrefix:
+    client: redis.Redis
+    prefix: str
+
+
+@pytest.fixture
+def redis_prefix(stack, namespace) -> Iterator[RedisPrefix]:
+    """A fresh Redis key prefix for one test; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(stack.redis_url)
+    yield RedisPrefix(client, namespace)
+    keys = list(client.scan_iter(match=namespace + "*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+    client.close()
 
 
 @pytest.fixture(scope="session")

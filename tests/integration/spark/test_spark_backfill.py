@@ -12,10 +12,11 @@ import json
 import pytest
 
 from processors.core.timeutil import to_us
+from processors.materialize.keys import ViewKeys
 from spark_jobs.backfill.job import BackfillRequest, run_backfill
 from spark_jobs.backfill.ranges import RangeRequest
 from spark_jobs.progress import SparkProgress
-from tests.integration.spark.compare import differences, read_dataset
+from tests.integration.spark.compare import differences, read_dataset, same_json
 from tests.integration.spark.conftest import LOG_START, SYMBOLS
 from tests.support.kafka_tools import read_topic
 
@@ -80,11 +81,12 @@ def test_backfill_of_the_whole_log_to_parquet_and_topics_equals_the_full_run(spa
                                                    for *_, e in spark_log.reference.dead_letters)
 
 
-def test_backfill_of_an_event_time_range_for_one_symbol(spark_session, spark_log, tmp_path):
-    """--from-time/--to-time select by tick event time; --symbols narrows the read."""
+def test_backfill_of_an_event_time_range_for_one_symbol_with_redis_views(spark_session, spark_log, tmp_path,
+                                                                         redis_prefix):
+    """--from-time/--to-time select by tick event time; --symbols narrows the read; views land in Redis."""
     begin, end = LOG_START.replace(hour=0, minute=0) + _days(3.5), LOG_START + _days(5)
     request = BackfillRequest(range=RangeRequest(from_time=begin, to_time=end), symbols=("ETH-USD",),
-                              output=str(tmp_path / "out"))
+                              output=str(tmp_path / "out"), redis_prefix=redis_prefix.prefix)
     result = _backfill(spark_session, spark_log, request)
 
     assert [group.key for group in result.groups] == ["ETH-USD"] * len(result.groups) and len(result.groups) > 1
@@ -98,6 +100,18 @@ def test_backfill_of_an_event_time_range_for_one_symbol(spark_session, spark_log
                     if item[3].symbol == "ETH-USD" and first <= item[:2] <= last]
         problems = differences(kind, read_dataset(tmp_path / "out", kind), expected)
         assert not problems, "\n".join(problems)
+        if kind == "indicators":
+            last_tick = [e for *_, e in expected if e.timeframe == "tick"][-1]
+        if kind == "daily":
+            last_daily = {e.date.isoformat(): e for *_, e in expected}
+
+    # Views hold the events' JSON; after a warm-up floats agree to 1e-9 (not bit for bit: SMA sums
+    # are re-derived at a different ring phase), so compare values, not bytes.
+    keys, client = ViewKeys(redis_prefix.prefix), redis_prefix.client
+    assert same_json(client.hget(keys.latest("ETH-USD"), "ind:tick"), last_tick.model_dump_json())
+    stored = {field.decode(): value for field, value in client.hgetall(keys.daily("ETH-USD")).items()}
+    assert stored.keys() == last_daily.keys()
+    assert all(same_json(stored[day], event.model_dump_json()) for day, event in last_daily.items())
 
 
 def _days(count: float):

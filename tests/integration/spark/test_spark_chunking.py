@@ -1,0 +1,167 @@
+"""The chunking design without Spark: plan → route → per-chunk warm-up run equals the sequential run.
+
+These tests drive the very functions the Spark job runs inside ``mapInPandas`` /
+``applyInPandas`` (:class:`spark_jobs.backfill.job._Router`, :func:`run_group`) on pandas
+frames, with the day statistics computed the way the job's first aggregation computes them.
+Hypothesis draws irregular multi-day series with gaps, out-of-order and late ticks around
+midnights; small indicator periods keep the warm-up (and the test) short.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors.core.indicators import IndicatorSpec, MacdSpec
+from processors.core.strategy import PipelineConfigs, parse_strategy
+from processors.core.timeutil import DAY_US, to_us
+from schemas.events import Tick, encode
+from spark_jobs.backfill.job import _Configs, _Router
+from spark_jobs.backfill.plan import (
+    DayStat,
+    SymbolRange,
+    Warmup,
+    plan_groups,
+    position,
+    split_days,
+    warmup_periods,
+)
+from spark_jobs.backfill.rows import EVENT_KINDS
+from spark_jobs.backfill.runner import GroupContext, run_group
+from tests.integration.spark.compare import differences
+from tests.integration.spark.synthetic import reference_events
+from tests.support.kafka_tools import Record
+
+SMALL = parse_strategy("""
+[indicators]
+sma = [4]
+ema = [3, 5]
+rsi = [3]
+macd = { fast = 3, slow = 5, signal = 2 }
+bollinger = { period = 4 }
+[rules]
+rsi_reversal = { period = 3 }
+ema_cross = { fast = 3, slow = 5 }
+seed_rsi_ema = { rsi_period = 3, ema_period = 3 }
+""", syntax="toml")
+TOPIC = "ticks"
+START = datetime(2024, 5, 1, 18, 0, tzinfo=UTC)
+
+
+def test_default_warmup_covers_the_slowest_recurrence():
+    spec = IndicatorSpec()
+    periods = warmup_periods(spec)
+    # RSI(14) (factor 13/14) is the slowest recurrence: 373 steps to 1e-12, after the 50 prices SMA(50) needs.
+    assert periods == 50 + math.ceil(math.log(1e-12) / math.log(13 / 14)) == 423
+    assert warmup_periods(spec, 1e-6) < periods < warmup_periods(spec, 1e-15)
+    assert warmup_periods(IndicatorSpec(ema=(), rsi=(), macd=None)) == IndicatorSpec().sma[-1]
+    slow = IndicatorSpec(ema=(200,), macd=MacdSpec(12, 26, 9))
+    assert warmup_periods(slow) > 2000, "EMA(200) forgets slowly: (199/201)^t"
+
+
+def test_days_split_where_the_counts_balance():
+    days = [DayStat(day, rows, None, None) for day, rows in enumerate([10, 10, 10, 10, 40, 10, 10])]
+    assert split_days(days, 1) == []
+    assert split_days(days, 2) == [4]
+    assert split_days(days, 3) == [3, 5]
+    assert split_days(days[:1], 4) == []
+
+
+def _series(seed: int, days: float, mean_gap_s: float) -> list[tuple[bytes | None, bytes]]:
+    rng = random.Random(seed)  # noqa: S311 - a seeded test series
+    moment, price, records = START, 100.0, []
+    while moment < START + timedelta(days=days):
+        moment += timedelta(seconds=rng.expovariate(1 / mean_gap_s))
+        if rng.random() < 0.0005:
+            moment += timedelta(hours=rng.choice([1, 2]))  # a quiet spell
+        price = max(1.0, price * math.exp(rng.gauss(0, 0.004)))
+        when = moment
+        roll = rng.random()
+        if roll < 0.03:
+            when -= timedelta(seconds=rng.uniform(0, 4))  # out of order within grace
+        elif roll < 0.05:
+            when -= timedelta(seconds=rng.uniform(60, 400))  # late (and sometimes across midnight)
+        tick = Tick(symbol="BTC-USD", price=round(price, 4), volume=None if roll > 0.97 else rng.uniform(0.1, 2),
+                    ts_event=when, ts_init=when, source="test", source_id=str(len(records)))
+        records.append((b"BTC-USD", encode(tick) if roll < 0.995 else b"{broken"))
+    return records
+
+
+def _day_stats(frame: pd.DataFrame) -> list[DayStat]:
+    """What the job's first aggregation computes per UTC day (usable = parseable event time here)."""
+    stats = []
+    for day, rows in frame.dropna(subset=["ts_us"]).groupby(frame["ts_us"].dropna() // DAY_US):
+        stats.append(DayStat(int(day), len(rows), int(rows["pos"].min()), int(rows["pos"].max())))
+    return stats
+
+
+def _frame(records: list[tuple[bytes | None, bytes]]) -> pd.DataFrame:
+    ts = []
+    for _, value in records:
+        try:
+            ts.append(to_us(Tick.model_validate_json(value).ts_event))
+        except ValueError:
+            ts.append(None)
+    return pd.DataFrame({
+        "key": [key.decode() if key else None for key, _ in records], "partition": 0,
+        "offset": range(len(records)), "pos": [position(0, i) for i in range(len(records))],
+        "timestamp_ms": [1_700_000_000_000 + i for i in range(len(records))],
+        "value": [value for _, value in records], "ts_us": pd.array(ts, dtype="Int64"),
+    })
+
+
+def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: int) -> tuple[pd.DataFrame, list]:
+    in_range = frame[frame["offset"] >= from_offset]
+    symbol = SymbolRange("BTC-USD", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
+    plans = plan_groups([symbol], warmup, chunks, slots=2)
+    routed = pd.concat(list(_Router(plans)(iter([frame]))))
+    configs = _Configs(SMALL, ("1m", "5m"), 5_000)
+    context = GroupContext(TOPIC, warmup, SMALL.indicator_names(), False, None,
+                           frozenset({0}) if from_offset == 0 else frozenset(), {0: from_offset})
+    outputs = [run_group(rows, next(p for p in plans if p.group == gid), context, configs)
+               for gid, rows in routed.groupby("gid")]
+    result = pd.concat(outputs, ignore_index=True)
+    reports = result[result["kind"] == "group"]
+    return result[result["kind"] != "group"], reports["detail"].tolist()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), chunks=st.integers(1, 5), start_share=st.sampled_from([0.0, 0.3]))
+def test_chunked_backfill_equals_the_sequential_run(seed, chunks, start_share):
+    records = _series(seed, days=4.5, mean_gap_s=25)
+    frame = _frame(records)
+    periods = max(warmup_periods(SMALL.for_symbol(s).indicators.spec()) for s in ("BTC-USD",))
+    warmup = Warmup.for_specs([SMALL.indicators.spec()], [60_000_000, 300_000_000], min_duration_us=12 * 3600 * 10**6)
+    assert warmup.periods == periods and warmup.duration_us == 12 * 3600 * 10**6
+    from_offset = int(len(records) * start_share)
+    events, reports = _chunked_run(frame, chunks, warmup, from_offset)
+
+    reference = reference_events(
+        [Record(TOPIC, 0, i, key, value, 1_700_000_000_000 + i) for i, (key, value) in enumerate(records)],
+        PipelineConfigs(SMALL, candle_timeframes=("1m", "5m"), grace_ms=5_000))
+    for kind in EVENT_KINDS:
+        expected = reference.between(kind, {0: from_offset})
+        got = events[events["kind"] == kind].sort_values(["offset", "seq"])
+        problems = differences(kind, got, expected)
+        assert not problems, f"{chunks} chunks, seed {seed}:\n" + "\n".join(problems) + f"\n{reports}"
+    assert all(json.loads(report)["status"] in ("exact", "converged") for report in reports), reports
+
+
+@pytest.mark.parametrize(("minutes", "expected"), [(10, "short"), (120, "short"), (None, "converged")])
+def test_a_warmup_shorter_than_needed_is_reported_short(minutes, expected):
+    """10 min: ~24 ticks (< 75 periods); 120 min: enough ticks but 24 five-minute candles; 12 h: both."""
+    records = _series(3, days=3, mean_gap_s=25)
+    warmup = Warmup.for_specs([SMALL.indicators.spec()], [60_000_000, 300_000_000], min_duration_us=12 * 3600 * 10**6)
+    if minutes is not None:
+        warmup = Warmup(warmup.periods, minutes * 60_000_000, warmup.longest_candle_us)
+    _, reports = _chunked_run(_frame(records), 3, warmup, 0)
+    statuses = [json.loads(report)["status"] for report in reports]
+    assert statuses[0] == "exact" and len(statuses) == 3  # the first chunk starts at the log's beginning
+    assert statuses[1:] == [expected, expected]
