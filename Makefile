@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down deploy-tools
+.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down deploy-tools spark-jars
 
-setup: system-deps $(STAMP) kafka-jars deploy-tools
+setup: system-deps $(STAMP) kafka-jars deploy-tools spark-jars
 
 system-deps:
 	@ops/setup/system-deps.sh
@@ -28,6 +28,9 @@ deploy-tools:
 
 kafka-jars: $(STAMP)
 	@$(BIN)/python -c "from stockstream.stack.services import Kafka, StackSettings; Kafka(StackSettings()).resolve_jars()"
+
+spark-jars: $(STAMP)
+	@$(BIN)/python -c "from spark_jobs.jars import resolve_spark_jars; resolve_spark_jars()"
 
 ## The main job: local stack + the whole pipeline on the built-in simulator feed. Ctrl-C stops it.
 run: setup
