@@ -1,0 +1,159 @@
+"""``stockstream backtest``: simulate trading a rule set's signals, against buy-and-hold over the same range.
+
+Over backfill output (``--input``), or over any range of the log (``--from-offset`` /
+``--from-time`` …: a Spark backfill into a temporary folder runs first). Writes a trades CSV
+and an equity-curve PNG. Exit codes: 0 done; 2 nothing done (bad option, missing input).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+class Mode(StrEnum):
+    long_only = "long-only"
+    long_short = "long-short"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.2f}%"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _table(outcomes: list[Any]) -> Table:
+    table = Table(title="backtest (strategy | buy & hold)")
+    for column in ("symbol", "trades", "win rate", "total return", "max drawdown", "sharpe", "exposure"):
+        table.add_column(column, justify="left" if column == "symbol" else "right")
+    for outcome in outcomes:
+        mine, hold = outcome.result.metrics, outcome.result.buy_and_hold
+        table.add_row(
+            outcome.symbol, str(mine.trades), _pct(mine.win_rate).lstrip("+"),
+            f"{_pct(mine.total_return)} | {_pct(hold.total_return)}",
+            f"{_pct(mine.max_drawdown).lstrip('+')} | {_pct(hold.max_drawdown).lstrip('+')}",
+            f"{_number(mine.sharpe)} | {_number(hold.sharpe)}", _pct(mine.exposure).lstrip("+"),
+        )
+    return table
+
+
+def backtest(
+    input_path: Annotated[Path | None, typer.Option("--input", help="A `stockstream backfill` output folder.")] = None,
+    from_offset: Annotated[str | None, typer.Option(help="Instead of --input: backfill this range first (offsets, like backfill).")] = None,
+    to_offset: Annotated[str | None, typer.Option(help="Range end, exclusive (offsets).")] = None,
+    from_time: Annotated[str | None, typer.Option(help="Range start as tick event time (ISO 8601).")] = None,
+    to_time: Annotated[str | None, typer.Option(help="Range end as tick event time, exclusive.")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: every symbol).")] = None,
+    timeframe: Annotated[str, typer.Option(help="Timeframe whose signals are traded and prices marked (tick, 1m…).")] = "tick",
+    rules: Annotated[str | None, typer.Option(help="Comma-separated rules to trade (default: all).")] = None,
+    fee: Annotated[float, typer.Option(min=0, max=0.5, help="Fee per side, a fraction of the notional (0.001 = 10 bp).")] = 0.001,
+    slippage: Annotated[float, typer.Option(min=0, max=0.5, help="Slippage per fill, a fraction of the price.")] = 0.0,
+    mode: Annotated[Mode, typer.Option(help="long-only: SELL closes; long-short: SELL reverses to a short.")] = Mode.long_only,
+    sharpe_interval: Annotated[float, typer.Option(min=1, help="Seconds between the equity samples of the Sharpe ratio.")] = 3600.0,
+    trades: Annotated[Path, typer.Option(help="Trades CSV to write.")] = Path("trades.csv"),
+    plot: Annotated[Path, typer.Option(help="Equity-curve PNG to write.")] = Path("equity.png"),
+    master: Annotated[str | None, typer.Option(help="Spark master for the backfill of a range (env SPARK_MASTER).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+) -> None:
+    """Backtest a rule set on backfill output or a range of the log: trades, returns, drawdown, Sharpe vs buy-and-hold."""
+    from processors.core.rules import RULE_NAMES
+    from schemas.timeframes import InvalidTimeframeError, validate_timeframe
+    from spark_jobs.backtest.data import BacktestInputError
+    from spark_jobs.backtest.engine import BacktestConfig
+    from spark_jobs.backtest.run import BacktestRequest, metrics_dict, run
+
+    err = Console(stderr=True, highlight=False)
+
+    def fail(message: str) -> typer.Exit:
+        err.print(f"[red]error:[/] {escape(message)}")
+        return typer.Exit(EXIT_USAGE)
+
+    ranged = any(option is not None for option in (from_offset, to_offset, from_time, to_time))
+    if input_path is not None and ranged:
+        raise fail("give either --input or a range of the log (--from-offset/--from-time …), not both")
+    if input_path is None and not ranged:
+        raise fail("give --input (a backfill output folder) or a range of the log (--from-offset/--from-time …)")
+    try:
+        validate_timeframe(timeframe)
+    except InvalidTimeframeError as error:
+        raise fail(str(error)) from None
+    chosen_rules = tuple(r.strip() for r in rules.split(",") if r.strip()) if rules else RULE_NAMES
+    chosen_symbols = tuple(s.strip().upper() for s in (symbols or "").split(",") if s.strip())
+    config = BacktestConfig(fee_rate=fee, slippage_rate=slippage, mode=mode.value.replace("-", "_"),  # type: ignore[arg-type]
+                            sharpe_interval_s=sharpe_interval)
+    workdir: Path | None = None
+    try:
+        if input_path is None:
+            workdir = Path(tempfile.mkdtemp(prefix="stockstream-backtest-"))
+            input_path = _backfill_range(workdir, from_offset, to_offset, from_time, to_time, chosen_symbols,
+                                         master, fail)
+        outcomes = run(BacktestRequest(input=input_path, symbols=chosen_symbols, timeframe=timeframe,
+                                       rules=chosen_rules, config=config, trades_csv=trades, equity_png=plot))
+    except BacktestInputError as error:
+        raise fail(str(error)) from None
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if json_output:
+        typer.echo(json.dumps({outcome.symbol: {
+            "prices": outcome.prices, "signals": outcome.signals,
+            "strategy": metrics_dict(outcome.result.metrics),
+            "buy_and_hold": metrics_dict(outcome.result.buy_and_hold)} for outcome in outcomes}))
+    else:
+        err.print(_table(outcomes))
+    err.print(f"trades: {trades}  equity curve: {plot}", markup=False)
+
+
+def _backfill_range(workdir: Path, from_offset: str | None, to_offset: str | None, from_time: str | None,
+                    to_time: str | None, symbols: tuple[str, ...], master: str | None, fail: Any) -> Path:
+    """Run the Spark backfill of the range into ``workdir`` and return the output folder."""
+    from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+    from spark_jobs.backfill.job import BackfillRequest, run_backfill
+    from spark_jobs.backfill.ranges import RangeError, RangeRequest, parse_offsets
+    from spark_jobs.jars import SparkJarsError
+    from spark_jobs.progress import SparkProgress
+    from spark_jobs.session import build_session
+    from spark_jobs.settings import SparkJobSettings
+    from stockstream.commands.backfill import parse_time
+
+    err = Console(stderr=True, highlight=False)
+    try:
+        settings = SparkJobSettings(**({"spark_master": master} if master else {}))
+        request = BackfillRequest(
+            range=RangeRequest(
+                from_offset=None if from_offset is None else parse_offsets(from_offset),
+                to_offset=None if to_offset is None else parse_offsets(to_offset),
+                from_time=parse_time(from_time, "--from-time"), to_time=parse_time(to_time, "--to-time")),
+            symbols=symbols, output=str(workdir / "backfill"), write_mode="overwrite",
+            strategy=DEFAULT_STRATEGY if settings.strategy_file is None else load_strategy(settings.strategy_file),
+        )
+        session = build_session(settings, "stockstream-backtest")
+    except (RangeError, SparkJarsError, StrategyError) as error:
+        raise fail(str(error)) from None
+    try:
+        with SparkProgress(session.spark, err) as progress:
+            result = run_backfill(session.spark, settings, request, progress)
+    except RangeError as error:
+        raise fail(str(error)) from None
+    finally:
+        session.spark.stop()
+    for group in result.short:
+        err.print(f"[yellow]warning:[/] {escape(str(group.key))}: warm-up short: {escape(group.detail)}")
+    return workdir / "backfill"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)
