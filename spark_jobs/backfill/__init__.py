@@ -1,0 +1,1 @@
+"""The Spark backfill: range, plan, grouped pipeline step, sinks."""

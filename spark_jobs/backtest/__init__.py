@@ -1,0 +1,1 @@
+"""Backtests of signal rule sets over backfill output."""
