@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench clean stack-down deploy-tools spark-jars
+.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench bench-quick clean stack-down deploy-tools spark-jars
 
 setup: system-deps $(STAMP) kafka-jars deploy-tools spark-jars
 
@@ -46,8 +46,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## Every benchmark, each figure beside its same-run baseline: bench/results/<date>.json + docs/benchmarks.md.
 bench: setup
+	@$(BIN)/stockstream stack up
 	$(BIN)/python -m bench.run_all
+
+## The same at small sizes (a few minutes; figures only indicative): bench/results/<date>-quick.json.
+bench-quick: setup
+	@$(BIN)/stockstream stack up
+	BENCH_QUICK=1 $(BIN)/python -m bench.run_all
 
 stack-down: $(STAMP)
 	$(BIN)/stockstream stack down

@@ -1,0 +1,220 @@
+"""Every benchmark of the project, one report: ``make bench`` (full) or ``BENCH_QUICK=1 make bench`` (quick).
+
+    .venv/bin/python -m bench.run_all [--quick] [--only indicators,ingest] [--out bench/results] [--docs FILE]
+
+Runs each ``bench/bench_<name>.py`` in its own process through its ``run(quick)`` entry point
+(a fresh interpreter per benchmark: no shared metric registries, caches or warm JITs), one after
+the other so they do not compete for the two cores, then writes
+
+- ``bench/results/<date>.json`` (``<date>-quick.json`` in quick mode): a :class:`bench.common.BenchReport`
+  — the machine, and per benchmark its parameters, figures (each with its same-run baseline)
+  and raw numbers;
+- ``docs/benchmarks.md``: the machine and one table, each figure beside its baseline.
+
+A benchmark whose module does not exist yet is reported as ``missing``; one that fails as
+``failed`` with the end of its output. Exit status 1 if any failed. The stack (Kafka, Redis) must
+be up: ``stockstream stack up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import REPO, BenchOutput, BenchReport, BenchResult, Figure, machine, now
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    module: str
+    what: str  # one line for the docs: what is compared with what
+
+
+BENCHES = (
+    Bench("indicators", "bench.bench_indicators", "indicator engine and pipeline step vs talipp"),
+    Bench("ingest", "bench.bench_ingest", "ingest service vs a bare Kafka producer loop"),
+    Bench("process", "bench.bench_process", "stream processor vs a Quix Streams pass-through, both guarantees"),
+    Bench("latency", "bench.bench_latency", "tick → signal latency p50/p99 at fixed rates, both guarantees"),
+    Bench("recovery", "bench.bench_recovery", "processor recovery time after a kill"),
+    Bench("materialize", "bench.bench_materialize", "materializer vs plain Redis pipelining"),
+    Bench("backfill", "bench.bench_backfill", "Spark backfill vs replay vs vectorized"),
+    Bench("notify", "bench.bench_notify", "notifier vs the bare webhook sender"),
+)
+TIMEOUT_S = {True: 900, False: 3 * 3600}
+
+
+def _missing(module: str) -> str | None:
+    """Why ``module`` cannot be run yet (absent, or without the ``run(quick)`` entry point), or None."""
+    spec = importlib.util.find_spec(module)
+    path = f"{module.replace('.', '/')}.py"
+    if spec is None or spec.origin is None:
+        return f"{path} is not in the repository (yet)"
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body):
+        return f"{path} has no run(quick) entry point (yet)"
+    return None
+
+
+def _child(name: str, quick: bool, result: Path) -> None:
+    """Inside the benchmark's own process: run it and write its :class:`BenchOutput`."""
+    bench = next(b for b in BENCHES if b.name == name)
+    module = importlib.import_module(bench.module)
+    output: BenchOutput = module.run(quick)
+    result.write_text(BenchOutput.model_validate(output).model_dump_json(indent=1))
+
+
+def _tee(stream: object, sink: list[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sys.stderr.write(line)
+        sink.append(line)
+
+
+def run_one(bench: Bench, quick: bool) -> BenchResult:
+    """One benchmark in a fresh interpreter; its output echoed, its figures collected."""
+    missing = _missing(bench.module)
+    if missing is not None:
+        return BenchResult(name=bench.name, module=bench.module, status="missing", seconds=0.0, error=missing)
+    print(f"\n=== {bench.name}: {bench.what} ({'quick' if quick else 'full'})", file=sys.stderr, flush=True)
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"bench-{bench.name}-") as folder:
+        result = Path(folder) / "output.json"
+        lines: list[str] = []
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "bench.run_all", "--child", bench.name, "--result", str(result),
+             *(["--quick"] if quick else [])],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        reader = threading.Thread(target=_tee, args=(process.stdout, lines), daemon=True)
+        reader.start()
+        try:
+            code = process.wait(TIMEOUT_S[quick])
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+            lines.append(f"\n[run_all] killed after {TIMEOUT_S[quick]}s\n")
+        reader.join(10)
+        seconds = round(time.monotonic() - began, 1)
+        if code == 0 and result.exists():
+            output = BenchOutput.model_validate_json(result.read_text())
+            return BenchResult(name=bench.name, module=bench.module, status="ok", seconds=seconds, output=output)
+        return BenchResult(name=bench.name, module=bench.module, status="failed", seconds=seconds,
+                           error=f"exit {code}: " + "".join(lines)[-3000:])
+
+
+# -- the docs page --------------------------------------------------------------------------------------
+
+def _number(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", " ")
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _ratio(figure: Figure) -> str:
+    text = f"{figure.ratio:.2f}×"
+    if figure.goal is not None:
+        text += f" (goal ≥ {figure.goal:g}×: {'met' if figure.goal_met else 'NOT met'})"
+    return text
+
+
+def render_markdown(report: BenchReport) -> str:
+    m = report.machine
+    load = ", ".join(f"{value:.2f}" for value in m.load_average_at_start)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run_all.py`) — do not edit by hand; the raw numbers are in",
+        f"`bench/results/{report.started_at:%Y-%m-%d}{'-quick' if report.quick else ''}.json`. Each figure stands beside its",
+        "**baseline measured in the same run** (the library, bare client or pass-through one would use",
+        "instead). *ratio* = how many times better than the baseline, in the unit's direction (> 1: better;",
+        "for times, baseline ÷ ours). Run: `make bench` (full) or `BENCH_QUICK=1 make bench` (small sizes,",
+        "a few minutes; figures are then only indicative).",
+        "",
+        f"Run {report.started_at:%Y-%m-%d %H:%M} → {report.finished_at:%H:%M} UTC, "
+        f"{'**quick mode**' if report.quick else 'full mode'}.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| CPUs (nproc) | {m.nproc} |",
+        f"| memory | {m.memory_gib:g} GiB |",
+        f"| CPU model | {m.cpu_model} |",
+        f"| load average at start (1, 5, 15 min) | {load} |",
+        f"| Python / Java / Kafka / Redis / PySpark | {m.python} / {m.java} / {m.kafka} / {m.redis} / {m.pyspark} |",
+        f"| OS | {m.platform} |",
+        "",
+        "| benchmark | figure | unit | ours | baseline | ratio | how |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in report.benches:
+        if result.output is None:
+            said = [line.strip() for line in (result.error or "").splitlines() if line.strip()]
+            lines.append(f"| {result.name} | **{result.status}**: {(said[-1] if said else '')[:160]} | | | | | |")
+            continue
+        for figure in result.output.figures:
+            lines.append(
+                f"| {result.name} | {figure.name} | {figure.unit} | **{_number(figure.ours.value)}** "
+                f"({figure.ours.label}) | {_number(figure.baseline.value)} ({figure.baseline.label}) "
+                f"| {_ratio(figure)} | {figure.how} |")
+    lines += ["", "Per benchmark (parameters; run time of the whole benchmark process):", ""]
+    for result in report.benches:
+        bench = next((b for b in BENCHES if b.name == result.name), None)
+        params = ", ".join(f"{key} {value}" for key, value in (result.output.params if result.output else {}).items())
+        lines.append(f"- **{result.name}** (`{result.module.replace('.', '/')}.py`, {bench.what if bench else ''}): "
+                     f"{result.status}, {result.seconds:g} s" + (f"; {params}" if params else ""))
+    return "\n".join(lines) + "\n"
+
+
+# -- entry point -----------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+                        help="small sizes, a few minutes (also BENCH_QUICK=1)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder of the result JSON")
+    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md", help="the page to write")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.quick, args.result)
+        return 0
+
+    wanted = [name for name in args.only.split(",") if name] or [bench.name for bench in BENCHES]
+    unknown = set(wanted) - {bench.name for bench in BENCHES}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    started = now()
+    host = machine()
+    results = [run_one(bench, args.quick) for bench in BENCHES if bench.name in wanted]
+    report = BenchReport(started_at=started, finished_at=now(), quick=args.quick, machine=host, benches=results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{started:%Y-%m-%d}{'-quick' if args.quick else ''}.json"
+    path.write_text(report.model_dump_json(indent=1) + "\n")
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    args.docs.write_text(render_markdown(report))
+    print(f"\nwrote {path} and {args.docs}", file=sys.stderr)
+    for result in results:
+        print(f"  {result.name:<12} {result.status:<8} {result.seconds:>8.1f}s", file=sys.stderr)
+    return 1 if any(result.status == "failed" for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
