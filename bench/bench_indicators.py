@@ -38,6 +38,7 @@ import orjson
 from talipp.indicators import BB, EMA, MACD, RSI, SMA, VWAP
 from talipp.ohlcv import OHLCV
 
+from bench.common import BenchOutput, Figure, Measure
 from processors.core.indicators import IndicatorEngine, IndicatorSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor, step
 from schemas.events import Lineage, Tick
@@ -93,7 +94,7 @@ def check_agreement(rows: list[tuple[float, float]]) -> None:
         assert abs(ours[name] - value) <= 1e-9 * scale, (name, ours[name], value)
 
 
-def ticks(rows: list[tuple[float, float]]) -> list[Tick]:
+def ticks_of(rows: list[tuple[float, float]]) -> list[Tick]:
     return [Tick(symbol="BTC-USD", price=price, volume=volume, ts_event=START + timedelta(milliseconds=250 * i),
                  ts_init=START + timedelta(milliseconds=250 * i), source="bench", source_id=str(i))
             for i, (price, volume) in enumerate(rows)]
@@ -121,28 +122,21 @@ def rate(count: int, work: Callable[[], object]) -> float:
     return count / (time.process_time() - began)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ticks", type=int, default=200_000, help="prices per indicator round")
-    parser.add_argument("--step-ticks", type=int, default=30_000, help="ticks per pipeline round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
-
-    rows = series(args.ticks)
+def measure(ticks: int, step_ticks: int, rounds: int) -> dict[str, object]:
+    """Every figure of this benchmark (rates in ticks per CPU second; best round of each)."""
+    rows = series(ticks)
     check_agreement(rows[:5_000])
     engine, talipp = [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         engine.append(rate(len(rows), lambda: run_engine(rows)))
         talipp.append(rate(len(rows), lambda: run_talipp(rows)))
-    items = ticks(series(args.step_ticks, seed=11))
+    items = ticks_of(series(step_ticks, seed=11))
     process, stepped, serialized = [], [], []
-    for _ in range(max(1, args.rounds // 2)):
+    for _ in range(max(1, rounds // 2)):
         process.append(rate(len(items), lambda: run_process(items)))
         stepped.append(rate(len(items), lambda: run_step(items, serialize=False)))
         serialized.append(rate(len(items), lambda: run_step(items, serialize=True)))
-
-    figures = {
+    return {
         "engine_ticks_per_s": max(engine),
         "talipp_ticks_per_s": max(talipp),
         "engine_over_talipp": max(engine) / max(talipp),
@@ -151,12 +145,53 @@ def main() -> None:
         "process_ticks_per_s": max(process),
         "step_ticks_per_s": max(stepped),
         "step_orjson_ticks_per_s": max(serialized),
-        "ticks": args.ticks,
-        "rounds": args.rounds,
+        "ticks": ticks,
+        "rounds": rounds,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average": os.getloadavg(),
     }
-    print(f"machine: {figures['machine']}, load average {figures['load_average'][0]:.1f}")
+
+
+def run(quick: bool) -> BenchOutput:
+    """The common entry point of ``bench/run_all.py``: figures beside talipp, measured in this run."""
+    ticks, step_ticks, rounds = (20_000, 5_000, 3) if quick else (200_000, 30_000, 7)
+    found = measure(ticks, step_ticks, rounds)
+    unit, how = "ticks per CPU second", f"best of {rounds} alternating rounds; rates per CPU second of the process"
+    talipp = Measure(label="talipp 2.x, same 8 indicators (SMA20/50, EMA12/26, RSI14, MACD, BB, VWAP)",
+                     value=float(found["talipp_ticks_per_s"]))  # type: ignore[arg-type]
+
+    step_how = (f"best of {max(1, rounds // 2)} rounds of {step_ticks:,} ticks vs talipp's best of {rounds}; "
+                "rates per CPU second of the process")
+
+    def figure(name: str, label: str, key: str, goal: float | None = None) -> Figure:
+        return Figure(name=name, unit=unit, better="higher", how=how if key.startswith("engine") else step_how,
+                      goal=goal, baseline=talipp, ours=Measure(label=label, value=float(found[key])))  # type: ignore[arg-type]
+
+    return BenchOutput(
+        params={"ticks": ticks, "step_ticks": step_ticks, "rounds": rounds},
+        figures=[
+            figure("indicator engine", "stockstream engine, same 8 indicators", "engine_ticks_per_s", goal=5.0),
+            figure("pipeline step, state in memory (batch CLI)",
+                   "SymbolProcessor.process: tick + 1m candles, rules, daily, pydantic events", "process_ticks_per_s"),
+            figure("pipeline step, state as a dict per tick", "step(): state loaded and dumped every tick",
+                   "step_ticks_per_s"),
+            figure("pipeline step, state through orjson per tick (state-store cost)",
+                   "step() + orjson dumps/loads of the state every tick", "step_orjson_ticks_per_s"),
+        ],
+        details={key: value for key, value in found.items() if key not in ("machine",)},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ticks", type=int, default=200_000, help="prices per indicator round")
+    parser.add_argument("--step-ticks", type=int, default=30_000, help="ticks per pipeline round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    figures = measure(args.ticks, args.step_ticks, args.rounds)
+    print(f"machine: {figures['machine']}, load average {figures['load_average'][0]:.1f}")  # type: ignore[index]
     print(f"{'what':<32}{'ticks per CPU s':>16}")
     print(f"{'engine (8 indicators)':<32}{figures['engine_ticks_per_s']:>16,.0f}")
     print(f"{'talipp (same 8)':<32}{figures['talipp_ticks_per_s']:>16,.0f}")
@@ -168,7 +203,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(figures, handle, indent=2)
-    sys.exit(0 if figures["engine_over_talipp"] >= 5 else 1)
+    sys.exit(0 if figures["engine_over_talipp"] >= 5 else 1)  # type: ignore[operator]
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
+from bench.common import BenchOutput, Figure, Measure
 from processors.ingest.metrics import IngestMetrics
 from processors.ingest.publisher import TickPublisher, producer_config
 from processors.ingest.service import IngestService
@@ -128,30 +129,26 @@ def cleanup(bootstrap: str, prefix: str) -> None:
             pass
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ticks", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
-    args = parser.parse_args()
+def measure(bootstrap: str, ticks: int, rounds: int) -> dict[str, object]:
+    """Baseline and simulator throughput per round (fresh topics each), start-up per round; medians."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     results: dict[str, list[float]] = {"baseline": [], "simulator": []}
     starts: list[dict[str, float]] = []
     try:
-        for round_index in range(args.rounds):
+        for round_index in range(rounds):
             # Fresh topics per round and measurement so neither run appends to a bigger log.
             for name in ("baseline", "simulator"):
-                settings = settings_for(args.bootstrap, f"{prefix}{name}{round_index}.")
+                settings = settings_for(bootstrap, f"{prefix}{name}{round_index}.")
                 ensure_topics(settings, [settings.topics().ticks, settings.topics().ticks_dlq])
-                rate = baseline(settings, args.ticks) if name == "baseline" else simulator(settings, args.ticks)
+                rate = baseline(settings, ticks) if name == "baseline" else simulator(settings, ticks)
                 results[name].append(rate)
                 print(f"round {round_index + 1}: {name:9s} {rate:10,.0f} ticks/s", file=sys.stderr)
-            starts.append(startup(args.bootstrap, f"{prefix}start{round_index}."))
+            starts.append(startup(bootstrap, f"{prefix}start{round_index}."))
             print(f"round {round_index + 1}: start-up {starts[-1]}", file=sys.stderr)
     finally:
-        cleanup(args.bootstrap, prefix)
-    summary = {
-        "ticks_per_run": args.ticks,
+        cleanup(bootstrap, prefix)
+    return {
+        "ticks_per_run": ticks,
         "baseline_ticks_per_s_median": statistics.median(results["baseline"]),
         "simulator_ticks_per_s_median": statistics.median(results["simulator"]),
         "simulator_vs_baseline": statistics.median(results["simulator"]) / statistics.median(results["baseline"]),
@@ -161,7 +158,29 @@ def main() -> None:
         "startup_first_tick_s_median": statistics.median(s["first_tick_s"] for s in starts),
         "startup_exit_s_median": statistics.median(s["exit_s"] for s in starts),
     }
-    print(json.dumps(summary, indent=2))
+
+
+def run(quick: bool) -> BenchOutput:
+    """The common entry point of ``bench/run_all.py``: the ingest service beside a bare producer loop."""
+    ticks, rounds = (20_000, 1) if quick else (200_000, 3)
+    found = measure(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), ticks, rounds)
+    figure = Figure(
+        name="ingest throughput (simulator → validation → dedup → Kafka)", unit="ticks/s", better="higher",
+        ours=Measure(label="stockstream ingest service, simulator source",
+                     value=float(found["simulator_ticks_per_s_median"])),  # type: ignore[arg-type]
+        baseline=Measure(label="bare confluent-kafka producer loop, same producer settings, pre-serialized ticks",
+                         value=float(found["baseline_ticks_per_s_median"])),  # type: ignore[arg-type]
+        how=f"median of {rounds} rounds of {ticks:,} ticks, each until every record is acknowledged")
+    return BenchOutput(params={"ticks": ticks, "rounds": rounds}, figures=[figure], details=found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ticks", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    args = parser.parse_args()
+    print(json.dumps(measure(args.bootstrap, args.ticks, args.rounds), indent=2))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from bench.common import BenchOutput, Figure, Measure
 from processors.notify.channels import build_sender
 from processors.notify.notification import render
 from processors.notify.settings import NotifySettings
@@ -128,6 +130,88 @@ def baseline(web: HttpReceiver, count: int) -> dict[str, float]:
     return {"per_s": count / elapsed, "ms_each": 1000 * elapsed / count}
 
 
+def measure(signals: int, rate: float, latency_signals: int, bootstrap: str) -> dict[str, object]:
+    results: dict[str, object] = {"signals": signals}
+    with HttpReceiver() as web, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        results["baseline_sender"] = baseline(web, signals)
+
+        deliver = Run(bootstrap, web, folder, "deliver")
+        try:
+            now = datetime.now(UTC)
+            deliver.produce([signal(i, now) for i in range(signals)])
+            started = deliver.start()
+            wait_for(lambda: len(web.answered(deliver.path)) >= 1, 120)
+            first = web.answered(deliver.path)[0].received_at
+            results["startup_to_first_delivery_s"] = first - started
+            wait_for(lambda: len(web.answered(deliver.path)) >= signals, 600)
+            last = web.answered(deliver.path)[-1].received_at
+            results["deliver_per_s"] = (signals - 1) / (last - first)
+        finally:
+            deliver.stop()
+
+        skip = Run(bootstrap, web, folder, "skip")
+        try:
+            # One symbol (one partition, so order holds): a fresh marker, N stale signals, a fresh marker.
+            old = datetime.now(UTC) - timedelta(days=1)
+            fresh = datetime.now(UTC) + timedelta(minutes=5)
+            skip.produce([signal(0, fresh, "BTC-USD"), *(signal(i, old, "BTC-USD") for i in range(1, signals + 1)),
+                          signal(signals + 1, fresh, "BTC-USD")])
+            skip.start()
+            wait_for(lambda: len(web.answered(skip.path)) >= 2, 600)
+            first, last = web.answered(skip.path)[:2]
+            results["skip_per_s"] = signals / (last.received_at - first.received_at)
+        finally:
+            skip.stop()
+
+        live = Run(bootstrap, web, folder, "latency")
+        try:
+            live.produce([signal(10_000_000, datetime.now(UTC))])
+            live.start()
+            wait_for(lambda: len(web.answered(live.path)) >= 1, 120)
+            interval = 1.0 / rate
+            for index in range(latency_signals):
+                live.produce_now(20_000_000 + index)
+                time.sleep(interval)  # pacing the load generator, not waiting for a result
+            wait_for(lambda: len(web.answered(live.path)) >= latency_signals + 1, 120)
+            latencies = []
+            for request in web.answered(live.path)[1:]:
+                sent = datetime.fromisoformat(request.json()["signal"]["ts_event"])
+                latencies.append((request.received_wall - sent).total_seconds() * 1000)
+            results["latency_ms"] = {"p50": statistics.median(latencies), "p95": percentile(latencies, 0.95),
+                                     "p99": percentile(latencies, 0.99), "max": max(latencies),
+                                     "rate_per_s": rate, "count": len(latencies)}
+        finally:
+            live.stop()
+    return results
+
+
+def run(quick: bool) -> BenchOutput:
+    """The common entry point of ``bench/run_all.py``: the notifier beside the bare webhook sender."""
+    signals, rate, latency_signals = (100, 20.0, 40) if quick else (500, 20.0, 200)
+    found = measure(signals, rate, latency_signals, os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    sender = found["baseline_sender"]
+    latency = found["latency_ms"]
+    bare = Measure(label="the webhook sender alone: sequential POSTs to the local receiver (no Kafka, no ledger)",
+                   value=float(sender["per_s"]))  # type: ignore[index]
+    call = Measure(label="one bare webhook POST (the sender alone)", value=float(sender["ms_each"]))  # type: ignore[index]
+    return BenchOutput(
+        params={"signals": signals, "latency_rate_per_s": rate, "latency_signals": latency_signals},
+        figures=[
+            Figure(name="notifier deliveries (webhook, ledger, exactly-once commit)", unit="deliveries/s",
+                   better="higher", how=f"{signals} waiting signals, first to last delivery", baseline=bare,
+                   ours=Measure(label="stockstream notify, one webhook lane",
+                                value=float(found["deliver_per_s"]))),  # type: ignore[arg-type]
+            Figure(name="notifier latency p50 (signal event time → receiver)", unit="ms", better="lower",
+                   how=f"{latency_signals} signals at {rate:g}/s", baseline=call,
+                   ours=Measure(label="stockstream notify p50", value=float(latency["p50"]))),  # type: ignore[index]
+            Figure(name="notifier latency p99 (signal event time → receiver)", unit="ms", better="lower",
+                   how=f"{latency_signals} signals at {rate:g}/s", baseline=call,
+                   ours=Measure(label="stockstream notify p99", value=float(latency["p99"]))),  # type: ignore[index]
+        ],
+        details=found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--signals", type=int, default=500)
@@ -135,58 +219,7 @@ def main() -> None:
     parser.add_argument("--latency-signals", type=int, default=200)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     args = parser.parse_args()
-    results: dict[str, object] = {"signals": args.signals}
-    with HttpReceiver() as web, tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        results["baseline_sender"] = baseline(web, args.signals)
-
-        deliver = Run(args.bootstrap, web, folder, "deliver")
-        try:
-            now = datetime.now(UTC)
-            deliver.produce([signal(i, now) for i in range(args.signals)])
-            started = deliver.start()
-            wait_for(lambda: len(web.answered(deliver.path)) >= 1, 120)
-            first = web.answered(deliver.path)[0].received_at
-            results["startup_to_first_delivery_s"] = first - started
-            wait_for(lambda: len(web.answered(deliver.path)) >= args.signals, 600)
-            last = web.answered(deliver.path)[-1].received_at
-            results["deliver_per_s"] = (args.signals - 1) / (last - first)
-        finally:
-            deliver.stop()
-
-        skip = Run(args.bootstrap, web, folder, "skip")
-        try:
-            # One symbol (one partition, so order holds): a fresh marker, N stale signals, a fresh marker.
-            old = datetime.now(UTC) - timedelta(days=1)
-            fresh = datetime.now(UTC) + timedelta(minutes=5)
-            skip.produce([signal(0, fresh, "BTC-USD"), *(signal(i, old, "BTC-USD") for i in range(1, args.signals + 1)),
-                          signal(args.signals + 1, fresh, "BTC-USD")])
-            skip.start()
-            wait_for(lambda: len(web.answered(skip.path)) >= 2, 600)
-            first, last = web.answered(skip.path)[:2]
-            results["skip_per_s"] = args.signals / (last.received_at - first.received_at)
-        finally:
-            skip.stop()
-
-        live = Run(args.bootstrap, web, folder, "latency")
-        try:
-            live.produce([signal(10_000_000, datetime.now(UTC))])
-            live.start()
-            wait_for(lambda: len(web.answered(live.path)) >= 1, 120)
-            interval = 1.0 / args.rate
-            for index in range(args.latency_signals):
-                live.produce_now(20_000_000 + index)
-                time.sleep(interval)  # pacing the load generator, not waiting for a result
-            wait_for(lambda: len(web.answered(live.path)) >= args.latency_signals + 1, 120)
-            latencies = []
-            for request in web.answered(live.path)[1:]:
-                sent = datetime.fromisoformat(request.json()["signal"]["ts_event"])
-                latencies.append((request.received_wall - sent).total_seconds() * 1000)
-            results["latency_ms"] = {"p50": statistics.median(latencies), "p95": percentile(latencies, 0.95),
-                                     "p99": percentile(latencies, 0.99), "max": max(latencies),
-                                     "rate_per_s": args.rate, "count": len(latencies)}
-        finally:
-            live.stop()
+    results = measure(args.signals, args.rate, args.latency_signals, args.bootstrap)
     json.dump(results, sys.stdout, indent=2, default=lambda v: round(v, 2))
     print()
 
