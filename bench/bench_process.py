@@ -36,6 +36,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.common import BenchOutput, Figure, Measure
 from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry, TopicSpec
 from stockstream.kafka_admin import ensure_topics
@@ -164,8 +165,15 @@ def main() -> None:
         passthrough_worker(args)
         return
 
-    commit_interval = args.commit_interval if args.commit_interval is not None else (
-        0.5 if args.guarantee == "exactly-once" else 5.0)
+    print(json.dumps(measure(args.ticks, args.symbols, args.guarantee, args.commit_interval, args.profile,
+                             args.skip_passthrough, args.keep), indent=2))
+
+
+def measure(ticks: int, symbols: int, guarantee: str, commit_interval: float | None = None,
+            profile: Path | None = None, skip_passthrough: bool = False, keep: bool = False) -> dict:
+    """Drain one backlog with the pass-through, then with ``stockstream process``; rates and CPU per record."""
+    commit_interval = commit_interval if commit_interval is not None else (
+        0.5 if guarantee == "exactly-once" else 5.0)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix=prefix, partitions=1)
     registry: TopicRegistry = kafka.topics()
@@ -173,46 +181,46 @@ def main() -> None:
     passthrough_topic = f"{prefix}passthrough"
     ensure_topics(kafka, [TopicSpec(passthrough_topic, "symbol", Tick, 1)])
     work = Path(tempfile.mkdtemp(prefix="bench-process-"))
-    results: dict = {"ticks": args.ticks, "symbols": args.symbols, "guarantee": args.guarantee,
+    results: dict = {"ticks": ticks, "symbols": symbols, "guarantee": guarantee,
                      "commit_interval_s": commit_interval, "cpus": os.cpu_count()}
     try:
         began = time.monotonic()
-        records = make_ticks(args.ticks, args.symbols)
+        records = make_ticks(ticks, symbols)
         produce_all(registry.ticks.name, records)
         del records
-        print(f"backlog of {args.ticks} ticks on 1 partition ({registry.ticks.name}) in {time.monotonic() - began:.1f}s",
+        print(f"backlog of {ticks} ticks on 1 partition ({registry.ticks.name}) in {time.monotonic() - began:.1f}s",
               flush=True)
-        timeout_s = max(600.0, args.ticks / 500)
+        timeout_s = max(600.0, ticks / 500)
 
-        if not args.skip_passthrough:
+        if not skip_passthrough:
             group = f"{prefix}passthrough"
             worker = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "bench.bench_process", "--worker", "passthrough", "--group", group,
-                 "--input", registry.ticks.name, "--output", passthrough_topic, "--guarantee", args.guarantee,
+                 "--input", registry.ticks.name, "--output", passthrough_topic, "--guarantee", guarantee,
                  "--commit-interval", str(commit_interval), "--state-dir", str(work / "passthrough")])
             try:
-                results["passthrough"] = drain_rate(group, registry.ticks.name, args.ticks, worker, timeout_s)
+                results["passthrough"] = drain_rate(group, registry.ticks.name, ticks, worker, timeout_s)
             finally:
                 stop(worker)
             print(f"pass-through: {results['passthrough']}", flush=True)
 
         env = {**os.environ, "STOCKSTREAM_TOPIC_PREFIX": prefix, "STOCKSTREAM_PARTITIONS": "1",
                "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
-               "PROCESSING_GUARANTEE": args.guarantee, "PROCESS_COMMIT_INTERVAL_SECONDS": str(commit_interval)}
+               "PROCESSING_GUARANTEE": guarantee, "PROCESS_COMMIT_INTERVAL_SECONDS": str(commit_interval)}
         runs = [("processor", [STOCKSTREAM, "process"])]
-        if args.profile is not None:
-            if args.profile.suffix == ".prof":
-                profiler = [sys.executable, "-m", "cProfile", "-o", str(args.profile)]
+        if profile is not None:
+            if profile.suffix == ".prof":
+                profiler = [sys.executable, "-m", "cProfile", "-o", str(profile)]
             else:
-                renderer = "html" if args.profile.suffix == ".html" else "text"
-                profiler = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o", str(args.profile)]
+                renderer = "html" if profile.suffix == ".html" else "text"
+                profiler = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o", str(profile)]
             runs.append(("processor_profiled", [*profiler, "-m", "stockstream.cli", "process"]))
         for name, command in runs:
             group = f"{prefix}{name}"
             worker = subprocess.Popen(  # noqa: S603
                 command, env={**env, "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(work / name)})
             try:
-                results[name] = drain_rate(group, registry.ticks.name, args.ticks, worker, timeout_s)
+                results[name] = drain_rate(group, registry.ticks.name, ticks, worker, timeout_s)
             finally:
                 if name == "processor_profiled":
                     worker.send_signal(2)  # SIGINT: let cProfile write its file
@@ -223,12 +231,37 @@ def main() -> None:
             base, full = results["passthrough"], results["processor"]
             results["ratio"] = round(full["per_second"] / base["per_second"], 3)
             results["cpu_ratio"] = round(base["cpu_us_per_record"] / full["cpu_us_per_record"], 3)
-        print(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if not args.keep:
+        if not keep:
             delete_topics(BOOTSTRAP, prefix)
             delete_topics(BOOTSTRAP, f"changelog__{prefix}")
+    return results
+
+
+def run(quick: bool) -> BenchOutput:
+    """The common entry point of ``bench/run_all.py``: ``stockstream process`` beside a Quix pass-through."""
+    ticks, symbols = (80_000, 10) if quick else (400_000, 10)  # quick: enough for several commits to time
+    figures, details = [], {}
+    for guarantee in ("exactly-once", "at-least-once"):
+        # One commit interval for both guarantees (the rate is read from committed offsets, so at-least-once's
+        # default 5 s would leave too few points), which also isolates what the transactions cost.
+        found = measure(ticks, symbols, guarantee, commit_interval=0.5)
+        details[guarantee] = found
+        base, full = found["passthrough"], found["processor"]
+        how = (f"{ticks:,}-tick backlog on 1 partition, {symbols} symbols, commit interval "
+               f"{found['commit_interval_s']:g}s; rate from the group's committed offsets")
+        figures += [
+            Figure(name=f"stream processor throughput, {guarantee}", unit="records/s", better="higher", how=how,
+                   ours=Measure(label="stockstream process (tick + 1m, rules, daily, RocksDB state)",
+                                value=float(full["per_second"])),
+                   baseline=Measure(label=f"Quix Streams pass-through (apply → to_topic), {guarantee}",
+                                    value=float(base["per_second"]))),
+            Figure(name=f"stream processor CPU per record, {guarantee}", unit="µs CPU/record", better="lower", how=how,
+                   ours=Measure(label="stockstream process", value=float(full["cpu_us_per_record"])),
+                   baseline=Measure(label="Quix Streams pass-through", value=float(base["cpu_us_per_record"]))),
+        ]
+    return BenchOutput(params={"ticks": ticks, "symbols": symbols}, figures=figures, details=details)
 
 
 if __name__ == "__main__":
