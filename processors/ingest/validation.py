@@ -123,12 +123,12 @@ def parse_epoch(value: object, *, unit: Literal["auto", "s", "ms"] = "auto") -> 
         raise RecordRejected(reasons.TIMESTAMP_MISSING, "timestamp is missing or empty")
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp must be a number, got {type(value).__name__}")
-    if isinstance(value, str):
-        if not _EPOCH.match(value.strip()):
-            raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp {_clip(value)!r} is not an epoch number")
+    if isinstance(value, str) and not _EPOCH.match(value.strip()):
+        raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp {_clip(value)!r} is not an epoch number")
+    try:
         number = float(value)
-    else:
-        number = float(value)
+    except OverflowError:  # a JSON integer beyond float range (10**400)
+        number = math.inf
     if not math.isfinite(number) or number < 0:
         raise RecordRejected(reasons.TIMESTAMP_INVALID, f"timestamp {value!r} is not a valid epoch")
     if unit == "ms":

@@ -132,3 +132,11 @@ def test_signal_at_the_end_of_the_calendar_does_not_poison_the_materializer() ->
     assert not batch.dead_letters and batch.events_by_topic == {"signals": 1}
     (write,) = [w for fields in batch.slots.values() for w in fields.values() if w.field == "*"]
     assert json.loads(write.value)["expires_at"].startswith("9999-12-31T23:59:59.999999")
+
+
+def test_epoch_beyond_float_range_is_rejected_not_raised() -> None:
+    """A Binance trade time of 10**400 (valid JSON) made ``float(int)`` raise OverflowError in parse_epoch.
+    Found by the random (``dev``) profile, not by the derandomized CI examples."""
+    frame = '{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","T":1' + "0" * 400 + "}"
+    (rejected,) = BinanceAdapter("ws://x", ("BTC-USDT",), TimeBounds()).parse(frame, NOW)
+    assert isinstance(rejected, Rejected) and rejected.reason == "timestamp_invalid"
