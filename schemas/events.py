@@ -34,7 +34,12 @@ from schemas.timeframes import TIMEFRAME_PATTERN
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+05:00 parses but has no UTC datetime. pydantic turns only ValueError into a
+        # validation error: an OverflowError would escape model_validate_json and stop the consumer.
+        raise ValueError("date-time has no UTC equivalent (out of range)") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

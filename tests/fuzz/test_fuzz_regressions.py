@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
@@ -21,6 +22,7 @@ from processors.ingest.validation import TimeBounds
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics
 from processors.notify.subscriptions import SubscriptionConfigError, load_config
+from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Lineage, Signal, Tick, encode
 from schemas.topics import TopicRegistry
 from stockstream.batch import run
@@ -140,3 +142,15 @@ def test_epoch_beyond_float_range_is_rejected_not_raised() -> None:
     frame = '{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","T":1' + "0" * 400 + "}"
     (rejected,) = BinanceAdapter("ws://x", ("BTC-USDT",), TimeBounds()).parse(frame, NOW)
     assert isinstance(rejected, Rejected) and rejected.reason == "timestamp_invalid"
+
+
+def test_an_event_time_without_utc_equivalent_is_a_validation_error_for_every_consumer() -> None:
+    """``"ts_event": "0001-01-01T00:00:00+05:00"`` made ``Tick.model_validate_json`` raise OverflowError (not a
+    ValidationError): one such record on the ticks topic stopped ``stockstream process`` (decode_tick) and
+    the materializer. The schema's UTC conversion now reports it as a validation error."""
+    value = (b'{"symbol":"BTC-USD","price":1,"ts_event":"0001-01-01T00:00:00+05:00",'
+             b'"ts_init":"2024-01-01T00:00:00Z","source":"x","source_id":"1"}')
+    with pytest.raises(ValidationError, match="no UTC equivalent"):
+        Tick.model_validate_json(value)
+    letter = decode_tick(value, b"BTC-USD", 0, Lineage(topic="ticks", partition=0, offset=0))
+    assert isinstance(letter, DeadLetter) and letter.reason == "tick_invalid"
