@@ -34,6 +34,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from bench.common import BenchOutput, Figure, Measure
+from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S
 from schemas.events import Tick, encode
 from schemas.topics import TopicSpec
 from stockstream.kafka_admin import ensure_topics
@@ -177,12 +179,34 @@ def run_configuration(name: str, guarantee: str, commit_interval: float, args: a
     return result
 
 
+def run(quick: bool) -> BenchOutput:
+    """The common entry point of ``bench/run_all.py``: both guarantees at their default commit intervals."""
+    args = argparse.Namespace(rate=1000.0, seconds=10.0 if quick else 30.0, warmup=3.0 if quick else 5.0)
+    figures, details = [], {}
+    for guarantee in ("exactly-once", "at-least-once"):
+        interval = DEFAULT_COMMIT_INTERVAL_S[guarantee]
+        ours = run_configuration(guarantee, guarantee, interval, args, passthrough=False)
+        base = run_configuration(f"{guarantee} pass-through", guarantee, interval, args, passthrough=True)
+        details[guarantee] = {"processor": ours, "passthrough": base}
+        how = (f"{args.rate:g} ticks/s for {args.seconds:g}s after {args.warmup:g}s warm-up, 4 partitions, "
+               f"commit interval {interval:g}s; produced (ts_init) → read by a read_committed consumer")
+        for quantile in ("p50", "p99"):
+            figures.append(Figure(
+                name=f"tick → signal latency {quantile}, {guarantee}", unit="ms", better="lower", how=how,
+                ours=Measure(label="stockstream process → signals", value=ours["signals"][f"{quantile}_ms"]),
+                baseline=Measure(label="Quix Streams pass-through → output",
+                                 value=base["output"][f"{quantile}_ms"])))
+    return BenchOutput(params={"rate": 1000, "seconds": args.seconds}, figures=figures, details=details)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--eos-intervals", default="0.1,0.25,0.5,1.0")
+    parser.add_argument("--eos-intervals", default="0.1,0.25,0.5,1.0",
+                        help=f"exactly-once commit intervals to try (default of the service: "
+                             f"{DEFAULT_COMMIT_INTERVAL_S['exactly-once']})")
     parser.add_argument("--alo-interval", type=float, default=5.0)
     parser.add_argument("--skip-passthrough", action="store_true")
     args = parser.parse_args()

@@ -37,6 +37,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.common import BenchOutput, Figure, Measure
+from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S
 from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry, TopicSpec
 from stockstream.kafka_admin import ensure_topics
@@ -172,8 +173,7 @@ def main() -> None:
 def measure(ticks: int, symbols: int, guarantee: str, commit_interval: float | None = None,
             profile: Path | None = None, skip_passthrough: bool = False, keep: bool = False) -> dict:
     """Drain one backlog with the pass-through, then with ``stockstream process``; rates and CPU per record."""
-    commit_interval = commit_interval if commit_interval is not None else (
-        0.5 if guarantee == "exactly-once" else 5.0)
+    commit_interval = commit_interval if commit_interval is not None else DEFAULT_COMMIT_INTERVAL_S[guarantee]
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix=prefix, partitions=1)
     registry: TopicRegistry = kafka.topics()

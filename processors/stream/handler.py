@@ -47,7 +47,7 @@ class OutputTopics:
 
 
 class TickHandler:
-    """Per-record logic of the processor; holds no per-symbol data between calls (the store does)."""
+    """Per-record logic of the processor; symbol states live in :class:`SymbolStates`, metrics in ``metrics.hot``."""
 
     def __init__(self, states: SymbolStates, outputs: OutputTopics, metrics: ProcessMetrics,
                  now: Callable[[], float] = time.time) -> None:
@@ -67,7 +67,7 @@ class TickHandler:
         if isinstance(decoded, DeadLetter):
             return [self._dead_letter(decoded)]
         tick = decoded
-        assert key is not None  # noqa: S101 - decode_tick turned a missing key into a dead letter
+        assert key is not None and value is not None  # noqa: S101 - decode_tick made dead letters of those
         entry = self.states.acquire(tick.symbol, key, transaction)
         try:
             output = entry.processor.process(tick, lineage)
@@ -79,7 +79,7 @@ class TickHandler:
                 detail=f"{type(error).__name__}: {error}"[:500], raw=raw_text(value),
                 ts_init=record_time(timestamp_ms), origin=lineage,
             ))]
-        entry.pending += (value, topic, partition, offset)  # type: ignore[operator]
+        entry.pending.extend((value, topic, partition, offset))
         return self._emissions(tick, key, output)
 
     # -- internals -------------------------------------------------------------------------

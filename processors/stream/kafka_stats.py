@@ -131,6 +131,6 @@ class ChangelogSizes:
                 continue
             self.metrics.changelog_records.labels(str(partition)).set(max(0, high - low))
             shown.add(str(partition))
-        for partition in self._shown - shown:
-            self.metrics.changelog_records.remove(partition)
+        for gone in self._shown - shown:
+            self.metrics.changelog_records.remove(gone)
         self._shown = shown

@@ -24,7 +24,7 @@ ProcessingGuarantee = Literal["exactly-once", "at-least-once"]
 # read_committed consumers only when the transaction commits, so the interval bounds the
 # latency; under at-least-once output is readable as soon as it is produced and the
 # interval only bounds how much is reprocessed after a crash.
-DEFAULT_COMMIT_INTERVAL_S: dict[str, float] = {"exactly-once": 0.5, "at-least-once": 5.0}
+DEFAULT_COMMIT_INTERVAL_S: dict[str, float] = {"exactly-once": 0.25, "at-least-once": 5.0}
 
 
 class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):

@@ -21,7 +21,7 @@ def _settings_error(error: ValidationError) -> str:
 def process(
     strategy: Annotated[Path | None, typer.Option("--strategy", help="Strategy file (.toml/.yaml): periods, thresholds, rules (env STOCKSTREAM_STRATEGY).")] = None,
     guarantee: Annotated[str | None, typer.Option("--guarantee", help="exactly-once (default) or at-least-once (env PROCESSING_GUARANTEE).")] = None,
-    commit_interval: Annotated[float | None, typer.Option("--commit-interval", help="Seconds between checkpoints (env PROCESS_COMMIT_INTERVAL_SECONDS; default 0.5 exactly-once, 5 at-least-once).")] = None,
+    commit_interval: Annotated[float | None, typer.Option("--commit-interval", help="Seconds between checkpoints (env PROCESS_COMMIT_INTERVAL_SECONDS; default 0.25 exactly-once, 5 at-least-once).")] = None,
     commit_every: Annotated[int | None, typer.Option("--commit-every", help="Also checkpoint after N input records, 0 = off (env PROCESS_COMMIT_EVERY).")] = None,
     grace: Annotated[float | None, typer.Option("--grace", help="Seconds after a candle's end during which late ticks still count (env PROCESS_GRACE_SECONDS, 5).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Kafka consumer group (env PROCESS_CONSUMER_GROUP).")] = None,
