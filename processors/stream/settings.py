@@ -48,7 +48,9 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
     metrics_max_symbols: int = Field(50, ge=0, le=10_000, validation_alias=env("PROCESS_METRICS_MAX_SYMBOLS"))
     instance_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("PROCESS_INSTANCE_ID"),
+        # PROCESS_TRANSACTIONAL_ID: the name of an earlier version of this setting, still accepted.
+        None, pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        validation_alias=env("PROCESS_INSTANCE_ID", "PROCESS_TRANSACTIONAL_ID"),
         description="a stable identity per instance (e.g. the pod name of a StatefulSet): static group"
                     " membership (a restart gets its partitions back without a rebalance) and a stable"
                     " transactional id (a restart fences its killed predecessor at once); default: none",
