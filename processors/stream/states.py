@@ -115,16 +115,20 @@ class SymbolStates(BaseSink):
 
     def flush(self) -> None:
         """Write every dirty processor's state into its store transaction (checkpoint step 1)."""
-        for key, entry in self._dirty.items():
+        # On a partition revoke Quix runs this in a worker thread under a time budget and, if the
+        # budget runs out, goes on without it: take the dirty set first and never touch an entry
+        # the processing thread has acquired again meanwhile.
+        dirty, self._dirty = self._dirty, {}
+        for key, entry in dirty.items():
             transaction = entry.transaction
             if transaction is None:
                 continue
             data = orjson.dumps(entry.processor.state())
             transaction.as_state(prefix=key).set_bytes(STATE_KEY, data)
-            entry.clean = data
-            entry.transaction = None
-            entry.pending.clear()
-        self._dirty.clear()
+            if entry.transaction is transaction:
+                entry.clean = data
+                entry.transaction = None
+                entry.pending.clear()
         self.flushes += 1
         excess = len(self._entries) - self.capacity
         if excess > 0:
