@@ -83,4 +83,26 @@ def ensure_topics(
             raise
     if created:
         log.info("created topics: %s", ", ".join(sorted(created)))
+    _wait_until_visible(client, {spec.name: spec.partitions for spec in wanted}, timeout_s)
     return created
+
+
+def _wait_until_visible(client: AdminClient, partitions: dict[str, int], timeout_s: float) -> None:
+    """Return once the broker's metadata shows every topic with all its partitions led.
+
+    Creation is acknowledged by the controller before brokers serve the new metadata; a consumer
+    that subscribes in that gap is assigned only the topics it can see (a materializer got 4 of its
+    20 partitions and kept them until the next rebalance). Raises KafkaException after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = client.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        missing = [name for name, count in partitions.items()
+                   if name not in topics or topics[name].error is not None
+                   or len(topics[name].partitions) < count
+                   or any(p.leader < 0 for p in topics[name].partitions.values())]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(f"topics created but not visible after {timeout_s:.0f}s: {', '.join(missing)}")
+        time.sleep(0.05)
