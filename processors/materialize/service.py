@@ -109,6 +109,8 @@ class Materializer:
             "isolation.level": "read_committed",  # processors write with transactions: skip aborted ones
             "log_level": 3,
         }
+        if self.settings.instance_id:
+            config["group.instance.id"] = self.settings.instance_id
         return Consumer(config)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -22,6 +22,12 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
         None, validation_alias=env("MATERIALIZE_CONSUMER_GROUP"),
         description="Kafka consumer group; default '<STOCKSTREAM_TOPIC_PREFIX>stockstream-materialize'",
     )
+    instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,100}$", validation_alias=env("MATERIALIZE_INSTANCE_ID"),
+        description="Kafka static membership (group.instance.id): a stable name per instance (e.g. the StatefulSet"
+                    " pod name) lets a restarted instance take its partitions back at once instead of after the"
+                    " dead member's session timeout (45 s); unset = dynamic membership",
+    )
     batch_max_records: int = Field(2000, ge=1, le=100_000, validation_alias=env("MATERIALIZE_BATCH_MAX"))
     batch_timeout_s: float = Field(0.2, gt=0, le=10, validation_alias=env("MATERIALIZE_BATCH_TIMEOUT_SECONDS"))
     retry_max_backoff_s: float = Field(5.0, gt=0, le=300, validation_alias=env("MATERIALIZE_RETRY_MAX_SECONDS"))
