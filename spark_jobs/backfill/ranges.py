@@ -128,6 +128,62 @@ def _event_time_at(consumer: Consumer, topic: str, partition: int, offset: int) 
     return None
 
 
+def offsets_at_event_time(settings: KafkaSettings, topic: str, moment: datetime, clock_skew_us: int,
+                          timeout_s: float = 30.0, scan_limit: int = 5_000_000) -> dict[int, int]:
+    """Per partition, the offset of the first record (in log order) whose tick event time is ≥ ``moment``.
+
+    Looks up ``moment − clock_skew`` in the broker's time index (record timestamps), then scans
+    forward parsing ``ts_event``; records that are not ticks are passed over. The partition's end
+    offset when no record qualifies. Used by ``stockstream replay`` (the backfill selects by
+    event time inside Spark instead).
+    """
+    target = to_us(moment)
+    consumer = Consumer({
+        **settings.client_config(), "group.id": f"stockstream-range-probe-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+    })
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise RangeError(f"topic {topic!r} does not exist")
+        found: dict[int, int] = {}
+        probes = [TopicPartition(topic, p, max(0, (target - clock_skew_us) // 1000)) for p in metadata.partitions]
+        for answer in consumer.offsets_for_times(probes, timeout=timeout_s):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, answer.partition), timeout=timeout_s)
+            start = high if answer.offset < 0 else max(answer.offset, low)
+            found[answer.partition] = _scan_to(consumer, topic, answer.partition, start, high, target, scan_limit)
+        return found
+    except KafkaException as error:
+        raise RangeError(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+    finally:
+        consumer.close()
+
+
+def _scan_to(consumer: Consumer, topic: str, partition: int, start: int, high: int, target_us: int,
+             limit: int) -> int:
+    if start >= high:
+        return high
+    consumer.assign([TopicPartition(topic, partition, start)])
+    seen = 0
+    while seen < limit:
+        messages = consumer.consume(1000, timeout=1.0)
+        if not messages:
+            return high  # nothing more to read (end of the partition)
+        for message in messages:
+            if message.error():
+                continue
+            seen += 1
+            try:
+                moment = to_us(datetime.fromisoformat(json.loads(message.value() or b"{}")["ts_event"]))
+            except (ValueError, TypeError, KeyError):
+                moment = None
+            if moment is not None and moment >= target_us:
+                return int(message.offset())
+            if message.offset() + 1 >= high:
+                return high
+    raise RangeError(f"partition {partition}: no tick at or after the time within {limit} records; give offsets")
+
+
 def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int, clock_skew_us: int,
                   timeout_s: float = 30.0) -> LogRange:
     """Offsets to read for ``request`` on the deployment's ticks topic. Raises :class:`RangeError`."""
