@@ -112,3 +112,25 @@ def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, i
                 if len(problems) >= limit:
                     return problems
     return problems
+
+
+def ranked(events: list[tuple[int, int, int, Any]]) -> list[tuple[int, int, int, Any]]:
+    """Events keyed by (partition, offset, rank among that record's events of this kind).
+
+    The live output topics carry each event's lineage but not its index among all the events
+    of its tick; within one kind the order is the emission order, which is enough to pair them.
+    """
+    counts: dict[tuple[int, int], int] = {}
+    out = []
+    for partition, offset, _, event in sorted(events, key=lambda item: (item[0], item[1], item[2])):
+        rank = counts.get((partition, offset), 0)
+        counts[(partition, offset)] = rank + 1
+        out.append((partition, offset, rank, event))
+    return out
+
+
+def rank_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A dataset frame with ``seq`` replaced by the rank within (partition, offset), as :func:`ranked`."""
+    frame = frame.sort_values(["partition", "offset", "seq"]).reset_index(drop=True)
+    frame["seq"] = frame.groupby(["partition", "offset"]).cumcount()
+    return frame

@@ -2,7 +2,9 @@
 
 Spark start-up costs ~5-20 s here, so the session is shared; the log (120 000 records over
 four symbols and almost seven days of event time, see :mod:`synthetic`) is produced once into
-its own namespace and its in-process reference run computed once.
+its own namespace and its in-process reference run computed once. A real ``stockstream
+process`` starts on the log right away and runs while the Spark tests do; the live-parity test
+waits for it to reach the end.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient
 
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
+from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from spark_jobs.session import StartedSession, build_session
 from spark_jobs.settings import SparkJobSettings
 from stockstream.kafka_admin import ensure_topics
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
-from tests.support.kafka_tools import Record, delete_topics, read_topic
+from tests.support.kafka_tools import Record, delete_topics, read_topic, wait_until
+from tests.support.processes import ServiceProcess
 
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD")
 LOG_RECORDS = 120_000
@@ -34,6 +40,7 @@ class SparkLog:
     bootstrap: str
     records: list[Record]
     reference: Reference
+    live: ServiceProcess  # `stockstream process` over the same log, started as soon as it is written
 
     def settings(self, **overrides: object) -> SparkJobSettings:
         return SparkJobSettings(topic_prefix=self.prefix, bootstrap_servers=self.bootstrap,
@@ -71,7 +78,7 @@ def spark_session() -> Iterator[StartedSession]:
 
 
 @pytest.fixture(scope="session")
-def spark_log(stack) -> Iterator[SparkLog]:
+def spark_log(stack, tmp_path_factory) -> Iterator[SparkLog]:
     prefix = f"tspark{uuid.uuid4().hex[:8]}."
     settings = SparkJobSettings(topic_prefix=prefix, bootstrap_servers=stack.kafka_bootstrap)
     registry = settings.topics()
@@ -79,7 +86,43 @@ def spark_log(stack) -> Iterator[SparkLog]:
     produce_all(stack.kafka_bootstrap, registry.ticks.name, synthetic_log(SYMBOLS, LOG_RECORDS, LOG_START, LOG_STEP))
     records = read_topic(stack.kafka_bootstrap, registry.ticks.name, timeout_s=120)
     assert len(records) == LOG_RECORDS
+    live = ServiceProcess(["process", "--metrics-port", "0"], {
+        "STOCKSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "PROCESS_STATE_DIR": str(tmp_path_factory.mktemp("live-state"))})
     configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=settings.candle_timeframes,
                               grace_ms=settings.grace_ms)
-    yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs))
-    delete_topics(stack.kafka_bootstrap, prefix)
+    try:
+        yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs), live)
+    finally:
+        live.terminate()
+        delete_topics(stack.kafka_bootstrap, prefix)
+
+
+def _live_caught_up(log: SparkLog) -> bool:
+    topic = f"{log.prefix}ticks"
+    group = f"{log.prefix}stockstream-process"
+    admin = AdminClient({"bootstrap.servers": log.bootstrap})
+    found = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result()
+    done = {tp.partition: tp.offset for tp in found.topic_partitions if tp.topic == topic}
+    return all(done.get(p, -1) >= end for p, end in log.ends().items())
+
+
+@pytest.fixture(scope="session")
+def live_outputs(spark_log) -> Reference:
+    """What the live processor committed to its output topics for the whole log, as reference events
+    (``seq`` = the output offset: the emission order within a kind)."""
+    wait_until(lambda: _live_caught_up(spark_log) or not spark_log.live.alive(), timeout_s=900,
+               message="stockstream process to reach the end of the log")
+    assert spark_log.live.alive(), spark_log.live.output[-3000:]
+    registry = spark_log.settings().topics()
+    reference = Reference()
+    for kind, topic, model in (("indicators", registry.indicators.name, IndicatorSnapshot),
+                               ("signals", registry.signals.name, Signal),
+                               ("daily", registry.aggregates_daily.name, DailySummary),
+                               ("candles", registry.candles("1m").name, Candle),
+                               ("dead_letters", registry.ticks_dlq.name, DeadLetter)):
+        for record in read_topic(spark_log.bootstrap, topic, timeout_s=300):
+            event = model.model_validate_json(record.value)
+            lineage = event.origin if isinstance(event, DeadLetter) else event.lineage
+            getattr(reference, kind).append((lineage.partition, lineage.offset, record.offset, event))
+    return reference

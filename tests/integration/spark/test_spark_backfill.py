@@ -2,21 +2,24 @@
 
 The reference (see :mod:`synthetic`) runs the live processor's per-record code over the whole
 log from offset 0; a backfill of any range must produce the same events for the records in
-that range, value for value (floats to 1e-9), whatever the warm-up and chunking.
+that range, value for value (floats to 1e-9), whatever the warm-up and chunking. One test
+compares with the output topics of a real ``stockstream process`` run over the same log.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from processors.core.timeutil import to_us
 from processors.materialize.keys import ViewKeys
-from spark_jobs.backfill.job import BackfillRequest, run_backfill
+from spark_jobs.backfill.job import BackfillRequest, BackfillResult, run_backfill
 from spark_jobs.backfill.ranges import RangeRequest
 from spark_jobs.progress import SparkProgress
-from tests.integration.spark.compare import differences, read_dataset, same_json
+from tests.integration.spark.compare import differences, rank_frame, ranked, read_dataset, same_json
 from tests.integration.spark.conftest import LOG_START, SYMBOLS
 from tests.support.kafka_tools import read_topic
 
@@ -29,15 +32,25 @@ def _backfill(spark_session, spark_log, request):
         return run_backfill(spark_session.spark, spark_log.settings(), request, progress)
 
 
-def test_backfill_from_an_offset_in_chunks_equals_the_run_from_the_log_start(spark_session, spark_log, tmp_path):
-    """Warm-up before the range and three chunks per symbol, each warmed up on its own."""
-    ends = spark_log.ends()
-    starts = {p: end * 2 // 5 for p, end in ends.items()}
-    request = BackfillRequest(
-        range=RangeRequest(from_offset=starts), output=str(tmp_path / "out"), chunks=3,
-    )
-    result = _backfill(spark_session, spark_log, request)
+@dataclass(frozen=True)
+class Chunked:
+    starts: dict[int, int]
+    output: Path
+    result: BackfillResult
 
+
+@pytest.fixture(scope="module")
+def chunked(spark_session, spark_log, tmp_path_factory) -> Chunked:
+    """A backfill from 40 % into every partition: warm-up before the range, three chunks per symbol."""
+    starts = {p: end * 2 // 5 for p, end in spark_log.ends().items()}
+    output = tmp_path_factory.mktemp("chunked") / "out"
+    request = BackfillRequest(range=RangeRequest(from_offset=starts), output=str(output), chunks=3)
+    return Chunked(starts, output, _backfill(spark_session, spark_log, request))
+
+
+def test_backfill_from_an_offset_in_chunks_equals_the_run_from_the_log_start(chunked, spark_log):
+    """Every chunk is warmed up on its own and still equals the sequential run from offset 0."""
+    result, ends = chunked.result, spark_log.ends()
     symbols = [group for group in result.groups if group.key is not None]
     assert sorted((g.key, g.chunk) for g in symbols) == [(s, c) for s in sorted(SYMBOLS) for c in range(3)]
     assert all(group.status == "converged" for group in symbols), symbols
@@ -45,12 +58,22 @@ def test_backfill_from_an_offset_in_chunks_equals_the_run_from_the_log_start(spa
     keyless = [group for group in result.groups if group.key is None]
     assert keyless and all(group.status == "exact" for group in keyless), "records without a key: no state"
     for kind in KINDS:
-        expected = spark_log.reference.between(kind, starts)
-        problems = differences(kind, read_dataset(tmp_path / "out", kind), expected)
+        expected = spark_log.reference.between(kind, chunked.starts)
+        problems = differences(kind, read_dataset(chunked.output, kind), expected)
         assert not problems, "\n".join(problems)
         assert result.events[kind] == len(expected), kind
-    assert result.rows == sum(ends[p] - starts[p] for p in ends)
+    assert result.rows == sum(ends[p] - chunked.starts[p] for p in ends)
     assert result.events["dead_letters"] > 0 and result.events["signals"] > 0
+
+
+def test_backfill_equals_the_live_processors_output_topics(chunked, live_outputs):
+    """The same backfill against what `stockstream process` committed to its output topics."""
+    for kind in ("indicators", "signals", "daily", "candles", "dead_letters"):
+        expected = ranked(live_outputs.between(kind, chunked.starts))
+        frame = read_dataset(chunked.output, kind)
+        problems = differences(kind, rank_frame(frame), expected)
+        assert not problems, "\n".join(problems)
+        assert len(expected) > 0
 
 
 def test_backfill_of_the_whole_log_to_parquet_and_topics_equals_the_full_run(spark_session, spark_log, tmp_path):
