@@ -15,7 +15,6 @@ Producers serialize with :func:`encode` and consumers parse with
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -23,7 +22,6 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -48,19 +46,6 @@ Timeframe = Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]
 Side = Literal["BUY", "SELL"]
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
-def _not_bool(value: object) -> object:
-    # pydantic's lax mode turns True into 1.0; a boolean price is a producer bug, not a price.
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return value
-
-
 def _encodable(value: str) -> str:
     # A lone surrogate (a JSON "\ud800" escape, a surrogate-escaped file name) cannot be written as UTF-8,
     # so a dead letter holding one would fail to serialize: keep it visible as a backslash escape instead.
@@ -72,9 +57,13 @@ def _encodable(value: str) -> str:
 
 
 EncodableText = Annotated[str, AfterValidator(_encodable)]
-FiniteFloat = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_finite)]
-PositivePrice = Annotated[float, BeforeValidator(_not_bool), Field(gt=0), AfterValidator(_finite)]
-NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0), AfterValidator(_finite)]
+# Strict floats checked inside pydantic-core (no Python validator on the hot path): booleans and
+# strings are refused (lax mode would turn True into 1.0 and "1e3" into 1000.0), ints are
+# accepted, NaN and ±inf are refused. Outside data is converted to floats deliberately at the
+# boundary (processors/ingest/validation.py) before a Tick is built.
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PositivePrice = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 
 
 class Event(BaseModel):
