@@ -23,10 +23,16 @@ from spark_jobs.settings import SparkJobSettings
 class StartedSession:
     spark: SparkSession
     startup_s: float  # wall time to a usable session (JVM start, jars, first context)
+    owned: bool = True  # False when an active session was reused (an embedding caller owns it)
+
+    def stop(self) -> None:
+        """Stop the session if this call started it (a reused session is left to its owner)."""
+        if self.owned:
+            self.spark.stop()
 
 
 def build_session(settings: SparkJobSettings, app_name: str = "stockstream") -> StartedSession:
-    """Start (or reuse) the SparkSession for ``settings.spark_master``.
+    """Start the SparkSession for ``settings.spark_master``, or reuse the active one (tests, notebooks).
 
     Raises :class:`spark_jobs.jars.SparkJarsError` when the Kafka jars are not cached.
     """
@@ -36,6 +42,9 @@ def build_session(settings: SparkJobSettings, app_name: str = "stockstream") -> 
     if settings.spark_master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run never needs the host's address
     started = time.perf_counter()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return StartedSession(active, 0.0, owned=False)
     builder = (
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)

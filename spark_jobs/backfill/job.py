@@ -258,9 +258,12 @@ def _symbol_ranges(rows: list[Any]) -> list[SymbolRange]:
 
 def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: BackfillRequest,
                  progress: SparkProgress) -> BackfillResult:
-    """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range."""
+    """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range
+    and :class:`spark_jobs.backfill.sinks.OutputExistsError` (before any work) for an existing output."""
     from spark_jobs.backfill import sinks
 
+    if request.output is not None:
+        sinks.check_parquet_output(spark, request.output, request.write_mode)
     strategy = request.strategy
     configs = _Configs(strategy, settings.candle_timeframes, settings.grace_ms)
     base_config = configs("CHECK")

@@ -47,6 +47,23 @@ REDIS_BATCH = 2000
 _MODES = {"error": "errorifexists", "overwrite": "overwrite", "dynamic": "overwrite"}
 
 
+class OutputExistsError(RuntimeError):
+    """``--mode error`` and the Parquet output already holds a dataset; nothing was computed."""
+
+
+def check_parquet_output(spark: Any, root: str, mode: str) -> None:
+    """Fail before any work when ``mode`` is error and a kind's dataset exists (any Hadoop file system)."""
+    if mode != "error":
+        return
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for kind in EVENT_KINDS:
+        path = jvm.org.apache.hadoop.fs.Path(f"{root.rstrip('/')}/{kind}")
+        if path.getFileSystem(conf).exists(path):
+            raise OutputExistsError(f"{root} already holds backfill output ({kind}): choose another --output,"
+                                    " or --mode overwrite / dynamic")
+
+
 def write_parquet(result: DataFrame, root: str, names: tuple[str, ...], mode: str,
                   progress: SparkProgress) -> dict[str, str]:
     """One dataset per kind under ``root``; ``mode`` error (default), overwrite, or dynamic (only the

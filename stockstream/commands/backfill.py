@@ -123,13 +123,15 @@ def backfill(
         session = build_session(settings, "stockstream-backfill")
     except SparkJarsError as error:
         raise fail(str(error)) from None
+    from spark_jobs.backfill.sinks import OutputExistsError
+
     try:
         with SparkProgress(session.spark, err) as progress:
             result = run_backfill(session.spark, settings, request, progress)
-    except RangeError as error:
+    except (RangeError, OutputExistsError) as error:
         raise fail(str(error)) from None
     finally:
-        session.spark.stop()
+        session.stop()
     elapsed = time.perf_counter() - began
     if json_output:
         typer.echo(json.dumps({

@@ -149,7 +149,7 @@ def _backfill_range(workdir: Path, from_offset: str | None, to_offset: str | Non
     except RangeError as error:
         raise fail(str(error)) from None
     finally:
-        session.spark.stop()
+        session.stop()
     for group in result.short:
         err.print(f"[yellow]warning:[/] {escape(str(group.key))}: warm-up short: {escape(group.detail)}")
     return workdir / "backfill"
