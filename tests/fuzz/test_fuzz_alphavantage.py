@@ -162,12 +162,12 @@ def check_poll(outcomes: list[Outcome], reply: RawReply, *, history: bool) -> No
 @example(reply=RawReply(200, json.dumps(rate_body("BTC", "USD", "1", time_zone="../../etc/passwd")).encode()))
 @example(reply=RawReply(200, b'{"Realtime Currency Exchange Rate": {"1. From_Currency Code": "\\ud800"}}'))
 @example(reply=RawReply(200, b"[" * 100_000))
-@fuzz(200)
+@fuzz(350)
 def test_exchange_rate_answers(reply: RawReply) -> None:
     check_poll(poll_once(reply, history=False), reply, history=False)
 
 
 @given(reply=_replies(_daily_bodies()))
-@fuzz(120)
+@fuzz(200)
 def test_daily_history_answers(reply: RawReply) -> None:
     check_poll(poll_once(reply, history=True), reply, history=True)

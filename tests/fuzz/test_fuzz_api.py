@@ -174,7 +174,7 @@ def test_schemathesis_every_phase_and_check_with_links(served: Served, tmp_path:
     har = tmp_path / "run.har"
     run = subprocess.run(  # noqa: S603
         [SCHEMATHESIS, "run", str(schema), "--url", served.url, "--checks", "all",
-         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "60", "--seed", "20261127",
+         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "100", "--seed", "20261127",
          "--generation-database", "none", "--workers", "1", "--no-color", "--request-timeout", "30",
          "--report", "har", "--report-har-path", str(har)],
         capture_output=True, text=True, timeout=540, cwd=tmp_path)
@@ -222,7 +222,7 @@ def _targets() -> st.SearchStrategy[bytes]:
 @example(target=b"/symbols/BTC-USD/daily?from=0001-01-01&to=9999-12-31")
 @example(target=b"/symbols/BTC-USD/signals?limit=1000&limit=-1&rule=ema_cross&rule=%00")
 @example(target=b"/static/%2e%2e/%2e%2e/pyproject.toml")
-@fuzz(150)
+@fuzz(400)
 def test_raw_request_targets(served: Served, target: bytes) -> None:
     status, headers, body = _raw_get(int(served.url.rsplit(":", 1)[1]), target)
     event(f"status {status}")

@@ -99,7 +99,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 @example(file=(b"\xff\xfe\x00name = 1", ".toml"))
 @example(file=(b"[indicators]\nsma = [" * 2000, ".toml"))
 @example(file=(("[" * 3000).encode(), ".yaml"))
-@fuzz(250)
+@fuzz(400)
 def test_strategy_files(tmp_path_factory, file: tuple[bytes, str]) -> None:
     path = _write(tmp_path_factory.mktemp("strategy"), *file)
     try:
@@ -136,7 +136,7 @@ def _check_usable(config: NotifyConfig) -> None:
 @example(file=(b"channels:\n  a: {type: console}\nsubscriptions: [{channel: a, cooldown: 1e400}]", ".yaml"))
 @example(file=(b'channels:\n  a: {type: console}\nsubscriptions: [{channel: a, cooldown: "99999999999999999999999d"}]',
                ".yaml"))
-@fuzz(250)
+@fuzz(400)
 def test_subscription_files(tmp_path_factory, file: tuple[bytes, str]) -> None:
     path = _write(tmp_path_factory.mktemp("subscriptions"), *file)
     try:

@@ -56,7 +56,7 @@ COINBASE = [coinbase_ticker(7, "65000.01", T, best_bid="65000.00", best_ask="650
 @example(frame='{"type":"ticker","product_id":"\\ud800","trade_id":1}')
 @example(frame='{"type":"error","message":"\\udcff","reason":"\\ud800"}')
 @example(frame='{"type":"ticker","product_id":"BTC-USD","trade_id":1,"price":"1","time":"0001-01-01T00:00:00+05:00"}')
-@fuzz(1000)
+@fuzz(700)
 def test_coinbase_frames(frame: str | bytes) -> None:
     adapter = CoinbaseAdapter("ws://x", ("BTC-USD", "ETH-USD"), TimeBounds())
     outcomes = adapter.parse(frame, NOW)
@@ -75,7 +75,7 @@ BINANCE = [binance_trade(42, "64000.5", T_MS, qty="0.25"), binance_ack(),
 @example(frame='{"e":"trade","s":"\\ud800","t":1,"p":"1","q":"1","T":1714564800123}')
 @example(frame='{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","T":1714564800123,"result":null,"id":5}')
 @example(frame='{"e":"trade","s":"BTCUSDT","t":1,"p":"1","q":"1","T":1' + "0" * 400 + "}")
-@fuzz(1000)
+@fuzz(700)
 def test_binance_frames(frame: str | bytes) -> None:
     adapter = BinanceAdapter("ws://x", ("BTC-USDT", "ETH-USDT"), TimeBounds())
     outcomes = adapter.parse(frame, NOW)
@@ -96,7 +96,7 @@ KRAKEN = [kraken_trades("update", [kraken_trade(9, 64000.5, T), kraken_trade(10,
 @example(frame=json.dumps(kraken_trades("update", [{**kraken_trade(1, 1.0, T), "symbol": "\ud800"}])))
 @example(frame=json.dumps({**kraken_trades("update", [kraken_trade(1, 1.0, T)]), "method": "trade"}))
 @example(frame=json.dumps(kraken_trades("update", [kraken_trade(1, 1e308 * 10, T), 5, None, []])))
-@fuzz(1000)
+@fuzz(700)
 def test_kraken_frames(frame: str | bytes) -> None:
     adapter = KrakenAdapter("ws://x", ("BTC-USD", "ETH-USD"), TimeBounds())
     outcomes = adapter.parse(frame, NOW)

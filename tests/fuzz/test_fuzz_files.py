@@ -81,7 +81,7 @@ def _nonblank_lines(data: bytes) -> int:
 @example(data=b"a\rb,c\n", fmt="csv")
 @example(data=b"0001-01-01T00:00:00+05:00,BTC-USD,1\n9999-12-31T23:59:59-05:00,BTC-USD,1\n", fmt="csv")
 @example(data=b'{"timestamp": "2024-05-01T12:00:00Z", "symbol": "\\ud800", "price": "1"}\n', fmt="jsonl")
-@fuzz(300)
+@fuzz(600)
 def test_ingest_file_lines(tmp_path_factory, data: bytes, fmt: str) -> None:
     path = tmp_path_factory.mktemp("files") / f"ticks.{fmt}"
     path.write_bytes(data)
@@ -145,7 +145,7 @@ CSV_FILES = st.one_of(
 @example(data=b"0001-01-01T00:00:00Z,BTC-USD,1\n0001-01-01T00:00:01Z,BTC-USD,1e-12\n", timeframe="1m")
 @example(data=b"2024-05-01T12:00:00Z,BTC-USD,1e300,1e300\n2024-05-01T12:00:01Z,BTC-USD,1e-300,0\n", timeframe="1m")
 @example(data=b"a,b\x00,c\n\x00\n", timeframe="tick")
-@fuzz(300)
+@fuzz(600)
 def test_indicators_batch_rows(data: bytes, timeframe: str) -> None:
     text, report = _batch(data, timeframe)
     if report is None:
@@ -163,7 +163,7 @@ def test_indicators_batch_rows(data: bytes, timeframe: str) -> None:
 
 
 @given(data=CSV_FILES, timeframe=st.sampled_from(["tick", "5m"]))
-@fuzz(40)
+@fuzz(80)
 def test_indicators_command_exit_codes(tmp_path_factory, data: bytes, timeframe: str) -> None:
     folder: Path = tmp_path_factory.mktemp("indicators")
     (folder / "in.csv").write_bytes(data)

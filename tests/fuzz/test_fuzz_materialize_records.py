@@ -128,7 +128,7 @@ SIGNAL_AT_THE_END = encode(Signal(
 @given(batch=st.lists(records(), min_size=1, max_size=30))
 @example(batch=[(NAMES["signal"], b"BTC-USD", SIGNAL_AT_THE_END)])
 @example(batch=[(NAMES["1m"], b"BTC-USD", b'{"ts_open":"9999-12-31T23:59:00-05:00"}')])
-@fuzz(800)
+@fuzz(600)
 def test_planner_accounts_for_every_record(batch: list[tuple[str, bytes | None, bytes | None]]) -> None:
     _plan(batch)
 
@@ -147,7 +147,7 @@ def views_redis(stack):  # type: ignore[no-untyped-def]
 @pytest.mark.integration
 @given(batch=st.lists(records(), min_size=1, max_size=20))
 @example(batch=[(NAMES["signal"], b"BTC-USD", SIGNAL_AT_THE_END)])
-@fuzz(250)
+@fuzz(200)
 def test_stored_views_read_back(views_redis, batch: list[tuple[str, bytes | None, bytes | None]]) -> None:
     client, base = views_redis
     prefix = f"{base}{uuid.uuid4().hex[:6]}:"

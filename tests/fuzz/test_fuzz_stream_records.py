@@ -144,7 +144,7 @@ def _tick_of(value: bytes) -> Tick | None:
                  b"BTC-USD") for i in range(3)], checkpoints=[True])
 @example(batch=[(b'{"symbol":"BTC-USD","price":1,"ts_event":"0001-01-01T00:00:00+05:00",'
                  b'"ts_init":"2024-01-01T00:00:00Z","source":"x","source_id":"1"}', b"BTC-USD")], checkpoints=[])
-@fuzz(500)
+@fuzz(400)
 def test_tick_records(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]) -> None:
     _run(batch, checkpoints)
 
@@ -152,7 +152,7 @@ def test_tick_records(batch: list[tuple[bytes | None, bytes | None]], checkpoint
 @given(ticks=st.lists(st.builds(_tick, st.just("BTC-USD"), MOMENTS, PRICES, VOLUMES, st.integers(0, 99)),
                       min_size=5, max_size=80).map(lambda items: sorted(items, key=lambda t: t.ts_event)),
        checkpoints=st.lists(st.booleans(), max_size=80))
-@fuzz(300)
+@fuzz(200)
 def test_ordered_extreme_ticks_of_one_symbol(ticks: list[Tick], checkpoints: list[bool]) -> None:
     """In-order ticks open and close candle windows and days: extreme values must survive the arithmetic."""
     _run([(encode(tick), b"BTC-USD") for tick in ticks], checkpoints)
