@@ -128,7 +128,7 @@ def _number(value: float) -> str:
 
 
 def _ratio(figure: Figure) -> str:
-    text = f"{figure.ratio:.2f}×"
+    text = f"{figure.ratio:.2f}×" if figure.ratio >= 0.1 else f"{figure.ratio:.2g}×"
     if figure.goal is not None:
         text += f" (goal ≥ {figure.goal:g}×: {'met' if figure.goal_met else 'NOT met'})"
     return text
