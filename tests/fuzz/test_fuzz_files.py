@@ -174,16 +174,10 @@ def test_indicators_command_exit_codes(tmp_path_factory, data: bytes, timeframe:
     assert "Traceback" not in result.output
 
 
-def test_rejections_name_their_line() -> None:
+def test_rejections_name_their_line(tmp_path: Path) -> None:
     """Locators stay useful on hostile input: the dead letter's detail starts with file#hash:line."""
-    data = b"2024-05-01T12:00:00Z,BTC-USD,1\n\xff\xfe,BTC-USD,1\n"
-    path = Path(__file__).parent / "__missing__"
-    del path
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        target = Path(folder) / "t.csv"
-        target.write_bytes(data)
-        outcomes = list(FileSource((target,), TimeBounds(), now=lambda: NOW).outcomes(target))
+    target = tmp_path / "t.csv"
+    target.write_bytes(b"2024-05-01T12:00:00Z,BTC-USD,1\n\xff\xfe,BTC-USD,1\n")
+    outcomes = list(FileSource((target,), TimeBounds(), now=lambda: NOW).outcomes(target))
     assert isinstance(outcomes[1], Rejected) and outcomes[1].reason == "encoding_invalid"
     assert outcomes[1].detail.startswith("t.csv#") and ":2:" in outcomes[1].detail
