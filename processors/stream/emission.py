@@ -1,16 +1,14 @@
-"""What the handler returns for one input record, and the Quix serializer that writes it.
+"""What the handler returns for one input record.
 
 An :class:`Emission` is one output record: the topic to write to, its key and its already
-encoded value. The topology routes each one with ``to_topic(lambda e: e.topic, key=…)`` and
-every output topic uses :class:`EmissionSerializer`, so values are encoded once, by
-:func:`schemas.events.encode`, never re-serialized by Quix.
+encoded value. The topology produces each one once, as is, to ``emission.topic.name`` through
+the application's transactional producer (see :mod:`processors.stream.topology`), so values
+are encoded once and never re-serialized by Quix.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
-
-from quixstreams.models.serializers import SerializationContext, Serializer
 
 
 class NamedTopic(Protocol):
@@ -32,20 +30,3 @@ class Emission:
 
     def __repr__(self) -> str:
         return f"Emission({self.topic.name!r}, {self.key!r}, {len(self.value)} bytes)"
-
-
-class EmissionSerializer(Serializer):
-    """Value serializer of every output topic: the emission's pre-encoded bytes."""
-
-    def __call__(self, value: Emission, ctx: SerializationContext) -> bytes:
-        return value.value
-
-
-def emission_topic(value: Emission, key: Any, timestamp: int, headers: Any) -> Any:
-    """``to_topic`` topic selector."""
-    return value.topic
-
-
-def emission_key(value: Emission) -> bytes:
-    """``to_topic`` key selector."""
-    return value.key

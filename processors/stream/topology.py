@@ -2,10 +2,9 @@
 
 Topology (one sub-topology, keyed by symbol)::
 
-    ticks (bytes) ──apply(TickHandler, state "pipeline", expand)──► Emission*
-                  ──to_topic(emission.topic, key=emission.key)──► indicators | signals |
-                                                                   candles.<tf> | aggregates.daily |
-                                                                   ticks.dlq
+    ticks (bytes) ──update(TickHandler, state "pipeline")──► Emission* ──produce──► indicators | signals |
+                                                                             candles.<tf> | aggregates.daily |
+                                                                             ticks.dlq
 
 Every topic of the registry is created by :func:`stockstream.kafka_admin.ensure_topics` before
 this module runs, so Quix only looks them up; the one topic Quix creates is the store's
@@ -19,6 +18,14 @@ does (``checkpoint.get_store_transaction(...)``, then ``as_state(prefix=key)``).
 are written back once per checkpoint by :class:`~processors.stream.states.SymbolStates`,
 registered with the sink manager so that ``Checkpoint.commit`` flushes it before it produces
 the changelog and commits.
+
+Each emission is produced once, to its own topic, through the processing context's producer:
+the one ``to_topic`` uses (``StreamingDataFrame._produce`` → ``InternalProducer.produce_row``),
+whose transaction every checkpoint begins and commits, so outputs stay inside the exactly-once
+transaction. Calling its ``produce`` directly skips what ``expand`` + ``to_topic`` add per output
+record and does nothing else differently: same topic, key, value bytes, the input record's
+timestamp and headers (as ``to_topic`` passes them), same delivery-error handling. Not
+``app.get_producer()``: that is a separate, non-transactional producer.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ from quixstreams.kafka import ConnectionConfig
 from quixstreams.models import TopicManager
 
 from processors.core.strategy import PipelineConfigs, Strategy
-from processors.stream.emission import EmissionSerializer, emission_key, emission_topic
 from processors.stream.handler import OutputTopics, TickHandler
 from processors.stream.kafka_stats import ConsumerStats
 from processors.stream.metrics import ProcessMetrics
@@ -97,7 +103,8 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     ticks = app.topic(ticks_name, key_deserializer="bytes", value_deserializer="bytes")
 
     def output(name: str) -> Any:
-        return app.topic(name, key_serializer="bytes", value_serializer=EmissionSerializer())
+        # Looked up (and checked) by Quix; only their names are used: values are produced pre-encoded.
+        return app.topic(name, key_serializer="bytes", value_serializer="bytes")
 
     outputs = OutputTopics(
         indicators=output(registry.indicators.name),
@@ -118,12 +125,17 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     # What ``sdf.sink()`` does, minus the per-record ``add``: checkpoints flush the states.
     context.sink_manager.register(states)
 
-    def process(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> list[Any]:
+    produce = context.producer.produce  # the transactional producer every checkpoint commits
+
+    def process(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
         where = message_context()
         transaction = context.checkpoint.get_store_transaction(
             stream_id=stream_id, partition=where.partition, store_name=STORE_NAME)
-        return handler.handle(value, key, timestamp, transaction, where.topic, where.partition, where.offset)
+        emissions = handler.handle(value, key, timestamp, transaction, where.topic, where.partition, where.offset)
+        for emission in emissions:
+            # to_topic would pass the input's headers (None → [], i.e. none) and timestamp along.
+            produce(topic=emission.topic.name, value=emission.value, key=emission.key, headers=headers or None,
+                    timestamp=timestamp)
 
-    sdf = sdf.apply(process, expand=True, metadata=True)
-    sdf.to_topic(emission_topic, key=emission_key)
+    sdf = sdf.update(process, metadata=True)
     return Processor(app, handler, states, stats, sdf, ticks_name)
