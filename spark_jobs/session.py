@@ -19,6 +19,16 @@ from spark_jobs.jars import spark_jars
 from spark_jobs.settings import SparkJobSettings
 
 
+def _local_cores(master: str) -> int | None:
+    """Cores of a ``local``/``local[N]``/``local[*]`` master; None for a cluster master."""
+    if master == "local":
+        return 1
+    if master.startswith("local["):
+        inside = master[len("local["):].split("]")[0].split(",")[0]
+        return os.cpu_count() or 2 if inside == "*" else int(inside)
+    return None
+
+
 @dataclass(frozen=True)
 class StartedSession:
     spark: SparkSession
@@ -59,6 +69,11 @@ def build_session(settings: SparkJobSettings, app_name: str = "stockstream") -> 
         .config("spark.python.worker.reuse", "true")
         .config("spark.executorEnv.PYSPARK_PYTHON", os.environ["PYSPARK_PYTHON"])
     )
+    cores = _local_cores(settings.spark_master)
+    if cores is not None:
+        # 200 shuffle partitions (the default) cost more in task overhead than the small
+        # aggregations of a backfill are worth on a few local cores.
+        builder = builder.config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
     if settings.spark_executor_memory:
         builder = builder.config("spark.executor.memory", settings.spark_executor_memory)
     if settings.spark_local_dir is not None:

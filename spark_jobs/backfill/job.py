@@ -52,7 +52,7 @@ from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
 
 WriteMode = Literal["error", "overwrite", "dynamic"]
-_ROUTED_SCHEMA = "gid int, partition int, offset long, pos long, timestamp_ms long, value binary"
+_ROUTED_SCHEMA = "slot long, partition int, offset long, pos long, timestamp_ms long, value binary"
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class _Configs:
 class _Router:
     """``mapInPandas`` function: each record to its own group, and to the later chunks it warms up."""
 
-    def __init__(self, plans: list[GroupPlan]) -> None:
+    def __init__(self, plans: list[GroupPlan], slots: list[int]) -> None:
         by_key: dict[str | None, list[GroupPlan]] = defaultdict(list)
         for plan in plans:
             by_key[plan.key].append(plan)
@@ -124,7 +124,7 @@ class _Router:
         for key, chunks in by_key.items():
             chunks.sort(key=lambda plan: plan.chunk)
             self.tables[key] = (
-                np.array([plan.group for plan in chunks], dtype=np.int32),
+                np.array([slots[plan.group] for plan in chunks], dtype=np.int64),
                 np.array([plan.emit_from for plan in chunks], dtype=np.int64),
                 np.array([plan.emit_to for plan in chunks], dtype=np.int64),
                 np.array([plan.warm_from_us if plan.warm_from_us is not None else 0 for plan in chunks],
@@ -146,28 +146,47 @@ class _Router:
                 inside = (own >= 0) & (pos <= ends[np.clip(own, 0, None)])
                 pieces.append((rows[inside], gids[own[inside]]))
                 before = pos < starts[0]
-                pieces.append((rows[before], np.full(int(before.sum()), gids[0], dtype=np.int32)))
+                pieces.append((rows[before], np.full(int(before.sum()), gids[0], dtype=np.int64)))
                 for chunk in range(1, len(gids)):
                     warm = (pos < starts[chunk]) & (ts >= warm_from[chunk])
-                    pieces.append((rows[warm], np.full(int(warm.sum()), gids[chunk], dtype=np.int32)))
+                    pieces.append((rows[warm], np.full(int(warm.sum()), gids[chunk], dtype=np.int64)))
                 for part, group in pieces:
                     if len(part):
                         out = part[columns].copy()
-                        out.insert(0, "gid", group)
+                        out.insert(0, "slot", group)
                         yield out
 
 
 class _GroupRunner:
     """``applyInPandas`` function: one group's rows → its events (see :func:`run_group`)."""
 
-    def __init__(self, plans: list[GroupPlan], context: GroupContext, configs: _Configs) -> None:
-        self.plans = {plan.group: plan for plan in plans}
+    def __init__(self, plans: list[GroupPlan], slots: list[int], context: GroupContext, configs: _Configs) -> None:
+        self.plans = {slots[plan.group]: plan for plan in plans}
         self.context = context
         self.configs = configs
 
     def __call__(self, key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:
         plan = self.plans[int(key[0])]
         return run_group(rows, plan, self.context, self.configs)
+
+
+def hash_slots(spark: SparkSession, count: int) -> list[int]:
+    """For each group number g < count, a value whose Spark hash partition (of ``count``) is g.
+
+    ``repartition(count, "slot")`` then puts group g alone in partition g — one group per task,
+    largest first (groups are numbered by size) — with no sampling pass (``repartitionByRange``
+    would compute the routed frame twice). Spark partitions by ``pmod(hash(slot), count)``,
+    which is what is searched here.
+    """
+    found: dict[int, int] = {}
+    start = 0
+    while len(found) < count:
+        rows = (spark.range(start, start + 64 * count)
+                .select("id", F.expr(f"pmod(hash(id), {count})").alias("partition")).collect())
+        for row in rows:
+            found.setdefault(int(row["partition"]), int(row["id"]))
+        start += 64 * count
+    return [found[number] for number in range(count)]
 
 
 def indicator_names(strategy: Strategy) -> tuple[str, ...]:
@@ -193,13 +212,14 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
         .option("kafka.isolation.level", "read_committed")
         .load()
     )
-    text = F.col("value").cast("string")
-    price = F.get_json_object(text, "$.price").cast("double")
-    volume = F.get_json_object(text, "$.volume").cast("double")
-    ts_us = F.unix_micros(F.get_json_object(text, "$.ts_event").cast("timestamp"))
+    # One JSON parse per record for the three fields the planning needs (the group parses fully).
+    fields = frame.select(
+        "*", F.json_tuple(F.col("value").cast("string"), "ts_event", "price", "volume").alias("t", "p", "v"))
+    price, volume = F.col("p").cast("double"), F.col("v").cast("double")
+    ts_us = F.unix_micros(F.col("t").cast("timestamp"))
     usable = (ts_us.isNotNull() & price.between(config.min_price, config.max_price)
               & (volume.isNull() | (volume == 0) | volume.between(config.min_volume, config.max_volume)))
-    frame = frame.select(
+    frame = fields.select(
         F.col("key").cast("string").alias("key"), "partition", "offset",
         (F.shiftleft(F.col("partition").cast("long"), POSITION_BITS) + F.col("offset")).alias("pos"),
         F.unix_millis("timestamp").alias("timestamp_ms"), "value",
@@ -294,7 +314,8 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
         raw.unpersist()
         return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {})
 
-    router, runner = _Router(plans), _GroupRunner(plans, context, configs)
+    slots = hash_slots(spark, len(plans))
+    router, runner = _Router(plans, slots), _GroupRunner(plans, slots, context, configs)
 
     def route(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:  # pyspark wants plain functions
         return router(batches)
@@ -304,7 +325,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
 
     routed = raw.mapInPandas(route, _ROUTED_SCHEMA)  # type: ignore[arg-type]
     result = (
-        routed.repartitionByRange(len(plans), "gid").groupBy("gid")
+        routed.repartition(len(plans), "slot").groupBy("slot")
         .applyInPandas(run, spark_schema(names))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
