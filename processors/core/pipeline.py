@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from processors.core import derived
 from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
 from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
@@ -132,6 +133,8 @@ class _Plan:
         self.earliest = to_us(datetime.min.replace(tzinfo=UTC)) + margin
         self.latest = to_us(datetime.max.replace(tzinfo=UTC)) - margin
         self.key = f"{config.indicators.key()}|{','.join(config.candle_timeframes)}"
+        # Derived events skip re-validation only when every timeframe name they carry is valid.
+        self.trusted = derived.valid_timeframes((TICK, *config.candle_timeframes))
 
 
 @dataclass(slots=True)
@@ -171,12 +174,13 @@ class SymbolProcessor:
     result is identical to threading :func:`step` through every tick.
     """
 
-    __slots__ = ("config", "symbol", "last", "tick_indicators", "tick_rules", "frames", "day", "_plan")
+    __slots__ = ("config", "symbol", "last", "tick_indicators", "tick_rules", "frames", "day", "_plan", "_trusted")
 
     def __init__(self, config: PipelineConfig, symbol: str, state: SymbolState | None = None) -> None:
         self.config = config
         self.symbol = symbol
         plan = self._plan = config.plan
+        self._trusted = plan.trusted and derived.valid_symbol(symbol)  # see processors/core/derived.py
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
         self.day: DayAggregate | None = None
         if state is None:
@@ -350,11 +354,9 @@ class SymbolProcessor:
         for end, index, window in due:
             frame = self.frames[index]
             ts_open, ts_close = from_us(window.start), from_us(end)
-            out.candles.append(Candle(
-                symbol=self.symbol, timeframe=frame.name, ts_open=ts_open, ts_close=ts_close,
-                open=window.open, high=window.high, low=window.low, close=window.close,
-                volume=window.volume, trade_count=window.count, ts_event=ts_close, ts_init=tick.ts_init,
-                lineage=lineage,
+            out.candles.append(derived.candle(
+                self._trusted, self.symbol, frame.name, ts_open, ts_close, window.open, window.high, window.low,
+                window.close, window.volume, window.count, ts_close, tick.ts_init, lineage,
             ))
             values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
             self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
@@ -365,20 +367,18 @@ class SymbolProcessor:
                 ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
         """Snapshot + rules for one evaluation; signals are counted into the open day."""
         named = dict(zip(self._plan.names, values, strict=True))
-        out.snapshots.append(IndicatorSnapshot(
-            symbol=self.symbol, timeframe=timeframe, price=price, values=named, ts_event=ts_event,
-            ts_init=tick.ts_init, lineage=lineage,
-        ))
+        trusted = self._trusted
+        out.snapshots.append(derived.snapshot(trusted, self.symbol, timeframe, price, named, ts_event, tick.ts_init,
+                                              lineage))
         fired = self._plan.rules.evaluate(rule_state, values, price)
         if not fired:
             return
         day = self.day
         for rule, side in fired:
-            out.signals.append(Signal(
-                signal_id=make_signal_id(self.symbol, timeframe, rule, side, ts_event, lineage.partition,
-                                         lineage.offset),
-                symbol=self.symbol, timeframe=timeframe, rule=rule, side=side, price=price,
-                indicators=named, ts_event=ts_event, ts_init=tick.ts_init, lineage=lineage,
+            out.signals.append(derived.signal(
+                trusted, make_signal_id(self.symbol, timeframe, rule, side, ts_event, lineage.partition,
+                                        lineage.offset),
+                self.symbol, timeframe, rule, side, price, named, ts_event, tick.ts_init, lineage,
             ))
             if day is not None:
                 if side == BUY:
@@ -390,12 +390,10 @@ class SymbolProcessor:
         day = self.day
         assert day is not None  # noqa: S101 - callers check; a bug otherwise
         vwap = day.vwap
-        return DailySummary(
-            symbol=self.symbol, date=day_date(day.day), open=day.open, high=day.high, low=day.low,
-            close=day.close, mean_price=day.mean_price,
-            vwap=vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
-            volume=day.volume, tick_count=day.count, buy_count=day.buys, sell_count=day.sells,
-            final=final, ts_event=tick.ts_event, ts_init=tick.ts_init, lineage=lineage,
+        return derived.summary(
+            self._trusted, self.symbol, day_date(day.day), day.open, day.high, day.low, day.close, day.mean_price,
+            vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
+            day.volume, day.count, day.buys, day.sells, final, tick.ts_event, tick.ts_init, lineage,
         )
 
 
