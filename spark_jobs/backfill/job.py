@@ -7,8 +7,8 @@ Spark job under its own progress line:
    (:mod:`spark_jobs.backfill.ranges`); a first aggregation gives per (symbol, UTC day)
    row counts and first positions, from which :func:`spark_jobs.backfill.plan.plan_groups`
    cuts each symbol into chunks (groups), largest first.
-2. **recompute** — ``mapInPandas`` routes every record to its group (warm-up records to the
-   following chunks too), the groups are range-partitioned one per task, and
+2. **recompute** — a broadcast join routes every record to its group (warm-up records to the
+   following chunks too), the groups are hash-partitioned one per task, and
    ``applyInPandas`` runs :func:`spark_jobs.backfill.runner.run_group` — the core's
    pipeline step in log order — per group. The result is cached.
 3. **write** — one Parquet dataset per event kind (partitioned by symbol and date), and
@@ -20,11 +20,9 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,7 +50,6 @@ from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
 
 WriteMode = Literal["error", "overwrite", "dynamic"]
-_ROUTED_SCHEMA = "slot long, partition int, offset long, pos long, timestamp_ms long, value binary"
 
 
 @dataclass(frozen=True)
@@ -113,50 +110,6 @@ class _Configs:
         return self._configs.for_symbol(symbol)
 
 
-class _Router:
-    """``mapInPandas`` function: each record to its own group, and to the later chunks it warms up."""
-
-    def __init__(self, plans: list[GroupPlan], slots: list[int]) -> None:
-        by_key: dict[str | None, list[GroupPlan]] = defaultdict(list)
-        for plan in plans:
-            by_key[plan.key].append(plan)
-        self.tables: dict[str | None, tuple[np.ndarray, ...]] = {}
-        for key, chunks in by_key.items():
-            chunks.sort(key=lambda plan: plan.chunk)
-            self.tables[key] = (
-                np.array([slots[plan.group] for plan in chunks], dtype=np.int64),
-                np.array([plan.emit_from for plan in chunks], dtype=np.int64),
-                np.array([plan.emit_to for plan in chunks], dtype=np.int64),
-                np.array([plan.warm_from_us if plan.warm_from_us is not None else 0 for plan in chunks],
-                         dtype=np.int64),
-            )
-
-    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        columns = ["partition", "offset", "pos", "timestamp_ms", "value"]
-        for batch in batches:
-            for key, rows in batch.groupby("key", sort=False, dropna=False):
-                table = self.tables.get(key if isinstance(key, str) else None)  # NaN: records without a key
-                if table is None:
-                    continue
-                gids, starts, ends, warm_from = table
-                pos = rows["pos"].to_numpy(dtype=np.int64)
-                ts = rows["ts_us"].astype("Int64").fillna(np.iinfo(np.int64).min).to_numpy(dtype=np.int64)
-                pieces = []
-                own = np.searchsorted(starts, pos, side="right") - 1
-                inside = (own >= 0) & (pos <= ends[np.clip(own, 0, None)])
-                pieces.append((rows[inside], gids[own[inside]]))
-                before = pos < starts[0]
-                pieces.append((rows[before], np.full(int(before.sum()), gids[0], dtype=np.int64)))
-                for chunk in range(1, len(gids)):
-                    warm = (pos < starts[chunk]) & (ts >= warm_from[chunk])
-                    pieces.append((rows[warm], np.full(int(warm.sum()), gids[chunk], dtype=np.int64)))
-                for part, group in pieces:
-                    if len(part):
-                        out = part[columns].copy()
-                        out.insert(0, "slot", group)
-                        yield out
-
-
 class _GroupRunner:
     """``applyInPandas`` function: one group's rows → its events (see :func:`run_group`)."""
 
@@ -168,6 +121,26 @@ class _GroupRunner:
     def __call__(self, key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:
         plan = self.plans[int(key[0])]
         return run_group(rows, plan, self.context, self.configs)
+
+
+def route(spark: SparkSession, raw: DataFrame, plans: list[GroupPlan], slots: list[int]) -> DataFrame:
+    """Every read record with the slot of each group it belongs to (a broadcast join, no Python).
+
+    A record of key K at position q goes to chunk c of K when ``emit_from_c <= q <= emit_to_c``
+    (its own rows), to chunk 0 when ``q < emit_from_0`` (read before the range: warm-up), and to
+    every chunk c ≥ 1 with ``q < emit_from_c`` and event time ≥ ``warm_from_c`` (the warm-up
+    of a later chunk). Records after the range match nothing.
+    """
+    table = spark.createDataFrame(
+        [(plan.key, slots[plan.group], plan.chunk, plan.emit_from, plan.emit_to, plan.warm_from_us)
+         for plan in plans],
+        "plan_key string, slot long, chunk int, emit_from long, emit_to long, warm_from_us long")
+    pos, chunk = F.col("pos"), F.col("chunk")
+    joined = raw.join(F.broadcast(table), raw["key"].eqNullSafe(table["plan_key"]) & (
+        pos.between(F.col("emit_from"), F.col("emit_to"))
+        | ((chunk == 0) & (pos < F.col("emit_from")))
+        | ((chunk > 0) & (pos < F.col("emit_from")) & (F.col("ts_us") >= F.col("warm_from_us")))))
+    return joined.select("slot", "partition", "offset", "pos", "timestamp_ms", "value")
 
 
 def hash_slots(spark: SparkSession, count: int) -> list[int]:
@@ -315,15 +288,12 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
         return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {})
 
     slots = hash_slots(spark, len(plans))
-    router, runner = _Router(plans, slots), _GroupRunner(plans, slots, context, configs)
+    runner = _GroupRunner(plans, slots, context, configs)
 
-    def route(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:  # pyspark wants plain functions
-        return router(batches)
-
-    def run(key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:
+    def run(key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:  # pyspark wants a plain function
         return runner(key, rows)
 
-    routed = raw.mapInPandas(route, _ROUTED_SCHEMA)  # type: ignore[arg-type]
+    routed = route(spark, raw, plans, slots)
     result = (
         routed.repartition(len(plans), "slot").groupBy("slot")
         .applyInPandas(run, spark_schema(names))

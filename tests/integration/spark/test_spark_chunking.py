@@ -1,8 +1,9 @@
 """The chunking design without Spark: plan → route → per-chunk warm-up run equals the sequential run.
 
-These tests drive the very functions the Spark job runs inside ``mapInPandas`` /
-``applyInPandas`` (:class:`spark_jobs.backfill.job._Router`, :func:`run_group`) on pandas
-frames, with the day statistics computed the way the job's first aggregation computes them.
+These tests drive the functions the Spark job runs (:func:`plan_groups`, and :func:`run_group`
+inside ``applyInPandas``) on pandas frames, with the day statistics computed the way the job's
+first aggregation computes them and its routing join written again in pandas (the Spark
+tests run the real join).
 Hypothesis draws irregular multi-day series with gaps, out-of-order and late ticks around
 midnights; small indicator periods keep the warm-up (and the test) short.
 """
@@ -23,7 +24,7 @@ from processors.core.indicators import IndicatorSpec, MacdSpec
 from processors.core.strategy import PipelineConfigs, parse_strategy
 from processors.core.timeutil import DAY_US, to_us
 from schemas.events import Tick, encode
-from spark_jobs.backfill.job import _Configs, _Router
+from spark_jobs.backfill.job import _Configs
 from spark_jobs.backfill.plan import (
     DayStat,
     SymbolRange,
@@ -117,17 +118,30 @@ def _frame(records: list[tuple[bytes | None, bytes]]) -> pd.DataFrame:
     })
 
 
+def _route(frame: pd.DataFrame, plans: list) -> pd.DataFrame:
+    """The job's routing join (:func:`spark_jobs.backfill.job.route`), written again in pandas."""
+    pieces = []
+    ts = frame["ts_us"].astype("Int64").fillna(-(2**62))
+    for plan in plans:
+        own = frame["pos"].between(plan.emit_from, plan.emit_to)
+        if plan.chunk == 0:
+            member = own | (frame["pos"] < plan.emit_from)
+        else:
+            member = own | ((frame["pos"] < plan.emit_from) & (ts >= plan.warm_from_us))
+        pieces.append(frame[member].assign(group=plan.group))
+    return pd.concat(pieces)
+
+
 def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: int) -> tuple[pd.DataFrame, list]:
     in_range = frame[frame["offset"] >= from_offset]
     symbol = SymbolRange("BTC-USD", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
     plans = plan_groups([symbol], warmup, chunks, slots=2)
-    routed = pd.concat(list(_Router(plans, [plan.group for plan in sorted(plans, key=lambda p: p.group)])(
-        iter([frame]))))
+    routed = _route(frame, plans)
     configs = _Configs(SMALL, ("1m", "5m"), 5_000)
     context = GroupContext(TOPIC, warmup, SMALL.indicator_names(), False, None,
                            frozenset({0}), {0: from_offset})  # the frame starts at offset 0
     outputs = [run_group(rows, next(p for p in plans if p.group == gid), context, configs)
-               for gid, rows in routed.groupby("slot")]
+               for gid, rows in routed.groupby("group")]
     result = pd.concat(outputs, ignore_index=True)
     reports = result[result["kind"] == "group"]
     return result[result["kind"] != "group"], reports["detail"].tolist()
