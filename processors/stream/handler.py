@@ -10,7 +10,8 @@ partition. It
    :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
    the checkpoint commits) and runs the one pipeline step;
 3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
-   symbol) and per rejection (``late`` …, to the DLQ), and updates the metrics.
+   symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
+   ``schemas.events.encode``) and per rejection (``late`` …, to the DLQ), and updates the metrics.
 
 It never raises for a record: an unexpected error in the step is logged with its traceback,
 the symbol's state is restored to before that tick and the tick goes to the DLQ as
@@ -27,10 +28,11 @@ from dataclasses import dataclass
 from processors.core.pipeline import StepOutput
 from processors.stream import reasons
 from processors.stream.emission import Emission, NamedTopic
+from processors.stream.encoding import encode_derived, lineage_of
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.records import decode_tick, raw_text, record_time
 from processors.stream.states import StoreTransaction, SymbolStates
-from schemas.events import DeadLetter, Lineage, Tick, encode
+from schemas.events import DeadLetter, Tick, encode
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class TickHandler:
         """Process one record at ``topic[partition]@offset``; returns what to produce, in order."""
         consumed = self.hot.consumed
         consumed[topic] = consumed.get(topic, 0) + 1
-        lineage = Lineage(topic=topic, partition=partition, offset=offset)
+        lineage = lineage_of(topic, partition, offset)
         decoded = decode_tick(value, key, timestamp_ms, lineage)
         if isinstance(decoded, DeadLetter):
             return [self._dead_letter(decoded)]
@@ -79,7 +81,7 @@ class TickHandler:
                 detail=f"{type(error).__name__}: {error}"[:500], raw=raw_text(value),
                 ts_init=record_time(timestamp_ms), origin=lineage,
             ))]
-        entry.pending.extend((value, topic, partition, offset))
+        entry.pending += (value, topic, partition, offset)
         return self._emissions(tick, key, output)
 
     # -- internals -------------------------------------------------------------------------
@@ -88,29 +90,36 @@ class TickHandler:
         outputs = self.outputs
         hot = self.hot
         produced = hot.produced
-        emissions = [Emission(outputs.indicators, key, encode(snapshot)) for snapshot in output.snapshots]
+        snapshots = output.snapshots
+        topic = outputs.indicators
+        emissions = [Emission(topic, key, encode_derived(snapshot)) for snapshot in snapshots]
         tracked = hot.tracks(tick.symbol)
-        if tracked:
-            for snapshot in output.snapshots:
-                hot.latest[(snapshot.symbol, snapshot.timeframe)] = (snapshot.price, snapshot.values)
+        if snapshots:
+            produced[topic.name] = produced.get(topic.name, 0) + len(snapshots)
+            if tracked:
+                for snapshot in snapshots:
+                    hot.latest[(snapshot.symbol, snapshot.timeframe)] = (snapshot.price, snapshot.values)
         if output.candles:
             for candle in output.candles:
-                emissions.append(Emission(outputs.candles[candle.timeframe], key, encode(candle)))
+                topic = outputs.candles[candle.timeframe]
+                emissions.append(Emission(topic, key, encode_derived(candle)))
+                produced[topic.name] = produced.get(topic.name, 0) + 1
         if output.signals:
             signals = hot.signals
+            topic = outputs.signals
             for signal in output.signals:
-                emissions.append(Emission(outputs.signals, key, encode(signal)))
+                emissions.append(Emission(topic, key, encode_derived(signal)))
                 labels = (signal.rule, signal.side, signal.timeframe)
                 signals[labels] = signals.get(labels, 0) + 1
                 if tracked:
                     per_symbol = (signal.symbol, signal.timeframe, signal.rule, signal.side)
                     hot.symbol_signals[per_symbol] = hot.symbol_signals.get(per_symbol, 0) + 1
+            produced[topic.name] = produced.get(topic.name, 0) + len(output.signals)
         if output.summaries:
+            topic = outputs.aggregates_daily
             for summary in output.summaries:
-                emissions.append(Emission(outputs.aggregates_daily, key, encode(summary)))
-        for emission in emissions:
-            name = emission.topic.name
-            produced[name] = produced.get(name, 0) + 1
+                emissions.append(Emission(topic, key, encode_derived(summary)))
+            produced[topic.name] = produced.get(topic.name, 0) + len(output.summaries)
         if output.rejections:
             for rejection in output.rejections:
                 emissions.append(self._dead_letter(rejection))
