@@ -9,6 +9,7 @@ input partition, as a multiset).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from processors.materialize.keys import ViewKeys
 from schemas.events import IndicatorSnapshot
+from spark_jobs.backfill.ranges import offsets_at_event_time
 from stockstream.kafka_admin import ensure_topics
 from stockstream.settings import KafkaSettings
 from tests.integration.spark.synthetic import produce_all, synthetic_log
@@ -172,3 +174,21 @@ def test_replay_resets_the_live_group_and_rebuilds_its_state_and_views(replay_lo
         for key in client.scan_iter(match=views + "*", count=1000):
             client.delete(key)
         client.close()
+
+
+def test_event_time_bounds_resolve_to_the_first_tick_at_or_after_them(replay_log):
+    """--from-time/--to-time: per partition, the first record (in log order) whose tick event time is ≥ T."""
+    moment = datetime(2024, 4, 3, 9, 30, tzinfo=UTC)
+    settings = KafkaSettings(topic_prefix=replay_log.prefix, bootstrap_servers=replay_log.bootstrap)
+    found = offsets_at_event_time(settings, f"{replay_log.prefix}ticks", moment, clock_skew_us=300_000_000)
+    expected: dict[int, int] = {}
+    for record in _ordered(read_topic(replay_log.bootstrap, f"{replay_log.prefix}ticks")):
+        try:
+            at = datetime.fromisoformat(json.loads(record.value)["ts_event"])
+        except ValueError:
+            continue  # not a tick: passed over
+        if at >= moment and record.partition not in expected:
+            expected[record.partition] = record.offset
+    ends = end_offsets(replay_log.bootstrap, f"{replay_log.prefix}ticks")
+    assert found == {p: expected.get(p, ends[p]) for p in ends}
+    assert 0 < sum(found.values()) < sum(ends.values())
