@@ -79,12 +79,17 @@ async def ensure_topics_until_ready(settings: IngestSettings, stop: asyncio.Even
 async def remember_published(settings: IngestSettings, service: IngestService) -> None:
     """Seed the duplicate window from the log, so a restart does not publish again what is there."""
     began = time.monotonic()
-    try:
-        keys = await asyncio.to_thread(recall_published, settings, settings.dedup_window)
-    except Exception as error:  # noqa: BLE001 - without the recall the service still runs, as before
-        log.warning("could not read the published ticks back from %s (%s); a restart may publish some again",
-                    settings.topics().ticks.name, error)
-        return
+    for attempt in range(1, 6):
+        try:
+            keys = await asyncio.to_thread(recall_published, settings, settings.dedup_window)
+            break
+        except Exception as error:  # noqa: BLE001 - without the recall the service still runs, as before
+            # A topic created a moment ago may not be served yet ("not leader for partition"): retry a little.
+            if attempt == 5:
+                log.warning("could not read the published ticks back from %s (%s); a restart may publish some"
+                            " again", settings.topics().ticks.name, error)
+                return
+            await asyncio.sleep(1.0)
     for key in keys:
         service.recent.seen(key)
     log.info("duplicate window seeded with the %d newest ticks of the log in %.2fs", len(keys),
