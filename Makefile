@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos bench bench-quick clean stack-down deploy-tools spark-jars
+.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos soak bench bench-quick clean stack-down deploy-tools spark-jars
 
 setup: system-deps $(STAMP) kafka-jars deploy-tools spark-jars
 
@@ -38,7 +38,15 @@ run: setup
 
 ## Lint, types and every test tier against the real local stack.
 test: setup lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos_full and not soak_full"
+
+## The full chaos run (200k ticks, every fault, ~25 min; figures in test-artifacts/chaos-full.json).
+test-chaos: setup
+	$(BIN)/python -m pytest -s -q -p no:cacheprovider -m chaos_full tests/chaos
+
+## The 30-minute soak at 500 ticks/s (bench/results/soak-<date>.json + .png).
+soak: setup
+	$(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

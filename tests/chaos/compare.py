@@ -5,7 +5,7 @@ came from (``lineage.topic`` = ``<namespace>ticks``). :func:`neutral` removes ex
 prefix, nothing else. Offsets of derived topics are not comparable either: an exactly-once
 producer's commit markers (one per checkpoint, so timing-dependent) and aborted transactions
 (after a kill) occupy offsets. So topics are compared as the sequence of committed payloads per
-partition, and the views' ``<key>:pos`` hashes (field → offset of the record the field reflects)
+key (each key staying in its partition), and the views' ``<key>:pos`` hashes (field → offset of the record the field reflects)
 are compared through the payload found at that offset in that run's own log: equal views must
 reflect equal records, and a position that points at no committed record is a difference.
 """
@@ -37,7 +37,8 @@ class TopicLog:
     """One run's committed records of one topic: payloads per partition in log order, and by offset."""
 
     base: str
-    partitions: dict[int, list[bytes]] = field(default_factory=dict)
+    partitions: dict[int, list[bytes]] = field(default_factory=dict)  # in log order
+    by_key: dict[bytes, list[bytes]] = field(default_factory=dict)  # per record key, in log order
     at: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (partition, offset) → neutral payload
     partition_of: dict[bytes, int] = field(default_factory=dict)  # record key → partition
 
@@ -48,14 +49,20 @@ class TopicLog:
 
 def read_log(bootstrap: str, namespace: str, base: str) -> TopicLog:
     log = TopicLog(base)
-    grouped: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    grouped: dict[int, list[tuple[int, bytes, bytes]]] = defaultdict(list)
     for record in read_topic(bootstrap, f"{namespace}{base}", idle_s=5.0, timeout_s=600):
         payload = neutral(record.value, namespace)
-        grouped[record.partition].append((record.offset, payload))
+        grouped[record.partition].append((record.offset, record.key or b"", payload))
         log.at[(record.partition, record.offset)] = payload
         if record.key is not None:
             log.partition_of[record.key] = record.partition
-    log.partitions = {p: [payload for _, payload in sorted(rows)] for p, rows in sorted(grouped.items())}
+    by_key: dict[bytes, list[bytes]] = defaultdict(list)
+    for partition, rows in sorted(grouped.items()):
+        rows.sort()
+        log.partitions[partition] = [payload for _, _, payload in rows]
+        for _, key, payload in rows:
+            by_key[key].append(payload)
+    log.by_key = dict(by_key)
     return log
 
 
@@ -69,18 +76,28 @@ class TopicDiff:
 
 
 def compare_logs(clean: TopicLog, chaos: TopicLog) -> TopicDiff:
-    if clean.partitions == chaos.partitions:
+    """Equal when every key has the same payloads in the same order, in the same partition.
+
+    Kafka orders records per partition, and the processor keeps each symbol's order; how records of
+    *different* symbols interleave in an output partition depends on timing (its producer's
+    partitioner need not map keys as the ticks' producer did, so one output partition can take
+    symbols from several input partitions), so it is not part of the contract.
+    """
+    if clean.by_key == chaos.by_key and clean.partition_of == chaos.partition_of:
         return TopicDiff(clean.base, clean.count, chaos.count, True)
-    for partition in sorted(set(clean.partitions) | set(chaos.partitions)):
-        mine, theirs = clean.partitions.get(partition, []), chaos.partitions.get(partition, [])
+    if clean.partition_of != chaos.partition_of:
+        return TopicDiff(clean.base, clean.count, chaos.count, False,
+                         f"keys land in other partitions: clean {clean.partition_of} chaos {chaos.partition_of}")
+    for key in sorted(set(clean.by_key) | set(chaos.by_key)):
+        mine, theirs = clean.by_key.get(key, []), chaos.by_key.get(key, [])
         for index, (a, b) in enumerate(zip(mine, theirs, strict=False)):
             if a != b:
                 return TopicDiff(clean.base, clean.count, chaos.count, False,
-                                 f"partition {partition} record #{index}: clean {a[:300]!r} chaos {b[:300]!r}")
+                                 f"key {key!r} record #{index}: clean {a[:300]!r} chaos {b[:300]!r}")
         if len(mine) != len(theirs):
             return TopicDiff(clean.base, clean.count, chaos.count, False,
-                             f"partition {partition}: clean has {len(mine)} records, chaos {len(theirs)}")
-    return TopicDiff(clean.base, clean.count, chaos.count, False, "partition sets differ")
+                             f"key {key!r}: clean has {len(mine)} records, chaos {len(theirs)}")
+    return TopicDiff(clean.base, clean.count, chaos.count, False, "key sets differ")
 
 
 def dead_letter_reasons(log: TopicLog) -> Counter[tuple[str, str]]:

@@ -13,7 +13,10 @@ Used by tests/chaos and tests/soak and by ``bench/soak.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -80,7 +83,8 @@ class Deployment:
     """The five services of one namespace against one Kafka + Redis."""
 
     def __init__(self, *, bootstrap: str, redis_url: str, namespace: str, workdir: Path, feed: Feed,
-                 webhook_url: str | None, extra_env: dict[str, dict[str, str]] | None = None) -> None:
+                 webhook_url: str | None, extra_env: dict[str, dict[str, str]] | None = None,
+                 notify_replicas: int = 1) -> None:
         self.bootstrap = bootstrap
         self.redis_url = redis_url
         self.namespace = namespace
@@ -88,7 +92,10 @@ class Deployment:
         self.feed = feed
         self.webhook_url = webhook_url
         self.extra_env = extra_env or {}
-        self.ports = {name: free_port() for name in SERVICES}
+        # More notifier instances join the same lane groups and split the partitions (docs/notify.md).
+        extra = tuple(f"notify-{n}" for n in range(2, notify_replicas + 1))
+        self.names: tuple[str, ...] = (*SERVICES[:4], *extra, SERVICES[4])
+        self.ports = {name: free_port() for name in self.names}
         self.services: dict[str, Running] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -130,32 +137,35 @@ cooldown = 0
             "REDIS_URL": self.redis_url, "REDIS_KEY_PREFIX": self.namespace, "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(self.ports[name]),
         }
+        kind, _, replica = name.partition("-")
         own: dict[str, str] = {
             "ingest": {},
             "process": {"PROCESS_STATE_DIR": str(self.workdir / "process-state"),
                         # a stable id (the pod name in k8s): a restart fences its killed predecessor at once
                         "PROCESS_TRANSACTIONAL_ID": f"{self.namespace}process-0"},
-            "materialize": {},
+            # static membership, as a StatefulSet gives it: a restart takes the partitions back at once
+            "materialize": {"MATERIALIZE_INSTANCE_ID": f"{self.namespace}materialize-0"},
             "notify": {"NOTIFY_SUBSCRIPTIONS": str(self.subscriptions_file()) if self.webhook_url else "",
                        "NOTIFY_CONSUMER_GROUP": f"{self.namespace}notify",
-                       "NOTIFY_STATE_DIR": str(self.workdir / "notify-state"),
+                       "NOTIFY_STATE_DIR": str(self.workdir / f"notify-state{replica}"),
+                       "NOTIFY_INSTANCE_ID": f"{self.namespace}notify-{replica or 1}",
                        # simulated event time lies days back: without this every signal is "stale"
                        "NOTIFY_MAX_AGE_S": "1e9",
                        "NOTIFY_MAX_ATTEMPTS": "100", "NOTIFY_RETRY_DEADLINE_S": "600",
                        "NOTIFY_BACKOFF_MAX_S": "2", "NOTIFY_LANE_RESTART_MAX_S": "4",
                        "NOTIFY_SHUTDOWN_GRACE_S": "10"},
             "serve": {"API_HOST": "127.0.0.1", "API_PORT": str(self.ports["serve"])},
-        }[name]
+        }[kind]
         return {**common, **own, **self.extra_env.get(name, {})}
 
     def args(self, name: str) -> list[str]:
         if name == "ingest":
             return self.feed.args()
-        return [name]
+        return [name.partition("-")[0]]
 
     # ---- life cycle ----------------------------------------------------------------------
-    def start(self, names: Iterable[str] = SERVICES, *, args: dict[str, list[str]] | None = None) -> None:
-        for name in names:
+    def start(self, names: Iterable[str] | None = None, *, args: dict[str, list[str]] | None = None) -> None:
+        for name in self.names if names is None else names:
             self._spawn(name, (args or {}).get(name) or self.args(name))
         if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{self.namespace}", daemon=True)
@@ -210,14 +220,18 @@ cooldown = 0
                     self._spawn(name, running.args)
 
     def stop(self) -> None:
-        """Stop the watchdog, then every service (SIGTERM, SIGKILL after a grace period)."""
+        """Stop the watchdog, then every service at once (SIGTERM, SIGKILL after a 30 s grace period)."""
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join(5)
-        for name in reversed(list(self.services)):
-            running = self.services[name]
-            running.held = True
-            running.process.terminate(30)
+        running = list(self.services.values())
+        for service in running:
+            service.held = True
+            if service.process.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.process.process.pid, signal.SIGTERM)
+        for service in running:
+            service.process.terminate(30)  # waits for the exit (SIGKILL after the grace period)
 
     def output(self, name: str) -> str:
         """Every log line the service wrote, over all its starts."""

@@ -11,8 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.notify.offsets import OffsetError, last_stable_offsets
 from stockstream.settings import KafkaSettings
@@ -21,19 +20,21 @@ Offsets = dict[tuple[str, int], int]
 
 
 class KafkaProbe:
-    """One admin client and one metadata consumer, reused across polls (cheap enough to poll at 2 Hz)."""
+    """A metadata consumer and one offset reader per group, reused across polls (cheap enough at 4 Hz)."""
 
     def __init__(self, bootstrap: str, timeout_s: float = 4.0) -> None:
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
-        base = {"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": int(timeout_s * 1000)}
-        self.admin = AdminClient(base)
-        self.consumer = Consumer({**base, "group.id": f"chaos-probe-{uuid.uuid4().hex[:8]}",
+        self._base = {"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": int(timeout_s * 1000)}
+        self.consumer = Consumer({**self._base, "group.id": f"chaos-probe-{uuid.uuid4().hex[:8]}",
                                   "enable.auto.commit": False})
+        self._readers: dict[str, Consumer] = {}
         self._partitions: dict[str, list[int]] = {}
 
     def close(self) -> None:
-        self.consumer.close()
+        for consumer in (self.consumer, *self._readers.values()):
+            consumer.close()
+        self._readers.clear()
 
     def partitions(self, topic: str) -> list[int] | None:
         if topic not in self._partitions:
@@ -63,16 +64,23 @@ class KafkaProbe:
         return result
 
     def committed(self, group: str, topics: Iterable[str]) -> Offsets | None:
-        """The group's committed offset per (topic, partition), 0 where it committed nothing yet."""
+        """The group's committed offset per (topic, partition), 0 where it committed nothing yet.
+
+        Read with a consumer carrying the group's id that never subscribes (an OffsetFetch, no join).
+        Not the AdminClient: its ``list_consumer_group_offsets`` aborts the process inside librdkafka
+        (``rd_kafka_enq_once_del_source_return`` assertion, 2.12.1) when polled across a broker restart.
+        """
         wanted = [TopicPartition(topic, p) for topic in topics for p in (self.partitions(topic) or [])]
         if not wanted:
             return None
+        reader = self._readers.get(group)
+        if reader is None:
+            reader = self._readers[group] = Consumer({**self._base, "group.id": group, "enable.auto.commit": False})
         try:
-            future = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, wanted)])[group]
-            found = future.result(timeout=self.timeout_s)
-        except (KafkaException, TimeoutError, Exception):  # noqa: BLE001 - broker down: try again later
+            found = reader.committed(wanted, timeout=self.timeout_s)
+        except KafkaException:
             return None
-        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found.topic_partitions}
+        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in found}
 
     def total(self, offsets: Offsets | None) -> int | None:
         return None if offsets is None else sum(offsets.values())
@@ -86,26 +94,28 @@ class KafkaProbe:
         return sum(max(0, end - committed.get(where, 0)) for where, end in ends.items())
 
 
-def drained(bootstrap: str, probe: KafkaProbe, group: str, topics: Iterable[str]) -> bool:
-    """The group committed past the last committed data record of every partition.
+def final_positions(bootstrap: str, topics: Iterable[str]) -> Offsets | None:
+    """Offset after the last committed data record per (topic, partition) — where a consumer that has
+    read everything stands (None if a topic cannot be read). Only final once the producers are idle.
 
-    The high watermark is not the target on topics written by exactly-once producers: transaction
+    The high watermark is not that target on topics written by exactly-once producers: transaction
     markers and aborted records occupy offsets no consumer ever gets.
     """
-    topics = list(topics)
-    committed = probe.committed(group, topics)
-    if committed is None:
-        return False
     settings = KafkaSettings(bootstrap_servers=bootstrap)
+    targets: Offsets = {}
     for topic in topics:
         try:
             last = last_stable_offsets(settings, topic, timeout_s=10)
         except (OffsetError, KafkaException):
-            return False
-        for partition, offset in last.items():
-            if offset is not None and committed.get((topic, partition), 0) <= offset:
-                return False
-    return True
+            return None
+        targets.update({(topic, partition): offset + 1 for partition, offset in last.items() if offset is not None})
+    return targets
+
+
+def reached(probe: KafkaProbe, group: str, targets: Offsets) -> bool:
+    """The group committed at least ``targets`` everywhere."""
+    committed = probe.committed(group, sorted({topic for topic, _ in targets}))
+    return committed is not None and all(committed.get(where, 0) >= offset for where, offset in targets.items())
 
 
 @dataclass
