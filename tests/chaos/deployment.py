@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import threading
@@ -39,9 +40,25 @@ NOTIFIED_RULES = ("rsi_reversal", "seed_rsi_ema")
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now and outside the kernel's ephemeral range.
+
+    A port from ``bind(0)`` is an ephemeral one: by the time a service (re)starts and binds it, any
+    outgoing connection on the machine may hold it — a soak's materializer crash-looped on "address
+    already in use" that way. Ports below the range (32768+) are never handed out implicitly.
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()  # noqa: S311 - spreading ports, not security
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass(frozen=True)

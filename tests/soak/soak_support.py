@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from typing import Any
 
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
-from tests.chaos.deployment import Deployment, Feed
+from tests.chaos.deployment import Deployment, Feed, free_port
 from tests.chaos.probes import KafkaProbe
 from tests.support.fake_receivers.http import HttpReceiver
 
@@ -63,13 +62,8 @@ class SoakConfig:
 def own_stack(folder: Path) -> Iterator[Stack]:
     """Kafka + Redis of the soak's own, on free ports under ``folder``; hard-stopped afterwards."""
 
-    def free() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
-
-    stack = Stack(StackSettings(state_dir=folder, kafka_port=free(), kafka_controller_port=free(),
-                                redis_port=free(), prometheus_port=free()))
+    stack = Stack(StackSettings(state_dir=folder, kafka_port=free_port(), kafka_controller_port=free_port(),
+                                redis_port=free_port(), prometheus_port=free_port()))
     stack.up(["kafka", "redis"])
     try:
         yield stack
@@ -123,6 +117,7 @@ class Sample:
     notify_latency: dict[str, float]
     view_age_s: list[float]  # per symbol: now − ts_init of the latest tick the API serves
     error_lines: dict[str, int]  # new ERROR lines since the previous sample
+    load1: float = 0.0  # the machine's 1-minute load average (2 cores, shared with other work)
 
 
 def _buckets(samples: dict[str, float], family: str) -> dict[str, float]:
@@ -200,7 +195,7 @@ class Sampler:
             process_latency=_buckets(d.metrics("process"), PROCESS_LATENCY),
             notify_latency=_sum_buckets([_buckets(d.metrics(name), NOTIFY_LATENCY)
                                          for name in d.names if name.startswith("notify")]),
-            view_age_s=[round(a, 3) for a in ages], error_lines=new_errors,
+            view_age_s=[round(a, 3) for a in ages], error_lines=new_errors, load1=os.getloadavg()[0],
         )
 
 
@@ -289,6 +284,8 @@ def judge(config: SoakConfig, samples: list[Sample], error_log: list[str]) -> Ve
     verdict.figures["error_examples"] = error_log[:10]
     if error_log:
         verdict.problems.append(f"{len(error_log)} ERROR line(s) in the logs, e.g. {error_log[0][:300]}")
+    verdict.figures["load_average"] = {"median": _median([s.load1 for s in samples]),
+                                       "max": max(s.load1 for s in samples)}
     ticks = [s.ticks for s in samples if s.ticks is not None]
     if len(ticks) > 1:
         verdict.figures["ticks"] = ticks[-1]
@@ -387,6 +384,9 @@ def plot(result: SoakResult, path: Path) -> None:
     latency.set_ylabel("seconds")
     latency.set_yscale("log")
     latency.legend(loc="upper left", fontsize="small")
+    load = latency.twinx()
+    load.plot(times, [s.load1 for s in samples], color="grey", alpha=0.4, linewidth=1)
+    load.set_ylabel("load average (grey, 2 cores)")
     for axis in (memory, lag, latency):
         axis.axvline(config.warm_up_s / 60, color="grey", linestyle=":", linewidth=1)
         axis.grid(True, alpha=0.3)
