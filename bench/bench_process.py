@@ -37,7 +37,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.common import BenchOutput, Figure, Measure
-from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S
+from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S, DEFAULT_LINGER_MS
 from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry, TopicSpec
 from stockstream.kafka_admin import ensure_topics
@@ -131,13 +131,23 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def linger_ms(guarantee: str) -> float:
+    """The producer linger.ms ``stockstream process`` uses (PROCESS_PRODUCER_LINGER_MS or its default)."""
+    configured = os.environ.get("PROCESS_PRODUCER_LINGER_MS")
+    return float(configured) if configured else DEFAULT_LINGER_MS[guarantee]
+
+
 def passthrough_worker(args: argparse.Namespace) -> None:
-    """The baseline: a stateless Quix pass-through (``apply`` then ``to_topic``), bytes in/out."""
+    """The baseline: a stateless Quix pass-through (``apply`` then ``to_topic``), bytes in/out.
+
+    Its producer gets the processor's batching (linger.ms), so client settings favour neither side.
+    """
     from quixstreams import Application
 
     app = Application(broker_address=BOOTSTRAP, consumer_group=args.group, auto_offset_reset="earliest",
                       processing_guarantee=args.guarantee, commit_interval=args.commit_interval,
-                      loglevel="WARNING", state_dir=args.state_dir)
+                      loglevel="WARNING", state_dir=args.state_dir,
+                      producer_extra_config={"linger.ms": linger_ms(args.guarantee)})
     source = app.topic(args.input, key_deserializer="bytes", value_deserializer="bytes")
     sink = app.topic(args.output, key_serializer="bytes", value_serializer="bytes")
     sdf = app.dataframe(source)

@@ -26,6 +26,14 @@ ProcessingGuarantee = Literal["exactly-once", "at-least-once"]
 # interval only bounds how much is reprocessed after a crash.
 DEFAULT_COMMIT_INTERVAL_S: dict[str, float] = {"exactly-once": 0.25, "at-least-once": 5.0}
 
+# Producer linger.ms per guarantee when PROCESS_PRODUCER_LINGER_MS is not set. Under exactly-once
+# output is readable only when the transaction commits, and the commit flushes the producer at
+# once, so waiting longer to fill batches costs no latency and saves librdkafka's per-request work
+# (measured: its threads' CPU per tick 3.6–4.9 → 1.1–1.8 µs at 20 ms; tick → signal p50/p99
+# unchanged at 0.25 s commits). Under at-least-once output is readable as soon as it is sent, so
+# librdkafka's default (5 ms) stays: 20 ms raised its p90 from 100 to 144 ms.
+DEFAULT_LINGER_MS: dict[str, float] = {"exactly-once": 20.0, "at-least-once": 5.0}
+
 
 class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     """Configuration of ``stockstream process`` (docs/stream.md has the table)."""
@@ -41,6 +49,10 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     commit_interval_s: float | None = Field(
         None, ge=0, le=600, validation_alias=env("PROCESS_COMMIT_INTERVAL_SECONDS"))
     commit_every: int = Field(0, ge=0, le=10_000_000, validation_alias=env("PROCESS_COMMIT_EVERY"))
+    producer_linger_ms: float | None = Field(
+        None, ge=0, le=900_000, validation_alias=env("PROCESS_PRODUCER_LINGER_MS"),
+        description="producer linger.ms; default 20 under exactly-once, 5 (librdkafka's) under at-least-once",
+    )
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
@@ -81,6 +93,13 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         if self.commit_interval_s is not None:
             return self.commit_interval_s
         return DEFAULT_COMMIT_INTERVAL_S[self.processing_guarantee]
+
+    @property
+    def linger_ms(self) -> float:
+        """The producer's linger.ms: the setting, or the default for the guarantee."""
+        if self.producer_linger_ms is not None:
+            return self.producer_linger_ms
+        return DEFAULT_LINGER_MS[self.processing_guarantee]
 
     @property
     def transactional_id(self) -> str | None:

@@ -81,7 +81,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         consumer_config["group.instance.id"] = settings.instance_id
     if settings.stats_interval_ms:
         consumer_config |= {"statistics.interval.ms": settings.stats_interval_ms, "stats_cb": stats}
-    producer_config: dict[str, Any] = {}
+    producer_config: dict[str, Any] = {"linger.ms": settings.linger_ms}
     if settings.processing_guarantee == "exactly-once":
         producer_config["transaction.timeout.ms"] = settings.transaction_timeout_ms
         if settings.transactional_id:
