@@ -17,6 +17,9 @@ from schemas.events import DeadLetter, Lineage, Tick
 
 UNKNOWN_SOURCE = "unknown"
 _DETAIL_MAX = 500
+# Tick.model_validate_json minus its Python wrapper (~0.3 µs of ~2.5 per tick): the same validator,
+# the same defaults, the same Tick or ValidationError.
+_validate_tick_json = Tick.__pydantic_validator__.validate_json
 
 
 def raw_text(value: bytes | None) -> str:
@@ -62,7 +65,7 @@ def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
     if value is None:
         return _dead(value, timestamp_ms, lineage, reasons.VALUE_MISSING, "the record has no value")
     try:
-        tick = Tick.model_validate_json(value)
+        tick: Tick = _validate_tick_json(value)
     except ValidationError as error:
         return _invalid(value, timestamp_ms, lineage, error)
     if key is not None and key == tick.symbol.encode():
