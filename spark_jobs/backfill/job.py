@@ -140,7 +140,7 @@ def route(spark: SparkSession, raw: DataFrame, plans: list[GroupPlan], slots: li
         pos.between(F.col("emit_from"), F.col("emit_to"))
         | ((chunk == 0) & (pos < F.col("emit_from")))
         | ((chunk > 0) & (pos < F.col("emit_from")) & (F.col("ts_us") >= F.col("warm_from_us")))))
-    return joined.select("slot", "partition", "offset", "pos", "timestamp_ms", "value")
+    return joined.select("slot", "record_key", "partition", "offset", "pos", "timestamp_ms", "value")
 
 
 def hash_slots(spark: SparkSession, count: int) -> list[int]:
@@ -192,8 +192,12 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
     ts_us = F.unix_micros(F.col("t").cast("timestamp"))
     usable = (ts_us.isNotNull() & price.between(config.min_price, config.max_price)
               & (volume.isNull() | (volume == 0) | volume.between(config.min_volume, config.max_volume)))
+    # ``key`` groups the records: a key that is not UTF-8 gets U+FFFD for its bad bytes, as the driver's
+    # collect() shows it, or the routing join (on the planned key) would lose the record. ``record_key``
+    # keeps the bytes for decode_tick, which dead-letters such a record exactly as the live processor.
     frame = fields.select(
-        F.col("key").cast("string").alias("key"), "partition", "offset",
+        F.make_valid_utf8(F.col("key").cast("string")).alias("key"), F.col("key").alias("record_key"),
+        "partition", "offset",
         (F.shiftleft(F.col("partition").cast("long"), POSITION_BITS) + F.col("offset")).alias("pos"),
         F.unix_millis("timestamp").alias("timestamp_ms"), "value",
         ts_us.alias("ts_us"), F.coalesce(usable, F.lit(False)).alias("usable"),

@@ -175,7 +175,8 @@ def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
 
 def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
               config_for: Callable[[str], PipelineConfig]) -> pd.DataFrame:
-    """Run one group; ``rows`` has ``partition, offset, pos, key, value, timestamp_ms`` (any order).
+    """Run one group; ``rows`` has ``partition, offset, pos, value, timestamp_ms`` and ``record_key`` (the
+    record's key bytes; the group's key when absent), in any order.
 
     Returns the frame of :func:`spark_jobs.backfill.rows.union_columns` with one ``group``
     report row at the end. Never raises for bad records: they become dead-letter rows.
@@ -188,7 +189,9 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     offsets = ordered["offset"].tolist()
     values = ordered["value"].tolist()
     stamps = ordered["timestamp_ms"].tolist()
-    key_bytes = None if plan.key is None else plan.key.encode()
+    # The record's own key bytes (decode_tick compares them with the symbol, as the live processor does).
+    fallback = None if plan.key is None else plan.key.encode()
+    keys = ordered["record_key"].tolist() if "record_key" in ordered else [fallback] * len(positions)
     topic = context.topic
 
     first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
@@ -196,7 +199,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     open_us: int | None = None
     for index in range(first_emit):
         lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
-        item = decode_tick(values[index], key_bytes, stamps[index], lineage)
+        item = decode_tick(values[index], keys[index], stamps[index], lineage)
         decoded.append(item)
         if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
             moment = to_us(item.ts_event)
@@ -240,7 +243,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
         lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
-        item = decode_tick(values[index], key_bytes, stamps[index], lineage)
+        item = decode_tick(values[index], keys[index], stamps[index], lineage)
         report.rows += 1
         if isinstance(item, DeadLetter):
             emitter.dead_letter(item, lineage)

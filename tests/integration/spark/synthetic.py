@@ -2,8 +2,8 @@
 
 :func:`synthetic_log` builds (key, value) records: symbols round-robin on a simulated clock
 (prices from the simulator's :class:`PricePath`), plus out-of-order ticks within grace,
-late ticks, ticks without volume, absurd prices, malformed JSON, a key that is not the
-tick's symbol and a record without a key. :func:`reference_events` runs the live
+late ticks, ticks without volume, absurd prices, malformed JSON, keys that are not the
+tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the live
 processor's per-record logic in-process over the whole log (decode_tick + SymbolProcessor
 in (partition, offset) order, from the log's beginning): the truth a backfill must match.
 """
@@ -57,6 +57,8 @@ def synthetic_log(symbols: tuple[str, ...], count: int, start: datetime, step: t
             key = symbols[(index + 1) % len(symbols)].encode()  # key_mismatch
         elif 0.9988 < roll <= 0.9990:
             key = None  # key_missing
+        if index == count * 7 // 10:
+            key = b"\xe2\x82" + symbol.encode() + b"\xff"  # not UTF-8: key_mismatch, detail with its bytes
         records.append((key, value))
     return records
 
