@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
-from processors.core.timeutil import DAY_US, to_us
+from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Event, Lineage, Tick, encode
 from spark_jobs.backfill.plan import GroupPlan, Warmup
@@ -77,13 +77,17 @@ class GroupReport:
 
 
 class _Table:
-    """Column lists of one kind's rows (only that kind's columns), appended event by event."""
+    """Column lists of one kind's rows (only that kind's varying columns), appended event by event.
 
-    __slots__ = ("names", "data", "length")
+    ``kind`` and ``symbol`` are the same on every row of a group's kind, so they are filled in
+    when the frame is built instead of appended per event.
+    """
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.names = tuple(names)
-        self.data: dict[str, list[Any]] = {name: [] for name in self.names}
+    __slots__ = ("kind", "data", "length")
+
+    def __init__(self, kind: str, names: Sequence[str]) -> None:
+        self.kind = kind
+        self.data: dict[str, list[Any]] = {name: [] for name in names if name not in ("kind", "symbol")}
         self.length = 0
 
     def add(self, values: dict[str, Any]) -> None:
@@ -93,64 +97,98 @@ class _Table:
             column.append(get(name))
 
 
-def _us(moment: Any) -> int | None:
-    return None if moment is None else to_us(moment)
+class _Days:
+    """UTC day number → ``date`` (a few distinct days per group: cached)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[int, date] = {}
+
+    def __call__(self, us: int) -> date:
+        day = us // DAY_US
+        found = self.cache.get(day)
+        if found is None:
+            found = self.cache[day] = day_date(day)
+        return found
 
 
 class _Emitter:
-    """Turns a tick's :class:`StepOutput` into rows, in the live processor's emission order."""
+    """Turns a tick's :class:`StepOutput` into rows, in the live processor's emission order.
+
+    The hot path (one indicator snapshot per tick) appends straight to its column lists.
+    """
 
     def __init__(self, context: GroupContext, key: str | None) -> None:
         self.context = context
         self.key = key
+        self.events = context.with_events
         names = context.indicator_names
-        self.tables = {kind: _Table(["kind", *dataset_columns(kind, names, context.with_events)])
-                       for kind in EVENT_KINDS}
-        self.tables[KIND_GROUP] = _Table(["kind", "symbol", "seq", "offset", "detail"])
+        self.tables = {kind: _Table(kind, dataset_columns(kind, names, context.with_events)) for kind in EVENT_KINDS}
+        self.tables[KIND_GROUP] = _Table(KIND_GROUP, ["seq", "offset", "detail"])
         self.indicator_columns = {name: indicator_column(name) for name in names}
+        self.day = _Days()
+        data = self.tables[KIND_INDICATORS].data
+        self._snapshot_columns = (
+            data["date"].append, data["timeframe"].append, data["price"].append, data["ts_event"].append,
+            data["ts_init"].append, data["partition"].append, data["offset"].append, data["seq"].append)
+        self._snapshot_values = tuple((name, data[indicator_column(name)].append) for name in names)
+        self._snapshot_events = data["event"].append if self.events else None
 
-    def _base(self, kind: str, event: Event, day: date, lineage: Lineage, seq: int, **extra: Any) -> dict[str, Any]:
-        row = {"kind": kind, "symbol": self.key, "date": day, "partition": lineage.partition,
-               "offset": lineage.offset, "seq": seq, **extra}
-        if self.context.with_events:
+    def _base(self, event: Event, day: date, lineage: Lineage, seq: int, **extra: Any) -> dict[str, Any]:
+        row = {"date": day, "partition": lineage.partition, "offset": lineage.offset, "seq": seq, **extra}
+        if self.events:
             row["event"] = encode(event).decode()
         return row
 
     def _values(self, row: dict[str, Any], values: dict[str, float | None]) -> None:
         columns = self.indicator_columns
         for name, value in values.items():
-            row[columns.get(name, indicator_column(name))] = value
+            column = columns.get(name)
+            row[column if column is not None else indicator_column(name)] = value
 
     def output(self, output: StepOutput, lineage: Lineage) -> int:
         seq = 0
         tables = self.tables
-        for snapshot in output.snapshots:
-            row = self._base(KIND_INDICATORS, snapshot, snapshot.ts_event.date(), lineage, seq,
-                             timeframe=snapshot.timeframe, price=snapshot.price,
-                             ts_event=_us(snapshot.ts_event), ts_init=_us(snapshot.ts_init))
-            self._values(row, snapshot.values)
-            tables[KIND_INDICATORS].add(row)
-            seq += 1
+        if output.snapshots:
+            add_date, add_tf, add_price, add_event_time, add_init, add_partition, add_offset, add_seq = (
+                self._snapshot_columns)
+            partition, offset = lineage.partition, lineage.offset
+            for snapshot in output.snapshots:
+                moment = to_us(snapshot.ts_event)
+                add_date(self.day(moment))
+                add_tf(snapshot.timeframe)
+                add_price(snapshot.price)
+                values = snapshot.values
+                for name, append in self._snapshot_values:
+                    append(values.get(name))
+                add_event_time(moment)
+                add_init(to_us(snapshot.ts_init))
+                add_partition(partition)
+                add_offset(offset)
+                add_seq(seq)
+                if self._snapshot_events is not None:
+                    self._snapshot_events(encode(snapshot).decode())
+                seq += 1
+            tables[KIND_INDICATORS].length += len(output.snapshots)
         for candle in output.candles:
-            tables[KIND_CANDLES].add(self._base(KIND_CANDLES, candle, candle.ts_open.date(), lineage, seq, timeframe=candle.timeframe,
-                           ts_open=_us(candle.ts_open), ts_close=_us(candle.ts_close), open=candle.open,
-                           high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
-                           trade_count=candle.trade_count, ts_event=_us(candle.ts_event),
-                           ts_init=_us(candle.ts_init)))
+            tables[KIND_CANDLES].add(self._base(
+                candle, candle.ts_open.date(), lineage, seq, timeframe=candle.timeframe, ts_open=_us(candle.ts_open),
+                ts_close=_us(candle.ts_close), open=candle.open, high=candle.high, low=candle.low,
+                close=candle.close, volume=candle.volume, trade_count=candle.trade_count,
+                ts_event=_us(candle.ts_event), ts_init=_us(candle.ts_init)))
             seq += 1
         for signal in output.signals:
-            row = self._base(KIND_SIGNALS, signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
+            row = self._base(signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
                              signal_id=signal.signal_id, rule=signal.rule, side=signal.side, price=signal.price,
                              ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
             self._values(row, signal.indicators)
             tables[KIND_SIGNALS].add(row)
             seq += 1
         for summary in output.summaries:
-            tables[KIND_DAILY].add(self._base(KIND_DAILY, summary, summary.date, lineage, seq, open=summary.open, high=summary.high,
-                           low=summary.low, close=summary.close, mean_price=summary.mean_price, vwap=summary.vwap,
-                           volume=summary.volume, tick_count=summary.tick_count, buy_count=summary.buy_count,
-                           sell_count=summary.sell_count, final=summary.final, ts_event=_us(summary.ts_event),
-                           ts_init=_us(summary.ts_init)))
+            tables[KIND_DAILY].add(self._base(
+                summary, summary.date, lineage, seq, open=summary.open, high=summary.high, low=summary.low,
+                close=summary.close, mean_price=summary.mean_price, vwap=summary.vwap, volume=summary.volume,
+                tick_count=summary.tick_count, buy_count=summary.buy_count, sell_count=summary.sell_count,
+                final=summary.final, ts_event=_us(summary.ts_event), ts_init=_us(summary.ts_init)))
             seq += 1
         for letter in output.rejections:
             self.dead_letter(letter, lineage, seq)
@@ -158,13 +196,16 @@ class _Emitter:
         return seq
 
     def dead_letter(self, letter: DeadLetter, lineage: Lineage, seq: int = 0) -> None:
-        self.tables[KIND_DEAD_LETTERS].add(self._base(KIND_DEAD_LETTERS, letter, letter.ts_init.date(), lineage, seq,
-                                    source=letter.source, reason=letter.reason, detail=letter.detail,
-                                    raw=letter.raw, ts_init=_us(letter.ts_init)))
+        self.tables[KIND_DEAD_LETTERS].add(self._base(
+            letter, letter.ts_init.date(), lineage, seq, source=letter.source, reason=letter.reason,
+            detail=letter.detail, raw=letter.raw, ts_init=_us(letter.ts_init)))
 
     def report(self, report: GroupReport) -> None:
-        self.tables[KIND_GROUP].add({"kind": KIND_GROUP, "symbol": self.key, "seq": report.chunk, "offset": report.group,
-                          "detail": json.dumps(asdict(report))})
+        self.tables[KIND_GROUP].add({"seq": report.chunk, "offset": report.group, "detail": json.dumps(asdict(report))})
+
+
+def _us(moment: Any) -> int | None:
+    return None if moment is None else to_us(moment)
 
 
 def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
@@ -253,7 +294,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
 
     _judge(report, plan, context, needed_from, from_log_start or processor is None)
     emitter.report(report)
-    return _frame(list(emitter.tables.values()), context)
+    return _frame(list(emitter.tables.values()), context, plan.key)
 
 
 def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_from: int | None,
@@ -282,14 +323,19 @@ def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_f
     report.detail = "; ".join(problems)
 
 
-def _frame(tables: list[_Table], context: GroupContext) -> pd.DataFrame:
+def _frame(tables: list[_Table], context: GroupContext, key: str | None) -> pd.DataFrame:
     """The union-layout frame with nullable dtypes (None stays null through Arrow, never NaN)."""
     data: dict[str, Any] = {}
     for name, kind in union_columns(context.indicator_names):
         values: list[Any] = []
         for table in tables:
-            column = table.data.get(name)
-            values += column if column is not None else [None] * table.length
+            if name == "kind":
+                values += [table.kind] * table.length
+            elif name == "symbol":
+                values += [key] * table.length
+            else:
+                column = table.data.get(name)
+                values += column if column is not None else [None] * table.length
         if kind == "double":
             data[name] = pd.array(values, dtype="Float64")
         elif kind in ("int", "long"):
