@@ -17,6 +17,7 @@ import asyncio
 import csv
 import hashlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -130,7 +131,10 @@ def file_tag(path: Path) -> str:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return f"{path.name[:64]}#{digest.hexdigest()[:12]}"
+    # A name that is not valid UTF-8 (bytes kept as surrogates by the OS layer) could not be encoded
+    # into the tick's JSON: its undecodable bytes are written as \xNN escapes instead.
+    name = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+    return f"{name[:64]}#{digest.hexdigest()[:12]}"
 
 
 class FileSource:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from processors.ingest.sources.base import Accepted, Rejected
 from processors.ingest.sources.file import FileSource, file_tag
 from processors.ingest.validation import TimeBounds
+from schemas.events import encode
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -56,6 +59,15 @@ def test_file_tag_names_the_content_not_the_location(tmp_path):
     assert file_tag(one) == file_tag(two)
     two.write_text("2024-05-01T10:00:00Z,BTC-USD,2\n")
     assert file_tag(one) != file_tag(two)
+
+
+def test_a_file_name_that_is_not_utf8_still_gives_encodable_ticks(tmp_path):
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/ticks-\xff\xfe.csv"))
+    path.write_text("2024-05-01T10:00:00Z,BTC-USD,1\n")
+    (only,) = outcomes(path)
+    assert isinstance(only, Accepted)
+    assert only.tick.source_id.startswith("ticks-\\xff\\xfe.csv#")
+    assert b"ticks-\\\\xff\\\\xfe.csv#" in encode(only.tick)  # JSON escapes the backslash
 
 
 @pytest.mark.parametrize(("line", "reason"), [
