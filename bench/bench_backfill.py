@@ -245,7 +245,8 @@ def compare_with_backfill(folder: Path, symbol: str, values: dict[str, np.ndarra
 
 def measure(ticks: int, keep: bool = False) -> dict[str, object]:
     prefix = f"benchbf{uuid.uuid4().hex[:6]}."
-    results: dict[str, object] = {"ticks": ticks, "symbols": len(SYMBOLS), "prefix": prefix}
+    results: dict[str, object] = {"ticks": ticks, "symbols": len(SYMBOLS), "prefix": prefix,
+                                  "load_average_start": os.getloadavg()}
     try:
         log(f"generating {ticks:,} ticks into {prefix}ticks")
         results["generate_s"] = generate(prefix, ticks)
@@ -260,6 +261,7 @@ def measure(ticks: int, keep: bool = False) -> dict[str, object]:
             results["vectorized_max_rel_diff_btc"] = compare_with_backfill(folder / "all", "BTC-USD", values["BTC-USD"])
             log(f"vectorized: {ticks / compute_s:,.0f} ticks/s compute, load {results['load_s']:.1f}s")
         results["replay"] = replay(prefix, ticks)
+        results["load_average_end"] = os.getloadavg()
     finally:
         if not keep:
             delete_topics(BOOTSTRAP, prefix)
