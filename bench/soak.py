@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.soak [--minutes 30] [--rate 500] [--symbols 20] [--warm-up 300] [--out bench/results]
 
 Starts a private Kafka + Redis (free ports, temporary folder), the five services
-(ingest on the wall-clock simulator, process, materialize, notify — two instances sharing the lane
-group by default — with a webhook channel to a local receiver, serve) and samples them every 5 s: resident memory of each service's process tree (and
+(ingest on the wall-clock simulator, process, materialize, notify — four instances sharing the lane
+group by default, one signals partition each — with a webhook channel to a local receiver, serve) and samples them every 5 s: resident memory of each service's process tree (and
 of Kafka and Redis, for reference), consumer lag of process/materialize/notify, the processor's and
 the notifier's latency histograms, the age of the newest tick the API serves, ERROR lines in the
 logs. Writes ``<out>/soak-<date>.json`` (figures, verdict, every sample) and ``<out>/soak-<date>.png``
@@ -37,9 +37,10 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--warm-up", type=float, default=300.0, help="seconds left out of the judgement")
     parser.add_argument("--sample-every", type=float, default=5.0)
-    parser.add_argument("--notify-replicas", type=int, default=2,
-                        help="notifier instances sharing the lane group (one lane handles ~80 signals/s here;"
-                             " 500 ticks/s make ~85)")
+    parser.add_argument("--notify-replicas", type=int, default=4,
+                        help="notifier instances sharing the lane group, one signals partition each (a lane"
+                             " handles ~60-130 signals/s here; 500 ticks/s make ~110, 7 of 20 symbols on the"
+                             " busiest partition)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     config = SoakConfig(name="full", duration_s=args.minutes * 60, rate=args.rate, symbols=args.symbols,

@@ -284,6 +284,14 @@ cooldown = 0
         except (OSError, urllib.error.URLError, ValueError):
             return 0, None
 
+    def ready(self, name: str, timeout_s: float = 3.0) -> bool:
+        """The service's ``/ready`` on its metrics port answers 200."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/ready", timeout=timeout_s) as reply:  # noqa: S310
+                return reply.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
     def api_healthy(self) -> bool:
         status, body = self.api("/health")
         return status == 200 and isinstance(body, dict) and body.get("status") == "ok"

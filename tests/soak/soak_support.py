@@ -22,8 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
@@ -69,6 +73,60 @@ def own_stack(folder: Path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down(hard=True)
+
+
+# ---- start-up: the consumers settle before the feed and the clock start ----------------------
+
+def group_consuming(admin: AdminClient, probe: KafkaProbe, group: str, topics: list[str], members: int) -> bool:
+    """``group`` is stable with ``members`` members and every partition of ``topics`` assigned to one."""
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+    except KafkaException:
+        return False
+    if description.state != ConsumerGroupState.STABLE or len(description.members) != members:
+        return False
+    assigned = {(tp.topic, tp.partition) for member in description.members
+                for tp in (member.assignment.topic_partitions if member.assignment else [])}
+    wanted = set()
+    for topic in topics:
+        partitions = probe.partitions(topic)
+        if partitions is None:
+            return False
+        wanted |= {(topic, partition) for partition in partitions}
+    return wanted <= assigned
+
+
+def start_consumers(deployment: Deployment, probe: KafkaProbe, admin: AdminClient,
+                    groups: dict[str, tuple[str, list[str]]], notify_replicas: int,
+                    timeout_s: float = 180.0) -> float:
+    """Start every service but ingest and wait until each is ready and consuming; returns the seconds it took.
+
+    A soak measures the steady state: if the feed started with the services, the notifier (a
+    supervisor, then a Quix lane per instance; a second instance joining rebalances the group) would
+    still be starting while signals pile up, and on a slow machine that start-up backlog outlasts the
+    warm-up. ``/ready`` of process, materialize and notify means "topics exist, consumer built" —
+    not "partitions assigned" (the notifier's supervisor marks it once the lanes are spawned) — so the
+    groups themselves are asked: stable, every instance a member, every input partition assigned.
+    """
+    began = time.monotonic()
+    deployment.start([name for name in deployment.names if name != "ingest"])
+    members = {"process": 1, "materialize": 1, "notify": notify_replicas}
+    consumers = [name for name in deployment.names if name not in ("ingest", "serve")]
+    pending = {"serve": deployment.api_healthy,
+               **{name: partial(deployment.ready, name) for name in consumers},
+               **{f"{part} group": partial(group_consuming, admin, probe, group, topics, members[part])
+                  for part, (group, topics) in groups.items()}}
+    deadline = began + timeout_s
+    while pending:
+        pending = {what: check for what, check in pending.items() if not check()}
+        if not pending:
+            break
+        dead = [name for name in deployment.names if name != "ingest" and not deployment.alive(name)]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"services not ready and consuming after {time.monotonic() - began:.0f}s:"
+                               f" waiting for {sorted(pending)}; exited: {dead}")
+        time.sleep(0.5)  # polling interval of the start-up wait (bounded by the deadline above)
+    return time.monotonic() - began
 
 
 # ---- sampling ---------------------------------------------------------------------------------
@@ -118,6 +176,7 @@ class Sample:
     view_age_s: list[float]  # per symbol: now − ts_init of the latest tick the API serves
     error_lines: dict[str, int]  # new ERROR lines since the previous sample
     load1: float = 0.0  # the machine's 1-minute load average (2 cores, shared with other work)
+    signals: int | None = None  # records in the signals topic (what the notifier lanes consume)
 
 
 def _buckets(samples: dict[str, float], family: str) -> dict[str, float]:
@@ -148,8 +207,13 @@ class Sampler:
         self.symbols = symbols
         self.began = began
         self._log_offsets: dict[Path, int] = {}
+        self.groups = self.consumer_groups(deployment)
+
+    @staticmethod
+    def consumer_groups(deployment: Deployment) -> dict[str, tuple[str, list[str]]]:
+        """Consumer group and input topics of process, materialize and notify."""
         ns = deployment.namespace
-        self.groups = {
+        return {
             "process": (deployment.process_group, [f"{ns}ticks"]),
             "materialize": (deployment.materialize_group,
                             [f"{ns}{b}" for b in ("ticks", "indicators", "signals", "candles.1m", "aggregates.daily")]),
@@ -196,6 +260,7 @@ class Sampler:
             notify_latency=_sum_buckets([_buckets(d.metrics(name), NOTIFY_LATENCY)
                                          for name in d.names if name.startswith("notify")]),
             view_age_s=[round(a, 3) for a in ages], error_lines=new_errors, load1=os.getloadavg()[0],
+            signals=self.probe.total(self.probe.ends([f"{d.namespace}signals"])),
         )
 
 
@@ -330,10 +395,14 @@ def run_soak(config: SoakConfig, folder: Path, progress: Callable[[str], None] =
                                 webhook_url=receiver.url("/hook"), extra_env=extra,
                                 notify_replicas=config.notify_replicas)
         probe = KafkaProbe(stack.settings.kafka_bootstrap)
-        began = time.monotonic()
-        deployment.start()
-        sampler = Sampler(deployment, stack, probe, symbols, began)
+        admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap, "log_level": 0})
+        groups = Sampler.consumer_groups(deployment)
         try:
+            ready_s = start_consumers(deployment, probe, admin, groups, config.notify_replicas)
+            progress(f"consumers ready and assigned after {ready_s:.1f}s; starting the feed")
+            began = time.monotonic()  # the soak clock starts with the feed
+            deployment.start(["ingest"])
+            sampler = Sampler(deployment, stack, probe, symbols, began)
             next_at = began
             while time.monotonic() - began < config.duration_s:
                 next_at += config.sample_every_s
@@ -348,6 +417,7 @@ def run_soak(config: SoakConfig, folder: Path, progress: Callable[[str], None] =
             probe.close()
         deliveries = len(receiver.answered("/hook"))
     verdict = judge(config, samples, error_log)
+    verdict.figures["consumers_ready_s"] = round(ready_s, 1)
     verdict.figures["unplanned_restarts"] = restarts
     if restarts:
         verdict.problems.append(f"services died and were restarted: {restarts}")
