@@ -38,6 +38,7 @@ from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka import ConnectionConfig
 from quixstreams.models import TopicManager
+from quixstreams.state.rocksdb import RocksDBOptions
 
 from processors.core.strategy import PipelineConfigs, Strategy
 from processors.stream.handler import OutputTopics, TickHandler
@@ -67,6 +68,15 @@ class Processor:
 def pipeline_configs(settings: ProcessSettings, strategy: Strategy) -> PipelineConfigs:
     """The per-symbol pipeline configs: the strategy's indicators/rules, the deployment's timeframes."""
     return PipelineConfigs(strategy, candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms)
+
+
+def rocksdb_options(settings: ProcessSettings) -> RocksDBOptions:
+    """Small write buffers and block cache for the small per-symbol state (see the settings)."""
+    mib = 1024 * 1024
+    return RocksDBOptions(write_buffer_size=settings.rocksdb_write_buffer_mb * mib,
+                          target_file_size_base=max(8, settings.rocksdb_write_buffer_mb) * mib,
+                          max_write_buffer_number=2,
+                          block_cache_size=settings.rocksdb_block_cache_mb * mib)
 
 
 def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: ProcessMetrics,
@@ -99,6 +109,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         loglevel=None,  # our logging set-up (secret masking) handles quixstreams' records
         auto_create_topics=True,  # only the changelog is created: ensure_topics made the rest
         use_changelog_topics=True,
+        rocksdb_options=rocksdb_options(settings),
     )
     ticks = app.topic(ticks_name, key_deserializer="bytes", value_deserializer="bytes")
 

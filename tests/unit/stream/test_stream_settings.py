@@ -23,3 +23,22 @@ def test_linger_comes_from_the_environment_and_is_bounded(monkeypatch) -> None:
     monkeypatch.setenv("PROCESS_PRODUCER_LINGER_MS", "-1")
     with pytest.raises(ValidationError, match="PROCESS_PRODUCER_LINGER_MS"):
         ProcessSettings()
+
+
+def test_rocksdb_buffers_are_sized_for_a_small_state_and_configurable(monkeypatch) -> None:
+    from processors.stream.topology import rocksdb_options
+
+    mib = 1024 * 1024
+    monkeypatch.delenv("PROCESS_ROCKSDB_WRITE_BUFFER_MB", raising=False)
+    monkeypatch.delenv("PROCESS_ROCKSDB_BLOCK_CACHE_MB", raising=False)
+    default = rocksdb_options(ProcessSettings())
+    assert (default.write_buffer_size, default.max_write_buffer_number, default.block_cache_size) == (
+        4 * mib, 2, 64 * mib)
+    monkeypatch.setenv("PROCESS_ROCKSDB_WRITE_BUFFER_MB", "16")
+    monkeypatch.setenv("PROCESS_ROCKSDB_BLOCK_CACHE_MB", "256")
+    tuned = rocksdb_options(ProcessSettings())
+    assert (tuned.write_buffer_size, tuned.target_file_size_base, tuned.block_cache_size) == (
+        16 * mib, 16 * mib, 256 * mib)
+    monkeypatch.setenv("PROCESS_ROCKSDB_WRITE_BUFFER_MB", "0")
+    with pytest.raises(ValidationError):
+        ProcessSettings()
