@@ -41,12 +41,12 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.common import BenchOutput, Figure, Measure
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from spark_jobs.backfill.job import BackfillRequest, run_backfill
 from spark_jobs.progress import SparkProgress
 from spark_jobs.session import build_session
 from spark_jobs.settings import SparkJobSettings
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import delete_topics, end_offsets
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

@@ -38,8 +38,8 @@ from processors.ingest.service import IngestService
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.simulator import SimulatorConfig, SimulatorSource
 from processors.ingest.validation import TimeBounds
+from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import Tick, encode
-from stockstream.kafka_admin import ensure_topics
 
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -39,7 +39,7 @@ from processors.materialize.planner import BatchPlanner, InputRecord
 from processors.materialize.service import Materializer
 from processors.materialize.settings import MaterializeSettings
 from processors.materialize.store import ViewStore
-from stockstream.kafka_admin import ensure_topics
+from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.streams import Stream, make_stream, produce_stream
 from tests.integration.views.test_views_store import log_of
 from tests.support.kafka_tools import delete_topics

@@ -37,9 +37,9 @@ from processors.notify.channels import build_sender
 from processors.notify.notification import render
 from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import Lineage, Signal, encode, make_signal_id
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.fake_receivers.http import HttpReceiver
 from tests.support.kafka_tools import produce
 from tests.support.processes import ServiceProcess

@@ -37,11 +37,11 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.common import BenchOutput, Figure, Measure
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S, DEFAULT_LINGER_MS
 from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry, TopicSpec
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import delete_topics
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

@@ -35,9 +35,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.bench_process import produce_all
 from bench.common import BenchOutput, Figure, Measure
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import Tick, encode
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import delete_topics
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

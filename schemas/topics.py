@@ -3,7 +3,7 @@
 Every service builds its topic names through :class:`TopicRegistry`, so a namespace
 prefix (used by tests and by side-by-side deployments) or a renamed ticks topic
 (``KAFKA_TOPIC``) applies everywhere at once. Topics are created idempotently at start
-by :func:`stockstream.kafka_admin.ensure_topics` with exactly this configuration.
+by :func:`processors.runtime.kafka_admin.ensure_topics` with exactly this configuration.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ keyword arguments by field name and win over the environment and ``.env``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field
 
+from processors.runtime.settings import KafkaSettings, LoggingSettings, RedisSettings, env
 from spark_jobs.jars import DEFAULT_JARS_DIR
-from stockstream.settings import KafkaSettings, LoggingSettings, RedisSettings, env
 
 
 class SparkJobSettings(KafkaSettings, RedisSettings, LoggingSettings):
@@ -34,8 +35,26 @@ class SparkJobSettings(KafkaSettings, RedisSettings, LoggingSettings):
     def grace_ms(self) -> int:
         return round(self.grace_s * 1000)
 
+    def kafka_options(self) -> dict[str, str]:
+        """Java Kafka client options (``kafka.``-prefixed) equivalent to ``self.client_config()``."""
+        options = {"kafka.bootstrap.servers": self.bootstrap_servers,
+                   "kafka.security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["kafka.sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username and self.sasl_password is not None:
+            module = ("org.apache.kafka.common.security.scram.ScramLoginModule"
+                      if (self.sasl_mechanism or "").upper().startswith("SCRAM")
+                      else "org.apache.kafka.common.security.plain.PlainLoginModule")
+            options["kafka.sasl.jaas.config"] = (
+                f'{module} required username={json.dumps(self.sasl_username)}'
+                f' password={json.dumps(self.sasl_password.get_secret_value())};')
+        if self.ssl_ca_location:
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = self.ssl_ca_location
+        return options
+
     def register_secrets(self) -> None:
-        from stockstream.observability import register_secret
+        from processors.runtime.observability import register_secret
 
         for secret in (self.sasl_password, self.redis_password):
             if secret is not None:

@@ -1,3 +1,5 @@
 """stockstream: real-time trading signals, event-sourced on Kafka."""
 
-__version__ = "0.1.0"
+from processors.runtime import package_version
+
+__version__ = package_version()

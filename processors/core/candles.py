@@ -1,43 +1,32 @@
 """Event-time tumbling windows (candles) aligned to the Unix epoch.
 
 A window of length L covers ``[start, start + L)`` with ``start`` a multiple of L. Open
-and close are decided by event time, not arrival: a tick older than the window's current
-open becomes the open; a tick at or after the current close's time becomes the close
-(ties: the later arrival wins the close, the earlier keeps the open). When windows close
+and close are decided by event time (:mod:`processors.core.ohlc`). When windows close
 is decided by :mod:`processors.core.pipeline` (grace period, UTC midnight).
 """
 
 from __future__ import annotations
 
+from processors.core.ohlc import OhlcBar
 from processors.core.plain import StateFormatError, as_list
 
 _WHAT = "candle window state"
 
 
-class CandleWindow:
+class CandleWindow(OhlcBar):
     """One open window's OHLCV; times are microseconds since the epoch."""
 
-    __slots__ = ("start", "open", "open_ts", "high", "low", "close", "close_ts", "volume", "count")
+    __slots__ = ("start", "volume", "count")
 
     def __init__(self, start: int, ts: int, price: float, volume: float) -> None:
         self.start = start
-        self.open = self.high = self.low = self.close = price
-        self.open_ts = self.close_ts = ts
+        self.start_bar(ts, price)
         self.volume = volume
         self.count = 1
 
     def add(self, ts: int, price: float, volume: float) -> None:
         """Fold one tick in (any arrival order)."""
-        if ts < self.open_ts:
-            self.open = price
-            self.open_ts = ts
-        if ts >= self.close_ts:
-            self.close = price
-            self.close_ts = ts
-        if price > self.high:
-            self.high = price
-        if price < self.low:
-            self.low = price
+        self.add_price(ts, price)
         self.volume += volume
         self.count += 1
 
@@ -48,13 +37,13 @@ class CandleWindow:
     @classmethod
     def load(cls, plain: object) -> CandleWindow:
         start, open_, open_ts, high, low, close, close_ts, volume, count = as_list(plain, 9, _WHAT)
-        if type(start) is not int or type(open_ts) is not int or type(close_ts) is not int or type(count) is not int:
+        if type(start) is not int or type(count) is not int:
             raise StateFormatError(f"{_WHAT}: times and count must be integers")
         window = cls.__new__(cls)
-        window.start, window.open_ts, window.close_ts, window.count = start, open_ts, close_ts, count
+        window.load_bar(open_, open_ts, high, low, close, close_ts, _WHAT)
+        window.start, window.count = start, count
         try:
-            window.open, window.high, window.low = float(open_), float(high), float(low)
-            window.close, window.volume = float(close), float(volume)
+            window.volume = float(volume)
         except (TypeError, ValueError) as error:
             raise StateFormatError(f"{_WHAT}: {error}") from None
         return window

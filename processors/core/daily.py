@@ -1,7 +1,6 @@
 """The running aggregate of one symbol over one UTC day.
 
-Open and close are by event time (ties: first arrival keeps the open, last arrival takes
-the close); mean price is the plain mean of every accepted tick's price; VWAP is
+Open and close are by event time (:mod:`processors.core.ohlc`); mean price is the plain mean of every accepted tick's price; VWAP is
 Σ(price·volume)/Σ(volume), ``None`` when the day has no volume; BUY/SELL counts cover
 every rule and timeframe. Sums of positive terms only, so the relative rounding error is
 at most (ticks in the day)·ε.
@@ -9,21 +8,20 @@ at most (ticks in the day)·ε.
 
 from __future__ import annotations
 
+from processors.core.ohlc import OhlcBar
 from processors.core.plain import StateFormatError, as_list
 
 _WHAT = "daily aggregate state"
 
 
-class DayAggregate:
+class DayAggregate(OhlcBar):
     """The mutable aggregate of one UTC day; ``day`` is the day number since 1970-01-01."""
 
-    __slots__ = ("day", "open", "open_ts", "high", "low", "close", "close_ts", "price_sum", "pv",
-                 "volume", "count", "buys", "sells")
+    __slots__ = ("day", "price_sum", "pv", "volume", "count", "buys", "sells")
 
     def __init__(self, day: int, ts: int, price: float, volume: float) -> None:
         self.day = day
-        self.open = self.high = self.low = self.close = price
-        self.open_ts = self.close_ts = ts
+        self.start_bar(ts, price)
         self.price_sum = price
         self.pv = price * volume
         self.volume = volume
@@ -32,16 +30,7 @@ class DayAggregate:
         self.sells = 0
 
     def add(self, ts: int, price: float, volume: float) -> None:
-        if ts < self.open_ts:
-            self.open = price
-            self.open_ts = ts
-        if ts >= self.close_ts:
-            self.close = price
-            self.close_ts = ts
-        if price > self.high:
-            self.high = price
-        if price < self.low:
-            self.low = price
+        self.add_price(ts, price)
         self.price_sum += price
         if volume > 0.0:
             self.pv += price * volume
@@ -64,16 +53,14 @@ class DayAggregate:
     def load(cls, plain: object) -> DayAggregate:
         (day, open_, open_ts, high, low, close, close_ts, price_sum, pv, volume, count, buys,
          sells) = as_list(plain, 13, _WHAT)
-        for number in (day, open_ts, close_ts, count, buys, sells):
+        for number in (day, count, buys, sells):
             if type(number) is not int:
                 raise StateFormatError(f"{_WHAT}: expected an integer, got {number!r}")
         aggregate = cls.__new__(cls)
-        aggregate.day, aggregate.open_ts, aggregate.close_ts = day, open_ts, close_ts
-        aggregate.count, aggregate.buys, aggregate.sells = count, buys, sells
+        aggregate.load_bar(open_, open_ts, high, low, close, close_ts, _WHAT)
+        aggregate.day, aggregate.count, aggregate.buys, aggregate.sells = day, count, buys, sells
         try:
-            aggregate.open, aggregate.high, aggregate.low = float(open_), float(high), float(low)
-            aggregate.close, aggregate.price_sum = float(close), float(price_sum)
-            aggregate.pv, aggregate.volume = float(pv), float(volume)
+            aggregate.price_sum, aggregate.pv, aggregate.volume = float(price_sum), float(pv), float(volume)
         except (TypeError, ValueError) as error:
             raise StateFormatError(f"{_WHAT}: {error}") from None
         return aggregate

@@ -28,13 +28,12 @@ Runners build a :class:`~processors.core.pipeline.PipelineConfig` per symbol wit
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from processors.core.config_file import ConfigFileError, describe_validation, load_mapping, parse_mapping
 from processors.core.indicators import BollingerSpec, IndicatorSpec, MacdSpec
 from processors.core.pipeline import PipelineConfig
 from processors.core.rules import (
@@ -52,7 +51,7 @@ Period = Annotated[int, Field(ge=1, le=10_000)]
 Level = Annotated[float, Field(ge=0, le=100)]
 
 
-class StrategyError(ValueError):
+class StrategyError(ConfigFileError):
     """The strategy file is missing, unreadable or invalid; the message lists every problem."""
 
 
@@ -198,7 +197,7 @@ class Strategy(SymbolStrategy):
             try:
                 self._resolved[symbol] = SymbolStrategy.model_validate(_merge(base, override))
             except ValidationError as error:
-                problems += _describe(error, prefix=f"symbols.{raw_symbol}")
+                problems += describe_validation(error, prefix=f"symbols.{raw_symbol}")
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
@@ -238,54 +237,25 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError, prefix: str = "") -> list[str]:
-    """One ``location: message`` line per problem (``prefix`` leads every location)."""
-    lines = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{location}: {message}" if location else message)
-    return lines
-
-
 def parse_strategy(text: str, *, syntax: str, source: str = "<strategy>") -> Strategy:
     """Parse and validate strategy text; ``syntax`` is ``toml`` or ``yaml``.
 
     Raises :class:`StrategyError` naming ``source`` and every problem found.
     """
-    try:
-        if syntax == "toml":
-            raw: object = tomllib.loads(text)
-        elif syntax == "yaml":
-            raw = yaml.safe_load(text)
-            raw = {} if raw is None else raw
-        else:
-            raise StrategyError(f"{source}: unknown strategy syntax {syntax!r} (use toml or yaml)")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise StrategyError(f"{source}: not valid {syntax.upper()}: {error}") from None
-    except RecursionError:
-        raise StrategyError(f"{source}: nested too deeply") from None
-    if not isinstance(raw, dict):
-        raise StrategyError(f"{source}: a strategy must be a table/mapping at the top level")
-    try:
-        return Strategy.model_validate(raw)
-    except ValidationError as error:
-        raise StrategyError(f"{source}: invalid strategy:\n  " + "\n  ".join(_describe(error))) from None
+    return _validate(parse_mapping(text, syntax, source, "strategy", StrategyError), source)
 
 
 def load_strategy(path: str | Path) -> Strategy:
     """Read a strategy file chosen by extension (.toml, .yaml, .yml). Called once at start."""
     path = Path(path)
-    syntax = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
-    if syntax is None:
-        raise StrategyError(f"{path}: a strategy file must end in .toml, .yaml or .yml")
+    return _validate(load_mapping(path, "strategy file", StrategyError), str(path))
+
+
+def _validate(raw: dict[str, Any], source: str) -> Strategy:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise StrategyError(f"{path}: cannot read the strategy file: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise StrategyError(f"{path}: the strategy file is not UTF-8 text (byte {error.start})") from None
-    return parse_strategy(text, syntax=syntax, source=str(path))
+        return Strategy.model_validate(raw)
+    except ValidationError as error:
+        raise StrategyError(f"{source}: invalid strategy:\n  " + "\n  ".join(describe_validation(error))) from None
 
 
 class PipelineConfigs:

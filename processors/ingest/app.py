@@ -20,8 +20,8 @@ from processors.ingest.recall import recall_published
 from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
-from stockstream.kafka_admin import ensure_topics
-from stockstream.observability import HEALTH, register_secret, setup_logging, start_metrics_server
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 
 log = logging.getLogger("processors.ingest")
 

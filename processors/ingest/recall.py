@@ -19,7 +19,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from stockstream.settings import KafkaSettings
+from processors.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from processors.ingest.sources.base import (
     Source,
     SourceProblem,
 )
+from processors.runtime.observability import redact
 from schemas.events import DeadLetter
-from stockstream.observability import redact
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
 from schemas.symbols import InvalidSymbolError, normalize_symbol
-from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
 
 SourceName = Literal["simulator", "file", "alphavantage", "coinbase", "binance", "kraken"]
 SOURCES: tuple[str, ...] = ("simulator", "file", "alphavantage", "coinbase", "binance", "kraken")

@@ -32,9 +32,9 @@ from processors.materialize import metrics
 from processors.materialize.planner import BatchPlanner, InputRecord, ViewBatch
 from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
+from processors.runtime.kafka_admin import ensure_topics, wait_for_kafka
+from processors.runtime.observability import HEALTH
 from schemas.events import encode
-from stockstream.kafka_admin import ensure_topics, wait_for_kafka
-from stockstream.observability import HEALTH
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import Caps, InputTopics
+from processors.runtime.observability import register_secret
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
 from schemas.topics import TopicSpec
-from stockstream.observability import register_secret
-from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
 
 
 class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):

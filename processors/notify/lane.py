@@ -44,8 +44,8 @@ from processors.notify.retry import (
     deliver_with_retries,
 )
 from processors.notify.spec import LaneSpec
+from processors.runtime.observability import redact
 from schemas.events import DeadLetter, Lineage, Signal, encode
-from stockstream.observability import redact
 
 log = logging.getLogger(__name__)
 

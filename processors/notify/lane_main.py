@@ -46,7 +46,7 @@ def main() -> int:
     )
     from processors.notify.spec import LaneSpec
     from processors.notify.subscriptions import maskable_values
-    from stockstream.observability import register_secret, setup_logging
+    from processors.runtime.observability import register_secret, setup_logging
 
     spec = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by our own supervisor through a pipe
     if not isinstance(spec, LaneSpec):

@@ -15,7 +15,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from stockstream.settings import KafkaSettings
+from processors.runtime.settings import KafkaSettings
 
 
 class OffsetError(RuntimeError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, HttpUrl, field_validator
 
-from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
 
 
 class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):

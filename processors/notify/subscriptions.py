@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -38,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from processors.core.config_file import ConfigFileError, describe_validation, load_mapping
 from schemas.events import Signal
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 from schemas.timeframes import validate_timeframe
@@ -49,7 +48,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class SubscriptionConfigError(ValueError):
+class SubscriptionConfigError(ConfigFileError):
     """The subscription file is missing, unreadable or invalid; the message says where and why."""
 
 
@@ -322,38 +321,12 @@ def load_config(path: Path) -> NotifyConfig:
 
     Raises :class:`SubscriptionConfigError` with the file name and every problem found.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SubscriptionConfigError(f"cannot read subscription file {path}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise SubscriptionConfigError(f"subscription file {path} is not UTF-8 text (byte {error.start})") from None
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            data: object = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            raise SubscriptionConfigError(f"subscription file {path} must end in .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise SubscriptionConfigError(f"subscription file {path} is not valid {suffix[1:].upper()}: {error}") from None
-    except RecursionError:
-        raise SubscriptionConfigError(f"subscription file {path} is nested too deeply") from None
-    if not isinstance(data, dict):
-        raise SubscriptionConfigError(f"subscription file {path} must hold a mapping with 'channels' and 'subscriptions'")
+    data = load_mapping(path, "subscription file", SubscriptionConfigError)
     try:
         return NotifyConfig.model_validate(data)
     except ValidationError as error:
-        raise SubscriptionConfigError(f"subscription file {path} is invalid:\n{_describe(error)}") from None
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in item["loc"]) or "(file)"
-        lines.append(f"  - {where}: {item['msg']}")
-    return "\n".join(lines)
+        problems = "\n".join(f"  - {line}" for line in describe_validation(error))
+        raise SubscriptionConfigError(f"subscription file {path} is invalid:\n{problems}") from None
 
 
 def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:

@@ -33,8 +33,8 @@ from processors.notify.offsets import last_stable_offsets, set_group_offsets, st
 from processors.notify.settings import NotifySettings
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import NotifyConfig
-from stockstream.kafka_admin import ensure_topics, wait_for_kafka
-from stockstream.observability import HEALTH, serve_metrics, start_metrics_server
+from processors.runtime.kafka_admin import ensure_topics, wait_for_kafka
+from processors.runtime.observability import HEALTH, serve_metrics, start_metrics_server
 
 log = logging.getLogger(__name__)
 

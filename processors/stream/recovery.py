@@ -15,8 +15,8 @@ import re
 import time
 from collections.abc import Callable
 
+from processors.runtime.observability import HEALTH, Health
 from processors.stream.metrics import ProcessMetrics
-from stockstream.observability import HEALTH, Health
 
 RECOVERY_LOGGER = "quixstreams.state.recovery"
 _PARTITION = re.compile(r'<RecoveryPartition "(?P<changelog>[^"]*)\[(?P<partition>\d+)\]">')

@@ -14,13 +14,13 @@ import time
 from types import FrameType
 
 from processors.core.strategy import DEFAULT_STRATEGY, Strategy, StrategyError, load_strategy
+from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
+from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 from processors.stream.kafka_stats import ChangelogSizes
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.recovery import watch_recovery
 from processors.stream.settings import ProcessSettings
 from processors.stream.topology import build_processor
-from stockstream.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
-from stockstream.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 
 log = logging.getLogger("processors.stream")
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from stockstream.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack" / "state" / "process"

@@ -6,7 +6,7 @@ Topology (one sub-topology, keyed by symbol)::
                                                                              candles.<tf> | aggregates.daily |
                                                                              ticks.dlq
 
-Every topic of the registry is created by :func:`stockstream.kafka_admin.ensure_topics` before
+Every topic of the registry is created by :func:`processors.runtime.kafka_admin.ensure_topics` before
 this module runs, so Quix only looks them up; the one topic Quix creates is the store's
 changelog (``changelog__<group>--<ticks>--pipeline``, compacted, as many partitions as
 ``ticks``).

@@ -33,6 +33,7 @@ from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
 from processors.core.timeutil import DAY_US
 from schemas.symbols import normalize_symbol
 from schemas.timeframes import timeframe_ms
+from spark_jobs.backfill import sinks
 from spark_jobs.backfill.plan import (
     DEFAULT_MIN_WARMUP_US,
     DEFAULT_TOLERANCE,
@@ -176,7 +177,7 @@ def _specs(strategy: Strategy) -> list[Any]:
 def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, symbols: tuple[str, ...],
              config: PipelineConfig) -> DataFrame:
     """The records of the read range with position, event time and usability (parsed in the JVM)."""
-    options = kafka_options(settings)
+    options = settings.kafka_options()
     frame = (
         spark.read.format("kafka").options(**options)
         .option("subscribe", log_range.topic)
@@ -205,25 +206,6 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
     if symbols:
         frame = frame.where(F.col("key").isin(list(symbols)))
     return frame
-
-
-def kafka_options(settings: SparkJobSettings) -> dict[str, str]:
-    """Java Kafka client options (``kafka.``-prefixed) equivalent to ``settings.client_config()``."""
-    options = {"kafka.bootstrap.servers": settings.bootstrap_servers,
-               "kafka.security.protocol": settings.security_protocol}
-    if settings.sasl_mechanism:
-        options["kafka.sasl.mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username and settings.sasl_password is not None:
-        module = ("org.apache.kafka.common.security.scram.ScramLoginModule"
-                  if (settings.sasl_mechanism or "").upper().startswith("SCRAM")
-                  else "org.apache.kafka.common.security.plain.PlainLoginModule")
-        options["kafka.sasl.jaas.config"] = (
-            f'{module} required username={json.dumps(settings.sasl_username)}'
-            f' password={json.dumps(settings.sasl_password.get_secret_value())};')
-    if settings.ssl_ca_location:
-        options["kafka.ssl.truststore.type"] = "PEM"
-        options["kafka.ssl.truststore.location"] = settings.ssl_ca_location
-    return options
 
 
 def _range_predicates(log_range: LogRange) -> tuple[Column, Column]:
@@ -257,8 +239,6 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                  progress: SparkProgress) -> BackfillResult:
     """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range
     and :class:`spark_jobs.backfill.sinks.OutputExistsError` (before any work) for an existing output."""
-    from spark_jobs.backfill import sinks
-
     if request.output is not None:
         sinks.check_parquet_output(spark, request.output, request.write_mode)
     strategy = request.strategy

@@ -29,7 +29,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.core.timeutil import DAY_US, to_us
-from stockstream.settings import KafkaSettings
+from processors.runtime.settings import KafkaSettings
 
 OffsetSpec = int | Mapping[int, int]
 """One offset for every partition, or offsets by partition (partitions left out: their first/end offset)."""

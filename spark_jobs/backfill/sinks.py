@@ -103,8 +103,7 @@ def backfill_specs(settings: SparkJobSettings) -> dict[str, TopicSpec]:
 
 def write_topics(result: DataFrame, settings: SparkJobSettings, progress: SparkProgress) -> dict[str, str]:
     """Every event to its ``*.backfill`` topic (created first with the live topic's configuration)."""
-    from spark_jobs.backfill.job import kafka_options
-    from stockstream.kafka_admin import ensure_topics
+    from processors.runtime.kafka_admin import ensure_topics
 
     specs = backfill_specs(settings)
     ensure_topics(settings, specs.values())
@@ -120,7 +119,7 @@ def write_topics(result: DataFrame, settings: SparkJobSettings, progress: SparkP
          .repartition(partitions, "symbol")
          .sortWithinPartitions("symbol", "partition", "offset", "seq")
          .select(topic.alias("topic"), key.alias("key"), F.col("event").alias("value"))
-         .write.format("kafka").options(**kafka_options(settings))
+         .write.format("kafka").options(**settings.kafka_options())
          .option("kafka.acks", "all").option("kafka.enable.idempotence", "true")
          .option("kafka.linger.ms", "20").option("kafka.compression.type", "lz4")
          .save())

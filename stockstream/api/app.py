@@ -32,12 +32,12 @@ import stockstream
 from processors.materialize.keys import ViewKeys
 from processors.materialize.reader import ViewReader
 from processors.materialize.settings import redis_client
+from processors.runtime.kafka_admin import admin_client
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
 from stockstream.api.routes import build_router
 from stockstream.api.settings import ApiSettings
-from stockstream.kafka_admin import admin_client
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"

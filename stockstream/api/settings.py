@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from stockstream.observability import register_secret
-from stockstream.settings import KafkaSettings, LoggingSettings, RedisSettings, env
+from processors.runtime.observability import register_secret
+from processors.runtime.settings import KafkaSettings, LoggingSettings, RedisSettings, env
 
 
 class ApiSettings(KafkaSettings, RedisSettings, LoggingSettings):

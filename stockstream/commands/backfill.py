@@ -80,13 +80,13 @@ def backfill(
     from pydantic import ValidationError
 
     from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+    from processors.runtime.observability import setup_logging
     from spark_jobs.backfill.job import BackfillRequest, run_backfill
     from spark_jobs.backfill.ranges import RangeError, RangeRequest, parse_offsets
     from spark_jobs.jars import SparkJarsError
     from spark_jobs.progress import SparkProgress
     from spark_jobs.session import build_session
     from spark_jobs.settings import SparkJobSettings
-    from stockstream.observability import setup_logging
 
     err = Console(stderr=True, highlight=False)
 

@@ -12,8 +12,8 @@ def materialize() -> None:
     """Consume ticks, candles, indicators, signals and daily aggregates into Redis views until SIGTERM/Ctrl-C."""
     from processors.materialize.service import Materializer
     from processors.materialize.settings import MaterializeSettings
-    from stockstream.kafka_admin import KafkaUnavailableError
-    from stockstream.observability import setup_logging, start_metrics_server
+    from processors.runtime.kafka_admin import KafkaUnavailableError
+    from processors.runtime.observability import setup_logging, start_metrics_server
 
     settings = MaterializeSettings()
     settings.register_secrets()

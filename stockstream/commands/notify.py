@@ -23,8 +23,8 @@ from processors.notify.subscriptions import (
     resolve_secrets,
 )
 from processors.notify.supervisor import ReplayFrom, Supervisor
-from stockstream.kafka_admin import KafkaUnavailableError
-from stockstream.observability import register_secret, setup_logging
+from processors.runtime.kafka_admin import KafkaUnavailableError
+from processors.runtime.observability import register_secret, setup_logging
 
 console = Console(stderr=True)
 

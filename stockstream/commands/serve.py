@@ -14,9 +14,9 @@ def serve(
     """Serve the views API (OpenAPI docs at /docs), /live (SSE), /health, /metrics and the dashboard at /."""
     import uvicorn
 
+    from processors.runtime.observability import setup_logging, start_metrics_server
     from stockstream.api.app import create_app
     from stockstream.api.settings import ApiSettings
-    from stockstream.observability import setup_logging, start_metrics_server
 
     settings = ApiSettings()
     settings.register_secrets()

@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicRegistry, TopicSpec
-from stockstream.settings import KafkaSettings
 
 # Columns worth showing per value model; anything else shows compact JSON.
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -41,7 +41,7 @@ def rebuild(
     """Repopulate the views from the log: into an empty REDIS_KEY_PREFIX, a new prefix (--into), or --swap."""
     from processors.materialize.rebuild import Rebuilder, RebuildError, StartAt
     from processors.materialize.settings import MaterializeSettings
-    from stockstream.observability import setup_logging
+    from processors.runtime.observability import setup_logging
 
     if from_offset is not None and from_time is not None:
         raise typer.BadParameter("give --from-offset or --from-time, not both")

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from stockstream.settings import ServiceSettings, env
+from processors.runtime.settings import ServiceSettings, env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.notify.offsets import OffsetError, last_stable_offsets
-from stockstream.settings import KafkaSettings
+from processors.runtime.settings import KafkaSettings
 
 Offsets = dict[tuple[str, int], int]
 

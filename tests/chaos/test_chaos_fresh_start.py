@@ -16,8 +16,8 @@ import uuid
 import pytest
 from confluent_kafka import Consumer
 
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from tests.chaos.deployment import free_port
 from tests.support.kafka_tools import wait_until
 from tests.support.processes import ServiceProcess

@@ -22,8 +22,8 @@ from processors.ingest.sources.base import (
     SequenceGap,
     SourceProblem,
 )
+from processors.runtime.observability import redact
 from schemas.events import DeadLetter, Tick, encode
-from stockstream.observability import redact
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 

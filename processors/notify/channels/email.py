@@ -19,7 +19,7 @@ from pathlib import Path
 
 from processors.notify.notification import Notification
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
-from stockstream.observability import redact
+from processors.runtime.observability import redact
 
 log = logging.getLogger(__name__)
 

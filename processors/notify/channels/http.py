@@ -3,7 +3,7 @@
 One place decides what an HTTP outcome means: 2xx delivered; 429 (and 408) retry,
 honouring ``Retry-After``; other 4xx permanent; 5xx, timeouts and connection errors
 retry. Error texts never include the URL (Slack/Discord URLs and Telegram paths are
-secrets) and pass through :func:`stockstream.observability.redact`.
+secrets) and pass through :func:`processors.runtime.observability.redact`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
-from stockstream import __version__
-from stockstream.observability import redact
+from processors.runtime import package_version
+from processors.runtime.observability import redact
 
-USER_AGENT = f"stockstream-notify/{__version__}"
+USER_AGENT = f"stockstream-notify/{package_version()}"
 _SNIPPET = 200
 
 

@@ -24,8 +24,8 @@ import redis
 from playwright.sync_api import Page, expect, sync_playwright
 
 from processors.materialize.settings import MaterializeSettings
+from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import IndicatorSnapshot, Lineage, Signal, Tick, encode, make_signal_id
-from stockstream.kafka_admin import ensure_topics
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from processors.ingest.validation import parse_file_timestamp
+from processors.runtime.settings import KafkaSettings
 from schemas.events import Candle, IndicatorSnapshot, Signal
-from stockstream.settings import KafkaSettings
 from tests.integration.stream.stream_support import Processor, cleanup, wait_drained
 from tests.support.kafka_tools import read_topic
 from tests.support.processes import STOCKSTREAM

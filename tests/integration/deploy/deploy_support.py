@@ -339,7 +339,7 @@ def _aliases(model: type) -> dict[str, str]:
 @cache
 def all_settings_env() -> frozenset[str]:
     """Every env var any ServiceSettings subclass reads (all service modules imported)."""
-    from stockstream.settings import ServiceSettings
+    from processors.runtime.settings import ServiceSettings
 
     for package in ("processors", "spark_jobs", "stockstream"):
         _import_all(package)

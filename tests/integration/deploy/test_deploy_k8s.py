@@ -244,7 +244,7 @@ def test_every_container_has_requests_limits_and_probes(resources: tuple[dict[st
 
 def test_stockstream_services_probe_health_or_metrics(resources: tuple[dict[str, Any], ...]) -> None:
     """serve: ready = /health (Kafka + Redis reachable), alive = /metrics; the others: alive = /health,
-    ready = /ready on their metrics port (stockstream.observability.Health)."""
+    ready = /ready on their metrics port (processors.runtime.observability.Health)."""
     for container in k8s_containers(resources):
         command = container.stockstream_command
         if command is None or container.workload["kind"] == "CronJob":

@@ -18,8 +18,8 @@ from processors.ingest.publisher import TickPublisher
 from processors.ingest.service import IngestService, IngestSummary, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
+from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import DeadLetter, Tick
-from stockstream.kafka_admin import ensure_topics
 from tests.support.kafka_tools import read_topic
 
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from ingest_support import free_port, sample, scrape
 
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import Tick
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import produce, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 

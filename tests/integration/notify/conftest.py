@@ -13,9 +13,9 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import Signal, encode
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import end_offsets, produce
 
 

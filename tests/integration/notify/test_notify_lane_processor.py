@@ -26,8 +26,8 @@ from processors.notify.ledger import LedgerEntry, ledger_key
 from processors.notify.settings import NotifySettings
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import NotifyConfig
+from processors.runtime.observability import register_secret
 from schemas.events import DeadLetter, Signal, encode
-from stockstream.observability import register_secret
 from tests.support.fake_receivers.http import HttpReceiver, Reply, ok, status, too_many
 from tests.unit.notify.factories import make_signal
 

@@ -34,7 +34,7 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from stockstream.observability import describe_exposition, naming_problems
+from processors.runtime.observability import describe_exposition, naming_problems
 from tests.support.fake_receivers.http import HttpReceiver, status
 from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess

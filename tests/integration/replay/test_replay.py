@@ -21,10 +21,10 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
 from processors.materialize.keys import ViewKeys
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import IndicatorSnapshot
 from spark_jobs.backfill.ranges import offsets_at_event_time
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.integration.spark.synthetic import produce_all, synthetic_log
 from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import ServiceProcess, running

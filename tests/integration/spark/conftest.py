@@ -20,10 +20,10 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 from confluent_kafka.admin import AdminClient
 
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
+from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from spark_jobs.session import StartedSession, build_session
 from spark_jobs.settings import SparkJobSettings
-from stockstream.kafka_admin import ensure_topics
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
 from tests.support.kafka_tools import Record, delete_topics, read_topic, wait_until
 from tests.support.processes import ServiceProcess

@@ -7,8 +7,8 @@ import urllib.request
 import pytest
 import redis
 
-from stockstream.kafka_admin import admin_client, ensure_topics, wait_for_kafka
-from stockstream.settings import KafkaSettings
+from processors.runtime.kafka_admin import admin_client, ensure_topics, wait_for_kafka
+from processors.runtime.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

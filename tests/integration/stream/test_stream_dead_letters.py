@@ -16,10 +16,10 @@ from datetime import timedelta
 import pytest
 from stream_support import Processor, make_ticks, wait_drained
 
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from processors.stream import reasons
 from schemas.events import DeadLetter, IndicatorSnapshot, Tick, encode
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import produce, read_topic, wait_until
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from stream_support import (
     wait_drained,
 )
 
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from tests.support.kafka_tools import end_offsets, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -20,8 +20,8 @@ from stream_support import (
     wait_drained,
 )
 
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from tests.support.kafka_tools import produce, read_topic, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from stream_support import Processor, make_ticks, wait_drained
 
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from schemas.events import IndicatorSnapshot, Signal
-from stockstream.kafka_admin import ensure_topics
-from stockstream.settings import KafkaSettings
 from tests.support.kafka_tools import produce, read_topic
 from tests.support.processes import STOCKSTREAM
 

@@ -24,9 +24,9 @@ from redis.retry import Retry
 
 from processors.materialize.service import Materializer
 from processors.materialize.settings import MaterializeSettings
+from processors.runtime.kafka_admin import ensure_topics
 from stockstream.api.app import create_app
 from stockstream.api.settings import ApiSettings
-from stockstream.kafka_admin import ensure_topics
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import wait_until
 

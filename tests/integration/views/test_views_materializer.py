@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 from processors.materialize.rebuild import snapshot
 from processors.materialize.service import Materializer
 from processors.materialize.settings import MaterializeSettings
+from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import DeadLetter
-from stockstream.kafka_admin import ensure_topics
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import end_offsets, produce, read_topic, wait_until
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from processors.materialize.settings import MaterializeSettings
-from stockstream.kafka_admin import ensure_topics
+from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.streams import Stream, make_stream, produce_stream
 from tests.support.kafka_tools import wait_until
 from tests.support.processes import running

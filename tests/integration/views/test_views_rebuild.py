@@ -11,7 +11,7 @@ import pytest
 
 from processors.materialize.rebuild import Rebuilder, RebuildError, StartAt, snapshot, view_keys_under
 from processors.materialize.settings import MaterializeSettings
-from stockstream.kafka_admin import ensure_topics
+from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.conftest import drop_prefix
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.integration.views.test_views_materializer import running

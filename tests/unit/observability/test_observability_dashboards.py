@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from stockstream.observability import describe_registry
+from processors.runtime.observability import describe_registry
 from tests.unit.observability.grafana_support import (
     BUILTINS,
     PROVISIONING_DIR,

@@ -9,7 +9,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry, Counter
 
-from stockstream.observability import Health, register_secret, serve_metrics
+from processors.runtime.observability import Health, register_secret, serve_metrics
 
 
 def _port() -> int:

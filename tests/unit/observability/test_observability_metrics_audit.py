@@ -4,7 +4,7 @@ The modules are found by reading the source tree (any module that imports promet
 so a new metrics module is audited without touching this test. Module-level metrics register
 in the default registry on import; metrics classes that take a ``registry`` argument
 (``IngestMetrics``, ``ProcessMetrics``) are instantiated against a registry of their own.
-The rules themselves are :func:`stockstream.observability.naming_problems`; the running
+The rules themselves are :func:`processors.runtime.observability.naming_problems`; the running
 services' ``/metrics`` pages are audited again in tests/integration/observability.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from stockstream.observability import (
+from processors.runtime.observability import (
     LATENCY_BUCKETS_SECONDS,
     SYMBOL_BOUNDED_METRICS,
     MetricDescription,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from processors.runtime.settings import KafkaSettings
 from schemas.symbols import InvalidSymbolError, normalize_symbol, pair_symbol
 from schemas.timeframes import InvalidTimeframeError, timeframe_ms, validate_timeframe
 from schemas.topics import FOREVER, TopicRegistry
-from stockstream.settings import KafkaSettings
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

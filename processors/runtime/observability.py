@@ -23,7 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-import stockstream
+from processors.runtime import package_version
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -170,7 +170,7 @@ def start_metrics_server(host: str, port: int, service: str) -> None:
     global _build_info
     if _build_info is None:
         _build_info = Info("stockstream_build", "Build information of this stockstream process", registry=REGISTRY)
-        _build_info.info({"version": stockstream.__version__, "service": service,
+        _build_info.info({"version": package_version(), "service": service,
                           "python": sys.version.split()[0]})
     if port:
         serve_metrics(host, port)

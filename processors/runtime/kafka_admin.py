@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicSpec
-from stockstream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
