@@ -1,0 +1,214 @@
+"""Strategy files: ``[strategies.NAME]`` tables of rules in TOML or YAML → :class:`~.ir.StrategyDefinition`.
+
+::
+
+    [strategies.trend_pullback]
+    timeframe = "5m"                 # "tick" (the default) or a configured candle timeframe
+    params = { fast = 9, slow = 21 }  # named numbers the rules may use
+    buy  = "crosses_above(ema(fast), ema(slow)) and rsi(14) < 70 and close > sma(50)@1h"
+    sell = "crosses_below(ema(fast), ema(slow)) or rsi(14) > 80"
+    confirm = 1                      # evaluations the condition must hold (default 1)
+    cooldown = "15m"                 # per symbol and side, in event time (default "0")
+    symbols = ["BTC-USD", "ETH-USD"]  # optional; default every symbol
+    description = "optional text"
+
+Read once at start by a runner (:func:`load_strategies`), which passes the candle timeframes
+it builds. Everything wrong is reported at once in one :class:`StrategyFileError` naming the
+file, the strategy, the key and — for rules — the column and what was expected, with the
+rule and a caret under the column. Sweeps re-resolve a file with other parameter values
+through ``overrides`` (no text is edited).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from processors.core.config_file import ConfigFileError, describe_validation, load_mapping, parse_mapping
+from processors.core.strategies import ir
+from processors.core.strategies.catalog import CATALOG
+from processors.core.strategies.parser import KEYWORDS
+from processors.core.strategies.resolve import FUNCTIONS, PRICE_NAMES, Context, check_timeframe, resolve_rule
+from schemas.symbols import InvalidSymbolError, normalize_symbol
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+PARAMETER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+DURATION = re.compile(r"^([0-9]{1,9})(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_COOLDOWN_MS = 366 * 86_400_000
+
+
+class StrategyFileError(ConfigFileError):
+    """A strategy file cannot be used; the message lists every problem with its location."""
+
+
+class _Table(BaseModel):
+    """The shape of one ``[strategies.NAME]`` table (values are checked further by hand)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    timeframe: str = ir.TICK
+    buy: str | None = None
+    sell: str | None = None
+    confirm: Annotated[int, Field(ge=1, le=ir.MAX_HISTORY)] = 1
+    cooldown: str = "0"
+    symbols: list[str] | None = None
+    params: dict[str, int | float] = Field(default_factory=dict)
+    description: str = ""
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def parse_duration(text: str) -> int:
+    """Milliseconds of ``"0"``, ``"500ms"``, ``"90s"``, ``"15m"``, ``"4h"``, ``"1d"``; raises ``ValueError``."""
+    if text == "0":
+        return 0
+    match = DURATION.match(text)
+    if match is None:
+        raise ValueError(f"expected a duration like 90s, 15m or 4h (or 0), got {text!r}")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def _caret(text: str, column: int) -> str:
+    """The rule and a caret under ``column`` (for people reading the error)."""
+    return f"\n      {text}\n      {' ' * (column - 1)}^"
+
+
+def define_strategy(name: str, table: Mapping[str, Any], *, candle_timeframes: Collection[str],
+                    overrides: Mapping[str, int | float] | None = None,
+                    where: str | None = None) -> tuple[ir.StrategyDefinition | None, list[str]]:
+    """One strategy from its table: the definition, or None and every problem (``where.key: message``).
+
+    ``overrides`` replace declared parameters (a sweep's values); naming an undeclared
+    parameter is a problem. Used by :func:`strategies_from_mapping` and for built-ins.
+    """
+    where = where or f"strategies.{name}"
+    problems: list[str] = []
+    if not NAME.match(name):
+        problems.append(f"{where}: a strategy name is a letter then letters, digits, _ or - (at most 64)")
+    try:
+        shape = _Table.model_validate(table)
+    except ValidationError as error:
+        # Report these, then go on checking the keys that are fine (every problem at once).
+        problems += describe_validation(error, prefix=where)
+        broken = {item["loc"][0] for item in error.errors() if item["loc"]}
+        try:
+            shape = _Table.model_validate({key: value for key, value in table.items() if key not in broken})
+        except ValidationError:
+            return None, problems
+
+    params = dict(shape.params)
+    for key, value in params.items():
+        if not PARAMETER.match(key) or key in KEYWORDS or key in PRICE_NAMES or key in CATALOG or key in FUNCTIONS:
+            problems.append(f"{where}.params.{key}: a parameter name is an identifier that is not a keyword,"
+                            " price field or function name")
+        elif not math.isfinite(value):
+            problems.append(f"{where}.params.{key}: must be a finite number")
+    for key, value in (overrides or {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"{where}.params.{key}: an override must be a finite number, got {value!r}")
+        elif key not in params:
+            problems.append(f"{where}.params.{key}: overridden but not declared (declared: {', '.join(params) or 'none'})")
+        else:
+            params[key] = value
+
+    timeframe_problem = check_timeframe(shape.timeframe, candle_timeframes)
+    if timeframe_problem is not None:
+        problems.append(f"{where}.timeframe: {timeframe_problem}")
+    try:
+        cooldown_ms = parse_duration(shape.cooldown)
+        if cooldown_ms > MAX_COOLDOWN_MS:
+            problems.append(f"{where}.cooldown: at most 366d")
+    except ValueError as error:
+        problems.append(f"{where}.cooldown: {error}")
+        cooldown_ms = 0
+    symbols: tuple[str, ...] | None = None
+    if shape.symbols is not None:
+        found: list[str] = []
+        if not shape.symbols:
+            problems.append(f"{where}.symbols: empty: leave symbols out to run on every symbol")
+        for raw in shape.symbols:
+            try:
+                symbol = normalize_symbol(raw)
+            except InvalidSymbolError as error:
+                problems.append(f"{where}.symbols: {raw!r}: {error}")
+                continue
+            if symbol in found:
+                problems.append(f"{where}.symbols: {symbol} is listed twice")
+            found.append(symbol)
+        symbols = tuple(found)
+    if shape.buy is None and shape.sell is None:
+        problems.append(f"{where}: a strategy needs a buy rule, a sell rule or both")
+
+    rules: dict[str, ir.Condition | None] = {}
+    checked_on = shape.timeframe if timeframe_problem is None else ir.TICK  # still find the rules' own problems
+    for side in ("buy", "sell"):
+        text = getattr(shape, side)
+        if text is None:
+            rules[side] = None
+            continue
+        context = Context(checked_on, candle_timeframes, params)
+        rules[side] = resolve_rule(text, context)
+        problems += [f"{where}.{side}, column {p.column}: {p.message}{_caret(text, p.column)}"
+                     for p in context.problems]
+    if problems:
+        return None, problems
+    definition = ir.StrategyDefinition(
+        name=name, timeframe=shape.timeframe, buy=rules["buy"], sell=rules["sell"], confirm=shape.confirm,
+        cooldown_ms=cooldown_ms, symbols=symbols, params=tuple(params.items()), description=shape.description,
+        buy_source=shape.buy or "", sell_source=shape.sell or "",
+    )
+    return definition, []
+
+
+def strategies_from_mapping(raw: Mapping[str, Any], *, source: str, candle_timeframes: Collection[str],
+                            overrides: Mapping[str, Mapping[str, int | float]] | None = None,
+                            ) -> tuple[ir.StrategyDefinition, ...]:
+    """Every strategy of a parsed file, in file order; raises :class:`StrategyFileError` listing every problem."""
+    try:
+        shape = _File.model_validate(raw)
+    except ValidationError as error:
+        raise StrategyFileError(f"{source}: invalid strategy file:\n  "
+                                + "\n  ".join(describe_validation(error))) from None
+    problems: list[str] = []
+    definitions: list[ir.StrategyDefinition] = []
+    if not shape.strategies:
+        problems.append("strategies: the file defines no strategy ([strategies.NAME] tables)")
+    for name in (overrides or {}):
+        if name not in shape.strategies:
+            problems.append(f"strategies.{name}: overridden but not defined")
+    for name, table in shape.strategies.items():
+        definition, found = define_strategy(name, table, candle_timeframes=candle_timeframes,
+                                            overrides=(overrides or {}).get(name))
+        problems += found
+        if definition is not None:
+            definitions.append(definition)
+    if problems:
+        raise StrategyFileError(f"{source}: invalid strategy file:\n  " + "\n  ".join(problems))
+    return tuple(definitions)
+
+
+def parse_strategies(text: str, *, syntax: str, candle_timeframes: Collection[str], source: str = "<strategies>",
+                     overrides: Mapping[str, Mapping[str, int | float]] | None = None,
+                     ) -> tuple[ir.StrategyDefinition, ...]:
+    """Strategies from TOML or YAML text (``syntax`` is ``toml`` or ``yaml``)."""
+    raw = parse_mapping(text, syntax, source, "strategy file", StrategyFileError)
+    return strategies_from_mapping(raw, source=source, candle_timeframes=candle_timeframes, overrides=overrides)
+
+
+def load_strategies(path: str | Path, *, candle_timeframes: Collection[str],
+                    overrides: Mapping[str, Mapping[str, int | float]] | None = None,
+                    ) -> tuple[ir.StrategyDefinition, ...]:
+    """Read a strategy file (.toml, .yaml, .yml); called once at start. Raises :class:`StrategyFileError`."""
+    path = Path(path)
+    raw = load_mapping(path, "strategy file", StrategyFileError)
+    return strategies_from_mapping(raw, source=str(path), candle_timeframes=candle_timeframes, overrides=overrides)
