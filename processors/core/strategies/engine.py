@@ -1,0 +1,364 @@
+"""The evaluation engine: compiled strategies stepped per tick and per closed candle, state per symbol.
+
+Every runner (the stream processor, the batch CLI, Spark jobs) holds one
+:class:`CompiledStrategies` and, per symbol, one :class:`StrategyState`::
+
+    compiled = CompiledStrategies(definitions, candle_timeframes=("1m", "5m", "1h"))
+    state = compiled.new_state("BTC-USD")                 # or compiled.load("BTC-USD", stored)
+    fired = compiled.on_tick(state, ts_us, price, volume)  # an accepted, in-order tick
+    fired = compiled.on_candles(state, [ClosedCandle("5m", …), ClosedCandle("1h", …)])  # windows that closed
+    stored = compiled.dump(state)                          # JSON-compatible, for a state store
+
+Contract for runners:
+
+- ``on_tick`` once per accepted in-order tick of the symbol (out-of-order ticks never reach
+  the tick series), ``ts_us`` its event time in µs, ``volume`` 0.0 when unknown.
+- ``on_candles`` with **every** candle that closed in one step, in any order: the engine
+  takes them by end time and, for candles ending together, first folds all of them into
+  their timeframes' indicators and only then evaluates the strategies. So a 5m strategy
+  evaluated at 10:00 reads the 1h candle [9:00, 10:00) through ``@1h`` — complete, no
+  look-ahead — whichever order the runner built them in. An ``@tf`` operand always reads
+  the latest candle of tf handed to the engine before (or together with) the evaluation.
+- A strategy on ``tick`` is evaluated by ``on_tick``; one on a candle timeframe by the
+  candles of that timeframe. Candles of timeframes no strategy uses cost nothing.
+- The returned list holds the sides that fired, in strategy order (BUY before SELL), each
+  with the evaluation's event time (tick time, or candle close) and price (tick price, or
+  close). ``values(state, timeframe)`` gives the named indicator values of that timeframe's
+  latest evaluation (for the signal's ``indicators``).
+
+Nothing here reads a clock; equal inputs give equal outputs, and a state dumped and loaded
+at any point continues exactly (tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from processors.core.indicators import Value
+from processors.core.plain import StateFormatError
+from processors.core.strategies import ir
+from processors.core.strategies.compiler import ANY, BOOL, FLAG, Frame, Plan, Side
+from processors.core.strategies.resolve import check_timeframe
+from processors.core.timeutil import DAY_US
+from schemas.timeframes import timeframe_ms
+
+STATE_VERSION = 1
+BUY = "BUY"
+SELL = "SELL"
+
+
+class IncompatibleStrategyStateError(ValueError):
+    """A stored state was written for other strategies, indicators or timeframes (or another version)."""
+
+
+class CompiledStrategy(NamedTuple):
+    """A strategy as the engine knows it: its definition, position and version."""
+
+    index: int
+    definition: ir.StrategyDefinition
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def timeframe(self) -> str:
+        return self.definition.timeframe
+
+
+class Fired(NamedTuple):
+    """One side that fired: which strategy, BUY/SELL, the evaluation's event time (µs) and price."""
+
+    strategy: CompiledStrategy
+    side: str
+    ts_us: int
+    price: float
+
+    def condition_text(self) -> str:
+        """The rule that fired, as written in the file."""
+        definition = self.strategy.definition
+        return definition.buy_source if self.side == BUY else definition.sell_source
+
+
+class ClosedCandle(NamedTuple):
+    """A candle that closed, as the engine needs it (times in µs since the epoch)."""
+
+    timeframe: str
+    ts_open_us: int
+    ts_close_us: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class StrategyState:
+    """The strategies' state of one symbol: the symbol's plan and its flat value list."""
+
+    __slots__ = ("symbol", "plan", "values")
+
+    def __init__(self, symbol: str, plan: Plan, values: list[Any]) -> None:
+        self.symbol = symbol
+        self.plan = plan
+        self.values = values
+
+
+_NOTHING: list[Fired] = []
+
+
+class CompiledStrategies:
+    """A set of strategies compiled once; stateless and shared by every symbol.
+
+    ``candle_timeframes`` are the runner's; every timeframe a strategy runs on or reads must
+    be ``tick`` or one of them (``ValueError`` otherwise, naming it). ``outputs`` adds named
+    indicator values per timeframe to :meth:`values` (and computes them even if no strategy
+    uses them) — how a runner can get its snapshot indicators from the same shared nodes.
+    Strategies are identified by (name, timeframe), which must be unique.
+    """
+
+    def __init__(self, definitions: Sequence[ir.StrategyDefinition], *, candle_timeframes: Collection[str],
+                 outputs: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None) -> None:
+        self.candle_timeframes = tuple(candle_timeframes)
+        self.strategies = tuple(CompiledStrategy(i, d, d.version) for i, d in enumerate(definitions))
+        self._outputs = {timeframe: list(named) for timeframe, named in (outputs or {}).items()}
+        problems: list[str] = []
+        seen: set[tuple[str, str]] = set()
+        for definition in definitions:
+            identity = (definition.name, definition.timeframe)
+            if identity in seen:
+                problems.append(f"strategy {definition.name} on {definition.timeframe} is defined twice")
+            seen.add(identity)
+            used = {definition.timeframe} | {leaf.timeframe for condition in (definition.buy, definition.sell)
+                                              if condition is not None for leaf in ir.leaves(condition)}
+            for timeframe in sorted(used):
+                problem = check_timeframe(timeframe, self.candle_timeframes)
+                if problem is not None:
+                    problems.append(f"strategy {definition.name}: {problem}")
+        for timeframe, named in self._outputs.items():
+            for name, indicator in named:
+                problem = check_timeframe(timeframe, self.candle_timeframes)
+                if indicator.timeframe != timeframe or problem is not None:
+                    problems.append(f"output {name}: {problem or 'its indicator is on another timeframe'}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        self._lengths = {timeframe: timeframe_ms(timeframe) * 1000 for timeframe in self.candle_timeframes}
+        self._plans: dict[tuple[int, ...], Plan] = {}
+        layout = [(s.name, s.timeframe, s.version) for s in self.strategies]
+        outputs_text = sorted((tf, name, repr(ind)) for tf, named in self._outputs.items() for name, ind in named)
+        self.key = hashlib.sha256(repr((STATE_VERSION, layout, outputs_text)).encode()).hexdigest()[:16]
+        """Changes whenever the strategies, their versions or the outputs change."""
+
+    # -- per symbol ----------------------------------------------------------------------------------
+
+    def applies(self, strategy: CompiledStrategy, symbol: str) -> bool:
+        symbols = strategy.definition.symbols
+        return symbols is None or symbol in symbols
+
+    def plan(self, symbol: str) -> Plan:
+        """The plan of the strategies that apply to ``symbol`` (shared by symbols with the same ones)."""
+        chosen = tuple(s.index for s in self.strategies if self.applies(s, symbol))
+        plan = self._plans.get(chosen)
+        if plan is None:
+            plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs)
+        return plan
+
+    def new_state(self, symbol: str) -> StrategyState:
+        plan = self.plan(symbol)
+        return StrategyState(symbol, plan, list(plan.initial))
+
+    # -- evaluation ------------------------------------------------------------------------------------
+
+    def on_tick(self, state: StrategyState, ts_us: int, price: float, volume: float) -> list[Fired]:
+        """Fold one in-order tick into the tick timeframe and evaluate the tick strategies."""
+        frame = state.plan.frames.get(ir.TICK)
+        if frame is None:
+            return _NOTHING
+        v = state.values
+        bar = frame.bar
+        v[bar[3]] = price
+        v[bar[4]] = volume
+        v[bar[5]] = ts_us // DAY_US
+        for update in frame.run:
+            update(v)
+        fired: list[Fired] | None = None
+        for condition, slot, held in frame.steps:  # the hot loop: plain transitions inline
+            now = condition(v)
+            before = v[slot]
+            v[slot] = now
+            if held is None:
+                if now is True and before is False:
+                    fired = fired or []
+                    fired.append(self._fired(slot, frame, ts_us, price))
+            elif _held(held, v, now, before, ts_us):
+                fired = fired or []
+                fired.append(Fired(self.strategies[held.strategy], held.side, ts_us, price))
+        return fired or _NOTHING
+
+    def _fired(self, slot: int, frame: Frame, ts_us: int, price: float) -> Fired:
+        side = next(side for side in frame.sides if side.slot == slot)
+        return Fired(self.strategies[side.strategy], side.side, ts_us, price)
+
+    def on_candle(self, state: StrategyState, candle: ClosedCandle) -> list[Fired]:
+        """One closed candle (when it is the only one closing in this step)."""
+        return self.on_candles(state, (candle,))
+
+    def on_candles(self, state: StrategyState, candles: Sequence[ClosedCandle]) -> list[Fired]:
+        """Every candle that closed in one step; see the module docstring for the order."""
+        frames = state.plan.frames
+        relevant = [c for c in candles if c.timeframe in frames]
+        if not relevant:
+            return _NOTHING
+        if len(relevant) > 1:
+            relevant.sort(key=lambda c: (c.ts_close_us, self._lengths.get(c.timeframe, 0)))
+        v = state.values
+        fired: list[Fired] = []
+        start = 0
+        while start < len(relevant):
+            end = relevant[start].ts_close_us
+            stop = start + 1
+            while stop < len(relevant) and relevant[stop].ts_close_us == end:
+                stop += 1
+            group = relevant[start:stop]
+            for candle in group:  # fold every candle ending now before any strategy reads them
+                frame = frames[candle.timeframe]
+                bar = frame.bar
+                v[bar[0]] = candle.open
+                v[bar[1]] = candle.high
+                v[bar[2]] = candle.low
+                v[bar[3]] = candle.close
+                v[bar[4]] = candle.volume
+                v[bar[5]] = candle.ts_open_us // DAY_US
+                for update in frame.updates:
+                    update(v)
+            for candle in group:  # shortest timeframe first
+                frame = frames[candle.timeframe]
+                for update in frame.pasts:
+                    update(v)
+                if frame.sides:
+                    fired += self._sides(frame, v, end, candle.close)
+            start = stop
+        return fired or _NOTHING
+
+    def _sides(self, frame: Frame, v: list[Any], ts_us: int, price: float) -> list[Fired]:
+        fired: list[Fired] | None = None
+        for condition, slot, held in frame.steps:
+            now = condition(v)
+            before = v[slot]
+            v[slot] = now
+            if held is None:
+                if now is True and before is False:
+                    fired = fired or []
+                    fired.append(self._fired(slot, frame, ts_us, price))
+            elif _held(held, v, now, before, ts_us):
+                fired = fired or []
+                fired.append(Fired(self.strategies[held.strategy], held.side, ts_us, price))
+        return fired or _NOTHING
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def values(self, state: StrategyState, timeframe: str) -> dict[str, Value]:
+        """The named indicator values of ``timeframe`` at its latest evaluation (column name → value)."""
+        frame = state.plan.frames.get(timeframe)
+        if frame is None:
+            return {}
+        v = state.values
+        return {name: v[slot] for name, slot in frame.columns.items()}
+
+    def columns(self, symbol: str, timeframe: str) -> tuple[str, ...]:
+        frame = self.plan(symbol).frames.get(timeframe)
+        return () if frame is None else tuple(frame.columns)
+
+    # -- state as plain JSON values --------------------------------------------------------------------
+
+    def dump(self, state: StrategyState) -> dict[str, Any]:
+        """The state as a JSON-compatible dict: every region under its key (copies)."""
+        v = state.values
+        regions = state.plan.regions
+        bounds = [r.start for r in regions[1:]] + [len(v)]
+        return {
+            "version": STATE_VERSION,
+            "symbol": state.symbol,
+            "regions": {region.key: v[region.start:end] for region, end in zip(regions, bounds, strict=True)},
+        }
+
+    def load(self, symbol: str, plain: object, *, partial: bool = False) -> StrategyState:
+        """Rebuild a symbol's state from :meth:`dump` output (never aliasing ``plain``).
+
+        Strict by default: the stored regions must be exactly this plan's, else
+        :class:`IncompatibleStrategyStateError`. With ``partial=True`` regions found under
+        the same key are restored and the others start fresh (a strategy added to a running
+        set keeps the warm indicators it shares with the others; a new indicator warms up
+        from the next evaluation). Malformed values raise :class:`StateFormatError`.
+        """
+        if not isinstance(plain, dict) or not isinstance(plain.get("regions"), dict):
+            raise StateFormatError(f"strategy state of {symbol}: expected a dict with regions")
+        if plain.get("version") != STATE_VERSION:
+            raise IncompatibleStrategyStateError(
+                f"strategy state of {symbol} has version {plain.get('version')!r}, this engine writes {STATE_VERSION}")
+        if plain.get("symbol") != symbol:
+            raise ValueError(f"strategy state of {plain.get('symbol')!r} used for {symbol!r}")
+        stored: dict[str, object] = plain["regions"]
+        state = self.new_state(symbol)
+        wanted = {region.key for region in state.plan.regions}
+        if not partial and set(stored) != wanted:
+            missing = sorted(wanted - set(stored))[:3]
+            extra = sorted(set(stored) - wanted)[:3]
+            raise IncompatibleStrategyStateError(
+                f"strategy state of {symbol} was written for other strategies (missing {missing}, extra {extra})")
+        v = state.values
+        for region in state.plan.regions:
+            found = stored.get(region.key)
+            if found is None:
+                continue
+            if not isinstance(found, list) or len(found) != len(region.kinds):
+                raise StateFormatError(f"strategy state of {symbol}: region {region.key} has the wrong length")
+            for offset, (value, kind) in enumerate(zip(found, region.kinds, strict=True)):
+                if not _fits(value, kind):
+                    raise StateFormatError(f"strategy state of {symbol}: region {region.key}[{offset}] = {value!r}")
+            v[region.start:region.start + len(found)] = found
+        return state
+
+
+def _held(side: Side, v: list[Any], now: object, before: object, ts_us: int) -> bool:
+    """Confirm and cooldown: the run of trues began after a false, reached ``confirm``, and no cooldown."""
+    run_at, armed_at, last_at = side.slot + 1, side.slot + 2, side.slot + 3
+    if now is not True:
+        v[run_at] = 0
+        return False
+    if before is True:
+        run = v[run_at] + 1
+        if run > side.confirm:  # only its reaching ``confirm`` matters; keep the counter bounded
+            run = side.confirm + 1
+    else:
+        run = 1
+        v[armed_at] = before is False
+    v[run_at] = run
+    if run != side.confirm or not v[armed_at]:
+        return False
+    last = v[last_at]
+    if last is not None and ts_us - last < side.cooldown_us:
+        return False  # suppressed: the cooldown counts from the last signal actually emitted
+    v[last_at] = ts_us
+    return True
+
+
+def _fits(value: object, kind: str) -> bool:
+    if kind == "v":
+        return value is None or type(value) in (float, int)
+    if kind == "f":
+        return type(value) in (float, int)
+    if kind == "i":
+        return type(value) is int
+    if kind == "n":
+        return value is None or type(value) is int
+    if kind == FLAG:
+        return value is None or type(value) is bool
+    if kind == BOOL:
+        return type(value) is bool
+    if kind == ANY:
+        return value is None or type(value) in (float, bool)
+    return False
