@@ -91,7 +91,7 @@ class Plan:
         self._pasts: dict[tuple[str, ir.Expression], int] = {}
         self._depths: dict[tuple[str, ir.Expression], int] = {}
 
-        for timeframe, named in outputs.items():  # requested outputs first, under their own names
+        for named in outputs.values():  # requested outputs first, under their own names
             for name, indicator in named:
                 self.leaf(indicator, name)
         for _, definition in strategies:

@@ -56,7 +56,7 @@ class IncompatibleStrategyStateError(ValueError):
 class CompiledStrategy(NamedTuple):
     """A strategy as the engine knows it: its definition, position and version."""
 
-    index: int
+    position: int
     definition: ir.StrategyDefinition
     version: str
 
@@ -160,7 +160,7 @@ class CompiledStrategies:
 
     def plan(self, symbol: str) -> Plan:
         """The plan of the strategies that apply to ``symbol`` (shared by symbols with the same ones)."""
-        chosen = tuple(s.index for s in self.strategies if self.applies(s, symbol))
+        chosen = tuple(s.position for s in self.strategies if self.applies(s, symbol))
         plan = self._plans.get(chosen)
         if plan is None:
             plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs)
