@@ -107,7 +107,7 @@ class StrategyState:
         self.values = values
 
 
-_NOTHING: list[Fired] = []
+_NOTHING: tuple[Fired, ...] = ()  # immutable: callers may extend what they get
 
 
 class CompiledStrategies:
@@ -172,7 +172,7 @@ class CompiledStrategies:
 
     # -- evaluation ------------------------------------------------------------------------------------
 
-    def on_tick(self, state: StrategyState, ts_us: int, price: float, volume: float) -> list[Fired]:
+    def on_tick(self, state: StrategyState, ts_us: int, price: float, volume: float) -> Sequence[Fired]:
         """Fold one in-order tick into the tick timeframe and evaluate the tick strategies."""
         frame = state.plan.frames.get(ir.TICK)
         if frame is None:
@@ -202,11 +202,11 @@ class CompiledStrategies:
         side = next(side for side in frame.sides if side.slot == slot)
         return Fired(self.strategies[side.strategy], side.side, ts_us, price)
 
-    def on_candle(self, state: StrategyState, candle: ClosedCandle) -> list[Fired]:
+    def on_candle(self, state: StrategyState, candle: ClosedCandle) -> Sequence[Fired]:
         """One closed candle (when it is the only one closing in this step)."""
         return self.on_candles(state, (candle,))
 
-    def on_candles(self, state: StrategyState, candles: Sequence[ClosedCandle]) -> list[Fired]:
+    def on_candles(self, state: StrategyState, candles: Sequence[ClosedCandle]) -> Sequence[Fired]:
         """Every candle that closed in one step; see the module docstring for the order."""
         frames = state.plan.frames
         relevant = [c for c in candles if c.timeframe in frames]
@@ -243,7 +243,7 @@ class CompiledStrategies:
             start = stop
         return fired or _NOTHING
 
-    def _sides(self, frame: Frame, v: list[Any], ts_us: int, price: float) -> list[Fired]:
+    def _sides(self, frame: Frame, v: list[Any], ts_us: int, price: float) -> Sequence[Fired]:
         fired: list[Fired] | None = None
         for condition, slot, held in frame.steps:
             now = condition(v)
