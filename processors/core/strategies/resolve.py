@@ -51,10 +51,14 @@ def resolve_rule(text: str, context: Context) -> ir.Condition | None:
     """The IR of one rule (a condition), or None with ``context.problems`` saying why."""
     try:
         tree = parser.parse(text)
+        result = _Resolver(context).expression(tree)
     except parser.ParseError as error:
         context.problem(error.column, error.message)
         return None
-    result = _Resolver(context).expression(tree)
+    except RecursionError:
+        context.problems.clear()
+        context.problem(1, "the rule is nested too deeply")
+        return None
     if result is not None and not ir.is_condition(result):
         context.problem(1, f"expected a condition (true or false), like {ir.to_text(result, context.timeframe)}"
                         " > 0, but the rule is a number")
