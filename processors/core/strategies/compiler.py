@@ -31,10 +31,13 @@ from typing import Any
 from processors.core.nodes.base import Bar, Node, Output, Update
 from processors.core.strategies import ir
 from processors.core.strategies.catalog import column_name, node_output
+from processors.core.timeutil import DAY_US
 from schemas.timeframes import timeframe_ms
 
 Evaluate = Callable[[list[Any]], Any]
 """A compiled expression: reads ``v`` and returns a float, a bool or None (undefined)."""
+Step = Callable[[list[Any], int], bool]
+"""A side's step: evaluate its condition at event time ``ts_us``, update its memory, say whether it fires."""
 
 ANY = "x"  # region kind: None, a float or a bool (past values of numbers or conditions)
 FLAG = "b"  # None or a bool
@@ -57,10 +60,14 @@ class Side:
 
     strategy: int  # index into the compiled strategies
     side: str  # "BUY" or "SELL"
-    condition: Evaluate
+    condition: _Operand
     slot: int  # side region: [last result, run length, armed, last signal time (µs)]
     confirm: int
     cooldown_us: int
+    step: Step = field(init=False)  # evaluates the condition, keeps the side's memory, says whether it fired
+
+    def __post_init__(self) -> None:
+        self.step = _step(self)
 
 
 @dataclass(slots=True)
@@ -73,24 +80,38 @@ class Frame:
     updates: list[Update] = field(default_factory=list)  # indicator nodes, dependencies first
     pasts: list[Update] = field(default_factory=list)  # history registers, inner expressions first
     sides: list[Side] = field(default_factory=list)
-    steps: tuple[tuple[Evaluate, int, Side | None], ...] = ()
-    """Per side: condition, slot, and the side when it needs confirm/cooldown (None: plain transition)."""
+    fires: tuple[tuple[Any, str], ...] = ()  # per side: its strategy (set by the engine) and BUY/SELL
+    tick: Callable[[list[Any], int, float, float, Any], list[int] | None] | None = None
+    """The tick timeframe's whole evaluation in one closure (see :func:`tick_evaluation`)."""
+    runner: Callable[[list[Any], int], list[int] | None] | None = None  # evaluates every side (side_runner)
     run: tuple[Update, ...] = ()  # updates then pasts: what one tick runs before the sides
+    reader: Callable[[list[Any]], tuple[Any, ...]] | None = None  # the columns' values, in order
     columns: dict[str, int] = field(default_factory=dict)  # named outputs of this timeframe → slot
+    provided: tuple[int, int] | None = None  # the region of values the runner hands in, if any
 
 
 class Plan:
     """The compiled form of a set of strategies (plus extra named outputs) for one group of symbols."""
 
     def __init__(self, strategies: Sequence[tuple[int, ir.StrategyDefinition]],
-                 outputs: dict[str, list[tuple[str, ir.Indicator]]]) -> None:
+                 outputs: dict[str, list[tuple[str, ir.Indicator]]],
+                 provided: dict[str, list[tuple[str, ir.Indicator]]] | None = None) -> None:
         self.initial: list[Any] = []
         self.regions: list[Region] = []
         self.frames: dict[str, Frame] = {}
         self._nodes: dict[tuple[str, Node], int] = {}
         self._pasts: dict[tuple[str, ir.Expression], int] = {}
         self._depths: dict[tuple[str, ir.Expression], int] = {}
+        self._provided: dict[tuple[str, Output], int] = {}
 
+        for timeframe, named in (provided or {}).items():  # values the runner hands in: a region of their own
+            frame = self.frame(timeframe)
+            start = self._allocate(f"{timeframe}|provided|{','.join(name for name, _ in named)}",
+                                   [None] * len(named), "v" * len(named))
+            frame.provided = (start, start + len(named))
+            for offset, (name, indicator) in enumerate(named):
+                self._provided.setdefault((timeframe, node_output(indicator)), start + offset)
+                frame.columns.setdefault(name, start + offset)
         for named in outputs.values():  # requested outputs first, under their own names
             for name, indicator in named:
                 self.leaf(indicator, name)
@@ -108,12 +129,16 @@ class Plan:
                     continue
                 slot = self._allocate(f"side|{definition.name}|{definition.timeframe}|{definition.version}|{side}",
                                       [None, 0, False, None], FLAG + "i" + BOOL + "n")
-                frame.sides.append(Side(index, side, self.evaluator(condition, definition.timeframe), slot,
+                frame.sides.append(Side(index, side, self.operand(condition, definition.timeframe), slot,
                                         definition.confirm, definition.cooldown_ms * 1000))
         for frame in self.frames.values():
-            frame.steps = tuple((side.condition, side.slot, None if side.confirm == 1 and not side.cooldown_us
-                                 else side) for side in frame.sides)
             frame.run = (*frame.updates, *frame.pasts)
+            frame.runner = side_runner(frame.sides) if frame.sides else None
+            if frame.name == ir.TICK:
+                frame.tick = tick_evaluation(frame)
+            if frame.columns:
+                getter = operator.itemgetter(*frame.columns.values())
+                frame.reader = getter if len(frame.columns) > 1 else lambda v, get=getter: (get(v),)
         self.size = len(self.initial)
 
     # -- layout ----------------------------------------------------------------------------------
@@ -153,14 +178,16 @@ class Plan:
     def source(self, timeframe: str, source: Bar | Output) -> int:
         if isinstance(source, Bar):
             return self.frame(timeframe).bar[_FIELDS.index(source.field)]
+        provided = self._provided.get((timeframe, source))
+        if provided is not None:
+            return provided
         return self.node(timeframe, source.node) + source.index
 
     def leaf(self, leaf: ir.PriceField | ir.Indicator, name: str | None = None) -> int:
         """The slot holding a leaf's current value; an indicator becomes a named column (``name`` or its own)."""
         if isinstance(leaf, ir.PriceField):
             return self.frame(leaf.timeframe).bar[_FIELDS.index(leaf.name)]
-        output = node_output(leaf)
-        slot = self.node(leaf.timeframe, output.node) + output.index
+        slot = self.source(leaf.timeframe, node_output(leaf))
         columns = self.frame(leaf.timeframe).columns
         if name is not None or slot not in columns.values():
             columns.setdefault(name or column_name(leaf), slot)
@@ -237,17 +264,24 @@ class Plan:
             return _Function(_arithmetic(expression.op, self.evaluator(expression.left, timeframe),
                                          self.evaluator(expression.right, timeframe)))
         if isinstance(expression, ir.Compare):
-            return _Function(_compare(expression.op, self.operand(expression.left, timeframe),
-                                      self.operand(expression.right, timeframe)))
+            left = self.operand(expression.left, timeframe)
+            right = self.operand(expression.right, timeframe)
+            return _Function(_compare(expression.op, left, right), _shape(expression.op, left, right))
         if isinstance(expression, ir.Logic):
-            parts = [self.evaluator(part, timeframe) for part in _flatten(expression)]
-            return _Function(_all(parts) if expression.op == "and" else _any(parts))
+            operands = [self.operand(part, timeframe) for part in _flatten(expression)]
+            closures = [_closure(operand) for operand in operands]
+            if expression.op == "or":
+                return _Function(_any(closures))
+            shapes = [getattr(operand, "shape", None) for operand in operands]
+            parts = None if None in shapes else tuple(
+                (constant, left, right, compare) for compare, left, right, constant in shapes)  # type: ignore[misc]
+            return _Function(_all(closures), parts=parts)
         if isinstance(expression, ir.Cross):
-            left = self._pasts[(timeframe, expression.left)]
-            right = self._pasts[(timeframe, expression.right)]
-            return _Function(_cross(expression.direction == "above", left, right))
-        left = self._pasts[(timeframe, expression.operand)]
-        return _Function(_trend(expression.direction == "rising", left, expression.length))
+            first = self._pasts[(timeframe, expression.left)]
+            second = self._pasts[(timeframe, expression.right)]
+            return _Function(_cross(expression.direction == "above", first, second))
+        start = self._pasts[(timeframe, expression.operand)]
+        return _Function(_trend(expression.direction == "rising", start, expression.length))
 
 
 # -- compiled operands and closures ----------------------------------------------------------------
@@ -266,6 +300,21 @@ class _Slot:
 @dataclass(frozen=True, slots=True)
 class _Function:
     function: Evaluate
+    shape: tuple[Callable[[Any, Any], bool], int, Any, bool] | None = None
+    """For a comparison of slots/constants: (compare, left slot, right slot or constant, right is a constant)."""
+    parts: tuple[tuple[bool, int, Any, Callable[[Any, Any], bool]], ...] | None = None
+    """For an ``and`` of such comparisons: (right is a constant, left slot, right, compare) per part."""
+
+
+def _shape(op: str, left: _Operand, right: _Operand) -> tuple[Callable[[Any, Any], bool], int, Any, bool] | None:
+    if isinstance(left, _Constant) and isinstance(right, _Slot):
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[op]
+        left, right = right, left
+    if isinstance(left, _Slot) and isinstance(right, _Constant):
+        return _ORDER[op], left.index, right.value, True
+    if isinstance(left, _Slot) and isinstance(right, _Slot):
+        return _ORDER[op], left.index, right.index, False
+    return None
 
 
 _Operand = _Constant | _Slot | _Function
@@ -492,3 +541,138 @@ def _trend(rising: bool, start: int, length: int) -> Evaluate:
             return None
         return x > max(past) if rising else x < min(past)  # type: ignore[no-any-return]
     return evaluate
+
+
+# -- sides ----------------------------------------------------------------------------------------
+
+
+def tick_evaluation(frame: Frame) -> Callable[[list[Any], int, float, float, Any], list[int] | None]:
+    """The tick timeframe's evaluation as one closure (the hot path: constants captured, no lookups).
+
+    Writes the tick's close, volume and UTC day (and the provided values), runs the nodes and
+    history registers, then the sides; returns the indexes of the sides that fired, or None.
+    """
+    _, _, _, close_at, volume_at, day_at = frame.bar
+    run = frame.run
+    runner = frame.runner
+    start, end = frame.provided if frame.provided is not None else (0, 0)
+    size = end - start
+    provides = frame.provided is not None
+
+    def evaluate(v: list[Any], ts_us: int, price: float, volume: float, provided: Any) -> list[int] | None:
+        v[close_at] = price
+        v[volume_at] = volume
+        v[day_at] = ts_us // DAY_US
+        if provides:
+            if provided is None or len(provided) != size:
+                raise ValueError(f"expected {size} provided indicator values, got"
+                                 f" {'none' if provided is None else len(provided)}")
+            v[start:end] = provided
+        for update in run:
+            update(v)
+        return None if runner is None else runner(v, ts_us)
+
+    return evaluate
+
+
+def _step(side: Side) -> Step:
+    """The step of a side with confirm or cooldown (plain transitions run in :func:`side_runner`)."""
+    slot = side.slot
+    evaluate = _closure(side.condition)
+
+    def held(v: list[Any], ts_us: int) -> bool:
+        now = evaluate(v)
+        before = v[slot]
+        v[slot] = now
+        return _held(side, v, now, before, ts_us)
+    return held
+
+
+_CONSTANT, _SLOTS, _CONJUNCTION, _GENERIC, _HELD = range(5)
+
+
+def _entry(side: Side, index: int) -> tuple[int, Any, Any, Any, int, int]:
+    """How :func:`side_runner` evaluates a side: its kind and operands (see there)."""
+    condition = side.condition
+    if side.confirm != 1 or side.cooldown_us:
+        return _HELD, side.step, None, None, side.slot, index
+    if isinstance(condition, _Function):
+        if condition.shape is not None:
+            compare, left, right, constant = condition.shape
+            return (_CONSTANT if constant else _SLOTS), left, right, compare, side.slot, index
+        if condition.parts is not None:
+            return _CONJUNCTION, condition.parts, None, None, side.slot, index
+    return _GENERIC, _closure(condition), None, None, side.slot, index
+
+
+def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] | None]:
+    """One closure evaluating every side of a timeframe: the indexes of the sides that fired, or None.
+
+    The common conditions — a slot against a constant or a slot, and an ``and`` of such
+    comparisons — are evaluated inline from a table (no call per side but the comparison's C
+    function); others call their closure. Plain transitions (confirm 1, no cooldown) fire when
+    true now and false at the previous evaluation; sides with confirm or cooldown run their step.
+    """
+    entries = tuple(_entry(side, index) for index, side in enumerate(sides))
+
+    def run(v: list[Any], ts_us: int) -> list[int] | None:
+        fired: list[int] | None = None
+        for kind, a, b, compare, slot, index in entries:
+            # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD): no global lookups here.
+            if kind == 0:
+                x = v[a]
+                now = None if x is None else compare(x, b)
+            elif kind == 1:
+                x = v[a]
+                y = v[b]
+                now = None if x is None or y is None else compare(x, y)
+            elif kind == 2:
+                now = True
+                for constant, left, right, part in a:
+                    x = v[left]
+                    y = right if constant else v[right]
+                    if x is None or y is None:
+                        now = None
+                        break
+                    if not part(x, y):
+                        now = False
+            elif kind == 3:
+                now = a(v)
+            else:
+                if a(v, ts_us):
+                    if fired is None:
+                        fired = []
+                    fired.append(index)
+                continue
+            before = v[slot]
+            v[slot] = now
+            if now is True and before is False:
+                if fired is None:
+                    fired = []
+                fired.append(index)
+        return fired
+
+    return run
+
+
+def _held(side: Side, v: list[Any], now: object, before: object, ts_us: int) -> bool:
+    """Confirm and cooldown: the run of trues began after a false, reached ``confirm``, and no cooldown."""
+    run_at, armed_at, last_at = side.slot + 1, side.slot + 2, side.slot + 3
+    if now is not True:
+        v[run_at] = 0
+        return False
+    if before is True:
+        run = v[run_at] + 1
+        if run > side.confirm:  # only its reaching ``confirm`` matters; keep the counter bounded
+            run = side.confirm + 1
+    else:
+        run = 1
+        v[armed_at] = before is False
+    v[run_at] = run
+    if run != side.confirm or not v[armed_at]:
+        return False
+    last = v[last_at]
+    if last is not None and ts_us - last < side.cooldown_us:
+        return False  # suppressed: the cooldown counts from the last signal actually emitted
+    v[last_at] = ts_us
+    return True

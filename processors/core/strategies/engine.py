@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 from processors.core.indicators import Value
 from processors.core.plain import StateFormatError
 from processors.core.strategies import ir
-from processors.core.strategies.compiler import ANY, BOOL, FLAG, Frame, Plan, Side
+from processors.core.strategies.compiler import ANY, BOOL, FLAG, Frame, Plan
 from processors.core.strategies.resolve import check_timeframe
 from processors.core.timeutil import DAY_US
 from schemas.timeframes import timeframe_ms
@@ -94,17 +94,19 @@ class ClosedCandle(NamedTuple):
     low: float
     close: float
     volume: float
+    provided: Sequence[Value] | None = None  # the timeframe's provided indicator values, if it has any
 
 
 class StrategyState:
     """The strategies' state of one symbol: the symbol's plan and its flat value list."""
 
-    __slots__ = ("symbol", "plan", "values")
+    __slots__ = ("symbol", "plan", "values", "tick")
 
     def __init__(self, symbol: str, plan: Plan, values: list[Any]) -> None:
         self.symbol = symbol
         self.plan = plan
         self.values = values
+        self.tick = plan.frames.get(ir.TICK)  # the hot path's frame, looked up once
 
 
 _NOTHING: tuple[Fired, ...] = ()  # immutable: callers may extend what they get
@@ -114,17 +116,26 @@ class CompiledStrategies:
     """A set of strategies compiled once; stateless and shared by every symbol.
 
     ``candle_timeframes`` are the runner's; every timeframe a strategy runs on or reads must
-    be ``tick`` or one of them (``ValueError`` otherwise, naming it). ``outputs`` adds named
-    indicator values per timeframe to :meth:`values` (and computes them even if no strategy
-    uses them) — how a runner can get its snapshot indicators from the same shared nodes.
-    Strategies are identified by (name, timeframe), which must be unique.
+    be ``tick`` or one of them (``ValueError`` otherwise, naming it). Strategies are identified
+    by (name, timeframe), which must be unique. Two ways for a runner to share indicator work
+    with the strategies (docs/core.md, "Evaluation engine"):
+
+    - ``outputs`` (per timeframe, ``(name, indicator)`` pairs) adds named values to
+      :meth:`values` and computes them even if no strategy uses them, on the shared nodes;
+    - ``provided`` (same shape) declares values the runner computes itself and hands in at every
+      evaluation (``on_tick(..., provided=[…])``, ``ClosedCandle(..., provided=[…])``), in this
+      order: strategies read them instead of computing them. They must be the same indicators
+      (:class:`~processors.core.indicators.IndicatorEngine`'s values are, bit for bit: see
+      :func:`~processors.core.strategies.builtin.indicator_outputs`).
     """
 
     def __init__(self, definitions: Sequence[ir.StrategyDefinition], *, candle_timeframes: Collection[str],
-                 outputs: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None) -> None:
+                 outputs: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None,
+                 provided: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None) -> None:
         self.candle_timeframes = tuple(candle_timeframes)
         self.strategies = tuple(CompiledStrategy(i, d, d.version) for i, d in enumerate(definitions))
         self._outputs = {timeframe: list(named) for timeframe, named in (outputs or {}).items()}
+        self._provided = {timeframe: list(named) for timeframe, named in (provided or {}).items()}
         problems: list[str] = []
         seen: set[tuple[str, str]] = set()
         for definition in definitions:
@@ -138,7 +149,7 @@ class CompiledStrategies:
                 problem = check_timeframe(timeframe, self.candle_timeframes)
                 if problem is not None:
                     problems.append(f"strategy {definition.name}: {problem}")
-        for timeframe, named in self._outputs.items():
+        for timeframe, named in [*self._outputs.items(), *self._provided.items()]:
             for name, indicator in named:
                 problem = check_timeframe(timeframe, self.candle_timeframes)
                 if indicator.timeframe != timeframe or problem is not None:
@@ -148,7 +159,9 @@ class CompiledStrategies:
         self._lengths = {timeframe: timeframe_ms(timeframe) * 1000 for timeframe in self.candle_timeframes}
         self._plans: dict[tuple[int, ...], Plan] = {}
         layout = [(s.name, s.timeframe, s.version) for s in self.strategies]
-        outputs_text = sorted((tf, name, repr(ind)) for tf, named in self._outputs.items() for name, ind in named)
+        outputs_text = sorted((kind, tf, name, repr(indicator)) for kind, given in (("out", self._outputs),
+                                                                                    ("in", self._provided))
+                              for tf, named in given.items() for name, indicator in named)
         self.key = hashlib.sha256(repr((STATE_VERSION, layout, outputs_text)).encode()).hexdigest()[:16]
         """Changes whenever the strategies, their versions or the outputs change."""
 
@@ -163,7 +176,10 @@ class CompiledStrategies:
         chosen = tuple(s.position for s in self.strategies if self.applies(s, symbol))
         plan = self._plans.get(chosen)
         if plan is None:
-            plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs)
+            plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs,
+                                              self._provided)
+            for frame in plan.frames.values():
+                frame.fires = tuple((self.strategies[side.strategy], side.side) for side in frame.sides)
         return plan
 
     def new_state(self, symbol: str) -> StrategyState:
@@ -172,35 +188,21 @@ class CompiledStrategies:
 
     # -- evaluation ------------------------------------------------------------------------------------
 
-    def on_tick(self, state: StrategyState, ts_us: int, price: float, volume: float) -> Sequence[Fired]:
-        """Fold one in-order tick into the tick timeframe and evaluate the tick strategies."""
-        frame = state.plan.frames.get(ir.TICK)
+    def on_tick(self, state: StrategyState, ts_us: int, price: float, volume: float,
+                provided: Sequence[Value] | None = None) -> Sequence[Fired]:
+        """Fold one in-order tick into the tick timeframe and evaluate the tick strategies.
+
+        ``provided``: the tick's values of the ``provided`` indicators, in their order (required
+        when the tick timeframe has some).
+        """
+        frame = state.tick
         if frame is None:
             return _NOTHING
-        v = state.values
-        bar = frame.bar
-        v[bar[3]] = price
-        v[bar[4]] = volume
-        v[bar[5]] = ts_us // DAY_US
-        for update in frame.run:
-            update(v)
-        fired: list[Fired] | None = None
-        for condition, slot, held in frame.steps:  # the hot loop: plain transitions inline
-            now = condition(v)
-            before = v[slot]
-            v[slot] = now
-            if held is None:
-                if now is True and before is False:
-                    fired = fired or []
-                    fired.append(self._fired(slot, frame, ts_us, price))
-            elif _held(held, v, now, before, ts_us):
-                fired = fired or []
-                fired.append(Fired(self.strategies[held.strategy], held.side, ts_us, price))
-        return fired or _NOTHING
-
-    def _fired(self, slot: int, frame: Frame, ts_us: int, price: float) -> Fired:
-        side = next(side for side in frame.sides if side.slot == slot)
-        return Fired(self.strategies[side.strategy], side.side, ts_us, price)
+        fired = frame.tick(state.values, ts_us, price, volume, provided)  # type: ignore[misc]
+        if fired is None:
+            return _NOTHING
+        fires = frame.fires
+        return [Fired(*fires[index], ts_us, price) for index in fired]
 
     def on_candle(self, state: StrategyState, candle: ClosedCandle) -> Sequence[Fired]:
         """One closed candle (when it is the only one closing in this step)."""
@@ -232,6 +234,8 @@ class CompiledStrategies:
                 v[bar[3]] = candle.close
                 v[bar[4]] = candle.volume
                 v[bar[5]] = candle.ts_open_us // DAY_US
+                if frame.provided is not None:
+                    _provide(v, frame.provided, candle.provided)
                 for update in frame.updates:
                     update(v)
             for candle in group:  # shortest timeframe first
@@ -244,19 +248,11 @@ class CompiledStrategies:
         return fired or _NOTHING
 
     def _sides(self, frame: Frame, v: list[Any], ts_us: int, price: float) -> Sequence[Fired]:
-        fired: list[Fired] | None = None
-        for condition, slot, held in frame.steps:
-            now = condition(v)
-            before = v[slot]
-            v[slot] = now
-            if held is None:
-                if now is True and before is False:
-                    fired = fired or []
-                    fired.append(self._fired(slot, frame, ts_us, price))
-            elif _held(held, v, now, before, ts_us):
-                fired = fired or []
-                fired.append(Fired(self.strategies[held.strategy], held.side, ts_us, price))
-        return fired or _NOTHING
+        fired = frame.runner(v, ts_us) if frame.runner is not None else None
+        if fired is None:
+            return _NOTHING
+        fires = frame.fires
+        return [Fired(*fires[index], ts_us, price) for index in fired]
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -265,8 +261,9 @@ class CompiledStrategies:
         frame = state.plan.frames.get(timeframe)
         if frame is None:
             return {}
-        v = state.values
-        return {name: v[slot] for name, slot in frame.columns.items()}
+        if frame.reader is None:
+            return {}
+        return dict(zip(frame.columns, frame.reader(state.values), strict=False))  # equal lengths by construction
 
     def columns(self, symbol: str, timeframe: str) -> tuple[str, ...]:
         frame = self.plan(symbol).frames.get(timeframe)
@@ -323,27 +320,13 @@ class CompiledStrategies:
         return state
 
 
-def _held(side: Side, v: list[Any], now: object, before: object, ts_us: int) -> bool:
-    """Confirm and cooldown: the run of trues began after a false, reached ``confirm``, and no cooldown."""
-    run_at, armed_at, last_at = side.slot + 1, side.slot + 2, side.slot + 3
-    if now is not True:
-        v[run_at] = 0
-        return False
-    if before is True:
-        run = v[run_at] + 1
-        if run > side.confirm:  # only its reaching ``confirm`` matters; keep the counter bounded
-            run = side.confirm + 1
-    else:
-        run = 1
-        v[armed_at] = before is False
-    v[run_at] = run
-    if run != side.confirm or not v[armed_at]:
-        return False
-    last = v[last_at]
-    if last is not None and ts_us - last < side.cooldown_us:
-        return False  # suppressed: the cooldown counts from the last signal actually emitted
-    v[last_at] = ts_us
-    return True
+def _provide(v: list[Any], region: tuple[int, int], values: Sequence[Value] | None) -> None:
+    """Copy the runner's provided values in (a wrong length would shift every slot: refused)."""
+    start, end = region
+    if values is None or len(values) != end - start:
+        raise ValueError(f"expected {end - start} provided indicator values, got"
+                         f" {'none' if values is None else len(values)}")
+    v[start:end] = values
 
 
 def _fits(value: object, kind: str) -> bool:

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from processors.core.indicators import IndicatorEngine, IndicatorSpec, MacdSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.core.rules import EmaCross, MacdCross, RsiReversal, RuleEngine, RuleSpec, SeedRsiEma
-from processors.core.strategies.builtin import builtin_strategies
+from processors.core.strategies.builtin import builtin_strategies, indicator_outputs
 from processors.core.strategies.engine import ClosedCandle, CompiledStrategies
+from processors.core.strategies.file import parse_strategies
 from processors.core.timeutil import DAY_US, to_us
 from schemas.events import Lineage, Tick
 
@@ -106,3 +107,30 @@ def test_builtins_reproduce_the_rule_engine_for_any_periods_and_thresholds(
         expected = rule_engine.evaluate(rule_state, engine.update(engine_state, price, 1.0, ts // DAY_US), price)
         got = [(f.strategy.name, f.side) for f in compiled.on_tick(state, ts, price, 1.0)]
         assert got == expected, (i, price)
+
+
+def test_indicator_values_provided_by_the_runner_give_the_same_signals() -> None:
+    """``provided``: the runner's IndicatorEngine values stand in for the nodes, with the same signals."""
+    spec = IndicatorSpec()
+    named = indicator_outputs(spec)
+    extra = parse_strategies('[strategies.peak]\nbuy = "rsi(14) >= highest(rsi(14), 20)"\n'
+                             'sell = "close < lowest(ema(12), 5) and wma(7) < sma(20)"', syntax="toml",
+                             candle_timeframes=())
+    definitions = [*builtin_strategies(), *extra]
+    computing = CompiledStrategies(definitions, candle_timeframes=(), outputs={"tick": named})
+    providing = CompiledStrategies(definitions, candle_timeframes=(), provided={"tick": named})
+    assert not [r for r in providing.plan("X").regions if r.key in ("tick|rsi(14,close)", "tick|ema(12,close)")]
+    engine = IndicatorEngine(spec)
+    engine_state = engine.new_state()
+    computed, provided = computing.new_state("X"), providing.new_state("X")
+    fired_computing, fired_providing = [], []
+    for tick in ticks(20_000, seed=3):
+        ts = to_us(tick.ts_event)
+        volume = tick.volume or 0.0
+        values = engine.update(engine_state, tick.price, volume, ts // DAY_US)
+        fired_computing += [(f.strategy.name, f.side, f.ts_us) for f in computing.on_tick(computed, ts, tick.price,
+                                                                                           volume)]
+        fired_providing += [(f.strategy.name, f.side, f.ts_us) for f in providing.on_tick(provided, ts, tick.price,
+                                                                                           volume, values)]
+        assert providing.values(provided, "tick") == computing.values(computed, "tick")
+    assert fired_providing == fired_computing and {name for name, _, _ in fired_providing} >= {"peak", "ema_cross"}
