@@ -79,6 +79,7 @@ class Frame:
     bar: tuple[int, ...]  # slots of open, high, low, close, volume, day
     updates: list[Update] = field(default_factory=list)  # indicator nodes, dependencies first
     pasts: list[Update] = field(default_factory=list)  # history registers, inner expressions first
+    leaf_pasts: list[tuple[int, int, int]] = field(default_factory=list)  # registers of leaves: start, end, source
     sides: list[Side] = field(default_factory=list)
     fires: tuple[tuple[Any, str], ...] = ()  # per side: its strategy (set by the engine) and BUY/SELL
     tick: Callable[[list[Any], int, float, float, Any], list[int] | None] | None = None
@@ -132,6 +133,8 @@ class Plan:
                 frame.sides.append(Side(index, side, self.operand(condition, definition.timeframe), slot,
                                         definition.confirm, definition.cooldown_ms * 1000))
         for frame in self.frames.values():
+            if frame.leaf_pasts:
+                frame.pasts.insert(0, _shift_leaves(tuple(frame.leaf_pasts)))
             frame.run = (*frame.updates, *frame.pasts)
             frame.runner = side_runner(frame.sides) if frame.sides else None
             if frame.name == ir.TICK:
@@ -223,8 +226,12 @@ class Plan:
     def _past(self, timeframe: str, expression: ir.Expression, depth: int) -> None:
         size = depth + 1
         start = self._allocate(f"{timeframe}|past|{ir.to_text(expression)}", [None] * size, ANY * size)
-        current = self.evaluator(expression, timeframe, track=False)
         end = start + size
+        self._pasts[(timeframe, expression)] = start
+        if isinstance(expression, ir.PriceField | ir.Indicator):  # the common case: shifted together, one call
+            self.frames[timeframe].leaf_pasts.append((start, end, self.leaf(expression)))
+            return
+        current = self.evaluator(expression, timeframe, track=False)
 
         if depth == 1:
             def update(v: list[Any]) -> None:
@@ -236,7 +243,6 @@ class Plan:
                 v[start] = current(v)
 
         self.frames[timeframe].pasts.append(update)
-        self._pasts[(timeframe, expression)] = start
 
     # -- expressions -----------------------------------------------------------------------------
 
@@ -272,14 +278,12 @@ class Plan:
             closures = [_closure(operand) for operand in operands]
             if expression.op == "or":
                 return _Function(_any(closures))
-            shapes = [getattr(operand, "shape", None) for operand in operands]
-            parts = None if None in shapes else tuple(
-                (constant, left, right, compare) for compare, left, right, constant in shapes)  # type: ignore[misc]
-            return _Function(_all(closures), parts=parts)
+            return _Function(_all(closures), parts=tuple(_part(operand) for operand in operands))
         if isinstance(expression, ir.Cross):
             first = self._pasts[(timeframe, expression.left)]
             second = self._pasts[(timeframe, expression.right)]
-            return _Function(_cross(expression.direction == "above", first, second))
+            above = expression.direction == "above"
+            return _Function(_cross(above, first, second), cross=(first, second, above))
         start = self._pasts[(timeframe, expression.operand)]
         return _Function(_trend(expression.direction == "rising", start, expression.length))
 
@@ -302,8 +306,24 @@ class _Function:
     function: Evaluate
     shape: tuple[Callable[[Any, Any], bool], int, Any, bool] | None = None
     """For a comparison of slots/constants: (compare, left slot, right slot or constant, right is a constant)."""
-    parts: tuple[tuple[bool, int, Any, Callable[[Any, Any], bool]], ...] | None = None
-    """For an ``and`` of such comparisons: (right is a constant, left slot, right, compare) per part."""
+    parts: tuple[tuple[int, Any, Any, Any], ...] | None = None
+    """For an ``and``: its parts as :func:`_part` describes them."""
+    cross: tuple[int, int, bool] | None = None
+    """For a cross: the history registers of its two operands and whether it is ``crosses_above``."""
+
+
+def _part(operand: _Operand) -> tuple[int, Any, Any, Any]:
+    """A conjunction part for :func:`side_runner`: (mode, left, right, compare).
+
+    Modes: 0 slot vs constant, 1 slot vs slot, 2 a closure, 3 a slot holding a condition.
+    """
+    shape = operand.shape if isinstance(operand, _Function) else None
+    if shape is not None:
+        compare, left, right, constant = shape
+        return (0 if constant else 1), left, right, compare
+    if isinstance(operand, _Slot):
+        return 3, operand.index, None, None
+    return 2, _closure(operand), None, None
 
 
 def _shape(op: str, left: _Operand, right: _Operand) -> tuple[Callable[[Any, Any], bool], int, Any, bool] | None:
@@ -546,6 +566,18 @@ def _trend(rising: bool, start: int, length: int) -> Evaluate:
 # -- sides ----------------------------------------------------------------------------------------
 
 
+def _shift_leaves(registers: tuple[tuple[int, int, int], ...]) -> Update:
+    """Every history register of a plain leaf shifted and refilled in one call."""
+    def update(v: list[Any]) -> None:
+        for start, end, source in registers:
+            if end - start == 2:
+                v[start + 1] = v[start]
+            else:
+                v[start + 1:end] = v[start:end - 1]
+            v[start] = v[source]
+    return update
+
+
 def tick_evaluation(frame: Frame) -> Callable[[list[Any], int, float, float, Any], list[int] | None]:
     """The tick timeframe's evaluation as one closure (the hot path: constants captured, no lookups).
 
@@ -588,7 +620,7 @@ def _step(side: Side) -> Step:
     return held
 
 
-_CONSTANT, _SLOTS, _CONJUNCTION, _GENERIC, _HELD = range(5)
+_CONSTANT, _SLOTS, _CONJUNCTION, _GENERIC, _HELD, _CROSS = range(6)
 
 
 def _entry(side: Side, index: int) -> tuple[int, Any, Any, Any, int, int]:
@@ -602,14 +634,17 @@ def _entry(side: Side, index: int) -> tuple[int, Any, Any, Any, int, int]:
             return (_CONSTANT if constant else _SLOTS), left, right, compare, side.slot, index
         if condition.parts is not None:
             return _CONJUNCTION, condition.parts, None, None, side.slot, index
+        if condition.cross is not None:
+            first, second, above = condition.cross
+            return _CROSS, first, second, above, side.slot, index
     return _GENERIC, _closure(condition), None, None, side.slot, index
 
 
 def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] | None]:
     """One closure evaluating every side of a timeframe: the indexes of the sides that fired, or None.
 
-    The common conditions — a slot against a constant or a slot, and an ``and`` of such
-    comparisons — are evaluated inline from a table (no call per side but the comparison's C
+    The common conditions — a slot against a constant or a slot, and an ``and`` (whose simple
+    comparisons are inline too) — are evaluated inline from a table (no call per side but the comparison's C
     function); others call their closure. Plain transitions (confirm 1, no cooldown) fire when
     true now and false at the previous evaluation; sides with confirm or cooldown run their step.
     """
@@ -618,7 +653,7 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
     def run(v: list[Any], ts_us: int) -> list[int] | None:
         fired: list[int] | None = None
         for kind, a, b, compare, slot, index in entries:
-            # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD): no global lookups here.
+            # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD, 5 _CROSS): no global lookups.
             if kind == 0:
                 x = v[a]
                 now = None if x is None else compare(x, b)
@@ -626,18 +661,44 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
                 x = v[a]
                 y = v[b]
                 now = None if x is None or y is None else compare(x, y)
-            elif kind == 2:
+            elif kind == 2:  # strict and: undefined as soon as one part is
                 now = True
-                for constant, left, right, part in a:
-                    x = v[left]
-                    y = right if constant else v[right]
-                    if x is None or y is None:
-                        now = None
-                        break
-                    if not part(x, y):
-                        now = False
+                for mode, left, right, part in a:
+                    if mode == 0:
+                        x = v[left]
+                        if x is None:
+                            now = None
+                            break
+                        if not part(x, right):
+                            now = False
+                    elif mode == 1:
+                        x = v[left]
+                        y = v[right]
+                        if x is None or y is None:
+                            now = None
+                            break
+                        if not part(x, y):
+                            now = False
+                    else:
+                        x = left(v) if mode == 2 else v[left]
+                        if x is None:
+                            now = None
+                            break
+                        if not x:
+                            now = False
             elif kind == 3:
                 now = a(v)
+            elif kind == 5:  # crosses_above/below over two history registers: a[1] <= b[1] and a > b
+                x = v[a]
+                y = v[b]
+                x1 = v[a + 1]
+                y1 = v[b + 1]
+                if x is None or y is None or x1 is None or y1 is None:
+                    now = None
+                elif compare:
+                    now = x1 <= y1 and x > y
+                else:
+                    now = x1 >= y1 and x < y
             else:
                 if a(v, ts_us):
                     if fired is None:
