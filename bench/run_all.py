@@ -44,6 +44,8 @@ class Bench:
 
 BENCHES = (
     Bench("indicators", "bench.bench_indicators", "indicator engine and pipeline step vs talipp"),
+    Bench("strategies", "bench.bench_strategies",
+          "compiled strategies vs today's rule engine per tick; batch engine with 20 strategies vs talipp"),
     Bench("ingest", "bench.bench_ingest", "ingest service vs a bare Kafka producer loop"),
     Bench("process", "bench.bench_process", "stream processor vs a Quix Streams pass-through, both guarantees"),
     Bench("latency", "bench.bench_latency", "tick → signal latency p50/p99 at fixed rates, both guarantees"),
