@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from processors.core.nodes.averages import Bands, Ema, Macd, Obv, Roc, Rsi, Vwap, Window, Wma
+from processors.core.nodes.averages import Bands, Ema, Macd, Rsi, Vwap, Window, Wma
 from processors.core.nodes.base import Bar, Output, Source
+from processors.core.nodes.momentum import Obv, Roc
 from processors.core.nodes.ranges import Atr, Cci, Directional, Extreme, FastK, WilliamsR
 from processors.core.strategies import ir
 

@@ -39,7 +39,8 @@ from typing import Any, NamedTuple
 from processors.core.indicators import Value
 from processors.core.plain import StateFormatError
 from processors.core.strategies import ir
-from processors.core.strategies.compiler import ANY, BOOL, FLAG, Frame, Plan
+from processors.core.strategies.compiler import Plan
+from processors.core.strategies.frames import ANY, BOOL, FLAG, Frame
 from processors.core.strategies.resolve import check_timeframe
 from processors.core.timeutil import DAY_US
 from schemas.timeframes import timeframe_ms
