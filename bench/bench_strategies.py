@@ -24,7 +24,8 @@ Variants (µs of CPU per tick):
   strategies), after checking both give the same indicator values.
 
 ``details.processor_estimate`` adds the measured per-tick differences to the processor's CPU per
-record of the latest ``make bench`` report in bench/results (a different run: an estimate, labelled).
+record of the latest ``make bench`` report in bench/results, scaled by how much slower the
+indicator engine alone ran here than in that report (a different run and load: an estimate).
 """
 
 from __future__ import annotations
@@ -120,6 +121,16 @@ def alone(definitions: CompiledStrategies) -> Callable[[list[Row]], int]:
     return variant
 
 
+def engine_only(rows: list[Row]) -> int:
+    """IndicatorEngine alone (the 8 default indicators): the yardstick to compare loads between runs."""
+    engine = IndicatorEngine(IndicatorSpec())
+    state = engine.new_state()
+    update = engine.update
+    for ts, price, volume in rows:
+        update(state, price, volume, ts // DAY_US)
+    return 0
+
+
 def rules_alone(rows: list[Row]) -> int:
     engine = IndicatorEngine(IndicatorSpec(sma=(), ema=(12, 26), rsi=(14,), macd=MacdSpec(), bollinger=None,
                                            vwap=False))
@@ -183,17 +194,24 @@ def cpu_us_per_tick(rows: list[Row], work: Callable[[list[Row]], int]) -> float:
 
 
 def processor_reference() -> dict[str, object] | None:
-    """The processor's CPU per record (exactly-once) from the newest full report in bench/results."""
+    """From the newest full report in bench/results: the processor's CPU per record (exactly-once) and,
+    from the same report, the indicator engine's CPU per tick (to compare that run's load with this one's)."""
     for path in sorted((REPO / "bench" / "results").glob("20*.json"), reverse=True):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        found: dict[str, object] = {}
         for bench in report.get("benches", []):
             for figure in ((bench.get("output") or {}).get("figures") or []):
                 if figure.get("name") == "stream processor CPU per record, exactly-once":
-                    return {"file": str(path.relative_to(REPO)), "us_per_record": figure["ours"]["value"],
-                            "load_average": (report.get("machine") or {}).get("load_average")}
+                    found["us_per_record"] = figure["ours"]["value"]
+                if figure.get("name") == "indicator engine":
+                    found["engine_us_per_tick"] = 1e6 / figure["ours"]["value"]
+        if "us_per_record" in found and "engine_us_per_tick" in found:
+            machine = report.get("machine") or {}
+            return {"file": str(path.relative_to(REPO)), **found,
+                    "load_average_at_start": machine.get("load_average_at_start")}
     return None
 
 
@@ -213,6 +231,7 @@ def measure(ticks: int, rounds: int) -> dict[str, object]:
                                                        provided={"tick": default})),
         "twenty_batch": alone(CompiledStrategies(twenty_definitions, candle_timeframes=())),
         "talipp_ten": talipp,
+        "engine_only": engine_only,
     }
     signals = {name: work(rows[:2_000]) for name, work in variants.items()}
     assert signals["today"] == signals["default_provided"] == signals["default_shared"] == signals["rules_alone"] \
@@ -228,12 +247,16 @@ def measure(ticks: int, rounds: int) -> dict[str, object]:
     estimate = None
     if reference is not None:
         base = float(reference["us_per_record"])  # type: ignore[arg-type]
-        default_us = base + best["default_provided"] - best["today"]
-        twenty_us = base + best["twenty_provided"] - best["today"]
-        estimate = {"reference": reference, "default_strategies_us_per_record": default_us,
-                    "twenty_strategies_us_per_record": twenty_us, "default_over_today": default_us / base,
-                    "twenty_over_today": twenty_us / base,
-                    "how": "the reference processor figure plus this run's per-tick difference to 'today'"}
+        # This run's CPU per tick is inflated by the machine's load (shared caches and cores): scale the
+        # differences by how much slower the indicator engine ran here than in the reference report.
+        slowdown = best["engine_only"] / float(reference["engine_us_per_tick"])  # type: ignore[arg-type]
+        default_us = base + (best["default_provided"] - best["today"]) / slowdown
+        twenty_us = base + (best["twenty_provided"] - best["today"]) / slowdown
+        estimate = {"reference": reference, "slowdown_vs_reference": slowdown,
+                    "default_strategies_us_per_record": default_us, "twenty_strategies_us_per_record": twenty_us,
+                    "default_over_today": default_us / base, "twenty_over_today": twenty_us / base,
+                    "how": "the reference processor's CPU per record plus this run's per-tick difference to"
+                           " 'today', divided by this run's slowdown of the indicator engine vs the reference"}
     return {
         "us_per_tick_best": best,
         "us_per_tick_rounds": timings,
