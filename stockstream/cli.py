@@ -14,9 +14,11 @@ import sys
 import typer
 
 import stockstream.commands
+from stockstream.console import StockstreamGroup, is_terminal
 
 app = typer.Typer(
     name="stockstream",
+    cls=StockstreamGroup,
     help="Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,6 +42,8 @@ _register_commands()
 
 
 def main() -> None:
+    # A traceback to a pipe or a file stays plain (rich's boxed traceback is wrapped at the console width).
+    app.pretty_exceptions_enable = is_terminal(sys.stderr)
     app()
 
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
 
-from rich.console import Console
 from rich.text import Text
 
+from stockstream.console import console as make_console
 from stockstream.stack.manager import Stack
 
-console = Console(highlight=False)
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red"]
 
@@ -64,13 +63,14 @@ class Supervisor:
         self.keep_stack = keep_stack
         self.stopping = threading.Event()
         self.started_stack: list[str] = []
+        self.console = make_console()
 
     def _pump(self, child: Child, stream: IO[bytes]) -> None:
         prefix = Text(f"{child.spec.name:>11} │ ", style=child.color)
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip()
             if line:
-                console.print(prefix + Text(line), soft_wrap=True)
+                self.console.print(prefix + Text(line), soft_wrap=True)
         stream.close()
 
     def _start(self, child: Child) -> None:
@@ -85,9 +85,9 @@ class Supervisor:
         child.threads = [pump]
 
     def run(self) -> int:
-        console.print("[bold]starting the local stack…[/]")
+        self.console.print("[bold]starting the local stack…[/]")
         before = {entry.name for entry in self.stack.status() if entry.answering}
-        self.stack.up(on_ready=lambda name, s: console.print(f"  ✓ {name} ready in {s:.1f}s"))
+        self.stack.up(on_ready=lambda name, s: self.console.print(f"  ✓ {name} ready in {s:.1f}s"))
         self.started_stack = [name for name in self.stack.services if name not in before]
         for child in self.children:
             self._start(child)
@@ -100,7 +100,7 @@ class Supervisor:
                     if code is not None and not self.stopping.is_set():
                         child.restarts += 1
                         delay = min(30.0, 2.0 ** min(child.restarts, 5))
-                        console.print(f"[red]{child.spec.name} exited with {code}; restart #{child.restarts}"
+                        self.console.print(f"[red]{child.spec.name} exited with {code}; restart #{child.restarts}"
                                       f" in {delay:.0f}s[/]")
                         self.stopping.wait(delay)
                         if not self.stopping.is_set():
@@ -112,17 +112,17 @@ class Supervisor:
 
     def _banner(self) -> None:
         settings = self.stack.settings
-        console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
-        console.print(f"  Kafka      {settings.kafka_bootstrap}   Redis {settings.redis_url}")
-        console.print(f"  Prometheus {settings.prometheus_url}")
+        self.console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
+        self.console.print(f"  Kafka      {settings.kafka_bootstrap}   Redis {settings.redis_url}")
+        self.console.print(f"  Prometheus {settings.prometheus_url}")
         for child in self.children:
             if child.spec.url:
-                console.print(f"  {child.spec.name:<10} {child.spec.url}")
-        console.print("  watch ticks:  .venv/bin/stockstream tail --topic ticks")
-        console.print("  stack status: .venv/bin/stockstream stack status\n")
+                self.console.print(f"  {child.spec.name:<10} {child.spec.url}")
+        self.console.print("  watch ticks:  .venv/bin/stockstream tail --topic ticks")
+        self.console.print("  stack status: .venv/bin/stockstream stack status\n")
 
     def shutdown(self) -> int:
-        console.print("\n[bold]stopping services…[/]")
+        self.console.print("\n[bold]stopping services…[/]")
         for child in reversed(self.children):
             if child.process and child.process.poll() is None:
                 os.killpg(child.process.pid, signal.SIGTERM)
@@ -135,8 +135,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
-            console.print(f"  stopped {child.spec.name} ({child.process.returncode})")
+            self.console.print(f"  stopped {child.spec.name} ({child.process.returncode})")
         if not self.keep_stack and self.started_stack:
             stopped = self.stack.down(self.started_stack)
-            console.print(f"  stopped stack: {', '.join(stopped)}")
+            self.console.print(f"  stopped stack: {', '.join(stopped)}")
         return 0

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from stockstream.console import console
 
 EXIT_OK, EXIT_SHORT, EXIT_USAGE = 0, 1, 2
 
@@ -88,7 +89,7 @@ def backfill(
     from spark_jobs.session import build_session
     from spark_jobs.settings import SparkJobSettings
 
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
 
     def fail(message: str) -> typer.Exit:
         err.print(f"[red]error:[/] {escape(message)}")

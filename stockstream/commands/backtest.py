@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from stockstream.console import console
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -75,7 +76,7 @@ def backtest(
     from spark_jobs.backtest.engine import BacktestConfig
     from spark_jobs.backtest.run import BacktestRequest, metrics_dict, run
 
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
 
     def fail(message: str) -> typer.Exit:
         err.print(f"[red]error:[/] {escape(message)}")
@@ -129,7 +130,7 @@ def _backfill_range(workdir: Path, from_offset: str | None, to_offset: str | Non
     from spark_jobs.settings import SparkJobSettings
     from stockstream.commands.backfill import parse_time
 
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
     try:
         settings = SparkJobSettings(**({"spark_master": master} if master else {}))
         request = BackfillRequest(

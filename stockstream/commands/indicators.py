@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
 from schemas.timeframes import TICK, InvalidTimeframeError, validate_timeframe
 from stockstream.batch import InputFormatError, SkippedRow, counting_lines, run
+from stockstream.console import console
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +40,7 @@ def indicators(
 
     Exit codes: 0 every row used; 1 some rows skipped; 2 nothing done (bad option, input, header or strategy).
     """
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
 
     def fail(message: str) -> typer.Exit:
         err.print(f"[red]error:[/] {escape(message)}")

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from processors.notify.offsets import OffsetError
 from processors.notify.settings import NotifySettings
@@ -25,8 +24,7 @@ from processors.notify.subscriptions import (
 from processors.notify.supervisor import ReplayFrom, Supervisor
 from processors.runtime.kafka_admin import KafkaUnavailableError
 from processors.runtime.observability import register_secret, setup_logging
-
-console = Console(stderr=True)
+from stockstream.console import console
 
 
 def parse_since(value: str | None, now: datetime) -> ReplayFrom:
@@ -61,7 +59,7 @@ def notify(
     try:
         settings = NotifySettings()
     except ValidationError as error:
-        console.print(f"[red]invalid notifier settings:[/] {error}")
+        console(stderr=True).print(f"[red]invalid notifier settings:[/] {error}")
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, service="notify")
     path = subscriptions or settings.subscriptions_file
@@ -69,17 +67,17 @@ def notify(
         config = load_config(path) if path else default_config()
         secrets = resolve_secrets(config, os.environ)
     except SubscriptionConfigError as error:
-        console.print(f"[red]{error}[/]")
+        console(stderr=True).print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     for value in maskable_values(secrets):
         register_secret(value)
     if since is not None and not renotify:
-        console.print("[red]--since only applies to --renotify[/] (the live notifier always resumes where it stopped)")
+        console(stderr=True).print("[red]--since only applies to --renotify[/] (the live notifier always resumes where it stopped)")
         raise typer.Exit(2)
     if check:
         for name, channel in sorted(config.channels.items()):
-            console.print(f"channel {name} ({channel.type}): {len(config.subscriptions_of(name))} subscription(s)")
-        console.print("[green]configuration is valid[/]")
+            console(stderr=True).print(f"channel {name} ({channel.type}): {len(config.subscriptions_of(name))} subscription(s)")
+        console(stderr=True).print("[green]configuration is valid[/]")
         return
     supervisor = Supervisor(settings, config, secrets, renotify=renotify,
                             since=parse_since(since, datetime.now(UTC)))
@@ -88,10 +86,10 @@ def notify(
     try:
         code = supervisor.run()
     except (KafkaUnavailableError, OffsetError) as error:
-        console.print(f"[red]notify failed:[/] {error}")
+        console(stderr=True).print(f"[red]notify failed:[/] {error}")
         raise typer.Exit(1) from None
     except OSError as error:  # e.g. METRICS_PORT already taken
-        console.print(f"[red]notify failed:[/] {error.strerror or error} (METRICS_PORT={settings.metrics_port}?)")
+        console(stderr=True).print(f"[red]notify failed:[/] {error.strerror or error} (METRICS_PORT={settings.metrics_port}?)")
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 

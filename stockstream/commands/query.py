@@ -13,14 +13,13 @@ from typing import Annotated, Literal
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from stockstream.console import console
+
 query_app = typer.Typer(help="Print the materialized views (tables, or the API's JSON with --json).",
                         no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 Symbol = Annotated[str, typer.Argument(help="Symbol, e.g. BTC-USD (btc/usd is normalized).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
@@ -51,7 +50,7 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     try:
         symbol = normalize_symbol(symbol)
     except InvalidSymbolError as error:
-        err.print(f"[red]invalid symbol:[/] {error}")
+        console(stderr=True).print(f"[red]invalid symbol:[/] {error}")
         raise typer.Exit(2) from None
     settings = ApiSettings()
     settings.register_secrets()
@@ -59,11 +58,11 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     reader = ViewReader(client, ViewKeys(settings.redis_key_prefix), lambda: datetime.now(UTC))
     try:
         if not reader.known(symbol):
-            err.print(f"[red]unknown symbol {symbol}[/]; known: {', '.join(reader.symbols()) or 'none yet'}")
+            console(stderr=True).print(f"[red]unknown symbol {symbol}[/]; known: {', '.join(reader.symbols()) or 'none yet'}")
             raise typer.Exit(1)
         result = read(reader, symbol)
     except redis.RedisError as error:
-        err.print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
+        console(stderr=True).print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
         raise typer.Exit(1) from None
     finally:
         client.close()
@@ -79,7 +78,7 @@ def _check_timeframe(timeframe: str) -> str:
     try:
         return validate_timeframe(timeframe)
     except InvalidTimeframeError as error:
-        err.print(f"[red]{error}[/]")
+        console(stderr=True).print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
 
 
@@ -100,7 +99,7 @@ def latest(symbol: Symbol, as_json: AsJson = False) -> None:
         for timeframe, snapshot in view.indicators.items():  # type: ignore[attr-defined]
             for name, value in sorted(snapshot.values.items()):
                 table.add_row(_fmt(f"{timeframe} {name}"), _fmt(value))
-        out.print(table)
+        console().print(table)
 
     _run(symbol, as_json, lambda reader, s: reader.latest(s), render)
 
@@ -116,9 +115,9 @@ def recommendation(symbol: Symbol, as_json: AsJson = False,
         source = view.set_by  # type: ignore[attr-defined]
         side = view.side  # type: ignore[attr-defined]
         color = {"BUY": "green", "SELL": "red"}.get(side, "yellow")
-        out.print(f"{view.symbol}: [bold {color}]{side}[/] ({view.state})")  # type: ignore[attr-defined]
+        console().print(f"{view.symbol}: [bold {color}]{side}[/] ({view.state})")  # type: ignore[attr-defined]
         if source is not None:
-            out.print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
+            console().print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
                       f" ({_fmt(source.ts_event)}); decays at {_fmt(source.expires_at)}", markup=False)
 
     _run(symbol, as_json, lambda reader, s: reader.recommendation(s, timeframe), render)
@@ -138,7 +137,7 @@ def indicators(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "
         for snapshot in history:
             table.add_row(_fmt(snapshot.ts_event), _fmt(snapshot.price),
                           *(_fmt(snapshot.values.get(name)) for name in names))
-        out.print(table)
+        console().print(table)
 
     _run(symbol, as_json, lambda reader, s: reader.indicators(s, timeframe, limit), render)
 
@@ -151,7 +150,7 @@ def signals(symbol: Symbol, as_json: AsJson = False, limit: Limit = 20,
     import re
 
     if rule is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", rule):
-        err.print("[red]--rule must be a rule name like rsi_reversal[/]")
+        console(stderr=True).print("[red]--rule must be a rule name like rsi_reversal[/]")
         raise typer.Exit(2)
 
     def render(view: BaseModel) -> None:
@@ -161,7 +160,7 @@ def signals(symbol: Symbol, as_json: AsJson = False, limit: Limit = 20,
         for signal in view.signals:  # type: ignore[attr-defined]
             table.add_row(_fmt(signal.ts_event), _fmt(signal.timeframe), _fmt(signal.rule), _fmt(signal.side),
                           _fmt(signal.price), _fmt(signal.signal_id[:12]))
-        out.print(table)
+        console().print(table)
 
     _run(symbol, as_json, lambda reader, s: reader.signals(s, limit, rule, side), render)
 
@@ -178,7 +177,7 @@ def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m"
         for candle in view.candles:  # type: ignore[attr-defined]
             table.add_row(_fmt(candle.ts_open), _fmt(candle.open), _fmt(candle.high), _fmt(candle.low),
                           _fmt(candle.close), _fmt(candle.volume), _fmt(candle.trade_count))
-        out.print(table)
+        console().print(table)
 
     _run(symbol, as_json, lambda reader, s: reader.candles(s, timeframe, limit), render)
 
@@ -192,10 +191,10 @@ def daily(symbol: Symbol, as_json: AsJson = False,
         first = date.fromisoformat(start) if start else None
         last = date.fromisoformat(end) if end else None
     except ValueError as error:
-        err.print(f"[red]dates are YYYY-MM-DD:[/] {error}")
+        console(stderr=True).print(f"[red]dates are YYYY-MM-DD:[/] {error}")
         raise typer.Exit(2) from None
     if first and last and first > last:
-        err.print(f"[red]--to ({last}) is before --from ({first})[/]")
+        console(stderr=True).print(f"[red]--to ({last}) is before --from ({first})[/]")
         raise typer.Exit(2)
 
     def render(view: BaseModel) -> None:
@@ -207,7 +206,7 @@ def daily(symbol: Symbol, as_json: AsJson = False,
             table.add_row(_fmt(day.date), _fmt(day.open), _fmt(day.high), _fmt(day.low), _fmt(day.close),
                           _fmt(day.mean_price), _fmt(day.vwap), _fmt(day.volume), _fmt(day.tick_count),
                           _fmt(day.buy_count), _fmt(day.sell_count), _fmt("yes" if day.final else "no"))
-        out.print(table)
+        console().print(table)
 
     _run(symbol, as_json, lambda reader, s: reader.daily(s, first, last), render)
 

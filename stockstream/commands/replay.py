@@ -40,6 +40,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from stockstream.console import console
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 POLL_S = 0.5
@@ -205,7 +207,7 @@ def replay(
     from spark_jobs.backfill.ranges import RangeError, offsets_at_event_time, parse_offsets
     from stockstream.commands.backfill import parse_time
 
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
 
     def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
         err.print(f"[red]error:[/] {escape(message)}")

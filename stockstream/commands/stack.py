@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from stockstream.console import console
 from stockstream.stack.manager import Stack, StackError
 from stockstream.stack.services import MissingToolError
 
 stack_app = typer.Typer(help="The local real services: Kafka (KRaft), Redis, Prometheus on 127.0.0.1.", no_args_is_help=True)
-console = Console(stderr=True)
 
 Only = Annotated[list[str] | None, typer.Option("--only", help="Limit to these services (kafka, redis, prometheus).")]
 
@@ -22,12 +21,12 @@ def up(only: Only = None) -> None:
     """Start the services that are not running and wait until each one answers."""
     stack = Stack()
     try:
-        timings = stack.up(only, on_ready=lambda name, s: console.print(f"[green]✓[/] {name} ready in {s:.1f}s"))
+        timings = stack.up(only, on_ready=lambda name, s: console(stderr=True).print(f"[green]✓[/] {name} ready in {s:.1f}s"))
     except (StackError, MissingToolError) as error:
-        console.print(f"[red]stack up failed:[/] {error}")
+        console(stderr=True).print(f"[red]stack up failed:[/] {error}")
         raise typer.Exit(1) from None
     if not timings:
-        console.print("everything was already running")
+        console(stderr=True).print("everything was already running")
     _print_status(stack)
 
 
@@ -38,7 +37,7 @@ def down(
 ) -> None:
     """Stop the services this stack started (nothing else is touched)."""
     stopped = Stack().down(only, hard=kill)
-    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    console(stderr=True).print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
 @stack_app.command()
@@ -58,7 +57,7 @@ def _print_status(stack: Stack) -> bool:
         state = "[green]up[/]" if entry.answering else ("[yellow]starting/not answering[/]" if entry.pid else "[red]down[/]")
         healthy &= entry.answering
         table.add_row(entry.name, f"{stack.settings.host}:{entry.port}", str(entry.pid or "-"), state)
-    Console().print(table)
+    console().print(table)
     return healthy
 
 

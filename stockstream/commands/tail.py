@@ -9,18 +9,17 @@ the services' offsets.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicRegistry, TopicSpec
+from stockstream.console import console
 
 # Columns worth showing per value model; anything else shows compact JSON.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -75,9 +74,7 @@ def tail(
         **settings.client_config(), "group.id": f"stockstream-tail-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 3,
     })
-    # A pipe gets wide rows instead of rich's 80-column default.
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    err = Console(stderr=True)
+    out, err = console(), console(stderr=True)  # a pipe gets whole rows, never rich's 80-column default
     try:
         try:
             metadata = consumer.list_topics(spec.name, timeout=10)
@@ -116,7 +113,7 @@ def tail(
                     cells = [_cell(value.get(c)) if isinstance(value, dict) else "" for c in columns] if columns \
                         else [_cell(value, 120)]
                     table.add_row(f"{message.partition()}:{message.offset()}", _cell(value_key(message)), *cells)
-                console.print(table)
+                out.print(table)
             shown += len(rows)
     except KeyboardInterrupt:
         pass

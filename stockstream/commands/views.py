@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from stockstream.console import console
 
 views_app = typer.Typer(help="Maintain the Redis views: rebuild them from the log, compare two prefixes.",
                         no_args_is_help=True)
-console = Console(stderr=True)
 
 
 def _parse_time(text: str) -> datetime:
@@ -50,12 +50,12 @@ def rebuild(
     settings.register_secrets()
     setup_logging(settings.log_level, "views")
     try:
-        report = Rebuilder(settings, progress=lambda text: console.print(text, markup=False)).run(
+        report = Rebuilder(settings, progress=lambda text: console(stderr=True).print(text, markup=False)).run(
             start, into=into, swap=swap)
     except RebuildError as error:
-        console.print(f"[red]rebuild refused:[/] {error}")
+        console(stderr=True).print(f"[red]rebuild refused:[/] {error}")
         raise typer.Exit(1) from None
-    console.print(f"rebuilt prefix {report.target_prefix!r}: {report.events} events from {report.records} records"
+    console(stderr=True).print(f"rebuilt prefix {report.target_prefix!r}: {report.events} events from {report.records} records"
                   f" ({report.dead_letters} refused, {report.caught_up} caught up after the swap)"
                   f" in {report.seconds:.1f}s", markup=False)
 
@@ -77,10 +77,10 @@ def compare(
     differing = sorted(key for key in set(mine) | set(theirs) if mine.get(key) != theirs.get(key))
     if differing:
         for key in differing[:50]:
-            console.print(f"differs: {key}", markup=False)
-        console.print(f"{len(differing)} of {len(set(mine) | set(theirs))} keys differ")
+            console(stderr=True).print(f"differs: {key}", markup=False)
+        console(stderr=True).print(f"{len(differing)} of {len(set(mine) | set(theirs))} keys differ")
         raise typer.Exit(1)
-    console.print(f"equal: {len(mine)} keys")
+    console(stderr=True).print(f"equal: {len(mine)} keys")
 
 
 def register(app: typer.Typer) -> None:
