@@ -6,12 +6,18 @@ one cursor per partition. If every channel shared it, a channel waiting out a
 wait too. With a lane per channel, each channel has its own cursor and ledger, so a
 slow or failing channel only delays itself.
 
-Inside a lane everything is synchronous, per message (see docs/notify.md):
-decide (:func:`processors.notify.ledger.decide`) → deliver with retries → write the
-ledger entry (and the dead letter, if any) → the checkpoint commits after every
-message (``commit_every=1``) under Quix's exactly-once guarantee, so the ledger
-entry, the dead letter and the consumer offset become durable together, and the
-offset never moves past a signal whose delivery is still pending.
+Inside a lane (see docs/notify.md, "Inside a lane"): for each record the main thread
+decides (:func:`processors.notify.ledger.decide`) and starts the delivery in the lane's
+:class:`~processors.notify.inflight.DeliveryWindow` — up to the channel's burst (at most
+``NOTIFY_MAX_IN_FLIGHT``) deliveries run at once, sharing the channel's token bucket — then
+reads on. Outcomes are recorded on the main thread: the ledger entry (and the dead letter,
+if any) is written into the state of the checkpoint the record belongs to. Quix commits a
+checkpoint every ``NOTIFY_COMMIT_INTERVAL_S`` or ``NOTIFY_COMMIT_EVERY`` records; its first
+step flushes the lane's :class:`CheckpointHook`, which waits for every delivery still in
+flight and records it. Then one Kafka transaction commits the ledger entries (changelog),
+the dead letters and the consumer offsets of the whole batch — so the offset never moves
+past a signal whose delivery is still pending, and the ledger never says "delivered" for
+something that was not.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import random
 import signal as signals
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,12 +36,14 @@ from pydantic import ValidationError
 from quixstreams import Application, State, message_context
 from quixstreams.error_callbacks import default_on_processing_error
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.models.serializers import SerializationContext, Serializer
+from quixstreams.models import HeadersTuples
+from quixstreams.sinks import BaseSink
 
 from processors.notify import metrics
 from processors.notify.channels import Sender
+from processors.notify.inflight import DeliveryWindow, InFlight, Outcome
 from processors.notify.ledger import LedgerEntry, cooldown_key, decide, epoch_ms, ledger_key
-from processors.notify.notification import render
+from processors.notify.notification import Notification, render
 from processors.notify.retry import (
     DeliveryFailed,
     PermanentDeliveryError,
@@ -44,12 +53,14 @@ from processors.notify.retry import (
     deliver_with_retries,
 )
 from processors.notify.spec import LaneSpec
+from processors.notify.subscriptions import ConsoleChannel
 from processors.runtime.observability import redact
 from schemas.events import DeadLetter, Lineage, Signal, encode
 
 log = logging.getLogger(__name__)
 
-DeadLetterRecord = tuple[str, bytes]
+DeadLetterWriter = Callable[[str, bytes], None]  # (key, encoded DeadLetter) → produced in the lane's transaction
+_SUMMARY_EVERY_S = 30.0
 
 
 def utc_now() -> datetime:
@@ -59,15 +70,17 @@ def utc_now() -> datetime:
 class LaneStopping(Exception):
     """The lane was told to stop while a delivery was waiting (backoff, ``Retry-After``, rate limit).
 
-    The signal is left uncommitted, so the next start delivers it; raised out of the Quix app.
+    The checkpoint is aborted, so the signal (and the rest of its batch) is delivered after the next
+    start; raised out of the Quix app.
     """
 
 
 class InterruptibleSleep:
     """The lane's ``sleep``: SIGTERM/SIGINT cut it short so a stop never waits out a long ``Retry-After``.
 
-    Quix installs its own signal handlers when the app starts; on first use (always on the main
-    thread, inside message processing) this chains a handler in front of them.
+    Used by the delivery threads. Quix installs its own signal handlers when the app starts;
+    :meth:`arm` (called by the lane on the main thread, inside message processing) chains a handler
+    in front of them.
     """
 
     def __init__(self) -> None:
@@ -75,12 +88,12 @@ class InterruptibleSleep:
         self._chained = False
 
     def __call__(self, seconds: float) -> None:
-        if not self._chained:
-            self._chain()
         if self.stopping.wait(seconds):
             raise LaneStopping("stop requested during a delivery wait")
 
-    def _chain(self) -> None:
+    def arm(self) -> None:
+        if self._chained:
+            return
         for signum in (signals.SIGTERM, signals.SIGINT):
             previous = signals.getsignal(signum)
 
@@ -101,16 +114,28 @@ def on_processing_error(error: Exception, row: Any, logger: logging.Logger) -> b
     return default_on_processing_error(error, row, logger)
 
 
+@dataclass(frozen=True)
+class _Ticket:
+    """A delivery in flight, as the lane records it when it settles: into ``state``, the record's checkpoint."""
+
+    signal: Signal
+    subscriptions: tuple[str, ...]
+    state: State[str, Any]
+    origin: Lineage
+
+
 class LaneProcessor:
-    """The per-message logic of a lane; the Quix app calls :meth:`handle` for every record of ``signals``.
+    """The per-message logic of a lane; the Quix app calls :meth:`handle` for every record of ``signals``
+    and :meth:`settle` (through :class:`CheckpointHook`) before it commits a checkpoint.
 
     ``now`` (wall clock, for staleness, latency and signatures), ``clock``/``sleep``
     (monotonic time for backoff and rate limits) and ``rng`` (jitter) are injected.
+    ``max_in_flight`` overrides the window size (the channel's burst, at most ``NOTIFY_MAX_IN_FLIGHT``).
     """
 
     def __init__(self, spec: LaneSpec, sender: Sender, *, now: Callable[[], datetime] = utc_now,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, max_in_flight: int | None = None) -> None:
         self.spec = spec
         self.channel = spec.channel
         self.sender = sender
@@ -125,13 +150,29 @@ class LaneProcessor:
                                   max_backoff_s=self.settings.backoff_max_s, deadline_s=self.settings.retry_deadline_s)
         self.dashboard_url = str(self.settings.dashboard_url) if self.settings.dashboard_url else None
         self.source = f"notify:{self.channel}"
+        size = max_in_flight or min(self.settings.max_in_flight, limit.burst if limit else self.settings.max_in_flight)
+        self.window: DeliveryWindow[_Ticket] = DeliveryWindow(
+            size, inline=isinstance(spec.config, ConsoleChannel), name=f"deliver-{self.channel}")
+        self._dead_letters: DeadLetterWriter | None = None
+        self._summary = {"delivered": 0, "dead_lettered": 0}
+        self._summary_since = time.monotonic()
 
-    def handle(self, value: bytes | None, key: Any, timestamp: int, headers: Any, state: State[str, Any]) -> list[DeadLetterRecord]:
-        """Process one record of ``signals``; returns the dead letters to produce (usually none)."""
+    def route_dead_letters(self, writer: DeadLetterWriter) -> None:
+        """Where dead letters go: the Quix app's transactional producer (tests: a list)."""
+        self._dead_letters = writer
+
+    # ---- the main thread ---------------------------------------------------------------------
+
+    def handle(self, value: bytes | None, key: Any, timestamp: int, headers: Any, state: State[str, Any]) -> None:
+        """Process one record of ``signals``: decide, record what needs no delivery, start a delivery."""
+        arm = getattr(self.sleep, "arm", None)
+        if arm is not None:
+            arm()
+        self._settle(self.window.take_done())
         context = message_context()
         origin = Lineage(topic=context.topic, partition=context.partition, offset=context.offset)
         if self.spec.stop_offsets is not None and origin.offset > self.spec.stop_offsets.get(origin.partition, -1):
-            return []  # a renotify run re-announces what was in the log when it started, nothing newer
+            return  # a renotify run re-announces what was in the log when it started, nothing newer
         try:
             if value is None:
                 raise ValueError("empty record (tombstone)")
@@ -140,61 +181,129 @@ class LaneProcessor:
             metrics.INVALID_SIGNALS.labels(self.channel).inc()
             log.warning("channel %s: record %s[%d]@%d is not a valid Signal, dead-lettered",
                         self.channel, origin.topic, origin.partition, origin.offset)
-            key = f"invalid:{origin.partition}:{origin.offset}"
-            return [self._dead_letter(key, "invalid_signal", _short(error), value, origin)]
+            self._dead_letter(f"invalid:{origin.partition}:{origin.offset}", "invalid_signal", _short(error),
+                              value, origin)
+            return
+        ledger_hold: Hashable = (key, ledger_key(signal.signal_id))
+        if self.window.holding([ledger_hold]):
+            metrics.DUPLICATES.labels(self.channel).inc()  # the same signal again while its delivery runs
+            return
+        # A delivery in flight that would set a cooldown this signal reads is settled first: the decision
+        # must see its outcome, exactly as if the lane delivered one signal at a time.
+        cooldown_holds = self._cooldown_holds(key, signal)
+        if cooldown_holds:
+            self._settle(self.window.take_holding(cooldown_holds))
         raw_entry = state.get(ledger_key(signal.signal_id))
         ledger = LedgerEntry.from_state(raw_entry) if isinstance(raw_entry, dict) else None
         last_sent = {s.name: state.get(cooldown_key(s.name, signal)) for s in self.spec.subscriptions}
         verdict = decide(signal, self.spec.subscriptions, ledger, last_sent, self.now(), self.settings.max_age_s,
                          renotify=self.spec.renotify)
         if verdict.action == "unsubscribed":
-            return []
+            return
         if verdict.action == "duplicate":
             metrics.DUPLICATES.labels(self.channel).inc()
             log.debug("channel %s: signal %s already %s", self.channel, signal.signal_id,
                       ledger.status if ledger else "?")
-            return []
+            return
         if verdict.action in ("stale", "cooldown"):
             counter = metrics.SKIPPED_STALE if verdict.action == "stale" else metrics.DROPPED_BY_COOLDOWN
             counter.labels(self.channel).inc()
             status = verdict.ledger_status
             assert status is not None  # noqa: S101 - stale and cooldown always map to a status
             state.set(ledger_key(signal.signal_id), LedgerEntry(status, epoch_ms(self.now())).to_state())
-            return []
-        return self._deliver(signal, verdict.subscriptions, state, origin)
-
-    def _deliver(self, signal: Signal, subscriptions: tuple[str, ...], state: State[str, Any],
-                 origin: Lineage) -> list[DeadLetterRecord]:
+            return
+        while self.window.full:
+            self._settle(self.window.take_one())
+        ticket = _Ticket(signal, verdict.subscriptions, state, origin)
         notification = render(signal, self.dashboard_url)
+        self.window.submit(ticket, [ledger_hold, *cooldown_holds], lambda: self._deliver(notification))
 
-        def on_retry(error: TransientDeliveryError, wait_s: float) -> None:
-            metrics.RETRIES.labels(self.channel, error.reason).inc()
-            log.warning("channel %s: signal %s attempt failed (%s), retrying in %.2fs",
-                        self.channel, signal.signal_id, error.reason, wait_s)
+    def settle(self) -> None:
+        """Wait for every delivery in flight and record it; called before each checkpoint commit.
 
-        try:
-            report = deliver_with_retries(lambda: self._send_once(notification), self.policy, clock=self.clock,
-                                          sleep=self.sleep, rng=self.rng, bucket=self.bucket, on_retry=on_retry)
-        except DeliveryFailed as failure:
+        Raises :class:`LaneStopping` if a stop cut a delivery's wait short: the checkpoint is then
+        aborted, and the whole batch is read again after the restart.
+        """
+        self._settle(self.window.take_all())
+        if self._summary["delivered"] or self._summary["dead_lettered"]:
+            elapsed = time.monotonic() - self._summary_since
+            if elapsed >= _SUMMARY_EVERY_S:
+                log.info("channel %s: %d delivered, %d dead-lettered in the last %.0fs", self.channel,
+                         self._summary["delivered"], self._summary["dead_lettered"], elapsed)
+                self._summary = {"delivered": 0, "dead_lettered": 0}
+                self._summary_since = time.monotonic()
+
+    def close(self) -> None:
+        self.window.close()
+
+    def _cooldown_holds(self, key: Any, signal: Signal) -> list[Hashable]:
+        return [(key, cooldown_key(subscription.name, signal)) for subscription in self.spec.subscriptions
+                if subscription.cooldown_s > 0 and subscription.matches(signal)]
+
+    def _settle(self, flights: list[InFlight[_Ticket]]) -> None:
+        stopping: LaneStopping | None = None
+        for flight in flights:
+            try:
+                outcome = flight.future.result()
+            except LaneStopping as error:
+                stopping = error
+                continue
+            self._record(flight.ticket, outcome)
+        if stopping is not None:
+            raise stopping
+
+    def _record(self, ticket: _Ticket, outcome: Outcome) -> None:
+        signal, state = ticket.signal, ticket.state
+        if outcome.failure is not None:
+            failure = outcome.failure
             metrics.FAILURES.labels(self.channel, failure.reason).inc()
             log.error("channel %s: signal %s not delivered after %d attempt(s), sent to the DLQ: %s (%s)",
                       self.channel, signal.signal_id, failure.attempts, failure.reason, failure.detail)
             state.set(ledger_key(signal.signal_id),
                       LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason).to_state())
-            return [self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
-                                      origin)]
-        delivered_at = self.now()
+            self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
+                              ticket.origin)
+            self._summary["dead_lettered"] += 1
+            return
+        assert outcome.report is not None and outcome.delivered_at is not None  # noqa: S101 - delivered
         metrics.DELIVERIES.labels(self.channel).inc()
-        metrics.LATENCY.labels(self.channel).observe(max(0.0, (delivered_at - signal.ts_event).total_seconds()))
+        metrics.LATENCY.labels(self.channel).observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
         state.set(ledger_key(signal.signal_id),
-                  LedgerEntry("delivered", epoch_ms(delivered_at), report.attempts).to_state())
-        for name in subscriptions:
+                  LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts).to_state())
+        for name in ticket.subscriptions:
             state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
-        log.info("channel %s: delivered signal %s (%s %s %s %s) in %d attempt(s)", self.channel, signal.signal_id,
-                 signal.side, signal.symbol, signal.rule, signal.timeframe, report.attempts)
-        return []
+        log.debug("channel %s: delivered signal %s (%s %s %s %s) in %d attempt(s)", self.channel, signal.signal_id,
+                  signal.side, signal.symbol, signal.rule, signal.timeframe, outcome.report.attempts)
+        self._summary["delivered"] += 1
 
-    def _send_once(self, notification: Any) -> None:
+    def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None, origin: Lineage) -> None:
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="backslashreplace")
+        letter = DeadLetter(source=self.source, reason=reason, detail=redact(detail)[:1000], raw=redact(raw or ""),
+                            ts_init=self.now(), origin=origin)
+        if self._dead_letters is None:
+            raise RuntimeError("the lane has nowhere to write dead letters (route_dead_letters was not called)")
+        self._dead_letters(key, encode(letter))
+
+    # ---- the delivery threads ----------------------------------------------------------------
+
+    def _deliver(self, notification: Notification) -> Outcome:
+        """One delivery with its retries, on a worker thread; never records anything itself."""
+        signal_id = notification.signal_id
+
+        def on_retry(error: TransientDeliveryError, wait_s: float) -> None:
+            metrics.RETRIES.labels(self.channel, error.reason).inc()
+            log.warning("channel %s: signal %s attempt failed (%s), retrying in %.2fs",
+                        self.channel, signal_id, error.reason, wait_s)
+
+        try:
+            report = deliver_with_retries(lambda: self._send_once(notification), self.policy, clock=self.clock,
+                                          sleep=self.sleep, rng=self.rng, bucket=self.bucket, on_retry=on_retry)
+        except DeliveryFailed as failure:
+            return Outcome(failure=failure)
+        return Outcome(report=report, delivered_at=self.now())
+
+    def _send_once(self, notification: Notification) -> None:
         try:
             self.sender.send(notification)
         except (TransientDeliveryError, PermanentDeliveryError):
@@ -202,14 +311,6 @@ class LaneProcessor:
         except Exception as error:  # noqa: BLE001 - a sender bug must not crash-loop the lane
             log.exception("channel %s: unexpected error while sending", self.channel)
             raise PermanentDeliveryError("unexpected_error", f"{type(error).__name__}: {redact(str(error))[:200]}") from None
-
-    def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None,
-                     origin: Lineage) -> DeadLetterRecord:
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", errors="backslashreplace")
-        letter = DeadLetter(source=self.source, reason=reason, detail=redact(detail)[:1000], raw=redact(raw or ""),
-                            ts_init=self.now(), origin=origin)
-        return key, encode(letter)
 
 
 def _short(error: Exception) -> str:
@@ -220,16 +321,29 @@ def _short(error: Exception) -> str:
     return str(error)[:300]
 
 
-class _DeadLetterValue(Serializer):
-    """The dead-letter topic's value serializer: a ``(key, payload)`` row → its payload bytes."""
+class CheckpointHook(BaseSink):
+    """The lane's place in Quix's checkpoint: ``flush`` is the first step of every commit.
 
-    def __call__(self, value: DeadLetterRecord, ctx: SerializationContext) -> bytes:
-        return value[1]
+    Quix's sinks are "send right away, confirm on flush()"; here flush waits for the deliveries
+    still in flight and records them (ledger entries, dead letters) before Quix produces the
+    changelog and commits the transaction. A failing flush aborts the checkpoint.
+    """
+
+    def __init__(self, processor: LaneProcessor) -> None:
+        super().__init__()
+        self._processor = processor
+
+    def add(self, value: Any, key: Any, timestamp: int, headers: HeadersTuples, topic: str, partition: int,
+            offset: int) -> None:
+        """Nothing to collect: the processor tracks its deliveries itself."""
+
+    def flush(self) -> None:
+        self._processor.settle()
 
 
 def build_application(spec: LaneSpec, processor: LaneProcessor,
                       on_message_processed: Callable[[str, int, int], None] | None = None) -> Application:
-    """The Quix app of one lane: ``signals`` → :meth:`LaneProcessor.handle` → ``notifications.dlq``."""
+    """The Quix app of one lane: ``signals`` → :meth:`LaneProcessor.handle`; dead letters → ``notifications.dlq``."""
     settings = spec.settings
     topics = settings.topics()
     # A lane may hold the poll loop for a whole retry deadline; Kafka must not evict it meanwhile.
@@ -245,7 +359,8 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.client_config()),
         consumer_group=settings.lane_group(spec.channel, renotify=spec.renotify),
         auto_offset_reset="earliest",
-        commit_every=1,
+        commit_interval=settings.commit_interval_s,
+        commit_every=settings.commit_every,
         processing_guarantee="exactly-once",
         state_dir=str(settings.lane_state_dir(spec.channel, renotify=spec.renotify)),
         use_changelog_topics=not spec.renotify,
@@ -255,10 +370,12 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
         on_message_processed=on_message_processed,
         on_processing_error=on_processing_error,
     )
-    signals = app.topic(topics.signals.name, value_deserializer="bytes", key_deserializer="bytes")
-    dead_letters = app.topic(topics.notifications_dlq.name, value_serializer=_DeadLetterValue(),
-                             key_serializer="str")
-    stream = app.dataframe(signals)
-    stream = stream.apply(processor.handle, stateful=True, metadata=True, expand=True)
-    stream.to_topic(dead_letters, key=lambda record: record[0])
+    signals_topic = app.topic(topics.signals.name, value_deserializer="bytes", key_deserializer="bytes")
+    dead_letters = app.topic(topics.notifications_dlq.name, value_serializer="bytes", key_serializer="str")
+    stream = app.dataframe(signals_topic)
+    stream = stream.update(processor.handle, stateful=True, metadata=True)
+    stream.sink(CheckpointHook(processor))
+    # The app's own transactional producer: a dead letter commits with the ledger entry and the offset.
+    producer = stream.processing_context.producer
+    processor.route_dead_letters(lambda key, payload: producer.produce(topic=dead_letters.name, key=key, value=payload))
     return app

@@ -91,6 +91,7 @@ def main() -> int:
     except LaneStopping:
         pass
     finally:
+        processor.close()
         sender.close()
     return 0
 

@@ -11,6 +11,7 @@ Clocks, sleeping and randomness are injected so tests run on fake time.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ class TokenBucket:
 
     :meth:`reserve` takes a token now and says how long to wait before using it;
     reservations queue up (the bucket goes into debt), so waits grow with demand.
+    Thread-safe: a lane's concurrent deliveries share one bucket.
     """
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
@@ -82,14 +84,16 @@ class TokenBucket:
         self._clock = clock
         self._tokens = float(burst)
         self._updated = clock()
+        self._lock = threading.Lock()
 
     def reserve(self) -> float:
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-        wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
-        self._tokens -= 1
-        return wait
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            self._tokens -= 1
+            return wait
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
     backoff_initial_s: float = Field(0.5, gt=0, validation_alias=env("NOTIFY_BACKOFF_INITIAL_S"))
     backoff_max_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFY_BACKOFF_MAX_S"))
     retry_deadline_s: float = Field(120.0, gt=0, le=600, validation_alias=env("NOTIFY_RETRY_DEADLINE_S"))
+    max_in_flight: int = Field(16, ge=1, le=256, validation_alias=env("NOTIFY_MAX_IN_FLIGHT"))
+    commit_interval_s: float = Field(0.5, gt=0, le=60, validation_alias=env("NOTIFY_COMMIT_INTERVAL_S"))
+    commit_every: int = Field(500, ge=1, le=100_000, validation_alias=env("NOTIFY_COMMIT_EVERY"))
     shutdown_grace_s: float = Field(15.0, gt=0, validation_alias=env("NOTIFY_SHUTDOWN_GRACE_S"))
     lane_restart_max_s: float = Field(60.0, gt=0, validation_alias=env("NOTIFY_LANE_RESTART_MAX_S"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import NotifyConfig
 from processors.runtime.observability import register_secret
 from schemas.events import DeadLetter, Signal, encode
-from tests.support.fake_receivers.http import HttpReceiver, Reply, ok, status, too_many
+from tests.support.fake_receivers.http import HOLD, HttpReceiver, Reply, ok, status, too_many
 from tests.unit.notify.factories import make_signal
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,7 +37,9 @@ TOKEN = "555111:lane-FAKE-token-not-real"
 
 
 class Lane:
-    """One lane's processor fed by hand: ``feed(signal)`` is one Kafka record on partition 0."""
+    """One lane's processor fed by hand: ``feed(signal)`` is one Kafka record on partition 0, then the
+    checkpoint's settle (every delivery recorded), so each test reads outcomes one signal at a time;
+    ``push`` feeds without settling (deliveries stay in flight until ``settle``)."""
 
     def __init__(self, channel: dict[str, object], subscriptions: list[dict[str, object]] | None = None, *,
                  secrets: dict[str, str] | None = None, renotify: bool = False, **settings: object) -> None:
@@ -55,6 +58,8 @@ class Lane:
         sender = build_sender(self.name, spec.config, secret_values, self.settings, now=lambda: self.now)
         self.processor = LaneProcessor(spec, sender, now=lambda: self.now, clock=lambda: self.monotonic,
                                        sleep=self._sleep, rng=random.Random(3))
+        self.dead_letters: list[tuple[str, bytes]] = []
+        self.processor.route_dead_letters(lambda key, payload: self.dead_letters.append((key, payload)))
         store = MemoryStore("default", "signals")
         store.assign_partition(0)
         self.transaction = store.start_partition_transaction(0)
@@ -65,14 +70,22 @@ class Lane:
         self.monotonic += seconds
         self.now += timedelta(seconds=seconds)
 
-    def feed(self, record: Signal | bytes, key: bytes = b"BTC-USD") -> list[tuple[str, DeadLetter]]:
+    def push(self, record: Signal | bytes, key: bytes = b"BTC-USD") -> None:
         value = encode(record) if isinstance(record, Signal) else record
         if isinstance(record, Signal):
             key = record.symbol.encode()
         set_message_context(MessageContext("t.signals", 0, self.offset, len(value)))
         self.offset += 1
-        letters = self.processor.handle(value, key, 0, None, self.transaction.as_state(prefix=key))
+        self.processor.handle(value, key, 0, None, self.transaction.as_state(prefix=key))
+
+    def settle(self) -> list[tuple[str, DeadLetter]]:
+        self.processor.settle()
+        letters, self.dead_letters[:] = list(self.dead_letters), []
         return [(letter_key, DeadLetter.model_validate_json(payload)) for letter_key, payload in letters]
+
+    def feed(self, record: Signal | bytes, key: bytes = b"BTC-USD") -> list[tuple[str, DeadLetter]]:
+        self.push(record, key)
+        return self.settle()
 
     def ledger(self, signal: Signal) -> LedgerEntry | None:
         raw = self.transaction.as_state(prefix=signal.symbol.encode()).get(ledger_key(signal.signal_id))
@@ -218,3 +231,70 @@ def test_console_channel_prints_one_line(capsys: pytest.CaptureFixture[str]) -> 
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"NOTIFY {lane.name} SELL ETH-USD at 3,012.50 [1m rsi_reversal]")
     assert signal.signal_id in line and "https://dash.example.com/?symbol=ETH-USD" in line
+
+
+# ---- concurrency within a lane ---------------------------------------------------------------------
+
+def test_deliveries_run_concurrently_and_are_recorded_only_when_settled(receiver: HttpReceiver) -> None:
+    receiver.script("/hook", [HOLD] * 4)  # four requests hang together, then their connections drop (retried)
+    lane = Lane(webhook(receiver))
+    signals = [make_signal(symbol=symbol, ts_event=T0) for symbol in ("BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD")]
+    for signal in signals:
+        lane.push(signal)
+    held = receiver.wait_for(4, "/hook")  # all four open at the same time: one lane, concurrent deliveries
+    assert [request.answered_status for request in held] == [None] * 4
+    assert [lane.ledger(signal) for signal in signals] == [None] * 4  # nothing recorded while in flight
+    receiver.release()
+    assert lane.settle() == []
+    entries = [lane.ledger(signal) for signal in signals]
+    assert all(entry is not None and entry.status == "delivered" and entry.attempts == 2 for entry in entries)
+    assert lane.metric("deliveries_total") == 4 and lane.metric("retries_total", reason="connection_error") == 4
+
+
+def test_the_window_is_the_channel_burst_at_most_max_in_flight(receiver: HttpReceiver) -> None:
+    assert Lane(webhook(receiver)).processor.window.size == 10  # webhook default: 10/s, burst 10
+    assert Lane(webhook(receiver, rate_limit={"per_second": 1, "burst": 3})).processor.window.size == 3
+    assert Lane(webhook(receiver), max_in_flight=4).processor.window.size == 4
+    assert Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url("")},
+                secrets={"TG": TOKEN}).processor.window.size == 1  # one message per second per chat, in order
+    assert Lane({"type": "console"}).processor.window.size == 1  # inline: a line on stdout
+
+
+def test_a_duplicate_of_a_signal_in_flight_is_suppressed(receiver: HttpReceiver) -> None:
+    receiver.script("/hook", [HOLD])
+    lane = Lane(webhook(receiver))
+    signal = make_signal(ts_event=T0)
+    lane.push(signal)
+    receiver.wait_for(1, "/hook")
+    lane.push(signal)  # re-emitted while the first delivery is still running
+    receiver.release()
+    lane.settle()
+    assert [r.json()["signal_id"] for r in receiver.answered("/hook")] == [signal.signal_id]
+    assert lane.metric("duplicates_suppressed_total") == 1 and lane.metric("deliveries_total") == 1
+
+
+@pytest.mark.parametrize(("first_reply", "expected"), [(ok(), "dropped_cooldown"), (status(400), "delivered")],
+                         ids=["first-delivered", "first-dead-lettered"])
+def test_a_cooldown_decision_waits_for_the_delivery_it_depends_on(receiver: HttpReceiver, first_reply: Reply,
+                                                                  expected: str) -> None:
+    """The second signal (same key, inside the cooldown) is decided only once the first one's delivery
+    settled: dropped if it was delivered, sent if it failed (a failure sets no cooldown)."""
+    receiver.script("/hook", [HOLD, first_reply])
+    lane = Lane(webhook(receiver), [{"cooldown": "60s"}])
+    first, second = make_signal(ts_event=T0), make_signal(ts_event=T0 + timedelta(seconds=30))
+    lane.push(first)
+    receiver.wait_for(1, "/hook")
+    decided = threading.Event()
+
+    def push_second() -> None:
+        lane.push(second)  # blocks in handle() until the first delivery has settled
+        decided.set()
+
+    pusher = threading.Thread(target=push_second)
+    pusher.start()
+    receiver.release()
+    pusher.join(60)
+    assert decided.is_set()
+    lane.settle()
+    assert lane.ledger(second).status == expected  # type: ignore[union-attr]
+    assert len(receiver.requests("/hook")) == (2 if expected == "dropped_cooldown" else 3)
