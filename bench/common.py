@@ -49,13 +49,14 @@ class Figure(_Frozen):
     baseline: Measure
     how: str = ""  # "best of 5 rounds", "median of 3 interleaved rounds"
     goal: float | None = None  # the ratio we aim for (e.g. 5.0 for "5× talipp"), if any
+    target: float | None = None  # an absolute goal in ``unit`` ("≥ 1,000 deliveries/s", "p99 < 1,000 ms"), if any
 
     @model_validator(mode="before")
     @classmethod
     def _computed_fields_are_not_input(cls, data: object) -> object:
         # A report read back holds ``ratio``/``goal_met`` (dumped computed fields): they are derived again.
         if isinstance(data, dict):
-            return {key: value for key, value in data.items() if key not in ("ratio", "goal_met")}
+            return {key: value for key, value in data.items() if key not in ("ratio", "goal_met", "target_met")}
         return data
 
     @computed_field  # type: ignore[prop-decorator]
@@ -70,6 +71,14 @@ class Figure(_Frozen):
     @property
     def goal_met(self) -> bool | None:
         return None if self.goal is None else self.ratio >= self.goal
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def target_met(self) -> bool | None:
+        """Whether ours reached ``target`` (≥ for "higher", < for "lower")."""
+        if self.target is None:
+            return None
+        return self.ours.value >= self.target if self.better == "higher" else self.ours.value < self.target
 
 
 class BenchOutput(_Frozen):

@@ -133,6 +133,9 @@ def _ratio(figure: Figure) -> str:
     text = f"{figure.ratio:.2f}×" if figure.ratio >= 0.1 else f"{figure.ratio:.2g}×"
     if figure.goal is not None:
         text += f" (goal ≥ {figure.goal:g}×: {'met' if figure.goal_met else 'NOT met'})"
+    if figure.target is not None:
+        bound = f"≥ {_number(figure.target)}" if figure.better == "higher" else f"< {_number(figure.target)}"
+        text += f" (target {bound} {figure.unit}: {'met' if figure.target_met else 'NOT met'})"
     return text
 
 

@@ -9,8 +9,8 @@ when the window is full, opportunistically as they finish, and all of them befor
 checkpoint commit — so every ledger write, metric and dead letter happens inside the Quix
 checkpoint whose Kafka transaction also commits the consumer offset.
 
-Console deliveries are a line on stdout: they run inline (``size`` 1, no thread), which is
-faster than any hand-off.
+Console deliveries are a line on stdout: the lane runs them inline, without a window (a
+hand-off to a thread would cost more than the write).
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from processors.notify.retry import DeliveryFailed, DeliveryReport
 
 Ticket = TypeVar("Ticket")
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What one delivery came to: delivered (``report``, ``delivered_at``) or failed for good (``failure``)."""
 
     report: DeliveryReport | None = None
@@ -46,23 +45,8 @@ class InFlight(Generic[Ticket]):
     future: Future[Outcome] = field(repr=False)
 
 
-class _Inline:
-    """An executor that runs the call at once on the caller's thread (console: cheaper than a thread)."""
-
-    def submit(self, function: Callable[[], Outcome]) -> Future[Outcome]:
-        future: Future[Outcome] = Future()
-        try:
-            future.set_result(function())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever settles the future
-            future.set_exception(error)
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Nothing runs in the background."""
-
-
 class DeliveryWindow(Generic[Ticket]):
-    """At most ``size`` deliveries in flight, in submission order; ``inline`` runs them on the caller's thread.
+    """At most ``size`` deliveries in flight on ``size`` worker threads, kept in submission order.
 
     Not thread-safe by design: only the lane's main thread (or Quix's flush thread while the main
     thread waits for it) submits, takes and settles. ``holds`` are what a delivery may change when it
@@ -70,12 +54,11 @@ class DeliveryWindow(Generic[Ticket]):
     decision depends on.
     """
 
-    def __init__(self, size: int, *, inline: bool = False, name: str = "deliver") -> None:
+    def __init__(self, size: int, *, name: str = "deliver") -> None:
         if size < 1:
             raise ValueError("a delivery window holds at least one delivery")
-        self.size = 1 if inline else size
-        self._executor: ThreadPoolExecutor | _Inline = (
-            _Inline() if inline else ThreadPoolExecutor(max_workers=size, thread_name_prefix=name))
+        self.size = size
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
         self._running: OrderedDict[int, InFlight[Ticket]] = OrderedDict()
         self._by_hold: dict[Hashable, set[int]] = {}
         self._next_id = 0
@@ -150,7 +133,3 @@ class DeliveryWindow(Generic[Ticket]):
         """Stop the workers (a delivery still running finishes in the background; its result is dropped)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-
-def outcome_of(flight: InFlight[Any]) -> Outcome:
-    """The finished delivery's outcome; re-raises what the delivery raised (e.g. the lane stopping)."""
-    return flight.future.result()

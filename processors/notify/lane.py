@@ -28,9 +28,8 @@ import signal as signals
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from quixstreams import Application, State, message_context
@@ -114,14 +113,13 @@ def on_processing_error(error: Exception, row: Any, logger: logging.Logger) -> b
     return default_on_processing_error(error, row, logger)
 
 
-@dataclass(frozen=True)
-class _Ticket:
+class _Ticket(NamedTuple):
     """A delivery in flight, as the lane records it when it settles: into ``state``, the record's checkpoint."""
 
     signal: Signal
     subscriptions: tuple[str, ...]
     state: State[str, Any]
-    origin: Lineage
+    origin: tuple[str, int, int]  # topic, partition, offset (a Lineage only if it is dead-lettered)
 
 
 class LaneProcessor:
@@ -151,11 +149,18 @@ class LaneProcessor:
         self.dashboard_url = str(self.settings.dashboard_url) if self.settings.dashboard_url else None
         self.source = f"notify:{self.channel}"
         size = max_in_flight or min(self.settings.max_in_flight, limit.burst if limit else self.settings.max_in_flight)
-        self.window: DeliveryWindow[_Ticket] = DeliveryWindow(
-            size, inline=isinstance(spec.config, ConsoleChannel), name=f"deliver-{self.channel}")
+        self.inline = isinstance(spec.config, ConsoleChannel)
+        self.window: DeliveryWindow[_Ticket] = DeliveryWindow(1 if self.inline else size, name=f"deliver-{self.channel}")
+        # Cooldown state is read and written only for subscriptions that have a cooldown.
+        self.cooling = frozenset(s.name for s in spec.subscriptions if s.cooldown_s > 0)
         self._dead_letters: DeadLetterWriter | None = None
+        self._count = {name: counter.labels(self.channel) for name, counter in (
+            ("delivered", metrics.DELIVERIES), ("duplicate", metrics.DUPLICATES), ("stale", metrics.SKIPPED_STALE),
+            ("cooldown", metrics.DROPPED_BY_COOLDOWN), ("invalid", metrics.INVALID_SIGNALS))}
+        self._latency = metrics.LATENCY.labels(self.channel)
         self._summary = {"delivered": 0, "dead_lettered": 0}
         self._summary_since = time.monotonic()
+        self._arm: Callable[[], None] | None = getattr(sleep, "arm", None)
 
     def route_dead_letters(self, writer: DeadLetterWriter) -> None:
         """Where dead letters go: the Quix app's transactional producer (tests: a list)."""
@@ -165,58 +170,59 @@ class LaneProcessor:
 
     def handle(self, value: bytes | None, key: Any, timestamp: int, headers: Any, state: State[str, Any]) -> None:
         """Process one record of ``signals``: decide, record what needs no delivery, start a delivery."""
-        arm = getattr(self.sleep, "arm", None)
-        if arm is not None:
-            arm()
-        self._settle(self.window.take_done())
+        if self._arm is not None:
+            self._arm()  # once, on the main thread, after Quix installed its signal handlers
+            self._arm = None
+        if len(self.window):
+            self._settle(self.window.take_done())
         context = message_context()
-        origin = Lineage(topic=context.topic, partition=context.partition, offset=context.offset)
-        if self.spec.stop_offsets is not None and origin.offset > self.spec.stop_offsets.get(origin.partition, -1):
+        origin = (context.topic, context.partition, context.offset)
+        if self.spec.stop_offsets is not None and origin[2] > self.spec.stop_offsets.get(origin[1], -1):
             return  # a renotify run re-announces what was in the log when it started, nothing newer
         try:
             if value is None:
                 raise ValueError("empty record (tombstone)")
             signal = Signal.model_validate_json(value)
         except (ValidationError, ValueError) as error:
-            metrics.INVALID_SIGNALS.labels(self.channel).inc()
-            log.warning("channel %s: record %s[%d]@%d is not a valid Signal, dead-lettered",
-                        self.channel, origin.topic, origin.partition, origin.offset)
-            self._dead_letter(f"invalid:{origin.partition}:{origin.offset}", "invalid_signal", _short(error),
-                              value, origin)
+            self._count["invalid"].inc()
+            log.warning("channel %s: record %s[%d]@%d is not a valid Signal, dead-lettered", self.channel, *origin)
+            self._dead_letter(f"invalid:{origin[1]}:{origin[2]}", "invalid_signal", _short(error), value, origin)
             return
         ledger_hold: Hashable = (key, ledger_key(signal.signal_id))
-        if self.window.holding([ledger_hold]):
-            metrics.DUPLICATES.labels(self.channel).inc()  # the same signal again while its delivery runs
+        if len(self.window) and self.window.holding([ledger_hold]):
+            self._count["duplicate"].inc()  # the same signal again while its delivery runs
             return
         # A delivery in flight that would set a cooldown this signal reads is settled first: the decision
         # must see its outcome, exactly as if the lane delivered one signal at a time.
-        cooldown_holds = self._cooldown_holds(key, signal)
-        if cooldown_holds:
+        cooldown_holds = self._cooldown_holds(key, signal) if self.cooling else []
+        if cooldown_holds and len(self.window):
             self._settle(self.window.take_holding(cooldown_holds))
         raw_entry = state.get(ledger_key(signal.signal_id))
         ledger = LedgerEntry.from_state(raw_entry) if isinstance(raw_entry, dict) else None
-        last_sent = {s.name: state.get(cooldown_key(s.name, signal)) for s in self.spec.subscriptions}
+        last_sent = {name: state.get(cooldown_key(name, signal)) for name in self.cooling}
         verdict = decide(signal, self.spec.subscriptions, ledger, last_sent, self.now(), self.settings.max_age_s,
                          renotify=self.spec.renotify)
+        if verdict.action == "deliver":
+            ticket = _Ticket(signal, verdict.subscriptions, state, origin)
+            notification = render(signal, self.dashboard_url)
+            if self.inline:
+                self._record(ticket, self._deliver(notification))  # a line on stdout: no thread, no window
+                return
+            while self.window.full:
+                self._settle(self.window.take_one())
+            self.window.submit(ticket, [ledger_hold, *cooldown_holds], lambda: self._deliver(notification))
+            return
         if verdict.action == "unsubscribed":
             return
         if verdict.action == "duplicate":
-            metrics.DUPLICATES.labels(self.channel).inc()
+            self._count["duplicate"].inc()
             log.debug("channel %s: signal %s already %s", self.channel, signal.signal_id,
                       ledger.status if ledger else "?")
             return
-        if verdict.action in ("stale", "cooldown"):
-            counter = metrics.SKIPPED_STALE if verdict.action == "stale" else metrics.DROPPED_BY_COOLDOWN
-            counter.labels(self.channel).inc()
-            status = verdict.ledger_status
-            assert status is not None  # noqa: S101 - stale and cooldown always map to a status
-            state.set(ledger_key(signal.signal_id), LedgerEntry(status, epoch_ms(self.now())).to_state())
-            return
-        while self.window.full:
-            self._settle(self.window.take_one())
-        ticket = _Ticket(signal, verdict.subscriptions, state, origin)
-        notification = render(signal, self.dashboard_url)
-        self.window.submit(ticket, [ledger_hold, *cooldown_holds], lambda: self._deliver(notification))
+        self._count[verdict.action].inc()  # stale or cooldown: recorded, not sent
+        status = verdict.ledger_status
+        assert status is not None  # noqa: S101 - stale and cooldown always map to a status
+        state.set(ledger_key(signal.signal_id), LedgerEntry(status, epoch_ms(self.now())).to_state())
 
     def settle(self) -> None:
         """Wait for every delivery in flight and record it; called before each checkpoint commit.
@@ -238,7 +244,7 @@ class LaneProcessor:
 
     def _cooldown_holds(self, key: Any, signal: Signal) -> list[Hashable]:
         return [(key, cooldown_key(subscription.name, signal)) for subscription in self.spec.subscriptions
-                if subscription.cooldown_s > 0 and subscription.matches(signal)]
+                if subscription.name in self.cooling and subscription.matches(signal)]
 
     def _settle(self, flights: list[InFlight[_Ticket]]) -> None:
         stopping: LaneStopping | None = None
@@ -266,21 +272,23 @@ class LaneProcessor:
             self._summary["dead_lettered"] += 1
             return
         assert outcome.report is not None and outcome.delivered_at is not None  # noqa: S101 - delivered
-        metrics.DELIVERIES.labels(self.channel).inc()
-        metrics.LATENCY.labels(self.channel).observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
+        self._count["delivered"].inc()
+        self._latency.observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
         state.set(ledger_key(signal.signal_id),
                   LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts).to_state())
         for name in ticket.subscriptions:
-            state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
+            if name in self.cooling:
+                state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
         log.debug("channel %s: delivered signal %s (%s %s %s %s) in %d attempt(s)", self.channel, signal.signal_id,
                   signal.side, signal.symbol, signal.rule, signal.timeframe, outcome.report.attempts)
         self._summary["delivered"] += 1
 
-    def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None, origin: Lineage) -> None:
+    def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None,
+                     origin: tuple[str, int, int]) -> None:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="backslashreplace")
         letter = DeadLetter(source=self.source, reason=reason, detail=redact(detail)[:1000], raw=redact(raw or ""),
-                            ts_init=self.now(), origin=origin)
+                            ts_init=self.now(), origin=Lineage(topic=origin[0], partition=origin[1], offset=origin[2]))
         if self._dead_letters is None:
             raise RuntimeError("the lane has nowhere to write dead letters (route_dead_letters was not called)")
         self._dead_letters(key, encode(letter))
@@ -374,7 +382,8 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
     dead_letters = app.topic(topics.notifications_dlq.name, value_serializer="bytes", key_serializer="str")
     stream = app.dataframe(signals_topic)
     stream = stream.update(processor.handle, stateful=True, metadata=True)
-    stream.sink(CheckpointHook(processor))
+    # Registered as a sink (flushed first at every commit) without a per-record callback: nothing to collect.
+    stream.processing_context.sink_manager.register(CheckpointHook(processor))
     # The app's own transactional producer: a dead letter commits with the ledger entry and the offset.
     producer = stream.processing_context.producer
     processor.route_dead_letters(lambda key, payload: producer.produce(topic=dead_letters.name, key=key, value=payload))

@@ -45,18 +45,49 @@ def dashboard_link(base_url: str | None, signal: Signal) -> str | None:
 
 @dataclass(frozen=True)
 class Notification:
-    """The channel-independent content of one alert."""
+    """The channel-independent content of one alert.
+
+    Built cheaply by :func:`render`; each part is computed when a channel asks for it, so a channel
+    pays only for what it shows (the console one line, a webhook its title and text).
+    """
 
     signal: Signal
-    title: str
-    headline: str
-    fields: tuple[tuple[str, str], ...]
-    indicators: tuple[tuple[str, str], ...]
-    url: str | None
+    dashboard_url: str | None = None
 
     @property
     def signal_id(self) -> str:
         return self.signal.signal_id
+
+    @property
+    def price(self) -> str:
+        return format_number(self.signal.price)
+
+    @property
+    def event_time(self) -> str:
+        return format_time(self.signal.ts_event)
+
+    @property
+    def title(self) -> str:
+        signal = self.signal
+        return f"{signal.side} {signal.symbol} · {signal.rule} ({signal.timeframe})"
+
+    @property
+    def headline(self) -> str:
+        return f"{self.signal.side} {self.signal.symbol} at {self.price}"
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        signal = self.signal
+        return (("Side", signal.side), ("Symbol", signal.symbol), ("Price", self.price), ("Rule", signal.rule),
+                ("Timeframe", signal.timeframe), ("Event time", self.event_time))
+
+    @property
+    def indicators(self) -> tuple[tuple[str, str], ...]:
+        return tuple((name, format_number(value)) for name, value in sorted(self.signal.indicators.items()))
+
+    @property
+    def url(self) -> str | None:
+        return dashboard_link(self.dashboard_url, self.signal)
 
     @property
     def text(self) -> str:
@@ -74,27 +105,12 @@ class Notification:
         """Everything on one line (console channel)."""
         indicators = " ".join(f"{name}={value}" for name, value in self.indicators)
         parts = [self.headline, f"[{self.signal.timeframe} {self.signal.rule}]", indicators,
-                 format_time(self.signal.ts_event), f"id={self.signal_id}"]
+                 self.event_time, f"id={self.signal_id}"]
         if self.url:
             parts.append(self.url)
         return " ".join(part for part in parts if part)
 
 
 def render(signal: Signal, dashboard_url: str | None = None) -> Notification:
-    """Build the notification for ``signal`` (deterministic: same signal, same text)."""
-    price = format_number(signal.price)
-    return Notification(
-        signal=signal,
-        title=f"{signal.side} {signal.symbol} · {signal.rule} ({signal.timeframe})",
-        headline=f"{signal.side} {signal.symbol} at {price}",
-        fields=(
-            ("Side", signal.side),
-            ("Symbol", signal.symbol),
-            ("Price", price),
-            ("Rule", signal.rule),
-            ("Timeframe", signal.timeframe),
-            ("Event time", format_time(signal.ts_event)),
-        ),
-        indicators=tuple((name, format_number(value)) for name, value in sorted(signal.indicators.items())),
-        url=dashboard_link(dashboard_url, signal),
-    )
+    """The notification for ``signal`` (deterministic: same signal, same text)."""
+    return Notification(signal, dashboard_url)

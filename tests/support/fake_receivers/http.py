@@ -4,7 +4,8 @@ Each path answers from a script: a queue of :class:`Reply` values used in order,
 the path's default (``200`` unless set). A reply can be slow (``delay_s``), hang until
 the test releases it and then drop the connection unanswered (``hold``), or drop at
 once (``drop``). Every request is recorded with its headers, body and whether it was
-answered, so tests can assert exact counts and contents.
+answered, so tests can assert exact counts and contents. Connections are kept alive
+(HTTP/1.1), as real webhook endpoints do, so a client's connection pool is exercised.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass
 
@@ -181,6 +184,7 @@ class HttpReceiver:
             handler.close_connection = True
             return
         if reply.delay_s and self._closing.wait(reply.delay_s):
+            handler.close_connection = True
             return
         payload, content_type = reply.encoded()
         # Recorded before writing, so a client that has the answer always finds it recorded.

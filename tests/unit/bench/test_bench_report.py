@@ -63,6 +63,22 @@ def test_ratio_is_better_than_baseline_whatever_the_direction_and_survives_a_rou
     assert again == faster and again.ratio == 3.0
 
 
+def test_an_absolute_target_is_judged_in_the_unit_direction_and_shown() -> None:
+    rate = Figure(name="r", unit="deliveries/s", better="higher", ours=Measure(label="ours", value=1200.0),
+                  baseline=Measure(label="base", value=600.0), target=1000.0)
+    p99 = Figure(name="p", unit="ms", better="lower", ours=Measure(label="ours", value=1500.0),
+                 baseline=Measure(label="base", value=3.0), target=1000.0)
+    assert rate.target_met is True and p99.target_met is False and _figure("higher", 1, 1).target_met is None
+    assert Figure.model_validate_json(p99.model_dump_json()) == p99
+    report = BenchReport(
+        started_at=datetime(2026, 11, 27, 12, tzinfo=UTC), finished_at=datetime(2026, 11, 27, 13, tzinfo=UTC),
+        quick=False, machine=machine(), benches=[
+            BenchResult(name="notify", module="bench.bench_notify", status="ok", seconds=9.0,
+                        output=BenchOutput(figures=[rate, p99]))])
+    page = render_markdown(report)
+    assert "(target ≥ 1 000 deliveries/s: met)" in page and "(target < 1 000 ms: NOT met)" in page
+
+
 def test_missing_and_failed_benchmarks_are_reported_not_hidden() -> None:
     report = BenchReport(
         started_at=datetime(2026, 11, 27, 12, tzinfo=UTC), finished_at=datetime(2026, 11, 27, 13, tzinfo=UTC),
