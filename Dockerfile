@@ -23,17 +23,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/venv
-# Dependencies first (from pyproject.toml alone) so a code change does not reinstall them.
+# Dependencies first, exactly the tested versions (requirements/*.lock.txt, hashes checked; `make lock`),
+# so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN --mount=type=cache,target=/root/.cache/pip <<EOF
-set -eu
-python - <<'PY' > /tmp/requirements.txt
-import tomllib
-with open("pyproject.toml", "rb") as handle:
-    print("\n".join(tomllib.load(handle)["project"]["dependencies"]))
-PY
-/opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
-EOF
+COPY requirements/runtime.lock.txt requirements/spark.lock.txt requirements/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/runtime.lock.txt
 COPY schemas/ schemas/
 COPY processors/ processors/
 COPY spark_jobs/ spark_jobs/
@@ -50,15 +45,8 @@ apt-get update
 apt-get install -y --no-install-recommends maven
 rm -rf /var/lib/apt/lists/*
 EOF
-RUN --mount=type=cache,target=/root/.cache/pip <<EOF
-set -eu
-python - <<'PY' > /tmp/requirements-spark.txt
-import tomllib
-with open("pyproject.toml", "rb") as handle:
-    print("\n".join(tomllib.load(handle)["project"]["optional-dependencies"]["spark"]))
-PY
-/opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements-spark.txt
-EOF
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/spark.lock.txt
 COPY ops/spark/pom.xml ops/spark/pom.xml
 RUN --mount=type=cache,target=/root/.m2 \
     /opt/venv/bin/python -c "from pathlib import Path; from spark_jobs.jars import resolve_spark_jars; resolve_spark_jars(Path('/opt/spark-jars'))"

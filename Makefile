@@ -6,18 +6,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps kafka-jars lint typecheck unit integration test-chaos soak bench bench-quick clean stack-down deploy-tools spark-jars
+.PHONY: run test setup lock system-deps kafka-jars lint typecheck unit integration test-chaos soak bench bench-quick clean stack-down deploy-tools spark-jars
 
 setup: system-deps $(STAMP) kafka-jars deploy-tools spark-jars
 
 system-deps:
 	@ops/setup/system-deps.sh
 
-$(STAMP): pyproject.toml
+## The versions that were tested, not the newest the ranges allow: requirements/lock.txt (base + dev + spark,
+## Linux x86_64, Python 3.11, hashes checked), tools.lock.txt (pip, setuptools, uv). `make lock` refreshes them.
+$(STAMP): pyproject.toml requirements/lock.txt requirements/tools.lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,spark]'
+	@$(BIN)/python -m pip install -q --require-hashes -r requirements/tools.lock.txt
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+LOCK_FLAGS = --python-version 3.11.7 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+## Re-resolve the locks from pyproject.toml (+ requirements/constraints.txt): pins kept where they still fit,
+## `make lock UPGRADE=1` takes the newest allowed. Needs only PyPI: uv comes pinned from tools.lock.txt.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --require-hashes -r requirements/tools.lock.txt
+	$(BIN)/uv pip compile -q requirements/tools.in $(LOCK_FLAGS) -o requirements/tools.lock.txt
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra spark -c requirements/constraints.txt \
+		$(LOCK_FLAGS) -o requirements/lock.txt
+	$(BIN)/uv pip compile -q pyproject.toml -c requirements/lock.txt $(LOCK_FLAGS) -o requirements/runtime.lock.txt
+	$(BIN)/uv pip compile -q pyproject.toml --extra spark -c requirements/lock.txt $(LOCK_FLAGS) \
+		-o requirements/spark.lock.txt
 
 ## Pinned deploy-check tools (kustomize, compose-go and BuildKit checkers, ops/tools/*) in .stack/tools.
 deploy-tools:

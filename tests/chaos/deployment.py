@@ -216,6 +216,24 @@ cooldown = 0
             running = self._spawn(name, args or self.services[name].args)
             return running.started_at
 
+    def finish_feed(self, timeout_s: float = 120.0) -> int:
+        """End an endless feed now: SIGTERM to ingest, which flushes what it accepted and exits 0.
+
+        The log then holds a prefix of the seeded feed (every tick the simulator made, none after); returns
+        ingest's exit code. Afterwards :meth:`ingest_finished` is true, as for a feed that ran out.
+        """
+        with self._lock:
+            running = self.services["ingest"]
+            running.held = True
+        process = running.process.process
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        code = process.wait(timeout_s)
+        with self._lock:
+            running.exits.append(code)
+            running.finished = code == 0
+        return code
+
     def alive(self, name: str) -> bool:
         return self.services[name].process.alive()
 

@@ -3,7 +3,9 @@
 Both runs ingest the same seeded simulator feed on a simulated clock (byte-identical ticks), in two
 namespaces: the clean run on the shared stack, undisturbed; the chaos run on a private stack, whose
 Kafka and Redis it may stop. In the chaos run the feed
-is paced so that every fault lands while ticks still arrive, and the faults come one after another:
+is paced and endless until every fault has recovered (then ended by SIGTERM: the log holds a prefix of
+the feed, and the clean run ingests exactly as many ticks), so every fault lands while ticks still
+arrive however slow the machine; the faults come one after another:
 ``kill -9`` of ingest, process, materialize, notify and serve (each restarted at once, as a
 supervisor would), a broker stop/start, Redis stopped for a while, and the webhook receiver slow,
 then failing (503), then healthy. For each fault the recovery is timed from the restart / the end
@@ -38,7 +40,12 @@ INPUTS = ("ticks", "indicators", "signals", "candles.1m", "aggregates.daily")  #
 
 @dataclass(frozen=True)
 class ChaosPlan:
-    """Sizes and fault durations of one chaos run."""
+    """Sizes, fault durations and time bounds of one chaos run.
+
+    ``ticks`` is the least the chaos feed ingests: the feed is endless and is ended (by count: whatever is
+    in the log then) only once every fault has recovered, so a slow machine makes the run longer, never a
+    fault land after the feed. The clean run then ingests exactly that many ticks.
+    """
 
     name: str
     ticks: int
@@ -52,23 +59,33 @@ class ChaosPlan:
     settle_s: float = 3.0  # steady running between two faults
     step_s: float = 0.1  # simulated clock step: each symbol gets a tick every symbols × step seconds
     seed: int = 20261127
-    recovery_timeout_s: float = 180.0
-    # Where in the feed each fault begins (fraction of the ticks in the log), in run_all's order; None:
+    recovery_timeout_s: float = 180.0  # per fault and condition: generous, a loaded 2-core machine included
+    warm_up_timeout_s: float = 300.0  # every service of the chaos run working
+    drain_timeout_s: float = 900.0  # after the feed ended: every consumer committed everything
+    # Where in the feed each fault begins (fraction of ``ticks`` in the log), in run_all's order; None:
     # back to back, each after the previous one recovered and ``settle_s``.
     fault_at: tuple[float, ...] | None = None
 
-    def feed(self, rate: float | None = None) -> Feed:
-        # The run crosses a UTC midnight at 60 % of its event time, so final daily summaries exist.
+    def feed(self, rate: float | None = None, count: int | None = None) -> Feed:
+        """The seeded feed on its simulated clock; ``count`` None = endless (the chaos run ends it)."""
+        # The run crosses a UTC midnight at 60 % of the planned event time, so final daily summaries exist.
         span = self.ticks * self.step_s
         start = datetime(2026, 11, 21, tzinfo=UTC) - timedelta(seconds=round(span * 0.6))
-        return Feed(tuple(f"C{i:02d}-USD" for i in range(self.symbols)), self.ticks, self.seed,
+        return Feed(tuple(f"C{i:02d}-USD" for i in range(self.symbols)), count, self.seed,
                     self.rate if rate is None else rate, start, self.step_s)
+
+    def time_bound_s(self) -> float:
+        """The sum of the run's own bounds (its pytest timeout): warm-up, every fault at its worst, the
+        feed reaching the last scheduled fault at a tenth of its rate, drain, clean run, comparison."""
+        faults = 8 * (self.recovery_timeout_s + self.settle_s + 60.0) + self.kafka_down_s + self.redis_down_s
+        faults += self.webhook_slow_s + self.webhook_fail_s
+        scheduled = (max(self.fault_at) * self.ticks / (self.rate / 10)) if self.fault_at else 0.0
+        return self.warm_up_timeout_s + faults + scheduled + 2 * self.drain_timeout_s + 600.0
 
 
 CI_PLAN = ChaosPlan("ci", ticks=12_000, symbols=10, rate=90, kafka_down_s=2, redis_down_s=5,
-                    webhook_slow_s=5, webhook_fail_s=5, settle_s=2)
-# 200 000 ticks at 150/s: ~22 minutes of feed, the faults spread over it. The rate leaves the one notifier
-# lane headroom (it commits a transaction per signal; ~30 signals/s come in at 150 ticks/s).
+                    webhook_slow_s=5, webhook_fail_s=5, settle_s=2, recovery_timeout_s=120, drain_timeout_s=600)
+# 200 000 ticks at 150/s: ~22 minutes of feed, the faults spread over it.
 FULL_PLAN = ChaosPlan("full", ticks=200_000, symbols=10, rate=150, kafka_down_s=10, redis_down_s=30,
                       webhook_slow_s=20, webhook_fail_s=20, settle_s=5, recovery_timeout_s=300,
                       fault_at=(0.02, 0.12, 0.22, 0.32, 0.42, 0.52, 0.64, 0.76))
@@ -81,7 +98,8 @@ class FaultRecord:
     fault: str
     ticks_in_log: int  # how far the feed was when the fault began
     fault_s: float  # kill → restart spawned; stop → back up; slow/failing window
-    feed_running: bool = True  # ticks were still arriving when the fault began and when it cleared
+    feed_running: bool = True  # ticks were still arriving when the fault began and when it cleared (the
+    # feed is endless until every fault recovered, so only a crashed feed makes this false)
     recovery: dict[str, dict[str, float | None]] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
 

@@ -22,7 +22,8 @@ from tests.chaos.deployment import free_port
 from tests.support.kafka_tools import wait_until
 from tests.support.processes import ServiceProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(240)]
+# Three materializer starts, each waited for up to 120 s and stopped within 30 s, plus the topic checks.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(900)]
 ASSIGNED = re.compile(r"assigned (\d+) partitions")
 
 
@@ -54,7 +55,7 @@ def test_new_topics_are_visible_and_a_fresh_materializer_gets_every_partition(pr
             "METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1",
         })
         try:
-            wait_until(lambda s=service: ASSIGNED.search(s.output) is not None or not s.alive(), timeout_s=60,
+            wait_until(lambda s=service: ASSIGNED.search(s.output) is not None or not s.alive(), timeout_s=120,
                        message="the materializer's first assignment")
             match = ASSIGNED.search(service.output)
             assert match is not None, service.output[-2000:]

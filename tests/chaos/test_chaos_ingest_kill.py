@@ -20,10 +20,13 @@ from tests.chaos.deployment import Deployment, Feed
 from tests.chaos.probes import KafkaProbe, wait_for
 from tests.support.kafka_tools import delete_topics, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(300)]
+# The sum of the waits below (300 + 120 + 600 + 300 s) and the reading: a failure reports itself before this.
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(1500)]
 
 TICKS = 12_000
-FEED = Feed(symbols=tuple(f"K{i:02d}-USD" for i in range(10)), count=TICKS, seed=99, rate=1_500,
+# 300 ticks/s: the kill at 40 % leaves ~24 s of feed for the poll to see the 40 % and the kill to land; the
+# test asserts the kill did land mid-feed (a late one would have tested nothing).
+FEED = Feed(symbols=tuple(f"K{i:02d}-USD" for i in range(10)), count=TICKS, seed=99, rate=300,
             start=datetime(2026, 11, 20, 22, 0, tzinfo=UTC), step_s=0.1)
 
 
@@ -44,13 +47,14 @@ def test_ingest_killed_and_restarted_publishes_every_tick_exactly_once(stack, tm
         def in_log() -> int:
             return probe.total(probe.ends([ticks])) or 0
 
-        wait_until(lambda: in_log() >= TICKS * 0.4, timeout_s=120, message="40 % of the ticks in the log")
+        wait_until(lambda: in_log() >= TICKS * 0.4, timeout_s=300, message="40 % of the ticks in the log")
         killed.kill9("ingest")
         at_kill = in_log()
+        assert at_kill < TICKS and not killed.ingest_finished(), "the kill came after the feed ended"
         restarted = killed.restart("ingest")
         resumed = wait_for(lambda: in_log() > at_kill, timeout_s=120, since=restarted)
-        wait_until(killed.ingest_finished, timeout_s=180, message="the restarted ingest to finish")
-        wait_until(clean.ingest_finished, timeout_s=120, message="the reference ingest to finish")
+        wait_until(killed.ingest_finished, timeout_s=600, message="the restarted ingest to finish")
+        wait_until(clean.ingest_finished, timeout_s=300, message="the reference ingest to finish")
 
         reference, after_kill = read_log(bootstrap, clean_ns, "ticks"), read_log(bootstrap, killed_ns, "ticks")
         ids = Counter(json.loads(payload)["source_id"] for payloads in after_kill.partitions.values()

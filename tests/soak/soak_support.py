@@ -60,6 +60,14 @@ class SoakConfig:
     ingest_dedup_window: int | None = None  # INGEST_DEDUP_WINDOW; smaller = fills (and stops growing) sooner
     notify_replicas: int = 1  # notifier instances sharing the lane groups (docs/notify.md: scaling out)
     seed: int = 500
+    # Latency ceilings are speed figures: judged by the full soak (`make soak`) on its measured machine,
+    # recorded but not judged by the CI soak, which runs on whatever machine runs `make test`.
+    judge_latency: bool = True
+    start_timeout_s: float = 300.0  # every consumer ready and assigned before the feed starts
+
+    def time_bound_s(self) -> float:
+        """The sum of the soak's own bounds: two stack starts, consumers, the run, sampling overrun, the stop."""
+        return 2 * 90.0 + self.start_timeout_s + self.duration_s * 1.5 + 7 * 30.0 + 120.0
 
 
 @contextlib.contextmanager
@@ -335,7 +343,12 @@ def judge(config: SoakConfig, samples: list[Sample], error_log: list[str]) -> Ve
             start_index = index
     judged = [w for w in windows if w["from_s"] >= config.warm_up_s and w["process_p99_s"] is not None]
     verdict.figures["latency_windows"] = windows
-    if judged:
+    verdict.figures["latency_judged"] = config.judge_latency
+    if judged and not config.judge_latency:
+        p99s = [w["process_p99_s"] for w in judged]
+        verdict.figures["process_p99_s"] = {"median_window": statistics.median(p99s), "max_window": max(p99s),
+                                            "last_window": p99s[-1]}
+    elif judged:
         p99s = [w["process_p99_s"] for w in judged]
         typical = statistics.median(p99s)
         verdict.figures["process_p99_s"] = {"median_window": typical, "max_window": max(p99s), "last_window": p99s[-1]}
@@ -398,7 +411,8 @@ def run_soak(config: SoakConfig, folder: Path, progress: Callable[[str], None] =
         admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap, "log_level": 0})
         groups = Sampler.consumer_groups(deployment)
         try:
-            ready_s = start_consumers(deployment, probe, admin, groups, config.notify_replicas)
+            ready_s = start_consumers(deployment, probe, admin, groups, config.notify_replicas,
+                                      timeout_s=config.start_timeout_s)
             progress(f"consumers ready and assigned after {ready_s:.1f}s; starting the feed")
             began = time.monotonic()  # the soak clock starts with the feed
             deployment.start(["ingest"])
