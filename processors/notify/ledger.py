@@ -6,7 +6,8 @@ A lane (one channel) keeps, in its Quix state store, keyed under the signal's sy
   channel (delivered, dead-lettered, skipped as stale, dropped by cooldown). Once an
   entry exists the signal is never sent again on this channel, whatever replays;
 - ``cooldown:<subscription>:<symbol>:<timeframe>:<rule>:<side>`` → the event time
-  (epoch ms) of the last signal delivered for that subscription and key.
+  (epoch ms) of the last signal delivered for that subscription and key (kept only for subscriptions
+  that have a cooldown).
 
 Cooldowns compare event times, not wall time, so a replay decides exactly as the
 live run did: two deliveries for the same (symbol, timeframe, rule, side) of a

@@ -73,7 +73,7 @@ def private_redis(folder: Path) -> Iterator[int]:
             ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder), "--save", "",
              "--appendonly", "no", "--requirepass", REDIS_PASSWORD], stdout=output, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: b"Ready to accept connections" in log.read_bytes(), timeout_s=20,
+            wait_until(lambda: b"Ready to accept connections" in log.read_bytes(), timeout_s=120,
                        message="redis-server to start")
             yield port
         finally:

@@ -85,7 +85,7 @@ def dashboard(stack, namespace) -> Iterator[Dashboard]:
             except (httpx.HTTPError, ValueError):
                 return False
 
-        wait_until(up, timeout_s=30, message=f"serve; log:\n{server.output[-1500:]}")
+        wait_until(up, timeout_s=120, message=f"serve; log:\n{server.output[-1500:]}")
         yield Dashboard(base, settings, client)
     finally:
         server.terminate()
@@ -121,7 +121,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     ARTIFACTS.mkdir(exist_ok=True)
     views = httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest").json()
     tab.goto(dashboard.base + "/")
-    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=15_000)
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
 
     # Latest price and indicators of BTC-USD (the default symbol).
     expect(tab.locator("#price")).to_have_text(f"{views['tick']['price']:,.2f}")
@@ -149,7 +149,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     produce(dashboard.settings.bootstrap_servers, registry.ticks.name, [(b"BTC-USD", encode(tick))])
     produce(dashboard.settings.bootstrap_servers, registry.indicators.name, [(b"BTC-USD", encode(snapshot))])
     produce(dashboard.settings.bootstrap_servers, registry.signals.name, [(b"BTC-USD", encode(signal))])
-    expect(tab.locator(f'#signals li[data-id="{signal.signal_id}"]')).to_be_visible(timeout=15_000)
+    expect(tab.locator(f'#signals li[data-id="{signal.signal_id}"]')).to_be_visible(timeout=60_000)
     expect(tab.locator("#signals li").first).to_contain_text("rsi_reversal")
     expect(tab.locator("#price")).to_have_text("70,123.45")
     expect(tab.locator("#rec-side")).to_have_text("BUY")
@@ -174,14 +174,14 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
 
     # Another timeframe: candles for 1m.
     tab.select_option("#timeframe", "1m")
-    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/1m", timeout=15_000)
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/1m", timeout=60_000)
     expect(tab.locator("#ind-timeframe")).to_have_text("(1m)")
     tab.screenshot(path=str(ARTIFACTS / "dashboard-e2e-1m.png"), full_page=True)
 
     # HTML in an indicator name (ETH-USD) is shown as text.
     tab.select_option("#symbol", "ETH-USD")
     tab.select_option("#timeframe", "tick")
-    expect(tab.locator("body")).to_have_attribute("data-loaded", "ETH-USD/tick", timeout=15_000)
+    expect(tab.locator("body")).to_have_attribute("data-loaded", "ETH-USD/tick", timeout=60_000)
     expect(tab.locator("#indicators")).to_contain_text(XSS)
     assert tab.locator("#indicators img").count() == 0
 

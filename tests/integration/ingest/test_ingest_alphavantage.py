@@ -63,7 +63,7 @@ def test_quotes_error_bodies_and_daily_limit(stack, namespace):
             av_settings(stack, namespace, server),
             until=lambda run: run.metric("stockstream_ingest_source_errors_total",
                                          source="alphavantage", kind="daily_limit") == 1,
-            timeout_s=30,
+            timeout_s=120,
         )
         assert stays_constant(server.request_count, 0.3)
         assert server.request_count() == len(script)  # nothing after the daily limit: it waits for midnight
@@ -94,7 +94,7 @@ def test_the_daily_budget_is_spread_not_burnt(stack, namespace):
     with FakeAlphaVantage([quote]) as server:
         run = run_ingest(
             av_settings(stack, namespace, server, alphavantage_daily_budget=25),
-            until=lambda run: run.published() == 1, timeout_s=30,
+            until=lambda run: run.published() == 1, timeout_s=120,
         )
         # 24 requests left for the rest of the UTC day: the next one is minutes away, not 10 ms.
         assert stays_constant(server.request_count, 0.5) and server.request_count() == 1
@@ -107,7 +107,7 @@ def test_history_seeds_daily_closes_then_polls(stack, namespace):
               Reply.json(rate_body("BTC", "USD", "65000.5", "2024-05-01 10:00:00"))]
     with FakeAlphaVantage(script) as server:
         run = run_ingest(av_settings(stack, namespace, server, alphavantage_history=True),
-                         until=lambda run: run.published() == 3, timeout_s=30)
+                         until=lambda run: run.published() == 3, timeout_s=120)
     assert server.requests[0]["function"] == "DIGITAL_CURRENCY_DAILY"
     assert (server.requests[0]["symbol"], server.requests[0]["market"]) == ("BTC", "USD")
     assert [(t.source_id, t.price) for t in run.ticks()] == [
@@ -126,17 +126,17 @@ def test_api_key_never_appears_in_logs_errors_or_metrics(stack, namespace, inges
     with FakeAlphaVantage(script) as server:
         service = ServiceProcess(["ingest", "--source", "alphavantage", "--base-url", server.url], env)
         try:
-            wait_until(lambda: server.request_count() >= len(script), timeout_s=30, message="all scripted replies")
+            wait_until(lambda: server.request_count() >= len(script), timeout_s=120, message="all scripted replies")
             wait_until(lambda: sample(scrape(port), "stockstream_ingest_source_errors_total",
                                       kind="daily_limit", source="alphavantage") == 1,
-                       timeout_s=10, message="daily limit counted")
+                       timeout_s=120, message="daily limit counted")
             metrics_text = scrape(port)
         finally:
             assert service.terminate() == 0
     # Unreachable server: the connection-error path, also at DEBUG.
     unreachable = ServiceProcess(["ingest", "--source", "alphavantage", "--base-url", f"http://127.0.0.1:{free_port()}"],
                                  {**env, "METRICS_PORT": "0"})
-    wait_until(lambda: "network_error" in unreachable.output, timeout_s=20, message="a network error logged")
+    wait_until(lambda: "network_error" in unreachable.output, timeout_s=120, message="a network error logged")
     assert unreachable.terminate() == 0
 
     assert server.requests[0]["apikey"] == KEY  # the key was really used

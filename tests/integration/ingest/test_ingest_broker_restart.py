@@ -31,7 +31,7 @@ def test_broker_restart_loses_and_duplicates_nothing(private_stack, namespace):
                    >= 600, timeout_s=60, message="ticks acknowledged before the outage")
         assert private_stack.stack.down(["kafka"]) == ["kafka"]
         during = received()
-        wait_until(lambda: received() >= during + 600, timeout_s=30,
+        wait_until(lambda: received() >= during + 600, timeout_s=120,
                    message="ingestion to go on (queued locally) while the broker is down")
         assert service.alive()
         private_stack.stack.up(["kafka"])

@@ -66,7 +66,7 @@ def test_coinbase_ticker_feed(stack, namespace):
     ]
     with FakeExchangeServer(scripts) as server:
         run = run_ingest(feed_settings(stack, namespace, "coinbase", server),
-                         until=lambda run: run.published() >= 6 and server.connections >= 3, timeout_s=30)
+                         until=lambda run: run.published() >= 6 and server.connections >= 3, timeout_s=120)
     assert server.subscriptions[0] == {"type": "subscribe", "product_ids": ["BTC-USD"],
                                        "channels": ["ticker", "heartbeat"]}
     ticks = run.ticks()
@@ -91,7 +91,7 @@ def test_binance_trade_feed(stack, namespace):
     ]
     with FakeExchangeServer(scripts) as server:
         run = run_ingest(feed_settings(stack, namespace, "binance", server),
-                         until=lambda run: run.published() >= 5 and server.connections >= 3, timeout_s=30)
+                         until=lambda run: run.published() >= 5 and server.connections >= 3, timeout_s=120)
     assert server.subscriptions[0] == {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 1}
     ticks = run.ticks()
     assert sorted(t.source_id for t in ticks) == [f"BTC-USDT:{i}" for i in (100, 101, 105, 107, 108)]
@@ -122,7 +122,7 @@ def test_kraken_v2_trade_feed_with_heartbeats_and_snapshots(stack, namespace):
     ]
     with FakeExchangeServer(scripts) as server:
         run = run_ingest(feed_settings(stack, namespace, "kraken", server),
-                         until=lambda run: run.published() >= 6 and server.connections >= 3, timeout_s=30)
+                         until=lambda run: run.published() >= 6 and server.connections >= 3, timeout_s=120)
     assert server.subscriptions[0] == {"method": "subscribe",
                                        "params": {"channel": "trade", "symbol": ["BTC/USD"], "snapshot": True}}
     ticks = run.ticks()

@@ -93,11 +93,11 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
             assert ready.status == 200 and json.loads(ready.read())["status"] == "ready"
 
         # Lag per assigned partition from librdkafka statistics (every 500 ms here): all caught up.
-        wait_until(lambda: lags() == {"0": 0, "1": 0, "2": 0, "3": 0}, timeout_s=30, message="lag 0 everywhere")
+        wait_until(lambda: lags() == {"0": 0, "1": 0, "2": 0, "3": 0}, timeout_s=120, message="lag 0 everywhere")
         # The changelog holds the states written at checkpoints (sizes refreshed every 3 s here).
         wait_until(lambda: sum(value for (name, _), value in processor.metrics().items()
                                if name == "stockstream_process_changelog_records") >= 1,
-                   timeout_s=30, message="changelog size")
+                   timeout_s=120, message="changelog size")
     finally:
         processor.terminate()
     assert processor.service.process.returncode == 0, processor.output[-3000:]

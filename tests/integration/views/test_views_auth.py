@@ -55,7 +55,7 @@ def redis_server(folder: Path, *args: str) -> Iterator[int]:
     log = (folder / "redis.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: b"Ready to accept connections" in (folder / "redis.log").read_bytes(), timeout_s=20,
+        wait_until(lambda: b"Ready to accept connections" in (folder / "redis.log").read_bytes(), timeout_s=120,
                    message="redis-server to start")
         yield port
     finally:

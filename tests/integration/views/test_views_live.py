@@ -46,7 +46,7 @@ def server(stack, views_prefix) -> Iterator[str]:
             return False
 
     try:
-        wait_until(healthy, timeout_s=30, message=f"serve to start: {service.output[-1500:]}")
+        wait_until(healthy, timeout_s=120, message=f"serve to start: {service.output[-1500:]}")
         yield base
     finally:
         service.terminate()
