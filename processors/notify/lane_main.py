@@ -31,7 +31,8 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def main() -> int:
-    # confluent_kafka's schema registry (imported by quixstreams) pulls in authlib, which warns about httpx.
+    # confluent_kafka's schema registry (imported by quixstreams) pulls in authlib; from 1.8 on it warns about
+    # httpx at import (the lock holds 1.7.2, requirements/constraints.txt): keep a lane's log clean regardless.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is in the environment, so metrics aggregate.
     from quixstreams import Application
