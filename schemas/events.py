@@ -8,8 +8,14 @@ Time fields:
   of the tick that caused them, so replaying the log yields byte-identical events;
   when a derived record was written is its Kafka record timestamp.
 
-Producers serialize with :func:`encode` and consumers parse with
-``Model.model_validate_json``; a payload that does not parse goes to a DLQ.
+Every per-instrument event carries ``symbol`` and ``venue`` (the instrument, see
+:mod:`schemas.instruments`) and its Kafka key is the instrument ``SYMBOL@venue``.
+
+Producers serialize with :func:`encode`. Consumers never parse with ``model_validate_json``:
+they decode through :mod:`schemas.upcasters` (``decode_tick(bytes)`` …), which upgrades a
+record written by any earlier release (the log is kept forever) and refuses a version from the
+future; a payload that does not decode goes to a DLQ. Changing a model here means bumping its
+``schema_version`` and adding one step to its upcaster chain (docs/schemas.md).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.instruments import VENUE_PATTERN
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
 
@@ -42,6 +49,7 @@ def _to_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 Symbol = Annotated[str, Field(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32)]
+Venue = Annotated[str, Field(pattern=VENUE_PATTERN, max_length=32)]
 Timeframe = Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]
 Side = Literal["BUY", "SELL"]
 
@@ -81,10 +89,14 @@ class Lineage(Event):
 
 
 class Tick(Event):
-    """One validated price observation; the log of record (topic ``ticks``, key = symbol)."""
+    """One validated price observation of one instrument; the log of record (topic ``ticks``, key = ``SYMBOL@venue``).
 
-    schema_version: Literal[1] = 1
+    Version 2 added ``venue`` (a v1 tick upcasts to venue = its ``source``).
+    """
+
+    schema_version: Literal[2] = 2
     symbol: Symbol
+    venue: Venue
     price: PositivePrice
     volume: NonNegative | None = None
     bid: PositivePrice | None = None
@@ -115,8 +127,9 @@ class DeadLetter(Event):
 class Candle(Event):
     """OHLCV over one event-time window ``[ts_open, ts_close)`` (topic ``candles.<tf>``)."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     ts_open: UtcDatetime
     ts_close: UtcDatetime
@@ -138,8 +151,9 @@ class IndicatorSnapshot(Event):
     ``macd``, ``bb_upper``, ``vwap`` …); ``None`` where it is not defined yet.
     """
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     price: PositivePrice
     values: dict[str, FiniteFloat | None]
@@ -151,9 +165,10 @@ class IndicatorSnapshot(Event):
 class Signal(Event):
     """A BUY/SELL recommendation fired by a rule on a transition (topic ``signals``)."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     signal_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     rule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     side: Side
@@ -167,8 +182,9 @@ class Signal(Event):
 class DailySummary(Event):
     """The running (then final) summary of one symbol for one UTC day (topic ``aggregates.daily``)."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     symbol: Symbol
+    venue: Venue
     date: date
     open: PositivePrice
     high: PositivePrice
@@ -194,14 +210,15 @@ class DailySummary(Event):
 
 
 def make_signal_id(
-    symbol: str, timeframe: str, rule: str, side: str, ts_event: datetime, partition: int, offset: int
+    symbol: str, venue: str, timeframe: str, rule: str, side: str, ts_event: datetime, partition: int, offset: int
 ) -> str:
-    """Deterministic signal id: the same log position and rule always give the same id.
+    """Deterministic signal id: the same instrument, log position and rule always give the same id.
 
     The topic name is left out on purpose so a namespaced or mirrored copy of the
-    log yields the same ids.
+    log yields the same ids. The instrument is in: one input tick can move two instruments
+    (its venue's and the composite index), and their signals must not share an id.
     """
-    key = f"{symbol}|{timeframe}|{rule}|{side}|{ts_event.isoformat()}|{partition}|{offset}"
+    key = f"{symbol}@{venue}|{timeframe}|{rule}|{side}|{ts_event.isoformat()}|{partition}|{offset}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
