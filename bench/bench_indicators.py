@@ -42,6 +42,7 @@ from bench.common import BenchOutput, Figure, Measure
 from processors.core.indicators import IndicatorEngine, IndicatorSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor, step
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 
 START = datetime(2024, 3, 9, 12, 0, tzinfo=UTC)
 
@@ -101,7 +102,7 @@ def ticks_of(rows: list[tuple[float, float]]) -> list[Tick]:
 
 
 def run_process(items: list[Tick]) -> None:
-    processor = SymbolProcessor(PipelineConfig(), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(), Instrument("BTC-USD", "test"))
     for offset, tick in enumerate(items):
         processor.process(tick, Lineage(topic="ticks", partition=0, offset=offset))
 

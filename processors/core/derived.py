@@ -23,7 +23,17 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Lineage, Signal, Symbol, Timeframe
+from schemas.events import (
+    Candle,
+    DailySummary,
+    Event,
+    IndicatorSnapshot,
+    Lineage,
+    Signal,
+    Symbol,
+    Timeframe,
+    Venue,
+)
 
 EventT = TypeVar("EventT", bound=Event)
 
@@ -32,6 +42,7 @@ _set = object.__setattr__
 _isfinite = math.isfinite
 _SYMBOL: TypeAdapter[str] = TypeAdapter(Symbol)
 _TIMEFRAME: TypeAdapter[str] = TypeAdapter(Timeframe)
+_VENUE: TypeAdapter[str] = TypeAdapter(Venue)
 
 
 def _version(model: type[Event]) -> int:
@@ -56,6 +67,17 @@ def valid_symbol(symbol: str) -> bool:
     """Whether ``symbol`` passes the events' ``symbol`` field (pattern, length); cached."""
     try:
         _SYMBOL.validate_python(symbol)
+    except ValidationError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=65_536)
+def valid_instrument(symbol: str, venue: str) -> bool:
+    """Whether ``symbol`` and ``venue`` pass the events' ``symbol`` and ``venue`` fields; cached."""
+    try:
+        _SYMBOL.validate_python(symbol)
+        _VENUE.validate_python(venue)
     except ValidationError:
         return False
     return True
@@ -87,59 +109,60 @@ def _finite_values(values: dict[str, float | None]) -> bool:
     return _isfinite(sum(filter(None, values.values())))
 
 
-def snapshot(trusted: bool, symbol: str, timeframe: str, price: float, values: dict[str, float | None],
+def snapshot(trusted: bool, symbol: str, venue: str, timeframe: str, price: float, values: dict[str, float | None],
              ts_event: datetime, ts_init: datetime, lineage: Lineage) -> IndicatorSnapshot:
     """``IndicatorSnapshot(...)``; ``price`` from a validated tick, ``values`` computed (owned by the event)."""
     if trusted and _finite_values(values):
         return _build(IndicatorSnapshot, {
-            "schema_version": _SNAPSHOT_VERSION, "symbol": symbol, "timeframe": timeframe, "price": price,
+            "schema_version": _SNAPSHOT_VERSION, "symbol": symbol, "venue": venue, "timeframe": timeframe, "price": price,
             "values": values, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _SNAPSHOT_SET)
-    return IndicatorSnapshot(symbol=symbol, timeframe=timeframe, price=price, values=values, ts_event=ts_event,
+    return IndicatorSnapshot(symbol=symbol, venue=venue, timeframe=timeframe, price=price, values=values, ts_event=ts_event,
                              ts_init=ts_init, lineage=lineage)
 
 
-def signal(trusted: bool, signal_id: str, symbol: str, timeframe: str, rule: str, side: str, price: float,
+def signal(trusted: bool, signal_id: str, symbol: str, venue: str, timeframe: str, rule: str, side: str, price: float,
            indicators: dict[str, float | None], ts_event: datetime, ts_init: datetime,
            lineage: Lineage) -> Signal:
     """``Signal(...)``; ``signal_id`` from ``make_signal_id``, ``rule``/``side`` from the rule engine."""
     if trusted and _finite_values(indicators):
         return _build(Signal, {
-            "schema_version": _SIGNAL_VERSION, "signal_id": signal_id, "symbol": symbol, "timeframe": timeframe,
+            "schema_version": _SIGNAL_VERSION, "signal_id": signal_id, "symbol": symbol, "venue": venue,
+            "timeframe": timeframe,
             "rule": rule, "side": side, "price": price, "indicators": dict(indicators), "ts_event": ts_event,
             "ts_init": ts_init, "lineage": lineage,
         }, _SIGNAL_SET)
-    return Signal(signal_id=signal_id, symbol=symbol, timeframe=timeframe, rule=rule, side=side,
+    return Signal(signal_id=signal_id, symbol=symbol, venue=venue, timeframe=timeframe, rule=rule, side=side,
                   price=price, indicators=indicators, ts_event=ts_event, ts_init=ts_init, lineage=lineage)
 
 
-def candle(trusted: bool, symbol: str, timeframe: str, ts_open: datetime, ts_close: datetime, open_: float,
+def candle(trusted: bool, symbol: str, venue: str, timeframe: str, ts_open: datetime, ts_close: datetime, open_: float,
            high: float, low: float, close: float, volume: float, trade_count: int, ts_event: datetime,
            ts_init: datetime, lineage: Lineage) -> Candle:
     """``Candle(...)``; prices from validated ticks, ``volume`` a sum of their volumes."""
     if trusted and _isfinite(volume) and trade_count >= 1:
         return _build(Candle, {
-            "schema_version": _CANDLE_VERSION, "symbol": symbol, "timeframe": timeframe, "ts_open": ts_open,
+            "schema_version": _CANDLE_VERSION, "symbol": symbol, "venue": venue, "timeframe": timeframe, "ts_open": ts_open,
             "ts_close": ts_close, "open": open_, "high": high, "low": low, "close": close, "volume": volume,
             "trade_count": trade_count, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _CANDLE_SET)
-    return Candle(symbol=symbol, timeframe=timeframe, ts_open=ts_open, ts_close=ts_close, open=open_, high=high,
+    return Candle(symbol=symbol, venue=venue, timeframe=timeframe, ts_open=ts_open, ts_close=ts_close, open=open_, high=high,
                   low=low, close=close, volume=volume, trade_count=trade_count, ts_event=ts_event, ts_init=ts_init,
                   lineage=lineage)
 
 
-def summary(trusted: bool, symbol: str, day: date, open_: float, high: float, low: float, close: float,
+def summary(trusted: bool, symbol: str, venue: str, day: date, open_: float, high: float, low: float, close: float,
             mean_price: float, vwap: float | None, volume: float, tick_count: int, buy_count: int,
             sell_count: int, final: bool, ts_event: datetime, ts_init: datetime, lineage: Lineage) -> DailySummary:
     """``DailySummary(...)``; prices from validated ticks, ``mean_price``/``vwap``/``volume`` computed."""
     if (trusted and _isfinite(mean_price + volume) and mean_price > 0.0 and tick_count >= 1
             and (vwap is None or (_isfinite(vwap) and vwap > 0.0))):
         return _build(DailySummary, {
-            "schema_version": _SUMMARY_VERSION, "symbol": symbol, "date": day, "open": open_, "high": high,
+            "schema_version": _SUMMARY_VERSION, "symbol": symbol, "venue": venue, "date": day, "open": open_, "high": high,
             "low": low, "close": close, "mean_price": mean_price, "vwap": vwap, "volume": volume,
             "tick_count": tick_count, "buy_count": buy_count, "sell_count": sell_count, "final": final,
             "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _SUMMARY_SET)
-    return DailySummary(symbol=symbol, date=day, open=open_, high=high, low=low, close=close, mean_price=mean_price,
+    return DailySummary(symbol=symbol, venue=venue, date=day, open=open_, high=high, low=low, close=close, mean_price=mean_price,
                         vwap=vwap, volume=volume, tick_count=tick_count, buy_count=buy_count, sell_count=sell_count,
                         final=final, ts_event=ts_event, ts_init=ts_init, lineage=lineage)

@@ -1,17 +1,18 @@
-"""The per-symbol pipeline step: one tick in, every derived event out. One definition, many runners.
+"""The per-instrument pipeline step: one tick in, every derived event out. One definition, many runners.
 
 Every runner (the Quix stream processor, ``stockstream indicators``, the Spark backfill,
-the replay tool) calls :func:`step` once per tick of a symbol, in log order, carrying
-the returned :data:`SymbolState` to the next call::
+the replay tool) calls :func:`step` once per tick of an instrument (a venue's symbol,
+:mod:`schemas.instruments`), in log order, carrying the returned :data:`SymbolState` to the next call::
 
-    state, output = step(config, state, tick, lineage)   # state is None for a new symbol
+    state, output = step(config, state, tick, lineage)   # state is None for a new instrument
 
 :data:`SymbolState` is a JSON-compatible ``dict`` (only dict/list/str/int/float/bool/None)
 that survives ``json``/``orjson`` text exactly, holds no per-tick history and is never
 mutated by :func:`step`, so it can go straight into a Quix state store or a Spark state.
 :class:`SymbolProcessor` is the same logic as a long-lived mutable object for in-memory
 runners that do not need the state between ticks (the batch CLI); :func:`step` is exactly
-``SymbolProcessor(config, symbol, state).process(tick, lineage)`` plus :meth:`SymbolProcessor.state`.
+``SymbolProcessor(config, instrument, state).process(tick, lineage)`` plus :meth:`SymbolProcessor.state`.
+Two venues of one symbol are two instruments: their ticks never meet in one state.
 
 Semantics (docs/core.md has the long version):
 
@@ -61,12 +62,13 @@ from schemas.events import (
     Tick,
     make_signal_id,
 )
+from schemas.instruments import Instrument
 from schemas.timeframes import TICK, timeframe_ms
 
 SymbolState = dict[str, Any]
 """The JSON-compatible state of one symbol (see the module docstring)."""
 
-STATE_VERSION = 2  # bump whenever the plain layout changes
+STATE_VERSION = 3  # bump whenever the plain layout changes (3: per instrument)
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 VOLUME_OUT_OF_RANGE = "volume_out_of_range"
@@ -174,13 +176,17 @@ class SymbolProcessor:
     result is identical to threading :func:`step` through every tick.
     """
 
-    __slots__ = ("config", "symbol", "last", "tick_indicators", "tick_rules", "frames", "day", "_plan", "_trusted")
+    __slots__ = ("config", "instrument", "symbol", "venue", "last", "tick_indicators", "tick_rules", "frames", "day",
+                 "_plan", "_trusted")
 
-    def __init__(self, config: PipelineConfig, symbol: str, state: SymbolState | None = None) -> None:
+    def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None) -> None:
         self.config = config
-        self.symbol = symbol
+        self.instrument = instrument
+        symbol = self.symbol = instrument.symbol
+        self.venue = instrument.venue
         plan = self._plan = config.plan
-        self._trusted = plan.trusted and derived.valid_symbol(symbol)  # see processors/core/derived.py
+        # see processors/core/derived.py
+        self._trusted = plan.trusted and derived.valid_instrument(symbol, instrument.venue)
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
         self.day: DayAggregate | None = None
         if state is None:
@@ -196,8 +202,8 @@ class SymbolProcessor:
                 f"state of {symbol} was written for {state.get('key')!r} (version {state.get('version')!r}),"
                 f" this config needs {plan.key!r} (version {STATE_VERSION})"
             )
-        if state.get("symbol") != symbol:
-            raise ValueError(f"state of {state.get('symbol')!r} used for {symbol!r}")
+        if state.get("instrument") != instrument.text:
+            raise ValueError(f"state of {state.get('instrument')!r} used for {instrument.text!r}")
         try:
             self.last = None if state["last"] is None else as_int(state["last"], "last")
             indicators, rules = as_list(state["tick"], 2, "tick")
@@ -221,7 +227,7 @@ class SymbolProcessor:
         return {
             "version": STATE_VERSION,
             "key": self._plan.key,
-            "symbol": self.symbol,
+            "instrument": self.instrument.text,
             "last": self.last,
             "tick": [dump(self.tick_indicators), list(self.tick_rules)],
             "frames": {
@@ -233,8 +239,8 @@ class SymbolProcessor:
 
     def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
         """Apply one tick of this symbol; see the module docstring for the semantics."""
-        if tick.symbol != self.symbol:
-            raise ValueError(f"tick of {tick.symbol} given to the pipeline of {self.symbol}")
+        if tick.symbol != self.symbol or tick.venue != self.venue:
+            raise ValueError(f"tick of {tick.symbol}@{tick.venue} given to the pipeline of {self.instrument}")
         out = StepOutput()
         price = tick.price
         volume = tick.volume or 0.0
@@ -355,7 +361,7 @@ class SymbolProcessor:
             frame = self.frames[index]
             ts_open, ts_close = from_us(window.start), from_us(end)
             out.candles.append(derived.candle(
-                self._trusted, self.symbol, frame.name, ts_open, ts_close, window.open, window.high, window.low,
+                self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open, window.high, window.low,
                 window.close, window.volume, window.count, ts_close, tick.ts_init, lineage,
             ))
             values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
@@ -368,7 +374,7 @@ class SymbolProcessor:
         """Snapshot + rules for one evaluation; signals are counted into the open day."""
         named = dict(zip(self._plan.names, values, strict=True))
         trusted = self._trusted
-        out.snapshots.append(derived.snapshot(trusted, self.symbol, timeframe, price, named, ts_event, tick.ts_init,
+        out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, tick.ts_init,
                                               lineage))
         fired = self._plan.rules.evaluate(rule_state, values, price)
         if not fired:
@@ -376,9 +382,9 @@ class SymbolProcessor:
         day = self.day
         for rule, side in fired:
             out.signals.append(derived.signal(
-                trusted, make_signal_id(self.symbol, timeframe, rule, side, ts_event, lineage.partition,
+                trusted, make_signal_id(self.symbol, self.venue, timeframe, rule, side, ts_event, lineage.partition,
                                         lineage.offset),
-                self.symbol, timeframe, rule, side, price, named, ts_event, tick.ts_init, lineage,
+                self.symbol, self.venue, timeframe, rule, side, price, named, ts_event, tick.ts_init, lineage,
             ))
             if day is not None:
                 if side == BUY:
@@ -391,7 +397,7 @@ class SymbolProcessor:
         assert day is not None  # noqa: S101 - callers check; a bug otherwise
         vwap = day.vwap
         return derived.summary(
-            self._trusted, self.symbol, day_date(day.day), day.open, day.high, day.low, day.close, day.mean_price,
+            self._trusted, self.symbol, self.venue, day_date(day.day), day.open, day.high, day.low, day.close, day.mean_price,
             vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
             day.volume, day.count, day.buys, day.sells, final, tick.ts_event, tick.ts_init, lineage,
         )
@@ -406,7 +412,7 @@ def step(config: PipelineConfig, state: SymbolState | None, tick: Tick,
     state belongs to another indicator set or timeframes. Bad input never raises: it comes
     back in ``StepOutput.rejections``.
     """
-    processor = SymbolProcessor(config, tick.symbol, state)
+    processor = SymbolProcessor(config, Instrument(tick.symbol, tick.venue), state)
     output = processor.process(tick, lineage)
     return processor.state(), output
 
@@ -414,6 +420,6 @@ def step(config: PipelineConfig, state: SymbolState | None, tick: Tick,
 def flush(config: PipelineConfig, state: SymbolState, tick: Tick,
           lineage: Lineage) -> tuple[SymbolState, StepOutput]:
     """End of a finite input: :meth:`SymbolProcessor.flush` on a stored state."""
-    processor = SymbolProcessor(config, tick.symbol, state)
+    processor = SymbolProcessor(config, Instrument(tick.symbol, tick.venue), state)
     output = processor.flush(tick, lineage)
     return processor.state(), output

@@ -24,6 +24,7 @@ from processors.materialize.planner import BatchPlanner, Caps, InputRecord, Inpu
 from processors.notify.subscriptions import SubscriptionConfigError, load_config
 from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Lineage, Signal, Tick, encode
+from schemas.instruments import Instrument
 from schemas.topics import TopicRegistry
 from stockstream.batch import run
 from tests.fuzz.invariants import NOW, dead_letter_of
@@ -91,7 +92,7 @@ def test_event_time_at_the_end_of_the_calendar_is_rejected_not_an_overflow() -> 
     report = run(["9999-12-31T23:59:59Z,BTC-USD,1\n", "9999-12-31T23:59:59.5Z,BTC-USD,2\n"], output,
                  strategy=DEFAULT_STRATEGY, timeframe="1d")
     assert [row.reason for row in report.skipped] == ["time_out_of_range"] * 2
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), Instrument("BTC-USD", "test"))
     tick = Tick(symbol="BTC-USD", price=1.0, ts_event=datetime(1, 1, 1, tzinfo=UTC),
                 ts_init=datetime(1, 1, 1, tzinfo=UTC), source="fuzz", source_id="1")
     (letter,) = processor.process(tick, Lineage(topic="ticks", partition=0, offset=0)).rejections

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 
 T0 = datetime(2024, 3, 9, 23, 0, tzinfo=UTC)
 
@@ -16,9 +17,10 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def tick(seconds: float, price: float, volume: float | None = 1.0, symbol: str = "BTC-USD", n: int = 0) -> Tick:
+def tick(seconds: float, price: float, volume: float | None = 1.0, symbol: str = "BTC-USD", n: int = 0,
+         venue: str = "test") -> Tick:
     moment = at(seconds)
-    return Tick(symbol=symbol, price=price, volume=volume, ts_event=moment, ts_init=moment + timedelta(milliseconds=3),
+    return Tick(symbol=symbol, venue=venue, price=price, volume=volume, ts_event=moment, ts_init=moment + timedelta(milliseconds=3),
                 source="test", source_id=f"{symbol}-{n}-{seconds}")
 
 
@@ -27,7 +29,7 @@ def lineage(offset: int, partition: int = 0) -> Lineage:
 
 
 def run(config: PipelineConfig, ticks: Iterable[Tick], symbol: str = "BTC-USD") -> list[StepOutput]:
-    processor = SymbolProcessor(config, symbol)
+    processor = SymbolProcessor(config, Instrument(symbol, "test"))
     return [processor.process(t, lineage(i)) for i, t in enumerate(ticks)]
 
 

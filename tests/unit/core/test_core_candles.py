@@ -10,6 +10,7 @@ from processors.core.indicators import IndicatorSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor, step
 from processors.core.rules import RuleSpec
 from processors.core.timeutil import to_us
+from schemas.instruments import Instrument
 
 SMALL = IndicatorSpec(sma=(2,), ema=(), rsi=(), macd=None, bollinger=None, vwap=True)
 NO_RULES = RuleSpec(rsi_reversal=None, ema_cross=None, macd_cross=None, seed_rsi_ema=None)
@@ -20,7 +21,7 @@ def config(*timeframes: str, grace_ms: int = 5_000) -> PipelineConfig:
 
 
 def test_a_window_closes_when_a_tick_reaches_its_end_plus_grace() -> None:
-    processor = SymbolProcessor(config("1m"), "BTC-USD")
+    processor = SymbolProcessor(config("1m"), Instrument("BTC-USD", "test"))
     for i, (seconds, price, volume) in enumerate([(0.0, 100.0, 1.0), (30.0, 104.0, 2.0), (59.9, 101.0, 0.5)]):
         assert processor.process(tick(seconds, price, volume), lineage(i)).candles == []
     assert processor.process(tick(62.0, 102.0), lineage(3)).candles == []  # 62 < 60 + 5
@@ -40,7 +41,7 @@ def test_a_window_closes_when_a_tick_reaches_its_end_plus_grace() -> None:
 
 
 def test_candle_indicators_run_on_closes_with_candle_volumes() -> None:
-    processor = SymbolProcessor(config("1m", grace_ms=0), "BTC-USD")
+    processor = SymbolProcessor(config("1m", grace_ms=0), Instrument("BTC-USD", "test"))
     processor.process(tick(1, 10.0, 1.0), lineage(0))
     processor.process(tick(2, 12.0, 1.0), lineage(1))  # candle 1: close 12, volume 2
     processor.process(tick(61, 20.0, 3.0), lineage(2))  # closes candle 1; candle 2: close 20, volume 3
@@ -51,7 +52,7 @@ def test_candle_indicators_run_on_closes_with_candle_volumes() -> None:
 
 
 def test_out_of_order_tick_within_grace_goes_to_its_candle_and_the_day_but_not_to_tick_indicators() -> None:
-    processor = SymbolProcessor(config("1m"), "BTC-USD")
+    processor = SymbolProcessor(config("1m"), Instrument("BTC-USD", "test"))
     processor.process(tick(5.0, 100.0), lineage(0))
     processor.process(tick(30.0, 101.0), lineage(1))
     processor.process(tick(62.0, 102.0), lineage(2))  # next window; window [0, 60) still open until 65
@@ -83,7 +84,7 @@ def test_a_tick_whose_window_closed_is_rejected_as_late_and_changes_nothing() ->
 
 
 def test_without_candle_timeframes_lateness_is_grace_behind_the_latest_tick() -> None:
-    processor = SymbolProcessor(config(), "BTC-USD")
+    processor = SymbolProcessor(config(), Instrument("BTC-USD", "test"))
     processor.process(tick(100.0, 1.0), lineage(0))
     assert processor.process(tick(96.0, 1.0), lineage(1)).out_of_order  # 4 s behind: accepted
     [letter] = processor.process(tick(95.0, 1.0), lineage(2)).rejections  # 5 s behind: late
@@ -91,7 +92,7 @@ def test_without_candle_timeframes_lateness_is_grace_behind_the_latest_tick() ->
 
 
 def test_a_utc_midnight_closes_the_day_and_its_candles_regardless_of_grace() -> None:
-    processor = SymbolProcessor(config("1m"), "BTC-USD")
+    processor = SymbolProcessor(config("1m"), Instrument("BTC-USD", "test"))
     processor.process(tick(3590.0, 100.0), lineage(0))  # 23:59:50
     processor.process(tick(3599.0, 101.0), lineage(1))  # 23:59:59
     out = processor.process(tick(3601.0, 102.0), lineage(2))  # 00:00:01, inside the grace of [23:59, 00:00)
@@ -105,7 +106,7 @@ def test_a_utc_midnight_closes_the_day_and_its_candles_regardless_of_grace() -> 
 
 
 def test_windows_close_oldest_end_first_across_timeframes_and_empty_windows_make_no_candle() -> None:
-    processor = SymbolProcessor(config("5m", "1m", grace_ms=0), "BTC-USD")
+    processor = SymbolProcessor(config("5m", "1m", grace_ms=0), Instrument("BTC-USD", "test"))
     processor.process(tick(10.0, 100.0), lineage(0))
     first = processor.process(tick(250.0, 101.0), lineage(1))  # closes 1m [0, 60); 60..240 had no ticks
     assert [(c.timeframe, c.ts_open) for c in first.candles] == [("1m", at(0))]
@@ -118,7 +119,7 @@ def test_windows_close_oldest_end_first_across_timeframes_and_empty_windows_make
 
 
 def test_gap_closes_several_windows_in_one_step() -> None:
-    processor = SymbolProcessor(config("1m", grace_ms=100_000), "BTC-USD")
+    processor = SymbolProcessor(config("1m", grace_ms=100_000), Instrument("BTC-USD", "test"))
     processor.process(tick(10.0, 100.0), lineage(0))
     assert processor.process(tick(70.0, 101.0), lineage(1)).candles == []  # [0, 60) open until 160
     out = processor.process(tick(400.0, 102.0), lineage(2))
@@ -127,7 +128,7 @@ def test_gap_closes_several_windows_in_one_step() -> None:
 
 
 def test_flush_closes_open_windows_and_emits_a_running_summary() -> None:
-    processor = SymbolProcessor(config("1m", "5m"), "BTC-USD")
+    processor = SymbolProcessor(config("1m", "5m"), Instrument("BTC-USD", "test"))
     last = tick(10.0, 100.0)
     processor.process(last, lineage(0))
     out = processor.flush(last, lineage(0))

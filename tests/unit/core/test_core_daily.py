@@ -9,12 +9,13 @@ from datetime import date
 from core_support import lineage, tick
 
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
+from schemas.instruments import Instrument
 
 FIRST_DAY, SECOND_DAY = date(2024, 3, 9), date(2024, 3, 10)
 
 
 def test_final_summary_on_the_first_tick_of_a_later_day_with_exact_values() -> None:
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), Instrument("BTC-USD", "test"))
     rows = [(3000.0, 100.0, 2.0), (3100.0, 104.0, None), (3098.0, 98.0, 1.0), (3200.0, 101.0, 3.0)]
     for i, (seconds, price, volume) in enumerate(rows):
         processor.process(tick(seconds, price, volume), lineage(i))
@@ -31,7 +32,7 @@ def test_final_summary_on_the_first_tick_of_a_later_day_with_exact_values() -> N
 
 
 def test_open_and_close_are_by_event_time_not_arrival() -> None:
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), Instrument("BTC-USD", "test"))
     for i, (seconds, price) in enumerate([(10.0, 100.0), (8.0, 90.0), (12.0, 110.0), (11.0, 105.0)]):
         processor.process(tick(seconds, price), lineage(i))
     summary = processor.flush(tick(12.0, 110.0), lineage(3)).summaries[0]
@@ -39,20 +40,20 @@ def test_open_and_close_are_by_event_time_not_arrival() -> None:
 
 
 def test_vwap_is_none_for_a_day_without_volume() -> None:
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), Instrument("BTC-USD", "test"))
     processor.process(tick(1.0, 100.0, None), lineage(0))
     summary = processor.flush(tick(1.0, 100.0, None), lineage(0)).summaries[0]
     assert summary.vwap is None and summary.volume == 0.0
 
 
 def test_running_summaries_every_n_ticks_without_candle_timeframes() -> None:
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=(), summary_every_ticks=10), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=(), summary_every_ticks=10), Instrument("BTC-USD", "test"))
     emitted = [i for i in range(35) if processor.process(tick(float(i), 100.0 + i % 3), lineage(i)).summaries]
     assert emitted == [9, 19, 29]
 
 
 def test_running_summaries_follow_the_smallest_timeframe_whatever_the_listed_order() -> None:
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("5m", "1m"), grace_ms=0), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("5m", "1m"), grace_ms=0), Instrument("BTC-USD", "test"))
     emitted = [seconds for i, seconds in enumerate(range(0, 600, 20))
                if processor.process(tick(float(seconds), 100.0), lineage(i)).summaries]
     assert emitted == list(range(60, 600, 60))
@@ -60,7 +61,7 @@ def test_running_summaries_follow_the_smallest_timeframe_whatever_the_listed_ord
 
 def test_buy_and_sell_counts_cover_every_rule_and_timeframe_of_the_day() -> None:
     rng = random.Random(5)  # noqa: S311 - test data
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",), grace_ms=2_000), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",), grace_ms=2_000), Instrument("BTC-USD", "test"))
     price, seconds = 64_000.0, 0.0
     counted = {FIRST_DAY: [0, 0], SECOND_DAY: [0, 0]}
     finals = {}

@@ -25,6 +25,7 @@ from processors.core.indicators import IndicatorSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.core.rules import EmaCross, RsiReversal, RuleSpec, SeedRsiEma
 from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, Tick, encode
+from schemas.instruments import Instrument
 
 CONFIGS = [
     PipelineConfig(candle_timeframes=("1m", "5m"), grace_ms=5_000),
@@ -89,7 +90,7 @@ def series(draw: st.DrawFn) -> list[Tick]:
 @settings(max_examples=60, deadline=None)
 @given(ticks=series(), config_index=st.integers(0, len(CONFIGS) - 1))
 def test_every_derived_event_equals_the_validated_one(ticks: list[Tick], config_index: int) -> None:
-    processor = SymbolProcessor(CONFIGS[config_index], "BTC-USD")
+    processor = SymbolProcessor(CONFIGS[config_index], Instrument("BTC-USD", "test"))
     seen = 0
     for offset, item in enumerate(ticks):
         output = processor.process(item, lineage(offset))
@@ -105,7 +106,7 @@ def test_every_derived_event_equals_the_validated_one(ticks: list[Tick], config_
 
 def test_a_long_realistic_series_has_every_kind_of_event_and_all_equal_the_validated_ones() -> None:
     rng = random.Random(5)
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m", "5m")), "ETH-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m", "5m")), Instrument("ETH-USD", "test"))
     price, kinds = 3_000.0, set()
     for n in range(6_000):
         price *= math.exp(rng.gauss(0, 1e-3))
@@ -117,42 +118,43 @@ def test_a_long_realistic_series_has_every_kind_of_event_and_all_equal_the_valid
                      ("DailySummary", True)}
 
 
-ARGS = {"symbol": "BTC-USD", "timeframe": "tick", "price": 10.0, "ts_event": T, "ts_init": T, "lineage": lineage(1)}
+ARGS = {"symbol": "BTC-USD", "venue": "test", "timeframe": "tick", "price": 10.0, "ts_event": T, "ts_init": T, "lineage": lineage(1)}
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_a_non_finite_computed_value_is_refused_by_validation_as_before(bad: float) -> None:
     values = {"sma_20": 1.0, "rsi_14": bad, "vwap": None}
     with pytest.raises(ValidationError):
-        derived.snapshot(True, ARGS["symbol"], "tick", 10.0, values, T, T, lineage(1))
+        derived.snapshot(True, ARGS["symbol"], "test", "tick", 10.0, values, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.signal(True, "0" * 32, "BTC-USD", "tick", "ema_cross", "BUY", 10.0, values, T, T, lineage(1))
+        derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "BUY", 10.0, values, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.candle(True, "BTC-USD", "1m", T, T, 1.0, 1.0, 1.0, 1.0, bad, 1, T, T, lineage(1))
+        derived.candle(True, "BTC-USD", "test", "1m", T, T, 1.0, 1.0, 1.0, 1.0, bad, 1, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.summary(True, "BTC-USD", date(2024, 3, 9), 1.0, 1.0, 1.0, 1.0, bad, None, 1.0, 1, 0, 0, False, T, T,
+        derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 1.0, 1.0, 1.0, bad, None, 1.0, 1, 0, 0, False, T, T,
                         lineage(1))
     with pytest.raises(ValidationError):
-        derived.summary(True, "BTC-USD", date(2024, 3, 9), 1.0, 1.0, 1.0, 1.0, 1.0, bad, 1.0, 1, 0, 0, False, T, T,
+        derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 1.0, 1.0, 1.0, 1.0, bad, 1.0, 1, 0, 0, False, T, T,
                         lineage(1))
 
 
 def test_finite_values_whose_check_overflows_go_through_validation_and_are_accepted() -> None:
     values = {"a": 1.7e308, "b": 1.7e308}
-    event = derived.snapshot(True, "BTC-USD", "tick", 10.0, values, T, T, lineage(1))
+    event = derived.snapshot(True, "BTC-USD", "test", "tick", 10.0, values, T, T, lineage(1))
     assert event == IndicatorSnapshot(values=values, **ARGS)
     assert encode(event) == encode(IndicatorSnapshot(values=values, **ARGS))
 
 
 def test_untrusted_names_always_go_through_validation() -> None:
     assert derived.valid_symbol("BTC-USD") and not derived.valid_symbol("btc usd") and not derived.valid_symbol("")
+    assert derived.valid_instrument("BTC-USD", "kraken") and not derived.valid_instrument("BTC-USD", "Kraken")
     assert derived.valid_timeframes(("tick", "1m", "1h")) and not derived.valid_timeframes(("tick", "1 minute"))
     with pytest.raises(ValidationError):
-        derived.snapshot(False, "btc usd", "tick", 10.0, {}, T, T, lineage(1))
+        derived.snapshot(False, "btc usd", "test", "tick", 10.0, {}, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.candle(False, "BTC-USD", "1 minute", T, T, 1.0, 1.0, 1.0, 1.0, 1.0, 1, T, T, lineage(1))
+        derived.candle(False, "BTC-USD", "test", "1 minute", T, T, 1.0, 1.0, 1.0, 1.0, 1.0, 1, T, T, lineage(1))
     # A processor for a symbol no event may carry never takes the shortcut: its events are refused as before.
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), "btc usd")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), Instrument("btc usd", "test"))
     item = Tick.model_construct(**{**tick(0, 10.0).model_dump(), "symbol": "btc usd"})
     with pytest.raises(ValidationError):
         processor.process(item, lineage(0))
@@ -163,12 +165,12 @@ def test_the_shortcut_knows_every_field_of_its_event(model: type[Event]) -> None
     # A field added to an event must be added to its builder: the equality test above would then fail,
     # and this names the culprit.
     built = {
-        IndicatorSnapshot: lambda: derived.snapshot(True, "BTC-USD", "tick", 10.0, {"a": 1.0}, T, T, lineage(1)),
-        Signal: lambda: derived.signal(True, "0" * 32, "BTC-USD", "tick", "ema_cross", "SELL", 10.0, {"a": None}, T,
+        IndicatorSnapshot: lambda: derived.snapshot(True, "BTC-USD", "test", "tick", 10.0, {"a": 1.0}, T, T, lineage(1)),
+        Signal: lambda: derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "SELL", 10.0, {"a": None}, T,
                                        T, lineage(1)),
-        Candle: lambda: derived.candle(True, "BTC-USD", "1m", T, T + timedelta(minutes=1), 1.0, 2.0, 0.5, 1.5, 3.0, 4,
+        Candle: lambda: derived.candle(True, "BTC-USD", "test", "1m", T, T + timedelta(minutes=1), 1.0, 2.0, 0.5, 1.5, 3.0, 4,
                                        T, T, lineage(1)),
-        DailySummary: lambda: derived.summary(True, "BTC-USD", date(2024, 3, 9), 1.0, 2.0, 0.5, 1.5, 1.2, 1.3, 3.0, 4,
+        DailySummary: lambda: derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 2.0, 0.5, 1.5, 1.2, 1.3, 3.0, 4,
                                               1, 2, True, T, T, lineage(1)),
     }[model]()
     assert type(built) is model

@@ -23,6 +23,7 @@ from processors.core.pipeline import (
 )
 from processors.core.plain import StateFormatError
 from schemas.events import Tick, make_signal_id
+from schemas.instruments import Instrument
 
 CONFIGS = [
     PipelineConfig(candle_timeframes=("1m", "5m"), grace_ms=5_000),
@@ -62,7 +63,7 @@ def test_splitting_anywhere_through_json_equals_an_uninterrupted_run(ticks: list
     """The basis of exactly-once recovery and Spark chunking: state → JSON text → state changes nothing."""
     config = CONFIGS[config_index]
     splits = set(data.draw(st.lists(st.integers(0, len(ticks)), max_size=4)))
-    processor = SymbolProcessor(config, "BTC-USD")
+    processor = SymbolProcessor(config, Instrument("BTC-USD", "test"))
     expected = [dumps(processor.process(t, lineage(i))) for i, t in enumerate(ticks)]
 
     state = None
@@ -93,15 +94,15 @@ def series(count: int, seed: int = 1) -> list[Tick]:
 
 def test_the_same_input_gives_byte_identical_events() -> None:
     ticks = series(3_000)
-    first = [dumps(out) for out in (SymbolProcessor(CONFIGS[0], "BTC-USD").process(t, lineage(i))
+    first = [dumps(out) for out in (SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test")).process(t, lineage(i))
                                     for i, t in enumerate(ticks))]
-    second = [dumps(out) for out in (SymbolProcessor(CONFIGS[0], "BTC-USD").process(t, lineage(i))
+    second = [dumps(out) for out in (SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test")).process(t, lineage(i))
                                      for i, t in enumerate(ticks))]
     assert first == second
 
 
 def test_derived_events_carry_the_causing_ticks_time_lineage_and_deterministic_ids() -> None:
-    processor = SymbolProcessor(CONFIGS[0], "BTC-USD")
+    processor = SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test"))
     signals = 0
     for i, t in enumerate(series(3_000)):
         out = processor.process(t, lineage(i, partition=3))
@@ -111,7 +112,7 @@ def test_derived_events_carry_the_causing_ticks_time_lineage_and_deterministic_i
             assert snapshot.ts_event == (t.ts_event if snapshot.timeframe == "tick" else out.candles[0].ts_close)
         for signal in out.signals:
             signals += 1
-            assert signal.signal_id == make_signal_id("BTC-USD", signal.timeframe, signal.rule, signal.side,
+            assert signal.signal_id == make_signal_id("BTC-USD", "test", signal.timeframe, signal.rule, signal.side,
                                                       signal.ts_event, 3, i)
             assert signal.indicators == next(s.values for s in out.snapshots if s.timeframe == signal.timeframe)
     assert signals > 50
@@ -126,7 +127,7 @@ def leaves(value: object) -> int:
 
 
 def test_state_stays_small_however_long_the_stream() -> None:
-    processor = SymbolProcessor(CONFIGS[0], "BTC-USD")
+    processor = SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test"))
     counts, sizes = [], []
     for i, t in enumerate(series(20_000)):
         processor.process(t, lineage(i))
@@ -160,10 +161,16 @@ def test_corrupt_state_and_foreign_symbols_fail_loudly() -> None:
     broken = {**state, "tick": [state["tick"][0][:5], []]}
     with pytest.raises(StateFormatError):
         step(CONFIGS[0], broken, tick(1.0, 100.0), lineage(1))
-    with pytest.raises(ValueError, match="state of 'BTC-USD' used for 'ETH-USD'"):
+    with pytest.raises(ValueError, match="state of 'BTC-USD@test' used for 'ETH-USD@test'"):
         step(CONFIGS[0], state, tick(1.0, 100.0, symbol="ETH-USD"), lineage(1))
-    with pytest.raises(ValueError, match="tick of ETH-USD"):
-        SymbolProcessor(CONFIGS[0], "BTC-USD").process(tick(1.0, 100.0, symbol="ETH-USD"), lineage(1))
+    # Another venue's BTC-USD is another instrument: its state and its ticks are refused too.
+    with pytest.raises(ValueError, match="state of 'BTC-USD@test' used for 'BTC-USD@kraken'"):
+        step(CONFIGS[0], state, tick(1.0, 100.0, venue="kraken"), lineage(1))
+    with pytest.raises(ValueError, match="tick of ETH-USD@test"):
+        SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test")).process(tick(1.0, 100.0, symbol="ETH-USD"),
+                                                                          lineage(1))
+    with pytest.raises(ValueError, match="tick of BTC-USD@kraken"):
+        SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test")).process(tick(1.0, 100.0, venue="kraken"), lineage(1))
 
 
 @pytest.mark.parametrize(("price", "volume", "reason"), [

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.stream.encoding import encode_derived, lineage_of
 from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from schemas.instruments import Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
 
@@ -61,7 +62,7 @@ def test_any_derived_event_encodes_to_the_same_bytes(event: Event) -> None:
 
 def test_every_event_of_a_pipeline_run_encodes_to_the_same_bytes() -> None:
     rng = random.Random(11)
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m", "5m")), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m", "5m")), Instrument("BTC-USD", "test"))
     start = datetime(2024, 3, 9, 23, 30, 0, 123, tzinfo=UTC)
     price, seen = 64_000.0, set()
     for n in range(5_000):
