@@ -30,7 +30,8 @@ def build_source(settings: IngestSettings, now: Callable[[], datetime]) -> Sourc
             start=settings.sim_start, step=timedelta(seconds=settings.sim_step_seconds), volume=settings.sim_volume,
         ), bounds, now)
     if settings.source == "file":
-        return FileSource(settings.file_paths, bounds, now, speed=settings.file_speed, fmt=settings.file_format)
+        return FileSource(settings.file_paths, bounds, now, speed=settings.file_speed, fmt=settings.file_format,
+                          venue=settings.file_venue)
     if settings.source == "alphavantage":
         if settings.alphavantage_api_key is None:  # the settings validator already refuses this
             raise ValueError("ALPHAVANTAGE_API_KEY is required")

@@ -18,14 +18,22 @@ from confluent_kafka import KafkaError, Message, Producer
 from processors.ingest.metrics import IngestMetrics
 from processors.ingest.settings import IngestSettings
 from schemas.events import DeadLetter, Tick, encode
+from schemas.instruments import instrument_key
 
 log = logging.getLogger(__name__)
+
+
+PARTITIONER = "murmur2_random"
+"""Kafka's Java client partitioner (and Quix's, which sets ``murmur2``): murmur2 of the key, positive,
+modulo the partition count, so a key lands where every other client puts it. ``_random`` only
+changes records without a key (spread at random, as Java does); ingest never sends one."""
 
 
 def producer_config(settings: IngestSettings) -> dict[str, Any]:
     """librdkafka settings of the ingest producer (the bench's bare baseline uses the same)."""
     return {
         **settings.client_config(),
+        "partitioner": PARTITIONER,
         "enable.idempotence": True,
         "acks": "all",
         "message.timeout.ms": settings.message_timeout_ms,
@@ -43,7 +51,7 @@ class FatalProducerError(RuntimeError):
 
 
 class TickPublisher:
-    """Produces ticks (key = symbol) and dead letters (key = source) for one source.
+    """Produces ticks (key = the instrument ``SYMBOL@venue``) and dead letters (key = source) for one source.
 
     ``accepted`` counts records handed to librdkafka; after :meth:`flush` returns 0
     every one of them is acknowledged by the broker.
@@ -68,7 +76,7 @@ class TickPublisher:
         self._since_poll = 0
 
     async def send_tick(self, tick: Tick) -> None:
-        await self._produce(self.ticks_topic, tick.symbol.encode(), encode(tick))
+        await self._produce(self.ticks_topic, instrument_key(tick.symbol, tick.venue), encode(tick))
         self.accepted_ticks += 1
 
     async def send_dead_letter(self, letter: DeadLetter) -> None:
@@ -118,7 +126,8 @@ class TickPublisher:
             self.delivered_ticks += 1
             self._published.inc()
             key = message.key()
-            self.metrics.tick_published(self.source, key.decode() if key else "")
+            # The key is the instrument SYMBOL@venue; the freshness gauges are per symbol of this source.
+            self.metrics.tick_published(self.source, key.decode().rpartition("@")[0] if key else "")
 
     def _on_error(self, error: KafkaError) -> None:
         self.metrics.kafka_errors.labels(error.name()).inc()

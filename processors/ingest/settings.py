@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from schemas.instruments import COMPOSITE_VENUE, VENUE_PATTERN
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
 SourceName = Literal["simulator", "file", "alphavantage", "coinbase", "binance", "kraken"]
@@ -73,6 +74,8 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     file_paths: Annotated[tuple[Path, ...], NoDecode] = Field((), validation_alias=env("INGEST_FILE_PATH"))
     file_speed: float | None = Field(None, gt=0, validation_alias=env("INGEST_FILE_SPEED"))
     file_format: Literal["auto", "csv", "jsonl"] = Field("auto", validation_alias=env("INGEST_FILE_FORMAT"))
+    # The venue of a file record without a ``venue`` column (``--venue``): ``file`` or a replay's own name.
+    file_venue: str = Field("file", pattern=VENUE_PATTERN, validation_alias=env("INGEST_FILE_VENUE"))
 
     # Alpha Vantage.
     alphavantage_api_key: SecretStr | None = Field(None, validation_alias=env("ALPHAVANTAGE_API_KEY"))
@@ -148,6 +151,8 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
             for path in self.file_paths:
                 if not path.is_file():
                     raise ValueError(f"file source: {path} is not a readable file")
+        if self.file_venue == COMPOSITE_VENUE:
+            raise ValueError(f"venue {COMPOSITE_VENUE!r} is reserved for the composite index; pick another --venue")
         if self.retry_max_seconds < self.retry_initial_seconds:
             raise ValueError("INGEST_RETRY_MAX_SECONDS must be >= INGEST_RETRY_INITIAL_SECONDS")
         if self.source == "alphavantage":

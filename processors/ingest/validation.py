@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
 from schemas.events import Tick
+from schemas.instruments import COMPOSITE_VENUE, InvalidInstrumentError, check_venue
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
 _DECIMAL = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
@@ -71,6 +72,22 @@ def require_amount(value: object, field: AmountField) -> float:
     if number is None:  # parse_amount raises first; this keeps the type exact
         raise RecordRejected(reasons.amount_reason(field, "missing"), f"{field} is missing")
     return number
+
+
+def parse_venue(value: object, default: str) -> str:
+    """A file record's venue: ``default`` when absent or blank, else the lower-cased name (``venue_invalid`` if bad)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if not isinstance(value, str):
+        raise RecordRejected(reasons.VENUE_INVALID, f"venue must be text, got {type(value).__name__}")
+    venue = value.strip().lower()
+    try:
+        check_venue(venue)
+    except InvalidInstrumentError as error:
+        raise RecordRejected(reasons.VENUE_INVALID, str(error)[:200]) from None
+    if venue == COMPOSITE_VENUE:
+        raise RecordRejected(reasons.VENUE_INVALID, f"venue {COMPOSITE_VENUE!r} is reserved for the composite index")
+    return venue
 
 
 def parse_symbol(value: object, allowed: frozenset[str] | None = None) -> str:
@@ -183,6 +200,7 @@ class TimeBounds:
 def build_tick(
     *,
     source: str,
+    venue: str,
     source_id: str,
     symbol: str,
     price: float,
@@ -195,13 +213,16 @@ def build_tick(
 ) -> Tick:
     """The one place a domain ``Tick`` is created from already-parsed values.
 
-    ``ts_event`` is bounds-checked against ``ts_init`` (the injected now). Raises
+    ``venue`` names the instrument's venue (``coinbase``, ``simulator``, ``file`` …; never the
+    composite's ``index``). ``ts_event`` is bounds-checked against ``ts_init`` (the injected now). Raises
     :class:`RecordRejected` (``record_invalid``) if the schema still refuses the values.
     """
     bounds.check(ts_event, ts_init)
+    if venue == COMPOSITE_VENUE:
+        raise RecordRejected(reasons.VENUE_INVALID, f"venue {COMPOSITE_VENUE!r} is reserved for the composite index")
     try:
         return Tick(
-            symbol=symbol, price=price, volume=volume, bid=bid, ask=ask,
+            symbol=symbol, venue=venue, price=price, volume=volume, bid=bid, ask=ask,
             ts_event=ts_event, ts_init=ts_init, source=source, source_id=source_id,
         )
     except ValidationError as error:

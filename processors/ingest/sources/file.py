@@ -1,8 +1,10 @@
-"""Replay of a CSV or JSONL file (``timestamp,symbol,price[,volume]``, one record per line).
+"""Replay of a CSV or JSONL file (``timestamp,symbol,price[,volume][,venue]``, one record per line).
 
 Every non-blank line is either published as a tick or dead-lettered. A CSV may start
-with a header naming its columns (any order; ``volume`` optional); without one the
-columns are ``timestamp,symbol,price[,volume]``. Timestamps are ISO 8601 (a naive one
+with a header naming its columns (any order; ``volume`` and ``venue`` optional); without one the
+columns are ``timestamp,symbol,price[,volume]``. A record's venue is its ``venue`` column when
+given, else the source's ``venue`` (``file`` by default, ``--venue NAME`` / ``INGEST_FILE_VENUE``),
+so one file can replay several venues' series side by side. Timestamps are ISO 8601 (a naive one
 is UTC) or epoch seconds/milliseconds. ``source_id`` is ``<file name>#<sha256[:12]>:<line>``:
 deterministic, so the same file replayed twice in one run is caught as duplicates,
 and ordered like the file.
@@ -36,11 +38,13 @@ from processors.ingest.validation import (
     parse_amount,
     parse_file_timestamp,
     parse_symbol,
+    parse_venue,
     rejection_from_validation_error,
     require_amount,
 )
 
-COLUMNS = ("timestamp", "symbol", "price", "volume")
+COLUMNS = ("timestamp", "symbol", "price", "volume", "venue")
+DEFAULT_VENUE = "file"
 REQUIRED = ("timestamp", "symbol", "price")
 JsonScalar = str | int | float | None
 
@@ -54,16 +58,21 @@ class FileRecordWire(BaseModel):
     symbol: str | None = None
     price: JsonScalar = None
     volume: JsonScalar = None
+    venue: JsonScalar = None
 
 
 _DOMAINS = {name: name for name in COLUMNS}
 
 
-def to_tick(record: FileRecordWire, *, source_id: str, now: datetime, bounds: TimeBounds) -> Accepted:
-    """Convert one file record to a domain tick (the format's single conversion point)."""
+def to_tick(record: FileRecordWire, *, source_id: str, now: datetime, bounds: TimeBounds,
+            venue: str = DEFAULT_VENUE) -> Accepted:
+    """Convert one file record to a domain tick (the format's single conversion point).
+
+    ``venue`` is the record's venue when its own ``venue`` field is absent or blank.
+    """
     symbol = parse_symbol(record.symbol)
     return Accepted(build_tick(
-        source="file", source_id=source_id, symbol=symbol, price=require_amount(record.price, "price"),
+        source="file", venue=parse_venue(record.venue, venue), source_id=source_id, symbol=symbol, price=require_amount(record.price, "price"),
         volume=parse_amount(record.volume, "volume", required=False),
         ts_event=parse_file_timestamp(record.timestamp), ts_init=now, bounds=bounds,
     ))
@@ -73,10 +82,10 @@ def to_tick(record: FileRecordWire, *, source_id: str, now: datetime, bounds: Ti
 class CsvLayout:
     """The column order of a CSV file, learnt from its header (or the default)."""
 
-    columns: tuple[str, ...] = COLUMNS
+    columns: tuple[str, ...] = COLUMNS[:4]
 
     def record(self, fields: list[str]) -> FileRecordWire:
-        if len(fields) == len(self.columns) - 1 and self.columns[-1] == "volume":
+        if len(fields) == len(self.columns) - 1 and self.columns[-1] in ("volume", "venue"):
             fields = [*fields, ""]
         if len(fields) != len(self.columns):
             raise RecordRejected(
@@ -94,7 +103,8 @@ def parse_header(fields: list[str]) -> tuple[str, ...] | None:
     if unknown or len(set(names)) != len(names) or any(name not in names for name in REQUIRED):
         raise RecordRejected(
             reasons.CSV_HEADER_INVALID,
-            f"header {','.join(names)!r} must name timestamp, symbol, price and optionally volume, once each",
+            f"header {','.join(names)!r} must name timestamp, symbol, price and optionally volume and venue,"
+            " once each",
         )
     return names
 
@@ -150,6 +160,7 @@ class FileSource:
         now: Callable[[], datetime],
         speed: float | None = None,
         fmt: str = "auto",
+        venue: str = DEFAULT_VENUE,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -158,6 +169,7 @@ class FileSource:
         self.now = now
         self.speed = speed
         self.fmt = fmt
+        self.venue = venue
         self.monotonic = monotonic
         self.sleep = sleep
 
@@ -207,6 +219,6 @@ class FileSource:
                             continue
                     first = False
                     record = parse_line(text, fmt, layout)
-                    yield to_tick(record, source_id=source_id, now=self.now(), bounds=self.bounds)
+                    yield to_tick(record, source_id=source_id, now=self.now(), bounds=self.bounds, venue=self.venue)
                 except RecordRejected as rejected:
                     yield Rejected(rejected.reason, f"{source_id}: {rejected.detail}", raw_text(text))

@@ -147,7 +147,7 @@ class SimulatorSource:
         source_id = f"sim-{self.run_tag}-{index}"
         try:
             tick = build_tick(
-                source=self.name, source_id=source_id, symbol=symbol, price=price,
+                source=self.name, venue=self.name, source_id=source_id, symbol=symbol, price=price,
                 volume=path.trade_size() if self.config.volume else None,
                 ts_event=ts_event, ts_init=ts_init, bounds=self.bounds,
             )

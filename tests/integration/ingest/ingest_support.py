@@ -20,6 +20,8 @@ from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
 from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import DeadLetter, Tick
+from schemas.instruments import instrument_key
+from schemas.upcasters import decode_dead_letter, decode_tick
 from tests.support.kafka_tools import read_topic
 
 
@@ -41,8 +43,9 @@ class IngestRun:
 
     def ticks(self) -> list[Tick]:
         records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks.name)
-        ticks = [Tick.model_validate_json(r.value) for r in records]
-        assert all(r.key == t.symbol.encode() for r, t in zip(records, ticks, strict=True))  # keyed by symbol
+        ticks = [decode_tick(r.value) for r in records]
+        # keyed by instrument
+        assert all(r.key == instrument_key(t.symbol, t.venue) for r, t in zip(records, ticks, strict=True))
         return ticks
 
     def ticks_in_log_order(self) -> dict[int, list[Tick]]:
@@ -50,12 +53,12 @@ class IngestRun:
         records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks.name)
         by_partition: dict[int, list[Tick]] = {}
         for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-            by_partition.setdefault(record.partition, []).append(Tick.model_validate_json(record.value))
+            by_partition.setdefault(record.partition, []).append(decode_tick(record.value))
         return by_partition
 
     def dead_letters(self) -> list[DeadLetter]:
         records = read_topic(self.settings.bootstrap_servers, self.settings.topics().ticks_dlq.name)
-        return [DeadLetter.model_validate_json(r.value) for r in records]
+        return [decode_dead_letter(r.value) for r in records]
 
 
 def ingest_settings(stack: Any, namespace: str, **overrides: Any) -> IngestSettings:

@@ -25,7 +25,7 @@ SIMULATED = ["ingest", "--source", "simulator", "--seed", "7", "--start-time", "
              "--rate", "0", "--count", "600", "--symbols", "BTC-USD,ETH-USD,SOL-USD"]
 
 
-def test_simulator_run_is_reproducible_and_keyed_by_symbol(stack, namespace, ingest_env):
+def test_simulator_run_is_reproducible_and_keyed_by_instrument(stack, namespace, ingest_env):
     first = ServiceProcess(SIMULATED, ingest_env)
     assert first.wait(60) == 0, first.output
     ready = re.search(r"ingest ready in ([0-9.]+)s", first.output)
@@ -33,7 +33,7 @@ def test_simulator_run_is_reproducible_and_keyed_by_symbol(stack, namespace, ing
     records = read_topic(stack.kafka_bootstrap, f"{namespace}ticks")
     ticks = {Tick.model_validate_json(r.value).source_id: r for r in records}
     assert sorted(ticks) == sorted(f"sim-s7-{i}" for i in range(600))
-    assert all(r.key == json.loads(r.value)["symbol"].encode() for r in records)
+    assert all(r.key == (json.loads(r.value)["symbol"] + "@simulator").encode() for r in records)
     assert {json.loads(r.value)["symbol"] for r in records} == {"BTC-USD", "ETH-USD", "SOL-USD"}
 
     second_namespace = namespace.rstrip(".") + "b."

@@ -116,3 +116,18 @@ def test_speed_replays_recorded_gaps_divided_by_speed(tmp_path):
 
     assert len(asyncio.run(run())) == 4
     assert clock["now"] == pytest.approx(3.0)  # 30 s of recorded time at ×10
+
+
+def test_the_venue_column_names_each_records_venue_and_the_source_venue_fills_the_rest(tmp_path):
+    path = tmp_path / "venues.csv"
+    path.write_text("timestamp,symbol,price,venue\n2024-05-01T10:00:00Z,BTC-USD,1,coinbase\n"
+                    "2024-05-01T10:00:00Z,BTC-USD,2,Kraken\n2024-05-01T10:00:01Z,BTC-USD,3,\n"
+                    "2024-05-01T10:00:02Z,BTC-USD,4,index\n2024-05-01T10:00:03Z,BTC-USD,5\n")
+    found = outcomes(path, venue="replay-1")
+    assert [o.tick.venue for o in found if isinstance(o, Accepted)] == ["coinbase", "kraken", "replay-1", "replay-1"]
+    rejected = [o for o in found if isinstance(o, Rejected)]
+    assert [o.reason for o in rejected] == ["venue_invalid"]  # index is the composite's
+    jsonl = tmp_path / "venues.jsonl"
+    jsonl.write_text('{"timestamp": 1714557600, "symbol": "BTC-USD", "price": 1, "venue": "binance"}\n'
+                     '{"timestamp": 1714557600, "symbol": "BTC-USD", "price": 1}\n')
+    assert [o.tick.venue for o in outcomes(jsonl)] == ["binance", "file"]  # type: ignore[union-attr]

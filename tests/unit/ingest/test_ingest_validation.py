@@ -20,6 +20,7 @@ from processors.ingest.validation import (
     parse_file_timestamp,
     parse_iso_timestamp,
     parse_symbol,
+    parse_venue,
     rejection_from_validation_error,
 )
 
@@ -152,13 +153,31 @@ def test_symbol_outside_the_configured_set_is_unexpected():
 
 
 def test_build_tick_checks_bounds_and_stamps_ingest_time():
-    tick = build_tick(source="file", source_id="f:1", symbol="BTC-USD", price=1.5, volume=None,
+    tick = build_tick(source="file", venue="file", source_id="f:1", symbol="BTC-USD", price=1.5, volume=None,
                       ts_event=NOW - timedelta(seconds=1), ts_init=NOW, bounds=TimeBounds())
     assert tick.ts_init == NOW and tick.price == 1.5
     with pytest.raises(RecordRejected) as caught:
-        build_tick(source="file", source_id="f:1", symbol="BTC-USD", price=1.5, ts_event=NOW + timedelta(days=1),
+        build_tick(source="file", venue="file", source_id="f:1", symbol="BTC-USD", price=1.5, ts_event=NOW + timedelta(days=1),
                    ts_init=NOW, bounds=TimeBounds())
     assert caught.value.reason == reasons.TIMESTAMP_IN_FUTURE
+    assert tick.venue == "file"
+    with pytest.raises(RecordRejected) as caught:
+        build_tick(source="file", venue="index", source_id="f:1", symbol="BTC-USD", price=1.5,
+                   ts_event=NOW, ts_init=NOW, bounds=TimeBounds())
+    assert caught.value.reason == reasons.VENUE_INVALID
+
+
+@pytest.mark.parametrize(("value", "venue"), [(None, "file"), ("", "file"), ("  ", "file"), ("Kraken", "kraken"),
+                                              (" my-replay ", "my-replay")])
+def test_parse_venue_defaults_and_lower_cases(value, venue):
+    assert parse_venue(value, "file") == venue
+
+
+@pytest.mark.parametrize("value", ["coin base", "index", "a@b", "x" * 33, 5])
+def test_parse_venue_refuses_what_is_no_venue_name(value):
+    with pytest.raises(RecordRejected) as caught:
+        parse_venue(value, "file")
+    assert caught.value.reason == reasons.VENUE_INVALID
 
 
 class _Wire(BaseModel):

@@ -79,7 +79,7 @@ def rate_to_tick(wire: ExchangeRateWire, *, symbol: str, now: datetime, bounds: 
     quoted = parse_symbol(f"{wire.from_code}-{wire.to_code}", frozenset({symbol}))
     ts_event = local_timestamp(wire.last_refreshed, wire.time_zone)
     return Accepted(build_tick(
-        source=SOURCE, source_id=f"{quoted}@{ts_event.isoformat()}", symbol=quoted,
+        source=SOURCE, venue=SOURCE, source_id=f"{quoted}@{ts_event.isoformat()}", symbol=quoted,
         price=require_amount(wire.exchange_rate, "price"),
         bid=parse_amount(wire.bid_price, "bid", required=False),
         ask=parse_amount(wire.ask_price, "ask", required=False),
@@ -160,7 +160,7 @@ def parse_daily_history(
             except ValueError:
                 raise RecordRejected(reasons.TIMESTAMP_INVALID, f"{day_text!r} is not a date") from None
             outcomes.append(Accepted(build_tick(
-                source=SOURCE, source_id=f"{symbol}@daily:{date.isoformat()}", symbol=symbol,
+                source=SOURCE, venue=SOURCE, source_id=f"{symbol}@daily:{date.isoformat()}", symbol=symbol,
                 price=require_amount(bar.close, "price"), volume=parse_amount(bar.volume, "volume", required=False),
                 ts_event=datetime.combine(date, time(23, 59, 59), tzinfo=UTC), ts_init=now, bounds=bounds,
             )))

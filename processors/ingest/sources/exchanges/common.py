@@ -59,7 +59,7 @@ class TradeSink:
         try:
             trade = values()
             outcomes.append(Accepted(build_tick(
-                source=self.source, source_id=f"{symbol}:{trade_id}", symbol=symbol, price=trade.price,
+                source=self.source, venue=self.source, source_id=f"{symbol}:{trade_id}", symbol=symbol, price=trade.price,
                 volume=trade.volume, bid=trade.bid, ask=trade.ask, ts_event=trade.ts_event, ts_init=now,
                 bounds=self.bounds,
             )))
