@@ -6,15 +6,15 @@ partition. It
 
 1. decodes the record (:func:`processors.stream.records.decode_tick`); poison becomes a
    dead letter for the ticks DLQ (key = source), no state is touched;
-2. takes the symbol's :class:`~processors.core.pipeline.SymbolProcessor` from
-   :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
+2. takes the instrument's (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
+   from :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
    the checkpoint commits) and runs the one pipeline step;
 3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
-   symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
+   the instrument, also for a v1 input tick keyed by its symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
    ``schemas.events.encode``) and per rejection (``late`` …, to the DLQ), and updates the metrics.
 
 It never raises for a record: an unexpected error in the step is logged with its traceback,
-the symbol's state is restored to before that tick and the tick goes to the DLQ as
+the instrument's state is restored to before that tick and the tick goes to the DLQ as
 ``processing_failed``.
 """
 
@@ -33,6 +33,7 @@ from processors.stream.metrics import ProcessMetrics
 from processors.stream.records import decode_tick, raw_text, record_time
 from processors.stream.states import StoreTransaction, SymbolStates
 from schemas.events import DeadLetter, Tick, encode
+from schemas.instruments import Instrument, instrument_key
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,15 @@ class TickHandler:
             return [self._dead_letter(decoded)]
         tick = decoded
         assert key is not None and value is not None  # noqa: S101 - decode_tick made dead letters of those
-        entry = self.states.acquire(tick.symbol, key, transaction)
+        if b"@" not in key:  # a v1 tick, keyed by its symbol alone: state and outputs go by the instrument
+            key = instrument_key(tick.symbol, tick.venue)
+        entry = self.states.acquire(tick, key, transaction)
         try:
             output = entry.processor.process(tick, lineage)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream; the tick is kept
-            log.exception("pipeline step failed for %s at %s[%d]@%d", tick.symbol, topic, partition, offset)
-            self.states.rebuild(tick.symbol, key)
+            log.exception("pipeline step failed for %s@%s at %s[%d]@%d", tick.symbol, tick.venue, topic, partition,
+                          offset)
+            self.states.rebuild(Instrument(tick.symbol, tick.venue), key)
             return [self._dead_letter(DeadLetter(
                 source=tick.source, reason=reasons.PROCESSING_FAILED,
                 detail=f"{type(error).__name__}: {error}"[:500], raw=raw_text(value),
@@ -93,12 +97,12 @@ class TickHandler:
         snapshots = output.snapshots
         topic = outputs.indicators
         emissions = [Emission(topic, key, encode_derived(snapshot)) for snapshot in snapshots]
-        tracked = hot.tracks(tick.symbol)
+        tracked = hot.tracks(key)
         if snapshots:
             produced[topic.name] = produced.get(topic.name, 0) + len(snapshots)
             if tracked:
                 for snapshot in snapshots:
-                    hot.latest[(snapshot.symbol, snapshot.timeframe)] = (snapshot.price, snapshot.values)
+                    hot.latest[(snapshot.symbol, snapshot.venue, snapshot.timeframe)] = (snapshot.price, snapshot.values)
         if output.candles:
             for candle in output.candles:
                 topic = outputs.candles[candle.timeframe]
@@ -112,7 +116,7 @@ class TickHandler:
                 labels = (signal.rule, signal.side, signal.timeframe)
                 signals[labels] = signals.get(labels, 0) + 1
                 if tracked:
-                    per_symbol = (signal.symbol, signal.timeframe, signal.rule, signal.side)
+                    per_symbol = (signal.symbol, signal.venue, signal.timeframe, signal.rule, signal.side)
                     hot.symbol_signals[per_symbol] = hot.symbol_signals.get(per_symbol, 0) + 1
             produced[topic.name] = produced.get(topic.name, 0) + len(output.signals)
         if output.summaries:

@@ -31,9 +31,9 @@ DEFAULT_MAX_SYMBOLS = 50
 class HotPathMetrics(Collector):
     """Counters and the latency histogram of every record, as plain numbers (one writer thread).
 
-    Also the per-symbol series (last price, indicator values, signals) for the first
-    ``max_symbols`` symbols this instance sees: the ``symbol`` label is bounded by configuration
-    (``PROCESS_METRICS_MAX_SYMBOLS``), never by the input.
+    Also the per-instrument series (last price, indicator values, signals; labels ``symbol`` and
+    ``venue``) for the first ``max_symbols`` instruments this instance sees: the labels are bounded
+    by configuration (``PROCESS_METRICS_MAX_SYMBOLS``), never by the input.
     """
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS, max_symbols: int = DEFAULT_MAX_SYMBOLS) -> None:
@@ -46,12 +46,13 @@ class HotPathMetrics(Collector):
         self.latency_counts = [0] * (len(buckets) + 1)  # the last one is +Inf
         self.latency_sum = 0.0
         self.max_symbols = max_symbols
-        self.symbols: set[str] = set()  # the symbols with per-symbol series
-        self.latest: dict[tuple[str, str], tuple[float, dict[str, float | None]]] = {}  # (symbol, tf) → price, values
-        self.symbol_signals: dict[tuple[str, str, str, str], int] = {}  # symbol, timeframe, rule, side
+        self.symbols: set[bytes] = set()  # the instruments (record keys) with per-instrument series
+        # (symbol, venue, tf) → price, values
+        self.latest: dict[tuple[str, str, str], tuple[float, dict[str, float | None]]] = {}
+        self.symbol_signals: dict[tuple[str, str, str, str, str], int] = {}  # symbol, venue, timeframe, rule, side
 
-    def tracks(self, symbol: str) -> bool:
-        """Whether ``symbol`` has per-symbol series (admits it while there is room)."""
+    def tracks(self, symbol: bytes) -> bool:
+        """Whether the instrument ``symbol`` (its key) has per-instrument series (admits it while there is room)."""
         if symbol in self.symbols:
             return True
         if len(self.symbols) < self.max_symbols:
@@ -93,21 +94,23 @@ class HotPathMetrics(Collector):
         latest = list(self.latest.items())
         price = GaugeMetricFamily("stockstream_process_symbol_last_price",
                                   "Latest price per symbol and timeframe (candle close for candle timeframes),"
-                                  " for at most PROCESS_METRICS_MAX_SYMBOLS symbols", labels=["symbol", "timeframe"])
+                                  " for at most PROCESS_METRICS_MAX_SYMBOLS instruments",
+                                  labels=["symbol", "venue", "timeframe"])
         values = GaugeMetricFamily("stockstream_process_symbol_indicator_value",
-                                   "Latest defined value of each indicator per symbol and timeframe (RSI 0-100,"
+                                   "Latest defined value of each indicator per instrument and timeframe (RSI 0-100,"
                                    " averages and MACD in the quote currency)",
-                                   labels=["symbol", "timeframe", "indicator"])
-        for (symbol, timeframe), (last, named) in latest:
-            price.add_metric([symbol, timeframe], last)
+                                   labels=["symbol", "venue", "timeframe", "indicator"])
+        for (symbol, venue, timeframe), (last, named) in latest:
+            price.add_metric([symbol, venue, timeframe], last)
             for indicator, value in named.items():
                 if value is not None:
-                    values.add_metric([symbol, timeframe, indicator], value)
+                    values.add_metric([symbol, venue, timeframe, indicator], value)
         yield price
         yield values
         yield _counter("stockstream_process_symbol_signals",
-                       "Signals per symbol, timeframe, rule and side (for at most PROCESS_METRICS_MAX_SYMBOLS"
-                       " symbols)", ["symbol", "timeframe", "rule", "side"], dict(list(self.symbol_signals.items())))
+                       "Signals per instrument, timeframe, rule and side (for at most PROCESS_METRICS_MAX_SYMBOLS"
+                       " instruments)", ["symbol", "venue", "timeframe", "rule", "side"],
+                       dict(list(self.symbol_signals.items())))
 
 
 def _counter(name: str, documentation: str, labels: list[str], values: dict[tuple[str, ...], int]) -> Metric:

@@ -35,11 +35,13 @@ from processors.core.plain import StateFormatError
 from processors.core.strategy import PipelineConfigs
 from processors.stream.metrics import ProcessMetrics
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
+from schemas.upcasters import decode_tick
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "pipeline"
-"""The key of a symbol's pipeline state inside the store (the store is keyed by symbol)."""
+"""The key of an instrument's pipeline state inside the store (the store is keyed by instrument)."""
 
 DEFAULT_CAPACITY = 100_000
 
@@ -86,14 +88,14 @@ class SymbolStates(BaseSink):
     def __repr__(self) -> str:
         return f"<SymbolStates: {len(self._entries)} symbols, {len(self._dirty)} dirty>"
 
-    def acquire(self, symbol: str, key: bytes, transaction: StoreTransaction) -> Entry:
-        """The entry of ``symbol`` (record key ``key``), current for ``transaction``, marked dirty."""
+    def acquire(self, tick: Tick, key: bytes, transaction: StoreTransaction) -> Entry:
+        """The entry of ``tick``'s instrument (state key ``key`` = ``SYMBOL@venue``), current for ``transaction``."""
         entry = self._entries.get(key)
         if entry is not None and entry.transaction is transaction:
             return entry
         stored = transaction.as_state(prefix=key).get_bytes(STATE_KEY)
         if entry is None or entry.transaction is not None or entry.clean != stored:
-            entry = Entry(self._load(symbol, stored), stored)
+            entry = Entry(self._load(Instrument(tick.symbol, tick.venue), stored), stored)
             self._entries[key] = entry
             self.loads += 1
         else:
@@ -102,15 +104,15 @@ class SymbolStates(BaseSink):
         self._dirty[key] = entry
         return entry
 
-    def rebuild(self, symbol: str, key: bytes) -> None:
+    def rebuild(self, instrument: Instrument, key: bytes) -> None:
         """Undo the failed tick: the processor from its last stored bytes plus this checkpoint's ticks."""
         entry = self._entries[key]
-        processor = self._load(symbol, entry.clean)
+        processor = self._load(instrument, entry.clean)
         pending = entry.pending
         for index in range(0, len(pending), 4):
             value, topic, partition, offset = pending[index:index + 4]
             lineage = Lineage(topic=topic, partition=partition, offset=offset)
-            processor.process(Tick.model_validate_json(value), lineage)  # type: ignore[arg-type]
+            processor.process(decode_tick(value), lineage)  # type: ignore[arg-type]
         entry.processor = processor
 
     def flush(self) -> None:
@@ -141,16 +143,16 @@ class SymbolStates(BaseSink):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _load(self, symbol: str, stored: bytes | None) -> SymbolProcessor:
-        config = self.configs.for_symbol(symbol)
+    def _load(self, instrument: Instrument, stored: bytes | None) -> SymbolProcessor:
+        config = self.configs.for_symbol(instrument.symbol)
         if stored is None:
-            return SymbolProcessor(config, symbol)
+            return SymbolProcessor(config, instrument)
         try:
-            return SymbolProcessor(config, symbol, orjson.loads(stored))
+            return SymbolProcessor(config, instrument, orjson.loads(stored))
         except (IncompatibleStateError, StateFormatError, orjson.JSONDecodeError) as error:
             reason = "incompatible" if isinstance(error, IncompatibleStateError) else "malformed"
             self.metrics.state_resets.labels(reason).inc()
-            if symbol not in self._reset_warned:
-                self._reset_warned.add(symbol)
-                log.warning("state of %s cannot be used (%s); starting it afresh", symbol, error)
-            return SymbolProcessor(config, symbol)
+            if instrument.text not in self._reset_warned:
+                self._reset_warned.add(instrument.text)
+                log.warning("state of %s cannot be used (%s); starting it afresh", instrument, error)
+            return SymbolProcessor(config, instrument)

@@ -88,8 +88,10 @@ class Processor:
             return 0.0
 
 
-def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 250) -> list[tuple[bytes, bytes]]:
-    """``count`` valid ticks (key, value) round-robin over ``symbols``, event time ``step_ms`` apart per symbol.
+def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 250,
+               venue: str = "test") -> list[tuple[bytes, bytes]]:
+    """``count`` valid ticks (key = instrument, value) round-robin over ``symbols`` of ``venue``, event time
+    ``step_ms`` apart per symbol.
 
     ``ts_init`` is fixed by the data (not the wall clock), so two namespaces fed the same list hold
     byte-identical logs.
@@ -101,9 +103,9 @@ def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 
         symbol = symbols[index % len(symbols)]
         prices[symbol] *= math.exp(rng.gauss(0.0, 2e-3))
         moment = T0 + timedelta(milliseconds=step_ms * (index // len(symbols)) + index % len(symbols))
-        tick = Tick(symbol=symbol, price=round(prices[symbol], 4), volume=round(rng.lognormvariate(0, 1), 6),
+        tick = Tick(symbol=symbol, venue=venue, price=round(prices[symbol], 4), volume=round(rng.lognormvariate(0, 1), 6),
                     ts_event=moment, ts_init=moment, source="test", source_id=str(index))
-        records.append((symbol.encode(), encode(tick)))
+        records.append((f"{symbol}@{venue}".encode(), encode(tick)))
     return records
 
 

@@ -39,20 +39,23 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
     out_of_order = last_tick.model_copy(update={"ts_event": last_tick.ts_event - timedelta(milliseconds=100),
                                                 "source_id": "ooo"})
     poison: list[tuple[bytes | None, bytes | None, str, str]] = [  # key, value, reason, DLQ key
-        (b"AAA-USD", b"not json at all", reasons.MALFORMED_JSON, "unknown"),
-        (b"AAA-USD", b"\xff\xfe{\x00", reasons.ENCODING_INVALID, "unknown"),
-        (b"AAA-USD", json.dumps({**valid_json, "price": -5, "source": "foreign"}).encode(), reasons.TICK_INVALID,
+        (b"AAA-USD@test", b"not json at all", reasons.MALFORMED_JSON, "unknown"),
+        (b"AAA-USD@test", b"\xff\xfe{\x00", reasons.ENCODING_INVALID, "unknown"),
+        (b"AAA-USD@test", json.dumps({**valid_json, "price": -5, "source": "foreign"}).encode(), reasons.TICK_INVALID,
          "foreign"),
-        (b"AAA-USD", json.dumps({**valid_json, "surprise": 1}).encode(), reasons.TICK_INVALID, "test"),
-        (b"BBB-USD", first[0][1], reasons.KEY_MISMATCH, "test"),
+        (b"AAA-USD@test", json.dumps({**valid_json, "surprise": 1}).encode(), reasons.TICK_INVALID, "test"),
+        (b"BBB-USD@test", first[0][1], reasons.KEY_MISMATCH, "test"),
+        (b"AAA-USD", first[0][1], reasons.KEY_MISMATCH, "test"),  # a v2 tick under its v1 key (the symbol)
+        (b"AAA-USD@test", json.dumps({**valid_json, "schema_version": 3}).encode(), "schema_version_unsupported",
+         "test"),
         (None, first[0][1], reasons.KEY_MISSING, "test"),
-        (b"AAA-USD", None, reasons.VALUE_MISSING, "unknown"),
-        (b"AAA-USD", encode(late), "late", "test"),
+        (b"AAA-USD@test", None, reasons.VALUE_MISSING, "unknown"),
+        (b"AAA-USD@test", encode(late), "late", "test"),
     ]
     produce(bootstrap, topics.ticks.name, first)
     for key, value, _, _ in poison:
         _produce_raw(bootstrap, topics.ticks.name, key, value)
-    produce(bootstrap, topics.ticks.name, [(b"AAA-USD", encode(out_of_order)), *later])
+    produce(bootstrap, topics.ticks.name, [(b"AAA-USD@test", encode(out_of_order)), *later])
 
     processor = Processor(bootstrap, namespace, f"{namespace}g", tmp_path / "state")
     try:
@@ -82,7 +85,8 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
             len(first) + len(poison) + 1 + len(later)
         assert processor.metric("stockstream_process_records_produced_total", topic=topics.ticks_dlq.name) == len(poison)
         assert processor.metric("stockstream_process_latency_seconds_count") >= 60
-        assert processor.metric("stockstream_process_symbol_last_price", symbol="AAA-USD", timeframe="tick") == \
+        assert processor.metric("stockstream_process_symbol_last_price", symbol="AAA-USD", venue="test",
+                                timeframe="tick") == \
             tick_snapshots[-1].price
 
         def lags() -> dict[str, float]:

@@ -19,8 +19,9 @@ from processors.core.strategy import PipelineConfigs
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.states import STATE_KEY, SymbolStates
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 
-KEY = b"AAA-USD"
+KEY = b"AAA-USD@test"
 
 
 def ticks(count: int) -> list[tuple[Tick, Lineage]]:
@@ -30,7 +31,7 @@ def ticks(count: int) -> list[tuple[Tick, Lineage]]:
 
 def apply(states: SymbolStates, transaction, batch) -> SymbolProcessor:
     for tick, lineage in batch:
-        entry = states.acquire(tick.symbol, KEY, transaction)
+        entry = states.acquire(tick, KEY, transaction)
         entry.processor.process(tick, lineage)
         entry.pending += (tick.model_dump_json().encode(), lineage.topic, lineage.partition, lineage.offset)
     return entry.processor
@@ -44,7 +45,7 @@ def setup():
 
 
 def reference(configs: PipelineConfigs, batch) -> dict:
-    processor = SymbolProcessor(configs.for_symbol("AAA-USD"), "AAA-USD")
+    processor = SymbolProcessor(configs.for_symbol("AAA-USD"), Instrument("AAA-USD", "test"))
     for tick, lineage in batch:
         processor.process(tick, lineage)
     return processor.state()
@@ -112,9 +113,9 @@ def test_rebuild_undoes_a_failed_tick():
     first.flush()
     current = store.start_partition_transaction(0)
     apply(states, current, data[50:100])  # not flushed yet: only in memory and in ``pending``
-    entry = states.acquire("AAA-USD", KEY, current)
+    entry = states.acquire(data[100][0], KEY, current)
     entry.processor.process(*data[100])  # as if the step had half-applied this tick, then raised
-    states.rebuild("AAA-USD", KEY)
+    states.rebuild(Instrument("AAA-USD", "test"), KEY)
     assert entry.processor.state() == reference(configs, data[:100])
     states.flush()
     assert orjson.loads(current.as_state(prefix=KEY).get_bytes(STATE_KEY)) == reference(configs, data[:100])

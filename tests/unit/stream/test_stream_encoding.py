@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.stream.encoding import encode_derived, lineage_of
 from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Lineage, Signal, Tick, encode
-from schemas.instruments import Instrument
+from schemas.instruments import VENUE_PATTERN, Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
 
@@ -32,22 +32,23 @@ NON_NEGATIVE = st.one_of(st.just(0.0), st.just(-0.0), POSITIVE)
 MOMENTS = st.datetimes(timezones=st.sampled_from([UTC]))
 SYMBOLS = st.from_regex(NORMALIZED_SYMBOL_PATTERN, fullmatch=True).filter(lambda s: len(s) <= 32)
 TIMEFRAMES = st.from_regex(TIMEFRAME_PATTERN, fullmatch=True)
+VENUES = st.from_regex(VENUE_PATTERN, fullmatch=True)
 OFFSETS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 LINEAGES = st.builds(Lineage, topic=st.text(st.characters(exclude_categories=("Cs",))), partition=OFFSETS,
                      offset=OFFSETS)
 VALUES = st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
                          st.one_of(st.none(), FLOATS, st.integers(-(2**53), 2**53)), max_size=14)
 
-SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOLS, timeframe=TIMEFRAMES, price=POSITIVE, values=VALUES,
+SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOLS, venue=VENUES, timeframe=TIMEFRAMES, price=POSITIVE, values=VALUES,
                       ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGES)
 SIGNALS = st.builds(Signal, signal_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True), symbol=SYMBOLS,
-                    timeframe=TIMEFRAMES, rule=st.from_regex(r"[a-z][a-z0-9_]{0,63}", fullmatch=True),
+                    venue=VENUES, timeframe=TIMEFRAMES, rule=st.from_regex(r"[a-z][a-z0-9_]{0,63}", fullmatch=True),
                     side=st.sampled_from(["BUY", "SELL"]), price=POSITIVE, indicators=VALUES, ts_event=MOMENTS,
                     ts_init=MOMENTS, lineage=LINEAGES)
-CANDLES = st.builds(Candle, symbol=SYMBOLS, timeframe=TIMEFRAMES, ts_open=MOMENTS, ts_close=MOMENTS, open=POSITIVE,
+CANDLES = st.builds(Candle, symbol=SYMBOLS, venue=VENUES, timeframe=TIMEFRAMES, ts_open=MOMENTS, ts_close=MOMENTS, open=POSITIVE,
                     high=POSITIVE, low=POSITIVE, close=POSITIVE, volume=NON_NEGATIVE,
                     trade_count=st.integers(1, 2**63 - 1), ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGES)
-SUMMARIES = st.builds(DailySummary, symbol=SYMBOLS, date=st.dates(), open=POSITIVE, high=POSITIVE, low=POSITIVE,
+SUMMARIES = st.builds(DailySummary, symbol=SYMBOLS, venue=VENUES, date=st.dates(), open=POSITIVE, high=POSITIVE, low=POSITIVE,
                       close=POSITIVE, mean_price=POSITIVE, vwap=st.one_of(st.none(), POSITIVE), volume=NON_NEGATIVE,
                       tick_count=st.integers(1, 2**63 - 1), buy_count=st.integers(0, 2**63 - 1),
                       sell_count=st.integers(0, 2**63 - 1), final=st.booleans(), ts_event=MOMENTS, ts_init=MOMENTS,
@@ -68,7 +69,7 @@ def test_every_event_of_a_pipeline_run_encodes_to_the_same_bytes() -> None:
     for n in range(5_000):
         price *= math.exp(rng.gauss(0, 1e-3))
         moment = start + timedelta(milliseconds=700 * n + rng.randrange(1000))
-        item = Tick(symbol="BTC-USD", price=price, volume=rng.choice([None, rng.lognormvariate(0, 3)]),
+        item = Tick(symbol="BTC-USD", venue="test", price=price, volume=rng.choice([None, rng.lognormvariate(0, 3)]),
                     ts_event=moment, ts_init=moment + timedelta(microseconds=rng.randrange(10**6)),
                     source="test", source_id=str(n))
         output = processor.process(item, lineage_of("stockstream.ticks", 3, 10**12 + n))
@@ -80,7 +81,7 @@ def test_every_event_of_a_pipeline_run_encodes_to_the_same_bytes() -> None:
 
 def test_what_orjson_refuses_is_left_to_encode() -> None:
     moment = datetime(2024, 3, 9, tzinfo=UTC)
-    huge = IndicatorSnapshot(symbol="BTC-USD", timeframe="tick", price=1.0, values={"a": 1.0}, ts_event=moment,
+    huge = IndicatorSnapshot(symbol="BTC-USD", venue="test", timeframe="tick", price=1.0, values={"a": 1.0}, ts_event=moment,
                              ts_init=moment, lineage=Lineage(topic="t", partition=0, offset=2**70))
     assert encode_derived(huge) == encode(huge)
     big_value = huge.model_copy(update={"values": {"a": 2**65}})

@@ -1,8 +1,9 @@
-"""decode_tick (processors/stream/records.py) parses exactly as ``Tick.model_validate_json``.
+"""decode_tick (processors/stream/records.py) parses exactly as the tick's upcaster chain (schemas/upcasters.py).
 
-It calls the model's validator directly (no Python wrapper); the Tick it returns, or the
-validation error it turns into a dead letter, must be the wrapper's, for valid ticks with any
-optional fields present or absent and for mutated or garbage payloads.
+It calls the current model's validator directly (no Python wrapper) and the chain only for what
+that refuses; the Tick it returns, or the validation error it turns into a dead letter, must be
+the chain's, for valid ticks of either version with any optional fields present or absent and
+for mutated or garbage payloads. The record key must be the one the tick's release gave it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pydantic import ValidationError
 
 from processors.stream.records import _describe, decode_tick
 from schemas.events import DeadLetter, Lineage, Tick, encode
+from schemas.upcasters import TICK_CHAIN, UnsupportedSchemaVersionError, record_key
 from tests.fuzz.strategies import json_values, mostly_ascii_bytes, mutated
+from tests.support.legacy import events_v1
 
 LINEAGE = Lineage(topic="ticks", partition=0, offset=7)
-TEMPLATE = json.loads(encode(Tick(symbol="BTC-USD", price=64000.5, volume=0.25, bid=64000.0, ask=64001.0,
+TEMPLATE = json.loads(encode(Tick(symbol="BTC-USD", venue="test", price=64000.5, volume=0.25, bid=64000.0, ask=64001.0,
                                   ts_event=datetime(2024, 5, 1, tzinfo=UTC), ts_init=datetime(2024, 5, 1, tzinfo=UTC),
                                   source="test", source_id="1")))
 OFFSETS = st.sampled_from(["Z", "+00:00", "+05:30", "-08:00"])
@@ -31,6 +34,9 @@ def valid_payloads(draw: st.DrawFn) -> bytes:
     for optional in ("schema_version", "volume", "bid", "ask"):
         if draw(st.booleans()):
             fields.pop(optional)
+    if draw(st.booleans()):  # a v1 tick: no venue (the upcaster takes the source)
+        fields.pop("venue")
+        fields["schema_version"] = 1
     moment = draw(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))  # noqa: DTZ001
     fields["ts_event"] = moment.isoformat() + draw(OFFSETS)
     fields["ts_init"] = (moment + timedelta(microseconds=draw(st.integers(0, 10**7)))).isoformat() + draw(OFFSETS)
@@ -42,20 +48,49 @@ def valid_payloads(draw: st.DrawFn) -> bytes:
 @settings(max_examples=300, deadline=None)
 @given(payload=st.one_of(valid_payloads(), mutated(TEMPLATE).map(lambda v: json.dumps(v, default=str).encode()),
                          json_values().map(lambda v: json.dumps(v, default=str).encode()), mostly_ascii_bytes(120)))
-def test_decode_tick_is_model_validate_json(payload: bytes) -> None:
-    decoded = decode_tick(payload, b"BTC-USD", 1_714_521_600_000, LINEAGE)
+def test_decode_tick_is_the_upcaster_chain(payload: bytes) -> None:
+    decoded = decode_tick(payload, b"BTC-USD@test", 1_714_521_600_000, LINEAGE)
     try:
-        reference = Tick.model_validate_json(payload)
+        reference, version = TICK_CHAIN.decode_versioned(payload)
     except ValidationError as error:
         assert isinstance(decoded, DeadLetter)
         if decoded.reason == "tick_invalid":
             assert decoded.detail == _describe(error)
         return
-    if isinstance(decoded, DeadLetter):  # a valid tick of another symbol than the key
-        assert decoded.reason == "key_mismatch" and reference.symbol != "BTC-USD"
+    except UnsupportedSchemaVersionError:
+        assert isinstance(decoded, DeadLetter) and decoded.reason == "schema_version_unsupported"
+        return
+    if isinstance(decoded, DeadLetter):  # a valid tick of another instrument than the key (or a v1 tick)
+        assert decoded.reason == "key_mismatch" and record_key(reference, version) != b"BTC-USD@test"
         return
     event("valid tick")
     assert decoded == reference
     assert decoded.model_fields_set == reference.model_fields_set
     assert encode(decoded) == encode(reference)
     assert decoded.ts_event.tzinfo is reference.ts_event.tzinfo is UTC
+
+
+T = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_a_v1_tick_keyed_by_its_symbol_decodes_to_venue_equals_source() -> None:
+    v1 = events_v1.encode(events_v1.Tick(symbol="BTC-USD", price=1.5, ts_event=T, ts_init=T, source="kraken",
+                                         source_id="k1"))
+    tick = decode_tick(v1, b"BTC-USD", 0, LINEAGE)
+    assert isinstance(tick, Tick) and (tick.venue, tick.schema_version) == ("kraken", 2)
+    mismatch = decode_tick(v1, b"BTC-USD@kraken", 0, LINEAGE)  # v1 wrote the symbol as the key
+    assert isinstance(mismatch, DeadLetter) and mismatch.reason == "key_mismatch"
+    current = encode(Tick(symbol="BTC-USD", venue="kraken", price=1.5, ts_event=T, ts_init=T, source="kraken",
+                          source_id="k1"))
+    assert decode_tick(current, b"BTC-USD@kraken", 0, LINEAGE) == tick
+    legacy_key = decode_tick(current, b"BTC-USD", 0, LINEAGE)  # a v2 tick must carry the instrument key
+    assert isinstance(legacy_key, DeadLetter) and legacy_key.reason == "key_mismatch"
+    assert "BTC-USD@kraken" in legacy_key.detail
+
+
+def test_a_tick_from_a_future_release_is_a_dead_letter_not_a_crash() -> None:
+    future = dict(TEMPLATE) | {"schema_version": 3, "exchange_fee": 0.1}
+    letter = decode_tick(json.dumps(future).encode(), b"BTC-USD@test", 0, LINEAGE)
+    assert isinstance(letter, DeadLetter)
+    assert (letter.reason, letter.source, letter.origin) == ("schema_version_unsupported", "test", LINEAGE)
+    assert "schema_version 3" in letter.detail
