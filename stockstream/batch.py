@@ -1,10 +1,12 @@
 """``stockstream indicators``: the pipeline step over a CSV of ticks (the batch runner).
 
-Reads ``timestamp,symbol,price[,volume]`` rows (a header naming the columns, in any
+Reads ``timestamp,symbol,price[,volume][,venue]`` rows (a header naming the columns, in any
 order, is optional; values are parsed by the same functions as ``ingest --source file``),
-feeds every symbol's ticks through :class:`processors.core.pipeline.SymbolProcessor`
-(the one definition of the pipeline step) and writes either one row per input row
-(timeframe ``tick``) or one row per closed candle (a candle timeframe).
+feeds every instrument's ticks (a venue's symbol: ``venue`` column, else ``--venue``, default
+``file``) through its own :class:`processors.core.pipeline.SymbolProcessor` (the one
+definition of the pipeline step) and writes either one row per input row (timeframe ``tick``:
+the input's columns, ``venue`` when the input had none, the indicators, ``signals``) or one
+row per closed candle (a candle timeframe, with ``symbol`` and ``venue``).
 
 Each data row becomes a Tick with ``source="file"``, ``source_id`` = its line number and
 ``ts_init`` = its event time (no wall clock, so runs are reproducible); its lineage is
@@ -24,13 +26,22 @@ from processors.core.pipeline import StepOutput, SymbolProcessor
 from processors.core.strategy import PipelineConfigs, Strategy
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
-from processors.ingest.validation import parse_amount, parse_file_timestamp, parse_symbol, require_amount
+from processors.ingest.validation import (
+    parse_amount,
+    parse_file_timestamp,
+    parse_symbol,
+    parse_venue,
+    require_amount,
+)
 from schemas.events import Lineage, Signal, Tick
+from schemas.instruments import Instrument
 from schemas.timeframes import TICK
 
 COLUMNS = ("timestamp", "symbol", "price", "volume")
+ALL_COLUMNS = (*COLUMNS, "venue")
 REQUIRED = ("timestamp", "symbol", "price")
-CANDLE_COLUMNS = ("symbol", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close", "volume",
+DEFAULT_VENUE = "file"
+CANDLE_COLUMNS = ("symbol", "venue", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close", "volume",
                   "trade_count")
 PARTITION = -1  # not a Kafka partition: the rows of a file
 
@@ -64,23 +75,25 @@ def _layout(first: list[str]) -> _Layout | None:
     names = tuple(cell.strip().lower() for cell in first)
     if "price" not in names and "timestamp" not in names:
         return None
-    if (any(name not in COLUMNS for name in names) or len(set(names)) != len(names)
+    if (any(name not in ALL_COLUMNS for name in names) or len(set(names)) != len(names)
             or any(name not in names for name in REQUIRED)):
         raise InputFormatError(
-            f"header {','.join(first)!r} must name timestamp, symbol, price and optionally volume, once each"
+            f"header {','.join(first)!r} must name timestamp, symbol, price and optionally volume and venue,"
+            " once each"
         )
     return _Layout(names, tuple(cell.strip() for cell in first))
 
 
-def _tick(cells: list[str], layout: _Layout, line: int) -> Tick:
-    if len(cells) == len(layout.names) - 1 and layout.names[-1] == "volume":
+def _tick(cells: list[str], layout: _Layout, line: int, venue: str) -> Tick:
+    if len(cells) == len(layout.names) - 1 and layout.names[-1] in ("volume", "venue"):
         cells = [*cells, ""]
     if len(cells) != len(layout.names):
         raise RecordRejected(reasons.MALFORMED_CSV, f"{len(cells)} fields, expected {len(layout.names)}")
     row = dict(zip(layout.names, cells, strict=True))
     ts_event = parse_file_timestamp(row["timestamp"])
     return Tick(
-        symbol=parse_symbol(row["symbol"]), price=require_amount(row["price"], "price"),
+        symbol=parse_symbol(row["symbol"]), venue=parse_venue(row.get("venue"), venue),
+        price=require_amount(row["price"], "price"),
         volume=parse_amount(row.get("volume"), "volume", required=False),
         ts_event=ts_event, ts_init=ts_event, source="file", source_id=str(line),
     )
@@ -106,6 +119,7 @@ def run(
     timeframe: str = TICK,
     topic: str = "stdin",
     grace_ms: int = 5_000,
+    venue: str = DEFAULT_VENUE,
     flush: bool = True,
     on_skip: Callable[[SkippedRow], None] | None = None,
 ) -> BatchReport:
@@ -113,14 +127,15 @@ def run(
 
     ``timeframe`` ``tick`` writes one row per used input row (input cells, then every
     indicator, then ``signals``); a candle timeframe writes one row per closed candle.
-    ``flush`` closes the still-open candles at the end of the input. Raises
+    ``flush`` closes the still-open candles at the end of the input. ``venue`` is the venue of
+    rows without a ``venue`` cell; each instrument is computed on its own. Raises
     :class:`InputFormatError` for a bad header.
     """
     candles = timeframe != TICK
     configs = PipelineConfigs(strategy, candle_timeframes=(timeframe,) if candles else (), grace_ms=grace_ms)
     names = strategy.indicator_names()
-    processors: dict[str, SymbolProcessor] = {}
-    last: dict[str, tuple[Tick, Lineage]] = {}
+    processors: dict[tuple[str, str], SymbolProcessor] = {}
+    last: dict[tuple[str, str], tuple[Tick, Lineage]] = {}
     report = BatchReport()
     writer = csv.writer(output, lineterminator="\n")
     reader = csv.reader(lines)
@@ -137,7 +152,7 @@ def run(
         for candle, snapshot in zip(out.candles, snapshots, strict=False):
             fired = _signals((s for s in out.signals if s.ts_event == candle.ts_close), timeframe)
             writer.writerow([
-                candle.symbol, candle.timeframe, _iso(candle.ts_open), _iso(candle.ts_close),
+                candle.symbol, candle.venue, candle.timeframe, _iso(candle.ts_open), _iso(candle.ts_close),
                 repr(candle.open), repr(candle.high), repr(candle.low), repr(candle.close),
                 repr(candle.volume), candle.trade_count,
                 *(_number(snapshot.values.get(name)) for name in names), fired,
@@ -161,42 +176,49 @@ def run(
         if layout is None:
             found = _layout(cells)
             layout = found or _Layout(COLUMNS, COLUMNS)
-            writer.writerow([*(CANDLE_COLUMNS if candles else layout.header), *names, "signals"])
+            extra = () if "venue" in layout.names else ("venue",)
+            writer.writerow([*(CANDLE_COLUMNS if candles else (*layout.header, *extra)), *names, "signals"])
             if found is not None:
                 continue
         report.rows += 1
         lineage = Lineage(topic=topic, partition=PARTITION, offset=offset)
         offset += 1
         try:
-            tick = _tick(cells, layout, line)
+            tick = _tick(cells, layout, line, venue)
         except RecordRejected as rejected:
             skip(line, rejected.reason, rejected.detail)
             continue
-        processor = processors.get(tick.symbol)
+        instrument = (tick.symbol, tick.venue)
+        processor = processors.get(instrument)
         if processor is None:
-            processor = processors[tick.symbol] = SymbolProcessor(configs.for_symbol(tick.symbol), tick.symbol)
+            processor = processors[instrument] = SymbolProcessor(configs.for_symbol(tick.symbol),
+                                                                 Instrument(tick.symbol, tick.venue))
         out = processor.process(tick, lineage)
         if out.rejections:
             skip(line, out.rejections[0].reason, out.rejections[0].detail)
             continue
-        last[tick.symbol] = (tick, lineage)
+        last[instrument] = (tick, lineage)
         if candles:
             write_candles(out)
         elif out.out_of_order:
-            skip(line, "out_of_order", "older than the symbol's previous tick: folded into candles and the "
+            skip(line, "out_of_order", "older than the instrument's previous tick: folded into candles and the "
                                        "daily aggregate only, so it has no tick-timeframe indicators")
         else:
             snapshot = out.snapshots[-1]
             padded = cells + [""] * (len(layout.names) - len(cells))
+            if "venue" in layout.names:
+                padded[layout.names.index("venue")] = tick.venue
+            else:
+                padded.append(tick.venue)
             writer.writerow([*padded, *(_number(snapshot.values.get(name)) for name in names),
                              _signals(out.signals, TICK)])
             report.written += 1
     if layout is None:
-        writer.writerow([*(CANDLE_COLUMNS if candles else COLUMNS), *names, "signals"])
+        writer.writerow([*(CANDLE_COLUMNS if candles else (*COLUMNS, "venue")), *names, "signals"])
     if candles and flush:
-        for symbol, processor in processors.items():
-            if symbol in last:
-                write_candles(processor.flush(*last[symbol]))
+        for key, processor in processors.items():
+            if key in last:
+                write_candles(processor.flush(*last[key]))
     return report
 
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+from schemas.instruments import InvalidInstrumentError, check_venue
 from schemas.timeframes import TICK, InvalidTimeframeError, validate_timeframe
 from stockstream.batch import InputFormatError, SkippedRow, counting_lines, run
 from stockstream.console import console
@@ -27,14 +28,15 @@ EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 
 def indicators(
-    input_path: Annotated[str, typer.Option("--input", "-i", help="Ticks CSV (timestamp,symbol,price[,volume]); - for stdin.")],
+    input_path: Annotated[str, typer.Option("--input", "-i", help="Ticks CSV (timestamp,symbol,price[,volume][,venue]); - for stdin.")],
     output_path: Annotated[str, typer.Option("--output", "-o", help="Output CSV; - for stdout.")],
     timeframe: Annotated[str, typer.Option(help="tick: one row per input row; a candle timeframe (1m, 5m, 1h…): one row per closed candle.")] = TICK,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file (.toml/.yaml): periods, thresholds, rules, per-symbol overrides.")] = None,
     grace: Annotated[float, typer.Option(help="Seconds after a candle's end during which late ticks still count.")] = 5.0,
     flush: Annotated[bool, typer.Option(help="Close the candles still open at the end of the input (candle timeframes).")] = True,
+    venue: Annotated[str, typer.Option(help="Venue of rows without a venue column (each venue's symbol is its own series).")] = "file",
 ) -> None:
-    """Compute indicators and signals per symbol over a CSV of ticks (same engine as the stream).
+    """Compute indicators and signals per instrument (venue + symbol) over a CSV of ticks (same engine as the stream).
 
     Bad rows are listed on stderr with their line numbers and skipped.
 
@@ -52,6 +54,10 @@ def indicators(
         raise fail(str(error)) from None
     if not 0 <= grace <= 86_400:
         raise fail("--grace must be between 0 and 86400 seconds")
+    try:
+        check_venue(venue)
+    except InvalidInstrumentError as error:
+        raise fail(str(error)) from None
     try:
         chosen = DEFAULT_STRATEGY if strategy is None else load_strategy(strategy)
     except StrategyError as error:
@@ -80,7 +86,7 @@ def indicators(
             report = run(
                 lines, sink, strategy=chosen, timeframe=timeframe,
                 topic="stdin" if input_path == "-" else Path(input_path).name, grace_ms=round(grace * 1000),
-                flush=flush, on_skip=on_skip,
+                venue=venue, flush=flush, on_skip=on_skip,
             )
         except InputFormatError as error:
             raise fail(str(error)) from None

@@ -43,10 +43,10 @@ def expected_by_step(rows: list[dict[str, str]], topic: str) -> list[tuple[dict[
     results = []
     for offset, row in enumerate(rows):
         moment = datetime.fromisoformat(row["timestamp"])
-        tick = Tick(symbol=row["symbol"], price=float(row["price"]), volume=float(row["volume"]), ts_event=moment,
+        tick = Tick(symbol=row["symbol"], venue=row.get("venue") or "file", price=float(row["price"]), volume=float(row["volume"]), ts_event=moment,
                     ts_init=moment, source="file", source_id=str(offset + 2))
-        states[tick.symbol], out = step(config, states[tick.symbol], tick, Lineage(topic=topic, partition=-1,
-                                                                                    offset=offset))
+        key = f"{tick.symbol}@{tick.venue}"
+        states[key], out = step(config, states[key], tick, Lineage(topic=topic, partition=-1, offset=offset))
         results.append((out.snapshots[0].values, ";".join(f"{s.rule}:{s.side}" for s in out.signals)))
     return results
 
@@ -57,7 +57,9 @@ def test_sample_file_tick_by_tick_equals_the_pipeline_step_and_talib(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     source, got = read(SAMPLE), read(output)
-    assert output.read_text().splitlines()[0] == "timestamp,symbol,price,volume," + ",".join(NAMES) + ",signals"
+    # The output gains the venue of each row (here every row is of the default venue, ``file``).
+    assert output.read_text().splitlines()[0] == "timestamp,symbol,price,volume,venue," + ",".join(NAMES) + ",signals"
+    assert {row["venue"] for row in got} == {"file"}
     assert len(got) == len(source)
     assert [[r[c] for c in ("timestamp", "symbol", "price", "volume")] for r in got] == [list(r.values()) for r in source]
 
@@ -145,8 +147,8 @@ def test_one_row_per_closed_candle_with_timeframe_1m(tmp_path: Path) -> None:
     result = indicators("-i", str(SAMPLE), "-o", str(output), "--timeframe", "1m")
     assert result.returncode == 0, result.stderr
     got = read(output)
-    assert list(got[0])[:10] == ["symbol", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close",
-                                 "volume", "trade_count"]
+    assert list(got[0])[:11] == ["symbol", "venue", "timeframe", "ts_open", "ts_close", "open", "high", "low",
+                                 "close", "volume", "trade_count"]
     # OHLCV equal a plain group-by of the input (every row is in order; the last candles are flushed).
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for row in read(SAMPLE):
@@ -170,7 +172,7 @@ def test_a_strategy_file_changes_the_columns(tmp_path: Path) -> None:
     result = indicators("-i", str(SAMPLE), "-o", str(output), "--strategy", str(ROOT / "docs/examples/strategy.yaml"))
     assert result.returncode == 0, result.stderr
     header = output.read_text().splitlines()[0].split(",")
-    assert header[4:] == ["sma_20", "sma_50", "ema_9", "ema_21", "rsi_14", "macd", "macd_signal", "macd_hist",
+    assert header[5:] == ["sma_20", "sma_50", "ema_9", "ema_21", "rsi_14", "macd", "macd_signal", "macd_hist",
                           "bb_upper", "bb_middle", "bb_lower", "vwap", "rsi_7", "signals"]
     rows = read(output)
     assert all(row["rsi_7"] == "" for row in rows if row["symbol"] != "SOL-USD")
@@ -211,3 +213,31 @@ def test_a_progress_bar_goes_to_stderr_only_when_it_is_a_terminal(tmp_path: Path
     plain = indicators("-i", str(SAMPLE), "-o", str(tmp_path / "plain.csv"))
     assert plain.stderr == ""  # not a terminal: no bar
     assert (tmp_path / "tty.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+
+
+def test_two_venues_of_one_symbol_are_two_series_each_equal_to_its_venue_alone(tmp_path: Path) -> None:
+    """Interleaved rows of BTC-USD on two venues (``venue`` column, and ``--venue`` for rows without one)."""
+    source = read(SAMPLE)
+    btc = [row for row in source if row["symbol"] == "BTC-USD"][:400]
+    mixed = tmp_path / "mixed.csv"
+    lines = ["timestamp,symbol,price,volume,venue"]
+    for index, row in enumerate(btc):
+        lines.append(f"{row['timestamp']},BTC-USD,{row['price']},{row['volume']},kraken")
+        # The other venue quotes the same moments 0.3 % higher, with no venue cell (→ --venue coinbase).
+        lines.append(f"{row['timestamp']},BTC-USD,{float(row['price']) * 1.003!r},{row['volume']},")
+        assert index < 10_000
+    mixed.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "mixed-out.csv"
+    result = indicators("--input", str(mixed), "--output", str(output), "--venue", "coinbase")
+    assert result.returncode == 0, result.stderr
+    got = read(output)
+    assert {row["venue"] for row in got} == {"kraken", "coinbase"}
+    for venue in ("kraken", "coinbase"):
+        alone = tmp_path / f"{venue}.csv"
+        alone.write_text("\n".join([lines[0], *(line for line in lines[1:] if line.split(",")[4] in (venue, "")
+                                                 and (venue == "coinbase") == line.endswith(","))]) + "\n")
+        single = tmp_path / f"{venue}-out.csv"
+        assert indicators("-i", str(alone), "-o", str(single), "--venue", venue).returncode == 0
+        mine = [{name: row[name] for name in (*NAMES, "price", "signals")} for row in got if row["venue"] == venue]
+        assert mine == [{name: row[name] for name in (*NAMES, "price", "signals")} for row in read(single)]
+        assert len(mine) == len(btc)
