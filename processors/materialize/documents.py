@@ -22,6 +22,7 @@ from schemas.events import (
     Tick,
     Timeframe,
     UtcDatetime,
+    Venue,
 )
 
 
@@ -38,6 +39,7 @@ class RecommendationSource(ViewModel):
 
     signal_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     rule: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     side: Side
@@ -47,13 +49,14 @@ class RecommendationSource(ViewModel):
 
 
 class Recommendation(ViewModel):
-    """The current recommendation of a symbol (for one timeframe, or across all when ``timeframe`` is null).
+    """The current recommendation of an instrument (for one timeframe, or across all when ``timeframe`` is null).
 
     ``state``: ``active`` — the last signal still holds; ``decayed`` — it is older than the
     decay time, so the recommendation is HOLD; ``none`` — no signal was ever seen.
     """
 
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe | None
     side: Literal["BUY", "SELL", "HOLD"]
     state: Literal["active", "decayed", "none"]
@@ -62,14 +65,45 @@ class Recommendation(ViewModel):
 
 
 class SymbolList(ViewModel):
-    symbols: list[str]
+    symbols: list[str] = Field(description="Every symbol of any venue; /instruments lists each venue's")
     timeframes: list[str] = Field(description="Timeframes this deployment computes: 'tick' and its candle timeframes")
+
+
+class InstrumentSummary(ViewModel):
+    """One instrument (a venue's symbol), when it last ticked and whether its source looks alive.
+
+    ``health``: ``fresh`` — the last tick was ingested less than ``stale_after_seconds`` ago;
+    ``stale`` — longer ago (a stopped feed, or a polled venue between polls); ``none`` — no tick
+    view yet (only derived events were materialized, e.g. after a v1 log's upcast).
+    """
+
+    instrument: str = Field(examples=["BTC-USD@coinbase"])
+    symbol: Symbol
+    venue: Venue
+    last_tick_at: UtcDatetime | None = Field(description="ts_event of the latest tick")
+    last_ingest_at: UtcDatetime | None = Field(description="ts_init (ingest time) of the latest tick")
+    health: Literal["fresh", "stale", "none"]
+
+
+class InstrumentList(ViewModel):
+    instruments: list[InstrumentSummary]
+    stale_after_seconds: float
+    timeframes: list[str]
+
+
+class AmbiguousSymbol(ViewModel):
+    """409 body: the symbol trades on several venues; pick one of ``choices`` (``/instruments/{venue}/{symbol}``)."""
+
+    detail: str
+    symbol: Symbol
+    choices: list[str] = Field(examples=[["BTC-USD@coinbase", "BTC-USD@kraken"]])
 
 
 class Latest(ViewModel):
     """Latest tick and latest indicator snapshot per timeframe (keyed by timeframe)."""
 
     symbol: Symbol
+    venue: Venue
     tick: Tick | None
     indicators: dict[str, IndicatorSnapshot]
 
@@ -78,6 +112,7 @@ class CandleSeries(ViewModel):
     """Recent candles, oldest first."""
 
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     candles: list[Candle]
 
@@ -86,6 +121,7 @@ class IndicatorSeries(ViewModel):
     """The latest snapshot and the recent history (oldest first) of one timeframe."""
 
     symbol: Symbol
+    venue: Venue
     timeframe: Timeframe
     latest: IndicatorSnapshot | None
     history: list[IndicatorSnapshot]
@@ -95,6 +131,7 @@ class SignalList(ViewModel):
     """Recent signals, newest first."""
 
     symbol: Symbol
+    venue: Venue
     signals: list[Signal]
 
 
@@ -102,4 +139,5 @@ class DailyList(ViewModel):
     """Daily summaries, oldest day first."""
 
     symbol: Symbol
+    venue: Venue
     days: list[DailySummary]

@@ -1,21 +1,24 @@
 """The Redis key layout of the views: the only place that spells a key.
 
-Every key starts with the deployment's ``REDIS_KEY_PREFIX`` (``ss:`` by default). A key is
-only ever built from a symbol, timeframe or rule that has passed the event schema's pattern
+Every key starts with the deployment's ``REDIS_KEY_PREFIX`` (``ss:`` by default). Views are per
+instrument: ``{INS}`` is the instrument text ``SYMBOL@venue`` (:mod:`schemas.instruments`). A key is
+only ever built from an instrument, timeframe or rule that has passed the event schema's pattern
 (writer side) or the API's validation (reader side); :class:`ViewKeys` checks again and
 raises :class:`InvalidKeyPartError` rather than build a key from anything else.
 
 | key | type | content |
 |---|---|---|
-| ``{p}symbols`` | set | every symbol seen on any input topic |
-| ``{p}latest:{SYM}`` | hash | ``tick`` → Tick JSON, ``ind:{tf}`` → IndicatorSnapshot JSON |
-| ``{p}rec:{SYM}`` | hash | ``*`` → Recommendation JSON (any timeframe), ``tf:{tf}`` → per timeframe |
-| ``{p}candles:{SYM}:{tf}`` | zset | score = window open (ms), member = window open (ms) as text |
-| ``{p}candles:{SYM}:{tf}:data`` | hash | window open (ms) → Candle JSON |
-| ``{p}ind:{SYM}:{tf}`` | zset | score = ts_event (ms), member = IndicatorSnapshot JSON (recent history) |
-| ``{p}signals:{SYM}`` | zset | score = ts_event (ms), member = Signal JSON (recent, newest = highest score) |
-| ``{p}signals:{SYM}:rule:{rule}`` | zset | the same, for one rule |
-| ``{p}daily:{SYM}`` | hash | ``YYYY-MM-DD`` → DailySummary JSON |
+| ``{p}instruments`` | set | every instrument seen on any input topic |
+| ``{p}latest:{INS}`` | hash | ``tick`` → Tick JSON, ``ind:{tf}`` → IndicatorSnapshot JSON |
+| ``{p}rec:{INS}`` | hash | ``*`` → Recommendation JSON (any timeframe), ``tf:{tf}`` → per timeframe |
+| ``{p}candles:{INS}:{tf}`` | zset | score = window open (ms), member = window open (ms) as text |
+| ``{p}candles:{INS}:{tf}:data`` | hash | window open (ms) → Candle JSON |
+| ``{p}ind:{INS}:{tf}`` | zset | score = ts_event (ms), member = IndicatorSnapshot JSON (recent history) |
+| ``{p}signals:{INS}`` | zset | score = ts_event (ms), member = Signal JSON (recent, newest = highest score) |
+| ``{p}signals:{INS}:rule:{rule}`` | zset | the same, for one rule |
+| ``{p}daily:{INS}`` | hash | ``YYYY-MM-DD`` → DailySummary JSON |
+
+Events are stored as current-version JSON: an event upcast from an older record is re-encoded.
 | ``{key}:pos`` | hash | for each hash above: field → log offset the field reflects |
 
 Channels: ``{p}live:updates`` (the materializer's compact updates after each batch) and
@@ -28,10 +31,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from schemas.instruments import VENUE_PATTERN
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
 
-_SYMBOL = re.compile(NORMALIZED_SYMBOL_PATTERN)
+INSTRUMENT_PATTERN = NORMALIZED_SYMBOL_PATTERN.rstrip("$") + "@" + VENUE_PATTERN.lstrip("^")
+_INSTRUMENT = re.compile(INSTRUMENT_PATTERN)
 _TIMEFRAME = re.compile(TIMEFRAME_PATTERN)
 _RULE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -40,7 +45,7 @@ ANY_TIMEFRAME = "*"
 
 
 class InvalidKeyPartError(ValueError):
-    """A symbol, timeframe or rule did not match its pattern; no key is built from it."""
+    """An instrument, timeframe or rule did not match its pattern; no key is built from it."""
 
 
 @lru_cache(maxsize=65_536)  # the materializer builds the same few keys for every event of a symbol
@@ -62,8 +67,8 @@ class ViewKeys:
     prefix: str
 
     @property
-    def symbols(self) -> str:
-        return f"{self.prefix}symbols"
+    def instruments(self) -> str:
+        return f"{self.prefix}instruments"
 
     @property
     def live_updates(self) -> str:
@@ -73,15 +78,15 @@ class ViewKeys:
     def live_notifications(self) -> str:
         return f"{self.prefix}live:notifications"
 
-    def latest(self, symbol: str) -> str:
-        return f"{self.prefix}latest:{_check(_SYMBOL, symbol, 'symbol')}"
+    def latest(self, instrument: str) -> str:
+        return f"{self.prefix}latest:{_check(_INSTRUMENT, instrument, 'instrument')}"
 
     @staticmethod
     def latest_indicator_field(timeframe: str) -> str:
         return f"ind:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
 
-    def recommendation(self, symbol: str) -> str:
-        return f"{self.prefix}rec:{_check(_SYMBOL, symbol, 'symbol')}"
+    def recommendation(self, instrument: str) -> str:
+        return f"{self.prefix}rec:{_check(_INSTRUMENT, instrument, 'instrument')}"
 
     @staticmethod
     def recommendation_field(timeframe: str | None) -> str:
@@ -89,21 +94,21 @@ class ViewKeys:
             return ANY_TIMEFRAME
         return f"tf:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
 
-    def candles(self, symbol: str, timeframe: str) -> str:
-        return f"{self.prefix}candles:{_check(_SYMBOL, symbol, 'symbol')}:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
+    def candles(self, instrument: str, timeframe: str) -> str:
+        return f"{self.prefix}candles:{_check(_INSTRUMENT, instrument, 'instrument')}:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
 
-    def candles_data(self, symbol: str, timeframe: str) -> str:
-        return self.candles(symbol, timeframe) + ":data"
+    def candles_data(self, instrument: str, timeframe: str) -> str:
+        return self.candles(instrument, timeframe) + ":data"
 
-    def indicator_history(self, symbol: str, timeframe: str) -> str:
-        return f"{self.prefix}ind:{_check(_SYMBOL, symbol, 'symbol')}:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
+    def indicator_history(self, instrument: str, timeframe: str) -> str:
+        return f"{self.prefix}ind:{_check(_INSTRUMENT, instrument, 'instrument')}:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
 
-    def signals(self, symbol: str, rule: str | None = None) -> str:
-        base = f"{self.prefix}signals:{_check(_SYMBOL, symbol, 'symbol')}"
+    def signals(self, instrument: str, rule: str | None = None) -> str:
+        base = f"{self.prefix}signals:{_check(_INSTRUMENT, instrument, 'instrument')}"
         return base if rule is None else f"{base}:rule:{_check(_RULE, rule, 'rule')}"
 
-    def daily(self, symbol: str) -> str:
-        return f"{self.prefix}daily:{_check(_SYMBOL, symbol, 'symbol')}"
+    def daily(self, instrument: str) -> str:
+        return f"{self.prefix}daily:{_check(_INSTRUMENT, instrument, 'instrument')}"
 
     @staticmethod
     def daily_field(day: str) -> str:

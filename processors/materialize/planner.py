@@ -2,8 +2,9 @@
 
 Called by :class:`processors.materialize.service.Materializer` (live) and by
 :mod:`processors.materialize.rebuild` (replay) once per consumed batch: every record is
-decoded strictly (a record that does not decode becomes a :class:`DeadLetter` with a
-stable reason code), turned into view writes tagged with its log offset, and the writes of
+decoded strictly through its type's upcaster chain (:mod:`schemas.upcasters`: a record of an
+earlier release is upgraded, one from a newer release and one that does not decode become a
+:class:`DeadLetter` with a stable reason code), turned into view writes tagged with its log offset, and the writes of
 one batch are coalesced — of many writes to one "latest value" slot only the one with the
 highest offset is kept, because the compare-and-set in Redis would discard the others anyway.
 """
@@ -30,8 +31,11 @@ from schemas.events import (
     Lineage,
     Signal,
     Tick,
+    encode,
 )
+from schemas.instruments import format_instrument
 from schemas.topics import TopicRegistry
+from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError, record_key
 
 MAX_RAW_CHARS = 16_384
 DEAD_LETTER_SOURCE = "materialize"
@@ -70,6 +74,11 @@ class Route:
     kind: Kind
     label: str  # topic name without the namespace prefix: the metric label
     timeframe: str | None = None  # candle topics only
+
+    @property
+    def version(self) -> int:
+        """The current ``schema_version`` of the route's events (older records are re-encoded)."""
+        return CHAINS[MODELS[self.kind]].latest
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ class ViewBatch:
     ``series`` maps a sorted set key to the events added to it.
     """
 
-    symbols: set[str] = field(default_factory=set)
+    instruments: set[str] = field(default_factory=set)  # SYMBOL@venue of every event planned
     slots: dict[str, dict[str, SlotWrite]] = field(default_factory=dict)
     candles: dict[tuple[str, str], CandleWrite] = field(default_factory=dict)
     series: dict[str, SeriesGroup] = field(default_factory=dict)
@@ -185,7 +194,7 @@ class BatchPlanner:
         self.topics = topics
         self.caps = caps
         self.now = now
-        self._indicator_keys: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._indicator_keys: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}
         self._handlers: dict[Kind, Callable[[ViewBatch, Any, int, Any], None]] = {
             Kind.TICK: self._tick, Kind.INDICATORS: self._indicators, Kind.CANDLE: self._candle,
             Kind.SIGNAL: self._signal, Kind.DAILY: self._daily,
@@ -204,38 +213,45 @@ class BatchPlanner:
             if route is None or isinstance(decoded, DeadLetter):
                 batch.dead_letters.append(decoded)  # type: ignore[arg-type]
                 continue
+            event, version = decoded
             counts[route.label] += 1
             # The record's own bytes are stored: they just passed strict validation, and the same log
             # position always holds the same bytes, so replays and rebuilds store identical members.
-            handlers[route.kind](batch, decoded, record.offset, record.value)
+            # An upcast record is stored as its current-version JSON (the same for every replay too).
+            text = record.value if version == route.version else encode(event)
+            handlers[route.kind](batch, event, record.offset, text)  # type: ignore[arg-type]
         return batch
 
     # -- decoding ---------------------------------------------------------------------------------
 
     def decode(self, record: InputRecord) -> Event | DeadLetter:
-        """The event in ``record``, or a dead letter saying why not (never raises)."""
-        return self._decode(record, self.topics.routes.get(record.topic))
+        """The (current-version) event in ``record``, or a dead letter saying why not (never raises)."""
+        decoded = self._decode(record, self.topics.routes.get(record.topic))
+        return decoded if isinstance(decoded, DeadLetter) else decoded[0]
 
-    def _decode(self, record: InputRecord, route: Route | None) -> Event | DeadLetter:
+    def _decode(self, record: InputRecord, route: Route | None) -> tuple[Event, int] | DeadLetter:
         if route is None:
             return self._dead(record, "unknown_topic", f"topic {record.topic!r} is not an input of the materializer")
         if not record.value:
             return self._dead(record, "empty_value", "record has no value (tombstone or empty payload)")
         model = MODELS[route.kind]
         try:
-            event = model.model_validate_json(record.value)
+            event, version = CHAINS[model].decode_versioned(record.value)
         except ValidationError as error:
             reason = "invalid_json" if any(e["type"] == "json_invalid" for e in error.errors()) else "schema_invalid"
             return self._dead(record, reason, f"not a valid {model.__name__}: {_short_errors(error)}")
-        symbol: str = event.symbol  # type: ignore[attr-defined]
-        if record.key is None or record.key != symbol.encode():
-            # Views compare offsets within one partition; that holds only when the key is the symbol.
+        except UnsupportedSchemaVersionError as error:
+            return self._dead(record, error.reason, str(error))
+        expected = record_key(event, version)
+        if record.key is None or record.key != expected:
+            # Views compare offsets within one partition; that holds only when the key is the instrument
+            # (the symbol, for a v1 record: v1 keyed by symbol).
             return self._dead(record, "key_mismatch",
-                              f"record key {record.key!r} is not the event's symbol {symbol!r}")
+                              f"record key {record.key!r} is not the event's key {expected!r}")
         if route.timeframe is not None and event.timeframe != route.timeframe:  # type: ignore[attr-defined]
             return self._dead(record, "timeframe_mismatch",
                               f"candle of timeframe {event.timeframe!r} on the {route.label} topic")  # type: ignore[attr-defined]
-        return event
+        return event, version
 
     def _dead(self, record: InputRecord, reason: str, detail: str) -> DeadLetter:
         raw = (record.value or b"").decode("utf-8", errors="backslashreplace")
@@ -263,51 +279,56 @@ class BatchPlanner:
         group.adds.append(SeriesAdd(score, member, live))
 
     def _tick(self, batch: ViewBatch, event: Tick, offset: int, text: bytes) -> None:
-        batch.symbols.add(event.symbol)
-        self._slot(batch, self.keys.latest(event.symbol), "tick", offset, text, "tick")
+        instrument = format_instrument(event.symbol, event.venue)
+        batch.instruments.add(instrument)
+        self._slot(batch, self.keys.latest(instrument), "tick", offset, text, "tick")
 
     def _indicators(self, batch: ViewBatch, event: IndicatorSnapshot, offset: int, text: bytes) -> None:
-        # The hottest path with ticks: its three keys are looked up once per symbol and timeframe.
-        where = (event.symbol, event.timeframe)
+        # The hottest path with ticks: its three keys are looked up once per instrument and timeframe.
+        where = (event.symbol, event.venue, event.timeframe)
         keys = self._indicator_keys.get(where)
         if keys is None:
+            instrument = format_instrument(event.symbol, event.venue)
             keys = self._indicator_keys[where] = (
-                self.keys.latest(event.symbol), self.keys.latest_indicator_field(event.timeframe),
-                self.keys.indicator_history(event.symbol, event.timeframe))
-        batch.symbols.add(event.symbol)
+                self.keys.latest(instrument), self.keys.latest_indicator_field(event.timeframe),
+                self.keys.indicator_history(instrument, event.timeframe), instrument)
+        batch.instruments.add(keys[3])
         self._slot(batch, keys[0], keys[1], offset, text, None)
         self._series(batch, keys[2], _ms(event.ts_event), text, self.caps.indicator_history, "indicators")
 
     def _candle(self, batch: ViewBatch, event: Candle, offset: int, text: bytes) -> None:
         keys = self.keys
-        batch.symbols.add(event.symbol)
-        index = keys.candles(event.symbol, event.timeframe)
+        instrument = format_instrument(event.symbol, event.venue)
+        batch.instruments.add(instrument)
+        index = keys.candles(instrument, event.timeframe)
         opened = _ms(event.ts_open)
         member = str(opened)
         current = batch.candles.get((index, member))
         if current is None or current.offset < offset:
             batch.candles[(index, member)] = CandleWrite(
-                index, keys.candles_data(event.symbol, event.timeframe), member, opened, offset, text,
+                index, keys.candles_data(instrument, event.timeframe), member, opened, offset, text,
                 self.caps.candles, "candle")
 
     def _signal(self, batch: ViewBatch, event: Signal, offset: int, text: bytes) -> None:
         keys = self.keys
-        batch.symbols.add(event.symbol)
+        instrument = format_instrument(event.symbol, event.venue)
+        batch.instruments.add(instrument)
         score = _ms(event.ts_event)
-        self._series(batch, keys.signals(event.symbol), score, text, self.caps.signals, "signal")
-        self._series(batch, keys.signals(event.symbol, event.rule), score, text, self.caps.signals, None)
+        self._series(batch, keys.signals(instrument), score, text, self.caps.signals, "signal")
+        self._series(batch, keys.signals(instrument, event.rule), score, text, self.caps.signals, None)
         source = RecommendationSource(
-            signal_id=event.signal_id, symbol=event.symbol, timeframe=event.timeframe, rule=event.rule,
+            signal_id=event.signal_id, symbol=event.symbol, venue=event.venue, timeframe=event.timeframe, rule=event.rule,
             side=event.side, price=event.price, ts_event=event.ts_event,
             expires_at=_decays_at(event.ts_event, self.caps.recommendation_decay),
         ).model_dump_json().encode()
-        rec_key = keys.recommendation(event.symbol)
+        rec_key = keys.recommendation(instrument)
         self._slot(batch, rec_key, keys.recommendation_field(None), offset, source, "recommendation")
         self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
 
     def _daily(self, batch: ViewBatch, event: DailySummary, offset: int, text: bytes) -> None:
-        batch.symbols.add(event.symbol)
-        self._slot(batch, self.keys.daily(event.symbol), self.keys.daily_field(event.date.isoformat()), offset,
+        instrument = format_instrument(event.symbol, event.venue)
+        batch.instruments.add(instrument)
+        self._slot(batch, self.keys.daily(instrument), self.keys.daily_field(event.date.isoformat()), offset,
                    text, "daily")
 
 

@@ -1,6 +1,8 @@
 """Reads the views back as pydantic models: the one definition used by the API and ``stockstream query``.
 
-Callers pass already-validated input (symbol pattern, timeframe pattern, limits); the key
+Views are per instrument (``SYMBOL@venue``, :mod:`schemas.instruments`); a reader method takes an
+:class:`~schemas.instruments.Instrument`. Callers pass already-validated input (instrument, timeframe
+pattern, limits); the key
 builders in :mod:`processors.materialize.keys` check the patterns once more and raise rather
 than build a key from anything else. Reads only: this module never writes to Redis.
 
@@ -24,13 +26,16 @@ from processors.materialize.documents import (
     CandleSeries,
     DailyList,
     IndicatorSeries,
+    InstrumentSummary,
     Latest,
     Recommendation,
     RecommendationSource,
     SignalList,
 )
 from processors.materialize.keys import ViewKeys
-from schemas.events import Candle, DailySummary, IndicatorSnapshot, Signal, Tick
+from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, Tick
+from schemas.instruments import Instrument, InvalidInstrumentError, parse_instrument
+from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError
 
 log = logging.getLogger(__name__)
 CORRUPT = Counter("stockstream_views_corrupt_documents_total",
@@ -55,24 +60,64 @@ class ViewReader:
         if raw is None:
             return None
         try:
+            if issubclass(model, Event):  # events go through their upcaster chain, like every consumer
+                return CHAINS[model].decode(raw)  # type: ignore[no-any-return]
             return model.model_validate_json(raw)
         except ValidationError as error:
             CORRUPT.labels(view).inc()
             log.warning("skipping a %s document that does not parse: %s", view, error.errors()[:1])
+            return None
+        except UnsupportedSchemaVersionError as error:
+            CORRUPT.labels(view).inc()
+            log.warning("skipping a %s document: %s", view, error)
             return None
 
     def _parse_all(self, model: type[Model], raws: Iterable[bytes | str], view: str) -> list[Model]:
         parsed = (self._parse(model, raw, view) for raw in raws)
         return [item for item in parsed if item is not None]
 
+    def instruments(self) -> list[Instrument]:
+        """Every instrument with views, sorted by symbol then venue (a foreign member is skipped)."""
+        found = []
+        for member in self.client.smembers(self.keys.instruments):
+            try:
+                found.append(parse_instrument(_text(member)))
+            except InvalidInstrumentError:
+                CORRUPT.labels("instruments").inc()
+        return sorted(found, key=lambda instrument: (instrument.symbol, instrument.venue))
+
     def symbols(self) -> list[str]:
-        return sorted(_text(member) for member in self.client.smembers(self.keys.symbols))
+        """Every symbol of any venue."""
+        return sorted({instrument.symbol for instrument in self.instruments()})
 
-    def known(self, symbol: str) -> bool:
-        return bool(self.client.sismember(self.keys.symbols, symbol))
+    def venues_of(self, symbol: str) -> list[Instrument]:
+        """The instruments of ``symbol`` (one per venue), sorted by venue."""
+        return [instrument for instrument in self.instruments() if instrument.symbol == symbol]
 
-    def latest(self, symbol: str) -> Latest:
-        fields = {_text(name): value for name, value in self.client.hgetall(self.keys.latest(symbol)).items()}
+    def known(self, instrument: Instrument) -> bool:
+        return bool(self.client.sismember(self.keys.instruments, instrument.text))
+
+    def summaries(self, stale_after_s: float) -> list[InstrumentSummary]:
+        """Every instrument with its latest tick's times and a health verdict against ``now``."""
+        instruments = self.instruments()
+        pipe = self.client.pipeline(transaction=False)
+        for instrument in instruments:
+            pipe.hget(self.keys.latest(instrument.text), "tick")
+        now = self.now()
+        result = []
+        for instrument, raw in zip(instruments, pipe.execute() if instruments else [], strict=True):
+            tick = self._parse(Tick, raw, "latest")
+            health = "none" if tick is None else (
+                "fresh" if (now - tick.ts_init).total_seconds() < stale_after_s else "stale")
+            result.append(InstrumentSummary(
+                instrument=instrument.text, symbol=instrument.symbol, venue=instrument.venue,
+                last_tick_at=None if tick is None else tick.ts_event,
+                last_ingest_at=None if tick is None else tick.ts_init, health=health))
+        return result
+
+    def latest(self, instrument: Instrument) -> Latest:
+        fields = {_text(name): value
+                  for name, value in self.client.hgetall(self.keys.latest(instrument.text)).items()}
         tick = self._parse(Tick, fields.pop("tick", None), "latest")
         indicators: dict[str, IndicatorSnapshot] = {}
         for name, raw in sorted(fields.items()):
@@ -80,48 +125,53 @@ class ViewReader:
                 snapshot = self._parse(IndicatorSnapshot, raw, "latest")
                 if snapshot is not None:
                     indicators[snapshot.timeframe] = snapshot
-        return Latest(symbol=symbol, tick=tick, indicators=indicators)
+        return Latest(symbol=instrument.symbol, venue=instrument.venue, tick=tick, indicators=indicators)
 
-    def recommendation(self, symbol: str, timeframe: str | None = None) -> Recommendation:
-        raw = self.client.hget(self.keys.recommendation(symbol), self.keys.recommendation_field(timeframe))
+    def recommendation(self, instrument: Instrument, timeframe: str | None = None) -> Recommendation:
+        raw = self.client.hget(self.keys.recommendation(instrument.text), self.keys.recommendation_field(timeframe))
         source = self._parse(RecommendationSource, raw, "recommendation")
         now = self.now()
+        symbol, venue = instrument.symbol, instrument.venue
         if source is None:
-            return Recommendation(symbol=symbol, timeframe=timeframe, side="HOLD", state="none", set_by=None,
-                                  as_of=now)
+            return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side="HOLD", state="none",
+                                  set_by=None, as_of=now)
         if now >= source.expires_at:
-            return Recommendation(symbol=symbol, timeframe=timeframe, side="HOLD", state="decayed",
+            return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side="HOLD", state="decayed",
                                   set_by=source, as_of=now)
-        return Recommendation(symbol=symbol, timeframe=timeframe, side=source.side, state="active",
+        return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side=source.side, state="active",
                               set_by=source, as_of=now)
 
-    def candles(self, symbol: str, timeframe: str, limit: int) -> CandleSeries:
-        members = cast(list[bytes], self.client.zrange(self.keys.candles(symbol, timeframe), -limit, -1))
-        raws = self.client.hmget(self.keys.candles_data(symbol, timeframe), members) if members else []
+    def candles(self, instrument: Instrument, timeframe: str, limit: int) -> CandleSeries:
+        members = cast(list[bytes], self.client.zrange(self.keys.candles(instrument.text, timeframe), -limit, -1))
+        raws = self.client.hmget(self.keys.candles_data(instrument.text, timeframe), members) if members else []
         candles = self._parse_all(Candle, (raw for raw in raws if raw is not None), "candles")
-        return CandleSeries(symbol=symbol, timeframe=timeframe, candles=candles)
+        return CandleSeries(symbol=instrument.symbol, venue=instrument.venue, timeframe=timeframe, candles=candles)
 
-    def indicators(self, symbol: str, timeframe: str, limit: int) -> IndicatorSeries:
+    def indicators(self, instrument: Instrument, timeframe: str, limit: int) -> IndicatorSeries:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.latest(symbol), self.keys.latest_indicator_field(timeframe))
+        pipe.hget(self.keys.latest(instrument.text), self.keys.latest_indicator_field(timeframe))
         if limit:
-            pipe.zrange(self.keys.indicator_history(symbol, timeframe), -limit, -1)
+            pipe.zrange(self.keys.indicator_history(instrument.text, timeframe), -limit, -1)
         results = pipe.execute()
         latest = self._parse(IndicatorSnapshot, results[0], "latest")
         history = self._parse_all(IndicatorSnapshot, results[1] if limit else [], "indicators")
-        return IndicatorSeries(symbol=symbol, timeframe=timeframe, latest=latest, history=history)
+        return IndicatorSeries(symbol=instrument.symbol, venue=instrument.venue, timeframe=timeframe, latest=latest,
+                               history=history)
 
-    def signals(self, symbol: str, limit: int, rule: str | None = None, side: str | None = None) -> SignalList:
-        key = self.keys.signals(symbol, rule)
+    def signals(self, instrument: Instrument, limit: int, rule: str | None = None,
+                side: str | None = None) -> SignalList:
+        key = self.keys.signals(instrument.text, rule)
         if side is None:
             raws = cast(list[bytes], self.client.zrevrange(key, 0, limit - 1))
-            return SignalList(symbol=symbol, signals=self._parse_all(Signal, raws, "signals"))
+            return SignalList(symbol=instrument.symbol, venue=instrument.venue,
+                              signals=self._parse_all(Signal, raws, "signals"))
         # The side filter reads the whole capped list (a few hundred entries at most).
         every = self._parse_all(Signal, cast(list[bytes], self.client.zrevrange(key, 0, -1)), "signals")
-        return SignalList(symbol=symbol, signals=[signal for signal in every if signal.side == side][:limit])
+        return SignalList(symbol=instrument.symbol, venue=instrument.venue,
+                          signals=[signal for signal in every if signal.side == side][:limit])
 
-    def daily(self, symbol: str, start: date | None = None, end: date | None = None) -> DailyList:
-        fields = self.client.hgetall(self.keys.daily(symbol))
+    def daily(self, instrument: Instrument, start: date | None = None, end: date | None = None) -> DailyList:
+        fields = self.client.hgetall(self.keys.daily(instrument.text))
         wanted = []
         for name, raw in fields.items():
             try:
@@ -132,4 +182,5 @@ class ViewReader:
             if (start is None or day >= start) and (end is None or day <= end):
                 wanted.append((day, raw))
         wanted.sort(key=lambda pair: pair[0])
-        return DailyList(symbol=symbol, days=self._parse_all(DailySummary, (raw for _, raw in wanted), "daily"))
+        return DailyList(symbol=instrument.symbol, venue=instrument.venue,
+                         days=self._parse_all(DailySummary, (raw for _, raw in wanted), "daily"))

@@ -34,7 +34,7 @@ from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
 
 log = logging.getLogger(__name__)
-VIEW_ROOTS = ("symbols", "latest:*", "rec:*", "candles:*", "ind:*", "signals:*", "daily:*")
+VIEW_ROOTS = ("instruments", "symbols", "latest:*", "rec:*", "candles:*", "ind:*", "signals:*", "daily:*")
 
 
 class RebuildError(RuntimeError):

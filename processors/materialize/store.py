@@ -83,12 +83,12 @@ class ViewStore:
 
     def apply(self, batch: ViewBatch) -> ApplyResult:
         """One pipeline for the whole batch (one command or script call per key), then the live updates."""
-        if batch.write_count == 0 and not batch.symbols:
+        if batch.write_count == 0 and not batch.instruments:
             return ApplyResult(0, 0, 0)
         pipe = self.client.pipeline(transaction=False)
         lives: list[list[tuple[str | None, bytes]]] = []  # per script call: (live type, JSON) of each write
-        if batch.symbols:
-            pipe.sadd(self.keys.symbols, *sorted(batch.symbols))
+        if batch.instruments:
+            pipe.sadd(self.keys.instruments, *sorted(batch.instruments))
         for data_key, fields in batch.slots.items():
             args: list[str | int | bytes] = []
             for slot in fields.values():
@@ -107,7 +107,7 @@ class ViewStore:
             pipe.zremrangebyrank(key, 0, -(group.cap + 1))
             series.append((len(group.adds), unique))
         results: list[Any] = pipe.execute()
-        if batch.symbols:
+        if batch.instruments:
             results = results[1:]
         written = total = 0
         updates: list[bytes] = []

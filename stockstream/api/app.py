@@ -36,7 +36,7 @@ from processors.runtime.kafka_admin import admin_client
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
-from stockstream.api.routes import build_router
+from stockstream.api.routes import AmbiguousSymbolError, ambiguous_symbol, build_router
 from stockstream.api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     app.state.redis = redis_client(settings, settings.redis_socket_timeout_s)
     app.state.reader = ViewReader(app.state.redis, keys, now)
     app.state.kafka = KafkaProbe(settings)
-    app.include_router(build_router(settings.timeframes))
+    app.include_router(build_router(settings.timeframes, settings.instrument_stale_s))
+    app.add_exception_handler(AmbiguousSymbolError, ambiguous_symbol)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
 

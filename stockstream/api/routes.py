@@ -1,6 +1,12 @@
 """The views endpoints. Read-only; every input is validated before a Redis key is built from it.
 
-Symbols must match the event schema's pattern (422 otherwise) and be known (404 otherwise);
+Views are per instrument (a venue's symbol). Each view is served twice:
+``/instruments/{venue}/{symbol}/…`` addresses one instrument; ``/symbols/{symbol}/…`` (the paths
+of the release before venues) works while the symbol has exactly one venue and answers 409 with
+the instruments to choose from otherwise. ``/instruments`` lists every instrument with its last
+tick time and health.
+
+Symbols and venues must match the event schema's patterns (422 otherwise) and be known (404 otherwise);
 timeframes are an enum of this deployment's timeframes; limits are bounded; ``from``/``to``
 are ISO dates (``from > to`` is an empty range). Each handler is a plain ``def`` (run in the threadpool)
 that calls :class:`processors.materialize.reader.ViewReader` — the same code as ``stockstream query``.
@@ -13,19 +19,23 @@ from datetime import date
 from enum import Enum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator
 
 from processors.materialize.documents import (
+    AmbiguousSymbol,
     CandleSeries,
     DailyList,
     IndicatorSeries,
+    InstrumentList,
     Latest,
     Recommendation,
     SignalList,
     SymbolList,
 )
 from processors.materialize.reader import ViewReader
+from schemas.instruments import VENUE_PATTERN, Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 
 MAX_LIMIT = 1000
@@ -47,16 +57,38 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": Problem, "description": "Unknown symbol"},
+    404: {"model": Problem, "description": "Unknown instrument"},
     503: {"model": Problem, "description": "Redis is unreachable"},
 }
+SYMBOL_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    404: {"model": Problem, "description": "Unknown symbol"},
+    409: {"model": AmbiguousSymbol, "description": "The symbol trades on several venues: use /instruments/{venue}/{symbol}"},
+}
+
+
+class AmbiguousSymbolError(Exception):
+    """Raised by the ``/symbols/{symbol}`` resolver; answered 409 with :class:`AmbiguousSymbol`."""
+
+    def __init__(self, body: AmbiguousSymbol) -> None:
+        super().__init__(body.detail)
+        self.body = body
+
+
+async def ambiguous_symbol(_request: Request, error: Exception) -> JSONResponse:
+    """The 409 answer (registered on the app by :func:`stockstream.api.app.create_app`)."""
+    assert isinstance(error, AmbiguousSymbolError)  # noqa: S101 - registered for this type only
+    return JSONResponse(error.body.model_dump(), status_code=409)
 
 SymbolPath = Annotated[str, Path(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32,
                                  description="Normalized symbol, e.g. BTC-USD", examples=["BTC-USD"])]
+VenuePath = Annotated[str, Path(pattern=VENUE_PATTERN, max_length=32,
+                               description="Venue, e.g. coinbase, kraken, or index (the composite)",
+                               examples=["coinbase"])]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many entries at most")]
 
 
-def build_router(timeframes: list[str]) -> APIRouter:
+def build_router(timeframes: list[str], stale_after_s: float = 120.0) -> APIRouter:
     """The router for a deployment whose timeframes are ``timeframes`` (``tick`` first)."""
     timeframe_enum = Enum("Timeframe", {name: name for name in timeframes}, type=str)  # type: ignore[misc]
     candle_names = [name for name in timeframes if name != "tick"] or ["1m"]
@@ -66,67 +98,103 @@ def build_router(timeframes: list[str]) -> APIRouter:
     def reader_for(request: Request) -> ViewReader:
         return request.app.state.reader  # type: ignore[no-any-return]
 
-    def known(request: Request, symbol: str) -> ViewReader:
+    def by_instrument(request: Request, venue: VenuePath, symbol: SymbolPath) -> tuple[ViewReader, Instrument]:
         reader = reader_for(request)
-        if not reader.known(symbol):
+        instrument = Instrument(symbol, venue)
+        if not reader.known(instrument):
+            raise HTTPException(404, f"unknown instrument {instrument.text!r}; GET /instruments lists the known ones")
+        return reader, instrument
+
+    def by_symbol(request: Request, symbol: SymbolPath) -> tuple[ViewReader, Instrument]:
+        reader = reader_for(request)
+        venues = reader.venues_of(symbol)
+        if not venues:
             raise HTTPException(404, f"unknown symbol {symbol!r}; GET /symbols lists the known ones")
-        return reader
+        if len(venues) > 1:
+            choices = [instrument.text for instrument in venues]
+            raise AmbiguousSymbolError(AmbiguousSymbol(
+                detail=f"{symbol} trades on {len(venues)} venues; ask /instruments/{{venue}}/{symbol}/… for one of"
+                       f" {', '.join(choices)}", symbol=symbol, choices=choices))
+        return reader, venues[0]
 
     @router.get("/symbols", response_model=SymbolList, responses={503: ERRORS[503]}, tags=["views"],
-                summary="Every symbol seen so far, and the timeframes of this deployment")
+                summary="Every symbol seen so far (any venue), and the timeframes of this deployment")
     def symbols(request: Request) -> SymbolList:
         return SymbolList(symbols=reader_for(request).symbols(), timeframes=timeframes)
 
-    @router.get("/symbols/{symbol}/latest", response_model=Latest, responses=ERRORS, tags=["views"],
-                summary="Latest tick and latest indicator snapshot per timeframe")
-    def latest(request: Request, symbol: SymbolPath) -> Latest:
-        return known(request, symbol).latest(symbol)
+    @router.get("/instruments", response_model=InstrumentList, responses={503: ERRORS[503]}, tags=["views"],
+                summary="Every instrument (venue + symbol) with its last tick time and source health")
+    def instruments(request: Request) -> InstrumentList:
+        return InstrumentList(instruments=reader_for(request).summaries(stale_after_s),
+                              stale_after_seconds=stale_after_s, timeframes=timeframes)
 
-    @router.get("/symbols/{symbol}/recommendation", response_model=Recommendation, responses=ERRORS,
+    Target = tuple[ViewReader, Instrument]
+    for prefix, resolve, errors in (("/instruments/{venue}/{symbol}", by_instrument, ERRORS),
+                                    ("/symbols/{symbol}", by_symbol, SYMBOL_ERRORS)):
+        _views(router, prefix, Annotated[Target, Depends(resolve)], errors, timeframe_enum, candle_enum,
+               candle_names)
+    return router
+
+
+def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int | str, dict[str, object]],
+           timeframe_enum: type[Enum], candle_enum: type[Enum], candle_names: list[str]) -> None:
+    """The six views of one instrument under ``prefix``, the instrument resolved by ``target_type``'s dependency."""
+    Target = target_type  # noqa: N806 - a type alias used in the annotations below
+
+    @router.get(f"{prefix}/latest", response_model=Latest, responses=errors, tags=["views"],
+                summary="Latest tick and latest indicator snapshot per timeframe")
+    def latest(target: Target) -> Latest:  # type: ignore[valid-type]
+        reader, instrument = target
+        return reader.latest(instrument)
+
+    @router.get(f"{prefix}/recommendation", response_model=Recommendation, responses=errors,
                 tags=["views"], summary="Current BUY/SELL/HOLD recommendation (decays to HOLD)")
     def recommendation(
-        request: Request, symbol: SymbolPath,
-        timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,
+        target: Target,  # type: ignore[valid-type]
+        timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,  # type: ignore[valid-type]
     ) -> Recommendation:
-        return known(request, symbol).recommendation(symbol, timeframe.value if timeframe else None)
+        reader, instrument = target
+        return reader.recommendation(instrument, timeframe.value if timeframe else None)  # type: ignore[attr-defined]
 
-    @router.get("/symbols/{symbol}/candles", response_model=CandleSeries, responses=ERRORS, tags=["views"],
+    @router.get(f"{prefix}/candles", response_model=CandleSeries, responses=errors, tags=["views"],
                 summary="Recent candles of one timeframe, oldest first")
     def candles(
-        request: Request, symbol: SymbolPath,
-        timeframe: Annotated[candle_enum, Query(description="Candle timeframe")] = candle_names[0],  # type: ignore[assignment]
+        target: Target,  # type: ignore[valid-type]
+        timeframe: Annotated[candle_enum, Query(description="Candle timeframe")] = candle_names[0],  # type: ignore[assignment,valid-type]
         limit: Limit = 200,
     ) -> CandleSeries:
-        return known(request, symbol).candles(symbol, candle_enum(timeframe).value, limit)
+        reader, instrument = target
+        return reader.candles(instrument, candle_enum(timeframe).value, limit)
 
-    @router.get("/symbols/{symbol}/indicators", response_model=IndicatorSeries, responses=ERRORS, tags=["views"],
+    @router.get(f"{prefix}/indicators", response_model=IndicatorSeries, responses=errors, tags=["views"],
                 summary="Latest indicator snapshot and recent history (oldest first) of one timeframe")
     def indicators(
-        request: Request, symbol: SymbolPath,
-        timeframe: Annotated[timeframe_enum, Query(description="tick or a candle timeframe")] = "tick",  # type: ignore[assignment]
+        target: Target,  # type: ignore[valid-type]
+        timeframe: Annotated[timeframe_enum, Query(description="tick or a candle timeframe")] = "tick",  # type: ignore[assignment,valid-type]
         limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="History entries (0: latest only)")] = 200,
     ) -> IndicatorSeries:
-        return known(request, symbol).indicators(symbol, timeframe_enum(timeframe).value, limit)
+        reader, instrument = target
+        return reader.indicators(instrument, timeframe_enum(timeframe).value, limit)
 
-    @router.get("/symbols/{symbol}/signals", response_model=SignalList, responses=ERRORS, tags=["views"],
+    @router.get(f"{prefix}/signals", response_model=SignalList, responses=errors, tags=["views"],
                 summary="Recent signals, newest first")
     def signals(
-        request: Request, symbol: SymbolPath,
+        target: Target,  # type: ignore[valid-type]
         limit: Limit = 50,
         rule: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Only this rule")] = None,
         side: Annotated[Literal["BUY", "SELL"] | None, Query(description="Only this side")] = None,
     ) -> SignalList:
-        return known(request, symbol).signals(symbol, limit, rule, side)
+        reader, instrument = target
+        return reader.signals(instrument, limit, rule, side)
 
-    @router.get("/symbols/{symbol}/daily", response_model=DailyList, responses=ERRORS, tags=["views"],
+    @router.get(f"{prefix}/daily", response_model=DailyList, responses=errors, tags=["views"],
                 summary="Daily summaries, oldest day first")
     def daily(
-        request: Request, symbol: SymbolPath,
+        target: Target,  # type: ignore[valid-type]
         start: Annotated[IsoDate | None, Query(alias="from", description="First day (UTC), inclusive")] = None,
         end: Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), inclusive")] = None,
     ) -> DailyList:
         # An inverted range (from > to) is an empty range, not an error: every YYYY-MM-DD pair the schema
         # allows is accepted (a malformed date is a 422).
-        return known(request, symbol).daily(symbol, start, end)
-
-    return router
+        reader, instrument = target
+        return reader.daily(instrument, start, end)

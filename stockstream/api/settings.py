@@ -17,6 +17,8 @@ class ApiSettings(KafkaSettings, RedisSettings, LoggingSettings):
     live_ping_s: float = Field(15.0, gt=0, le=300, validation_alias=env("API_LIVE_PING_SECONDS"))
     live_max_clients: int = Field(200, ge=1, le=10_000, validation_alias=env("API_LIVE_MAX_CLIENTS"))
     health_timeout_s: float = Field(2.0, gt=0, le=30, validation_alias=env("API_HEALTH_TIMEOUT_SECONDS"))
+    # /instruments calls an instrument "stale" when its last tick was ingested longer ago than this.
+    instrument_stale_s: float = Field(120.0, gt=0, le=7 * 86_400, validation_alias=env("API_INSTRUMENT_STALE_SECONDS"))
     redis_socket_timeout_s: float = Field(5.0, gt=0, validation_alias=env("REDIS_SOCKET_TIMEOUT_SECONDS"))
 
     @property

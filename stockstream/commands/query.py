@@ -1,8 +1,10 @@
-"""``stockstream query latest|recommendation|indicators|signals|candles|daily SYMBOL [--json]``.
+"""``stockstream query latest|recommendation|indicators|signals|candles|daily SYMBOL[@venue] [--json]``.
 
 Reads the Redis views through the same :class:`ViewReader` as the API, so ``--json`` prints
-exactly the API's response body; without it, rich tables. Exit 1 for an unknown symbol or
-when Redis is unreachable, 2 for invalid input.
+exactly the API's response body; without it, rich tables. The argument names an instrument
+(``BTC-USD@kraken``) or a symbol, which must then trade on exactly one venue (as the API's
+``/symbols/{symbol}``). Exit 1 for an unknown or ambiguous symbol or when Redis is unreachable,
+2 for invalid input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from stockstream.console import console
 query_app = typer.Typer(help="Print the materialized views (tables, or the API's JSON with --json).",
                         no_args_is_help=True)
 
-Symbol = Annotated[str, typer.Argument(help="Symbol, e.g. BTC-USD (btc/usd is normalized).")]
+Symbol = Annotated[str, typer.Argument(
+    help="Instrument SYMBOL@venue (BTC-USD@kraken), or a symbol that trades on one venue (btc/usd is normalized).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Timeframe = Annotated[str, typer.Option("--timeframe", "-t", help="tick or a candle timeframe such as 1m.")]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many entries at most.")]
@@ -44,23 +47,34 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     from processors.materialize.keys import ViewKeys
     from processors.materialize.reader import ViewReader
     from processors.materialize.settings import redis_client
+    from schemas.instruments import Instrument, InvalidInstrumentError, check_venue
     from schemas.symbols import InvalidSymbolError, normalize_symbol
     from stockstream.api.settings import ApiSettings
 
+    wanted, _, venue = symbol.partition("@")
     try:
-        symbol = normalize_symbol(symbol)
-    except InvalidSymbolError as error:
-        console(stderr=True).print(f"[red]invalid symbol:[/] {error}")
+        symbol = normalize_symbol(wanted)
+        if venue:
+            check_venue(venue)
+    except (InvalidSymbolError, InvalidInstrumentError) as error:
+        console(stderr=True).print(f"[red]invalid instrument:[/] {error}")
         raise typer.Exit(2) from None
     settings = ApiSettings()
     settings.register_secrets()
     client = redis_client(settings, settings.redis_socket_timeout_s)
     reader = ViewReader(client, ViewKeys(settings.redis_key_prefix), lambda: datetime.now(UTC))
     try:
-        if not reader.known(symbol):
-            console(stderr=True).print(f"[red]unknown symbol {symbol}[/]; known: {', '.join(reader.symbols()) or 'none yet'}")
+        venues = [Instrument(symbol, venue)] if venue else reader.venues_of(symbol)
+        known = ", ".join(instrument.text for instrument in reader.instruments()) or "none yet"
+        if not venues or not reader.known(venues[0]):
+            what = f"instrument {symbol}@{venue}" if venue else f"symbol {symbol}"
+            console(stderr=True).print(f"[red]unknown {what}[/]; known: {known}", highlight=False)
             raise typer.Exit(1)
-        result = read(reader, symbol)
+        if len(venues) > 1:
+            console(stderr=True).print(f"{symbol} trades on several venues; name one: "
+                      f"{', '.join(instrument.text for instrument in venues)}", markup=False)
+            raise typer.Exit(1)
+        result = read(reader, venues[0])
     except redis.RedisError as error:
         console(stderr=True).print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
         raise typer.Exit(1) from None
@@ -87,7 +101,7 @@ def latest(symbol: Symbol, as_json: AsJson = False) -> None:
     """Latest tick and the latest indicator snapshot of every timeframe."""
 
     def render(view: BaseModel) -> None:
-        table = Table(title=f"{view.symbol} latest")  # type: ignore[attr-defined]
+        table = Table(title=f"{view.symbol}@{view.venue} latest")  # type: ignore[attr-defined]
         table.add_column("what")
         table.add_column("value", justify="right")
         tick = view.tick  # type: ignore[attr-defined]
@@ -115,7 +129,7 @@ def recommendation(symbol: Symbol, as_json: AsJson = False,
         source = view.set_by  # type: ignore[attr-defined]
         side = view.side  # type: ignore[attr-defined]
         color = {"BUY": "green", "SELL": "red"}.get(side, "yellow")
-        console().print(f"{view.symbol}: [bold {color}]{side}[/] ({view.state})")  # type: ignore[attr-defined]
+        console().print(f"{view.symbol}@{view.venue}: [bold {color}]{side}[/] ({view.state})")  # type: ignore[attr-defined]
         if source is not None:
             console().print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
                       f" ({_fmt(source.ts_event)}); decays at {_fmt(source.expires_at)}", markup=False)

@@ -81,7 +81,7 @@ class _Engine:
         }
 
 
-def _signals(symbol: str, timeframe: str, price: float, ts: datetime, offset: int,
+def _signals(symbol: str, venue: str, timeframe: str, price: float, ts: datetime, offset: int,
              before: dict[str, float | None] | None, now: dict[str, float | None]) -> list[Signal]:
     fired: list[tuple[str, str]] = []
     if before is not None:
@@ -99,8 +99,8 @@ def _signals(symbol: str, timeframe: str, price: float, ts: datetime, offset: in
             elif e0 >= 0 > e1:
                 fired.append(("ema_cross", "SELL"))
     return [
-        Signal(signal_id=make_signal_id(symbol, timeframe, rule, side, ts, 0, offset), symbol=symbol,
-               timeframe=timeframe, rule=rule, side=side, price=price,  # type: ignore[arg-type]
+        Signal(signal_id=make_signal_id(symbol, venue, timeframe, rule, side, ts, 0, offset), symbol=symbol,
+               venue=venue, timeframe=timeframe, rule=rule, side=side, price=price,  # type: ignore[arg-type]
                indicators={k: v for k, v in now.items() if k in ("rsi_14", "ema_12", "ema_26")},
                ts_event=ts, ts_init=ts, lineage=Lineage(topic="ticks", partition=0, offset=offset))
         for rule, side in fired
@@ -108,7 +108,8 @@ def _signals(symbol: str, timeframe: str, price: float, ts: datetime, offset: in
 
 
 def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = T0, price: float = 65_000.0,
-                seed: int = 7, step: timedelta = timedelta(seconds=1), first_offset: int = 0) -> Stream:
+                seed: int = 7, step: timedelta = timedelta(seconds=1), first_offset: int = 0,
+                venue: str = "test") -> Stream:
     """``count`` ticks one ``step`` apart with everything the processors would derive from them."""
     rng = random.Random(seed)
     stream = Stream()
@@ -123,14 +124,14 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
         ts = start + step * index
         # a random walk with a slow swing, so RSI visits both extremes
         price *= math.exp(0.0015 * math.sin(index / 9.0) + rng.gauss(0, 0.0012))
-        tick = Tick(symbol=symbol, price=round(price, 2), volume=round(rng.uniform(0.01, 2.0), 4),
+        tick = Tick(symbol=symbol, venue=venue, price=round(price, 2), volume=round(rng.uniform(0.01, 2.0), 4),
                     ts_event=ts, ts_init=ts + timedelta(milliseconds=3), source="test", source_id=str(offset))
         lineage = Lineage(topic="ticks", partition=0, offset=offset)
         stream.ticks.append(tick)
         values = tick_engine.add(tick.price)
-        stream.indicators.append(IndicatorSnapshot(symbol=symbol, timeframe="tick", price=tick.price, values=values,
+        stream.indicators.append(IndicatorSnapshot(symbol=symbol, venue=venue, timeframe="tick", price=tick.price, values=values,
                                                    ts_event=ts, ts_init=tick.ts_init, lineage=lineage))
-        new_signals = _signals(symbol, "tick", tick.price, ts, offset, previous, values)
+        new_signals = _signals(symbol, venue, "tick", tick.price, ts, offset, previous, values)
         stream.signals += new_signals
         buys += sum(1 for s in new_signals if s.side == "BUY")
         sells += sum(1 for s in new_signals if s.side == "SELL")
@@ -139,7 +140,7 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
         minute = ts.replace(second=0, microsecond=0)
         if window and window[0].ts_event.replace(second=0, microsecond=0) != minute:
             opened = window[0].ts_event.replace(second=0, microsecond=0)
-            candle = Candle(symbol=symbol, timeframe="1m", ts_open=opened, ts_close=opened + timedelta(minutes=1),
+            candle = Candle(symbol=symbol, venue=venue, timeframe="1m", ts_open=opened, ts_close=opened + timedelta(minutes=1),
                             open=window[0].price, high=max(t.price for t in window),
                             low=min(t.price for t in window), close=window[-1].price,
                             volume=sum(t.volume or 0 for t in window), trade_count=len(window),
@@ -147,9 +148,9 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
             stream.candles.append(candle)
             candle_values = candle_engine.add(candle.close)
             stream.indicators.append(IndicatorSnapshot(
-                symbol=symbol, timeframe="1m", price=candle.close, values=candle_values, ts_event=candle.ts_close,
+                symbol=symbol, venue=venue, timeframe="1m", price=candle.close, values=candle_values, ts_event=candle.ts_close,
                 ts_init=tick.ts_init, lineage=lineage))
-            candle_signals = _signals(symbol, "1m", candle.close, candle.ts_close, offset, previous_candle,
+            candle_signals = _signals(symbol, venue, "1m", candle.close, candle.ts_close, offset, previous_candle,
                                       candle_values)
             stream.signals += candle_signals
             previous_candle = candle_values
@@ -159,7 +160,7 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
         if index % 20 == 19 or index == count - 1:
             volume = sum(t.volume or 0 for t in day_ticks)
             stream.daily.append(DailySummary(
-                symbol=symbol, date=ts.date(), open=day_ticks[0].price, high=max(t.price for t in day_ticks),
+                symbol=symbol, venue=venue, date=ts.date(), open=day_ticks[0].price, high=max(t.price for t in day_ticks),
                 low=min(t.price for t in day_ticks), close=tick.price,
                 mean_price=sum(t.price for t in day_ticks) / len(day_ticks),
                 vwap=sum(t.price * (t.volume or 0) for t in day_ticks) / volume if volume else None,
@@ -169,11 +170,11 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
 
 
 def records(events: list[Event]) -> list[tuple[bytes, bytes]]:
-    return [(event.symbol.encode(), encode(event)) for event in events]  # type: ignore[attr-defined]
+    return [(f"{event.symbol}@{event.venue}".encode(), encode(event)) for event in events]  # type: ignore[attr-defined]
 
 
 def produce_stream(bootstrap: str, registry: TopicRegistry, stream: Stream) -> int:
-    """Produce every event of ``stream`` to its topic (keyed by symbol); returns the number of records."""
+    """Produce every event of ``stream`` to its topic (keyed by instrument); returns the number of records."""
     total = 0
     total += produce(bootstrap, registry.ticks.name, records(stream.ticks))
     total += produce(bootstrap, registry.indicators.name, records(stream.indicators))

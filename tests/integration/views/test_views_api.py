@@ -170,9 +170,11 @@ def test_metrics_use_route_templates_not_raw_paths(api):
 
 def test_openapi_lists_every_endpoint_with_exact_enums(api):
     schema = api.get("/openapi.json").json()
+    views = ("latest", "recommendation", "candles", "indicators", "signals", "daily")
     assert set(schema["paths"]) == {
-        "/symbols", "/symbols/{symbol}/latest", "/symbols/{symbol}/recommendation", "/symbols/{symbol}/candles",
-        "/symbols/{symbol}/indicators", "/symbols/{symbol}/signals", "/symbols/{symbol}/daily", "/health"}
+        "/symbols", "/instruments", "/health", *(f"/symbols/{{symbol}}/{view}" for view in views),
+        *(f"/instruments/{{venue}}/{{symbol}}/{view}" for view in views)}
+    assert "409" in schema["paths"]["/symbols/{symbol}/latest"]["get"]["responses"]
     candles = schema["paths"]["/symbols/{symbol}/candles"]["get"]
     timeframe = next(p for p in candles["parameters"] if p["name"] == "timeframe")
     assert schema["components"]["schemas"][timeframe["schema"]["$ref"].rsplit("/", 1)[1]]["enum"] == ["1m"]
@@ -197,7 +199,7 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, pop
                             redis_key_prefix=populated)
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, now=lambda: datetime.now(UTC)))
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 15
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -205,3 +207,57 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, pop
             case.call_and_validate()
 
         check()
+
+
+@pytest.fixture
+def two_venues(stack, redis_client, views_prefix) -> Iterator[TestClient]:
+    """BTC-USD on two venues (kraken, coinbase) and ETH-USD on one, written by the real store."""
+    from schemas.topics import TopicRegistry
+
+    stream = make_stream(count=120, venue="kraken")
+    stream.extend(make_stream(count=90, venue="coinbase", price=65_100.0, seed=9))
+    stream.extend(make_stream("ETH-USD", count=30, price=3000.0, seed=8, venue="coinbase"))
+    keys = ViewKeys(views_prefix)
+    planner = BatchPlanner(keys, InputTopics.from_registry(TopicRegistry(prefix="x.")), Caps(), lambda: T0)
+    ViewStore(redis_client, keys, publish=False).apply(planner.plan(log_of(stream)))
+    settings = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                           redis_key_prefix=views_prefix, instrument_stale_s=60)
+    now = Clock(T0 + timedelta(seconds=100))
+    with TestClient(create_app(settings, now=now)) as client:
+        yield client
+
+
+def test_an_ambiguous_symbol_is_409_with_the_instruments_to_choose_from(two_venues):
+    for view in ("latest", "recommendation", "candles", "indicators", "signals", "daily"):
+        answer = two_venues.get(f"/symbols/BTC-USD/{view}")
+        assert answer.status_code == 409, view
+        assert answer.json()["choices"] == ["BTC-USD@coinbase", "BTC-USD@kraken"]
+        assert answer.json()["symbol"] == "BTC-USD" and "/instruments/" in answer.json()["detail"]
+    # A symbol with one venue still answers on its old path, the same body as its instrument path.
+    assert two_venues.get("/symbols/ETH-USD/latest").json() == two_venues.get(
+        "/instruments/coinbase/ETH-USD/latest").json()
+
+
+def test_instrument_paths_serve_each_venues_own_series(two_venues):
+    kraken = two_venues.get("/instruments/kraken/BTC-USD/indicators", params={"limit": 1000}).json()
+    coinbase = two_venues.get("/instruments/coinbase/BTC-USD/indicators", params={"limit": 1000}).json()
+    assert (kraken["venue"], len(kraken["history"])) == ("kraken", 120)
+    assert (coinbase["venue"], len(coinbase["history"])) == ("coinbase", 90)
+    assert {s["venue"] for s in kraken["history"]} == {"kraken"}
+    latest = two_venues.get("/instruments/kraken/BTC-USD/latest").json()
+    assert latest["tick"]["venue"] == "kraken" and latest["venue"] == "kraken"
+    unknown = two_venues.get("/instruments/binance/BTC-USD/latest")
+    assert unknown.status_code == 404 and "BTC-USD@binance" in unknown.json()["detail"]
+    assert two_venues.get("/instruments/Binance/BTC-USD/latest").status_code == 422
+
+
+def test_instruments_lists_every_venue_with_its_last_tick_and_health(two_venues):
+    listing = two_venues.get("/instruments").json()
+    assert listing["stale_after_seconds"] == 60
+    by_name = {item["instrument"]: item for item in listing["instruments"]}
+    assert list(by_name) == ["BTC-USD@coinbase", "BTC-USD@kraken", "ETH-USD@coinbase"]
+    # now = T0 + 100 s, stale after 60 s: kraken ticked until T0 + 119 s, coinbase BTC until T0 + 89 s
+    # (both fresh), ETH until T0 + 29 s (71 s ago: stale).
+    assert by_name["BTC-USD@kraken"]["last_tick_at"] == "2026-11-27T12:01:59Z"
+    assert {name: item["health"] for name, item in by_name.items()} == {
+        "BTC-USD@coinbase": "fresh", "BTC-USD@kraken": "fresh", "ETH-USD@coinbase": "stale"}

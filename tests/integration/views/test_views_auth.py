@@ -99,7 +99,7 @@ def test_password_and_acl_users_work_and_secrets_stay_out_of_logs_and_metrics(
     admin = redis.Redis.from_url(url, password=ADMIN_PASSWORD)
     caplog.set_level(logging.INFO)
 
-    run_materializer(settings, lambda: admin.zcard(f"{namespace}ind:BTC-USD:tick") == 60, "views via ACL writer")
+    run_materializer(settings, lambda: admin.zcard(f"{namespace}ind:BTC-USD@test:tick") == 60, "views via ACL writer")
 
     api = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=url, redis_username="reader",
                       redis_password=READER_PASSWORD, redis_key_prefix=namespace)
@@ -165,7 +165,7 @@ def test_tls_with_a_private_ca(stack, namespace, tmp_path, topics_cleanup):
         produce_stream(stack.kafka_bootstrap, settings.topics(), make_stream(count=30, seed=6))
         check = redis.Redis.from_url(f"rediss://127.0.0.1:{port}/0", password=ADMIN_PASSWORD,
                                      ssl_ca_certs=str(certs / "ca.pem"))
-        run_materializer(settings, lambda: check.zcard(f"{namespace}ind:BTC-USD:tick") == 30, "views over TLS")
+        run_materializer(settings, lambda: check.zcard(f"{namespace}ind:BTC-USD@test:tick") == 30, "views over TLS")
         # Plain TCP to the TLS port does not work: the data really went over TLS.
         with pytest.raises(redis.RedisError):
             redis.Redis(port=port, password=ADMIN_PASSWORD, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)).ping()

@@ -74,24 +74,24 @@ def test_materializes_every_view_refuses_bad_records_and_commits_after_writing(
     stream = make_stream(count=200)
     stream.extend(make_stream("ETH-USD", count=100, price=3000.0, seed=5))
     produced = produce_stream(stack.kafka_bootstrap, registry, stream)
-    produce(stack.kafka_bootstrap, registry.ticks.name, [(b"BTC-USD", b"{broken"), (b"BTC-USD", b'{"price": 0}')])
+    produce(stack.kafka_bootstrap, registry.ticks.name, [(b"BTC-USD@test", b"{broken"), (b"BTC-USD@test", b'{"price": 0}')])
     events_before = metric("stockstream_materialize_events_total", topic="ticks")
     dead_before = metric("stockstream_materialize_dead_letters_total", reason="invalid_json")
 
     with running(settings):
-        wait_until(lambda: redis_client.zcard(f"{namespace}ind:ETH-USD:tick") == 100
-                   and redis_client.zcard(f"{namespace}ind:BTC-USD:tick") == 200
-                   and redis_client.zcard(f"{namespace}signals:BTC-USD")
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 100
+                   and redis_client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 200
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD@test")
                    == sum(s.symbol == "BTC-USD" for s in stream.signals)
                    and caught_up(settings, registry.ticks.name),
                    timeout_s=60, message="views and committed offsets")
 
     last_btc = [t for t in stream.ticks if t.symbol == "BTC-USD"][-1]
-    assert json.loads(redis_client.hget(f"{namespace}latest:BTC-USD", "tick"))["source_id"] == last_btc.source_id
-    assert redis_client.smembers(f"{namespace}symbols") == {b"BTC-USD", b"ETH-USD"}
-    assert redis_client.zcard(f"{namespace}candles:BTC-USD:1m") == sum(c.symbol == "BTC-USD" for c in stream.candles)
+    assert json.loads(redis_client.hget(f"{namespace}latest:BTC-USD@test", "tick"))["source_id"] == last_btc.source_id
+    assert redis_client.smembers(f"{namespace}instruments") == {b"BTC-USD@test", b"ETH-USD@test"}
+    assert redis_client.zcard(f"{namespace}candles:BTC-USD@test:1m") == sum(c.symbol == "BTC-USD" for c in stream.candles)
     last_day = [d for d in stream.daily if d.symbol == "BTC-USD"][-1]
-    assert json.loads(redis_client.hget(f"{namespace}daily:BTC-USD", last_day.date.isoformat()))["tick_count"] == 200
+    assert json.loads(redis_client.hget(f"{namespace}daily:BTC-USD@test", last_day.date.isoformat()))["tick_count"] == 200
     assert metric("stockstream_materialize_events_total", topic="ticks") - events_before == len(stream.ticks)
     assert metric("stockstream_materialize_dead_letters_total", reason="invalid_json") - dead_before == 1
     letters = [DeadLetter.model_validate_json(r.value) for r in
@@ -109,8 +109,8 @@ def test_a_replay_from_the_start_by_a_second_group_leaves_the_views_unchanged(
     stream = make_stream(count=150, seed=3)
     produce_stream(stack.kafka_bootstrap, registry, stream)
     with running(settings):
-        wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD:tick") == 150
-                   and redis_client.zcard(f"{namespace}signals:BTC-USD") == len(stream.signals),
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 150
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD@test") == len(stream.signals),
                    timeout_s=60, message="first pass")
     first = snapshot(redis_client, namespace)
     stale_before = metric("stockstream_materialize_writes_total", outcome="stale")

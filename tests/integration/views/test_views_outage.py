@@ -56,7 +56,7 @@ def test_views_catch_up_after_redis_comes_back(private_stack, namespace):
     ensure_topics(settings, registry.all())
     before, during = split(make_stream(count=240, seed=9), 120)
     client = redis.Redis.from_url(private_stack.redis_url, socket_timeout=2)
-    history = f"{namespace}ind:BTC-USD:tick"
+    history = f"{namespace}ind:BTC-USD@test:tick"
     metrics_port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": private_stack.kafka_bootstrap, "REDIS_URL": private_stack.redis_url,
            "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_KEY_PREFIX": namespace,
@@ -80,7 +80,7 @@ def test_views_catch_up_after_redis_comes_back(private_stack, namespace):
                    message=f"views to catch up; log:\n{service.output[-2000:]}")
         assert service.alive()
         last = during.ticks[-1]
-        assert json.loads(client.hget(f"{namespace}latest:BTC-USD", "tick"))["source_id"] == last.source_id
-        assert client.zcard(f"{namespace}signals:BTC-USD") == len(before.signals) + len(during.signals)
+        assert json.loads(client.hget(f"{namespace}latest:BTC-USD@test", "tick"))["source_id"] == last.source_id
+        assert client.zcard(f"{namespace}signals:BTC-USD@test") == len(before.signals) + len(during.signals)
         assert "retrying" in service.output
     client.close()

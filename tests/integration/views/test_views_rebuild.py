@@ -39,13 +39,13 @@ def test_rebuilt_views_equal_the_live_ones_and_swap_repairs_the_live_prefix(
     stream.extend(make_stream("ETH-USD", count=90, price=3000.0, seed=22))
     produce_stream(stack.kafka_bootstrap, registry, stream)
     with running(settings):
-        wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD:tick") == 180
-                   and redis_client.zcard(f"{namespace}ind:ETH-USD:tick") == 90
-                   and redis_client.zcard(f"{namespace}signals:BTC-USD")
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 180
+                   and redis_client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 90
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD@test")
                    == sum(s.symbol == "BTC-USD" for s in stream.signals)
-                   and redis_client.zcard(f"{namespace}signals:ETH-USD")
+                   and redis_client.zcard(f"{namespace}signals:ETH-USD@test")
                    == sum(s.symbol == "ETH-USD" for s in stream.signals)
-                   and redis_client.hlen(f"{namespace}daily:ETH-USD") == 1,
+                   and redis_client.hlen(f"{namespace}daily:ETH-USD@test") == 1,
                    timeout_s=60, message="live views")
     live = snapshot(redis_client, namespace)
     assert len(live) > 15
@@ -60,11 +60,11 @@ def test_rebuilt_views_equal_the_live_ones_and_swap_repairs_the_live_prefix(
         assert cli(env, "views", "compare", side).returncode == 0
 
         # Damage the live views; a plain rebuild refuses to overwrite them, --swap repairs them atomically.
-        redis_client.delete(f"{namespace}candles:BTC-USD:1m")
-        redis_client.hset(f"{namespace}latest:BTC-USD", "tick", "garbage")
-        redis_client.sadd(f"{namespace}symbols", "ZZZ")
+        redis_client.delete(f"{namespace}candles:BTC-USD@test:1m")
+        redis_client.hset(f"{namespace}latest:BTC-USD@test", "tick", "garbage")
+        redis_client.sadd(f"{namespace}instruments", "ZZZ@x")
         compared = cli(env, "views", "compare", side)
-        assert compared.returncode == 1 and "latest:BTC-USD" in compared.stderr
+        assert compared.returncode == 1 and "latest:BTC-USD@test" in compared.stderr
         refused = cli(env, "views", "rebuild")
         assert refused.returncode == 1 and "--swap" in refused.stderr
         swapped = cli(env, "views", "rebuild", "--swap")
@@ -96,13 +96,13 @@ def test_rebuild_from_a_time_or_an_offset_and_into_an_empty_prefix(stack, namesp
 
     report = Rebuilder(settings).run(StartAt(time=datetime.fromtimestamp(boundary_ms / 1000, UTC)))
     assert report.target_prefix == namespace and not report.swapped  # the prefix was empty: rebuilt in place
-    history = redis_client.zrange(f"{namespace}ind:BTC-USD:tick", 0, -1)
+    history = redis_client.zrange(f"{namespace}ind:BTC-USD@test:tick", 0, -1)
     assert [json.loads(h)["price"] for h in history] == [s.price for s in second.indicators if s.timeframe == "tick"]
 
     by_offset = f"{namespace}o."
     try:
         Rebuilder(settings).run(StartAt(offset=50), into=by_offset)
-        assert redis_client.zcard(f"{by_offset}ind:BTC-USD:tick") == 50  # offsets 50..99 of one partition
+        assert redis_client.zcard(f"{by_offset}ind:BTC-USD@test:tick") == 50  # offsets 50..99 of one partition
         with pytest.raises(RebuildError):
             Rebuilder(settings).run(into=by_offset)  # not empty any more
         with pytest.raises(RebuildError):

@@ -33,7 +33,7 @@ def log_of(stream) -> list[InputRecord]:
     for topic, events in ((REGISTRY.ticks.name, stream.ticks), (REGISTRY.indicators.name, stream.indicators),
                           (REGISTRY.candles("1m").name, stream.candles), (REGISTRY.signals.name, stream.signals),
                           (REGISTRY.aggregates_daily.name, stream.daily)):
-        records += [InputRecord(topic, 0, offset, e.symbol.encode(), encode(e)) for offset, e in enumerate(events)]
+        records += [InputRecord(topic, 0, offset, f"{e.symbol}@{e.venue}".encode(), encode(e)) for offset, e in enumerate(events)]
     return records
 
 
@@ -59,31 +59,31 @@ def test_applying_the_same_batch_twice_changes_nothing_the_second_time(redis_cli
 
 def test_an_older_offset_never_moves_a_view_backwards(redis_client, views_prefix):
     planner, store = store_for(redis_client, views_prefix)
-    ticks = [r for r in LOG if r.topic == REGISTRY.ticks.name and r.key == b"BTC-USD"]
+    ticks = [r for r in LOG if r.topic == REGISTRY.ticks.name and r.key == b"BTC-USD@test"]
     store.apply(planner.plan([ticks[-1]]))
     result = store.apply(planner.plan(ticks[:-1]))  # the whole older history arrives late
     assert result.written == 0
-    stored = json.loads(redis_client.hget(f"{views_prefix}latest:BTC-USD", "tick"))
+    stored = json.loads(redis_client.hget(f"{views_prefix}latest:BTC-USD@test", "tick"))
     assert stored["source_id"] == json.loads(ticks[-1].value)["source_id"]
-    assert int(redis_client.hget(f"{views_prefix}latest:BTC-USD:pos", "tick")) == ticks[-1].offset
+    assert int(redis_client.hget(f"{views_prefix}latest:BTC-USD@test:pos", "tick")) == ticks[-1].offset
 
 
 def test_views_hold_what_the_log_says(redis_client, views_prefix):
     planner, store = store_for(redis_client, views_prefix, Caps(candles=3, signals=4, indicator_history=10))
     store.apply(planner.plan(LOG))
     btc = [t for t in STREAM.ticks if t.symbol == "BTC-USD"]
-    assert redis_client.smembers(f"{views_prefix}symbols") == {b"BTC-USD", b"ETH-USD"}
-    assert json.loads(redis_client.hget(f"{views_prefix}latest:BTC-USD", "tick"))["price"] == btc[-1].price
+    assert redis_client.smembers(f"{views_prefix}instruments") == {b"BTC-USD@test", b"ETH-USD@test"}
+    assert json.loads(redis_client.hget(f"{views_prefix}latest:BTC-USD@test", "tick"))["price"] == btc[-1].price
     # capped and time-ordered
     candles = [c for c in STREAM.candles if c.symbol == "BTC-USD"]
-    members = redis_client.zrange(f"{views_prefix}candles:BTC-USD:1m", 0, -1)
+    members = redis_client.zrange(f"{views_prefix}candles:BTC-USD@test:1m", 0, -1)
     assert [int(m) for m in members] == [int(c.ts_open.timestamp() * 1000) for c in candles[-3:]]
-    assert redis_client.hlen(f"{views_prefix}candles:BTC-USD:1m:data") == 3
-    assert redis_client.hlen(f"{views_prefix}candles:BTC-USD:1m:data:pos") == 3
-    newest = [json.loads(m)["signal_id"] for m in redis_client.zrevrange(f"{views_prefix}signals:BTC-USD", 0, -1)]
+    assert redis_client.hlen(f"{views_prefix}candles:BTC-USD@test:1m:data") == 3
+    assert redis_client.hlen(f"{views_prefix}candles:BTC-USD@test:1m:data:pos") == 3
+    newest = [json.loads(m)["signal_id"] for m in redis_client.zrevrange(f"{views_prefix}signals:BTC-USD@test", 0, -1)]
     expected = sorted((s for s in STREAM.signals if s.symbol == "BTC-USD"), key=lambda s: s.ts_event, reverse=True)
     assert newest == [s.signal_id for s in expected[:4]]
-    assert redis_client.zcard(f"{views_prefix}ind:BTC-USD:tick") == 10
+    assert redis_client.zcard(f"{views_prefix}ind:BTC-USD@test:tick") == 10
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -115,7 +115,7 @@ def test_live_updates_are_published_only_for_writes_that_changed_a_view(redis_cl
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(keys.live_updates)
     pubsub.get_message(timeout=1)
-    some = [r for r in LOG if r.key == b"BTC-USD"][:40]
+    some = [r for r in LOG if r.key == b"BTC-USD@test"][:40]
     first = store.apply(planner.plan(some))
     again = store.apply(planner.plan(some))
     messages = []
