@@ -55,6 +55,7 @@ from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import ConsoleChannel
 from processors.runtime.observability import redact
 from schemas.events import DeadLetter, Lineage, Signal, encode
+from schemas.upcasters import UnsupportedSchemaVersionError, decode_signal
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,11 @@ class LaneProcessor:
         try:
             if value is None:
                 raise ValueError("empty record (tombstone)")
-            signal = Signal.model_validate_json(value)
+            signal = decode_signal(value)  # any release's signal, upcast (schemas/upcasters.py)
+        except UnsupportedSchemaVersionError as error:
+            metrics.INVALID_SIGNALS.labels(self.channel).inc()
+            key = f"invalid:{origin.partition}:{origin.offset}"
+            return [self._dead_letter(key, error.reason, str(error), value, origin)]
         except (ValidationError, ValueError) as error:
             self._count["invalid"].inc()
             log.warning("channel %s: record %s[%d]@%d is not a valid Signal, dead-lettered", self.channel, *origin)

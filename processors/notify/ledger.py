@@ -37,7 +37,8 @@ def ledger_key(signal_id: str) -> str:
 
 
 def cooldown_key(subscription: str, signal: Signal) -> str:
-    return f"cooldown:{subscription}:{signal.symbol}:{signal.timeframe}:{signal.rule}:{signal.side}"
+    # Per instrument: two venues' BTC-USD are two series, each with its own cooldown.
+    return f"cooldown:{subscription}:{signal.symbol}@{signal.venue}:{signal.timeframe}:{signal.rule}:{signal.side}"
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,11 @@ def format_time(moment: datetime) -> str:
 
 
 def dashboard_link(base_url: str | None, signal: Signal) -> str | None:
-    """Link to the signal on the dashboard: ``{base}/?symbol=…&timeframe=…&signal=<signal_id>``."""
+    """Link to the signal on the dashboard: ``{base}/?symbol=…&venue=…&timeframe=…&signal=<signal_id>``."""
     if not base_url:
         return None
-    query = urlencode({"symbol": signal.symbol, "timeframe": signal.timeframe, "signal": signal.signal_id})
+    query = urlencode({"symbol": signal.symbol, "venue": signal.venue, "timeframe": signal.timeframe,
+                       "signal": signal.signal_id})
     return f"{base_url.rstrip('/')}/?{query}"
 
 
@@ -78,7 +79,7 @@ class Notification:
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
         signal = self.signal
-        return (("Side", signal.side), ("Symbol", signal.symbol), ("Price", self.price), ("Rule", signal.rule),
+        return (("Side", signal.side), ("Symbol", signal.symbol), ("Venue", signal.venue), ("Price", self.price), ("Rule", signal.rule),
                 ("Timeframe", signal.timeframe), ("Event time", self.event_time))
 
     @property

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from processors.core.pipeline import PipelineConfig
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
 from processors.core.timeutil import DAY_US
+from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
 from schemas.symbols import normalize_symbol
 from schemas.timeframes import timeframe_ms
 from spark_jobs.backfill import sinks
@@ -186,9 +187,10 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
         .option("kafka.isolation.level", "read_committed")
         .load()
     )
-    # One JSON parse per record for the three fields the planning needs (the group parses fully).
+    # One JSON parse per record for the fields the planning needs (the group parses fully).
     fields = frame.select(
-        "*", F.json_tuple(F.col("value").cast("string"), "ts_event", "price", "volume").alias("t", "p", "v"))
+        "*", F.json_tuple(F.col("value").cast("string"), "ts_event", "price", "volume", "source")
+        .alias("t", "p", "v", "s"))
     price, volume = F.col("p").cast("double"), F.col("v").cast("double")
     ts_us = F.unix_micros(F.col("t").cast("timestamp"))
     usable = (ts_us.isNotNull() & price.between(config.min_price, config.max_price)
@@ -196,16 +198,31 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
     # ``key`` groups the records: a key that is not UTF-8 gets U+FFFD for its bad bytes, as the driver's
     # collect() shows it, or the routing join (on the planned key) would lose the record. ``record_key``
     # keeps the bytes for decode_tick, which dead-letters such a record exactly as the live processor.
+    # The group is the instrument: a v2 record's key (SYMBOL@venue); a v1 record's key is its symbol,
+    # and its venue is its source (the tick upcaster's rule, schemas.instruments.venue_from_source).
+    record_key = F.make_valid_utf8(F.col("key").cast("string"))
+    instrument = F.when(record_key.isNull() | record_key.contains("@"), record_key).otherwise(
+        F.concat(record_key, F.lit("@"), _venue_from_source(F.col("s"))))
     frame = fields.select(
-        F.make_valid_utf8(F.col("key").cast("string")).alias("key"), F.col("key").alias("record_key"),
+        instrument.alias("key"), F.col("key").alias("record_key"),
         "partition", "offset",
         (F.shiftleft(F.col("partition").cast("long"), POSITION_BITS) + F.col("offset")).alias("pos"),
         F.unix_millis("timestamp").alias("timestamp_ms"), "value",
         ts_us.alias("ts_us"), F.coalesce(usable, F.lit(False)).alias("usable"),
     )
-    if symbols:
-        frame = frame.where(F.col("key").isin(list(symbols)))
+    if symbols:  # a symbol selects all its venues; SYMBOL@venue one instrument
+        frame = frame.where(F.col("key").isin(list(symbols))
+                            | F.substring_index(F.col("key"), "@", 1).isin(list(symbols)))
     return frame
+
+
+def _venue_from_source(source: Column) -> Column:
+    """:func:`schemas.instruments.venue_from_source` as a Spark expression (for v1 records' grouping)."""
+    strip = "^[-_]+|[-_]+$"
+    cleaned = F.regexp_replace(F.regexp_replace(F.lower(source), r"[^a-z0-9_\-]+", "-"), strip, "")
+    cut = F.regexp_replace(F.substring(cleaned, 1, VENUE_MAX_LENGTH), strip, "")
+    return (F.when(source.rlike(VENUE_PATTERN), source).when(cut.rlike(VENUE_PATTERN), cut)
+            .otherwise(F.lit(UNKNOWN_VENUE)))
 
 
 def _range_predicates(log_range: LogRange) -> tuple[Column, Column]:

@@ -27,7 +27,8 @@ EVENT_KINDS = (KIND_INDICATORS, KIND_CANDLES, KIND_SIGNALS, KIND_DAILY, KIND_DEA
 
 # name → logical type; order is the frame's column order. Indicator columns follow ``price``.
 COMMON: tuple[tuple[str, str], ...] = (
-    ("kind", "string"), ("symbol", "string"), ("date", "date"), ("timeframe", "string"),
+    ("kind", "string"), ("instrument", "string"), ("symbol", "string"), ("venue", "string"), ("date", "date"),
+    ("timeframe", "string"),
     ("partition", "int"), ("offset", "long"), ("seq", "int"),
     ("ts_event", "timestamp"), ("ts_init", "timestamp"),
 )
@@ -60,14 +61,14 @@ def dataset_columns(kind: str, indicator_names: Sequence[str], with_events: bool
     indicators = [indicator_column(name) for name in indicator_names]
     position = ["partition", "offset", "seq"]
     columns: dict[str, list[str]] = {
-        KIND_INDICATORS: ["symbol", "date", "timeframe", "price", *indicators, "ts_event", "ts_init", *position],
-        KIND_CANDLES: ["symbol", "date", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close",
+        KIND_INDICATORS: ["symbol", "venue", "date", "timeframe", "price", *indicators, "ts_event", "ts_init", *position],
+        KIND_CANDLES: ["symbol", "venue", "date", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close",
                        "volume", "trade_count", "ts_event", "ts_init", *position],
-        KIND_SIGNALS: ["symbol", "date", "signal_id", "timeframe", "rule", "side", "price", *indicators,
+        KIND_SIGNALS: ["symbol", "venue", "date", "signal_id", "timeframe", "rule", "side", "price", *indicators,
                        "ts_event", "ts_init", *position],
-        KIND_DAILY: ["symbol", "date", "open", "high", "low", "close", "mean_price", "vwap", "volume",
+        KIND_DAILY: ["symbol", "venue", "date", "open", "high", "low", "close", "mean_price", "vwap", "volume",
                      "tick_count", "buy_count", "sell_count", "final", "ts_event", "ts_init", *position],
-        KIND_DEAD_LETTERS: ["symbol", "date", "source", "reason", "detail", "raw", "ts_init", *position],
+        KIND_DEAD_LETTERS: ["symbol", "venue", "date", "source", "reason", "detail", "raw", "ts_init", *position],
     }
     chosen = columns[kind]
     return [*chosen, "event"] if with_events else chosen

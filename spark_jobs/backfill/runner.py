@@ -30,6 +30,7 @@ from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Event, Lineage, Tick, encode
+from schemas.instruments import Instrument
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
     EVENT_KINDS,
@@ -79,7 +80,7 @@ class GroupReport:
 class _Table:
     """Column lists of one kind's rows (only that kind's varying columns), appended event by event.
 
-    ``kind`` and ``symbol`` are the same on every row of a group's kind, so they are filled in
+    ``kind`` and the instrument are the same on every row of a group's kind, so they are filled in
     when the frame is built instead of appended per event.
     """
 
@@ -87,7 +88,8 @@ class _Table:
 
     def __init__(self, kind: str, names: Sequence[str]) -> None:
         self.kind = kind
-        self.data: dict[str, list[Any]] = {name: [] for name in names if name not in ("kind", "symbol")}
+        self.data: dict[str, list[Any]] = {name: [] for name in names
+                                           if name not in ("kind", "instrument", "symbol", "venue")}
         self.length = 0
 
     def add(self, values: dict[str, Any]) -> None:
@@ -230,7 +232,8 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     offsets = ordered["offset"].tolist()
     values = ordered["value"].tolist()
     stamps = ordered["timestamp_ms"].tolist()
-    # The record's own key bytes (decode_tick compares them with the symbol, as the live processor does).
+    # The record's own key bytes (decode_tick compares them with the instrument, or a v1 record's symbol,
+    # as the live processor does).
     fallback = None if plan.key is None else plan.key.encode()
     keys = ordered["record_key"].tolist() if "record_key" in ordered else [fallback] * len(positions)
     topic = context.topic
@@ -250,8 +253,8 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
 
     def process(tick: Tick, lineage: Lineage) -> StepOutput:
         nonlocal processor
-        if processor is None:
-            processor = SymbolProcessor(config_for(tick.symbol), tick.symbol)
+        if processor is None:  # a group is one instrument (its key): the first tick names it
+            processor = SymbolProcessor(config_for(tick.symbol), Instrument(tick.symbol, tick.venue))
         return processor.process(tick, lineage)
 
     # Warm-up: from W periods before the midnight that opened the day still open at the chunk start.
@@ -326,13 +329,16 @@ def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_f
 def _frame(tables: list[_Table], context: GroupContext, key: str | None) -> pd.DataFrame:
     """The union-layout frame with nullable dtypes (None stays null through Arrow, never NaN)."""
     data: dict[str, Any] = {}
+    # The group key is the instrument SYMBOL@venue (a key without "@" is a dead letter's odd key).
+    symbol, _, venue = key.partition("@") if key is not None else (None, "", "")
+    given = {"instrument": key, "symbol": symbol, "venue": venue or None}
     for name, kind in union_columns(context.indicator_names):
         values: list[Any] = []
         for table in tables:
             if name == "kind":
                 values += [table.kind] * table.length
-            elif name == "symbol":
-                values += [key] * table.length
+            elif name in given:
+                values += [given[name]] * table.length
             else:
                 column = table.data.get(name)
                 values += column if column is not None else [None] * table.length

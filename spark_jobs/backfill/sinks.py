@@ -4,12 +4,13 @@ Called by :func:`spark_jobs.backfill.job.run_backfill` with the cached result fr
 :func:`spark_jobs.backfill.rows.union_columns` layout).
 
 - **Parquet** (default): ``<root>/<kind>/symbol=…/date=…/*.parquet`` for kind in
-  ``indicators, candles, signals, daily, dead_letters``; rows ordered by log position.
-  Dead letters of records without a key are under ``symbol=_``.
+  ``indicators, candles, signals, daily, dead_letters``, each row with its ``venue`` (the
+  instrument is ``symbol`` + ``venue``); rows ordered by log position. Dead letters of records
+  without a key are under ``symbol=_``.
 - **Topics**: every event, encoded exactly as the live processor encodes it, to the live
   topic's name + ``.backfill`` (``indicators.backfill``, ``candles.1m.backfill``,
-  ``signals.backfill``, ``aggregates.daily.backfill``, ``ticks.dlq.backfill``), key = symbol
-  (dead letters: source), one symbol's events in log order. Kafka's writer is at-least-once:
+  ``signals.backfill``, ``aggregates.daily.backfill``, ``ticks.dlq.backfill``), key = the
+  instrument ``SYMBOL@venue`` (dead letters: source), one instrument's events in log order. Kafka's writer is at-least-once:
   a re-run appends again; every event carries its lineage, so readers can deduplicate.
 - **Redis**: the materializer's own planner and compare-and-set store
   (:mod:`processors.materialize`) under a key prefix of its own. The views' offsets are the
@@ -112,12 +113,12 @@ def write_topics(result: DataFrame, settings: SparkJobSettings, progress: SparkP
         F.lit(settings.topics().name("candles.")), F.col("timeframe"), F.lit(BACKFILL_SUFFIX)))
     for name in (KIND_INDICATORS, KIND_SIGNALS, KIND_DAILY, KIND_DEAD_LETTERS):
         topic = topic.when(kind == name, F.lit(specs[name].name))
-    key = F.when(kind == KIND_DEAD_LETTERS, F.col("source")).otherwise(F.col("symbol"))
+    key = F.when(kind == KIND_DEAD_LETTERS, F.col("source")).otherwise(F.col("instrument"))
     partitions = max(1, result.sparkSession.sparkContext.defaultParallelism)
     with progress.step("writing events to the .backfill topics"):
         (result.where(kind.isin(*EVENT_KINDS))
-         .repartition(partitions, "symbol")
-         .sortWithinPartitions("symbol", "partition", "offset", "seq")
+         .repartition(partitions, "instrument")
+         .sortWithinPartitions("instrument", "partition", "offset", "seq")
          .select(topic.alias("topic"), key.alias("key"), F.col("event").alias("value"))
          .write.format("kafka").options(**settings.kafka_options())
          .option("kafka.acks", "all").option("kafka.enable.idempotence", "true")
@@ -156,7 +157,7 @@ class _RedisWriter:
                     continue
                 batch.append(InputRecord(topic=topic, partition=row["partition"],
                                          offset=row["offset"] * SEQ_SLOTS + row["seq"],
-                                         key=row["symbol"].encode(), value=row["event"].encode()))
+                                         key=row["instrument"].encode(), value=row["event"].encode()))
                 if len(batch) >= REDIS_BATCH:
                     store.apply(planner.plan(batch))
                     batch = []
@@ -172,8 +173,8 @@ def write_redis(result: DataFrame, settings: SparkJobSettings, prefix: str, prog
     kinds = (KIND_INDICATORS, KIND_CANDLES, KIND_SIGNALS, KIND_DAILY)
     with progress.step(f"writing Redis views under {prefix!r}"):
         (result.where(F.col("kind").isin(*kinds))
-         .select("kind", "symbol", "timeframe", "partition", "offset", "seq", "event")
-         .repartition(partitions, "symbol")
-         .sortWithinPartitions("symbol", "partition", "offset", "seq")
+         .select("kind", "instrument", "timeframe", "partition", "offset", "seq", "event")
+         .repartition(partitions, "instrument")
+         .sortWithinPartitions("instrument", "partition", "offset", "seq")
          .foreachPartition(_RedisWriter(settings, prefix)))
     return {"redis": prefix}

@@ -3,7 +3,9 @@
 Topic names resolve through ``KafkaSettings.topics()`` (prefix and ``KAFKA_TOPIC`` apply):
 ``ticks``, ``ticks.dlq``, ``candles.<tf>``, ``indicators``, ``signals``, ``aggregates.daily``,
 ``notifications.dlq``. It reads without a consumer group commit, so it never disturbs
-the services' offsets.
+the services' offsets. Values are decoded through their type's upcaster chain
+(:mod:`schemas.upcasters`), so a record of an earlier release shows as the current version
+(``"upcast_from": 1`` in ``--json``); one that does not decode is shown as it is.
 """
 
 from __future__ import annotations
@@ -15,20 +17,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from processors.runtime.settings import KafkaSettings
+from schemas.events import Event
 from schemas.topics import TopicRegistry, TopicSpec
+from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError
 from stockstream.console import console
 
 # Columns worth showing per value model; anything else shows compact JSON.
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "Tick": ("ts_event", "symbol", "price", "volume", "source", "source_id"),
+    "Tick": ("ts_event", "symbol", "venue", "price", "volume", "source", "source_id"),
     "DeadLetter": ("ts_init", "source", "reason", "detail", "raw"),
-    "Candle": ("ts_open", "symbol", "timeframe", "open", "high", "low", "close", "volume"),
-    "IndicatorSnapshot": ("ts_event", "symbol", "timeframe", "price", "values"),
-    "Signal": ("ts_event", "symbol", "timeframe", "rule", "side", "price"),
-    "DailySummary": ("date", "symbol", "open", "close", "vwap", "volume", "buy_count", "sell_count"),
+    "Candle": ("ts_open", "symbol", "venue", "timeframe", "open", "high", "low", "close", "volume"),
+    "IndicatorSnapshot": ("ts_event", "symbol", "venue", "timeframe", "price", "values"),
+    "Signal": ("ts_event", "symbol", "venue", "timeframe", "rule", "side", "price"),
+    "DailySummary": ("date", "symbol", "venue", "open", "close", "vwap", "volume", "buy_count", "sell_count"),
 }
 
 
@@ -101,7 +106,7 @@ def tail(
             last_record = time.monotonic()
             if as_json:
                 for message in rows:
-                    typer.echo(json.dumps(_record(message)))
+                    typer.echo(json.dumps(_record(message, spec.value_model)))
             else:
                 table = Table(show_header=header, box=None, pad_edge=False)
                 header = False
@@ -109,7 +114,7 @@ def tail(
                     table.add_column(column, no_wrap=True, overflow="ellipsis",
                                      min_width=20 if column.startswith("ts_") else None)
                 for message in rows:
-                    value = _record(message)["value"]
+                    value = _record(message, spec.value_model)["value"]
                     cells = [_cell(value.get(c)) if isinstance(value, dict) else "" for c in columns] if columns \
                         else [_cell(value, 120)]
                     table.add_row(f"{message.partition()}:{message.offset()}", _cell(value_key(message)), *cells)
@@ -126,19 +131,31 @@ def value_key(message: Any) -> str:
     return key.decode("utf-8", errors="backslashreplace") if key else ""
 
 
-def _record(message: Any) -> dict[str, Any]:
-    raw = message.value() or b""
+def decoded_value(raw: bytes, model: type[Event]) -> tuple[Any, int | None]:
+    """The record's value as JSON data: the current-version event (and the version it was upcast from,
+    None when it was current), or, when it does not decode, the raw JSON (or text) as it is."""
     try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw.decode("utf-8", errors="backslashreplace")
+        event, version = CHAINS[model].decode_versioned(raw)
+    except (ValidationError, UnsupportedSchemaVersionError, KeyError):
+        try:
+            return json.loads(raw), None
+        except ValueError:
+            return raw.decode("utf-8", errors="backslashreplace"), None
+    return json.loads(event.model_dump_json()), (version if version != event.schema_version else None)
+
+
+def _record(message: Any, model: type[Event]) -> dict[str, Any]:
+    value, upcast_from = decoded_value(message.value() or b"", model)
     timestamp_ms = message.timestamp()[1]
-    return {
+    record = {
         "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
         "key": value_key(message),
         "timestamp": datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat() if timestamp_ms > 0 else None,
         "value": value,
     }
+    if upcast_from is not None:
+        record["upcast_from"] = upcast_from
+    return record
 
 
 def register(app: typer.Typer) -> None:

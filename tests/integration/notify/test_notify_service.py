@@ -194,7 +194,7 @@ cooldown = 0
     assert sorted(json.loads(r.body)["chat_id"] for r in telegram) == ["4242", "4242"]
     assert [m.message["X-Stockstream-Signal-Id"] for m in mails] == [s3.signal_id] and len(smtp.mails) == 1
     assert mails[0].tls and mails[0].login == "alerts" and "SELL ETH-USD" in mails[0].message["Subject"]
-    assert f"https://dash.example.com/?symbol=ETH-USD&timeframe=5m&signal={s3.signal_id}" in mails[0].body
+    assert f"https://dash.example.com/?symbol=ETH-USD&venue=coinbase&timeframe=5m&signal={s3.signal_id}" in mails[0].body
     assert sorted(ids[str(p["signal_id"])] for p in published) == ["s1", "s3"]
     assert set(published[0]) == {"signal_id", "title", "text", "url", "signal"}
     output = log_of(service)

@@ -168,8 +168,8 @@ def test_replay_resets_the_live_group_and_rebuilds_its_state_and_views(replay_lo
         indicators = f"{replay_log.prefix}indicators"
         for symbol in SYMBOLS:
             last = [value for _, key, value in replay_log.reference[indicators]
-                    if key == symbol.encode() and IndicatorSnapshot.model_validate_json(value).timeframe == "tick"][-1]
-            assert client.hget(keys.latest(symbol), "ind:tick") == last
+                    if key == f"{symbol}@synthetic".encode() and IndicatorSnapshot.model_validate_json(value).timeframe == "tick"][-1]
+            assert client.hget(keys.latest(f"{symbol}@synthetic"), "ind:tick") == last
     finally:
         for key in client.scan_iter(match=views + "*", count=1000):
             client.delete(key)

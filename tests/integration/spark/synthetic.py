@@ -23,12 +23,18 @@ from processors.core.strategy import PipelineConfigs
 from processors.ingest.sources.simulator import PricePath, round_price, start_price
 from processors.stream.records import decode_tick
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from schemas.instruments import Instrument
 from tests.support.kafka_tools import Record
+from tests.support.legacy import events_v1
 
 
 def synthetic_log(symbols: tuple[str, ...], count: int, start: datetime, step: timedelta,
-                  seed: int = 7) -> list[tuple[bytes | None, bytes]]:
-    """``count`` records, deterministic for the arguments."""
+                  seed: int = 7, *, venue: str = "synthetic", version: int = 2) -> list[tuple[bytes | None, bytes]]:
+    """``count`` records, deterministic for the arguments.
+
+    ``version`` 2 writes what this release writes (key ``SYMBOL@venue``); 1 writes the same ticks as the
+    release before instruments did (tests/support/legacy/events_v1.py, key = symbol, ``source`` = ``venue``).
+    """
     rng = random.Random(seed)  # noqa: S311 - a seeded simulation
     paths = {s: PricePath(start_price(s), random.Random(f"{seed}:{s}")) for s in symbols}  # noqa: S311
     records: list[tuple[bytes | None, bytes]] = []
@@ -47,18 +53,24 @@ def synthetic_log(symbols: tuple[str, ...], count: int, start: datetime, step: t
             volume = None
         elif roll < 0.0045:
             price = 5e12  # a valid Tick the core rejects (price_out_of_range)
-        tick = Tick(symbol=symbol, price=price, volume=volume, ts_event=moment, ts_init=moment,
-                    source="synthetic", source_id=f"syn-{seed}-{index}")
-        key: bytes | None = symbol.encode()
-        value = encode(tick)
+        fields = {"symbol": symbol, "price": price, "volume": volume, "ts_event": moment, "ts_init": moment,
+                  "source": venue, "source_id": f"syn-{seed}-{index}"}
+        if version == 1:
+            key: bytes | None = symbol.encode()
+            value = events_v1.encode(events_v1.Tick(**fields))
+        else:
+            key = f"{symbol}@{venue}".encode()
+            value = encode(Tick(venue=venue, **fields))
         if roll > 0.9995:
             value = b'{"symbol": "' + symbol.encode() + b'", "price": oops}'  # malformed_json
         elif 0.9990 < roll <= 0.9995:
-            key = symbols[(index + 1) % len(symbols)].encode()  # key_mismatch
+            other = symbols[(index + 1) % len(symbols)]  # key_mismatch
+            key = other.encode() if version == 1 else f"{other}@{venue}".encode()
         elif 0.9988 < roll <= 0.9990:
             key = None  # key_missing
         if index == count * 7 // 10:
-            key = b"\xe2\x82" + symbol.encode() + b"\xff"  # not UTF-8: key_mismatch, detail with its bytes
+            wrapped = symbol if version == 1 else f"{symbol}@{venue}"
+            key = b"\xe2\x82" + wrapped.encode() + b"\xff"  # not UTF-8: key_mismatch, detail with its bytes
         records.append((key, value))
     return records
 
@@ -103,7 +115,7 @@ class Reference:
 def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Reference:
     """The live processor's logic over ``records`` (any order; sorted here by partition and offset)."""
     reference = Reference()
-    processors: dict[str, SymbolProcessor] = {}
+    processors: dict[tuple[str, str], SymbolProcessor] = {}
     by_partition: dict[int, list[Record]] = defaultdict(list)
     for record in records:
         by_partition[record.partition].append(record)
@@ -115,10 +127,11 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Ref
             if isinstance(decoded, DeadLetter):
                 reference.dead_letters.append((*where, 0, decoded))
                 continue
-            processor = processors.get(decoded.symbol)
+            instrument = (decoded.symbol, decoded.venue)
+            processor = processors.get(instrument)
             if processor is None:
-                processor = processors[decoded.symbol] = SymbolProcessor(
-                    configs.for_symbol(decoded.symbol), decoded.symbol)
+                processor = processors[instrument] = SymbolProcessor(
+                    configs.for_symbol(decoded.symbol), Instrument(*instrument))
             output = processor.process(decoded, lineage)
             seq = 0
             for kind, events in (("indicators", output.snapshots), ("candles", output.candles),

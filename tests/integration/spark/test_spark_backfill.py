@@ -51,11 +51,13 @@ def chunked(spark_session, spark_log, tmp_path_factory) -> Chunked:
 def test_backfill_from_an_offset_in_chunks_equals_the_run_from_the_log_start(chunked, spark_log):
     """Every chunk is warmed up on its own and still equals the sequential run from offset 0."""
     result, ends = chunked.result, spark_log.ends()
-    symbols = [group for group in result.groups if group.key in SYMBOLS]
-    odd = [group for group in result.groups if group.key not in (*SYMBOLS, None)]
-    # The record keyed b"\xe2\x82BTC-USD\xff" (not UTF-8): a group of its own (U+FFFD for the bad bytes), kept.
-    assert [(g.key.strip("\ufffd"), g.rows) for g in odd] == [("BTC-USD", 1)], odd
-    assert sorted((g.key, g.chunk) for g in symbols) == [(s, c) for s in sorted(SYMBOLS) for c in range(3)]
+    instruments = [f"{symbol}@synthetic" for symbol in SYMBOLS]  # a group per instrument
+    symbols = [group for group in result.groups if group.key in instruments]
+    odd = [group for group in result.groups if group.key not in (*instruments, None)]
+    # The record keyed b"\xe2\x82BTC-USD@synthetic\xff" (not UTF-8): a group of its own (U+FFFD for the bad
+    # bytes), kept.
+    assert [(g.key.strip("\ufffd"), g.rows) for g in odd] == [("BTC-USD@synthetic", 1)], odd
+    assert sorted((g.key, g.chunk) for g in symbols) == [(s, c) for s in sorted(instruments) for c in range(3)]
     assert all(group.status == "converged" for group in symbols), symbols
     assert all(group.warmup_before_day >= result.warmup.periods for group in symbols)
     keyless = [group for group in result.groups if group.key is None]
@@ -98,7 +100,7 @@ def test_backfill_of_the_whole_log_to_parquet_and_topics_equals_the_full_run(spa
     for record in signals:
         by_symbol.setdefault(record.key.decode(), []).append(record.value)
     for symbol, values in by_symbol.items():
-        assert values == [e.model_dump_json().encode() for e in expected if e.symbol == symbol], symbol
+        assert values == [e.model_dump_json().encode() for e in expected if f"{e.symbol}@{e.venue}" == symbol], symbol
     assert sum(len(v) for v in by_symbol.values()) == len(expected)
     daily = read_topic(spark_log.bootstrap, registry.aggregates_daily.name + ".backfill")
     assert len(daily) == len(spark_log.reference.daily)
@@ -115,10 +117,11 @@ def test_backfill_of_an_event_time_range_for_one_symbol_with_redis_views(spark_s
                               output=str(tmp_path / "out"), redis_prefix=redis_prefix.prefix)
     result = _backfill(spark_session, spark_log, request)
 
-    assert [group.key for group in result.groups] == ["ETH-USD"] * len(result.groups) and len(result.groups) > 1
+    assert [group.key for group in result.groups] == ["ETH-USD@synthetic"] * len(result.groups)
+    assert len(result.groups) > 1
     assert all(group.status == "converged" for group in result.groups)
     # The range: from ETH-USD's first tick at/after `begin` to its last one before `end`, in log order.
-    eth = sorted((r.partition, r.offset, _ts(r.value)) for r in spark_log.records if r.key == b"ETH-USD")
+    eth = sorted((r.partition, r.offset, _ts(r.value)) for r in spark_log.records if r.key == b"ETH-USD@synthetic")
     inside = [i for i, (_, _, ts) in enumerate(eth) if ts is not None and to_us(begin) <= ts < to_us(end)]
     first, last = eth[inside[0]][:2], eth[inside[-1]][:2]
     for kind in ("indicators", "signals", "daily", "candles"):
@@ -134,8 +137,8 @@ def test_backfill_of_an_event_time_range_for_one_symbol_with_redis_views(spark_s
     # Views hold the events' JSON; after a warm-up floats agree to 1e-9 (not bit for bit: SMA sums
     # are re-derived at a different ring phase), so compare values, not bytes.
     keys, client = ViewKeys(redis_prefix.prefix), redis_prefix.client
-    assert same_json(client.hget(keys.latest("ETH-USD"), "ind:tick"), last_tick.model_dump_json())
-    stored = {field.decode(): value for field, value in client.hgetall(keys.daily("ETH-USD")).items()}
+    assert same_json(client.hget(keys.latest("ETH-USD@synthetic"), "ind:tick"), last_tick.model_dump_json())
+    stored = {field.decode(): value for field, value in client.hgetall(keys.daily("ETH-USD@synthetic")).items()}
     assert stored.keys() == last_daily.keys()
     assert all(same_json(stored[day], event.model_dump_json()) for day, event in last_daily.items())
 

@@ -89,9 +89,9 @@ def _series(seed: int, days: float, mean_gap_s: float) -> list[tuple[bytes | Non
             when -= timedelta(seconds=rng.uniform(0, 4))  # out of order within grace
         elif roll < 0.05:
             when -= timedelta(seconds=rng.uniform(60, 400))  # late (and sometimes across midnight)
-        tick = Tick(symbol="BTC-USD", price=round(price, 4), volume=None if roll > 0.97 else rng.uniform(0.1, 2),
+        tick = Tick(symbol="BTC-USD", venue="test", price=round(price, 4), volume=None if roll > 0.97 else rng.uniform(0.1, 2),
                     ts_event=when, ts_init=when, source="test", source_id=str(len(records)))
-        records.append((b"BTC-USD", encode(tick) if roll < 0.995 else b"{broken"))
+        records.append((b"BTC-USD@test", encode(tick) if roll < 0.995 else b"{broken"))
     return records
 
 
@@ -134,7 +134,7 @@ def _route(frame: pd.DataFrame, plans: list) -> pd.DataFrame:
 
 def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: int) -> tuple[pd.DataFrame, list]:
     in_range = frame[frame["offset"] >= from_offset]
-    symbol = SymbolRange("BTC-USD", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
+    symbol = SymbolRange("BTC-USD@test", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
     plans = plan_groups([symbol], warmup, chunks, slots=2)
     routed = _route(frame, plans)
     configs = _Configs(SMALL, ("1m", "5m"), 5_000)

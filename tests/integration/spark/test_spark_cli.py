@@ -53,9 +53,9 @@ def test_backfill_command_writes_the_range_and_reports_it(spark_session, spark_l
     assert result.exit_code == 0, result.output
     report = _json(result.stdout)
     expected = [r for r in spark_log.records
-                if r.key in (b"BTC-USD", b"SOL-USD") and starts[r.partition] <= r.offset < stops[r.partition]]
+                if r.key in (b"BTC-USD@synthetic", b"SOL-USD@synthetic") and starts[r.partition] <= r.offset < stops[r.partition]]
     assert report["rows"] == len(expected) > 0
-    assert {group["key"] for group in report["groups"]} == {"BTC-USD", "SOL-USD"}
+    assert {group["key"] for group in report["groups"]} == {"BTC-USD@synthetic", "SOL-USD@synthetic"}
     assert all(group["status"] == "converged" for group in report["groups"])
     indicators = read_dataset(tmp_path / "out", "indicators")
     assert set(indicators["symbol"]) == {"BTC-USD", "SOL-USD"} and len(indicators) == report["events"]["indicators"]

@@ -24,12 +24,12 @@ from tests.support.kafka_tools import Record
 
 TOPIC = "ticks"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-ODD_KEY = b"\xe2\x82BTC-USD\xff"  # not UTF-8
+ODD_KEY = b"\xe2\x82BTC-USD@test\xff"  # not UTF-8
 
 
 def _tick(index: int, symbol: str = "BTC-USD") -> bytes:
     moment = START + timedelta(seconds=20 * index)
-    return encode(Tick(symbol=symbol, price=100 + index % 7, volume=1.0, ts_event=moment, ts_init=moment,
+    return encode(Tick(symbol=symbol, venue="test", price=100 + index % 7, volume=1.0, ts_event=moment, ts_init=moment,
                        source="test", source_id=str(index)))
 
 
@@ -37,7 +37,7 @@ def _records() -> list[Record]:
     """40 BTC-USD ticks; #12 is an ETH-USD tick keyed BTC-USD, #25 a BTC-USD tick keyed with bytes not UTF-8."""
     records = []
     for index in range(40):
-        key, value = b"BTC-USD", _tick(index)
+        key, value = b"BTC-USD@test", _tick(index)
         if index == 12:
             value = _tick(index, "ETH-USD")
         elif index == 25:
@@ -77,8 +77,8 @@ def test_a_record_keyed_with_another_symbol_is_the_live_processors_dead_letter()
     assert dead["reason"].tolist() == [reasons.KEY_MISMATCH] * 2
     # The detail shows the record's own key bytes, as the live processor's (not the group's string).
     assert dead["detail"].tolist() == [
-        "record key 'BTC-USD' is not the tick's symbol 'ETH-USD'",
-        "record key '\\\\xe2\\\\x82BTC-USD\\\\xff' is not the tick's symbol 'BTC-USD'",
+        "record key 'BTC-USD@test' is not the tick's instrument 'ETH-USD@test'",
+        "record key '\\\\xe2\\\\x82BTC-USD@test\\\\xff' is not the tick's instrument 'BTC-USD@test'",
     ]
     for kind in EVENT_KINDS:
         expected = getattr(reference, kind)

@@ -71,7 +71,7 @@ def test_cooldown_edges() -> None:
 def test_keys_and_entries_round_trip() -> None:
     signal = make_signal(symbol="ETH-USD", timeframe="5m", rule="ema_cross", side="SELL")
     assert ledger_key(signal.signal_id) == f"ledger:{signal.signal_id}"
-    assert cooldown_key("team", signal) == "cooldown:team:ETH-USD:5m:ema_cross:SELL"
+    assert cooldown_key("team", signal) == "cooldown:team:ETH-USD@coinbase:5m:ema_cross:SELL"
     entry = LedgerEntry("dead_lettered", 123, 4, "http_400")
     assert LedgerEntry.from_state(entry.to_state()) == entry
     assert LedgerEntry.from_state({"status": "delivered", "at_ms": 5}) == LedgerEntry("delivered", 5)

@@ -34,7 +34,7 @@ def test_plain_text_has_everything_a_trader_needs() -> None:
     for fact in TRADER_FACTS:
         assert fact in NOTE.text
     assert "sma_20 n/a" in NOTE.text
-    link = f"https://dash.example.com/?symbol=BTC-USD&timeframe=1m&signal={SIGNAL.signal_id}"
+    link = f"https://dash.example.com/?symbol=BTC-USD&venue=coinbase&timeframe=1m&signal={SIGNAL.signal_id}"
     assert NOTE.url == link and f"Dashboard: {link}" in NOTE.text
     assert format_time(SIGNAL.ts_event) == "2024-05-01 12:34:56.789 UTC"
 
@@ -95,7 +95,7 @@ def test_telegram_html_escapes_and_links() -> None:
     assert text.startswith("🟢 <b>BUY BTC-USD at 43,251.20</b>")
     for fact in TRADER_FACTS:
         assert fact in text
-    assert f'<a href="https://dash.example.com/?symbol=BTC-USD&amp;timeframe=1m&amp;signal={SIGNAL.signal_id}">' in text
+    assert f'<a href="https://dash.example.com/?symbol=BTC-USD&amp;venue=coinbase&amp;timeframe=1m&amp;signal={SIGNAL.signal_id}">' in text
 
 
 def test_browser_message_follows_the_api_contract() -> None:
