@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -43,16 +44,26 @@ class Child:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
-def default_services(available: set[str], api_port: int) -> list[ServiceSpec]:
-    """The pipeline, in start order; services whose command does not exist yet are left out."""
+def default_services(available: set[str], api_port: int,
+                     environ: Mapping[str, str] | None = None) -> list[ServiceSpec]:
+    """The pipeline, in start order; services whose command does not exist yet are left out.
+
+    Ingest reads its source and symbols from the environment the children inherit
+    (``INGEST_SOURCE``, default the simulator, and ``INGEST_SYMBOLS``); the composite index runs
+    only when ``COMPOSITE_SYMBOLS`` names symbols.
+    """
+    environ = os.environ if environ is None else environ
+    source = environ.get("INGEST_SOURCE") or "simulator"
     wanted = [
-        ServiceSpec("ingest", ("ingest", "--source", "simulator"), "metrics http://127.0.0.1:9101/metrics"),
+        ServiceSpec("ingest", ("ingest",), f"{source} metrics http://127.0.0.1:9101/metrics"),
         ServiceSpec("process", ("process",), "metrics http://127.0.0.1:9102/metrics"),
         ServiceSpec("materialize", ("materialize",), "metrics http://127.0.0.1:9103/metrics"),
         ServiceSpec("notify", ("notify",), "metrics http://127.0.0.1:9104/metrics"),
         ServiceSpec("serve", ("serve", "--port", str(api_port)),
                     f"dashboard http://127.0.0.1:{api_port}/  API docs http://127.0.0.1:{api_port}/docs"),
     ]
+    if (environ.get("COMPOSITE_SYMBOLS") or "").strip():
+        wanted.insert(2, ServiceSpec("composite", ("composite",), "metrics http://127.0.0.1:9105/metrics"))
     return [spec for spec in wanted if spec.args[0] in available]
 
 
