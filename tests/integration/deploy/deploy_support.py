@@ -45,6 +45,7 @@ OUR_IMAGES = {"stockstream": "runtime", "stockstream-spark": "spark"}
 COMMAND_SETTINGS = {
     "ingest": "processors.ingest.settings:IngestSettings",
     "process": "processors.stream.settings:ProcessSettings",
+    "composite": "processors.composite.settings:CompositeSettings",
     "materialize": "processors.materialize.settings:MaterializeSettings",
     "notify": "processors.notify.settings:NotifySettings",
     "serve": "stockstream.api.settings:ApiSettings",

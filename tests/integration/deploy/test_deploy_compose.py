@@ -4,9 +4,13 @@ loader, what `docker compose config` runs) and checked against the code like the
 
 from __future__ import annotations
 
+import itertools
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.integration.deploy.deploy_support import (
@@ -29,7 +33,9 @@ from tests.integration.deploy.deploy_support import (
     validate_settings,
 )
 
-CORE = {"kafka", "redis", "ingest", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
+# No feed by default: every ingest service (one per venue) is in a profile named for what it feeds from.
+CORE = {"kafka", "redis", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
+PROFILES = ("simulator", "exchanges", "alphavantage")
 
 
 def test_compose_file_is_valid_for_every_profile() -> None:
@@ -108,7 +114,7 @@ def test_secrets_come_from_the_environment_not_the_file() -> None:
     assert {"REDIS_PASSWORD", "ALPHAVANTAGE_API_KEY", "GF_SECURITY_ADMIN_PASSWORD"} <= seen
     # Only the services that use a secret get it.
     services = compose_services()
-    assert "ALPHAVANTAGE_API_KEY" not in services["ingest"]["environment"]
+    assert "ALPHAVANTAGE_API_KEY" not in services["ingest-simulator"]["environment"]
     assert "REDIS_PASSWORD" not in services["process"]["environment"]
 
 
@@ -166,3 +172,35 @@ def test_grafana_gets_the_repository_provisioning_and_dashboards() -> None:
     source = yaml.safe_load((REPO / "ops/grafana/provisioning/datasources/prometheus.yaml").read_text())
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
     assert "9090:9090" in {f"{p['published']}:{p['target']}" for p in compose_services()["prometheus"]["ports"]}
+
+
+def _instruments(environment: dict[str, Any]) -> set[str]:
+    """The instruments one ingest service publishes (its venue × its symbols), as its settings read them."""
+    from processors.ingest.settings import DEFAULT_SYMBOLS
+
+    source = environment.get("INGEST_SOURCE", "simulator")
+    venue = environment.get("INGEST_FILE_VENUE", "file") if source == "file" else source
+    symbols = [s.strip() for s in str(environment.get("INGEST_SYMBOLS") or "").split(",") if s.strip()]
+    return {f"{symbol}@{venue}" for symbol in symbols or DEFAULT_SYMBOLS.get(source, ())}
+
+
+@pytest.mark.parametrize("profiles", [combo for size in range(len(PROFILES) + 1)
+                                      for combo in itertools.combinations(PROFILES, size)], ids=repr)
+def test_no_two_ingest_services_publish_one_instrument_and_the_simulator_only_by_name(profiles) -> None:
+    result = compose_project(profiles=profiles, env=COMPOSE_SECRETS)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    ingests = {name: service for name, service in services.items() if (service.get("command") or [None])[0] == "ingest"}
+    seen: dict[str, str] = {}
+    for name, service in ingests.items():
+        assert name == f"ingest-{service['environment']['INGEST_SOURCE']}", "one service per venue, named for it"
+        for instrument in _instruments(service["environment"]):
+            assert instrument not in seen, f"{instrument} published by both {seen[instrument]} and {name}"
+            seen[instrument] = name
+    assert ("ingest-simulator" in ingests) == ("simulator" in profiles)
+    if "exchanges" in profiles:
+        # The composite reads several venues of its symbols, and is the only writer of SYMBOL@index.
+        symbols = services["composite"]["environment"]["COMPOSITE_SYMBOLS"].split(",")
+        for symbol in symbols:
+            assert len({i for i in seen if i.startswith(f"{symbol}@")}) >= 2, symbol
+            assert f"{symbol}@index" not in seen

@@ -567,3 +567,33 @@ def test_grafana_datasource_points_at_the_prometheus_service(resources: tuple[di
     assert {"name": "dashboards", "mountPath": path, "readOnly": True} in grafana["volumeMounts"]
     password = next(e for e in grafana["env"] if e["name"] == "GF_SECURITY_ADMIN_PASSWORD")
     assert "secretKeyRef" in password["valueFrom"]
+
+
+def test_no_two_ingest_deployments_publish_one_instrument(overlay: str, resources: tuple[dict[str, Any], ...]) -> None:
+    """Each venue's feed is its own Deployment; their instruments (venue × symbols) never overlap,
+    the simulator runs only where its own component is named (dev), and the composite is the only
+    writer of SYMBOL@index, over symbols at least two venues feed."""
+    from processors.ingest.settings import DEFAULT_SYMBOLS
+
+    deployments = by_kind(resources, "Deployment")
+    seen: dict[str, str] = {}
+    for name, deployment in deployments.items():
+        container = pod_spec(deployment)["containers"][0]
+        if container.get("args", [None])[0] != "ingest":
+            continue
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        source = env["INGEST_SOURCE"]
+        venue = env.get("INGEST_FILE_VENUE") or "file" if source == "file" else source
+        symbols = [s.strip() for s in (env.get("INGEST_SYMBOLS") or "").split(",") if s.strip()]
+        for symbol in symbols or DEFAULT_SYMBOLS.get(source, ()):
+            instrument = f"{symbol}@{venue}"
+            assert instrument not in seen, f"{overlay}: {instrument} published by {seen[instrument]} and {name}"
+            seen[instrument] = name
+    sources = {name.removeprefix("ingest-") for name in seen.values()}
+    assert ("simulator" in sources) == (overlay == "dev")
+    assert sources == {"simulator"} or "simulator" not in sources, "never the simulator beside real feeds"
+    if "composite" in deployments:
+        env = {e["name"]: e.get("value") for e in pod_spec(deployments["composite"])["containers"][0]["env"]}
+        for symbol in env["COMPOSITE_SYMBOLS"].split(","):
+            assert len({i for i in seen if i.startswith(f"{symbol}@")}) >= 2, symbol
+            assert f"{symbol}@index" not in seen
