@@ -13,7 +13,7 @@
     bb: "#5c7080", vwap: "#26c6da", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
   };
   const state = {
-    symbol: null, timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
+    symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
     signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
   };
   const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
@@ -293,16 +293,17 @@
   // ---- data loading --------------------------------------------------------------------------
   async function loadAll() {
     const token = ++state.loadToken;
-    const sym = enc(state.symbol);
+    // Views are per instrument: the venue's own series of the symbol (BTC-USD@kraken, BTC-USD@index …).
+    const base = `/instruments/${enc(state.venue)}/${enc(state.symbol)}`;
     const tf = enc(state.timeframe);
     const [latest, rec, indicators, signals, daily, candles] = await Promise.all([
-      getJSON(`/symbols/${sym}/latest`),
-      getJSON(`/symbols/${sym}/recommendation`),
-      getJSON(`/symbols/${sym}/indicators?timeframe=${tf}&limit=${HISTORY}`),
-      getJSON(`/symbols/${sym}/signals?limit=200`),
-      getJSON(`/symbols/${sym}/daily`),
+      getJSON(`${base}/latest`),
+      getJSON(`${base}/recommendation`),
+      getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`),
+      getJSON(`${base}/signals?limit=200`),
+      getJSON(`${base}/daily`),
       state.timeframe === "tick" ? Promise.resolve({ candles: [] })
-        : getJSON(`/symbols/${sym}/candles?timeframe=${tf}&limit=${HISTORY}`),
+        : getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`),
     ]);
     if (token !== state.loadToken) return; // a newer selection won
     buildChart();
@@ -317,13 +318,14 @@
     drawMarkers();
     state.chart.timeScale().fitContent();
     document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
+    document.body.dataset.instrument = state.symbol + "@" + state.venue;
   }
 
   function connectLive() {
     if (state.source) state.source.close();
     const source = new EventSource(`/live?symbol=${enc(state.symbol)}`);
     state.source = source;
-    const mine = (data) => data && data.symbol === state.symbol;
+    const mine = (data) => data && data.symbol === state.symbol && data.venue === state.venue;
     const on = (name, handler) => source.addEventListener(name, (event) => {
       let data;
       try { data = JSON.parse(event.data); } catch (_) { return; }
@@ -362,9 +364,17 @@
     toast("Could not load data", String(error && error.message ? error.message : error), null);
   }
 
+  function venuesOf(symbol) {
+    return state.instruments.filter((item) => item.symbol === symbol).map((item) => item.venue);
+  }
+
   function selectFromHash(symbols, timeframes) {
-    const [sym, tf] = decodeURIComponent(location.hash.slice(1)).split("|");
+    // #SYMBOL|venue|timeframe (older links: #SYMBOL|timeframe)
+    const parts = decodeURIComponent(location.hash.slice(1)).split("|");
+    const [sym, venue, tf] = parts.length === 2 ? [parts[0], null, parts[1]] : parts;
     state.symbol = symbols.includes(sym) ? sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
+    const venues = venuesOf(state.symbol);
+    state.venue = venues.includes(venue) ? venue : venues[0];
     state.timeframe = timeframes.includes(tf) ? tf : "tick";
   }
 
@@ -379,29 +389,39 @@
 
   async function start() {
     if (!LWC) { showError(new Error("chart library did not load")); return; }
-    let listing = await getJSON("/symbols");
+    let listing = await getJSON("/instruments");
     state.timeframes = listing.timeframes;
-    if (!listing.symbols.length) {
+    if (!listing.instruments.length) {
       setConnection("wait", "waiting for data…");
-      // No symbol yet (fresh system): look again every few seconds.
+      // No instrument yet (fresh system): look again every few seconds.
       await new Promise((resolve) => {
         const timer = setInterval(async () => {
-          try { listing = await getJSON("/symbols"); } catch (_) { return; }
-          if (listing.symbols.length) { clearInterval(timer); resolve(); }
+          try { listing = await getJSON("/instruments"); } catch (_) { return; }
+          if (listing.instruments.length) { clearInterval(timer); resolve(); }
         }, 3000);
       });
     }
-    selectFromHash(listing.symbols, listing.timeframes);
-    fillSelect($("symbol"), listing.symbols, state.symbol);
+    state.instruments = listing.instruments;
+    const symbols = [...new Set(state.instruments.map((item) => item.symbol))];
+    selectFromHash(symbols, listing.timeframes);
+    fillSelect($("symbol"), symbols, state.symbol);
+    fillSelect($("venue"), venuesOf(state.symbol), state.venue);
     fillSelect($("timeframe"), listing.timeframes, state.timeframe);
-    const changed = () => {
+    const changed = (event) => {
       state.symbol = $("symbol").value;
+      if (event && event.target === $("symbol")) {
+        // Another symbol: keep the venue when it quotes the symbol too, else its first venue.
+        const venues = venuesOf(state.symbol);
+        fillSelect($("venue"), venues, venues.includes(state.venue) ? state.venue : venues[0]);
+      }
+      state.venue = $("venue").value;
       state.timeframe = $("timeframe").value;
-      history.replaceState(null, "", "#" + encodeURIComponent(state.symbol + "|" + state.timeframe));
+      history.replaceState(null, "", "#" + encodeURIComponent(state.symbol + "|" + state.venue + "|" + state.timeframe));
       state.wasConnected = false;
       loadAll().then(connectLive).catch(showError);
     };
     $("symbol").addEventListener("change", changed);
+    $("venue").addEventListener("change", changed);
     $("timeframe").addEventListener("change", changed);
     $("notify-toggle").addEventListener("click", async () => {
       if (!("Notification" in window)) { toast("Notifications", "This browser has no Notification API.", null); return; }

@@ -61,6 +61,8 @@ def dashboard(stack, namespace) -> Iterator[Dashboard]:
     now = datetime.now(UTC).replace(microsecond=0)
     stream = make_stream(count=420, start=now - timedelta(seconds=420), seed=7)
     stream.extend(make_stream("ETH-USD", count=120, price=3100.0, start=now - timedelta(seconds=120), seed=8))
+    # BTC-USD on a second venue: the venue picker chooses between the two series.
+    stream.extend(make_stream(count=60, price=64_500.0, start=now - timedelta(seconds=60), seed=9, venue="xchange"))
     last = [i for i in stream.indicators if i.symbol == "ETH-USD" and i.timeframe == "tick"][-1]
     # An indicator whose *name* is HTML (on ETH-USD): it must be displayed as text.
     stream.indicators.append(last.model_copy(update={"values": {**last.values, XSS: 1.0},
@@ -119,7 +121,8 @@ def page() -> Iterator[tuple[Page, list[str], list[str]]]:
 def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(dashboard, page):
     tab, errors, dialogs = page
     ARTIFACTS.mkdir(exist_ok=True)
-    views = httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest").json()
+    views = httpx.get(f"{dashboard.base}/instruments/test/BTC-USD/latest").json()
+    assert httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest").status_code == 409  # two venues
     tab.goto(dashboard.base + "/")
     expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
 
@@ -129,7 +132,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     expect(tab.locator("#indicators")).to_contain_text("bb_upper")
     assert tab.locator("#chart canvas").count() > 0
     expect(tab.locator("#rec-side")).to_have_text(httpx.get(
-        f"{dashboard.base}/symbols/BTC-USD/recommendation").json()["side"])
+        f"{dashboard.base}/instruments/test/BTC-USD/recommendation").json()["side"])
     assert tab.locator("#signals li").count() > 0
     expect(tab.locator("#daily tr")).to_have_count(1)
     expect(tab.locator("#connection")).to_have_text("live")
@@ -137,18 +140,18 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     # A signal produced while the page is open appears without reload, with a new price.
     registry = dashboard.settings.topics()
     moment = datetime.now(UTC)
-    tick = Tick(symbol="BTC-USD", price=70123.45, volume=0.5, ts_event=moment, ts_init=moment, source="e2e",
+    tick = Tick(symbol="BTC-USD", venue="test", price=70123.45, volume=0.5, ts_event=moment, ts_init=moment, source="e2e",
                 source_id="live-1")
     lineage = Lineage(topic=registry.ticks.name, partition=0, offset=10_000)
-    snapshot = IndicatorSnapshot(symbol="BTC-USD", timeframe="tick", price=tick.price,
+    snapshot = IndicatorSnapshot(symbol="BTC-USD", venue="test", timeframe="tick", price=tick.price,
                                  values={**views["indicators"]["tick"]["values"], "rsi_14": 31.5},
                                  ts_event=moment, ts_init=moment, lineage=lineage)
-    signal = Signal(signal_id=make_signal_id("BTC-USD", "tick", "rsi_reversal", "BUY", moment, 0, 10_000),
-                    symbol="BTC-USD", timeframe="tick", rule="rsi_reversal", side="BUY", price=tick.price,
+    signal = Signal(signal_id=make_signal_id("BTC-USD", "test", "tick", "rsi_reversal", "BUY", moment, 0, 10_000),
+                    symbol="BTC-USD", venue="test", timeframe="tick", rule="rsi_reversal", side="BUY", price=tick.price,
                     indicators={"rsi_14": 31.5}, ts_event=moment, ts_init=moment, lineage=lineage)
-    produce(dashboard.settings.bootstrap_servers, registry.ticks.name, [(b"BTC-USD", encode(tick))])
-    produce(dashboard.settings.bootstrap_servers, registry.indicators.name, [(b"BTC-USD", encode(snapshot))])
-    produce(dashboard.settings.bootstrap_servers, registry.signals.name, [(b"BTC-USD", encode(signal))])
+    produce(dashboard.settings.bootstrap_servers, registry.ticks.name, [(b"BTC-USD@test", encode(tick))])
+    produce(dashboard.settings.bootstrap_servers, registry.indicators.name, [(b"BTC-USD@test", encode(snapshot))])
+    produce(dashboard.settings.bootstrap_servers, registry.signals.name, [(b"BTC-USD@test", encode(signal))])
     expect(tab.locator(f'#signals li[data-id="{signal.signal_id}"]')).to_be_visible(timeout=60_000)
     expect(tab.locator("#signals li").first).to_contain_text("rsi_reversal")
     expect(tab.locator("#price")).to_have_text("70,123.45")
@@ -177,6 +180,12 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/1m", timeout=60_000)
     expect(tab.locator("#ind-timeframe")).to_have_text("(1m)")
     tab.screenshot(path=str(ARTIFACTS / "dashboard-e2e-1m.png"), full_page=True)
+
+    # The other venue of BTC-USD: its own series.
+    other = httpx.get(f"{dashboard.base}/instruments/xchange/BTC-USD/latest").json()
+    tab.select_option("#venue", "xchange")
+    expect(tab.locator("body")).to_have_attribute("data-instrument", "BTC-USD@xchange", timeout=15_000)
+    expect(tab.locator("#price")).to_have_text(f"{other['tick']['price']:,.2f}")
 
     # HTML in an indicator name (ETH-USD) is shown as text.
     tab.select_option("#symbol", "ETH-USD")
