@@ -22,7 +22,9 @@ chain, and add its unit test (tests/unit/schemas/test_upcasters.py). Nothing els
 
 A step is a pure function over a plain ``dict``: it never validates (the final model does),
 never mutates its input and fills only what the older version lacked, so that a record that was
-already invalid stays invalid.
+already invalid stays invalid; it raises ``ValueError`` for a record its own version would have
+refused for a field the step is about (a v1 tick carrying ``venue``), and the record is then
+refused like any invalid record (the current version's ``ValidationError``).
 """
 
 from __future__ import annotations
@@ -113,14 +115,19 @@ class UpcasterChain(Generic[EventT]):
         validate = self.model.__pydantic_validator__.validate_json
         try:
             return Decoded(validate(data), self.latest)
-        except ValidationError:
+        except ValidationError as error:
             record = _json_object(data)
             if record is None:
                 raise
             version = record.get("schema_version", 1)
             if type(version) is not int or version < 1 or version == self.latest:
                 raise
-            upgraded = self.upcast(record)  # raises UnsupportedSchemaVersionError for the future
+            try:
+                upgraded = self.upcast(record)  # raises UnsupportedSchemaVersionError for the future
+            except UnsupportedSchemaVersionError:
+                raise
+            except ValueError:
+                raise error from None  # a step refused it: invalid in its own version
             # Validated from JSON again, so an upcast record is held to exactly the rules of a
             # record written in the current version (strict floats, UTC datetimes …). ASCII
             # escapes keep a lone surrogate the escape it was in the record.
@@ -143,9 +150,11 @@ def _json_object(data: bytes | str) -> Record | None:
 
 def tick_v1_to_v2(record: Record) -> Record:
     """Version 2 added the instrument's venue: a v1 tick's venue is its ``source``."""
+    if "venue" in record:
+        raise ValueError("a version-1 tick has no venue field")
     upgraded = dict(record)
     source = record.get("source")
-    if "venue" not in record and isinstance(source, str):
+    if isinstance(source, str):
         upgraded["venue"] = venue_from_source(source)
     upgraded["schema_version"] = 2
     return upgraded
@@ -157,9 +166,10 @@ def derived_v1_to_v2(record: Record) -> Record:
     Version 1 computed them over every feed of a symbol at once and did not record which, so an
     upcast v1 derived event belongs to the instrument ``SYMBOL@unknown`` (docs/schemas.md).
     """
+    if "venue" in record:
+        raise ValueError("a version-1 event has no venue field")
     upgraded = dict(record)
-    if "venue" not in record:
-        upgraded["venue"] = UNKNOWN_VENUE
+    upgraded["venue"] = UNKNOWN_VENUE
     upgraded["schema_version"] = 2
     return upgraded
 

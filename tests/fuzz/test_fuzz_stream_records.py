@@ -26,8 +26,10 @@ from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
 from processors.stream.handler import OutputTopics, TickHandler
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.reasons import ALL_REASONS, PROCESSING_FAILED
+from processors.stream.records import decode_tick as decode_record
 from processors.stream.states import SymbolStates
-from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal, Tick, encode
+from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from schemas.upcasters import decode
 from tests.fuzz.strategies import fuzz, json_values, mostly_ascii_bytes, mutated
 
 SYMBOLS = ["BTC-USD", "ETH-USD"]
@@ -67,8 +69,8 @@ VOLUMES = weighted(st.one_of(st.none(), st.floats(min_value=0, max_value=1e15)),
 
 
 def _tick(symbol: str, moment: datetime, price: float, volume: float | None, index: int) -> Tick:
-    return Tick(symbol=symbol, price=price, volume=volume, ts_event=moment, ts_init=moment, source="fuzz",
-                source_id=str(index))
+    return Tick(symbol=symbol, venue="fuzz", price=price, volume=volume, ts_event=moment, ts_init=moment,
+                source="fuzz", source_id=str(index))
 
 
 VALID = st.builds(_tick, st.sampled_from(SYMBOLS), MOMENTS, PRICES, VOLUMES, st.integers(0, 10**6))
@@ -82,9 +84,9 @@ def records(draw: st.DrawFn) -> tuple[bytes | None, bytes | None]:
     if kind <= 5:
         tick = draw(VALID)
         value: bytes | None = encode(tick)
-        right = st.just(tick.symbol.encode())
+        right = st.just(f"{tick.symbol}@{tick.venue}".encode())
         key: bytes | None = draw(st.one_of(right, right, right, st.none(),
-                                           st.sampled_from([b"", b"btc-usd", b"ETH-USD", b"\xff"])))
+                                           st.sampled_from([b"", b"btc-usd", b"ETH-USD@fuzz", b"BTC-USD", b"\xff"])))
         return value, key
     if kind == 6:
         value = json.dumps(draw(mutated(TEMPLATE, extra_keys=["schema_version", "symbol"])),
@@ -95,7 +97,8 @@ def records(draw: st.DrawFn) -> tuple[bytes | None, bytes | None]:
         value = draw(st.one_of(st.none(), st.just(b""), mostly_ascii_bytes(200)))
     else:
         value = draw(st.sampled_from([b"[" * 100_000, b'{"symbol":"\\ud800"}', b"\xef\xbb\xbf{}", b"null"]))
-    return value, draw(st.one_of(st.none(), st.sampled_from([s.encode() for s in SYMBOLS]), st.binary(max_size=8)))
+    keys = [key for s in SYMBOLS for key in (s.encode(), f"{s}@fuzz".encode())]  # v1 and v2 keys
+    return value, draw(st.one_of(st.none(), st.sampled_from(keys), st.binary(max_size=8)))
 
 
 def _run(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]) -> None:
@@ -109,7 +112,7 @@ def _run(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]
         emissions = handler.handle(value, key, 1_714_521_600_000 + offset, transaction, "ticks", 0, offset)
         letters = []
         for emission in emissions:
-            event = MODELS[emission.topic.name].model_validate_json(emission.value)
+            event = decode(MODELS[emission.topic.name], emission.value)
             if isinstance(event, DeadLetter):
                 letters.append(event)
                 hypothesis_event(f"dead letter {event.reason}")
@@ -117,9 +120,11 @@ def _run(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]
                 assert event.origin is not None and event.origin.offset == offset
             else:
                 hypothesis_event(f"emitted {emission.topic.name}")
-                assert emission.key == key and event.symbol.encode() == key  # type: ignore[attr-defined]
-        decodable = value is not None and key is not None and _tick_of(value) is not None
-        if not decodable or _tick_of(value).symbol.encode() != key:  # type: ignore[arg-type,union-attr]
+                # Outputs are keyed by the instrument, also for a v1 tick keyed by its symbol.
+                assert emission.key == f"{event.symbol}@{event.venue}".encode()  # type: ignore[attr-defined]
+                assert key in (emission.key, event.symbol.encode())  # type: ignore[attr-defined]
+        decoded = decode_record(value, key, 0, Lineage(topic="ticks", partition=0, offset=offset))
+        if isinstance(decoded, DeadLetter):
             assert len(emissions) == 1 and len(letters) == 1, emissions
         if checkpoint:
             states.flush()
@@ -130,18 +135,11 @@ def _run(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]
     assert not metrics.state_resets._metrics, "a state written at a checkpoint did not load again"  # noqa: SLF001
 
 
-def _tick_of(value: bytes) -> Tick | None:
-    try:
-        return Tick.model_validate_json(value)
-    except ValueError:
-        return None
-
-
 @given(batch=st.lists(records(), min_size=1, max_size=40), checkpoints=st.lists(st.booleans(), max_size=40))
 @example(batch=[(encode(_tick("BTC-USD", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), 1.0, None, 1)),
-                 b"BTC-USD")], checkpoints=[])
+                 b"BTC-USD@fuzz")], checkpoints=[])
 @example(batch=[(encode(_tick("BTC-USD", datetime(2024, 5, 1, tzinfo=UTC), 1.7976931348623157e308, 1e300, i)),
-                 b"BTC-USD") for i in range(3)], checkpoints=[True])
+                 b"BTC-USD@fuzz") for i in range(3)], checkpoints=[True])
 @example(batch=[(b'{"symbol":"BTC-USD","price":1,"ts_event":"0001-01-01T00:00:00+05:00",'
                  b'"ts_init":"2024-01-01T00:00:00Z","source":"x","source_id":"1"}', b"BTC-USD")], checkpoints=[])
 @fuzz(400)
@@ -155,4 +153,4 @@ def test_tick_records(batch: list[tuple[bytes | None, bytes | None]], checkpoint
 @fuzz(200)
 def test_ordered_extreme_ticks_of_one_symbol(ticks: list[Tick], checkpoints: list[bool]) -> None:
     """In-order ticks open and close candle windows and days: extreme values must survive the arithmetic."""
-    _run([(encode(tick), b"BTC-USD") for tick in ticks], checkpoints)
+    _run([(encode(tick), b"BTC-USD@fuzz") for tick in ticks], checkpoints)

@@ -173,14 +173,15 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]]:
             for member in description.members]
 
 
-def symbols_on_distinct_partitions(count: int, partitions: int) -> list[str]:
-    """``count`` symbols that the default (CRC32) partitioner puts on ``count`` different partitions."""
+def symbols_on_distinct_partitions(count: int, partitions: int, venue: str = "test") -> list[str]:
+    """``count`` symbols whose instruments (``SYMBOL@venue``, the record keys of :func:`make_ticks`) the default
+    (CRC32) partitioner puts on ``count`` different partitions."""
     import zlib
 
     chosen: dict[int, str] = {}
     for index in range(1000):
         symbol = f"S{index:03d}-USD"
-        chosen.setdefault(zlib.crc32(symbol.encode()) % partitions, symbol)
+        chosen.setdefault(zlib.crc32(f"{symbol}@{venue}".encode()) % partitions, symbol)
         if len(chosen) == count:
             return [chosen[p] for p in sorted(chosen)]
     raise AssertionError("no such symbols")

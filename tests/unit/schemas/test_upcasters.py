@@ -104,8 +104,14 @@ def test_tick_v1_to_v2_turns_any_v1_source_into_a_valid_venue(source, venue):
     assert tick_v1_to_v2({"source": source})["venue"] == venue
 
 
-def test_tick_v1_to_v2_never_overwrites_a_venue_an_invalid_v1_record_carried():
-    assert tick_v1_to_v2({"source": "kraken", "venue": "Bad Venue"})["venue"] == "Bad Venue"
+def test_a_v1_record_carrying_a_venue_was_invalid_in_v1_and_stays_invalid():
+    with pytest.raises(ValueError, match="no venue"):
+        tick_v1_to_v2({"source": "kraken", "venue": "kraken"})
+    with pytest.raises(ValueError, match="no venue"):
+        derived_v1_to_v2({"venue": "kraken"})
+    record = json.loads(dict(v1_lines())["Tick"]) | {"venue": "kraken"}
+    with pytest.raises(ValidationError, match="schema_version"):
+        decode_tick(json.dumps(record))
 
 
 def test_derived_v1_to_v2_marks_the_venue_unknown():
