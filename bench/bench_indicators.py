@@ -96,13 +96,13 @@ def check_agreement(rows: list[tuple[float, float]]) -> None:
 
 
 def ticks_of(rows: list[tuple[float, float]]) -> list[Tick]:
-    return [Tick(symbol="BTC-USD", price=price, volume=volume, ts_event=START + timedelta(milliseconds=250 * i),
+    return [Tick(symbol="BTC-USD", venue="bench", price=price, volume=volume, ts_event=START + timedelta(milliseconds=250 * i),
                  ts_init=START + timedelta(milliseconds=250 * i), source="bench", source_id=str(i))
             for i, (price, volume) in enumerate(rows)]
 
 
 def run_process(items: list[Tick]) -> None:
-    processor = SymbolProcessor(PipelineConfig(), Instrument("BTC-USD", "test"))
+    processor = SymbolProcessor(PipelineConfig(), Instrument("BTC-USD", "bench"))
     for offset, tick in enumerate(items):
         processor.process(tick, Lineage(topic="ticks", partition=0, offset=offset))
 

@@ -54,10 +54,10 @@ def settings_for(bootstrap: str, prefix: str) -> IngestSettings:
 def baseline(settings: IngestSettings, ticks: int) -> float:
     """Ticks/s of a bare producer loop with the ingest producer's settings and tick-sized payloads."""
     topic = settings.topics().ticks.name
-    sample = Tick(symbol="BTC-USD", price=65_432.1, volume=0.01234567, ts_event=START, ts_init=START,
+    sample = Tick(symbol="BTC-USD", venue="bench", price=65_432.1, volume=0.01234567, ts_event=START, ts_init=START,
                   source="simulator", source_id="sim-s1-123456")
     payload = encode(sample)
-    keys = [symbol.encode() for symbol in SYMBOLS]
+    keys = [f"{symbol}@bench".encode() for symbol in SYMBOLS]
     producer = Producer(producer_config(settings))
     began = time.perf_counter()
     for index in range(ticks):

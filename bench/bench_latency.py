@@ -78,9 +78,9 @@ def produce_steadily(topic: str, rate: float, seconds: float, stop: threading.Ev
             prices[symbol] *= 1.0 + (0.001 if (sent // 7) % 2 else -0.001)
             event_time += timedelta(milliseconds=1)
             now = datetime.now(UTC)
-            tick = Tick(symbol=symbol, price=round(prices[symbol], 4), volume=1.0, ts_event=event_time, ts_init=now,
+            tick = Tick(symbol=symbol, venue="bench", price=round(prices[symbol], 4), volume=1.0, ts_event=event_time, ts_init=now,
                         source="bench", source_id=str(sent))
-            producer.produce(topic, value=encode(tick), key=symbol.encode())
+            producer.produce(topic, value=encode(tick), key=f"{symbol}@bench".encode())
             sent += 1
         producer.poll(0)
         time.sleep(0.005)

@@ -59,9 +59,9 @@ def make_ticks(count: int, symbols: int, seed: int = 7) -> list[tuple[bytes, byt
         which = index % symbols
         prices[which] *= math.exp(rng.gauss(0.0, 5e-4))
         moment = START + timedelta(milliseconds=100 * (index // symbols) + which)
-        tick = Tick(symbol=names[which], price=round(prices[which], 4), volume=round(rng.lognormvariate(0, 1), 6),
+        tick = Tick(symbol=names[which], venue="bench", price=round(prices[which], 4), volume=round(rng.lognormvariate(0, 1), 6),
                     ts_event=moment, ts_init=moment, source="bench", source_id=str(index))
-        records.append((names[which].encode(), encode(tick)))
+        records.append((f"{names[which]}@bench".encode(), encode(tick)))
     return records
 
 

@@ -53,9 +53,9 @@ def make_log(symbols: int, per_symbol: int) -> list[tuple[bytes, bytes]]:
         moment = START + timedelta(seconds=round_)
         for index in range(symbols):
             symbol = f"R{index:05d}-USD"
-            tick = Tick(symbol=symbol, price=100.0 + index % 97 + (round_ % 13) * 0.01, volume=1.0, ts_event=moment,
+            tick = Tick(symbol=symbol, venue="bench", price=100.0 + index % 97 + (round_ % 13) * 0.01, volume=1.0, ts_event=moment,
                         ts_init=moment, source="bench", source_id=f"{round_}-{index}")
-            records.append((symbol.encode(), encode(tick)))
+            records.append((f"{symbol}@bench".encode(), encode(tick)))
     return records
 
 
@@ -186,7 +186,7 @@ def measure(symbols: int, per_symbol: int) -> dict:
                 shutil.rmtree(state)
             probe_tick = last.model_copy(update={"ts_event": last.ts_event + timedelta(seconds=1 + int(wipe)),
                                                  "source_id": f"probe-{name}"})
-            results[name] = restart(env, registry, (probe_tick.symbol.encode(), encode(probe_tick)))
+            results[name] = restart(env, registry, (f"{probe_tick.symbol}@{probe_tick.venue}".encode(), encode(probe_tick)))
             print(name, results[name], flush=True)
     finally:
         shutil.rmtree(state, ignore_errors=True)

@@ -66,17 +66,17 @@ def _extremes() -> list[InputRecord]:
     registry = TopicRegistry(prefix="x.")
     end = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     lineage = Lineage(topic="x.ticks", partition=0, offset=2**62)
-    tick = Tick(symbol="0", price=5e-324, volume=1.7976931348623157e308, ts_event=end, ts_init=end, source="s" * 64,
+    tick = Tick(symbol="0", venue="0", price=5e-324, volume=1.7976931348623157e308, ts_event=end, ts_init=end, source="s" * 64,
                 source_id="<script>alert(1)</script>")
-    signal = Signal(signal_id="f" * 32, symbol="A.B_C-D", timeframe="1m", rule="a" * 64, side="SELL",
+    signal = Signal(signal_id="f" * 32, symbol="A.B_C-D", venue="z" * 32, timeframe="1m", rule="a" * 64, side="SELL",
                     price=1.7976931348623157e308, indicators={"\u202e": None, "x" * 200: -1e308}, ts_event=end,
                     ts_init=end, lineage=lineage)
-    candle = Candle(symbol="A.B_C-D", timeframe="1m", ts_open=datetime(1, 1, 1, tzinfo=UTC),
+    candle = Candle(symbol="A.B_C-D", venue="z" * 32, timeframe="1m", ts_open=datetime(1, 1, 1, tzinfo=UTC),
                     ts_close=datetime(1, 1, 1, 0, 1, tzinfo=UTC), open=5e-324, high=1.7976931348623157e308, low=5e-324,
                     close=1.0, volume=0.0, trade_count=2**62, ts_event=end, ts_init=end, lineage=lineage)
-    return [InputRecord(registry.ticks.name, 0, 1, b"0", encode(tick)),
-            InputRecord(registry.signals.name, 0, 1, b"A.B_C-D", encode(signal)),
-            InputRecord(registry.candles("1m").name, 0, 1, b"A.B_C-D", encode(candle))]
+    return [InputRecord(registry.ticks.name, 0, 1, b"0@0", encode(tick)),
+            InputRecord(registry.signals.name, 0, 1, b"A.B_C-D@" + b"z" * 32, encode(signal)),
+            InputRecord(registry.candles("1m").name, 0, 1, b"A.B_C-D@" + b"z" * 32, encode(candle))]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from processors.core.pipeline import SymbolProcessor
 from processors.core.strategy import PipelineConfigs, StrategyError, load_strategy
 from processors.notify.subscriptions import NotifyConfig, SubscriptionConfigError, load_config
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 from tests.fuzz.strategies import DEEP_JSON, fuzz, json_values, mutated
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -112,10 +113,10 @@ def test_strategy_files(tmp_path_factory, file: tuple[bytes, str]) -> None:
     # Accepted: every symbol's pipeline builds and runs (validation happened once, at start).
     configs = PipelineConfigs(strategy, candle_timeframes=("1m",), grace_ms=5_000)
     for symbol in ["BTC-USD", *strategy.symbols]:
-        processor = SymbolProcessor(configs.for_symbol(symbol), symbol)
+        processor = SymbolProcessor(configs.for_symbol(symbol), Instrument(symbol, "fuzz"))
         for index in range(3):
             moment = T0 + timedelta(seconds=40 * index)
-            processor.process(Tick(symbol=symbol, price=100.0 + index, volume=1.0, ts_event=moment, ts_init=moment,
+            processor.process(Tick(symbol=symbol, venue="fuzz", price=100.0 + index, volume=1.0, ts_event=moment, ts_init=moment,
                                    source="fuzz", source_id=str(index)), Lineage(topic="t", partition=0, offset=index))
 
 

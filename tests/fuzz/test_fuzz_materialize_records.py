@@ -57,29 +57,30 @@ TIMEFRAMES = st.sampled_from(["tick", "1m", "1d", "7s", "9999d", "1s"])
 LINEAGE = st.builds(Lineage, topic=st.sampled_from(["ticks", "f.ticks", "x" * 300]), partition=st.integers(-1, 2**31),
                     offset=st.integers(0, 2**63))
 SYMBOL = st.sampled_from(SYMBOLS)
+VENUE = st.sampled_from(["fuzz", "index", "a" * 32])
 COUNT = st.integers(1, 2**63)
 
-TICKS = st.builds(Tick, symbol=SYMBOL, price=PRICES, volume=st.one_of(st.none(), st.floats(min_value=0, allow_infinity=False)),
+TICKS = st.builds(Tick, symbol=SYMBOL, venue=VENUE, price=PRICES, volume=st.one_of(st.none(), st.floats(min_value=0, allow_infinity=False)),
                   ts_event=MOMENTS, ts_init=MOMENTS, source=st.just("fuzz"), source_id=st.text(min_size=1, max_size=128))
-SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOL, timeframe=TIMEFRAMES, price=PRICES,
+SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOL, venue=VENUE, timeframe=TIMEFRAMES, price=PRICES,
                       values=st.dictionaries(st.text(max_size=20), FLOATS, max_size=5), ts_event=MOMENTS,
                       ts_init=MOMENTS, lineage=LINEAGE)
 SIGNALS = st.builds(Signal, signal_id=st.text("0123456789abcdef", min_size=32, max_size=32), symbol=SYMBOL,
-                    timeframe=TIMEFRAMES, rule=st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True),
+                    venue=VENUE, timeframe=TIMEFRAMES, rule=st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True),
                     side=st.sampled_from(["BUY", "SELL"]), price=PRICES,
                     indicators=st.dictionaries(st.text(max_size=20), FLOATS, max_size=5), ts_event=MOMENTS,
                     ts_init=MOMENTS, lineage=LINEAGE)
 
 
 def _candle(timeframe: str, start: datetime, prices: list[float], volume: float, count: int, lineage: Lineage) -> Candle:
-    return Candle(symbol="BTC-USD", timeframe=timeframe, ts_open=start, ts_close=start, open=prices[0],
+    return Candle(symbol="BTC-USD", venue="fuzz", timeframe=timeframe, ts_open=start, ts_close=start, open=prices[0],
                   high=max(prices), low=min(prices), close=prices[-1], volume=volume, trade_count=count,
                   ts_event=start, ts_init=start, lineage=lineage)
 
 
 CANDLES = st.builds(_candle, st.sampled_from(["1m", "1d"]), MOMENTS, st.lists(PRICES, min_size=4, max_size=4),
                     st.floats(min_value=0, allow_infinity=False), COUNT, LINEAGE)
-DAILIES = st.builds(DailySummary, symbol=SYMBOL, date=st.dates(), open=PRICES, high=PRICES, low=PRICES, close=PRICES,
+DAILIES = st.builds(DailySummary, symbol=SYMBOL, venue=VENUE, date=st.dates(), open=PRICES, high=PRICES, low=PRICES, close=PRICES,
                     mean_price=PRICES, vwap=st.one_of(st.none(), PRICES), volume=st.floats(min_value=0, allow_infinity=False),
                     tick_count=COUNT, buy_count=st.integers(0, 2**63), sell_count=st.integers(0, 2**63),
                     final=st.booleans(), ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGE)
@@ -93,7 +94,7 @@ def records(draw: st.DrawFn) -> tuple[str, bytes | None, bytes | None]:
     kind, events = draw(st.sampled_from(EVENTS))
     event = draw(events)
     topic = NAMES[event.timeframe] if isinstance(event, Candle) else NAMES[kind]  # type: ignore[attr-defined]
-    symbol = event.symbol.encode()  # type: ignore[attr-defined]
+    symbol = f"{event.symbol}@{event.venue}".encode()  # type: ignore[attr-defined]
     style = draw(st.integers(0, 9))
     value: bytes | None = encode(event)
     if style == 7:
@@ -104,7 +105,7 @@ def records(draw: st.DrawFn) -> tuple[str, bytes | None, bytes | None]:
     elif style == 9:
         topic = draw(st.sampled_from([*NAMES.values(), "f.unknown", "f.candles.5m", ""]))
     key = draw(st.one_of(st.just(symbol), st.just(symbol), st.just(symbol), st.none(),
-                         st.sampled_from([b"", b"btc-usd", b"ETH-USD", b"\xff"])))
+                         st.sampled_from([b"", b"btc-usd", b"ETH-USD@fuzz", event.symbol.encode(), b"\xff"])))
     return topic, key, value
 
 
@@ -121,12 +122,12 @@ def _plan(batch: list[tuple[str, bytes | None, bytes | None]], prefix: str = "fu
 
 
 SIGNAL_AT_THE_END = encode(Signal(
-    signal_id="0" * 32, symbol="BTC-USD", timeframe="tick", rule="ema_cross", side="BUY", price=1.0, indicators={},
+    signal_id="0" * 32, symbol="BTC-USD", venue="fuzz", timeframe="tick", rule="ema_cross", side="BUY", price=1.0, indicators={},
     ts_event=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0)))
 
 
 @given(batch=st.lists(records(), min_size=1, max_size=30))
-@example(batch=[(NAMES["signal"], b"BTC-USD", SIGNAL_AT_THE_END)])
+@example(batch=[(NAMES["signal"], b"BTC-USD@fuzz", SIGNAL_AT_THE_END)])
 @example(batch=[(NAMES["1m"], b"BTC-USD", b'{"ts_open":"9999-12-31T23:59:00-05:00"}')])
 @fuzz(600)
 def test_planner_accounts_for_every_record(batch: list[tuple[str, bytes | None, bytes | None]]) -> None:
@@ -146,7 +147,7 @@ def views_redis(stack):  # type: ignore[no-untyped-def]
 
 @pytest.mark.integration
 @given(batch=st.lists(records(), min_size=1, max_size=20))
-@example(batch=[(NAMES["signal"], b"BTC-USD", SIGNAL_AT_THE_END)])
+@example(batch=[(NAMES["signal"], b"BTC-USD@fuzz", SIGNAL_AT_THE_END)])
 @fuzz(200)
 def test_stored_views_read_back(views_redis, batch: list[tuple[str, bytes | None, bytes | None]]) -> None:
     client, base = views_redis

@@ -93,7 +93,7 @@ def test_event_time_at_the_end_of_the_calendar_is_rejected_not_an_overflow() -> 
                  strategy=DEFAULT_STRATEGY, timeframe="1d")
     assert [row.reason for row in report.skipped] == ["time_out_of_range"] * 2
     processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), Instrument("BTC-USD", "test"))
-    tick = Tick(symbol="BTC-USD", price=1.0, ts_event=datetime(1, 1, 1, tzinfo=UTC),
+    tick = Tick(symbol="BTC-USD", venue="test", price=1.0, ts_event=datetime(1, 1, 1, tzinfo=UTC),
                 ts_init=datetime(1, 1, 1, tzinfo=UTC), source="fuzz", source_id="1")
     (letter,) = processor.process(tick, Lineage(topic="ticks", partition=0, offset=0)).rejections
     assert letter.reason == "time_out_of_range"

@@ -184,7 +184,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     # The other venue of BTC-USD: its own series.
     other = httpx.get(f"{dashboard.base}/instruments/xchange/BTC-USD/latest").json()
     tab.select_option("#venue", "xchange")
-    expect(tab.locator("body")).to_have_attribute("data-instrument", "BTC-USD@xchange", timeout=15_000)
+    expect(tab.locator("body")).to_have_attribute("data-instrument", "BTC-USD@xchange", timeout=60_000)
     expect(tab.locator("#price")).to_have_text(f"{other['tick']['price']:,.2f}")
 
     # HTML in an indicator name (ETH-USD) is shown as text.
