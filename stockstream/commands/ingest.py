@@ -46,6 +46,7 @@ def ingest(
     path: Annotated[list[Path] | None, typer.Option("--path", help="file: CSV or JSONL to replay; repeat to replay several (env INGEST_FILE_PATH).")] = None,
     speed: Annotated[float | None, typer.Option("--speed", help="file: replay at recorded speed × X (default: as fast as possible) (env INGEST_FILE_SPEED).")] = None,
     file_format: Annotated[str | None, typer.Option("--format", help="file: auto, csv or jsonl (env INGEST_FILE_FORMAT).")] = None,
+    venue: Annotated[str | None, typer.Option("--venue", help="file: the venue of records without a venue column (env INGEST_FILE_VENUE, default file).")] = None,
     history: Annotated[bool, typer.Option("--history", help="alphavantage: first publish DIGITAL_CURRENCY_DAILY history (env ALPHAVANTAGE_HISTORY).")] = False,
     budget: Annotated[int | None, typer.Option("--budget", help="alphavantage: requests per UTC day (env ALPHAVANTAGE_DAILY_BUDGET, 25).")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Base URL of the selected API/feed (tests, proxies).")] = None,
@@ -59,7 +60,7 @@ def ingest(
         "bootstrap_servers": bootstrap_servers, "ticks_topic": topic, "metrics_port": metrics_port,
         "log_level": log_level.upper() if log_level else None, "sim_seed": seed, "sim_rate": rate,
         "sim_count": count, "sim_step_seconds": step, "file_paths": tuple(path) if path else None,
-        "file_speed": speed, "file_format": file_format, "alphavantage_daily_budget": budget,
+        "file_speed": speed, "file_format": file_format, "file_venue": venue, "alphavantage_daily_budget": budget,
     }
     if start_time is not None:
         overrides["sim_start"] = start_time if start_time.tzinfo else start_time.replace(tzinfo=UTC)

@@ -76,8 +76,8 @@ def dashboard(stack, namespace) -> Iterator[Dashboard]:
     client = redis.Redis.from_url(stack.redis_url)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD:tick") == 420
-                   and client.zcard(f"{namespace}ind:ETH-USD:tick") == 121
+        wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 420
+                   and client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 121
                    and client.hlen(f"{namespace}daily:ETH-USD") == 1, timeout_s=60,
                    message=f"views; materializer log:\n{materializer.output[-1500:]}")
 
