@@ -43,7 +43,8 @@ REGISTRY = TopicRegistry(prefix="f.", candle_timeframes=("1m", "1d"))
 TOPICS = InputTopics.from_registry(REGISTRY)
 NAMES = {"tick": REGISTRY.ticks.name, "indicators": REGISTRY.indicators.name, "signal": REGISTRY.signals.name,
          "daily": REGISTRY.aggregates_daily.name, "1m": REGISTRY.candles("1m").name, "1d": REGISTRY.candles("1d").name}
-REASONS = {"unknown_topic", "empty_value", "invalid_json", "schema_invalid", "key_mismatch", "timeframe_mismatch"}
+REASONS = {"unknown_topic", "empty_value", "invalid_json", "schema_invalid", "key_mismatch", "timeframe_mismatch",
+           "schema_version_unsupported"}
 SYMBOLS = ["BTC-USD", "ETH-USD", "0", "A.B_C-D"]
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -156,10 +157,10 @@ def test_stored_views_read_back(views_redis, batch: list[tuple[str, bytes | None
     _, planned = _plan(batch, prefix)
     ViewStore(client, keys, publish=False).apply(planned)  # type: ignore[arg-type]
     corrupt_before = _corrupt()
-    event(f"symbols stored: {min(len(client.smembers(keys.symbols)), 2)}")
+    event(f"instruments stored: {min(len(client.smembers(keys.instruments)), 2)}")
     for moment in (NOW, datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)):
         reader = ViewReader(client, keys, lambda moment=moment: moment)
-        for symbol in reader.symbols():
+        for symbol in reader.instruments():
             reader.latest(symbol)
             for timeframe in ("tick", "1m", "1d", "7s"):
                 reader.recommendation(symbol, timeframe)

@@ -129,9 +129,9 @@ def test_signal_at_the_end_of_the_calendar_does_not_poison_the_materializer() ->
     registry = TopicRegistry(prefix="r.")
     planner = BatchPlanner(ViewKeys("r:"), InputTopics.from_registry(registry), Caps(), lambda: NOW)
     moment = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
-    signal = Signal(signal_id="0" * 32, symbol="BTC-USD", timeframe="tick", rule="ema_cross", side="BUY", price=1.0,
+    signal = Signal(signal_id="0" * 32, symbol="BTC-USD", venue="test", timeframe="tick", rule="ema_cross", side="BUY", price=1.0,
                     indicators={}, ts_event=moment, ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0))
-    batch = planner.plan([InputRecord(registry.signals.name, 0, 7, b"BTC-USD", encode(signal))])
+    batch = planner.plan([InputRecord(registry.signals.name, 0, 7, b"BTC-USD@test", encode(signal))])
     assert not batch.dead_letters and batch.events_by_topic == {"signals": 1}
     (write,) = [w for fields in batch.slots.values() for w in fields.values() if w.field == "*"]
     assert json.loads(write.value)["expires_at"].startswith("9999-12-31T23:59:59.999999")
