@@ -191,13 +191,16 @@ LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
 METRIC_UNITS = frozenset({"seconds", "bytes", "records", "messages", "requests", "partitions", "clients",
                           "ratio", "symbols", "price", "value"})
 #: Service areas: the word after ``stockstream_``.
-METRIC_AREAS = frozenset({"build", "ingest", "process", "materialize", "notify", "api", "views"})
+METRIC_AREAS = frozenset({"build", "ingest", "process", "composite", "materialize", "notify", "api", "views"})
 #: Label names whose values are bounded by code or configuration (reason codes, channels, topics
 #: of the deployment, route templates, …). A new label name must be added here deliberately.
 BOUNDED_LABELS = frozenset({
     "source", "reason", "kind", "code", "topic", "topic_kind", "partition", "outcome", "channel", "rule",
     "side", "timeframe", "route", "method", "status", "type", "service", "version", "python", "indicator",
     "view",
+    # One per ingest service of the deployment (coinbase, kraken …, index): only beside ``symbol``
+    # on the per-instrument metrics, which PROCESS_METRICS_MAX_SYMBOLS bounds.
+    "venue",
 })
 #: ``symbol`` is a label only where configuration bounds the symbols: ingest tracks the symbols its
 #: source is configured with (INGEST_SYMBOLS or the source's defaults); the processor exports
@@ -210,6 +213,7 @@ SYMBOL_BOUNDED_METRICS = frozenset({
     "stockstream_process_symbol_last_price",
     "stockstream_process_symbol_indicator_value",
     "stockstream_process_symbol_signals",
+    "stockstream_composite_ticks",  # COMPOSITE_SYMBOLS bounds it
 })
 #: Families of prometheus-client's default collectors (process, platform, GC): not ours to rename.
 STANDARD_PREFIXES = ("process_", "python_")

@@ -109,7 +109,7 @@ def test_every_panel_query_is_valid_promql(tmp_path):
     """promtool parses each query (variables substituted) as a recording rule."""
     binary = shutil.which("promtool")
     assert binary, "promtool not found: install the Debian package 'prometheus'"
-    values = {"symbol": "BTC-USD", "timeframe": "tick", "channel": "console"}
+    values = {"symbol": "BTC-USD", "venue": "coinbase", "timeframe": "tick", "channel": "console"}
     rules = [{"record": f"panel:query_{index}:check", "expr": substitute(query.expr, values)}
              for index, query in enumerate(QUERIES)]
     path = tmp_path / "panels.yml"
