@@ -24,6 +24,7 @@ from processors.core.strategies.engine import ClosedCandle, CompiledStrategies
 from processors.core.strategies.file import parse_strategies
 from processors.core.timeutil import DAY_US, to_us
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 
 START = datetime(2024, 3, 9, 22, 30, tzinfo=UTC)  # crosses a UTC midnight
 
@@ -35,14 +36,14 @@ def ticks(count: int, seed: int) -> list[Tick]:
         price = round(price * math.exp(rng.gauss(0.0, 4e-4)), 2)
         moment = START + timedelta(milliseconds=250 * i)
         volume = None if rng.random() < 0.1 else round(rng.lognormvariate(-3, 1), 6)
-        found.append(Tick(symbol="BTC-USD", price=price, volume=volume, ts_event=moment, ts_init=moment,
+        found.append(Tick(symbol="BTC-USD", venue="test", price=price, volume=volume, ts_event=moment, ts_init=moment,
                           source="test", source_id=str(i)))
     return found
 
 
 def test_builtins_reproduce_the_pipeline_signals_on_100k_ticks() -> None:
     series = ticks(100_000, seed=15)
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), "BTC-USD")
+    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m",)), Instrument("BTC-USD", "test"))
     compiled = CompiledStrategies(builtin_strategies(timeframes=("tick", "1m")), candle_timeframes=("1m",))
     state = compiled.new_state("BTC-USD")
     today, ours = [], []

@@ -23,6 +23,7 @@ from processors.core.strategies.engine import ClosedCandle, CompiledStrategies
 from processors.core.strategies.file import load_strategies, parse_strategies
 from processors.core.timeutil import to_us
 from schemas.events import Lineage, Tick
+from schemas.instruments import Instrument
 
 REPO = Path(__file__).resolve().parents[4]
 TIMEFRAMES = ("1m", "5m", "1h")
@@ -40,7 +41,7 @@ def sample_ticks() -> Iterator[Tick]:
     with (REPO / "tests" / "data" / "ticks_sample.csv").open(encoding="utf-8") as handle:
         for i, row in enumerate(csv.DictReader(handle)):
             moment = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
-            yield Tick(symbol=row["symbol"], price=float(row["price"]), volume=float(row["volume"]), ts_event=moment,
+            yield Tick(symbol=row["symbol"], venue="test", price=float(row["price"]), volume=float(row["volume"]), ts_event=moment,
                        ts_init=moment, source="file", source_id=str(i))
 
 
@@ -52,7 +53,7 @@ def synthetic_ticks() -> Iterator[Tick]:
         symbol = "BTC-USD" if i % 2 else "ETH-USD"
         prices[symbol] = round(prices[symbol] * math.exp(rng.gauss(0.0, 1.5e-3)), 2)
         moment = start + timedelta(seconds=2 * i)
-        yield Tick(symbol=symbol, price=prices[symbol], volume=round(rng.lognormvariate(-2, 1), 6), ts_event=moment,
+        yield Tick(symbol=symbol, venue="test", price=prices[symbol], volume=round(rng.lognormvariate(-2, 1), 6), ts_event=moment,
                    ts_init=moment, source="test", source_id=str(i))
 
 
@@ -64,7 +65,7 @@ def run(definitions: tuple[ir.StrategyDefinition, ...], ticks: Iterator[Tick]) -
     fired = []
     for offset, tick in enumerate(ticks):
         if tick.symbol not in processors:
-            processors[tick.symbol] = SymbolProcessor(config, tick.symbol)
+            processors[tick.symbol] = SymbolProcessor(config, Instrument(tick.symbol, tick.venue))
             states[tick.symbol] = compiled.new_state(tick.symbol)
         out = processors[tick.symbol].process(tick, Lineage(topic="ticks", partition=0, offset=offset))
         closed = [ClosedCandle(c.timeframe, to_us(c.ts_open), to_us(c.ts_close), c.open, c.high, c.low, c.close,
