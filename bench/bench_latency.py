@@ -367,16 +367,16 @@ def arguments(quick: bool, argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", default=quick)
     parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--seconds", type=float, default=None, help="counted seconds (60; quick 20)")
+    parser.add_argument("--seconds", type=float, default=None, help="counted seconds (60; quick 15)")
     parser.add_argument("--warmup", type=float, default=None, help="uncounted seconds first (10; quick 5)")
     parser.add_argument("--intervals", default="0.1,0.25,0.5,1", help="exactly-once commit intervals of the sweep")
-    parser.add_argument("--backlog", type=int, default=None, help="ticks drained per interval (200000; quick 40000)")
+    parser.add_argument("--backlog", type=int, default=None, help="ticks drained per interval (200000; quick 20000)")
     parser.add_argument("--only", default="", help="comma-separated: eos, busy, alo, sweep (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="also write the BenchOutput JSON here")
     args = parser.parse_args(argv if argv is not None else [])
-    args.seconds = args.seconds if args.seconds is not None else (20.0 if args.quick else 60.0)
+    args.seconds = args.seconds if args.seconds is not None else (15.0 if args.quick else 60.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 10.0)
-    args.backlog = args.backlog if args.backlog is not None else (40_000 if args.quick else 200_000)
+    args.backlog = args.backlog if args.backlog is not None else (20_000 if args.quick else 200_000)
     return args
 
 
