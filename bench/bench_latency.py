@@ -21,7 +21,8 @@ at-least-once configuration measures it again beside the per-record reader). Tic
 the first ``--warmup`` seconds are not counted; every later one is, up to the end of the feed and
 its drain. Configurations:
 
-- ``eos``: exactly-once at 0.25 s commits (the default), the goal p99 ≤ 400 ms, max ≤ 600 ms;
+- ``eos``: exactly-once at 0.25 s commits (the default), the goal p99 ≤ 400 ms, max ≤ 600 ms; before
+  its feed, each worker's CPU over ``--idle`` seconds without input (what the shorter poll costs);
 - ``busy``: the same with one core kept busy by a CPU burner this bench starts (goal p99 ≤ 600 ms);
 - ``alo``: at-least-once at its default 5 s commits (goal p99 < 50 ms);
 - ``sweep``: exactly-once at each ``--intervals`` commit interval: p50/p99/max at the steady rate,
@@ -181,6 +182,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_cpu_share(workers: dict[str, tuple[str, subprocess.Popen[bytes]]], seconds: float) -> dict[str, float]:
+    """Each worker's CPU (share of one core) over ``seconds`` without input: what its idle poll loop costs."""
+    began = {side: (time.monotonic(), cpu_seconds(worker.pid)) for side, (_, worker) in workers.items()}
+    time.sleep(seconds)
+    return {side: (cpu_seconds(worker.pid) - began[side][1]) / (time.monotonic() - began[side][0])
+            for side, (_, worker) in workers.items()}
+
+
 def start_burner() -> subprocess.Popen[bytes]:
     """One process spinning on a core for the whole configuration ("one core kept busy")."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])  # noqa: S603
@@ -226,6 +235,7 @@ def run_configuration(name: str, guarantee: str, interval: float, args: argparse
                 command, env={**os.environ, "PROCESS_POLL_TIMEOUT_SECONDS": str(timeout)}))
         for group, worker in workers.values():
             wait_assigned(group, registry.ticks.name, 4, worker)
+        idle_cpu = idle_cpu_share(workers, args.idle) if quix_defaults else {}
         threads = []
         for reader in readers:
             ready = threading.Event()
@@ -263,7 +273,8 @@ def run_configuration(name: str, guarantee: str, interval: float, args: argparse
               "ticks_counted": sent - round(args.rate * args.warmup),  # each side's count should match (± 1 s)
               "load_average": {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]},
-              "worker_cpu_share": {side: round(share, 3) for side, share in cpu_used.items()}}
+              "worker_cpu_share": {side: round(share, 3) for side, share in cpu_used.items()},
+              "idle_cpu_share": {side: round(share, 4) for side, share in idle_cpu.items()}}
     for reader in readers:
         for side, latencies in reader.seen.items():
             result[side] = summary([pair for pair in latencies if pair[0] >= counted_from], counted_from)
@@ -310,6 +321,14 @@ def measure_all(args: argparse.Namespace) -> BenchOutput:
                          value=eos["passthrough"]["max_ms"]),
             baseline=Measure(label="pass-through, Quix default poll timeout 1 s",
                              value=eos["passthrough, Quix default poll timeout"]["max_ms"])))
+        idle = eos["idle_cpu_share"]
+        figures.append(Figure(
+            name="CPU of the idle poll loop (no input)", unit="% of one core", better="lower",
+            how=f"{args.idle:g} s without input before the feed, /proc CPU time of each worker, same run",
+            ours=Measure(label=f"pass-through, poll timeout {eos['poll_timeout_s']:g} s",
+                         value=round(idle["passthrough"] * 100, 3)),
+            baseline=Measure(label="pass-through, Quix default poll timeout 1 s",
+                             value=round(idle["passthrough, Quix default poll timeout"] * 100, 3))))
     if "busy" in only:
         busy = run_configuration(f"exactly-once {EOS_DEFAULT:g}s, one core busy", "exactly-once", EOS_DEFAULT,
                                  args, busy=True)
@@ -370,12 +389,15 @@ def arguments(quick: bool, argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="counted seconds (60; quick 15)")
     parser.add_argument("--warmup", type=float, default=None, help="uncounted seconds first (10; quick 5)")
     parser.add_argument("--intervals", default="0.1,0.25,0.5,1", help="exactly-once commit intervals of the sweep")
+    parser.add_argument("--idle", type=float, default=None,
+                        help="seconds without input before the headline feed, for the idle loop's CPU (10; quick 5)")
     parser.add_argument("--backlog", type=int, default=None, help="ticks drained per interval (200000; quick 20000)")
     parser.add_argument("--only", default="", help="comma-separated: eos, busy, alo, sweep (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="also write the BenchOutput JSON here")
     args = parser.parse_args(argv if argv is not None else [])
     args.seconds = args.seconds if args.seconds is not None else (15.0 if args.quick else 60.0)
     args.warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 10.0)
+    args.idle = args.idle if args.idle is not None else (5.0 if args.quick else 10.0)
     args.backlog = args.backlog if args.backlog is not None else (20_000 if args.quick else 200_000)
     return args
 
