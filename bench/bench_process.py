@@ -39,7 +39,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from bench.common import BenchOutput, Figure, Measure
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
-from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S, DEFAULT_LINGER_MS
+from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S, DEFAULT_LINGER_MS, default_poll_timeout
 from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry, TopicSpec
 from tests.support.kafka_tools import delete_topics
@@ -137,15 +137,23 @@ def linger_ms(guarantee: str) -> float:
     return float(configured) if configured else DEFAULT_LINGER_MS[guarantee]
 
 
+def poll_timeout(commit_interval: float) -> float:
+    """The consumer poll timeout ``stockstream process`` uses (PROCESS_POLL_TIMEOUT_SECONDS or its default)."""
+    configured = os.environ.get("PROCESS_POLL_TIMEOUT_SECONDS")
+    return float(configured) if configured else default_poll_timeout(commit_interval)
+
+
 def passthrough_worker(args: argparse.Namespace) -> None:
     """The baseline: a stateless Quix pass-through (``apply`` then ``to_topic``), bytes in/out.
 
-    Its producer gets the processor's batching (linger.ms), so client settings favour neither side.
+    It gets the processor's producer batching (linger.ms) and consumer poll timeout, so client
+    settings favour neither side.
     """
     from quixstreams import Application
 
     app = Application(broker_address=BOOTSTRAP, consumer_group=args.group, auto_offset_reset="earliest",
                       processing_guarantee=args.guarantee, commit_interval=args.commit_interval,
+                      consumer_poll_timeout=poll_timeout(args.commit_interval),
                       loglevel="WARNING", state_dir=args.state_dir,
                       producer_extra_config={"linger.ms": linger_ms(args.guarantee)})
     source = app.topic(args.input, key_deserializer="bytes", value_deserializer="bytes")

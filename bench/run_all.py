@@ -48,7 +48,8 @@ BENCHES = (
           "compiled strategies vs today's rule engine per tick; batch engine with 20 strategies vs talipp"),
     Bench("ingest", "bench.bench_ingest", "ingest service vs a bare Kafka producer loop"),
     Bench("process", "bench.bench_process", "stream processor vs a Quix Streams pass-through, both guarantees"),
-    Bench("latency", "bench.bench_latency", "tick → signal latency p50/p99 at fixed rates, both guarantees"),
+    Bench("latency", "bench.bench_latency", "tick → signal latency beside a pass-through on the same ticks: "
+          "exactly-once (commit-interval sweep with throughput, one core busy) and at-least-once"),
     Bench("recovery", "bench.bench_recovery", "processor recovery time after a kill"),
     Bench("materialize", "bench.bench_materialize", "materializer vs plain Redis pipelining"),
     Bench("backfill", "bench.bench_backfill", "Spark backfill vs replay vs vectorized"),

@@ -34,6 +34,19 @@ DEFAULT_COMMIT_INTERVAL_S: dict[str, float] = {"exactly-once": 0.25, "at-least-o
 # librdkafka's default (5 ms) stays: 20 ms raised its p90 from 100 to 144 ms.
 DEFAULT_LINGER_MS: dict[str, float] = {"exactly-once": 20.0, "at-least-once": 5.0}
 
+# Quix checks whether a checkpoint is due only between two polls of the consumer, and its poll waits
+# up to 1 s for a record (its default). When the input pauses, the transaction holding the last
+# records before the pause is therefore committed up to 1 s late: the "~1 s stall" of every latency
+# run, at the end of the feed (docs/stream.md, "Where the exactly-once latency goes"). Polling for at
+# most a fifth of the commit interval, and never more than 50 ms, bounds that delay; an idle loop
+# then turns ~20 times a second: under 1 % of a core (bench_latency's idle_cpu_share).
+MAX_DEFAULT_POLL_TIMEOUT_S = 0.05
+
+
+def default_poll_timeout(commit_interval_s: float) -> float:
+    """The consumer poll timeout for a commit interval: a fifth of it, between 5 and 50 ms."""
+    return min(MAX_DEFAULT_POLL_TIMEOUT_S, max(0.005, commit_interval_s / 5))
+
 
 class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     """Configuration of ``stockstream process`` (docs/stream.md has the table)."""
@@ -52,6 +65,11 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     producer_linger_ms: float | None = Field(
         None, ge=0, le=900_000, validation_alias=env("PROCESS_PRODUCER_LINGER_MS"),
         description="producer linger.ms; default 20 under exactly-once, 5 (librdkafka's) under at-least-once",
+    )
+    poll_timeout_s: float | None = Field(
+        None, gt=0, le=10, validation_alias=env("PROCESS_POLL_TIMEOUT_SECONDS"),
+        description="longest wait for input before the loop checks whether a checkpoint is due;"
+                    " default a fifth of the commit interval, at most 0.05 s (Quix's own default is 1 s)",
     )
     # The state is small (one ~2 KB document per symbol, rewritten at each checkpoint): Quix's RocksDB
     # defaults (64 MiB write buffers, up to 3 per partition, a 1 GiB block cache) let resident memory
@@ -105,6 +123,13 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         if self.producer_linger_ms is not None:
             return self.producer_linger_ms
         return DEFAULT_LINGER_MS[self.processing_guarantee]
+
+    @property
+    def poll_timeout(self) -> float:
+        """Seconds the consumer poll waits for input: the setting, or the default for the commit interval."""
+        if self.poll_timeout_s is not None:
+            return self.poll_timeout_s
+        return default_poll_timeout(self.commit_interval)
 
     @property
     def transactional_id(self) -> str | None:

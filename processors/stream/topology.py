@@ -102,6 +102,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval,
         commit_every=settings.commit_every,
+        consumer_poll_timeout=settings.poll_timeout,  # bounds how late a due checkpoint is committed
         processing_guarantee=settings.processing_guarantee,
         state_dir=settings.state_dir,
         consumer_extra_config=consumer_config,

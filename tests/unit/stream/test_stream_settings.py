@@ -1,11 +1,12 @@
-"""The producer batching of ``stockstream process`` (PROCESS_PRODUCER_LINGER_MS) per processing guarantee."""
+"""The client settings of ``stockstream process``: producer batching (PROCESS_PRODUCER_LINGER_MS) per processing
+guarantee, the consumer poll timeout (PROCESS_POLL_TIMEOUT_SECONDS) per commit interval, RocksDB sizes."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from processors.stream.settings import DEFAULT_LINGER_MS, ProcessSettings
+from processors.stream.settings import DEFAULT_LINGER_MS, ProcessSettings, default_poll_timeout
 
 
 def test_linger_defaults_to_20_ms_under_exactly_once_and_librdkafkas_5_under_at_least_once(monkeypatch) -> None:
@@ -42,3 +43,25 @@ def test_rocksdb_buffers_are_sized_for_a_small_state_and_configurable(monkeypatc
     monkeypatch.setenv("PROCESS_ROCKSDB_WRITE_BUFFER_MB", "0")
     with pytest.raises(ValidationError):
         ProcessSettings()
+
+
+def test_poll_timeout_is_a_fifth_of_the_commit_interval_between_5_and_50_ms(monkeypatch) -> None:
+    # Quix checks whether a checkpoint is due only after a poll returns; its default (1 s) held the
+    # transaction of the last records before a pause in the input for up to a second.
+    for name in ("PROCESS_POLL_TIMEOUT_SECONDS", "PROCESS_COMMIT_INTERVAL_SECONDS", "PROCESSING_GUARANTEE"):
+        monkeypatch.delenv(name, raising=False)
+    assert ProcessSettings().poll_timeout == 0.05  # exactly-once, 0.25 s commits
+    assert ProcessSettings(commit_interval_s=0.1).poll_timeout == pytest.approx(0.02)
+    assert ProcessSettings(processing_guarantee="at-least-once").poll_timeout == 0.05  # 5 s commits
+    assert ProcessSettings(commit_interval_s=0).poll_timeout == 0.005  # a checkpoint per record
+    assert [default_poll_timeout(interval) for interval in (0.01, 0.1, 0.25, 1.0, 600.0)] == pytest.approx(
+        [0.005, 0.02, 0.05, 0.05, 0.05])
+
+
+def test_poll_timeout_comes_from_the_environment_and_is_bounded(monkeypatch) -> None:
+    monkeypatch.setenv("PROCESS_POLL_TIMEOUT_SECONDS", "1.0")
+    assert ProcessSettings().poll_timeout == 1.0
+    for bad in ("0", "-1", "11"):
+        monkeypatch.setenv("PROCESS_POLL_TIMEOUT_SECONDS", bad)
+        with pytest.raises(ValidationError, match="PROCESS_POLL_TIMEOUT_SECONDS"):
+            ProcessSettings()
