@@ -25,15 +25,10 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 # Dependencies first (from pyproject.toml alone) so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN --mount=type=cache,target=/root/.cache/pip <<EOF
-set -eu
-python - <<'PY' > /tmp/requirements.txt
-import tomllib
-with open("pyproject.toml", "rb") as handle:
-    print("\n".join(tomllib.load(handle)["project"]["dependencies"]))
-PY
-/opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
-EOF
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt \
+ && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 COPY schemas/ schemas/
 COPY processors/ processors/
 COPY spark_jobs/ spark_jobs/
@@ -44,21 +39,15 @@ RUN --mount=type=cache,target=/root/.cache/pip /opt/venv/bin/pip install --no-de
 # Kafka source jars resolved from Maven Central by the project's own resolver (spark_jobs/jars.py:
 # ops/spark/pom.xml, minus the jars pyspark already ships). Maven and its JDK stay in this stage.
 FROM build AS build-spark
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends maven
-rm -rf /var/lib/apt/lists/*
-EOF
-RUN --mount=type=cache,target=/root/.cache/pip <<EOF
-set -eu
-python - <<'PY' > /tmp/requirements-spark.txt
-import tomllib
-with open("pyproject.toml", "rb") as handle:
-    print("\n".join(tomllib.load(handle)["project"]["optional-dependencies"]["spark"]))
-PY
-/opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements-spark.txt
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends maven \
+ && rm -rf /var/lib/apt/lists/*
+# pyspark is published only as a source archive (pure Python, nothing to compile): the one
+# exception to --only-binary, or pip finds no version of it at all.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["spark"]))' \
+        > /tmp/requirements-spark.txt \
+ && /opt/venv/bin/pip install --only-binary=:all: --no-binary=pyspark -r /tmp/requirements-spark.txt
 COPY ops/spark/pom.xml ops/spark/pom.xml
 RUN --mount=type=cache,target=/root/.m2 \
     /opt/venv/bin/python -c "from pathlib import Path; from spark_jobs.jars import resolve_spark_jars; resolve_spark_jars(Path('/opt/spark-jars'))"
@@ -67,15 +56,12 @@ RUN --mount=type=cache,target=/root/.m2 \
 # Common runtime base: tini as PID 1 (forwards SIGTERM for graceful shutdown, reaps the
 # notifier's lane processes), an unprivileged user, writable state under /var/lib/stockstream.
 FROM ${PYTHON_IMAGE} AS base
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends tini
-rm -rf /var/lib/apt/lists/*
-groupadd --system --gid 10001 stockstream
-useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/stockstream --shell /usr/sbin/nologin stockstream
-install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state /var/lib/stockstream/backfill
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 stockstream \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/stockstream --shell /usr/sbin/nologin stockstream \
+ && install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state /var/lib/stockstream/backfill
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -92,13 +78,10 @@ LABEL org.opencontainers.image.title="stockstream" \
 # Kafka source jars. Runs `stockstream backfill|replay|backtest` (the Spark driver) and the Spark
 # workers (`spark-class org.apache.spark.deploy.worker.Worker spark://…`).
 FROM base AS spark
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends openjdk-17-jre-headless procps
-rm -rf /var/lib/apt/lists/*
-ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java
 COPY --from=build-spark /opt/venv /opt/venv
 COPY --from=build-spark /opt/spark-jars /opt/spark-jars
 ENV JAVA_HOME=/opt/java \
