@@ -47,10 +47,12 @@ deb $security_mirror $suite-security main
 SOURCES
   for ca in "${extra_cas[@]}"; do cp "$ca" "$rootfs/usr/local/share/ca-certificates/"; done
   chroot "$rootfs" update-ca-certificates >&2
-  # What the slim Python images do too: no apt caches, no docs, no man pages.
+  # What the slim images do too: no apt lists or caches, no docs and man pages. Their folders stay:
+  # packages' scripts link into them (openjdk's update-alternatives fails without /usr/share/man/man1).
   chroot "$rootfs" apt-get clean
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* \
-         "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/log/*.log
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/log/*.log
+  find "$rootfs"/usr/share/doc "$rootfs"/usr/share/man -type f -delete
+  mkdir -p "$rootfs"/usr/share/man/man1
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$tarball.part" .
   mv "$tarball.part" "$tarball"
 fi
