@@ -3,8 +3,8 @@
 # it is unfenced and caught up, so a rolling restart never takes the next broker down while this
 # one is still out of some in-sync replica set (with replication 3 and min.insync.replicas 2 that
 # would stop every transactional write with NOT_ENOUGH_REPLICAS).
-#   1. unfenced: the broker lists itself among the live brokers of its own metadata (a fenced broker
-#      is left out of metadata responses);
+#   1. unfenced: the broker lists itself among the brokers of its own metadata, not fenced (Kafka 4
+#      lists fenced brokers with "isFenced: true"; older brokers leave them out);
 #   2. caught up: no under-replicated partition has this broker among its replicas but outside its
 #      in-sync replicas. Partitions missing *another* broker do not count: one broker down must not
 #      make the others unready (the bootstrap Service would lose every endpoint).
@@ -18,9 +18,13 @@ unset KAFKA_OPTS KAFKA_JMX_OPTS
 export KAFKA_HEAP_OPTS="-Xms32m -Xmx128m"
 export KAFKA_JVM_PERFORMANCE_OPTS="-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto"
 
-brokers=$("$bin/kafka-broker-api-versions.sh" --bootstrap-server "$bootstrap" 2>/dev/null | grep -o '(id: [0-9]*' || true)
-if ! printf '%s\n' "$brokers" | grep -qx "(id: $node"; then
-  echo "broker $node is not in its own metadata yet (starting or fenced)"; exit 1
+# One line per broker: "host:9092 (id: 1 rack: null isFenced: false) -> (".
+self=$("$bin/kafka-broker-api-versions.sh" --bootstrap-server "$bootstrap" 2>/dev/null | grep "(id: $node rack" || true)
+if [ -z "$self" ]; then
+  echo "broker $node is not in its own metadata yet (starting)"; exit 1
+fi
+if printf '%s\n' "$self" | grep -q "isFenced: true"; then
+  echo "broker $node is fenced (not caught up with the metadata log, or shutting down)"; exit 1
 fi
 lagging=$("$bin/kafka-topics.sh" --bootstrap-server "$bootstrap" --describe --under-replicated-partitions) || {
   echo "broker $node: cannot list under-replicated partitions"; exit 1; }

@@ -13,6 +13,8 @@ command -v podman-compose >/dev/null || need+=(podman-compose)
 [[ -x /usr/lib/podman/netavark || -x /usr/libexec/podman/netavark ]] || need+=(netavark)
 [[ -x /usr/lib/podman/aardvark-dns || -x /usr/libexec/podman/aardvark-dns ]] || need+=(aardvark-dns)
 command -v iptables       >/dev/null || need+=(iptables)
+# podman play kube builds its pod infra ("pause") image around catatonit.
+command -v catatonit      >/dev/null || [[ -x /usr/libexec/podman/catatonit ]] || need+=(catatonit)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then

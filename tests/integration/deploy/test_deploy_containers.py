@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -48,6 +49,7 @@ SERVICE_ENV = {key: str(value) for key, value in COMPOSE["x-kafka-env"].items() 
 SERVICE_OPTIONS = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 REDIS_PASSWORD = f"test-{uuid.uuid4().hex[:12]}"
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
+READY = "/opt/stockstream-kafka/kafka-ready.sh"
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,10 @@ def comparable(value: Any, namespace: str) -> Any:
 
 def settled(url: str, previous: list[dict[str, Any]], namespace: str) -> bool:
     """True once the API answers the same twice in a row with every symbol's views filled."""
-    answers = comparable(api_answers(url), namespace)
+    try:
+        answers = comparable(api_answers(url), namespace)
+    except OSError:  # not listening yet
+        return False
     complete = all(answers.get(f"/symbols/{s}/daily") not in (None, {"status": 404}) for s in SYMBOLS)
     same = bool(previous) and previous[-1] == answers
     previous.append(answers)
@@ -311,3 +316,159 @@ def test_a_noexec_tmp_breaks_spark_native_libraries(images: Images, container_ru
     allowed = podman("run", "--rm", "--read-only", "--tmpfs", COMPOSE["services"]["spark-worker"]["tmpfs"][0],
                      "--entrypoint", "python", images.spark, "-c", script, check=False, timeout_s=600)
     assert allowed.returncode == 0 and "written" in allowed.stdout, allowed.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# podman play kube of the dev overlay's Kafka StatefulSet: how far podman 4.3 goes
+
+
+def kafka_manifests() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The rendered dev overlay's Kafka StatefulSet, its headless Service and its ConfigMap."""
+    from tests.integration.deploy.deploy_support import render
+
+    resources = render("dev")
+    statefulset = next(r for r in resources if r["kind"] == "StatefulSet" and r["metadata"]["name"] == "kafka")
+    service = next(r for r in resources if r["kind"] == "Service"
+                   and r["metadata"]["name"] == statefulset["spec"]["serviceName"])
+    config = next(r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"].startswith("kafka-config"))
+    return statefulset, service, config
+
+
+def statefulset_pod(statefulset: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """What the StatefulSet controller creates for one ordinal: the pod (name, pod-index label,
+    hostname, subdomain) and its volume claim. Nothing else of the template is changed."""
+    template = json.loads(json.dumps(statefulset["spec"]["template"]))
+    name = f"{statefulset['metadata']['name']}-{index}"
+    claim = statefulset["spec"]["volumeClaimTemplates"][0]
+    claim_name = f"{claim['metadata']['name']}-{name}"
+    spec = {**template["spec"], "hostname": name, "subdomain": statefulset["spec"]["serviceName"],
+            "volumes": [{"name": claim["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim_name}}]}
+    labels = {**template["metadata"]["labels"], "apps.kubernetes.io/pod-index": str(index),
+              "statefulset.kubernetes.io/pod-name": name}
+    return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim_name},
+             "spec": claim["spec"]},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}]
+
+
+def write_yaml(path: Path, documents: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> None:
+    """Where podman 4.3.1's ``play kube`` stops with the dev overlay's Kafka, and what runs after.
+
+    1. The StatefulSet and its Service as rendered: refused (podman plays Pods, Deployments and
+       PVCs only; a ConfigMap only through --configmap).
+    2. The pod the StatefulSet controller would create (kafka-0, nothing else changed), not started:
+       the ConfigMap and the pod-index fieldRef reach the environment, the volume claim becomes a
+       volume, the user is the template's; but ``$(POD_NAME)`` in the advertised listener stays
+       literal (podman does not expand dependent variables), every containerPort is published on
+       the host's same port on all interfaces (it would clash with the local stack and expose Kafka),
+       the tcpSocket liveness probe on a named port becomes a broken health check, and the
+       exec readiness probe is dropped.
+    3. All three pods, with only what podman lacks supplied: $(POD_NAME) expanded as the kubelet
+       would, no host ports or probes, and the headless Service's names (kafka-N.kafka-headless) as
+       host aliases on static addresses. The KRaft quorum forms; the readiness check (in the image)
+       passes on every broker; a broker stopped does not make the others unready; restarted after
+       writes it missed, it is reported ready only once unfenced and back in every ISR.
+    """
+    statefulset, service, config = kafka_manifests()
+    image = statefulset["spec"]["template"]["spec"]["containers"][0]["image"]  # stockstream-kafka:4.1.1
+    podman("tag", images.kafka, f"localhost/{image}")  # the test image, under the overlay's name
+    config_file = write_yaml(tmp_path / "configmap.yaml", [config])
+
+    # 1. As rendered.
+    refused = podman("play", "kube", "--start=false", str(write_yaml(tmp_path / "kafka.yaml", [statefulset, service])),
+                     check=False)
+    assert refused.returncode != 0 and "does not contain any supported kube kind" in refused.stderr, refused
+    with_config = podman("play", "kube", "--start=false", str(write_yaml(tmp_path / "all.yaml", [config, statefulset])),
+                         check=False)
+    assert "ConfigMaps in podman are not a standalone object" in with_config.stderr, with_config
+
+    # 2. One pod of the StatefulSet, not started.
+    pod_file = write_yaml(tmp_path / "kafka-0.yaml", statefulset_pod(statefulset, 0))
+    try:
+        podman("play", "kube", "--start=false", "--configmap", str(config_file), str(pod_file))
+        env = dict(item.split("=", 1) for item in json.loads(
+            podman("inspect", "kafka-0-kafka", "--format", "{{json .Config.Env}}").stdout))
+        assert env["KAFKA_NODE_ID"] == "0" and env["POD_NAME"] == "kafka-0"
+        assert env["CLUSTER_ID"] == config["data"]["CLUSTER_ID"]
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://$(POD_NAME).kafka-headless:9092"  # not expanded
+        bindings = json.loads(podman("pod", "inspect", "kafka-0", "--format", "{{json .InfraConfig.PortBindings}}").stdout)
+        assert bindings["9092/tcp"] == [{"HostIp": "", "HostPort": "9092"}]  # all interfaces, the host's 9092
+        health = json.loads(podman("inspect", "kafka-0-kafka", "--format", "{{json .Config.Healthcheck}}").stdout)
+        assert health["Test"][:3] == ["CMD-SHELL", "nc", "-z"], health  # from the tcpSocket liveness probe
+        assert podman("inspect", "kafka-0-kafka", "--format", "{{.Config.User}}").stdout.strip() == "1000:1000"
+    finally:
+        podman("play", "kube", "--down", str(pod_file), check=False)
+        podman("volume", "rm", "-f", "data-kafka-0", check=False)
+
+    # 3. Three pods on a network of their own, with what podman lacks supplied.
+    network = f"kube{uuid.uuid4().hex[:8]}"
+    podman("network", "create", network)
+    subnet = json.loads(podman("network", "inspect", network).stdout)[0]["subnets"][0]["subnet"]
+    prefix = subnet.rsplit(".", 1)[0]
+    replicas = statefulset["spec"]["replicas"]
+    addresses = {f"kafka-{i}": f"{prefix}.{10 + i}" for i in range(replicas)}
+    files = []
+    try:
+        for index, (name, address) in enumerate(addresses.items()):
+            documents = statefulset_pod(statefulset, index)
+            spec = documents[1]["spec"]
+            spec["hostAliases"] = [{"ip": ip, "hostnames": [f"{other}.{service['metadata']['name']}"]}
+                                   for other, ip in addresses.items()]
+            for container in spec["containers"]:
+                for key in ("ports", "livenessProbe", "readinessProbe"):
+                    container.pop(key, None)
+                for variable in container["env"]:
+                    if "value" in variable:
+                        variable["value"] = variable["value"].replace("$(POD_NAME)", name)
+                # The dev heap, smaller: three brokers share this machine with the tests.
+                container["env"].append({"name": "KAFKA_HEAP_OPTS", "value": "-Xms256m -Xmx384m"})
+            files.append(write_yaml(tmp_path / f"{name}-run.yaml", documents))
+            podman("play", "kube", "--configmap", str(config_file), "--network", network, "--ip", address,
+                   str(files[-1]))
+
+        def ready(index: int) -> subprocess.CompletedProcess[str]:
+            return podman("exec", f"kafka-{index}-kafka", "sh", READY, check=False, timeout_s=300)
+
+        def all_ready() -> bool:
+            for index in range(replicas):
+                assert "Up" in podman("ps", "-a", "--filter", f"name=kafka-{index}-kafka", "--format",
+                                      "{{.Status}}").stdout, podman("logs", "--tail", "40", f"kafka-{index}-kafka").stderr
+            return all(ready(index).returncode == 0 for index in range(replicas))
+
+        wait_until(all_ready, timeout_s=600, interval_s=5, message="the three brokers to be ready")
+        tools = "unset KAFKA_OPTS; export KAFKA_HEAP_OPTS=-Xmx192m; /opt/kafka/bin/"
+        podman("exec", "kafka-0-kafka", "sh", "-c", tools + "kafka-topics.sh --bootstrap-server localhost:9092 --create"
+               " --topic rolling --partitions 6 --replication-factor 3 --config min.insync.replicas=2", timeout_s=300)
+        produce = (tools + "kafka-producer-perf-test.sh --topic rolling --num-records 100000 --record-size 200"
+                   " --throughput -1 --producer-props bootstrap.servers=localhost:9092 acks=all")
+        podman("exec", "kafka-0-kafka", "sh", "-c", produce, timeout_s=600)
+        podman("stop", "-t", "120", "kafka-2-kafka", timeout_s=300)
+        assert ready(0).returncode == 0 and ready(1).returncode == 0  # another broker down: still ready
+        podman("exec", "kafka-0-kafka", "sh", "-c", produce, timeout_s=600)  # writes broker 2 misses
+        podman("start", "kafka-2-kafka")
+        answers: list[tuple[int, str]] = []
+
+        def back_in_sync() -> bool:
+            check = ready(2)
+            answers.append((check.returncode, check.stdout.strip()))
+            if check.returncode != 0:
+                return False
+            described = podman("exec", "kafka-0-kafka", "sh", "-c", tools + "kafka-topics.sh --bootstrap-server"
+                               " localhost:9092 --describe --topic rolling", timeout_s=300).stdout
+            isrs = re.findall(r"Isr: ([0-9,]+)", described)
+            assert len(isrs) == 6 and all("2" in isr.split(",") for isr in isrs), described
+            return True
+
+        wait_until(back_in_sync, timeout_s=600, interval_s=3, message="broker 2 to be ready again")
+        # Not ready while starting (not yet in its metadata, fenced, or behind), then ready.
+        assert answers[0][0] == 1 and answers[-1][0] == 0, answers
+    finally:
+        for file in files:
+            podman("play", "kube", "--down", str(file), check=False)
+        for name in addresses:
+            podman("volume", "rm", "-f", f"data-{name}", check=False)
+        podman("network", "rm", "-f", network, check=False)
