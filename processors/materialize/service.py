@@ -130,7 +130,7 @@ class Materializer:
         specs = [spec for spec in self.settings.topics().all() if spec.name in inputs]
         while not self.stop.is_set():
             try:
-                wait_for_kafka(self.settings, timeout_s=30)
+                wait_for_kafka(self.settings, timeout_s=10)
                 ensure_topics(self.settings, [*specs, self.settings.dead_letter_topic()])
                 HEALTH.clear("kafka")
                 return True
