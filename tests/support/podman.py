@@ -114,5 +114,5 @@ def pod() -> Iterator[Pod]:
         yield created
     finally:
         for name in reversed(created.containers):
-            podman("rm", "-f", "-t", "10", name, check=False, timeout_s=120)
+            podman("rm", "-f", "-v", "-t", "10", name, check=False, timeout_s=120)  # with its anonymous volumes
         podman("network", "rm", "-f", created.network, check=False)

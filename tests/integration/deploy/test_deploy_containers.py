@@ -217,7 +217,8 @@ def container_run(images: Images) -> Iterator[ContainerRun]:
         assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-3000:]
         # The image binds 0.0.0.0 inside the container (METRICS_HOST, API_HOST); only serve is published.
         run.run("process", images.service, "process", env=service_env,
-                options=[*SERVICE_OPTIONS, "--tmpfs", "/var/lib/stockstream/state:mode=1777"])
+                # Compose's named volume: a fresh one takes the image folder's owner (uid 10001).
+                options=[*SERVICE_OPTIONS, "-v", "/var/lib/stockstream/state"])
         run.run("materialize", images.service, "materialize", env=service_env, options=SERVICE_OPTIONS)
         run.run("serve", images.service, "serve", env={**service_env, "API_PORT": "8000"},
                 options=[*SERVICE_OPTIONS, "-p", f"127.0.0.1:{api_port}:8000"])
@@ -305,8 +306,9 @@ def test_spark_image_backfills_the_log_as_the_local_stack(images: Images, local_
 
 def test_a_noexec_tmp_breaks_spark_native_libraries(images: Images, container_run: ContainerRun,
                                                     tmp_path: Path) -> None:
-    """Control for the test above: with /tmp mounted as Docker's and podman's tmpfs default (noexec),
-    snappy-java cannot load the native library it unpacks there, which is why Compose mounts it exec."""
+    """Control for the test above: with /tmp mounted noexec (Docker's default for a tmpfs; podman 4.3
+    here does not add it, so it is asked for), snappy-java cannot load the native library it unpacks
+    there, which is why Compose mounts the Spark services' /tmp with exec."""
     script = ("from pyspark.sql import SparkSession;"
               "s = SparkSession.builder.master('local[1]').getOrCreate();"
               "s.range(10).write.parquet('/tmp/out', compression='snappy'); print('written')")
