@@ -251,8 +251,8 @@ def test_broker_readiness_check_and_jmx_exporter_answer_in_the_container(contain
     assert ready.returncode == 0 and "unfenced and in every in-sync replica set" in ready.stdout, ready
     with urllib.request.urlopen(container_run.kafka_metrics, timeout=10) as answer:  # noqa: S310
         metrics = answer.read().decode()
-    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
-              if line and not line.startswith("#") and " " in line}
+    samples = [line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#")]
+    values = {series: float(value) for series, value in samples}
     assert values["kafka_server_kafkaserver_brokerstate"] == 3.0
     assert values["kafka_server_replicamanager_underreplicatedpartitions"] == 0.0
     assert values["kafka_controller_kafkacontroller_offlinepartitionscount"] == 0.0
