@@ -41,7 +41,8 @@ test: setup lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos_full and not soak_full and not containers"
 
 ## The images built and run for real with podman (no Docker engine needed): both images, a pipeline
-## in containers vs the local stack, a backfill in the Spark image, play kube (docs/deploy.md; ~20 min).
+## in containers vs the local stack, a backfill in the Spark image, play kube (docs/deploy.md). Long:
+## image builds (cached under podman afterwards) and two Spark backfills.
 test-deploy: setup deploy-deps
 	$(BIN)/python -m pytest -s -q -p no:cacheprovider -m containers tests/integration/deploy
 
