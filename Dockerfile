@@ -39,14 +39,13 @@ RUN --mount=type=cache,target=/root/.cache/pip /opt/venv/bin/pip install --no-de
 # Kafka source jars resolved from Maven Central by the project's own resolver (spark_jobs/jars.py:
 # ops/spark/pom.xml, minus the jars pyspark already ships). Maven and its JDK stay in this stage.
 FROM build AS build-spark
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends maven
-rm -rf /var/lib/apt/lists/*
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends maven \
+ && rm -rf /var/lib/apt/lists/*
+# pyspark is published only as a source archive (pure Python, nothing to compile): the one
+# exception to --only-binary, or pip finds no version of it at all.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements/spark.lock.txt
+    /opt/venv/bin/pip install --require-hashes --only-binary=:all: --no-binary=pyspark -r requirements/spark.lock.txt
 COPY ops/spark/pom.xml ops/spark/pom.xml
 RUN --mount=type=cache,target=/root/.m2 \
     /opt/venv/bin/python -c "from pathlib import Path; from spark_jobs.jars import resolve_spark_jars; resolve_spark_jars(Path('/opt/spark-jars'))"
@@ -55,15 +54,12 @@ RUN --mount=type=cache,target=/root/.m2 \
 # Common runtime base: tini as PID 1 (forwards SIGTERM for graceful shutdown, reaps the
 # notifier's lane processes), an unprivileged user, writable state under /var/lib/stockstream.
 FROM ${PYTHON_IMAGE} AS base
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends tini
-rm -rf /var/lib/apt/lists/*
-groupadd --system --gid 10001 stockstream
-useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/stockstream --shell /usr/sbin/nologin stockstream
-install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state /var/lib/stockstream/backfill
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 stockstream \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/stockstream --shell /usr/sbin/nologin stockstream \
+ && install -d -o 10001 -g 10001 /var/lib/stockstream /var/lib/stockstream/state /var/lib/stockstream/backfill
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -80,13 +76,10 @@ LABEL org.opencontainers.image.title="stockstream" \
 # Kafka source jars. Runs `stockstream backfill|replay|backtest` (the Spark driver) and the Spark
 # workers (`spark-class org.apache.spark.deploy.worker.Worker spark://…`).
 FROM base AS spark
-RUN <<EOF
-set -eu
-apt-get update
-apt-get install -y --no-install-recommends openjdk-17-jre-headless procps
-rm -rf /var/lib/apt/lists/*
-ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java
-EOF
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s "/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)" /opt/java
 COPY --from=build-spark /opt/venv /opt/venv
 COPY --from=build-spark /opt/spark-jars /opt/spark-jars
 ENV JAVA_HOME=/opt/java \

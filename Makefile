@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test setup lock system-deps kafka-jars lint typecheck unit integration test-chaos soak bench bench-quick clean stack-down deploy-tools spark-jars
+.PHONY: run test test-deploy deploy-deps setup lock system-deps kafka-jars lint typecheck unit integration test-chaos soak bench bench-quick clean stack-down deploy-tools spark-jars
 
 setup: system-deps $(STAMP) kafka-jars deploy-tools spark-jars
 
@@ -56,7 +56,16 @@ run: setup
 
 ## Lint, types and every test tier against the real local stack.
 test: setup lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos_full and not soak_full"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos_full and not soak_full and not containers"
+
+## The images built and run for real with podman (no Docker engine needed): both images, a pipeline
+## in containers vs the local stack, a backfill in the Spark image, play kube (docs/deploy.md). Long:
+## image builds (cached under podman afterwards) and two Spark backfills.
+test-deploy: setup deploy-deps
+	$(BIN)/python -m pytest -s -q -p no:cacheprovider -m containers tests/integration/deploy
+
+deploy-deps:
+	@ops/setup/deploy-deps.sh
 
 ## The full chaos run (200k ticks, every fault, ~25 min; figures in test-artifacts/chaos-full.json).
 test-chaos: setup

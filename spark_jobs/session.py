@@ -76,6 +76,8 @@ def build_session(settings: SparkJobSettings, app_name: str = "stockstream") -> 
         builder = builder.config("spark.sql.shuffle.partitions", str(max(4, 2 * cores)))
     if settings.spark_executor_memory:
         builder = builder.config("spark.executor.memory", settings.spark_executor_memory)
+    if settings.spark_executor_memory_overhead:
+        builder = builder.config("spark.executor.memoryOverhead", settings.spark_executor_memory_overhead)
     if settings.spark_local_dir is not None:
         builder = builder.config("spark.local.dir", str(settings.spark_local_dir))
     spark = builder.getOrCreate()

@@ -23,6 +23,11 @@ class SparkJobSettings(KafkaSettings, RedisSettings, LoggingSettings):
     spark_driver_memory: str = Field("4g", pattern=r"^[0-9]+[kmgt]?$", validation_alias=env("SPARK_DRIVER_MEMORY"))
     spark_executor_memory: str | None = Field(
         None, pattern=r"^[0-9]+[kmgt]?$", validation_alias=env("SPARK_EXECUTOR_MEMORY"))
+    spark_executor_memory_overhead: str | None = Field(
+        None, pattern=r"^[0-9]+[kmgt]?$", validation_alias=env("SPARK_EXECUTOR_MEMORY_OVERHEAD"),
+        description="spark.executor.memoryOverhead: the executor's memory beyond its heap (JVM non-heap,"
+                    " Arrow buffers, the Python workers); Spark's default is 10 % of the heap, at least 384m",
+    )
     spark_local_dir: Path | None = Field(None, validation_alias=env("SPARK_LOCAL_DIRS"))
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))

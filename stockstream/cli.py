@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Annotated
 
 import typer
 
+import stockstream
 import stockstream.commands
 from stockstream.console import StockstreamGroup, is_terminal
 
@@ -36,6 +38,20 @@ def _register_commands() -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"stockstream {stockstream.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_print_version, is_eager=True)] = False,
+) -> None:
+    """Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka."""
 
 
 _register_commands()

@@ -57,6 +57,9 @@ def private_stack(tmp_path) -> Iterator[RunningStack]:
         kafka_controller_port=_free_port(),
         redis_port=_free_port(),
         prometheus_port=_free_port(),
+        # The broker's JMX exporter agent and the Redis exporter: never the shared stack's ports.
+        kafka_jmx_port=_free_port(),
+        redis_exporter_port=_free_port(),
     )
     local = Stack(settings)
     local.up(["kafka", "redis"])

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the local stack and the browser tests need, where missing.
+# Installs the Debian packages the local stack (Kafka's JVM, Redis and its exporter, Prometheus) and
+# the browser tests need, where missing.
 # Runs apt-get only as root; otherwise prints what to install and fails.
 set -euo pipefail
 
@@ -7,6 +8,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus   >/dev/null || need+=(prometheus)
 command -v promtool     >/dev/null || need+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
 command -v java         >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn          >/dev/null || need+=(maven)
 if [[ "${STOCKSTREAM_WITH_BROWSER:-1}" == 1 ]]; then

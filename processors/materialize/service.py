@@ -32,7 +32,7 @@ from processors.materialize import metrics
 from processors.materialize.planner import BatchPlanner, InputRecord, ViewBatch
 from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
-from processors.runtime.kafka_admin import ensure_topics, wait_for_kafka
+from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
 from processors.runtime.observability import HEALTH
 from schemas.events import encode
 
@@ -120,12 +120,32 @@ class Materializer:
         self._revoked.difference_update((tp.topic, tp.partition) for tp in partitions)
         log.info("assigned %d partitions", len(partitions))
 
-    def run(self) -> None:
-        """Create the topics if needed, subscribe, and materialize until stopped."""
-        wait_for_kafka(self.settings, timeout_s=60)
+    def _ensure_topics(self) -> bool:
+        """Wait for Kafka (as many brokers as the replication factor) and create the topics.
+
+        Retried until it works or the service is stopped (then False): on a first start the
+        brokers come up one by one, and a start-up that gave up would only crash-loop.
+        """
         inputs = set(self.topics.names)
         specs = [spec for spec in self.settings.topics().all() if spec.name in inputs]
-        ensure_topics(self.settings, [*specs, self.settings.dead_letter_topic()])
+        while not self.stop.is_set():
+            try:
+                wait_for_kafka(self.settings, timeout_s=10)
+                ensure_topics(self.settings, [*specs, self.settings.dead_letter_topic()])
+                HEALTH.clear("kafka")
+                return True
+            except KafkaUnavailableError as error:
+                HEALTH.problem("kafka", "Kafka not ready at start-up")
+                log.warning("%s; retrying", error)
+                self.stop.wait(1.0)
+        return False
+
+    def run(self) -> None:
+        """Create the topics if needed, subscribe, and materialize until stopped."""
+        if not self._ensure_topics():
+            self.consumer.close()
+            self.redis.close()
+            return
         self.consumer.subscribe(self.topics.names, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("materializing %s into Redis prefix %r (group %s)", ", ".join(self.topics.names),
                  self.settings.redis_key_prefix, self.settings.group_id)

@@ -54,6 +54,7 @@ from processors.notify.retry import (
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import ConsoleChannel
 from processors.runtime.observability import redact
+from processors.runtime.rocksdb import small_state_options
 from schemas.events import DeadLetter, Lineage, Signal, encode
 from schemas.upcasters import UnsupportedSchemaVersionError, decode_signal
 
@@ -377,6 +378,7 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
         processing_guarantee="exactly-once",
         state_dir=str(settings.lane_state_dir(spec.channel, renotify=spec.renotify)),
         use_changelog_topics=not spec.renotify,
+        rocksdb_options=small_state_options(settings.rocksdb_write_buffer_mb, settings.rocksdb_block_cache_mb),
         consumer_extra_config=consumer_config,
         producer_extra_config={"transaction.timeout.ms": hold_ms, "transactional.id": member},
         loglevel=None,

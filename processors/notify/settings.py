@@ -39,6 +39,11 @@ class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSetti
     commit_every: int = Field(500, ge=1, le=100_000, validation_alias=env("NOTIFY_COMMIT_EVERY"))
     shutdown_grace_s: float = Field(15.0, gt=0, validation_alias=env("NOTIFY_SHUTDOWN_GRACE_S"))
     lane_restart_max_s: float = Field(60.0, gt=0, validation_alias=env("NOTIFY_LANE_RESTART_MAX_S"))
+    # Each lane is a process with its own RocksDB (ledger, cooldowns: small documents per signal and
+    # subscription): sized like the processor's, not Quix's defaults (up to 3 x 64 MiB write buffers
+    # per partition and a 1 GiB block cache per lane), with four lanes under one pod's 1 GiB limit.
+    rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024, validation_alias=env("NOTIFY_ROCKSDB_WRITE_BUFFER_MB"))
+    rocksdb_block_cache_mb: int = Field(16, ge=8, le=65_536, validation_alias=env("NOTIFY_ROCKSDB_BLOCK_CACHE_MB"))
 
     @field_validator("subscriptions_file", "dashboard_url", mode="before")
     @classmethod

@@ -33,7 +33,7 @@ from processors.notify.offsets import last_stable_offsets, set_group_offsets, st
 from processors.notify.settings import NotifySettings
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import NotifyConfig
-from processors.runtime.kafka_admin import ensure_topics, wait_for_kafka
+from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
 from processors.runtime.observability import HEALTH, serve_metrics, start_metrics_server
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,20 @@ class Supervisor:
     def run(self) -> int:
         """Start everything and supervise; returns the process exit code."""
         settings = self.settings
-        wait_for_kafka(settings)
         topics = settings.topics()
-        ensure_topics(settings, [topics.signals, topics.notifications_dlq])
+        # Retried until Kafka has as many brokers as the replication factor (a first start of a
+        # cluster brings them up one by one) or the notifier is stopped.
+        while True:
+            try:
+                wait_for_kafka(settings)
+                ensure_topics(settings, [topics.signals, topics.notifications_dlq])
+                HEALTH.clear("kafka")
+                break
+            except KafkaUnavailableError as error:
+                HEALTH.problem("kafka", "Kafka not ready at start-up")
+                log.warning("%s; retrying", error)
+                if self._stop.wait(1.0):
+                    return 0
         stop_offsets = self._position_groups(topics.signals.name)
         self._metrics_dir = tempfile.mkdtemp(prefix="stockstream-notify-metrics-")
         try:

@@ -24,21 +24,32 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
 
 
 def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
-    """Block until a metadata call succeeds; returns the number of brokers.
+    """Block until Kafka answers with enough brokers for our topics; returns the number of brokers.
 
-    Raises :class:`KafkaUnavailableError` after ``timeout_s``.
+    Enough = ``KAFKA_REPLICATION_FACTOR``: on a first start the brokers of a cluster come up one by
+    one, and a topic created while fewer are up than its replication factor fails. Raises
+    :class:`KafkaUnavailableError` after ``timeout_s`` (the services retry; the message says how many
+    brokers answered).
     """
     client = admin_client(settings)
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
+    brokers = 0
     while time.monotonic() < deadline:
         try:
             metadata = client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-            if metadata.brokers:
-                return len(metadata.brokers)
+            brokers = len(metadata.brokers)
+            if brokers >= settings.replication_factor:
+                return brokers
         except KafkaException as error:
             last_error = error
         time.sleep(0.2)
+    if brokers:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.bootstrap_servers} has {brokers} broker(s) up, fewer than the"
+            f" {settings.replication_factor} that KAFKA_REPLICATION_FACTOR needs, after {timeout_s:.0f}s"
+            " (brokers still starting, or a replication factor above the cluster size)"
+        )
     raise KafkaUnavailableError(
         f"Kafka at {settings.bootstrap_servers} did not answer within {timeout_s:.0f}s"
         f" ({last_error or 'no brokers in metadata'}); start it with `stockstream stack up`"
@@ -46,18 +57,56 @@ def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
     )
 
 
+# Errors of a topic creation that a later attempt can get past: brokers still joining (too few for
+# the replication factor), a controller moving, a timeout.
+RETRIABLE_CREATE_ERRORS = frozenset({
+    "INVALID_REPLICATION_FACTOR", "NOT_CONTROLLER", "REQUEST_TIMED_OUT", "BROKER_NOT_AVAILABLE",
+    "LEADER_NOT_AVAILABLE", "NOT_ENOUGH_REPLICAS", "_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN",
+})
+
+
 def ensure_topics(
     settings: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0
 ) -> list[str]:
     """Create the topics that do not exist yet, with their declared config; returns those created.
 
-    Existing topics are left as they are (a partition count is never changed silently).
+    Existing topics are left as they are (a partition count is never changed silently). A creation
+    that fails for a passing reason (:data:`RETRIABLE_CREATE_ERRORS`: e.g. fewer brokers up than the
+    replication factor) is tried again until ``timeout_s``, then raises :class:`KafkaUnavailableError`
+    (which the services' start-up loops retry); any other error raises ``KafkaException`` at once.
     """
     client = admin_client(settings)
-    existing = set(client.list_topics(timeout=timeout_s).topics)
-    wanted = [spec for spec in specs if spec.name not in existing]
-    if not wanted:
-        return []
+    deadline = time.monotonic() + timeout_s
+    specs = list(specs)
+    created: list[str] = []
+    delay = 0.2
+    while True:
+        existing = set(client.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics)
+        wanted = [spec for spec in specs if spec.name not in existing]
+        if not wanted:
+            break
+        retry = _create(client, settings, wanted, max(1.0, deadline - time.monotonic()), created)
+        if not retry:
+            break
+        if time.monotonic() + delay > deadline:
+            raise KafkaUnavailableError(
+                f"could not create {', '.join(sorted(retry))} within {timeout_s:.0f}s"
+                f" ({'; '.join(sorted(set(retry.values())))})"
+            )
+        log.warning("topic creation failed for a passing reason (%s); retrying in %.1fs",
+                    "; ".join(sorted(set(retry.values()))), delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    if created:
+        log.info("created topics: %s", ", ".join(sorted(created)))
+    _wait_until_visible(client, {spec.name: spec.partitions for spec in specs},
+                        max(1.0, deadline - time.monotonic()))
+    return created
+
+
+def _create(client: AdminClient, settings: KafkaSettings, wanted: list[TopicSpec], timeout_s: float,
+            created: list[str]) -> dict[str, str]:
+    """One creation request; appends what it created; returns {topic: reason} to try again."""
     futures = client.create_topics(
         [
             NewTopic(
@@ -71,20 +120,23 @@ def ensure_topics(
         operation_timeout=timeout_s,
         request_timeout=timeout_s,
     )
-    created = []
+    retry: dict[str, str] = {}
     for name, future in futures.items():
         try:
             future.result()
             created.append(name)
         except KafkaException as error:
+            code = error.args[0] if error.args else None
+            code_name = getattr(code, "name", lambda: "")()
             # Another service created it between our listing and our request: fine.
-            if error.args and getattr(error.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+            if code_name == "TOPIC_ALREADY_EXISTS":
+                continue
+            if code_name in RETRIABLE_CREATE_ERRORS or getattr(code, "retriable", lambda: False)():
+                detail = code.str() if hasattr(code, "str") else str(error)
+                retry[name] = f"{code_name}: {detail}"
                 continue
             raise
-    if created:
-        log.info("created topics: %s", ", ".join(sorted(created)))
-    _wait_until_visible(client, {spec.name: spec.partitions for spec in wanted}, timeout_s)
-    return created
+    return retry
 
 
 def _wait_until_visible(client: AdminClient, partitions: dict[str, int], timeout_s: float) -> None:

@@ -41,6 +41,7 @@ from quixstreams.models import TopicManager
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from processors.core.strategy import PipelineConfigs, Strategy
+from processors.runtime.rocksdb import small_state_options
 from processors.stream.handler import OutputTopics, TickHandler
 from processors.stream.kafka_stats import ConsumerStats
 from processors.stream.metrics import ProcessMetrics
@@ -72,11 +73,7 @@ def pipeline_configs(settings: ProcessSettings, strategy: Strategy) -> PipelineC
 
 def rocksdb_options(settings: ProcessSettings) -> RocksDBOptions:
     """Small write buffers and block cache for the small per-symbol state (see the settings)."""
-    mib = 1024 * 1024
-    return RocksDBOptions(write_buffer_size=settings.rocksdb_write_buffer_mb * mib,
-                          target_file_size_base=max(8, settings.rocksdb_write_buffer_mb) * mib,
-                          max_write_buffer_number=2,
-                          block_cache_size=settings.rocksdb_block_cache_mb * mib)
+    return small_state_options(settings.rocksdb_write_buffer_mb, settings.rocksdb_block_cache_mb)
 
 
 def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: ProcessMetrics,

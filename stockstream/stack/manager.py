@@ -65,7 +65,7 @@ class Stack:
             if port_in_use(self.settings.host, service.port()):
                 raise StackError(
                     f"{service.name}: port {service.port()} on {self.settings.host} is taken by another"
-                    f" process; stop it or choose another port (STACK_{service.name.upper()}_PORT)"
+                    f" process; stop it or choose another port (STACK_{service.name.upper().replace('-', '_')}_PORT)"
                 )
             service.prepare()
             begin[service.name] = time.monotonic()

@@ -1,4 +1,5 @@
-"""The local real services: Apache Kafka (KRaft, from Maven Central jars), Redis, Prometheus.
+"""The local real services: Apache Kafka (KRaft, from Maven Central jars), Redis, Prometheus,
+and the exporters that let Prometheus watch Kafka (JMX exporter agent in the broker JVM) and Redis.
 
 Each service knows how to prepare its files, build its command line and tell when it
 really answers. :mod:`stockstream.stack.manager` drives them.
@@ -6,6 +7,7 @@ really answers. :mod:`stockstream.stack.manager` drives them.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import urllib.request
@@ -32,6 +34,9 @@ class StackSettings(ServiceSettings):
     kafka_heap: str = Field("768m", validation_alias=env("STACK_KAFKA_HEAP"))
     redis_port: int = Field(6379, validation_alias=env("STACK_REDIS_PORT"))
     prometheus_port: int = Field(9090, validation_alias=env("STACK_PROMETHEUS_PORT"))
+    prometheus_retention_size: str = Field("2GB", validation_alias=env("STACK_PROMETHEUS_RETENTION_SIZE"))
+    kafka_jmx_port: int = Field(9404, validation_alias=env("STACK_KAFKA_JMX_PORT"))
+    redis_exporter_port: int = Field(9121, validation_alias=env("STACK_REDIS_EXPORTER_PORT"))
     start_timeout_s: float = Field(90.0, validation_alias=env("STACK_START_TIMEOUT"))
 
     @property
@@ -82,26 +87,44 @@ class Kafka:
     def libs(self) -> Path:
         return self.settings.kafka_libs_dir
 
+    @property
+    def agent_dir(self) -> Path:
+        """The Prometheus JMX exporter agent, kept apart from the broker's class path."""
+        return self.libs.parent / f"{self.libs.name}-agent"
+
+    def agent_jar(self) -> Path:
+        jars = sorted(self.agent_dir.glob("jmx_prometheus_javaagent-*.jar"))
+        if not jars:
+            raise MissingToolError(f"no JMX exporter agent in {self.agent_dir}: run `make kafka-jars`")
+        return jars[-1]
+
     def port(self) -> int:
         return self.settings.kafka_port
 
     def resolve_jars(self) -> None:
-        """Copy the broker jars from Maven Central (via ~/.m2) once; later calls are free."""
+        """Copy the broker jars and the JMX exporter agent from Maven Central (via ~/.m2).
+
+        Done again only when ops/kafka/pom.xml changed (the marker holds its hash); otherwise free.
+        """
+        pom = REPO_ROOT / "ops/kafka/pom.xml"
+        digest = hashlib.sha256(pom.read_bytes()).hexdigest()
         marker = self.libs / ".complete"
-        if marker.exists():
+        if marker.exists() and marker.read_text().strip() == digest and any(self.agent_dir.glob("*.jar")):
             return
         mvn = _require("mvn", "install Maven (apt-get install maven)")
-        self.libs.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(  # noqa: S603
-            [mvn, "-q", "-B", "-f", str(REPO_ROOT / "ops/kafka/pom.xml"),
-             "dependency:copy-dependencies", f"-DoutputDirectory={self.libs}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, check=False,
-        )
-        if result.returncode != 0:
-            raise MissingToolError(
-                "could not resolve the Kafka jars from Maven Central:\n" + result.stdout[-2000:]
+        for folder, selection in ((self.libs, "-DexcludeArtifactIds=jmx_prometheus_javaagent"),
+                                  (self.agent_dir, "-DincludeArtifactIds=jmx_prometheus_javaagent")):
+            folder.mkdir(parents=True, exist_ok=True)
+            result = subprocess.run(  # noqa: S603
+                [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                 f"-DoutputDirectory={folder}", "-DincludeScope=runtime", selection],
+                capture_output=True, text=True, check=False,
             )
-        marker.write_text("ok\n")
+            if result.returncode != 0:
+                raise MissingToolError(
+                    "could not resolve the Kafka jars from Maven Central:\n" + result.stdout[-2000:]
+                )
+        marker.write_text(digest + "\n")
 
     def prepare(self) -> None:
         _require("java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
@@ -170,7 +193,12 @@ class Kafka:
         ]
 
     def command(self) -> list[str]:
-        return [*self._java(), "kafka.Kafka", str(self.home / "server.properties")]
+        # The JMX exporter agent serves the broker's metrics (under-replicated partitions, ISR
+        # shrinks, offline partitions …) on its own loopback port, with the rules every deployment uses.
+        agent = (f"-javaagent:{self.agent_jar()}={self.settings.host}:{self.settings.kafka_jmx_port}"
+                 f":{REPO_ROOT / 'ops/kafka/jmx-exporter.yml'}")
+        java = self._java()
+        return [java[0], agent, *java[1:], "kafka.Kafka", str(self.home / "server.properties")]
 
     def ready(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -218,6 +246,36 @@ class Redis:
 
 
 @dataclass
+class RedisExporter:
+    """Debian's prometheus-redis-exporter: Redis memory, clients, keys, persistence as metrics."""
+
+    settings: StackSettings
+    name: str = "redis-exporter"
+
+    def port(self) -> int:
+        return self.settings.redis_exporter_port
+
+    def prepare(self) -> None:
+        _require("prometheus-redis-exporter", "install it (apt-get install prometheus-redis-exporter)")
+
+    def command(self) -> list[str]:
+        return [
+            _require("prometheus-redis-exporter", "install it (apt-get install prometheus-redis-exporter)"),
+            f"-redis.addr=redis://{self.settings.host}:{self.settings.redis_port}",
+            f"-web.listen-address={self.settings.host}:{self.settings.redis_exporter_port}",
+        ]
+
+    def ready(self) -> bool:
+        """Answers, and reaches Redis (redis_up 1)."""
+        try:
+            url = f"http://{self.settings.host}:{self.settings.redis_exporter_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310
+                return any(line.strip() == "redis_up 1" for line in answer.read().decode().splitlines())
+        except OSError:
+            return False
+
+
+@dataclass
 class Prometheus:
     """Prometheus scraping every stockstream service, with our alert rules."""
 
@@ -227,18 +285,25 @@ class Prometheus:
     def port(self) -> int:
         return self.settings.prometheus_port
 
+    @property
+    def config_file(self) -> Path:
+        return self.settings.state_dir / "prometheus.yml"
+
     def prepare(self) -> None:
         _require("prometheus", "install Prometheus (apt-get install prometheus)")
         (self.settings.state_dir / "prometheus").mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(render_prometheus_config(self.settings))
 
     def command(self) -> list[str]:
         return [
             _require("prometheus", "install Prometheus (apt-get install prometheus)"),
-            f"--config.file={REPO_ROOT / 'ops/prometheus/prometheus.yml'}",
+            f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.settings.state_dir / 'prometheus'}",
             f"--web.listen-address={self.settings.host}:{self.settings.prometheus_port}",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=15d",
+            # Whichever comes first: a busy pipeline must not fill the disk within the 15 days.
+            f"--storage.tsdb.retention.size={self.settings.prometheus_retention_size}",
         ]
 
     def ready(self) -> bool:
@@ -249,5 +314,26 @@ class Prometheus:
             return False
 
 
+def render_prometheus_config(settings: StackSettings) -> str:
+    """ops/prometheus/prometheus.yml for this stack: its own ports for Prometheus and the exporters.
+
+    The repository file names the default ports (what ``make run`` uses); a stack on other ports
+    (STACK_*_PORT: a private test stack) scrapes its own exporters, never the shared stack's. Rule
+    files are made absolute, since the rendered copy lives in the stack's state folder.
+    """
+    import yaml
+
+    source = REPO_ROOT / "ops/prometheus/prometheus.yml"
+    config = yaml.safe_load(source.read_text())
+    config["rule_files"] = [str(source.parent / pattern) for pattern in config.get("rule_files", [])]
+    own = {"prometheus": settings.prometheus_port, "kafka": settings.kafka_jmx_port,
+           "redis": settings.redis_exporter_port}
+    for job in config["scrape_configs"]:
+        if job["job_name"] in own:
+            job["static_configs"] = [{"targets": [f"{settings.host}:{own[job['job_name']]}"]}]
+    return "# rendered by `stockstream stack up` from ops/prometheus/prometheus.yml\n" + yaml.safe_dump(
+        config, sort_keys=False)
+
+
 def all_services(settings: StackSettings) -> list[Service]:
-    return [Kafka(settings), Redis(settings), Prometheus(settings)]
+    return [Kafka(settings), Redis(settings), RedisExporter(settings), Prometheus(settings)]

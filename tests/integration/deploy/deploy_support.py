@@ -40,6 +40,8 @@ STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 
 # Our images and the Dockerfile target each is built from.
 OUR_IMAGES = {"stockstream": "runtime", "stockstream-spark": "spark"}
+# Images we build from another file than the Dockerfile (third-party software, our additions).
+BUILT_HERE = {"stockstream-kafka": "ops/kafka/Containerfile"}
 
 # Which settings class each command reads (strict per-container env check).
 COMMAND_SETTINGS = {
@@ -65,6 +67,7 @@ RUNTIME_ENV = {
     "PYSPARK_DRIVER_PYTHON": "PySpark (driver's interpreter)",
     "SPARK_LOCAL_HOSTNAME": "Spark (the address a driver/worker advertises)",
     "SPARK_LOCAL_DIRS": "Spark (scratch space)",
+    "SPARK_DAEMON_MEMORY": "Spark's launch scripts (heap of the master/worker daemon JVM)",
     "POD_IP": "the manifest itself ($(POD_IP) references)",
     "POD_NAME": "the manifest itself ($(POD_NAME) references)",
     "PIP_DISABLE_PIP_VERSION_CHECK": "pip (build stage)",

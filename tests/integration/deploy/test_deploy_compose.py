@@ -15,6 +15,7 @@ import yaml
 
 from tests.integration.deploy.deploy_support import (
     ALL_INTERFACES,
+    BUILT_HERE,
     COMMAND_SETTINGS,
     COMPOSE_SECRETS,
     OUR_IMAGES,
@@ -34,7 +35,7 @@ from tests.integration.deploy.deploy_support import (
 )
 
 # No feed by default: every ingest service (one per venue) is in a profile named for what it feeds from.
-CORE = {"kafka", "redis", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
+CORE = {"kafka", "redis", "redis-exporter", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
 PROFILES = ("simulator", "exchanges", "alphavantage")
 
 
@@ -139,12 +140,17 @@ def test_commands_exist_and_images_are_built_from_the_dockerfile() -> None:
 
 def test_compose_and_kubernetes_run_the_same_third_party_images() -> None:
     def external(images: set[str]) -> dict[str, str]:
-        return {image_name(i): i for i in images if not is_ours(i)}
+        return {image_name(i): i for i in images if not is_ours(i) and image_name(i) not in BUILT_HERE}
 
     compose = external({c.image for c in compose_containers()})
     cluster = external({c["image"] for r in render("prod") if r["kind"] in ("Deployment", "StatefulSet")
                         for c in r["spec"]["template"]["spec"]["containers"]})
     assert compose == cluster
+    # The images we build from our own files: Compose builds them from the same file.
+    services = compose_services()
+    for name, file in BUILT_HERE.items():
+        [service] = [s for s in services.values() if image_name(s.get("image", "")) == name]
+        assert Path(service["build"]["context"]) / service["build"]["dockerfile"] == REPO / file
 
 
 def test_prometheus_config_passes_promtool_and_matches_the_local_one(tmp_path: Path) -> None:

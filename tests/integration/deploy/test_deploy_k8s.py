@@ -114,7 +114,12 @@ def test_kafka_is_a_kraft_quorum_of_three_with_volumes(overlay: str, resources: 
     headless = one(resources, "Service", kafka["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
     container = pod_spec(kafka)["containers"][0]
-    assert container["image"].startswith("apache/kafka:")
+    # Our broker image: the official apache/kafka of the pinned version plus the JMX exporter and
+    # readiness check (ops/kafka/Containerfile); its tag is the Kafka version.
+    assert image_name(container["image"]) == "stockstream-kafka"
+    kafka_version = re.search(r"<kafka.version>(.+)</kafka.version>", (REPO / "ops/kafka/pom.xml").read_text())
+    assert kafka_version is not None and container["image"].endswith(f":{kafka_version.group(1)}")
+    assert f"ARG KAFKA_IMAGE=apache/kafka:{kafka_version.group(1)}\n" in (REPO / "ops/kafka/Containerfile").read_text()
     env = {e["name"]: e for e in container["env"]}
     assert env["KAFKA_PROCESS_ROLES"]["value"] == "broker,controller"
     assert not any("ZOOKEEPER" in name for name in env)
@@ -174,10 +179,11 @@ def test_clients_reach_kafka_redis_and_spark_through_existing_services(resources
 
 def test_one_deployment_per_service_and_ingest_source(overlay: str, resources: tuple[dict[str, Any], ...]) -> None:
     deployments = by_kind(resources, "Deployment")
-    for name in ("process", "materialize", "serve", "spark-master", "spark-worker", "prometheus", "grafana"):
+    for name in ("materialize", "serve", "spark-master", "spark-worker", "prometheus", "grafana"):
         assert name in deployments
     assert one(resources, "StatefulSet", "redis")
     assert one(resources, "StatefulSet", "notify")
+    assert one(resources, "StatefulSet", "process")
     ingests = {name: d for name, d in deployments.items() if name.startswith("ingest-")}
     expected = {"dev": {"ingest-simulator"},
                 "prod": {"ingest-coinbase", "ingest-kraken", "ingest-binance", "ingest-alphavantage"}}[overlay]
@@ -191,12 +197,12 @@ def test_one_deployment_per_service_and_ingest_source(overlay: str, resources: t
 
 def test_processors_never_outnumber_partitions(resources: tuple[dict[str, Any], ...]) -> None:
     partitions = int(stockstream_config(resources)["STOCKSTREAM_PARTITIONS"])
-    for name in ("process", "materialize"):
-        deployment = one(resources, "Deployment", name)
-        assert 1 <= deployment["spec"]["replicas"] <= partitions, name
-        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0, f"{name}: surge would exceed"
+    deployment = one(resources, "Deployment", "materialize")
+    assert 1 <= deployment["spec"]["replicas"] <= partitions
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0, "materialize: surge would exceed"
     # A StatefulSet never surges: it replaces one pod at a time.
-    assert 1 <= one(resources, "StatefulSet", "notify")["spec"]["replicas"] <= partitions
+    for name in ("process", "notify"):
+        assert 1 <= one(resources, "StatefulSet", name)["spec"]["replicas"] <= partitions, name
 
 
 def test_notify_lanes_keep_a_stable_identity(resources: tuple[dict[str, Any], ...]) -> None:
@@ -210,7 +216,7 @@ def test_notify_lanes_keep_a_stable_identity(resources: tuple[dict[str, Any], ..
 
 def test_pod_disruption_budgets_cover_kafka_and_processors(resources: tuple[dict[str, Any], ...]) -> None:
     budgets = list(by_kind(resources, "PodDisruptionBudget").values())
-    for kind, name in [("StatefulSet", "kafka"), ("Deployment", "process"), ("Deployment", "materialize"),
+    for kind, name in [("StatefulSet", "kafka"), ("StatefulSet", "process"), ("Deployment", "materialize"),
                        ("StatefulSet", "notify"), ("Deployment", "serve")]:
         labels = pod_metadata(one(resources, kind, name))["labels"]
         covering = [b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()]

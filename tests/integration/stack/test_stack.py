@@ -41,7 +41,7 @@ def test_redis_and_prometheus_answer(stack):
 
 def test_status_reports_every_service_up(stack):
     statuses = {entry.name: entry for entry in stack.stack.status()}
-    assert set(statuses) == {"kafka", "redis", "prometheus"}
+    assert set(statuses) == {"kafka", "redis", "redis-exporter", "prometheus"}
     assert all(entry.answering and entry.pid for entry in statuses.values())
 
 
