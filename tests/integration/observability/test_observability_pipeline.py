@@ -142,6 +142,7 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
     namespace = f"t{uuid.uuid4().hex[:10]}."
     ports = {service: free_port() for service in SERVICES}
     prometheus_port = free_port()
+    api_port = free_port()
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "STOCKSTREAM_TOPIC_PREFIX": namespace,
         "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": namespace, "LOG_LEVEL": "INFO",
@@ -160,7 +161,8 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         "notify": (["notify"], {"NOTIFY_SUBSCRIPTIONS": str(subscriptions), "NOTIFY_STATE_DIR": str(tmp / "notify"),
                                 "NOTIFY_CONSUMER_GROUP": f"{namespace}notify", "NOTIFY_BACKOFF_INITIAL_S": "0.05",
                                 "NOTIFY_BACKOFF_MAX_S": "0.2"}),
-        "serve": (["serve", "--port", str(ports["serve"])], {"API_PORT": str(ports["serve"])}),
+        # serve's /metrics is on its METRICS_PORT (ports["serve"]) like every service; the API on a port of its own
+        "serve": (["serve", "--port", str(api_port)], {"API_PORT": str(api_port)}),
     }
     services: dict[str, ServiceProcess] = {}
     prometheus: subprocess.Popen[bytes] | None = None
