@@ -12,10 +12,9 @@ clears the cookie. Revoking the key ends every session made with it.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from stockstream.api.auth import SESSION_COOKIE, Authenticator, Principal
@@ -63,9 +62,13 @@ def build_session_router(authenticator: Authenticator | None, store: KeyStore, l
         return SessionState(auth=True, signed_in=True, key_id=principal.key_id, scopes=sorted(principal.scopes))
 
     @router.post("/session", include_in_schema=False)
-    async def sign_in(request: Request, response: Response, body: Annotated[SignIn, Body()]) -> SessionState:
+    async def sign_in(request: Request, response: Response) -> SessionState:
         if not request.headers.get("content-type", "").startswith("application/json"):
             raise HTTPException(415, "send the key as JSON")
+        try:
+            body = SignIn.model_validate_json(await request.body())
+        except ValidationError:
+            raise HTTPException(422, 'the body is {"key": "ssk_…"}') from None
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
             raise HTTPException(403, "cross-origin sign-in refused")
