@@ -45,9 +45,9 @@ from hypothesis import strategies as st
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import BatchPlanner, Caps, InputRecord, InputTopics
 from processors.materialize.store import ViewStore
-from stockstream.api.keys import KeyStore
 from schemas.events import Candle, Lineage, Signal, Tick, encode
 from schemas.topics import TopicRegistry
+from stockstream.api.keys import KeyStore
 from tests.fuzz.strategies import ODD_TEXT, fuzz
 from tests.integration.views.streams import T0, make_stream
 from tests.support.kafka_tools import wait_until
