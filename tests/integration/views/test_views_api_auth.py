@@ -324,3 +324,30 @@ def test_live_needs_a_key_caps_connections_and_drops_a_client_that_stops_reading
         assert live_status(server, keys.read) == 200  # its slot is free again
     finally:
         stalled.close()
+
+
+def test_apikey_command_creates_lists_and_revokes(stack, views_prefix, redis_client):
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": stack.redis_url, "API_KEYS_PREFIX": f"{views_prefix}auth:"}
+
+    def apikey(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([STOCKSTREAM, "apikey", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    created = apikey("create", "--name", "grafana probe", "--scope", "read", "--json")
+    assert created.returncode == 0, created.stderr
+    made = json.loads(created.stdout)
+    assert made["scopes"] == ["read"] and made["token"].startswith(f"ssk_{made['key_id']}_")
+    stored = redis_client.hgetall(f"{views_prefix}auth:key:{made['key_id']}")
+    assert stored[b"hash"].startswith(b"$argon2id$") and made["token"].encode() not in b"".join(stored.values())
+    listed = apikey("list", "--json")
+    assert listed.returncode == 0 and [key["key_id"] for key in json.loads(listed.stdout)] == [made["key_id"]]
+    assert made["token"] not in listed.stdout and "argon2" not in listed.stdout
+    assert "grafana probe" in apikey("list").stdout
+    revoked = apikey("revoke", made["key_id"])
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert json.loads(apikey("list", "--json").stdout)[0]["revoked_at"] is not None
+    assert apikey("revoke", "0123456789abcdef").returncode == 1
+    assert apikey("revoke", "not-an-id").returncode == 2
+    assert apikey("create", "--name", "x", "--scope", "write").returncode == 2
+    assert apikey("create", "--name", "<b>").returncode == 2
+    with TestClient(create_app(keyed_settings(stack, views_prefix)), base_url="https://testserver") as client:
+        assert client.get("/symbols", headers=bearer(made["token"])).status_code == 401
