@@ -139,6 +139,7 @@ class Deployment:
         path.write_text(f"""
 [channels.{CHANNEL}]
 type = "webhook"
+allow_private_network = true
 url = "{self.webhook_url}"
 rate_limit = {{ per_second = 1000, burst = 1000 }}
 

@@ -101,16 +101,21 @@ def subscriptions(folder: Path, web: HttpReceiver, smtp: SmtpReceiver, cert: Pat
     path.write_text(f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 hmac_secret_env = "HOOK_SECRET"
 [channels.slack]
 type = "slack"
+allow_private_network = true
 webhook_url_env = "SLACK_URL"
 [channels.discord]
 type = "discord"
+allow_private_network = true
 webhook_url_env = "DISCORD_URL"
 [channels.telegram]
 type = "telegram"
+allow_private_network = true
+allow_custom_api_base = true
 bot_token_env = "TELEGRAM_TOKEN"
 chat_id = "4242"
 api_base = "{web.url('')}"

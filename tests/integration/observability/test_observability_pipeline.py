@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -119,9 +120,11 @@ SUBSCRIPTIONS = """
 type = "console"
 [channels.broken]
 type = "webhook"
+allow_private_network = true
 url = "{broken}"
 [channels.flaky]
 type = "webhook"
+allow_private_network = true
 url = "{flaky}"
 
 [[subscriptions]]
@@ -166,6 +169,7 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
     }
     services: dict[str, ServiceProcess] = {}
     prometheus: subprocess.Popen[bytes] | None = None
+    stop_reader = threading.Event()
     try:
         for name, (args, env) in specs.items():
             services[name] = ServiceProcess(args, {**common, "METRICS_PORT": str(ports[name]), **env})
@@ -190,6 +194,10 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         wait_until(prometheus_ready, timeout_s=60, message="the test's Prometheus to be ready")
         wait_until(lambda: all(_answers(run.metrics_url(name)) for name in SERVICES), timeout_s=90,
                    message="every service's /metrics")
+        # A reader of the API (as the dashboard would be), so its request metrics have data: /metrics is on
+        # serve's metrics port now, so Prometheus' own scrapes no longer count as API requests.
+        reader = threading.Thread(target=_read_api, args=(f"http://127.0.0.1:{api_port}", stop_reader), daemon=True)
+        reader.start()
         # A poison record on the ticks topic: the processor dead-letters it (reason code, not a crash).
         # Produced once ingest has created the topic (a produce before would auto-create it wrongly).
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
@@ -198,6 +206,7 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         produce(stack.kafka_bootstrap, f"{namespace}ticks", [("BTC-USD", b"{not json")])
         yield run
     finally:
+        stop_reader.set()
         for service in services.values():
             service.terminate(30)
         if prometheus is not None:
@@ -205,6 +214,17 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
             prometheus.wait(30)
         receiver.__exit__(None, None, None)
         delete_topics(stack.kafka_bootstrap, namespace)
+
+
+def _read_api(base: str, stop: threading.Event) -> None:
+    """GET a few API routes about once a second until ``stop``."""
+    while not stop.is_set():
+        for path in ("/symbols", "/symbols/BTC-USD/latest", "/health"):
+            try:
+                http_get(base + path, 2)
+            except OSError:
+                pass  # 404 before the first tick, or serve still starting: a reader just retries
+        stop.wait(1.0)  # pacing the reader, not waiting for a condition
 
 
 def _answers(url: str) -> bool:
