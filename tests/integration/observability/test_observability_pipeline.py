@@ -198,6 +198,8 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         # serve's metrics port now, so Prometheus' own scrapes no longer count as API requests.
         reader = threading.Thread(target=_read_api, args=(f"http://127.0.0.1:{api_port}", stop_reader), daemon=True)
         reader.start()
+        wait_until(lambda: "stockstream_api_request_duration_seconds_count{" in http_get(run.metrics_url("serve")),
+                   timeout_s=60, message="the API's first requests")
         # A poison record on the ticks topic: the processor dead-letters it (reason code, not a crash).
         # Produced once ingest has created the topic (a produce before would auto-create it wrongly).
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
