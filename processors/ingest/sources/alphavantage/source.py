@@ -90,7 +90,7 @@ class AlphaVantageClient:
         text = self.scrub(response.content.decode("utf-8", errors="backslashreplace"))
         try:
             body = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as error:
+        except (ValueError, RecursionError) as error:  # ValueError: also a number of more than 4,300 digits
             return ApiAnswer(None, (
                 Rejected(reasons.MALFORMED_JSON, f"{label}: {error}", raw_text(text)),
                 SourceProblem("malformed_body", f"{label}: body is not JSON"),
