@@ -15,9 +15,10 @@ MALFORMED_JSON = "malformed_json"  # not JSON at all
 TICK_INVALID = "tick_invalid"  # JSON, but not a valid Tick (missing/extra/bad fields)
 KEY_MISSING = "key_missing"  # a Tick without a record key (the key routes it to its symbol's state)
 KEY_MISMATCH = "key_mismatch"  # the record key is not the tick's symbol
+TIMESTAMP_IN_FUTURE = "timestamp_in_future"  # event time beyond the record's Kafka timestamp + the bound
 PROCESSING_FAILED = "processing_failed"  # the step raised (a bug); the tick is set aside, not lost
 
 ALL_REASONS: frozenset[str] = frozenset({
-    VALUE_MISSING, ENCODING_INVALID, MALFORMED_JSON, TICK_INVALID, KEY_MISSING, KEY_MISMATCH,
+    VALUE_MISSING, ENCODING_INVALID, MALFORMED_JSON, TICK_INVALID, KEY_MISSING, KEY_MISMATCH, TIMESTAMP_IN_FUTURE,
     PROCESSING_FAILED, LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE, TIME_OUT_OF_RANGE,
 })

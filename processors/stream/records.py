@@ -54,13 +54,22 @@ def record_time(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, tz=UTC)
 
 
+#: How far a tick's event time may lie beyond its record's Kafka timestamp. Ingest refuses event
+#: times more than ``INGEST_MAX_FUTURE_SECONDS`` (300 s) ahead of its clock when it writes the record;
+#: this bound is wider so that no tick ingest accepted is refused here.
+MAX_FUTURE_S = 900.0
+
+
 def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
-                lineage: Lineage) -> Tick | DeadLetter:
+                lineage: Lineage, max_future_s: float = MAX_FUTURE_S) -> Tick | DeadLetter:
     """Parse one ``ticks`` record; a dead letter (with ``origin`` = ``lineage``) when it is unusable.
 
     A usable record is a JSON ``Tick`` whose record key is exactly its symbol: the key decides
     the partition and the state the tick is applied to, so a mismatch would corrupt another
-    symbol's state.
+    symbol's state. Its event time may not lie more than ``max_future_s`` beyond the record's Kafka
+    timestamp (``timestamp_in_future``): one tick dated in year 9999 would otherwise make every later
+    tick of its symbol ``late`` forever. The bound compares two facts of the log, never the wall
+    clock, so a replay or a backfill decides exactly as the live run did.
     """
     if value is None:
         return _dead(value, timestamp_ms, lineage, reasons.VALUE_MISSING, "the record has no value")
@@ -68,6 +77,10 @@ def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
         tick: Tick = _validate_tick_json(value)
     except ValidationError as error:
         return _invalid(value, timestamp_ms, lineage, error)
+    if timestamp_ms > 0 and (tick.ts_event - record_time(timestamp_ms)).total_seconds() > max_future_s:
+        return _dead(value, timestamp_ms, lineage, reasons.TIMESTAMP_IN_FUTURE,
+                     f"event time {tick.ts_event.isoformat()} is more than {max_future_s:.0f} s after the record's "
+                     f"timestamp {record_time(timestamp_ms).isoformat()}", tick.source)
     if key is not None and key == tick.symbol.encode():
         return tick
     if key is None:

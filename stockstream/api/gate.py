@@ -45,9 +45,9 @@ OPEN_PREFIXES = ("/static/",)
 AUTH_REFUSED = Counter("stockstream_api_auth_refused_total",
                        "Requests refused by the API's gate, by reason (unauthenticated, forbidden)", ["reason"])
 RATE_LIMITED = Counter("stockstream_api_rate_limited_total",
-                       "Requests refused with 429, by limit (ip, key)", ["limit"])
+                       "Requests refused with 429, by kind of limit (ip, key)", ["kind"])
 TOO_LARGE = Counter("stockstream_api_request_too_large_total",
-                    "Requests refused for their size, by part (target, body)", ["part"])
+                    "Requests refused for their size, by kind (target, body)", ["kind"])
 
 
 def required_scope(path: str) -> str | None:
@@ -69,6 +69,9 @@ class GatePolicy:
 
 class BodyTooLarge(Exception):
     """Raised from ``receive`` when a streamed body passes the limit."""
+
+    def __init__(self) -> None:
+        super().__init__("request body too large")
 
 
 class Gate:

@@ -14,7 +14,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from processors.stream.records import _describe, decode_tick
+from processors.stream.records import MAX_FUTURE_S, _describe, decode_tick
 from schemas.events import DeadLetter, Lineage, Tick, encode
 from tests.fuzz.strategies import json_values, mostly_ascii_bytes, mutated
 
@@ -51,11 +51,32 @@ def test_decode_tick_is_model_validate_json(payload: bytes) -> None:
         if decoded.reason == "tick_invalid":
             assert decoded.detail == _describe(error)
         return
-    if isinstance(decoded, DeadLetter):  # a valid tick of another symbol than the key
-        assert decoded.reason == "key_mismatch" and reference.symbol != "BTC-USD"
+    if isinstance(decoded, DeadLetter):  # a valid tick dated beyond the record + bound, or of another symbol
+        beyond = reference.ts_event > datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
+        if beyond:
+            assert decoded.reason == "timestamp_in_future", decoded
+        else:
+            assert decoded.reason == "key_mismatch" and reference.symbol != "BTC-USD"
         return
+    assert reference.ts_event <= datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
     event("valid tick")
     assert decoded == reference
     assert decoded.model_fields_set == reference.model_fields_set
     assert encode(decoded) == encode(reference)
     assert decoded.ts_event.tzinfo is reference.ts_event.tzinfo is UTC
+
+
+def test_far_future_event_time_is_refused_against_the_record_timestamp_not_the_clock() -> None:
+    record_ms = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+    def tick_at(moment: datetime) -> bytes:
+        return encode(Tick(symbol="BTC-USD", price=1.0, ts_event=moment, ts_init=moment, source="s", source_id="1"))
+
+    edge = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
+    assert isinstance(decode_tick(tick_at(edge), b"BTC-USD", record_ms, LINEAGE), Tick)
+    refused = decode_tick(tick_at(edge + timedelta(seconds=1)), b"BTC-USD", record_ms, LINEAGE)
+    assert isinstance(refused, DeadLetter) and refused.reason == "timestamp_in_future"
+    year_9999 = decode_tick(tick_at(datetime(9999, 12, 31, tzinfo=UTC)), b"BTC-USD", record_ms, LINEAGE)
+    assert isinstance(year_9999, DeadLetter) and year_9999.reason == "timestamp_in_future"
+    assert year_9999.origin == LINEAGE and year_9999.source == "s"
+    # the same verdict whenever it is decided (replay, backfill): only the log's own timestamps count
+    assert decode_tick(tick_at(edge + timedelta(seconds=1)), b"BTC-USD", record_ms, LINEAGE) == refused
