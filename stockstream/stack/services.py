@@ -237,7 +237,6 @@ class Prometheus:
             f"--config.file={REPO_ROOT / 'ops/prometheus/prometheus.yml'}",
             f"--storage.tsdb.path={self.settings.state_dir / 'prometheus'}",
             f"--web.listen-address={self.settings.host}:{self.settings.prometheus_port}",
-            "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=15d",
         ]
 
