@@ -98,8 +98,7 @@ def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
             except (httpx.HTTPError, ValueError):
                 return False
 
-        wait_until(up, timeout_s=120, message=f"serve; log:
-{server.output[-1500:]}")
+        wait_until(up, timeout_s=120, message=f"serve; log:\n{server.output[-1500:]}")
         yield Dashboard(base, settings, client, token)
     finally:
         server.terminate()
