@@ -257,7 +257,8 @@ def test_the_window_is_the_channel_burst_at_most_max_in_flight(receiver: HttpRec
     assert Lane(webhook(receiver)).processor.window.size == 10  # webhook default: 10/s, burst 10
     assert Lane(webhook(receiver, rate_limit={"per_second": 1, "burst": 3})).processor.window.size == 3
     assert Lane(webhook(receiver), max_in_flight=4).processor.window.size == 4
-    assert Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url("")},
+    assert Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url(""),
+                 "allow_custom_api_base": True, "allow_private_network": True},
                 secrets={"TG": TOKEN}).processor.window.size == 1  # one message per second per chat, in order
     assert Lane({"type": "console"}).processor.window.size == 1  # inline: a line on stdout
 
