@@ -98,7 +98,7 @@ class Run:
         if web is not None:
             subscriptions = folder / f"{name}.toml"
             # The rate limit is lifted so the figures measure the notifier, not the (default 10/s) webhook limit.
-            subscriptions.write_text(f'[channels.hook]\ntype = "webhook"\nurl = "{web.url(self.path)}"\n'
+            subscriptions.write_text(f'[channels.hook]\ntype = "webhook"\nallow_private_network = true\nurl = "{web.url(self.path)}"\n'
                                      'rate_limit = {per_second = 10000, burst = 10000}\n'
                                      '[[subscriptions]]\nchannel = "hook"\ncooldown = 0\n')
             self.env["NOTIFY_SUBSCRIPTIONS"] = str(subscriptions)
@@ -166,7 +166,8 @@ class LineCounter:
 
 
 def bare_webhook(web: HttpReceiver, count: int) -> dict[str, float]:
-    config = NotifyConfig.model_validate({"channels": {"hook": {"type": "webhook", "url": web.url("/baseline")}},
+    config = NotifyConfig.model_validate({"channels": {"hook": {"type": "webhook", "url": web.url("/baseline"),
+                                                                "allow_private_network": True}},
                                           "subscriptions": [{"channel": "hook"}]})
     sender = build_sender("hook", config.channels["hook"], dict[str, SecretStr](), NotifySettings(),
                           now=lambda: datetime.now(UTC))

@@ -59,11 +59,13 @@ def default_services(available: set[str], api_port: int,
         ServiceSpec("process", ("process",), "metrics http://127.0.0.1:9102/metrics"),
         ServiceSpec("materialize", ("materialize",), "metrics http://127.0.0.1:9103/metrics"),
         ServiceSpec("notify", ("notify",), "metrics http://127.0.0.1:9104/metrics"),
+        # Bound to loopback, so API keys are off by default (API_AUTH=auto); API_AUTH=on requires them here too.
         ServiceSpec("serve", ("serve", "--port", str(api_port)),
-                    f"dashboard http://127.0.0.1:{api_port}/  API docs http://127.0.0.1:{api_port}/docs"),
+                    f"dashboard http://127.0.0.1:{api_port}/  API docs http://127.0.0.1:{api_port}/docs  "
+                    "metrics http://127.0.0.1:9105/metrics"),
     ]
     if (environ.get("COMPOSITE_SYMBOLS") or "").strip():
-        wanted.insert(2, ServiceSpec("composite", ("composite",), "metrics http://127.0.0.1:9105/metrics"))
+        wanted.insert(2, ServiceSpec("composite", ("composite",), "metrics http://127.0.0.1:9106/metrics"))
     return [spec for spec in wanted if spec.args[0] in available]
 
 

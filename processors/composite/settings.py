@@ -19,7 +19,7 @@ class CompositeSettings(KafkaSettings, MetricsSettings, LoggingSettings):
 
     symbols: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias=env("COMPOSITE_SYMBOLS"))
     stale_s: float = Field(10.0, gt=0, le=86_400, validation_alias=env("COMPOSITE_STALE_S"))
-    metrics_port: int = Field(9105, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
+    metrics_port: int = Field(9106, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
     consumer_group: str | None = Field(None, validation_alias=env("COMPOSITE_CONSUMER_GROUP"))
     state_dir: Path = Field(DEFAULT_STATE_DIR, validation_alias=env("COMPOSITE_STATE_DIR"))
     auto_offset_reset: str = Field("latest", pattern="^(earliest|latest)$",

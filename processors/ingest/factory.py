@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from processors.ingest.settings import IngestSettings
+from processors.ingest.sources.alphavantage.budget_file import budget_path
 from processors.ingest.sources.alphavantage.source import AlphaVantageConfig, AlphaVantageSource
 from processors.ingest.sources.base import Source
 from processors.ingest.sources.exchanges.binance import BinanceAdapter
@@ -40,6 +41,8 @@ def build_source(settings: IngestSettings, now: Callable[[], datetime]) -> Sourc
             interval_s=settings.message_interval, daily_budget=settings.alphavantage_daily_budget,
             history=settings.alphavantage_history, timeout_s=settings.alphavantage_timeout_seconds,
             retry_initial_s=settings.retry_initial_seconds, retry_max_s=settings.retry_max_seconds,
+            budget_file=budget_path(settings.alphavantage_budget_dir,
+                                    settings.alphavantage_api_key.get_secret_value()),
         ), bounds, now)
     adapter: ExchangeAdapter
     if settings.source == "coinbase":

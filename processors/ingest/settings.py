@@ -85,6 +85,8 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     alphavantage_daily_budget: int = Field(25, ge=1, validation_alias=env("ALPHAVANTAGE_DAILY_BUDGET"))
     alphavantage_history: bool = Field(False, validation_alias=env("ALPHAVANTAGE_HISTORY"))
     alphavantage_timeout_seconds: float = Field(10.0, gt=0, validation_alias=env("ALPHAVANTAGE_TIMEOUT_SECONDS"))
+    # The daily budget is kept here across restarts (a crash loop must not overspend the 25 calls a day).
+    alphavantage_budget_dir: Path = Field(Path(".stack/state/ingest"), validation_alias=env("ALPHAVANTAGE_BUDGET_DIR"))
 
     # Exchange WebSocket feeds.
     coinbase_ws_url: str = Field("wss://ws-feed.exchange.coinbase.com", validation_alias=env("COINBASE_WS_URL"))

@@ -20,3 +20,5 @@ BATCH_RECORDS = Histogram("stockstream_materialize_batch_records", "Records per 
                           buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000))
 LIVE_PUBLISHED = Counter("stockstream_materialize_live_updates_total", "Live updates published on Redis pub/sub")
 REDIS_UP = Gauge("stockstream_materialize_redis_up", "1 when the last Redis write succeeded, 0 while retrying")
+REWINDS = Counter("stockstream_materialize_rewinds_total",
+                  "Partitions re-read because Redis lost acknowledged view writes (its progress fell behind)")

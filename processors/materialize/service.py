@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from processors.materialize import metrics
 from processors.materialize.planner import BatchPlanner, InputRecord, ViewBatch
+from processors.materialize.progress import ProgressGuard, progress_mapping
 from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
@@ -94,6 +95,7 @@ class Materializer:
         self.planner = BatchPlanner(settings.view_keys(), self.topics, settings.caps(), now)
         self.redis = redis_client(settings, settings.redis_socket_timeout_s)
         self.store = ViewStore(self.redis, settings.view_keys())
+        self.progress = ProgressGuard(self.redis, settings.redis_key_prefix)
         self.dead_letters = DeadLetterSink(settings)
         self.consumer = self._consumer()
         self._revoked: set[tuple[str, int]] = set()
@@ -115,6 +117,7 @@ class Materializer:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        self.progress.forget((tp.topic, tp.partition) for tp in partitions)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.difference_update((tp.topic, tp.partition) for tp in partitions)
@@ -180,10 +183,14 @@ class Materializer:
             held = [r for r in held if (r.topic, r.partition) not in self._revoked]
             if not held:
                 break
-            batch = self.planner.plan(held)
             try:
                 started = time.perf_counter()
-                result = self.store.apply(batch)
+                held = self._rewind_lost_writes(held)
+                if not held:
+                    break
+                batch = self.planner.plan(held)
+                result = self.store.apply(batch, progress=progress_mapping(held))
+                self.progress.wrote(held)
                 self.dead_letters.send(batch)
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             except (redis.RedisError, KafkaException, OSError) as error:
@@ -219,6 +226,20 @@ class Materializer:
         if paused:
             self.consumer.resume(self.consumer.assignment())
         return True
+
+    def _rewind_lost_writes(self, held: list[InputRecord]) -> list[InputRecord]:
+        """Seek back the partitions for which Redis lost acknowledged writes; the rest of ``held`` to write."""
+        rewind = self.progress.lost(held)
+        for (topic, partition), offset in rewind.items():
+            log.warning("Redis lost view writes of %s[%d] (its progress is at offset %d): re-reading from there",
+                        topic, partition, offset)
+            metrics.REWINDS.inc()
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as error:
+                # Not seekable now (e.g. being revoked): its next owner starts from Redis's progress check.
+                log.warning("seek of %s[%d] to %d failed: %s", topic, partition, offset, error)
+        return [record for record in held if (record.topic, record.partition) not in rewind]
 
     def _account(self, batch: ViewBatch, written: int, stale: int, published: int) -> None:
         self.batches += 1

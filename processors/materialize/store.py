@@ -15,6 +15,7 @@ write and publish loses that live message, never a view).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ import redis
 
 from processors.materialize.keys import ViewKeys, position_key
 from processors.materialize.planner import SeriesAdd, ViewBatch, live_update
+from processors.materialize.progress import progress_key
 
 # KEYS: data hash, position hash. ARGV: field1, offset1, value1, field2, … Per field: written (1) only if
 # the offset is higher than the one the field reflects, else 0. Returns the flags in ARGV order.
@@ -81,9 +83,14 @@ class ViewStore:
         self._set_if_newer = client.register_script(SET_IF_NEWER)
         self._upsert_capped = client.register_script(UPSERT_CAPPED)
 
-    def apply(self, batch: ViewBatch) -> ApplyResult:
-        """One pipeline for the whole batch (one command or script call per key), then the live updates."""
-        if batch.write_count == 0 and not batch.instruments:
+    def apply(self, batch: ViewBatch, progress: Mapping[str, int] | None = None) -> ApplyResult:
+        """One pipeline for the whole batch (one command or script call per key), then the live updates.
+
+        ``progress`` (``topic:partition`` → next offset) is written last in the same pipeline, to
+        ``{prefix}progress`` (processors/materialize/progress.py): Redis persists in order, so it never
+        survives a crash without the writes before it.
+        """
+        if batch.write_count == 0 and not batch.instruments and not progress:
             return ApplyResult(0, 0, 0)
         pipe = self.client.pipeline(transaction=False)
         lives: list[list[tuple[str | None, bytes]]] = []  # per script call: (live type, JSON) of each write
@@ -106,7 +113,11 @@ class ViewStore:
             pipe.zadd(key, {member: add.score for member, add in unique.items()})
             pipe.zremrangebyrank(key, 0, -(group.cap + 1))
             series.append((len(group.adds), unique))
+        if progress:
+            pipe.hset(progress_key(self.keys.prefix), mapping=dict(progress))
         results: list[Any] = pipe.execute()
+        if progress:
+            results = results[:-1]
         if batch.instruments:
             results = results[1:]
         written = total = 0

@@ -108,29 +108,62 @@ class ConsoleChannel(_ChannelBase):
     type: Literal["console"]
 
 
-class WebhookChannel(_ChannelBase):
-    """Generic JSON webhook: POST of the notification and the signal; optional HMAC-SHA256 signature."""
+class _HttpChannel(_ChannelBase):
+    """A channel that POSTs over HTTP: HTTPS only, and never to a private address, unless it says
+    ``allow_private_network = true`` (checked at send time after DNS resolution: channels/egress.py)."""
+
+    allow_private_network: bool = False
+
+    def check_url(self, url: str, what: str) -> None:
+        """Refuse a URL this channel may not use (an ``http://`` one without ``allow_private_network``)."""
+        scheme = urlsplit(url).scheme
+        if scheme != "https" and not (scheme == "http" and self.allow_private_network):
+            raise ValueError(f"{what} must be an https:// URL (http:// only with allow_private_network = true)")
+
+
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+# Header names whose values are credentials: they must come from the environment (headers_env).
+_SECRET_HEADER = re.compile(r"^(authorization|proxy-authorization|cookie)$|token|secret|api-?key|password|auth",
+                            re.IGNORECASE)
+
+
+class WebhookChannel(_HttpChannel):
+    """Generic JSON webhook: POST of the notification and the signal; optional HMAC-SHA256 signature.
+
+    ``headers`` are sent as written (no credentials: a name like Authorization or X-Api-Key is
+    refused there); ``headers_env`` maps a header to the env var holding its (secret) value.
+    """
 
     type: Literal["webhook"]
     url: HttpUrl | None = None
     url_env: EnvName | None = None
     hmac_secret_env: EnvName | None = None
-    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")], str] = Field(default_factory=dict)
+    headers: dict[HeaderName, str] = Field(default_factory=dict)
+    headers_env: dict[HeaderName, EnvName] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_url(self) -> WebhookChannel:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("a webhook channel needs exactly one of 'url' or 'url_env'")
+        if self.url is not None:
+            self.check_url(str(self.url), "the webhook url")
+        secret = sorted(name for name in self.headers if _SECRET_HEADER.search(name))
+        if secret:
+            raise ValueError(f"header {', '.join(secret)} looks like a credential: give it with headers_env "
+                             "(header name → env var), never in the file")
+        both = sorted(set(name.lower() for name in self.headers) & set(name.lower() for name in self.headers_env))
+        if both:
+            raise ValueError(f"header {', '.join(both)} is in both headers and headers_env")
         return self
 
     def secret_env_names(self) -> tuple[str, ...]:
-        return tuple(name for name in (self.url_env, self.hmac_secret_env) if name)
+        return tuple(name for name in (self.url_env, self.hmac_secret_env, *self.headers_env.values()) if name)
 
     def default_rate_limit(self) -> RateLimit:
         return RateLimit(per_second=10, burst=10)
 
 
-class SlackChannel(_ChannelBase):
+class SlackChannel(_HttpChannel):
     """Slack incoming webhook; the webhook URL is a secret, read from ``webhook_url_env``."""
 
     type: Literal["slack"]
@@ -144,7 +177,7 @@ class SlackChannel(_ChannelBase):
         return RateLimit(per_second=1, burst=3)
 
 
-class DiscordChannel(_ChannelBase):
+class DiscordChannel(_HttpChannel):
     """Discord webhook (an embed per signal); the webhook URL is a secret, read from ``webhook_url_env``."""
 
     type: Literal["discord"]
@@ -158,14 +191,30 @@ class DiscordChannel(_ChannelBase):
         return RateLimit(per_second=2.5, burst=5)
 
 
-class TelegramChannel(_ChannelBase):
-    """Telegram Bot API ``sendMessage`` to one chat; the bot token is read from ``bot_token_env``."""
+TELEGRAM_API_BASE = "https://api.telegram.org"
+
+
+class TelegramChannel(_HttpChannel):
+    """Telegram Bot API ``sendMessage`` to one chat; the bot token is read from ``bot_token_env``.
+
+    The API host is pinned to api.telegram.org (the token travels in the URL path): another
+    ``api_base`` (a local Bot API server) needs ``allow_custom_api_base = true``.
+    """
 
     type: Literal["telegram"]
     bot_token_env: EnvName
     chat_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
                        Field(pattern=r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$")]
-    api_base: HttpUrl = HttpUrl("https://api.telegram.org")
+    api_base: HttpUrl = HttpUrl(TELEGRAM_API_BASE)
+    allow_custom_api_base: bool = False
+
+    @model_validator(mode="after")
+    def _pinned_host(self) -> TelegramChannel:
+        if str(self.api_base).rstrip("/") != TELEGRAM_API_BASE and not self.allow_custom_api_base:
+            raise ValueError(f"api_base must be {TELEGRAM_API_BASE} (the bot token goes to it) unless the channel "
+                             "says allow_custom_api_base = true")
+        self.check_url(str(self.api_base), "api_base")
+        return self
 
     def secret_env_names(self) -> tuple[str, ...]:
         return (self.bot_token_env,)
@@ -187,12 +236,13 @@ EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_mail_addres
 
 
 class EmailChannel(_ChannelBase):
-    """Mail over SMTP; STARTTLS and authentication optional (password from ``password_env``)."""
+    """Mail over SMTP: STARTTLS by default (``starttls = false`` for a relay on a trusted network);
+    authentication (password from ``password_env``) only over TLS, never over a clear connection."""
 
     type: Literal["email"]
     host: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 587
-    starttls: bool = False
+    starttls: bool = True
     ca_file: Path | None = None
     username: str | None = None
     password_env: EnvName | None = None
@@ -203,6 +253,8 @@ class EmailChannel(_ChannelBase):
     def _auth_pair(self) -> EmailChannel:
         if (self.username is None) != (self.password_env is None):
             raise ValueError("email authentication needs both 'username' and 'password_env'")
+        if self.username is not None and not self.starttls:
+            raise ValueError("email authentication over a clear connection is refused: keep starttls = true")
         return self
 
     def secret_env_names(self) -> tuple[str, ...]:

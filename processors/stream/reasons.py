@@ -17,9 +17,11 @@ TICK_INVALID = "tick_invalid"  # JSON, but not a valid Tick (missing/extra/bad f
 KEY_MISSING = "key_missing"  # a Tick without a record key (the key routes it to its instrument's state)
 KEY_MISMATCH = "key_mismatch"  # the record key is not the tick's instrument (SYMBOL@venue; the symbol for v1)
 # SCHEMA_VERSION_UNSUPPORTED: a tick written by a newer release (schemas/upcasters.py)
+TIMESTAMP_IN_FUTURE = "timestamp_in_future"  # event time beyond the record's Kafka timestamp + the bound
 PROCESSING_FAILED = "processing_failed"  # the step raised (a bug); the tick is set aside, not lost
 
 ALL_REASONS: frozenset[str] = frozenset({
     VALUE_MISSING, ENCODING_INVALID, MALFORMED_JSON, TICK_INVALID, KEY_MISSING, KEY_MISMATCH, SCHEMA_VERSION_UNSUPPORTED,
+    TIMESTAMP_IN_FUTURE,
     PROCESSING_FAILED, LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE, TIME_OUT_OF_RANGE,
 })

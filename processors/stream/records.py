@@ -61,13 +61,23 @@ def record_time(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, tz=UTC)
 
 
+#: How far a tick's event time may lie beyond its record's Kafka timestamp. Ingest refuses event
+#: times more than ``INGEST_MAX_FUTURE_SECONDS`` (300 s) ahead of its clock when it writes the record;
+#: this bound is wider so that no tick ingest accepted is refused here.
+MAX_FUTURE_S = 900.0
+
+
 def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
-                lineage: Lineage) -> Tick | DeadLetter:
+                lineage: Lineage, max_future_s: float = MAX_FUTURE_S) -> Tick | DeadLetter:
     """Parse one ``ticks`` record; a dead letter (with ``origin`` = ``lineage``) when it is unusable.
 
     A usable record is a ``Tick`` of any known version whose record key is exactly the key its
     release gave it: the instrument ``SYMBOL@venue`` (v2), the symbol (v1). The key decides the
-    partition, so a mismatch would put the tick beside another instrument's ticks.
+    partition, so a mismatch would put the tick beside another instrument's ticks. Its event time
+    may not lie more than ``max_future_s`` beyond the record's Kafka timestamp
+    (``timestamp_in_future``): one tick dated in year 9999 would otherwise make every later tick of
+    its instrument ``late`` forever. The bound compares two facts of the log, never the wall clock,
+    so a replay or a backfill decides exactly as the live run did.
     """
     if value is None:
         return _dead(value, timestamp_ms, lineage, reasons.VALUE_MISSING, "the record has no value")
@@ -81,10 +91,15 @@ def decode_tick(value: bytes | None, key: bytes | None, timestamp_ms: int,
         except UnsupportedSchemaVersionError as error:
             return _dead(value, timestamp_ms, lineage, reasons.SCHEMA_VERSION_UNSUPPORTED, str(error)[:_DETAIL_MAX],
                          _source_of(value))
-        return _keyed(tick, record_key(tick, version), value, key, timestamp_ms, lineage)
-    if key is not None and key == f"{tick.symbol}@{tick.venue}".encode():
+    else:
+        version = _LATEST
+    if timestamp_ms > 0 and tick.ts_event.timestamp() * 1000.0 - timestamp_ms > max_future_s * 1000.0:
+        return _dead(value, timestamp_ms, lineage, reasons.TIMESTAMP_IN_FUTURE,
+                     f"event time {tick.ts_event.isoformat()} is more than {max_future_s:.0f} s after the record's "
+                     f"timestamp {record_time(timestamp_ms).isoformat()}", tick.source)
+    if version == _LATEST and key is not None and key == f"{tick.symbol}@{tick.venue}".encode():
         return tick
-    return _keyed(tick, record_key(tick, _LATEST), value, key, timestamp_ms, lineage)
+    return _keyed(tick, record_key(tick, version), value, key, timestamp_ms, lineage)
 
 
 def _keyed(tick: Tick, expected: bytes | None, value: bytes, key: bytes | None, timestamp_ms: int,

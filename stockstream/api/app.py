@@ -1,7 +1,9 @@
-"""The FastAPI application of ``stockstream serve``: views API, live SSE relay, dashboard, /health, /metrics.
+"""The FastAPI application of ``stockstream serve``: views API, live SSE relay, dashboard, /health, /ready.
 
 :func:`create_app` is the only constructor; it takes settings and an injected clock so
 tests build the app against the real Redis with a fixed time. The app never writes to Redis.
+Every request passes :mod:`stockstream.api.gate` (limits, keys, scopes, access log); the
+Prometheus ``/metrics`` is on the metrics port (``METRICS_PORT``), like every other service.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import redis
 import redis.asyncio as aioredis
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Query, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, StringConstraints
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -34,10 +36,15 @@ from processors.materialize.reader import ViewReader
 from processors.materialize.settings import redis_client
 from processors.runtime.kafka_admin import admin_client
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
+from stockstream.api.auth import Authenticator, Principal, SessionCodec
+from stockstream.api.gate import Gate, GatePolicy
+from stockstream.api.keys import KeyStore
+from stockstream.api.limits import RateLimiter
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
 from stockstream.api.routes import AmbiguousSymbolError, ambiguous_symbol, build_router
-from stockstream.api.settings import ApiSettings
+from stockstream.api.session import build_session_router
+from stockstream.api.settings import ApiSettings, is_loopback
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
@@ -48,6 +55,10 @@ DOCS_HTML = """<!doctype html>
 <script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/docs.js"></script></body></html>
 """
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "unready"]
 
 
 class Health(BaseModel):
@@ -84,6 +95,9 @@ class KafkaProbe:
 
 
 def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) -> FastAPI:
+    """The app for ``settings``. Raises ``ValueError`` if it would serve without keys beyond loopback."""
+    if not settings.auth_enabled and not is_loopback(settings.api_host):
+        raise ValueError(f"refusing to serve without API keys on {settings.api_host!r} (not loopback)")
     keys = ViewKeys(settings.redis_key_prefix)
 
     def async_client() -> aioredis.Redis:
@@ -116,10 +130,20 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     app.state.redis = redis_client(settings, settings.redis_socket_timeout_s)
     app.state.reader = ViewReader(app.state.redis, keys, now)
     app.state.kafka = KafkaProbe(settings)
+    store = KeyStore(app.state.redis, settings.api_keys_prefix)
+    lifetime_s = settings.session_hours * 3600
+    authenticator = Authenticator(store, SessionCodec(
+        settings.session_secret.get_secret_value().encode() if settings.session_secret else b"", lifetime_s)) \
+        if settings.auth_enabled else None
     app.include_router(build_router(settings.timeframes, settings.instrument_stale_s))
     app.add_exception_handler(AmbiguousSymbolError, ambiguous_symbol)
+    app.include_router(build_session_router(authenticator, store, lifetime_s))
+    policy = GatePolicy(authenticator, RateLimiter(settings.rate_per_ip, settings.rate_burst),
+                        RateLimiter(settings.rate_per_key, settings.rate_burst), settings.max_body_bytes)
+    app.add_middleware(Gate, policy=policy)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
+    app.openapi = lambda: _openapi(app, settings.auth_enabled)  # type: ignore[method-assign]
 
     @app.exception_handler(redis.RedisError)
     async def redis_unavailable(_request: Request, error: redis.RedisError) -> JSONResponse:
@@ -141,9 +165,18 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
                       live_relay=request.app.state.hub.connected.is_set())
         return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    @app.get("/ready", response_model=Ready, tags=["operations"],
+             responses={503: {"model": Ready, "description": "Redis is unreachable"}})
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness for a load balancer: Redis only (a Kafka outage must not take the read API down)."""
+        def redis_up() -> bool:
+            try:
+                return bool(request.app.state.redis.ping())
+            except (redis.RedisError, OSError):
+                return False
+
+        up = await run_in_threadpool(redis_up)
+        return JSONResponse(Ready(status="ready" if up else "unready").model_dump(), status_code=200 if up else 503)
 
     @app.get("/live", include_in_schema=False)
     async def live(
@@ -151,10 +184,16 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
         symbol: Annotated[list[SymbolItem] | None, Query(max_length=50)] = None,
     ) -> Response:
         hub: LiveHub = request.app.state.hub
+        principal: Principal | None = request.scope.get("state", {}).get("principal")
+        client = principal.key_id if principal is not None and principal.via != "open" else (
+            request.client.host if request.client else "-")
         if len(hub.subscribers) >= settings.live_max_clients:
             return JSONResponse({"detail": "too many live clients"}, status_code=503)
+        if hub.connections_of(client) >= settings.live_max_per_client:
+            return JSONResponse({"detail": f"at most {settings.live_max_per_client} live connections per client"},
+                                status_code=429)
         wanted = frozenset(symbol) if symbol else None
-        subscriber = hub.subscribe(wanted)
+        subscriber = hub.subscribe(wanted, client)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
             try:
@@ -166,7 +205,10 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
             finally:
                 hub.unsubscribe(subscriber)
 
-        return EventSourceResponse(events(), ping=int(settings.live_ping_s), headers={"Cache-Control": "no-store"})
+        # A client that stops reading blocks the send; after the send timeout the response ends, the
+        # generator's finally unsubscribes it, and its slot is free again.
+        return EventSourceResponse(events(), ping=int(settings.live_ping_s), send_timeout=settings.live_send_timeout_s,
+                                   headers={"Cache-Control": "no-store"})
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -182,3 +224,30 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _openapi(app: FastAPI, auth: bool) -> dict[str, object]:
+    """The schema, with the bearer scheme and the gate's answers (401/403/429/413/414) when keys are on."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    problem = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    gate_answers = {"413": "Request body too large", "414": "Request target too long",
+                    "429": "Rate limited (per address or per key); see Retry-After"}
+    if auth:
+        gate_answers |= {"401": "No valid API key or session", "403": "The key lacks the scope this route needs",
+                         "503": "Redis (views or keys) is unreachable"}
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
+            "type": "http", "scheme": "bearer", "description": "An API key from `stockstream apikey create`"}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            if auth and path != "/ready":
+                operation["security"] = [{"apiKey": []}]
+            for code, text in gate_answers.items():
+                if path == "/ready" and code in ("401", "403"):
+                    continue
+                operation["responses"].setdefault(code, {"description": text, **problem})
+    schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Problem", {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"], "title": "Problem"})
+    app.openapi_schema = schema
+    return schema

@@ -6,7 +6,9 @@ One subscription per API process (:class:`LiveHub`, started in the app's lifespa
 and ``{prefix}live:notifications`` (the notifier's browser notifications:
 ``{"signal_id","title","text","url","signal"}``), and fans each update out to the clients
 that asked for its symbol. Each client has a bounded queue: a client that does not keep up
-loses its oldest updates (counted), never the server's memory. When Redis goes away the hub
+loses its oldest updates (counted), never the server's memory; a client that stops reading
+altogether is dropped by the send timeout of its response (``API_LIVE_SEND_TIMEOUT_SECONDS``),
+which frees its slot. When Redis goes away the hub
 reconnects with backoff and tells clients through a ``status`` event.
 
 SSE events sent to a client: ``ready`` (first, with the symbols), ``status``
@@ -43,6 +45,7 @@ CLIENTS = Gauge("stockstream_api_live_clients", "Connected live (SSE) clients")
 class Subscriber:
     symbols: frozenset[str] | None  # None: every symbol
     queue: asyncio.Queue[tuple[str, str]]
+    client: str = "-"  # the key id, or the address when authentication is off (per-client cap)
     dropped: int = 0
 
     def wants(self, symbol: object) -> bool:
@@ -69,11 +72,14 @@ class LiveHub:
     subscribers: set[Subscriber] = field(default_factory=set)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def subscribe(self, symbols: frozenset[str] | None) -> Subscriber:
-        subscriber = Subscriber(symbols, asyncio.Queue(self.queue_max))
+    def subscribe(self, symbols: frozenset[str] | None, client: str = "-") -> Subscriber:
+        subscriber = Subscriber(symbols, asyncio.Queue(self.queue_max), client)
         self.subscribers.add(subscriber)
         CLIENTS.set(len(self.subscribers))
         return subscriber
+
+    def connections_of(self, client: str) -> int:
+        return sum(1 for subscriber in self.subscribers if subscriber.client == client)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)

@@ -15,7 +15,7 @@ def composite(
     group: Annotated[str | None, typer.Option("--group", help="Kafka consumer group (env COMPOSITE_CONSUMER_GROUP).")] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state folder (env COMPOSITE_STATE_DIR).")] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="A new group starts at the log's beginning instead of its end.")] = False,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9105).")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9106).")] = None,
 ) -> None:
     """Publish the composite index of each symbol (SYMBOL@index) into the ticks topic; docs/composite.md."""
     from processors.composite.service import main

@@ -11,19 +11,41 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Bind address (default API_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default API_PORT or 8000).")] = None,
 ) -> None:
-    """Serve the views API (OpenAPI docs at /docs), /live (SSE), /health, /metrics and the dashboard at /."""
-    import uvicorn
+    """Serve the views API (OpenAPI docs at /docs), /live (SSE), /health, /ready and the dashboard at /.
 
-    from processors.runtime.observability import setup_logging, start_metrics_server
+    API keys are required unless API_AUTH=off (loopback only) or, by default (API_AUTH=auto), when bound
+    to loopback; /metrics is on METRICS_PORT (9105). Exits 2 when asked to serve without keys beyond loopback.
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from processors.runtime.observability import HEALTH, setup_logging, start_metrics_server
     from stockstream.api.app import create_app
     from stockstream.api.settings import ApiSettings
 
-    settings = ApiSettings()
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["api_host"] = host
+    if port is not None:
+        overrides["api_port"] = port
+    try:
+        settings = ApiSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        typer.echo(f"stockstream serve: {error.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
     settings.register_secrets()
     setup_logging(settings.log_level, "serve")
-    start_metrics_server(settings.api_host, 0, "serve")  # build info only; /metrics is served by the app itself
     app = create_app(settings)
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_config=None,
+    start_metrics_server(settings.metrics_host, settings.metrics_port, "serve")
+    HEALTH.mark_ready()
+    import logging
+
+    logging.getLogger(__name__).info(
+        "serving on %s:%s, API keys %s%s; metrics on %s:%s", settings.api_host, settings.api_port,
+        "required" if settings.auth_enabled else "NOT required",
+        "" if settings.auth_enabled else " (loopback only; API_AUTH=on to require them)",
+        settings.metrics_host, settings.metrics_port)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=3)
 
 

@@ -18,7 +18,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Event
@@ -58,9 +60,10 @@ def resolve_topic(registry: TopicRegistry, name: str) -> TopicSpec:
     raise typer.BadParameter(f"unknown topic {name!r}; known: {known}")
 
 
-def _cell(value: Any, width: int = 60) -> str:
+def _cell(value: Any, width: int = 60) -> Text:
+    """A table cell as plain text: a payload is data, never rich markup (a DLQ value may hold ``[/x]``)."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return Text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def tail(
@@ -84,11 +87,11 @@ def tail(
         try:
             metadata = consumer.list_topics(spec.name, timeout=10)
         except KafkaException as error:
-            err.print(f"[red]cannot reach Kafka at {settings.bootstrap_servers}:[/] {error}")
+            err.print(f"[red]cannot reach Kafka at {escape(settings.bootstrap_servers)}:[/] {escape(str(error))}")
             raise typer.Exit(1) from None
         partitions = metadata.topics[spec.name].partitions if spec.name in metadata.topics else {}
         if not partitions or metadata.topics[spec.name].error is not None:
-            err.print(f"[red]topic {spec.name} does not exist (yet)[/]")
+            err.print(f"[red]topic {escape(spec.name)} does not exist (yet)[/]")
             raise typer.Exit(1)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(spec.name, p, start) for p in partitions])

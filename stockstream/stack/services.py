@@ -300,7 +300,6 @@ class Prometheus:
             f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.settings.state_dir / 'prometheus'}",
             f"--web.listen-address={self.settings.host}:{self.settings.prometheus_port}",
-            "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=15d",
             # Whichever comes first: a busy pipeline must not fill the disk within the 15 days.
             f"--storage.tsdb.retention.size={self.settings.prometheus_retention_size}",

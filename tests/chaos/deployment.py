@@ -112,7 +112,8 @@ class Deployment:
         # More notifier instances join the same lane groups and split the partitions (docs/notify.md).
         extra = tuple(f"notify-{n}" for n in range(2, notify_replicas + 1))
         self.names: tuple[str, ...] = (*SERVICES[:4], *extra, SERVICES[4])
-        self.ports = {name: free_port() for name in self.names}
+        self.ports = {name: free_port() for name in self.names}  # each service's METRICS_PORT
+        self.api_port = free_port()  # serve's API (its /metrics is on ports["serve"], like every service)
         self.services: dict[str, Running] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -138,6 +139,7 @@ class Deployment:
         path.write_text(f"""
 [channels.{CHANNEL}]
 type = "webhook"
+allow_private_network = true
 url = "{self.webhook_url}"
 rate_limit = {{ per_second = 1000, burst = 1000 }}
 
@@ -171,7 +173,7 @@ cooldown = 0
                        "NOTIFY_MAX_ATTEMPTS": "100", "NOTIFY_RETRY_DEADLINE_S": "600",
                        "NOTIFY_BACKOFF_MAX_S": "2", "NOTIFY_LANE_RESTART_MAX_S": "4",
                        "NOTIFY_SHUTDOWN_GRACE_S": "10"},
-            "serve": {"API_HOST": "127.0.0.1", "API_PORT": str(self.ports["serve"])},
+            "serve": {"API_HOST": "127.0.0.1", "API_PORT": str(self.api_port)},
         }[kind]
         return {**common, **own, **self.extra_env.get(name, {})}
 
@@ -295,7 +297,7 @@ cooldown = 0
     def api(self, path: str, timeout_s: float = 3.0) -> tuple[int, object]:
         """GET on the API; (status, JSON body) — (0, None) when it does not answer."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['serve']}{path}", timeout=timeout_s) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}{path}", timeout=timeout_s) as reply:  # noqa: S310
                 return reply.status, json.loads(reply.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, None

@@ -14,6 +14,10 @@ prices of 5e-324 and 1.8e308), so responses carry real and extreme data.
    characters, dot segments, huge and repeated parameters): never a 5xx, always the security
    headers, JSON errors; the server logs no traceback.
 
+Both run twice: with authentication off (loopback) and with API keys on, as a client holding a
+``read`` key (schemathesis's ``ignored_auth`` check then also proves every operation that the
+schema says needs the key refuses a request without it).
+
 (tests/integration/views has a short in-process schemathesis pass; this one is the long,
 stateful, over-the-wire one.)
 """
@@ -43,6 +47,7 @@ from processors.materialize.planner import BatchPlanner, Caps, InputRecord, Inpu
 from processors.materialize.store import ViewStore
 from schemas.events import Candle, Lineage, Signal, Tick, encode
 from schemas.topics import TopicRegistry
+from stockstream.api.keys import KeyStore
 from tests.fuzz.strategies import ODD_TEXT, fuzz
 from tests.integration.views.streams import T0, make_stream
 from tests.support.kafka_tools import wait_until
@@ -83,10 +88,11 @@ def _extremes() -> list[InputRecord]:
 class Served:
     url: str
     process: ServiceProcess
+    headers: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def served(stack) -> Iterator[Served]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["open", "key"])
+def served(stack, request) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     prefix = f"fuzzapi{uuid.uuid4().hex[:8]}."
     client = redis.Redis.from_url(stack.redis_url)
     stream = make_stream(count=300)
@@ -99,13 +105,21 @@ def served(stack) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     store.apply(planner.plan(log_of(stream)))
     store.apply(planner.plan(_extremes()))
     port = _free_port()
-    process = ServiceProcess(["serve", "--port", str(port)], {
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": prefix,
-        "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
+    env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": prefix,
+           "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1", "METRICS_PORT": "0",
+           # the fuzzers send as fast as they can; the limits have their own tests (test_views_api_auth)
+           "API_RATE_PER_IP": "0", "API_RATE_PER_KEY": "0"}
+    headers: dict[str, str] = {}
+    if request.param == "key":
+        _record, token = KeyStore(client, f"{prefix}auth:").create("fuzz", ["read"])
+        env |= {"API_AUTH": "on", "API_KEYS_PREFIX": f"{prefix}auth:"}
+        headers = {"Authorization": f"Bearer {token}"}
+    process = ServiceProcess(["serve", "--port", str(port)], env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _status(port, b"/symbols") == 200, timeout_s=60, message="stockstream serve to answer")
-        yield Served(url, process)
+        wait_until(lambda: _status(port, b"/symbols", headers) == 200, timeout_s=60,
+                   message="stockstream serve to answer")
+        yield Served(url, process, headers)
     finally:
         process.terminate()
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
@@ -113,17 +127,19 @@ def served(stack) -> Iterator[Served]:  # type: ignore[no-untyped-def]
         client.close()
 
 
-def _status(port: int, target: bytes) -> int | None:
+def _status(port: int, target: bytes, headers: dict[str, str]) -> int | None:
     try:
-        return _raw_get(port, target)[0]
+        return _raw_get(port, target, headers)[0]
     except OSError:
         return None
 
 
-def _raw_get(port: int, target: bytes) -> tuple[int, dict[str, str], bytes]:
+def _raw_get(port: int, target: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     """One GET with ``target`` sent byte for byte (no client-side validation or re-encoding)."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        connection.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra
+                           + b"Connection: close\r\n\r\n")
         data = b""
         while chunk := connection.recv(65536):
             data += chunk
@@ -134,11 +150,12 @@ def _raw_get(port: int, target: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
-def _linked_schema(url: str, folder: Path) -> Path:
+def _linked_schema(url: str, folder: Path, headers: dict[str, str]) -> Path:
     """The served schema plus OpenAPI links, so schemathesis can chain calls (stateful phase)."""
     import urllib.request
 
-    schema = json.loads(urllib.request.urlopen(f"{url}/openapi.json", timeout=30).read())  # noqa: S310
+    schema = json.loads(urllib.request.urlopen(urllib.request.Request(  # noqa: S310
+        f"{url}/openapi.json", headers=headers), timeout=30).read())
     paths = schema["paths"]
 
     def op(path: str) -> dict[str, object]:
@@ -170,10 +187,11 @@ def _linked_schema(url: str, folder: Path) -> Path:
 
 
 def test_schemathesis_every_phase_and_check_with_links(served: Served, tmp_path: Path) -> None:
-    schema = _linked_schema(served.url, tmp_path)
+    schema = _linked_schema(served.url, tmp_path, served.headers)
     har = tmp_path / "run.har"
+    auth = [argument for name, value in served.headers.items() for argument in ("-H", f"{name}: {value}")]
     run = subprocess.run(  # noqa: S603
-        [SCHEMATHESIS, "run", str(schema), "--url", served.url, "--checks", "all",
+        [SCHEMATHESIS, "run", str(schema), "--url", served.url, "--checks", "all", *auth,
          "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "100", "--seed", "20261127",
          "--generation-database", "none", "--workers", "1", "--no-color", "--request-timeout", "30",
          "--report", "har", "--report-har-path", str(har)],
@@ -224,7 +242,7 @@ def _targets() -> st.SearchStrategy[bytes]:
 @example(target=b"/static/%2e%2e/%2e%2e/pyproject.toml")
 @fuzz(400)
 def test_raw_request_targets(served: Served, target: bytes) -> None:
-    status, headers, body = _raw_get(int(served.url.rsplit(":", 1)[1]), target)
+    status, headers, body = _raw_get(int(served.url.rsplit(":", 1)[1]), target, served.headers)
     event(f"status {status}")
     assert status < 500, (target, status, body[:300])
     if status == 400 and body.startswith(b"Invalid HTTP request"):

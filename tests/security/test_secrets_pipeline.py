@@ -101,16 +101,21 @@ def subscriptions(folder: Path, web: HttpReceiver, smtp: SmtpReceiver, cert: Pat
     path.write_text(f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 hmac_secret_env = "HOOK_SECRET"
 [channels.slack]
 type = "slack"
+allow_private_network = true
 webhook_url_env = "SLACK_URL"
 [channels.discord]
 type = "discord"
+allow_private_network = true
 webhook_url_env = "DISCORD_URL"
 [channels.telegram]
 type = "telegram"
+allow_private_network = true
+allow_custom_api_base = true
 bot_token_env = "TELEGRAM_TOKEN"
 chat_id = "4242"
 api_base = "{web.url('')}"
@@ -149,7 +154,7 @@ def leaks(text: str) -> list[str]:
 def test_no_secret_in_logs_metrics_records_views_or_api_responses(stack, namespace: str, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     cert, key = self_signed_cert(tmp_path)
-    ports = {name: free_port() for name in ("ingest", "process", "materialize", "notify", "api")}
+    ports = {name: free_port() for name in ("ingest", "process", "materialize", "notify", "serve", "api")}
     with ExitStack() as cleanup:
         redis_port = cleanup.enter_context(private_redis(tmp_path / "redis"))
         web = cleanup.enter_context(HttpReceiver())
@@ -184,11 +189,12 @@ def test_no_secret_in_logs_metrics_records_views_or_api_responses(stack, namespa
             "NOTIFY_BACKOFF_INITIAL_S": "0.1", "NOTIFY_SUBSCRIPTIONS": str(subscriptions(tmp_path, web, smtp, cert)),
             "HOOK_SECRET": HMAC_SECRET, "SLACK_URL": web.url(SLACK_PATH), "DISCORD_URL": web.url(DISCORD_PATH),
             "TELEGRAM_TOKEN": TELEGRAM_TOKEN, "SMTP_PASSWORD": SMTP_PASSWORD})
-        start("serve", ["serve", "--port", str(ports["api"])], {**with_redis})
+        start("serve", ["serve", "--port", str(ports["api"])], {**with_redis, "METRICS_PORT": str(ports["serve"])})
         start("ingest", ["ingest", "--source", "alphavantage", "--symbols", "BTC-USD"], {
             **common, "METRICS_PORT": str(ports["ingest"]), "ALPHAVANTAGE_API_KEY": API_KEY,
             "ALPHAVANTAGE_BASE_URL": alpha.url, "ALPHAVANTAGE_DAILY_BUDGET": "1000000", "MESSAGE_INTERVAL": "0.05",
-            "INGEST_RETRY_INITIAL_SECONDS": "0.05", "INGEST_RETRY_MAX_SECONDS": "0.2"})
+            "INGEST_RETRY_INITIAL_SECONDS": "0.05", "INGEST_RETRY_MAX_SECONDS": "0.2",
+            "ALPHAVANTAGE_BUDGET_DIR": str(tmp_path / "ingest-state")})
 
         def outputs() -> str:
             return "\n".join(f"--- {name}\n{service.output[-3000:]}" for name, service in services.items())
@@ -223,7 +229,7 @@ def test_no_secret_in_logs_metrics_records_views_or_api_responses(stack, namespa
 
         # --- /metrics, /health and /ready of every service while it runs
         scraped = {}
-        for name in ("ingest", "process", "materialize", "notify"):
+        for name in ("ingest", "process", "materialize", "notify", "serve"):
             for path in ("/metrics", "/health", "/ready"):
                 code, headers, body = http_get(f"http://127.0.0.1:{ports[name]}{path}")
                 scraped[f"{name}{path}"] = f"{code} {headers}\n{body.decode('utf-8', 'replace')}"

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -114,7 +114,8 @@ def parse_line(text: str, fmt: Literal["csv", "jsonl"], layout: CsvLayout) -> Fi
     if fmt == "jsonl":
         try:
             payload = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as error:
+        except (ValueError, RecursionError) as error:
+            # ValueError, not only JSONDecodeError: a number of more than 4,300 digits raises a plain ValueError.
             raise RecordRejected(reasons.MALFORMED_JSON, str(error)[:200]) from None
         if not isinstance(payload, dict):
             raise RecordRejected(reasons.NOT_AN_OBJECT, f"line holds a JSON {type(payload).__name__}")
@@ -147,6 +148,29 @@ def file_tag(path: Path) -> str:
     return f"{name[:64]}#{digest.hexdigest()[:12]}"
 
 
+#: A tick is a line of well under 1 KiB; a "line" without a newline could be gigabytes.
+MAX_LINE_BYTES = 1 << 20
+
+
+def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line number, line, too long)`` for every line, never holding more than ``limit`` bytes of one:
+    a longer line yields its first ``limit`` bytes with ``True`` and the rest is skipped unread into memory."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield number, line, False
+            continue
+        while not line.endswith(b"\n"):  # skip the rest of the line in bounded reads
+            line = handle.readline(1 << 16)
+            if not line:
+                break
+        yield number, b"", True
+
+
 class FileSource:
     """Replays one or more files in order, then ends."""
 
@@ -163,8 +187,10 @@ class FileSource:
         venue: str = DEFAULT_VENUE,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.paths = paths
+        self.max_line_bytes = max_line_bytes
         self.bounds = bounds
         self.now = now
         self.speed = speed
@@ -196,11 +222,16 @@ class FileSource:
         layout = CsvLayout()
         first = True
         with path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            for number, line, too_long in bounded_lines(handle, self.max_line_bytes):
+                source_id = f"{tag}:{number}"
+                if too_long:
+                    yield Rejected(reasons.LINE_TOO_LONG, f"{source_id}: line longer than {self.max_line_bytes} bytes",
+                                   "")
+                    first = False
+                    continue
                 raw = line.rstrip(b"\r\n")
                 if not raw.strip():
                     continue  # blank lines are not records
-                source_id = f"{tag}:{number}"
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:

@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
+import httpx
 import redis
 from pydantic import SecretStr
 
 from processors.notify.channels.browser import BrowserSender
 from processors.notify.channels.console import ConsoleSender
 from processors.notify.channels.discord import DiscordSender
+from processors.notify.channels.egress import Resolver
 from processors.notify.channels.email import EmailSender
 from processors.notify.channels.http import make_client
 from processors.notify.channels.slack import SlackSender
@@ -47,8 +49,11 @@ class Sender(Protocol):
 
 
 def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretStr], settings: NotifySettings,
-                 *, now: Callable[[], datetime]) -> Sender:
-    """The sender for channel ``name``; ``secrets`` maps env var names to their values."""
+                 *, now: Callable[[], datetime], resolve: Resolver | None = None) -> Sender:
+    """The sender for channel ``name``; ``secrets`` maps env var names to their values.
+
+    ``resolve`` replaces the system resolver of the HTTP channels' egress guard (tests only).
+    """
 
     def secret(env_name: str | None) -> str | None:
         return secrets[env_name].get_secret_value() if env_name else None
@@ -56,18 +61,9 @@ def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretS
     timeout = settings.http_timeout_s
     if isinstance(config, ConsoleChannel):
         return ConsoleSender(name)
-    if isinstance(config, WebhookChannel):
-        url = str(config.url) if config.url is not None else secret(config.url_env)
-        assert url is not None  # noqa: S101 - the config validator requires url or url_env
-        return WebhookSender(name, url, make_client(timeout), hmac_secret=secret(config.hmac_secret_env),
-                             headers=config.headers, now=now)
-    if isinstance(config, SlackChannel):
-        return SlackSender(name, secrets[config.webhook_url_env].get_secret_value(), make_client(timeout))
-    if isinstance(config, DiscordChannel):
-        return DiscordSender(name, secrets[config.webhook_url_env].get_secret_value(), make_client(timeout))
-    if isinstance(config, TelegramChannel):
-        return TelegramSender(name, str(config.api_base), secrets[config.bot_token_env].get_secret_value(),
-                              config.chat_id, make_client(timeout))
+    if isinstance(config, WebhookChannel | SlackChannel | DiscordChannel | TelegramChannel):
+        return _http_sender(name, config, secrets, make_client(
+            timeout, allow_private_network=config.allow_private_network, resolve=resolve), now)
     if isinstance(config, EmailChannel):
         return EmailSender(name, host=config.host, port=config.port, sender=config.sender, to=config.to,
                            starttls=config.starttls, username=config.username,
@@ -78,3 +74,22 @@ def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretS
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, **kwargs)
         return BrowserSender(name, client, settings.redis_notifications_channel())
     raise TypeError(f"no sender for channel type {type(config).__name__}")
+
+
+def _http_sender(name: str, config: WebhookChannel | SlackChannel | DiscordChannel | TelegramChannel,
+                 secrets: Mapping[str, SecretStr], client: httpx.Client, now: Callable[[], datetime]) -> Sender:
+    def secret(env_name: str | None) -> str | None:
+        return secrets[env_name].get_secret_value() if env_name else None
+
+    if isinstance(config, WebhookChannel):
+        url = str(config.url) if config.url is not None else secret(config.url_env)
+        assert url is not None  # noqa: S101 - the config validator requires url or url_env
+        headers = {**config.headers, **{header: secrets[env].get_secret_value()
+                                        for header, env in config.headers_env.items()}}
+        return WebhookSender(name, url, client, hmac_secret=secret(config.hmac_secret_env), headers=headers, now=now)
+    if isinstance(config, SlackChannel):
+        return SlackSender(name, secrets[config.webhook_url_env].get_secret_value(), client)
+    if isinstance(config, DiscordChannel):
+        return DiscordSender(name, secrets[config.webhook_url_env].get_secret_value(), client)
+    return TelegramSender(name, str(config.api_base), secrets[config.bot_token_env].get_secret_value(),
+                          config.chat_id, client)

@@ -4,10 +4,15 @@ One place decides what an HTTP outcome means: 2xx delivered; 429 (and 408) retry
 honouring ``Retry-After``; other 4xx permanent; 5xx, timeouts and connection errors
 retry. Error texts never include the URL (Slack/Discord URLs and Telegram paths are
 secrets) and pass through :func:`processors.runtime.observability.redact`.
+
+Where a channel may connect is decided in :mod:`processors.notify.channels.egress`: every
+client of :func:`make_client` resolves, checks and connects through its guard, and refuses
+a plain ``http://`` request (``insecure_url``) unless the channel allows private networks.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -15,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from processors.notify.channels.egress import GuardedBackend, GuardedTransport, Resolver
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
 from processors.runtime import package_version
 from processors.runtime.observability import redact
@@ -23,10 +29,20 @@ USER_AGENT = f"stockstream-notify/{package_version()}"
 _SNIPPET = 200
 
 
-def make_client(timeout_s: float) -> httpx.Client:
-    """A client for one channel: bounded timeouts, no redirects (a redirect is a misconfiguration)."""
-    return httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
-                        headers={"User-Agent": USER_AGENT})
+def make_client(timeout_s: float, *, allow_private_network: bool = False, resolve: Resolver | None = None,
+                verify: ssl.SSLContext | bool = True) -> httpx.Client:
+    """A client for one channel: bounded timeouts, no redirects (a redirect is a misconfiguration),
+    no environment proxies, every connection through the egress guard; HTTPS only unless
+    ``allow_private_network`` (then ``http://`` too). ``resolve``/``verify``: tests inject them."""
+
+    def https_only(request: httpx.Request) -> None:
+        if request.url.scheme != "https" and not (request.url.scheme == "http" and allow_private_network):
+            raise PermanentDeliveryError("insecure_url", f"refusing a {request.url.scheme}:// URL: channels send "
+                                                         "over https:// (http:// only with allow_private_network)")
+
+    return httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False,
+                        headers={"User-Agent": USER_AGENT}, event_hooks={"request": [https_only]},
+                        transport=GuardedTransport(GuardedBackend(allow_private_network, resolve), verify=verify))
 
 
 def post(client: httpx.Client, url: str, *, content: bytes, headers: Mapping[str, str] | None = None,

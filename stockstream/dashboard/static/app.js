@@ -51,8 +51,54 @@
   }
   async function getJSON(path) {
     const answer = await fetch(path, { headers: { Accept: "application/json" } });
+    if (answer.status === 401) {
+      waitForSignIn("Your session ended: sign in again.").then(() => location.reload());
+      throw new Error("signed out");
+    }
     if (!answer.ok) throw new Error(path + " → HTTP " + answer.status);
     return answer.json();
+  }
+
+  // ---- sign-in (only when the API requires keys) ------------------------------------------------
+  // The key is sent once to POST /session; the server answers with an HttpOnly, Secure,
+  // SameSite=Strict cookie that the page cannot read. Nothing is kept in storage.
+  function showSignIn(message) {
+    if (state.source) state.source.close();
+    $("signin").classList.remove("hidden");
+    document.querySelector("main").classList.add("hidden");
+    setText("signin-error", message || "");
+    setConnection("wait", "signed out");
+  }
+  function waitForSignIn(message) {
+    showSignIn(message || "");
+    return new Promise((resolve) => {
+      const attempt = async () => {
+        const key = $("signin-key").value.trim();
+        if (!key) return;
+        const answer = await fetch("/session", {
+          method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ key }),
+        });
+        $("signin-key").value = "";
+        if (!answer.ok) { setText("signin-error", answer.status === 429 ? "Too many attempts; wait a moment."
+          : "That key was refused (unknown, revoked or mistyped)."); return; }
+        $("signin").classList.add("hidden");
+        document.querySelector("main").classList.remove("hidden");
+        resolve();
+      };
+      $("signin-button").onclick = attempt;
+      $("signin-key").onkeydown = (event) => { if (event.key === "Enter") attempt(); };
+    });
+  }
+  async function ensureSession() {
+    const answer = await fetch("/session", { headers: { Accept: "application/json" } });
+    const session = await answer.json();
+    if (session.auth && !session.signed_in) await waitForSignIn();
+    if (session.auth) {
+      const button = $("sign-out");
+      button.classList.remove("hidden");
+      button.onclick = async () => { await fetch("/session", { method: "DELETE" }); location.reload(); };
+    }
   }
   function enc(text) { return encodeURIComponent(text); }
 
@@ -360,6 +406,7 @@
   }
 
   function showError(error) {
+    if (error && error.message === "signed out") return; // the sign-in panel says it
     setConnection("down", "error");
     toast("Could not load data", String(error && error.message ? error.message : error), null);
   }
@@ -389,6 +436,7 @@
 
   async function start() {
     if (!LWC) { showError(new Error("chart library did not load")); return; }
+    await ensureSession();
     let listing = await getJSON("/instruments");
     state.timeframes = listing.timeframes;
     if (!listing.instruments.length) {

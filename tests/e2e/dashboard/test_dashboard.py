@@ -6,6 +6,10 @@ realistic stream; a signal produced while the page is open appears live; values 
 system that contain HTML (an indicator name, a notification's title and text) are shown as
 text, never executed. Screenshots go to test-artifacts/ (and to docs/dashboard.png when
 STOCKSTREAM_DOCS_SCREENSHOT=1).
+
+It runs twice: authentication off (loopback, as ``make run``), and API keys on, where the page
+first shows the sign-in panel, the key typed there becomes an HttpOnly, Secure, SameSite=Strict
+session cookie (the page keeps no key), and /live follows with that cookie.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import IndicatorSnapshot, Lineage, Signal, Tick, encode, make_signal_id
+from stockstream.api.keys import KeyStore
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess
@@ -45,14 +50,16 @@ def free_port() -> int:
 
 
 class Dashboard:
-    def __init__(self, base: str, settings: MaterializeSettings, client: redis.Redis) -> None:
+    def __init__(self, base: str, settings: MaterializeSettings, client: redis.Redis, token: str | None) -> None:
         self.base = base
         self.settings = settings
         self.redis = client
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
 
-@pytest.fixture
-def dashboard(stack, namespace) -> Iterator[Dashboard]:
+@pytest.fixture(params=["open", "key"])
+def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
     if not shutil.which(CHROMIUM):
         pytest.fail("chromium is missing: apt-get install -y chromium (ops/setup/system-deps.sh does it)")
     settings = MaterializeSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace,
@@ -71,9 +78,15 @@ def dashboard(stack, namespace) -> Iterator[Dashboard]:
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url,
            "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_KEY_PREFIX": namespace, "METRICS_PORT": "0"}
-    materializer = ServiceProcess(["materialize"], env)
-    server = ServiceProcess(["serve", "--port", str(port)], env)
     client = redis.Redis.from_url(stack.redis_url)
+    token: str | None = None
+    serve_env = dict(env)
+    if request.param == "key":
+        _record, token = KeyStore(client, f"{namespace}auth:").create("dashboard-e2e", ["read"])
+        serve_env |= {"API_AUTH": "on", "API_KEYS_PREFIX": f"{namespace}auth:"}
+    materializer = ServiceProcess(["materialize"], env)
+    server = ServiceProcess(["serve", "--port", str(port)], serve_env)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 420
@@ -83,12 +96,12 @@ def dashboard(stack, namespace) -> Iterator[Dashboard]:
 
         def up() -> bool:
             try:
-                return httpx.get(f"{base}/health", timeout=1).json().get("live_relay") is True
+                return httpx.get(f"{base}/health", timeout=1, headers=headers).json().get("live_relay") is True
             except (httpx.HTTPError, ValueError):
                 return False
 
         wait_until(up, timeout_s=120, message=f"serve; log:\n{server.output[-1500:]}")
-        yield Dashboard(base, settings, client)
+        yield Dashboard(base, settings, client, token)
     finally:
         server.terminate()
         materializer.terminate()
@@ -118,12 +131,35 @@ def page() -> Iterator[tuple[Page, list[str], list[str]]]:
             browser.close()
 
 
+def sign_in(tab: Page, token: str, errors: list[str]) -> None:
+    """The sign-in panel, a wrong key refused, then the real one; the session cookie is locked down."""
+    expect(tab.locator("#signin")).to_be_visible(timeout=60_000)
+    assert errors == [], errors  # asking whether to sign in (GET /session) is no error
+    tab.fill("#signin-key", token[:-4] + "AAAA")
+    tab.click("#signin-button")
+    expect(tab.locator("#signin-error")).to_contain_text("refused")
+    # The browser logs the refused POST /session (401) as a console error: that one is expected.
+    wait_until(lambda: len(errors) == 1, timeout_s=60, message="the refused sign-in's console line")
+    assert "401" in errors.pop(), errors
+    tab.fill("#signin-key", token)
+    tab.click("#signin-button")
+    expect(tab.locator("#signin")).to_be_hidden(timeout=60_000)
+    cookies = {cookie["name"]: cookie for cookie in tab.context.cookies()}
+    session = cookies["ss_session"]
+    assert session["httpOnly"] is True and session["secure"] is True and session["sameSite"] == "Strict"
+    assert token not in session["value"]
+    assert tab.evaluate("document.cookie") == ""  # HttpOnly: not visible to the page's scripts
+    assert tab.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)") == "{}{}"
+
+
 def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(dashboard, page):
     tab, errors, dialogs = page
     ARTIFACTS.mkdir(exist_ok=True)
-    views = httpx.get(f"{dashboard.base}/instruments/test/BTC-USD/latest").json()
-    assert httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest").status_code == 409  # two venues
+    views = httpx.get(f"{dashboard.base}/instruments/test/BTC-USD/latest", headers=dashboard.headers).json()
+    assert httpx.get(f"{dashboard.base}/symbols/BTC-USD/latest", headers=dashboard.headers).status_code == 409  # two venues
     tab.goto(dashboard.base + "/")
+    if dashboard.token:
+        sign_in(tab, dashboard.token, errors)
     expect(tab.locator("body")).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
 
     # Latest price and indicators of BTC-USD (the default symbol).
@@ -132,7 +168,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     expect(tab.locator("#indicators")).to_contain_text("bb_upper")
     assert tab.locator("#chart canvas").count() > 0
     expect(tab.locator("#rec-side")).to_have_text(httpx.get(
-        f"{dashboard.base}/instruments/test/BTC-USD/recommendation").json()["side"])
+        f"{dashboard.base}/instruments/test/BTC-USD/recommendation", headers=dashboard.headers).json()["side"])
     assert tab.locator("#signals li").count() > 0
     expect(tab.locator("#daily tr")).to_have_count(1)
     expect(tab.locator("#connection")).to_have_text("live")
@@ -182,7 +218,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
     tab.screenshot(path=str(ARTIFACTS / "dashboard-e2e-1m.png"), full_page=True)
 
     # The other venue of BTC-USD: its own series.
-    other = httpx.get(f"{dashboard.base}/instruments/xchange/BTC-USD/latest").json()
+    other = httpx.get(f"{dashboard.base}/instruments/xchange/BTC-USD/latest", headers=dashboard.headers).json()
     tab.select_option("#venue", "xchange")
     expect(tab.locator("body")).to_have_attribute("data-instrument", "BTC-USD@xchange", timeout=60_000)
     expect(tab.locator("#price")).to_have_text(f"{other['tick']['price']:,.2f}")

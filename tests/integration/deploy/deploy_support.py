@@ -283,7 +283,8 @@ def compose_project(*, profiles: tuple[str, ...] = ("*",), env: dict[str, str] |
 
 
 COMPOSE_SECRETS = {"REDIS_PASSWORD": "sentinel-redis-password", "GRAFANA_ADMIN_PASSWORD": "sentinel-grafana",
-                   "ALPHAVANTAGE_API_KEY": "sentinel-alphavantage-key"}
+                   "ALPHAVANTAGE_API_KEY": "sentinel-alphavantage-key",
+                   "STOCKSTREAM_API_SESSION_SECRET": "sentinel-session-secret"}
 
 
 @cache

@@ -92,11 +92,10 @@ def test_settings_validate_and_ports_match() -> None:
         name = container.where.removeprefix("compose/")
         health = " ".join(container.spec["healthcheck"]["test"]) if "healthcheck" in container.spec else ""
         if container.stockstream_command == ["serve"]:
-            assert values["api_host"] == ALL_INTERFACES
-            assert scraped[name] == values["api_port"] and f":{values['api_port']}/health" in health
+            assert values["api_host"] == ALL_INTERFACES and values["api_auth"] == "on"
             published = container.spec["ports"][0]
             assert int(published["target"]) == values["api_port"]
-        elif "metrics_port" in values and name != "backfill":
+        if "metrics_port" in values and name != "backfill":
             assert values["metrics_host"] == ALL_INTERFACES
             assert scraped[name] == values["metrics_port"], name
             assert f":{values['metrics_port']}/health" in health, name

@@ -249,16 +249,17 @@ def test_every_container_has_requests_limits_and_probes(resources: tuple[dict[st
 
 
 def test_stockstream_services_probe_health_or_metrics(resources: tuple[dict[str, Any], ...]) -> None:
-    """serve: ready = /health (Kafka + Redis reachable), alive = /metrics; the others: alive = /health,
-    ready = /ready on their metrics port (processors.runtime.observability.Health)."""
+    """serve: ready = /ready of the API (Redis reachable: a Kafka outage must not take the read API down),
+    alive = /health of its metrics port; the others: alive = /health, ready = /ready on their metrics port
+    (processors.runtime.observability.Health)."""
     for container in k8s_containers(resources):
         command = container.stockstream_command
         if command is None or container.workload["kind"] == "CronJob":
             continue
         spec = container.spec
         if command == ["serve"]:
-            assert spec["readinessProbe"]["httpGet"]["path"] == "/health"
-            assert spec["livenessProbe"]["httpGet"]["path"] == "/metrics"
+            assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}, container.where
+            assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}, container.where
         else:
             assert spec["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}, container.where
             assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}, container.where
@@ -399,8 +400,8 @@ def test_every_container_settings_validate_with_its_env(resources: tuple[dict[st
         annotations = pod_metadata(container.workload).get("annotations", {})
         if container.stockstream_command == ["serve"]:
             assert values["api_host"] == ALL_INTERFACES and values["api_port"] == ports["http"]
-            assert int(annotations["prometheus.io/port"]) == values["api_port"]
-        elif "metrics_port" in values and container.workload["kind"] != "CronJob":
+            assert values["api_auth"] == "on", "serve beyond loopback requires API keys"
+        if "metrics_port" in values and container.workload["kind"] != "CronJob":
             # Bound to all interfaces, on the port the probes and Prometheus use.
             assert values["metrics_host"] == ALL_INTERFACES, container.where
             assert values["metrics_port"] == ports["metrics"] == int(annotations["prometheus.io/port"])

@@ -6,7 +6,8 @@ import pytest
 
 
 @pytest.fixture
-def ingest_env(stack, namespace):
+def ingest_env(stack, namespace, tmp_path):
     """Environment for a ``stockstream ingest`` subprocess against the shared broker and this namespace."""
     return {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "STOCKSTREAM_TOPIC_PREFIX": namespace,
-            "METRICS_PORT": "0", "INGEST_RETRY_INITIAL_SECONDS": "0.05", "INGEST_RETRY_MAX_SECONDS": "0.2"}
+            "METRICS_PORT": "0", "INGEST_RETRY_INITIAL_SECONDS": "0.05", "INGEST_RETRY_MAX_SECONDS": "0.2",
+            "ALPHAVANTAGE_BUDGET_DIR": str(tmp_path / "ingest-state")}

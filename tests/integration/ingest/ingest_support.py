@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -67,6 +69,8 @@ def ingest_settings(stack: Any, namespace: str, **overrides: Any) -> IngestSetti
         "bootstrap_servers": stack.kafka_bootstrap, "topic_prefix": namespace, "metrics_port": 0,
         "retry_initial_seconds": 0.05, "retry_max_seconds": 0.2, "flush_timeout_seconds": 30,
         "linger_ms": 1,
+        # each run its own Alpha Vantage budget (it persists across restarts: a shared one would carry over)
+        "alphavantage_budget_dir": Path(tempfile.mkdtemp(prefix="av-budget-")),
     }
     values.update(overrides)
     return IngestSettings(_env_file=None, **values)  # type: ignore[call-arg]

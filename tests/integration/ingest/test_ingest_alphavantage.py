@@ -115,7 +115,7 @@ def test_history_seeds_daily_closes_then_polls(stack, namespace):
         ("BTC-USD@2024-05-01T10:00:00+00:00", 65000.5)]
 
 
-def test_api_key_never_appears_in_logs_errors_or_metrics(stack, namespace, ingest_env):
+def test_api_key_never_appears_in_logs_errors_or_metrics(stack, namespace, ingest_env, tmp_path):
     port = free_port()
     echo = f'{{"broken": "apikey={KEY}"'  # a server that echoes the request in a malformed body
     script = [Reply.json(ERROR_MESSAGE), Reply(500, f"error for apikey={KEY}", "text/plain"), Reply(200, echo),
@@ -133,9 +133,10 @@ def test_api_key_never_appears_in_logs_errors_or_metrics(stack, namespace, inges
             metrics_text = scrape(port)
         finally:
             assert service.terminate() == 0
-    # Unreachable server: the connection-error path, also at DEBUG.
+    # Unreachable server: the connection-error path, also at DEBUG. Its own budget: the first run's (spent by the
+    # daily-limit answer, and persisted) would make it wait for midnight.
     unreachable = ServiceProcess(["ingest", "--source", "alphavantage", "--base-url", f"http://127.0.0.1:{free_port()}"],
-                                 {**env, "METRICS_PORT": "0"})
+                                 {**env, "METRICS_PORT": "0", "ALPHAVANTAGE_BUDGET_DIR": str(tmp_path / "second")})
     wait_until(lambda: "network_error" in unreachable.output, timeout_s=120, message="a network error logged")
     assert unreachable.terminate() == 0
 
@@ -146,3 +147,29 @@ def test_api_key_never_appears_in_logs_errors_or_metrics(stack, namespace, inges
     assert KEY not in metrics_text
     letters = read_topic(stack.kafka_bootstrap, f"{namespace}ticks.dlq")
     assert len(letters) == 2 and all(KEY not in r.value.decode() for r in letters)
+
+
+def test_a_crash_loop_does_not_overspend_the_daily_budget(stack, namespace, ingest_env, tmp_path):
+    """The budget lives in ALPHAVANTAGE_BUDGET_DIR: a poller killed with SIGKILL right after its request comes
+    back knowing it spent one (and when), so it neither asks again at once nor resets to a fresh day's budget."""
+    import os
+    import signal
+
+    port = free_port()
+    env = {**ingest_env, "ALPHAVANTAGE_API_KEY": KEY, "ALPHAVANTAGE_DAILY_BUDGET": "25", "MESSAGE_INTERVAL": "0.01",
+           "METRICS_PORT": str(port), "ALPHAVANTAGE_BUDGET_DIR": str(tmp_path / "state")}
+    quote = Reply.json(rate_body("BTC", "USD", "65000", "2024-05-01 10:00:00"))
+    with FakeAlphaVantage([quote], after=quote) as server:
+        for restart in range(3):
+            service = ServiceProcess(["ingest", "--source", "alphavantage", "--base-url", server.url], env)
+            try:
+                # Each start reports what is left: 24 after the first request, whatever the restarts.
+                wait_until(lambda: sample(scrape(port), "stockstream_ingest_alphavantage_requests_remaining") == 24
+                           and server.request_count() == 1, timeout_s=30,
+                           message=f"start {restart}: one request spent in all\n{service.output[-1500:]}")
+                assert stays_constant(server.request_count, 0.5), f"start {restart} asked again"
+            finally:
+                os.kill(service.process.pid, signal.SIGKILL)
+                service.process.wait(10)
+    saved = list((tmp_path / "state").glob("alphavantage-budget-*.json"))
+    assert len(saved) == 1 and KEY not in saved[0].name and KEY not in saved[0].read_text()

@@ -102,7 +102,8 @@ def receiver() -> Iterator[HttpReceiver]:
 
 
 def webhook(receiver: HttpReceiver, **extra: object) -> dict[str, object]:
-    return {"type": "webhook", "url": receiver.url("/hook"), **extra}
+    # The receiver is on 127.0.0.1: a private network, which a channel must allow explicitly.
+    return {"type": "webhook", "url": receiver.url("/hook"), "allow_private_network": True, **extra}
 
 
 def test_delivered_once_then_recorded_and_never_resent(receiver: HttpReceiver) -> None:
@@ -172,7 +173,8 @@ def test_telegram_retry_after_in_the_body_and_one_message_per_second(receiver: H
     receiver.default(path, ok({"ok": True, "result": {}}))
     receiver.script(path, [Reply(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 4",
                                        "parameters": {"retry_after": 4}})])
-    lane = Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url("")},
+    lane = Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url(""),
+                 "allow_custom_api_base": True, "allow_private_network": True},
                 secrets={"TG": TOKEN})
     lane.feed(make_signal(ts_event=T0))
     lane.feed(make_signal(ts_event=T0))
@@ -255,7 +257,8 @@ def test_the_window_is_the_channel_burst_at_most_max_in_flight(receiver: HttpRec
     assert Lane(webhook(receiver)).processor.window.size == 10  # webhook default: 10/s, burst 10
     assert Lane(webhook(receiver, rate_limit={"per_second": 1, "burst": 3})).processor.window.size == 3
     assert Lane(webhook(receiver), max_in_flight=4).processor.window.size == 4
-    assert Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url("")},
+    assert Lane({"type": "telegram", "bot_token_env": "TG", "chat_id": "7", "api_base": receiver.url(""),
+                 "allow_custom_api_base": True, "allow_private_network": True},
                 secrets={"TG": TOKEN}).processor.window.size == 1  # one message per second per chat, in order
     assert Lane({"type": "console"}).processor.window.size == 1  # inline: a line on stdout
 

@@ -77,16 +77,21 @@ def test_every_channel_gets_exactly_what_it_subscribed_to(bench: NotifyBench, tm
         subscriptions = write(tmp_path / "subs.toml", f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 hmac_secret_env = "HOOK_SECRET"
 [channels.slack]
 type = "slack"
+allow_private_network = true
 webhook_url_env = "SLACK_URL"
 [channels.discord]
 type = "discord"
+allow_private_network = true
 webhook_url_env = "DISCORD_URL"
 [channels.telegram]
 type = "telegram"
+allow_private_network = true
+allow_custom_api_base = true
 bot_token_env = "TELEGRAM_TOKEN"
 chat_id = "4242"
 api_base = "{web.url('')}"
@@ -230,9 +235,11 @@ def test_a_hung_channel_does_not_hold_up_another(bench: NotifyBench, tmp_path: P
         subscriptions = write(tmp_path / "subs.toml", f"""
 [channels.hung]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hung')}"
 [channels.fast]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/fast')}"
 [[subscriptions]]
 channel = "hung"
@@ -284,7 +291,7 @@ def test_no_duplicates_after_kill_9_and_restart_mid_run(bench: NotifyBench, tmp_
     with HttpReceiver() as web:
         subscriptions = write(tmp_path / "subs.yaml", f"""
 channels:
-  hook: {{type: webhook, url: "{web.url('/hook')}"}}
+  hook: {{type: webhook, allow_private_network: true, url: "{web.url('/hook')}"}}
 subscriptions:
   - {{channel: hook, cooldown: 0}}
 """)
@@ -332,6 +339,7 @@ def test_replay_does_not_renotify_and_renotify_does(bench: NotifyBench, tmp_path
         subscriptions = write(tmp_path / "subs.toml", f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 [[subscriptions]]
 channel = "hook"
@@ -366,6 +374,7 @@ def test_a_stop_does_not_wait_out_a_retry_after_and_the_signal_is_sent_after_res
         subscriptions = write(tmp_path / "subs.toml", f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 [[subscriptions]]
 channel = "hook"
@@ -399,6 +408,7 @@ def test_the_ledger_moves_with_the_partitions_to_another_instance(bench: NotifyB
         subscriptions = write(tmp_path / "subs.toml", f"""
 [channels.hook]
 type = "webhook"
+allow_private_network = true
 url = "{web.url('/hook')}"
 [[subscriptions]]
 channel = "hook"

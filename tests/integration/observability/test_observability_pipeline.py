@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -126,9 +127,11 @@ SUBSCRIPTIONS = """
 type = "console"
 [channels.broken]
 type = "webhook"
+allow_private_network = true
 url = "{broken}"
 [channels.flaky]
 type = "webhook"
+allow_private_network = true
 url = "{flaky}"
 
 [[subscriptions]]
@@ -149,6 +152,7 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
     namespace = f"t{uuid.uuid4().hex[:10]}."
     ports = {service: free_port() for service in SERVICES}
     prometheus_port = free_port()
+    api_port = free_port()
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "STOCKSTREAM_TOPIC_PREFIX": namespace,
         "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": namespace, "LOG_LEVEL": "INFO",
@@ -167,10 +171,12 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         "notify": (["notify"], {"NOTIFY_SUBSCRIPTIONS": str(subscriptions), "NOTIFY_STATE_DIR": str(tmp / "notify"),
                                 "NOTIFY_CONSUMER_GROUP": f"{namespace}notify", "NOTIFY_BACKOFF_INITIAL_S": "0.05",
                                 "NOTIFY_BACKOFF_MAX_S": "0.2"}),
-        "serve": (["serve", "--port", str(ports["serve"])], {"API_PORT": str(ports["serve"])}),
+        # serve's /metrics is on its METRICS_PORT (ports["serve"]) like every service; the API on a port of its own
+        "serve": (["serve", "--port", str(api_port)], {"API_PORT": str(api_port)}),
     }
     services: dict[str, ServiceProcess] = {}
     prometheus: subprocess.Popen[bytes] | None = None
+    stop_reader = threading.Event()
     try:
         for name, (args, env) in specs.items():
             services[name] = ServiceProcess(args, {**common, "METRICS_PORT": str(ports[name]), **env})
@@ -195,6 +201,12 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         wait_until(prometheus_ready, timeout_s=60, message="the test's Prometheus to be ready")
         wait_until(lambda: all(_answers(run.metrics_url(name)) for name in SERVICES), timeout_s=90,
                    message="every service's /metrics")
+        # A reader of the API (as the dashboard would be), so its request metrics have data: /metrics is on
+        # serve's metrics port now, so Prometheus' own scrapes no longer count as API requests.
+        reader = threading.Thread(target=_read_api, args=(f"http://127.0.0.1:{api_port}", stop_reader), daemon=True)
+        reader.start()
+        wait_until(lambda: "stockstream_api_request_duration_seconds_count{" in http_get(run.metrics_url("serve")),
+                   timeout_s=60, message="the API's first requests")
         # A poison record on the ticks topic: the processor dead-letters it (reason code, not a crash).
         # Produced once ingest has created the topic (a produce before would auto-create it wrongly).
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
@@ -203,6 +215,7 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
         produce(stack.kafka_bootstrap, f"{namespace}ticks", [("BTC-USD", b"{not json")])
         yield run
     finally:
+        stop_reader.set()
         for service in services.values():
             service.terminate(30)
         if prometheus is not None:
@@ -210,6 +223,17 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
             prometheus.wait(30)
         receiver.__exit__(None, None, None)
         delete_topics(stack.kafka_bootstrap, namespace)
+
+
+def _read_api(base: str, stop: threading.Event) -> None:
+    """GET a few API routes about once a second until ``stop``."""
+    while not stop.is_set():
+        for path in ("/symbols", "/symbols/BTC-USD/latest", "/health"):
+            try:
+                http_get(base + path, 2)
+            except OSError:
+                pass  # 404 before the first tick, or serve still starting: a reader just retries
+        stop.wait(1.0)  # pacing the reader, not waiting for a condition
 
 
 def _answers(url: str) -> bool:

@@ -187,11 +187,13 @@ def symbols_on_distinct_partitions(count: int, partitions: int, venue: str = "te
     raise AssertionError("no such symbols")
 
 
-def produce_many(bootstrap: str, topic: str, records: list, timestamp_ms: int = 1_772_452_800_000) -> None:
+def produce_many(bootstrap: str, topic: str, records: list, timestamp_ms: int = 1_772_539_200_000) -> None:
     """Produce (key, value) records idempotently, every one with the same record timestamp.
 
     A fixed timestamp makes two namespaces fed the same list hold byte-identical logs (a poison
-    record's dead letter takes its ``ts_init`` from the record timestamp).
+    record's dead letter takes its ``ts_init`` from the record timestamp). It is a day after ``T0``,
+    as if ingested after the ticks happened: the processor refuses event times more than 15 minutes
+    beyond their record's timestamp (``timestamp_in_future``).
     """
     from confluent_kafka import Producer
 

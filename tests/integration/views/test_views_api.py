@@ -1,4 +1,9 @@
-"""The query API on the real Redis: contracts, strict validation, 404/422/503, security headers, metrics, schema."""
+"""The query API on the real Redis: contracts, strict validation, 404/422/503, security headers, metrics, schema.
+
+Every test runs twice: with authentication off (loopback, the default of ``make run``) and with
+API keys on, as a client holding a ``read`` key (tests/integration/views/test_views_api_auth.py
+covers the refusals).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from prometheus_client import REGISTRY, generate_latest
 
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import BatchPlanner, Caps, InputTopics
 from processors.materialize.store import ViewStore
 from stockstream.api.app import create_app
+from stockstream.api.keys import KeyStore
 from stockstream.api.settings import ApiSettings
 from tests.integration.views.streams import T0, make_stream
 from tests.integration.views.test_views_store import log_of
@@ -51,11 +58,22 @@ def clock() -> Clock:
     return Clock(BTC_SIGNALS[0].ts_event + timedelta(minutes=1))
 
 
+@pytest.fixture(params=["open", "key"])
+def auth(request, redis_client, views_prefix) -> tuple[dict[str, object], dict[str, str]]:
+    """(settings overrides, request headers): no authentication, or keys on and a ``read`` key held."""
+    if request.param == "open":
+        return {}, {}
+    prefix = f"{views_prefix}auth:"
+    _record, token = KeyStore(redis_client, prefix).create("views-api-test", ["read"])
+    return {"api_auth": "on", "api_keys_prefix": prefix}, {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-def api(stack, populated, clock) -> Iterator[TestClient]:
+def api(stack, populated, clock, auth) -> Iterator[TestClient]:
+    overrides, headers = auth
     settings = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
-                           redis_key_prefix=populated)
-    with TestClient(create_app(settings, now=clock)) as client:
+                           redis_key_prefix=populated, **overrides)
+    with TestClient(create_app(settings, now=clock), headers=headers) as client:
         yield client
 
 
@@ -162,8 +180,7 @@ def test_metrics_use_route_templates_not_raw_paths(api):
     api.get("/symbols/BTC-USD/latest")
     api.get("/symbols/ETH-USD/latest")
     api.get("/symbols/NOPE/latest")
-    text = api.get("/metrics").text
-    assert 'route="/symbols/{symbol}/latest"' in text
+    text = generate_latest(REGISTRY).decode()  # served on the metrics port (METRICS_PORT), not the API
     assert 'status="404"' in text
     assert "BTC-USD" not in text and "NOPE" not in text
 
@@ -172,7 +189,8 @@ def test_openapi_lists_every_endpoint_with_exact_enums(api):
     schema = api.get("/openapi.json").json()
     views = ("latest", "recommendation", "candles", "indicators", "signals", "daily")
     assert set(schema["paths"]) == {
-        "/symbols", "/instruments", "/health", *(f"/symbols/{{symbol}}/{view}" for view in views),
+        "/symbols", "/instruments", "/health", "/ready", "/admin/keys",
+        *(f"/symbols/{{symbol}}/{view}" for view in views),
         *(f"/instruments/{{venue}}/{{symbol}}/{view}" for view in views)}
     assert "409" in schema["paths"]["/symbols/{symbol}/latest"]["get"]["responses"]
     candles = schema["paths"]["/symbols/{symbol}/candles"]["get"]
@@ -182,6 +200,7 @@ def test_openapi_lists_every_endpoint_with_exact_enums(api):
 
 def test_health_reports_kafka_and_redis(api, stack):
     assert api.get("/health").json() == {"status": "ok", "kafka": True, "redis": True, "live_relay": True}
+    assert api.get("/ready").json() == {"status": "ready"}
     settings = ApiSettings(bootstrap_servers="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0",
                            redis_socket_timeout_s=0.5, health_timeout_s=0.5)
     with TestClient(create_app(settings)) as down:
@@ -193,18 +212,20 @@ def test_health_reports_kafka_and_redis(api, stack):
         assert "unavailable" in unavailable.json()["detail"]
 
 
-def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, populated):
+def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, populated, auth):
     """A short schemathesis pass per operation (the full run is ``schemathesis run …/openapi.json``)."""
+    overrides, headers = auth
     settings_ = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
-                            redis_key_prefix=populated)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, now=lambda: datetime.now(UTC)))
+                            redis_key_prefix=populated, rate_per_ip=0, rate_per_key=0, **overrides)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, now=lambda: datetime.now(UTC)),
+                                            headers=headers)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 15
+    assert len(operations) == 17
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case) -> None:
-            case.call_and_validate()
+            case.call_and_validate(headers=headers)
 
         check()
 

@@ -23,6 +23,7 @@ from tests.support.kafka_tools import wait_until
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
+METRICS: dict[str, str] = {}  # API base URL → its /metrics URL (serve's metrics port)
 
 
 def free_port() -> int:
@@ -34,10 +35,13 @@ def free_port() -> int:
 @pytest.fixture
 def server(stack, views_prefix) -> Iterator[str]:
     port = free_port()
+    metrics_port = free_port()
     service = ServiceProcess(["serve", "--port", str(port)],
                              {"REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": views_prefix,
-                              "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "API_LIVE_PING_SECONDS": "1"})
+                              "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "API_LIVE_PING_SECONDS": "1",
+                              "METRICS_PORT": str(metrics_port)})
     base = f"http://127.0.0.1:{port}"
+    METRICS[base] = f"http://127.0.0.1:{metrics_port}/metrics"
 
     def healthy() -> bool:
         try:
@@ -136,8 +140,8 @@ def test_live_relays_updates_for_the_chosen_symbols_and_notifications(server, re
         assert btc.drain({"notification"}, timeout_s=1) == []
         assert btc.headers["content-type"].startswith("text/event-stream")
 
-    metrics = httpx.get(f"{server}/metrics").text
+    metrics = httpx.get(METRICS[server]).text
     assert 'stockstream_api_live_malformed_total{channel="notifications"} 2.0' in metrics
     assert 'stockstream_api_live_malformed_total{channel="updates"} 1.0' in metrics
-    wait_until(lambda: "stockstream_api_live_clients 0.0" in httpx.get(f"{server}/metrics").text, timeout_s=60,
+    wait_until(lambda: "stockstream_api_live_clients 0.0" in httpx.get(METRICS[server]).text, timeout_s=60,
                message="disconnected clients to be dropped")

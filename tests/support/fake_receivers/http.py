@@ -11,6 +11,7 @@ answered, so tests can assert exact counts and contents. Connections are kept al
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
@@ -77,9 +78,12 @@ class ReceivedRequest:
 
 
 class HttpReceiver:
-    """``with HttpReceiver() as receiver:`` serves on 127.0.0.1 at ``receiver.url(path)``."""
+    """``with HttpReceiver() as receiver:`` serves on 127.0.0.1 at ``receiver.url(path)``.
 
-    def __init__(self) -> None:
+    With ``tls`` (a server-side ``ssl.SSLContext``) it speaks HTTPS and ``url`` is ``https://``.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._defaults: dict[str, Reply] = {}
@@ -105,6 +109,10 @@ class HttpReceiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="http-receiver", daemon=True)
 
@@ -124,7 +132,7 @@ class HttpReceiver:
         return int(self._server.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self._scheme}://127.0.0.1:{self.port}{path}"
 
     # ---- scripting
     def script(self, path: str, replies: Iterable[Reply]) -> None:

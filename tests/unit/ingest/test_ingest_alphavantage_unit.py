@@ -139,3 +139,19 @@ def test_daily_history_bad_days_are_rejected_alone():
     outcomes = parse_daily_history(body, symbol="BTC-USD", now=NOW, bounds=TimeBounds())
     assert [type(o).__name__ for o in outcomes] == ["Accepted", "Rejected", "Rejected"]
     assert [o.reason for o in outcomes[1:]] == ["price_not_positive", "timestamp_invalid"]
+
+
+def test_budget_file_round_trip_and_a_corrupt_file_counts_as_spent(tmp_path):
+    from processors.ingest.sources.alphavantage.budget_file import BudgetFile, SavedBudget, budget_path
+
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    path = budget_path(tmp_path, "KEY-123-secret")
+    assert "KEY-123-secret" not in path.name
+    store = BudgetFile(path)
+    assert store.load(25, now) is None
+    store.save(SavedBudget(now.date(), 3, now))
+    assert store.load(25, now) == SavedBudget(now.date(), 3, now)
+    for garbage in ("{", '{"day": "2024-05-01"}', '{"day": "x", "used": 1}', '{"day": "2024-05-01", "used": -1}',
+                    '{"day": "2024-05-01", "used": 1, "last_request": "2024-05-01T10:00:00"}'):
+        path.write_text(garbage)
+        assert store.load(25, now) == SavedBudget(now.date(), 25, None), garbage  # spent: never overspend

@@ -15,7 +15,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from processors.stream.records import _describe, decode_tick
+from processors.stream.records import MAX_FUTURE_S, _describe, decode_tick
 from schemas.events import DeadLetter, Lineage, Tick, encode
 from schemas.upcasters import TICK_CHAIN, UnsupportedSchemaVersionError, record_key
 from tests.fuzz.strategies import json_values, mostly_ascii_bytes, mutated
@@ -60,9 +60,14 @@ def test_decode_tick_is_the_upcaster_chain(payload: bytes) -> None:
     except UnsupportedSchemaVersionError:
         assert isinstance(decoded, DeadLetter) and decoded.reason == "schema_version_unsupported"
         return
-    if isinstance(decoded, DeadLetter):  # a valid tick of another instrument than the key (or a v1 tick)
-        assert decoded.reason == "key_mismatch" and record_key(reference, version) != b"BTC-USD@test"
+    if isinstance(decoded, DeadLetter):  # a valid tick dated beyond the record + bound, or of another instrument
+        beyond = reference.ts_event > datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
+        if beyond:
+            assert decoded.reason == "timestamp_in_future", decoded
+        else:
+            assert decoded.reason == "key_mismatch" and record_key(reference, version) != b"BTC-USD@test"
         return
+    assert reference.ts_event <= datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
     event("valid tick")
     assert decoded == reference
     assert decoded.model_fields_set == reference.model_fields_set
@@ -94,3 +99,19 @@ def test_a_tick_from_a_future_release_is_a_dead_letter_not_a_crash() -> None:
     assert isinstance(letter, DeadLetter)
     assert (letter.reason, letter.source, letter.origin) == ("schema_version_unsupported", "test", LINEAGE)
     assert "schema_version 3" in letter.detail
+
+
+def test_far_future_event_time_is_refused_against_the_record_timestamp_not_the_clock() -> None:
+    record_ms = 1_714_521_600_000  # 2024-05-01T00:00:00Z
+    def tick_at(moment: datetime) -> bytes:
+        return encode(Tick(symbol="BTC-USD", venue="test", price=1.0, ts_event=moment, ts_init=moment, source="s", source_id="1"))
+
+    edge = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=MAX_FUTURE_S)
+    assert isinstance(decode_tick(tick_at(edge), b"BTC-USD@test", record_ms, LINEAGE), Tick)
+    refused = decode_tick(tick_at(edge + timedelta(seconds=1)), b"BTC-USD@test", record_ms, LINEAGE)
+    assert isinstance(refused, DeadLetter) and refused.reason == "timestamp_in_future"
+    year_9999 = decode_tick(tick_at(datetime(9999, 12, 31, tzinfo=UTC)), b"BTC-USD@test", record_ms, LINEAGE)
+    assert isinstance(year_9999, DeadLetter) and year_9999.reason == "timestamp_in_future"
+    assert year_9999.origin == LINEAGE and year_9999.source == "s"
+    # the same verdict whenever it is decided (replay, backfill): only the log's own timestamps count
+    assert decode_tick(tick_at(edge + timedelta(seconds=1)), b"BTC-USD@test", record_ms, LINEAGE) == refused

@@ -18,6 +18,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from pydantic import SecretStr
 from processors.ingest import reasons
 from processors.ingest.backoff import Backoff
 from processors.ingest.sources.alphavantage.budget import DailyBudget, next_utc_midnight
+from processors.ingest.sources.alphavantage.budget_file import BudgetFile, SavedBudget
 from processors.ingest.sources.alphavantage.errors import RETRY, ApiErrorKind, classify_body
 from processors.ingest.sources.alphavantage.wire import SOURCE, parse_daily_history, parse_rate_body
 from processors.ingest.sources.base import (
@@ -49,6 +51,7 @@ class AlphaVantageConfig:
     timeout_s: float = 10.0
     retry_initial_s: float = 1.0
     retry_max_s: float = 300.0
+    budget_file: Path | None = None  # where the budget survives restarts (None: memory only, tests)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class AlphaVantageClient:
         text = self.scrub(response.content.decode("utf-8", errors="backslashreplace"))
         try:
             body = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as error:
+        except (ValueError, RecursionError) as error:  # ValueError: also a number of more than 4,300 digits
             return ApiAnswer(None, (
                 Rejected(reasons.MALFORMED_JSON, f"{label}: {error}", raw_text(text)),
                 SourceProblem("malformed_body", f"{label}: body is not JSON"),
@@ -138,6 +141,13 @@ class AlphaVantageSource:
         self.now = now
         self.sleep = sleep
         self.budget = DailyBudget(config.daily_budget)
+        self.budget_file = BudgetFile(config.budget_file) if config.budget_file else None
+        self.last_request: datetime | None = None
+        if self.budget_file is not None:
+            saved = self.budget_file.load(config.daily_budget, now())
+            if saved is not None:
+                self.budget = DailyBudget(config.daily_budget, saved.day, saved.used)
+                self.last_request = saved.last_request
         self.backoff = Backoff(config.retry_initial_s, config.retry_max_s, rng or random.Random())  # noqa: S311 - jitter, not security
         self.transport = transport
 
@@ -149,7 +159,7 @@ class AlphaVantageSource:
         ) as http:
             client = AlphaVantageClient(http, config.api_key)
             yield BudgetLeft(self.budget.remaining(self.now()))
-            last_request: datetime | None = None
+            last_request = self.last_request  # restored after a restart: the spacing holds across crashes
             not_before = self.now()
             if config.history:
                 for symbol in config.symbols:
@@ -178,15 +188,23 @@ class AlphaVantageSource:
                 yield BudgetLeft(self.budget.remaining(self.now()))
 
     def _spend(self) -> datetime:
+        """Count a request before it goes out (and persist the count: a crash loop cannot overspend)."""
         at = self.now()
         self.budget.record(at)
+        self.last_request = at
+        self._save()
         return at
+
+    def _save(self) -> None:
+        if self.budget_file is not None and self.budget.day is not None:
+            self.budget_file.save(SavedBudget(self.budget.day, self.budget.used, self.last_request))
 
     def _retry_after(self, retry: str | None, requested_at: datetime) -> datetime:
         if retry is None:
             return requested_at
         if retry == "midnight":
             self.budget.exhaust(requested_at)
+            self._save()
             return next_utc_midnight(requested_at)
         if retry == "long":
             self.backoff.attempt = max(self.backoff.attempt, 62)

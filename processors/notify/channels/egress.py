@@ -1,0 +1,133 @@
+"""Where the notifier may connect: the guard that keeps it from being a proxy into our network.
+
+Webhook, Slack, Discord and Telegram URLs come from configuration and secrets that an
+attacker may influence (a pasted "webhook URL"). Every HTTP connection of a channel goes
+through :class:`GuardedBackend`, an httpcore network backend that resolves the host
+**once**, refuses the connection if any resolved address is loopback, private, link-local
+(169.254.169.254, the cloud metadata service, is link-local), shared, reserved,
+multicast or unspecified — IPv4-mapped, 6to4 and NAT64 IPv6 forms included — and then
+connects to one of exactly those checked addresses. There is no second resolution
+between the check and the connection, so a DNS answer that changes (rebinding) cannot
+slip a private address in. TLS still verifies the certificate against the URL's host
+name (httpcore passes the origin's host as ``server_hostname``). A channel that really
+targets a private network says ``allow_private_network = true``.
+
+A refused address raises :class:`~processors.notify.retry.PermanentDeliveryError`
+with reason ``blocked_address`` (the signal is dead-lettered with that reason). The
+resolver is injectable (``resolve``): tests map a name to 127.0.0.1 without touching
+/etc/hosts. Environment proxies are ignored (``trust_env=False``): a proxy would resolve
+the host itself, out of this guard's sight.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import typing
+from collections.abc import Callable, Iterable
+
+import httpcore
+import httpx
+
+from processors.notify.retry import PermanentDeliveryError
+
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (the system resolver), in its order, without repeats."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
+    seen: dict[str, None] = {}
+    for _family, _type, _proto, _name, sockaddr in answers:
+        seen.setdefault(str(sockaddr[0]), None)
+    return list(seen)
+
+
+def _embedded(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 form carries (mapped, 6to4, NAT64), else the address itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def refusal(text: str, allow_private_network: bool) -> str | None:
+    """Why connecting to address ``text`` is refused, or ``None`` when it is allowed."""
+    try:
+        address = _embedded(ipaddress.ip_address(text.split("%", 1)[0]))
+    except ValueError:
+        return "not an IP address"
+    if address.is_unspecified or address.is_multicast:
+        return "unspecified or multicast"
+    if allow_private_network:
+        return None
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local (cloud metadata)" if str(address) in ("169.254.169.254", "fe80::a9fe:a9fe") \
+            else "link-local"
+    if address.is_private:
+        return "private"
+    if not address.is_global:
+        return "not globally routable"
+    return None
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """Resolve once, check every address, connect only to a checked one."""
+
+    def __init__(self, allow_private_network: bool, resolve: Resolver | None = None,
+                 inner: httpcore.NetworkBackend | None = None) -> None:
+        self.allow_private_network = allow_private_network
+        self.resolve = resolve or system_resolver
+        self.inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+        addresses = self.resolve(host, port)
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            reason = refusal(address, self.allow_private_network)
+            if reason is not None:
+                raise PermanentDeliveryError(
+                    "blocked_address", f"{host} resolves to {address}, a {reason} address; the notifier does not "
+                                       "connect there unless the channel says allow_private_network = true")
+        error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                              socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failure:
+                error = failure
+        assert error is not None  # noqa: S101 - addresses is not empty
+        raise error
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None
+                            ) -> httpcore.NetworkStream:
+        raise PermanentDeliveryError("blocked_address", "channels never connect to unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool whose every connection passes :class:`GuardedBackend`."""
+
+    def __init__(self, backend: GuardedBackend, verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        # The same pool httpx builds (no proxy), with our network backend: the only way httpx
+        # offers to decide where a connection goes.
+        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+                                             network_backend=backend)
