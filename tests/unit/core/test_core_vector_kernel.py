@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.core.indicators import BollingerSpec, IndicatorEngine, IndicatorSpec
-from processors.core.rules import EmaCross, RuleEngine, RuleSpec, RsiReversal, SeedRsiEma
+from processors.core.rules import EmaCross, RsiReversal, RuleEngine, RuleSpec, SeedRsiEma
 from processors.core.vector import indicators as kernel
 from processors.core.vector import rules as vector_rules
 from tests.unit.core.test_core_indicator_talib import price_series, specs
