@@ -11,13 +11,14 @@ gives the same bits as the engine.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 
 try:
-    import numba as _numba
+    _numba: Any = importlib.import_module("numba")
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     _numba = None
 
@@ -28,5 +29,4 @@ def njit(function: FunctionT) -> FunctionT:
     """``numba.njit(cache=True)`` when numba is installed; the function unchanged otherwise."""
     if _numba is None:  # pragma: no cover
         return function
-    compiled: FunctionT = _numba.njit(cache=True, nogil=True)(function)
-    return compiled
+    return cast(FunctionT, _numba.njit(cache=True, nogil=True)(function))
