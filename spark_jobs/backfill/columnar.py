@@ -179,22 +179,47 @@ class TickRows:
 def typed_frame(given: dict[str, Any], length: int, indicator_names: tuple[str, ...]) -> pd.DataFrame:
     """A union-layout frame from column arrays (NaN → null for doubles); absent columns are all null."""
     data: dict[str, Any] = {}
+    nulls = np.ones(length, dtype=bool)
     for name, kind in union_columns(indicator_names):
         values = given.get(name)
         if kind == "double":
-            if values is None:
-                data[name] = pd.array([None] * length, dtype="Float64")
-            else:
-                array = np.asarray(values, dtype=np.float64)
-                data[name] = pd.arrays.FloatingArray(array, np.isnan(array))
+            array = np.zeros(length) if values is None else np.asarray(values, dtype=np.float64)
+            data[name] = pd.arrays.FloatingArray(array, nulls if values is None else np.isnan(array))
         elif kind in ("int", "long"):
-            dtype = "Int64" if kind == "long" else "Int32"
-            data[name] = pd.array([None] * length if values is None else np.asarray(values), dtype=dtype)
+            dtype = np.int64 if kind == "long" else np.int32
+            array = np.zeros(length, dtype=dtype) if values is None else np.asarray(values).astype(dtype)
+            data[name] = pd.arrays.IntegerArray(array, nulls if values is None else np.zeros(length, dtype=bool))
         elif kind == "boolean":
-            data[name] = pd.array([None] * length, dtype="boolean")
+            data[name] = pd.arrays.BooleanArray(np.zeros(length, dtype=bool), nulls)
         elif kind == "timestamp":
             micros = np.full(length, _NAT, dtype=np.int64) if values is None else np.asarray(values, dtype=np.int64)
-            data[name] = pd.Series(micros.view("datetime64[us]")).dt.tz_localize("UTC")
+            data[name] = pd.Series(micros.view("datetime64[us]")).dt.tz_localize("UTC").array
         else:
-            data[name] = pd.Series([None] * length if values is None else values, dtype="object")
+            array = np.empty(length, dtype=object)
+            if values is not None:
+                array[:] = values
+            data[name] = pd.arrays.NumpyExtensionArray(array)
+    return pd.DataFrame(data)
+
+
+def merge_snapshots(frame: pd.DataFrame, tick_frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (the per-tick emitter's layout) with ``tick_frame``'s rows among its snapshot rows.
+
+    The snapshot rows come first, in emission order — ``(partition, offset, seq)`` — as the per-tick
+    emitter leaves them; then the other kinds' rows unchanged. Column by column on the arrays
+    (``pd.concat`` checks every all-null column of object dtype element by element).
+    """
+    is_snapshot = (frame["kind"] == KIND_INDICATORS).to_numpy()
+    snapshots = np.flatnonzero(is_snapshot)
+    others = np.flatnonzero(~is_snapshot)
+    keys = [np.concatenate([frame[name].array.take(snapshots).to_numpy(dtype=np.int64),
+                            tick_frame[name].to_numpy(dtype=np.int64)])
+            for name in ("seq", "offset", "partition")]
+    order = np.lexsort(keys)
+    data: dict[str, Any] = {}
+    for name in frame.columns:
+        own = frame[name].array
+        pieces = [own.take(snapshots), tick_frame[name].array]
+        merged = type(own)._concat_same_type(pieces).take(order)
+        data[name] = type(own)._concat_same_type([merged, own.take(others)])
     return pd.DataFrame(data)

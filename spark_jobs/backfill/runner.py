@@ -30,7 +30,7 @@ from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Event, Lineage, Tick, encode
-from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe
+from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe, merge_snapshots
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
     EVENT_KINDS,
@@ -219,6 +219,11 @@ def _us(moment: Any) -> int | None:
     return None if moment is None else to_us(moment)
 
 
+def _lineage(topic: str, partition: int, offset: int) -> Lineage:
+    """``Lineage(topic=…, partition=…, offset=…)`` without re-validating the Kafka source's ints (an equal model)."""
+    return Lineage.model_construct(topic=topic, partition=partition, offset=offset)
+
+
 def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
     volume = tick.volume or 0.0
     return (config.min_price <= tick.price <= config.max_price
@@ -252,11 +257,13 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
 
     first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
     decoded: list[Tick | DeadLetter] = []
+    lineages: list[Lineage] = []
     open_us: int | None = None
     for index in range(first_emit):
-        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
+        lineage = _lineage(topic, partitions[index], offsets[index])
         item = decode_tick(values[index], keys[index], stamps[index], lineage)
         decoded.append(item)
+        lineages.append(lineage)
         if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
             moment = to_us(item.ts_event)
             open_us = moment if open_us is None or moment > open_us else open_us
@@ -276,7 +283,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         report.warmup_ticks += 1
         if day_start is not None and moment < day_start:
             report.warmup_before_day += 1
-        warm.append((item, Lineage(topic=topic, partition=partitions[index], offset=offsets[index])))
+        warm.append((item, lineages[index]))
 
     starts = context.range_start
     emitted: list[tuple[Tick | DeadLetter, Lineage]] = []
@@ -285,7 +292,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
             break
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
-        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
+        lineage = _lineage(topic, partitions[index], offsets[index])
         emitted.append((decode_tick(values[index], keys[index], stamps[index], lineage), lineage))
 
     ticks = [tick for tick, _ in warm] + [item for item, _ in emitted if isinstance(item, Tick)]
@@ -328,10 +335,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     if emitter.tick_rows is None:
         return frame
     # Tick snapshots (columns) join the candle snapshots in emission order: (partition, offset, seq).
-    is_snapshot = frame["kind"] == KIND_INDICATORS
-    snapshots = pd.concat([frame[is_snapshot], emitter.tick_rows.frame(plan.key)], ignore_index=True)
-    snapshots = snapshots.sort_values(["partition", "offset", "seq"], kind="stable")
-    return pd.concat([snapshots, frame[~is_snapshot]], ignore_index=True)
+    return merge_snapshots(frame, emitter.tick_rows.frame(plan.key))
 
 
 def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_from: int | None,
