@@ -9,7 +9,14 @@ import pytest
 from processors.core.vector.indicators import sma
 from spark_jobs.backtest.simulate import SimulationConfig, simulate
 from spark_jobs.sweep.grid import combinations, parse_grid
-from spark_jobs.sweep.job import SweepRequest, chained_return, heatmap, run_sweep, walk_forward, walk_forward_folds
+from spark_jobs.sweep.job import (
+    SweepRequest,
+    chained_return,
+    heatmap,
+    run_sweep,
+    walk_forward,
+    walk_forward_folds,
+)
 from spark_jobs.sweep.kernel import Bars, cross_signals
 
 pytestmark = pytest.mark.spark

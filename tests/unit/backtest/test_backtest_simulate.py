@@ -42,9 +42,9 @@ def signals(length, **at):
 
 
 def test_a_signal_fills_at_the_next_bars_open_with_fees_and_slippage():
-    o, h, l, c = bars([(10, 10, 10, 10), (11, 12, 10, 11.5), (12, 13, 11, 12.5), (14, 14, 13, 13.5)])
+    o, h, lo, c = bars([(10, 10, 10, 10), (11, 12, 10, 11.5), (12, 13, 11, 12.5), (14, 14, 13, 13.5)])
     config = SimulationConfig(fee=0.01, slippage=0.001)
-    result = simulate(o, h, l, c, signals(4, i0=1, i1=-1), config)
+    result = simulate(o, h, lo, c, signals(4, i0=1, i1=-1), config)
     entry = 11 * 1.001
     units = 1.0 / (entry * 1.01)
     exit_fill = 12 * 0.999
@@ -61,8 +61,8 @@ def test_a_signal_fills_at_the_next_bars_open_with_fees_and_slippage():
 
 
 def test_a_signal_on_the_last_bar_is_not_filled_and_an_open_position_closes_at_the_end():
-    o, h, l, c = bars([(10, 10, 10, 10), (10, 11, 9, 11), (12, 12, 12, 12)])
-    result = simulate(o, h, l, c, signals(3, i0=1, i2=-1), SimulationConfig(fee=0.0))
+    o, h, lo, c = bars([(10, 10, 10, 10), (10, 11, 9, 11), (12, 12, 12, 12)])
+    result = simulate(o, h, lo, c, signals(3, i0=1, i2=-1), SimulationConfig(fee=0.0))
     assert result.trade_count == 1
     assert result.trades["exit_reason"][0] == EXIT_END
     assert result.trades["exit_price"][0] == 12.0
@@ -71,9 +71,9 @@ def test_a_signal_on_the_last_bar_is_not_filled_and_an_open_position_closes_at_t
 
 def test_a_gap_through_the_stop_exits_at_the_open_not_at_the_stop():
     # entry at 100 (bar 1 open); stop 5 % → 95; bar 2 opens at 90, below the stop: the fill is 90
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (90, 92, 88, 91), (91, 91, 91, 91)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (90, 92, 88, 91), (91, 91, 91, 91)])
     config = SimulationConfig(fee=0.0, stop_loss=Level("percent", 0.05))
-    result = simulate(o, h, l, c, signals(4, i0=1), config)
+    result = simulate(o, h, lo, c, signals(4, i0=1), config)
     assert result.trades["exit_reason"][0] == EXIT_STOP
     assert result.trades["exit_bar"][0] == 2
     assert result.trades["exit_price"][0] == 90.0
@@ -81,9 +81,9 @@ def test_a_gap_through_the_stop_exits_at_the_open_not_at_the_stop():
 
 
 def test_a_stop_hit_inside_a_candle_exits_at_the_stop_level():
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (99, 100, 94, 98), (98, 98, 98, 98)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (99, 100, 94, 98), (98, 98, 98, 98)])
     config = SimulationConfig(fee=0.0, stop_loss=Level("percent", 0.05))
-    result = simulate(o, h, l, c, signals(4, i0=1), config)
+    result = simulate(o, h, lo, c, signals(4, i0=1), config)
     assert (result.trades["exit_bar"][0], result.trades["exit_reason"][0]) == (2, EXIT_STOP)
     assert result.trades["exit_price"][0] == pytest.approx(95.0)
     assert result.final_equity == pytest.approx(0.95)
@@ -91,44 +91,44 @@ def test_a_stop_hit_inside_a_candle_exits_at_the_stop_level():
 
 def test_both_stop_and_take_profit_in_one_candle_the_stop_wins():
     # stop 95, take-profit 110; bar 2 ranges 94..111: both reached, the documented rule takes the stop
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (100, 111, 94, 105), (105, 105, 105, 105)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (100, 111, 94, 105), (105, 105, 105, 105)])
     config = SimulationConfig(fee=0.0, stop_loss=Level("percent", 0.05), take_profit=Level("percent", 0.10))
-    result = simulate(o, h, l, c, signals(4, i0=1), config)
+    result = simulate(o, h, lo, c, signals(4, i0=1), config)
     assert result.trades["exit_reason"][0] == EXIT_STOP
     assert result.trades["exit_price"][0] == pytest.approx(95.0)
 
 
 def test_take_profit_inside_a_candle_and_a_gap_above_it():
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (104, 111, 103, 108), (108, 108, 108, 108)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (104, 111, 103, 108), (108, 108, 108, 108)])
     config = SimulationConfig(fee=0.0, take_profit=Level("percent", 0.10))
-    inside = simulate(o, h, l, c, signals(4, i0=1), config)
+    inside = simulate(o, h, lo, c, signals(4, i0=1), config)
     assert (inside.trades["exit_reason"][0], inside.trades["exit_price"][0]) == (EXIT_TAKE_PROFIT, pytest.approx(110.0))
-    o2, h2, l2, c2 = bars([(100, 100, 100, 100), (100, 101, 99, 100), (115, 116, 113, 114), (114, 114, 114, 114)])
-    gapped = simulate(o2, h2, l2, c2, signals(4, i0=1), config)
+    o2, h2, lo2, c2 = bars([(100, 100, 100, 100), (100, 101, 99, 100), (115, 116, 113, 114), (114, 114, 114, 114)])
+    gapped = simulate(o2, h2, lo2, c2, signals(4, i0=1), config)
     assert (gapped.trades["exit_reason"][0], gapped.trades["exit_price"][0]) == (EXIT_TAKE_PROFIT, 115.0)
 
 
 def test_a_trailing_stop_follows_the_highest_high_up_to_the_previous_bar():
     # entry 100; highs 104 (bar 1), 110 (bar 2); trailing 5 %: level after bar 2 = 104.5; bar 3 low 104 → exit 104.5
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 104, 99, 103), (103, 110, 102, 109), (108, 108, 104, 105)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 104, 99, 103), (103, 110, 102, 109), (108, 108, 104, 105)])
     config = SimulationConfig(fee=0.0, trailing_stop=Level("percent", 0.05))
-    result = simulate(o, h, l, c, signals(4, i0=1), config)
+    result = simulate(o, h, lo, c, signals(4, i0=1), config)
     assert (result.trades["exit_bar"][0], result.trades["exit_reason"][0]) == (3, EXIT_TRAILING)
     assert result.trades["exit_price"][0] == pytest.approx(104.5)
 
 
 def test_atr_stops_use_the_atr_of_the_signal_bar():
-    o, h, l, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (99, 100, 95, 97), (97, 97, 97, 97)])
+    o, h, lo, c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (99, 100, 95, 97), (97, 97, 97, 97)])
     atr = np.array([2.0, 9.0, 9.0, 9.0])  # the signal bar's ATR (2) sets the stop: 100 − 2·2 = 96
     config = SimulationConfig(fee=0.0, stop_loss=Level("atr", 2.0))
-    result = simulate(o, h, l, c, signals(4, i0=1), config, atr=atr)
+    result = simulate(o, h, lo, c, signals(4, i0=1), config, atr=atr)
     assert result.trades["exit_price"][0] == pytest.approx(96.0)
 
 
 def test_long_short_reverses_and_a_short_profits_from_a_fall():
-    o, h, l, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (8, 8, 8, 8), (8, 8, 8, 8), (10, 10, 10, 10)])
+    o, h, lo, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (8, 8, 8, 8), (8, 8, 8, 8), (10, 10, 10, 10)])
     config = SimulationConfig(fee=0.0, long_short=True)
-    result = simulate(o, h, l, c, signals(5, i0=-1, i2=1), config)
+    result = simulate(o, h, lo, c, signals(5, i0=-1, i2=1), config)
     # short 0.1 units at 10 (bar 1), cover at 8 (bar 3): +0.2; long 1.2/8 = 0.15 units to the end at 10: 1.5
     assert list(result.trades["direction"]) == [-1, 1]
     assert result.trades["pnl"][0] == pytest.approx(0.2)
@@ -136,24 +136,24 @@ def test_long_short_reverses_and_a_short_profits_from_a_fall():
 
 
 def test_long_only_ignores_sells_when_flat_and_repeated_buys():
-    o, h, l, c = bars([(10, 10, 10, 10)] * 3 + [(12, 12, 12, 12)] * 3)
-    result = simulate(o, h, l, c, signals(6, i0=-1, i1=1, i2=1, i4=-1), SimulationConfig(fee=0.0))
+    o, h, lo, c = bars([(10, 10, 10, 10)] * 3 + [(12, 12, 12, 12)] * 3)
+    result = simulate(o, h, lo, c, signals(6, i0=-1, i1=1, i2=1, i4=-1), SimulationConfig(fee=0.0))
     assert result.trade_count == 1
     assert result.final_equity == pytest.approx(1.2)
 
 
 def test_fixed_notional_and_fraction_sizing():
-    o, h, l, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (20, 20, 20, 20)])
-    half = simulate(o, h, l, c, signals(3, i0=1), SimulationConfig(fee=0.0, size=0.5))
+    o, h, lo, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (20, 20, 20, 20)])
+    half = simulate(o, h, lo, c, signals(3, i0=1), SimulationConfig(fee=0.0, size=0.5))
     assert half.final_equity == pytest.approx(1.5)
-    notional = simulate(o, h, l, c, signals(3, i0=1), SimulationConfig(fee=0.0, sizing="notional", size=0.25,
+    notional = simulate(o, h, lo, c, signals(3, i0=1), SimulationConfig(fee=0.0, sizing="notional", size=0.25,
                                                                        initial_capital=1.0))
     assert notional.final_equity == pytest.approx(1.25)
 
 
 def test_a_short_that_loses_everything_busts_and_opens_nothing_more():
-    o, h, l, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (25, 25, 25, 25), (25, 25, 25, 25), (5, 5, 5, 5)])
-    result = simulate(o, h, l, c, signals(5, i0=-1, i2=1), SimulationConfig(fee=0.0, long_short=True))
+    o, h, lo, c = bars([(10, 10, 10, 10), (10, 10, 10, 10), (25, 25, 25, 25), (25, 25, 25, 25), (5, 5, 5, 5)])
+    result = simulate(o, h, lo, c, signals(5, i0=-1, i2=1), SimulationConfig(fee=0.0, long_short=True))
     assert result.final_equity == 0.0
     assert result.trade_count == 1
 
