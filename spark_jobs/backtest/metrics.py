@@ -4,7 +4,7 @@ Called by backtests (one instrument or a portfolio) and by the sweep for every c
 chosen metric. Definitions (docs/spark.md, "Metrics"):
 
 - total return = final / initial − 1; CAGR = (final / initial)^(1/years) − 1 over the event-time span
-  (365-day years; None for a span under one day or a bust account).
+  (365-day years; None for a span under 30 days — annualising days of data says nothing — or a bust account).
 - Sharpe / Sortino: mean / σ (Sortino: downside deviation, √mean(min(r, 0)²)) of per-bar equity returns,
   annualised by √(bars per year), bars per year from the median bar spacing; risk-free 0. None when
   undefined (fewer than two returns, σ = 0).
@@ -62,7 +62,7 @@ def compute(equity: npt.NDArray[np.float64], times: npt.NDArray[np.int64], initi
     total = final / initial - 1.0
     span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
     cagr = None
-    if span >= 86_400 * 1e6 and final > 0.0:
+    if span >= 30 * 86_400 * 1e6 and final > 0.0:
         cagr = _finite((final / initial) ** (YEAR_US / span) - 1.0)
     sharpe = sortino = None
     if len(equity) > 2:
