@@ -206,7 +206,14 @@ def compare(results: Any, sample: dict[str, list[float]]) -> dict[str, Any]:
             "equal": not count_mismatches and worst <= 1e-9}
 
 
-def measure(bars_count: int, big_bars: int, with_vectorbt: bool) -> dict[str, Any]:
+def _checkpoint(results: dict[str, Any], out: Path | None) -> None:
+    """Write what is measured so far (a long run stopped later still leaves its finished stages)."""
+    if out is not None:
+        partial = BenchOutput(params={"partial": True}, figures=figures(results), details=results)
+        out.write_text(partial.model_dump_json(indent=1) + "\n")
+
+
+def measure(bars_count: int, big_bars: int, with_vectorbt: bool, out: Path | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"load_average_start": os.getloadavg(), "grid": GRID, "fee": FEE}
     bars = make_bars(bars_count)
     rng = np.random.default_rng(3)
@@ -217,11 +224,13 @@ def measure(bars_count: int, big_bars: int, with_vectorbt: bool) -> dict[str, An
         mine = ours(bars, "local[*]", folder, "small")
         frame = mine.pop("results")
         results["ours"] = mine
+        _checkpoint(results, out)
         if with_vectorbt:
             theirs = vectorbt(bars, sample, folder)
             results["vectorbt"] = {key: value for key, value in theirs.items() if key != "sample"}
             results["equality"] = compare(frame, theirs["sample"])
             log(f"equality on {SAMPLE} combinations: {results['equality']}")
+            _checkpoint(results, out)
         if big_bars:
             big = ours(make_bars(big_bars, seed=11), "local[2]", folder, "big")
             big.pop("results")
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-vectorbt", action="store_true")
     parser.add_argument("--out", type=Path, help="also write the BenchOutput JSON here")
     args = parser.parse_args(argv)
-    results = measure(args.bars, 0 if args.quick else args.big_bars, not args.no_vectorbt)
+    results = measure(args.bars, 0 if args.quick else args.big_bars, not args.no_vectorbt, args.out)
     output = BenchOutput(params={"bars": args.bars, "big_bars": 0 if args.quick else args.big_bars, "grid": GRID,
                                  "fee": FEE}, figures=figures(results), details=results)
     text = output.model_dump_json(indent=1)
