@@ -53,6 +53,8 @@ BENCHES = (
     Bench("recovery", "bench.bench_recovery", "processor recovery time after a kill"),
     Bench("materialize", "bench.bench_materialize", "materializer vs plain Redis pipelining"),
     Bench("backfill", "bench.bench_backfill", "Spark backfill vs replay vs vectorized"),
+    Bench("backfill_group", "bench.bench_backfill_group", "backfill group step: kernel (columnar) vs per-tick, in-process"),
+    Bench("sweep", "bench.bench_sweep", "Spark parameter sweep vs vectorbt, and the grid over 1M bars"),
     Bench("notify", "bench.bench_notify", "notifier vs the bare webhook sender"),
 )
 TIMEOUT_S = {True: 900, False: 3 * 3600}

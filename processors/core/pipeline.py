@@ -274,8 +274,7 @@ class SymbolProcessor:
 
         if in_order:
             self.last = ts
-            values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
-            self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
+            self._tick_timeframe(price, volume, day, tick, lineage, out)
         else:
             out.out_of_order = True
 
@@ -330,6 +329,16 @@ class SymbolProcessor:
             return LATE, (f"{(last - ts) / 1e6:g}s older than the latest event time"
                           f" {from_us(last).isoformat()} (grace {grace / 1e6:g}s)")
         return None
+
+    def _tick_timeframe(self, price: float, volume: float, day: int, tick: Tick, lineage: Lineage,
+                        out: StepOutput) -> None:
+        """The tick timeframe's indicators and rules for an in-order tick (its snapshot and signals).
+
+        A seam for the backfill's columnar runner (spark_jobs/backfill/columnar.py), which takes these
+        values from the vectorized kernel instead and overrides this method alone.
+        """
+        values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
+        self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
 
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
                out: StepOutput) -> bool:

@@ -31,6 +31,7 @@ from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick
 from schemas.events import DeadLetter, Event, Lineage, Tick, encode
 from schemas.instruments import Instrument
+from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe, merge_snapshots
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
     EVENT_KINDS,
@@ -134,6 +135,7 @@ class _Emitter:
             data["ts_init"].append, data["partition"].append, data["offset"].append, data["seq"].append)
         self._snapshot_values = tuple((name, data[indicator_column(name)].append) for name in names)
         self._snapshot_events = data["event"].append if self.events else None
+        self.tick_rows: TickRows | None = None  # the columnar path's tick snapshots and signals
 
     def _base(self, event: Event, day: date, lineage: Lineage, seq: int, **extra: Any) -> dict[str, Any]:
         row = {"date": day, "partition": lineage.partition, "offset": lineage.offset, "seq": seq, **extra}
@@ -147,7 +149,9 @@ class _Emitter:
             column = columns.get(name)
             row[column if column is not None else indicator_column(name)] = value
 
-    def output(self, output: StepOutput, lineage: Lineage) -> int:
+    def output(self, output: StepOutput, lineage: Lineage, tick: Tick | None = None, evaluation: int = -1) -> int:
+        """Append one tick's events; ``evaluation`` ≥ 0: the columnar path's tick snapshot and signals
+        (from :attr:`tick_rows`) follow the candle-timeframe ones, where the core appends them."""
         seq = 0
         tables = self.tables
         if output.snapshots:
@@ -171,6 +175,9 @@ class _Emitter:
                     self._snapshot_events(encode(snapshot).decode())
                 seq += 1
             tables[KIND_INDICATORS].length += len(output.snapshots)
+        if evaluation >= 0 and self.tick_rows is not None and tick is not None:
+            self.tick_rows.snapshot(evaluation, lineage, seq, to_us(tick.ts_init))
+            seq += 1
         for candle in output.candles:
             tables[KIND_CANDLES].add(self._base(
                 candle, candle.ts_open.date(), lineage, seq, timeframe=candle.timeframe, ts_open=_us(candle.ts_open),
@@ -185,6 +192,10 @@ class _Emitter:
             self._values(row, signal.indicators)
             tables[KIND_SIGNALS].add(row)
             seq += 1
+        if evaluation >= 0 and self.tick_rows is not None and tick is not None:
+            for row in self.tick_rows.signal_rows(evaluation, tick, lineage, seq):
+                tables[KIND_SIGNALS].add(row)
+                seq += 1
         for summary in output.summaries:
             tables[KIND_DAILY].add(self._base(
                 summary, summary.date, lineage, seq, open=summary.open, high=summary.high, low=summary.low,
@@ -210,6 +221,11 @@ def _us(moment: Any) -> int | None:
     return None if moment is None else to_us(moment)
 
 
+def _lineage(topic: str, partition: int, offset: int) -> Lineage:
+    """The record's lineage (validated: pydantic's ``model_construct`` is slower than its validator here)."""
+    return Lineage(topic=topic, partition=partition, offset=offset)
+
+
 def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
     volume = tick.volume or 0.0
     return (config.min_price <= tick.price <= config.max_price
@@ -217,9 +233,13 @@ def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
 
 
 def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
-              config_for: Callable[[str], PipelineConfig]) -> pd.DataFrame:
+              config_for: Callable[[str], PipelineConfig], *, columnar: bool | None = None) -> pd.DataFrame:
     """Run one group; ``rows`` has ``partition, offset, pos, value, timestamp_ms`` and ``record_key`` (the
     record's key bytes; the group's key when absent), in any order.
+
+    ``columnar`` (default: when the group's events are not needed as JSON) takes the tick timeframe
+    from the vectorized kernel (:mod:`spark_jobs.backfill.columnar`); False runs the core step alone
+    per tick. Both give the same frame (values to ~1e-15; tests/integration/spark/test_spark_columnar.py).
 
     Returns the frame of :func:`spark_jobs.backfill.rows.union_columns` with one ``group``
     report row at the end. Never raises for bad records: they become dead-letter rows.
@@ -240,28 +260,22 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
 
     first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
     decoded: list[Tick | DeadLetter] = []
+    lineages: list[Lineage] = []
     open_us: int | None = None
     for index in range(first_emit):
-        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
+        lineage = _lineage(topic, partitions[index], offsets[index])
         item = decode_tick(values[index], keys[index], stamps[index], lineage)
         decoded.append(item)
+        lineages.append(lineage)
         if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
             moment = to_us(item.ts_event)
             open_us = moment if open_us is None or moment > open_us else open_us
-
-    processor: SymbolProcessor | None = None
-
-    def process(tick: Tick, lineage: Lineage) -> StepOutput:
-        nonlocal processor
-        if processor is None:  # a group is one instrument (its key): the first tick names it
-            processor = SymbolProcessor(config_for(tick.symbol), Instrument(tick.symbol, tick.venue))
-        return processor.process(tick, lineage)
 
     # Warm-up: from W periods before the midnight that opened the day still open at the chunk start.
     day_start = None if open_us is None else open_us - open_us % DAY_US
     needed_from = None if day_start is None else day_start - context.warmup.duration_us
     from_log_start = plan.chunk == 0 and set(partitions) <= context.log_start
-    candles: dict[str, int] = {}
+    warm: list[tuple[Tick, Lineage]] = []
     for index, item in enumerate(decoded):
         if not isinstance(item, Tick):
             continue
@@ -270,34 +284,62 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
             report.dropped += 1
             continue
         report.warmup_ticks += 1
-        before_day = day_start is not None and moment < day_start
-        if before_day:
+        if day_start is not None and moment < day_start:
             report.warmup_before_day += 1
-        warmed = process(item, Lineage(topic=topic, partition=partitions[index], offset=offsets[index]))
-        for candle in warmed.candles:
-            if day_start is not None and to_us(candle.ts_open) < day_start:
-                candles[candle.timeframe] = candles.get(candle.timeframe, 0) + 1
-    if processor is not None and processor.config.candle_timeframes:
-        report.warmup_candles = min(candles.get(tf, 0) for tf in processor.config.candle_timeframes)
+        warm.append((item, lineages[index]))
 
     starts = context.range_start
+    emitted: list[tuple[Tick | DeadLetter, Lineage]] = []
     for index in range(first_emit, len(positions)):
         if positions[index] > plan.emit_to:
             break
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
-        lineage = Lineage(topic=topic, partition=partitions[index], offset=offsets[index])
-        item = decode_tick(values[index], keys[index], stamps[index], lineage)
+        lineage = _lineage(topic, partitions[index], offsets[index])
+        emitted.append((decode_tick(values[index], keys[index], stamps[index], lineage), lineage))
+
+    ticks = [tick for tick, _ in warm] + [item for item, _ in emitted if isinstance(item, Tick)]
+    processor: SymbolProcessor | None = None
+    if ticks:
+        # decode_tick accepts a tick only under its own instrument's key: one instrument per group
+        instrument = Instrument(ticks[0].symbol, ticks[0].venue)
+        config = config_for(instrument.symbol)
+        if columnar is None:
+            columnar = not context.with_events
+        if columnar:
+            tick_timeframe = TickTimeframe(config, ticks)
+            processor = ColumnarProcessor(config, instrument, tick_timeframe)
+            emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names)
+        else:
+            processor = SymbolProcessor(config, instrument)
+
+    candles: dict[str, int] = {}
+    for tick, lineage in warm:
+        assert processor is not None  # noqa: S101 - there are ticks
+        for candle in processor.process(tick, lineage).candles:
+            if day_start is not None and to_us(candle.ts_open) < day_start:
+                candles[candle.timeframe] = candles.get(candle.timeframe, 0) + 1
+    if warm and processor is not None and processor.config.candle_timeframes:
+        report.warmup_candles = min(candles.get(tf, 0) for tf in processor.config.candle_timeframes)
+
+    for item, lineage in emitted:
         report.rows += 1
         if isinstance(item, DeadLetter):
             emitter.dead_letter(item, lineage)
             report.events += 1
         else:
-            report.events += emitter.output(process(item, lineage), lineage)
+            assert processor is not None  # noqa: S101 - a tick makes a processor
+            output = processor.process(item, lineage)
+            evaluation = processor.evaluation if isinstance(processor, ColumnarProcessor) else -1
+            report.events += emitter.output(output, lineage, item, evaluation)
 
     _judge(report, plan, context, needed_from, from_log_start or processor is None)
     emitter.report(report)
-    return _frame(list(emitter.tables.values()), context, plan.key)
+    frame = _frame(list(emitter.tables.values()), context, plan.key)
+    if emitter.tick_rows is None:
+        return frame
+    # Tick snapshots (columns) join the candle snapshots in emission order: (partition, offset, seq).
+    return merge_snapshots(frame, emitter.tick_rows.frame(plan.key))
 
 
 def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_from: int | None,

@@ -12,14 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from stockstream.console import console
+
 apikey_app = typer.Typer(help="Create, list and revoke API keys of the query API and dashboard.",
                          no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 if TYPE_CHECKING:
     from stockstream.api.keys import KeyStore
 

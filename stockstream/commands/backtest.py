@@ -52,7 +52,7 @@ def _table(outcomes: list[Any]) -> Table:
 
 
 def backtest(
-    input_path: Annotated[Path | None, typer.Option("--input", help="A `stockstream backfill` output folder.")] = None,
+    input_path: Annotated[Path | None, typer.Option("--input", help="A `stockstream backfill` output folder, or a ticks file (CSV/Parquet: timestamp, symbol, price[, volume]).")] = None,
     from_offset: Annotated[str | None, typer.Option(help="Instead of --input: backfill this range first (offsets, like backfill).")] = None,
     to_offset: Annotated[str | None, typer.Option(help="Range end, exclusive (offsets).")] = None,
     from_time: Annotated[str | None, typer.Option(help="Range start as tick event time (ISO 8601).")] = None,
@@ -68,6 +68,14 @@ def backtest(
     plot: Annotated[Path, typer.Option(help="Equity-curve PNG to write.")] = Path("equity.png"),
     master: Annotated[str | None, typer.Option(help="Spark master for the backfill of a range (env SPARK_MASTER).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Ticks-file input: a self-contained HTML report to write.")] = None,
+    strategy_file: Annotated[Path | None, typer.Option("--strategy", help="Ticks-file input: strategy file (TOML/YAML).")] = None,
+    weights: Annotated[str | None, typer.Option(help="Ticks-file input: capital weights, e.g. 'BTC-USD=0.6,ETH-USD=0.4'.")] = None,
+    stop_loss: Annotated[str | None, typer.Option(help="Ticks-file input: stop-loss, '2%' or '1.5atr'.")] = None,
+    take_profit: Annotated[str | None, typer.Option(help="Ticks-file input: take-profit, '5%' or '3atr'.")] = None,
+    trailing_stop: Annotated[str | None, typer.Option(help="Ticks-file input: trailing stop, '3%' or '2atr'.")] = None,
+    sizing: Annotated[str, typer.Option(help="Ticks-file input: 'fraction' of equity or fixed 'notional'.")] = "fraction",
+    size: Annotated[float, typer.Option(help="Ticks-file input: the fraction (0–1] or the notional.")] = 1.0,
 ) -> None:
     """Backtest a rule set on backfill output or a range of the log: trades, returns, drawdown, Sharpe vs buy-and-hold."""
     from processors.core.rules import RULE_NAMES
@@ -95,6 +103,11 @@ def backtest(
     chosen_symbols = tuple(s.strip().upper() for s in (symbols or "").split(",") if s.strip())
     config = BacktestConfig(fee_rate=fee, slippage_rate=slippage, mode=mode.value.replace("-", "_"),  # type: ignore[arg-type]
                             sharpe_interval_s=sharpe_interval)
+    if input_path is not None and input_path.is_file():
+        _backtest_file(input_path, chosen_symbols, timeframe, rules, fee, slippage, mode.value == "long-short",
+                       trades, plot, report, strategy_file, weights, (stop_loss, take_profit, trailing_stop),
+                       sizing, size, json_output, fail)
+        return
     workdir: Path | None = None
     try:
         if input_path is None:
@@ -116,6 +129,76 @@ def backtest(
     else:
         err.print(_table(outcomes))
     err.print(f"trades: {trades}  equity curve: {plot}", markup=False)
+
+
+def _level(text: str | None, fail: Any) -> Any:
+    from spark_jobs.backtest.simulate import Level
+
+    if text is None:
+        return Level()
+    cleaned = text.strip().lower()
+    try:
+        if cleaned.endswith("%"):
+            return Level("percent", float(cleaned[:-1]) / 100)
+        if cleaned.endswith("atr"):
+            return Level("atr", float(cleaned[:-3]))
+    except ValueError as error:
+        raise fail(f"{text!r}: {error}") from None
+    raise fail(f"{text!r}: a level is a percent ('2%') or ATR multiples ('1.5atr')")
+
+
+def _backtest_file(path: Path, symbols: tuple[str, ...], timeframe: str, rules: str | None, fee: float,
+                   slippage: float, long_short: bool, trades: Path, plot: Path, report: Path | None,
+                   strategy_file: Path | None, weights: str | None, levels: tuple[str | None, ...], sizing: str,
+                   size: float, json_output: bool, fail: Any) -> None:
+    """A ticks file (CSV/Parquet) without Kafka: kernel signals, the next-bar model, a weighted portfolio."""
+    from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+    from spark_jobs.backtest.data import BacktestInputError
+    from spark_jobs.backtest.portfolio import read_ticks, run_portfolio
+    from spark_jobs.backtest.simulate import SimulationConfig
+    from spark_jobs.backtest.tradelog import plot_portfolio, write_portfolio_trades
+    from stockstream.reports.backtest import write_report
+
+    err = console(stderr=True)
+    try:
+        strategy = DEFAULT_STRATEGY if strategy_file is None else load_strategy(strategy_file)
+        stop, take, trail = (_level(text, fail) for text in levels)
+        config = SimulationConfig(fee=fee, slippage=slippage, long_short=long_short, sizing=sizing,  # type: ignore[arg-type]
+                                  size=size, stop_loss=stop, take_profit=take, trailing_stop=trail)
+        weight_map = None
+        if weights:
+            weight_map = {}
+            for item in weights.split(","):
+                name, _, value = item.partition("=")
+                weight_map[name.strip().upper()] = float(value)
+        chosen_rules = tuple(r.strip() for r in rules.split(",") if r.strip()) if rules else None
+        result = run_portfolio(read_ticks(path), list(symbols), timeframe, config, strategy, chosen_rules, weight_map)
+    except (BacktestInputError, StrategyError, ValueError) as error:
+        raise fail(str(error)) from None
+    write_portfolio_trades(trades, result)
+    plot_portfolio(plot, result)
+    if report is not None:
+        costs = f"fee {fee:g}, slippage {slippage:g}, {'long-short' if long_short else 'long-only'}, {sizing} {size:g}"
+        write_report(report, result, config.initial_capital, f"Backtest: {strategy.name} on {path.name}",
+                     f"{', '.join(i.symbol for i in result.instruments)} · {timeframe} · {costs}")
+    if json_output:
+        typer.echo(json.dumps({"portfolio": {"strategy": result.metrics, "buy_and_hold": result.hold_metrics},
+                               **{i.symbol: {"weight": i.weight, "bars": len(i.bars.close),
+                                             "signals": int((i.signal != 0).sum()), "strategy": i.metrics,
+                                             "buy_and_hold": i.hold_metrics} for i in result.instruments}}))
+    else:
+        table = Table(title="backtest (strategy | buy & hold), next-bar fills")
+        for column in ("", "trades", "total return", "CAGR", "Sharpe", "max drawdown", "exposure"):
+            table.add_column(column, justify="left" if not column else "right")
+        rows = [("portfolio", result.metrics, result.hold_metrics)]
+        rows += [(i.symbol, i.metrics, i.hold_metrics) for i in result.instruments]
+        for name, mine, hold in rows:
+            table.add_row(name, str(mine["trades"]), f"{_pct(mine['total_return'])} | {_pct(hold['total_return'])}",
+                          f"{_pct(mine['cagr'])} | {_pct(hold['cagr'])}",
+                          f"{_number(mine['sharpe'])} | {_number(hold['sharpe'])}",
+                          f"{_pct(mine['max_drawdown'])} | {_pct(hold['max_drawdown'])}", _pct(mine["exposure"]))
+        err.print(table)
+    err.print(f"trades: {trades}  equity curve: {plot}" + (f"  report: {report}" if report else ""), markup=False)
 
 
 def _backfill_range(workdir: Path, from_offset: str | None, to_offset: str | None, from_time: str | None,

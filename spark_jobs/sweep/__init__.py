@@ -1,0 +1,1 @@
+"""Parameter sweeps and walk-forward over history on Spark (``stockstream sweep``)."""
