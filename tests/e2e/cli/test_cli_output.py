@@ -133,7 +133,7 @@ def test_error_messages_are_unwrapped_when_piped(columns, tmp_path):
         ("indicators", "--input", str(missing / "ticks.csv"), "--output", str(missing / "out.csv")): (
             2, f"error: cannot open {missing / 'ticks.csv'}: No such file or directory"),
         ("backfill", "--from-offset", "0:x"): (2, "error: offsets look like 1200 or 0:1200,1:800, not '0:x'"),
-        ("query", "latest", "not!a!symbol"): (2, "invalid symbol: symbol may hold only letters, digits and - / . _"),
+        ("query", "latest", "not!a!symbol"): (2, "invalid instrument: symbol may hold only letters, digits and - / . _"),
         ("ingest", "--rate", "-1"): (2, "sim_rate: Input should be greater than or equal to 0"),
     }
     pages = run_pages([list(argv) for argv in cases], columns, tmp_path)

@@ -92,13 +92,13 @@ def test_live_equals_batch_on_the_held_in_series(live, tmp_path):
 
     # Tick timeframe: one batch row per CSV row.
     rows = batch(tmp_path)
-    names = [column for column in rows[0] if column not in ("timestamp", "symbol", "price", "volume", "signals")]
+    names = [column for column in rows[0] if column not in ("timestamp", "symbol", "venue", "price", "volume", "signals")]
     assert len(rows) == 2821 == sum(1 for key in snapshots if key[1] == "tick")
     batch_signals = 0
     for row in rows:
         key = (row["symbol"], "tick", parse_file_timestamp(row["timestamp"]))
         snapshot = snapshots[key]
-        assert snapshot.price == float(row["price"])
+        assert snapshot.price == float(row["price"]) and snapshot.venue == row["venue"] == "file"
         assert [snapshot.values[name] for name in names] == [number(row[name]) for name in names], key
         assert fired(signals.get(key, [])) == sorted(filter(None, row["signals"].split(";"))), key
         batch_signals += len(list(filter(None, row["signals"].split(";"))))

@@ -358,7 +358,8 @@ def panel_results(pipeline) -> PanelResults:
 
 def test_dashboard_variables_resolve_to_real_values(pipeline, panel_results):
     assert set(panel_results.variables) == {board["uid"] for board in dashboards().values()}, pipeline.diagnostics()
-    assert panel_results.variables["stockstream-symbol"] == {"symbol": "BTC-USD", "timeframe": "tick"}
+    assert panel_results.variables["stockstream-symbol"] == {
+        "symbol": "BTC-USD", "venue": "simulator", "timeframe": "tick"}
     assert set(panel_results.variables["stockstream-notifier"]["channel"].split("|")) == {"console", "broken", "flaky"}
 
 
