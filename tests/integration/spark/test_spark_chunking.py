@@ -103,6 +103,22 @@ def _day_stats(frame: pd.DataFrame) -> list[DayStat]:
     return stats
 
 
+def _produce_ms(records: list[tuple[bytes | None, bytes]]) -> list[int]:
+    """Each record's timestamp as a producer stamps it: a second after the newest event time seen so far.
+
+    A real log's record timestamp is its produce time, never long before its tick's event time (the
+    processors dead-letter an event time more than 15 min after it as ``timestamp_in_future``).
+    """
+    newest, stamps = to_us(START) // 1000, []
+    for _, value in records:
+        try:
+            newest = max(newest, to_us(Tick.model_validate_json(value).ts_event) // 1000)
+        except ValueError:
+            pass
+        stamps.append(newest + 1000)
+    return stamps
+
+
 def _frame(records: list[tuple[bytes | None, bytes]]) -> pd.DataFrame:
     ts = []
     for _, value in records:
@@ -113,7 +129,7 @@ def _frame(records: list[tuple[bytes | None, bytes]]) -> pd.DataFrame:
     return pd.DataFrame({
         "key": [key.decode() if key else None for key, _ in records], "partition": 0,
         "offset": range(len(records)), "pos": [position(0, i) for i in range(len(records))],
-        "timestamp_ms": [1_700_000_000_000 + i for i in range(len(records))],
+        "timestamp_ms": _produce_ms(records),
         "value": [value for _, value in records], "ts_us": pd.array(ts, dtype="Int64"),
     })
 
@@ -160,7 +176,8 @@ def test_chunked_backfill_equals_the_sequential_run(seed, chunks, start_share):
     events, reports = _chunked_run(frame, chunks, warmup, from_offset)
 
     reference = reference_events(
-        [Record(TOPIC, 0, i, key, value, 1_700_000_000_000 + i) for i, (key, value) in enumerate(records)],
+        [Record(TOPIC, 0, i, key, value, stamp)
+         for i, ((key, value), stamp) in enumerate(zip(records, _produce_ms(records), strict=True))],
         PipelineConfigs(SMALL, candle_timeframes=("1m", "5m"), grace_ms=5_000))
     for kind in EVENT_KINDS:
         expected = reference.between(kind, {0: from_offset})

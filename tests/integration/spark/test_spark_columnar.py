@@ -21,7 +21,7 @@ from tests.integration.spark.test_spark_chunking import SMALL, TOPIC, _day_stats
 
 def _both_paths(strategy, timeframes, seed, chunks):
     frame = _frame(_series(seed, days=3.5, mean_gap_s=8))
-    symbol = SymbolRange("BTC-USD", int(frame["pos"].min()), int(frame["pos"].max()), tuple(_day_stats(frame)))
+    symbol = SymbolRange("BTC-USD@test", int(frame["pos"].min()), int(frame["pos"].max()), tuple(_day_stats(frame)))
     warmup = Warmup.for_specs([strategy.indicators.spec()], [60_000_000], min_duration_us=3600 * 10**6)
     plans = plan_groups([symbol], warmup, chunks, slots=2)
     configs = _Configs(strategy, timeframes, 5_000)

@@ -42,7 +42,8 @@ def _records() -> list[Record]:
             value = _tick(index, "ETH-USD")
         elif index == 25:
             key = ODD_KEY
-        records.append(Record(TOPIC, 0, index, key, value, 1_700_000_000_000 + index))
+        produced = START + timedelta(seconds=20 * index + 1)  # a second after its event time, as a producer stamps it
+        records.append(Record(TOPIC, 0, index, key, value, int(produced.timestamp() * 1000)))
     return records
 
 
