@@ -127,22 +127,22 @@ def test_views_survive_redis_losing_acknowledged_writes(stack, namespace, snapsh
     rewinds_before = REGISTRY.get_sample_value("stockstream_materialize_rewinds_total") or 0.0
     with materializing(settings):
         produce_stream(stack.kafka_bootstrap, registry, first)
-        wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD:tick") == 150, timeout_s=60, message="first views")
+        wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 150, timeout_s=60, message="first views")
         client.save()  # the last snapshot: what a restarted Redis will come back with
         produce_stream(stack.kafka_bootstrap, registry, lost)
-        wait_until(lambda: client.zcard(f"{namespace}ind:ETH-USD:tick") == 100
+        wait_until(lambda: client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 100
                    and committed_everything(stack.kafka_bootstrap, settings.group_id, settings.input_topics().names),
                    timeout_s=60, message="second views written and their offsets committed")
 
         snapshot_redis.kill()
         snapshot_redis.start()
         client = redis.Redis.from_url(snapshot_redis.url)
-        assert client.zcard(f"{namespace}ind:ETH-USD:tick") == 0  # acknowledged and committed, now lost
-        assert client.zcard(f"{namespace}ind:BTC-USD:tick") == 150
+        assert client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 0  # acknowledged and committed, now lost
+        assert client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 150
 
         produce_stream(stack.kafka_bootstrap, registry, after)
-        wait_until(lambda: client.zcard(f"{namespace}ind:SOL-USD:tick") == 80
-                   and client.zcard(f"{namespace}ind:ETH-USD:tick") == 100
+        wait_until(lambda: client.zcard(f"{namespace}ind:SOL-USD@test:tick") == 80
+                   and client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 100
                    and committed_everything(stack.kafka_bootstrap, settings.group_id, settings.input_topics().names),
                    timeout_s=120, message="the lost views re-read, the new ones written, every record consumed")
     assert (REGISTRY.get_sample_value("stockstream_materialize_rewinds_total") or 0.0) > rewinds_before
