@@ -1,6 +1,8 @@
-"""Reads a symbol's price path and signals from backfill output (the Parquet datasets of ``stockstream backfill``).
+"""Reads an instrument's price path and signals from backfill output (the Parquet datasets of ``stockstream backfill``).
 
-Called by :mod:`spark_jobs.backtest.run` once per symbol. Prices are the timeframe's
+Called by :mod:`spark_jobs.backtest.run` once per instrument (``SYMBOL@venue``: two venues quoting
+one symbol are two price paths, never one mixed series; output written before venues existed has
+no ``venue`` column, and each symbol is then one instrument named by the symbol alone). Prices are the timeframe's
 indicator snapshots (tick prices, or candle closes for a candle timeframe), signals those of
 the chosen rules on the same timeframe, both in log order (partition, offset, seq) — the
 order the live processor emitted them.
@@ -31,18 +33,37 @@ def _dataset(root: Path, kind: str) -> ds.Dataset:
     return ds.dataset(path, format="parquet", partitioning="hive")
 
 
-def symbols(root: Path) -> list[str]:
-    """Every symbol with indicator rows in the output (the ``symbol=…`` folders)."""
-    folder = root / "indicators"
-    if not folder.is_dir():
-        raise BacktestInputError(f"{folder} does not exist: point --input at a `stockstream backfill` output folder")
-    return sorted(p.name.removeprefix("symbol=") for p in folder.glob("symbol=*") if p.is_dir())
+def instruments(root: Path) -> list[str]:
+    """Every instrument with indicator rows in the output: ``SYMBOL@venue`` (``SYMBOL`` without a venue column)."""
+    dataset = _dataset(root, "indicators")
+    if "venue" not in dataset.schema.names:
+        return sorted(set(dataset.to_table(columns=["symbol"])["symbol"].to_pylist()))
+    pairs = dataset.to_table(columns=["symbol", "venue"]).group_by(["symbol", "venue"]).aggregate([])
+    return sorted(f"{symbol}@{venue}" for symbol, venue in zip(
+        pairs["symbol"].to_pylist(), pairs["venue"].to_pylist(), strict=True))
 
 
-def load(root: Path, symbol: str, timeframe: str,
+def select(available: Sequence[str], requested: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(chosen instruments, requests matching none): ``BTC-USD`` picks each venue's BTC-USD, ``BTC-USD@kraken`` one."""
+    if not requested:
+        return list(available), []
+    chosen: list[str] = []
+    missing: list[str] = []
+    for wanted in requested:
+        matches = [name for name in available if name == wanted or name.partition("@")[0] == wanted]
+        chosen += [name for name in matches if name not in chosen]
+        if not matches:
+            missing.append(wanted)
+    return chosen, missing
+
+
+def load(root: Path, instrument: str, timeframe: str,
          rules: Sequence[str]) -> tuple[list[PricePoint], list[SignalPoint]]:
-    """(prices, signals) of one symbol and timeframe; signals only of ``rules``."""
+    """(prices, signals) of one instrument and timeframe; signals only of ``rules``."""
+    symbol, _, venue = instrument.partition("@")
     wanted = (pc.field("symbol") == symbol) & (pc.field("timeframe") == timeframe)
+    if venue:
+        wanted &= pc.field("venue") == venue
     prices = (_dataset(root, "indicators")
               .to_table(columns=["ts_event", "price", "partition", "offset", "seq"], filter=wanted)
               .sort_by(ORDER))

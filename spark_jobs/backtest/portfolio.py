@@ -31,7 +31,7 @@ from processors.core.vector import indicators as kernel
 from processors.core.vector import rules as vector_rules
 from schemas.timeframes import TICK, timeframe_ms
 from spark_jobs.backtest import metrics
-from spark_jobs.backtest.data import BacktestInputError
+from spark_jobs.backtest.data import BacktestInputError, select
 from spark_jobs.backtest.simulate import Simulation, SimulationConfig, simulate
 
 Floats = npt.NDArray[np.float64]
@@ -71,7 +71,11 @@ class PortfolioResult:
 
 
 def read_ticks(path: Path) -> pd.DataFrame:
-    """A ticks file (CSV or Parquet: ``timestamp, symbol, price[, volume]``) with times as µs; clear errors."""
+    """A ticks file (CSV or Parquet: ``timestamp, symbol, price[, volume, venue]``) with times as µs; clear errors.
+
+    With a ``venue`` column each venue's symbol is its own instrument: the frame's ``symbol`` then
+    holds ``SYMBOL@venue``, so two venues' prices are never one series.
+    """
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (OSError, ValueError) as error:
@@ -90,8 +94,11 @@ def read_ticks(path: Path) -> pd.DataFrame:
     if bad.any():
         raise BacktestInputError(f"{path}: {int(bad.sum())} rows without a positive price (first: row {int(np.flatnonzero(bad)[0]) + 2})")
     volume = pd.to_numeric(frame["volume"], errors="coerce").fillna(0.0) if "volume" in frame else 0.0
+    symbols = frame["symbol"].astype(str).str.upper()
+    if "venue" in frame:
+        symbols = symbols + "@" + frame["venue"].fillna("file").astype(str).str.lower()
     return pd.DataFrame({"ts_us": times.to_numpy(dtype="datetime64[us]").astype(np.int64),
-                         "symbol": frame["symbol"].astype(str).str.upper(), "price": prices.astype(float),
+                         "symbol": symbols, "price": prices.astype(float),
                          "volume": volume})
 
 
@@ -129,7 +136,7 @@ def wilder_atr(bars: InstrumentBars, period: int = 14) -> Floats:
 
 def signals_of(bars: InstrumentBars, strategy: Strategy, rules: tuple[str, ...]) -> npt.NDArray[np.int8]:
     """+1/−1/0 per bar from the chosen rules of the symbol's strategy (BUY and SELL together cancel)."""
-    chosen = strategy.for_symbol(bars.symbol)
+    chosen = strategy.for_symbol(bars.symbol.partition("@")[0])
     values = kernel.compute(chosen.indicators.spec(), bars.close, bars.volume, bars.times // DAY_US)
     signal = np.zeros(len(bars.close), dtype=np.int8)
     for fired in vector_rules.evaluate(chosen.rules.spec(), values, bars.close):
@@ -155,8 +162,7 @@ def run_portfolio(ticks: pd.DataFrame, symbols: list[str], timeframe: str, confi
                   weights: dict[str, float] | None = None) -> PortfolioResult:
     """Every instrument on its share of the capital, then the portfolio (see the module docstring)."""
     available = sorted(set(ticks["symbol"]))
-    chosen = symbols or available
-    missing = [symbol for symbol in chosen if symbol not in available]
+    chosen, missing = select(available, symbols)
     if missing:
         raise BacktestInputError(f"no ticks for {missing} (the input has {available})")
     shares = _weights(chosen, weights)

@@ -1,4 +1,4 @@
-"""``stockstream backtest`` minus the command line: load each symbol, simulate, write the trades CSV and the PNG.
+"""``stockstream backtest`` minus the command line: load each instrument, simulate, write the trades CSV and the PNG.
 
 Called by :mod:`stockstream.commands.backtest` with a backfill output folder (the command runs
 a backfill first when given a range of the log instead). Deterministic: the same folder and
@@ -24,7 +24,7 @@ TRADE_COLUMNS = ("symbol", "direction", "entry_time", "entry_price", "entry_rule
 @dataclass(frozen=True)
 class BacktestRequest:
     input: Path
-    symbols: tuple[str, ...] = ()  # empty: every symbol of the output
+    symbols: tuple[str, ...] = ()  # empty: every instrument; SYMBOL: each venue's; SYMBOL@venue: that one
     timeframe: str = "tick"
     rules: tuple[str, ...] = RULE_NAMES
     config: BacktestConfig = BacktestConfig()
@@ -34,20 +34,19 @@ class BacktestRequest:
 
 @dataclass(frozen=True)
 class SymbolBacktest:
-    symbol: str
+    symbol: str  # the instrument, SYMBOL@venue (SYMBOL alone for output written before venues)
     prices: int
     signals: int
     result: BacktestResult
 
 
 def run(request: BacktestRequest) -> list[SymbolBacktest]:
-    """Backtest every requested symbol; raises :class:`data.BacktestInputError` for missing input."""
+    """Backtest every requested instrument; raises :class:`data.BacktestInputError` for missing input."""
     unknown = set(request.rules) - set(RULE_NAMES)
     if unknown:
         raise data.BacktestInputError(f"unknown rules {sorted(unknown)}: choose from {', '.join(RULE_NAMES)}")
-    available = data.symbols(request.input)
-    chosen = list(request.symbols) or available
-    missing = [symbol for symbol in chosen if symbol not in available]
+    available = data.instruments(request.input)
+    chosen, missing = data.select(available, request.symbols)
     if missing:
         raise data.BacktestInputError(f"no backfill output for {missing} in {request.input} (it has {available})")
     outcomes = []

@@ -57,7 +57,7 @@ def backtest(
     to_offset: Annotated[str | None, typer.Option(help="Range end, exclusive (offsets).")] = None,
     from_time: Annotated[str | None, typer.Option(help="Range start as tick event time (ISO 8601).")] = None,
     to_time: Annotated[str | None, typer.Option(help="Range end as tick event time, exclusive.")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: every symbol).")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (each venue's) or instruments SYMBOL@venue (default: every instrument).")] = None,
     timeframe: Annotated[str, typer.Option(help="Timeframe whose signals are traded and prices marked (tick, 1m…).")] = "tick",
     rules: Annotated[str | None, typer.Option(help="Comma-separated rules to trade (default: all).")] = None,
     fee: Annotated[float, typer.Option(min=0, max=0.5, help="Fee per side, a fraction of the notional (0.001 = 10 bp).")] = 0.001,
@@ -100,7 +100,7 @@ def backtest(
     except InvalidTimeframeError as error:
         raise fail(str(error)) from None
     chosen_rules = tuple(r.strip() for r in rules.split(",") if r.strip()) if rules else RULE_NAMES
-    chosen_symbols = tuple(s.strip().upper() for s in (symbols or "").split(",") if s.strip())
+    chosen_symbols = tuple(_instrument_text(s) for s in (symbols or "").split(",") if s.strip())
     config = BacktestConfig(fee_rate=fee, slippage_rate=slippage, mode=mode.value.replace("-", "_"),  # type: ignore[arg-type]
                             sharpe_interval_s=sharpe_interval)
     if input_path is not None and input_path.is_file():
@@ -145,6 +145,12 @@ def _level(text: str | None, fail: Any) -> Any:
     except ValueError as error:
         raise fail(f"{text!r}: {error}") from None
     raise fail(f"{text!r}: a level is a percent ('2%') or ATR multiples ('1.5atr')")
+
+
+def _instrument_text(text: str) -> str:
+    """``btc-usd@kraken`` → ``BTC-USD@kraken``: symbols are upper case, venues lower case."""
+    symbol, at, venue = text.strip().partition("@")
+    return f"{symbol.upper()}{at}{venue.lower()}"
 
 
 def _backtest_file(path: Path, symbols: tuple[str, ...], timeframe: str, rules: str | None, fee: float,

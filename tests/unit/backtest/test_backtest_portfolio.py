@@ -86,3 +86,18 @@ def test_bad_inputs_are_reported(tmp_path):
         run_portfolio(_ticks(), ["DOGE-USD"], "tick", SimulationConfig())
     with pytest.raises(BacktestInputError, match="weights for symbols not in the input"):
         run_portfolio(_ticks(), [], "tick", SimulationConfig(), weights={"XRP-USD": 1.0})
+
+
+def test_a_ticks_file_with_venues_backtests_each_venue_alone(tmp_path):
+    ticks = _ticks(points=400)
+    path = tmp_path / "ticks.csv"
+    frame = pd.concat([ticks.assign(venue="coinbase"), ticks.assign(venue="Kraken", price=ticks["price"] * 1.01)])
+    frame.assign(timestamp=frame["ts_us"] // 1000).drop(columns="ts_us").to_csv(path, index=False)
+    config = SimulationConfig(fee=0.0, slippage=0.0)
+    both = run_portfolio(read_ticks(path), ["BTC-USD"], "tick", config)
+    assert [i.symbol for i in both.instruments] == ["BTC-USD@coinbase", "BTC-USD@kraken"]
+    assert all(len(i.bars.close) == 400 for i in both.instruments)
+    alone = run_portfolio(ticks, ["BTC-USD"], "tick", config)
+    assert np.array_equal(both.instruments[0].signal, alone.instruments[0].signal)
+    with pytest.raises(BacktestInputError, match="BTC-USD@binance"):
+        run_portfolio(read_ticks(path), ["BTC-USD@binance"], "tick", config)

@@ -112,3 +112,22 @@ def test_backtest_command_refuses_unclear_input(tmp_path):
     bad_timeframe = runner.invoke(app, ["backtest", "--input", str(tmp_path), "--timeframe", "7x"])
     assert neither.exit_code == both.exit_code == bad_timeframe.exit_code == 2
     assert "--input" in neither.output and "not both" in both.output
+
+
+def test_two_venues_of_one_symbol_are_two_backtests(tmp_path):
+    """Output with a venue column: each venue's series is simulated alone, never one mixed price path."""
+    plain = _backfill_output(tmp_path / "plain", symbols=("BTC-USD", "ETH-USD"))
+    source = tmp_path / "backfill"
+    for kind in ("indicators", "signals"):  # the same rows as two venues' rows, kraken 1.5× the price
+        rows = ds.dataset(plain / kind, format="parquet", partitioning="hive").to_table().to_pylist()
+        _write(source, kind, [{**row, "venue": venue, "price": row["price"] * scale}
+                              for venue, scale in (("coinbase", 1.0), ("kraken", 1.5)) for row in rows])
+    every = run(BacktestRequest(input=source, trades_csv=None, equity_png=None))
+    assert [o.symbol for o in every] == ["BTC-USD@coinbase", "BTC-USD@kraken", "ETH-USD@coinbase", "ETH-USD@kraken"]
+    assert all(o.prices == 240 and o.signals == 16 for o in every)
+    btc = run(BacktestRequest(input=source, symbols=("BTC-USD",), trades_csv=None, equity_png=None))
+    assert [o.symbol for o in btc] == ["BTC-USD@coinbase", "BTC-USD@kraken"]
+    one = run(BacktestRequest(input=source, symbols=("ETH-USD@kraken",), trades_csv=None, equity_png=None))
+    assert [o.symbol for o in one] == ["ETH-USD@kraken"] and one[0].result == every[3].result
+    with pytest.raises(BacktestInputError, match="BTC-USD@binance"):
+        run(BacktestRequest(input=source, symbols=("BTC-USD@binance",)))
