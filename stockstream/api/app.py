@@ -35,6 +35,7 @@ from processors.materialize.keys import ViewKeys
 from processors.materialize.reader import ViewReader
 from processors.materialize.settings import redis_client
 from processors.runtime.kafka_admin import admin_client
+from schemas.instruments import VENUE_PATTERN
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.api.auth import Authenticator, Principal, SessionCodec
 from stockstream.api.gate import Gate, GatePolicy
@@ -69,6 +70,8 @@ class Health(BaseModel):
 
 
 SymbolItem = Annotated[str, StringConstraints(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32)]
+InstrumentItem = Annotated[str, StringConstraints(
+    pattern=NORMALIZED_SYMBOL_PATTERN.removesuffix("$") + "@" + VENUE_PATTERN.removeprefix("^"), max_length=65)]
 
 
 def utc_now() -> datetime:
@@ -182,6 +185,7 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     async def live(
         request: Request,
         symbol: Annotated[list[SymbolItem] | None, Query(max_length=50)] = None,
+        instrument: Annotated[list[InstrumentItem] | None, Query(max_length=50)] = None,
     ) -> Response:
         hub: LiveHub = request.app.state.hub
         principal: Principal | None = request.scope.get("state", {}).get("principal")
@@ -193,12 +197,14 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
             return JSONResponse({"detail": f"at most {settings.live_max_per_client} live connections per client"},
                                 status_code=429)
         wanted = frozenset(symbol) if symbol else None
-        subscriber = hub.subscribe(wanted, client)
+        instruments = frozenset(instrument) if instrument else None
+        subscriber = hub.subscribe(wanted, client, instruments)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
             try:
                 yield ServerSentEvent(event="ready", data=json.dumps(
-                    {"symbols": sorted(wanted) if wanted else None, "redis": hub.connected.is_set()}))
+                    {"symbols": sorted(wanted) if wanted else None,
+                     "instruments": sorted(instruments) if instruments else None, "redis": hub.connected.is_set()}))
                 while True:
                     event, data = await subscriber.queue.get()
                     yield ServerSentEvent(event=event, data=data)

@@ -5,13 +5,13 @@ One subscription per API process (:class:`LiveHub`, started in the app's lifespa
 ``{"v":1,"updates":[{"type":"tick|indicators|candle|signal|recommendation|daily","data":{…}}]}``)
 and ``{prefix}live:notifications`` (the notifier's browser notifications:
 ``{"signal_id","title","text","url","signal"}``), and fans each update out to the clients
-that asked for its symbol. Each client has a bounded queue: a client that does not keep up
+that asked for its symbol (every venue's) or its instrument (``SYMBOL@venue``). Each client has a bounded queue: a client that does not keep up
 loses its oldest updates (counted), never the server's memory; a client that stops reading
 altogether is dropped by the send timeout of its response (``API_LIVE_SEND_TIMEOUT_SECONDS``),
 which frees its slot. When Redis goes away the hub
 reconnects with backoff and tells clients through a ``status`` event.
 
-SSE events sent to a client: ``ready`` (first, with the symbols), ``status``
+SSE events sent to a client: ``ready`` (first, with the symbols and instruments), ``status``
 (``{"redis": true|false}``), ``tick``, ``indicators``, ``candle``, ``signal``,
 ``recommendation``, ``daily`` (data = the event JSON) and ``notification``.
 """
@@ -43,13 +43,18 @@ CLIENTS = Gauge("stockstream_api_live_clients", "Connected live (SSE) clients")
 
 @dataclass(eq=False)
 class Subscriber:
-    symbols: frozenset[str] | None  # None: every symbol
+    symbols: frozenset[str] | None  # None (with instruments None): everything
     queue: asyncio.Queue[tuple[str, str]]
     client: str = "-"  # the key id, or the address when authentication is off (per-client cap)
     dropped: int = 0
+    instruments: frozenset[str] | None = None  # SYMBOL@venue: one venue's series only
 
-    def wants(self, symbol: object) -> bool:
-        return self.symbols is None or symbol in self.symbols
+    def wants(self, symbol: object, venue: object = None) -> bool:
+        """Whether an update of ``symbol`` on ``venue`` is for this client (a symbol asked for: every venue)."""
+        if self.symbols is None and self.instruments is None:
+            return True
+        return (self.symbols is not None and symbol in self.symbols) or (
+            self.instruments is not None and f"{symbol}@{venue}" in self.instruments)
 
     def offer(self, event: str, data: str) -> None:
         if self.queue.full():
@@ -72,8 +77,9 @@ class LiveHub:
     subscribers: set[Subscriber] = field(default_factory=set)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def subscribe(self, symbols: frozenset[str] | None, client: str = "-") -> Subscriber:
-        subscriber = Subscriber(symbols, asyncio.Queue(self.queue_max), client)
+    def subscribe(self, symbols: frozenset[str] | None, client: str = "-",
+                  instruments: frozenset[str] | None = None) -> Subscriber:
+        subscriber = Subscriber(symbols, asyncio.Queue(self.queue_max), client, instruments=instruments)
         self.subscribers.add(subscriber)
         CLIENTS.set(len(self.subscribers))
         return subscriber
@@ -141,10 +147,10 @@ class LiveHub:
             if kind not in UPDATE_TYPES or not isinstance(body, dict):
                 MALFORMED.labels("updates").inc()
                 continue
-            symbol = body.get("symbol")
+            symbol, venue = body.get("symbol"), body.get("venue")
             text: str | None = None
             for subscriber in self.subscribers:
-                if subscriber.wants(symbol):
+                if subscriber.wants(symbol, venue):
                     text = text or json.dumps(body, separators=(",", ":"))
                     subscriber.offer(kind, text)
 
@@ -160,8 +166,9 @@ class LiveHub:
             return
         signal = body.get("signal")
         symbol = signal.get("symbol") if isinstance(signal, dict) else None
+        venue = signal.get("venue") if isinstance(signal, dict) else None
         text = json.dumps(body, separators=(",", ":"))
         for subscriber in self.subscribers:
             # A notification without a symbol goes to everyone.
-            if symbol is None or subscriber.wants(symbol):
+            if symbol is None or subscriber.wants(symbol, venue):
                 subscriber.offer("notification", text)

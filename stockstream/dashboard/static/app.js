@@ -369,7 +369,7 @@
 
   function connectLive() {
     if (state.source) state.source.close();
-    const source = new EventSource(`/live?symbol=${enc(state.symbol)}`);
+    const source = new EventSource(`/live?instrument=${enc(state.symbol + "@" + state.venue)}`);
     state.source = source;
     const mine = (data) => data && data.symbol === state.symbol && data.venue === state.venue;
     const on = (name, handler) => source.addEventListener(name, (event) => {

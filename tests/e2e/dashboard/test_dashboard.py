@@ -91,7 +91,7 @@ def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
     try:
         wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 420
                    and client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 121
-                   and client.hlen(f"{namespace}daily:ETH-USD") == 1, timeout_s=60,
+                   and client.hlen(f"{namespace}daily:ETH-USD@test") == 1, timeout_s=60,
                    message=f"views; materializer log:\n{materializer.output[-1500:]}")
 
         def up() -> bool:

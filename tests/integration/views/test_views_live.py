@@ -106,6 +106,25 @@ def sse(url: str) -> Iterator[SseClient]:
         client.stop.set()
 
 
+def test_live_relays_one_venue_when_asked_for_an_instrument(server, redis_client, views_prefix):
+    keys = ViewKeys(views_prefix)
+    stream = make_stream(count=40, seed=21, venue="coinbase")
+    stream.extend(make_stream(count=40, seed=22, venue="kraken", first_offset=40))
+    planner = BatchPlanner(keys, InputTopics.from_registry(TopicRegistry(prefix="x.")), Caps(),
+                           lambda: datetime.now(UTC))
+    with sse(f"{server}/live?instrument=BTC-USD@kraken") as kraken, sse(f"{server}/live?symbol=BTC-USD") as both:
+        assert kraken.next({"ready"})[1]["instruments"] == ["BTC-USD@kraken"]
+        both.next({"ready"})
+        ViewStore(redis_client, keys).apply(planner.plan(log_of(stream)))
+        kinds = {"tick", "indicators", "signal"}
+        mine = kraken.drain(kinds)
+        assert mine and {(data["symbol"], data["venue"]) for _, data in mine} == {("BTC-USD", "kraken")}
+        assert sum(kind == "indicators" for kind, _ in mine) == sum(i.venue == "kraken" for i in stream.indicators)
+        assert {data["venue"] for _, data in both.drain(kinds)} == {"coinbase", "kraken"}
+    with httpx.Client() as client:
+        assert client.get(f"{server}/live", params={"instrument": "BTC-USD"}).status_code == 422
+
+
 def test_live_relays_updates_for_the_chosen_symbols_and_notifications(server, redis_client, views_prefix):
     keys = ViewKeys(views_prefix)
     stream = make_stream(count=70, seed=12)
