@@ -56,7 +56,7 @@ run: setup
 
 ## Lint, types and every test tier against the real local stack.
 test: setup lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not chaos_full and not soak_full and not containers"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "not chaos_full and not soak_full and not containers"
 
 ## The images built and run for real with podman (no Docker engine needed): both images, a pipeline
 ## in containers vs the local stack, a backfill in the Spark image, play kube (docs/deploy.md). Long:
