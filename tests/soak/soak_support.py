@@ -30,6 +30,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from bench.common import percentile
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
 from tests.chaos.deployment import Deployment, Feed, free_port
@@ -277,7 +278,12 @@ class Sampler:
 # ---- judging ----------------------------------------------------------------------------------
 
 def quantile(q: float, before: dict[str, float], after: dict[str, float]) -> float | None:
-    """``histogram_quantile`` over the increase of cumulative buckets between two samples (None: no events)."""
+    """``histogram_quantile`` over the increase of cumulative buckets between two samples (None: no events).
+
+    The services export latency as histograms, not samples, so this is Prometheus' estimate from the
+    buckets (linear inside the bucket), exactly what a dashboard shows. Percentiles of raw samples
+    (the view age) use :func:`bench.common.percentile`, the nearest-rank definition of every benchmark.
+    """
     bounds = sorted((float(le), after.get(le, 0.0) - before.get(le, 0.0)) for le in after)
     if not bounds or bounds[-1][1] <= 0:
         return None
@@ -374,10 +380,7 @@ def judge(config: SoakConfig, samples: list[Sample], error_log: list[str]) -> Ve
 
 
 def _p99(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return percentile(values, 0.99) if values else None
 
 
 # ---- running ----------------------------------------------------------------------------------

@@ -1,0 +1,481 @@
+"""Figures quoted in README.md and docs/*.md, tied to the results JSON they come from.
+
+A figure in the docs carries a marker right after it (an HTML comment: invisible once rendered)
+that names the results file and where in it the number is::
+
+    the engine does 805 000<!--fig bench/results/2026-11-27.json: benches[indicators].output.figures[indicator engine].ours.value--> ticks per CPU second
+    12.3×<!--fig bench/results/2026-11-27.json: {benches[indicators].output.figures[indicator engine].ratio}-->
+    35 %<!--fig bench/results/2026-11-27.json: {benches[process].output.figures[stream processor throughput, exactly-once].ratio} * 100-->
+
+* The **source** is a JSON file of the repository (under ``bench/results/``), or ``pending(SHAPE)`` for a
+  figure the next run produces: the text before the marker is then ``(to be regenerated)`` and SHAPE is
+  how the number will be written (``1 234``, ``1,234``, ``12.3``, ``52k``: separator, decimals, rounding).
+* The **value** is a path into the JSON — ``.`` between keys, ``[name]`` picks the element of a list
+  whose ``name`` is that text (or a dict key with dots or spaces), ``[3]`` an index — or an arithmetic
+  expression (``+ - * /``, parentheses, numbers) over paths written ``{path}``.
+* The **figure** is the last number before the marker on its line (since the previous marker):
+  ``805 000``, ``31,074``, ``0.27``, ``10.9``, ``52k``, ``5.7M``. It must be the value rounded the
+  way it is written: to its decimals, or for a whole number ending in zeros to that power of ten
+  (``805 000`` stands for 804 500 … 805 499).
+* ``<!--text FILE: PATH-->`` after a text (a table cell) says the text is that string of the JSON, numbers
+  and all (the benchmarks' "how" column).
+* ``<!--fig setting-->`` after a number says it is a setting, a parameter or a threshold, not a
+  measurement (``commit interval 0.25 s``).
+
+In the sections that report measurements (headings about benchmarks, measurements, recovery, chaos,
+soak, figures, limits; paragraphs opening with "Measured"), every number with a unit of measure
+(rates, µs, ms, seconds with decimals, ×, %) must carry a marker: :func:`unmarked_figures` finds the
+ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks over the docs.
+
+    .venv/bin/python -m bench.figures check                       # what the test checks
+    .venv/bin/python -m bench.figures update --run bench/results/2026-12-01.json \\
+        [--replace bench/results/2026-11-27.json]                 # fill pending figures (and re-point old ones)
+
+``update`` rewrites each pending figure from the run (and each figure that cites the replaced file),
+in the shape it is written, and points its marker at the run: the docs are then regenerated from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import operator
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO
+
+PENDING = "pending"
+PENDING_TEXT = "(to be regenerated)"
+SETTING = "setting"
+
+MARKER = re.compile(r"<!--fig (?P<source>pending\((?P<shape>[^)]*)\)|setting|[^\s:]+)(?:: (?P<expr>.*?))?\s*-->")
+#: A text taken whole from the JSON (a benchmark's "how"): the text before it, back to the cell's "|" or
+#: the previous marker, must be that string; the numbers in it are certified by it.
+TEXT_MARKER = re.compile(r"<!--text (?P<source>[^\s:]+): (?P<path>.*?)\s*-->")
+#: A number as the docs write it: thousands apart by a space, narrow space or comma; decimals; k/M.
+NUMBER = re.compile(
+    r"(?<![\w.,\u202f])(?P<integer>\d{1,3}(?:(?P<separator>[ ,\u202f])\d{3})+|\d+)(?:\.(?P<fraction>\d+))?"
+    r"(?P<multiplier>[kM](?![A-Za-z]))?")
+#: Units that make a number a measurement (seconds only with decimals: whole seconds are mostly settings).
+MEASURE_UNIT = re.compile(
+    r"^\s?(?:×|%|µs|ms\b|(?:ticks|records|events|deliveries|signals|requests|notifications)/s\b|/s\b"
+    r"|ticks per CPU second|ticks/CPU-s)")
+DECIMAL_SECONDS = re.compile(r"^\s?s\b")
+#: A comparison before a number makes it a goal or a bound, not a measurement.
+THRESHOLD_BEFORE = re.compile(r"(?:[≥≤<>]|goal|bound|bounds|under|above|below|within)\s*[~≈]?\s*$")
+FIGURE_HEADINGS = re.compile(
+    r"benchmark|measure|throughput|latency|recovery|chaos|soak|figures|known limits|performance", re.IGNORECASE)
+INLINE_CODE = re.compile(r"`[^`]*`")
+COMMENT = re.compile(r"<!--.*?-->")
+
+
+# -- the JSON side ------------------------------------------------------------------------------------
+
+class FigureError(ValueError):
+    """A marker that cannot be read or resolved; the message says which and why."""
+
+
+def _segments(path: str) -> Iterator[str | tuple[str]]:
+    """``a.b[name].c[2]`` → "a", "b", ("name",), "c", ("2",): plain keys, and bracketed selectors as 1-tuples."""
+    position = 0
+    while position < len(path):
+        if path[position] == ".":
+            position += 1
+            continue
+        if path[position] == "[":
+            depth, end = 0, position
+            while end < len(path):
+                depth += {"[": 1, "]": -1}.get(path[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            if depth:
+                raise FigureError(f"unclosed [ in {path!r}")
+            yield (path[position + 1:end],)
+            position = end + 1
+            continue
+        end = position
+        while end < len(path) and path[end] not in ".[":
+            end += 1
+        yield path[position:end]
+        position = end
+
+
+def resolve(document: Any, path: str) -> Any:
+    """The value at ``path`` in ``document`` (see the module docstring for the syntax)."""
+    current = document
+    for segment in _segments(path.strip()):
+        if isinstance(segment, tuple):
+            selector = segment[0]
+            if isinstance(current, list):
+                if selector.isdigit():
+                    current = current[int(selector)]
+                    continue
+                named = [item for item in current if isinstance(item, dict) and item.get("name") == selector]
+                if len(named) != 1:
+                    raise FigureError(f"{len(named)} elements named {selector!r} in {path!r}")
+                current = named[0]
+                continue
+            segment = selector
+        if not isinstance(current, dict) or segment not in current:
+            keys = sorted(current) if isinstance(current, dict) else type(current).__name__
+            raise FigureError(f"no {segment!r} in {path!r} (there: {keys})")
+        current = current[segment]
+    return current
+
+
+_OPERATORS: dict[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def evaluate(document: Any, expression: str) -> float:
+    """A path, or an arithmetic expression over ``{path}`` references, evaluated on ``document``."""
+    if "{" not in expression:
+        return _number(resolve(document, expression), expression)
+    values: list[float] = []
+
+    def reference(match: re.Match[str]) -> str:
+        values.append(_number(resolve(document, match.group(1)), match.group(1)))
+        return f"_v{len(values) - 1}"
+
+    source = re.sub(r"\{([^}]*)\}", reference, expression)
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as error:
+        raise FigureError(f"not an expression: {expression!r} ({error.msg})") from None
+
+    def walk(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name) and node.id.startswith("_v"):
+            return values[int(node.id[2:])]
+        raise FigureError(f"only + - * / over numbers and {{paths}} in {expression!r}")
+
+    return walk(tree)
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FigureError(f"{path!r} is {value!r}, not a number")
+    return float(value)
+
+
+@cache
+def load_json(relative: str) -> Any:
+    path = Path(relative) if Path(relative).is_absolute() else REPO / relative
+    if not path.is_file():
+        raise FigureError(f"{relative} does not exist")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# -- the docs side ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shown:
+    """How a number is written: its value, decimals, the power of ten it is rounded to, separator, k/M."""
+
+    text: str
+    value: float
+    decimals: int
+    rounded_to: int  # 10**rounded_to for a whole number ending in zeros ("805 000": 3)
+    separator: str
+    multiplier: str
+
+    @classmethod
+    def parse(cls, match: re.Match[str]) -> Shown:
+        integer = match.group("integer")
+        separator = match.group("separator") or ""
+        digits = integer.replace(separator, "") if separator else integer
+        fraction = match.group("fraction") or ""
+        multiplier = match.group("multiplier") or ""
+        scale = {"": 1.0, "k": 1e3, "M": 1e6}[multiplier]
+        zeros = 0 if fraction or len(digits) == 1 else len(digits) - len(digits.rstrip("0"))
+        value = float(f"{digits}.{fraction}" if fraction else digits) * scale
+        return cls(match.group(0), value, len(fraction), zeros, separator, multiplier)
+
+    @property
+    def tolerance(self) -> float:
+        scale = {"": 1.0, "k": 1e3, "M": 1e6}[self.multiplier]
+        step = 10.0 ** self.rounded_to if not self.decimals else 10.0 ** -self.decimals
+        return 0.5 * step * scale
+
+    def agrees_with(self, value: float) -> bool:
+        return abs(value - self.value) <= self.tolerance * (1 + 1e-9) + 1e-12 * abs(value)
+
+    def format(self, value: float) -> str:
+        """``value`` written the same way (same decimals, rounding, separator and multiplier)."""
+        scale = {"": 1.0, "k": 1e3, "M": 1e6}[self.multiplier]
+        scaled = value / scale
+        if self.decimals:
+            text = f"{scaled:,.{self.decimals}f}"
+        else:
+            step = 10 ** self.rounded_to
+            text = f"{round(scaled / step) * step:,.0f}"
+        integer, _, fraction = text.partition(".")
+        integer = integer.replace(",", self.separator) if self.separator else integer.replace(",", "")
+        return integer + (f".{fraction}" if fraction else "") + self.multiplier
+
+
+def shape(sample: str) -> Shown:
+    """The :class:`Shown` of a pending marker's sample (``1 234``, ``12.3``, ``52k``, ``1 000`` = to thousands)."""
+    match = NUMBER.fullmatch(sample.strip())
+    if match is None:
+        raise FigureError(f"pending({sample}): not a number shape")
+    return Shown.parse(match)
+
+
+@dataclass(frozen=True)
+class Marker:
+    file: Path
+    line: int  # 1-based
+    start: int  # offsets of the marker in the file's text
+    end: int
+    source: str  # a results file, "pending" or "setting"
+    sample: str | None
+    expression: str | None
+    shown: Shown | None  # the figure before the marker (None for pending)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file.relative_to(REPO) if self.file.is_relative_to(REPO) else self.file}:{self.line}"
+
+
+def markers(path: Path, text: str | None = None) -> list[Marker]:
+    """Every marker of a Markdown file with the figure it follows."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    found = []
+    previous_end = 0
+    for match in MARKER.finditer(text):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        before = text[max(line_start, previous_end):match.start()]
+        previous_end = match.end()
+        source = match.group("source")
+        sample = match.group("shape")
+        if source.startswith(PENDING):
+            source = PENDING
+        numbers = list(NUMBER.finditer(COMMENT.sub(" ", before)))
+        shown = Shown.parse(numbers[-1]) if numbers and source != PENDING else None
+        found.append(Marker(path, text.count("\n", 0, match.start()) + 1, match.start(), match.end(), source,
+                            sample, match.group("expr"), shown))
+    return found
+
+
+def problems(marker: Marker) -> list[str]:
+    """What is wrong with one marker (empty when the figure is the value of its source)."""
+    if marker.source == SETTING:
+        return [] if marker.shown is not None else [f"{marker.where}: a setting marker without a number before it"]
+    if not marker.expression:
+        return [f"{marker.where}: no value path after the source"]
+    if marker.source == PENDING:
+        try:
+            shape(marker.sample or "")
+        except FigureError as error:
+            return [f"{marker.where}: {error}"]
+        return []
+    if not marker.source.startswith("bench/results/"):
+        return [f"{marker.where}: the source must be a JSON under bench/results/, not {marker.source}"]
+    if marker.shown is None:
+        return [f"{marker.where}: no number before the marker"]
+    try:
+        value = evaluate(load_json(marker.source), marker.expression)
+    except (FigureError, IndexError, ZeroDivisionError, json.JSONDecodeError) as error:
+        return [f"{marker.where}: {error}"]
+    if not math.isfinite(value) or not marker.shown.agrees_with(value):
+        return [f"{marker.where}: the docs say {marker.shown.text}, {marker.source} gives {value:.6g}"
+                f" ({marker.expression})"]
+    return []
+
+
+def text_problems(path: Path, text: str) -> list[str]:
+    """Every text marker's text must be its JSON string."""
+    found = []
+    for match in TEXT_MARKER.finditer(text):
+        where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{text.count(chr(10), 0, match.start()) + 1}"
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        before = text[line_start:match.start()]
+        before = re.split(r"<!--.*?-->|\|", before)[-1].strip()
+        try:
+            expected = resolve(load_json(match.group("source")), match.group("path"))
+        except (FigureError, IndexError, json.JSONDecodeError) as error:
+            found.append(f"{where}: {error}")
+            continue
+        if before != str(expected).strip():
+            found.append(f"{where}: the docs say {before!r}, {match.group('source')} gives {expected!r}")
+    return found
+
+
+def pending_text_problems(path: Path, text: str) -> list[str]:
+    """A pending marker must follow the placeholder; the placeholder must be followed by a pending marker."""
+    found = []
+    for marker in markers(path, text):
+        if marker.source == PENDING and not text[:marker.start].endswith(PENDING_TEXT):
+            found.append(f"{marker.where}: a pending marker must follow the text {PENDING_TEXT!r}")
+    for match in re.finditer(re.escape(PENDING_TEXT), text):
+        if not MARKER.match(text, match.end()) or not text[match.end():].startswith("<!--fig pending("):
+            found.append(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:"
+                         f"{text.count(chr(10), 0, match.start()) + 1}: {PENDING_TEXT!r} without a pending marker")
+    return found
+
+
+def _figure_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the lines in sections that report measurements (code blocks skipped)."""
+    headings: list[tuple[int, bool]] = []  # (level, reports measurements) of the open headings
+    in_section = False
+    in_measured = False
+    fenced = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*)", line)
+        if heading:
+            level = len(heading.group(1))
+            headings = [*(entry for entry in headings if entry[0] < level),
+                        (level, bool(FIGURE_HEADINGS.search(heading.group(2))))]
+            in_section = any(reports for _, reports in headings)
+            in_measured = False
+            continue
+        if re.match(r"^\s*(?:[-*]\s+)?\**Measured\b", line):
+            in_measured = True
+        if in_section or in_measured:
+            yield number, line
+
+
+def unmarked_figures(path: Path, text: str | None = None) -> list[str]:
+    """Numbers with a unit of measure, in a measurement section, that no marker follows."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    where = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    found = []
+    for number, line in _figure_lines(text):
+        cleaned = INLINE_CODE.sub(lambda match: " " * len(match.group(0)), line)
+        # The line cut at its markers: in each piece, the last number is the marked one.
+        pieces = re.split(r"(<!--.*?-->)", cleaned)
+        offset = 0
+        for index in range(0, len(pieces), 2):
+            piece = pieces[index]
+            piece_offset = offset
+            offset += len(piece) + (len(pieces[index + 1]) if index + 1 < len(pieces) else 0)
+            marked_by_next = index + 1 < len(pieces) and pieces[index + 1].startswith("<!--fig ")
+            if index + 1 < len(pieces) and pieces[index + 1].startswith("<!--text "):
+                piece = piece[:piece.rfind("|") + 1]  # the cell's text is the JSON's, numbers and all
+            numbers = list(NUMBER.finditer(piece))
+            for position, match in enumerate(numbers):
+                if marked_by_next and position == len(numbers) - 1:
+                    continue
+                after = piece[match.end():]
+                if re.match(r"^\.\d", after):
+                    continue  # a version (3.11.7, 6.18.44), not a figure
+                # "52 000–79 000 ticks/s", "3.4 / 173 ms": the unit after the last number of a range or pair.
+                unit_after = RANGE_CONTINUATION.sub("", after, count=1)
+                measured = (MEASURE_UNIT.match(unit_after)
+                            or (match.group("fraction") and DECIMAL_SECONDS.match(unit_after))
+                            or _in_table_figure_cell(cleaned, piece_offset + match.start(),
+                                                     piece_offset + match.end()))
+                if not measured or THRESHOLD_BEFORE.search(piece[:match.start()]):
+                    continue
+                found.append(f"{where}:{number}: {match.group(0)}{after[:12].rstrip()} has no <!--fig …--> marker")
+    return found
+
+
+RANGE_CONTINUATION = re.compile(
+    r"^(?:\s?(?:–|-|/|to)\s?(?:\d{1,3}(?:[ ,\u202f]\d{3})+|\d+)(?:\.\d+)?[kM]?)+(?=\s?\S)")
+#: Words after a number in a table cell that make it a count or a setting, not a measured figure.
+COUNT_WORDS = re.compile(r"^\s?(?:symbols?|partitions?|chunks?|cores?|rounds?|instances?|brokers?|min\b|minutes?"
+                         r"|hours?|days?|GiB|indicators?|channels?|services?)")
+
+
+def _in_table_figure_cell(line: str, start: int, end: int) -> bool:
+    """A number opening a table cell past the first column, not a count of things: a measured cell."""
+    if not line.lstrip().startswith("|") or re.fullmatch(r"[\s|:-]*", line):
+        return False
+    before = COMMENT.sub("", line[:start])
+    cell_prefix = before[before.rfind("|") + 1:]
+    return (before.count("|") >= 2 and re.fullmatch(r"[\s*~≈(]*", cell_prefix) is not None
+            and not COUNT_WORDS.match(line[end:]))
+
+
+def documents() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def check(paths: Sequence[Path] | None = None) -> list[str]:
+    """Every problem of every marker, and every unmarked figure, in ``paths`` (default: README + docs)."""
+    found: list[str] = []
+    for path in paths or documents():
+        text = path.read_text(encoding="utf-8")
+        for marker in markers(path, text):
+            found.extend(problems(marker))
+        found.extend(pending_text_problems(path, text))
+        found.extend(text_problems(path, text))
+        found.extend(unmarked_figures(path, text))
+    return found
+
+
+def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None) -> dict[str, int]:
+    """Fill pending figures from ``run`` (and re-point figures citing ``replace``); returns counts per file."""
+    document = load_json(run)
+    changed: dict[str, int] = {}
+    for path in paths or documents():
+        text = path.read_text(encoding="utf-8")
+        pieces: list[str] = []
+        position = 0
+        count = 0
+        for marker in markers(path, text):
+            if marker.expression is None or marker.source not in (PENDING, replace):
+                continue
+            value = evaluate(document, marker.expression)
+            if marker.source == PENDING:
+                written = shape(marker.sample or "").format(value)
+                figure_start = marker.start - len(PENDING_TEXT)
+            else:
+                assert marker.shown is not None
+                written = marker.shown.format(value)
+                figure_start = text.rfind(marker.shown.text, position, marker.start)
+            pieces.append(text[position:figure_start])
+            pieces.append(f"{written}<!--fig {run}: {marker.expression}-->")
+            position = marker.end
+            count += 1
+        if count:
+            pieces.append(text[position:])
+            path.write_text("".join(pieces), encoding="utf-8")
+            changed[str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)] = count
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="check every marked figure and find unmarked ones")
+    fill = commands.add_parser("update", help="fill pending figures from a run (and re-point an older run's)")
+    fill.add_argument("--run", required=True, help="the results JSON, relative to the repository")
+    fill.add_argument("--replace", help="markers citing this file are re-pointed at --run and rewritten")
+    args = parser.parse_args(argv)
+    if args.command == "update":
+        for name, count in update(args.run, args.replace).items():
+            print(f"{name}: {count} figure(s) from {args.run}")
+    found = check()
+    for problem in found:
+        print(problem)
+    pending = sum(1 for path in documents() for marker in markers(path) if marker.source == PENDING)
+    print(f"{len(found)} problem(s); {pending} figure(s) pending the next run", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
