@@ -67,7 +67,8 @@ test-deploy: setup deploy-deps
 deploy-deps:
 	@ops/setup/deploy-deps.sh
 
-## The full chaos run (200k ticks, every fault, ~25 min; figures in test-artifacts/chaos-full.json).
+## The full chaos run (200k ticks, every fault, ~25 min; figures in bench/results/chaos-full-<date>.json, which
+## docs/chaos.md quotes: `.venv/bin/python -m bench.figures update --run bench/results/chaos-full-<date>.json`).
 test-chaos: setup
 	$(BIN)/python -m pytest -s -q -p no:cacheprovider -m chaos_full tests/chaos
 

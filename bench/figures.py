@@ -10,8 +10,11 @@ that names the results file and where in it the number is::
 * The **source** is a JSON file of the repository (under ``bench/results/``), or ``pending(SHAPE)`` for a
   figure the next run produces: the text before the marker is then ``(to be regenerated)`` and SHAPE is
   how the number will be written (``1 234``, ``1,234``, ``12.3``, ``52k``: separator, decimals, rounding).
+  ``pending(SHAPE; chaos-full)`` waits for a run of that family (``bench/results/chaos-full-<date>.json``,
+  written by ``make test-chaos``); without it, for ``make bench``'s ``bench/results/<date>.json``.
 * The **value** is a path into the JSON — ``.`` between keys, ``[name]`` picks the element of a list
-  whose ``name`` is that text (or a dict key with dots or spaces), ``[3]`` an index — or an arithmetic
+  whose ``name`` is that text (``[fault=kill -9 process]``: whose ``fault`` is), or a dict key with dots
+  or spaces, ``[3]`` an index — or an arithmetic
   expression (``+ - * /``, parentheses, numbers) over paths written ``{path}``.
 * The **figure** is the last number before the marker on its line (since the previous marker):
   ``805 000``, ``31,074``, ``0.27``, ``10.9``, ``52k``, ``5.7M``. It must be the value rounded the
@@ -53,6 +56,7 @@ from typing import Any
 from bench.common import REPO
 
 PENDING = "pending"
+BENCH_FAMILY = "bench"
 PENDING_TEXT = "(to be regenerated)"
 SETTING = "setting"
 
@@ -119,9 +123,10 @@ def resolve(document: Any, path: str) -> Any:
                 if selector.isdigit():
                     current = current[int(selector)]
                     continue
-                named = [item for item in current if isinstance(item, dict) and item.get("name") == selector]
+                key, _, wanted = selector.partition("=") if "=" in selector else ("name", "", selector)
+                named = [item for item in current if isinstance(item, dict) and str(item.get(key)) == wanted]
                 if len(named) != 1:
-                    raise FigureError(f"{len(named)} elements named {selector!r} in {path!r}")
+                    raise FigureError(f"{len(named)} elements with {key} {wanted!r} in {path!r}")
                 current = named[0]
                 continue
             segment = selector
@@ -245,7 +250,8 @@ class Marker:
     start: int  # offsets of the marker in the file's text
     end: int
     source: str  # a results file, "pending" or "setting"
-    sample: str | None
+    sample: str | None  # pending: the shape the figure will have
+    family: str | None  # pending: the kind of run it waits for ("bench", "chaos-full", "soak")
     expression: str | None
     shown: Shown | None  # the figure before the marker (None for pending)
 
@@ -264,13 +270,15 @@ def markers(path: Path, text: str | None = None) -> list[Marker]:
         before = text[max(line_start, previous_end):match.start()]
         previous_end = match.end()
         source = match.group("source")
-        sample = match.group("shape")
+        sample, family = match.group("shape"), None
         if source.startswith(PENDING):
             source = PENDING
+            sample, _, family = (sample or "").partition(";")
+            family = family.strip() or BENCH_FAMILY
         numbers = list(NUMBER.finditer(COMMENT.sub(" ", before)))
         shown = Shown.parse(numbers[-1]) if numbers and source != PENDING else None
         found.append(Marker(path, text.count("\n", 0, match.start()) + 1, match.start(), match.end(), source,
-                            sample, match.group("expr"), shown))
+                            sample, family, match.group("expr"), shown))
     return found
 
 
@@ -427,9 +435,18 @@ def check(paths: Sequence[Path] | None = None) -> list[str]:
     return found
 
 
+def family(run: str) -> str:
+    """The kind of run a results file holds: ``chaos-full-2026-12-05.json`` → chaos-full, ``2026-12-05.json`` → bench."""
+    found = re.fullmatch(r"(?:(?P<family>.+?)-)?\d{4}-\d{2}-\d{2}(?:-[\w-]+)?\.json", Path(run).name)
+    return (found.group("family") if found and found.group("family") else BENCH_FAMILY)
+
+
 def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None) -> dict[str, int]:
-    """Fill pending figures from ``run`` (and re-point figures citing ``replace``); returns counts per file."""
+    """Fill pending figures of the run's family from ``run`` (and re-point figures citing ``replace``).
+
+    Returns how many figures changed per file."""
     document = load_json(run)
+    kind = family(run)
     changed: dict[str, int] = {}
     for path in paths or documents():
         text = path.read_text(encoding="utf-8")
@@ -438,6 +455,8 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
         count = 0
         for marker in markers(path, text):
             if marker.expression is None or marker.source not in (PENDING, replace):
+                continue
+            if marker.source == PENDING and marker.family != kind:
                 continue
             value = evaluate(document, marker.expression)
             if marker.source == PENDING:
