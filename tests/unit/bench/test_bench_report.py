@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 import json
 import math
-import re
 import platform
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from stockstream.stack.alertmanager import Alertmanager, AlertChannelSettings, render_alertmanager_config
+from stockstream.stack.alertmanager import AlertChannelSettings, Alertmanager, render_alertmanager_config
 from stockstream.stack.services import Prometheus, StackSettings
 
 REPO = Path(__file__).resolve().parents[3]
