@@ -32,7 +32,7 @@ ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks ov
 
     .venv/bin/python -m bench.figures check                       # what the test checks
     .venv/bin/python -m bench.figures update --run bench/results/2026-12-01.json \\
-        [--replace bench/results/2026-11-27.json]                 # fill pending figures (and re-point old ones)
+        [--replace bench/results/2026-11-27.json] [--dry-run]     # fill pending figures (and re-point old ones)
 
 ``update`` rewrites each pending figure from the run (and each figure that cites the replaced file),
 in the shape it is written, and points its marker at the run: the docs are then regenerated from it.
@@ -260,9 +260,18 @@ class Marker:
         return f"{self.file.relative_to(REPO) if self.file.is_relative_to(REPO) else self.file}:{self.line}"
 
 
+def _masked(text: str) -> str:
+    """``text`` with code (fenced blocks, inline spans) blanked, offsets kept: markers there are examples."""
+    def blank(match: re.Match[str]) -> str:
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    text = re.sub(r"^```.*?^```", blank, text, flags=re.MULTILINE | re.DOTALL)
+    return INLINE_CODE.sub(blank, text)
+
+
 def markers(path: Path, text: str | None = None) -> list[Marker]:
-    """Every marker of a Markdown file with the figure it follows."""
-    text = path.read_text(encoding="utf-8") if text is None else text
+    """Every marker of a Markdown file with the figure it follows (markers inside code are examples)."""
+    text = _masked(path.read_text(encoding="utf-8") if text is None else text)
     found = []
     previous_end = 0
     for match in MARKER.finditer(text):
@@ -311,6 +320,7 @@ def problems(marker: Marker) -> list[str]:
 def text_problems(path: Path, text: str) -> list[str]:
     """Every text marker's text must be its JSON string."""
     found = []
+    text = _masked(text)
     for match in TEXT_MARKER.finditer(text):
         where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{text.count(chr(10), 0, match.start()) + 1}"
         line_start = text.rfind("\n", 0, match.start()) + 1
@@ -329,6 +339,7 @@ def text_problems(path: Path, text: str) -> list[str]:
 def pending_text_problems(path: Path, text: str) -> list[str]:
     """A pending marker must follow the placeholder; the placeholder must be followed by a pending marker."""
     found = []
+    text = _masked(text)
     for marker in markers(path, text):
         if marker.source == PENDING and not text[:marker.start].endswith(PENDING_TEXT):
             found.append(f"{marker.where}: a pending marker must follow the text {PENDING_TEXT!r}")
@@ -441,12 +452,27 @@ def family(run: str) -> str:
     return (found.group("family") if found and found.group("family") else BENCH_FAMILY)
 
 
-def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None) -> dict[str, int]:
+def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None,
+           dry_run: bool = False) -> dict[str, int]:
     """Fill pending figures of the run's family from ``run`` (and re-point figures citing ``replace``).
 
-    Returns how many figures changed per file."""
+    Returns how many figures changed per file. Raises :class:`FigureError` naming every marker whose
+    path the run does not have (nothing is written then); ``dry_run`` only checks."""
     document = load_json(run)
     kind = family(run)
+    missing = []
+    for path in paths or documents():
+        for marker in markers(path):
+            wanted = marker.source == replace or (marker.source == PENDING and marker.family == kind)
+            if wanted and marker.expression:
+                try:
+                    evaluate(document, marker.expression)
+                except (FigureError, IndexError, ZeroDivisionError) as error:
+                    missing.append(f"{marker.where}: {error}")
+    if missing:
+        raise FigureError(f"{len(missing)} figure(s) not in {run}:\n" + "\n".join(missing))
+    if dry_run:
+        return {}
     changed: dict[str, int] = {}
     for path in paths or documents():
         text = path.read_text(encoding="utf-8")
@@ -484,10 +510,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     fill = commands.add_parser("update", help="fill pending figures from a run (and re-point an older run's)")
     fill.add_argument("--run", required=True, help="the results JSON, relative to the repository")
     fill.add_argument("--replace", help="markers citing this file are re-pointed at --run and rewritten")
+    fill.add_argument("--dry-run", action="store_true", help="only check that the run has every figure")
     args = parser.parse_args(argv)
     if args.command == "update":
-        for name, count in update(args.run, args.replace).items():
+        try:
+            changed = update(args.run, args.replace, dry_run=args.dry_run)
+        except FigureError as error:
+            print(error, file=sys.stderr)
+            return 1
+        for name, count in changed.items():
             print(f"{name}: {count} figure(s) from {args.run}")
+        if args.dry_run:
+            print(f"{args.run} has every figure to update", file=sys.stderr)
     found = check()
     for problem in found:
         print(problem)
