@@ -35,7 +35,8 @@ ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks ov
         [--replace bench/results/2026-11-27.json] [--dry-run]     # fill pending figures (and re-point old ones)
 
 ``update`` rewrites each pending figure from the run (and each figure that cites the replaced file),
-in the shape it is written, and points its marker at the run: the docs are then regenerated from it.
+in the shape it is written, points its marker at the run and replaces the old file's name in the prose
+around it: the docs are then regenerated from it (dates and words around the figures are yours to read).
 """
 
 from __future__ import annotations
@@ -498,7 +499,10 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
             count += 1
         if count:
             pieces.append(text[position:])
-            path.write_text("".join(pieces), encoding="utf-8")
+            written_text = "".join(pieces)
+            if replace:
+                written_text = written_text.replace(replace, run)  # the prose that names the file, too
+            path.write_text(written_text, encoding="utf-8")
             changed[str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)] = count
     return changed
 
