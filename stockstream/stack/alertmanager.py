@@ -26,8 +26,6 @@ from pydantic import Field, SecretStr
 from processors.runtime.settings import ServiceSettings, env
 from stockstream.stack.services import MissingToolError, StackSettings
 
-#: Where the shipped file expects its secret files (containers mount them there).
-SHIPPED_SECRETS_DIR = "/etc/alertmanager/secrets"
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name first, upstream's second
 INSTALL_HINT = "install Alertmanager (apt-get install prometheus-alertmanager)"
 
