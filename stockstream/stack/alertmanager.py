@@ -8,7 +8,7 @@ from them, and its secret written to a 0600 file the config points at — Alertm
 from files, never from the config. With no channel configured, alerts are still routed, grouped and
 inhibited, and visible with ``amtool --alertmanager.url=http://127.0.0.1:9095 alert``.
 
-The stack's Prometheus sends its alerts here (:meth:`stockstream.stack.services.Prometheus.rendered_config`).
+The stack's Prometheus sends its alerts here (:func:`stockstream.stack.services.render_prometheus_config`).
 """
 
 from __future__ import annotations

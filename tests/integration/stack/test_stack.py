@@ -55,7 +55,8 @@ def test_status_reports_every_service_up(stack):
 def test_stack_up_runs_alertmanager_and_prometheus_sends_to_it(tmp_path):
     """`stack up` on free ports: Alertmanager answers, status lists it up, Prometheus knows it, down stops it."""
     settings = StackSettings(state_dir=tmp_path / "stack", prometheus_port=_free_port(),
-                             alertmanager_port=_free_port())
+                             alertmanager_port=_free_port(), kafka_jmx_port=_free_port(),
+                             redis_exporter_port=_free_port())  # never scrape the shared stack's exporters
     local = Stack(settings)
     try:
         started = local.up(["alertmanager", "prometheus"])

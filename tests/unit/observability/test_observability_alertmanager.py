@@ -18,7 +18,7 @@ import yaml
 from pydantic import SecretStr
 
 from stockstream.stack.alertmanager import AlertChannelSettings, Alertmanager, render_alertmanager_config
-from stockstream.stack.services import Prometheus, StackSettings
+from stockstream.stack.services import StackSettings, render_prometheus_config
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "ops" / "alertmanager" / "alertmanager.yml"
@@ -107,16 +107,21 @@ def test_grouping_and_repeat_intervals():
 
 def test_inhibition_names_real_alerts_and_only_silences_consequences():
     alerts = {rule["alert"]: rule for rule in alert_rules()}
-    [rule] = shipped()["inhibit_rules"]
-    [source] = rule["source_matchers"]
-    assert source == 'alertname="StockstreamKafkaUnreachable"' and "StockstreamKafkaUnreachable" in alerts
-    [target] = rule["target_matchers"]
-    silenced = set(target.split('=~"', 1)[1].rstrip('"').split("|"))
-    assert silenced <= set(alerts)
-    assert {"StockstreamConsumerLagHigh", "StockstreamNoTicks"} <= silenced
-    # A down service, a crash loop or Redis are never hidden by a Kafka outage.
-    assert not silenced & {"StockstreamTargetDown", "StockstreamServiceRestarting", "StockstreamRedisUnreachable",
-                           "StockstreamKafkaUnreachable"}
+    rules = {rule["source_matchers"][0]: rule for rule in shipped()["inhibit_rules"]}
+    assert set(rules) == {'alertname="StockstreamKafkaUnreachable"', 'alertname="RedisDown"'}
+    silenced: dict[str, set[str]] = {}
+    for source, rule in rules.items():
+        assert source.split('"')[1] in alerts
+        [target] = rule["target_matchers"]
+        names = set(target.split('"')[1].split("|"))
+        assert names <= set(alerts), names - set(alerts)
+        silenced[source.split('"')[1]] = names
+    assert {"StockstreamConsumerLagHigh", "StockstreamNoTicks"} <= silenced["StockstreamKafkaUnreachable"]
+    assert silenced["RedisDown"] == {"StockstreamRedisUnreachable"}
+    # A down service, a crash loop or data loss are never hidden; no alert silences its own source.
+    never = {"StockstreamTargetDown", "StockstreamServiceRestarting", "KafkaOfflinePartitions",
+             "KafkaUnderMinIsrPartitions", "StockstreamKafkaUnreachable", "RedisDown"}
+    assert not set().union(*silenced.values()) & never
 
 
 def test_every_receiver_has_the_three_kinds_of_channel_the_notifier_has():
@@ -203,11 +208,19 @@ def test_stack_prepare_writes_the_config_and_0600_secret_files(tmp_path, monkeyp
 
 def test_stack_prometheus_sends_to_the_stack_alertmanager(tmp_path):
     settings = StackSettings(state_dir=tmp_path, prometheus_port=19298, alertmanager_port=19299)
-    config = Prometheus(settings).rendered_config()
+    config = yaml.safe_load(render_prometheus_config(settings))
     assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:19299"]}]}]}
     assert config["rule_files"] == [str(REPO / "ops" / "prometheus" / "rules" / "*.yml")]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["127.0.0.1:19298"]}]
+    # A config of the caller's (STACK_PROMETHEUS_CONFIG: the alerting tests' own targets) gets the same.
+    own = tmp_path / "own.yml"
+    own.write_text(yaml.safe_dump({"global": {"scrape_interval": "2s"}, "rule_files": ["/abs/rules/*.yml"],
+                                   "scrape_configs": [{"job_name": "stockstream", "static_configs": [
+                                       {"targets": ["127.0.0.1:1"]}]}]}))
+    mine = yaml.safe_load(render_prometheus_config(settings.model_copy(update={"prometheus_config": own})))
+    assert mine["alerting"] == config["alerting"] and mine["rule_files"] == ["/abs/rules/*.yml"]
+    assert mine["scrape_configs"] == [{"job_name": "stockstream", "static_configs": [{"targets": ["127.0.0.1:1"]}]}]
     shipped_prometheus = yaml.safe_load((REPO / "ops" / "prometheus" / "prometheus.yml").read_text())
     assert jobs["stockstream"] == next(job for job in shipped_prometheus["scrape_configs"]
                                        if job["job_name"] == "stockstream")
