@@ -22,6 +22,8 @@ that names the results file and where in it the number is::
   (``805 000`` stands for 804 500 … 805 499).
 * ``<!--text FILE: PATH-->`` after a text (a table cell) says the text is that string of the JSON, numbers
   and all (the benchmarks' "how" column).
+* ``<!--figpin FILE: PATH-->`` is a marker that ``update`` never re-points: a deliberate comparison
+  with that run ("before issue 12 the run of 2026-11-27 measured …").
 * ``<!--fig setting-->`` after a number says it is a setting, a parameter or a threshold, not a
   measurement (``commit interval 0.25 s``).
 
@@ -35,8 +37,10 @@ ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks ov
         [--replace bench/results/2026-11-27.json] [--dry-run]     # fill pending figures (and re-point old ones)
 
 ``update`` rewrites each pending figure from the run (and each figure that cites the replaced file),
-in the shape it is written, points its marker at the run and replaces the old file's name in the prose
-around it: the docs are then regenerated from it (dates and words around the figures are yours to read).
+in the shape it is written, and points its marker at the run: the docs are then regenerated from it.
+A figure whose path the new run does not have stays on the older file and is listed (a deliberate
+comparison with an earlier run, or a figure a benchmark renamed: re-point it by hand). The prose
+around the figures (dates, file names, words) is yours to read again.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ BENCH_FAMILY = "bench"
 PENDING_TEXT = "(to be regenerated)"
 SETTING = "setting"
 
-MARKER = re.compile(r"<!--fig (?P<source>pending\((?P<shape>[^)]*)\)|setting|[^\s:]+)(?:: (?P<expr>.*?))?\s*-->")
+MARKER = re.compile(
+    r"<!--fig(?P<pinned>pin)? (?P<source>pending\((?P<shape>[^)]*)\)|setting|[^\s:]+)(?:: (?P<expr>.*?))?\s*-->")
 #: A text taken whole from the JSON (a benchmark's "how"): the text before it, back to the cell's "|" or
 #: the previous marker, must be that string; the numbers in it are certified by it.
 TEXT_MARKER = re.compile(r"<!--text (?P<source>[^\s:]+): (?P<path>.*?)\s*-->")
@@ -86,6 +91,7 @@ class Marker:
     family: str | None  # pending: the kind of run it waits for ("bench", "chaos-full", "soak")
     expression: str | None
     shown: Shown | None  # the figure before the marker (None for pending)
+    pinned: bool = False  # ``figpin``: a deliberate reference to that run, never re-pointed by update
 
     @property
     def where(self) -> str:
@@ -119,7 +125,7 @@ def markers(path: Path, text: str | None = None) -> list[Marker]:
         numbers = list(NUMBER.finditer(COMMENT.sub(" ", before)))
         shown = Shown.parse(numbers[-1]) if numbers and source != PENDING else None
         found.append(Marker(path, text.count("\n", 0, match.start()) + 1, match.start(), match.end(), source,
-                            sample, family, match.group("expr"), shown))
+                            sample, family, match.group("expr"), shown, bool(match.group("pinned"))))
     return found
 
 
@@ -222,7 +228,7 @@ def unmarked_figures(path: Path, text: str | None = None) -> list[str]:
             piece = pieces[index]
             piece_offset = offset
             offset += len(piece) + (len(pieces[index + 1]) if index + 1 < len(pieces) else 0)
-            marked_by_next = index + 1 < len(pieces) and pieces[index + 1].startswith("<!--fig ")
+            marked_by_next = index + 1 < len(pieces) and pieces[index + 1].startswith(("<!--fig ", "<!--figpin "))
             if index + 1 < len(pieces) and pieces[index + 1].startswith("<!--text "):
                 piece = piece[:piece.rfind("|") + 1]  # the cell's text is the JSON's, numbers and all
             numbers = list(NUMBER.finditer(piece))
@@ -285,26 +291,16 @@ def family(run: str) -> str:
 
 
 def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None,
-           dry_run: bool = False) -> dict[str, int]:
-    """Fill pending figures of the run's family from ``run`` (and re-point figures citing ``replace``).
+           dry_run: bool = False) -> tuple[dict[str, int], list[str]]:
+    """Fill pending figures of the run's family from ``run`` and re-point figures citing ``replace``.
 
-    Returns how many figures changed per file. Raises :class:`FigureError` naming every marker whose
-    path the run does not have (nothing is written then); ``dry_run`` only checks."""
+    A figure whose path the run does not have keeps its marker and its value (it still cites the
+    older file, which stays in the repository: a deliberate comparison with an earlier run, or a
+    path a benchmark renamed — the returned list names each, to look at). Returns the figures
+    changed per file and that list; ``dry_run`` only computes them."""
     document = load_json(run)
     kind = family(run)
-    missing = []
-    for path in paths or documents():
-        for marker in markers(path):
-            wanted = marker.source == replace or (marker.source == PENDING and marker.family == kind)
-            if wanted and marker.expression:
-                try:
-                    evaluate(document, marker.expression)
-                except (FigureError, IndexError, ZeroDivisionError) as error:
-                    missing.append(f"{marker.where}: {error}")
-    if missing:
-        raise FigureError(f"{len(missing)} figure(s) not in {run}:\n" + "\n".join(missing))
-    if dry_run:
-        return {}
+    kept: list[str] = []
     changed: dict[str, int] = {}
     for path in paths or documents():
         text = path.read_text(encoding="utf-8")
@@ -312,11 +308,15 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
         position = 0
         count = 0
         for marker in markers(path, text):
-            if marker.expression is None or marker.source not in (PENDING, replace):
+            if marker.expression is None or marker.pinned or marker.source not in (PENDING, replace):
                 continue
             if marker.source == PENDING and marker.family != kind:
                 continue
-            value = evaluate(document, marker.expression)
+            try:
+                value = evaluate(document, marker.expression)
+            except (FigureError, IndexError, ZeroDivisionError) as error:
+                kept.append(f"{marker.where}: kept on {marker.source} ({error})")
+                continue
             if marker.source == PENDING:
                 written = shape(marker.sample or "").format(value)
                 figure_start = marker.start - len(PENDING_TEXT)
@@ -328,14 +328,12 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
             pieces.append(f"{written}<!--fig {run}: {marker.expression}-->")
             position = marker.end
             count += 1
-        if count:
+        if count and not dry_run:
             pieces.append(text[position:])
-            written_text = "".join(pieces)
-            if replace:
-                written_text = written_text.replace(replace, run)  # the prose that names the file, too
-            path.write_text(written_text, encoding="utf-8")
+            path.write_text("".join(pieces), encoding="utf-8")
+        if count:
             changed[str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)] = count
-    return changed
+    return changed, kept
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,18 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     fill = commands.add_parser("update", help="fill pending figures from a run (and re-point an older run's)")
     fill.add_argument("--run", required=True, help="the results JSON, relative to the repository")
     fill.add_argument("--replace", help="markers citing this file are re-pointed at --run and rewritten")
-    fill.add_argument("--dry-run", action="store_true", help="only check that the run has every figure")
+    fill.add_argument("--dry-run", action="store_true", help="only list what would change and what would be kept")
     args = parser.parse_args(argv)
     if args.command == "update":
-        try:
-            changed = update(args.run, args.replace, dry_run=args.dry_run)
-        except FigureError as error:
-            print(error, file=sys.stderr)
-            return 1
+        changed, kept = update(args.run, args.replace, dry_run=args.dry_run)
         for name, count in changed.items():
-            print(f"{name}: {count} figure(s) from {args.run}")
-        if args.dry_run:
-            print(f"{args.run} has every figure to update", file=sys.stderr)
+            print(f"{name}: {count} figure(s) {'would be ' if args.dry_run else ''}taken from {args.run}")
+        for line in kept:
+            print(line)
     found = check()
     for problem in found:
         print(problem)

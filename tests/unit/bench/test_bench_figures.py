@@ -95,10 +95,14 @@ def test_update_fills_pending_figures_and_repoints_an_older_run(tmp_path, monkey
     page = tmp_path / "page.md"
     page.write_text(f"engine (to be regenerated)<!--fig pending(1 000): {ENGINE}.ours.value--> ticks/s, "
                     f"{12.27:.2f}<!--fig {RUN}: {{{ENGINE}.ratio}}-->× talipp\n")
-    changed = figures.update(str(new_run), RUN, [page])
-    assert changed == {str(page): 2} or list(changed.values()) == [2]
+    page.write_text(page.read_text() + f"before: 65 612<!--fig {RUN}: {ENGINE}.baseline.value--> ticks/s\n")
+    changed, kept = figures.update(str(new_run), RUN, [page])
+    assert list(changed.values()) == [2]
     assert page.read_text() == (f"engine 812 000<!--fig {new_run}: {ENGINE}.ours.value--> ticks/s, "
-                                f"12.91<!--fig {new_run}: {{{ENGINE}.ratio}}-->× talipp\n")
+                                f"12.91<!--fig {new_run}: {{{ENGINE}.ratio}}-->× talipp\n"
+                                f"before: 65 612<!--fig {RUN}: {ENGINE}.baseline.value--> ticks/s\n")
+    [note] = kept  # the new run has no baseline: that figure stays on the older file, and is named
+    assert "kept on" in note and RUN in note
 
 
 @pytest.mark.parametrize(("shown", "value", "written"), [
