@@ -27,7 +27,7 @@ that names the results file and where in it the number is::
 * ``<!--fig setting-->`` after a number says it is a setting, a parameter or a threshold, not a
   measurement (``commit interval 0.25 s``).
 
-In the sections that report measurements (headings about benchmarks, measurements, recovery, chaos,
+In the sections that report measurements (headings about benchmarks, measurements, recovery, chaos, A/B,
 soak, figures, limits; paragraphs opening with "Measured"), every number with a unit of measure
 (rates, µs, ms, seconds with decimals, ×, %) must carry a marker: :func:`unmarked_figures` finds the
 ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks over the docs.
@@ -75,7 +75,8 @@ DECIMAL_SECONDS = re.compile(r"^\s?s\b")
 #: A comparison before a number makes it a goal or a bound, not a measurement.
 THRESHOLD_BEFORE = re.compile(r"(?:[≥≤<>]|goal|bound|bounds|under|above|below|within)\s*[~≈]?\s*$")
 FIGURE_HEADINGS = re.compile(
-    r"benchmark|measure|throughput|latency|recovery|chaos|soak|figures|known limits|performance", re.IGNORECASE)
+    r"benchmark|measure|throughput|latency|recovery|chaos|soak|figures|known limits|performance|\bA/B\b|what it costs",
+    re.IGNORECASE)
 INLINE_CODE = re.compile(r"`[^`]*`")
 COMMENT = re.compile(r"<!--.*?-->")
 

@@ -69,6 +69,12 @@ def test_unmarked_figures_in_measurement_sections_are_flagged(tmp_path):
     assert flagged == ["805 000", "12.3", "173", "10.9", "52 000", "79 000", "31 074", "88 661", "4.2"]
 
 
+def test_a_b_and_cost_sections_report_measurements(tmp_path):
+    text = ("## What it costs the processor (A/B, same run)\n\n| benchmark | baseline | ours |\n|---|---|---|\n"
+            "| handler | 48.80 µs CPU/tick | 48.71 µs CPU/tick |\n\n## Migrating\n\nabout 2.5 s per partition\n")
+    flagged = [problem.split(": ", 1)[1].split()[0] for problem in check_text(tmp_path, text)]
+    assert flagged == ["48.80", "48.71"]
+
 def test_pending_figures_need_the_placeholder_and_a_shape(tmp_path):
     assert check_text(tmp_path, f"## Benchmarks\n\n(to be regenerated)<!--fig pending(1 234): {ENGINE}.ours.value-->"
                                 " ticks/s\n") == []
