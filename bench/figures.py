@@ -34,13 +34,15 @@ ones that do not. ``tests/unit/bench/test_bench_figures.py`` runs both checks ov
 
     .venv/bin/python -m bench.figures check                       # what the test checks
     .venv/bin/python -m bench.figures update --run bench/results/2026-12-01.json \\
-        [--replace bench/results/2026-11-27.json] [--dry-run]     # fill pending figures (and re-point old ones)
+        [--replace bench/results/2026-11-27.json | --replace previous] [--dry-run]  # fill pending (re-point old)
 
 ``update`` rewrites each pending figure from the run (and each figure that cites the replaced file),
 in the shape it is written, and points its marker at the run: the docs are then regenerated from it.
-A figure whose path the new run does not have stays on the older file and is listed (a deliberate
-comparison with an earlier run, or a figure a benchmark renamed: re-point it by hand). The prose
-around the figures (dates, file names, words) is yours to read again.
+``make bench`` does this itself (``bench/run_all.py`` calls :func:`update` with the ``make bench`` run the
+docs cite most as the replaced file). A figure a benchmark has renamed since is found under its new name
+(:data:`RENAMED`); a figure whose path the new run does not have stays on the older file and is listed
+(a deliberate comparison with an earlier run, or a rename to add to :data:`RENAMED`). The prose around
+the figures (dates, file names, words) is yours to read again.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ PENDING = "pending"
 BENCH_FAMILY = "bench"
 PENDING_TEXT = "(to be regenerated)"
 SETTING = "setting"
+#: Figures a benchmark renamed after a run the docs cite: the older run's path → the path in newer runs.
+#: :func:`update` uses the new path when the new run has no figure under the old one.
+RENAMED = {
+    f"benches[latency].output.figures[tick → signal latency {quantile}, exactly-once]":
+        f"benches[latency].output.figures[tick → signal latency {quantile}, exactly-once, 0.25 s commits]"
+    for quantile in ("p50", "p99")
+}
+#: How ``make bench`` names its results: ``bench/results/<date>.json`` (other files of that folder are named runs).
+BENCH_RUN = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
 
 MARKER = re.compile(
     r"<!--fig(?P<pinned>pin)? (?P<source>pending\((?P<shape>[^)]*)\)|setting|[^\s:]+)(?:: (?P<expr>.*?))?\s*-->")
@@ -291,6 +302,25 @@ def family(run: str) -> str:
     return (found.group("family") if found and found.group("family") else BENCH_FAMILY)
 
 
+def previous_bench_run(run: str, paths: Sequence[Path] | None = None) -> str | None:
+    """The ``make bench`` results file (``bench/results/<date>.json``, not ``run``) that most markers cite.
+
+    Pinned markers do not count: they stay on their run whatever comes. None when no marker cites one."""
+    counts: dict[str, int] = {}
+    for path in paths or documents():
+        for marker in markers(path):
+            if (not marker.pinned and marker.source.startswith("bench/results/") and marker.source != run
+                    and BENCH_RUN.fullmatch(Path(marker.source).name)):
+                counts[marker.source] = counts.get(marker.source, 0) + 1
+    return max(counts, key=lambda source: (counts[source], source)) if counts else None
+
+
+def _renamed(expression: str) -> str:
+    for old, new in RENAMED.items():
+        expression = expression.replace(old, new)
+    return expression
+
+
 def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = None,
            dry_run: bool = False) -> tuple[dict[str, int], list[str]]:
     """Fill pending figures of the run's family from ``run`` and re-point figures citing ``replace``.
@@ -313,11 +343,16 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
                 continue
             if marker.source == PENDING and marker.family != kind:
                 continue
+            expression = marker.expression
             try:
-                value = evaluate(document, marker.expression)
+                value = evaluate(document, expression)
             except (FigureError, IndexError, ZeroDivisionError) as error:
-                kept.append(f"{marker.where}: kept on {marker.source} ({error})")
-                continue
+                try:
+                    expression = _renamed(expression)
+                    value = evaluate(document, expression)
+                except (FigureError, IndexError, ZeroDivisionError):
+                    kept.append(f"{marker.where}: kept on {marker.source} ({error})")
+                    continue
             if marker.source == PENDING:
                 written = shape(marker.sample or "").format(value)
                 figure_start = marker.start - len(PENDING_TEXT)
@@ -326,7 +361,7 @@ def update(run: str, replace: str | None = None, paths: Sequence[Path] | None = 
                 written = marker.shown.format(value)
                 figure_start = text.rfind(marker.shown.text, position, marker.start)
             pieces.append(text[position:figure_start])
-            pieces.append(f"{written}<!--fig {run}: {marker.expression}-->")
+            pieces.append(f"{written}<!--fig {run}: {expression}-->")
             position = marker.end
             count += 1
         if count and not dry_run:
@@ -343,11 +378,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("check", help="check every marked figure and find unmarked ones")
     fill = commands.add_parser("update", help="fill pending figures from a run (and re-point an older run's)")
     fill.add_argument("--run", required=True, help="the results JSON, relative to the repository")
-    fill.add_argument("--replace", help="markers citing this file are re-pointed at --run and rewritten")
+    fill.add_argument("--replace", help="markers citing this file are re-pointed at --run and rewritten ('previous':"
+                                        " the make bench run the docs cite most)")
     fill.add_argument("--dry-run", action="store_true", help="only list what would change and what would be kept")
     args = parser.parse_args(argv)
     if args.command == "update":
-        changed, kept = update(args.run, args.replace, dry_run=args.dry_run)
+        replace = previous_bench_run(args.run) if args.replace == "previous" else args.replace
+        if replace:
+            print(f"re-pointing the figures that cite {replace}")
+        changed, kept = update(args.run, replace, dry_run=args.dry_run)
         for name, count in changed.items():
             print(f"{name}: {count} figure(s) {'would be ' if args.dry_run else ''}taken from {args.run}")
         for line in kept:

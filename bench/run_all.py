@@ -11,7 +11,11 @@ the other so they do not compete for the two cores, then writes
   — the machine, and per benchmark its parameters, figures (each with its same-run baseline)
   and raw numbers;
 - ``docs/benchmarks.md``: the machine and one table, each figure beside its baseline, each followed by
-  a marker naming its place in the JSON (``bench/figures.py`` checks them; so does ``make test``).
+  a marker naming its place in the JSON (``bench/figures.py`` checks them; so does ``make test``);
+- after a full run of every benchmark, the figures of README.md and docs/*.md that quote the previous
+  ``make bench`` run: :func:`bench.figures.update` rewrites them from this run and re-points their markers,
+  then lists the figures it kept on an older file and any marker that no longer checks out
+  (``--no-update`` leaves the docs other than this page alone).
 
 A benchmark whose module does not exist yet is reported as ``missing``; one that fails as
 ``failed`` with the end of its output. Exit status 1 if any failed. The stack (Kafka, Redis) must
@@ -224,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder of the result JSON")
     parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md", help="the page to write")
     parser.add_argument("--render", type=Path, help="only write the page again from this results JSON")
+    parser.add_argument("--no-update", action="store_true",
+                        help="do not rewrite the figures of README.md and docs/*.md from a full run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -252,7 +258,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nwrote {path} and {args.docs}", file=sys.stderr)
     for result in results:
         print(f"  {result.name:<12} {result.status:<8} {result.seconds:>8.1f}s", file=sys.stderr)
+    if not (args.quick or args.only or args.no_update):
+        update_docs(_relative(path))
     return 1 if any(result.status == "failed" for result in results) else 0
+
+
+def update_docs(run: str) -> list[str]:
+    """The figures of README.md and docs/*.md rewritten from ``run`` (a full run); returns what is left to look at.
+
+    Called by :func:`main` after a full run; the figures that quote the previous ``make bench`` run and
+    the pending ones are taken from ``run`` (:func:`bench.figures.update`). Prints what changed, the
+    figures kept on an older file, and the problems :func:`bench.figures.check` still finds."""
+    from bench import figures
+
+    previous = figures.previous_bench_run(run)
+    changed, kept = figures.update(run, previous)
+    print(f"\nfigures taken from {run}" + (f" (replacing {previous})" if previous else "") + ":", file=sys.stderr)
+    for name, count in changed.items():
+        print(f"  {name}: {count}", file=sys.stderr)
+    problems = figures.check()
+    for line in [*kept, *problems]:
+        print(f"  {line}", file=sys.stderr)
+    return [*kept, *problems]
 
 
 if __name__ == "__main__":

@@ -111,6 +111,56 @@ def test_update_fills_pending_figures_and_repoints_an_older_run(tmp_path, monkey
     assert "kept on" in note and RUN in note
 
 
+def scaled(value, factor: float):
+    """Every number of a results JSON times ``factor`` (whole numbers stay whole): a stand-in for a new run."""
+    if isinstance(value, dict):
+        return {key: scaled(item, factor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scaled(item, factor) for item in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return round(value * factor) if isinstance(value, int) else value * factor
+
+
+def test_a_new_make_bench_run_regenerates_every_figure_of_the_previous_one(tmp_path):
+    """What ``make bench`` does after a full run, on copies of the docs and a stand-in for the new run.
+
+    Every figure quoting the make bench run the docs cite (not pinned) is rewritten from the new run and
+    re-pointed at it, those a benchmark renamed since included (:data:`bench.figures.RENAMED`); none is
+    left behind; the rewritten figures are the new run's values."""
+    previous = figures.previous_bench_run("bench/results/2999-01-01.json")
+    assert previous is not None and figures.BENCH_RUN.fullmatch(Path(previous).name)
+    new = json.loads((REPO / previous).read_text())
+    for bench in new["benches"]:  # the names the current benchmarks give these figures
+        for figure in (bench.get("output") or {}).get("figures", []):
+            prefix = f"benches[{bench['name']}].output.figures["
+            figure["name"] = figures.RENAMED.get(f"{prefix}{figure['name']}]", f"{prefix}{figure['name']}]")[
+                len(prefix):-1]
+    new_run = tmp_path / "2999-01-01.json"
+    new_run.write_text(json.dumps(scaled(new, 1.37)))
+    copies = []
+    for document in figures.documents():
+        copy = tmp_path / document.name
+        copy.write_text(document.read_text(encoding="utf-8"), encoding="utf-8")
+        copies.append(copy)
+    citing = [marker for copy in copies for marker in figures.markers(copy)
+              if marker.source == previous and not marker.pinned]
+    assert len(citing) > 200
+
+    changed, kept = figures.update(str(new_run), previous, copies)
+
+    assert kept == []
+    assert sum(changed.values()) == len(citing)
+    after = [marker for copy in copies for marker in figures.markers(copy)]
+    assert not [marker.where for marker in after if marker.source == previous and not marker.pinned]
+    moved = [marker for marker in after if marker.source == str(new_run)]
+    assert len(moved) == len(citing)
+    document = json.loads(new_run.read_text())
+    wrong = [f"{marker.where}: {marker.shown}" for marker in moved
+             if marker.shown is None or not marker.shown.agrees_with(figures.evaluate(document, marker.expression))]
+    assert wrong == []
+    assert any(figures.RENAMED[path] in (marker.expression or "") for marker in moved for path in figures.RENAMED)
+
 @pytest.mark.parametrize(("shown", "value", "written"), [
     ("805 000", 812_345.6, "812 000"), ("31,074", 29_999.5, "30,000"), ("0.27", 0.3549, "0.35"),
     ("52k", 61_234, "61k"), ("5.7M", 5_742_388, "5.7M"), ("10.9", 25.38, "25.4"), ("1 033", 999.6, "1 000"),
