@@ -82,7 +82,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Every benchmark, each figure beside its same-run baseline: bench/results/<date>.json + docs/benchmarks.md.
+## Every benchmark, each figure beside its same-run baseline: bench/results/<date>.json + docs/benchmarks.md;
+## then the figures of README.md and docs/*.md that quote the previous run are rewritten from this one
+## (bench/figures.py; it lists what it kept on an older file and the prose naming the old run, to read again).
 bench: setup
 	@$(BIN)/stockstream stack up
 	$(BIN)/python -m bench.run_all
