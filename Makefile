@@ -67,7 +67,8 @@ test-deploy: setup deploy-deps
 deploy-deps:
 	@ops/setup/deploy-deps.sh
 
-## The full chaos run (200k ticks, every fault, ~25 min; figures in test-artifacts/chaos-full.json).
+## The full chaos run (200k ticks, every fault, ~25 min; figures in bench/results/chaos-full-<date>.json, which
+## docs/chaos.md quotes: `.venv/bin/python -m bench.figures update --run bench/results/chaos-full-<date>.json`).
 test-chaos: setup
 	$(BIN)/python -m pytest -s -q -p no:cacheprovider -m chaos_full tests/chaos
 
@@ -81,7 +82,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## Every benchmark, each figure beside its same-run baseline: bench/results/<date>.json + docs/benchmarks.md.
+## Every benchmark, each figure beside its same-run baseline: bench/results/<date>.json + docs/benchmarks.md;
+## then the figures of README.md and docs/*.md that quote the previous run are rewritten from this one
+## (bench/figures.py; it lists what it kept on an older file and the prose naming the old run, to read again).
 bench: setup
 	@$(BIN)/stockstream stack up
 	$(BIN)/python -m bench.run_all

@@ -51,7 +51,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.bench_process import poll_timeout as passthrough_poll_timeout
-from bench.common import BenchOutput, Figure, Measure
+from bench.common import BenchOutput, Figure, Measure, percentile
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from processors.stream.settings import DEFAULT_COMMIT_INTERVAL_S
@@ -67,10 +67,6 @@ ALO_DEFAULT = DEFAULT_COMMIT_INTERVAL_S["at-least-once"]
 QUIX_DEFAULT_POLL_TIMEOUT_S = 1.0
 GOALS_MS = {"eos_p99": 400.0, "eos_max": 600.0, "busy_p99": 600.0, "alo_p99": 50.0}
 TS_INIT = b'"ts_init":"'
-
-
-def percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def summary(latencies: list[tuple[float, float]], began: float) -> dict:

@@ -35,7 +35,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from bench.common import BenchOutput, Figure, Measure
+from bench.common import BenchOutput, Figure, Measure, percentile
 from processors.notify.channels import build_sender
 from processors.notify.channels.console import ConsoleSender
 from processors.notify.notification import render
@@ -61,11 +61,6 @@ def signal(index: int, ts_event: datetime) -> Signal:
                   symbol=symbol, venue="simulator", timeframe="1m", rule="rsi_reversal", side="BUY", price=43_000 + index,
                   indicators={"rsi_14": 30.5, "ema_12": 43_001.5, "ema_26": 42_990.1}, ts_event=ts_event,
                   ts_init=ts_event, lineage=Lineage(topic="ticks", partition=0, offset=index))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def load() -> list[float]:

@@ -13,11 +13,13 @@ whatever the direction of the unit.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -177,3 +179,22 @@ def machine() -> Machine:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# -- the one percentile of every benchmark and the soak ---------------------------------------------------
+
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest observed value with at least ``fraction`` of all values ≤ it.
+
+    ``fraction`` in (0, 1]: 0.5 for p50, 0.99 for p99. Of n sorted values it is the one at rank
+    ⌈fraction · n⌉ (1-based), so it is always a value that was measured (no interpolation), p50 of an
+    even count is the lower middle one, and p99 of fewer than 100 values is the maximum. Every
+    latency figure of ``bench/`` and ``tests/soak`` is this; raises ``ValueError`` on no values.
+    """
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rank = math.ceil(fraction * len(ordered) - 1e-9)  # 1-based; the epsilon keeps 0.99·100 at rank 99
+    return ordered[max(rank, 1) - 1]

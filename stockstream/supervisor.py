@@ -127,7 +127,7 @@ class Supervisor:
         settings = self.stack.settings
         self.console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
         self.console.print(f"  Kafka      {settings.kafka_bootstrap}   Redis {settings.redis_url}")
-        self.console.print(f"  Prometheus {settings.prometheus_url}")
+        self.console.print(f"  Prometheus {settings.prometheus_url}   Alertmanager {settings.alertmanager_url}")
         for child in self.children:
             if child.spec.url:
                 self.console.print(f"  {child.spec.name:<10} {child.spec.url}")

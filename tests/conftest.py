@@ -27,12 +27,17 @@ class RunningStack:
     prometheus_url: str
 
 
+TEST_SERVICES = ("kafka", "redis", "redis-exporter", "prometheus")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[RunningStack]:
     """The real local stack: reused if it is up, otherwise started (and stopped afterwards)."""
     local = Stack(StackSettings())
     already = {entry.name for entry in local.status() if entry.answering}
-    started = local.up()
+    # The services the tests use. Alertmanager is not one: the alerting tests run their own, and a stack
+    # that runs it already keeps it (`stockstream stack up` starts it with the rest).
+    started = local.up(TEST_SERVICES)
     settings = local.settings
     yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
     if started and not os.environ.get("STOCKSTREAM_KEEP_STACK"):
@@ -60,6 +65,7 @@ def private_stack(tmp_path) -> Iterator[RunningStack]:
         # The broker's JMX exporter agent and the Redis exporter: never the shared stack's ports.
         kafka_jmx_port=_free_port(),
         redis_exporter_port=_free_port(),
+        alertmanager_port=_free_port(),
     )
     local = Stack(settings)
     local.up(["kafka", "redis"])

@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus   >/dev/null || need+=(prometheus)
 command -v promtool     >/dev/null || need+=(prometheus)
 command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
+command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v amtool       >/dev/null || need+=(prometheus-alertmanager)
 command -v java         >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn          >/dev/null || need+=(maven)
 if [[ "${STOCKSTREAM_WITH_BROWSER:-1}" == 1 ]]; then

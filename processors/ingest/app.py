@@ -21,6 +21,7 @@ from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
 from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 
 log = logging.getLogger("processors.ingest")
@@ -64,10 +65,12 @@ async def ensure_topics_until_ready(settings: IngestSettings, stop: asyncio.Even
         try:
             await asyncio.to_thread(ensure_topics, settings, [topics.ticks, topics.ticks_dlq], 10.0)
             HEALTH.clear("kafka")
+            KafkaConnection("producer").reachable()
             return True
         except Exception as error:  # noqa: BLE001 - any Kafka failure here is retried, never fatal
             delay = backoff.next_delay()
             HEALTH.problem("kafka", "Kafka not reachable at start-up")
+            KafkaConnection("producer").unreachable()
             log.warning("Kafka at %s not ready (%s); retrying in %.1fs", settings.bootstrap_servers, error, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)

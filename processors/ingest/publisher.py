@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from processors.ingest.metrics import IngestMetrics
 from processors.ingest.settings import IngestSettings
+from processors.runtime.kafka_health import KafkaConnection
 from schemas.events import DeadLetter, Tick, encode
 from schemas.instruments import instrument_key
 
@@ -69,8 +70,10 @@ class TickPublisher:
         self.failed = 0
         self.fatal: str | None = None
         # librdkafka's own log lines go through Python logging, so they share the format and the secret mask.
+        self.connection = KafkaConnection("producer")
         self._producer = Producer({**producer_config(settings), "error_cb": self._on_error,
-                                   "logger": logging.getLogger("librdkafka")})
+                                   "logger": logging.getLogger("librdkafka"),
+                                   **self.connection.client_config(settings.statistics_interval_ms)})
         metrics.queue_length.set_function(lambda: len(self._producer))
         self._published = metrics.published.labels(source)
         self._since_poll = 0

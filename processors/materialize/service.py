@@ -34,6 +34,7 @@ from processors.materialize.progress import ProgressGuard, progress_mapping
 from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
+from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH
 from schemas.events import encode
 
@@ -97,6 +98,7 @@ class Materializer:
         self.store = ViewStore(self.redis, settings.view_keys())
         self.progress = ProgressGuard(self.redis, settings.redis_key_prefix)
         self.dead_letters = DeadLetterSink(settings)
+        self.connection = KafkaConnection("consumer")
         self.consumer = self._consumer()
         self._revoked: set[tuple[str, int]] = set()
         self.batches = 0
@@ -110,6 +112,7 @@ class Materializer:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",  # processors write with transactions: skip aborted ones
             "log_level": 3,
+            **self.connection.client_config(self.settings.statistics_interval_ms),
         }
         if self.settings.instance_id:
             config["group.instance.id"] = self.settings.instance_id
@@ -136,9 +139,11 @@ class Materializer:
                 wait_for_kafka(self.settings, timeout_s=10)
                 ensure_topics(self.settings, [*specs, self.settings.dead_letter_topic()])
                 HEALTH.clear("kafka")
+                self.connection.reachable()  # from now on librdkafka's statistics keep it current
                 return True
             except KafkaUnavailableError as error:
                 HEALTH.problem("kafka", "Kafka not ready at start-up")
+                self.connection.unreachable()
                 log.warning("%s; retrying", error)
                 self.stop.wait(1.0)
         return False

@@ -191,13 +191,14 @@ LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
 METRIC_UNITS = frozenset({"seconds", "bytes", "records", "messages", "requests", "partitions", "clients",
                           "ratio", "symbols", "price", "value"})
 #: Service areas: the word after ``stockstream_``.
-METRIC_AREAS = frozenset({"build", "ingest", "process", "composite", "materialize", "notify", "api", "views"})
+#: ``kafka`` is the client side of every service's Kafka connection (processors/runtime/kafka_health.py).
+METRIC_AREAS = frozenset({"build", "ingest", "process", "composite", "materialize", "notify", "api", "views", "kafka"})
 #: Label names whose values are bounded by code or configuration (reason codes, channels, topics
 #: of the deployment, route templates, …). A new label name must be added here deliberately.
 BOUNDED_LABELS = frozenset({
     "source", "reason", "kind", "code", "topic", "topic_kind", "partition", "outcome", "channel", "rule",
     "side", "timeframe", "route", "method", "status", "type", "service", "version", "python", "indicator",
-    "view",
+    "view", "client",
     # One per ingest service of the deployment (coinbase, kraken …, index): only beside ``symbol``
     # on the per-instrument metrics, which PROCESS_METRICS_MAX_SYMBOLS bounds.
     "venue",

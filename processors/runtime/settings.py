@@ -48,6 +48,8 @@ class KafkaSettings(ServiceSettings):
     sasl_username: str | None = Field(None, validation_alias=env("KAFKA_SASL_USERNAME"))
     sasl_password: SecretStr | None = Field(None, validation_alias=env("KAFKA_SASL_PASSWORD"))
     ssl_ca_location: str | None = Field(None, validation_alias=env("KAFKA_SSL_CA_LOCATION"))
+    # How often librdkafka reports a client's broker connections (stockstream_kafka_up); 0 = never.
+    statistics_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("KAFKA_STATISTICS_INTERVAL_MS"))
 
     @field_validator("candle_timeframes", mode="before")
     @classmethod

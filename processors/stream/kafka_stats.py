@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from processors.runtime.kafka_health import KafkaConnection
 from processors.stream.metrics import ProcessMetrics
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,13 @@ def position_lag(partition: dict[str, Any]) -> int | None:
 
 
 class ConsumerStats:
-    """The ``stats_cb`` of the processor's consumer."""
+    """The ``stats_cb`` of the processor's consumer: lag per partition, and whether it reaches a broker."""
 
-    def __init__(self, metrics: ProcessMetrics, input_topics: Iterable[str]) -> None:
+    def __init__(self, metrics: ProcessMetrics, input_topics: Iterable[str],
+                 connection: KafkaConnection | None = None) -> None:
         self.metrics = metrics
         self.input_topics = frozenset(input_topics)
+        self.connection = connection or KafkaConnection("consumer")
         self._shown: set[tuple[str, str]] = set()
         self.lags: dict[tuple[str, int], int] = {}
         self.changelog_partitions: set[tuple[str, int]] = set()  # assigned to this instance
@@ -62,6 +65,7 @@ class ConsumerStats:
     def __call__(self, stats_json: str) -> None:
         try:
             stats = json.loads(stats_json)
+            self.connection.observe(stats)
             self._read(stats)
         except (ValueError, TypeError, AttributeError) as error:
             log.warning("unreadable librdkafka statistics: %s", error)

@@ -15,6 +15,7 @@ from types import FrameType
 
 from processors.core.strategy import DEFAULT_STRATEGY, Strategy, StrategyError, load_strategy
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
+from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
 from processors.stream.kafka_stats import ChangelogSizes
 from processors.stream.metrics import ProcessMetrics
@@ -104,9 +105,11 @@ def _ensure_topics(settings: ProcessSettings, stopping: threading.Event) -> bool
             wait_for_kafka(settings, timeout_s=10)
             ensure_topics(settings, settings.topics().all())
             HEALTH.clear("kafka")
+            KafkaConnection("consumer").reachable()
             return True
         except KafkaUnavailableError as error:
             HEALTH.problem("kafka", "Kafka not reachable at start-up")
+            KafkaConnection("consumer").unreachable()
             log.warning("%s; retrying", error)
             time.sleep(1)
     return False

@@ -86,6 +86,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
                                        "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 5)}
     if settings.instance_id:
         consumer_config["group.instance.id"] = settings.instance_id
+    stats.connection.expect_statistics(settings.stats_interval_ms)
     if settings.stats_interval_ms:
         consumer_config |= {"statistics.interval.ms": settings.stats_interval_ms, "stats_cb": stats}
     producer_config: dict[str, Any] = {"linger.ms": settings.linger_ms}

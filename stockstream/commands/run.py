@@ -12,7 +12,7 @@ from stockstream.stack.services import MissingToolError
 
 def run(
     api_port: Annotated[int, typer.Option("--api-port", help="Port of the query API and dashboard.")] = 8000,
-    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave Kafka/Redis/Prometheus running on exit.")]
+    keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave Kafka/Redis/Prometheus/Alertmanager running on exit.")]
     = False,
 ) -> None:
     """Start the local stack and every pipeline service (simulator feed); Ctrl-C stops everything."""

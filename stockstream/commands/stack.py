@@ -11,9 +11,10 @@ from stockstream.console import console
 from stockstream.stack.manager import Stack, StackError
 from stockstream.stack.services import MissingToolError
 
-stack_app = typer.Typer(help="The local real services: Kafka (KRaft), Redis, Prometheus on 127.0.0.1.", no_args_is_help=True)
+stack_app = typer.Typer(help="The local real services: Kafka (KRaft), Redis, Prometheus, Alertmanager on 127.0.0.1.",
+                        no_args_is_help=True)
 
-Only = Annotated[list[str] | None, typer.Option("--only", help="Limit to these services (kafka, redis, prometheus).")]
+Only = Annotated[list[str] | None, typer.Option("--only", help="Limit to these services (kafka, redis, prometheus, alertmanager).")]
 
 
 @stack_app.command()

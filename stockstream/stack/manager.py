@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockstream.stack.alertmanager import Alertmanager
 from stockstream.stack.processes import log_tail, port_in_use, read_pid_file, spawn, stop
 from stockstream.stack.services import Service, StackSettings, all_services
 
@@ -33,7 +34,8 @@ class Stack:
 
     def __init__(self, settings: StackSettings | None = None) -> None:
         self.settings = settings or StackSettings()
-        self.services = {service.name: service for service in all_services(self.settings)}
+        services = [*all_services(self.settings), Alertmanager(self.settings)]
+        self.services: dict[str, Service] = {service.name: service for service in services}
 
     def _pid_file(self, name: str) -> Path:
         return self.settings.state_dir / "run" / f"{name}.pid"

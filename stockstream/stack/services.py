@@ -1,5 +1,6 @@
 """The local real services: Apache Kafka (KRaft, from Maven Central jars), Redis, Prometheus,
-and the exporters that let Prometheus watch Kafka (JMX exporter agent in the broker JVM) and Redis.
+and the exporters that let Prometheus watch Kafka (JMX exporter agent in the broker JVM) and Redis
+(Alertmanager: alertmanager.py).
 
 Each service knows how to prepare its files, build its command line and tell when it
 really answers. :mod:`stockstream.stack.manager` drives them.
@@ -37,6 +38,12 @@ class StackSettings(ServiceSettings):
     prometheus_retention_size: str = Field("2GB", validation_alias=env("STACK_PROMETHEUS_RETENTION_SIZE"))
     kafka_jmx_port: int = Field(9404, validation_alias=env("STACK_KAFKA_JMX_PORT"))
     redis_exporter_port: int = Field(9121, validation_alias=env("STACK_REDIS_EXPORTER_PORT"))
+    prometheus_config: Path = Field(REPO_ROOT / "ops/prometheus/prometheus.yml",
+                                    validation_alias=env("STACK_PROMETHEUS_CONFIG"))
+    # 9093 is the Kafka controller's and 9094 Alertmanager's usual cluster port: 9095.
+    alertmanager_port: int = Field(9095, validation_alias=env("STACK_ALERTMANAGER_PORT"))
+    alertmanager_config: Path = Field(REPO_ROOT / "ops/alertmanager/alertmanager.yml",
+                                      validation_alias=env("STACK_ALERTMANAGER_CONFIG"))
     start_timeout_s: float = Field(90.0, validation_alias=env("STACK_START_TIMEOUT"))
 
     @property
@@ -50,6 +57,10 @@ class StackSettings(ServiceSettings):
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.host}:{self.alertmanager_port}"
 
 
 class MissingToolError(RuntimeError):
@@ -314,15 +325,17 @@ class Prometheus:
 
 
 def render_prometheus_config(settings: StackSettings) -> str:
-    """ops/prometheus/prometheus.yml for this stack: its own ports for Prometheus and the exporters.
+    """ops/prometheus/prometheus.yml (STACK_PROMETHEUS_CONFIG) for this stack: its own ports for Prometheus,
+    the exporters and its Alertmanager.
 
     The repository file names the default ports (what ``make run`` uses); a stack on other ports
-    (STACK_*_PORT: a private test stack) scrapes its own exporters, never the shared stack's. Rule
-    files are made absolute, since the rendered copy lives in the stack's state folder.
+    (STACK_*_PORT: a private test stack) scrapes its own exporters, never the shared stack's, and sends
+    its alerts to its own Alertmanager. Rule files are made absolute, since the rendered copy lives in
+    the stack's state folder.
     """
     import yaml
 
-    source = REPO_ROOT / "ops/prometheus/prometheus.yml"
+    source = settings.prometheus_config.resolve()
     config = yaml.safe_load(source.read_text())
     config["rule_files"] = [str(source.parent / pattern) for pattern in config.get("rule_files", [])]
     own = {"prometheus": settings.prometheus_port, "kafka": settings.kafka_jmx_port,
@@ -330,8 +343,9 @@ def render_prometheus_config(settings: StackSettings) -> str:
     for job in config["scrape_configs"]:
         if job["job_name"] in own:
             job["static_configs"] = [{"targets": [f"{settings.host}:{own[job['job_name']]}"]}]
-    return "# rendered by `stockstream stack up` from ops/prometheus/prometheus.yml\n" + yaml.safe_dump(
-        config, sort_keys=False)
+    config["alerting"] = {"alertmanagers": [
+        {"static_configs": [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]}]}
+    return f"# rendered by `stockstream stack up` from {source}\n" + yaml.safe_dump(config, sort_keys=False)
 
 
 def all_services(settings: StackSettings) -> list[Service]:

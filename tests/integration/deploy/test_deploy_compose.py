@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from tests.integration.deploy.deploy_support import (
 )
 
 # No feed by default: every ingest service (one per venue) is in a profile named for what it feeds from.
-CORE = {"kafka", "redis", "redis-exporter", "process", "materialize", "notify", "serve", "prometheus", "grafana"}
+CORE = {"kafka", "redis", "redis-exporter", "process", "materialize", "notify", "serve", "prometheus", "alertmanager",
+        "grafana"}
 PROFILES = ("simulator", "exchanges", "alphavantage")
 
 
@@ -166,6 +168,23 @@ def test_prometheus_config_passes_promtool_and_matches_the_local_one(tmp_path: P
     mounts = {v["target"]: v["source"] for v in compose_services()["prometheus"]["volumes"]}
     assert Path(mounts["/etc/prometheus/rules"]) == REPO / "ops/prometheus/rules"
     assert Path(mounts["/etc/prometheus/prometheus.yml"]) == REPO / "ops/compose/prometheus.yml"
+
+
+def test_alertmanager_gets_the_repository_file_and_its_secrets_as_files() -> None:
+    """Prometheus sends to the compose Alertmanager, which runs ops/alertmanager/alertmanager.yml with
+    every secret file that file names, each filled from the environment, and listens on loopback only."""
+    prometheus = yaml.safe_load((REPO / "ops/compose/prometheus.yml").read_text())
+    assert prometheus["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]
+    service = compose_services()["alertmanager"]
+    mounts = {v["target"]: v["source"] for v in service["volumes"]}
+    assert Path(mounts["/etc/alertmanager/alertmanager.yml"]) == REPO / "ops/alertmanager/alertmanager.yml"
+    config = (REPO / "ops/alertmanager/alertmanager.yml").read_text()
+    named = set(re.findall(r"/etc/alertmanager/secrets/[a-z-]+", config))
+    assert named and {secret["target"] for secret in service["secrets"]} == named
+    project = json.loads(compose_project(env=COMPOSE_SECRETS).stdout)
+    for secret in service["secrets"]:
+        assert "environment" in project["secrets"][secret["source"]], secret
+    assert [(p["host_ip"], p["target"]) for p in service["ports"]] == [("127.0.0.1", 9093)]
 
 
 def test_grafana_gets_the_repository_provisioning_and_dashboards() -> None:

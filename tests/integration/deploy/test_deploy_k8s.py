@@ -437,6 +437,16 @@ def test_secrets_only_from_secrets(overlay: str, resources: tuple[dict[str, Any]
                   or any(word in var for word in ("PASSWORD", "TOKEN", "API_KEY", "SECRET"))}
         assert not leaked, f"{container.where}: secrets given as plain values: {sorted(leaked)}"
         referenced |= set(container.secret_env.values())
+    # Secrets mounted as files (Alertmanager's channel secrets), key by key; an optional one may be absent.
+    optional: set[tuple[str, str]] = set()
+    for workload in workloads(resources):
+        for volume in pod_spec(workload).get("volumes", []):
+            secret = volume.get("secret")
+            if secret is not None:
+                keys = {(secret["secretName"], item["key"]) for item in secret.get("items", [])}
+                referenced |= keys
+                if secret.get("optional"):
+                    optional |= keys
     # Redis itself takes its password from the same Secret as its clients.
     redis_env = {e["name"]: e for e in pod_spec(one(resources, "StatefulSet", "redis"))["containers"][0]["env"]}
     assert "secretKeyRef" in redis_env["REDIS_PASSWORD"]["valueFrom"]
@@ -450,7 +460,7 @@ def test_secrets_only_from_secrets(overlay: str, resources: tuple[dict[str, Any]
         assert {name for name, _ in referenced} == {"stockstream-secrets"}
     else:
         secrets = by_kind(resources, "Secret")
-        for name, key in referenced:
+        for name, key in referenced - optional:
             assert key in secrets[name]["data"], f"dev Secret {name} lacks {key}"
 
 
@@ -561,6 +571,23 @@ def test_rules_and_dashboards_are_the_repository_files(resources: tuple[dict[str
         files = {p.name: p.read_text() for p in sorted((REPO / folder).glob("*")) if p.suffix in suffixes}
         assert files, f"{folder} is empty"
         assert data == files, f"{base_name} != {folder}: list every file in ops/k8s/base/kustomization.yaml"
+
+
+def test_alertmanager_runs_the_repository_file_and_prometheus_sends_to_it(resources: tuple[dict[str, Any], ...]) -> None:
+    config_map = one(resources, "ConfigMap", _generated(resources, "ConfigMap", "alertmanager-config"))
+    assert config_map["data"] == {"alertmanager.yml": (REPO / "ops/alertmanager/alertmanager.yml").read_text()}
+    prometheus = yaml.safe_load(one(resources, "ConfigMap", _generated(resources, "ConfigMap", "prometheus-config"))
+                                ["data"]["prometheus.yml"])
+    service = one(resources, "Service", "alertmanager")
+    target = f"alertmanager:{service['spec']['ports'][0]['port']}"
+    assert prometheus["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [target]}]}]
+    spec = pod_spec(one(resources, "Deployment", "alertmanager"))
+    container = spec["containers"][0]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in container["args"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secret = next(v["secret"] for v in spec["volumes"] if v["name"] == "secrets")
+    named = set(re.findall(r"/etc/alertmanager/secrets/[a-z-]+", config_map["data"]["alertmanager.yml"]))
+    assert {f"{mounts['secrets']}/{item['path']}" for item in secret["items"]} == named
 
 
 def test_grafana_datasource_points_at_the_prometheus_service(resources: tuple[dict[str, Any], ...]) -> None:

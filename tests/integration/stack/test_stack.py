@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import pytest
@@ -9,6 +10,10 @@ import redis
 
 from processors.runtime.kafka_admin import admin_client, ensure_topics, wait_for_kafka
 from processors.runtime.settings import KafkaSettings
+from stockstream.stack.manager import Stack
+from stockstream.stack.services import StackSettings
+from tests.conftest import TEST_SERVICES, _free_port
+from tests.support.kafka_tools import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +46,37 @@ def test_redis_and_prometheus_answer(stack):
 
 def test_status_reports_every_service_up(stack):
     statuses = {entry.name: entry for entry in stack.stack.status()}
-    assert set(statuses) == {"kafka", "redis", "redis-exporter", "prometheus"}
-    assert all(entry.answering and entry.pid for entry in statuses.values())
+    assert set(statuses) == {"kafka", "redis", "redis-exporter", "prometheus", "alertmanager"}
+    # The shared stack runs what the tests use; Alertmanager's start, status and stop are proven on a
+    # stack of their own below.
+    assert all(statuses[name].answering and statuses[name].pid for name in TEST_SERVICES)
+
+
+def test_stack_up_runs_alertmanager_and_prometheus_sends_to_it(tmp_path):
+    """`stack up` on free ports: Alertmanager answers, status lists it up, Prometheus knows it, down stops it."""
+    settings = StackSettings(state_dir=tmp_path / "stack", prometheus_port=_free_port(),
+                             alertmanager_port=_free_port(), kafka_jmx_port=_free_port(),
+                             redis_exporter_port=_free_port())  # never scrape the shared stack's exporters
+    local = Stack(settings)
+    try:
+        started = local.up(["alertmanager", "prometheus"])
+        assert set(started) == {"alertmanager", "prometheus"}
+        statuses = {entry.name: entry for entry in local.status()}
+        assert statuses["alertmanager"].answering and statuses["alertmanager"].port == settings.alertmanager_port
+        with urllib.request.urlopen(f"{settings.alertmanager_url}/api/v2/status", timeout=5) as answer:
+            status = json.loads(answer.read())
+        assert "StockstreamKafkaUnreachable" in status["config"]["original"]  # the shipped routing file
+
+        def alertmanager_known() -> bool:
+            with urllib.request.urlopen(f"{settings.prometheus_url}/api/v1/alertmanagers", timeout=5) as answer:
+                active = json.loads(answer.read())["data"]["activeAlertmanagers"]
+            return [entry["url"] for entry in active] == [f"{settings.alertmanager_url}/api/v2/alerts"]
+
+        wait_until(alertmanager_known, timeout_s=60, message="Prometheus to discover the stack's Alertmanager")
+    finally:
+        stopped = local.down()
+    assert set(stopped) == {"alertmanager", "prometheus"}
+    assert not any(entry.answering for entry in local.status())
 
 
 def test_private_stack_restarts_kafka_and_keeps_data(private_stack, namespace):

@@ -2,20 +2,24 @@
 
 Runs the real runner (own process per benchmark) on ``indicators`` (CPU only, a few seconds),
 then reads the result JSON back through the report model and checks that every figure stands
-beside a same-run baseline, the machine is described, and the docs page shows each pair. The
+beside a same-run baseline, the machine is described, and the docs page shows each pair, each figure
+followed by the marker that names its place in the JSON (bench/figures.py). The
 format checks on missing/failed benchmarks use a report built here.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import platform
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import figures
 from bench.common import REPO, BenchOutput, BenchReport, BenchResult, Figure, Measure, machine
 from bench.run_all import BENCHES, render_markdown
 
@@ -43,7 +47,16 @@ def test_quick_run_writes_a_report_where_every_figure_has_its_baseline(tmp_path:
     engine = result.output.figures[0]
     assert engine.goal == 5.0 and engine.goal_met is (engine.ratio >= 5.0)
 
-    page = docs.read_text()
+    marked = docs.read_text()
+    # Every figure on the page is followed by a marker naming its place in the JSON, and is its value.
+    document = json.loads(path.read_text())
+    found = figures.markers(docs, marked)
+    assert len(found) >= 3 * len(result.output.figures) + 4
+    for marker in found:
+        assert marker.source == str(path) and marker.shown is not None and marker.expression
+        assert marker.shown.agrees_with(figures.evaluate(document, marker.expression)), marker
+    assert figures.unmarked_figures(docs, marked) == []
+    page = re.sub(r"<!--.*?-->", "", marked)
     assert f"| CPUs (nproc) | {host.nproc} |" in page and host.cpu_model in page
     rows = [line for line in page.splitlines() if line.startswith("| indicators |")]
     assert len(rows) == len(result.output.figures)
@@ -90,7 +103,7 @@ def test_missing_and_failed_benchmarks_are_reported_not_hidden() -> None:
             BenchResult(name="notify", module="bench.bench_notify", status="ok", seconds=9.0,
                         output=BenchOutput(figures=[_figure("lower", 5.0, 20.0)])),
         ])
-    page = render_markdown(report)
+    page = re.sub(r"<!--.*?-->", "", render_markdown(report))
     assert "| latency | **missing**: bench/bench_latency.py is not in the repository (yet)" in page
     assert "| ingest | **failed**: KafkaException: broker down" in page
     assert "| notify | f | ms | **5** (ours) | 20.0 (base) | 4.00× (goal ≥ 2×: met) |" in page
