@@ -22,6 +22,7 @@ Run: ``.venv/bin/python bench/bench_notify.py [--quick]`` (prints the JSON), or 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -38,6 +39,7 @@ from pydantic import SecretStr
 from bench.common import BenchOutput, Figure, Measure
 from processors.notify.channels import build_sender
 from processors.notify.channels.console import ConsoleSender
+from processors.notify.channels.webhook import WebhookSender
 from processors.notify.notification import render
 from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
@@ -166,20 +168,27 @@ class LineCounter:
 
 
 def bare_webhook(web: HttpReceiver, count: int) -> dict[str, float]:
+    """The webhook sender alone: ``count`` sequential POSTs on one event loop (the lane's client, kept alive)."""
     config = NotifyConfig.model_validate({"channels": {"hook": {"type": "webhook", "url": web.url("/baseline"),
                                                                 "allow_private_network": True}},
                                           "subscriptions": [{"channel": "hook"}]})
     sender = build_sender("hook", config.channels["hook"], dict[str, SecretStr](), NotifySettings(),
                           now=lambda: datetime.now(UTC))
+    assert isinstance(sender, WebhookSender)  # noqa: S101 - a webhook channel
     notes = [render(signal(i, datetime.now(UTC))) for i in range(count)]
     calls: list[float] = []
-    started = time.monotonic()
-    for note in notes:
-        began = time.perf_counter()
-        sender.send(note)
-        calls.append((time.perf_counter() - began) * 1000)
-    elapsed = time.monotonic() - started
-    sender.close()
+
+    async def post_all() -> float:
+        started = time.monotonic()
+        for note in notes:
+            began = time.perf_counter()
+            await sender.send(note)
+            calls.append((time.perf_counter() - began) * 1000)
+        elapsed = time.monotonic() - started
+        await sender.aclose()
+        return elapsed
+
+    elapsed = asyncio.run(post_all())
     return {"per_s": count / elapsed, "ms_mean": sum(calls) / count, "ms_p50": percentile(calls, 0.5),
             "ms_p99": percentile(calls, 0.99), "count": count}
 
