@@ -29,9 +29,9 @@ from schemas.events import DeadLetter
 from tests.integration.notify.conftest import NotifyBench
 from tests.support.fake_receivers.http import HttpReceiver
 from tests.support.fake_receivers.smtp import self_signed_cert
-from tests.support.senders import send_now
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import ServiceProcess
+from tests.support.senders import send_now
 from tests.unit.notify.factories import make_signal
 
 pytestmark = pytest.mark.integration
