@@ -27,7 +27,7 @@ from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
 from schemas.events import DeadLetter
 from tests.integration.notify.conftest import NotifyBench
-from tests.support.fake_receivers.http import HttpReceiver
+from tests.support.fake_receivers.http import HttpReceiver, status
 from tests.support.fake_receivers.smtp import self_signed_cert
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import ServiceProcess
@@ -154,6 +154,38 @@ def test_no_second_lookup_between_the_check_and_the_connection() -> None:
     with pytest.raises(PermanentDeliveryError):
         asyncio.run(connector.open("rebind.example", 443, None))  # the next connection's own lookup is checked again
     assert connected == ["93.184.216.34"]
+
+
+def test_kept_alive_connections_are_reused_and_every_new_connection_is_checked_again(tls_receiver) -> None:
+    """The keep-alive pool: posts reuse one checked connection (one lookup); once the receiver closes
+    it, the next post opens a new connection through the guard, whose fresh lookup is checked again."""
+    receiver, cert = tls_receiver
+    from processors.notify.channels.http import HttpClient
+    from processors.notify.channels.webhook import WebhookSender
+
+    resolver = Resolver({NAME: ["93.184.216.34"]})  # a public address...
+    connected: list[str] = []
+
+    async def to_the_receiver(host: str, port: int, **tls: object) -> tuple[asyncio.StreamReader,
+                                                                            asyncio.StreamWriter]:
+        connected.append(host)  # ...that this test routes to the local receiver
+        return await asyncio.open_connection("127.0.0.1", receiver.port, **tls)  # type: ignore[arg-type]
+
+    hook = WebhookSender("ch", f"https://{NAME}/hook", HttpClient(
+        5.0, resolve=resolver, connect=to_the_receiver, verify=ssl.create_default_context(cafile=str(cert))),
+        now=lambda: NOW)
+    for _ in range(3):
+        send_now(hook, NOTE)
+    assert len(receiver.answered("/hook")) == 3
+    assert resolver.lookups == [NAME] and connected == ["93.184.216.34"]  # one connection, kept alive
+    receiver.script("/hook", [status(200, Connection="close")])
+    send_now(hook, NOTE)  # answered, and the receiver closes the connection
+    resolver.answers[NAME] = ["10.0.0.7"]  # the name now points inside the network
+    with pytest.raises(PermanentDeliveryError) as raised:
+        send_now(hook, NOTE)
+    assert raised.value.reason == "blocked_address"
+    assert resolver.lookups == [NAME, NAME] and connected == ["93.184.216.34"]
+    assert len(receiver.requests("/hook")) == 4
 
 
 def test_secret_headers_are_sent_from_the_environment(tls_receiver) -> None:
