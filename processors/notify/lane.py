@@ -58,6 +58,7 @@ from processors.notify.retry import (
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import ConsoleChannel
 from processors.runtime.observability import redact
+from processors.runtime.quix_topics import register_with_changelog
 from processors.runtime.rocksdb import small_state_options
 from schemas.events import DeadLetter, Lineage, Signal, encode
 from schemas.upcasters import UnsupportedSchemaVersionError, decode_signal
@@ -475,7 +476,8 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
     signals_topic = app.topic(topics.signals.name, value_deserializer="bytes", key_deserializer="bytes")
     dead_letters = app.topic(topics.notifications_dlq.name, value_serializer="bytes", key_serializer="str")
     stream = app.dataframe(signals_topic)
-    stream = stream.update(processor.handle, stateful=True, metadata=True)
+    source = stream  # registering the ledger store creates its changelog topic: looked for until the broker lists it
+    stream = register_with_changelog(lambda: source.update(processor.handle, stateful=True, metadata=True))
     # Registered as a sink (flushed first at every commit) without a per-record callback: nothing to collect.
     stream.processing_context.sink_manager.register(CheckpointHook(processor))
     # The app's own transactional producer: a dead letter commits with the ledger entry and the offset.
