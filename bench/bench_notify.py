@@ -19,7 +19,8 @@ Goals (issue 12): webhook lane ≥ 1,000 deliveries/s, console lane ≥ 5,000/s,
 A/B against another implementation: with ``BENCH_NOTIFY_BASELINE_TREE=<folder>`` (a source export of
 another commit, e.g. ``git archive main | tar -x -C <folder>``; ``BENCH_NOTIFY_BASELINE_LABEL`` names
 it) phases 2–4 also run that tree's ``stockstream notify`` (same interpreter and packages, its
-source first on ``PYTHONPATH``), alternating with ours, and each is reported beside it.
+source first on ``PYTHONPATH`` and as the working folder, so the lanes the supervisor starts with
+``python -m`` import it too), alternating with ours, and each is reported beside it.
 
 Run: ``.venv/bin/python bench/bench_notify.py [--quick] [--baseline-tree FOLDER]`` (prints the JSON), or
 ``make bench``.
@@ -104,7 +105,10 @@ class Run:
                     "NOTIFY_CONSUMER_GROUP": f"{self.namespace}notify", "NOTIFY_STATE_DIR": str(folder / name),
                     "NOTIFY_SUBSCRIPTIONS": "", "METRICS_PORT": "0", "LOG_LEVEL": "INFO",
                     "NOTIFY_MAX_AGE_S": "3600", "PYTHONUNBUFFERED": "1"}
-        if source is not None:  # another implementation's source, found before the installed one
+        # Another implementation's source, found before the installed one: first on PYTHONPATH, and the
+        # working folder (the supervisor starts each lane with ``python -m``, which puts it first on sys.path).
+        self.source = source
+        if source is not None:
             self.env["PYTHONPATH"] = str(source)
         if web is not None:
             subscriptions = folder / f"{name}.toml"
@@ -129,7 +133,7 @@ class Run:
 
     def start(self) -> float:
         started = time.monotonic()
-        self.process = ServiceProcess(["notify"], self.env)
+        self.process = ServiceProcess(["notify"], self.env, cwd=str(self.source) if self.source else None)
         print(f"{self.path[1:]}: notifier log {self.process.log_path}", file=sys.stderr)
         return started
 
