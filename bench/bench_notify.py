@@ -16,12 +16,20 @@ Measures, in one run (the load average is recorded around every phase: the machi
 
 Goals (issue 12): webhook lane ≥ 1,000 deliveries/s, console lane ≥ 5,000/s, p99 < 1 s at 500 signals/s.
 
-Run: ``.venv/bin/python bench/bench_notify.py [--quick]`` (prints the JSON), or ``make bench``.
+A/B against another implementation: with ``BENCH_NOTIFY_BASELINE_TREE=<folder>`` (a source export of
+another commit, e.g. ``git archive main | tar -x -C <folder>``; ``BENCH_NOTIFY_BASELINE_LABEL`` names
+it) phases 2–4 also run that tree's ``stockstream notify`` (same interpreter and packages, its
+source first on ``PYTHONPATH`` and as the working folder, so the lanes the supervisor starts with
+``python -m`` import it too), alternating with ours, and each is reported beside it.
+
+Run: ``.venv/bin/python bench/bench_notify.py [--quick] [--baseline-tree FOLDER]`` (prints the JSON), or
+``make bench``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -38,6 +46,7 @@ from pydantic import SecretStr
 from bench.common import BenchOutput, Figure, Measure, percentile
 from processors.notify.channels import build_sender
 from processors.notify.channels.console import ConsoleSender
+from processors.notify.channels.webhook import WebhookSender
 from processors.notify.notification import render
 from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
@@ -78,7 +87,8 @@ def wait_for(check, timeout_s: float, what: str) -> None:  # type: ignore[no-unt
 class Run:
     """One namespaced notifier: a webhook channel on the local receiver, or the default console."""
 
-    def __init__(self, bootstrap: str, folder: Path, name: str, web: HttpReceiver | None) -> None:
+    def __init__(self, bootstrap: str, folder: Path, name: str, web: HttpReceiver | None,
+                 source: Path | None = None) -> None:
         self.namespace = f"bench{uuid.uuid4().hex[:8]}."
         self.bootstrap = bootstrap
         self.kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=self.namespace)
@@ -90,6 +100,11 @@ class Run:
                     "NOTIFY_CONSUMER_GROUP": f"{self.namespace}notify", "NOTIFY_STATE_DIR": str(folder / name),
                     "NOTIFY_SUBSCRIPTIONS": "", "METRICS_PORT": "0", "LOG_LEVEL": "INFO",
                     "NOTIFY_MAX_AGE_S": "3600", "PYTHONUNBUFFERED": "1"}
+        # Another implementation's source, found before the installed one: first on PYTHONPATH, and the
+        # working folder (the supervisor starts each lane with ``python -m``, which puts it first on sys.path).
+        self.source = source
+        if source is not None:
+            self.env["PYTHONPATH"] = str(source)
         if web is not None:
             subscriptions = folder / f"{name}.toml"
             # The rate limit is lifted so the figures measure the notifier, not the (default 10/s) webhook limit.
@@ -113,7 +128,7 @@ class Run:
 
     def start(self) -> float:
         started = time.monotonic()
-        self.process = ServiceProcess(["notify"], self.env)
+        self.process = ServiceProcess(["notify"], self.env, cwd=str(self.source) if self.source else None)
         print(f"{self.path[1:]}: notifier log {self.process.log_path}", file=sys.stderr)
         return started
 
@@ -161,20 +176,27 @@ class LineCounter:
 
 
 def bare_webhook(web: HttpReceiver, count: int) -> dict[str, float]:
+    """The webhook sender alone: ``count`` sequential POSTs on one event loop (the lane's client, kept alive)."""
     config = NotifyConfig.model_validate({"channels": {"hook": {"type": "webhook", "url": web.url("/baseline"),
                                                                 "allow_private_network": True}},
                                           "subscriptions": [{"channel": "hook"}]})
     sender = build_sender("hook", config.channels["hook"], dict[str, SecretStr](), NotifySettings(),
                           now=lambda: datetime.now(UTC))
+    assert isinstance(sender, WebhookSender)  # noqa: S101 - a webhook channel
     notes = [render(signal(i, datetime.now(UTC))) for i in range(count)]
     calls: list[float] = []
-    started = time.monotonic()
-    for note in notes:
-        began = time.perf_counter()
-        sender.send(note)
-        calls.append((time.perf_counter() - began) * 1000)
-    elapsed = time.monotonic() - started
-    sender.close()
+
+    async def post_all() -> float:
+        started = time.monotonic()
+        for note in notes:
+            began = time.perf_counter()
+            await sender.send(note)
+            calls.append((time.perf_counter() - began) * 1000)
+        elapsed = time.monotonic() - started
+        await sender.aclose()
+        return elapsed
+
+    elapsed = asyncio.run(post_all())
     return {"per_s": count / elapsed, "ms_mean": sum(calls) / count, "ms_p50": percentile(calls, 0.5),
             "ms_p99": percentile(calls, 0.99), "count": count}
 
@@ -190,8 +212,9 @@ def bare_console(folder: Path, count: int) -> dict[str, float]:
     return {"per_s": count / elapsed, "count": count}
 
 
-def webhook_lane(bootstrap: str, web: HttpReceiver, folder: Path, count: int) -> dict[str, object]:
-    run = Run(bootstrap, folder, "webhook", web)
+def webhook_lane(bootstrap: str, web: HttpReceiver, folder: Path, count: int, source: Path | None = None,
+                 name: str = "webhook") -> dict[str, object]:
+    run = Run(bootstrap, folder, name, web, source)
     try:
         now = datetime.now(UTC)
         run.produce([signal(i, now) for i in range(count)])
@@ -212,8 +235,9 @@ def webhook_lane(bootstrap: str, web: HttpReceiver, folder: Path, count: int) ->
         run.stop()
 
 
-def console_lane(bootstrap: str, folder: Path, count: int) -> dict[str, object]:
-    run = Run(bootstrap, folder, "console", None)
+def console_lane(bootstrap: str, folder: Path, count: int, source: Path | None = None,
+                 name: str = "console") -> dict[str, object]:
+    run = Run(bootstrap, folder, name, None, source)
     try:
         now = datetime.now(UTC)
         run.produce([signal(i, now) for i in range(count)])
@@ -234,8 +258,9 @@ def console_lane(bootstrap: str, folder: Path, count: int) -> dict[str, object]:
         run.stop()
 
 
-def latency(bootstrap: str, web: HttpReceiver, folder: Path, rate: float, seconds: float) -> dict[str, object]:
-    run = Run(bootstrap, folder, "latency", web)
+def latency(bootstrap: str, web: HttpReceiver, folder: Path, rate: float, seconds: float,
+            source: Path | None = None, name: str = "latency") -> dict[str, object]:
+    run = Run(bootstrap, folder, name, web, source)
     try:
         run.produce([signal(10_000_000, datetime.now(UTC))])  # warm-up: the lane is up and has delivered once
         run.start()
@@ -265,23 +290,58 @@ def latency(bootstrap: str, web: HttpReceiver, folder: Path, rate: float, second
         run.stop()
 
 
-def measure(quick: bool, bootstrap: str) -> dict[str, object]:
+def measure(quick: bool, bootstrap: str, baseline_tree: Path | None = None,
+            baseline_label: str = "") -> dict[str, object]:
+    """Every phase; with ``baseline_tree``, phases 2–4 for that implementation too (it goes first in each pair)."""
     sizes = SIZES[quick]
     results: dict[str, object] = {"sizes": sizes, "load_at_start": load()}
+    if baseline_tree is not None:
+        results["baseline_tree"] = {"label": baseline_label or str(baseline_tree), "path": str(baseline_tree)}
     with HttpReceiver() as web, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results["bare_webhook_sender"] = bare_webhook(web, min(2000, int(sizes["webhook_signals"])))
         results["bare_console_sender"] = bare_console(folder, int(sizes["console_signals"]))
-        results["webhook_lane"] = webhook_lane(bootstrap, web, folder, int(sizes["webhook_signals"]))
-        results["console_lane"] = console_lane(bootstrap, folder, int(sizes["console_signals"]))
-        results["latency_ms"] = latency(bootstrap, web, folder, float(sizes["latency_rate"]), float(sizes["latency_s"]))
+        hooks, lines = int(sizes["webhook_signals"]), int(sizes["console_signals"])
+        rate, seconds = float(sizes["latency_rate"]), float(sizes["latency_s"])
+        if baseline_tree is not None:
+            results["baseline_webhook_lane"] = webhook_lane(bootstrap, web, folder, hooks, baseline_tree, "b-webhook")
+        results["webhook_lane"] = webhook_lane(bootstrap, web, folder, hooks)
+        if baseline_tree is not None:
+            results["baseline_console_lane"] = console_lane(bootstrap, folder, lines, baseline_tree, "b-console")
+        results["console_lane"] = console_lane(bootstrap, folder, lines)
+        if baseline_tree is not None:
+            results["baseline_latency_ms"] = latency(bootstrap, web, folder, rate, seconds, baseline_tree, "b-latency")
+        results["latency_ms"] = latency(bootstrap, web, folder, rate, seconds)
     results["load_at_end"] = load()
     return results
 
 
+def baseline_figures(found: dict[str, object]) -> list[Figure]:
+    """Ours beside the other implementation (``BENCH_NOTIFY_BASELINE_TREE``), phase by phase, same run."""
+    label = found["baseline_tree"]["label"]  # type: ignore[index]
+    pairs = [
+        ("webhook lane, A/B", "deliveries/s", "higher", "webhook_lane", "per_s", TARGETS["webhook_per_s"]),
+        ("webhook lane per CPU second, A/B", "deliveries per CPU s", "higher", "webhook_lane", "per_lane_cpu_s",
+         TARGETS["webhook_per_s"]),
+        ("console lane, A/B", "deliveries/s", "higher", "console_lane", "per_s", TARGETS["console_per_s"]),
+        ("console lane per CPU second, A/B", "deliveries per CPU s", "higher", "console_lane", "per_lane_cpu_s",
+         TARGETS["console_per_s"]),
+        ("latency p50 at 500 signals/s, A/B", "ms", "lower", "latency_ms", "p50", None),
+        ("latency p99 at 500 signals/s, A/B", "ms", "lower", "latency_ms", "p99", TARGETS["latency_p99_ms"]),
+    ]
+    return [Figure(name=f"notifier {name}", unit=unit, better=better, target=target,
+                   how="the same phase for both implementations, one after the other (the baseline first)",
+                   baseline=Measure(label=f"stockstream notify at {label}",
+                                    value=float(found[f"baseline_{phase}"][key])),  # type: ignore[index]
+                   ours=Measure(label="stockstream notify, this tree", value=float(found[phase][key])))  # type: ignore[index]
+            for name, unit, better, phase, key, target in pairs]
+
+
 def run(quick: bool) -> BenchOutput:
     """The common entry point of ``bench/run_all.py``: each lane beside its bare sender, same run."""
-    found = measure(quick, os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    tree = os.environ.get("BENCH_NOTIFY_BASELINE_TREE")
+    found = measure(quick, os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                    Path(tree) if tree else None, os.environ.get("BENCH_NOTIFY_BASELINE_LABEL", ""))
     sizes = SIZES[quick]
     hook, console = found["bare_webhook_sender"], found["bare_console_sender"]
     lane, lines, latency_ms = found["webhook_lane"], found["console_lane"], found["latency_ms"]
@@ -323,6 +383,7 @@ def run(quick: bool) -> BenchOutput:
                    target=TARGETS["latency_p99_ms"], how=how_latency,
                    baseline=Measure(label="one bare webhook POST, p99", value=float(hook["ms_p99"])),  # type: ignore[index]
                    ours=Measure(label="stockstream notify p99", value=float(latency_ms["p99"]))),  # type: ignore[index]
+            *(baseline_figures(found) if "baseline_tree" in found else []),
         ],
         details=found)
 
@@ -331,8 +392,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--baseline-tree", type=Path, help="another implementation's source folder, run A/B")
     args = parser.parse_args()
-    results = measure(args.quick, args.bootstrap)
+    results = measure(args.quick, args.bootstrap, args.baseline_tree)
     json.dump(results, sys.stdout, indent=2, default=lambda v: round(v, 2))
     print()
 

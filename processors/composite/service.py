@@ -23,6 +23,7 @@ from processors.composite.settings import CompositeSettings
 from processors.composite.stage import CompositeStage, composite_key
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
+from processors.runtime.quix_topics import register_with_changelog
 
 log = logging.getLogger("processors.composite")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -42,9 +43,13 @@ def build_app(settings: CompositeSettings) -> Application:
     output = app.topic(name, key_serializer="bytes", value_serializer="bytes")
     sdf = app.dataframe(ticks)
     sdf = sdf.apply(stage.read).filter(lambda item: item is not None)
-    sdf = sdf.group_by(lambda item: item["symbol"], name="composite-symbol", key_serializer="str",
-                       key_deserializer="str")
-    sdf = sdf.apply(stage.step, stateful=True).filter(lambda value: value is not None)
+    source = sdf
+    # Quix creates the repartition and changelog topics here; each is looked for until the broker lists it.
+    sdf = register_with_changelog(lambda: source.group_by(lambda item: item["symbol"], name="composite-symbol",
+                                                          key_serializer="str", key_deserializer="str"))
+    grouped = sdf
+    sdf = register_with_changelog(lambda: grouped.apply(stage.step, stateful=True))
+    sdf = sdf.filter(lambda value: value is not None)
     sdf.to_topic(output, key=composite_key)
     return app
 

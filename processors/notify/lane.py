@@ -9,8 +9,8 @@ slow or failing channel only delays itself.
 Inside a lane (see docs/notify.md, "Inside a lane"): for each record the main thread
 decides (:func:`processors.notify.ledger.decide`) and starts the delivery in the lane's
 :class:`~processors.notify.inflight.DeliveryWindow` — up to the channel's burst (at most
-``NOTIFY_MAX_IN_FLIGHT``) deliveries run at once, sharing the channel's token bucket — then
-reads on. Outcomes are recorded on the main thread: the ledger entry (and the dead letter,
+``NOTIFY_MAX_IN_FLIGHT``) deliveries run at once as tasks of the window's event loop, sharing
+the channel's token bucket — then reads on. Outcomes are recorded on the main thread: the ledger entry (and the dead letter,
 if any) is written into the state of the checkpoint the record belongs to. Quix commits a
 checkpoint every ``NOTIFY_COMMIT_INTERVAL_S`` or ``NOTIFY_COMMIT_EVERY`` records; its first
 step flushes the lane's :class:`CheckpointHook`, which waits for every delivery still in
@@ -22,13 +22,16 @@ something that was not.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import random
 import signal as signals
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -39,7 +42,7 @@ from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BaseSink
 
 from processors.notify import metrics
-from processors.notify.channels import Sender
+from processors.notify.channels import AsyncSender, Sender
 from processors.notify.inflight import DeliveryWindow, InFlight, Outcome
 from processors.notify.ledger import LedgerEntry, cooldown_key, decide, epoch_ms, ledger_key
 from processors.notify.notification import Notification, render
@@ -50,10 +53,12 @@ from processors.notify.retry import (
     TokenBucket,
     TransientDeliveryError,
     deliver_with_retries,
+    deliver_with_retries_async,
 )
 from processors.notify.spec import LaneSpec
 from processors.notify.subscriptions import ConsoleChannel
 from processors.runtime.observability import redact
+from processors.runtime.quix_topics import register_with_changelog
 from processors.runtime.rocksdb import small_state_options
 from schemas.events import DeadLetter, Lineage, Signal, encode
 from schemas.upcasters import UnsupportedSchemaVersionError, decode_signal
@@ -79,18 +84,48 @@ class LaneStopping(Exception):
 class InterruptibleSleep:
     """The lane's ``sleep``: SIGTERM/SIGINT cut it short so a stop never waits out a long ``Retry-After``.
 
-    Used by the delivery threads. Quix installs its own signal handlers when the app starts;
-    :meth:`arm` (called by the lane on the main thread, inside message processing) chains a handler
-    in front of them.
+    Called blocking (``sleep(seconds)``, the inline console path) or awaited on the delivery
+    window's event loop (:meth:`pause`). Quix installs its own signal handlers when the app
+    starts; :meth:`arm` (called by the lane on the main thread, inside message processing) chains a
+    handler in front of them.
     """
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self._chained = False
+        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[bool]]] = set()
+        self._lock = threading.Lock()
 
     def __call__(self, seconds: float) -> None:
         if self.stopping.wait(seconds):
             raise LaneStopping("stop requested during a delivery wait")
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` on the running loop; raise :class:`LaneStopping` if a stop comes first."""
+        if self.stopping.is_set():
+            raise LaneStopping("stop requested during a delivery wait")
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(seconds, _wake, woken, False)
+        entry = (loop, woken)
+        with self._lock:
+            self._waiting.add(entry)
+        try:
+            if self.stopping.is_set() or await woken:
+                raise LaneStopping("stop requested during a delivery wait")
+        finally:
+            timer.cancel()
+            with self._lock:
+                self._waiting.discard(entry)
+
+    def stop(self) -> None:
+        """Cut every wait short, now and from now on (the signal handler; tests)."""
+        self.stopping.set()
+        with self._lock:
+            waiting = list(self._waiting)
+        for loop, woken in waiting:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, woken, True)
 
     def arm(self) -> None:
         if self._chained:
@@ -99,12 +134,26 @@ class InterruptibleSleep:
             previous = signals.getsignal(signum)
 
             def handler(number: int, frame: Any, previous: Any = previous) -> None:
-                self.stopping.set()
+                self.stop()
                 if callable(previous):
                     previous(number, frame)
 
             signals.signal(signum, handler)
         self._chained = True
+
+
+def _wake(woken: asyncio.Future[bool], stopped: bool) -> None:
+    if not woken.done():
+        woken.set_result(stopped)
+
+
+def _awaitable(sleep: Callable[[float], None]) -> Callable[[float], Awaitable[None]]:
+    """An injected blocking ``sleep`` (tests: fake time, returns at once) as the window's awaitable pause."""
+
+    async def pause(seconds: float) -> None:
+        sleep(seconds)
+
+    return pause
 
 
 def on_processing_error(error: Exception, row: Any, logger: logging.Logger) -> bool:
@@ -129,11 +178,13 @@ class LaneProcessor:
     and :meth:`settle` (through :class:`CheckpointHook`) before it commits a checkpoint.
 
     ``now`` (wall clock, for staleness, latency and signatures), ``clock``/``sleep``
-    (monotonic time for backoff and rate limits) and ``rng`` (jitter) are injected.
-    ``max_in_flight`` overrides the window size (the channel's burst, at most ``NOTIFY_MAX_IN_FLIGHT``).
+    (monotonic time for backoff and rate limits; a ``sleep`` with an awaitable ``pause`` method,
+    like :class:`InterruptibleSleep`, is awaited on the window's loop, any other one is called
+    there) and ``rng`` (jitter) are injected. ``max_in_flight`` overrides the window size (the
+    channel's burst, at most ``NOTIFY_MAX_IN_FLIGHT``). The processor owns ``sender`` and closes it.
     """
 
-    def __init__(self, spec: LaneSpec, sender: Sender, *, now: Callable[[], datetime] = utc_now,
+    def __init__(self, spec: LaneSpec, sender: Sender | AsyncSender, *, now: Callable[[], datetime] = utc_now,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  rng: random.Random | None = None, max_in_flight: int | None = None) -> None:
         self.spec = spec
@@ -143,6 +194,8 @@ class LaneProcessor:
         self.now = now
         self.clock = clock
         self.sleep = sleep
+        self.pause: Callable[[float], Awaitable[None]] = getattr(sleep, "pause", None) or _awaitable(sleep)
+        self.sends_async = inspect.iscoroutinefunction(sender.send)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         limit = spec.config.effective_rate_limit()
         self.bucket = TokenBucket(limit.per_second, limit.burst, clock) if limit else None
@@ -186,9 +239,11 @@ class LaneProcessor:
                 raise ValueError("empty record (tombstone)")
             signal = decode_signal(value)  # any release's signal, upcast (schemas/upcasters.py)
         except UnsupportedSchemaVersionError as error:
-            metrics.INVALID_SIGNALS.labels(self.channel).inc()
-            key = f"invalid:{origin.partition}:{origin.offset}"
-            return [self._dead_letter(key, error.reason, str(error), value, origin)]
+            self._count["invalid"].inc()
+            log.warning("channel %s: record %s[%d]@%d has an unsupported schema version, dead-lettered",
+                        self.channel, *origin)
+            self._dead_letter(f"invalid:{origin[1]}:{origin[2]}", error.reason, str(error), value, origin)
+            return
         except (ValidationError, ValueError) as error:
             self._count["invalid"].inc()
             log.warning("channel %s: record %s[%d]@%d is not a valid Signal, dead-lettered", self.channel, *origin)
@@ -212,11 +267,11 @@ class LaneProcessor:
             ticket = _Ticket(signal, verdict.subscriptions, state, origin)
             notification = render(signal, self.dashboard_url)
             if self.inline:
-                self._record(ticket, self._deliver(notification))  # a line on stdout: no thread, no window
+                self._record(ticket, self._deliver_inline(notification))  # a line on stdout: no window
                 return
             while self.window.full:
                 self._settle(self.window.take_one())
-            self.window.submit(ticket, [ledger_hold, *cooldown_holds], lambda: self._deliver(notification))
+            self.window.submit(ticket, [ledger_hold, *cooldown_holds], partial(self._deliver, notification))
             return
         if verdict.action == "unsubscribed":
             return
@@ -246,6 +301,14 @@ class LaneProcessor:
                 self._summary_since = time.monotonic()
 
     def close(self) -> None:
+        """Close the sender (on the window's loop for an HTTP channel) and stop the window."""
+        try:
+            if self.sends_async:
+                self.window.call(self.sender.aclose())  # type: ignore[union-attr]
+            else:
+                self.sender.close()  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - closing idle connections on the way out; nothing to do about it
+            log.debug("channel %s: closing the sender failed", self.channel, exc_info=True)
         self.window.close()
 
     def _cooldown_holds(self, key: Any, signal: Signal) -> list[Hashable]:
@@ -256,7 +319,7 @@ class LaneProcessor:
         stopping: LaneStopping | None = None
         for flight in flights:
             try:
-                outcome = flight.future.result()
+                outcome = flight.result()
             except LaneStopping as error:
                 stopping = error
                 continue
@@ -299,32 +362,57 @@ class LaneProcessor:
             raise RuntimeError("the lane has nowhere to write dead letters (route_dead_letters was not called)")
         self._dead_letters(key, encode(letter))
 
-    # ---- the delivery threads ----------------------------------------------------------------
+    # ---- the deliveries (on the window's event loop; the console inline) --------------------------
 
-    def _deliver(self, notification: Notification) -> Outcome:
-        """One delivery with its retries, on a worker thread; never records anything itself."""
-        signal_id = notification.signal_id
-
+    def _on_retry(self, signal_id: str) -> Callable[[TransientDeliveryError, float], None]:
         def on_retry(error: TransientDeliveryError, wait_s: float) -> None:
             metrics.RETRIES.labels(self.channel, error.reason).inc()
             log.warning("channel %s: signal %s attempt failed (%s), retrying in %.2fs",
                         self.channel, signal_id, error.reason, wait_s)
 
+        return on_retry
+
+    async def _deliver(self, notification: Notification) -> Outcome:
+        """One delivery with its retries, a task of the window's loop; never records anything itself."""
         try:
-            report = deliver_with_retries(lambda: self._send_once(notification), self.policy, clock=self.clock,
-                                          sleep=self.sleep, rng=self.rng, bucket=self.bucket, on_retry=on_retry)
+            report = await deliver_with_retries_async(
+                partial(self._attempt, notification), self.policy, clock=self.clock, sleep=self.pause, rng=self.rng,
+                bucket=self.bucket, on_retry=self._on_retry(notification.signal_id))
         except DeliveryFailed as failure:
             return Outcome(failure=failure)
         return Outcome(report=report, delivered_at=self.now())
 
-    def _send_once(self, notification: Notification) -> None:
+    async def _attempt(self, notification: Notification) -> None:
         try:
-            self.sender.send(notification)
+            if self.sends_async:
+                await self.sender.send(notification)  # type: ignore[misc]
+            else:
+                await self.window.blocking(partial(self.sender.send, notification))
         except (TransientDeliveryError, PermanentDeliveryError):
             raise
         except Exception as error:  # noqa: BLE001 - a sender bug must not crash-loop the lane
-            log.exception("channel %s: unexpected error while sending", self.channel)
-            raise PermanentDeliveryError("unexpected_error", f"{type(error).__name__}: {redact(str(error))[:200]}") from None
+            raise self._unexpected(error) from None
+
+    def _deliver_inline(self, notification: Notification) -> Outcome:
+        """The console's delivery, on the main thread."""
+        def attempt() -> None:
+            try:
+                self.sender.send(notification)
+            except (TransientDeliveryError, PermanentDeliveryError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a sender bug must not crash-loop the lane
+                raise self._unexpected(error) from None
+
+        try:
+            report = deliver_with_retries(attempt, self.policy, clock=self.clock, sleep=self.sleep, rng=self.rng,
+                                          bucket=self.bucket, on_retry=self._on_retry(notification.signal_id))
+        except DeliveryFailed as failure:
+            return Outcome(failure=failure)
+        return Outcome(report=report, delivered_at=self.now())
+
+    def _unexpected(self, error: Exception) -> PermanentDeliveryError:
+        log.error("channel %s: unexpected error while sending", self.channel, exc_info=error)
+        return PermanentDeliveryError("unexpected_error", f"{type(error).__name__}: {redact(str(error))[:200]}")
 
 
 def _short(error: Exception) -> str:
@@ -388,7 +476,8 @@ def build_application(spec: LaneSpec, processor: LaneProcessor,
     signals_topic = app.topic(topics.signals.name, value_deserializer="bytes", key_deserializer="bytes")
     dead_letters = app.topic(topics.notifications_dlq.name, value_serializer="bytes", key_serializer="str")
     stream = app.dataframe(signals_topic)
-    stream = stream.update(processor.handle, stateful=True, metadata=True)
+    source = stream  # registering the ledger store creates its changelog topic: looked for until the broker lists it
+    stream = register_with_changelog(lambda: source.update(processor.handle, stateful=True, metadata=True))
     # Registered as a sink (flushed first at every commit) without a per-record callback: nothing to collect.
     stream.processing_context.sink_manager.register(CheckpointHook(processor))
     # The app's own transactional producer: a dead letter commits with the ledger entry and the offset.

@@ -92,8 +92,7 @@ def main() -> int:
     except LaneStopping:
         pass
     finally:
-        processor.close()
-        sender.close()
+        processor.close()  # closes the sender too
     return 0
 
 

@@ -3,8 +3,10 @@
 A channel's ``send`` raises :class:`TransientDeliveryError` (worth retrying: 5xx,
 429, timeouts, refused connections; may carry the server's ``retry_after``) or
 :class:`PermanentDeliveryError` (retrying cannot help: 4xx other than 429, a
-rejected address, bad credentials). :func:`deliver_with_retries` turns that into a
-:class:`DeliveryReport` or a :class:`DeliveryFailed` with a stable reason code.
+rejected address, bad credentials). :func:`deliver_with_retries` (blocking) and
+:func:`deliver_with_retries_async` (on an event loop) turn that into a :class:`DeliveryReport`
+or a :class:`DeliveryFailed` with a stable reason code; :func:`retry_wait` is their shared,
+pure decision.
 Clocks, sleeping and randomness are injected so tests run on fake time.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 REASON_RETRIES_EXHAUSTED = "retries_exhausted"
@@ -73,7 +75,8 @@ class TokenBucket:
 
     :meth:`reserve` takes a token now and says how long to wait before using it;
     reservations queue up (the bucket goes into debt), so waits grow with demand.
-    Thread-safe: a lane's concurrent deliveries share one bucket.
+    Thread-safe: a lane's concurrent deliveries share one bucket (on its event loop, and on the
+    window's worker threads for the blocking channels).
     """
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
@@ -102,6 +105,30 @@ class DeliveryReport:
 
     attempts: int
     waited_s: float
+
+
+def retry_wait(error: TransientDeliveryError, attempt: int, elapsed_s: float, policy: RetryPolicy,
+               rng: random.Random) -> float:
+    """Seconds to wait after attempt number ``attempt`` failed with ``error``, ``elapsed_s`` into the delivery.
+
+    Raises :class:`DeliveryFailed` when there is no next attempt: attempts or the deadline used up
+    (``retries_exhausted``), or the server asked to wait past the deadline (``retry_after_too_long``).
+    """
+    remaining = policy.deadline_s - elapsed_s
+    if error.retry_after is not None:
+        wait = max(0.0, error.retry_after)
+        if wait > remaining:
+            raise DeliveryFailed(
+                REASON_RETRY_AFTER_TOO_LONG,
+                f"{error.detail}; server asked to wait {wait:.1f}s, {max(remaining, 0):.1f}s of the"
+                f" {policy.deadline_s:.0f}s retry deadline left",
+                attempt,
+            ) from None
+    else:
+        wait = policy.backoff(attempt, rng)
+    if attempt >= policy.max_attempts or wait > remaining:
+        raise DeliveryFailed(REASON_RETRIES_EXHAUSTED, f"last error {error.reason}: {error.detail}", attempt) from None
+    return wait
 
 
 def deliver_with_retries(
@@ -136,22 +163,42 @@ def deliver_with_retries(
         except PermanentDeliveryError as error:
             raise DeliveryFailed(error.reason, error.detail, attempt) from None
         except TransientDeliveryError as error:
-            remaining = policy.deadline_s - (clock() - started)
-            if error.retry_after is not None:
-                wait = max(0.0, error.retry_after)
-                if wait > remaining:
-                    raise DeliveryFailed(
-                        REASON_RETRY_AFTER_TOO_LONG,
-                        f"{error.detail}; server asked to wait {wait:.1f}s, {max(remaining, 0):.1f}s of the"
-                        f" {policy.deadline_s:.0f}s retry deadline left",
-                        attempt,
-                    ) from None
-            else:
-                wait = policy.backoff(attempt, rng)
-            if attempt >= policy.max_attempts or wait > remaining:
-                raise DeliveryFailed(REASON_RETRIES_EXHAUSTED, f"last error {error.reason}: {error.detail}",
-                                     attempt) from None
+            wait = retry_wait(error, attempt, clock() - started, policy, rng)
             if on_retry is not None:
                 on_retry(error, wait)
             sleep(wait)
+            waited += wait
+
+
+async def deliver_with_retries_async(
+    send: Callable[[], Awaitable[None]],
+    policy: RetryPolicy,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    rng: random.Random,
+    bucket: TokenBucket | None = None,
+    on_retry: Callable[[TransientDeliveryError, float], None] | None = None,
+) -> DeliveryReport:
+    """:func:`deliver_with_retries` on an event loop: ``send`` and ``sleep`` are awaited (the lane's window)."""
+    started = clock()
+    waited = 0.0
+    attempt = 0
+    while True:
+        if bucket is not None:
+            wait = bucket.reserve()
+            if wait > 0:
+                await sleep(wait)
+                waited += wait
+        attempt += 1
+        try:
+            await send()
+            return DeliveryReport(attempts=attempt, waited_s=waited)
+        except PermanentDeliveryError as error:
+            raise DeliveryFailed(error.reason, error.detail, attempt) from None
+        except TransientDeliveryError as error:
+            wait = retry_wait(error, attempt, clock() - started, policy, rng)
+            if on_retry is not None:
+                on_retry(error, wait)
+            await sleep(wait)
             waited += wait

@@ -41,6 +41,7 @@ from quixstreams.models import TopicManager
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from processors.core.strategy import PipelineConfigs, Strategy
+from processors.runtime.quix_topics import register_with_changelog
 from processors.runtime.rocksdb import small_state_options
 from processors.stream.handler import OutputTopics, TickHandler
 from processors.stream.kafka_stats import ConsumerStats
@@ -129,9 +130,10 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     sdf = app.dataframe(ticks)
     context = sdf.processing_context
     stream_id = sdf.stream_id
-    context.state_manager.register_store(
+    # Creates the changelog topic if it is new; looked for until the broker lists it (processors/runtime/quix_topics.py).
+    register_with_changelog(lambda: context.state_manager.register_store(
         stream_id=stream_id, store_name=STORE_NAME, changelog_config=TopicManager.derive_topic_config([ticks]),
-    )
+    ))
     # What ``sdf.sink()`` does, minus the per-record ``add``: checkpoints flush the states.
     context.sink_manager.register(states)
 

@@ -5,6 +5,11 @@ service accepted it) or raises :class:`~processors.notify.retry.TransientDeliver
 :class:`~processors.notify.retry.PermanentDeliveryError`. Retries, rate limits and the
 ledger live in the lane, not here. :func:`build_sender` wires a sender from its
 configuration and the secrets the entry point resolved.
+
+Two kinds: the HTTP channels (webhook, Slack, Discord, Telegram) are :class:`AsyncSender` s —
+``send`` is a coroutine run on the lane's event loop, many at once over one keep-alive
+connection pool; console, email and browser are blocking :class:`Sender` s (the console inline
+on the lane's main thread, email and browser on the window's worker threads).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-import httpx
 import redis
 from pydantic import SecretStr
 
@@ -22,7 +26,7 @@ from processors.notify.channels.console import ConsoleSender
 from processors.notify.channels.discord import DiscordSender
 from processors.notify.channels.egress import Resolver
 from processors.notify.channels.email import EmailSender
-from processors.notify.channels.http import make_client
+from processors.notify.channels.http import HttpClient
 from processors.notify.channels.slack import SlackSender
 from processors.notify.channels.telegram import TelegramSender
 from processors.notify.channels.webhook import WebhookSender
@@ -41,6 +45,8 @@ from processors.notify.subscriptions import (
 
 
 class Sender(Protocol):
+    """A blocking sender: one attempt per ``send``."""
+
     name: str
 
     def send(self, notification: Notification) -> None: ...
@@ -48,8 +54,18 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
+class AsyncSender(Protocol):
+    """A sender whose attempt is a coroutine, run on the lane's event loop."""
+
+    name: str
+
+    async def send(self, notification: Notification) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretStr], settings: NotifySettings,
-                 *, now: Callable[[], datetime], resolve: Resolver | None = None) -> Sender:
+                 *, now: Callable[[], datetime], resolve: Resolver | None = None) -> Sender | AsyncSender:
     """The sender for channel ``name``; ``secrets`` maps env var names to their values.
 
     ``resolve`` replaces the system resolver of the HTTP channels' egress guard (tests only).
@@ -62,7 +78,7 @@ def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretS
     if isinstance(config, ConsoleChannel):
         return ConsoleSender(name)
     if isinstance(config, WebhookChannel | SlackChannel | DiscordChannel | TelegramChannel):
-        return _http_sender(name, config, secrets, make_client(
+        return _http_sender(name, config, secrets, HttpClient(
             timeout, allow_private_network=config.allow_private_network, resolve=resolve), now)
     if isinstance(config, EmailChannel):
         return EmailSender(name, host=config.host, port=config.port, sender=config.sender, to=config.to,
@@ -77,7 +93,7 @@ def build_sender(name: str, config: ChannelConfig, secrets: Mapping[str, SecretS
 
 
 def _http_sender(name: str, config: WebhookChannel | SlackChannel | DiscordChannel | TelegramChannel,
-                 secrets: Mapping[str, SecretStr], client: httpx.Client, now: Callable[[], datetime]) -> Sender:
+                 secrets: Mapping[str, SecretStr], client: HttpClient, now: Callable[[], datetime]) -> AsyncSender:
     def secret(env_name: str | None) -> str | None:
         return secrets[env_name].get_secret_value() if env_name else None
 

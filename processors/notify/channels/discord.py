@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from processors.notify.channels.http import check, json_body, post
+from processors.notify.channels.http import HttpClient, check, json_body
 from processors.notify.notification import Notification
 
 BUY_COLOUR = 0x2ECC71
@@ -39,14 +37,14 @@ def payload(notification: Notification) -> dict[str, object]:
 class DiscordSender:
     """Posts to one Discord webhook (its URL is a secret)."""
 
-    def __init__(self, name: str, webhook_url: str, client: httpx.Client) -> None:
+    def __init__(self, name: str, webhook_url: str, client: HttpClient) -> None:
         self.name = name
         self._url = webhook_url
         self._client = client
 
-    def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification) -> None:
         body = json.dumps(payload(notification), ensure_ascii=False).encode()
-        response = post(self._client, self._url, content=body, headers={"Content-Type": "application/json"},
+        response = await self._client.post(self._url, content=body, headers={"Content-Type": "application/json"},
                         params={"wait": "true"})
         retry_after = None
         if response.status_code == 429:
@@ -54,5 +52,5 @@ class DiscordSender:
             retry_after = float(value) if isinstance(value, int | float) else None
         check(response, retry_after=retry_after)
 
-    def close(self) -> None:
-        self._client.close()
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -2,37 +2,35 @@
 
 Webhook, Slack, Discord and Telegram URLs come from configuration and secrets that an
 attacker may influence (a pasted "webhook URL"). Every HTTP connection of a channel goes
-through :class:`GuardedBackend`, an httpcore network backend that resolves the host
+through :class:`GuardedConnector`, which resolves the host
 **once**, refuses the connection if any resolved address is loopback, private, link-local
 (169.254.169.254, the cloud metadata service, is link-local), shared, reserved,
 multicast or unspecified — IPv4-mapped, 6to4 and NAT64 IPv6 forms included — and then
 connects to one of exactly those checked addresses. There is no second resolution
 between the check and the connection, so a DNS answer that changes (rebinding) cannot
 slip a private address in. TLS still verifies the certificate against the URL's host
-name (httpcore passes the origin's host as ``server_hostname``). A channel that really
+name (``server_hostname``), not the address. A channel that really
 targets a private network says ``allow_private_network = true``.
 
 A refused address raises :class:`~processors.notify.retry.PermanentDeliveryError`
 with reason ``blocked_address`` (the signal is dead-lettered with that reason). The
 resolver is injectable (``resolve``): tests map a name to 127.0.0.1 without touching
-/etc/hosts. Environment proxies are ignored (``trust_env=False``): a proxy would resolve
-the host itself, out of this guard's sight.
+/etc/hosts. Environment proxies are never used: a proxy would resolve the host itself,
+out of this guard's sight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
-import typing
-from collections.abc import Callable, Iterable
-
-import httpcore
-import httpx
+from collections.abc import Awaitable, Callable
 
 from processors.notify.retry import PermanentDeliveryError
 
 Resolver = Callable[[str, int], list[str]]
+Connect = Callable[..., Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -42,7 +40,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {error.strerror}") from None
+        raise OSError(f"cannot resolve {host}: {error.strerror}") from None
     seen: dict[str, None] = {}
     for _family, _type, _proto, _name, sockaddr in answers:
         seen.setdefault(str(sockaddr[0]), None)
@@ -83,51 +81,57 @@ def refusal(text: str, allow_private_network: bool) -> str | None:
     return None
 
 
-class GuardedBackend(httpcore.NetworkBackend):
-    """Resolve once, check every address, connect only to a checked one."""
+class GuardedConnector:
+    """Resolve once, check every address, connect only to a checked one.
+
+    Called by :class:`processors.notify.channels.http.HttpClient` for every new connection, on
+    the lane's event loop. ``resolve`` (blocking, run on the loop's default executor unless the
+    host is already an IP address) and ``connect`` (``asyncio.open_connection``'s signature) are
+    injectable: tests resolve names to 127.0.0.1 and record where a connection would go.
+    A refused address raises :class:`PermanentDeliveryError` (``blocked_address``); a failed
+    lookup or connection raises ``OSError`` (the client reports a transient ``connection_error``).
+    """
 
     def __init__(self, allow_private_network: bool, resolve: Resolver | None = None,
-                 inner: httpcore.NetworkBackend | None = None) -> None:
+                 connect: Connect | None = None) -> None:
         self.allow_private_network = allow_private_network
         self.resolve = resolve or system_resolver
-        self.inner = inner or httpcore.SyncBackend()
+        self.connect: Connect = connect or asyncio.open_connection
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
-        addresses = self.resolve(host, port)
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The checked addresses of ``host``, from one lookup; raises if any of them is refused."""
+        if self.resolve is system_resolver and _is_address(host):
+            addresses = [host.strip("[]")]  # an IP literal: no lookup (and no executor hop) needed
+        else:
+            addresses = await asyncio.get_running_loop().run_in_executor(None, self.resolve, host, port)
         if not addresses:
-            raise httpcore.ConnectError(f"{host} resolves to no address")
+            raise OSError(f"{host} resolves to no address")
         for address in addresses:
             reason = refusal(address, self.allow_private_network)
             if reason is not None:
                 raise PermanentDeliveryError(
                     "blocked_address", f"{host} resolves to {address}, a {reason} address; the notifier does not "
                                        "connect there unless the channel says allow_private_network = true")
-        error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:
+        return addresses
+
+    async def open(self, host: str, port: int, tls: ssl.SSLContext | None
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to one of ``host``'s checked addresses; TLS verifies the certificate against ``host``."""
+        error: OSError | None = None
+        for address in await self.addresses(host, port):
             try:
-                return self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                              socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failure:
+                if tls is None:
+                    return await self.connect(address, port)
+                return await self.connect(address, port, ssl=tls, server_hostname=host.strip("[]"))
+            except OSError as failure:
                 error = failure
         assert error is not None  # noqa: S101 - addresses is not empty
         raise error
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None
-                            ) -> httpcore.NetworkStream:
-        raise PermanentDeliveryError("blocked_address", "channels never connect to unix sockets")
 
-    def sleep(self, seconds: float) -> None:
-        self.inner.sleep(seconds)
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool whose every connection passes :class:`GuardedBackend`."""
-
-    def __init__(self, backend: GuardedBackend, verify: ssl.SSLContext | bool = True) -> None:
-        super().__init__(verify=verify, trust_env=False)
-        # The same pool httpx builds (no proxy), with our network backend: the only way httpx
-        # offers to decide where a connection goes.
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-                                             network_backend=backend)
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

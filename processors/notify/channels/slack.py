@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from processors.notify.channels.http import check, post
+from processors.notify.channels.http import HttpClient, check
 from processors.notify.notification import Notification
 
 
@@ -40,14 +38,14 @@ def payload(notification: Notification) -> dict[str, object]:
 class SlackSender:
     """Posts to one Slack incoming webhook (its URL is a secret)."""
 
-    def __init__(self, name: str, webhook_url: str, client: httpx.Client) -> None:
+    def __init__(self, name: str, webhook_url: str, client: HttpClient) -> None:
         self.name = name
         self._url = webhook_url
         self._client = client
 
-    def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification) -> None:
         body = json.dumps(payload(notification), ensure_ascii=False).encode()
-        check(post(self._client, self._url, content=body, headers={"Content-Type": "application/json"}))
+        check(await self._client.post(self._url, content=body, headers={"Content-Type": "application/json"}))
 
-    def close(self) -> None:
-        self._client.close()
+    async def aclose(self) -> None:
+        await self._client.aclose()

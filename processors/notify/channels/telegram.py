@@ -10,9 +10,7 @@ from __future__ import annotations
 import html
 import json
 
-import httpx
-
-from processors.notify.channels.http import check, json_body, post, snippet
+from processors.notify.channels.http import HttpClient, check, json_body, snippet
 from processors.notify.notification import Notification
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
 
@@ -34,16 +32,16 @@ def message_html(notification: Notification) -> str:
 class TelegramSender:
     """Sends to one chat through one bot (the token is a secret)."""
 
-    def __init__(self, name: str, api_base: str, bot_token: str, chat_id: str, client: httpx.Client) -> None:
+    def __init__(self, name: str, api_base: str, bot_token: str, chat_id: str, client: HttpClient) -> None:
         self.name = name
         self._url = f"{api_base.rstrip('/')}/bot{bot_token}/sendMessage"
         self._chat_id = chat_id
         self._client = client
 
-    def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification) -> None:
         body = json.dumps({"chat_id": self._chat_id, "text": message_html(notification), "parse_mode": "HTML",
                            "disable_web_page_preview": True}, ensure_ascii=False).encode()
-        response = post(self._client, self._url, content=body, headers={"Content-Type": "application/json"})
+        response = await self._client.post(self._url, content=body, headers={"Content-Type": "application/json"})
         answer = json_body(response)
         if answer is None:
             check(response)
@@ -63,5 +61,5 @@ class TelegramSender:
             raise PermanentDeliveryError(f"http_{code}", f"Telegram: {description}")
         raise TransientDeliveryError("bad_response", f"Telegram answered ok=false: {snippet(response)}")
 
-    def close(self) -> None:
-        self._client.close()
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -24,6 +24,7 @@ from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
 from tests.support.fake_receivers.http import HttpReceiver, Reply, ok, slow, status, too_many
 from tests.support.fake_receivers.smtp import SmtpReceiver, self_signed_cert
+from tests.support.senders import send_now
 from tests.unit.notify.factories import make_signal
 
 NOW = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
@@ -62,7 +63,7 @@ def sender_for(channel: dict[str, object], secrets: dict[str, str] | None = None
 def test_webhook_posts_signed_json_with_an_idempotency_key(receiver: HttpReceiver) -> None:
     sender = sender_for({"type": "webhook", "url": receiver.url("/hook"), "hmac_secret_env": "HOOK_KEY",
                          "headers": {"X-Team": "desk"}}, {"HOOK_KEY": "hmac-k3y-for-tests"})
-    sender.send(NOTE)
+    send_now(sender, NOTE)
     [request] = receiver.requests("/hook")
     body = request.json()
     assert body["signal_id"] == SIGNAL.signal_id and body["signal"]["price"] == SIGNAL.price and body["url"]
@@ -88,7 +89,7 @@ def test_http_outcomes_are_classified(receiver: HttpReceiver, reply: Reply, erro
     receiver.script("/hook", [reply])
     sender = sender_for({"type": "webhook", "url": receiver.url("/hook")})
     with pytest.raises(error) as raised:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert raised.value.reason == reason
     if isinstance(raised.value, TransientDeliveryError):
         assert raised.value.retry_after == retry_after
@@ -98,7 +99,7 @@ def test_a_timeout_is_transient_and_bounded(receiver: HttpReceiver) -> None:
     receiver.script("/hook", [slow(60)])  # answers only after a minute
     sender = sender_for({"type": "webhook", "url": receiver.url("/hook")}, http_timeout_s=0.3)
     with pytest.raises(TransientDeliveryError) as raised:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     # The sender gave up on its own: the receiver had not answered yet (a bound, whatever the machine's speed).
     assert raised.value.reason == "timeout"
     assert [request.answered_status for request in receiver.requests("/hook")] == [None]
@@ -107,13 +108,13 @@ def test_a_timeout_is_transient_and_bounded(receiver: HttpReceiver) -> None:
 def test_slack_incoming_webhook(receiver: HttpReceiver) -> None:
     url = receiver.url("/services/T000/B000/XXXXsecretXXXX")
     sender = sender_for({"type": "slack", "webhook_url_env": "SLACK_URL"}, {"SLACK_URL": url})
-    sender.send(NOTE)
+    send_now(sender, NOTE)
     [request] = receiver.requests("/services/T000/B000/XXXXsecretXXXX")
     body = request.json()
     assert body["blocks"][0]["text"]["text"] == NOTE.title and NOTE.headline in body["text"]
     receiver.script("/services/T000/B000/XXXXsecretXXXX", [status(404, "channel_not_found")])
     with pytest.raises(PermanentDeliveryError) as raised:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert raised.value.reason == "http_404" and "XXXXsecretXXXX" not in str(raised.value)
 
 
@@ -123,9 +124,9 @@ def test_discord_webhook_waits_for_confirmation_and_reads_retry_after_from_the_b
     receiver.script(path, [Reply(429, {"message": "You are being rate limited.", "retry_after": 1.25, "global": False},
                                  {"Retry-After": "2"}), ok({"id": "1"})])
     with pytest.raises(TransientDeliveryError) as raised:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert raised.value.retry_after == 1.25
-    sender.send(NOTE)
+    send_now(sender, NOTE)
     requests = receiver.requests(path)
     assert len(requests) == 2 and requests[1].query == "wait=true"
     assert requests[1].json()["embeds"][0]["title"] == NOTE.title
@@ -142,17 +143,17 @@ def test_telegram_send_message_and_its_errors(receiver: HttpReceiver) -> None:
         Reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}),
         Reply(502, b"bad gateway"),
     ])
-    sender.send(NOTE)
+    send_now(sender, NOTE)
     body = receiver.requests(path)[0].json()
     assert body["chat_id"] == "42" and body["parse_mode"] == "HTML" and "BUY BTC-USD" in body["text"]
     with pytest.raises(TransientDeliveryError) as limited:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert limited.value.retry_after == 3.0 and limited.value.reason == "http_429"
     with pytest.raises(PermanentDeliveryError) as refused:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert refused.value.reason == "http_400" and "chat not found" in refused.value.detail
     with pytest.raises(TransientDeliveryError) as gateway:
-        sender.send(NOTE)
+        send_now(sender, NOTE)
     assert gateway.value.reason == "http_502"
     for failure in (limited.value, refused.value, gateway.value):
         assert TOKEN not in str(failure)
@@ -162,7 +163,7 @@ def test_mail_over_plain_smtp() -> None:
     with SmtpReceiver() as smtp:
         sender = sender_for({"type": "email", "host": "127.0.0.1", "port": smtp.port, "from": "alerts@example.com",
                              "to": ["alice@example.com", "bob@example.com"]})
-        sender.send(NOTE)
+        send_now(sender, NOTE)
         [mail] = smtp.wait_for(1)
     assert mail.rcpt_tos == ("alice@example.com", "bob@example.com") and not mail.tls and mail.login is None
     assert mail.message["Subject"] == NOTE.title
@@ -176,15 +177,15 @@ def test_mail_with_starttls_and_login(tmp_path: Path) -> None:
         channel = {"type": "email", "host": "127.0.0.1", "port": smtp.port, "starttls": True, "ca_file": str(cert),
                    "username": "alerts", "password_env": "SMTP_PW", "from": "alerts@example.com",
                    "to": ["alice@example.com"]}
-        sender_for(channel, {"SMTP_PW": "smtp-pa55word-for-tests"}).send(NOTE)
+        send_now(sender_for(channel, {"SMTP_PW": "smtp-pa55word-for-tests"}), NOTE)
         [mail] = smtp.wait_for(1)
         assert mail.tls and mail.login == "alerts"
         with pytest.raises(PermanentDeliveryError) as refused:
-            sender_for(channel, {"SMTP_PW": "wrong-password"}).send(NOTE)
+            send_now(sender_for(channel, {"SMTP_PW": "wrong-password"}), NOTE)
         assert refused.value.reason == "smtp_auth"
         untrusted = {**channel, "ca_file": None}
         with pytest.raises(PermanentDeliveryError) as tls:
-            sender_for(untrusted, {"SMTP_PW": "smtp-pa55word-for-tests"}).send(NOTE)
+            send_now(sender_for(untrusted, {"SMTP_PW": "smtp-pa55word-for-tests"}), NOTE)
         assert tls.value.reason == "tls_error"
 
 
@@ -193,13 +194,13 @@ def test_mail_to_a_refused_address_is_permanent_and_a_closed_port_transient() ->
         sender = sender_for({"type": "email", "host": "127.0.0.1", "port": smtp.port, "from": "alerts@example.com",
                              "to": ["nobody@example.com"]})
         with pytest.raises(PermanentDeliveryError) as refused:
-            sender.send(NOTE)
+            send_now(sender, NOTE)
         assert refused.value.reason == "bad_address"
         port = smtp.port
     closed = sender_for({"type": "email", "host": "127.0.0.1", "port": port, "from": "a@example.com",
                          "to": ["b@example.com"]})
     with pytest.raises(TransientDeliveryError) as down:
-        closed.send(NOTE)
+        send_now(closed, NOTE)
     assert down.value.reason == "connection_error"
 
 
@@ -221,7 +222,7 @@ def test_browser_channel_publishes_the_contract_message(stack, namespace: str) -
     listener.start()
     config = NotifyConfig.model_validate({"channels": {"web": {"type": "browser"}}, "subscriptions": [{"channel": "web"}]})
     sender = build_sender("web", config.channels["web"], {}, settings, now=lambda: NOW)
-    sender.send(NOTE)
+    send_now(sender, NOTE)
     listener.join(15)
     pubsub.close()
     assert received == [{"signal_id": SIGNAL.signal_id, "title": NOTE.title, "text": NOTE.text, "url": NOTE.url,
@@ -229,4 +230,4 @@ def test_browser_channel_publishes_the_contract_message(stack, namespace: str) -
     down = build_sender("web", config.channels["web"], {},
                         NotifySettings(redis_url="redis://127.0.0.1:1/0", http_timeout_s=1), now=lambda: NOW)
     with pytest.raises(TransientDeliveryError):
-        down.send(NOTE)
+        send_now(down, NOTE)

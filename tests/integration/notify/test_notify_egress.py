@@ -10,27 +10,28 @@ request reaches the local receiver.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpcore
 import pytest
 from pydantic import SecretStr
 
 from processors.notify.channels import build_sender
-from processors.notify.channels.egress import GuardedBackend
+from processors.notify.channels.egress import GuardedConnector
 from processors.notify.notification import render
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
 from processors.notify.settings import NotifySettings
 from processors.notify.subscriptions import NotifyConfig
 from schemas.events import DeadLetter
 from tests.integration.notify.conftest import NotifyBench
-from tests.support.fake_receivers.http import HttpReceiver
+from tests.support.fake_receivers.http import HttpReceiver, status
 from tests.support.fake_receivers.smtp import self_signed_cert
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import ServiceProcess
+from tests.support.senders import send_now
 from tests.unit.notify.factories import make_signal
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ def test_webhook_to_a_private_address_is_refused_before_connecting(tls_receiver,
     resolver = Resolver(answers)
     hook = sender({"type": "webhook", "url": url.format(port=receiver.port)}, resolver)
     with pytest.raises(PermanentDeliveryError) as raised:
-        hook.send(NOTE)
+        send_now(hook, NOTE)
     assert raised.value.reason == "blocked_address"
     assert "allow_private_network" in raised.value.detail
     assert receiver.requests() == []
@@ -95,12 +96,12 @@ def test_slack_and_discord_urls_from_secrets_are_guarded_too(tls_receiver, kind:
     hook = sender({"type": kind, "webhook_url_env": "HOOK_URL"}, Resolver({NAME: ["127.0.0.1"]}),
                   {"HOOK_URL": secret_url})
     with pytest.raises(PermanentDeliveryError) as raised:
-        hook.send(NOTE)
+        send_now(hook, NOTE)
     assert raised.value.reason == "blocked_address" and "secret" not in raised.value.detail
     assert receiver.requests() == []
     plain = sender({"type": kind, "webhook_url_env": "HOOK_URL"}, Resolver({}), {"HOOK_URL": "http://hooks.example/x"})
     with pytest.raises(PermanentDeliveryError) as raised:
-        plain.send(NOTE)
+        send_now(plain, NOTE)
     assert raised.value.reason == "insecure_url"
 
 
@@ -110,24 +111,24 @@ def test_allowed_private_network_connects_to_the_checked_address_and_verifies_tl
     config = NotifyConfig.model_validate({"channels": {"ch": {
         "type": "webhook", "url": f"https://{NAME}:{receiver.port}/hook", "allow_private_network": True}},
         "subscriptions": [{"channel": "ch"}]})
-    from processors.notify.channels.http import make_client
+    from processors.notify.channels.http import HttpClient
     from processors.notify.channels.webhook import WebhookSender
 
     verify = ssl.create_default_context(cafile=str(cert))
     assert config.channels["ch"].allow_private_network  # type: ignore[union-attr]
     hook = WebhookSender("ch", f"https://{NAME}:{receiver.port}/hook",
-                         make_client(5.0, allow_private_network=True, resolve=resolver, verify=verify), now=lambda: NOW)
-    hook.send(NOTE)
+                         HttpClient(5.0, allow_private_network=True, resolve=resolver, verify=verify), now=lambda: NOW)
+    send_now(hook, NOTE)
     [request] = receiver.requests("/hook")
     assert request.headers["host"] == f"{NAME}:{receiver.port}"  # the URL's name, sent to the checked address
     assert resolver.lookups == [NAME]  # resolved once, for the one connection
     # The certificate is checked against the name, not the address connected to: a name the
     # certificate does not carry fails TLS even though it resolves to the same address.
-    other = WebhookSender("ch", f"https://other.example:{receiver.port}/hook", make_client(
+    other = WebhookSender("ch", f"https://other.example:{receiver.port}/hook", HttpClient(
         5.0, allow_private_network=True, resolve=Resolver({"other.example": ["127.0.0.1"]}), verify=verify),
         now=lambda: NOW)
     with pytest.raises(TransientDeliveryError):
-        other.send(NOTE)
+        send_now(other, NOTE)
     assert len(receiver.requests("/hook")) == 1
 
 
@@ -142,23 +143,54 @@ def test_no_second_lookup_between_the_check_and_the_connection() -> None:
         lookups.append(host)
         return next(answers)
 
-    class Recording(httpcore.NetworkBackend):
-        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
-            connected.append(host)
-            raise httpcore.ConnectError("no route in this test")
+    async def recording(host: str, port: int, **_: object) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        connected.append(host)
+        raise ConnectionRefusedError("no route in this test")
 
-    backend = GuardedBackend(False, rebinding, inner=Recording())
-    with pytest.raises(httpcore.ConnectError):
-        backend.connect_tcp("rebind.example", 443)
+    connector = GuardedConnector(False, rebinding, connect=recording)
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(connector.open("rebind.example", 443, None))
     assert lookups == ["rebind.example"] and connected == ["93.184.216.34"]
     with pytest.raises(PermanentDeliveryError):
-        backend.connect_tcp("rebind.example", 443)  # the next connection's own lookup is checked again
+        asyncio.run(connector.open("rebind.example", 443, None))  # the next connection's own lookup is checked again
     assert connected == ["93.184.216.34"]
+
+
+def test_kept_alive_connections_are_reused_and_every_new_connection_is_checked_again(tls_receiver) -> None:
+    """The keep-alive pool: posts reuse one checked connection (one lookup); once the receiver closes
+    it, the next post opens a new connection through the guard, whose fresh lookup is checked again."""
+    receiver, cert = tls_receiver
+    from processors.notify.channels.http import HttpClient
+    from processors.notify.channels.webhook import WebhookSender
+
+    resolver = Resolver({NAME: ["93.184.216.34"]})  # a public address...
+    connected: list[str] = []
+
+    async def to_the_receiver(host: str, port: int, **tls: object) -> tuple[asyncio.StreamReader,
+                                                                            asyncio.StreamWriter]:
+        connected.append(host)  # ...that this test routes to the local receiver
+        return await asyncio.open_connection("127.0.0.1", receiver.port, **tls)  # type: ignore[arg-type]
+
+    hook = WebhookSender("ch", f"https://{NAME}/hook", HttpClient(
+        5.0, resolve=resolver, connect=to_the_receiver, verify=ssl.create_default_context(cafile=str(cert))),
+        now=lambda: NOW)
+    for _ in range(3):
+        send_now(hook, NOTE)
+    assert len(receiver.answered("/hook")) == 3
+    assert resolver.lookups == [NAME] and connected == ["93.184.216.34"]  # one connection, kept alive
+    receiver.script("/hook", [status(200, Connection="close")])
+    send_now(hook, NOTE)  # answered, and the receiver closes the connection
+    resolver.answers[NAME] = ["10.0.0.7"]  # the name now points inside the network
+    with pytest.raises(PermanentDeliveryError) as raised:
+        send_now(hook, NOTE)
+    assert raised.value.reason == "blocked_address"
+    assert resolver.lookups == [NAME, NAME] and connected == ["93.184.216.34"]
+    assert len(receiver.requests("/hook")) == 4
 
 
 def test_secret_headers_are_sent_from_the_environment(tls_receiver) -> None:
     receiver, cert = tls_receiver
-    from processors.notify.channels.http import make_client
+    from processors.notify.channels.http import HttpClient
     from processors.notify.channels.webhook import WebhookSender
 
     config = NotifyConfig.model_validate({"channels": {"ch": {
@@ -167,10 +199,10 @@ def test_secret_headers_are_sent_from_the_environment(tls_receiver) -> None:
     built = build_sender("ch", config.channels["ch"], {"HOOK_AUTH": SecretStr("Bearer s3cr3t-hdr")},
                          NotifySettings(), now=lambda: NOW)
     assert isinstance(built, WebhookSender)
-    hook = WebhookSender("ch", f"https://{NAME}:{receiver.port}/hook", make_client(
+    hook = WebhookSender("ch", f"https://{NAME}:{receiver.port}/hook", HttpClient(
         5.0, allow_private_network=True, resolve=Resolver({NAME: ["127.0.0.1"]}),
         verify=ssl.create_default_context(cafile=str(cert))), headers=built._headers, now=lambda: NOW)
-    hook.send(NOTE)
+    send_now(hook, NOTE)
     [request] = receiver.requests("/hook")
     assert request.headers["authorization"] == "Bearer s3cr3t-hdr" and request.headers["x-team"] == "desk"
 
