@@ -131,15 +131,9 @@ class DeadLetter(Event):
 
 
 class Candle(Event):
-    """OHLCV over one event-time window ``[ts_open, ts_close)`` (topic ``candles.<tf>``).
+    """OHLCV over one event-time window ``[ts_open, ts_close)`` (topic ``candles.<tf>``)."""
 
-    ``final`` is False for a *forming* candle — the window's running OHLCV, sent while it is still
-    open (throttled, docs/core.md "Live updates") — and True for the one closed candle of the
-    window, which supersedes every forming one. Strategies and indicators only ever see final
-    candles. Version 3 added ``final`` (a v2 candle was always final).
-    """
-
-    schema_version: Literal[3] = 3
+    schema_version: Literal[2] = 2
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
@@ -151,7 +145,6 @@ class Candle(Event):
     close: PositivePrice
     volume: NonNegative
     trade_count: Annotated[int, Field(ge=1)]
-    final: bool
     ts_event: UtcDatetime
     ts_init: UtcDatetime
     lineage: Lineage

@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.events import Candle, DailySummary, DeadLetter, Event, IndicatorSnapshot, Signal, SignalOutcome, Tick
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    Event,
+    IndicatorSnapshot,
+    Signal,
+    SignalOutcome,
+    Tick,
+)
 from schemas.timeframes import validate_timeframe
 
 FOREVER = -1

@@ -141,7 +141,7 @@ def signal(trusted: bool, signal_id: str, symbol: str, venue: str, timeframe: st
                   indicators=indicators, ts_event=ts_event, ts_init=ts_init, lineage=lineage)
 
 
-def outcome(trusted: bool, outcome_id: str, signal_id: str, symbol: str, venue: str, strategy: str, version: str,
+def outcome(trusted: bool, outcome_id: str, signal_id: str, symbol: str, venue: str, strategy: str, version: str | None,
             timeframe: str, side: str, horizon: str, signal_price: float, signal_ts: datetime, price: float,
             return_gross: float, return_net: float, fee: float, ts_event: datetime, ts_init: datetime,
             lineage: Lineage) -> SignalOutcome:
@@ -161,18 +161,18 @@ def outcome(trusted: bool, outcome_id: str, signal_id: str, symbol: str, venue: 
 
 
 def candle(trusted: bool, symbol: str, venue: str, timeframe: str, ts_open: datetime, ts_close: datetime, open_: float,
-           high: float, low: float, close: float, volume: float, trade_count: int, final: bool, ts_event: datetime,
+           high: float, low: float, close: float, volume: float, trade_count: int, ts_event: datetime,
            ts_init: datetime, lineage: Lineage) -> Candle:
     """``Candle(...)``; prices from validated ticks, ``volume`` a sum of their volumes."""
     if trusted and _isfinite(volume) and trade_count >= 1:
         return _build(Candle, {
             "schema_version": _CANDLE_VERSION, "symbol": symbol, "venue": venue, "timeframe": timeframe, "ts_open": ts_open,
             "ts_close": ts_close, "open": open_, "high": high, "low": low, "close": close, "volume": volume,
-            "trade_count": trade_count, "final": final, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
+            "trade_count": trade_count, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _CANDLE_SET)
     return Candle(symbol=symbol, venue=venue, timeframe=timeframe, ts_open=ts_open, ts_close=ts_close, open=open_, high=high,
-                  low=low, close=close, volume=volume, trade_count=trade_count, final=final, ts_event=ts_event,
-                  ts_init=ts_init, lineage=lineage)
+                  low=low, close=close, volume=volume, trade_count=trade_count, ts_event=ts_event, ts_init=ts_init,
+                  lineage=lineage)
 
 
 def summary(trusted: bool, symbol: str, venue: str, day: date, open_: float, high: float, low: float, close: float,

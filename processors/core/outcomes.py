@@ -13,7 +13,7 @@ in immutable *segments* of :data:`SEGMENT` entries (segment k = sequence numbers
 only the last segment grows. Per horizon the state keeps ``low`` (every signal below it has matured at
 that horizon) and the few signals above ``low`` that matured early (a candle signal's time is older
 than the tick signals emitted before it, so maturity is not strictly in sequence order). So a
-checkpoint writes the small :meth:`main` document, the last segment if it grew and deletes the
+checkpoint writes the small :meth:`main` document, the segments that grew since the last one and deletes the
 segments every horizon is done with (:meth:`changes`). :meth:`load` reads the segments back through
 a callback (the stream's state store) or from a full :meth:`dump` (in-memory runners, tests).
 
@@ -96,7 +96,7 @@ class _Horizon:
 class PendingOutcomes:
     """The signals of one instrument whose outcomes are not all known yet (see the module docstring)."""
 
-    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "_first_segment", "_grown", "_dropped")
+    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "_first_segment", "_grown_from", "_dropped")
 
     def __init__(self, horizons_ms: Sequence[int], fee: float) -> None:
         if any(h <= 0 for h in horizons_ms) or len(set(horizons_ms)) != len(horizons_ms):
@@ -107,7 +107,7 @@ class PendingOutcomes:
         self.next = 0
         self.next_due: int | None = None  # the smallest due time of any pending outcome (None: nothing pending)
         self._first_segment = 0  # the oldest segment the store holds
-        self._grown = False  # the last segment changed since the last :meth:`changes`
+        self._grown_from: int | None = None  # the lowest segment a signal was added to since the last :meth:`changes`
         self._dropped: set[int] = set()  # segments emptied since the last :meth:`changes`
 
     def __len__(self) -> int:
@@ -120,7 +120,8 @@ class PendingOutcomes:
         sequence = self.next
         self.next += 1
         self.entries[sequence] = signal
-        self._grown = True
+        if self._grown_from is None:
+            self._grown_from = sequence // SEGMENT
         for horizon in self.horizons:
             due = signal.ts_us + horizon.ms * 1000
             heapq.heappush(horizon.queue, (due, sequence))
@@ -186,12 +187,12 @@ class PendingOutcomes:
     def changes(self) -> tuple[dict[int, list[list[Any]]], list[int]]:
         """(segments to write, segments to delete) since the last call; for write-behind stores."""
         written: dict[int, list[list[Any]]] = {}
-        if self._grown and self.next:
+        if self._grown_from is not None:
             last = (self.next - 1) // SEGMENT
-            if last >= self._first_segment:
-                written[last] = self.segment(last)
+            for number in range(max(self._grown_from, self._first_segment), last + 1):
+                written[number] = self.segment(number)
         dropped = sorted(self._dropped)
-        self._grown = False
+        self._grown_from = None
         self._dropped = set()
         return written, dropped
 

@@ -124,6 +124,7 @@ def _plan(batch: list[tuple[str, bytes | None, bytes | None]], prefix: str = "fu
 
 SIGNAL_AT_THE_END = encode(Signal(
     signal_id="0" * 32, symbol="BTC-USD", venue="fuzz", timeframe="tick", rule="ema_cross", side="BUY", price=1.0, indicators={},
+    strategy="ema_cross", strategy_version=None, condition=None,
     ts_event=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0)))
 
 
