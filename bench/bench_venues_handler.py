@@ -41,7 +41,7 @@ class Named:
     name: str
 
 records = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in json.load(open(sys.argv[1]))]
-outputs = OutputTopics(indicators=Named("indicators"), signals=Named("signals"),
+outputs = OutputTopics(indicators=Named("indicators"), signals=Named("signals"), outcomes=Named("signals.outcomes"),
                        candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
                        dead_letters=Named("ticks.dlq"))
 metrics = ProcessMetrics(CollectorRegistry())

@@ -35,6 +35,20 @@ ENTRY_FIELDS = 7
 _UNITS_MS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1))
 
 
+def horizon_ms(text: str) -> int:
+    """``"5m"`` → ``300000``: a positive whole number of ms, s, m, h or d (at most 366 days); ``ValueError``."""
+    number, unit = text[:-2], "ms"
+    if not text.endswith("ms"):
+        number, unit = text[:-1], text[-1:]
+    size = dict(_UNITS_MS).get(unit)
+    if size is None or not number.isdigit() or number.startswith("0") or len(number) > 9:
+        raise ValueError(f"a horizon is a positive whole number of ms, s, m, h or d (5m, 1h, 1d), got {text!r}")
+    milliseconds = int(number) * size
+    if milliseconds > 366 * 86_400_000:
+        raise ValueError(f"horizon {text!r} is longer than 366 days")
+    return milliseconds
+
+
 def horizon_label(horizon_ms: int) -> str:
     """``60000`` → ``"1m"``; the largest unit that divides it exactly (``90000`` → ``"90s"``)."""
     for unit, size in _UNITS_MS:
