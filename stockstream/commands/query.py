@@ -1,5 +1,7 @@
 """``stockstream query latest|recommendation|indicators|signals|candles|daily SYMBOL[@venue] [--json]``.
 
+(``stockstream query scorecard`` reads the log itself: stockstream/commands/scorecard.py.)
+
 Reads the Redis views through the same :class:`ViewReader` as the API, so ``--json`` prints
 exactly the API's response body; without it, rich tables. The argument names an instrument
 (``BTC-USD@kraken``) or a symbol, which must then trade on exactly one venue (as the API's
@@ -226,4 +228,7 @@ def daily(symbol: Symbol, as_json: AsJson = False,
 
 
 def register(app: typer.Typer) -> None:
+    from stockstream.commands.scorecard import scorecard
+
+    query_app.command("scorecard")(scorecard)
     app.add_typer(query_app, name="query")

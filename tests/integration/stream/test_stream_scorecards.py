@@ -24,7 +24,14 @@ import time
 from collections import defaultdict
 
 import pytest
-from stream_support import Processor, committed_offsets, make_ticks, outputs_by_key, produce_many, wait_drained
+from stream_support import (
+    Processor,
+    committed_offsets,
+    make_ticks,
+    outputs_by_key,
+    produce_many,
+    wait_drained,
+)
 
 from processors.core.pipeline import SymbolProcessor
 from processors.core.strategy import PipelineConfigs, load_strategy
