@@ -9,7 +9,8 @@ Definition (docs/core.md, "Scorecards"), over the net returns r of a card's outc
 - ``hit_rate`` — the share with r > 0;
 - ``mean_return``, ``median_return`` — of r (the median of an even count is the mean of the two
   middle values, as pandas computes it); ``mean_gross`` — the mean before the fee;
-- ``profit_factor`` — Σ r over r > 0 divided by |Σ r over r < 0|; None when no outcome lost.
+- ``profit_factor`` — Σ r over r > 0 divided by |Σ r over r < 0|; None when no outcome lost
+  (infinite when the losses are too small to divide by).
 """
 
 from __future__ import annotations

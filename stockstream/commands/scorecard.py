@@ -10,6 +10,7 @@ Exit 1 when Kafka or the topic cannot be reached, 2 for invalid options.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Annotated, Any
 
@@ -97,7 +98,10 @@ def scorecard(
         console(stderr=True).print(f"[yellow]{bad} record(s) of signals.outcomes did not decode and were left out[/]")
     if as_json:
         for card in cards:
-            typer.echo(json.dumps({**card.key._asdict(), **{k: v for k, v in card._asdict().items() if k != "key"}}))
+            row = {**card.key._asdict(), **{k: v for k, v in card._asdict().items() if k != "key"}}
+            if row["profit_factor"] is not None and not math.isfinite(row["profit_factor"]):
+                row["profit_factor"] = "inf"  # losses too small to divide by: JSON has no infinity
+            typer.echo(json.dumps(row))
         return
     table = Table(box=None, pad_edge=False)
     for column in ("strategy", "timeframe", "instrument", "horizon", "outcomes", "hit rate", "mean", "median",

@@ -18,8 +18,10 @@ record, per key and in order: no outcome lost, none duplicated, the same multi-t
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import subprocess
 import time
 from collections import defaultdict
 
@@ -34,13 +36,15 @@ from stream_support import (
 )
 
 from processors.core.pipeline import SymbolProcessor
+from processors.core.scorecard import Scorecards
 from processors.core.strategy import PipelineConfigs, load_strategy
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
-from schemas.events import Lineage, encode
+from schemas.events import Lineage, SignalOutcome, encode
 from schemas.instruments import Instrument
 from schemas.upcasters import decode_tick
 from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.processes import STOCKSTREAM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TIMEFRAMES = ("1m", "5m", "1h")
@@ -163,5 +167,15 @@ def test_multi_timeframe_signals_and_outcomes_live_equal_batch_through_kill_9(st
     assert {o["horizon"] for o in outcomes} == {"1m", "5m", "1h"}
     assert sum(1 for s in signals if s["timeframe"] == "5m") >= 20
     assert_equal(outputs_by_key(bootstrap, calm, COMPARED), expected, "uninterrupted")
+    # The CLI's scorecards of the live log are those of the batch outcomes.
+    result = subprocess.run([STOCKSTREAM, "query", "scorecard", "--json", "--strategy", "trend_pullback"],
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STOCKSTREAM_TOPIC_PREFIX": calm})
+    assert result.returncode == 0, result.stderr
+    cards = Scorecards().extend(SignalOutcome.model_validate(o) for o in outcomes
+                                if o["strategy"] == "trend_pullback").cards()
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {**c.key._asdict(), **{k: v for k, v in c._asdict().items() if k != "key"}} for c in cards]
+    assert {c.key.horizon for c in cards} == {"1m", "5m", "1h"}
     assert_equal(outputs_by_key(bootstrap, crashed, COMPARED), batch_outputs(bootstrap, crashed, strategy),
                  "killed")
