@@ -175,7 +175,8 @@ def test_multi_timeframe_signals_and_outcomes_live_equal_batch_through_kill_9(st
     cards = Scorecards().extend(SignalOutcome.model_validate(o) for o in outcomes
                                 if o["strategy"] == "trend_pullback").cards()
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        {**c.key._asdict(), **{k: v for k, v in c._asdict().items() if k != "key"}} for c in cards]
+        json.loads(json.dumps({**c.key._asdict(), **{k: v for k, v in c._asdict().items() if k != "key"}}))
+        for c in cards]
     assert {c.key.horizon for c in cards} == {"1m", "5m", "1h"}
     assert_equal(outputs_by_key(bootstrap, crashed, COMPARED), batch_outputs(bootstrap, crashed, strategy),
                  "killed")
