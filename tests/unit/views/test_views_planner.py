@@ -154,12 +154,12 @@ def test_every_key_builder_rejects_glob_and_separator_characters(bad):
         KEYS.signals("BTC-USD@test", rule=bad)
 
 
-def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_v2():
+def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_the_current_version():
     legacy = {name: getattr(events_v1, name) for name in ("Tick", "IndicatorSnapshot", "Signal")}
     tick, snapshot, signal = STREAM.ticks[0], STREAM.indicators[0], STREAM.signals[0]
 
     def v1(event):  # the same event as the v1 release wrote it
-        fields = event.model_dump(exclude={"venue", "schema_version"})
+        fields = event.model_dump(exclude={"venue", "schema_version", "strategy", "strategy_version", "condition"})
         if "signal_id" in fields:
             fields["signal_id"] = events_v1.make_signal_id(event.symbol, event.timeframe, event.rule, event.side,
                                                            event.ts_event, 0, event.lineage.offset)
@@ -175,4 +175,5 @@ def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_v2()
     stored = batch.slots["p:latest:BTC-USD@test"]["tick"].value
     assert stored == encode(tick)  # re-encoded as the current version
     member = batch.series["p:signals:BTC-USD@unknown"].adds[0].member
-    assert json.loads(member)["schema_version"] == 2 and json.loads(member)["venue"] == "unknown"
+    assert json.loads(member)["schema_version"] == 3 and json.loads(member)["venue"] == "unknown"
+    assert json.loads(member)["strategy"] == signal.rule and json.loads(member)["strategy_version"] is None
