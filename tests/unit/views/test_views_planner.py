@@ -111,7 +111,10 @@ def test_a_signal_sets_the_recommendation_with_rule_time_price_and_decay():
     batch = planner(decay=timedelta(minutes=5)).plan([record("ns.signals", 7, encode(signal))])
     overall = json.loads(batch.slots["p:rec:BTC-USD@test"]["*"].value)
     per_timeframe = json.loads(batch.slots["p:rec:BTC-USD@test"][f"tf:{signal.timeframe}"].value)
-    assert overall == per_timeframe
+    per_strategy = json.loads(batch.slots["p:rec:BTC-USD@test"][f"st:{signal.strategy}"].value)
+    per_both = json.loads(batch.slots["p:rec:BTC-USD@test"][f"st:{signal.strategy}:tf:{signal.timeframe}"].value)
+    assert overall == per_timeframe == per_strategy == per_both
+    assert overall["strategy_version"] == signal.strategy_version
     assert overall["rule"] == signal.rule and overall["side"] == signal.side and overall["price"] == signal.price
     assert datetime.fromisoformat(overall["expires_at"]) == signal.ts_event + timedelta(minutes=5)
     assert list(batch.series) == ["p:signals:BTC-USD@test", f"p:signals:BTC-USD@test:rule:{signal.rule}"]
@@ -150,8 +153,11 @@ def test_every_key_builder_rejects_glob_and_separator_characters(bad):
             build(bad)
     with pytest.raises(InvalidKeyPartError):
         KEYS.candles("BTC-USD@test", bad)
-    with pytest.raises(InvalidKeyPartError):
-        KEYS.signals("BTC-USD@test", rule=bad)
+    if bad not in ("btc-usd", "BTC-USD"):  # valid strategy names (upper case and '-' allowed since Signal v3)
+        with pytest.raises(InvalidKeyPartError):
+            KEYS.signals("BTC-USD@test", rule=bad)
+        with pytest.raises(InvalidKeyPartError):
+            KEYS.recommendation_field(None, bad)
 
 
 def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_the_current_version():
