@@ -198,17 +198,26 @@ class PendingOutcomes:
         last = (self.next - 1) // SEGMENT if self.next else -1
         return range(self._first_segment, last + 1)
 
-    def changes(self) -> tuple[dict[int, list[list[Any]]], list[int]]:
-        """(segments to write, segments to delete) since the last call; for write-behind stores."""
+    def changes(self, consume: bool = True) -> tuple[dict[int, list[list[Any]]], list[int]]:
+        """(segments to write, segments to delete) since the last consumed call; for write-behind stores.
+
+        ``consume=False`` leaves them pending (the store calls :meth:`consumed` once the write is its
+        own; writing a segment or deleting one twice is harmless).
+        """
         written: dict[int, list[list[Any]]] = {}
         if self._grown_from is not None:
             last = (self.next - 1) // SEGMENT
             for number in range(max(self._grown_from, self._first_segment), last + 1):
                 written[number] = self.segment(number)
         dropped = sorted(self._dropped)
+        if consume:
+            self.consumed()
+        return written, dropped
+
+    def consumed(self) -> None:
+        """The changes :meth:`changes` gave are stored."""
         self._grown_from = None
         self._dropped = set()
-        return written, dropped
 
     def dump(self) -> dict[str, Any]:
         """Everything, segments included (in-memory runners and tests)."""

@@ -138,14 +138,15 @@ class SymbolStates(BaseSink):
                 continue
             processor = entry.processor
             state = transaction.as_state(prefix=key)
-            written, dropped = processor.outcomes.changes()
+            written, dropped = processor.outcomes.changes(consume=False)
             for number, segment in written.items():
                 state.set_bytes(SEGMENT_KEY.format(number), orjson.dumps(segment))
             for number in dropped:
                 state.delete(SEGMENT_KEY.format(number))
             data = orjson.dumps(processor.state(segments=False))
             state.set_bytes(STATE_KEY, data)
-            if entry.transaction is transaction:
+            if entry.transaction is transaction:  # else re-acquired meanwhile: its next flush writes them again
+                processor.outcomes.consumed()
                 entry.clean = data
                 entry.transaction = None
                 entry.pending.clear()
