@@ -68,6 +68,7 @@ def signal(index: int, ts_event: datetime) -> Signal:
     symbol = SYMBOLS[index % len(SYMBOLS)]
     return Signal(signal_id=make_signal_id(symbol, "simulator", "1m", "rsi_reversal", "BUY", ts_event, 0, index),
                   symbol=symbol, venue="simulator", timeframe="1m", rule="rsi_reversal", side="BUY", price=43_000 + index,
+                  strategy="rsi_reversal", strategy_version=None, condition=None,
                   indicators={"rsi_14": 30.5, "ema_12": 43_001.5, "ema_26": 42_990.1}, ts_event=ts_event,
                   ts_init=ts_event, lineage=Lineage(topic="ticks", partition=0, offset=index))
 

@@ -41,9 +41,10 @@ class Named:
     name: str
 
 records = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in json.load(open(sys.argv[1]))]
+extra = {"outcomes": Named("signals.outcomes")} if "outcomes" in OutputTopics.__dataclass_fields__ else {}
 outputs = OutputTopics(indicators=Named("indicators"), signals=Named("signals"),
                        candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
-                       dead_letters=Named("ticks.dlq"))
+                       dead_letters=Named("ticks.dlq"), **extra)
 metrics = ProcessMetrics(CollectorRegistry())
 states = SymbolStates(PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=("1m",), grace_ms=5_000), metrics)
 handler = TickHandler(states, outputs, metrics, now=lambda: 1_714_521_600.0)

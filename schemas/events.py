@@ -52,6 +52,12 @@ Symbol = Annotated[str, Field(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32)]
 Venue = Annotated[str, Field(pattern=VENUE_PATTERN, max_length=32)]
 Timeframe = Annotated[str, Field(pattern=TIMEFRAME_PATTERN)]
 Side = Literal["BUY", "SELL"]
+StrategyName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+"""A strategy's name as a strategy file spells it (``trend_pullback``, ``Breakout-1h``)."""
+StrategyVersion = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+"""16 hex digits of SHA-256 over the strategy's normalized definition (docs/core.md, "Versions")."""
+MAX_CONDITION_LENGTH = 2_000
+Horizon = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,8}(ms|s|m|h|d)$")]
 
 
 def _encodable(value: str) -> str:
@@ -163,14 +169,27 @@ class IndicatorSnapshot(Event):
 
 
 class Signal(Event):
-    """A BUY/SELL recommendation fired by a rule on a transition (topic ``signals``)."""
+    """A BUY/SELL recommendation fired by a strategy on a transition (topic ``signals``).
 
-    schema_version: Literal[2] = 2
+    ``strategy`` and ``timeframe`` identify the strategy that fired (a strategy file may define one
+    name on several timeframes), ``strategy_version`` its normalized definition and ``condition``
+    the rule that fired, as written in its file. ``rule`` is the strategy's name too: it is the
+    field version 2 named the rule by, kept so readers of v2 signals go on working.
+
+    Version 3 added ``strategy``, ``strategy_version`` and ``condition``; a v2 signal (one of the
+    four fixed rules) upcasts to ``strategy`` = its rule and no version or condition (None: the
+    release that wrote it did not record them).
+    """
+
+    schema_version: Literal[3] = 3
     signal_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
-    rule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    rule: StrategyName
+    strategy: StrategyName
+    strategy_version: StrategyVersion | None
+    condition: Annotated[str, Field(max_length=MAX_CONDITION_LENGTH)] | None
     side: Side
     price: PositivePrice
     indicators: dict[str, FiniteFloat | None]
@@ -207,6 +226,43 @@ class DailySummary(Event):
         if isinstance(value, datetime):
             raise ValueError("date must be a calendar date, not a datetime")
         return value
+
+
+class SignalOutcome(Event):
+    """What happened after a signal, at one horizon (topic ``signals.outcomes``, key = the instrument).
+
+    Definition (docs/core.md, "Scorecards"): ``price`` is the price of the first accepted tick of the
+    instrument, processed after the signal, whose event time is ≥ ``signal_ts + horizon``;
+    ``ts_event``, ``ts_init`` and ``lineage`` are that tick's. ``return_gross`` = side · (price /
+    signal_price − 1) with side +1 for BUY and −1 for SELL; ``return_net`` = ``return_gross`` −
+    ``fee`` (the round-trip cost as a fraction, ``SCORECARD_FEE``). ``outcome_id`` is
+    deterministic: the signal id and the horizon.
+    """
+
+    schema_version: Literal[1] = 1
+    outcome_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    signal_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    symbol: Symbol
+    venue: Venue
+    strategy: StrategyName
+    strategy_version: StrategyVersion | None
+    timeframe: Timeframe
+    side: Side
+    horizon: Horizon
+    signal_price: PositivePrice
+    signal_ts: UtcDatetime
+    price: PositivePrice
+    return_gross: FiniteFloat
+    return_net: FiniteFloat
+    fee: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, lt=1)]
+    ts_event: UtcDatetime
+    ts_init: UtcDatetime
+    lineage: Lineage
+
+
+def make_outcome_id(signal_id: str, horizon: str) -> str:
+    """Deterministic outcome id: one per signal and horizon."""
+    return hashlib.sha256(f"{signal_id}|{horizon}".encode()).hexdigest()[:32]
 
 
 def make_signal_id(

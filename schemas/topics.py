@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.events import Candle, DailySummary, DeadLetter, Event, IndicatorSnapshot, Signal, Tick
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    Event,
+    IndicatorSnapshot,
+    Signal,
+    SignalOutcome,
+    Tick,
+)
 from schemas.timeframes import validate_timeframe
 
 FOREVER = -1
@@ -88,6 +97,11 @@ class TopicRegistry:
         return TopicSpec(self.name("signals"), "symbol", Signal, self.partitions)
 
     @property
+    def signal_outcomes(self) -> TopicSpec:
+        """What happened after each signal at each scorecard horizon (docs/core.md, "Scorecards")."""
+        return TopicSpec(self.name("signals.outcomes"), "symbol", SignalOutcome, self.partitions)
+
+    @property
     def aggregates_daily(self) -> TopicSpec:
         return TopicSpec(self.name("aggregates.daily"), "symbol", DailySummary, self.partitions)
 
@@ -110,6 +124,7 @@ class TopicRegistry:
             *(self.candles(tf) for tf in self.candle_timeframes),
             self.indicators,
             self.signals,
+            self.signal_outcomes,
             self.aggregates_daily,
             self.views_dlq,
             self.notifications_dlq,

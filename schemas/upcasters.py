@@ -36,7 +36,16 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from schemas.events import Candle, DailySummary, DeadLetter, Event, IndicatorSnapshot, Signal, Tick
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    Event,
+    IndicatorSnapshot,
+    Signal,
+    SignalOutcome,
+    Tick,
+)
 from schemas.instruments import UNKNOWN_VENUE, format_instrument, venue_from_source
 
 SCHEMA_VERSION_UNSUPPORTED = "schema_version_unsupported"
@@ -174,17 +183,37 @@ def derived_v1_to_v2(record: Record) -> Record:
     return upgraded
 
 
+def signal_v2_to_v3(record: Record) -> Record:
+    """Version 3 added the strategy: a v2 signal came from one of the four fixed rules.
+
+    ``strategy`` = its ``rule``; ``strategy_version`` and ``condition`` are None — the release that
+    wrote it did not record its periods and thresholds, so its version cannot be recomputed.
+    """
+    if "strategy" in record or "strategy_version" in record or "condition" in record:
+        raise ValueError("a version-2 signal has no strategy fields")
+    upgraded: Record = {}
+    for key, value in record.items():  # field order as version 3 writes it (only cosmetic: JSON objects)
+        upgraded[key] = value
+        if key == "rule":
+            upgraded["strategy"] = value
+            upgraded["strategy_version"] = None
+            upgraded["condition"] = None
+    upgraded["schema_version"] = 3
+    return upgraded
+
+
 TICK_CHAIN = UpcasterChain(Tick, (tick_v1_to_v2,))
 CANDLE_CHAIN = UpcasterChain(Candle, (derived_v1_to_v2,))
 INDICATOR_SNAPSHOT_CHAIN = UpcasterChain(IndicatorSnapshot, (derived_v1_to_v2,))
-SIGNAL_CHAIN = UpcasterChain(Signal, (derived_v1_to_v2,))
+SIGNAL_CHAIN = UpcasterChain(Signal, (derived_v1_to_v2, signal_v2_to_v3))
 DAILY_SUMMARY_CHAIN = UpcasterChain(DailySummary, (derived_v1_to_v2,))
 DEAD_LETTER_CHAIN = UpcasterChain(DeadLetter, ())  # still version 1
+SIGNAL_OUTCOME_CHAIN = UpcasterChain(SignalOutcome, ())  # version 1
 
 CHAINS: dict[type[Event], UpcasterChain[Any]] = {
     chain.model: chain
     for chain in (TICK_CHAIN, CANDLE_CHAIN, INDICATOR_SNAPSHOT_CHAIN, SIGNAL_CHAIN, DAILY_SUMMARY_CHAIN,
-                  DEAD_LETTER_CHAIN)
+                  DEAD_LETTER_CHAIN, SIGNAL_OUTCOME_CHAIN)
 }
 """The one chain of every event type of the log."""
 
@@ -226,6 +255,10 @@ def decode_daily_summary(data: bytes | str) -> DailySummary:
 
 def decode_dead_letter(data: bytes | str) -> DeadLetter:
     return DEAD_LETTER_CHAIN.decode(data)
+
+
+def decode_signal_outcome(data: bytes | str) -> SignalOutcome:
+    return SIGNAL_OUTCOME_CHAIN.decode(data)
 
 
 def record_key(event: Event, written_version: int) -> bytes | None:

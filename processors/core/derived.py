@@ -30,6 +30,7 @@ from schemas.events import (
     IndicatorSnapshot,
     Lineage,
     Signal,
+    SignalOutcome,
     Symbol,
     Timeframe,
     Venue,
@@ -55,11 +56,13 @@ _SNAPSHOT_VERSION = _version(IndicatorSnapshot)
 _SIGNAL_VERSION = _version(Signal)
 _CANDLE_VERSION = _version(Candle)
 _SUMMARY_VERSION = _version(DailySummary)
+_OUTCOME_VERSION = _version(SignalOutcome)
 # The fields a validated construction marks as set: every argument (schema_version is a default).
 _SNAPSHOT_SET = frozenset(IndicatorSnapshot.model_fields) - {"schema_version"}
 _SIGNAL_SET = frozenset(Signal.model_fields) - {"schema_version"}
 _CANDLE_SET = frozenset(Candle.model_fields) - {"schema_version"}
 _SUMMARY_SET = frozenset(DailySummary.model_fields) - {"schema_version"}
+_OUTCOME_SET = frozenset(SignalOutcome.model_fields) - {"schema_version"}
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -121,19 +124,40 @@ def snapshot(trusted: bool, symbol: str, venue: str, timeframe: str, price: floa
                              ts_init=ts_init, lineage=lineage)
 
 
-def signal(trusted: bool, signal_id: str, symbol: str, venue: str, timeframe: str, rule: str, side: str, price: float,
-           indicators: dict[str, float | None], ts_event: datetime, ts_init: datetime,
-           lineage: Lineage) -> Signal:
-    """``Signal(...)``; ``signal_id`` from ``make_signal_id``, ``rule``/``side`` from the rule engine."""
+def signal(trusted: bool, signal_id: str, symbol: str, venue: str, timeframe: str, strategy: str, version: str,
+           condition: str, side: str, price: float, indicators: dict[str, float | None], ts_event: datetime,
+           ts_init: datetime, lineage: Lineage) -> Signal:
+    """``Signal(...)``; ``signal_id`` from ``make_signal_id``, the strategy's name, version, condition text and
+    ``side`` from the compiled strategies (``trusted`` also vouches for the strategy's name and condition)."""
     if trusted and _finite_values(indicators):
         return _build(Signal, {
             "schema_version": _SIGNAL_VERSION, "signal_id": signal_id, "symbol": symbol, "venue": venue,
-            "timeframe": timeframe,
-            "rule": rule, "side": side, "price": price, "indicators": dict(indicators), "ts_event": ts_event,
-            "ts_init": ts_init, "lineage": lineage,
+            "timeframe": timeframe, "rule": strategy, "strategy": strategy, "strategy_version": version,
+            "condition": condition, "side": side, "price": price, "indicators": dict(indicators),
+            "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _SIGNAL_SET)
-    return Signal(signal_id=signal_id, symbol=symbol, venue=venue, timeframe=timeframe, rule=rule, side=side,
-                  price=price, indicators=indicators, ts_event=ts_event, ts_init=ts_init, lineage=lineage)
+    return Signal(signal_id=signal_id, symbol=symbol, venue=venue, timeframe=timeframe, rule=strategy,
+                  strategy=strategy, strategy_version=version, condition=condition, side=side, price=price,
+                  indicators=indicators, ts_event=ts_event, ts_init=ts_init, lineage=lineage)
+
+
+def outcome(trusted: bool, outcome_id: str, signal_id: str, symbol: str, venue: str, strategy: str, version: str | None,
+            timeframe: str, side: str, horizon: str, signal_price: float, signal_ts: datetime, price: float,
+            return_gross: float, return_net: float, fee: float, ts_event: datetime, ts_init: datetime,
+            lineage: Lineage) -> SignalOutcome:
+    """``SignalOutcome(...)``; the signal's fields as its pending entry kept them, ``price`` a validated tick's."""
+    if trusted and _isfinite(return_gross) and _isfinite(return_net):
+        return _build(SignalOutcome, {
+            "schema_version": _OUTCOME_VERSION, "outcome_id": outcome_id, "signal_id": signal_id, "symbol": symbol,
+            "venue": venue, "strategy": strategy, "strategy_version": version, "timeframe": timeframe,
+            "side": side, "horizon": horizon, "signal_price": signal_price, "signal_ts": signal_ts, "price": price,
+            "return_gross": return_gross, "return_net": return_net, "fee": fee, "ts_event": ts_event,
+            "ts_init": ts_init, "lineage": lineage,
+        }, _OUTCOME_SET)
+    return SignalOutcome(outcome_id=outcome_id, signal_id=signal_id, symbol=symbol, venue=venue, strategy=strategy,
+                         strategy_version=version, timeframe=timeframe, side=side, horizon=horizon,
+                         signal_price=signal_price, signal_ts=signal_ts, price=price, return_gross=return_gross,
+                         return_net=return_net, fee=fee, ts_event=ts_event, ts_init=ts_init, lineage=lineage)
 
 
 def candle(trusted: bool, symbol: str, venue: str, timeframe: str, ts_open: datetime, ts_close: datetime, open_: float,

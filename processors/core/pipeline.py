@@ -16,14 +16,15 @@ Two venues of one symbol are two instruments: their ticks never meet in one stat
 
 Semantics (docs/core.md has the long version):
 
-- Timeframe ``tick``: every accepted tick in event order updates the tick indicators and
-  rules and yields one :class:`IndicatorSnapshot`.
+- Timeframe ``tick``: every accepted tick in event order updates the tick indicators, the
+  fixed rules and the tick strategies and yields one :class:`IndicatorSnapshot`.
 - Candle timeframes (``config.candle_timeframes``): tumbling windows ``[start, start+L)``
   aligned to the epoch. A window closes when a tick arrives with event time ≥ end + grace,
   or, at the latest, when the first tick of a later UTC day arrives (a UTC midnight
   closes the day: grace never reaches across it). A closed window yields a
   :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
-  ``ts_event`` = the candle's ``ts_close``.
+  ``ts_event`` = the candle's ``ts_close``; the candles a step closes are then handed to the
+  compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead).
 - A tick whose window (any candle timeframe) has closed, or whose UTC day has closed, or —
   without candle timeframes — that is older than the latest event time minus grace, is
   rejected with reason ``late``. An older tick that is still within grace is folded into its
@@ -33,6 +34,11 @@ Semantics (docs/core.md has the long version):
   window of the smallest candle timeframe closes (every ``summary_every_ticks`` ticks when
   there is no candle timeframe) and the final one when the first tick of a later UTC day
   arrives. Signals count into the day that is open when they are emitted.
+- Signals (:mod:`processors.core.signal_sources`) name their strategy, its version and the
+  condition that fired; the fixed rules' signals carry their built-in strategy's.
+- Scorecards (:mod:`processors.core.outcomes`, when ``config.horizons_ms`` is set): every
+  signal's outcome at each horizon is the first accepted tick of the instrument *processed
+  after the step that emitted it* whose event time is ≥ signal time + horizon.
 - Derived events carry the causing tick's ``ts_init`` and ``lineage``; signal ids come from
   :func:`schemas.events.make_signal_id`. Nothing reads the wall clock, so the same input
   sequence always yields the same events.
@@ -41,6 +47,7 @@ Semantics (docs/core.md has the long version):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,8 +56,12 @@ from processors.core import derived
 from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
 from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
+from processors.core.outcomes import Pending, PendingOutcomes, horizon_label
 from processors.core.plain import StateFormatError, as_int, as_items, as_list
 from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
+from processors.core.signal_sources import SignalSource, SignalSources
+from processors.core.strategies.engine import ClosedCandle, Fired, IncompatibleStrategyStateError
+from processors.core.strategies.ir import StrategyDefinition
 from processors.core.timeutil import DAY_US, day_date, from_us, to_us
 from schemas.events import (
     Candle,
@@ -59,7 +70,9 @@ from schemas.events import (
     IndicatorSnapshot,
     Lineage,
     Signal,
+    SignalOutcome,
     Tick,
+    make_outcome_id,
     make_signal_id,
 )
 from schemas.instruments import Instrument
@@ -68,7 +81,8 @@ from schemas.timeframes import TICK, timeframe_ms
 SymbolState = dict[str, Any]
 """The JSON-compatible state of one symbol (see the module docstring)."""
 
-STATE_VERSION = 3  # bump whenever the plain layout changes (3: per instrument)
+STATE_VERSION = 4  # bump whenever the plain layout changes (3: per instrument; 4: strategies, outcomes)
+SegmentReader = Callable[[int], object]
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
 VOLUME_OUT_OF_RANGE = "volume_out_of_range"
@@ -90,10 +104,16 @@ class PipelineConfig:
     ``candle_timeframes`` are candle timeframes only (``tick`` is always on). ``grace_ms`` is
     how long after a window's end late ticks are still accepted. The price/volume bounds
     reject absurd values before they can overflow the arithmetic (volume 0 means unknown).
+    ``strategies`` run beside the fixed ``rules`` (the strategy file's ``[strategies.NAME]``);
+    ``horizons_ms`` are the scorecard horizons (none: no outcomes) and ``fee`` the round-trip
+    cost an outcome's net return subtracts (a fraction, ``SCORECARD_FEE``).
     """
 
     indicators: IndicatorSpec = field(default_factory=IndicatorSpec)
     rules: RuleSpec = field(default_factory=RuleSpec)
+    strategies: tuple[StrategyDefinition, ...] = ()
+    horizons_ms: tuple[int, ...] = ()
+    fee: float = 0.0
     candle_timeframes: tuple[str, ...] = ("1m",)
     grace_ms: int = 5_000
     summary_every_ticks: int = 100
@@ -116,6 +136,10 @@ class PipelineConfig:
             raise ValueError("summary_every_ticks must be at least 1")
         if not (0 < self.min_price < self.max_price and 0 < self.min_volume < self.max_volume):
             raise ValueError("price/volume bounds must be positive with min < max")
+        if any(h <= 0 for h in self.horizons_ms) or len(set(self.horizons_ms)) != len(self.horizons_ms):
+            raise ValueError("scorecard horizons must be positive and distinct")
+        if not (math.isfinite(self.fee) and 0 <= self.fee < 1):
+            raise ValueError("the scorecard fee must be a fraction in [0, 1)")
         object.__setattr__(self, "plan", _Plan(self))
 
 
@@ -134,7 +158,13 @@ class _Plan:
         margin = max((length for _, length in self.frames), default=0) + 2 * DAY_US
         self.earliest = to_us(datetime.min.replace(tzinfo=UTC)) + margin
         self.latest = to_us(datetime.max.replace(tzinfo=UTC)) - margin
-        self.key = f"{config.indicators.key()}|{','.join(config.candle_timeframes)}"
+        self.sources = SignalSources(config.rules, config.indicators.macd, config.candle_timeframes,
+                                     config.strategies)
+        self.compiled = self.sources.compiled
+        # Without [strategies] the key is the one version 3 wrote, so those states load (warm indicators).
+        strategies_key = f"|{self.sources.key}" if self.sources.key else ""
+        self.key = f"{config.indicators.key()}|{','.join(config.candle_timeframes)}{strategies_key}"
+        self.horizon_labels = {h: horizon_label(h) for h in config.horizons_ms}
         # Derived events skip re-validation only when every timeframe name they carry is valid.
         self.trusted = derived.valid_timeframes((TICK, *config.candle_timeframes))
 
@@ -152,6 +182,7 @@ class StepOutput:
     candles: list[Candle] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     summaries: list[DailySummary] = field(default_factory=list)
+    outcomes: list[SignalOutcome] = field(default_factory=list)
     rejections: list[DeadLetter] = field(default_factory=list)
     out_of_order: bool = False
 
@@ -177,9 +208,10 @@ class SymbolProcessor:
     """
 
     __slots__ = ("config", "instrument", "symbol", "venue", "last", "tick_indicators", "tick_rules", "frames", "day",
-                 "_plan", "_trusted")
+                 "strategies", "outcomes", "_plan", "_trusted", "_new")
 
-    def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None) -> None:
+    def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
+                 read_segment: SegmentReader | None = None) -> None:
         self.config = config
         self.instrument = instrument
         symbol = self.symbol = instrument.symbol
@@ -189,6 +221,10 @@ class SymbolProcessor:
         self._trusted = plan.trusted and derived.valid_instrument(symbol, instrument.venue)
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
         self.day: DayAggregate | None = None
+        self._new: list[Pending] = []  # the current step's signals, waiting for their outcomes after it
+        compiled = plan.compiled
+        self.strategies = None if compiled is None else compiled.new_state(symbol)
+        self.outcomes = PendingOutcomes(config.horizons_ms, config.fee)
         if state is None:
             self.tick_indicators = plan.indicators.new_state()
             self.tick_rules = plan.rules.new_state()
@@ -197,9 +233,10 @@ class SymbolProcessor:
             return
         if not isinstance(state, dict):
             raise StateFormatError(f"state of {symbol} is a {type(state).__name__}, not a dict")
-        if state.get("version") != STATE_VERSION or state.get("key") != plan.key:
+        version = state.get("version")
+        if version not in (3, STATE_VERSION) or state.get("key") != plan.key:
             raise IncompatibleStateError(
-                f"state of {symbol} was written for {state.get('key')!r} (version {state.get('version')!r}),"
+                f"state of {symbol} was written for {state.get('key')!r} (version {version!r}),"
                 f" this config needs {plan.key!r} (version {STATE_VERSION})"
             )
         if state.get("instrument") != instrument.text:
@@ -218,12 +255,25 @@ class SymbolProcessor:
                 frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
                 self.frames.append(frame)
             self.day = None if state["day"] is None else DayAggregate.load(state["day"])
+            if version == STATE_VERSION:  # version 3 had neither: strategies warm up, nothing was pending
+                if compiled is not None:
+                    self.strategies = compiled.load(symbol, state["strategies"])
+                self.outcomes = PendingOutcomes.load(state["outcomes"], config.horizons_ms, config.fee, read_segment)
         except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, (StateFormatError, IncompatibleStrategyStateError)):
+                raise
             raise StateFormatError(f"state of {symbol} is malformed: {error}") from error
 
-    def state(self) -> SymbolState:
-        """The current state as a fresh JSON-compatible dict."""
-        dump = self._plan.indicators.dump
+    def state(self, segments: bool = True) -> SymbolState:
+        """The current state as a fresh JSON-compatible dict.
+
+        ``segments=False`` leaves the pending outcomes' segments out: a store that keeps them apart
+        (processors/stream/states.py) writes :meth:`PendingOutcomes.changes` itself and passes
+        ``read_segment`` when it loads the state.
+        """
+        plan = self._plan
+        dump = plan.indicators.dump
+        compiled = plan.compiled
         return {
             "version": STATE_VERSION,
             "key": self._plan.key,
@@ -235,6 +285,8 @@ class SymbolProcessor:
                 for frame in self.frames
             },
             "day": None if self.day is None else self.day.dump(),
+            "strategies": None if compiled is None or self.strategies is None else compiled.dump(self.strategies),
+            "outcomes": self.outcomes.dump() if segments else self.outcomes.main(),
         }
 
     def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
@@ -275,8 +327,12 @@ class SymbolProcessor:
         if in_order:
             self.last = ts
             self._tick_timeframe(price, volume, day, tick, lineage, out)
+            if self.strategies is not None:
+                self._tick_strategies(ts, price, volume, tick, lineage, out)
         else:
             out.out_of_order = True
+        self._mature(ts, price, tick, lineage, out)
+        self._add_pending()
 
         if self.frames:
             if closed_smallest and not new_day:
@@ -295,6 +351,7 @@ class SymbolProcessor:
         out = StepOutput()
         if self.frames:
             self._close(None, None, tick, lineage, out)
+        self._add_pending()
         if self.day is not None:
             out.summaries.append(self._summary(False, tick, lineage))
         return out
@@ -340,6 +397,29 @@ class SymbolProcessor:
         values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
         self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
 
+    def _tick_strategies(self, ts: int, price: float, volume: float, tick: Tick, lineage: Lineage,
+                         out: StepOutput) -> None:
+        """The compiled strategies on ``tick`` for an in-order tick (after the fixed rules)."""
+        compiled = self._plan.compiled
+        assert compiled is not None and self.strategies is not None  # noqa: S101 - the caller checks
+        fired = compiled.on_tick(self.strategies, ts, price, volume)
+        if fired:
+            self._strategy_signals(fired, tick, lineage, out)
+
+    def _strategy_signals(self, fired: Sequence[Fired], tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """The signals of the compiled strategies' sides that fired (indicators: their timeframe's values)."""
+        compiled = self._plan.compiled
+        assert compiled is not None and self.strategies is not None  # noqa: S101 - the callers check
+        values: dict[str, dict[str, Value]] = {}
+        for one in fired:
+            strategy = one.strategy
+            timeframe = strategy.timeframe
+            named = values.get(timeframe)
+            if named is None:
+                named = values[timeframe] = compiled.values(self.strategies, timeframe)
+            source = SignalSource(strategy.name, strategy.version, one.condition_text())
+            self._signal(timeframe, source, one.side, one.price, named, from_us(one.ts_us), tick, lineage, out)
+
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
                out: StepOutput) -> bool:
         """Close due windows (all of them when ``watermark`` is None), oldest end first.
@@ -366,8 +446,12 @@ class SymbolProcessor:
         due.sort(key=lambda item: (item[0], item[1]))
         smallest = False
         engine = self._plan.indicators
+        closed: list[ClosedCandle] = []
         for end, index, window in due:
             frame = self.frames[index]
+            if self.strategies is not None:
+                closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
+                                           window.close, window.volume))
             ts_open, ts_close = from_us(window.start), from_us(end)
             out.candles.append(derived.candle(
                 self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open, window.high, window.low,
@@ -376,6 +460,11 @@ class SymbolProcessor:
             values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
             self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
             smallest = smallest or index == self._plan.smallest
+        if closed:
+            assert self._plan.compiled is not None and self.strategies is not None  # noqa: S101 - closed says so
+            fired = self._plan.compiled.on_candles(self.strategies, closed)
+            if fired:
+                self._strategy_signals(fired, tick, lineage, out)
         return smallest
 
     def _derive(self, timeframe: str, rule_state: RuleState, values: list[Value], price: float,
@@ -388,18 +477,53 @@ class SymbolProcessor:
         fired = self._plan.rules.evaluate(rule_state, values, price)
         if not fired:
             return
-        day = self.day
+        sources = self._plan.sources
         for rule, side in fired:
-            out.signals.append(derived.signal(
-                trusted, make_signal_id(self.symbol, self.venue, timeframe, rule, side, ts_event, lineage.partition,
-                                        lineage.offset),
-                self.symbol, self.venue, timeframe, rule, side, price, named, ts_event, tick.ts_init, lineage,
+            self._signal(timeframe, sources.rule(rule, timeframe, side), side, price, named, ts_event, tick, lineage,
+                         out)
+
+    def _signal(self, timeframe: str, source: SignalSource, side: str, price: float, named: dict[str, Value],
+                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """One :class:`Signal`: emitted, counted into the open day and waiting for its outcomes."""
+        signal_id = make_signal_id(self.symbol, self.venue, timeframe, source.name, side, ts_event, lineage.partition,
+                                   lineage.offset)
+        out.signals.append(derived.signal(
+            self._trusted, signal_id, self.symbol, self.venue, timeframe, source.name, source.version,
+            source.condition, side, price, named, ts_event, tick.ts_init, lineage,
+        ))
+        if self.outcomes.horizons:
+            self._new.append(Pending(signal_id, source.name, source.version, timeframe, side, price, to_us(ts_event)))
+        day = self.day
+        if day is not None:
+            if side == BUY:
+                day.buys += 1
+            else:
+                day.sells += 1
+
+    def _add_pending(self) -> None:
+        """The step's signals start waiting for their outcomes (after the step's own tick was looked at)."""
+        if self._new:
+            add = self.outcomes.add
+            for pending in self._new:
+                add(pending)
+            self._new = []
+
+    def _mature(self, ts: int, price: float, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """The outcomes an accepted tick at ``ts`` completes (signals of earlier steps only)."""
+        outcomes = self.outcomes
+        if outcomes.next_due is None or ts < outcomes.next_due:
+            return
+        labels = self._plan.horizon_labels
+        fee = self.config.fee
+        for matured in outcomes.mature(ts, price):
+            signal = matured.signal
+            label = labels[matured.horizon_ms]
+            out.outcomes.append(derived.outcome(
+                self._trusted, make_outcome_id(signal.signal_id, label), signal.signal_id, self.symbol, self.venue,
+                signal.strategy, signal.version, signal.timeframe, signal.side, label, signal.price,
+                from_us(signal.ts_us), price, matured.return_gross, matured.return_net, fee, tick.ts_event,
+                tick.ts_init, lineage,
             ))
-            if day is not None:
-                if side == BUY:
-                    day.buys += 1
-                else:
-                    day.sells += 1
 
     def _summary(self, final: bool, tick: Tick, lineage: Lineage) -> DailySummary:
         day = self.day

@@ -22,6 +22,11 @@ contract of MISSION.md, so an empty file is the default strategy. Example (the d
     [symbols."ETH-USD".rules.rsi_reversal]   # per-symbol override, merged over the base
     oversold = 25
 
+    [strategies.trend_pullback]              # rule-language strategies beside the rules (docs/core.md)
+    timeframe = "5m"
+    buy = "crosses_above(ema(9), ema(21)) and close > sma(50)@1h"
+    sell = "crosses_below(ema(9), ema(21))"
+
 Runners build a :class:`~processors.core.pipeline.PipelineConfig` per symbol with
 :meth:`Strategy.pipeline_config` (or the caching :class:`PipelineConfigs`).
 """
@@ -45,6 +50,8 @@ from processors.core.rules import (
     RuleSpec,
     SeedRsiEma,
 )
+from processors.core.strategies.file import StrategyFileError, strategies_from_mapping
+from processors.core.strategies.ir import StrategyDefinition
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
 Period = Annotated[int, Field(ge=1, le=10_000)]
@@ -179,7 +186,11 @@ class Strategy(SymbolStrategy):
     name: str = "default"
     description: str = ""
     symbols: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """``[strategies.NAME]`` tables of the rule language, resolved against the runner's timeframes."""
     _resolved: dict[str, SymbolStrategy] = PrivateAttr(default_factory=dict)
+    _definitions: dict[tuple[str, ...], tuple[StrategyDefinition, ...]] = PrivateAttr(default_factory=dict)
+    _source: str = PrivateAttr(default="<strategy>")
 
     @model_validator(mode="after")
     def _resolve_overrides(self) -> Self:
@@ -213,7 +224,27 @@ class Strategy(SymbolStrategy):
         ``summary_every_ticks``); the strategy supplies indicators and rules.
         """
         chosen = self.for_symbol(symbol)
-        return PipelineConfig(indicators=chosen.indicators.spec(), rules=chosen.rules.spec(), **pipeline)
+        definitions = self.definitions(tuple(pipeline.get("candle_timeframes", PipelineConfig.candle_timeframes)))
+        try:
+            return PipelineConfig(indicators=chosen.indicators.spec(), rules=chosen.rules.spec(),
+                                  strategies=definitions, **pipeline)
+        except ValueError as error:
+            if not definitions:
+                raise
+            raise StrategyError(f"{self._source}: invalid strategies: {error}") from None
+
+    def definitions(self, candle_timeframes: tuple[str, ...]) -> tuple[StrategyDefinition, ...]:
+        """The ``[strategies]`` tables resolved for these candle timeframes (cached); :class:`StrategyError`
+        lists every problem (parse errors with columns, unknown indicators, timeframes not configured)."""
+        found = self._definitions.get(candle_timeframes)
+        if found is None:
+            try:
+                found = () if not self.strategies else strategies_from_mapping(
+                    {"strategies": self.strategies}, source=self._source, candle_timeframes=candle_timeframes)
+            except StrategyFileError as error:
+                raise StrategyError(str(error)) from None
+            self._definitions[candle_timeframes] = found
+        return found
 
     def indicator_names(self) -> tuple[str, ...]:
         """Every indicator name any symbol can output: the base's, then the overrides' extras."""
@@ -253,9 +284,11 @@ def load_strategy(path: str | Path) -> Strategy:
 
 def _validate(raw: dict[str, Any], source: str) -> Strategy:
     try:
-        return Strategy.model_validate(raw)
+        strategy = Strategy.model_validate(raw)
     except ValidationError as error:
         raise StrategyError(f"{source}: invalid strategy:\n  " + "\n  ".join(describe_validation(error))) from None
+    strategy._source = source
+    return strategy
 
 
 class PipelineConfigs:

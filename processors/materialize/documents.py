@@ -41,7 +41,9 @@ class RecommendationSource(ViewModel):
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
-    rule: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    rule: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    strategy_version: str | None = Field(None, pattern=r"^[0-9a-f]{16}$",
+                                         description="the strategy's version (None: a version-2 signal)")
     side: Side
     price: float
     ts_event: UtcDatetime
@@ -49,7 +51,8 @@ class RecommendationSource(ViewModel):
 
 
 class Recommendation(ViewModel):
-    """The current recommendation of an instrument (for one timeframe, or across all when ``timeframe`` is null).
+    """The current recommendation of an instrument (for one timeframe, or across all when ``timeframe`` is null;
+    for one strategy — its name, ``set_by.rule`` — or across all when ``strategy`` is null).
 
     ``state``: ``active`` — the last signal still holds; ``decayed`` — it is older than the
     decay time, so the recommendation is HOLD; ``none`` — no signal was ever seen.
@@ -58,6 +61,7 @@ class Recommendation(ViewModel):
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe | None
+    strategy: str | None = None
     side: Literal["BUY", "SELL", "HOLD"]
     state: Literal["active", "decayed", "none"]
     set_by: RecommendationSource | None

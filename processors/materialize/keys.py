@@ -10,12 +10,12 @@ raises :class:`InvalidKeyPartError` rather than build a key from anything else.
 |---|---|---|
 | ``{p}instruments`` | set | every instrument seen on any input topic |
 | ``{p}latest:{INS}`` | hash | ``tick`` → Tick JSON, ``ind:{tf}`` → IndicatorSnapshot JSON |
-| ``{p}rec:{INS}`` | hash | ``*`` → Recommendation JSON (any timeframe), ``tf:{tf}`` → per timeframe |
+| ``{p}rec:{INS}`` | hash | ``*`` → Recommendation JSON (any timeframe), ``tf:{tf}`` → per timeframe, ``st:{strategy}`` → per strategy (any of its timeframes), ``st:{strategy}:tf:{tf}`` → per strategy and timeframe |
 | ``{p}candles:{INS}:{tf}`` | zset | score = window open (ms), member = window open (ms) as text |
 | ``{p}candles:{INS}:{tf}:data`` | hash | window open (ms) → Candle JSON |
 | ``{p}ind:{INS}:{tf}`` | zset | score = ts_event (ms), member = IndicatorSnapshot JSON (recent history) |
 | ``{p}signals:{INS}`` | zset | score = ts_event (ms), member = Signal JSON (recent, newest = highest score) |
-| ``{p}signals:{INS}:rule:{rule}`` | zset | the same, for one rule |
+| ``{p}signals:{INS}:rule:{rule}`` | zset | the same, for one rule (strategy name) |
 | ``{p}daily:{INS}`` | hash | ``YYYY-MM-DD`` → DailySummary JSON |
 
 Events are stored as current-version JSON: an event upcast from an older record is re-encoded.
@@ -38,7 +38,9 @@ from schemas.timeframes import TIMEFRAME_PATTERN
 INSTRUMENT_PATTERN = NORMALIZED_SYMBOL_PATTERN.rstrip("$") + "@" + VENUE_PATTERN.lstrip("^")
 _INSTRUMENT = re.compile(INSTRUMENT_PATTERN)
 _TIMEFRAME = re.compile(TIMEFRAME_PATTERN)
-_RULE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RULE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+"""A rule or strategy name (schemas.events.StrategyName): never a ':' or a glob character."""
+_RULE = re.compile(RULE_PATTERN)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 POSITION_SUFFIX = ":pos"
 ANY_TIMEFRAME = "*"
@@ -89,7 +91,11 @@ class ViewKeys:
         return f"{self.prefix}rec:{_check(_INSTRUMENT, instrument, 'instrument')}"
 
     @staticmethod
-    def recommendation_field(timeframe: str | None) -> str:
+    def recommendation_field(timeframe: str | None, strategy: str | None = None) -> str:
+        """The field of one (strategy, timeframe) choice; None is "any"."""
+        if strategy is not None:
+            base = f"st:{_check(_RULE, strategy, 'strategy')}"
+            return base if timeframe is None else f"{base}:tf:{_check(_TIMEFRAME, timeframe, 'timeframe')}"
         if timeframe is None:
             return ANY_TIMEFRAME
         return f"tf:{_check(_TIMEFRAME, timeframe, 'timeframe')}"

@@ -318,12 +318,14 @@ class BatchPlanner:
         self._series(batch, keys.signals(instrument, event.rule), score, text, self.caps.signals, None)
         source = RecommendationSource(
             signal_id=event.signal_id, symbol=event.symbol, venue=event.venue, timeframe=event.timeframe, rule=event.rule,
-            side=event.side, price=event.price, ts_event=event.ts_event,
+            strategy_version=event.strategy_version, side=event.side, price=event.price, ts_event=event.ts_event,
             expires_at=_decays_at(event.ts_event, self.caps.recommendation_decay),
         ).model_dump_json().encode()
         rec_key = keys.recommendation(instrument)
         self._slot(batch, rec_key, keys.recommendation_field(None), offset, source, "recommendation")
         self._slot(batch, rec_key, keys.recommendation_field(event.timeframe), offset, source, None)
+        self._slot(batch, rec_key, keys.recommendation_field(None, event.strategy), offset, source, None)
+        self._slot(batch, rec_key, keys.recommendation_field(event.timeframe, event.strategy), offset, source, None)
 
     def _daily(self, batch: ViewBatch, event: DailySummary, offset: int, text: bytes) -> None:
         instrument = format_instrument(event.symbol, event.venue)

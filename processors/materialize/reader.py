@@ -127,19 +127,19 @@ class ViewReader:
                     indicators[snapshot.timeframe] = snapshot
         return Latest(symbol=instrument.symbol, venue=instrument.venue, tick=tick, indicators=indicators)
 
-    def recommendation(self, instrument: Instrument, timeframe: str | None = None) -> Recommendation:
-        raw = self.client.hget(self.keys.recommendation(instrument.text), self.keys.recommendation_field(timeframe))
+    def recommendation(self, instrument: Instrument, timeframe: str | None = None,
+                       strategy: str | None = None) -> Recommendation:
+        """The latest signal of the instrument (of ``timeframe`` and ``strategy`` when given), decayed to HOLD."""
+        raw = self.client.hget(self.keys.recommendation(instrument.text),
+                               self.keys.recommendation_field(timeframe, strategy))
         source = self._parse(RecommendationSource, raw, "recommendation")
         now = self.now()
-        symbol, venue = instrument.symbol, instrument.venue
+        common = {"symbol": instrument.symbol, "venue": instrument.venue, "timeframe": timeframe, "strategy": strategy}
         if source is None:
-            return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side="HOLD", state="none",
-                                  set_by=None, as_of=now)
+            return Recommendation(**common, side="HOLD", state="none", set_by=None, as_of=now)
         if now >= source.expires_at:
-            return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side="HOLD", state="decayed",
-                                  set_by=source, as_of=now)
-        return Recommendation(symbol=symbol, venue=venue, timeframe=timeframe, side=source.side, state="active",
-                              set_by=source, as_of=now)
+            return Recommendation(**common, side="HOLD", state="decayed", set_by=source, as_of=now)
+        return Recommendation(**common, side=source.side, state="active", set_by=source, as_of=now)
 
     def candles(self, instrument: Instrument, timeframe: str, limit: int) -> CandleSeries:
         members = cast(list[bytes], self.client.zrange(self.keys.candles(instrument.text, timeframe), -limit, -1))

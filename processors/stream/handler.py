@@ -46,6 +46,7 @@ class OutputTopics:
     signals: NamedTopic
     candles: Mapping[str, NamedTopic]  # by candle timeframe
     aggregates_daily: NamedTopic
+    outcomes: NamedTopic
     dead_letters: NamedTopic
 
 
@@ -124,6 +125,11 @@ class TickHandler:
             for summary in output.summaries:
                 emissions.append(Emission(topic, key, encode_derived(summary)))
             produced[topic.name] = produced.get(topic.name, 0) + len(output.summaries)
+        if output.outcomes:
+            topic = outputs.outcomes
+            for outcome in output.outcomes:
+                emissions.append(Emission(topic, key, encode_derived(outcome)))
+            produced[topic.name] = produced.get(topic.name, 0) + len(output.outcomes)
         if output.rejections:
             for rejection in output.rejections:
                 emissions.append(self._dead_letter(rejection))

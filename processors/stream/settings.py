@@ -8,10 +8,12 @@ over the environment and ``.env``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
+from processors.core.outcomes import horizon_ms
 from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +80,14 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     rocksdb_block_cache_mb: int = Field(64, ge=8, le=65_536, validation_alias=env("PROCESS_ROCKSDB_BLOCK_CACHE_MB"))
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
+    scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
+        description="horizons at which every signal's outcome is recorded (docs/core.md, 'Scorecards'); empty: none",
+    )
+    scorecard_fee: float = Field(
+        0.0, ge=0, lt=1, allow_inf_nan=False, validation_alias=env("SCORECARD_FEE"),
+        description="round-trip cost an outcome's net return subtracts, as a fraction (0.001 = 10 bp)",
+    )
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
@@ -99,6 +109,25 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         description="exactly-once: how long the broker keeps a dead instance's open transaction"
                     " (which holds back read_committed readers) before aborting it",
     )
+
+    @field_validator("scorecard_horizons", mode="before")
+    @classmethod
+    def _split_horizons(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("scorecard_horizons")
+    @classmethod
+    def _check_horizons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        milliseconds = [horizon_ms(text) for text in value]
+        if len(set(milliseconds)) != len(milliseconds):
+            raise ValueError(f"SCORECARD_HORIZONS repeats a horizon: {','.join(value)}")
+        return value
+
+    @property
+    def horizons_ms(self) -> tuple[int, ...]:
+        return tuple(horizon_ms(text) for text in self.scorecard_horizons)
 
     @model_validator(mode="after")
     def _strategy_readable(self) -> ProcessSettings:

@@ -16,6 +16,12 @@ one processor per symbol and
   is exactly the state after the checkpoint's last processed offset — the same contract as
   calling ``state.set`` per tick, with one write per symbol per checkpoint.
 
+Pending signal outcomes (:mod:`processors.core.outcomes`) can be many, so they are not part of
+that document: they live in immutable segments under ``outcomes:<n>`` beside it, and a flush
+writes only the segments that grew and deletes the ones every horizon is done with, in the same
+store transaction as the document (so the changelog and the committed offsets agree: a kill -9
+neither loses nor repeats an outcome).
+
 If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
 of that symbol: the step is pure), so the failed tick leaves no trace.
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "pipeline"
 """The key of an instrument's pipeline state inside the store (the store is keyed by instrument)."""
+SEGMENT_KEY = "outcomes:{}"
+"""The key of segment n of an instrument's pending outcomes, beside :data:`STATE_KEY`."""
 
 DEFAULT_CAPACITY = 100_000
 
@@ -93,9 +101,10 @@ class SymbolStates(BaseSink):
         entry = self._entries.get(key)
         if entry is not None and entry.transaction is transaction:
             return entry
-        stored = transaction.as_state(prefix=key).get_bytes(STATE_KEY)
+        state = transaction.as_state(prefix=key)
+        stored = state.get_bytes(STATE_KEY)
         if entry is None or entry.transaction is not None or entry.clean != stored:
-            entry = Entry(self._load(Instrument(tick.symbol, tick.venue), stored), stored)
+            entry = Entry(self._load(Instrument(tick.symbol, tick.venue), stored, state), stored)
             self._entries[key] = entry
             self.loads += 1
         else:
@@ -107,7 +116,9 @@ class SymbolStates(BaseSink):
     def rebuild(self, instrument: Instrument, key: bytes) -> None:
         """Undo the failed tick: the processor from its last stored bytes plus this checkpoint's ticks."""
         entry = self._entries[key]
-        processor = self._load(instrument, entry.clean)
+        transaction = entry.transaction
+        processor = self._load(instrument, entry.clean,
+                               None if transaction is None else transaction.as_state(prefix=key))
         pending = entry.pending
         for index in range(0, len(pending), 4):
             value, topic, partition, offset = pending[index:index + 4]
@@ -125,9 +136,17 @@ class SymbolStates(BaseSink):
             transaction = entry.transaction
             if transaction is None:
                 continue
-            data = orjson.dumps(entry.processor.state())
-            transaction.as_state(prefix=key).set_bytes(STATE_KEY, data)
-            if entry.transaction is transaction:
+            processor = entry.processor
+            state = transaction.as_state(prefix=key)
+            written, dropped = processor.outcomes.changes(consume=False)
+            for number, segment in written.items():
+                state.set_bytes(SEGMENT_KEY.format(number), orjson.dumps(segment))
+            for number in dropped:
+                state.delete(SEGMENT_KEY.format(number))
+            data = orjson.dumps(processor.state(segments=False))
+            state.set_bytes(STATE_KEY, data)
+            if entry.transaction is transaction:  # else re-acquired meanwhile: its next flush writes them again
+                processor.outcomes.consumed()
                 entry.clean = data
                 entry.transaction = None
                 entry.pending.clear()
@@ -143,12 +162,17 @@ class SymbolStates(BaseSink):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _load(self, instrument: Instrument, stored: bytes | None) -> SymbolProcessor:
+    def _load(self, instrument: Instrument, stored: bytes | None, state: Any) -> SymbolProcessor:
         config = self.configs.for_symbol(instrument.symbol)
         if stored is None:
             return SymbolProcessor(config, instrument)
+
+        def read_segment(number: int) -> object:
+            data = None if state is None else state.get_bytes(SEGMENT_KEY.format(number))
+            return None if data is None else orjson.loads(data)
+
         try:
-            return SymbolProcessor(config, instrument, orjson.loads(stored))
+            return SymbolProcessor(config, instrument, orjson.loads(stored), read_segment)
         except (IncompatibleStateError, StateFormatError, orjson.JSONDecodeError) as error:
             reason = "incompatible" if isinstance(error, IncompatibleStateError) else "malformed"
             self.metrics.state_resets.labels(reason).inc()

@@ -69,7 +69,8 @@ class Processor:
 
 def pipeline_configs(settings: ProcessSettings, strategy: Strategy) -> PipelineConfigs:
     """The per-symbol pipeline configs: the strategy's indicators/rules, the deployment's timeframes."""
-    return PipelineConfigs(strategy, candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms)
+    return PipelineConfigs(strategy, candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms,
+                           horizons_ms=settings.horizons_ms, fee=settings.scorecard_fee)
 
 
 def rocksdb_options(settings: ProcessSettings) -> RocksDBOptions:
@@ -122,6 +123,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         signals=output(registry.signals.name),
         candles={tf: output(registry.candles(tf).name) for tf in settings.candle_timeframes},
         aggregates_daily=output(registry.aggregates_daily.name),
+        outcomes=output(registry.signal_outcomes.name),
         dead_letters=output(registry.ticks_dlq.name),
     )
     states = SymbolStates(pipeline_configs(settings, strategy), metrics)

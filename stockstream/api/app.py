@@ -138,7 +138,8 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     authenticator = Authenticator(store, SessionCodec(
         settings.session_secret.get_secret_value().encode() if settings.session_secret else b"", lifetime_s)) \
         if settings.auth_enabled else None
-    app.include_router(build_router(settings.timeframes, settings.instrument_stale_s))
+    app.include_router(build_router(settings.timeframes, settings.instrument_stale_s,
+                                    settings.recommendation_strategy))
     app.add_exception_handler(AmbiguousSymbolError, ambiguous_symbol)
     app.include_router(build_session_router(authenticator, store, lifetime_s))
     policy = GatePolicy(authenticator, RateLimiter(settings.rate_per_ip, settings.rate_burst),

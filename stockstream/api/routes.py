@@ -34,6 +34,7 @@ from processors.materialize.documents import (
     SignalList,
     SymbolList,
 )
+from processors.materialize.keys import RULE_PATTERN
 from processors.materialize.reader import ViewReader
 from schemas.instruments import VENUE_PATTERN, Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
@@ -88,8 +89,9 @@ VenuePath = Annotated[str, Path(pattern=VENUE_PATTERN, max_length=32,
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many entries at most")]
 
 
-def build_router(timeframes: list[str], stale_after_s: float = 120.0) -> APIRouter:
-    """The router for a deployment whose timeframes are ``timeframes`` (``tick`` first)."""
+def build_router(timeframes: list[str], stale_after_s: float = 120.0, default_strategy: str | None = None) -> APIRouter:
+    """The router for a deployment whose timeframes are ``timeframes`` (``tick`` first); ``/recommendation``
+    without ``?strategy=`` answers for ``default_strategy`` (None: any strategy)."""
     timeframe_enum = Enum("Timeframe", {name: name for name in timeframes}, type=str)  # type: ignore[misc]
     candle_names = [name for name in timeframes if name != "tick"] or ["1m"]
     candle_enum = Enum("CandleTimeframe", {name: name for name in candle_names}, type=str)  # type: ignore[misc]
@@ -132,12 +134,13 @@ def build_router(timeframes: list[str], stale_after_s: float = 120.0) -> APIRout
     for prefix, resolve, errors in (("/instruments/{venue}/{symbol}", by_instrument, ERRORS),
                                     ("/symbols/{symbol}", by_symbol, SYMBOL_ERRORS)):
         _views(router, prefix, Annotated[Target, Depends(resolve)], errors, timeframe_enum, candle_enum,
-               candle_names)
+               candle_names, default_strategy)
     return router
 
 
 def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int | str, dict[str, object]],
-           timeframe_enum: type[Enum], candle_enum: type[Enum], candle_names: list[str]) -> None:
+           timeframe_enum: type[Enum], candle_enum: type[Enum], candle_names: list[str],
+           default_strategy: str | None = None) -> None:
     """The six views of one instrument under ``prefix``, the instrument resolved by ``target_type``'s dependency."""
     Target = target_type  # noqa: N806 - a type alias used in the annotations below
 
@@ -152,9 +155,12 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
     def recommendation(
         target: Target,  # type: ignore[valid-type]
         timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,  # type: ignore[valid-type]
+        strategy: Annotated[str | None, Query(pattern=RULE_PATTERN, description="Only signals of this strategy"
+                                              " (default: RECOMMENDATION_STRATEGY, else any)")] = None,
     ) -> Recommendation:
         reader, instrument = target
-        return reader.recommendation(instrument, timeframe.value if timeframe else None)  # type: ignore[attr-defined]
+        chosen = strategy if strategy is not None else default_strategy
+        return reader.recommendation(instrument, timeframe.value if timeframe else None, chosen)  # type: ignore[attr-defined]
 
     @router.get(f"{prefix}/candles", response_model=CandleSeries, responses=errors, tags=["views"],
                 summary="Recent candles of one timeframe, oldest first")
@@ -181,7 +187,7 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
     def signals(
         target: Target,  # type: ignore[valid-type]
         limit: Limit = 50,
-        rule: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Only this rule")] = None,
+        rule: Annotated[str | None, Query(pattern=RULE_PATTERN, description="Only this rule (strategy)")] = None,
         side: Annotated[Literal["BUY", "SELL"] | None, Query(description="Only this side")] = None,
     ) -> SignalList:
         reader, instrument = target

@@ -45,6 +45,9 @@ class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings
     # /instruments calls an instrument "stale" when its last tick was ingested longer ago than this.
     instrument_stale_s: float = Field(120.0, gt=0, le=7 * 86_400, validation_alias=env("API_INSTRUMENT_STALE_SECONDS"))
     redis_socket_timeout_s: float = Field(5.0, gt=0, validation_alias=env("REDIS_SOCKET_TIMEOUT_SECONDS"))
+    # /recommendation without ?strategy= answers for this strategy (None: the latest signal of any).
+    recommendation_strategy: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+                                                validation_alias=env("RECOMMENDATION_STRATEGY"))
 
     @model_validator(mode="after")
     def _never_open_beyond_loopback(self) -> ApiSettings:

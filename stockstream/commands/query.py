@@ -1,5 +1,7 @@
 """``stockstream query latest|recommendation|indicators|signals|candles|daily SYMBOL[@venue] [--json]``.
 
+(``stockstream query scorecard`` reads the log itself: stockstream/commands/scorecard.py.)
+
 Reads the Redis views through the same :class:`ViewReader` as the API, so ``--json`` prints
 exactly the API's response body; without it, rich tables. The argument names an instrument
 (``BTC-USD@kraken``) or a symbol, which must then trade on exactly one venue (as the API's
@@ -120,10 +122,22 @@ def latest(symbol: Symbol, as_json: AsJson = False) -> None:
 
 @query_app.command()
 def recommendation(symbol: Symbol, as_json: AsJson = False,
-                   timeframe: Annotated[str | None, typer.Option("--timeframe", "-t")] = None) -> None:
+                   timeframe: Annotated[str | None, typer.Option("--timeframe", "-t")] = None,
+                   strategy: Annotated[str | None, typer.Option(
+                       "--strategy", "-s", help="Only this strategy's signals (default: RECOMMENDATION_STRATEGY,"
+                                                " else any)")] = None) -> None:
     """The current BUY/SELL/HOLD recommendation and the signal that set it."""
+    import re
+
+    from processors.materialize.keys import RULE_PATTERN
+    from stockstream.api.settings import ApiSettings
+
     if timeframe is not None:
         _check_timeframe(timeframe)
+    if strategy is None:
+        strategy = ApiSettings().recommendation_strategy
+    elif not re.match(RULE_PATTERN, strategy):
+        raise typer.BadParameter("a strategy name is a letter, then letters, digits, _ or -", param_hint="--strategy")
 
     def render(view: BaseModel) -> None:
         source = view.set_by  # type: ignore[attr-defined]
@@ -134,7 +148,7 @@ def recommendation(symbol: Symbol, as_json: AsJson = False,
             console().print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
                       f" ({_fmt(source.ts_event)}); decays at {_fmt(source.expires_at)}", markup=False)
 
-    _run(symbol, as_json, lambda reader, s: reader.recommendation(s, timeframe), render)
+    _run(symbol, as_json, lambda reader, s: reader.recommendation(s, timeframe, strategy), render)
 
 
 @query_app.command()
@@ -226,4 +240,7 @@ def daily(symbol: Symbol, as_json: AsJson = False,
 
 
 def register(app: typer.Typer) -> None:
+    from stockstream.commands.scorecard import scorecard
+
+    query_app.command("scorecard")(scorecard)
     app.add_typer(query_app, name="query")

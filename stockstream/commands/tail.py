@@ -35,6 +35,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "Candle": ("ts_open", "symbol", "venue", "timeframe", "open", "high", "low", "close", "volume"),
     "IndicatorSnapshot": ("ts_event", "symbol", "venue", "timeframe", "price", "values"),
     "Signal": ("ts_event", "symbol", "venue", "timeframe", "rule", "side", "price"),
+    "SignalOutcome": ("ts_event", "symbol", "venue", "strategy", "timeframe", "side", "horizon", "return_net"),
     "DailySummary": ("date", "symbol", "venue", "open", "close", "vwap", "volume", "buy_count", "sell_count"),
 }
 
@@ -46,6 +47,7 @@ def resolve_topic(registry: TopicRegistry, name: str) -> TopicSpec:
         "ticks.dlq": lambda: registry.ticks_dlq,
         "indicators": lambda: registry.indicators,
         "signals": lambda: registry.signals,
+        "signals.outcomes": lambda: registry.signal_outcomes,
         "aggregates.daily": lambda: registry.aggregates_daily,
         "notifications.dlq": lambda: registry.notifications_dlq,
     }

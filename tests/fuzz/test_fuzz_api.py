@@ -74,6 +74,7 @@ def _extremes() -> list[InputRecord]:
     tick = Tick(symbol="0", venue="0", price=5e-324, volume=1.7976931348623157e308, ts_event=end, ts_init=end, source="s" * 64,
                 source_id="<script>alert(1)</script>")
     signal = Signal(signal_id="f" * 32, symbol="A.B_C-D", venue="z" * 32, timeframe="1m", rule="a" * 64, side="SELL",
+                    strategy="a" * 64, strategy_version="f" * 16, condition="\u202e" * 2_000,
                     price=1.7976931348623157e308, indicators={"\u202e": None, "x" * 200: -1e308}, ts_event=end,
                     ts_init=end, lineage=lineage)
     candle = Candle(symbol="A.B_C-D", venue="z" * 32, timeframe="1m", ts_open=datetime(1, 1, 1, tzinfo=UTC),

@@ -68,6 +68,9 @@ SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOL, venue=VENUE, timeframe=T
                       ts_init=MOMENTS, lineage=LINEAGE)
 SIGNALS = st.builds(Signal, signal_id=st.text("0123456789abcdef", min_size=32, max_size=32), symbol=SYMBOL,
                     venue=VENUE, timeframe=TIMEFRAMES, rule=st.from_regex(r"^[a-z][a-z0-9_]{0,63}$", fullmatch=True),
+                    strategy=st.from_regex(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", fullmatch=True),
+                    strategy_version=st.one_of(st.none(), st.from_regex(r"^[0-9a-f]{16}$", fullmatch=True)),
+                    condition=st.one_of(st.none(), st.text(max_size=300)),
                     side=st.sampled_from(["BUY", "SELL"]), price=PRICES,
                     indicators=st.dictionaries(st.text(max_size=20), FLOATS, max_size=5), ts_event=MOMENTS,
                     ts_init=MOMENTS, lineage=LINEAGE)
@@ -124,6 +127,7 @@ def _plan(batch: list[tuple[str, bytes | None, bytes | None]], prefix: str = "fu
 
 SIGNAL_AT_THE_END = encode(Signal(
     signal_id="0" * 32, symbol="BTC-USD", venue="fuzz", timeframe="tick", rule="ema_cross", side="BUY", price=1.0, indicators={},
+    strategy="ema_cross", strategy_version=None, condition=None,
     ts_event=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0)))
 
 

@@ -130,6 +130,7 @@ def test_signal_at_the_end_of_the_calendar_does_not_poison_the_materializer() ->
     planner = BatchPlanner(ViewKeys("r:"), InputTopics.from_registry(registry), Caps(), lambda: NOW)
     moment = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     signal = Signal(signal_id="0" * 32, symbol="BTC-USD", venue="test", timeframe="tick", rule="ema_cross", side="BUY", price=1.0,
+                    strategy="ema_cross", strategy_version=None, condition=None,
                     indicators={}, ts_event=moment, ts_init=NOW, lineage=Lineage(topic="t", partition=0, offset=0))
     batch = planner.plan([InputRecord(registry.signals.name, 0, 7, b"BTC-USD@test", encode(signal))])
     assert not batch.dead_letters and batch.events_by_topic == {"signals": 1}

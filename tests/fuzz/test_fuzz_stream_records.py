@@ -40,7 +40,7 @@ class Named:
     name: str
 
 
-OUTPUTS = OutputTopics(indicators=Named("indicators"), signals=Named("signals"),
+OUTPUTS = OutputTopics(indicators=Named("indicators"), signals=Named("signals"), outcomes=Named("signals.outcomes"),
                        candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
                        dead_letters=Named("ticks.dlq"))
 MODELS = {"indicators": IndicatorSnapshot, "signals": Signal, "candles.1m": Candle,

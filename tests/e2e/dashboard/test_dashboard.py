@@ -184,6 +184,7 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
                                  ts_event=moment, ts_init=moment, lineage=lineage)
     signal = Signal(signal_id=make_signal_id("BTC-USD", "test", "tick", "rsi_reversal", "BUY", moment, 0, 10_000),
                     symbol="BTC-USD", venue="test", timeframe="tick", rule="rsi_reversal", side="BUY", price=tick.price,
+                    strategy="rsi_reversal", strategy_version=None, condition=None,
                     indicators={"rsi_14": 31.5}, ts_event=moment, ts_init=moment, lineage=lineage)
     produce(dashboard.settings.bootstrap_servers, registry.ticks.name, [(b"BTC-USD@test", encode(tick))])
     produce(dashboard.settings.bootstrap_servers, registry.indicators.name, [(b"BTC-USD@test", encode(snapshot))])

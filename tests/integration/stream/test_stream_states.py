@@ -17,7 +17,7 @@ from stream_support import make_ticks
 from processors.core.pipeline import SymbolProcessor
 from processors.core.strategy import PipelineConfigs
 from processors.stream.metrics import ProcessMetrics
-from processors.stream.states import STATE_KEY, SymbolStates
+from processors.stream.states import SEGMENT_KEY, STATE_KEY, SymbolStates
 from schemas.events import Lineage, Tick
 from schemas.instruments import Instrument
 
@@ -38,7 +38,7 @@ def apply(states: SymbolStates, transaction, batch) -> SymbolProcessor:
 
 
 def setup():
-    configs = PipelineConfigs()
+    configs = PipelineConfigs(horizons_ms=(1_000, 60_000))  # signals keep outcomes pending in segments
     store = MemoryStore("pipeline", "ticks")
     store.assign_partition(0)
     return configs, store, SymbolStates(configs, ProcessMetrics(CollectorRegistry()))
@@ -51,6 +51,20 @@ def reference(configs: PipelineConfigs, batch) -> dict:
     return processor.state()
 
 
+def stored(transaction) -> dict | None:
+    """The state the store holds: the document with its pending-outcome segments put back inline."""
+    state = transaction.as_state(prefix=KEY)
+    raw = state.get_bytes(STATE_KEY)
+    if raw is None:
+        return None
+    document = orjson.loads(raw)
+    outcomes = document["outcomes"]
+    last = (outcomes["next"] - 1) // 32 if outcomes["next"] else -1
+    outcomes["segments"] = {str(n): orjson.loads(state.get_bytes(SEGMENT_KEY.format(n)))
+                            for n in range(outcomes["first_segment"], last + 1)}
+    return document
+
+
 def test_a_checkpoint_writes_each_dirty_symbol_once_and_later_checkpoints_reuse_it():
     configs, store, states = setup()
     data = ticks(300)
@@ -58,8 +72,10 @@ def test_a_checkpoint_writes_each_dirty_symbol_once_and_later_checkpoints_reuse_
     processor = apply(states, first, data[:100])
     assert first.as_state(prefix=KEY).get_bytes(STATE_KEY) is None  # nothing written per tick
     states.flush()
-    stored = first.as_state(prefix=KEY).get_bytes(STATE_KEY)
-    assert orjson.loads(stored) == reference(configs, data[:100])
+    document = first.as_state(prefix=KEY).get_bytes(STATE_KEY)
+    assert orjson.loads(document)["outcomes"].get("segments") is None  # segments are kept apart
+    assert stored(first) == reference(configs, data[:100])
+    assert reference(configs, data[:100])["outcomes"]["segments"]  # outcomes were pending
     first.prepare()
     first.flush()
 
@@ -67,7 +83,7 @@ def test_a_checkpoint_writes_each_dirty_symbol_once_and_later_checkpoints_reuse_
     assert apply(states, second, data[100:300]) is processor  # the stored bytes are its own: reused
     assert states.loads == 1
     states.flush()
-    assert orjson.loads(second.as_state(prefix=KEY).get_bytes(STATE_KEY)) == reference(configs, data)
+    assert stored(second) == reference(configs, data)
 
 
 def test_a_processor_that_is_not_what_the_store_holds_is_reloaded():
@@ -118,4 +134,4 @@ def test_rebuild_undoes_a_failed_tick():
     states.rebuild(Instrument("AAA-USD", "test"), KEY)
     assert entry.processor.state() == reference(configs, data[:100])
     states.flush()
-    assert orjson.loads(current.as_state(prefix=KEY).get_bytes(STATE_KEY)) == reference(configs, data[:100])
+    assert stored(current) == reference(configs, data[:100])

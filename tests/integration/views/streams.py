@@ -100,7 +100,8 @@ def _signals(symbol: str, venue: str, timeframe: str, price: float, ts: datetime
                 fired.append(("ema_cross", "SELL"))
     return [
         Signal(signal_id=make_signal_id(symbol, venue, timeframe, rule, side, ts, 0, offset), symbol=symbol,
-               venue=venue, timeframe=timeframe, rule=rule, side=side, price=price,  # type: ignore[arg-type]
+               venue=venue, timeframe=timeframe, rule=rule, strategy=rule, strategy_version=None, condition=None,
+               side=side, price=price,  # type: ignore[arg-type]
                indicators={k: v for k, v in now.items() if k in ("rsi_14", "ema_12", "ema_26")},
                ts_event=ts, ts_init=ts, lineage=Lineage(topic="ticks", partition=0, offset=offset))
         for rule, side in fired

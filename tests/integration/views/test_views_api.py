@@ -100,6 +100,29 @@ def test_recommendation_is_active_then_decays_to_hold(api, clock):
     assert per_timeframe["state"] == ("none" if not one_minute else "decayed")
 
 
+def test_recommendation_per_strategy_and_the_default_strategy(api, stack, populated, clock, auth):
+    strategies = {s.strategy for s in BTC_SIGNALS}
+    assert len(strategies) >= 2
+    for strategy in strategies:
+        newest = next(s for s in BTC_SIGNALS if s.strategy == strategy)
+        answer = api.get("/symbols/BTC-USD/recommendation", params={"strategy": strategy}).json()
+        assert answer["strategy"] == strategy and answer["set_by"]["signal_id"] == newest.signal_id
+        for timeframe in ("tick", "1m"):
+            of_both = [s for s in BTC_SIGNALS if s.strategy == strategy and s.timeframe == timeframe]
+            answer = api.get("/symbols/BTC-USD/recommendation",
+                             params={"strategy": strategy, "timeframe": timeframe}).json()
+            assert (answer["set_by"] or {}).get("signal_id") == (of_both[0].signal_id if of_both else None)
+    assert api.get("/symbols/BTC-USD/recommendation", params={"strategy": "no_such"}).json()["state"] == "none"
+    chosen = sorted(strategies)[0]
+    overrides, headers = auth
+    settings = ApiSettings(bootstrap_servers=stack.kafka_bootstrap, redis_url=stack.redis_url,
+                           redis_key_prefix=populated, recommendation_strategy=chosen, **overrides)
+    with TestClient(create_app(settings, now=clock), headers=headers) as client:
+        default = client.get("/symbols/BTC-USD/recommendation").json()
+    assert default["strategy"] == chosen
+    assert default["set_by"]["signal_id"] == next(s for s in BTC_SIGNALS if s.strategy == chosen).signal_id
+
+
 def test_candles_indicators_signals_and_daily(api):
     candles = api.get("/symbols/BTC-USD/candles", params={"timeframe": "1m", "limit": 2}).json()["candles"]
     expected = [c for c in STREAM.candles if c.symbol == "BTC-USD"][-2:]
@@ -136,7 +159,9 @@ def test_candles_indicators_signals_and_daily(api):
     ("/symbols/BTC-USD/candles", {"limit": 0}),
     ("/symbols/BTC-USD/candles", {"limit": 1001}),
     ("/symbols/BTC-USD/indicators", {"timeframe": "1m*"}),
-    ("/symbols/BTC-USD/signals", {"rule": "Rsi"}),
+    ("/symbols/BTC-USD/signals", {"rule": "1rsi"}),  # "Rsi" is a valid strategy name since Signal v3
+    ("/symbols/BTC-USD/recommendation", {"strategy": "a:b"}),
+    ("/symbols/BTC-USD/recommendation", {"strategy": "*"}),
     ("/symbols/BTC-USD/signals", {"rule": "a:b"}),
     ("/symbols/BTC-USD/signals", {"side": "HOLD"}),
     ("/symbols/BTC-USD/daily", {"from": "0"}),

@@ -24,7 +24,8 @@ from processors.core import derived
 from processors.core.indicators import IndicatorSpec
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.core.rules import EmaCross, RsiReversal, RuleSpec, SeedRsiEma
-from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, Tick, encode
+from processors.core.strategies.file import parse_strategies
+from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, SignalOutcome, Tick, encode
 from schemas.instruments import Instrument
 
 CONFIGS = [
@@ -35,6 +36,13 @@ CONFIGS = [
                    rules=RuleSpec(rsi_reversal=RsiReversal(period=2), ema_cross=EmaCross(fast=2, slow=3),
                                   seed_rsi_ema=SeedRsiEma(rsi_period=2, ema_period=2)),
                    candle_timeframes=("1m",), grace_ms=0),
+    # compiled strategies on tick and 1m beside the rules, with scorecard outcomes
+    PipelineConfig(candle_timeframes=("1m",), horizons_ms=(60_000, 300_000), fee=0.001,
+                   strategies=parse_strategies(
+                       '[strategies.fast_cross]\ntimeframe = "tick"\nbuy = "crosses_above(ema(2), ema(5))"\n'
+                       'sell = "crosses_below(ema(2), ema(5))"\n[strategies.minute_rsi]\ntimeframe = "1m"\n'
+                       'buy = "rsi(2) < 40"\nsell = "rsi(2) > 60"\n',
+                       syntax="toml", candle_timeframes=("1m",))),
 ]
 T = datetime(2024, 3, 9, 23, 0, tzinfo=UTC)
 
@@ -94,7 +102,7 @@ def test_every_derived_event_equals_the_validated_one(ticks: list[Tick], config_
     seen = 0
     for offset, item in enumerate(ticks):
         output = processor.process(item, lineage(offset))
-        for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries):
+        for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries, *output.outcomes):
             assert_same(event)
             seen += 1
     for event in (*(flushed := processor.flush(ticks[-1], lineage(len(ticks)))).candles, *flushed.snapshots,
@@ -106,16 +114,18 @@ def test_every_derived_event_equals_the_validated_one(ticks: list[Tick], config_
 
 def test_a_long_realistic_series_has_every_kind_of_event_and_all_equal_the_validated_ones() -> None:
     rng = random.Random(5)
-    processor = SymbolProcessor(PipelineConfig(candle_timeframes=("1m", "5m")), Instrument("ETH-USD", "test"))
+    processor = SymbolProcessor(CONFIGS[-1], Instrument("ETH-USD", "test"))
     price, kinds = 3_000.0, set()
     for n in range(6_000):
         price *= math.exp(rng.gauss(0, 1e-3))
         output = processor.process(tick(n * 2.0, round(price, 2), 1.5, symbol="ETH-USD", n=n), lineage(n))
-        for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries):
+        for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries, *output.outcomes):
             assert_same(event)
-            kinds.add((type(event).__name__, getattr(event, "final", None)))
-    assert kinds >= {("IndicatorSnapshot", None), ("Candle", None), ("Signal", None), ("DailySummary", False),
-                     ("DailySummary", True)}
+            kinds.add((type(event).__name__, getattr(event, "final", None), getattr(event, "strategy", None)))
+    assert kinds >= {("IndicatorSnapshot", None, None), ("Candle", None, None), ("Signal", None, "ema_cross"),
+                     ("Signal", None, "fast_cross"), ("Signal", None, "minute_rsi"), ("DailySummary", False, None),
+                     ("DailySummary", True, None), ("SignalOutcome", None, "fast_cross"),
+                     ("SignalOutcome", None, "minute_rsi"), ("SignalOutcome", None, "rsi_reversal")}
 
 
 ARGS = {"symbol": "BTC-USD", "venue": "test", "timeframe": "tick", "price": 10.0, "ts_event": T, "ts_init": T, "lineage": lineage(1)}
@@ -127,7 +137,8 @@ def test_a_non_finite_computed_value_is_refused_by_validation_as_before(bad: flo
     with pytest.raises(ValidationError):
         derived.snapshot(True, ARGS["symbol"], "test", "tick", 10.0, values, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "BUY", 10.0, values, T, T, lineage(1))
+        derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "0" * 16, "rsi(14) < 30", "BUY", 10.0,
+                       values, T, T, lineage(1))
     with pytest.raises(ValidationError):
         derived.candle(True, "BTC-USD", "test", "1m", T, T, 1.0, 1.0, 1.0, 1.0, bad, 1, T, T, lineage(1))
     with pytest.raises(ValidationError):
@@ -160,14 +171,16 @@ def test_untrusted_names_always_go_through_validation() -> None:
         processor.process(item, lineage(0))
 
 
-@pytest.mark.parametrize("model", [IndicatorSnapshot, Signal, Candle, DailySummary])
+@pytest.mark.parametrize("model", [IndicatorSnapshot, Signal, Candle, DailySummary, SignalOutcome])
 def test_the_shortcut_knows_every_field_of_its_event(model: type[Event]) -> None:
     # A field added to an event must be added to its builder: the equality test above would then fail,
     # and this names the culprit.
     built = {
         IndicatorSnapshot: lambda: derived.snapshot(True, "BTC-USD", "test", "tick", 10.0, {"a": 1.0}, T, T, lineage(1)),
-        Signal: lambda: derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "SELL", 10.0, {"a": None}, T,
-                                       T, lineage(1)),
+        Signal: lambda: derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "0" * 16, "x > 1", "SELL",
+                                       10.0, {"a": None}, T, T, lineage(1)),
+        SignalOutcome: lambda: derived.outcome(True, "1" * 32, "0" * 32, "BTC-USD", "test", "ema_cross", None, "tick",
+                                               "BUY", "1m", 10.0, T, 11.0, 0.1, 0.099, 0.001, T, T, lineage(1)),
         Candle: lambda: derived.candle(True, "BTC-USD", "test", "1m", T, T + timedelta(minutes=1), 1.0, 2.0, 0.5, 1.5, 3.0, 4,
                                        T, T, lineage(1)),
         DailySummary: lambda: derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 2.0, 0.5, 1.5, 1.2, 1.3, 3.0, 4,

@@ -18,7 +18,8 @@ def make_signal(*, symbol: str = "BTC-USD", venue: str = "coinbase", timeframe: 
     position = next(_offsets) if offset is None else offset
     return Signal(
         signal_id=make_signal_id(symbol, venue, timeframe, rule, side, ts_event, 0, position),
-        symbol=symbol, venue=venue, timeframe=timeframe, rule=rule, side=side, price=price,  # type: ignore[arg-type]
+        symbol=symbol, venue=venue, timeframe=timeframe, rule=rule, strategy=rule, strategy_version=None,
+        condition=None, side=side, price=price,  # type: ignore[arg-type]
         indicators=indicators if indicators is not None else {"rsi_14": 30.42, "ema_12": 43200.11, "macd": None},
         ts_event=ts_event, ts_init=ts_event, lineage=Lineage(topic="ticks", partition=0, offset=position),
     )

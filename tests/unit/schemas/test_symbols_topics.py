@@ -43,7 +43,7 @@ def test_registry_prefixes_every_topic_and_keeps_ticks_forever():
     registry = TopicRegistry(prefix="ns.", ticks_base="prices", candle_timeframes=("1m", "5m"))
     names = [spec.name for spec in registry.all()]
     assert names == ["ns.prices", "ns.prices.dlq", "ns.candles.1m", "ns.candles.5m", "ns.indicators",
-                     "ns.signals", "ns.aggregates.daily", "ns.views.dlq", "ns.notifications.dlq"]
+                     "ns.signals", "ns.signals.outcomes", "ns.aggregates.daily", "ns.views.dlq", "ns.notifications.dlq"]
     assert registry.ticks.retention_ms == FOREVER
     assert registry.ticks.config()["retention.bytes"] == "-1"
     assert registry.ticks_dlq.config()["retention.ms"] != "-1"

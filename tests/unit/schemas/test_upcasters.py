@@ -25,8 +25,10 @@ from schemas.events import (
     IndicatorSnapshot,
     Lineage,
     Signal,
+    SignalOutcome,
     Tick,
     encode,
+    make_outcome_id,
     make_signal_id,
 )
 from schemas.instruments import UNKNOWN_VENUE
@@ -40,6 +42,7 @@ from schemas.upcasters import (
     decode_versioned,
     derived_v1_to_v2,
     record_key,
+    signal_v2_to_v3,
     tick_v1_to_v2,
 )
 from tests.support.legacy import events_v1
@@ -61,11 +64,18 @@ def current_examples() -> list[Event]:
         IndicatorSnapshot(symbol="ETH-USD", venue="index", timeframe="tick", price=3000.5,
                           values={"sma_20": 2999.25, "rsi_14": None}, ts_event=T0, ts_init=T0, lineage=LINEAGE),
         Signal(signal_id=make_signal_id("BTC-USD", "binance", "tick", "ema_cross", "BUY", T0, 1, 42),
-               symbol="BTC-USD", venue="binance", timeframe="tick", rule="ema_cross", side="BUY", price=10347.92,
+               symbol="BTC-USD", venue="binance", timeframe="tick", rule="ema_cross", strategy="ema_cross",
+               strategy_version="0123456789abcdef", condition="crosses_above(ema(fast), ema(slow))", side="BUY",
+               price=10347.92,
                indicators={"ema_12": 1.0, "ema_26": 0.5}, ts_event=T0, ts_init=T0, lineage=LINEAGE),
         DailySummary(symbol="BTC-USD", venue="file", date=date(2026, 11, 27), open=1, high=2, low=0.5, close=1.5,
                      mean_price=1.2, vwap=None, volume=0, tick_count=10, buy_count=1, sell_count=0,
                      final=False, ts_event=T0, ts_init=T0, lineage=LINEAGE),
+        SignalOutcome(outcome_id=make_outcome_id("1" * 32, "5m"), signal_id="1" * 32, symbol="BTC-USD",
+                      venue="binance", strategy="trend_pullback", strategy_version="0123456789abcdef",
+                      timeframe="5m", side="SELL", horizon="5m", signal_price=100.0, signal_ts=T0, price=99.0,
+                      return_gross=0.01, return_net=0.009, fee=0.001, ts_event=T0 + timedelta(minutes=5, seconds=1),
+                      ts_init=T0, lineage=LINEAGE),
     ]
 
 
@@ -76,7 +86,7 @@ def v1_lines() -> list[tuple[str, bytes]]:
 # -- the registry -----------------------------------------------------------------------------------
 
 def test_every_event_type_has_one_chain_ending_at_its_model_version():
-    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter}
+    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter, SignalOutcome}
     for model, chain in CHAINS.items():
         assert chain.model is model
         assert chain.latest == model.model_fields["schema_version"].default
@@ -119,6 +129,25 @@ def test_derived_v1_to_v2_marks_the_venue_unknown():
     assert derived_v1_to_v2(record) == record | {"schema_version": 2, "venue": UNKNOWN_VENUE}
 
 
+def test_signal_v2_to_v3_names_the_rule_as_the_strategy_without_version_or_condition():
+    record = {"schema_version": 2, "signal_id": "0" * 32, "rule": "ema_cross", "side": "BUY"}
+    upgraded = signal_v2_to_v3(record)
+    assert upgraded == record | {"schema_version": 3, "strategy": "ema_cross", "strategy_version": None,
+                                 "condition": None}
+    assert record["schema_version"] == 2 and "strategy" not in record
+    with pytest.raises(ValueError, match="no strategy"):
+        signal_v2_to_v3(record | {"strategy": "ema_cross"})
+
+
+def test_a_v2_signal_as_the_previous_release_wrote_it_decodes_and_reencodes_as_v3():
+    current = next(e for e in current_examples() if type(e) is Signal)
+    v2 = {k: v for k, v in json.loads(encode(current)).items() if k not in ("strategy", "strategy_version", "condition")}
+    decoded = decode_versioned(Signal, json.dumps(v2 | {"schema_version": 2}))
+    assert decoded.written_version == 2
+    assert decoded.event == current.model_copy(update={"strategy_version": None, "condition": None})
+    assert json.loads(encode(decoded.event))["schema_version"] == 3
+
+
 # -- decoding ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("event", current_examples(), ids=lambda e: type(e).__name__)
@@ -140,6 +169,8 @@ def test_every_v1_record_of_the_v1_release_decodes_to_the_current_version(name, 
     expected = v1.model_dump() | {"schema_version": event.schema_version}
     if hasattr(event, "venue"):
         expected["venue"] = v1.source if name == "Tick" else UNKNOWN_VENUE
+    if name == "Signal":  # version 3: one of the four fixed rules, its version and condition not recorded
+        expected |= {"strategy": v1.rule, "strategy_version": None, "condition": None}
     assert event.model_dump() == expected
 
 

@@ -20,7 +20,17 @@ from hypothesis import strategies as st
 
 from processors.core.pipeline import PipelineConfig, SymbolProcessor
 from processors.stream.encoding import encode_derived, lineage_of
-from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from schemas.events import (
+    Candle,
+    DailySummary,
+    Event,
+    IndicatorSnapshot,
+    Lineage,
+    Signal,
+    SignalOutcome,
+    Tick,
+    encode,
+)
 from schemas.instruments import VENUE_PATTERN, Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from schemas.timeframes import TIMEFRAME_PATTERN
@@ -41,10 +51,21 @@ VALUES = st.dictionaries(st.text(st.characters(exclude_categories=("Cs",)), max_
 
 SNAPSHOTS = st.builds(IndicatorSnapshot, symbol=SYMBOLS, venue=VENUES, timeframe=TIMEFRAMES, price=POSITIVE, values=VALUES,
                       ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGES)
+STRATEGIES = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,63}", fullmatch=True)
+VERSIONS = st.from_regex(r"[0-9a-f]{16}", fullmatch=True)
 SIGNALS = st.builds(Signal, signal_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True), symbol=SYMBOLS,
                     venue=VENUES, timeframe=TIMEFRAMES, rule=st.from_regex(r"[a-z][a-z0-9_]{0,63}", fullmatch=True),
+                    strategy=STRATEGIES, strategy_version=st.one_of(st.none(), VERSIONS),
+                    condition=st.one_of(st.none(), st.text(st.characters(exclude_categories=("Cs",)), max_size=200)),
                     side=st.sampled_from(["BUY", "SELL"]), price=POSITIVE, indicators=VALUES, ts_event=MOMENTS,
                     ts_init=MOMENTS, lineage=LINEAGES)
+OUTCOMES = st.builds(SignalOutcome, outcome_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+                     signal_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True), symbol=SYMBOLS, venue=VENUES,
+                     strategy=STRATEGIES, strategy_version=st.one_of(st.none(), VERSIONS), timeframe=TIMEFRAMES,
+                     side=st.sampled_from(["BUY", "SELL"]),
+                     horizon=st.from_regex(r"[1-9][0-9]{0,8}(ms|s|m|h|d)", fullmatch=True), signal_price=POSITIVE,
+                     signal_ts=MOMENTS, price=POSITIVE, return_gross=FLOATS, return_net=FLOATS,
+                     fee=st.floats(0, 0.5), ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGES)
 CANDLES = st.builds(Candle, symbol=SYMBOLS, venue=VENUES, timeframe=TIMEFRAMES, ts_open=MOMENTS, ts_close=MOMENTS, open=POSITIVE,
                     high=POSITIVE, low=POSITIVE, close=POSITIVE, volume=NON_NEGATIVE,
                     trade_count=st.integers(1, 2**63 - 1), ts_event=MOMENTS, ts_init=MOMENTS, lineage=LINEAGES)
@@ -56,7 +77,7 @@ SUMMARIES = st.builds(DailySummary, symbol=SYMBOLS, venue=VENUES, date=st.dates(
 
 
 @settings(max_examples=400, deadline=None)
-@given(event=st.one_of(SNAPSHOTS, SIGNALS, CANDLES, SUMMARIES))
+@given(event=st.one_of(SNAPSHOTS, SIGNALS, CANDLES, SUMMARIES, OUTCOMES))
 def test_any_derived_event_encodes_to_the_same_bytes(event: Event) -> None:
     assert encode_derived(event) == encode(event)
 

@@ -111,7 +111,10 @@ def test_a_signal_sets_the_recommendation_with_rule_time_price_and_decay():
     batch = planner(decay=timedelta(minutes=5)).plan([record("ns.signals", 7, encode(signal))])
     overall = json.loads(batch.slots["p:rec:BTC-USD@test"]["*"].value)
     per_timeframe = json.loads(batch.slots["p:rec:BTC-USD@test"][f"tf:{signal.timeframe}"].value)
-    assert overall == per_timeframe
+    per_strategy = json.loads(batch.slots["p:rec:BTC-USD@test"][f"st:{signal.strategy}"].value)
+    per_both = json.loads(batch.slots["p:rec:BTC-USD@test"][f"st:{signal.strategy}:tf:{signal.timeframe}"].value)
+    assert overall == per_timeframe == per_strategy == per_both
+    assert overall["strategy_version"] == signal.strategy_version
     assert overall["rule"] == signal.rule and overall["side"] == signal.side and overall["price"] == signal.price
     assert datetime.fromisoformat(overall["expires_at"]) == signal.ts_event + timedelta(minutes=5)
     assert list(batch.series) == ["p:signals:BTC-USD@test", f"p:signals:BTC-USD@test:rule:{signal.rule}"]
@@ -150,16 +153,19 @@ def test_every_key_builder_rejects_glob_and_separator_characters(bad):
             build(bad)
     with pytest.raises(InvalidKeyPartError):
         KEYS.candles("BTC-USD@test", bad)
-    with pytest.raises(InvalidKeyPartError):
-        KEYS.signals("BTC-USD@test", rule=bad)
+    if bad not in ("btc-usd", "BTC-USD"):  # valid strategy names (upper case and '-' allowed since Signal v3)
+        with pytest.raises(InvalidKeyPartError):
+            KEYS.signals("BTC-USD@test", rule=bad)
+        with pytest.raises(InvalidKeyPartError):
+            KEYS.recommendation_field(None, bad)
 
 
-def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_v2():
+def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_the_current_version():
     legacy = {name: getattr(events_v1, name) for name in ("Tick", "IndicatorSnapshot", "Signal")}
     tick, snapshot, signal = STREAM.ticks[0], STREAM.indicators[0], STREAM.signals[0]
 
     def v1(event):  # the same event as the v1 release wrote it
-        fields = event.model_dump(exclude={"venue", "schema_version"})
+        fields = event.model_dump(exclude={"venue", "schema_version", "strategy", "strategy_version", "condition"})
         if "signal_id" in fields:
             fields["signal_id"] = events_v1.make_signal_id(event.symbol, event.timeframe, event.rule, event.side,
                                                            event.ts_event, 0, event.lineage.offset)
@@ -175,4 +181,5 @@ def test_records_of_the_v1_release_are_upcast_keyed_by_symbol_and_stored_as_v2()
     stored = batch.slots["p:latest:BTC-USD@test"]["tick"].value
     assert stored == encode(tick)  # re-encoded as the current version
     member = batch.series["p:signals:BTC-USD@unknown"].adds[0].member
-    assert json.loads(member)["schema_version"] == 2 and json.loads(member)["venue"] == "unknown"
+    assert json.loads(member)["schema_version"] == 3 and json.loads(member)["venue"] == "unknown"
+    assert json.loads(member)["strategy"] == signal.rule and json.loads(member)["strategy_version"] is None
