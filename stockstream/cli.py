@@ -58,9 +58,19 @@ _register_commands()
 
 
 def main() -> None:
+    """The console script: run the command; an outside service's failure is one sentence and exit 1."""
+    from stockstream.errors import explain
+
     # A traceback to a pipe or a file stays plain (rich's boxed traceback is wrapped at the console width).
     app.pretty_exceptions_enable = is_terminal(sys.stderr)
-    app()
+    try:
+        app()
+    except Exception as error:
+        message = explain(error)
+        if message is None:
+            raise
+        print(f"stockstream: {message}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,19 @@ class _ChannelBase(_Frozen):
         """Env vars this channel reads its secrets from."""
         return ()
 
+    def secret_env_keys(self) -> dict[str, str]:
+        """Each of :meth:`secret_env_names` → the key of this channel that names it (``webhook_url_env``,
+        ``headers_env.Authorization``), for messages that say where a variable is asked for."""
+        keys: dict[str, str] = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if field.endswith("_env") and isinstance(value, str):
+                keys.setdefault(value, field)
+            elif field.endswith("_env") and isinstance(value, dict):
+                for key, name in value.items():
+                    keys.setdefault(str(name), f"{field}.{key}")
+        return {name: keys.get(name, "?") for name in self.secret_env_names()}
+
     def default_rate_limit(self) -> RateLimit | None:
         return None
 
@@ -397,14 +410,29 @@ def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:
     return values
 
 
-def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str]) -> dict[str, SecretStr]:
+#: A subscription file that needs no secret: every signal on the console (the README's notify line).
+CONSOLE_EXAMPLE = "docs/examples/subscriptions-console.toml"
+
+
+def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str],
+                    source: Path | str | None = None) -> dict[str, SecretStr]:
     """The secrets the channels name, read from ``environ`` (called by the entry point only).
 
-    Raises :class:`SubscriptionConfigError` naming (never showing) every missing variable.
+    Raises :class:`SubscriptionConfigError` naming (never showing) every missing variable, with the
+    file (``source``) and the channel and key that ask for it, and what to do.
     """
     missing = [name for name in config.secret_env_names() if not environ.get(name)]
     if missing:
+        uses: dict[str, list[str]] = {name: [] for name in missing}
+        for channel_name, channel in sorted(config.channels.items()):
+            for name, key in channel.secret_env_keys().items():
+                if name in uses:
+                    uses[name].append(f"channel {channel_name!r} ({channel.type}), {key}")
+        lines = [f"  - {name}: {'; '.join(where)}" for name, where in uses.items()]
+        where = f"subscription file {source}" if source else "the subscription file"
         raise SubscriptionConfigError(
-            "the subscription file refers to environment variables that are not set: " + ", ".join(missing)
+            f"{where} names environment variables that are not set:\n" + "\n".join(lines)
+            + f"\nSet them, or remove those channels from the file (to try the notifier with no secrets:"
+            f" --subscriptions {CONSOLE_EXAMPLE}, every signal on the console)."
         )
     return {name: SecretStr(environ[name]) for name in config.secret_env_names()}

@@ -29,6 +29,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.core.timeutil import DAY_US, to_us
+from processors.runtime.masking import failure_reason, mask_url
 from processors.runtime.settings import KafkaSettings
 
 OffsetSpec = int | Mapping[int, int]
@@ -154,7 +155,7 @@ def offsets_at_event_time(settings: KafkaSettings, topic: str, moment: datetime,
             found[answer.partition] = _scan_to(consumer, topic, answer.partition, start, high, target, scan_limit)
         return found
     except KafkaException as error:
-        raise RangeError(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+        raise RangeError(f"Kafka at {mask_url(settings.bootstrap_servers)}: {failure_reason(error)}") from None
     finally:
         consumer.close()
 
@@ -233,6 +234,6 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
             read_from_us=read_from_us, log_start=log_start,
         )
     except KafkaException as error:
-        raise RangeError(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+        raise RangeError(f"Kafka at {mask_url(settings.bootstrap_servers)}: {failure_reason(error)}") from None
     finally:
         consumer.close()

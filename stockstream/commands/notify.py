@@ -65,7 +65,7 @@ def notify(
     path = subscriptions or settings.subscriptions_file
     try:
         config = load_config(path) if path else default_config()
-        secrets = resolve_secrets(config, os.environ)
+        secrets = resolve_secrets(config, os.environ, path)
     except SubscriptionConfigError as error:
         console(stderr=True).print(f"[red]{error}[/]")
         raise typer.Exit(2) from None

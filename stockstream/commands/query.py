@@ -47,6 +47,7 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     from processors.materialize.keys import ViewKeys
     from processors.materialize.reader import ViewReader
     from processors.materialize.settings import redis_client
+    from processors.runtime.masking import unreachable
     from schemas.instruments import Instrument, InvalidInstrumentError, check_venue
     from schemas.symbols import InvalidSymbolError, normalize_symbol
     from stockstream.api.settings import ApiSettings
@@ -76,7 +77,8 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
             raise typer.Exit(1)
         result = read(reader, venues[0])
     except redis.RedisError as error:
-        console(stderr=True).print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
+        console(stderr=True).print(unreachable("Redis", settings.redis_url, error, setting="REDIS_URL"),
+                                   markup=False, style="red")
         raise typer.Exit(1) from None
     finally:
         client.close()

@@ -22,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from processors.runtime.kafka_admin import KafkaUnavailableError, count_brokers
+from processors.runtime.masking import unreachable
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Event
 from schemas.topics import TopicRegistry, TopicSpec
@@ -78,6 +80,11 @@ def tail(
 
     settings = KafkaSettings()
     spec = resolve_topic(settings.topics(), topic)
+    try:
+        count_brokers(settings)
+    except KafkaUnavailableError as error:  # says what failed (connection refused…) and what to do
+        console(stderr=True).print(str(error), markup=False, style="red")
+        raise typer.Exit(1) from None
     consumer = Consumer({
         **settings.client_config(), "group.id": f"stockstream-tail-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 3,
@@ -87,7 +94,8 @@ def tail(
         try:
             metadata = consumer.list_topics(spec.name, timeout=10)
         except KafkaException as error:
-            err.print(f"[red]cannot reach Kafka at {escape(settings.bootstrap_servers)}:[/] {escape(str(error))}")
+            err.print(unreachable("Kafka", settings.bootstrap_servers, error, setting="KAFKA_BOOTSTRAP_SERVERS"),
+                      markup=False, style="red")
             raise typer.Exit(1) from None
         partitions = metadata.topics[spec.name].partitions if spec.name in metadata.topics else {}
         if not partitions or metadata.topics[spec.name].error is not None:
