@@ -36,13 +36,25 @@ from pydantic import (
     model_validator,
 )
 
-from processors.core.config_file import ConfigFileError, describe_validation, load_mapping
+from processors.core.config_errors import Problem, Problems
+from processors.core.config_file import ConfigFileError, load_document
 from schemas.events import Signal
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 from schemas.timeframes import validate_timeframe
 
 CHANNEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+RULE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+CHAT_ID_PATTERN = r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$"
+#: What the patterns above mean, for error messages.
+PATTERN_WORDS = {
+    CHANNEL_NAME_PATTERN: "a name of lower-case letters, digits, _ and - (at most 48), like team-slack",
+    ENV_NAME_PATTERN: "an environment variable name in capitals, like SLACK_WEBHOOK_URL",
+    RULE_NAME_PATTERN: "a rule name like rsi_reversal",
+    HEADER_NAME_PATTERN: "an HTTP header name like X-Team",
+    CHAT_ID_PATTERN: "a numeric chat id like -100123 or a channel name like @mychannel",
+}
 DEFAULT_COOLDOWN_S = 300.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -134,7 +146,7 @@ class _HttpChannel(_ChannelBase):
             raise ValueError(f"{what} must be an https:// URL (http:// only with allow_private_network = true)")
 
 
-HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
 # Header names whose values are credentials: they must come from the environment (headers_env).
 _SECRET_HEADER = re.compile(r"^(authorization|proxy-authorization|cookie)$|token|secret|api-?key|password|auth",
                             re.IGNORECASE)
@@ -217,7 +229,7 @@ class TelegramChannel(_HttpChannel):
     type: Literal["telegram"]
     bot_token_env: EnvName
     chat_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
-                       Field(pattern=r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$")]
+                       Field(pattern=CHAT_ID_PATTERN)]
     api_base: HttpUrl = HttpUrl(TELEGRAM_API_BASE)
     allow_custom_api_base: bool = False
 
@@ -316,7 +328,7 @@ class Subscription(_Frozen):
     name: Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
     channel: ChannelName
     symbols: Annotated[tuple[str, ...], BeforeValidator(_symbols)] = ()
-    rules: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...] = ()
+    rules: tuple[Annotated[str, Field(pattern=RULE_NAME_PATTERN)], ...] = ()
     sides: tuple[Literal["BUY", "SELL"], ...] = ()
     timeframes: Annotated[tuple[str, ...], BeforeValidator(_timeframes)] = ()
     cooldown_s: Duration = Field(DEFAULT_COOLDOWN_S, alias="cooldown")
@@ -351,19 +363,23 @@ class NotifyConfig(_Frozen):
 
     @model_validator(mode="after")
     def _cross_check(self) -> NotifyConfig:
+        problems: list[Problem] = []
         names = [subscription.name for subscription in self.subscriptions]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"subscription names must be unique: {', '.join(duplicates)}")
-        for subscription in self.subscriptions:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                problems.append(Problem(("subscriptions", index, "name"),
+                                        f"subscription names must be unique: {name!r} is used twice"))
+        for index, subscription in enumerate(self.subscriptions):
             if subscription.channel not in self.channels:
-                raise ValueError(
-                    f"subscription {subscription.name!r} names channel {subscription.channel!r},"
-                    f" which is not declared (declared: {', '.join(sorted(self.channels)) or 'none'})"
-                )
-        unused = sorted(set(self.channels) - {s.channel for s in self.subscriptions})
-        if unused:
-            raise ValueError(f"channels without any subscription: {', '.join(unused)}")
+                problems.append(Problem(
+                    ("subscriptions", index, "channel"),
+                    f"subscription {subscription.name!r} names channel {subscription.channel!r}, which is not"
+                    f" declared (declared: {', '.join(sorted(self.channels)) or 'none'})"))
+        for name in sorted(set(self.channels) - {s.channel for s in self.subscriptions}):
+            problems.append(Problem(("channels", name), "channels without any subscription: "
+                                    f"{name} (add a [[subscriptions]] naming it, or remove it)"))
+        if problems:
+            raise Problems(problems)
         return self
 
     def subscriptions_of(self, channel: str) -> tuple[Subscription, ...]:
@@ -386,12 +402,11 @@ def load_config(path: Path) -> NotifyConfig:
 
     Raises :class:`SubscriptionConfigError` with the file name and every problem found.
     """
-    data = load_mapping(path, "subscription file", SubscriptionConfigError)
+    document = load_document(path, "subscription file", SubscriptionConfigError)
     try:
-        return NotifyConfig.model_validate(data)
+        return NotifyConfig.model_validate(document.data)
     except ValidationError as error:
-        problems = "\n".join(f"  - {line}" for line in describe_validation(error))
-        raise SubscriptionConfigError(f"subscription file {path} is invalid:\n{problems}") from None
+        raise document.invalid(document.validation_problems(error, NotifyConfig, patterns=PATTERN_WORDS)) from None
 
 
 def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:
