@@ -23,9 +23,25 @@ app = typer.Typer(
     cls=StockstreamGroup,
     help="Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from processors.runtime import package_version
+
+        print(f"stockstream {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print the version and exit.", is_eager=True, callback=_print_version)] = False,
+) -> None:
+    """Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka."""
 
 
 def _register_commands() -> None:

@@ -222,8 +222,8 @@ def _data_path(data: Any, location: Sequence[PathPart]) -> tuple[PathPart, ...]:
             path.append(part)
             current = current[part] if 0 <= part < len(current) else None
             continue
-        if not isinstance(part, str) or not (part[:1].isupper() or "[" in part):
-            path.append(part)  # below a scalar: the validator's own location
+        if not isinstance(part, str) or "[" not in part:
+            path.append(part)  # below a scalar: the validator's own location (not pydantic's "function-after[…]")
     return tuple(path)
 
 

@@ -194,7 +194,7 @@ def replay(
     to_time: Annotated[str | None, typer.Option(help="Stop before the first tick with this event time or later.")] = None,
     follow: Annotated[bool, typer.Option(help="Do not stop at the end: keep processing live ticks until Ctrl-C.")] = False,
     group: Annotated[str | None, typer.Option(help="Consumer group to run under; an existing one (e.g. the live stockstream-process) is reset after confirmation.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Reset an existing group without asking (scripts).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Reset an existing group without asking (scripts).")] = False,
     views: Annotated[bool, typer.Option(help="Also run the materializer over the replayed events.")] = False,
     views_prefix: Annotated[str | None, typer.Option(help="Redis key prefix of the replayed views (default: REDIS_KEY_PREFIX, the live views).")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file for the replayed processor (env STOCKSTREAM_STRATEGY).")] = None,

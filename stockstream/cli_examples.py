@@ -1,0 +1,79 @@
+"""Examples shown at the end of every command's ``--help`` (by :mod:`stockstream.cli_conventions`).
+
+Keyed by the command's path (``""`` is ``stockstream`` itself, ``"query latest"`` a sub-command).
+Each example is a command line a person can copy; ``#`` starts a comment. Every command needs
+at least one, and every example must parse (tests/e2e/cli/test_cli_conventions.py).
+"""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "": (
+        "stockstream indicators --input tests/data/ticks_sample.csv --output out.csv   # no infrastructure",
+        "stockstream run                     # the local stack and every service, simulator feed",
+        "stockstream doctor                  # what is configured, what answers",
+    ),
+    "backfill": (
+        "stockstream backfill                                   # the whole log -> ./backfill/<kind>/symbol=…/date=…",
+        "stockstream backfill --from-time 2024-03-04 --to-time 2024-03-06 --symbols BTC-USD,ETH-USD",
+        "stockstream backfill --from-offset 0:5000,1:7200 --no-parquet --redis-prefix ss:backfill:",
+    ),
+    "backtest": (
+        "stockstream backtest --input backfill                  # every symbol, tick signals, all rules",
+        "stockstream backtest --input backfill --symbols BTC-USD --timeframe 1m --rules ema_cross --fee 0.0005",
+    ),
+    "doctor": (
+        "stockstream doctor                  # checks and the settings in effect (secrets masked)",
+        "stockstream doctor --json           # the same for a script",
+    ),
+    "indicators": (
+        "stockstream indicators --input tests/data/ticks_sample.csv --output out.csv",
+        "stockstream indicators --input BTC-USD.csv --output out.csv   # a Date,Open,High,Low,Close,Volume download",
+        "stockstream indicators -i ticks.csv -o candles.csv --timeframe 1m --strategy docs/examples/strategy.toml",
+    ),
+    "ingest": (
+        "stockstream ingest --source simulator --symbols BTC-USD,ETH-USD --rate 50",
+        "stockstream ingest --source file --path tests/data/ticks_sample.csv --speed 10",
+        "stockstream ingest --source coinbase --symbols BTC-USD",
+    ),
+    "materialize": ("stockstream materialize                  # Kafka -> Redis views, until Ctrl-C",),
+    "notify": (
+        "stockstream notify -s docs/examples/subscriptions-console.toml   # every signal on the console",
+        "stockstream notify -s subscriptions.toml --check                 # validate the file and its env vars",
+        "stockstream notify -s subscriptions.toml --renotify --since 2h",
+    ),
+    "process": (
+        "stockstream process                                  # exactly-once, default strategy",
+        "stockstream process --strategy docs/examples/strategy.toml",
+    ),
+    "replay": (
+        "stockstream replay --from-offset 0                   # fresh group and state, stops at the log's end now",
+        "stockstream replay --from-time 2024-03-04 --follow   # …then keeps going live",
+    ),
+    "run": (
+        "stockstream run                     # Ctrl-C stops everything",
+        "stockstream run --keep-stack        # leave Kafka, Redis, Prometheus running on exit",
+    ),
+    "serve": ("stockstream serve                   # http://127.0.0.1:8000/ (dashboard), /docs",),
+    "tail": (
+        "stockstream tail --topic signals --from-beginning --limit 5",
+        "stockstream tail --topic ticks.dlq --json",
+    ),
+    "query": ("stockstream query latest BTC-USD",),
+    "query latest": ("stockstream query latest BTC-USD --json",),
+    "query recommendation": ("stockstream query recommendation BTC-USD -t 1m",),
+    "query indicators": ("stockstream query indicators BTC-USD -t tick -n 10",),
+    "query signals": ("stockstream query signals BTC-USD -n 3 --rule ema_cross --side SELL",),
+    "query candles": ("stockstream query candles BTC-USD -t 1m -n 20",),
+    "query daily": ("stockstream query daily BTC-USD --from 2026-11-01 --to 2026-11-30 --json",),
+    "stack": ("stockstream stack up", "stockstream stack status --json"),
+    "stack up": ("stockstream stack up", "stockstream stack up --only kafka --only redis"),
+    "stack down": ("stockstream stack down                 # stops only what this stack started",),
+    "stack status": ("stockstream stack status", "stockstream stack status --json"),
+    "views": ("stockstream views rebuild --into ss:rebuilt:", "stockstream views compare ss:rebuilt:"),
+    "views rebuild": (
+        "stockstream views rebuild --into ss:rebuilt:        # side by side with the live views",
+        "stockstream views rebuild --swap                    # then atomically replace the live views",
+    ),
+    "views compare": ("stockstream views compare ss:rebuilt:",),
+}
