@@ -28,22 +28,6 @@ app = typer.Typer(
 )
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        from processors.runtime import package_version
-
-        print(f"stockstream {package_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option(
-        "--version", "-V", help="Print the version and exit.", is_eager=True, callback=_print_version)] = False,
-) -> None:
-    """Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka."""
-
-
 def _register_commands() -> None:
     for module_info in sorted(pkgutil.iter_modules(stockstream.commands.__path__), key=lambda m: m.name):
         try:
@@ -64,7 +48,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.",
                                           callback=_print_version, is_eager=True)] = False,
 ) -> None:
     """Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka."""

@@ -18,10 +18,16 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "stockstream backfill --from-time 2024-03-04 --to-time 2024-03-06 --symbols BTC-USD,ETH-USD",
         "stockstream backfill --from-offset 0:5000,1:7200 --no-parquet --redis-prefix ss:backfill:",
     ),
+    "apikey": ("stockstream apikey create --name dashboard-alice", "stockstream apikey list"),
+    "apikey create": ("stockstream apikey create --name ci-reader --json   # the token is shown once",),
+    "apikey list": ("stockstream apikey list --json",),
+    "apikey revoke": ("stockstream apikey revoke KEY_ID            # the id from apikey list",),
     "backtest": (
         "stockstream backtest --input backfill                  # every symbol, tick signals, all rules",
         "stockstream backtest --input backfill --symbols BTC-USD --timeframe 1m --rules ema_cross --fee 0.0005",
+        "stockstream backtest --input tests/data/ticks_sample.csv --stop-loss 2% --report report.html",
     ),
+    "composite": ("stockstream composite --symbols BTC-USD    # BTC-USD@index from every venue's ticks",),
     "doctor": (
         "stockstream doctor                  # checks and the settings in effect (secrets masked)",
         "stockstream doctor --json           # the same for a script",
@@ -53,6 +59,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": (
         "stockstream run                     # Ctrl-C stops everything",
         "stockstream run --keep-stack        # leave Kafka, Redis, Prometheus running on exit",
+    ),
+    "sweep": (
+        "stockstream sweep --input BTC-USD.csv --grid 'fast=5..20, slow=20..60:5' --top 5",
+        "stockstream sweep --input bars.parquet --walk-forward 6:1 --folds 4 --json",
     ),
     "serve": ("stockstream serve                   # http://127.0.0.1:8000/ (dashboard), /docs",),
     "tail": (

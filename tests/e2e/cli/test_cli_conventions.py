@@ -172,9 +172,9 @@ def test_yes_has_its_short_form(help_pages: dict[tuple[str, ...], str]) -> None:
 def test_no_color_is_honoured() -> None:
     bad_symbol = ("query", "latest", "not!a!symbol")
     coloured = in_terminal(*bad_symbol, env={})
-    assert "invalid symbol" in coloured and COLOUR.search(coloured), repr(coloured[:300])
+    assert "invalid instrument" in coloured and COLOUR.search(coloured), repr(coloured[:300])
     plain = in_terminal(*bad_symbol, env={"NO_COLOR": "1"})
-    assert "invalid symbol" in plain and not COLOUR.search(plain), repr(plain[:300])
+    assert "invalid instrument" in plain and not COLOUR.search(plain), repr(plain[:300])
     help_text = in_terminal("stack", "--help", env={"NO_COLOR": "1"})
     assert "Commands" in help_text and not COLOUR.search(help_text), repr(help_text[:300])
 
