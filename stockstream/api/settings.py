@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -45,6 +46,8 @@ class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings
     # /instruments calls an instrument "stale" when its last tick was ingested longer ago than this.
     instrument_stale_s: float = Field(120.0, gt=0, le=7 * 86_400, validation_alias=env("API_INSTRUMENT_STALE_SECONDS"))
     redis_socket_timeout_s: float = Field(5.0, gt=0, validation_alias=env("REDIS_SOCKET_TIMEOUT_SECONDS"))
+    # Older history than the views hold: the Parquet root `stockstream backfill` writes (its --output).
+    history_path: Path | None = Field(Path("backfill"), validation_alias=env("HISTORY_PATH"))
 
     @model_validator(mode="after")
     def _never_open_beyond_loopback(self) -> ApiSettings:

@@ -1,0 +1,38 @@
+"""Reading the time bounds people type on the command line: ``--from``/``--to`` of queries and ranges.
+
+:func:`parse_moment` takes an ISO 8601 time (``2024-03-04T12:00:00Z``; without a zone: UTC), a date
+(``2024-03-04``: its midnight UTC) or a duration back from now (``90s``, ``15m``, ``2h``, ``3d``).
+Called by the commands; a :class:`ValueError` names what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+EXPECTED = "an ISO 8601 time (2024-03-04T12:00:00Z), a date (2024-03-04) or a duration ago (90s, 15m, 2h, 3d)"
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds of a duration like ``15m``; None when ``text`` is not one."""
+    match = _DURATION.match(text)
+    return None if match is None else float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """An aware datetime from a time, a date or a duration back from ``now``; raises ValueError."""
+    value = text.strip()
+    seconds = duration_seconds(value)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {EXPECTED}") from None
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
