@@ -119,7 +119,10 @@ def _flagless_help_option(command: Command) -> None:
 
 def apply(root: Command, *, plain: bool) -> None:
     """Metavars and examples on every command of the tree (idempotent); ``plain``: click's help, not rich's."""
+    from stockstream.cli_vocabulary import apply_vocabulary
+
     for path, command in walk(root):
+        apply_vocabulary(path, command)  # before the metavars: the common options get theirs too
         humanize_metavars(command)
         _flagless_help_option(command)
         epilog = examples_epilog(path, plain=plain)

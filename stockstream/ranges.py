@@ -36,3 +36,22 @@ def parse_moment(text: str, now: datetime) -> datetime:
             raise ValueError(f"{text!r} is not {EXPECTED}") from None
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def split_bound(text: str | None, now: datetime | None = None) -> tuple[str | None, str | None]:
+    """A ``--from``/``--to`` of a command over the log → ``(offsets, None)`` or ``(None, ISO time)``.
+
+    Offsets are ``1200`` (every partition) or ``0:1200,1:800`` (by partition), checked by the
+    command's offset parser; a time, a date or a duration ago becomes an ISO time checked by its
+    time parser. Text with a ``-`` or a ``T`` is a time (every ISO date has one), a duration is a
+    time back from ``now``; the rest is read as offsets, so ``0:x`` is refused as a bad offset.
+    """
+    if text is None:
+        return None, None
+    value = text.strip()
+    seconds = duration_seconds(value)
+    if seconds is not None:
+        return None, ((now or datetime.now(UTC)) - timedelta(seconds=seconds)).isoformat()
+    if "-" in value or "T" in value.upper():
+        return None, value
+    return value, None

@@ -53,7 +53,7 @@ class RangeRequest:
         if self.to_offset is not None and self.to_time is not None:
             raise RangeError("give the end as --to-offset or --to-time, not both")
         if self.from_time is not None and self.to_time is not None and self.from_time >= self.to_time:
-            raise RangeError("--from-time must be before --to-time")
+            raise RangeError("the --from time must be before the --to time")
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,11 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
         low, high = {}, {}
         for p in partitions:
             low[p], high[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-        range_start = _by_partition(request.from_offset, partitions, low, low, high, "--from-offset")
-        read_end = _by_partition(request.to_offset, partitions, high, low, high, "--to-offset")
+        range_start = _by_partition(request.from_offset, partitions, low, low, high, "--from")
+        read_end = _by_partition(request.to_offset, partitions, high, low, high, "--to")
         for p in partitions:
             if range_start[p] > read_end[p]:
-                raise RangeError(f"partition {p}: --from-offset {range_start[p]} is after --to-offset {read_end[p]}")
+                raise RangeError(f"partition {p}: --from {range_start[p]} is after --to {read_end[p]}")
 
         first_us: int | None = None
         if request.from_time is not None:

@@ -14,7 +14,7 @@ def composite(
     stale: Annotated[float | None, typer.Option("--stale", help="Seconds of event time after which a silent venue stops counting (env COMPOSITE_STALE_S, 10).")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Kafka consumer group (env COMPOSITE_CONSUMER_GROUP).")] = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local state folder (env COMPOSITE_STATE_DIR).")] = None,
-    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="A new group starts at the log's beginning instead of its end.")] = False,
+    start: Annotated[str | None, typer.Option("--from", help="Where a new group starts: end (default) or beginning of the log (env COMPOSITE_AUTO_OFFSET_RESET: latest, earliest).")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9106).")] = None,
 ) -> None:
     """Publish the composite index of each symbol (SYMBOL@index) into the ticks topic; docs/composite.md."""
@@ -23,7 +23,7 @@ def composite(
 
     overrides: dict[str, Any] = {"symbols": symbols, "stale_s": stale, "consumer_group": group,
                                  "state_dir": state_dir, "metrics_port": metrics_port,
-                                 "auto_offset_reset": "earliest" if from_beginning else None}
+                                 "auto_offset_reset": {"beginning": "earliest", "end": "latest", None: None}.get(start, start)}
     try:
         settings = CompositeSettings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as error:

@@ -52,7 +52,7 @@ def notify(
         "--renotify", help="Re-announce the signals already in the log, old ones included, then exit. Runs beside"
         " the live notifier with its own consumer groups and ledger.")] = False,
     since: Annotated[str | None, typer.Option(
-        "--since", help="With --renotify: start from 'beginning' (default), an ISO time or a duration ago (2h).")] = None,
+        "--from", help="With --renotify: start from 'beginning' (default), an ISO time or a duration ago (2h).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
 ) -> None:
     """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""
@@ -72,7 +72,7 @@ def notify(
     for value in maskable_values(secrets):
         register_secret(value)
     if since is not None and not renotify:
-        console(stderr=True).print("[red]--since only applies to --renotify[/] (the live notifier always resumes where it stopped)")
+        console(stderr=True).print("[red]--from only applies to --renotify[/] (the live notifier always resumes where it stopped)")
         raise typer.Exit(2)
     if check:
         for name, channel in sorted(config.channels.items()):

@@ -81,13 +81,17 @@ class Pager:
         before, low = request.before(), micros(request.low) if request.low else None
         count = request.limit + 16
         while True:  # the views, newest first, until a full page survives the exact filters
-            fetched = newest(count)
-            candidates = [entry for entry in fetched if key_of(entry) < before and keep(entry)
-                          and (low is None or key_of(entry)[0] >= low)]
-            if len(candidates) > request.limit or len(fetched) < count:
+            fetched = list(newest(count))
+            full = len(fetched) >= count
+            if full:  # the oldest millisecond fetched may go on beyond the fetch: leave it to a larger one
+                edge = min(key_of(entry)[0] // 1000 for entry in fetched)
+                fetched = [entry for entry in fetched if key_of(entry)[0] // 1000 > edge]
+            # Oldest first by the full key: the views order entries of one millisecond by their bytes.
+            candidates = sorted((entry for entry in fetched if key_of(entry) < before and keep(entry)
+                                 and (low is None or key_of(entry)[0] >= low)), key=key_of)
+            if len(candidates) > request.limit or not full:
                 break
             count *= 4
-        candidates.reverse()  # oldest first
         covered = len(candidates) >= request.limit or (
             request.low is not None and oldest_ms is not None and oldest_ms <= micros(request.low) / 1000)
         history = self.history.available()

@@ -79,14 +79,14 @@ def test_bash_completion_completes_commands_and_options(tmp_path: Path) -> None:
 source {tmp_path / 'completion.sh'}
 COMP_WORDS=(stockstream que); COMP_CWORD=1; _stockstream_completion stockstream; echo "1:${{COMPREPLY[*]}}"
 COMP_WORDS=(stockstream stack st); COMP_CWORD=2; _stockstream_completion stockstream; echo "2:${{COMPREPLY[*]}}"
-COMP_WORDS=(stockstream tail --from-b); COMP_CWORD=2; _stockstream_completion stockstream; echo "3:${{COMPREPLY[*]}}"
+COMP_WORDS=(stockstream tail --idle-e); COMP_CWORD=2; _stockstream_completion stockstream; echo "3:${{COMPREPLY[*]}}"
 """
     done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PATH": f"{Path(STOCKSTREAM).parent}:{os.environ['PATH']}"})
     assert done.returncode == 0, done.stderr
     assert "1:query" in done.stdout.splitlines()
     assert "2:status" in done.stdout.splitlines()
-    assert "3:--from-beginning" in done.stdout.splitlines()
+    assert "3:--idle-exit" in done.stdout.splitlines()
 
 
 def test_install_completion_writes_the_shell_startup_file(tmp_path: Path) -> None:
@@ -133,7 +133,10 @@ def test_no_raw_metavar_and_no_braces_in_usage(help_pages: dict[tuple[str, ...],
 
 
 def test_every_command_has_examples_and_every_example_parses(help_pages: dict[tuple[str, ...], str]) -> None:
+    from stockstream.cli_conventions import apply
+
     root = typer.main.get_command(app)
+    apply(root, plain=True)  # the common options and old spellings, as every run has them
     missing = [" ".join(path) or "stockstream" for path in all_commands() if not EXAMPLES.get(" ".join(path))]
     assert not missing, f"commands without examples in stockstream/cli_examples.py: {missing}"
     for path, page in help_pages.items():

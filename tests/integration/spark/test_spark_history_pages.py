@@ -157,7 +157,8 @@ def test_candles_and_signals_page_the_same_way(backfilled, stack) -> None:  # ty
             if cursor is None:
                 break
         newest_first = list(reversed(signals.sort_values(["ts_event", "signal_id"])["signal_id"]))
-        assert walked == newest_first and len(walked) > 7
+        debug = signals.set_index("signal_id").loc[walked[:8], ["ts_event", "timeframe", "rule", "side"]]
+        assert walked == newest_first and len(walked) > 7, debug.to_string()
 
 
 def test_query_pages_from_the_command_line(backfilled, stack) -> None:  # type: ignore[no-untyped-def]
