@@ -26,7 +26,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     value = text.strip()
     seconds = duration_seconds(value)
     if seconds is not None:
-        return now - timedelta(seconds=seconds)
+        try:
+            return now - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -35,7 +38,11 @@ def parse_moment(text: str, now: datetime) -> datetime:
         except ValueError:
             raise ValueError(f"{text!r} is not {EXPECTED}") from None
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def split_bound(text: str | None, now: datetime | None = None) -> tuple[str | None, str | None]:
@@ -51,7 +58,10 @@ def split_bound(text: str | None, now: datetime | None = None) -> tuple[str | No
     value = text.strip()
     seconds = duration_seconds(value)
     if seconds is not None:
-        return None, ((now or datetime.now(UTC)) - timedelta(seconds=seconds)).isoformat()
+        try:
+            return None, ((now or datetime.now(UTC)) - timedelta(seconds=seconds)).isoformat()
+        except OverflowError:
+            return None, value  # refused by the command's time parser, which names the option
     if "-" in value or "T" in value.upper():
         return None, value
     return value, None

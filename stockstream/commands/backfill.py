@@ -40,8 +40,8 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time like 2024-03-01T12:00:00Z",
-                                 param_hint=option) from None
+        raise typer.BadParameter(f"{text!r} is not offsets (1200, 0:1200,1:800), an ISO 8601 time like"
+                                 " 2024-03-01T12:00:00Z, a date or a duration ago (2h)", param_hint=option) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

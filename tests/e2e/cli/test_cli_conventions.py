@@ -191,7 +191,8 @@ def _free_port() -> int:
 def test_stack_status_json_with_nothing_running(tmp_path: Path) -> None:
     env = {"STACK_DIR": str(tmp_path / "stack"), "STACK_KAFKA_PORT": str(_free_port()),
            "STACK_REDIS_PORT": str(_free_port()), "STACK_PROMETHEUS_PORT": str(_free_port()),
-           "STACK_ALERTMANAGER_PORT": str(_free_port())}
+           "STACK_ALERTMANAGER_PORT": str(_free_port()), "STACK_KAFKA_JMX_PORT": str(_free_port()),
+           "STACK_REDIS_EXPORTER_PORT": str(_free_port())}  # every service on a port of its own (none answers)
     result = stockstream("stack", "status", "--json", env=env)
     assert result.returncode == 1
     status = json.loads(result.stdout)

@@ -156,9 +156,9 @@ def test_candles_and_signals_page_the_same_way(backfilled, stack) -> None:  # ty
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        newest_first = list(reversed(signals.sort_values(["ts_event", "signal_id"])["signal_id"]))
-        debug = signals.set_index("signal_id").loc[walked[:8], ["ts_event", "timeframe", "rule", "side"]]
-        assert walked == newest_first and len(walked) > 7, debug.to_string()
+        # Newest first: by event time, then by id (the order of the views' and the history's key).
+        newest_first = list(signals.sort_values(["ts_event", "signal_id"])["signal_id"])[::-1]
+        assert walked == newest_first and len(walked) > 7
 
 
 def test_query_pages_from_the_command_line(backfilled, stack) -> None:  # type: ignore[no-untyped-def]
