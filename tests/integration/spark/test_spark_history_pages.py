@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ COUNT = 2600
 BASE = "/instruments/test/BTC-USD"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -57,8 +58,12 @@ def ticks() -> list[Tick]:
     return found
 
 
-@pytest.fixture
-def backfilled(spark_session, stack, namespace, tmp_path) -> Iterator[tuple[ApiSettings, Path]]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def backfilled(spark_session, stack, tmp_path_factory) -> Iterator[tuple[ApiSettings, Path]]:  # type: ignore[no-untyped-def]
+    """One backfill for the module (Spark is the expensive part); the tests only read, but for the candle
+    test, which drops the oldest candles of the views — no other test reads candles."""
+    namespace = f"thist{uuid.uuid4().hex[:8]}."
+    tmp_path = tmp_path_factory.mktemp("history")
     settings = MaterializeSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace,
                                    redis_url=stack.redis_url, redis_key_prefix=namespace)
     ensure_topics(settings, settings.topics().all())
