@@ -61,9 +61,14 @@ COMMON: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "--bootstrap-servers": ("KAFKA_BOOTSTRAP_SERVERS", "HOSTS", "Kafka brokers, host:port,… (env KAFKA_BOOTSTRAP_SERVERS).",
                             _KAFKA),
     "--log-level": ("LOG_LEVEL", "LEVEL", "DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).", _LOGS),
-    "--metrics-port": ("METRICS_PORT", "INTEGER", "/metrics port, 0 = off (env METRICS_PORT; materialize 9103,"
-                       " notify 9104, serve 9105).", ("materialize", "notify", "serve")),
+    "--metrics-port": ("METRICS_PORT", "INTEGER", "/metrics port, 0 = off (env METRICS_PORT).",
+                       ("materialize", "notify", "serve")),
 }
+
+
+# What a common option's default is, when the help shows one ([default: …]: the one way defaults are shown).
+DEFAULTS = {"--redis-url": "redis://127.0.0.1:6379/0", "--bootstrap-servers": "127.0.0.1:9092", "--log-level": "INFO",
+            "--metrics-port": "9103 materialize, 9104 notify, 9105 serve"}
 
 
 def _on_terminal() -> bool:
@@ -97,7 +102,8 @@ def _set_environment(variable: str) -> Callable[[Any, Any, Any], None]:
 
 def _common_option(option: str) -> Any:
     variable, metavar, help_text, _ = COMMON[option]
-    declared = typer.Option(None, option, help=help_text, metavar=metavar, callback=_set_environment(variable))
+    declared = typer.Option(None, option, help=help_text, metavar=metavar, callback=_set_environment(variable),
+                            show_default=DEFAULTS.get(option, False))
     param = typer.main._get_param(typer.models.ParamMeta(name=f"_common_{variable.lower()}", default=declared,
                                                          annotation=str | None))
     param.expose_value = False  # read through the environment by the command's settings, not as an argument

@@ -23,8 +23,8 @@ from stockstream.ranges import split_bound
 EXIT_OK, EXIT_SHORT, EXIT_USAGE = 0, 1, 2
 # The range of the log a command reads (backfill, backtest, replay): one vocabulary (tests/e2e/cli/test_cli_vocabulary.py).
 RANGE_START = ("Range start: offsets (1200 for every partition, 0:1200,1:800 by partition), a tick event time"
-               " (ISO 8601, UTC if no zone), a date or a duration ago (2h). Default: the log's beginning.")
-RANGE_END = "Range end, exclusive: offsets, a time, a date or a duration ago. Default: the log's end when the job starts."
+               " (ISO 8601, UTC if no zone), a date or a duration ago (2h).")
+RANGE_END = "Range end, exclusive: offsets, a time, a date or a duration ago."
 
 
 class Mode(StrEnum):
@@ -63,17 +63,17 @@ def _summary(result: Any, startup_s: float, elapsed_s: float) -> Table:
 
 
 def backfill(
-    start: Annotated[str | None, typer.Option("--from", help=RANGE_START)] = None,
-    end: Annotated[str | None, typer.Option("--to", help=RANGE_END)] = None,
-    symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated (default: all).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help=RANGE_START, show_default="the log's beginning")] = None,
+    end: Annotated[str | None, typer.Option("--to", help=RANGE_END, show_default="the log's end when the job starts")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated.", show_default="all")] = None,
     output: Annotated[str, typer.Option(help="Parquet root (path or URI): <root>/<kind>/symbol=…/date=…")] = "backfill",
     parquet: Annotated[bool, typer.Option(help="Write Parquet (--no-parquet: topics/Redis only).")] = True,
     mode: Annotated[Mode, typer.Option("--write-mode", help="Existing Parquet output: error, overwrite (each kind's dataset), dynamic (only the symbol/date partitions written).")] = Mode.dynamic,
     topics: Annotated[bool, typer.Option(help="Also write every event to the live topic's name + .backfill.")] = False,
     redis_prefix: Annotated[str | None, typer.Option(help="Also write Redis views under this key prefix (e.g. ss:backfill:).")] = None,
-    master: Annotated[str | None, typer.Option(help="Spark master URL (env SPARK_MASTER, default local[*]).")] = None,
-    chunks: Annotated[int | None, typer.Option(min=1, help="Chunks per symbol (split at UTC midnights); default: automatic.")] = None,
-    warmup_periods: Annotated[int | None, typer.Option(min=0, help="Warm-up periods per timeframe (default: from the indicator periods, 1e-12).")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (env SPARK_MASTER).", show_default="local[*]")] = None,
+    chunks: Annotated[int | None, typer.Option(min=1, help="Chunks per symbol (split at UTC midnights).", show_default="automatic")] = None,
+    warmup_periods: Annotated[int | None, typer.Option(min=0, help="Warm-up periods per timeframe.", show_default="from the indicator periods, 1e-12")] = None,
     min_warmup: Annotated[float, typer.Option(min=0, help="Warm-up of at least this many seconds of event time.")] = 3600.0,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file (env STOCKSTREAM_STRATEGY); must be the live processor's.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,

@@ -45,7 +45,7 @@ def indicators(
     grace: Annotated[float, typer.Option(help="Seconds after a candle's end during which late ticks still count.")] = 5.0,
     flush: Annotated[bool, typer.Option(help="Close the candles still open at the end of the input (candle timeframes).")] = True,
     venue: Annotated[str, typer.Option(help="Venue of rows without a venue column (each venue's symbol is its own series).")] = "file",
-    symbol: Annotated[str | None, typer.Option(help="Symbol of every row when the input has no symbol column (default: the ticker row of a yfinance file, else the file name, e.g. BTC-USD.csv).")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol of every row when the input has no symbol column.", show_default="the ticker row of a yfinance file, else the file name, e.g. BTC-USD.csv")] = None,
 ) -> None:
     """Compute indicators and signals per instrument (venue + symbol) over a CSV of ticks or OHLCV bars (same engine as the stream).
 

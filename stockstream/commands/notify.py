@@ -46,13 +46,13 @@ def parse_since(value: str | None, now: datetime) -> ReplayFrom:
 
 def notify(
     subscriptions: Annotated[Path | None, typer.Option(
-        "--subscriptions", "-s", help="Subscription file (.toml/.yaml); default NOTIFY_SUBSCRIPTIONS, else console only.",
+        "--subscriptions", "-s", help="Subscription file (.toml/.yaml) (env NOTIFY_SUBSCRIPTIONS).", show_default="console only",
         dir_okay=False)] = None,
     renotify: Annotated[bool, typer.Option(
         "--renotify", help="Re-announce the signals already in the log, old ones included, then exit. Runs beside"
         " the live notifier with its own consumer groups and ledger.")] = False,
     since: Annotated[str | None, typer.Option(
-        "--from", help="With --renotify: start from 'beginning' (default), an ISO time or a duration ago (2h).")] = None,
+        "--from", help="With --renotify: start from 'beginning', an ISO time or a duration ago (2h).", show_default="beginning")] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
 ) -> None:
     """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""

@@ -189,13 +189,13 @@ def _offsets(spec: Any, partitions: list[int], low: Mapping[int, int], high: Map
 
 
 def replay(
-    start: Annotated[str | None, typer.Option("--from", help="Start: offsets (0 for every partition, 0:1200,1:800 by partition), the first tick at/after a time (ISO 8601, UTC if no zone), a date or a duration ago (2h). Default: the log's beginning.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Stop before these offsets, or before the first tick at/after this time (a time, a date or a duration ago). Default: the log's end now.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Start: offsets (0 for every partition, 0:1200,1:800 by partition), the first tick at/after a time (ISO 8601, UTC if no zone), a date or a duration ago (2h).", show_default="the log's beginning")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Stop before these offsets, or before the first tick at/after this time (a time, a date or a duration ago).", show_default="the log's end now")] = None,
     follow: Annotated[bool, typer.Option(help="Do not stop at the end: keep processing live ticks until Ctrl-C.")] = False,
     group: Annotated[str | None, typer.Option(help="Consumer group to run under; an existing one (e.g. the live stockstream-process) is reset after confirmation.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Reset an existing group without asking (scripts).")] = False,
     views: Annotated[bool, typer.Option(help="Also run the materializer over the replayed events.")] = False,
-    views_prefix: Annotated[str | None, typer.Option("--redis-prefix", help="Redis key prefix of the replayed views (default: REDIS_KEY_PREFIX, the live views).")] = None,
+    views_prefix: Annotated[str | None, typer.Option("--redis-prefix", help="Redis key prefix of the replayed views.", show_default="REDIS_KEY_PREFIX, the live views")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file for the replayed processor (env STOCKSTREAM_STRATEGY).")] = None,
     keep_state: Annotated[bool, typer.Option(help="Keep a fresh group's state (changelog topic, folder) afterwards.")] = False,
 ) -> None:

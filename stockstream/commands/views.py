@@ -31,7 +31,7 @@ def _parse_time(text: str) -> datetime:
 def rebuild(
     start: Annotated[str | None, typer.Option(
         "--from", help="Start: an offset for every input partition (1000), or the first record at/after a time"
-                       " (ISO 8601), a date or a duration ago (2h). Default: the beginning.")] = None,
+                       " (ISO 8601), a date or a duration ago (2h).", show_default="the beginning")] = None,
     into: Annotated[str | None, typer.Option("--redis-prefix", help="Rebuild into this key prefix (kept side by side).")]
     = None,
     swap: Annotated[bool, typer.Option("--swap", help="Rebuild into a staging prefix, then atomically replace the "
@@ -65,7 +65,7 @@ def rebuild(
 @views_app.command()
 def compare(
     other: Annotated[str, typer.Argument(help="The other key prefix.")],
-    prefix: Annotated[str | None, typer.Option("--redis-prefix", help="The prefix compared with OTHER. Default: REDIS_KEY_PREFIX.")] = None,
+    prefix: Annotated[str | None, typer.Option("--redis-prefix", help="The prefix compared with OTHER.", show_default="REDIS_KEY_PREFIX")] = None,
 ) -> None:
     """Compare the views under two prefixes key for key; exit 1 and list the differences if they differ."""
     from processors.materialize.rebuild import snapshot

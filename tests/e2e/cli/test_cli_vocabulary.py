@@ -127,3 +127,10 @@ def test_two_spellings_of_one_option_are_refused() -> None:
     result = CliRunner().invoke(app, ["backfill", "--from-offset", "5", "--from", "2024-03-01"])
     assert result.exit_code == 2
     assert "--from-offset and --from both give --from" in result.output
+
+
+def test_defaults_are_shown_one_way(options) -> None:  # type: ignore[no-untyped-def]
+    """Every default is click's ``[default: …]`` (``show_default``), never in the help text's own words."""
+    found = [f"{path}: {longs(param)[0]}: {param.help}" for path, param in options
+             if re.search(r"\bdefault\b", param.help or "", re.IGNORECASE)]
+    assert not found, "\n".join(found)
