@@ -10,7 +10,7 @@
 3. **Backfill** of the whole log with ``local[2]`` into Parquet (automatic chunks): end-to-end
    (read, plan, recompute, write) and the recompute step alone.
 4. **Chunking**: one symbol's backfill (N/10 ticks) unsplit (``chunks=1``) vs automatic chunks.
-5. **Replay** of the same log through the live processor (``stockstream replay --from-offset 0``
+5. **Replay** of the same log through the live processor (``stockstream replay --from 0``
    with a fresh group); its rate is timed from outside like ``bench_process`` does: the group's
    committed offsets, from the first commit seen to the end (start-up reported apart).
 6. **Vectorized** pandas/numpy computation of the same indicators (tick timeframe and 1m
@@ -117,13 +117,13 @@ def _committed(admin: AdminClient, group: str, topic: str) -> int:
 
 
 def replay(prefix: str, ticks: int) -> dict[str, float]:
-    """``stockstream replay --from-offset 0`` under a fresh group, timed from the group's commits."""
+    """``stockstream replay --from 0`` under a fresh group, timed from the group's commits."""
     group = f"{prefix}bench-replay-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
     topic = f"{prefix}ticks"
     launched = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603
-        [STOCKSTREAM, "replay", "--from-offset", "0", "--group", group],
+        [STOCKSTREAM, "replay", "--from", "0", "--group", group],
         env={**os.environ, "STOCKSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
              "LOG_LEVEL": "WARNING"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first_at = first_done = None

@@ -1,22 +1,32 @@
-"""``stockstream indicators``: the pipeline step over a CSV of ticks (the batch runner).
+"""``stockstream indicators``: the pipeline step over a CSV of ticks or OHLCV bars (the batch runner).
 
-Reads ``timestamp,symbol,price[,volume][,venue]`` rows (a header naming the columns, in any
-order, is optional; values are parsed by the same functions as ``ingest --source file``),
-feeds every instrument's ticks (a venue's symbol: ``venue`` column, else ``--venue``, default
-``file``) through its own :class:`processors.core.pipeline.SymbolProcessor` (the one
-definition of the pipeline step) and writes either one row per input row (timeframe ``tick``:
-the input's columns, ``venue`` when the input had none, the indicators, ``signals``) or one
+What the columns mean is decided by :mod:`stockstream.csv_layout`: ``timestamp,symbol,price[,volume]
+[,venue]`` rows (a header naming the columns, in any order and with the common aliases, is optional),
+or OHLCV bar files (``Date,Open,High,Low,Close[,Volume]``). Values are parsed by the same functions as
+``ingest --source file``. Every instrument's rows (a venue's symbol: ``venue`` column, else ``--venue``,
+default ``file``) go through their own :class:`processors.core.pipeline.SymbolProcessor` (the one
+definition of the pipeline step), which writes either one row per input row (timeframe ``tick``: the
+input's columns, ``symbol`` and ``venue`` when the input had none, the indicators, ``signals``) or one
 row per closed candle (a candle timeframe, with ``symbol`` and ``venue``).
+
+Bars are candles already: each bar is one update of the engine at the bar's timestamp with
+price = its close and volume = its volume — exactly how the stream processor runs the indicators
+of a candle timeframe on each closed candle — and is written back as it was read (its open, high,
+low, close and volume), followed by the indicators and signals. A candle timeframe does not apply
+to bars (they are not re-sampled); bar files are refused with ``--timeframe`` other than ``tick``.
 
 Each data row becomes a Tick with ``source="file"``, ``source_id`` = its line number and
 ``ts_init`` = its event time (no wall clock, so runs are reproducible); its lineage is
 (topic = the input file name or ``stdin``, partition = -1, offset = the data row index,
-0-based, blank lines not counted). Rows that cannot be used are reported and skipped.
+0-based, blank lines not counted). Rows that cannot be used are reported and skipped. The
+output's header is written with its first row: an input of which nothing could be used writes
+nothing at all.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,18 +46,13 @@ from processors.ingest.validation import (
 from schemas.events import Lineage, Signal, Tick
 from schemas.instruments import Instrument
 from schemas.timeframes import TICK
+from stockstream.csv_layout import OPTIONAL_LAST, InputFormatError, Layout, layout_of
 
-COLUMNS = ("timestamp", "symbol", "price", "volume")
-ALL_COLUMNS = (*COLUMNS, "venue")
-REQUIRED = ("timestamp", "symbol", "price")
 DEFAULT_VENUE = "file"
 CANDLE_COLUMNS = ("symbol", "venue", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close", "volume",
                   "trade_count")
 PARTITION = -1  # not a Kafka partition: the rows of a file
-
-
-class InputFormatError(Exception):
-    """The input as a whole is unusable (bad header); nothing was processed."""
+__all__ = ["InputFormatError", "BatchReport", "SkippedRow", "run", "counting_lines"]
 
 
 @dataclass(frozen=True)
@@ -62,39 +67,37 @@ class BatchReport:
     rows: int = 0  # data rows read
     written: int = 0  # output rows
     skipped: list[SkippedRow] = field(default_factory=list)
+    layout: Layout | None = None  # how the input was read (None: no data row at all)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    names: tuple[str, ...]  # lower-cased column names
-    header: tuple[str, ...]  # as written in the file (or the defaults)
+def _bar_prices(cells: list[str], layout: Layout) -> None:
+    """Open, high and low of a bar are prices, and high/low bound the bar; raises RecordRejected."""
+    values: dict[str, float] = {}
+    for role in ("open", "high", "low", "close"):
+        try:
+            values[role] = require_amount(cells[layout.columns[role]], "price")
+        except RecordRejected as rejected:
+            raise RecordRejected(rejected.reason, f"{role}: {rejected.detail}") from None
+    if values["high"] < max(values.values()) or values["low"] > min(values.values()):
+        raise RecordRejected(reasons.FIELD_INVALID, f"bar out of bounds: open {values['open']!r}, high"
+                             f" {values['high']!r}, low {values['low']!r}, close {values['close']!r}")
 
 
-def _layout(first: list[str]) -> _Layout | None:
-    """The layout from a header row, or None when ``first`` is already data."""
-    names = tuple(cell.strip().lower() for cell in first)
-    if "price" not in names and "timestamp" not in names:
-        return None
-    if (any(name not in ALL_COLUMNS for name in names) or len(set(names)) != len(names)
-            or any(name not in names for name in REQUIRED)):
-        raise InputFormatError(
-            f"header {','.join(first)!r} must name timestamp, symbol, price and optionally volume and venue,"
-            " once each"
-        )
-    return _Layout(names, tuple(cell.strip() for cell in first))
-
-
-def _tick(cells: list[str], layout: _Layout, line: int, venue: str) -> Tick:
-    if len(cells) == len(layout.names) - 1 and layout.names[-1] in ("volume", "venue"):
+def _tick(cells: list[str], layout: Layout, line: int, venue: str) -> Tick:
+    last = next((role for role, index in layout.columns.items() if index == layout.width - 1), None)
+    if len(cells) == layout.width - 1 and last in OPTIONAL_LAST:
         cells = [*cells, ""]
-    if len(cells) != len(layout.names):
-        raise RecordRejected(reasons.MALFORMED_CSV, f"{len(cells)} fields, expected {len(layout.names)}")
-    row = dict(zip(layout.names, cells, strict=True))
-    ts_event = parse_file_timestamp(row["timestamp"])
+    if len(cells) != layout.width:
+        raise RecordRejected(reasons.MALFORMED_CSV, f"{len(cells)} fields, expected {layout.width}")
+    if layout.kind == "bars":
+        _bar_prices(cells, layout)
+    column = layout.columns
+    ts_event = parse_file_timestamp(cells[column["timestamp"]])
+    symbol = layout.symbol if "symbol" not in column else parse_symbol(cells[column["symbol"]])
     return Tick(
-        symbol=parse_symbol(row["symbol"]), venue=parse_venue(row.get("venue"), venue),
-        price=require_amount(row["price"], "price"),
-        volume=parse_amount(row.get("volume"), "volume", required=False),
+        symbol=symbol, venue=parse_venue(cells[column["venue"]] if "venue" in column else None, venue),
+        price=require_amount(cells[layout.price_column], "price"),
+        volume=parse_amount(cells[column["volume"]], "volume", required=False) if "volume" in column else None,
         ts_event=ts_event, ts_init=ts_event, source="file", source_id=str(line),
     )
 
@@ -111,6 +114,21 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _rows(lines: Iterable[str], skip: Callable[[int, str, str], None]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank CSV row; a row the csv module cannot read is skipped."""
+    reader = csv.reader(lines)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # e.g. a NUL byte or an oversized field: that row only
+            skip(reader.line_num, reasons.MALFORMED_CSV, str(error))
+            continue
+        if any(cell.strip() for cell in cells):
+            yield reader.line_num, cells
+
+
 def run(
     lines: Iterable[str],
     output: TextIO,
@@ -121,15 +139,21 @@ def run(
     grace_ms: int = 5_000,
     venue: str = DEFAULT_VENUE,
     flush: bool = True,
+    symbol: str | None = None,
+    file_stem: str | None = None,
     on_skip: Callable[[SkippedRow], None] | None = None,
+    on_layout: Callable[[Layout], None] | None = None,
 ) -> BatchReport:
     """Process CSV ``lines`` into ``output``; returns what was read, written and skipped.
 
-    ``timeframe`` ``tick`` writes one row per used input row (input cells, then every
-    indicator, then ``signals``); a candle timeframe writes one row per closed candle.
-    ``flush`` closes the still-open candles at the end of the input. ``venue`` is the venue of
-    rows without a ``venue`` cell; each instrument is computed on its own. Raises
-    :class:`InputFormatError` for a bad header.
+    ``timeframe`` ``tick`` writes one row per used input row (input cells, ``symbol`` and ``venue``
+    when the input has no such column, then every indicator, then ``signals``); a candle timeframe
+    writes one row per closed candle. ``flush`` closes the still-open candles at the end of the
+    input. ``venue`` is the venue of rows without a ``venue`` cell; each instrument (venue + symbol)
+    is computed on its own.
+    ``symbol`` (``--symbol``) and ``file_stem`` name the symbol of a file without a symbol column.
+    ``on_layout`` learns how the input is read before any row is processed. Raises
+    :class:`InputFormatError` for an unusable header or shape (nothing written then).
     """
     candles = timeframe != TICK
     configs = PipelineConfigs(strategy, candle_timeframes=(timeframe,) if candles else (), grace_ms=grace_ms)
@@ -138,8 +162,7 @@ def run(
     last: dict[tuple[str, str], tuple[Tick, Lineage]] = {}
     report = BatchReport()
     writer = csv.writer(output, lineterminator="\n")
-    reader = csv.reader(lines)
-    layout: _Layout | None = None
+    header: list[str] = []
 
     def skip(line: int, reason: str, detail: str) -> None:
         row = SkippedRow(line, reason, detail)
@@ -147,39 +170,45 @@ def run(
         if on_skip is not None:
             on_skip(row)
 
+    def write(row: list[object]) -> None:
+        if header:
+            writer.writerow(header)
+            header.clear()
+        writer.writerow(row)
+        report.written += 1
+
     def write_candles(out: StepOutput) -> None:
         snapshots = iter(s for s in out.snapshots if s.timeframe == timeframe)
         for candle, snapshot in zip(out.candles, snapshots, strict=False):
             fired = _signals((s for s in out.signals if s.ts_event == candle.ts_close), timeframe)
-            writer.writerow([
+            write([
                 candle.symbol, candle.venue, candle.timeframe, _iso(candle.ts_open), _iso(candle.ts_close),
                 repr(candle.open), repr(candle.high), repr(candle.low), repr(candle.close),
                 repr(candle.volume), candle.trade_count,
                 *(_number(snapshot.values.get(name)) for name in names), fired,
             ])
-            report.written += 1
 
     offset = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:  # e.g. a NUL byte or an oversized field: that row only
-            report.rows += 1
-            offset += 1
-            skip(reader.line_num, reasons.MALFORMED_CSV, str(error))
-            continue
-        line = reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if layout is None:
-            found = _layout(cells)
-            layout = found or _Layout(COLUMNS, COLUMNS)
-            extra = () if "venue" in layout.names else ("venue",)
-            writer.writerow([*(CANDLE_COLUMNS if candles else (*layout.header, *extra)), *names, "signals"])
-            if found is not None:
-                continue
+
+    def unreadable(line: int, reason: str, detail: str) -> None:  # a row the csv module could not read
+        nonlocal offset
+        report.rows += 1
+        offset += 1
+        skip(line, reason, detail)
+
+    rows = _rows(lines, unreadable)
+    buffered = list(itertools.islice(rows, 3))  # a header may take up to 3 rows (yfinance)
+    if not buffered:
+        return report
+    layout = layout_of([cells for _, cells in buffered], symbol=symbol, file_stem=file_stem)
+    if layout.kind == "bars" and candles:
+        raise InputFormatError("the input is OHLCV bars (each row is already a candle): they are not re-sampled"
+                               " into other candles; leave --timeframe out (one output row per bar)")
+    report.layout = layout
+    if on_layout is not None:
+        on_layout(layout)
+    header[:] = [*(CANDLE_COLUMNS if candles else layout.header), *names, "signals"]
+    for line, cells in itertools.chain(buffered[layout.header_rows:], rows):
         report.rows += 1
         lineage = Lineage(topic=topic, partition=PARTITION, offset=offset)
         offset += 1
@@ -205,16 +234,14 @@ def run(
                                        "daily aggregate only, so it has no tick-timeframe indicators")
         else:
             snapshot = out.snapshots[-1]
-            padded = cells + [""] * (len(layout.names) - len(cells))
-            if "venue" in layout.names:
-                padded[layout.names.index("venue")] = tick.venue
+            padded = cells + [""] * (layout.width - len(cells))
+            added = [tick.symbol] if "symbol" not in layout.columns else []
+            if "venue" in layout.columns:
+                padded[layout.columns["venue"]] = tick.venue
             else:
-                padded.append(tick.venue)
-            writer.writerow([*padded, *(_number(snapshot.values.get(name)) for name in names),
-                             _signals(out.signals, TICK)])
-            report.written += 1
-    if layout is None:
-        writer.writerow([*(CANDLE_COLUMNS if candles else (*COLUMNS, "venue")), *names, "signals"])
+                added.append(tick.venue)
+            write([*padded, *added, *(_number(snapshot.values.get(name)) for name in names),
+                   _signals(out.signals, TICK)])
     if candles and flush:
         for key, processor in processors.items():
             if key in last:

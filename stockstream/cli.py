@@ -23,7 +23,7 @@ app = typer.Typer(
     cls=StockstreamGroup,
     help="Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
 )
 
@@ -48,7 +48,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print the version and exit.",
                                           callback=_print_version, is_eager=True)] = False,
 ) -> None:
     """Real-time trading signals for Bitcoin and other symbols, event-sourced on Kafka."""
@@ -58,9 +58,19 @@ _register_commands()
 
 
 def main() -> None:
+    """The console script: run the command; an outside service's failure is one sentence and exit 1."""
+    from stockstream.errors import explain
+
     # A traceback to a pipe or a file stays plain (rich's boxed traceback is wrapped at the console width).
     app.pretty_exceptions_enable = is_terminal(sys.stderr)
-    app()
+    try:
+        app()
+    except Exception as error:
+        message = explain(error)
+        if message is None:
+            raise
+        print(f"stockstream: {message}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

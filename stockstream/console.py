@@ -68,7 +68,11 @@ class StockstreamGroup(TyperGroup):
     """
 
     def main(self, *args: Any, **extra: Any) -> Any:
-        if not (is_terminal(sys.stdout) and is_terminal(sys.stderr)):
+        from stockstream.cli_conventions import apply
+
+        plain = not (is_terminal(sys.stdout) and is_terminal(sys.stderr))
+        apply(self, plain=plain)  # metavars people read, examples in every help (stockstream/cli_conventions.py)
+        if plain:
             for command in _commands(self):
                 if hasattr(command, "rich_markup_mode"):
                     command.rich_markup_mode = None  # typer: fall back to click's plain help and errors

@@ -20,6 +20,7 @@ from typing import IO, cast
 
 from rich.text import Text
 
+from processors.runtime.masking import mask_url
 from stockstream.console import console as make_console
 from stockstream.stack.manager import Stack
 
@@ -126,7 +127,7 @@ class Supervisor:
     def _banner(self) -> None:
         settings = self.stack.settings
         self.console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
-        self.console.print(f"  Kafka      {settings.kafka_bootstrap}   Redis {settings.redis_url}")
+        self.console.print(f"  Kafka      {mask_url(settings.kafka_bootstrap)}   Redis {mask_url(settings.redis_url)}")
         self.console.print(f"  Prometheus {settings.prometheus_url}   Alertmanager {settings.alertmanager_url}")
         for child in self.children:
             if child.spec.url:

@@ -38,7 +38,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from processors.core.config_file import ConfigFileError, describe_validation, load_mapping, parse_mapping
+from processors.core.config_errors import PathPart, Problem, Problems, problems_from_validation
+from processors.core.config_file import ConfigDocument, ConfigFileError, load_document, parse_document
 from processors.core.indicators import BollingerSpec, IndicatorSpec, MacdSpec
 from processors.core.pipeline import PipelineConfig
 from processors.core.rules import (
@@ -195,22 +196,25 @@ class Strategy(SymbolStrategy):
     @model_validator(mode="after")
     def _resolve_overrides(self) -> Self:
         base = self.model_dump(include={"indicators", "rules"})
-        problems: list[str] = []
+        problems: list[Problem] = []
         for raw_symbol, override in self.symbols.items():
+            where: tuple[PathPart, ...] = ("symbols", raw_symbol)
             try:
                 symbol = normalize_symbol(raw_symbol)
             except InvalidSymbolError as error:
-                problems.append(f"symbols.{raw_symbol}: {error}")
+                problems.append(Problem(where, str(error)))
                 continue
             if symbol in self._resolved:
-                problems.append(f"symbols.{raw_symbol}: {symbol} is overridden twice")
+                problems.append(Problem(where, f"{symbol} is overridden twice"))
                 continue
+            merged = _merge(base, override)
             try:
-                self._resolved[symbol] = SymbolStrategy.model_validate(_merge(base, override))
+                self._resolved[symbol] = SymbolStrategy.model_validate(merged)
             except ValidationError as error:
-                problems += describe_validation(error, prefix=f"symbols.{raw_symbol}")
+                problems += [problem.under(where) for problem in
+                             problems_from_validation(error, override, SymbolStrategy)]
         if problems:
-            raise ValueError("\n  ".join(problems))
+            raise Problems(problems)
         return self
 
     def for_symbol(self, symbol: str) -> SymbolStrategy:
@@ -271,23 +275,22 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def parse_strategy(text: str, *, syntax: str, source: str = "<strategy>") -> Strategy:
     """Parse and validate strategy text; ``syntax`` is ``toml`` or ``yaml``.
 
-    Raises :class:`StrategyError` naming ``source`` and every problem found.
+    Raises :class:`StrategyError` naming ``source`` and every problem found, with its line.
     """
-    return _validate(parse_mapping(text, syntax, source, "strategy", StrategyError), source)
+    return _validate(parse_document(text, syntax, source, "strategy file", StrategyError))
 
 
 def load_strategy(path: str | Path) -> Strategy:
     """Read a strategy file chosen by extension (.toml, .yaml, .yml). Called once at start."""
-    path = Path(path)
-    return _validate(load_mapping(path, "strategy file", StrategyError), str(path))
+    return _validate(load_document(Path(path), "strategy file", StrategyError))
 
 
-def _validate(raw: dict[str, Any], source: str) -> Strategy:
+def _validate(document: ConfigDocument) -> Strategy:
     try:
-        strategy = Strategy.model_validate(raw)
+        strategy = Strategy.model_validate(document.data)
     except ValidationError as error:
-        raise StrategyError(f"{source}: invalid strategy:\n  " + "\n  ".join(describe_validation(error))) from None
-    strategy._source = source
+        raise document.invalid(document.validation_problems(error, Strategy)) from None
+    strategy._source = document.source
     return strategy
 
 

@@ -112,31 +112,44 @@ class Latest(ViewModel):
     indicators: dict[str, IndicatorSnapshot]
 
 
+HistorySource = Literal["views", "history"]
+SOURCE_FIELD = Field("views", description="Where the entries come from: 'views' (the Redis views: recent, capped)"
+                                          " or 'history' (the Parquet history written by `stockstream backfill`)")
+CURSOR_FIELD = Field(None, description="Pass as `cursor` to get the page just before (older than) this one;"
+                                       " null when there is none")
+
+
 class CandleSeries(ViewModel):
-    """Recent candles, oldest first."""
+    """Candles, oldest first: the most recent ones, or a page of a time range (``from``/``to``/``cursor``)."""
 
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
     candles: list[Candle]
+    source: HistorySource = SOURCE_FIELD
+    next_cursor: str | None = CURSOR_FIELD
 
 
 class IndicatorSeries(ViewModel):
-    """The latest snapshot and the recent history (oldest first) of one timeframe."""
+    """The latest snapshot and a history (oldest first) of one timeframe: the most recent, or a page of a range."""
 
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
     latest: IndicatorSnapshot | None
     history: list[IndicatorSnapshot]
+    source: HistorySource = SOURCE_FIELD
+    next_cursor: str | None = CURSOR_FIELD
 
 
 class SignalList(ViewModel):
-    """Recent signals, newest first."""
+    """Signals, newest first: the most recent, or a page of a range."""
 
     symbol: Symbol
     venue: Venue
     signals: list[Signal]
+    source: HistorySource = SOURCE_FIELD
+    next_cursor: str | None = CURSOR_FIELD
 
 
 class DailyList(ViewModel):

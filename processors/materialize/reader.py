@@ -170,6 +170,44 @@ class ViewReader:
         return SignalList(symbol=instrument.symbol, venue=instrument.venue,
                           signals=[signal for signal in every if signal.side == side][:limit])
 
+    # --- ranges (the API's from/to/cursor paging: stockstream/history) ---------------------------------
+    # Scores are milliseconds (an event time rounded down): callers ask for a score range one
+    # millisecond wider than the times they want and filter exactly on the parsed events.
+
+    def candles_newest(self, instrument: Instrument, timeframe: str, low_ms: float, high_ms: float,
+                       count: int) -> list[Candle]:
+        """Up to ``count`` candles whose window opens within the score range, newest first."""
+        key = self.keys.candles(instrument.text, timeframe)
+        members = cast(list[bytes], self.client.zrevrangebyscore(key, high_ms, low_ms, start=0, num=count))
+        raws = self.client.hmget(self.keys.candles_data(instrument.text, timeframe), members) if members else []
+        return self._parse_all(Candle, (raw for raw in raws if raw is not None), "candles")
+
+    def indicators_newest(self, instrument: Instrument, timeframe: str, low_ms: float, high_ms: float,
+                          count: int) -> list[IndicatorSnapshot]:
+        """Up to ``count`` snapshots of the history view with ``ts_event`` within the score range, newest first."""
+        key = self.keys.indicator_history(instrument.text, timeframe)
+        raws = cast(list[bytes], self.client.zrevrangebyscore(key, high_ms, low_ms, start=0, num=count))
+        return self._parse_all(IndicatorSnapshot, raws, "indicators")
+
+    def signals_newest(self, instrument: Instrument, rule: str | None, low_ms: float, high_ms: float,
+                       count: int) -> list[Signal]:
+        """Up to ``count`` signals (of ``rule``) with ``ts_event`` within the score range, newest first."""
+        key = self.keys.signals(instrument.text, rule)
+        raws = cast(list[bytes], self.client.zrevrangebyscore(key, high_ms, low_ms, start=0, num=count))
+        return self._parse_all(Signal, raws, "signals")
+
+    def oldest_ms(self, view: str, instrument: Instrument, timeframe: str | None = None,
+                  rule: str | None = None) -> float | None:
+        """The lowest score of a capped view (``candles``, ``indicators`` or ``signals``): where it starts."""
+        if view == "candles":
+            key = self.keys.candles(instrument.text, timeframe or "")
+        elif view == "indicators":
+            key = self.keys.indicator_history(instrument.text, timeframe or "")
+        else:
+            key = self.keys.signals(instrument.text, rule)
+        first = self.client.zrange(key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     def daily(self, instrument: Instrument, start: date | None = None, end: date | None = None) -> DailyList:
         fields = self.client.hgetall(self.keys.daily(instrument.text))
         wanted = []

@@ -207,7 +207,7 @@ class Rebuilder:
             if target is None:
                 if not swap:
                     raise RebuildError(f"prefix {live!r} already holds views: pass --swap to rebuild into a staging "
-                                       "prefix and swap it in, or --into PREFIX to rebuild side by side")
+                                       "prefix and swap it in, or --redis-prefix PREFIX to rebuild side by side")
                 target = f"rebuild.{uuid.uuid4().hex[:8]}:"
         else:
             target = into

@@ -35,6 +35,7 @@ from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
 from processors.runtime.kafka_health import KafkaConnection
+from processors.runtime.masking import failure_reason
 from processors.runtime.observability import HEALTH
 from schemas.events import encode
 
@@ -203,7 +204,7 @@ class Materializer:
                 if isinstance(error, redis.RedisError | OSError):
                     metrics.REDIS_ERRORS.inc()
                     metrics.REDIS_UP.set(0)
-                HEALTH.problem("views_write", f"batch not written: {type(error).__name__}")
+                HEALTH.problem("views_write", f"batch not written: {failure_reason(error)}")
                 backoff = min(self.settings.retry_max_backoff_s, 0.1 * 2 ** min(attempt, 10))
                 log.warning("batch of %d records not written (attempt %d: %s: %s); retrying in %.1fs",
                             len(held), attempt, type(error).__name__, error, backoff)

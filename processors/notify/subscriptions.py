@@ -36,13 +36,25 @@ from pydantic import (
     model_validator,
 )
 
-from processors.core.config_file import ConfigFileError, describe_validation, load_mapping
+from processors.core.config_errors import Problem, Problems
+from processors.core.config_file import ConfigFileError, load_document
 from schemas.events import Signal
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 from schemas.timeframes import validate_timeframe
 
 CHANNEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+RULE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+CHAT_ID_PATTERN = r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$"
+#: What the patterns above mean, for error messages.
+PATTERN_WORDS = {
+    CHANNEL_NAME_PATTERN: "a name of lower-case letters, digits, _ and - (at most 48), like team-slack",
+    ENV_NAME_PATTERN: "an environment variable name in capitals, like SLACK_WEBHOOK_URL",
+    RULE_NAME_PATTERN: "a rule name like rsi_reversal",
+    HEADER_NAME_PATTERN: "an HTTP header name like X-Team",
+    CHAT_ID_PATTERN: "a numeric chat id like -100123 or a channel name like @mychannel",
+}
 DEFAULT_COOLDOWN_S = 300.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -95,6 +107,19 @@ class _ChannelBase(_Frozen):
         """Env vars this channel reads its secrets from."""
         return ()
 
+    def secret_env_keys(self) -> dict[str, str]:
+        """Each of :meth:`secret_env_names` → the key of this channel that names it (``webhook_url_env``,
+        ``headers_env.Authorization``), for messages that say where a variable is asked for."""
+        keys: dict[str, str] = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if field.endswith("_env") and isinstance(value, str):
+                keys.setdefault(value, field)
+            elif field.endswith("_env") and isinstance(value, dict):
+                for key, name in value.items():
+                    keys.setdefault(str(name), f"{field}.{key}")
+        return {name: keys.get(name, "?") for name in self.secret_env_names()}
+
     def default_rate_limit(self) -> RateLimit | None:
         return None
 
@@ -121,7 +146,7 @@ class _HttpChannel(_ChannelBase):
             raise ValueError(f"{what} must be an https:// URL (http:// only with allow_private_network = true)")
 
 
-HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+HeaderName = Annotated[str, Field(pattern=HEADER_NAME_PATTERN)]
 # Header names whose values are credentials: they must come from the environment (headers_env).
 _SECRET_HEADER = re.compile(r"^(authorization|proxy-authorization|cookie)$|token|secret|api-?key|password|auth",
                             re.IGNORECASE)
@@ -204,7 +229,7 @@ class TelegramChannel(_HttpChannel):
     type: Literal["telegram"]
     bot_token_env: EnvName
     chat_id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v),
-                       Field(pattern=r"^(-?\d{1,20}|@[A-Za-z0-9_]{5,64})$")]
+                       Field(pattern=CHAT_ID_PATTERN)]
     api_base: HttpUrl = HttpUrl(TELEGRAM_API_BASE)
     allow_custom_api_base: bool = False
 
@@ -303,7 +328,7 @@ class Subscription(_Frozen):
     name: Annotated[str, Field(pattern=CHANNEL_NAME_PATTERN)]
     channel: ChannelName
     symbols: Annotated[tuple[str, ...], BeforeValidator(_symbols)] = ()
-    rules: tuple[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...] = ()
+    rules: tuple[Annotated[str, Field(pattern=RULE_NAME_PATTERN)], ...] = ()
     sides: tuple[Literal["BUY", "SELL"], ...] = ()
     timeframes: Annotated[tuple[str, ...], BeforeValidator(_timeframes)] = ()
     cooldown_s: Duration = Field(DEFAULT_COOLDOWN_S, alias="cooldown")
@@ -338,19 +363,23 @@ class NotifyConfig(_Frozen):
 
     @model_validator(mode="after")
     def _cross_check(self) -> NotifyConfig:
+        problems: list[Problem] = []
         names = [subscription.name for subscription in self.subscriptions]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"subscription names must be unique: {', '.join(duplicates)}")
-        for subscription in self.subscriptions:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                problems.append(Problem(("subscriptions", index, "name"),
+                                        f"subscription names must be unique: {name!r} is used twice"))
+        for index, subscription in enumerate(self.subscriptions):
             if subscription.channel not in self.channels:
-                raise ValueError(
-                    f"subscription {subscription.name!r} names channel {subscription.channel!r},"
-                    f" which is not declared (declared: {', '.join(sorted(self.channels)) or 'none'})"
-                )
-        unused = sorted(set(self.channels) - {s.channel for s in self.subscriptions})
-        if unused:
-            raise ValueError(f"channels without any subscription: {', '.join(unused)}")
+                problems.append(Problem(
+                    ("subscriptions", index, "channel"),
+                    f"subscription {subscription.name!r} names channel {subscription.channel!r}, which is not"
+                    f" declared (declared: {', '.join(sorted(self.channels)) or 'none'})"))
+        for name in sorted(set(self.channels) - {s.channel for s in self.subscriptions}):
+            problems.append(Problem(("channels", name), "channels without any subscription: "
+                                    f"{name} (add a [[subscriptions]] naming it, or remove it)"))
+        if problems:
+            raise Problems(problems)
         return self
 
     def subscriptions_of(self, channel: str) -> tuple[Subscription, ...]:
@@ -373,12 +402,11 @@ def load_config(path: Path) -> NotifyConfig:
 
     Raises :class:`SubscriptionConfigError` with the file name and every problem found.
     """
-    data = load_mapping(path, "subscription file", SubscriptionConfigError)
+    document = load_document(path, "subscription file", SubscriptionConfigError)
     try:
-        return NotifyConfig.model_validate(data)
+        return NotifyConfig.model_validate(document.data)
     except ValidationError as error:
-        problems = "\n".join(f"  - {line}" for line in describe_validation(error))
-        raise SubscriptionConfigError(f"subscription file {path} is invalid:\n{problems}") from None
+        raise document.invalid(document.validation_problems(error, NotifyConfig, patterns=PATTERN_WORDS)) from None
 
 
 def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:
@@ -397,14 +425,29 @@ def maskable_values(secrets: Mapping[str, SecretStr]) -> list[str]:
     return values
 
 
-def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str]) -> dict[str, SecretStr]:
+#: A subscription file that needs no secret: every signal on the console (the README's notify line).
+CONSOLE_EXAMPLE = "docs/examples/subscriptions-console.toml"
+
+
+def resolve_secrets(config: NotifyConfig, environ: Mapping[str, str],
+                    source: Path | str | None = None) -> dict[str, SecretStr]:
     """The secrets the channels name, read from ``environ`` (called by the entry point only).
 
-    Raises :class:`SubscriptionConfigError` naming (never showing) every missing variable.
+    Raises :class:`SubscriptionConfigError` naming (never showing) every missing variable, with the
+    file (``source``) and the channel and key that ask for it, and what to do.
     """
     missing = [name for name in config.secret_env_names() if not environ.get(name)]
     if missing:
+        uses: dict[str, list[str]] = {name: [] for name in missing}
+        for channel_name, channel in sorted(config.channels.items()):
+            for name, key in channel.secret_env_keys().items():
+                if name in uses:
+                    uses[name].append(f"channel {channel_name!r} ({channel.type}), {key}")
+        lines = [f"  - {name}: {'; '.join(where)}" for name, where in uses.items()]
+        where = f"subscription file {source}" if source else "the subscription file"
         raise SubscriptionConfigError(
-            "the subscription file refers to environment variables that are not set: " + ", ".join(missing)
+            f"{where} names environment variables that are not set:\n" + "\n".join(lines)
+            + f"\nSet them, or remove those channels from the file (to try the notifier with no secrets:"
+            f" --subscriptions {CONSOLE_EXAMPLE}, every signal on the console)."
         )
     return {name: SecretStr(environ[name]) for name in config.secret_env_names()}

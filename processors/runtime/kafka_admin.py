@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from processors.runtime.masking import failure_reason, mask_url
 from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicSpec
 
@@ -19,8 +22,57 @@ class KafkaUnavailableError(RuntimeError):
     """Kafka did not answer in time; the message says where we looked and what to do."""
 
 
-def admin_client(settings: KafkaSettings) -> AdminClient:
-    return AdminClient({**settings.client_config(), "socket.timeout.ms": 5000, "log_level": 3})
+class ClientLog(logging.Handler):
+    """librdkafka's log lines of one client, kept instead of printed raw on stderr (``%3|…|FAIL|…``).
+
+    A failed metadata call only says "Broker transport failure"; the client's own log line says
+    what happened ("Connect to ipv4#127.0.0.1:1 failed: Connection refused"). :meth:`reason` reads
+    it. Used by the probes that report a failure to a person (``wait_for_kafka``, ``doctor``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: deque[str] = deque(maxlen=20)
+        self.logger = logging.Logger("librdkafka")  # not registered globally: one per client, collected with it
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def config(self) -> dict[str, Any]:
+        return {"logger": self.logger}
+
+    def reason(self, error: BaseException | None) -> str:
+        """What failed in words: from the newest failure line of the client log, else from ``error``."""
+        for line in reversed(self.lines):
+            if "fail" in line.lower() or "error" in line.lower():
+                reason = failure_reason(RuntimeError(line.rsplit(": ", 1)[-1] if ": " in line else line))
+                if len(reason) < 60:  # a recognised cause, not an echoed raw line
+                    return reason
+        return failure_reason(error) if error is not None else "no brokers in metadata"
+
+
+def admin_client(settings: KafkaSettings, client_log: ClientLog | None = None) -> AdminClient:
+    extra = client_log.config() if client_log is not None else {}
+    return AdminClient({**settings.client_config(), "socket.timeout.ms": 5000, "log_level": 3, **extra})
+
+
+def count_brokers(settings: KafkaSettings, timeout_s: float = 5.0) -> int:
+    """One metadata call: the number of brokers. Raises :class:`KafkaUnavailableError` saying what failed."""
+    client_log = ClientLog()
+    client = admin_client(settings, client_log)
+    try:
+        metadata = client.list_topics(timeout=timeout_s)
+        if metadata.brokers:
+            return len(metadata.brokers)
+        reason = "no brokers in metadata"
+    except KafkaException as error:
+        client.poll(0)  # delivers the client's log lines to client_log
+        reason = client_log.reason(error)
+    raise KafkaUnavailableError(
+        f"Kafka at {mask_url(settings.bootstrap_servers)} is unreachable: {reason}."
+        " Start it with `stockstream stack up`, or set KAFKA_BOOTSTRAP_SERVERS.")
 
 
 def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
@@ -31,7 +83,8 @@ def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
     :class:`KafkaUnavailableError` after ``timeout_s`` (the services retry; the message says how many
     brokers answered).
     """
-    client = admin_client(settings)
+    client_log = ClientLog()
+    client = admin_client(settings, client_log)
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     brokers = 0
@@ -46,14 +99,15 @@ def wait_for_kafka(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
         time.sleep(0.2)
     if brokers:
         raise KafkaUnavailableError(
-            f"Kafka at {settings.bootstrap_servers} has {brokers} broker(s) up, fewer than the"
+            f"Kafka at {mask_url(settings.bootstrap_servers)} has {brokers} broker(s) up, fewer than the"
             f" {settings.replication_factor} that KAFKA_REPLICATION_FACTOR needs, after {timeout_s:.0f}s"
             " (brokers still starting, or a replication factor above the cluster size)"
         )
+    client.poll(0)
+    reason = client_log.reason(last_error)
     raise KafkaUnavailableError(
-        f"Kafka at {settings.bootstrap_servers} did not answer within {timeout_s:.0f}s"
-        f" ({last_error or 'no brokers in metadata'}); start it with `stockstream stack up`"
-        " or set KAFKA_BOOTSTRAP_SERVERS"
+        f"Kafka at {mask_url(settings.bootstrap_servers)} did not answer within {timeout_s:.0f}s"
+        f" ({reason}); start it with `stockstream stack up` or set KAFKA_BOOTSTRAP_SERVERS"
     )
 
 

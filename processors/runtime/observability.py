@@ -3,7 +3,9 @@
 Entry points call :func:`setup_logging` once and :func:`start_metrics_server` once.
 Secrets are registered with :func:`register_secret` as soon as settings are read; a
 logging filter then masks them in every record, whoever logs it (our code,
-quixstreams, httpx, librdkafka callbacks).
+quixstreams, httpx, librdkafka callbacks), together with the credentials of any
+address in it (:func:`processors.runtime.masking.mask_urls`: ``redis://:***@host``,
+webhook tokens), registered or not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from processors.runtime import package_version
+from processors.runtime.masking import mask_urls
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -38,23 +41,25 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret and the credentials of every address replaced by ``***``."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return mask_urls(text)
 
 
 class RedactingFilter(logging.Filter):
-    """Renders the message, masks secrets in it and in any exception text."""
+    """Renders the message, masks secrets and address credentials in it and in any exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            record.msg = redact(record.getMessage())
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message or record.args:
+            record.msg = masked
             record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 

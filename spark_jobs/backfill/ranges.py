@@ -29,6 +29,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.core.timeutil import DAY_US, to_us
+from processors.runtime.masking import failure_reason, mask_url
 from processors.runtime.settings import KafkaSettings
 
 OffsetSpec = int | Mapping[int, int]
@@ -52,7 +53,7 @@ class RangeRequest:
         if self.to_offset is not None and self.to_time is not None:
             raise RangeError("give the end as --to-offset or --to-time, not both")
         if self.from_time is not None and self.to_time is not None and self.from_time >= self.to_time:
-            raise RangeError("--from-time must be before --to-time")
+            raise RangeError("the --from time must be before the --to time")
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def offsets_at_event_time(settings: KafkaSettings, topic: str, moment: datetime,
             found[answer.partition] = _scan_to(consumer, topic, answer.partition, start, high, target, scan_limit)
         return found
     except KafkaException as error:
-        raise RangeError(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+        raise RangeError(f"Kafka at {mask_url(settings.bootstrap_servers)}: {failure_reason(error)}") from None
     finally:
         consumer.close()
 
@@ -201,11 +202,11 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
         low, high = {}, {}
         for p in partitions:
             low[p], high[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-        range_start = _by_partition(request.from_offset, partitions, low, low, high, "--from-offset")
-        read_end = _by_partition(request.to_offset, partitions, high, low, high, "--to-offset")
+        range_start = _by_partition(request.from_offset, partitions, low, low, high, "--from")
+        read_end = _by_partition(request.to_offset, partitions, high, low, high, "--to")
         for p in partitions:
             if range_start[p] > read_end[p]:
-                raise RangeError(f"partition {p}: --from-offset {range_start[p]} is after --to-offset {read_end[p]}")
+                raise RangeError(f"partition {p}: --from {range_start[p]} is after --to {read_end[p]}")
 
         first_us: int | None = None
         if request.from_time is not None:
@@ -233,6 +234,6 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
             read_from_us=read_from_us, log_start=log_start,
         )
     except KafkaException as error:
-        raise RangeError(f"Kafka at {settings.bootstrap_servers}: {error}") from None
+        raise RangeError(f"Kafka at {mask_url(settings.bootstrap_servers)}: {failure_reason(error)}") from None
     finally:
         consumer.close()

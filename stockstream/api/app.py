@@ -46,6 +46,8 @@ from stockstream.api.middleware import RequestMetrics, SecurityHeaders
 from stockstream.api.routes import AmbiguousSymbolError, ambiguous_symbol, build_router
 from stockstream.api.session import build_session_router
 from stockstream.api.settings import ApiSettings, is_loopback
+from stockstream.history.pages import Pager
+from stockstream.history.parquet import HistoryStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
@@ -132,6 +134,7 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     )
     app.state.redis = redis_client(settings, settings.redis_socket_timeout_s)
     app.state.reader = ViewReader(app.state.redis, keys, now)
+    app.state.pager = Pager(app.state.reader, HistoryStore(settings.history_path, settings.topics().ticks.name))
     app.state.kafka = KafkaProbe(settings)
     store = KeyStore(app.state.redis, settings.api_keys_prefix)
     lifetime_s = settings.session_hours * 3600

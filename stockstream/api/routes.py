@@ -8,14 +8,17 @@ tick time and health.
 
 Symbols and venues must match the event schema's patterns (422 otherwise) and be known (404 otherwise);
 timeframes are an enum of this deployment's timeframes; limits are bounded; ``from``/``to``
-are ISO dates (``from > to`` is an empty range). Each handler is a plain ``def`` (run in the threadpool)
+are ISO dates on ``daily`` and ISO times (or dates: midnight UTC) on ``candles``, ``indicators`` and
+``signals``, whose pages continue with ``cursor`` (``from > to`` is an empty range). Those three are
+served from the Redis views when they hold the page, else from the Parquet history
+(:mod:`stockstream.history`), ``source`` saying which. Each handler is a plain ``def`` (run in the threadpool)
 that calls :class:`processors.materialize.reader.ViewReader` — the same code as ``stockstream query``.
 """
 
 # No ``from __future__ import annotations`` here: the timeframe enums are built per app at run
 # time, and FastAPI must see the real types in the handlers' annotations.
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Annotated, Literal
 
@@ -38,6 +41,8 @@ from processors.materialize.keys import RULE_PATTERN
 from processors.materialize.reader import ViewReader
 from schemas.instruments import VENUE_PATTERN, Instrument
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
+from stockstream.history.cursor import CURSOR_PATTERN, decode_cursor
+from stockstream.history.pages import Pager, PageRequest
 
 MAX_LIMIT = 1000
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -51,6 +56,31 @@ def _iso_date_text(value: object) -> object:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+def _iso_time(value: object) -> object:
+    """An ISO 8601 time or date (a date is its midnight, a time without zone is UTC), as an aware datetime."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("times are ISO 8601, e.g. 2024-03-04T12:00:00Z or 2024-03-04")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("times are ISO 8601, e.g. 2024-03-04T12:00:00Z or 2024-03-04") from None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # a zone that moves the time before the year 1 or after 9999
+        raise ValueError("the time is out of range") from None
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
+FromTime = Annotated[IsoTime | None, Query(alias="from", description="Range start (inclusive): ISO 8601 time or date")]
+ToTime = Annotated[IsoTime | None, Query(alias="to", description="Range end (exclusive): ISO 8601 time or date")]
+CursorText = Annotated[str | None, Query(max_length=100, pattern=CURSOR_PATTERN,
+                                         description="next_cursor of the previous page: the page just before it")]
+
+
+def page_request(limit: int, start: datetime | None, end: datetime | None, cursor: str | None) -> PageRequest:
+    """The page asked for (the cursor was checked by :data:`CursorText`)."""
+    return PageRequest(limit=limit, low=start, high=end, cursor=decode_cursor(cursor) if cursor is not None else None)
 
 
 class Problem(BaseModel):
@@ -162,36 +192,54 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
         chosen = strategy if strategy is not None else default_strategy
         return reader.recommendation(instrument, timeframe.value if timeframe else None, chosen)  # type: ignore[attr-defined]
 
+    def pager(request: Request) -> Pager:
+        return request.app.state.pager  # type: ignore[no-any-return]
+
     @router.get(f"{prefix}/candles", response_model=CandleSeries, responses=errors, tags=["views"],
-                summary="Recent candles of one timeframe, oldest first")
+                summary="Candles of one timeframe, oldest first: the most recent, or a page of a time range")
     def candles(
+        request: Request,
         target: Target,  # type: ignore[valid-type]
         timeframe: Annotated[candle_enum, Query(description="Candle timeframe")] = candle_names[0],  # type: ignore[assignment,valid-type]
         limit: Limit = 200,
+        start: FromTime = None,
+        end: ToTime = None,
+        cursor: CursorText = None,
     ) -> CandleSeries:
-        reader, instrument = target
-        return reader.candles(instrument, candle_enum(timeframe).value, limit)
+        _reader, instrument = target
+        return pager(request).candles(instrument, candle_enum(timeframe).value,
+                                      page_request(limit, start, end, cursor))
 
     @router.get(f"{prefix}/indicators", response_model=IndicatorSeries, responses=errors, tags=["views"],
-                summary="Latest indicator snapshot and recent history (oldest first) of one timeframe")
+                summary="Latest indicator snapshot and a history (oldest first) of one timeframe: the most recent,"
+                        " or a page of a time range")
     def indicators(
+        request: Request,
         target: Target,  # type: ignore[valid-type]
         timeframe: Annotated[timeframe_enum, Query(description="tick or a candle timeframe")] = "tick",  # type: ignore[assignment,valid-type]
         limit: Annotated[int, Query(ge=0, le=MAX_LIMIT, description="History entries (0: latest only)")] = 200,
+        start: FromTime = None,
+        end: ToTime = None,
+        cursor: CursorText = None,
     ) -> IndicatorSeries:
-        reader, instrument = target
-        return reader.indicators(instrument, timeframe_enum(timeframe).value, limit)
+        _reader, instrument = target
+        return pager(request).indicators(instrument, timeframe_enum(timeframe).value,
+                                         page_request(limit, start, end, cursor))
 
     @router.get(f"{prefix}/signals", response_model=SignalList, responses=errors, tags=["views"],
-                summary="Recent signals, newest first")
+                summary="Signals, newest first: the most recent, or a page of a time range")
     def signals(
+        request: Request,
         target: Target,  # type: ignore[valid-type]
         limit: Limit = 50,
         rule: Annotated[str | None, Query(pattern=RULE_PATTERN, description="Only this rule (strategy)")] = None,
         side: Annotated[Literal["BUY", "SELL"] | None, Query(description="Only this side")] = None,
+        start: FromTime = None,
+        end: ToTime = None,
+        cursor: CursorText = None,
     ) -> SignalList:
-        reader, instrument = target
-        return reader.signals(instrument, limit, rule, side)
+        _reader, instrument = target
+        return pager(request).signals(instrument, page_request(limit, start, end, cursor), rule, side)
 
     @router.get(f"{prefix}/daily", response_model=DailyList, responses=errors, tags=["views"],
                 summary="Daily summaries, oldest day first")

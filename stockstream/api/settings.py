@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -48,6 +49,8 @@ class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings
     # /recommendation without ?strategy= answers for this strategy (None: the latest signal of any).
     recommendation_strategy: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
                                                 validation_alias=env("RECOMMENDATION_STRATEGY"))
+    # Older history than the views hold: the Parquet root `stockstream backfill` writes (its --output).
+    history_path: Path | None = Field(Path("backfill"), validation_alias=env("HISTORY_PATH"))
 
     @model_validator(mode="after")
     def _never_open_beyond_loopback(self) -> ApiSettings:

@@ -60,7 +60,7 @@ def _guarded(action: Callable[[], T]) -> T:
 @apikey_app.command("create")
 def create(
     name: Annotated[str, typer.Option("--name", help="Who or what uses the key (shown in list).")],
-    scope: Annotated[list[str] | None, typer.Option("--scope", help="read (default) or admin; repeatable.")] = None,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="read or admin; repeatable.", show_default="read")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Create a key; prints the token once (store it now: it cannot be shown again)."""

@@ -18,8 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from stockstream.console import console
+from stockstream.ranges import split_bound
 
 EXIT_OK, EXIT_SHORT, EXIT_USAGE = 0, 1, 2
+# The range of the log a command reads (backfill, backtest, replay): one vocabulary (tests/e2e/cli/test_cli_vocabulary.py).
+RANGE_START = ("Range start: offsets (1200 for every partition, 0:1200,1:800 by partition), a tick event time"
+               " (ISO 8601, UTC if no zone), a date or a duration ago (2h).")
+RANGE_END = "Range end, exclusive: offsets, a time, a date or a duration ago."
 
 
 class Mode(StrEnum):
@@ -35,8 +40,8 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time like 2024-03-01T12:00:00Z",
-                                 param_hint=option) from None
+        raise typer.BadParameter(f"{text!r} is not offsets (1200, 0:1200,1:800), an ISO 8601 time like"
+                                 " 2024-03-01T12:00:00Z, a date or a duration ago (2h)", param_hint=option) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -58,19 +63,17 @@ def _summary(result: Any, startup_s: float, elapsed_s: float) -> Table:
 
 
 def backfill(
-    from_offset: Annotated[str | None, typer.Option(help="Range start: an offset for every partition (1200) or per partition (0:1200,1:800).")] = None,
-    to_offset: Annotated[str | None, typer.Option(help="Range end, exclusive, as offsets (default: the log's end when the job starts).")] = None,
-    from_time: Annotated[str | None, typer.Option(help="Range start as tick event time (ISO 8601, UTC if no zone).")] = None,
-    to_time: Annotated[str | None, typer.Option(help="Range end as tick event time, exclusive.")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated (default: all).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help=RANGE_START, show_default="the log's beginning")] = None,
+    end: Annotated[str | None, typer.Option("--to", help=RANGE_END, show_default="the log's end when the job starts")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Only these symbols, comma-separated.", show_default="all")] = None,
     output: Annotated[str, typer.Option(help="Parquet root (path or URI): <root>/<kind>/symbol=…/date=…")] = "backfill",
     parquet: Annotated[bool, typer.Option(help="Write Parquet (--no-parquet: topics/Redis only).")] = True,
-    mode: Annotated[Mode, typer.Option(help="Existing Parquet output: error, overwrite (each kind's dataset), dynamic (only the symbol/date partitions written).")] = Mode.dynamic,
+    mode: Annotated[Mode, typer.Option("--write-mode", help="Existing Parquet output: error, overwrite (each kind's dataset), dynamic (only the symbol/date partitions written).")] = Mode.dynamic,
     topics: Annotated[bool, typer.Option(help="Also write every event to the live topic's name + .backfill.")] = False,
     redis_prefix: Annotated[str | None, typer.Option(help="Also write Redis views under this key prefix (e.g. ss:backfill:).")] = None,
-    master: Annotated[str | None, typer.Option(help="Spark master URL (env SPARK_MASTER, default local[*]).")] = None,
-    chunks: Annotated[int | None, typer.Option(min=1, help="Chunks per symbol (split at UTC midnights); default: automatic.")] = None,
-    warmup_periods: Annotated[int | None, typer.Option(min=0, help="Warm-up periods per timeframe (default: from the indicator periods, 1e-12).")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (env SPARK_MASTER).", show_default="local[*]")] = None,
+    chunks: Annotated[int | None, typer.Option(min=1, help="Chunks per symbol (split at UTC midnights).", show_default="automatic")] = None,
+    warmup_periods: Annotated[int | None, typer.Option(min=0, help="Warm-up periods per timeframe.", show_default="from the indicator periods, 1e-12")] = None,
     min_warmup: Annotated[float, typer.Option(min=0, help="Warm-up of at least this many seconds of event time.")] = 3600.0,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file (env STOCKSTREAM_STRATEGY); must be the live processor's.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
@@ -95,6 +98,8 @@ def backfill(
         err.print(f"[red]error:[/] {escape(message)}")
         return typer.Exit(EXIT_USAGE)
 
+    from_offset, from_time = split_bound(start)
+    to_offset, to_time = split_bound(end)
     began = time.perf_counter()
     try:
         settings = SparkJobSettings(**({"spark_master": master} if master else {}),
@@ -105,7 +110,7 @@ def backfill(
             range=RangeRequest(
                 from_offset=None if from_offset is None else parse_offsets(from_offset),
                 to_offset=None if to_offset is None else parse_offsets(to_offset),
-                from_time=parse_time(from_time, "--from-time"), to_time=parse_time(to_time, "--to-time"),
+                from_time=parse_time(from_time, "--from"), to_time=parse_time(to_time, "--to"),
             ),
             symbols=tuple(s.strip().upper() for s in (symbols or "").split(",") if s.strip()),
             output=output if parquet else None, write_mode=mode.value, topics=topics,

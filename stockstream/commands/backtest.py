@@ -1,7 +1,7 @@
 """``stockstream backtest``: simulate trading a rule set's signals, against buy-and-hold over the same range.
 
-Over backfill output (``--input``), or over any range of the log (``--from-offset`` /
-``--from-time`` …: a Spark backfill into a temporary folder runs first). Writes a trades CSV
+Over backfill output (``--input``), or over any range of the log (``--from`` /
+``--to``: a Spark backfill into a temporary folder runs first). Writes a trades CSV
 and an equity-curve PNG. Exit codes: 0 done; 2 nothing done (bad option, missing input).
 """
 
@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stockstream.console import console
+from stockstream.ranges import split_bound
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -53,13 +54,11 @@ def _table(outcomes: list[Any]) -> Table:
 
 def backtest(
     input_path: Annotated[Path | None, typer.Option("--input", help="A `stockstream backfill` output folder, or a ticks file (CSV/Parquet: timestamp, symbol, price[, volume]).")] = None,
-    from_offset: Annotated[str | None, typer.Option(help="Instead of --input: backfill this range first (offsets, like backfill).")] = None,
-    to_offset: Annotated[str | None, typer.Option(help="Range end, exclusive (offsets).")] = None,
-    from_time: Annotated[str | None, typer.Option(help="Range start as tick event time (ISO 8601).")] = None,
-    to_time: Annotated[str | None, typer.Option(help="Range end as tick event time, exclusive.")] = None,
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (each venue's) or instruments SYMBOL@venue (default: every instrument).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Instead of --input: backfill this range of the log first; its start (offsets, a time, a date or a duration ago, like backfill).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Range end, exclusive (offsets, a time, a date or a duration ago).")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (each venue's) or instruments SYMBOL@venue.", show_default="every instrument")] = None,
     timeframe: Annotated[str, typer.Option(help="Timeframe whose signals are traded and prices marked (tick, 1m…).")] = "tick",
-    rules: Annotated[str | None, typer.Option(help="Comma-separated rules to trade (default: all).")] = None,
+    rules: Annotated[str | None, typer.Option(help="Comma-separated rules to trade.", show_default="all")] = None,
     fee: Annotated[float, typer.Option(min=0, max=0.5, help="Fee per side, a fraction of the notional (0.001 = 10 bp).")] = 0.001,
     slippage: Annotated[float, typer.Option(min=0, max=0.5, help="Slippage per fill, a fraction of the price.")] = 0.0,
     mode: Annotated[Mode, typer.Option(help="long-only: SELL closes; long-short: SELL reverses to a short.")] = Mode.long_only,
@@ -90,11 +89,13 @@ def backtest(
         err.print(f"[red]error:[/] {escape(message)}")
         return typer.Exit(EXIT_USAGE)
 
-    ranged = any(option is not None for option in (from_offset, to_offset, from_time, to_time))
+    from_offset, from_time = split_bound(start)
+    to_offset, to_time = split_bound(end)
+    ranged = start is not None or end is not None
     if input_path is not None and ranged:
-        raise fail("give either --input or a range of the log (--from-offset/--from-time …), not both")
+        raise fail("give either --input or a range of the log (--from/--to), not both")
     if input_path is None and not ranged:
-        raise fail("give --input (a backfill output folder) or a range of the log (--from-offset/--from-time …)")
+        raise fail("give --input (a backfill output folder) or a range of the log (--from/--to)")
     try:
         validate_timeframe(timeframe)
     except InvalidTimeframeError as error:
@@ -226,7 +227,7 @@ def _backfill_range(workdir: Path, from_offset: str | None, to_offset: str | Non
             range=RangeRequest(
                 from_offset=None if from_offset is None else parse_offsets(from_offset),
                 to_offset=None if to_offset is None else parse_offsets(to_offset),
-                from_time=parse_time(from_time, "--from-time"), to_time=parse_time(to_time, "--to-time")),
+                from_time=parse_time(from_time, "--from"), to_time=parse_time(to_time, "--to")),
             symbols=symbols, output=str(workdir / "backfill"), write_mode="overwrite",
             strategy=DEFAULT_STRATEGY if settings.strategy_file is None else load_strategy(settings.strategy_file),
         )

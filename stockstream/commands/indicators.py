@@ -1,14 +1,20 @@
 """``stockstream indicators --input TICKS.csv --output OUT.csv``: the indicator engine over a CSV.
 
-Exit codes: 0 every data row was used; 1 done, but some rows were skipped (each one is
-listed on stderr with its line number and reason); 2 nothing done: bad option, unreadable
-input, bad header or invalid strategy file.
+The input is ticks (``timestamp,symbol,price[,volume]``, header optional, common column names
+accepted) or OHLCV bars (``Date,Open,High,Low,Close[,Volume]``, a market-data download):
+:mod:`stockstream.csv_layout` decides. Exit codes: 0 every data row was used; 1 done, but some
+rows were skipped (each one is listed on stderr with its line number and reason); 2 nothing
+written: bad option, unreadable input, a header that is not understood (the expected one is
+said), an invalid strategy file, or no row could be used. The output file is written under a
+temporary name and renamed at the end, so with exit 2 there is no output file (and an existing
+one is left as it was).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,27 +26,34 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
 from schemas.instruments import InvalidInstrumentError, check_venue
+from schemas.symbols import InvalidSymbolError, normalize_symbol
 from schemas.timeframes import TICK, InvalidTimeframeError, validate_timeframe
 from stockstream.batch import InputFormatError, SkippedRow, counting_lines, run
 from stockstream.console import console
+from stockstream.csv_layout import Layout
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
 
 def indicators(
-    input_path: Annotated[str, typer.Option("--input", "-i", help="Ticks CSV (timestamp,symbol,price[,volume][,venue]); - for stdin.")],
+    input_path: Annotated[str, typer.Option(
+        "--input", "-i", help="Ticks CSV (timestamp,symbol,price[,volume]; time/date, ticker, last/close, qty/size"
+        " accepted; optional venue) or OHLCV bars (Date,Open,High,Low,Close[,Volume]); - for stdin.")],
     output_path: Annotated[str, typer.Option("--output", "-o", help="Output CSV; - for stdout.")],
-    timeframe: Annotated[str, typer.Option(help="tick: one row per input row; a candle timeframe (1m, 5m, 1h…): one row per closed candle.")] = TICK,
+    timeframe: Annotated[str, typer.Option(help="tick: one row per input row; a candle timeframe (1m, 5m, 1h…): one row per closed candle (ticks only).")] = TICK,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file (.toml/.yaml): periods, thresholds, rules, per-symbol overrides.")] = None,
     grace: Annotated[float, typer.Option(help="Seconds after a candle's end during which late ticks still count.")] = 5.0,
     flush: Annotated[bool, typer.Option(help="Close the candles still open at the end of the input (candle timeframes).")] = True,
     venue: Annotated[str, typer.Option(help="Venue of rows without a venue column (each venue's symbol is its own series).")] = "file",
+    symbol: Annotated[str | None, typer.Option(help="Symbol of every row when the input has no symbol column.", show_default="the ticker row of a yfinance file, else the file name, e.g. BTC-USD.csv")] = None,
 ) -> None:
-    """Compute indicators and signals per instrument (venue + symbol) over a CSV of ticks (same engine as the stream).
+    """Compute indicators and signals per instrument (venue + symbol) over a CSV of ticks or OHLCV bars (same engine as the stream).
 
-    Bad rows are listed on stderr with their line numbers and skipped.
+    Bad rows are listed on stderr with their line numbers and skipped. Bars: the close drives the
+    indicators and each bar is written back with them.
 
-    Exit codes: 0 every row used; 1 some rows skipped; 2 nothing done (bad option, input, header or strategy).
+    Exit codes: 0 every row used; 1 some rows skipped; 2 nothing written (bad option, input, header or strategy,
+    or no usable row; no output file then).
     """
     err = console(stderr=True)
 
@@ -58,6 +71,11 @@ def indicators(
         check_venue(venue)
     except InvalidInstrumentError as error:
         raise fail(str(error)) from None
+    if symbol is not None:
+        try:
+            symbol = normalize_symbol(symbol)
+        except InvalidSymbolError as error:
+            raise fail(f"--symbol: {error}") from None
     try:
         chosen = DEFAULT_STRATEGY if strategy is None else load_strategy(strategy)
     except StrategyError as error:
@@ -66,14 +84,27 @@ def indicators(
     def on_skip(row: SkippedRow) -> None:
         sys.stderr.write(f"line {row.line}: skipped ({row.reason}): {row.detail}\n")
 
+    def symbol_note(layout: Layout | None) -> None:
+        if layout is not None and layout.symbol is not None and layout.symbol_origin != "--symbol":
+            sys.stderr.write(f"no symbol column: every row is {layout.symbol} (from {layout.symbol_origin};"
+                             " --symbol to choose)\n")
+
+    partial: Path | None = None
     with ExitStack() as stack:
         try:
             source: TextIO = sys.stdin if input_path == "-" else stack.enter_context(
                 open(input_path, encoding="utf-8", errors="replace", newline=""))
-            sink: TextIO = sys.stdout if output_path == "-" else stack.enter_context(
-                open(output_path, "w", encoding="utf-8", newline=""))
+            if output_path == "-":
+                sink: TextIO = sys.stdout
+            else:  # written beside the target under a temporary name, renamed once something was written
+                target = Path(output_path)
+                descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
+                                                    dir=target.parent if str(target.parent) else ".")
+                partial = Path(name)
+                sink = stack.enter_context(open(descriptor, "w", encoding="utf-8", newline=""))
         except OSError as error:
-            raise fail(f"cannot open {error.filename}: {error.strerror}") from None
+            raise fail(f"cannot open {error.filename or output_path}: {error.strerror}") from None
+        stack.callback(lambda: partial is not None and partial.unlink(missing_ok=True))
         lines: Iterable[str] = source
         if input_path != "-" and sys.stderr.isatty():
             progress = stack.enter_context(Progress(
@@ -86,13 +117,25 @@ def indicators(
             report = run(
                 lines, sink, strategy=chosen, timeframe=timeframe,
                 topic="stdin" if input_path == "-" else Path(input_path).name, grace_ms=round(grace * 1000),
-                venue=venue, flush=flush, on_skip=on_skip,
+                venue=venue, flush=flush, symbol=symbol, file_stem=None if input_path == "-" else Path(input_path).stem,
+                on_skip=on_skip,
             )
         except InputFormatError as error:
             raise fail(str(error)) from None
         except BrokenPipeError:  # the reader went away (``… -o - | head``): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_OK) from None
+        if report.written == 0:
+            raise fail(f"nothing written: {len(report.skipped)} of {report.rows} rows skipped" if report.rows
+                       else "nothing written: the input has no data rows")
+        symbol_note(report.layout)
+        if partial is not None:
+            sink.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            partial.chmod(0o666 & ~umask)  # as open() would have made it (mkstemp makes 0600)
+            os.replace(partial, output_path)
+            partial = None
     if report.skipped:
         err.print(f"{len(report.skipped)} of {report.rows} rows skipped; {report.written} rows written",
                   markup=False)

@@ -30,25 +30,25 @@ def _settings_error(error: ValidationError) -> str:
 
 
 def ingest(
-    source: Annotated[SourceChoice | None, typer.Option("--source", help="Where ticks come from (env INGEST_SOURCE, default simulator).")] = None,
+    source: Annotated[SourceChoice | None, typer.Option("--source", help="Where ticks come from (env INGEST_SOURCE).", show_default="simulator")] = None,
     symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated symbols, e.g. BTC-USD,ETH-USD (env INGEST_SYMBOLS).")] = None,
     interval: Annotated[float | None, typer.Option("--interval", help="Poll/emit interval in seconds (env MESSAGE_INTERVAL).")] = None,
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     topic: Annotated[str | None, typer.Option("--topic", help="Ticks topic (env KAFKA_TOPIC).")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9101).")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT).", show_default="9101")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="simulator: random seed (env INGEST_SIM_SEED).")] = None,
     rate: Annotated[float | None, typer.Option("--rate", help="simulator: ticks/s over all symbols, 0 = as fast as the broker takes (env INGEST_SIM_RATE).")] = None,
     count: Annotated[int | None, typer.Option("--count", help="simulator: stop after N ticks (env INGEST_SIM_COUNT).")] = None,
     start_time: Annotated[datetime | None, typer.Option("--start-time", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"], help="simulator: simulated clock start (UTC if no zone) (env INGEST_SIM_START).")] = None,
-    step: Annotated[float | None, typer.Option("--step", help="simulator: simulated clock step in seconds (env INGEST_SIM_STEP_SECONDS, 1).")] = None,
+    step: Annotated[float | None, typer.Option("--step", help="simulator: simulated clock step in seconds (env INGEST_SIM_STEP_SECONDS).", show_default="1")] = None,
     no_volume: Annotated[bool, typer.Option("--no-volume", help="simulator: ticks without volume (env INGEST_SIM_VOLUME=false).")] = False,
     path: Annotated[list[Path] | None, typer.Option("--path", help="file: CSV or JSONL to replay; repeat to replay several (env INGEST_FILE_PATH).")] = None,
-    speed: Annotated[float | None, typer.Option("--speed", help="file: replay at recorded speed × X (default: as fast as possible) (env INGEST_FILE_SPEED).")] = None,
+    speed: Annotated[float | None, typer.Option("--speed", help="file: replay at recorded speed × X (env INGEST_FILE_SPEED).", show_default="as fast as possible")] = None,
     file_format: Annotated[str | None, typer.Option("--format", help="file: auto, csv or jsonl (env INGEST_FILE_FORMAT).")] = None,
-    venue: Annotated[str | None, typer.Option("--venue", help="file: the venue of records without a venue column (env INGEST_FILE_VENUE, default file).")] = None,
+    venue: Annotated[str | None, typer.Option("--venue", help="file: the venue of records without a venue column (env INGEST_FILE_VENUE).", show_default="file")] = None,
     history: Annotated[bool, typer.Option("--history", help="alphavantage: first publish DIGITAL_CURRENCY_DAILY history (env ALPHAVANTAGE_HISTORY).")] = False,
-    budget: Annotated[int | None, typer.Option("--budget", help="alphavantage: requests per UTC day (env ALPHAVANTAGE_DAILY_BUDGET, 25).")] = None,
+    budget: Annotated[int | None, typer.Option("--budget", help="alphavantage: requests per UTC day (env ALPHAVANTAGE_DAILY_BUDGET).", show_default="25")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="Base URL of the selected API/feed (tests, proxies).")] = None,
 ) -> None:
     """Ingest ticks from one source into Kafka (validated; bad records go to the ticks DLQ)."""

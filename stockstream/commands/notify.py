@@ -46,13 +46,13 @@ def parse_since(value: str | None, now: datetime) -> ReplayFrom:
 
 def notify(
     subscriptions: Annotated[Path | None, typer.Option(
-        "--subscriptions", "-s", help="Subscription file (.toml/.yaml); default NOTIFY_SUBSCRIPTIONS, else console only.",
+        "--subscriptions", "-s", help="Subscription file (.toml/.yaml) (env NOTIFY_SUBSCRIPTIONS).", show_default="console only",
         dir_okay=False)] = None,
     renotify: Annotated[bool, typer.Option(
         "--renotify", help="Re-announce the signals already in the log, old ones included, then exit. Runs beside"
         " the live notifier with its own consumer groups and ledger.")] = False,
     since: Annotated[str | None, typer.Option(
-        "--since", help="With --renotify: start from 'beginning' (default), an ISO time or a duration ago (2h).")] = None,
+        "--from", help="With --renotify: start from 'beginning', an ISO time or a duration ago (2h).", show_default="beginning")] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
 ) -> None:
     """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""
@@ -65,14 +65,14 @@ def notify(
     path = subscriptions or settings.subscriptions_file
     try:
         config = load_config(path) if path else default_config()
-        secrets = resolve_secrets(config, os.environ)
+        secrets = resolve_secrets(config, os.environ, path)
     except SubscriptionConfigError as error:
         console(stderr=True).print(f"[red]{error}[/]")
         raise typer.Exit(2) from None
     for value in maskable_values(secrets):
         register_secret(value)
     if since is not None and not renotify:
-        console(stderr=True).print("[red]--since only applies to --renotify[/] (the live notifier always resumes where it stopped)")
+        console(stderr=True).print("[red]--from only applies to --renotify[/] (the live notifier always resumes where it stopped)")
         raise typer.Exit(2)
     if check:
         for name, channel in sorted(config.channels.items()):

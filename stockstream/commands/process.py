@@ -20,15 +20,15 @@ def _settings_error(error: ValidationError) -> str:
 
 def process(
     strategy: Annotated[Path | None, typer.Option("--strategy", help="Strategy file (.toml/.yaml): periods, thresholds, rules (env STOCKSTREAM_STRATEGY).")] = None,
-    guarantee: Annotated[str | None, typer.Option("--guarantee", help="exactly-once (default) or at-least-once (env PROCESSING_GUARANTEE).")] = None,
-    commit_interval: Annotated[float | None, typer.Option("--commit-interval", help="Seconds between checkpoints (env PROCESS_COMMIT_INTERVAL_SECONDS; default 0.25 exactly-once, 5 at-least-once).")] = None,
+    guarantee: Annotated[str | None, typer.Option("--guarantee", help="exactly-once or at-least-once (env PROCESSING_GUARANTEE).", show_default="exactly-once")] = None,
+    commit_interval: Annotated[float | None, typer.Option("--commit-interval", help="Seconds between checkpoints (env PROCESS_COMMIT_INTERVAL_SECONDS).", show_default="0.25 exactly-once, 5 at-least-once")] = None,
     commit_every: Annotated[int | None, typer.Option("--commit-every", help="Also checkpoint after N input records, 0 = off (env PROCESS_COMMIT_EVERY).")] = None,
-    grace: Annotated[float | None, typer.Option("--grace", help="Seconds after a candle's end during which late ticks still count (env PROCESS_GRACE_SECONDS, 5).")] = None,
+    grace: Annotated[float | None, typer.Option("--grace", help="Seconds after a candle's end during which late ticks still count (env PROCESS_GRACE_SECONDS).", show_default="5")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Kafka consumer group (env PROCESS_CONSUMER_GROUP).")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local RocksDB state folder (env PROCESS_STATE_DIR, .stack/state/process).")] = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Local RocksDB state folder (env PROCESS_STATE_DIR).", show_default=".stack/state/process")] = None,
     instance_id: Annotated[str | None, typer.Option("--instance-id", help="Stable identity of this instance (e.g. a pod name): static group membership and transactional fencing on restart (env PROCESS_INSTANCE_ID).")] = None,
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
-    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT, 9102).")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT).", show_default="9102")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).")] = None,
 ) -> None:
     """Compute indicators, signals, candles and daily aggregates from the ticks topic (Quix Streams)."""

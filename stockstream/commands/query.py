@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from stockstream.console import console
+
+if TYPE_CHECKING:
+    from stockstream.history.pages import PageRequest
 
 query_app = typer.Typer(help="Print the materialized views (tables, or the API's JSON with --json).",
                         no_args_is_help=True)
@@ -30,6 +34,38 @@ Symbol = Annotated[str, typer.Argument(
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 Timeframe = Annotated[str, typer.Option("--timeframe", "-t", help="tick or a candle timeframe such as 1m.")]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many entries at most.")]
+From = Annotated[str | None, typer.Option("--from", help="Range start (inclusive): an ISO time, a date or a duration"
+                                                         " ago (2h). Older than the views hold: the Parquet history.")]
+To = Annotated[str | None, typer.Option("--to", help="Range end (exclusive): an ISO time, a date or a duration ago.")]
+Cursor = Annotated[str | None, typer.Option("--cursor", help="Continue with the older page (the cursor a page"
+                                                             " printed).")]
+
+
+def _page(limit: int, start: str | None, end: str | None, cursor: str | None) -> PageRequest:
+    """The page asked for on the command line; exit 2 for a bad time or cursor."""
+    from stockstream.history.cursor import InvalidCursorError, decode_cursor
+    from stockstream.history.pages import PageRequest
+    from stockstream.ranges import parse_moment
+
+    now = datetime.now(UTC)
+    try:
+        low = parse_moment(start, now) if start else None
+        high = parse_moment(end, now) if end else None
+        key = decode_cursor(cursor) if cursor else None
+    except (ValueError, InvalidCursorError) as error:
+        console(stderr=True).print(f"[red]{escape(str(error))}[/]")
+        raise typer.Exit(2) from None
+    return PageRequest(limit=limit, low=low, high=high, cursor=key)
+
+
+def _footer(view: BaseModel, count: int) -> None:
+    """Where a page came from and how to get the older one."""
+    source = "the Redis views" if getattr(view, "source", "views") == "views" else "the Parquet history"
+    line = f"{count} entries from {source}"
+    next_cursor = getattr(view, "next_cursor", None)
+    if next_cursor:
+        line += f"; older: --cursor {next_cursor}"
+    console().print(line, markup=False, highlight=False)
 
 
 def _fmt(value: object) -> Text:
@@ -49,6 +85,7 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     from processors.materialize.keys import ViewKeys
     from processors.materialize.reader import ViewReader
     from processors.materialize.settings import redis_client
+    from processors.runtime.masking import unreachable
     from schemas.instruments import Instrument, InvalidInstrumentError, check_venue
     from schemas.symbols import InvalidSymbolError, normalize_symbol
     from stockstream.api.settings import ApiSettings
@@ -61,10 +98,14 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
     except (InvalidSymbolError, InvalidInstrumentError) as error:
         console(stderr=True).print(f"[red]invalid instrument:[/] {error}")
         raise typer.Exit(2) from None
+    from stockstream.history.pages import Pager
+    from stockstream.history.parquet import HistoryStore
+
     settings = ApiSettings()
     settings.register_secrets()
     client = redis_client(settings, settings.redis_socket_timeout_s)
     reader = ViewReader(client, ViewKeys(settings.redis_key_prefix), lambda: datetime.now(UTC))
+    pager = Pager(reader, HistoryStore(settings.history_path, settings.topics().ticks.name))
     try:
         venues = [Instrument(symbol, venue)] if venue else reader.venues_of(symbol)
         known = ", ".join(instrument.text for instrument in reader.instruments()) or "none yet"
@@ -76,9 +117,10 @@ def _run(symbol: str, as_json: bool, read: Callable[..., BaseModel], render: Cal
             console(stderr=True).print(f"{symbol} trades on several venues; name one: "
                       f"{', '.join(instrument.text for instrument in venues)}", markup=False)
             raise typer.Exit(1)
-        result = read(reader, venues[0])
+        result = read(reader, venues[0], pager)
     except redis.RedisError as error:
-        console(stderr=True).print(f"[red]Redis at {settings.redis_url} is unreachable:[/] {type(error).__name__}")
+        console(stderr=True).print(unreachable("Redis", settings.redis_url, error, setting="REDIS_URL"),
+                                   markup=False, style="red")
         raise typer.Exit(1) from None
     finally:
         client.close()
@@ -117,7 +159,7 @@ def latest(symbol: Symbol, as_json: AsJson = False) -> None:
                 table.add_row(_fmt(f"{timeframe} {name}"), _fmt(value))
         console().print(table)
 
-    _run(symbol, as_json, lambda reader, s: reader.latest(s), render)
+    _run(symbol, as_json, lambda reader, s, _pager: reader.latest(s), render)
 
 
 @query_app.command()
@@ -148,11 +190,12 @@ def recommendation(symbol: Symbol, as_json: AsJson = False,
             console().print(f"  set by {source.rule} {source.side} on {source.timeframe} at {_fmt(source.price)}"
                       f" ({_fmt(source.ts_event)}); decays at {_fmt(source.expires_at)}", markup=False)
 
-    _run(symbol, as_json, lambda reader, s: reader.recommendation(s, timeframe, strategy), render)
+    _run(symbol, as_json, lambda reader, s, _pager: reader.recommendation(s, timeframe, strategy), render)
 
 
 @query_app.command()
-def indicators(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "tick", limit: Limit = 20) -> None:
+def indicators(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "tick", limit: Limit = 20,
+               start: From = None, end: To = None, cursor: Cursor = None) -> None:
     """Recent indicator snapshots of one timeframe."""
     _check_timeframe(timeframe)
 
@@ -166,14 +209,17 @@ def indicators(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "
             table.add_row(_fmt(snapshot.ts_event), _fmt(snapshot.price),
                           *(_fmt(snapshot.values.get(name)) for name in names))
         console().print(table)
+        _footer(view, len(history))  # type: ignore[attr-defined]
 
-    _run(symbol, as_json, lambda reader, s: reader.indicators(s, timeframe, limit), render)
+    request = _page(limit, start, end, cursor)
+    _run(symbol, as_json, lambda _reader, s, pager: pager.indicators(s, timeframe, request), render)
 
 
 @query_app.command()
 def signals(symbol: Symbol, as_json: AsJson = False, limit: Limit = 20,
             rule: Annotated[str | None, typer.Option("--rule", help="Only this rule.")] = None,
-            side: Annotated[Literal["BUY", "SELL"] | None, typer.Option("--side", help="BUY or SELL.")] = None) -> None:
+            side: Annotated[Literal["BUY", "SELL"] | None, typer.Option("--side", help="BUY or SELL.")] = None,
+            start: From = None, end: To = None, cursor: Cursor = None) -> None:
     """Recent signals, newest first."""
     import re
 
@@ -189,12 +235,15 @@ def signals(symbol: Symbol, as_json: AsJson = False, limit: Limit = 20,
             table.add_row(_fmt(signal.ts_event), _fmt(signal.timeframe), _fmt(signal.rule), _fmt(signal.side),
                           _fmt(signal.price), _fmt(signal.signal_id[:12]))
         console().print(table)
+        _footer(view, len(view.signals))  # type: ignore[attr-defined]
 
-    _run(symbol, as_json, lambda reader, s: reader.signals(s, limit, rule, side), render)
+    request = _page(limit, start, end, cursor)
+    _run(symbol, as_json, lambda _reader, s, pager: pager.signals(s, request, rule, side), render)
 
 
 @query_app.command()
-def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m", limit: Limit = 20) -> None:
+def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m", limit: Limit = 20,
+            start: From = None, end: To = None, cursor: Cursor = None) -> None:
     """Recent candles of one timeframe, oldest first."""
     _check_timeframe(timeframe)
 
@@ -206,8 +255,10 @@ def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m"
             table.add_row(_fmt(candle.ts_open), _fmt(candle.open), _fmt(candle.high), _fmt(candle.low),
                           _fmt(candle.close), _fmt(candle.volume), _fmt(candle.trade_count))
         console().print(table)
+        _footer(view, len(view.candles))  # type: ignore[attr-defined]
 
-    _run(symbol, as_json, lambda reader, s: reader.candles(s, timeframe, limit), render)
+    request = _page(limit, start, end, cursor)
+    _run(symbol, as_json, lambda _reader, s, pager: pager.candles(s, timeframe, request), render)
 
 
 @query_app.command()
@@ -236,7 +287,7 @@ def daily(symbol: Symbol, as_json: AsJson = False,
                           _fmt(day.buy_count), _fmt(day.sell_count), _fmt("yes" if day.final else "no"))
         console().print(table)
 
-    _run(symbol, as_json, lambda reader, s: reader.daily(s, first, last), render)
+    _run(symbol, as_json, lambda reader, s, _pager: reader.daily(s, first, last), render)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ exactly-once, writing to the deployment's output topics. Two ways to run:
   running members.
 
 Progress shows the records done and the lag left, from the group's committed offsets. The
-replay stops at the first checkpoint at or past ``--to-offset``/``--to-time`` (default: the
+replay stops at the first checkpoint at or past ``--to`` (offsets or a time; default: the
 log's end when the replay starts), or with ``--follow`` keeps running until Ctrl-C. Records
 past the bound that are already in the log when the bound is reached may be processed too
 (at most one checkpoint, 0.5 s, of them).
@@ -41,6 +41,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stockstream.console import console
+from stockstream.ranges import split_bound
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
@@ -188,15 +189,13 @@ def _offsets(spec: Any, partitions: list[int], low: Mapping[int, int], high: Map
 
 
 def replay(
-    from_offset: Annotated[str | None, typer.Option(help="Start: an offset for every partition (0) or per partition (0:1200,1:800). Default: the log's beginning.")] = None,
-    from_time: Annotated[str | None, typer.Option(help="Start at the first tick with this event time or later (ISO 8601, UTC if no zone).")] = None,
-    to_offset: Annotated[str | None, typer.Option(help="Stop once these offsets (exclusive) are processed. Default: the log's end now.")] = None,
-    to_time: Annotated[str | None, typer.Option(help="Stop before the first tick with this event time or later.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Start: offsets (0 for every partition, 0:1200,1:800 by partition), the first tick at/after a time (ISO 8601, UTC if no zone), a date or a duration ago (2h).", show_default="the log's beginning")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Stop before these offsets, or before the first tick at/after this time (a time, a date or a duration ago).", show_default="the log's end now")] = None,
     follow: Annotated[bool, typer.Option(help="Do not stop at the end: keep processing live ticks until Ctrl-C.")] = False,
     group: Annotated[str | None, typer.Option(help="Consumer group to run under; an existing one (e.g. the live stockstream-process) is reset after confirmation.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Reset an existing group without asking (scripts).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Reset an existing group without asking (scripts).")] = False,
     views: Annotated[bool, typer.Option(help="Also run the materializer over the replayed events.")] = False,
-    views_prefix: Annotated[str | None, typer.Option(help="Redis key prefix of the replayed views (default: REDIS_KEY_PREFIX, the live views).")] = None,
+    views_prefix: Annotated[str | None, typer.Option("--redis-prefix", help="Redis key prefix of the replayed views.", show_default="REDIS_KEY_PREFIX, the live views")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file for the replayed processor (env STOCKSTREAM_STRATEGY).")] = None,
     keep_state: Annotated[bool, typer.Option(help="Keep a fresh group's state (changelog topic, folder) afterwards.")] = False,
 ) -> None:
@@ -213,10 +212,10 @@ def replay(
         err.print(f"[red]error:[/] {escape(message)}")
         return typer.Exit(code)
 
-    if from_offset is not None and from_time is not None:
-        raise fail("give the start as --from-offset or --from-time, not both")
-    if sum(option is not None for option in (to_offset, to_time)) + follow > 1:
-        raise fail("give at most one of --to-offset, --to-time, --follow")
+    from_offset, from_time = split_bound(start)
+    to_offset, to_time = split_bound(end)
+    if end is not None and follow:
+        raise fail("give --to or --follow, not both")
     try:
         settings = ProcessSettings(**({"strategy_file": strategy} if strategy else {}))
     except ValidationError as error:
@@ -229,11 +228,11 @@ def replay(
         partitions = sorted(low)
         skew = 300_000_000
         if from_time is not None:
-            starts = offsets_at_event_time(settings, topic, parse_time(from_time, "--from-time"), skew)
+            starts = offsets_at_event_time(settings, topic, parse_time(from_time, "--from"), skew)
         else:
             starts = _offsets(None if from_offset is None else parse_offsets(from_offset), partitions, low, high, low)
         if to_time is not None:
-            stops: dict[int, int] | None = offsets_at_event_time(settings, topic, parse_time(to_time, "--to-time"), skew)
+            stops: dict[int, int] | None = offsets_at_event_time(settings, topic, parse_time(to_time, "--to"), skew)
         elif follow:
             stops = None
         else:

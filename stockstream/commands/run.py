@@ -11,7 +11,7 @@ from stockstream.stack.services import MissingToolError
 
 
 def run(
-    api_port: Annotated[int, typer.Option("--api-port", help="Port of the query API and dashboard.")] = 8000,
+    api_port: Annotated[int, typer.Option("--api-port", help="Port of the API and dashboard (env API_PORT).", show_default="8000")] = 8000,
     keep_stack: Annotated[bool, typer.Option("--keep-stack", help="Leave Kafka/Redis/Prometheus/Alertmanager running on exit.")]
     = False,
 ) -> None:

@@ -8,8 +8,8 @@ import typer
 
 
 def serve(
-    host: Annotated[str | None, typer.Option("--host", help="Bind address (default API_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default API_PORT or 8000).")] = None,
+    host: Annotated[str | None, typer.Option("--api-host", help="Bind address (env API_HOST).", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option("--api-port", help="Port of the API and dashboard (env API_PORT).", show_default="8000")] = None,
 ) -> None:
     """Serve the views API (OpenAPI docs at /docs), /live (SSE), /health, /ready and the dashboard at /.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -42,22 +43,47 @@ def down(
 
 
 @stack_app.command()
-def status() -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON on stdout.")] = False,
+) -> None:
     """Show each service, its port, pid and whether it answers. Exit 1 if one is down."""
     stack = Stack()
-    if not _print_status(stack):
+    if not _print_status(stack, as_json=as_json):
         raise typer.Exit(1)
 
 
-def _print_status(stack: Stack) -> bool:
+def _states(stack: Stack) -> list[dict[str, object]]:
+    """One entry per service: its address, pid, and ``up``, ``starting`` (started, not answering yet),
+    ``external`` (answering, but started by another stack folder or by hand) or ``down``."""
+    entries: list[dict[str, object]] = []
+    for entry in stack.status():
+        if entry.answering:
+            state = "up"
+        elif entry.pid:
+            state = "starting"
+        else:  # not ours: is something else serving that port (another worktree's stack, a package)?
+            state = "external" if stack.services[entry.name].ready() else "down"
+        entries.append({"name": entry.name, "address": f"{stack.settings.host}:{entry.port}", "pid": entry.pid,
+                        "state": state, "answering": state in ("up", "external")})
+    return entries
+
+
+_STYLE = {"up": "[green]up[/]", "starting": "[yellow]starting/not answering[/]",
+          "external": "[green]up[/] (not started by this stack)", "down": "[red]down[/]"}
+
+
+def _print_status(stack: Stack, *, as_json: bool = False) -> bool:
+    entries = _states(stack)
+    healthy = all(entry["answering"] for entry in entries)
+    if as_json:
+        typer.echo(json.dumps({"state_dir": str(stack.settings.state_dir), "healthy": healthy, "services": entries},
+                              indent=2))
+        return healthy
     table = Table(title=f"stack in {stack.settings.state_dir}")
     for column in ("service", "address", "pid", "state"):
         table.add_column(column)
-    healthy = True
-    for entry in stack.status():
-        state = "[green]up[/]" if entry.answering else ("[yellow]starting/not answering[/]" if entry.pid else "[red]down[/]")
-        healthy &= entry.answering
-        table.add_row(entry.name, f"{stack.settings.host}:{entry.port}", str(entry.pid or "-"), state)
+    for entry in entries:
+        table.add_row(str(entry["name"]), str(entry["address"]), str(entry["pid"] or "-"), _STYLE[str(entry["state"])])
     console().print(table)
     return healthy
 

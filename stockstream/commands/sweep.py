@@ -67,7 +67,7 @@ def sweep(
     walk_forward: Annotated[str | None, typer.Option("--walk-forward", help="IS:OOS units, e.g. 6:1.")] = None,
     folds: Annotated[int, typer.Option(help="Walk-forward folds.")] = 4,
     heatmap: Annotated[Path | None, typer.Option(help="PNG of the metric over fast × slow.")] = None,
-    master: Annotated[str | None, typer.Option(help="Spark master (default SPARK_MASTER or local[*]).")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (env SPARK_MASTER).", show_default="local[*]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Sweep a parameter grid on Spark; print the best combinations (and the walk-forward report)."""

@@ -22,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from processors.runtime.kafka_admin import KafkaUnavailableError, count_brokers
+from processors.runtime.masking import unreachable
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Event
 from schemas.topics import TopicRegistry, TopicSpec
@@ -70,16 +72,23 @@ def _cell(value: Any, width: int = 60) -> Text:
 
 def tail(
     topic: Annotated[str, typer.Option("--topic", help="ticks, ticks.dlq, candles.<tf>, indicators, signals, aggregates.daily, notifications.dlq")] = "ticks",
-    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest record instead of new ones.")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Exit after N records.")] = None,
+    start: Annotated[str, typer.Option("--from", help="Where to start: end (new records only) or beginning (the oldest record).")] = "end",
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Exit after N records.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
     idle_exit: Annotated[float | None, typer.Option("--idle-exit", min=0.1, help="Exit after this many seconds without a record.")] = None,
 ) -> None:
     """Print the records of a topic as they arrive (Ctrl-C stops)."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
+    if start not in ("beginning", "end"):
+        raise typer.BadParameter(f"{start!r}: tail starts at the log's beginning or end", param_hint="--from")
     settings = KafkaSettings()
     spec = resolve_topic(settings.topics(), topic)
+    try:
+        count_brokers(settings)
+    except KafkaUnavailableError as error:  # says what failed (connection refused…) and what to do
+        console(stderr=True).print(str(error), markup=False, style="red")
+        raise typer.Exit(1) from None
     consumer = Consumer({
         **settings.client_config(), "group.id": f"stockstream-tail-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 3,
@@ -89,14 +98,15 @@ def tail(
         try:
             metadata = consumer.list_topics(spec.name, timeout=10)
         except KafkaException as error:
-            err.print(f"[red]cannot reach Kafka at {escape(settings.bootstrap_servers)}:[/] {escape(str(error))}")
+            err.print(unreachable("Kafka", settings.bootstrap_servers, error, setting="KAFKA_BOOTSTRAP_SERVERS"),
+                      markup=False, style="red")
             raise typer.Exit(1) from None
         partitions = metadata.topics[spec.name].partitions if spec.name in metadata.topics else {}
         if not partitions or metadata.topics[spec.name].error is not None:
             err.print(f"[red]topic {escape(spec.name)} does not exist (yet)[/]")
             raise typer.Exit(1)
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(spec.name, p, start) for p in partitions])
+        start_offset = OFFSET_BEGINNING if start == "beginning" else OFFSET_END
+        consumer.assign([TopicPartition(spec.name, p, start_offset) for p in partitions])
         columns = COLUMNS.get(spec.value_model.__name__, ())
         shown = 0
         header = True

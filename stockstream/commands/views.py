@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stockstream.console import console
+from stockstream.ranges import split_bound
 
 views_app = typer.Typer(help="Maintain the Redis views: rebuild them from the log, compare two prefixes.",
                         no_args_is_help=True)
@@ -28,30 +29,31 @@ def _parse_time(text: str) -> datetime:
 
 @views_app.command()
 def rebuild(
-    from_offset: Annotated[int | None, typer.Option("--from-offset", min=0,
-                                                    help="Start every input partition at this offset.")] = None,
-    from_time: Annotated[str | None, typer.Option("--from-time",
-                                                  help="Start at the first record at/after this time (ISO 8601).")]
-    = None,
-    into: Annotated[str | None, typer.Option("--into", help="Rebuild into this key prefix (kept side by side).")]
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Start: an offset for every input partition (1000), or the first record at/after a time"
+                       " (ISO 8601), a date or a duration ago (2h).", show_default="the beginning")] = None,
+    into: Annotated[str | None, typer.Option("--redis-prefix", help="Rebuild into this key prefix (kept side by side).")]
     = None,
     swap: Annotated[bool, typer.Option("--swap", help="Rebuild into a staging prefix, then atomically replace the "
                                                        "live views (REDIS_KEY_PREFIX) with it.")] = False,
 ) -> None:
-    """Repopulate the views from the log: into an empty REDIS_KEY_PREFIX, a new prefix (--into), or --swap."""
+    """Repopulate the views from the log: into an empty REDIS_KEY_PREFIX, a new prefix (--redis-prefix), or --swap."""
     from processors.materialize.rebuild import Rebuilder, RebuildError, StartAt
     from processors.materialize.settings import MaterializeSettings
     from processors.runtime.observability import setup_logging
 
-    if from_offset is not None and from_time is not None:
-        raise typer.BadParameter("give --from-offset or --from-time, not both")
-    start = StartAt(offset=from_offset, time=_parse_time(from_time) if from_time else None)
+    from_offset, from_time = split_bound(start)
+    if from_offset is not None and not from_offset.isdigit():
+        raise typer.BadParameter("views rebuild starts every partition at one offset (1000), a time or a duration",
+                                 param_hint="--from")
+    begin = StartAt(offset=int(from_offset) if from_offset is not None else None,
+                    time=_parse_time(from_time) if from_time else None)
     settings = MaterializeSettings()
     settings.register_secrets()
     setup_logging(settings.log_level, "views")
     try:
         report = Rebuilder(settings, progress=lambda text: console(stderr=True).print(text, markup=False)).run(
-            start, into=into, swap=swap)
+            begin, into=into, swap=swap)
     except RebuildError as error:
         console(stderr=True).print(f"[red]rebuild refused:[/] {error}")
         raise typer.Exit(1) from None
@@ -63,7 +65,7 @@ def rebuild(
 @views_app.command()
 def compare(
     other: Annotated[str, typer.Argument(help="The other key prefix.")],
-    prefix: Annotated[str | None, typer.Option("--prefix", help="Default: REDIS_KEY_PREFIX.")] = None,
+    prefix: Annotated[str | None, typer.Option("--redis-prefix", help="The prefix compared with OTHER.", show_default="REDIS_KEY_PREFIX")] = None,
 ) -> None:
     """Compare the views under two prefixes key for key; exit 1 and list the differences if they differ."""
     from processors.materialize.rebuild import snapshot

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from processors.core.config_errors import Problem
 from processors.core.indicators import IndicatorSpec, MacdSpec
 from processors.core.rules import RULE_NAMES, RuleSpec
 from processors.core.strategies import ir
@@ -83,7 +84,7 @@ def builtin_strategies(rules: RuleSpec | None = None, macd: MacdSpec | None = No
     chosen = _parameters(rules, MacdSpec() if macd is None else macd)
     candle_timeframes = [timeframe for timeframe in timeframes if timeframe != ir.TICK]
     definitions: list[ir.StrategyDefinition] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     for name in RULE_NAMES:
         if name not in chosen:
             continue
@@ -95,7 +96,7 @@ def builtin_strategies(rules: RuleSpec | None = None, macd: MacdSpec | None = No
             if definition is not None:
                 definitions.append(definition)
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ValueError("; ".join(str(problem) for problem in problems))
     return tuple(definitions)
 
 

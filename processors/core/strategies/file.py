@@ -29,7 +29,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from processors.core.config_file import ConfigFileError, describe_validation, load_mapping, parse_mapping
+from processors.core.config_errors import PathPart, Problem, problems_from_validation
+from processors.core.config_file import ConfigDocument, ConfigFileError, load_document, parse_document
 from processors.core.strategies import ir
 from processors.core.strategies.catalog import CATALOG
 from processors.core.strategies.parser import KEYWORDS
@@ -85,21 +86,27 @@ def _caret(text: str, column: int) -> str:
 
 def define_strategy(name: str, table: Mapping[str, Any], *, candle_timeframes: Collection[str],
                     overrides: Mapping[str, int | float] | None = None,
-                    where: str | None = None) -> tuple[ir.StrategyDefinition | None, list[str]]:
-    """One strategy from its table: the definition, or None and every problem (``where.key: message``).
+                    where: str | None = None) -> tuple[ir.StrategyDefinition | None, list[Problem]]:
+    """One strategy from its table: the definition, or None and every problem (path ``strategies.NAME.key``).
 
     ``overrides`` replace declared parameters (a sweep's values); naming an undeclared
-    parameter is a problem. Used by :func:`strategies_from_mapping` and for built-ins.
+    parameter is a problem. ``where`` names a table that is not in a file (a built-in): the
+    problems' paths then start with it. Used by :func:`strategies_from_mapping` and for built-ins.
     """
-    where = where or f"strategies.{name}"
-    problems: list[str] = []
+    base: tuple[PathPart, ...] = () if where else ("strategies", name)
+    problems: list[Problem] = []
+
+    def problem(message: str, *key: PathPart, detail: str = "") -> None:
+        problems.append(Problem((*base, *key), message, detail=detail, root=where))
+
     if not NAME.match(name):
-        problems.append(f"{where}: a strategy name is a letter then letters, digits, _ or - (at most 64)")
+        problem("a strategy name is a letter then letters, digits, _ or - (at most 64)")
     try:
         shape = _Table.model_validate(table)
     except ValidationError as error:
         # Report these, then go on checking the keys that are fine (every problem at once).
-        problems += describe_validation(error, prefix=where)
+        problems += [Problem((*base, *found.path), found.message, root=where)
+                     for found in problems_from_validation(error, table, _Table)]
         broken = {item["loc"][0] for item in error.errors() if item["loc"]}
         try:
             shape = _Table.model_validate({key: value for key, value in table.items() if key not in broken})
@@ -109,45 +116,45 @@ def define_strategy(name: str, table: Mapping[str, Any], *, candle_timeframes: C
     params = dict(shape.params)
     for key, value in params.items():
         if not PARAMETER.match(key) or key in KEYWORDS or key in PRICE_NAMES or key in CATALOG or key in FUNCTIONS:
-            problems.append(f"{where}.params.{key}: a parameter name is an identifier that is not a keyword,"
-                            " price field or function name")
+            problem("a parameter name is an identifier that is not a keyword, price field or function name",
+                    "params", key)
         elif not math.isfinite(value):
-            problems.append(f"{where}.params.{key}: must be a finite number")
+            problem("must be a finite number", "params", key)
     for key, value in (overrides or {}).items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            problems.append(f"{where}.params.{key}: an override must be a finite number, got {value!r}")
+            problem(f"an override must be a finite number, got {value!r}", "params", key)
         elif key not in params:
-            problems.append(f"{where}.params.{key}: overridden but not declared (declared: {', '.join(params) or 'none'})")
+            problem(f"overridden but not declared (declared: {', '.join(params) or 'none'})", "params", key)
         else:
             params[key] = value
 
     timeframe_problem = check_timeframe(shape.timeframe, candle_timeframes)
     if timeframe_problem is not None:
-        problems.append(f"{where}.timeframe: {timeframe_problem}")
+        problem(timeframe_problem, "timeframe")
     try:
         cooldown_ms = parse_duration(shape.cooldown)
         if cooldown_ms > MAX_COOLDOWN_MS:
-            problems.append(f"{where}.cooldown: at most 366d")
+            problem("at most 366d", "cooldown")
     except ValueError as error:
-        problems.append(f"{where}.cooldown: {error}")
+        problem(str(error), "cooldown")
         cooldown_ms = 0
     symbols: tuple[str, ...] | None = None
     if shape.symbols is not None:
         found: list[str] = []
         if not shape.symbols:
-            problems.append(f"{where}.symbols: empty: leave symbols out to run on every symbol")
-        for raw in shape.symbols:
+            problem("empty: leave symbols out to run on every symbol", "symbols")
+        for index, raw in enumerate(shape.symbols):
             try:
                 symbol = normalize_symbol(raw)
             except InvalidSymbolError as error:
-                problems.append(f"{where}.symbols: {raw!r}: {error}")
+                problem(f"{raw!r}: {error}", "symbols", index)
                 continue
             if symbol in found:
-                problems.append(f"{where}.symbols: {symbol} is listed twice")
+                problem(f"{symbol} is listed twice", "symbols", index)
             found.append(symbol)
         symbols = tuple(found)
     if shape.buy is None and shape.sell is None:
-        problems.append(f"{where}: a strategy needs a buy rule, a sell rule or both")
+        problem("a strategy needs a buy rule, a sell rule or both")
 
     rules: dict[str, ir.Condition | None] = {}
     checked_on = shape.timeframe if timeframe_problem is None else ir.TICK  # still find the rules' own problems
@@ -158,8 +165,9 @@ def define_strategy(name: str, table: Mapping[str, Any], *, candle_timeframes: C
             continue
         context = Context(checked_on, candle_timeframes, params)
         rules[side] = resolve_rule(text, context)
-        problems += [f"{where}.{side}, column {p.column}: {p.message}{_caret(text, p.column)}"
-                     for p in context.problems]
+        for found_problem in context.problems:
+            problem(f"column {found_problem.column}: {found_problem.message}", side,
+                    detail=_caret(text, found_problem.column))
     if problems:
         return None, problems
     definition = ir.StrategyDefinition(
@@ -172,20 +180,22 @@ def define_strategy(name: str, table: Mapping[str, Any], *, candle_timeframes: C
 
 def strategies_from_mapping(raw: Mapping[str, Any], *, source: str, candle_timeframes: Collection[str],
                             overrides: Mapping[str, Mapping[str, int | float]] | None = None,
+                            document: ConfigDocument | None = None,
                             ) -> tuple[ir.StrategyDefinition, ...]:
-    """Every strategy of a parsed file, in file order; raises :class:`StrategyFileError` listing every problem."""
+    """Every strategy of a parsed file, in file order; raises :class:`StrategyFileError` listing every problem
+    (with its line when the ``document`` it was read from is given)."""
+    document = document or ConfigDocument(source, "", "toml", dict(raw), "strategy file", StrategyFileError)
     try:
         shape = _File.model_validate(raw)
     except ValidationError as error:
-        raise StrategyFileError(f"{source}: invalid strategy file:\n  "
-                                + "\n  ".join(describe_validation(error))) from None
-    problems: list[str] = []
+        raise document.invalid(document.validation_problems(error, _File, data=raw)) from None
+    problems: list[Problem] = []
     definitions: list[ir.StrategyDefinition] = []
     if not shape.strategies:
-        problems.append("strategies: the file defines no strategy ([strategies.NAME] tables)")
+        problems.append(Problem(("strategies",), "the file defines no strategy ([strategies.NAME] tables)"))
     for name in (overrides or {}):
         if name not in shape.strategies:
-            problems.append(f"strategies.{name}: overridden but not defined")
+            problems.append(Problem(("strategies", name), "overridden but not defined"))
     for name, table in shape.strategies.items():
         definition, found = define_strategy(name, table, candle_timeframes=candle_timeframes,
                                             overrides=(overrides or {}).get(name))
@@ -193,7 +203,7 @@ def strategies_from_mapping(raw: Mapping[str, Any], *, source: str, candle_timef
         if definition is not None:
             definitions.append(definition)
     if problems:
-        raise StrategyFileError(f"{source}: invalid strategy file:\n  " + "\n  ".join(problems))
+        raise document.invalid(problems)
     return tuple(definitions)
 
 
@@ -201,14 +211,15 @@ def parse_strategies(text: str, *, syntax: str, candle_timeframes: Collection[st
                      overrides: Mapping[str, Mapping[str, int | float]] | None = None,
                      ) -> tuple[ir.StrategyDefinition, ...]:
     """Strategies from TOML or YAML text (``syntax`` is ``toml`` or ``yaml``)."""
-    raw = parse_mapping(text, syntax, source, "strategy file", StrategyFileError)
-    return strategies_from_mapping(raw, source=source, candle_timeframes=candle_timeframes, overrides=overrides)
+    document = parse_document(text, syntax, source, "strategy file", StrategyFileError)
+    return strategies_from_mapping(document.data, source=source, candle_timeframes=candle_timeframes,
+                                   overrides=overrides, document=document)
 
 
 def load_strategies(path: str | Path, *, candle_timeframes: Collection[str],
                     overrides: Mapping[str, Mapping[str, int | float]] | None = None,
                     ) -> tuple[ir.StrategyDefinition, ...]:
     """Read a strategy file (.toml, .yaml, .yml); called once at start. Raises :class:`StrategyFileError`."""
-    path = Path(path)
-    raw = load_mapping(path, "strategy file", StrategyFileError)
-    return strategies_from_mapping(raw, source=str(path), candle_timeframes=candle_timeframes, overrides=overrides)
+    document = load_document(Path(path), "strategy file", StrategyFileError)
+    return strategies_from_mapping(document.data, source=str(path), candle_timeframes=candle_timeframes,
+                                   overrides=overrides, document=document)

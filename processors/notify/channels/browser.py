@@ -13,6 +13,7 @@ import redis
 
 from processors.notify.notification import Notification
 from processors.notify.retry import PermanentDeliveryError, TransientDeliveryError
+from processors.runtime.masking import failure_reason, mask_urls
 
 
 def payload(notification: Notification) -> dict[str, object]:
@@ -40,9 +41,9 @@ class BrowserSender:
         except redis.exceptions.AuthenticationError:
             raise PermanentDeliveryError("redis_auth", "Redis refused the credentials") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            raise TransientDeliveryError("connection_error", f"Redis: {type(error).__name__}") from None
+            raise TransientDeliveryError("connection_error", f"Redis: {failure_reason(error)}") from None
         except redis.exceptions.ResponseError as error:
-            raise TransientDeliveryError("redis_error", f"Redis: {str(error)[:200]}") from None
+            raise TransientDeliveryError("redis_error", f"Redis: {mask_urls(str(error))[:200]}") from None
 
     def close(self) -> None:
         self._redis.close()

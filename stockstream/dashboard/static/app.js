@@ -6,7 +6,9 @@
 (function () {
   const LWC = window.LightweightCharts;
   const $ = (id) => document.getElementById(id);
-  const HISTORY = 500;
+  // Points per page of history (?history=N, 10–1000): the first page, then one more each time the user
+  // scrolls to the left edge (the API's next_cursor: from the Redis views, then the backfill's Parquet history).
+  const HISTORY = Math.min(1000, Math.max(10, Number(new URLSearchParams(location.search).get("history")) || 500));
   const COLORS = {
     up: "#26a69a", down: "#ef5350", price: "#d9e1ea", sma: ["#f5a623", "#ffd54f", "#ff8a65"],
     ema: ["#b388ff", "#7e57c2", "#ce93d8"],
@@ -15,6 +17,7 @@
   const state = {
     symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
     signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
+    history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null,
   };
   const number = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
   const small = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 6 });
@@ -168,6 +171,7 @@
     const clean = dedupe(points);
     series.setData(clean);
     if (clean.length) state.lastTime[name] = clean[clean.length - 1].time;
+    if (name === "price") document.body.dataset.historyPoints = String(clean.length);
   }
   function updateSeries(name, series, point) {
     const last = state.lastTime[name];
@@ -360,11 +364,60 @@
     state.signals = signals.signals;
     showSignals();
     showDaily(daily.days);
-    drawHistory(indicators.history, candles.candles);
+    state.history = indicators.history.slice();
+    state.candles = candles.candles.slice();
+    state.older = { indicators: indicators.next_cursor, candles: candles.next_cursor || null };
+    state.olderPages = 0; state.lastFrom = null;
+    document.body.dataset.olderPages = "0";
+    drawHistory(state.history, state.candles);
     drawMarkers();
     state.chart.timeScale().fitContent();
+    state.chart.timeScale().subscribeVisibleLogicalRangeChange(onVisibleRange);
     document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
     document.body.dataset.instrument = state.symbol + "@" + state.venue;
+  }
+
+  // Scrolling left to the first bars loads the page before them (once at a time, while there is one).
+  function onVisibleRange(range) {
+    if (!range) return;
+    const movedLeft = state.lastFrom !== null && range.from < state.lastFrom;
+    state.lastFrom = range.from;
+    if (movedLeft && range.from < 10) loadOlder().catch(showError);
+  }
+  async function loadOlder() {
+    const wantCandles = state.timeframe !== "tick";
+    if (state.loadingOlder || !(state.older.indicators || (wantCandles && state.older.candles))) return;
+    state.loadingOlder = true;
+    const token = state.loadToken;
+    try {
+      const base = `/instruments/${enc(state.venue)}/${enc(state.symbol)}`;
+      const tf = enc(state.timeframe);
+      const [indicators, candles] = await Promise.all([
+        state.older.indicators
+          ? getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.indicators)}`)
+          : Promise.resolve({ history: [], next_cursor: null }),
+        wantCandles && state.older.candles
+          ? getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.candles)}`)
+          : Promise.resolve({ candles: [], next_cursor: null }),
+      ]);
+      if (token !== state.loadToken) return; // another instrument or timeframe meanwhile
+      const before = Number(document.body.dataset.historyPoints || 0);
+      const visible = state.chart.timeScale().getVisibleLogicalRange();
+      state.history = indicators.history.concat(state.history);
+      state.candles = candles.candles.concat(state.candles);
+      state.older = { indicators: indicators.next_cursor, candles: candles.next_cursor };
+      drawHistory(state.history, state.candles);
+      drawMarkers();
+      const added = Number(document.body.dataset.historyPoints || 0) - before;
+      if (visible && added > 0) {  // keep the bars the user looks at where they were
+        state.lastFrom = visible.from + added;
+        state.chart.timeScale().setVisibleLogicalRange({ from: visible.from + added, to: visible.to + added });
+      }
+      state.olderPages += 1;
+      document.body.dataset.olderPages = String(state.olderPages);
+    } finally {
+      state.loadingOlder = false;
+    }
   }
 
   function connectLive() {
@@ -390,11 +443,13 @@
     });
     on("indicators", (snapshot) => {
       if (!mine(snapshot) || snapshot.timeframe !== state.timeframe) return;
+      state.history.push(snapshot); // kept for a redraw when older pages arrive
       applySnapshot(snapshot);
       showIndicators(snapshot);
     });
     on("candle", (candle) => {
       if (!mine(candle) || candle.timeframe !== state.timeframe) return;
+      state.candles.push(candle);
       updateSeries("price", state.series.price, { time: seconds(candle.ts_open), open: candle.open, high: candle.high,
                                                   low: candle.low, close: candle.close });
     });

@@ -130,7 +130,11 @@ def test_a_bad_header_exits_2_before_any_output(tmp_path: Path) -> None:
     source = tmp_path / "ticks.csv"
     source.write_text("timestamp,symbol,price,colour\n2024-03-09T23:59:00Z,BTC-USD,1,red\n")
     result = indicators("-i", str(source), "-o", str(tmp_path / "out.csv"))
-    assert result.returncode == 2 and "must name timestamp, symbol, price" in result.stderr
+    assert result.returncode == 2
+    assert "header 'timestamp,symbol,price,colour': unknown column 'colour'; expected a header naming the columns" \
+        in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ticks.csv"]  # no partial file left behind
 
 
 def test_stdin_to_stdout_without_a_header() -> None:

@@ -126,8 +126,8 @@ def test_error_messages_are_unwrapped_when_piped(columns, tmp_path):
     cases = {
         # argv → (exit code, the message as it must appear on one line)
         ("ingest", "--nope"): (2, "Error: No such option: --nope"),
-        ("notify", "--since", "2h"): (
-            2, "--since only applies to --renotify (the live notifier always resumes where it stopped)"),
+        ("notify", "--since", "2h"): (  # the old spelling of --from (stockstream/cli_vocabulary.py)
+            2, "--from only applies to --renotify (the live notifier always resumes where it stopped)"),
         ("notify", "--check", "-s", str(missing / "subscriptions.toml")): (
             2, f"{missing / 'subscriptions.toml'}: cannot read the subscription file: No such file or directory"),
         ("indicators", "--input", str(missing / "ticks.csv"), "--output", str(missing / "out.csv")): (

@@ -233,3 +233,34 @@ def test_dashboard_shows_views_updates_live_and_renders_system_values_as_text(da
 
     assert errors == [], errors
     assert dialogs == [], dialogs
+
+
+@pytest.mark.parametrize("dashboard", ["open"], indirect=True)
+def test_scrolling_left_loads_the_history_before_the_first_page(dashboard, page):
+    """Issue 20: pages of 100 points (?history=100); dragging the chart to its left edge asks for the page
+    before (the API's next_cursor) and draws it in front, once per scroll, nothing before the user scrolls."""
+    tab, errors, _ = page
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url) if "cursor=" in request.url else None)
+    tab.goto(dashboard.base + "/?history=100")
+    body = tab.locator("body")
+    expect(body).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
+    expect(body).to_have_attribute("data-instrument", "BTC-USD@test")
+    expect(body).to_have_attribute("data-history-points", "100")
+    assert asked == []  # nothing older until the user scrolls
+    box = tab.locator("#chart").bounding_box()
+    assert box is not None
+    for attempt in range(5):  # drag the price pane to the right: older bars come into view at the left edge
+        tab.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + 80)
+        tab.mouse.down()
+        tab.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + 80, steps=12)
+        tab.mouse.up()
+        try:  # a page is asked for once the drag reaches the left edge; wait for it before dragging again
+            expect(body).not_to_have_attribute("data-older-pages", "0", timeout=15_000)
+            break
+        except AssertionError:
+            assert attempt < 4, "no older page after five drags to the left edge"
+    expect(body).to_have_attribute("data-older-pages", "1")
+    expect(body).to_have_attribute("data-history-points", "200")
+    assert len(asked) == 1 and "/instruments/test/BTC-USD/indicators?" in asked[0] and "limit=100" in asked[0]
+    assert errors == [], errors

@@ -140,8 +140,21 @@ def test_secrets_come_from_the_named_env_vars_and_missing_ones_are_named_not_sho
     assert {name: value.get_secret_value() for name, value in secrets.items()} == {
         "TG_TOKEN": "123:tg-token", "SLACK_URL": "https://hooks/x"}
     assert "123:tg-token" not in repr(secrets)
-    with pytest.raises(SubscriptionConfigError, match="not set: SLACK_URL, TG_TOKEN"):
-        resolve_secrets(config, {})
+    with pytest.raises(SubscriptionConfigError) as raised:
+        resolve_secrets(config, {}, tmp_path / "subs.toml")
+    message = str(raised.value)
+    # The file, each missing variable with the channel and key that ask for it, and what to do.
+    assert f"subscription file {tmp_path / 'subs.toml'} names environment variables that are not set" in message
+    assert "  - SLACK_URL: channel 'team' (slack), webhook_url_env" in message
+    assert "  - TG_TOKEN: channel 'desk' (telegram), bot_token_env" in message
+    assert "subscriptions-console.toml" in message
+
+
+def test_the_console_example_needs_no_secret_and_delivers_everything_to_the_console() -> None:
+    config = load_config(EXAMPLES / "subscriptions-console.toml")
+    assert resolve_secrets(config, {}) == {}
+    assert {channel.type for channel in config.channels.values()} == {"console"}
+    assert config.subscriptions[0].cooldown_s == 0
 
 
 def test_default_is_every_signal_on_the_console() -> None:

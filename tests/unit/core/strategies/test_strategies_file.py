@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,22 @@ strategies:
 
 
 def problems_of(text: str, syntax: str = "toml", **options: object) -> list[str]:
+    """The problems of the message, in file order, without their ``my.toml:LINE:`` (see lines_of)."""
+    return [problem for _line, problem in lines_of(text, syntax, **options)]
+
+
+def lines_of(text: str, syntax: str = "toml", **options: object) -> list[tuple[int | None, str]]:
     with pytest.raises(StrategyFileError) as caught:
         parse_strategies(text, syntax=syntax, candle_timeframes=TIMEFRAMES, source="my.toml", **options)  # type: ignore[arg-type]
     message = str(caught.value)
-    assert message.startswith("my.toml: invalid strategy file:\n")
-    return [line.strip() for line in message.splitlines()[1:] if line.startswith("  ") and not line.startswith("    ")]
+    assert re.match(r"my\.toml: invalid strategy file \((1 problem|\d+ problems)\):\n", message)
+    found = []
+    for line in message.splitlines()[1:]:
+        if line.startswith("  ") and not line.startswith("    "):
+            match = re.match(r"  my\.toml:(?:(\d+):)? (.*)$", line)
+            assert match is not None, line
+            found.append((int(match.group(1)) if match.group(1) else None, match.group(2)))
+    return found
 
 
 def test_the_issue_example_and_its_yaml_twin_are_the_same_strategy() -> None:
@@ -83,22 +95,24 @@ params = { close = 1, level = inf }
 [strategies.three]
 timeframe = "5m"
 """
-    assert problems_of(text) == [
-        "strategies.one.confirm: Input should be greater than or equal to 1",
-        "strategies.one.surprise: Extra inputs are not permitted",
-        "strategies.one.timeframe: timeframe 4h is not configured (configured: tick, 1m, 5m, 1h):"
-        " add it to the runner's candle timeframes",
-        "strategies.one.cooldown: expected a duration like 90s, 15m or 4h (or 0), got '5 minutes'",
-        "strategies.one.buy, column 18: unknown function 'emma' (did you mean ema?): expected one of sma, ema, wma,"
-        " rsi, macd, bb, vwap, atr, stoch, adx, plus_di, minus_di, obv, cci, willr, roc, highest, lowest, donchian,"
-        " crosses_above, crosses_below, rising, falling",
-        "strategies.two.params.close: a parameter name is an identifier that is not a keyword, price field or"
-        " function name",
-        "strategies.two.params.level: must be a finite number",
-        "strategies.two.symbols: BTC-USD is listed twice",
-        "strategies.two.symbols: 'bad symbol!': symbol may hold only letters, digits and - / . _",
-        "strategies.two.sell, column 22: expected ',' or ')' after the arguments of crosses_above, found 'ema'",
-        "strategies.three: a strategy needs a buy rule, a sell rule or both",
+    # In file order, each with its line, the key path as written (list positions from 1), plain words.
+    assert lines_of(text) == [
+        (3, "strategies.one.timeframe: timeframe 4h is not configured (configured: tick, 1m, 5m, 1h):"
+            " add it to the runner's candle timeframes"),
+        (4, "strategies.one.buy: column 18: unknown function 'emma' (did you mean ema?): expected one of sma, ema,"
+            " wma, rsi, macd, bb, vwap, atr, stoch, adx, plus_di, minus_di, obv, cci, willr, roc, highest, lowest,"
+            " donchian, crosses_above, crosses_below, rising, falling"),
+        (5, "strategies.one.confirm: must be at least 1, got 0"),
+        (6, "strategies.one.cooldown: expected a duration like 90s, 15m or 4h (or 0), got '5 minutes'"),
+        (7, "strategies.one.surprise: unknown key 'surprise'; valid keys: timeframe, buy, sell, confirm, cooldown,"
+            " symbols, params, description"),
+        (10, "strategies.two.sell: column 22: expected ',' or ')' after the arguments of crosses_above, found 'ema'"),
+        (11, "strategies.two.symbols[2]: BTC-USD is listed twice"),
+        (11, "strategies.two.symbols[3]: 'bad symbol!': symbol may hold only letters, digits and - / . _"),
+        (12, "strategies.two.params.close: a parameter name is an identifier that is not a keyword, price field or"
+             " function name"),
+        (12, "strategies.two.params.level: must be a finite number"),
+        (14, "strategies.three: a strategy needs a buy rule, a sell rule or both"),
     ]
 
 
@@ -107,20 +121,20 @@ def test_a_rule_problem_shows_the_rule_with_a_caret() -> None:
         parse_strategies('[strategies.s]\nbuy = "rsi(14) < 30 or close@4h > 1"', syntax="toml",
                          candle_timeframes=TIMEFRAMES, source="s.toml")
     assert str(caught.value).endswith(
-        "strategies.s.buy, column 23: timeframe 4h is not configured (configured: tick, 1m, 5m, 1h): add it to the"
+        "s.toml:2: strategies.s.buy: column 23: timeframe 4h is not configured (configured: tick, 1m, 5m, 1h): add it to the"
         " runner's candle timeframes\n      rsi(14) < 30 or close@4h > 1\n" + " " * (6 + 22) + "^")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("", "strategies: the file defines no strategy ([strategies.NAME] tables)"),
-    ("[rules]\nema_cross = {}", "rules: Extra inputs are not permitted"),
-    ('strategies = "x"', "strategies: Input should be a valid dictionary"),
-    ('[strategies."bad name"]\nbuy = "close > 1"', "strategies.bad name: a strategy name is a letter then letters,"
+    ("[rules]\nema_cross = {}", "rules: unknown key 'rules'; valid keys: strategies"),
+    ('strategies = "x"', "strategies: expected a table, got 'x'"),
+    ('[strategies."bad name"]\nbuy = "close > 1"', 'strategies."bad name": a strategy name is a letter then letters,'
                                                     " digits, _ or - (at most 64)"),
     ('[strategies.s]\nbuy = "close > 1"\nsymbols = []', "strategies.s.symbols: empty: leave symbols out to run on"
                                                         " every symbol"),
     ('[strategies.s]\nbuy = "close > 1"\ncooldown = "400d"', "strategies.s.cooldown: at most 366d"),
-    ('[strategies.s]\nbuy = "close > 1"\nconfirm = "2"', "strategies.s.confirm: Input should be a valid integer"),
+    ('[strategies.s]\nbuy = "close > 1"\nconfirm = "2"', "strategies.s.confirm: expected a whole number, got '2'"),
 ])
 def test_file_level_problems(text: str, expected: str) -> None:
     assert expected in problems_of(text)
@@ -136,8 +150,8 @@ def test_files_are_read_by_extension(tmp_path: Path) -> None:
         load_strategies(tmp_path / "c.json", candle_timeframes=TIMEFRAMES)
     with pytest.raises(StrategyFileError, match="cannot read the strategy file"):
         load_strategies(tmp_path / "missing.toml", candle_timeframes=TIMEFRAMES)
-    with pytest.raises(StrategyFileError, match=r"a.toml: invalid strategy file:\n  strategies.trend_pullback"
-                                                r".timeframe: timeframe 5m is not configured"):
+    with pytest.raises(StrategyFileError, match=r"a.toml: invalid strategy file \(2 problems\):\n  .*a.toml:3: "
+                                                r"strategies.trend_pullback.timeframe: timeframe 5m is not configured"):
         load_strategies(tmp_path / "a.toml", candle_timeframes=("1m",))
 
 
