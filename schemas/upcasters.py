@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from schemas.events import Candle, DailySummary, DeadLetter, Event, IndicatorSnapshot, Signal, Tick
 from schemas.instruments import UNKNOWN_VENUE, format_instrument, venue_from_source
+from schemas.runs import Run
 
 SCHEMA_VERSION_UNSUPPORTED = "schema_version_unsupported"
 """The dead-letter reason of a record whose ``schema_version`` is newer than this code knows."""
@@ -180,11 +181,12 @@ INDICATOR_SNAPSHOT_CHAIN = UpcasterChain(IndicatorSnapshot, (derived_v1_to_v2,))
 SIGNAL_CHAIN = UpcasterChain(Signal, (derived_v1_to_v2,))
 DAILY_SUMMARY_CHAIN = UpcasterChain(DailySummary, (derived_v1_to_v2,))
 DEAD_LETTER_CHAIN = UpcasterChain(DeadLetter, ())  # still version 1
+RUN_CHAIN = UpcasterChain(Run, ())  # version 1 (the runs topic, schemas/runs.py)
 
 CHAINS: dict[type[Event], UpcasterChain[Any]] = {
     chain.model: chain
     for chain in (TICK_CHAIN, CANDLE_CHAIN, INDICATOR_SNAPSHOT_CHAIN, SIGNAL_CHAIN, DAILY_SUMMARY_CHAIN,
-                  DEAD_LETTER_CHAIN)
+                  DEAD_LETTER_CHAIN, RUN_CHAIN)
 }
 """The one chain of every event type of the log."""
 
@@ -226,6 +228,10 @@ def decode_daily_summary(data: bytes | str) -> DailySummary:
 
 def decode_dead_letter(data: bytes | str) -> DeadLetter:
     return DEAD_LETTER_CHAIN.decode(data)
+
+
+def decode_run(data: bytes | str) -> Run:
+    return RUN_CHAIN.decode(data)
 
 
 def record_key(event: Event, written_version: int) -> bytes | None:

@@ -108,7 +108,7 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
 
     @property
     def group_id(self) -> str:
-        return self.consumer_group or f"{self.topic_prefix}stockstream-process"
+        return self.consumer_group or self.default_group("process")
 
     @property
     def commit_interval(self) -> float:

@@ -30,6 +30,7 @@ from schemas.events import (
     make_signal_id,
 )
 from schemas.instruments import UNKNOWN_VENUE
+from schemas.runs import Namespace, Run, RunRange, StrategyRef
 from schemas.upcasters import (
     CHAINS,
     SCHEMA_VERSION_UNSUPPORTED,
@@ -66,6 +67,9 @@ def current_examples() -> list[Event]:
         DailySummary(symbol="BTC-USD", venue="file", date=date(2026, 11, 27), open=1, high=2, low=0.5, close=1.5,
                      mean_price=1.2, vwap=None, volume=0, tick_count=10, buy_count=1, sell_count=0,
                      final=False, ts_event=T0, ts_init=T0, lineage=LINEAGE),
+        Run(run_id="r1", kind="replay", state="done", range=RunRange(topic="ticks", start={0: 0}, end={0: 10}),
+            strategy=StrategyRef(version="0123456789abcdef", timeframes=("1m",)), code_version="0.1.0",
+            namespace=Namespace(topic_prefix="runs.r1.", redis_prefix="ss:run:r1:"), ts_event=T0, ts_init=T0),
     ]
 
 
@@ -76,7 +80,7 @@ def v1_lines() -> list[tuple[str, bytes]]:
 # -- the registry -----------------------------------------------------------------------------------
 
 def test_every_event_type_has_one_chain_ending_at_its_model_version():
-    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter}
+    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter, Run}
     for model, chain in CHAINS.items():
         assert chain.model is model
         assert chain.latest == model.model_fields["schema_version"].default
