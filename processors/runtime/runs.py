@@ -242,3 +242,46 @@ class RunWatcher:
         if self._thread.is_alive():
             self._thread.join(10)
         self._consumer.close()
+
+
+def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 120.0) -> list[bytes]:
+    """Every committed value of ``topic`` (all partitions, each in log order) up to its end now.
+
+    Used by ``runs diff`` to read two runs' signals. A topic that does not exist reads as empty.
+    Raises :class:`RunLogError` when the end is not reached within ``timeout_s``.
+    """
+    consumer = Consumer({**settings.client_config(), "group.id": "stockstream-runs-reader",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "enable.partition.eof": True, "log_level": 3})
+    try:
+        found = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        ends = {}
+        for partition in found.partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if high > 0:
+                ends[partition] = high
+        if not ends:
+            return []
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(ends)])
+        values: list[bytes] = []
+        open_partitions = set(ends)
+        deadline = time.monotonic() + timeout_s
+        while open_partitions:
+            if time.monotonic() > deadline:
+                raise RunLogError(f"topic {topic!r} was not read to its end within {timeout_s:.0f}s")
+            for message in consumer.consume(1000, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        open_partitions.discard(message.partition())
+                    continue
+                value = message.value()
+                if value is not None and message.offset() < ends[message.partition()]:
+                    values.append(value)
+                if message.offset() + 1 >= ends[message.partition()]:
+                    open_partitions.discard(message.partition())
+        return values
+    finally:
+        consumer.close()

@@ -204,8 +204,7 @@ def replay(
     from pydantic import ValidationError
 
     from processors.stream.settings import ProcessSettings
-    from spark_jobs.backfill.ranges import RangeError, offsets_at_event_time, parse_offsets
-    from stockstream.commands.backfill import parse_time
+    from spark_jobs.backfill.ranges import RangeError
 
     err = console(stderr=True)
 
@@ -225,21 +224,8 @@ def replay(
     topic = settings.topics().ticks.name
     kafka = Kafka(settings)
     try:
-        low, high = kafka.watermarks(topic)
-        partitions = sorted(low)
-        skew = 300_000_000
-        if from_time is not None:
-            starts = offsets_at_event_time(settings, topic, parse_time(from_time, "--from-time"), skew)
-        else:
-            starts = _offsets(None if from_offset is None else parse_offsets(from_offset), partitions, low, high, low)
-        if to_time is not None:
-            stops: dict[int, int] | None = offsets_at_event_time(settings, topic, parse_time(to_time, "--to-time"), skew)
-        elif follow:
-            stops = None
-        else:
-            stops = _offsets(None if to_offset is None else parse_offsets(to_offset), partitions, low, high, high)
-        if stops is not None and any(starts[p] > stops[p] for p in partitions):
-            raise fail("the range ends before it starts")
+        starts, stops = resolve_range(settings, kafka, topic, from_offset=from_offset, from_time=from_time,
+                                      to_offset=to_offset, to_time=to_time, follow=follow)
         chosen = group or f"{settings.topic_prefix}stockstream-replay-{datetime.now(UTC):%Y%m%d%H%M%S}"
         code = _run(err, kafka, settings, topic, chosen, starts, stops, yes=yes, views=views,
                     views_prefix=views_prefix, keep_state=keep_state)
@@ -251,8 +237,37 @@ def replay(
         raise typer.Exit(code)
 
 
+def resolve_range(settings: Any, kafka: Kafka, topic: str, *, from_offset: str | None, from_time: str | None,
+                  to_offset: str | None, to_time: str | None, follow: bool) -> tuple[dict[int, int], dict[int, int] | None]:
+    """The start and stop offsets per partition of a range given by offsets or event times.
+
+    Called by ``replay`` and ``runs start``. Raises ``RangeError``/``ReplayError`` with a message to show.
+    """
+    from spark_jobs.backfill.ranges import offsets_at_event_time, parse_offsets
+    from stockstream.commands.backfill import parse_time
+
+    low, high = kafka.watermarks(topic)
+    partitions = sorted(low)
+    skew = 300_000_000
+    if from_time is not None:
+        starts = offsets_at_event_time(settings, topic, parse_time(from_time, "--from-time"), skew)
+    else:
+        starts = _offsets(None if from_offset is None else parse_offsets(from_offset), partitions, low, high, low)
+    stops: dict[int, int] | None
+    if to_time is not None:
+        stops = offsets_at_event_time(settings, topic, parse_time(to_time, "--to-time"), skew)
+    elif follow:
+        stops = None
+    else:
+        stops = _offsets(None if to_offset is None else parse_offsets(to_offset), partitions, low, high, high)
+    if stops is not None and any(starts[p] > stops[p] for p in partitions):
+        raise ReplayError("the range ends before it starts")
+    return starts, stops
+
+
 def _run(err: Console, kafka: Kafka, settings: Any, topic: str, group: str, starts: dict[int, int],
-         stops: dict[int, int] | None, *, yes: bool, views: bool, views_prefix: str | None, keep_state: bool) -> int:
+         stops: dict[int, int] | None, *, yes: bool, views: bool, views_prefix: str | None, keep_state: bool,
+         child_env: Mapping[str, str] | None = None, produced_out: dict[str, int] | None = None) -> int:
     if kafka.members(group):
         raise ReplayError(f"group {group!r} has running members: stop its `stockstream process` instances first")
     changelogs = kafka.changelogs(group)
@@ -282,7 +297,7 @@ def _run(err: Console, kafka: Kafka, settings: Any, topic: str, group: str, star
         args = ["process", "--group", group, "--state-dir", str(settings.state_dir), "--metrics-port", "0"]
         if settings.strategy_file is not None:
             args += ["--strategy", str(settings.strategy_file)]
-        processor = Child("process", args, {}, log_dir)
+        processor = Child("process", args, dict(child_env or {}), log_dir)
         children.append(processor)
         materializer = None
         viewed = [name for name in outputs if name != registry.ticks_dlq.name]  # the materializer's inputs
@@ -290,7 +305,7 @@ def _run(err: Console, kafka: Kafka, settings: Any, topic: str, group: str, star
             view_group = f"{group}-views"
             kafka.commit(view_group, {**{(topic, p): o for p, o in starts.items()},
                                       **{where: end for where, end in before.items() if where[0] in viewed}})
-            env = {"MATERIALIZE_CONSUMER_GROUP": view_group, "METRICS_PORT": "0"}
+            env = {**(child_env or {}), "MATERIALIZE_CONSUMER_GROUP": view_group, "METRICS_PORT": "0"}
             if views_prefix is not None:
                 env["REDIS_KEY_PREFIX"] = views_prefix
             materializer = Child("materialize", ["materialize"], env, log_dir)
@@ -313,6 +328,8 @@ def _run(err: Console, kafka: Kafka, settings: Any, topic: str, group: str, star
     produced = dict.fromkeys(outputs, 0)
     for (name, p), end in after.items():
         produced[name] += end - before.get((name, p), 0)  # offsets, transaction markers included
+    if produced_out is not None:
+        produced_out.update(produced)
     committed = kafka.committed(group, topic)
     ticks = sum(committed.get((topic, p), starts[p]) - starts[p] for p in starts)
     elapsed = time.monotonic() - began
