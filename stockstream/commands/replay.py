@@ -199,8 +199,10 @@ def replay(
     views_prefix: Annotated[str | None, typer.Option(help="Redis key prefix of the replayed views (default: REDIS_KEY_PREFIX, the live views).")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file for the replayed processor (env STOCKSTREAM_STRATEGY).")] = None,
     keep_state: Annotated[bool, typer.Option(help="Keep a fresh group's state (changelog topic, folder) afterwards.")] = False,
+    into_live: Annotated[bool, typer.Option("--into-live", help="Write the live topics (and views) instead of a run's own namespace: a deliberate rebuild (asks; --yes for scripts).")] = False,
+    run_id: Annotated[str | None, typer.Option("--id", help="The run's id when the replay is a run (default: r<time>-<random>).")] = None,
 ) -> None:
-    """Re-run the live processors over a past range of the ticks log (fresh group, or reset an existing one)."""
+    """Re-run the processors over a past range into a run's own namespace (default), or into live (--into-live, --group)."""
     from pydantic import ValidationError
 
     from processors.stream.settings import ProcessSettings
@@ -216,6 +218,20 @@ def replay(
         raise fail("give the start as --from-offset or --from-time, not both")
     if sum(option is not None for option in (to_offset, to_time)) + follow > 1:
         raise fail("give at most one of --to-offset, --to-time, --follow")
+    if group is None and not into_live:
+        # Every replay is a run (docs/runs.md): its outputs go to runs.<id>.*, never to live.
+        if follow or views_prefix is not None or keep_state:
+            raise fail("--follow, --views-prefix and --keep-state apply to a replay into live (--into-live)")
+        from stockstream.commands.runs import start
+
+        start(from_=from_offset or from_time, to=to_offset or to_time, strategy=strategy, run_id=run_id,
+              description="stockstream replay", views=views, into_live=False, yes=False, as_json=False)
+        return
+    if into_live and group is None and not yes:
+        if not sys.stdin.isatty():
+            raise fail("--into-live appends to the live topics: pass --yes to confirm (no terminal to ask)")
+        if not typer.confirm("Replay into the LIVE topics?", default=False, err=True):
+            raise fail("nothing done")
     try:
         settings = ProcessSettings(**({"strategy_file": strategy} if strategy else {}))
     except ValidationError as error:
