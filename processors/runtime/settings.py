@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from processors.core.strategies.file import parse_duration
 from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
 from schemas.topics import TopicRegistry, run_group
@@ -47,6 +48,10 @@ class KafkaSettings(ServiceSettings):
         description="a run's id (docs/runs.md): derived topics under runs.<id>., views under <prefix>run:<id>:;"
                     " unset = the live namespace",
     )
+    run_retention: str = Field(
+        "7d", validation_alias=env("RUN_RETENTION"),
+        description="how long a run's topics and view keys are kept (90s, 15m, 4h, 7d …)",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=env("KAFKA_SECURITY_PROTOCOL")
     )
@@ -78,6 +83,13 @@ class KafkaSettings(ServiceSettings):
     def _check_run(cls, value: str | None) -> str | None:
         return None if value is None else check_run_id(value)
 
+    @field_validator("run_retention")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("RUN_RETENTION must be positive")
+        return value
+
     def topics(self) -> TopicRegistry:
         """The topic registry for this deployment (for a run's: its derived topics under ``runs.<id>.``)."""
         return TopicRegistry(
@@ -87,6 +99,7 @@ class KafkaSettings(ServiceSettings):
             candle_timeframes=self.candle_timeframes,
             replication_factor=self.replication_factor,
             run_id=self.run_id,
+            run_retention_ms=parse_duration(self.run_retention),
         )
 
     def default_group(self, role: str) -> str:

@@ -98,7 +98,7 @@ def start(
     from processors.runtime.runs import RunLog, RunLogError
     from schemas.runs import InvalidRunIdError, check_run_id
     from spark_jobs.backfill.ranges import RangeError
-    from stockstream.commands.replay import Kafka, ReplayError, _run, resolve_range
+    from stockstream.replayer import Kafka, ReplayError, resolve_range, run_replay
 
     err = console(stderr=True)
     try:
@@ -137,7 +137,7 @@ def start(
         runs.publish(record)
         produced: dict[str, int] = {}
         env = {} if into_live else {"STOCKSTREAM_RUN": chosen}
-        code = _run(err, kafka, settings, topic, group, starts, stops, yes=True, views=views,
+        code = run_replay(err, kafka, settings, topic, group, starts, stops, yes=True, views=views,
                     views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
         finished = datetime.now(UTC)
         retention = timedelta(milliseconds=settings.topics().run_retention_ms)
@@ -262,7 +262,7 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
     from processors.runtime.runs import read_topic_values
     from schemas.runs import LIVE_RUN_ID
     from schemas.upcasters import decode_signal
-    from stockstream.commands.replay import Kafka
+    from stockstream.replayer import Kafka
 
     registry = settings.topics()
     kafka = Kafka(settings)
@@ -342,7 +342,7 @@ def drop(
     from processors.runtime.runs import RunLogError
     from schemas.runs import InvalidRunIdError, check_run_id
     from schemas.topics import run_topic_prefix
-    from stockstream.commands.replay import Kafka
+    from stockstream.replayer import Kafka
 
     try:
         check_run_id(run_id)

@@ -32,7 +32,7 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from schemas.upcasters import decode_run
-from stockstream.commands.replay import Kafka
+from stockstream.replayer import Kafka
 from tests.integration.replay.test_replay import _caught_up
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
 from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until

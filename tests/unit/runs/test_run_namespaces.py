@@ -49,3 +49,10 @@ def test_services_of_a_run_use_its_groups_and_redis_prefix():
 def test_the_notifier_refuses_a_run():
     with pytest.raises(ValidationError, match="only reads live signals"):
         NotifySettings(run_id="alt")
+
+
+def test_run_retention_bounds_a_runs_topics():
+    settings = ProcessSettings(run_id="alt", run_retention="2h")
+    assert {spec.retention_ms for spec in settings.topics().run_outputs()} == {7_200_000}
+    with pytest.raises(ValidationError):
+        ProcessSettings(run_retention="0")
