@@ -77,6 +77,11 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024, validation_alias=env("PROCESS_ROCKSDB_WRITE_BUFFER_MB"))
     rocksdb_block_cache_mb: int = Field(64, ge=8, le=65_536, validation_alias=env("PROCESS_ROCKSDB_BLOCK_CACHE_MB"))
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
+    cold_start: bool = Field(
+        False, validation_alias=env("PROCESS_COLD_START"),
+        description="start symbols whose stored state was built with another strategy or timeframe set afresh;"
+                    " default: refuse (the processor stops with a message, docs/runs.md)",
+    )
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
     auto_offset_reset: Literal["earliest", "latest"] = Field(

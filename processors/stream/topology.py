@@ -124,7 +124,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         aggregates_daily=output(registry.aggregates_daily.name),
         dead_letters=output(registry.ticks_dlq.name),
     )
-    states = SymbolStates(pipeline_configs(settings, strategy), metrics)
+    states = SymbolStates(pipeline_configs(settings, strategy), metrics, cold_start=settings.cold_start)
     handler = TickHandler(states, outputs, metrics, **({"now": now} if now is not None else {}))
 
     sdf = app.dataframe(ticks)
