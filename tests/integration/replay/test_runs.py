@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient
+from fastapi.testclient import TestClient
 
 from processors.core.rundiff import Span, diff_signals
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, load_strategy
@@ -32,6 +33,8 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from schemas.upcasters import decode_run
+from stockstream.api.app import create_app
+from stockstream.api.settings import ApiSettings
 from stockstream.replayer import Kafka
 from tests.integration.replay.test_replay import _caught_up
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
@@ -207,6 +210,23 @@ def test_a_run_with_another_strategy_leaves_live_untouched_and_equals_the_batch_
     expected = _expected(reference_events(in_range, _configs(live_stack.alternative)), quarter, end)
     assert expected["signals"] and expected["indicators"]
     assert _run_events(live_stack, "alt") == expected
+
+    settings = ApiSettings(bootstrap_servers=live_stack.bootstrap, redis_url=live_stack.redis_url,
+                           redis_key_prefix=live_stack.views)
+    run_signals = {json.loads(value)["signal_id"] for value in expected["signals"]}
+    live_ids = {Signal.model_validate_json(r.value).signal_id
+                for r in read_topic(live_stack.bootstrap, f"{live_stack.prefix}signals") if r.value is not None}
+    assert live_ids
+    with TestClient(create_app(settings)) as api:
+        shown = set()
+        for symbol in SYMBOLS:
+            answer = api.get(f"/instruments/synthetic/{symbol}/signals", params={"run": "alt", "limit": 500})
+            assert answer.status_code == 200, answer.text
+            shown |= {signal["signal_id"] for signal in answer.json()["signals"]}
+            live_answer = api.get(f"/instruments/synthetic/{symbol}/signals", params={"limit": 500})
+            assert {s["signal_id"] for s in live_answer.json()["signals"]} <= live_ids
+        assert shown and shown <= run_signals and shown - live_ids, "?run=alt shows the run's views"
+        assert api.get("/symbols", params={"run": "Not_A-Run"}).status_code == 422
 
     client = redis.Redis.from_url(live_stack.redis_url)
     try:
