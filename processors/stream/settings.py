@@ -77,6 +77,11 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024, validation_alias=env("PROCESS_ROCKSDB_WRITE_BUFFER_MB"))
     rocksdb_block_cache_mb: int = Field(64, ge=8, le=65_536, validation_alias=env("PROCESS_ROCKSDB_BLOCK_CACHE_MB"))
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
+    emit_from: str | None = Field(
+        None, pattern=r"^[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*$", validation_alias=env("PROCESS_EMIT_FROM"),
+        description="per input partition, the first offset whose outputs are produced (0:1200,1:800): earlier"
+                    " records only warm the state up (a run's warm-up, docs/runs.md); default: every record",
+    )
     cold_start: bool = Field(
         False, validation_alias=env("PROCESS_COLD_START"),
         description="start symbols whose stored state was built with another strategy or timeframe set afresh;"
@@ -110,6 +115,13 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         if self.strategy_file is not None and not self.strategy_file.is_file():
             raise ValueError(f"STOCKSTREAM_STRATEGY: {self.strategy_file} is not a readable file")
         return self
+
+    @property
+    def emit_offsets(self) -> dict[int, int] | None:
+        """``emit_from`` per partition (a partition not listed emits from its start)."""
+        if self.emit_from is None:
+            return None
+        return {int(p): int(o) for p, o in (part.split(":") for part in self.emit_from.split(","))}
 
     @property
     def group_id(self) -> str:

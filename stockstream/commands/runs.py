@@ -86,6 +86,7 @@ def _new_id() -> str:
 def start(
     from_: Annotated[str | None, typer.Option("--from", help="Start: offsets (0, or 0:1200,1:800) or an event time (ISO 8601). Default: the log's beginning.")] = None,
     to: Annotated[str | None, typer.Option("--to", help="End (exclusive): offsets or an event time. Default: the log's end now.")] = None,
+    warm_from: Annotated[str | None, typer.Option("--warm-from", help="Warm the state up from here (offsets, 0 = the log's beginning, or a time): records before --from produce nothing. Default: start cold at --from.")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file of the run (default: STOCKSTREAM_STRATEGY, else the built-in one).")] = None,
     run_id: Annotated[str | None, typer.Option("--id", help="The run's id (1-40 of a-z, 0-9, '-'); default: r<time>-<random>.")] = None,
     description: Annotated[str, typer.Option(help="What the run is for (shown by runs list/show).")] = "",
@@ -131,13 +132,21 @@ def start(
         to_offset, to_time = _bound(to)
         starts, stops = resolve_range(settings, kafka, topic, from_offset=from_offset, from_time=from_time,
                                       to_offset=to_offset, to_time=to_time, follow=False)
+        warm = None
+        if warm_from is not None:
+            warm_offset, warm_time = _bound(warm_from)
+            found, _ = resolve_range(settings, kafka, topic, from_offset=warm_offset, from_time=warm_time,
+                                     to_offset=None, to_time=None, follow=True)
+            warm = {p: min(found.get(p, starts[p]), starts[p]) for p in starts}
         group = (f"{settings.topic_prefix}stockstream-run-{chosen}" if into_live else settings.group_id)
         record = _record(settings, chosen, description, reference, topic, starts, stops, from_time, to_time,
-                         into_live=into_live, group=group, views=views)
+                         into_live=into_live, group=group, views=views, warm=warm)
         runs.publish(record)
         produced: dict[str, int] = {}
         env = {} if into_live else {"STOCKSTREAM_RUN": chosen}
-        code = run_replay(err, kafka, settings, topic, group, starts, stops, yes=True, views=views,
+        if warm is not None:
+            env["PROCESS_EMIT_FROM"] = ",".join(f"{p}:{o}" for p, o in sorted(starts.items()))
+        code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
                     views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
         finished = datetime.now(UTC)
         retention = timedelta(milliseconds=settings.topics().run_retention_ms)
@@ -172,7 +181,7 @@ def start(
 
 def _record(settings: ProcessSettings, run_id: str, description: str, strategy: StrategyRef, topic: str,
             starts: dict[int, int], stops: dict[int, int] | None, from_time: str | None, to_time: str | None, *,
-            into_live: bool, group: str, views: bool) -> Run:
+            into_live: bool, group: str, views: bool, warm: dict[int, int] | None = None) -> Run:
     from processors.materialize.settings import MaterializeSettings
     from schemas.runs import Namespace, Run, RunRange, run_redis_prefix
     from stockstream import __version__
@@ -184,7 +193,8 @@ def _record(settings: ProcessSettings, run_id: str, description: str, strategy: 
                           redis_prefix=(run_redis_prefix(redis_live, None if into_live else run_id) if views else None),
                           into_live=into_live)
     return Run(run_id=run_id, kind="replay", state="running", description=description,
-               range=RunRange(topic=topic, start=starts, end=stops, from_time=parse_time(from_time, "--from"),
+               range=RunRange(topic=topic, start=starts, end=stops, warm_from=warm,
+                              from_time=parse_time(from_time, "--from"),
                               to_time=parse_time(to_time, "--to")),
                strategy=strategy, code_version=__version__, namespace=namespace, group=group,
                ts_event=now, ts_init=now)

@@ -295,3 +295,20 @@ def test_runs_list_shows_runs_and_drop_removes_only_the_run(live_stack):
     assert live_snapshot(live_stack) == before, "dropping a run touches nothing live"
     listed = live_stack.cli("runs", "list", "--json")
     assert "gone" not in [json.loads(line)["run_id"] for line in listed.stdout.splitlines()]
+
+
+def test_a_run_warmed_up_from_the_beginning_equals_live_over_its_range(live_stack):
+    """--warm-from 0 --from q: the state is built from the log's beginning, outputs start at q."""
+    quarter, three_quarters = _quarters(live_stack)
+    result = live_stack.cli("runs", "start", "--id", "warm", "--warm-from", "0", "--from", _spec(quarter),
+                            "--to", _spec(three_quarters))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = _run_record(live_stack, "warm")
+    assert run is not None and run.range is not None and run.range.end is not None
+    assert run.range.warm_from == dict.fromkeys(quarter, 0) and run.range.start == quarter
+    reference = reference_events(live_stack.records, _configs(None))  # = live (tests/integration/spark)
+    assert _run_events(live_stack, "warm") == _expected(reference, quarter, run.range.end)
+    same = live_stack.cli("runs", "diff", "live", "warm", "--json")
+    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
+    report = json.loads(same.stdout)
+    assert report["differences"] == 0 and report["same"] > 0
