@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -94,6 +95,7 @@ def start(
     into_live: Annotated[bool, typer.Option("--into-live", help="Write the live topics and views instead (a deliberate rebuild).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm --into-live without asking (scripts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the finished run's record as JSON.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="A shadow run: no end, follow live ticks into the run's namespace until stopped (Ctrl-C, SIGTERM).")] = False,
 ) -> None:
     """Replay a past range of the ticks log with a strategy into the run's own namespace."""
     from processors.runtime.runs import RunLog, RunLogError
@@ -109,6 +111,10 @@ def start(
     base = _settings(**({"strategy_file": strategy} if strategy else {}))
     if base.run_id is not None:
         raise _fail("STOCKSTREAM_RUN is set: runs start makes its own run; unset it")
+    if follow and to is not None:
+        raise _fail("--follow has no end: give --to or --follow, not both")
+    if follow and into_live:
+        raise _fail("a shadow run (--follow) writes its own namespace, not live")
     if into_live and not yes:
         if not sys.stdin.isatty():
             raise _fail("--into-live rewrites the live outputs: pass --yes to confirm (no terminal to ask)")
@@ -131,7 +137,7 @@ def start(
         from_offset, from_time = _bound(from_)
         to_offset, to_time = _bound(to)
         starts, stops = resolve_range(settings, kafka, topic, from_offset=from_offset, from_time=from_time,
-                                      to_offset=to_offset, to_time=to_time, follow=False)
+                                      to_offset=to_offset, to_time=to_time, follow=follow)
         warm = None
         if warm_from is not None:
             warm_offset, warm_time = _bound(warm_from)
@@ -140,25 +146,32 @@ def start(
             warm = {p: min(found.get(p, starts[p]), starts[p]) for p in starts}
         group = (f"{settings.topic_prefix}stockstream-run-{chosen}" if into_live else settings.group_id)
         record = _record(settings, chosen, description, reference, topic, starts, stops, from_time, to_time,
-                         into_live=into_live, group=group, views=views, warm=warm)
+                         into_live=into_live, group=group, views=views, warm=warm,
+                         kind="shadow" if follow else "replay")
         runs.publish(record)
         produced: dict[str, int] = {}
         env = {} if into_live else {"STOCKSTREAM_RUN": chosen}
         if warm is not None:
             env["PROCESS_EMIT_FROM"] = ",".join(f"{p}:{o}" for p, o in sorted(starts.items()))
-        code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
-                    views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
+        previous = signal.signal(signal.SIGTERM, _interrupt) if follow else None
+        try:
+            code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
+                              views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         finished = datetime.now(UTC)
         retention = timedelta(milliseconds=settings.topics().run_retention_ms)
         # A run stops at the first checkpoint at or past its end, so it may have gone a few records
         # further: the range it records is the one it really covered (its committed offsets).
         covered = record.range
-        if covered is not None and stops is not None:
+        if covered is not None:
             reached = kafka.committed(group, topic)
             covered = covered.model_copy(update={"end": {p: max(end, reached.get((topic, p), end))
-                                                         for p, end in stops.items()}})
+                                                         for p, end in (stops or starts).items()}})
         done = record.model_copy(update={
-            "state": "done" if code == 0 else "failed", "ts_event": finished, "range": covered,
+            "state": ("stopped" if follow else "done") if code == 0 else "failed", "ts_event": finished,
+            "range": covered,
             "produced": {name.removeprefix(record.namespace.topic_prefix): count for name, count in produced.items()},
             "expires_at": None if into_live else finished + retention})
         runs.publish(done)
@@ -181,7 +194,8 @@ def start(
 
 def _record(settings: ProcessSettings, run_id: str, description: str, strategy: StrategyRef, topic: str,
             starts: dict[int, int], stops: dict[int, int] | None, from_time: str | None, to_time: str | None, *,
-            into_live: bool, group: str, views: bool, warm: dict[int, int] | None = None) -> Run:
+            into_live: bool, group: str, views: bool, warm: dict[int, int] | None = None,
+            kind: Literal["replay", "shadow"] = "replay") -> Run:
     from processors.materialize.settings import MaterializeSettings
     from schemas.runs import Namespace, Run, RunRange, run_redis_prefix
     from stockstream import __version__
@@ -192,12 +206,17 @@ def _record(settings: ProcessSettings, run_id: str, description: str, strategy: 
     namespace = Namespace(topic_prefix=settings.topics().derived_prefix,
                           redis_prefix=(run_redis_prefix(redis_live, None if into_live else run_id) if views else None),
                           into_live=into_live)
-    return Run(run_id=run_id, kind="replay", state="running", description=description,
+    return Run(run_id=run_id, kind=kind, state="running", description=description,
                range=RunRange(topic=topic, start=starts, end=stops, warm_from=warm,
                               from_time=parse_time(from_time, "--from"),
                               to_time=parse_time(to_time, "--to")),
                strategy=strategy, code_version=__version__, namespace=namespace, group=group,
                ts_event=now, ts_init=now)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM ends a shadow run like Ctrl-C: children stopped, the run recorded as stopped."""
+    raise KeyboardInterrupt
 
 
 def _expire_views(settings: Any, run_id: str, when: datetime) -> None:

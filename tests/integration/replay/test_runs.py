@@ -39,7 +39,7 @@ from stockstream.replayer import Kafka
 from tests.integration.replay.test_replay import _caught_up
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
 from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until
-from tests.support.processes import STOCKSTREAM, running
+from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
 pytestmark = [pytest.mark.integration]
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
@@ -312,3 +312,40 @@ def test_a_run_warmed_up_from_the_beginning_equals_live_over_its_range(live_stac
     assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
     report = json.loads(same.stdout)
     assert report["differences"] == 0 and report["same"] > 0
+
+
+def test_a_shadow_run_follows_live_ticks_in_its_own_namespace(live_stack):
+    """Last in this module (it adds ticks): --follow --warm-from 0 --from <now> with another strategy."""
+    ticks = f"{live_stack.prefix}ticks"
+    ends = end_offsets(live_stack.bootstrap, ticks)
+    shadow = ServiceProcess(["runs", "start", "--id", "shadow", "--follow", "--warm-from", "0", "--from", _spec(ends),
+                             "--strategy", str(live_stack.alternative)], live_stack.env)
+    kafka = Kafka(live_stack.settings())
+    try:
+        def caught_up(group: str, targets: dict[int, int]) -> bool:
+            assert shadow.alive(), shadow.output[-3000:]
+            return kafka.lag(group, {(ticks, p): end for p, end in targets.items()}) == 0
+
+        wait_until(lambda: caught_up(f"{live_stack.prefix}runs.shadow.process", ends), timeout_s=300,
+                   message="the shadow to warm up")
+        produce_all(live_stack.bootstrap, ticks, synthetic_log(SYMBOLS, 1_200, datetime(2024, 4, 3, 10, tzinfo=UTC),
+                                                               timedelta(seconds=7), seed=8))
+        new_ends = end_offsets(live_stack.bootstrap, ticks)
+        wait_until(lambda: caught_up(f"{live_stack.prefix}runs.shadow.process", new_ends), timeout_s=300,
+                   message="the shadow to follow the new ticks")
+        wait_until(lambda: caught_up(f"{live_stack.prefix}stockstream-process", new_ends), timeout_s=300,
+                   message="live to process the new ticks")
+        assert shadow.terminate(120) == 0, shadow.output[-3000:]
+    finally:
+        shadow.terminate()
+        kafka.close()
+    records = read_topic(live_stack.bootstrap, ticks)
+    expected = _expected(reference_events(records, _configs(live_stack.alternative)), ends, new_ends)
+    assert expected["signals"]
+    assert _run_events(live_stack, "shadow") == expected, "the shadow computed the new ticks with its strategy, warm"
+    live = {Signal.model_validate_json(r.value).signal_id
+            for r in read_topic(live_stack.bootstrap, f"{live_stack.prefix}signals") if r.value is not None}
+    live_expected = {item[3].signal_id for item in reference_events(records, _configs(None)).signals}
+    assert live == live_expected, "live kept its own strategy; no shadow signal reached it"
+    run = _run_record(live_stack, "shadow")
+    assert run is not None and run.kind == "shadow" and run.state == "stopped"
