@@ -118,6 +118,9 @@ class RunLog:
         try:
             partition = TopicPartition(self.topic, 0)
             try:
+                found = consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
+                if found is None or found.error is not None or not found.partitions:
+                    return RunSnapshot({}, 0)  # no run made yet in this deployment
                 _low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
             except KafkaException as error:
                 raise RunLogError(f"cannot read the runs topic {self.topic!r}: {error}") from None
