@@ -62,6 +62,7 @@ BENCHES = (
     Bench("backfill_group", "bench.bench_backfill_group", "backfill group step: kernel (columnar) vs per-tick, in-process"),
     Bench("sweep", "bench.bench_sweep", "Spark parameter sweep vs vectorbt, and the grid over 1M bars"),
     Bench("notify", "bench.bench_notify", "notifier vs the bare webhook sender"),
+    Bench("runs_warmup", "bench.bench_runs_warmup", "a run's warm-up (state only) vs the same run emitting everything"),
 )
 TIMEOUT_S = {True: 900, False: 3 * 3600}
 

@@ -4,11 +4,20 @@ Every service builds its topic names through :class:`TopicRegistry`, so a namesp
 prefix (used by tests and by side-by-side deployments) or a renamed ticks topic
 (``KAFKA_TOPIC``) applies everywhere at once. Topics are created idempotently at start
 by :func:`processors.runtime.kafka_admin.ensure_topics` with exactly this configuration.
+
+**Runs** (``schemas/runs.py``). A registry for a run (:meth:`TopicRegistry.for_run`) names the
+same derived topics under ``<prefix>runs.<id>.`` (``runs.<id>.signals``, ``runs.<id>.candles.1m``
+…) with ``RUN_RETENTION`` as their retention, while ``ticks`` stays the live log (a run reads it,
+never writes it). The run's processing state and consumer groups are named here too
+(:func:`run_group`), so access rules can grant a run's principals exactly the prefixes
+``<prefix>runs.<id>.`` and ``changelog__<prefix>runs.<id>.``. The run list itself is the
+compacted ``runs`` topic (key = run id, one partition, broker timestamps: the strategy
+hand-over is decided by them, see ``processors/core/rollout.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from schemas.events import (
@@ -21,10 +30,27 @@ from schemas.events import (
     SignalOutcome,
     Tick,
 )
+from schemas.runs import Run, check_run_id
 from schemas.timeframes import validate_timeframe
 
 FOREVER = -1
 DAY_MS = 86_400_000
+RUNS_TOPIC = "runs"
+RUN_NAMESPACE = "runs"
+DEFAULT_RUN_RETENTION_MS = 7 * DAY_MS
+
+
+def run_topic_prefix(prefix: str, run_id: str) -> str:
+    """``<prefix>runs.<id>.``: what every topic of a run starts with."""
+    return f"{prefix}{RUN_NAMESPACE}.{check_run_id(run_id)}."
+
+
+def run_group(prefix: str, run_id: str, role: str) -> str:
+    """The consumer group of a run's ``role`` (``process``, ``materialize``): ``<prefix>runs.<id>.<role>``.
+
+    The processor's state changelog is then ``changelog__<prefix>runs.<id>.process--…``.
+    """
+    return f"{run_topic_prefix(prefix, run_id)}{role}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +58,7 @@ class TopicSpec:
     """A topic as the system declares it."""
 
     name: str
-    key: Literal["symbol", "source", "signal_id"]
+    key: Literal["symbol", "source", "signal_id", "run_id"]
     value_model: type[Event]
     partitions: int
     retention_ms: int = FOREVER
@@ -62,13 +88,42 @@ class TopicRegistry:
     replication_factor: int = 1
     dlq_retention_ms: int = 30 * DAY_MS
     indicators_retention_ms: int = 7 * DAY_MS
+    run_id: str | None = None  # a run's registry: derived topics under runs.<id>.
+    run_retention_ms: int = DEFAULT_RUN_RETENTION_MS
 
     def __post_init__(self) -> None:
         for timeframe in self.candle_timeframes:
             validate_timeframe(timeframe)
+        if self.run_id is not None:
+            check_run_id(self.run_id)
+        if self.run_retention_ms < 1:
+            raise ValueError("run retention must be positive")
 
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"
+
+    def for_run(self, run_id: str, candle_timeframes: tuple[str, ...] | None = None) -> TopicRegistry:
+        """The registry of run ``run_id``: same ticks, derived topics under ``runs.<id>.``."""
+        return replace(self, run_id=run_id,
+                       candle_timeframes=self.candle_timeframes if candle_timeframes is None else candle_timeframes)
+
+    def live(self) -> TopicRegistry:
+        """The live registry of this deployment (this one when it is not a run's)."""
+        return self if self.run_id is None else replace(self, run_id=None)
+
+    @property
+    def derived_prefix(self) -> str:
+        """What derived topic names start with: the prefix, or the run's ``<prefix>runs.<id>.``."""
+        return self.prefix if self.run_id is None else run_topic_prefix(self.prefix, self.run_id)
+
+    def derived(self, base: str) -> str:
+        return f"{self.derived_prefix}{base}"
+
+    def _retention(self, live_ms: int) -> int:
+        """A derived topic's retention: its live retention, bounded by RUN_RETENTION for a run."""
+        if self.run_id is None:
+            return live_ms
+        return self.run_retention_ms if live_ms == FOREVER else min(live_ms, self.run_retention_ms)
 
     @property
     def ticks(self) -> TopicSpec:
@@ -78,23 +133,24 @@ class TopicRegistry:
     @property
     def ticks_dlq(self) -> TopicSpec:
         return TopicSpec(
-            self.name(f"{self.ticks_base}.dlq"), "source", DeadLetter, 1, self.dlq_retention_ms
+            self.derived(f"{self.ticks_base}.dlq"), "source", DeadLetter, 1, self._retention(self.dlq_retention_ms)
         )
 
     def candles(self, timeframe: str) -> TopicSpec:
         validate_timeframe(timeframe)
-        return TopicSpec(self.name(f"candles.{timeframe}"), "symbol", Candle, self.partitions)
+        return TopicSpec(self.derived(f"candles.{timeframe}"), "symbol", Candle, self.partitions,
+                         self._retention(FOREVER))
 
     @property
     def indicators(self) -> TopicSpec:
         return TopicSpec(
-            self.name("indicators"), "symbol", IndicatorSnapshot, self.partitions,
-            self.indicators_retention_ms,
+            self.derived("indicators"), "symbol", IndicatorSnapshot, self.partitions,
+            self._retention(self.indicators_retention_ms),
         )
 
     @property
     def signals(self) -> TopicSpec:
-        return TopicSpec(self.name("signals"), "symbol", Signal, self.partitions)
+        return TopicSpec(self.derived("signals"), "symbol", Signal, self.partitions, self._retention(FOREVER))
 
     @property
     def signal_outcomes(self) -> TopicSpec:
@@ -103,12 +159,19 @@ class TopicRegistry:
 
     @property
     def aggregates_daily(self) -> TopicSpec:
-        return TopicSpec(self.name("aggregates.daily"), "symbol", DailySummary, self.partitions)
+        return TopicSpec(self.derived("aggregates.daily"), "symbol", DailySummary, self.partitions,
+                         self._retention(FOREVER))
 
     @property
     def views_dlq(self) -> TopicSpec:
         """Records the materializer refused (wrong key, undecodable, unknown topic kind…)."""
-        return TopicSpec(self.name("views.dlq"), "source", DeadLetter, 1, self.dlq_retention_ms)
+        return TopicSpec(self.derived("views.dlq"), "source", DeadLetter, 1, self._retention(self.dlq_retention_ms))
+
+    @property
+    def runs(self) -> TopicSpec:
+        """The run list (``schemas/runs.py``): compacted, one partition (one order), broker timestamps."""
+        return TopicSpec(self.name(RUNS_TOPIC), "run_id", Run, 1, FOREVER, "compact",
+                         (("message.timestamp.type", "LogAppendTime"),))
 
     @property
     def notifications_dlq(self) -> TopicSpec:
@@ -116,8 +179,18 @@ class TopicRegistry:
             self.name("notifications.dlq"), "signal_id", DeadLetter, 1, self.dlq_retention_ms
         )
 
+    def run_outputs(self) -> list[TopicSpec]:
+        """The topics a processor writes (and a run owns): derived events and rejected ticks."""
+        return [self.ticks_dlq, *(self.candles(tf) for tf in self.candle_timeframes), self.indicators, self.signals,
+                self.aggregates_daily]
+
     def all(self) -> list[TopicSpec]:
-        """Every topic of the deployment, in a stable order."""
+        """Every topic of the deployment (of the run, for a run's registry), in a stable order.
+
+        The ``runs`` topic is not listed: :class:`processors.runtime.runs.RunLog` creates it when a run is made.
+        """
+        if self.run_id is not None:
+            return [self.ticks, *self.run_outputs(), self.views_dlq]
         return [
             self.ticks,
             self.ticks_dlq,

@@ -47,6 +47,7 @@ from schemas.events import (
     Tick,
 )
 from schemas.instruments import UNKNOWN_VENUE, format_instrument, venue_from_source
+from schemas.runs import Run
 
 SCHEMA_VERSION_UNSUPPORTED = "schema_version_unsupported"
 """The dead-letter reason of a record whose ``schema_version`` is newer than this code knows."""
@@ -209,11 +210,12 @@ SIGNAL_CHAIN = UpcasterChain(Signal, (derived_v1_to_v2, signal_v2_to_v3))
 DAILY_SUMMARY_CHAIN = UpcasterChain(DailySummary, (derived_v1_to_v2,))
 DEAD_LETTER_CHAIN = UpcasterChain(DeadLetter, ())  # still version 1
 SIGNAL_OUTCOME_CHAIN = UpcasterChain(SignalOutcome, ())  # version 1
+RUN_CHAIN = UpcasterChain(Run, ())  # version 1 (the runs topic, schemas/runs.py)
 
 CHAINS: dict[type[Event], UpcasterChain[Any]] = {
     chain.model: chain
     for chain in (TICK_CHAIN, CANDLE_CHAIN, INDICATOR_SNAPSHOT_CHAIN, SIGNAL_CHAIN, DAILY_SUMMARY_CHAIN,
-                  DEAD_LETTER_CHAIN, SIGNAL_OUTCOME_CHAIN)
+                  DEAD_LETTER_CHAIN, SIGNAL_OUTCOME_CHAIN, RUN_CHAIN)
 }
 """The one chain of every event type of the log."""
 
@@ -259,6 +261,10 @@ def decode_dead_letter(data: bytes | str) -> DeadLetter:
 
 def decode_signal_outcome(data: bytes | str) -> SignalOutcome:
     return SIGNAL_OUTCOME_CHAIN.decode(data)
+
+
+def decode_run(data: bytes | str) -> Run:
+    return RUN_CHAIN.decode(data)
 
 
 def record_key(event: Event, written_version: int) -> bytes | None:

@@ -97,7 +97,7 @@ class Materializer:
         self.planner = BatchPlanner(settings.view_keys(), self.topics, settings.caps(), now)
         self.redis = redis_client(settings, settings.redis_socket_timeout_s)
         self.store = ViewStore(self.redis, settings.view_keys())
-        self.progress = ProgressGuard(self.redis, settings.redis_key_prefix)
+        self.progress = ProgressGuard(self.redis, settings.view_prefix)
         self.dead_letters = DeadLetterSink(settings)
         self.connection = KafkaConnection("consumer")
         self.consumer = self._consumer()
@@ -157,7 +157,7 @@ class Materializer:
             return
         self.consumer.subscribe(self.topics.names, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("materializing %s into Redis prefix %r (group %s)", ", ".join(self.topics.names),
-                 self.settings.redis_key_prefix, self.settings.group_id)
+                 self.settings.view_prefix, self.settings.group_id)
         HEALTH.mark_ready()
         try:
             while not self.stop.is_set():

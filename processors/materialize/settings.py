@@ -11,6 +11,7 @@ from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import Caps, InputTopics
 from processors.runtime.observability import register_secret
 from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+from schemas.runs import run_redis_prefix
 from schemas.topics import TopicSpec
 
 
@@ -39,7 +40,7 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
 
     @property
     def group_id(self) -> str:
-        return self.consumer_group or f"{self.topic_prefix}stockstream-materialize"
+        return self.consumer_group or self.default_group("materialize")
 
     def caps(self) -> Caps:
         return Caps(candles=self.candles_max, indicator_history=self.indicator_history_max,
@@ -52,8 +53,13 @@ class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, Logging
         """``views.dlq``: records the materializer refused."""
         return self.topics().views_dlq
 
+    @property
+    def view_prefix(self) -> str:
+        """The Redis key prefix of the views written: ``REDIS_KEY_PREFIX``, or a run's ``<it>run:<id>:``."""
+        return run_redis_prefix(self.redis_key_prefix, self.run_id)
+
     def view_keys(self, prefix: str | None = None) -> ViewKeys:
-        return ViewKeys(self.redis_key_prefix if prefix is None else prefix)
+        return ViewKeys(self.view_prefix if prefix is None else prefix)
 
     def register_secrets(self) -> None:
         register_secret(self.redis_password.get_secret_value() if self.redis_password else None)

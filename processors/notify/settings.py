@@ -20,6 +20,14 @@ from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsS
 class NotifySettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):
     """Configuration of the notifier service (read once by the ``notify`` command)."""
 
+    @field_validator("run_id")
+    @classmethod
+    def _live_only(cls, value: str | None) -> str | None:
+        # A run's signals are for comparing (runs diff), never for sending (docs/runs.md).
+        if value is not None:
+            raise ValueError("the notifier only reads live signals: unset STOCKSTREAM_RUN")
+        return value
+
     metrics_port: int = Field(9104, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
     subscriptions_file: Path | None = Field(None, validation_alias=env("NOTIFY_SUBSCRIPTIONS"))
     consumer_group: str = Field(

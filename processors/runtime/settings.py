@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from processors.core.strategies.file import parse_duration
+from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
-from schemas.topics import TopicRegistry
+from schemas.topics import TopicRegistry, run_group
 
 
 def env(name: str, *aliases: str) -> Any:
@@ -41,6 +43,15 @@ class KafkaSettings(ServiceSettings):
     partitions: int = Field(4, ge=1, le=1024, validation_alias=env("STOCKSTREAM_PARTITIONS"))
     replication_factor: int = Field(1, ge=1, le=7, validation_alias=env("KAFKA_REPLICATION_FACTOR"))
     candle_timeframes: Annotated[tuple[str, ...], NoDecode] = Field(("1m",), validation_alias=env("STOCKSTREAM_TIMEFRAMES"))
+    run_id: str | None = Field(
+        None, pattern=RUN_ID_PATTERN, validation_alias=env("STOCKSTREAM_RUN"),
+        description="a run's id (docs/runs.md): derived topics under runs.<id>., views under <prefix>run:<id>:;"
+                    " unset = the live namespace",
+    )
+    run_retention: str = Field(
+        "7d", validation_alias=env("RUN_RETENTION"),
+        description="how long a run's topics and view keys are kept (90s, 15m, 4h, 7d …)",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=env("KAFKA_SECURITY_PROTOCOL")
     )
@@ -67,15 +78,35 @@ class KafkaSettings(ServiceSettings):
             validate_timeframe(timeframe)
         return value
 
+    @field_validator("run_id")
+    @classmethod
+    def _check_run(cls, value: str | None) -> str | None:
+        return None if value is None else check_run_id(value)
+
+    @field_validator("run_retention")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("RUN_RETENTION must be positive")
+        return value
+
     def topics(self) -> TopicRegistry:
-        """The topic registry for this deployment."""
+        """The topic registry for this deployment (for a run's: its derived topics under ``runs.<id>.``)."""
         return TopicRegistry(
             prefix=self.topic_prefix,
             ticks_base=self.ticks_topic,
             partitions=self.partitions,
             candle_timeframes=self.candle_timeframes,
             replication_factor=self.replication_factor,
+            run_id=self.run_id,
+            run_retention_ms=parse_duration(self.run_retention),
         )
+
+    def default_group(self, role: str) -> str:
+        """The consumer group of a service role: ``<prefix>stockstream-<role>``, or the run's own."""
+        if self.run_id is not None:
+            return run_group(self.topic_prefix, self.run_id, role)
+        return f"{self.topic_prefix}stockstream-{role}"
 
     def client_config(self) -> dict[str, str]:
         """librdkafka connection settings (bootstrap + security) for any client."""

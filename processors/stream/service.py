@@ -21,6 +21,7 @@ from processors.stream.kafka_stats import ChangelogSizes
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.recovery import watch_recovery
 from processors.stream.settings import ProcessSettings
+from processors.stream.states import StateChangeRefusedError
 from processors.stream.topology import build_processor
 
 log = logging.getLogger("processors.stream")
@@ -88,6 +89,10 @@ def main(settings: ProcessSettings) -> int:
     HEALTH.mark_ready()
     try:
         processor.run()
+    except StateChangeRefusedError as error:
+        HEALTH.fail("stored state built with another strategy")
+        log.error("%s", error)  # noqa: TRY400 - the message is the whole story, no traceback
+        return EXIT_CONFIG
     except Exception as error:
         HEALTH.fail(f"{type(error).__name__}: {error}")
         log.exception("the stream processor stopped on an error; restart it to resume from the last checkpoint")

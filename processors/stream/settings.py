@@ -79,6 +79,16 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024, validation_alias=env("PROCESS_ROCKSDB_WRITE_BUFFER_MB"))
     rocksdb_block_cache_mb: int = Field(64, ge=8, le=65_536, validation_alias=env("PROCESS_ROCKSDB_BLOCK_CACHE_MB"))
     strategy_file: Path | None = Field(None, validation_alias=env("STOCKSTREAM_STRATEGY"))
+    emit_from: str | None = Field(
+        None, pattern=r"^[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*$", validation_alias=env("PROCESS_EMIT_FROM"),
+        description="per input partition, the first offset whose outputs are produced (0:1200,1:800): earlier"
+                    " records only warm the state up (a run's warm-up, docs/runs.md); default: every record",
+    )
+    cold_start: bool = Field(
+        False, validation_alias=env("PROCESS_COLD_START"),
+        description="start symbols whose stored state was built with another strategy or timeframe set afresh;"
+                    " default: refuse (the processor stops with a message, docs/runs.md)",
+    )
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
     scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
         ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
@@ -136,8 +146,15 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
         return self
 
     @property
+    def emit_offsets(self) -> dict[int, int] | None:
+        """``emit_from`` per partition (a partition not listed emits from its start)."""
+        if self.emit_from is None:
+            return None
+        return {int(p): int(o) for p, o in (part.split(":") for part in self.emit_from.split(","))}
+
+    @property
     def group_id(self) -> str:
-        return self.consumer_group or f"{self.topic_prefix}stockstream-process"
+        return self.consumer_group or self.default_group("process")
 
     @property
     def commit_interval(self) -> float:

@@ -22,6 +22,11 @@ writes only the segments that grew and deletes the ones every horizon is done wi
 store transaction as the document (so the changelog and the committed offsets agree: a kill -9
 neither loses nor repeats an outcome).
 
+A stored state built for another strategy or timeframe set (``IncompatibleStateError``) is
+never discarded silently: unless the processor was started with ``--cold-start``, loading it
+raises :class:`StateChangeRefusedError` and the processor stops before anything is committed
+(docs/runs.md: replay the new strategy as a run first). A malformed state is reset (and counted).
+
 If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
 of that symbol: the step is pure), so the failed tick leaves no trace.
@@ -79,12 +84,18 @@ def _no_op() -> None:
     return None
 
 
+class StateChangeRefusedError(RuntimeError):
+    """A symbol's stored state was built with another strategy or timeframe set; the message says what to do."""
+
+
 class SymbolStates(BaseSink):
     """The write-behind cache of symbol processors; registered as a sink so checkpoints flush it."""
 
-    def __init__(self, configs: PipelineConfigs, metrics: ProcessMetrics, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, configs: PipelineConfigs, metrics: ProcessMetrics, capacity: int = DEFAULT_CAPACITY, *,
+                 cold_start: bool = False) -> None:
         super().__init__(on_client_connect_success=_no_op)
         self.configs = configs
+        self.cold_start = cold_start
         self.metrics = metrics
         self.capacity = capacity
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
@@ -175,6 +186,13 @@ class SymbolStates(BaseSink):
             return SymbolProcessor(config, instrument, orjson.loads(stored), read_segment)
         except (IncompatibleStateError, StateFormatError, orjson.JSONDecodeError) as error:
             reason = "incompatible" if isinstance(error, IncompatibleStateError) else "malformed"
+            if reason == "incompatible" and not self.cold_start:
+                raise StateChangeRefusedError(
+                    f"the stored state of {instrument} was built with another strategy or candle timeframe set"
+                    f" ({error}); refusing to discard it. Keep the previous strategy and timeframes, or replay"
+                    " the new ones as a run first (`stockstream runs start --strategy FILE`, docs/runs.md), or"
+                    " restart with --cold-start (PROCESS_COLD_START=true) to start the affected symbols afresh"
+                ) from None
             self.metrics.state_resets.labels(reason).inc()
             if instrument.text not in self._reset_warned:
                 self._reset_warned.add(instrument.text)

@@ -126,7 +126,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         outcomes=output(registry.signal_outcomes.name),
         dead_letters=output(registry.ticks_dlq.name),
     )
-    states = SymbolStates(pipeline_configs(settings, strategy), metrics)
+    states = SymbolStates(pipeline_configs(settings, strategy), metrics, cold_start=settings.cold_start)
     handler = TickHandler(states, outputs, metrics, **({"now": now} if now is not None else {}))
 
     sdf = app.dataframe(ticks)
@@ -140,12 +140,15 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     context.sink_manager.register(states)
 
     produce = context.producer.produce  # the transactional producer every checkpoint commits
+    emit_from = settings.emit_offsets
 
     def process(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
         where = message_context()
         transaction = context.checkpoint.get_store_transaction(
             stream_id=stream_id, partition=where.partition, store_name=STORE_NAME)
         emissions = handler.handle(value, key, timestamp, transaction, where.topic, where.partition, where.offset)
+        if emit_from is not None and where.offset < emit_from.get(where.partition, 0):
+            return  # warm-up (PROCESS_EMIT_FROM): the state moves on, nothing is produced
         for emission in emissions:
             # to_topic would pass the input's headers (None → [], i.e. none) and timestamp along.
             produce(topic=emission.topic.name, value=emission.value, key=emission.key, headers=headers or None,

@@ -37,9 +37,10 @@ from processors.materialize.documents import (
     SignalList,
     SymbolList,
 )
-from processors.materialize.keys import RULE_PATTERN
+from processors.materialize.keys import RULE_PATTERN, ViewKeys
 from processors.materialize.reader import ViewReader
 from schemas.instruments import VENUE_PATTERN, Instrument
+from schemas.runs import LIVE_RUN_ID, RUN_ID_PATTERN, run_redis_prefix
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.history.cursor import CURSOR_PATTERN, decode_cursor
 from stockstream.history.pages import Pager, PageRequest
@@ -117,6 +118,8 @@ VenuePath = Annotated[str, Path(pattern=VENUE_PATTERN, max_length=32,
                                description="Venue, e.g. coinbase, kraken, or index (the composite)",
                                examples=["coinbase"])]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many entries at most")]
+RunQuery = Annotated[str | None, Query(pattern=RUN_ID_PATTERN,
+                                       description="A run's views instead of live (stockstream runs list; live: default)")]
 
 
 def build_router(timeframes: list[str], stale_after_s: float = 120.0, default_strategy: str | None = None) -> APIRouter:
@@ -127,18 +130,23 @@ def build_router(timeframes: list[str], stale_after_s: float = 120.0, default_st
     candle_enum = Enum("CandleTimeframe", {name: name for name in candle_names}, type=str)  # type: ignore[misc]
     router = APIRouter()
 
-    def reader_for(request: Request) -> ViewReader:
-        return request.app.state.reader  # type: ignore[no-any-return]
+    def reader_for(request: Request, run: str | None = None) -> ViewReader:
+        """The live views, or a run's (``?run=ID``, docs/runs.md: keys under ``<prefix>run:<id>:``)."""
+        live: ViewReader = request.app.state.reader
+        if run is None or run == LIVE_RUN_ID:
+            return live
+        return ViewReader(live.client, ViewKeys(run_redis_prefix(live.keys.prefix, run)), live.now)
 
-    def by_instrument(request: Request, venue: VenuePath, symbol: SymbolPath) -> tuple[ViewReader, Instrument]:
-        reader = reader_for(request)
+    def by_instrument(request: Request, venue: VenuePath, symbol: SymbolPath,
+                      run: RunQuery = None) -> tuple[ViewReader, Instrument]:
+        reader = reader_for(request, run)
         instrument = Instrument(symbol, venue)
         if not reader.known(instrument):
             raise HTTPException(404, f"unknown instrument {instrument.text!r}; GET /instruments lists the known ones")
         return reader, instrument
 
-    def by_symbol(request: Request, symbol: SymbolPath) -> tuple[ViewReader, Instrument]:
-        reader = reader_for(request)
+    def by_symbol(request: Request, symbol: SymbolPath, run: RunQuery = None) -> tuple[ViewReader, Instrument]:
+        reader = reader_for(request, run)
         venues = reader.venues_of(symbol)
         if not venues:
             raise HTTPException(404, f"unknown symbol {symbol!r}; GET /symbols lists the known ones")
@@ -151,13 +159,13 @@ def build_router(timeframes: list[str], stale_after_s: float = 120.0, default_st
 
     @router.get("/symbols", response_model=SymbolList, responses={503: ERRORS[503]}, tags=["views"],
                 summary="Every symbol seen so far (any venue), and the timeframes of this deployment")
-    def symbols(request: Request) -> SymbolList:
-        return SymbolList(symbols=reader_for(request).symbols(), timeframes=timeframes)
+    def symbols(request: Request, run: RunQuery = None) -> SymbolList:
+        return SymbolList(symbols=reader_for(request, run).symbols(), timeframes=timeframes)
 
     @router.get("/instruments", response_model=InstrumentList, responses={503: ERRORS[503]}, tags=["views"],
                 summary="Every instrument (venue + symbol) with its last tick time and source health")
-    def instruments(request: Request) -> InstrumentList:
-        return InstrumentList(instruments=reader_for(request).summaries(stale_after_s),
+    def instruments(request: Request, run: RunQuery = None) -> InstrumentList:
+        return InstrumentList(instruments=reader_for(request, run).summaries(stale_after_s),
                               stale_after_seconds=stale_after_s, timeframes=timeframes)
 
     Target = tuple[ViewReader, Instrument]

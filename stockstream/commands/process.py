@@ -30,6 +30,7 @@ def process(
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT).", show_default="9102")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).")] = None,
+    cold_start: Annotated[bool, typer.Option("--cold-start", help="Start symbols whose stored state was built with another strategy or timeframe set afresh (env PROCESS_COLD_START); default: refuse.")] = False,
 ) -> None:
     """Compute indicators, signals, candles and daily aggregates from the ticks topic (Quix Streams)."""
     from processors.stream.service import ConfigurationError, main
@@ -40,7 +41,7 @@ def process(
         "commit_every": commit_every, "grace_s": grace, "consumer_group": group, "state_dir": state_dir,
         "instance_id": instance_id,
         "bootstrap_servers": bootstrap_servers, "metrics_port": metrics_port,
-        "log_level": log_level.upper() if log_level else None,
+        "log_level": log_level.upper() if log_level else None, "cold_start": cold_start or None,
     }
     try:
         settings = ProcessSettings(**{key: value for key, value in overrides.items() if value is not None})

@@ -124,9 +124,21 @@ def _replay(log: ReplayLog, *args: str, timeout_s: float = 300) -> ServiceProces
     return process
 
 
-def test_replay_from_offset_zero_with_a_fresh_group_reproduces_the_committed_outputs(replay_log):
+def test_a_plain_replay_is_a_run_and_writes_nothing_live(replay_log):
     before = replay_log.ends()
-    process = _replay(replay_log, "--from-offset", "0")
+    process = _replay(replay_log, "--from-offset", "0", "--id", "plain", "--no-views")
+    assert process.process.returncode == 0, process.output[-3000:]
+    assert replay_log.ends() == before, "no live output topic grew"
+    records = read_topic(replay_log.bootstrap, f"{replay_log.prefix}runs.plain.signals")
+    same_range = _by_key([(r.partition, r.key, r.value) for r in _ordered(records)])
+    assert same_range == _by_key(replay_log.reference[f"{replay_log.prefix}signals"]), "the run's own signals"
+
+
+def test_replay_into_live_from_offset_zero_with_a_fresh_group_reproduces_the_committed_outputs(replay_log):
+    refused = _replay(replay_log, "--from-offset", "0", "--into-live")
+    assert refused.process.returncode == 2 and "--yes" in refused.output
+    before = replay_log.ends()
+    process = _replay(replay_log, "--from-offset", "0", "--into-live", "--yes")
     assert process.process.returncode == 0, process.output[-3000:]
     _assert_same(replay_log, replay_log.records_after(before))
     assert "replayed 15,000 ticks" in process.output

@@ -32,6 +32,7 @@ from schemas.events import (
     make_signal_id,
 )
 from schemas.instruments import UNKNOWN_VENUE
+from schemas.runs import Namespace, Run, RunRange, StrategyRef
 from schemas.upcasters import (
     CHAINS,
     SCHEMA_VERSION_UNSUPPORTED,
@@ -76,6 +77,9 @@ def current_examples() -> list[Event]:
                       timeframe="5m", side="SELL", horizon="5m", signal_price=100.0, signal_ts=T0, price=99.0,
                       return_gross=0.01, return_net=0.009, fee=0.001, ts_event=T0 + timedelta(minutes=5, seconds=1),
                       ts_init=T0, lineage=LINEAGE),
+        Run(run_id="r1", kind="replay", state="done", range=RunRange(topic="ticks", start={0: 0}, end={0: 10}),
+            strategy=StrategyRef(version="0123456789abcdef", timeframes=("1m",)), code_version="0.1.0",
+            namespace=Namespace(topic_prefix="runs.r1.", redis_prefix="ss:run:r1:"), ts_event=T0, ts_init=T0),
     ]
 
 
@@ -86,7 +90,7 @@ def v1_lines() -> list[tuple[str, bytes]]:
 # -- the registry -----------------------------------------------------------------------------------
 
 def test_every_event_type_has_one_chain_ending_at_its_model_version():
-    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter, SignalOutcome}
+    assert set(CHAINS) == {Tick, Candle, IndicatorSnapshot, Signal, DailySummary, DeadLetter, SignalOutcome, Run}
     for model, chain in CHAINS.items():
         assert chain.model is model
         assert chain.latest == model.model_fields["schema_version"].default
