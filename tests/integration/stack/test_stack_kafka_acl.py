@@ -1,0 +1,140 @@
+"""Kafka ACLs on the real broker: who may write ``signals``, and the processor under least privilege.
+
+A private stack (its broker has the SASL/SCRAM listener, the per-service users and the default
+deployment's ACLs, as ``stockstream stack up`` sets them) is driven through that listener with
+each service's own credentials, read from the stack's password files:
+
+- every principal but ``process`` is refused when it produces on ``signals`` (a forged BUY never
+  reaches the notifier), ``process`` is allowed, a wrong password and an unknown user are refused
+  at authentication, and nothing refused reaches the topic (read back through the operator door);
+- ``notify`` may read ``signals`` but not write it; ``serve`` may read nothing;
+- the real ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
+  topics, its consumer group) with only its grants, and drains a feed into its outputs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient
+
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
+from schemas.topics import TopicRegistry
+from stockstream.kafka_access.admin import create_acls, delete_acls
+from stockstream.kafka_access.plan import PROCESS, SCRAM_PRINCIPALS, Deployment, grants, may
+from stockstream.stack import kafka_security
+from tests.integration.stream.stream_support import (
+    free_port,
+    make_ticks,
+    outputs_by_key,
+    produce_many,
+    wait_drained,
+)
+from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.processes import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+
+def sasl_config(private_stack, principal: str, password: str | None = None) -> dict[str, str]:
+    """librdkafka settings for ``principal`` on the private stack's SASL listener (its own password file)."""
+    environment = kafka_security.client_environment(private_stack.stack.settings, principal)
+    secret = password if password is not None else Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()
+    return {"bootstrap.servers": environment["KAFKA_BOOTSTRAP_SERVERS"], "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": environment["KAFKA_SASL_MECHANISM"], "sasl.username": principal,
+            "sasl.password": secret}
+
+
+def produce_one(config: dict[str, str], topic: str, value: bytes) -> tuple[KafkaError | None, list[KafkaError]]:
+    """Produce one record; returns its delivery error (None = written) and the client's errors."""
+    client_errors: list[KafkaError] = []
+    delivered: list[KafkaError | None] = []
+    producer = Producer({**config, "message.timeout.ms": 15_000, "error_cb": client_errors.append, "log_level": 0})
+    producer.produce(topic, value=value, key=b"FORGED-USD@test",
+                     on_delivery=lambda error, _message: delivered.append(error))
+    producer.flush(30)
+    assert len(delivered) == 1
+    return delivered[0], client_errors
+
+
+def consume_error(config: dict[str, str], topic: str, group_prefix: str) -> KafkaError | None:
+    """The first error a consumer of ``topic`` gets (None if it reads a record first)."""
+    consumer = Consumer({**config, "group.id": f"{group_prefix}{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "log_level": 0})
+    consumer.subscribe([topic])
+    try:
+        for _ in range(60):
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            return message.error()
+        raise AssertionError(f"{config['sasl.username']}: neither a record nor an error on {topic}")
+    finally:
+        consumer.close()
+
+
+def test_only_the_processor_may_write_signals(private_stack):
+    registry = TopicRegistry()
+    signals = registry.signals.name
+    operator = KafkaSettings(bootstrap_servers=private_stack.kafka_bootstrap)
+    ensure_topics(operator, registry.all())
+    plan = grants(Deployment.default(registry))
+
+    refused = [principal for principal in SCRAM_PRINCIPALS if not may(plan, principal, "WRITE", "topic", signals)]
+    assert set(refused) == set(SCRAM_PRINCIPALS) - {PROCESS, "operator"}
+    for principal in refused:
+        error, _ = produce_one(sasl_config(private_stack, principal), signals, f"forged by {principal}".encode())
+        assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (principal, error)
+
+    error, _ = produce_one(sasl_config(private_stack, PROCESS), signals, b"written by process")
+    assert error is None
+
+    for config in (sasl_config(private_stack, PROCESS, password="not-the-password"),
+                   {**sasl_config(private_stack, PROCESS), "sasl.username": "mallory"}):
+        error, client_errors = produce_one(config, signals, b"forged without credentials")
+        assert error is not None
+        assert any(item.code() == KafkaError._AUTHENTICATION for item in client_errors), client_errors
+
+    # What the notifier would act on: only the processor's record.
+    assert [record.value for record in read_topic(private_stack.kafka_bootstrap, signals)] == [b"written by process"]
+    # The notifier reads signals; serve, which only reads Redis, may not.
+    assert consume_error(sasl_config(private_stack, "notify"), signals, "stockstream-notify-probe-") is None
+    served = consume_error(sasl_config(private_stack, "serve"), signals, "stockstream-serve-")
+    assert served is not None and served.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                                    KafkaError.GROUP_AUTHORIZATION_FAILED), served
+
+
+def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp_path):
+    namespace = f"acl{uuid.uuid4().hex[:8]}."
+    group = f"{namespace}stockstream-process"
+    registry = TopicRegistry(prefix=namespace)
+    deployment = Deployment(registry, group, f"{namespace}stockstream-materialize", "stockstream-notify",
+                            f"{namespace}stockstream-composite")
+    own = [grant for grant in grants(deployment) if grant.principal == PROCESS]
+    admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
+    create_acls(admin, own)
+    environment = kafka_security.client_environment(private_stack.stack.settings, PROCESS)
+    # The feed comes in through the operator's door; the processor creates its own topics (CREATE grant).
+    ticks = make_ticks([f"A{index}-USD" for index in range(4)], 2_000)
+    processor = ServiceProcess(["process"], {
+        **environment, "STOCKSTREAM_TOPIC_PREFIX": namespace, "PROCESS_CONSUMER_GROUP": group,
+        "PROCESS_STATE_DIR": str(tmp_path / "state"), "METRICS_PORT": str(free_port()), "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    })
+    try:
+        wait_until(lambda: "now processing incoming messages" in processor.output or not processor.alive(),
+                   timeout_s=180, message="the processor to start under its own principal")
+        assert processor.alive(), processor.output[-3000:]
+        produce_many(private_stack.kafka_bootstrap, registry.ticks.name, ticks)
+        wait_drained(private_stack.kafka_bootstrap, group, registry.ticks.name, timeout_s=300)
+        outputs = outputs_by_key(private_stack.kafka_bootstrap, namespace, ("indicators", "candles.1m"))
+        assert sum(len(values) for values in outputs["candles.1m"].values()) > 0
+        assert sum(len(values) for values in outputs["indicators"].values()) > 0
+        assert "AUTHORIZATION_FAILED" not in processor.output and "Authorization failed" not in processor.output
+    finally:
+        processor.terminate()
+        delete_acls(admin, own)
