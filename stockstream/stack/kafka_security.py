@@ -21,17 +21,31 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from stockstream.kafka_access.plan import OPERATOR, SCRAM_PRINCIPALS, SUPER_USERS
-
-if TYPE_CHECKING:
-    from stockstream.stack.services import StackSettings
 
 MECHANISM = "SCRAM-SHA-512"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 SASL_LISTENER = "SASL"
 ANONYMOUS = "ANONYMOUS"
+
+
+class StackSettings(Protocol):
+    """What this module reads of :class:`stockstream.stack.services.StackSettings` (no import circle)."""
+
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def kafka_credentials_dir(self) -> Path | None: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def kafka_port(self) -> int: ...
+    @property
+    def kafka_sasl_port(self) -> int: ...
+    @property
+    def kafka_controller_port(self) -> int: ...
 
 
 class UnsafeListenerError(RuntimeError):
