@@ -8,12 +8,15 @@ each service's own credentials, read from the stack's password files:
   reaches the notifier), ``process`` is allowed, a wrong password and an unknown user are refused
   at authentication, and nothing refused reaches the topic (read back through the operator door);
 - ``notify`` may read ``signals`` but not write it; ``serve`` may read nothing;
-- the real ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
+- ``stockstream kafka-access apply`` sets a namespace's users and ACLs, and the real
+  ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
   topics, its consumer group) with only its grants, and drains a feed into its outputs.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicRegistry
-from stockstream.kafka_access.admin import create_acls, delete_acls
+from stockstream.kafka_access.admin import delete_acls
 from stockstream.kafka_access.plan import PROCESS, SCRAM_PRINCIPALS, Deployment, grants, may
 from stockstream.stack import kafka_security
 from tests.integration.stream.stream_support import (
@@ -35,7 +38,7 @@ from tests.integration.stream.stream_support import (
     wait_drained,
 )
 from tests.support.kafka_tools import read_topic, wait_until
-from tests.support.processes import ServiceProcess
+from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -112,12 +115,21 @@ def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp
     namespace = f"acl{uuid.uuid4().hex[:8]}."
     group = f"{namespace}stockstream-process"
     registry = TopicRegistry(prefix=namespace)
-    deployment = Deployment(registry, group, f"{namespace}stockstream-materialize", "stockstream-notify",
-                            f"{namespace}stockstream-composite")
-    own = [grant for grant in grants(deployment) if grant.principal == PROCESS]
-    admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
-    create_acls(admin, own)
+    deployment = Deployment.default(registry)
+    assert deployment.process_group == group
+    # The namespace's users and ACLs, as an operator applies them (super user on the loopback door).
     environment = kafka_security.client_environment(private_stack.stack.settings, PROCESS)
+    applied = subprocess.run(  # noqa: S603
+        [STOCKSTREAM, "kafka-access", "apply", "--prefix", namespace,
+         "--credentials", str(Path(environment["KAFKA_SASL_PASSWORD_FILE"]).parent)],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": private_stack.kafka_bootstrap,
+             "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert f"ACLs applied: {sum(len(grant.operations) for grant in grants(deployment))}" in applied.stderr
+    assert Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip() not in applied.stdout + applied.stderr
+    admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
     # The feed comes in through the operator's door; the processor creates its own topics (CREATE grant).
     ticks = make_ticks([f"A{index}-USD" for index in range(4)], 2_000)
     processor = ServiceProcess(["process"], {
@@ -137,4 +149,4 @@ def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp
         assert "AUTHORIZATION_FAILED" not in processor.output and "Authorization failed" not in processor.output
     finally:
         processor.terminate()
-        delete_acls(admin, own)
+        delete_acls(admin, grants(deployment))
