@@ -60,7 +60,8 @@ class KafkaSettings(ServiceSettings):
     @field_validator("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file", "ssl_ca_location",
                      mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
+    def _empty_security_setting_is_unset(cls, value: object) -> object:
+        # Its own name: a subclass's ``_empty_is_unset`` (NotifySettings has one) would replace it.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("candle_timeframes", mode="before")

@@ -111,3 +111,30 @@ def test_sasl_password_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # An empty variable (how the stack's client environment unsets one) is unset.
     monkeypatch.setenv("KAFKA_SASL_PASSWORD_FILE", "")
     assert KafkaSettings(_env_file=None).sasl_password is None
+
+
+def _service_settings() -> list[type[KafkaSettings]]:
+    from processors.composite.settings import CompositeSettings
+    from processors.ingest.settings import IngestSettings
+    from processors.materialize.settings import MaterializeSettings
+    from processors.notify.settings import NotifySettings
+    from processors.stream.settings import ProcessSettings
+    from spark_jobs.settings import SparkJobSettings
+    from stockstream.api.settings import ApiSettings
+
+    return [IngestSettings, ProcessSettings, MaterializeSettings, NotifySettings, CompositeSettings, ApiSettings,
+            SparkJobSettings]
+
+
+@pytest.mark.parametrize("settings_class", _service_settings(), ids=lambda cls: cls.__name__)
+def test_every_service_takes_the_stack_client_environment(settings_class, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``kafka-access env`` prints (other variables set empty) works for every service's settings."""
+    secret = tmp_path / "user"
+    secret.write_text("from-the-file\n")
+    for name, value in {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                        "KAFKA_SASL_USERNAME": "user", "KAFKA_SASL_PASSWORD": "",
+                        "KAFKA_SASL_PASSWORD_FILE": str(secret)}.items():
+        monkeypatch.setenv(name, value)
+    config = settings_class(_env_file=None).client_config()
+    assert (config["sasl.username"], config["sasl.password"]) == ("user", "from-the-file")

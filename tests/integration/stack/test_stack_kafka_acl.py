@@ -18,18 +18,24 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicRegistry
-from stockstream.kafka_access.admin import delete_acls
+from stockstream.kafka_access.admin import create_acls, delete_acls
 from stockstream.kafka_access.plan import PROCESS, SCRAM_PRINCIPALS, Deployment, grants, may
 from stockstream.stack import kafka_security
+from tests.chaos.deployment import Deployment as Pipeline
+from tests.chaos.deployment import Feed
+from tests.chaos.probes import KafkaProbe
+from tests.chaos.scenario import wait_drained as wait_pipeline_drained
 from tests.integration.stream.stream_support import (
     free_port,
     make_ticks,
@@ -37,6 +43,7 @@ from tests.integration.stream.stream_support import (
     produce_many,
     wait_drained,
 )
+from tests.support.fake_receivers.http import HttpReceiver
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
@@ -150,3 +157,42 @@ def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp
     finally:
         processor.terminate()
         delete_acls(admin, grants(deployment))
+
+
+def test_the_pipeline_runs_with_each_service_as_its_own_principal(private_stack, tmp_path):
+    """ingest → process → materialize → notify (webhook) and serve, each on the SASL listener as itself."""
+    namespace = f"acp{uuid.uuid4().hex[:8]}."
+    registry = TopicRegistry(prefix=namespace)
+    with HttpReceiver() as receiver:
+        extra_env = {name: kafka_security.client_environment(private_stack.stack.settings, name)
+                     for name in ("ingest", "process", "materialize", "notify", "serve")}
+        feed = Feed(tuple(f"P{index}-USD" for index in range(4)), 1_500, 7, 0,
+                    datetime(2026, 11, 20, 23, 30, tzinfo=UTC), 1.0)
+        pipeline = Pipeline(bootstrap=private_stack.kafka_bootstrap, redis_url=private_stack.redis_url,
+                              namespace=namespace, workdir=tmp_path / "pipeline", feed=feed,
+                              webhook_url=receiver.url("/hook"), extra_env=extra_env)
+        plan = Deployment(registry, pipeline.process_group, pipeline.materialize_group, f"{namespace}notify",
+                           f"{namespace}stockstream-composite")
+        admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
+        create_acls(admin, grants(plan))
+        probe = KafkaProbe(private_stack.kafka_bootstrap)
+        try:
+            pipeline.start()
+            wait_pipeline_drained(pipeline, probe, notify=True, timeout_s=600, check_services=lambda: _alive(pipeline))
+            wait_until(pipeline.api_healthy, timeout_s=60, message="serve healthy (Redis and Kafka as `serve`)")
+            assert receiver.requests("/hook"), "no notification went out"
+            assert redis.Redis.from_url(private_stack.redis_url).keys(f"{namespace}*")
+            for name in ("ingest", "process", "materialize", "notify", "serve"):
+                output = pipeline.output(name)
+                assert "AUTHORIZATION_FAILED" not in output and "Authorization failed" not in output, (name, output[-3000:])
+                assert pipeline.services[name].starts == 1, (name, output[-3000:])
+        finally:
+            pipeline.stop()
+            probe.close()
+            delete_acls(admin, grants(plan))
+
+
+def _alive(pipeline: Pipeline) -> None:
+    for name, running in pipeline.services.items():
+        if running.starts > 1:
+            raise AssertionError(f"{name} died under its principal:\n{pipeline.output(name)[-3000:]}")
