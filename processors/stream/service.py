@@ -99,17 +99,11 @@ def main(settings: ProcessSettings) -> int:
 
 
 def _ensure_topics(settings: ProcessSettings, stopping: threading.Event) -> bool:
-    """Create the topics the processor reads and writes (waiting for Kafka); False if a signal came first.
-
-    Only its own: its Kafka principal may create no other (the materializer and the notifier
-    create their dead-letter topics themselves).
-    """
-    registry = settings.topics()
-    others = {registry.views_dlq.name, registry.notifications_dlq.name}
+    """Create this deployment's topics (waiting for Kafka); False if a signal came first."""
     while not stopping.is_set():
         try:
             wait_for_kafka(settings, timeout_s=10)
-            ensure_topics(settings, [spec for spec in registry.all() if spec.name not in others])
+            ensure_topics(settings, settings.topics().all())
             HEALTH.clear("kafka")
             KafkaConnection("consumer").reachable()
             return True

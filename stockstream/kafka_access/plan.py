@@ -112,6 +112,9 @@ def grants(deployment: Deployment) -> list[Grant]:
         # process: ticks in; derived topics and refused ticks out, exactly-once.
         *_topics(PROCESS, [ticks], CONSUME),
         *_topics(PROCESS, [*derived, ticks_dlq], PRODUCE),
+        # it creates the deployment's topics at start (``ensure_topics``), the other services'
+        # dead-letter topics included, which it may not write or read.
+        *_topics(PROCESS, [registry.views_dlq.name, registry.notifications_dlq.name], ("CREATE", "DESCRIBE")),
         *_stateful_app(PROCESS, deployment.process_group),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
