@@ -43,6 +43,7 @@ def test_each_topic_is_written_only_by_its_producers(prefix: str) -> None:
     for topic in derived:
         assert writers(plan, topic) == {PROCESS}, topic
         assert writers(plan, f"{topic}.backfill") == {SPARK}, topic
+    assert writers(plan, f"{registry.ticks_dlq.name}.backfill") == {SPARK}  # the backfill's dead letters
     assert writers(plan, registry.views_dlq.name) == {MATERIALIZE}
     assert writers(plan, registry.notifications_dlq.name) == {NOTIFY}
     assert writers(plan, registry.name("runs.sweep-1")) == {SPARK}
