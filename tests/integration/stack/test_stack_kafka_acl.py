@@ -11,6 +11,8 @@ each service's own credentials, read from the stack's password files:
 - ``stockstream kafka-access apply`` sets a namespace's users and ACLs, and the real
   ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
   topics, its consumer group) with only its grants, and drains a feed into its outputs.
+- the whole pipeline (ingest, process, materialize, notify, serve) runs with each service as its own
+  user, and so does ``stockstream composite``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
+from schemas.events import Tick, encode
 from schemas.topics import TopicRegistry
 from stockstream.kafka_access.admin import create_acls, delete_acls
 from stockstream.kafka_access.plan import PROCESS, SCRAM_PRINCIPALS, Deployment, grants, may
@@ -196,3 +199,41 @@ def _alive(pipeline: Pipeline) -> None:
     for name, running in pipeline.services.items():
         if running.starts > 1:
             raise AssertionError(f"{name} died under its principal:\n{pipeline.output(name)[-3000:]}")
+
+
+def test_the_composite_runs_as_its_own_principal(private_stack, tmp_path):
+    """``stockstream composite`` (exactly-once, ticks in, the index's ticks back into ticks) as ``composite``."""
+    namespace = f"acc{uuid.uuid4().hex[:8]}."
+    registry = TopicRegistry(prefix=namespace)
+    plan = Deployment.default(registry)
+    admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
+    create_acls(admin, grants(plan))
+    ensure_topics(KafkaSettings(bootstrap_servers=private_stack.kafka_bootstrap, topic_prefix=namespace,
+                                partitions=1), registry.all())
+    start = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+    ticks = [Tick(symbol="BTC-USD", venue=venue, price=64_000.0 + second + index, volume=0.1,
+                  ts_event=start + timedelta(seconds=second, milliseconds=index),
+                  ts_init=start + timedelta(seconds=second, milliseconds=index), source=venue,
+                  source_id=f"{venue}-{second}")
+             for second in range(60) for index, venue in enumerate(("coinbase", "kraken", "binance"))]
+    produce_many(private_stack.kafka_bootstrap, registry.ticks.name,
+                 [(f"{tick.symbol}@{tick.venue}".encode(), encode(tick)) for tick in ticks],
+                 timestamp_ms=int((start + timedelta(days=1)).timestamp() * 1000))
+    composite = ServiceProcess(
+        ["composite", "--symbols", "BTC-USD", "--stale", "10", "--from-beginning", "--metrics-port", str(free_port()),
+         "--state-dir", str(tmp_path / "composite")],
+        {**kafka_security.client_environment(private_stack.stack.settings, "composite"),
+         "STOCKSTREAM_TOPIC_PREFIX": namespace, "STOCKSTREAM_PARTITIONS": "1"})
+
+    def index_ticks() -> int:
+        return sum(1 for record in read_topic(private_stack.kafka_bootstrap, registry.ticks.name, idle_s=0.5)
+                   if record.key == b"BTC-USD@index")
+
+    try:
+        wait_until(lambda: index_ticks() > 0 or not composite.alive(), timeout_s=300,
+                   message="the composite's index ticks")
+        assert composite.alive(), composite.output[-3000:]
+        assert "AUTHORIZATION_FAILED" not in composite.output, composite.output[-3000:]
+    finally:
+        composite.terminate()
+        delete_acls(admin, grants(plan))
