@@ -1,7 +1,7 @@
 """Make a cluster match the plan: SCRAM users (from credential files) and ALLOW ACLs (from grants).
 
-Called by ``stockstream stack up`` (the local stack), ``stockstream kafka-access apply`` (the
-Kubernetes Job and the Compose init step, as a super user) and the tests (each namespace's grants).
+Called by ``stockstream stack up`` (the local stack), ``stockstream kafka-access apply`` (any
+cluster, as a super user) and the tests (each namespace's grants).
 Everything is idempotent: a user's credential is upserted, an ACL that exists is left as it is.
 Passwords are read from files and go only into the SCRAM upsert request; nothing here logs them.
 """

@@ -2,8 +2,8 @@
 
 The plan is data (:class:`Grant` values) computed from a :class:`Deployment` (the topic registry
 and the consumer group names the services of one deployment use), so the same definition serves
-the local stack (``stockstream stack up``), the Kubernetes Job and the Compose init step
-(``stockstream kafka-access apply``), and the tests (every namespace is a deployment of its own).
+the local stack (``stockstream stack up``), any cluster through its operator
+(``stockstream kafka-access apply``; the manifests do not run it yet), and the tests (every namespace is a deployment of its own).
 Nothing here talks to Kafka: :mod:`stockstream.kafka_access.admin` turns grants into ACLs.
 
 Rules of thumb the grants follow:
@@ -13,8 +13,8 @@ Rules of thumb the grants follow:
   repartition topics), DESCRIBE/DESCRIBE_CONFIGS where it looks them up (Quix checks configs);
 - consumer groups, transactional ids and internal topics (``changelog__<group>--…``) are the
   service's own, by literal name or by a prefix that begins with its group;
-- ``operator`` (people, ``replay``, the test harness) and ``broker`` (the brokers themselves) are
-  super users and need no grant.
+- ``operator`` (people, ``replay``, the test harness) is a super user and needs no grant (so is the
+  local stack's loopback PLAINTEXT listener, see :mod:`stockstream.stack.kafka_security`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from schemas.topics import TopicRegistry
 
 INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK = (
     "ingest", "process", "materialize", "notify", "composite", "serve", "spark")
-OPERATOR, BROKER = "operator", "broker"
+OPERATOR = "operator"
 SERVICE_PRINCIPALS: tuple[str, ...] = (INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK)
 SCRAM_PRINCIPALS: tuple[str, ...] = (*SERVICE_PRINCIPALS, OPERATOR)
-SUPER_USERS: tuple[str, ...] = (BROKER, OPERATOR)
+SUPER_USERS: tuple[str, ...] = (OPERATOR,)
 
 # The ``stockstream`` subcommand → the principal it runs as (``operator`` for tools people run).
 PRINCIPAL_OF_COMMAND: dict[str, str] = {
