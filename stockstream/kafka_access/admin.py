@@ -111,9 +111,3 @@ def delete_acls(admin: AdminClient, grants: Iterable[Grant], timeout_s: float = 
         except KafkaException as error:
             raise KafkaAccessError(f"cannot delete the ACL {binding}: {error}") from None
 
-
-def principal_acls(admin: AdminClient, principal: str, timeout_s: float = 30.0) -> list[AclBinding]:
-    """Every ACL the cluster holds for ``principal`` (``kafka-access show --live``)."""
-    wanted = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{principal}", None,
-                              AclOperation.ANY, AclPermissionType.ANY)
-    return list(admin.describe_acls(wanted, request_timeout=timeout_s).result())
