@@ -59,6 +59,11 @@ def _print_status(stack: Stack) -> bool:
         healthy &= entry.answering
         table.add_row(entry.name, f"{stack.settings.host}:{entry.port}", str(entry.pid or "-"), state)
     console().print(table)
+    from stockstream.stack import kafka_security
+
+    if kafka_security.is_secured(stack.settings):
+        console().print(f"kafka SASL/SCRAM listener {stack.settings.host}:{stack.settings.kafka_sasl_port}"
+                        f" (per-service users: `stockstream kafka-access env <user>`)")
     return healthy
 
 
