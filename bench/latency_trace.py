@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -440,7 +441,11 @@ def start_traced_broker(state_dir: Path, port: int, controller_port: int) -> int
     """
     from stockstream.stack.services import Kafka, StackSettings
 
-    kafka = Kafka(StackSettings(state_dir=state_dir, kafka_port=port, kafka_controller_port=controller_port))
+    with socket.socket() as probe:  # the SASL listener: a free port, never the shared stack's
+        probe.bind(("127.0.0.1", 0))
+        sasl_port = int(probe.getsockname()[1])
+    kafka = Kafka(StackSettings(state_dir=state_dir, kafka_port=port, kafka_controller_port=controller_port,
+                                kafka_sasl_port=sasl_port))
     kafka.prepare()
     requests = kafka.home / "requests.log"
     logging_config = kafka.home / "log4j2.properties"

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from processors.runtime.masking import mask_url
 from stockstream.console import console as make_console
+from stockstream.stack import kafka_security
 from stockstream.stack.manager import Stack
 
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
@@ -70,6 +71,24 @@ def default_services(available: set[str], api_port: int,
     return [spec for spec in wanted if spec.args[0] in available]
 
 
+# Settings that point a service at another cluster or deployment than the local stack's default one:
+# with any of them set, the services keep the caller's Kafka settings (the stack's ACLs would not fit).
+_OWN_KAFKA_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME",
+                       "STOCKSTREAM_TOPIC_PREFIX", "PROCESS_CONSUMER_GROUP", "MATERIALIZE_CONSUMER_GROUP",
+                       "NOTIFY_CONSUMER_GROUP", "COMPOSITE_CONSUMER_GROUP")
+
+
+def kafka_environment(service: str, stack: kafka_security.StackSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The Kafka variables ``stockstream run`` gives ``service``: its own user on the stack's SASL listener.
+
+    Empty (the child inherits the caller's settings, PLAINTEXT by default) for a broker without the
+    SASL listener, or when the caller set any of ``_OWN_KAFKA_SETTINGS``.
+    """
+    if not kafka_security.is_secured(stack) or any((environ.get(name) or "").strip() for name in _OWN_KAFKA_SETTINGS):
+        return {}
+    return kafka_security.client_environment(stack, service)
+
+
 class Supervisor:
     def __init__(self, services: list[ServiceSpec], stack: Stack, keep_stack: bool) -> None:
         self.children = [Child(spec, COLORS[i % len(COLORS)]) for i, spec in enumerate(services)]
@@ -90,7 +109,9 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         process = subprocess.Popen(  # noqa: S603 - our own console script
             [STOCKSTREAM, *child.spec.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                 **kafka_environment(child.spec.args[0], self.stack.settings, os.environ)},
         )
         child.process = process
         child.started_at = time.monotonic()
@@ -129,6 +150,9 @@ class Supervisor:
         self.console.print("\n[bold green]stockstream is running[/] — Ctrl-C stops everything")
         self.console.print(f"  Kafka      {mask_url(settings.kafka_bootstrap)}   Redis {mask_url(settings.redis_url)}")
         self.console.print(f"  Prometheus {settings.prometheus_url}   Alertmanager {settings.alertmanager_url}")
+        if kafka_environment("ingest", settings, os.environ):
+            self.console.print(f"  services on Kafka's SASL listener {settings.host}:{settings.kafka_sasl_port},"
+                               " each as its own user (docs/security.md)")
         for child in self.children:
             if child.spec.url:
                 self.console.print(f"  {child.spec.name:<10} {child.spec.url}")

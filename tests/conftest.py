@@ -60,6 +60,7 @@ def private_stack(tmp_path) -> Iterator[RunningStack]:
         state_dir=tmp_path / "stack",
         kafka_port=_free_port(),
         kafka_controller_port=_free_port(),
+        kafka_sasl_port=_free_port(),
         redis_port=_free_port(),
         prometheus_port=_free_port(),
         # The broker's JMX exporter agent and the Redis exporter: never the shared stack's ports.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 
 from quixstreams import Application
 from quixstreams.kafka import ConnectionConfig
@@ -37,6 +38,8 @@ def build_app(settings: CompositeSettings) -> Application:
         consumer_group=settings.group_id, auto_offset_reset=settings.auto_offset_reset,  # type: ignore[arg-type]
         processing_guarantee="exactly-once", state_dir=settings.state_dir, loglevel=None,
         auto_create_topics=True, use_changelog_topics=True,
+        # Under the group's prefix (Quix would draw a bare UUID): the principal's ACLs cover only that.
+        producer_extra_config={"transactional.id": f"{settings.group_id}-{uuid.uuid4().hex}"},
     )
     name = settings.topics().ticks.name
     ticks = app.topic(name, key_deserializer="bytes", value_deserializer="bytes")

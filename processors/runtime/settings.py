@@ -10,9 +10,10 @@ the environment and ``.env``); library code receives them as arguments.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from processors.core.strategies.file import parse_duration
@@ -58,9 +59,21 @@ class KafkaSettings(ServiceSettings):
     sasl_mechanism: str | None = Field(None, validation_alias=env("KAFKA_SASL_MECHANISM"))
     sasl_username: str | None = Field(None, validation_alias=env("KAFKA_SASL_USERNAME"))
     sasl_password: SecretStr | None = Field(None, validation_alias=env("KAFKA_SASL_PASSWORD"))
+    sasl_password_file: Path | None = Field(
+        None, validation_alias=env("KAFKA_SASL_PASSWORD_FILE"),
+        description="a file holding the SASL password (a mounted Secret, the local stack's credentials);"
+                    " read once at start, instead of KAFKA_SASL_PASSWORD",
+    )
     ssl_ca_location: str | None = Field(None, validation_alias=env("KAFKA_SSL_CA_LOCATION"))
     # How often librdkafka reports a client's broker connections (stockstream_kafka_up); 0 = never.
     statistics_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("KAFKA_STATISTICS_INTERVAL_MS"))
+
+    @field_validator("sasl_mechanism", "sasl_username", "sasl_password", "sasl_password_file", "ssl_ca_location",
+                     mode="before")
+    @classmethod
+    def _empty_security_setting_is_unset(cls, value: object) -> object:
+        # Its own name: a subclass's ``_empty_is_unset`` (NotifySettings has one) would replace it.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("candle_timeframes", mode="before")
     @classmethod
@@ -89,6 +102,24 @@ class KafkaSettings(ServiceSettings):
         if parse_duration(value) <= 0:
             raise ValueError("RUN_RETENTION must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> KafkaSettings:
+        # Loaded here, once, so every consumer of ``sasl_password`` (client configs, Spark's JAAS
+        # options, the log masking each service registers) sees the secret wherever it came from.
+        if self.sasl_password_file is None:
+            return self
+        if self.sasl_password is not None:
+            raise ValueError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
+        try:
+            password = self.sasl_password_file.read_text().strip()
+        except OSError as error:
+            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: cannot read {self.sasl_password_file}"
+                             f" ({error.strerror})") from None
+        if not password:
+            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: {self.sasl_password_file} is empty")
+        object.__setattr__(self, "sasl_password", SecretStr(password))  # frozen model: set once, here
+        return self
 
     def topics(self) -> TopicRegistry:
         """The topic registry for this deployment (for a run's: its derived topics under ``runs.<id>.``)."""

@@ -179,7 +179,11 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
 
     @property
     def transactional_id(self) -> str | None:
-        """Stable per instance when ``instance_id`` is set (else Quix picks a random one per start)."""
+        """Stable per instance when ``instance_id`` is set (else a random one per start, see ``topology``).
+
+        Either way it starts with ``<group>-``: the Kafka ACLs grant the processor's principal the
+        transactional ids of that prefix only (docs/security.md).
+        """
         return f"{self.group_id}-{self.instance_id}" if self.instance_id else None
 
     @property

@@ -30,6 +30,7 @@ timestamp and headers (as ``to_topic`` passes them), same delivery-error handlin
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +95,8 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     producer_config: dict[str, Any] = {"linger.ms": settings.linger_ms}
     if settings.processing_guarantee == "exactly-once":
         producer_config["transaction.timeout.ms"] = settings.transaction_timeout_ms
-        if settings.transactional_id:
-            producer_config["transactional.id"] = settings.transactional_id
+        # Quix would draw a bare UUID; under the group's prefix it is covered by the principal's ACLs.
+        producer_config["transactional.id"] = settings.transactional_id or f"{settings.group_id}-{uuid.uuid4().hex}"
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.client_config()),
         consumer_group=settings.group_id,

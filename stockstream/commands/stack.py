@@ -85,6 +85,11 @@ def _print_status(stack: Stack, *, as_json: bool = False) -> bool:
     for entry in entries:
         table.add_row(str(entry["name"]), str(entry["address"]), str(entry["pid"] or "-"), _STYLE[str(entry["state"])])
     console().print(table)
+    from stockstream.stack import kafka_security
+
+    if kafka_security.is_secured(stack.settings):
+        console().print(f"kafka SASL/SCRAM listener {stack.settings.host}:{stack.settings.kafka_sasl_port}"
+                        f" (per-service users: `stockstream kafka-access env <user>`)")
     return healthy
 
 

@@ -103,6 +103,15 @@ class Stack:
                 )
             if waiting:
                 time.sleep(0.2)
+        # Idempotent set-up (Kafka: users and ACLs), also for a service that was already running, so
+        # an `up` brings a running stack's users and grants up to date.
+        for service in selected:
+            after_ready = getattr(service, "after_ready", None)
+            if after_ready is not None and read_pid_file(self._pid_file(service.name)) is not None:
+                try:
+                    after_ready()
+                except Exception as error:  # noqa: BLE001 - reported with the service's name and log
+                    raise StackError(f"{service.name} answers but its set-up failed: {error}") from error
         return started
 
     def down(self, names: Iterable[str] | None = None, *, hard: bool = False) -> list[str]:

@@ -20,6 +20,14 @@ from typing import Protocol
 from pydantic import Field
 
 from processors.runtime.settings import ServiceSettings, env
+from stockstream.kafka_access.admin import (
+    create_acls,
+    read_password,
+    upsert_scram_users,
+    write_missing_passwords,
+)
+from stockstream.kafka_access.plan import SCRAM_PRINCIPALS, Deployment, grants
+from stockstream.stack import kafka_security
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,11 +40,19 @@ class StackSettings(ServiceSettings):
     host: str = Field("127.0.0.1", validation_alias=env("STACK_HOST"))
     kafka_port: int = Field(9092, validation_alias=env("STACK_KAFKA_PORT"))
     kafka_controller_port: int = Field(9093, validation_alias=env("STACK_KAFKA_CONTROLLER_PORT"))
+    kafka_sasl_port: int = Field(
+        9096, validation_alias=env("STACK_KAFKA_SASL_PORT"),
+        description="the SASL/SCRAM listener (per-service users, ACLs); STACK_KAFKA_PORT stays loopback PLAINTEXT",
+    )
     kafka_heap: str = Field("768m", validation_alias=env("STACK_KAFKA_HEAP"))
     redis_port: int = Field(6379, validation_alias=env("STACK_REDIS_PORT"))
     prometheus_port: int = Field(9090, validation_alias=env("STACK_PROMETHEUS_PORT"))
     prometheus_retention_size: str = Field("2GB", validation_alias=env("STACK_PROMETHEUS_RETENTION_SIZE"))
     kafka_jmx_port: int = Field(9404, validation_alias=env("STACK_KAFKA_JMX_PORT"))
+    kafka_credentials_dir: Path | None = Field(
+        None, validation_alias=env("STACK_KAFKA_CREDENTIALS_DIR"),
+        description="the Kafka users' password files; default <STACK_DIR>/kafka/credentials",
+    )
     redis_exporter_port: int = Field(9121, validation_alias=env("STACK_REDIS_EXPORTER_PORT"))
     prometheus_config: Path = Field(REPO_ROOT / "ops/prometheus/prometheus.yml",
                                     validation_alias=env("STACK_PROMETHEUS_CONFIG"))
@@ -142,17 +158,15 @@ class Kafka:
         self.resolve_jars()
         data = self.home / "data"
         self.home.mkdir(parents=True, exist_ok=True)
-        host, port, cport = self.settings.host, self.settings.kafka_port, self.settings.kafka_controller_port
+        kafka_security.require_loopback(self.settings.host)
+        write_missing_passwords(kafka_security.credentials_dir(self.settings), SCRAM_PRINCIPALS)
+        host, cport = self.settings.host, self.settings.kafka_controller_port
         (self.home / "server.properties").write_text(
             "\n".join([
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{host}:{cport}",
-                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-                f"advertised.listeners=PLAINTEXT://{host}:{port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                *kafka_security.listener_properties(self.settings),
                 f"log.dirs={data}",
                 "num.partitions=1",
                 "offsets.topic.replication.factor=1",
@@ -222,6 +236,22 @@ class Kafka:
             return bool(metadata.brokers)
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
             return False
+
+    def after_ready(self) -> None:
+        """Create the SCRAM users (from the credential files) and the default deployment's ACLs.
+
+        Called by ``Stack.up`` once the broker answers, also when it was already running (idempotent);
+        a failure is a ``KafkaAccessError`` naming the user or the ACL. Nothing to do for a broker
+        started by an older release (no SASL listener until its restart).
+        """
+        from confluent_kafka.admin import AdminClient
+
+        if not kafka_security.is_secured(self.settings):
+            return
+        credentials = kafka_security.credentials_dir(self.settings)
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
+        upsert_scram_users(admin, {user: read_password(credentials, user) for user in SCRAM_PRINCIPALS})
+        create_acls(admin, grants(Deployment.default()))
 
 
 @dataclass

@@ -77,7 +77,7 @@ def own_stack(folder: Path) -> Iterator[Stack]:
     """Kafka + Redis of the soak's own, on free ports under ``folder``; hard-stopped afterwards."""
 
     stack = Stack(StackSettings(state_dir=folder, kafka_port=free_port(), kafka_controller_port=free_port(),
-                                redis_port=free_port(), prometheus_port=free_port(), kafka_jmx_port=free_port(),
+                                kafka_sasl_port=free_port(), redis_port=free_port(), prometheus_port=free_port(), kafka_jmx_port=free_port(),
                                 redis_exporter_port=free_port()))
     stack.up(["kafka", "redis"])
     try:

@@ -19,3 +19,24 @@ def test_the_composite_runs_only_when_composite_symbols_names_some():
     assert "composite" not in {spec.name for spec in default_services(ALL, 8000, {})}
     names = [spec.name for spec in default_services(ALL, 8000, {"COMPOSITE_SYMBOLS": "BTC-USD"})]
     assert names == ["ingest", "process", "composite", "materialize", "notify", "serve"]
+
+
+
+def test_each_service_runs_as_its_own_kafka_user_on_a_secured_stack(tmp_path):
+    from stockstream.stack import kafka_security
+    from stockstream.stack.services import StackSettings
+    from stockstream.supervisor import kafka_environment
+
+    stack = StackSettings(state_dir=tmp_path, kafka_sasl_port=19696)
+    # An older broker (no SASL listener in its server.properties): the services keep PLAINTEXT.
+    assert kafka_environment("process", stack, {}) == {}
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "server.properties").write_text("\n".join(kafka_security.listener_properties(stack)))
+    process = kafka_environment("process", stack, {})
+    assert process["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19696"
+    assert process["KAFKA_SASL_USERNAME"] == "process"
+    assert process["KAFKA_SASL_PASSWORD_FILE"] == str(tmp_path / "kafka" / "credentials" / "process")
+    assert kafka_environment("serve", stack, {})["KAFKA_SASL_USERNAME"] == "serve"
+    # The caller's own cluster or deployment: left alone (the stack's ACLs would not fit).
+    assert kafka_environment("process", stack, {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"}) == {}
+    assert kafka_environment("process", stack, {"STOCKSTREAM_TOPIC_PREFIX": "dev."}) == {}
