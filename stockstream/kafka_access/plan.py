@@ -111,7 +111,7 @@ def grants(deployment: Deployment) -> list[Grant]:
         Grant(INGEST, "group", "ingest-recall-", "prefixed", GROUP),
         # process: ticks in; derived topics and refused ticks out, exactly-once.
         *_topics(PROCESS, [ticks], CONSUME),
-        *_topics(PROCESS, [*derived, ticks_dlq], PRODUCE),
+        *_topics(PROCESS, [*derived, registry.signal_outcomes.name, ticks_dlq], PRODUCE),
         # it creates the deployment's topics at start (``ensure_topics``), the other services'
         # dead-letter topics included, which it may not write or read.
         *_topics(PROCESS, [registry.views_dlq.name, registry.notifications_dlq.name], ("CREATE", "DESCRIBE")),
