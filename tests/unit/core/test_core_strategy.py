@@ -95,8 +95,8 @@ def test_every_problem_is_listed_at_once() -> None:
         parse_strategy("a = 1\nb = 2\n[rules.ema_cross]\nfast = 'x'\n", syntax="toml")
     assert str(error.value).splitlines() == [
         "<strategy>: invalid strategy file (3 problems):",
-        "  <strategy>:1: a: unknown key 'a'; valid keys: indicators, rules, name, description, symbols",
-        "  <strategy>:2: b: unknown key 'b'; valid keys: indicators, rules, name, description, symbols",
+        "  <strategy>:1: a: unknown key 'a'; valid keys: indicators, rules, name, description, symbols, strategies",
+        "  <strategy>:2: b: unknown key 'b'; valid keys: indicators, rules, name, description, symbols, strategies",
         "  <strategy>:4: rules.ema_cross.fast: expected a whole number, got 'x'",
     ]
 

@@ -12,7 +12,8 @@ T0 = datetime(2024, 4, 2, tzinfo=UTC)
 
 def signal(offset: int, *, rule: str = "ema_cross", side: str = "BUY", price: float = 10.0, partition: int = 0,
            ema: float = 1.0) -> Signal:
-    return Signal(signal_id=f"{offset:032x}", symbol="BTC-USD", venue="test", timeframe="tick", rule=rule, side=side,
+    return Signal(signal_id=f"{offset:032x}", symbol="BTC-USD", venue="test", timeframe="tick", rule=rule,
+                  strategy=rule, strategy_version=None, condition=None, side=side,
                   price=price, indicators={"ema_12": ema}, ts_event=T0 + timedelta(seconds=offset), ts_init=T0,
                   lineage=Lineage(topic="ticks", partition=partition, offset=offset))
 
