@@ -45,6 +45,7 @@ RENAMED: dict[str, dict[str, tuple[str, ...]]] = {
     "tail": {"--from-beginning": ("--from", "beginning")},
     "composite": {"--from-beginning": ("--from", "beginning")},
     "serve": {"--host": ("--api-host",), "--port": ("--api-port",)},
+    "ingest": {"--interval": ("--message-interval",)},
 }
 
 _REDIS = ("materialize", "serve", "notify", "backfill", "replay", "doctor", "query latest", "query recommendation",

@@ -32,7 +32,7 @@ def _settings_error(error: ValidationError) -> str:
 def ingest(
     source: Annotated[SourceChoice | None, typer.Option("--source", help="Where ticks come from (env INGEST_SOURCE).", show_default="simulator")] = None,
     symbols: Annotated[str | None, typer.Option("--symbols", help="Comma-separated symbols, e.g. BTC-USD,ETH-USD (env INGEST_SYMBOLS).")] = None,
-    interval: Annotated[float | None, typer.Option("--interval", help="Poll/emit interval in seconds (env MESSAGE_INTERVAL).")] = None,
+    interval: Annotated[float | None, typer.Option("--message-interval", help="Poll/emit interval in seconds (env MESSAGE_INTERVAL).")] = None,
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     topic: Annotated[str | None, typer.Option("--topic", help="Ticks topic (env KAFKA_TOPIC).")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT).", show_default="9101")] = None,

@@ -24,8 +24,8 @@ kafka_access_app = typer.Typer(help="The Kafka users and ACLs of the services (d
 out = console()
 err = console(stderr=True)
 
-Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic prefix of the deployment"
-                                            " (default: STOCKSTREAM_TOPIC_PREFIX).")]
+Prefix = Annotated[str | None, typer.Option("--topic-prefix", help="Topic prefix of the deployment.",
+                                            show_default="STOCKSTREAM_TOPIC_PREFIX")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 

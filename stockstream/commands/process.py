@@ -30,7 +30,7 @@ def process(
     bootstrap_servers: Annotated[str | None, typer.Option("--bootstrap-servers", help="(env KAFKA_BOOTSTRAP_SERVERS)")] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="/metrics port, 0 = off (env METRICS_PORT).", show_default="9102")] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL).")] = None,
-    cold_start: Annotated[bool, typer.Option("--cold-start", help="Start symbols whose stored state was built with another strategy or timeframe set afresh (env PROCESS_COLD_START); default: refuse.")] = False,
+    cold_start: Annotated[bool, typer.Option("--cold-start", help="Start symbols whose stored state was built with another strategy or timeframe set afresh, instead of refusing (env PROCESS_COLD_START).")] = False,
 ) -> None:
     """Compute indicators, signals, candles and daily aggregates from the ticks topic (Quix Streams)."""
     from processors.stream.service import ConfigurationError, main

@@ -166,8 +166,8 @@ def latest(symbol: Symbol, as_json: AsJson = False) -> None:
 def recommendation(symbol: Symbol, as_json: AsJson = False,
                    timeframe: Annotated[str | None, typer.Option("--timeframe", "-t")] = None,
                    strategy: Annotated[str | None, typer.Option(
-                       "--strategy", "-s", help="Only this strategy's signals (default: RECOMMENDATION_STRATEGY,"
-                                                " else any)")] = None) -> None:
+                       "--strategy", help="Only this strategy's signals.",
+                       show_default="RECOMMENDATION_STRATEGY, else any")] = None) -> None:
     """The current BUY/SELL/HOLD recommendation and the signal that set it."""
     import re
 

@@ -86,9 +86,9 @@ def _new_id() -> str:
 def start(
     from_: Annotated[str | None, typer.Option("--from", help="Start: offsets (0, or 0:1200,1:800), an event time (ISO 8601), a date or a duration ago (2h).", show_default="the log's beginning")] = None,
     to: Annotated[str | None, typer.Option("--to", help="End (exclusive): offsets, an event time, a date or a duration ago.", show_default="the log's end now")] = None,
-    warm_from: Annotated[str | None, typer.Option("--warm-from", help="Warm the state up from here (offsets, 0 = the log's beginning, or a time): records before --from produce nothing. Default: start cold at --from.")] = None,
-    strategy: Annotated[Path | None, typer.Option(help="Strategy file of the run (default: STOCKSTREAM_STRATEGY, else the built-in one).")] = None,
-    run_id: Annotated[str | None, typer.Option("--id", help="The run's id (1-40 of a-z, 0-9, '-'); default: r<time>-<random>.")] = None,
+    warm_from: Annotated[str | None, typer.Option("--warm-from", help="Warm the state up from here (offsets, 0 = the log's beginning, or a time): records before --from produce nothing.", show_default="start cold at --from")] = None,
+    strategy: Annotated[Path | None, typer.Option(help="Strategy file of the run.", show_default="STOCKSTREAM_STRATEGY, else the built-in one")] = None,
+    run_id: Annotated[str | None, typer.Option("--id", help="The run's id (1-40 of a-z, 0-9, '-').", show_default="r<time>-<random>")] = None,
     description: Annotated[str, typer.Option(help="What the run is for (shown by runs list/show).")] = "",
     views: Annotated[bool, typer.Option(help="Also materialize the run's views in Redis (under <REDIS_KEY_PREFIX>run:<id>:).")] = True,
     into_live: Annotated[bool, typer.Option("--into-live", help="Write the live topics and views instead (a deliberate rebuild).")] = False,

@@ -72,7 +72,7 @@ def read_outcomes(settings: Any) -> tuple[list[Any], int]:
 
 
 def scorecard(
-    strategy: Annotated[str | None, typer.Option("--strategy", "-s", help="Only this strategy.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="Only this strategy.")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol, or SYMBOL@venue.")] = None,
     horizon: Annotated[str | None, typer.Option("--horizon", help="Only this horizon (1m, 5m, 1h, 1d…).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per card instead of a table.")] = False,

@@ -112,7 +112,7 @@ def test_old_spellings_still_work_hidden(path: str, old: str) -> None:
     apply(root, plain=True)
     command = dict(walk(root))[tuple(path.split())]
     new = RENAMED[path][old]
-    values = {"--from": "5", "--to": "5", "--write-mode": "overwrite", "--api-port": "8080"}
+    values = {"--from": "5", "--to": "5", "--write-mode": "overwrite", "--api-port": "8080", "--message-interval": "0.5"}
     value = [] if len(new) > 1 else [values.get(new[0], "x")]
     arguments = ["ss2:"] if path == "views compare" else []
     as_new = command.make_context(path, [*arguments, *new, *value]).params

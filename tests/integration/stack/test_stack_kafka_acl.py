@@ -130,7 +130,7 @@ def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp
     # The namespace's users and ACLs, as an operator applies them (super user on the loopback door).
     environment = kafka_security.client_environment(private_stack.stack.settings, PROCESS)
     applied = subprocess.run(  # noqa: S603
-        [STOCKSTREAM, "kafka-access", "apply", "--prefix", namespace,
+        [STOCKSTREAM, "kafka-access", "apply", "--topic-prefix", namespace,
          "--credentials", str(Path(environment["KAFKA_SASL_PASSWORD_FILE"]).parent)],
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": private_stack.kafka_bootstrap,
              "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
