@@ -78,10 +78,10 @@ def exact_sum(values: Floats, start: int, stop: int, partials: Floats) -> float:
             x = high + y
             if y == x - high:
                 high = x
-    return high
+    return high  # type: ignore[no-any-return]
 
 
 @njit
 def square(x: float, two: Floats) -> float:  # pragma: no cover - compiled
     """``x ** 2`` exactly as CPython computes it (the C library's pow); ``two`` is :data:`TWO`."""
-    return x ** two[0]
+    return x ** two[0]  # type: ignore[no-any-return]

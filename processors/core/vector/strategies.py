@@ -35,6 +35,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +51,7 @@ Mask = npt.NDArray[np.bool_]
 Pair = tuple[npt.NDArray[np.float64] | Mask, Mask]
 """(values, defined) of an expression over a timeframe's evaluations."""
 
-_COMPARE: dict[str, Callable[[object, object], Mask]] = {
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
 
@@ -97,7 +98,7 @@ class VectorStrategies:
     def timeframes(self, symbol: str) -> list[str]:
         """Every timeframe the strategies of ``symbol`` (and the named outputs) evaluate or read."""
         found: dict[str, None] = {}
-        for timeframe, named in self._named:
+        for timeframe, _named in self._named:
             found[timeframe] = None
         for strategy in self.chosen(symbol):
             found[strategy.timeframe] = None
@@ -138,8 +139,8 @@ class VectorStrategies:
         result = Evaluation(symbol, dict(series))
         context = _Context(series, handed or {})
         for timeframe, named in self.columns(symbol).items():
-            values = context.nodes(timeframe)
-            result.columns[timeframe] = {name: values.output(output) for name, output in named}
+            nodes = context.nodes(timeframe)
+            result.columns[timeframe] = {name: nodes.output(output) for name, output in named}
         for strategy in self.chosen(symbol):
             definition = strategy.definition
             times = series[definition.timeframe].ts_us
@@ -236,7 +237,7 @@ class _Evaluator:
             return self._leaf(expression)
         if isinstance(expression, ir.Negate):
             values, defined = self.pair(expression.operand)
-            return -values, defined
+            return -values.astype(np.float64, copy=False), defined
         if isinstance(expression, ir.Not):
             values, defined = self.pair(expression.operand)
             return ~values.astype(np.bool_), defined
