@@ -68,7 +68,8 @@ def backtest(
     master: Annotated[str | None, typer.Option(help="Spark master for the backfill of a range (env SPARK_MASTER).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
     report: Annotated[Path | None, typer.Option(help="Ticks-file input: a self-contained HTML report to write.")] = None,
-    strategy_file: Annotated[Path | None, typer.Option("--strategy", help="Ticks-file input: strategy file (TOML/YAML).")] = None,
+    strategy_file: Annotated[Path | None, typer.Option("--strategy", help="Strategy file (TOML/YAML): the rule language ([strategies.NAME]; --rules then names strategies) or indicator/rule settings.")] = None,
+    parameters: Annotated[str | None, typer.Option("--set", help="Rule-language parameters, e.g. 'trend.fast=12,trend.slow=30' (a bare name sets it in every strategy declaring it).")] = None,
     weights: Annotated[str | None, typer.Option(help="Ticks-file input: capital weights, e.g. 'BTC-USD=0.6,ETH-USD=0.4'.")] = None,
     stop_loss: Annotated[str | None, typer.Option(help="Ticks-file input: stop-loss, '2%' or '1.5atr'.")] = None,
     take_profit: Annotated[str | None, typer.Option(help="Ticks-file input: take-profit, '5%' or '3atr'.")] = None,
@@ -107,7 +108,7 @@ def backtest(
     if input_path is not None and input_path.is_file():
         _backtest_file(input_path, chosen_symbols, timeframe, rules, fee, slippage, mode.value == "long-short",
                        trades, plot, report, strategy_file, weights, (stop_loss, take_profit, trailing_stop),
-                       sizing, size, json_output, fail)
+                       sizing, size, json_output, fail, parameters)
         return
     workdir: Path | None = None
     try:
@@ -148,6 +149,21 @@ def _level(text: str | None, fail: Any) -> Any:
     raise fail(f"{text!r}: a level is a percent ('2%') or ATR multiples ('1.5atr')")
 
 
+def parse_parameters(text: str | None) -> dict[str, int | float]:
+    """``'trend.fast=12, slow=30.5'`` → ``{'trend.fast': 12, 'slow': 30.5}`` (ValueError naming the bad item)."""
+    found: dict[str, int | float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, equals, value = item.partition("=")
+        try:
+            if not equals or not name.strip():
+                raise ValueError
+            number = float(value)
+            found[name.strip()] = int(number) if number.is_integer() and "." not in value else number
+        except ValueError:
+            raise ValueError(f"{item!r}: expected name=number") from None
+    return found
+
+
 def _instrument_text(text: str) -> str:
     """``btc-usd@kraken`` → ``BTC-USD@kraken``: symbols are upper case, venues lower case."""
     symbol, at, venue = text.strip().partition("@")
@@ -157,18 +173,24 @@ def _instrument_text(text: str) -> str:
 def _backtest_file(path: Path, symbols: tuple[str, ...], timeframe: str, rules: str | None, fee: float,
                    slippage: float, long_short: bool, trades: Path, plot: Path, report: Path | None,
                    strategy_file: Path | None, weights: str | None, levels: tuple[str | None, ...], sizing: str,
-                   size: float, json_output: bool, fail: Any) -> None:
+                   size: float, json_output: bool, fail: Any, parameters: str | None = None) -> None:
     """A ticks file (CSV/Parquet) without Kafka: kernel signals, the next-bar model, a weighted portfolio."""
     from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
     from spark_jobs.backtest.data import BacktestInputError
     from spark_jobs.backtest.portfolio import read_ticks, run_portfolio
+    from spark_jobs.backtest.rulefile import RuleFile
     from spark_jobs.backtest.simulate import SimulationConfig
     from spark_jobs.backtest.tradelog import plot_portfolio, write_portfolio_trades
     from stockstream.reports.backtest import write_report
 
     err = console(stderr=True)
     try:
-        strategy = DEFAULT_STRATEGY if strategy_file is None else load_strategy(strategy_file)
+        rule_file = None if strategy_file is None else RuleFile.read(strategy_file)
+        overrides = parse_parameters(parameters)
+        if overrides and rule_file is None:
+            raise fail("--set needs a rule-language strategy file (--strategy with [strategies.NAME] tables)")
+        strategy = (DEFAULT_STRATEGY if strategy_file is None or rule_file is not None
+                    else load_strategy(strategy_file))
         stop, take, trail = (_level(text, fail) for text in levels)
         config = SimulationConfig(fee=fee, slippage=slippage, long_short=long_short, sizing=sizing,  # type: ignore[arg-type]
                                   size=size, stop_loss=stop, take_profit=take, trailing_stop=trail)
@@ -179,14 +201,16 @@ def _backtest_file(path: Path, symbols: tuple[str, ...], timeframe: str, rules: 
                 name, _, value = item.partition("=")
                 weight_map[name.strip().upper()] = float(value)
         chosen_rules = tuple(r.strip() for r in rules.split(",") if r.strip()) if rules else None
-        result = run_portfolio(read_ticks(path), list(symbols), timeframe, config, strategy, chosen_rules, weight_map)
+        result = run_portfolio(read_ticks(path), list(symbols), timeframe, config, strategy, chosen_rules, weight_map,
+                               rule_file, overrides)
     except (BacktestInputError, StrategyError, ValueError) as error:
         raise fail(str(error)) from None
     write_portfolio_trades(trades, result)
     plot_portfolio(plot, result)
     if report is not None:
         costs = f"fee {fee:g}, slippage {slippage:g}, {'long-short' if long_short else 'long-only'}, {sizing} {size:g}"
-        write_report(report, result, config.initial_capital, f"Backtest: {strategy.name} on {path.name}",
+        title = strategy.name if rule_file is None else Path(rule_file.source).name
+        write_report(report, result, config.initial_capital, f"Backtest: {title} on {path.name}",
                      f"{', '.join(i.symbol for i in result.instruments)} · {timeframe} · {costs}")
     if json_output:
         typer.echo(json.dumps({"portfolio": {"strategy": result.metrics, "buy_and_hold": result.hold_metrics},
