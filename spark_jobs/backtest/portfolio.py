@@ -160,7 +160,7 @@ def _rule_file_bars(ticks: pd.DataFrame, symbol: str, timeframe: str, definition
                           candles.volume), signal
 
 
-def _weights(symbols: list[str], weights: dict[str, float] | None) -> dict[str, float]:
+def weights_of(symbols: list[str], weights: dict[str, float] | None) -> dict[str, float]:
     if not weights:
         return dict.fromkeys(symbols, 1.0 / len(symbols))
     unknown = set(weights) - set(symbols)
@@ -185,22 +185,34 @@ def run_portfolio(ticks: pd.DataFrame, symbols: list[str], timeframe: str, confi
     chosen, missing = select(available, symbols)
     if missing:
         raise BacktestInputError(f"no ticks for {missing} (the input has {available})")
-    shares = _weights(chosen, weights)
+    shares = weights_of(chosen, weights)
     definitions = None if rule_file is None else rule_file.definitions(overrides)
     rule_names = rules or (() if rule_file is not None else tuple(strategy.rules.spec().enabled()))
-    results = []
+    signalled = []
     for symbol in chosen:
         if definitions is not None:
             bars, signal = _rule_file_bars(ticks, symbol, timeframe, definitions, rule_names)
         else:
             bars = bars_of(ticks, symbol, timeframe)
+            signal = signals_of(bars, strategy, rule_names)
+        signalled.append((bars, signal))
+    return trade(signalled, timeframe, config, shares)
+
+
+def trade(signalled: list[tuple[InstrumentBars, npt.NDArray[np.int8]]], timeframe: str, config: SimulationConfig,
+          shares: dict[str, float]) -> PortfolioResult:
+    """Simulate each instrument's signals on its share of the capital, then the portfolio (module docstring).
+
+    Called by :func:`run_portfolio` (ticks files) and :mod:`spark_jobs.backtest.backfilled` (backfill output).
+    """
+    results = []
+    for bars, signal in signalled:
+        symbol = bars.symbol
         if len(bars.close) < 2:
             raise BacktestInputError(f"{symbol}: fewer than two {timeframe} bars")
         capital = config.initial_capital * shares[symbol]
         own = SimulationConfig(**{**config.__dict__, "initial_capital": max(capital, 1e-300)})
         atr = wilder_atr(bars) if config.uses_atr else None
-        if definitions is None:
-            signal = signals_of(bars, strategy, rule_names)
         simulation = simulate(bars.open, bars.high, bars.low, bars.close, signal, own, atr)
         hold_signal = np.zeros(len(bars.close), dtype=np.int8)
         hold_signal[0] = 1
