@@ -22,6 +22,7 @@ import math
 import random
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -169,7 +170,8 @@ class Recorder:
 
 
 def vector_fires(vector: VectorStrategies, series: dict[str, Series], order: list[str],
-                 handed: dict[str, np.ndarray] | None = None) -> tuple[Fires, dict[str, dict[str, np.ndarray]]]:
+                 handed: dict[str, np.ndarray] | None = None,
+                 hypothesis_event: bool = True) -> tuple[Fires, dict[str, dict[str, np.ndarray]]]:
     """The vector fires per timeframe (in ``order``, then evaluation, then the engine's side order)."""
     result = vector.evaluate(SYMBOL, series, handed)
     fires: Fires = []
@@ -178,7 +180,8 @@ def vector_fires(vector: VectorStrategies, series: dict[str, Series], order: lis
         rows = [(int(index), rank, mask.strategy.name, mask.side) for rank, mask in enumerate(masks)
                 for index in np.flatnonzero(mask.fired)]
         fires += [(timeframe, index, name, side) for index, _, name, side in sorted(rows)]
-    event("some side fired" if fires else "nothing fired")
+    if hypothesis_event:
+        event("some side fired" if fires else "nothing fired")
     return fires, result.columns
 
 
@@ -318,3 +321,60 @@ def test_exact_sum_is_math_fsum_and_square_is_pow(values: list[float], cancel: b
         except OverflowError:
             continue
         assert square(value, TWO) == squared
+
+
+MILLION_STRATEGIES = """
+[strategies.trend]
+buy = "crosses_above(ema(9), ema(21)) and rsi(14) < 70 and adx(14) > 20"
+sell = "crosses_below(ema(9), ema(21)) or rsi(14) > 80"
+
+[strategies.bands]
+buy = "close < bb(20, 2).lower and cci(20) < -100 and stoch(14, 3, 3).k < 20"
+sell = "close > bb(20, 2).upper or willr(14) > -10"
+confirm = 2
+
+[strategies.breakout]
+buy = "close > highest(close, 50)[1] and rising(obv(), 3) and close > vwap()"
+sell = "close < donchian(20).lower[1] or roc(10) < -1 or macd(12, 26, 9).hist < 0 and falling(wma(10), 2)"
+cooldown = "30s"
+
+[strategies.volatility]
+buy = "atr(14) / close > 0.0005 and plus_di(14) > minus_di(14) and close > sma(50) and lowest(rsi(14), 5) < 35"
+sell = "atr(14) / close < 0.0002"
+"""
+
+
+@pytest.mark.slow
+def test_a_million_ticks_give_the_engines_signals_and_values() -> None:
+    """Every catalog indicator in four strategies over one 1,000,000-tick series (flat stretches, spikes, jumps,
+    volume-less ticks, ~12 UTC midnights): the same fires at the same ticks; the values have the engine's bits at
+    every 997th tick (reading every value at every tick would triple the engine's time)."""
+    from processors.core.strategies.file import parse_strategies
+    from tests.unit.core.test_core_vector_kernel import million_tick_series
+
+    prices, volumes, days = million_tick_series()
+    times = [day * DAY_US + (index % 86_400) * 1_000_000 for index, day in enumerate(days)]
+    chosen = parse_strategies(MILLION_STRATEGIES, syntax="toml", candle_timeframes=())
+    compiled = CompiledStrategies(chosen, candle_timeframes=())
+    state = compiled.new_state(SYMBOL)
+    fires: Fires = []
+    sampled: dict[int, dict[str, float | None]] = {}
+    for index, (ts, price, volume) in enumerate(zip(times, prices, volumes, strict=True)):
+        fired = compiled.on_tick(state, ts, price, volume)
+        if fired:
+            fires += [(ir.TICK, index, f.strategy.name, f.side) for f in fired]
+        if index % 997 == 0:
+            sampled[index] = compiled.values(state, ir.TICK)  # type: ignore[assignment]
+    vector = VectorStrategies(chosen, candle_timeframes=())
+    got, columns = vector_fires(vector, {ir.TICK: Series.ticks(times, prices, volumes)}, [ir.TICK],
+                                hypothesis_event=False)
+    assert len(fires) > 1_000, "the strategies fire"
+    assert got == fires
+    picked = np.array(sorted(sampled))
+    for name in compiled.columns(SYMBOL, ir.TICK):
+        expected = np.array([math.nan if sampled[i][name] is None else sampled[i][name] for i in picked],
+                            dtype=np.float64)
+        values = columns[ir.TICK][name][picked]
+        assert np.array_equal(np.isnan(values), np.isnan(expected)), name
+        defined = ~np.isnan(expected)
+        assert np.array_equal(values[defined].view(np.int64), expected[defined].view(np.int64)), name
