@@ -14,7 +14,7 @@ kernel gives the engine's bits, not just values within rounding.
   in (:data:`TWO`), so the compiler cannot fold ``pow(x, 2.0)`` into ``x * x``.
 
 Both are tested against CPython on random and adversarial inputs
-(tests/unit/core/test_core_vector_nodes.py).
+(tests/unit/core/test_core_vector_strategies.py).
 """
 
 from __future__ import annotations

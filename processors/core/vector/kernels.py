@@ -4,7 +4,7 @@ Called by :mod:`processors.core.vector.nodes`, which feeds each kernel the defin
 inputs (a node never sees an undefined input: it skips it and its output is undefined there).
 Each kernel is the node's update written as a loop over the whole series, in the node's
 operation order and with its exact re-derivations (:mod:`processors.core.vector.exact`), so the
-outputs are the engine's **bits** (tests/unit/core/test_core_vector_nodes.py). NaN = undefined.
+outputs are the engine's **bits** (tests/unit/core/test_core_vector_strategies.py). NaN = undefined.
 """
 
 from __future__ import annotations
