@@ -26,7 +26,7 @@ class BacktestInputError(ValueError):
     """The backfill output is missing or holds nothing for the request; the message says what."""
 
 
-def _dataset(root: Path, kind: str) -> ds.Dataset:
+def open_dataset(root: Path, kind: str) -> ds.Dataset:
     path = root / kind
     if not path.is_dir():
         raise BacktestInputError(f"{path} does not exist: point --input at a `stockstream backfill` output folder")
@@ -35,10 +35,10 @@ def _dataset(root: Path, kind: str) -> ds.Dataset:
 
 def instruments(root: Path) -> list[str]:
     """Every instrument with indicator rows in the output: ``SYMBOL@venue`` (``SYMBOL`` without a venue column)."""
-    dataset = _dataset(root, "indicators")
-    if "venue" not in dataset.schema.names:
-        return sorted(set(dataset.to_table(columns=["symbol"])["symbol"].to_pylist()))
-    pairs = dataset.to_table(columns=["symbol", "venue"]).group_by(["symbol", "venue"]).aggregate([])
+    indicators = open_dataset(root, "indicators")
+    if "venue" not in indicators.schema.names:
+        return sorted(set(indicators.to_table(columns=["symbol"])["symbol"].to_pylist()))
+    pairs = indicators.to_table(columns=["symbol", "venue"]).group_by(["symbol", "venue"]).aggregate([])
     return sorted(f"{symbol}@{venue}" for symbol, venue in zip(
         pairs["symbol"].to_pylist(), pairs["venue"].to_pylist(), strict=True))
 
@@ -64,22 +64,22 @@ def load(root: Path, instrument: str, timeframe: str,
     wanted = (pc.field("symbol") == symbol) & (pc.field("timeframe") == timeframe)
     if venue:
         wanted &= pc.field("venue") == venue
-    prices = (_dataset(root, "indicators")
+    prices = (open_dataset(root, "indicators")
               .to_table(columns=["ts_event", "price", "partition", "offset", "seq"], filter=wanted)
               .sort_by(ORDER))
-    signal_table = (_dataset(root, "signals")
+    signal_table = (open_dataset(root, "signals")
                     .to_table(columns=["ts_event", "side", "price", "rule", "partition", "offset", "seq"],
                               filter=wanted & pc.field("rule").isin(list(rules)))
                     .sort_by(ORDER))
     price_points = [PricePoint(ts, price) for ts, price in zip(
-        _micros(prices["ts_event"]), prices["price"].to_pylist(), strict=True)]
+        micros(prices["ts_event"]), prices["price"].to_pylist(), strict=True)]
     signal_points = [SignalPoint(ts, side, price, rule) for ts, side, price, rule in zip(
-        _micros(signal_table["ts_event"]), signal_table["side"].to_pylist(), signal_table["price"].to_pylist(),
+        micros(signal_table["ts_event"]), signal_table["side"].to_pylist(), signal_table["price"].to_pylist(),
         signal_table["rule"].to_pylist(), strict=True)]
     return price_points, signal_points
 
 
-def _micros(column: object) -> list[int]:
+def micros(column: object) -> list[int]:
     """Timestamps as integer µs since the epoch (exact; Spark writes µs precision)."""
     micros = pc.cast(column, pa.timestamp("us", tz="UTC"))
     return [int(value) for value in pc.cast(micros, pa.int64()).to_pylist()]

@@ -32,6 +32,7 @@ from processors.core.vector import rules as vector_rules
 from schemas.timeframes import TICK, timeframe_ms
 from spark_jobs.backtest import metrics
 from spark_jobs.backtest.data import BacktestInputError, select
+from spark_jobs.backtest.rulefile import RuleFile, RuleFileError, rule_signals
 from spark_jobs.backtest.simulate import Simulation, SimulationConfig, simulate
 
 Floats = npt.NDArray[np.float64]
@@ -145,7 +146,21 @@ def signals_of(bars: InstrumentBars, strategy: Strategy, rules: tuple[str, ...])
     return np.sign(signal).astype(np.int8)
 
 
-def _weights(symbols: list[str], weights: dict[str, float] | None) -> dict[str, float]:
+def _rule_file_bars(ticks: pd.DataFrame, symbol: str, timeframe: str, definitions: Any,
+                    names: tuple[str, ...]) -> tuple[InstrumentBars, npt.NDArray[np.int8]]:
+    """One instrument's bars and the signals of the rule file's strategies on ``timeframe``."""
+    own = ticks[ticks["symbol"] == symbol].sort_values("ts_us", kind="stable")
+    try:
+        candles, signal = rule_signals(definitions, symbol, own["ts_us"].to_numpy(dtype=np.int64),
+                                       own["price"].to_numpy(dtype=np.float64),
+                                       own["volume"].to_numpy(dtype=np.float64), timeframe, names)
+    except RuleFileError as error:
+        raise BacktestInputError(str(error)) from None
+    return InstrumentBars(symbol, candles.ts_close, candles.open, candles.high, candles.low, candles.close,
+                          candles.volume), signal
+
+
+def weights_of(symbols: list[str], weights: dict[str, float] | None) -> dict[str, float]:
     if not weights:
         return dict.fromkeys(symbols, 1.0 / len(symbols))
     unknown = set(weights) - set(symbols)
@@ -159,23 +174,45 @@ def _weights(symbols: list[str], weights: dict[str, float] | None) -> dict[str, 
 
 def run_portfolio(ticks: pd.DataFrame, symbols: list[str], timeframe: str, config: SimulationConfig,
                   strategy: Strategy = DEFAULT_STRATEGY, rules: tuple[str, ...] | None = None,
-                  weights: dict[str, float] | None = None) -> PortfolioResult:
-    """Every instrument on its share of the capital, then the portfolio (see the module docstring)."""
+                  weights: dict[str, float] | None = None, rule_file: RuleFile | None = None,
+                  overrides: dict[str, int | float] | None = None) -> PortfolioResult:
+    """Every instrument on its share of the capital, then the portfolio (see the module docstring).
+
+    With ``rule_file`` (a rule-language strategy file, parameters ``overrides``) its strategies on
+    ``timeframe`` give the signals (``rules`` then names strategies); else ``strategy``'s rules do.
+    """
     available = sorted(set(ticks["symbol"]))
     chosen, missing = select(available, symbols)
     if missing:
         raise BacktestInputError(f"no ticks for {missing} (the input has {available})")
-    shares = _weights(chosen, weights)
-    rule_names = rules or tuple(strategy.rules.spec().enabled())
-    results = []
+    shares = weights_of(chosen, weights)
+    definitions = None if rule_file is None else rule_file.definitions(overrides)
+    rule_names = rules or (() if rule_file is not None else tuple(strategy.rules.spec().enabled()))
+    signalled = []
     for symbol in chosen:
-        bars = bars_of(ticks, symbol, timeframe)
+        if definitions is not None:
+            bars, signal = _rule_file_bars(ticks, symbol, timeframe, definitions, rule_names)
+        else:
+            bars = bars_of(ticks, symbol, timeframe)
+            signal = signals_of(bars, strategy, rule_names)
+        signalled.append((bars, signal))
+    return trade(signalled, timeframe, config, shares)
+
+
+def trade(signalled: list[tuple[InstrumentBars, npt.NDArray[np.int8]]], timeframe: str, config: SimulationConfig,
+          shares: dict[str, float]) -> PortfolioResult:
+    """Simulate each instrument's signals on its share of the capital, then the portfolio (module docstring).
+
+    Called by :func:`run_portfolio` (ticks files) and :mod:`spark_jobs.backtest.backfilled` (backfill output).
+    """
+    results = []
+    for bars, signal in signalled:
+        symbol = bars.symbol
         if len(bars.close) < 2:
             raise BacktestInputError(f"{symbol}: fewer than two {timeframe} bars")
         capital = config.initial_capital * shares[symbol]
         own = SimulationConfig(**{**config.__dict__, "initial_capital": max(capital, 1e-300)})
         atr = wilder_atr(bars) if config.uses_atr else None
-        signal = signals_of(bars, strategy, rule_names)
         simulation = simulate(bars.open, bars.high, bars.low, bars.close, signal, own, atr)
         hold_signal = np.zeros(len(bars.close), dtype=np.int8)
         hold_signal[0] = 1

@@ -5,7 +5,7 @@ broadcast once; the combinations (a small table of parameters) are spread over
 ``tasks`` partitions and each task runs :func:`spark_jobs.sweep.kernel.sweep` through ``mapInPandas``,
 combination by combination, yielding result rows in small batches — no task ever holds more than a
 few series of the bars' length, whatever the grid (the ~300 GB matrix of 4,851 × 1M never exists).
-All results go to Parquet; the best are read back from it. Locally ``local[*]``; on a cluster only
+All results go to Parquet (a dotted grid name such as ``trend.fast`` is the column ``trend__fast``); the best are read back from it. Locally ``local[*]``; on a cluster only
 the master changes.
 
 Walk-forward ``IS:OOS`` (e.g. 6:1) with ``folds`` folds: the bars are cut into ``IS + folds`` equal
@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.backtest.simulate import SimulationConfig
-from spark_jobs.sweep.kernel import RESULT_COLUMNS, Bars, MovingAverageCross, evaluate, sweep
+from spark_jobs.sweep.kernel import RESULT_COLUMNS, Bars, MovingAverageCross, SweepStrategy, evaluate, sweep
 
 BATCH = 256  # result rows per Arrow batch out of a task
 
@@ -39,6 +39,10 @@ class SweepRequest:
     average: str = "sma"
     metric: str = "sharpe"
     tasks: int | None = None  # None: 4 × the default parallelism
+    strategy: SweepStrategy | None = None  # None: the moving-average crossover of ``average``
+
+    def chosen_strategy(self) -> SweepStrategy:
+        return self.strategy if self.strategy is not None else MovingAverageCross(self.average)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ def walk_forward_folds(bars: int, in_sample: int, out_of_sample: int, folds: int
     return found
 
 
+def column_name(name: str) -> str:
+    """A grid name as a Spark/Parquet column: ``trend.fast`` → ``trend__fast`` (a dot would read as a struct field)."""
+    return name.replace(".", "__")
+
+
 def _schema(names: list[str]) -> str:
     return ", ".join([*(f"`{name}` double" for name in names), *(f"{column} double" for column in RESULT_COLUMNS)])
 
@@ -73,24 +82,27 @@ def run_sweep(spark: SparkSession, bars: Bars, request: SweepRequest, output: st
     """Evaluate every combination (on bars ``window`` = [start, stop) when given); returns all results,
     best ``request.metric`` first, after writing them to ``output`` (Parquet) when given."""
     names = list(request.combinations[0])
+    columns = [column_name(name) for name in names]
     start, stop = window if window is not None else (0, len(bars))
     chosen = bars.slice(0, stop)
     tasks = request.tasks or 4 * spark.sparkContext.defaultParallelism
-    table = pd.DataFrame(request.combinations, columns=names).astype("float64")
+    table = pd.DataFrame(request.combinations, columns=names).astype("float64").set_axis(columns, axis=1)
     table["task"] = [index % tasks for index in range(len(table))]
     shared = spark.sparkContext.broadcast((chosen.times, chosen.open, chosen.close))
-    config, average = request.config, request.average
+    config, given = request.config, request.strategy
+    average = request.average
 
     def run_task(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         times, opens, closes = shared.value
         series = Bars(times, opens, closes)
-        strategy = MovingAverageCross(average)
+        strategy = given if given is not None else MovingAverageCross(average)
         rows: list[dict[str, float]] = []
         for batch in batches:
-            parameters = [{name: (int(value) if float(value).is_integer() else value) for name, value in row.items()}
-                          for row in batch[names].to_dict("records")]
+            parameters = [{name: (int(value) if float(value).is_integer() else value)
+                           for name, value in zip(names, row, strict=True)}
+                          for row in batch[columns].itertuples(index=False)]
             for result in sweep(strategy, series, parameters, config, start):
-                rows.append(result)
+                rows.append({column_name(key): value for key, value in result.items()})
                 if len(rows) >= BATCH:
                     yield pd.DataFrame(rows)
                     rows = []
@@ -98,11 +110,12 @@ def run_sweep(spark: SparkSession, bars: Bars, request: SweepRequest, output: st
             yield pd.DataFrame(rows)
 
     frame = (spark.createDataFrame(table).repartition(tasks, "task")
-             .mapInPandas(run_task, _schema(names)))
+             .mapInPandas(run_task, _schema(columns)))
     if output is not None:
         frame.write.mode("overwrite").parquet(output)
         frame = spark.read.parquet(output)
-    results = frame.orderBy(F.col(request.metric).desc_nulls_last(), *names).toPandas()
+    results = frame.orderBy(F.col(request.metric).desc_nulls_last(), *columns).toPandas()
+    results = results.rename(columns=dict(zip(columns, names, strict=True)))
     shared.unpersist()
     return results
 
@@ -112,7 +125,7 @@ def walk_forward(spark: SparkSession, bars: Bars, request: SweepRequest, in_samp
     """Per fold: the in-sample best (by ``request.metric``) and its out-of-sample results."""
     names = list(request.combinations[0])
     report = []
-    strategy = MovingAverageCross(request.average)
+    strategy = request.chosen_strategy()
     for fold in walk_forward_folds(len(bars), in_sample, out_of_sample, folds):
         target = None if output is None else str(Path(output) / f"fold={fold.fold}")
         results = run_sweep(spark, bars, request, target, fold.in_sample)

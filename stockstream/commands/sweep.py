@@ -49,6 +49,40 @@ def read_bars(path: Path) -> Any:
     return Bars(micros, np.ascontiguousarray(opens), np.ascontiguousarray(close))
 
 
+def _rule_file_strategy(path: Path, input_path: Path, symbol: str | None, timeframe: str | None,
+                        rules: str | None, grid: dict[str, list[int | float]]) -> Any:
+    """The :class:`~spark_jobs.sweep.rules.RuleFileStrategy` of ``--strategy`` over one instrument of a ticks file."""
+    from spark_jobs.backtest.data import select
+    from spark_jobs.backtest.portfolio import read_ticks
+    from spark_jobs.backtest.rulefile import RuleFile, traded
+    from spark_jobs.sweep.rules import RuleFileStrategy
+
+    rule_file = RuleFile.read(path)
+    if rule_file is None:
+        raise ValueError(f"{path}: not a rule-language strategy file (no [strategies.NAME] tables)")
+    declared = rule_file.parameters()
+    for name in grid:
+        if name not in declared and not any(key.rpartition(".")[2] == name for key in declared):
+            raise ValueError(f"grid parameter {name!r} is not declared in {path} (declared: {', '.join(declared) or 'none'})")
+    definitions = rule_file.definitions()
+    names = tuple(r.strip() for r in (rules or "").split(",") if r.strip())
+    if timeframe is None:
+        found = sorted({d.timeframe for d in definitions if not names or d.name in names})
+        if len(found) != 1:
+            raise ValueError(f"the strategies run on {', '.join(found)}: pick one with --timeframe")
+        timeframe = found[0]
+    traded(definitions, timeframe, names)
+    ticks = read_ticks(input_path)
+    available = sorted(set(ticks["symbol"]))
+    wanted, at, venue = (symbol or "").strip().partition("@")
+    chosen, missing = select(available, [f"{wanted.upper()}{at}{venue.lower()}"] if symbol else [])
+    if missing or len(chosen) != 1:
+        raise ValueError(f"pick one instrument with --symbol (the input has {', '.join(available)})")
+    own = ticks[ticks["symbol"] == chosen[0]].sort_values("ts_us", kind="stable")
+    return RuleFileStrategy(rule_file, chosen[0], own["ts_us"].to_numpy(), own["price"].to_numpy(dtype=float),
+                            own["volume"].to_numpy(dtype=float), timeframe, names)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4g}"
@@ -68,6 +102,10 @@ def sweep(
     folds: Annotated[int, typer.Option(help="Walk-forward folds.")] = 4,
     heatmap: Annotated[Path | None, typer.Option(help="PNG of the metric over fast × slow.")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master (env SPARK_MASTER).", show_default="local[*]")] = None,
+    strategy_file: Annotated[Path | None, typer.Option("--strategy", help="A rule-language strategy file: sweep its params (grid names 'strategy.param'); --input is then a ticks file (timestamp, symbol, price[, volume]).")] = None,
+    symbol: Annotated[str | None, typer.Option(help="With --strategy: the instrument (SYMBOL or SYMBOL@venue).", show_default="the input's only one")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="With --strategy: the traded timeframe.", show_default="the one the file's strategies run on")] = None,
+    rules: Annotated[str | None, typer.Option(help="With --strategy: comma-separated strategy names to trade.", show_default="all on the timeframe")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Sweep a parameter grid on Spark; print the best combinations (and the walk-forward report)."""
@@ -77,11 +115,18 @@ def sweep(
     err = console(stderr=True)
     try:
         parsed = parse_grid(grid)
-        if set(parsed) != {"fast", "slow"}:
-            raise GridError("the crossover sweep takes exactly the parameters fast and slow")
-        combos = combinations(parsed, ("fast", "slow"))
-        if not combos:
-            raise GridError("no combination with fast < slow")
+        strategy: Any = None
+        if strategy_file is not None:
+            strategy = _rule_file_strategy(strategy_file, input_path, symbol, timeframe, rules, parsed)
+            combos = combinations(parsed)
+        else:
+            if set(parsed) != {"fast", "slow"}:
+                raise GridError("the crossover sweep takes exactly the parameters fast and slow")
+            combos = combinations(parsed, ("fast", "slow"))
+            if not combos:
+                raise GridError("no combination with fast < slow")
+        if heatmap is not None and len(parsed) < 2:
+            raise GridError("a heatmap needs two grid parameters")
         if metric not in METRICS:
             raise GridError(f"unknown metric {metric!r}: one of {', '.join(METRICS)}")
         if average not in ("sma", "ema"):
@@ -91,7 +136,7 @@ def sweep(
             left, _, right = walk_forward.partition(":")
             split = (int(left), int(right))
         config = SimulationConfig(fee=fee, slippage=slippage)
-        bars = read_bars(input_path)
+        bars = read_bars(input_path) if strategy is None else strategy.bars()
     except (GridError, ValueError, OSError) as error:
         err.print(f"[red]sweep: {error}[/red]")
         raise typer.Exit(EXIT_USAGE) from None
@@ -105,7 +150,7 @@ def sweep(
     settings = SparkJobSettings(**({"spark_master": master} if master else {}))
     session = build_session(settings, "stockstream-sweep")
     try:
-        request = SweepRequest(combos, config, average=average, metric=metric)
+        request = SweepRequest(combos, config, average=average, metric=metric, strategy=strategy)
         results = run_sweep(session.spark, bars, request, str(output.resolve()))
         report: dict[str, Any] = {"combinations": len(combos), "bars": len(bars), "metric": metric,
                                   "output": str(output), "best": results.head(top).to_dict("records")}
@@ -115,7 +160,7 @@ def sweep(
             report["walk_forward"] = {"split": walk_forward, "folds": folds_report,
                                       "out_of_sample_return": chained_return(folds_report)}
         if heatmap is not None:
-            draw_heatmap(results, "fast", "slow", metric, heatmap)
+            draw_heatmap(results, *list(parsed)[:2], metric, heatmap)
             report["heatmap"] = str(heatmap)
     finally:
         session.stop()
@@ -123,11 +168,12 @@ def sweep(
         typer.echo(json.dumps(report, default=float))
         return
     table = Table(title=f"best {top} of {len(combos)} combinations by {metric} ({len(bars):,} bars)")
-    columns = ["fast", "slow", "trades", "total_return", "sharpe", "sortino", "max_drawdown", "exposure"]
+    whole = {*parsed, "trades"}
+    columns = [*parsed, "trades", "total_return", "sharpe", "sortino", "max_drawdown", "exposure"]
     for column in columns:
         table.add_column(column, justify="right")
     for row in report["best"]:
-        table.add_row(*(_cell(int(row[c]) if c in ("fast", "slow", "trades") else row[c]) for c in columns))
+        table.add_row(*(_cell(int(row[c]) if c in whole and float(row[c]).is_integer() else row[c]) for c in columns))
     console().print(table)
     if split is not None:
         for fold in report["walk_forward"]["folds"]:

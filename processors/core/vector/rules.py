@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.core.rules import BUY, SELL, RuleConfigError, RuleSpec
-from processors.core.vector.indicators import Floats
+from processors.core.vector.nodes import Floats
 
 Mask = npt.NDArray[np.bool_]
 

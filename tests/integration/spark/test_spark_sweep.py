@@ -68,3 +68,52 @@ def test_walk_forward_picks_in_sample_and_reports_out_of_sample(spark_session, t
         assert fold["out_of_sample"]["final_equity"] == alone.final_equity
     assert chained_return(report) == pytest.approx(
         np.prod([1 + fold["out_of_sample"]["total_return"] for fold in report]) - 1)
+
+
+STRATEGY_FILE = """
+[strategies.trend]
+timeframe = "5m"
+params = { fast = 5, slow = 20 }
+buy = "crosses_above(ema(fast), ema(slow)) and rsi(14) < 75"
+sell = "crosses_below(ema(fast), ema(slow))"
+"""
+
+
+def _ticks_frame(count=8_000, seed=11):
+    rng = np.random.default_rng(seed)
+    prices = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 1.5e-3, count))), 2)
+    times = 1_704_067_200_000_000 + np.cumsum(rng.integers(5_000_000, 40_000_000, count))
+    return pd.DataFrame({"ts_us": times, "symbol": "BTC-USD", "price": prices, "volume": np.round(rng.random(count), 3)})
+
+
+def test_a_strategy_file_sweep_equals_a_loop_of_single_backtests(spark_session, tmp_path):
+    """Each row of ``sweep --strategy`` = ``backtest --strategy --set`` of its parameters (the portfolio path)."""
+    from spark_jobs.backtest.portfolio import run_portfolio
+    from spark_jobs.backtest.rulefile import RuleFile
+    from spark_jobs.sweep.rules import RuleFileStrategy
+
+    path = tmp_path / "strategies.toml"
+    path.write_text(STRATEGY_FILE)
+    rule_file = RuleFile.read(path)
+    ticks = _ticks_frame()
+    strategy = RuleFileStrategy(rule_file, "BTC-USD", ticks["ts_us"].to_numpy(), ticks["price"].to_numpy(),
+                                ticks["volume"].to_numpy(), "5m")
+    combos = combinations(parse_grid("trend.fast=3..9:3, trend.slow=15..35:10"))
+    config = SimulationConfig(fee=0.001)
+    results = run_sweep(spark_session.spark, strategy.bars(), SweepRequest(combos, config, metric="total_return",
+                                                                           tasks=3, strategy=strategy),
+                        str(tmp_path / "out"))
+    assert len(results) == len(pd.read_parquet(tmp_path / "out")) == len(combos)
+    indexed = results.set_index(["trend.fast", "trend.slow"])
+    traded = 0
+    for combo in combos:
+        single = run_portfolio(ticks, ["BTC-USD"], "5m", config, rule_file=rule_file, overrides=combo).instruments[0]
+        row = indexed.loc[(float(combo["trend.fast"]), float(combo["trend.slow"]))]
+        assert int(row["trades"]) == single.simulation.trade_count
+        assert row["final_equity"] == single.simulation.final_equity  # the same signals and loop: the same bits
+        traded += single.simulation.trade_count
+    assert traded > len(combos), "the grid trades"
+    report = walk_forward(spark_session.spark, strategy.bars(), SweepRequest(combos, config, metric="total_return",
+                                                                             tasks=2, strategy=strategy),
+                          3, 1, 2, None)
+    assert len(report) == 2 and all(set(fold["parameters"]) == {"trend.fast", "trend.slow"} for fold in report)

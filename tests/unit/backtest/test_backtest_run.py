@@ -99,7 +99,7 @@ def test_backtest_command_prints_metrics_against_buy_and_hold(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
-    assert set(report) == {"ETH-USD"}
+    assert set(report) == {"portfolio", "ETH-USD"}  # the portfolio (here: the one instrument) and the instrument
     assert report["ETH-USD"]["strategy"]["trades"] > 0
     assert report["ETH-USD"]["buy_and_hold"]["trades"] == 1
     assert (tmp_path / "t.csv").exists() and (tmp_path / "e.png").exists()

@@ -29,3 +29,20 @@ def test_unreadable_bars_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "--input", str(bars)])
     assert result.exit_code == 2
     assert "positive" in result.output
+
+
+@pytest.mark.parametrize(("grid", "extra", "said"), [
+    ("trend.nope=1..3", [], "not declared"),
+    ("fast=3..5", ["--timeframe", "1h"], "no strategy runs on 1h"),
+    ("fast=3..5", ["--symbol", "ETH-USD"], "pick one instrument"),
+])
+def test_strategy_sweeps_refuse_bad_requests_before_spark(tmp_path, grid, extra, said):
+    strategy = tmp_path / "s.toml"
+    strategy.write_text('[strategies.trend]\ntimeframe = "5m"\nparams = { fast = 5, slow = 20 }\n'
+                        'buy = "ema(fast) > ema(slow)"\n')
+    ticks = tmp_path / "ticks.csv"
+    ticks.write_text("timestamp,symbol,price\n1704067200000,BTC-USD,100\n1704067500000,BTC-USD,101\n")
+    result = CliRunner().invoke(app, ["sweep", "--input", str(ticks), "--strategy", str(strategy), "--grid", grid,
+                                      *extra])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
