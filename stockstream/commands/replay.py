@@ -45,7 +45,7 @@ def replay(
     views_prefix: Annotated[str | None, typer.Option("--redis-prefix", help="Redis key prefix of the replayed views.", show_default="REDIS_KEY_PREFIX, the live views")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file for the replayed processor (env STOCKSTREAM_STRATEGY).")] = None,
     keep_state: Annotated[bool, typer.Option(help="Keep a fresh group's state (changelog topic, folder) afterwards.")] = False,
-    into_live: Annotated[bool, typer.Option("--into-live", help="Write the live topics (and views) instead of a run's own namespace: a deliberate rebuild (asks; --yes for scripts).")] = False,
+    into_live: Annotated[bool, typer.Option("--into-live", help="Write the live topics (and views) instead of a run's own namespace: a deliberate rebuild (asks first; -y confirms in scripts).")] = False,
     run_id: Annotated[str | None, typer.Option("--id", help="The run's id when the replay is a run.", show_default="r<time>-<random>")] = None,
 ) -> None:
     """Re-run the processors over a past range into a run's own namespace (default), or into live (--into-live, --group)."""

@@ -326,7 +326,7 @@ def diff(
     first: Annotated[str, typer.Argument(help="A run's id, or live.")],
     second: Annotated[str, typer.Argument(help="Another run's id, or live.")],
     as_json: Annotated[bool, typer.Option("--json", help="The whole difference as one JSON object.")] = False,
-    limit: Annotated[int, typer.Option(help="Signals listed per kind on a terminal.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Signals listed per kind on a terminal.")] = 20,
 ) -> None:
     """Signals only in A, only in B, and changed (same position, other side or values), over the common range."""
     from processors.core.rundiff import diff_signals
