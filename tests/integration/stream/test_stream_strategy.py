@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(("name", "text", "expected"), [
-    ("periods.toml", "[indicators]\nema = [0, 26]\n", "indicators.ema.0"),
+    ("periods.toml", "[indicators]\nema = [0, 26]\n", "periods.toml:2: indicators.ema[1]: must be at least 1"),
     ("unknown.yaml", "rules:\n  rsi_reversal:\n    oversold: 30\n    treshold: 2\n", "treshold"),
     ("needs.toml", "[indicators]\nrsi = [7]\n", "rsi_14"),
     ("broken.toml", "[indicators\n", "not valid TOML"),
