@@ -155,13 +155,24 @@ def _parse(root, words: list[str]) -> None:  # type: ignore[no-untyped-def]
         protected = getattr(context, "_protected_args", None) or getattr(context, "protected_args", None) or []
         return [*protected, *context.args]
 
+    # A common option (--redis-url …) sets its variable for the run and restores it when the context
+    # closes: close every context, or the value leaks into this process's environment (and into
+    # every later test that reads REDIS_URL).
+    before = dict(os.environ)
     context = root.make_context("stockstream", list(words), resilient_parsing=False)
-    command, rest = root, remaining(context)
-    while hasattr(command, "resolve_command") and rest:
-        name, command, rest = command.resolve_command(context, rest)
-        context = command.make_context(name, list(rest), parent=context)
-        rest = remaining(context) if hasattr(command, "resolve_command") else []
-    assert not hasattr(command, "resolve_command") or not rest, words
+    contexts = [context]
+    try:
+        command, rest = root, remaining(context)
+        while hasattr(command, "resolve_command") and rest:
+            name, command, rest = command.resolve_command(context, rest)
+            context = command.make_context(name, list(rest), parent=context)
+            contexts.append(context)
+            rest = remaining(context) if hasattr(command, "resolve_command") else []
+        assert not hasattr(command, "resolve_command") or not rest, words
+    finally:
+        for opened in reversed(contexts):
+            opened.close()
+    assert dict(os.environ) == before, words
 
 
 def test_yes_has_its_short_form(help_pages: dict[tuple[str, ...], str]) -> None:

@@ -83,12 +83,18 @@ def _parse(root, words: list[str]) -> None:  # type: ignore[no-untyped-def]
     if words and words[0] in ("--version", "-V", "--install-completion", "--show-completion"):
         return
     context = root.make_context("stockstream", list(words), resilient_parsing=False)
-    command, rest = root, remaining(context)
-    while hasattr(command, "resolve_command") and rest:
-        name, command, rest = command.resolve_command(context, rest)
-        context = command.make_context(name, list(rest), parent=context)
-        rest = remaining(context) if hasattr(command, "resolve_command") else []
-    assert not hasattr(command, "resolve_command"), f"{words}: names a group, not a command"
+    contexts = [context]  # closed below: a common option's variable is restored when its context closes
+    try:
+        command, rest = root, remaining(context)
+        while hasattr(command, "resolve_command") and rest:
+            name, command, rest = command.resolve_command(context, rest)
+            context = command.make_context(name, list(rest), parent=context)
+            contexts.append(context)
+            rest = remaining(context) if hasattr(command, "resolve_command") else []
+        assert not hasattr(command, "resolve_command"), f"{words}: names a group, not a command"
+    finally:
+        for opened in reversed(contexts):
+            opened.close()
 
 
 def repository_paths(words: list[str]) -> list[str]:
