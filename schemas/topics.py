@@ -154,8 +154,9 @@ class TopicRegistry:
 
     @property
     def signal_outcomes(self) -> TopicSpec:
-        """What happened after each signal at each scorecard horizon (docs/core.md, "Scorecards")."""
-        return TopicSpec(self.name("signals.outcomes"), "symbol", SignalOutcome, self.partitions)
+        """What happened after each signal at each scorecard horizon (docs/core.md, "Scorecards"); a run's own."""
+        return TopicSpec(self.derived("signals.outcomes"), "symbol", SignalOutcome, self.partitions,
+                         self._retention(FOREVER))
 
     @property
     def aggregates_daily(self) -> TopicSpec:
@@ -182,7 +183,7 @@ class TopicRegistry:
     def run_outputs(self) -> list[TopicSpec]:
         """The topics a processor writes (and a run owns): derived events and rejected ticks."""
         return [self.ticks_dlq, *(self.candles(tf) for tf in self.candle_timeframes), self.indicators, self.signals,
-                self.aggregates_daily]
+                self.signal_outcomes, self.aggregates_daily]
 
     def all(self) -> list[TopicSpec]:
         """Every topic of the deployment (of the run, for a run's registry), in a stable order.

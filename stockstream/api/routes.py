@@ -44,6 +44,7 @@ from schemas.runs import LIVE_RUN_ID, RUN_ID_PATTERN, run_redis_prefix
 from schemas.symbols import NORMALIZED_SYMBOL_PATTERN
 from stockstream.history.cursor import CURSOR_PATTERN, decode_cursor
 from stockstream.history.pages import Pager, PageRequest
+from stockstream.history.parquet import HistoryStore
 
 MAX_LIMIT = 1000
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -200,8 +201,13 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
         chosen = strategy if strategy is not None else default_strategy
         return reader.recommendation(instrument, timeframe.value if timeframe else None, chosen)  # type: ignore[attr-defined]
 
-    def pager(request: Request) -> Pager:
-        return request.app.state.pager  # type: ignore[no-any-return]
+    def pager(request: Request, reader: ViewReader) -> Pager:
+        """Pages of ``reader``'s views: the live pager (views, then the Parquet history), or for a run
+        (``?run=ID``) its own views only — the backfill history is live's, never a run's."""
+        live: Pager = request.app.state.pager
+        if reader is live.reader:
+            return live
+        return Pager(reader, HistoryStore(None))
 
     @router.get(f"{prefix}/candles", response_model=CandleSeries, responses=errors, tags=["views"],
                 summary="Candles of one timeframe, oldest first: the most recent, or a page of a time range")
@@ -214,8 +220,8 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
         end: ToTime = None,
         cursor: CursorText = None,
     ) -> CandleSeries:
-        _reader, instrument = target
-        return pager(request).candles(instrument, candle_enum(timeframe).value,
+        reader, instrument = target
+        return pager(request, reader).candles(instrument, candle_enum(timeframe).value,
                                       page_request(limit, start, end, cursor))
 
     @router.get(f"{prefix}/indicators", response_model=IndicatorSeries, responses=errors, tags=["views"],
@@ -230,8 +236,8 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
         end: ToTime = None,
         cursor: CursorText = None,
     ) -> IndicatorSeries:
-        _reader, instrument = target
-        return pager(request).indicators(instrument, timeframe_enum(timeframe).value,
+        reader, instrument = target
+        return pager(request, reader).indicators(instrument, timeframe_enum(timeframe).value,
                                          page_request(limit, start, end, cursor))
 
     @router.get(f"{prefix}/signals", response_model=SignalList, responses=errors, tags=["views"],
@@ -246,8 +252,8 @@ def _views(router: APIRouter, prefix: str, target_type: object, errors: dict[int
         end: ToTime = None,
         cursor: CursorText = None,
     ) -> SignalList:
-        _reader, instrument = target
-        return pager(request).signals(instrument, page_request(limit, start, end, cursor), rule, side)
+        reader, instrument = target
+        return pager(request, reader).signals(instrument, page_request(limit, start, end, cursor), rule, side)
 
     @router.get(f"{prefix}/daily", response_model=DailyList, responses=errors, tags=["views"],
                 summary="Daily summaries, oldest day first")

@@ -18,7 +18,8 @@ def test_a_run_registry_renames_every_derived_topic_and_keeps_the_ticks_log():
     live_names = {spec.name for spec in live.all()}
     run_names = [spec.name for spec in run.all()]
     assert run_names == ["ns.ticks", "ns.runs.alt-1.ticks.dlq", "ns.runs.alt-1.candles.1m", "ns.runs.alt-1.candles.1h",
-                         "ns.runs.alt-1.indicators", "ns.runs.alt-1.signals", "ns.runs.alt-1.aggregates.daily",
+                         "ns.runs.alt-1.indicators", "ns.runs.alt-1.signals", "ns.runs.alt-1.signals.outcomes",
+                         "ns.runs.alt-1.aggregates.daily",
                          "ns.runs.alt-1.views.dlq"]
     assert set(run_names) & live_names == {"ns.ticks"}, "a run writes no live topic"
     assert run.ticks.retention_ms == FOREVER
