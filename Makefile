@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/tools.lock.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-LOCK_FLAGS = --python-version 3.11.7 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+LOCK_FLAGS = --python-version 3.11.2 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
 ## Re-resolve the locks from pyproject.toml (+ requirements/constraints.txt): pins kept where they still fit,

@@ -122,3 +122,26 @@ def test_this_environment_runs_the_locked_versions() -> None:
         if Version(installed) != Version(version):
             wrong.append(f"{name} {installed} (locked {version})")
     assert not wrong, f"run `make setup`: {wrong}"
+
+
+# The Pythons a lock is installed on: Debian 12's (the local base image of `make test-deploy`), this
+# machine's, and the public image's (python:3.11.14-slim-bookworm). A dependency behind a version marker
+# (redis needs async-timeout below 3.11.3) must be pinned for the oldest of them.
+PYTHONS = ("3.11.2", "3.11.7", "3.11.14")
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.parametrize("lock", ["lock.txt", "runtime.lock.txt", "spark.lock.txt"])
+def test_every_lock_holds_the_dependencies_of_its_pins_on_every_python_we_install_it_on(lock: str, python: str) -> None:
+    """Installing a lock with --require-hashes fails on any dependency it lacks: none may be missing."""
+    pins = read_lock(lock)
+    environment = {**ENVIRONMENT, "python_full_version": python, "extra": ""}
+    missing = []
+    for name in pins:
+        for text in importlib.metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            if canonicalize_name(requirement.name) not in pins:
+                missing.append(f"{requirement.name} (needed by {name} on Python {python})")
+    assert not missing, f"{lock} lacks {sorted(set(missing))}: run `make lock`"
