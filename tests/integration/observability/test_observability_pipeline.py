@@ -381,5 +381,12 @@ def test_events_behind_the_zero_fallbacks_really_show(pipeline, panel_results):
         "retry": 'stockstream_notify_retries_total{channel="flaky"}',
         "delivery": 'stockstream_notify_deliveries_total{channel="flaky"}',
     }
-    missing = {name: expr for name, expr in checks.items() if not pipeline.query(expr)["data"]["result"]}
-    assert missing == {}
+    # Recording rules (evaluated every interval) and the webhook lanes' retries can trail the panels'
+    # first answers: wait for each series with a generous bound, then name the ones that never showed.
+    def missing() -> dict[str, str]:
+        return {name: expr for name, expr in checks.items() if not pipeline.query(expr)["data"]["result"]}
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while missing() and time.monotonic() < deadline:
+        time.sleep(2)
+    assert missing() == {}, pipeline.diagnostics()
