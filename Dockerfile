@@ -53,6 +53,8 @@ RUN --mount=type=cache,target=/root/.m2 \
 # ---------------------------------------------------------------------------------------------
 # Common runtime base: tini as PID 1 (forwards SIGTERM for graceful shutdown, reaps the
 # notifier's lane processes), an unprivileged user, writable state under /var/lib/stockstream.
+# NUMBA_CACHE_DIR: the vectorized kernels are compiled with cache=True, and numba finds no cache
+# beside a read-only site-packages; /tmp is the writable mount in Compose and Kubernetes.
 FROM ${PYTHON_IMAGE} AS base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
@@ -66,7 +68,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PROCESS_STATE_DIR=/var/lib/stockstream/state/process \
     NOTIFY_STATE_DIR=/var/lib/stockstream/state/notify \
     METRICS_HOST=0.0.0.0 \
-    API_HOST=0.0.0.0
+    API_HOST=0.0.0.0 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 WORKDIR /var/lib/stockstream
 LABEL org.opencontainers.image.title="stockstream" \
       org.opencontainers.image.description="Real-time trading signals, event-sourced on Kafka"

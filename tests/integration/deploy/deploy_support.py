@@ -61,6 +61,7 @@ RUNTIME_ENV = {
     "PATH": "the shell",
     "PYTHONUNBUFFERED": "CPython",
     "PYTHONDONTWRITEBYTECODE": "CPython",
+    "NUMBA_CACHE_DIR": "numba (where cache=True kernels are cached: site-packages is read-only)",
     "JAVA_HOME": "Spark's launch scripts",
     "SPARK_HOME": "Spark's launch scripts",
     "PYSPARK_PYTHON": "PySpark (executors' interpreter)",

@@ -241,7 +241,9 @@ def test_pipeline_in_containers_answers_as_the_local_stack(local_run, container_
     local = local_run["answers"]
     assert set(history[-1]) == set(local)
     differing = [path for path in local if history[-1][path] != local[path]]
-    assert not differing, f"{len(differing)} answers differ, e.g. {differing[:3]}"
+    assert not differing, (f"{len(differing)} answers differ, e.g. {differing[:3]}; {differing[0]}:\n"
+                           f"containers: {str(history[-1][differing[0]])[:1500]}\n"
+                           f"local:      {str(local[differing[0]])[:1500]}\n" if differing else "")
     assert len(local["/symbols"]["symbols"]) == len(SYMBOLS)
     assert any(local[f"/symbols/{s}/signals?limit=200"]["signals"] for s in SYMBOLS), "the sample yields signals"
 
