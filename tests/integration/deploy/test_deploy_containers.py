@@ -109,8 +109,9 @@ def test_spark_image_has_pyspark_java_and_the_kafka_source(images: Images) -> No
 # The same file through the pipeline twice: on the local stack, and in containers
 
 
-def api_answers(base_url: str) -> dict[str, Any]:
-    """Every view the API serves for the sample's symbols (the questions a dashboard asks)."""
+def api_answers(base_url: str, token: str | None = None) -> dict[str, Any]:
+    """Every view the API serves for the sample's symbols (the questions a dashboard asks); ``token``: an API
+    key, sent as a Bearer token (serve requires one beyond loopback, as in a container)."""
     paths = ["/symbols"]
     for symbol in SYMBOLS:
         paths += [f"/symbols/{symbol}/latest", f"/symbols/{symbol}/recommendation",
@@ -118,9 +119,11 @@ def api_answers(base_url: str) -> dict[str, Any]:
         paths += [f"/symbols/{symbol}/candles?timeframe={tf}&limit=1000" for tf in ("1m", "5m", "1h")]
         paths += [f"/symbols/{symbol}/indicators?timeframe={tf}&limit=1000" for tf in ("tick", "1m", "5m", "1h")]
     answers = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     for path in paths:
         try:
-            with urllib.request.urlopen(base_url + path, timeout=10) as answer:  # noqa: S310
+            request = urllib.request.Request(base_url + path, headers=headers)  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
                 answers[path] = json.loads(answer.read())
         except urllib.error.HTTPError as error:
             answers[path] = {"status": error.code}
@@ -141,10 +144,10 @@ def comparable(value: Any, namespace: str) -> Any:
     return value
 
 
-def settled(url: str, previous: list[dict[str, Any]], namespace: str) -> bool:
+def settled(url: str, previous: list[dict[str, Any]], namespace: str, token: str | None = None) -> bool:
     """True once the API answers the same twice in a row with every symbol's views filled."""
     try:
-        answers = comparable(api_answers(url), namespace)
+        answers = comparable(api_answers(url, token), namespace)
     except OSError:  # not listening yet
         return False
     complete = all(answers.get(f"/symbols/{s}/daily") not in (None, {"status": 404}) for s in SYMBOLS)
@@ -189,6 +192,7 @@ class ContainerRun:
     pod: Pod
     api_url: str
     kafka_metrics: str
+    token: str  # a read key of the containers' API (serve binds 0.0.0.0 there: authentication is on)
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +226,15 @@ def container_run(images: Images) -> Iterator[ContainerRun]:
         run.run("materialize", images.service, "materialize", env=service_env, options=SERVICE_OPTIONS)
         run.run("serve", images.service, "serve", env={**service_env, "API_PORT": "8000"},
                 options=[*SERVICE_OPTIONS, "-p", f"127.0.0.1:{api_port}:8000"])
+        # serve binds 0.0.0.0 in its container, so it requires a key (API_AUTH=auto): one made as an
+        # operator would, with the image's own `stockstream apikey create` against the pod's Redis.
+        made = run.run("apikey", images.service, "apikey", "create", "--name", "container-test", "--json",
+                       env=service_env, options=SERVICE_OPTIONS, detach=False, check=False)
+        assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
+        token = json.loads(made.stdout.strip().splitlines()[-1])["token"]
         try:
-            yield ContainerRun(run, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}/metrics")
+            yield ContainerRun(run, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}/metrics",
+                               token)
         except BaseException:
             print(run.diagnostics())
             raise
@@ -235,7 +246,7 @@ def test_pipeline_in_containers_answers_as_the_local_stack(local_run, container_
     def done() -> bool:
         for service in ("process", "materialize", "serve"):
             assert container_run.pod.running(service), container_run.pod.logs(service)
-        return settled(container_run.api_url, history, "")
+        return settled(container_run.api_url, history, "", container_run.token)
 
     wait_until(done, timeout_s=900, interval_s=5, message="the containers' views to settle")
     local = local_run["answers"]
