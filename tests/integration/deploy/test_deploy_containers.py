@@ -130,6 +130,19 @@ def api_answers(base_url: str, token: str | None = None) -> dict[str, Any]:
     return answers
 
 
+def first_difference(ours: Any, theirs: Any, where: str = "") -> str:
+    """Where two JSON answers first differ, and the two values there (containers first, then local)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in sorted(set(ours) | set(theirs)):
+            if ours.get(key) != theirs.get(key):
+                return first_difference(ours.get(key), theirs.get(key), f"{where}.{key}")
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        for index, (left, right) in enumerate(zip(ours, theirs, strict=True)):
+            if left != right:
+                return first_difference(left, right, f"{where}[{index}]")
+    return f"{where or '(top)'}: containers {str(ours)[:300]!r} vs local {str(theirs)[:300]!r}"
+
+
 VOLATILE = {"ts_init", "as_of", "served_at", "now", "age_s", "generated_at"}
 
 
@@ -172,7 +185,11 @@ def local_run(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         assert ingest.returncode == 0, ingest.stderr[-3000:]
         services.append(ServiceProcess(["process"], {**env, "PROCESS_STATE_DIR": str(tmp / "state")}))
         services.append(ServiceProcess(["materialize"], env))
-        services.append(ServiceProcess(["serve", "--port", str(port)], {**env, "API_PORT": str(port)}))
+        # The image's working folder holds an (empty) backfill folder, the default HISTORY_PATH: give the
+        # local serve one too, so both answer "more may be in the history" alike.
+        (tmp / "history").mkdir()
+        services.append(ServiceProcess(["serve", "--port", str(port)],
+                                       {**env, "API_PORT": str(port), "HISTORY_PATH": str(tmp / "history")}))
         history: list[dict[str, Any]] = []
         wait_until(lambda: settled(f"http://127.0.0.1:{port}", history, namespace), timeout_s=900, interval_s=5,
                    message="the local pipeline's views to settle")
@@ -252,9 +269,8 @@ def test_pipeline_in_containers_answers_as_the_local_stack(local_run, container_
     local = local_run["answers"]
     assert set(history[-1]) == set(local)
     differing = [path for path in local if history[-1][path] != local[path]]
-    assert not differing, (f"{len(differing)} answers differ, e.g. {differing[:3]}; {differing[0]}:\n"
-                           f"containers: {str(history[-1][differing[0]])[:1500]}\n"
-                           f"local:      {str(local[differing[0]])[:1500]}\n" if differing else "")
+    assert not differing, (f"{len(differing)} answers differ, e.g. {differing[:3]}; {differing[0]}: "
+                           f"{first_difference(history[-1][differing[0]], local[differing[0]])}" if differing else "")
     assert len(local["/symbols"]["symbols"]) == len(SYMBOLS)
     assert any(local[f"/symbols/{s}/signals?limit=200"]["signals"] for s in SYMBOLS), "the sample yields signals"
 
