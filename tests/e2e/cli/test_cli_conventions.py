@@ -22,6 +22,7 @@ import typer.main
 from processors.runtime import package_version
 from stockstream.cli import app
 from stockstream.cli_examples import EXAMPLES
+from tests.support.cli_parse import parse_words
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = pytest.mark.e2e
@@ -151,27 +152,9 @@ def test_every_command_has_examples_and_every_example_parses(help_pages: dict[tu
 
 def _parse(root, words: list[str]) -> None:  # type: ignore[no-untyped-def]
     """Resolve the sub-commands of ``words`` and parse their options the way a run would (no execution)."""
-    def remaining(context) -> list[str]:  # type: ignore[no-untyped-def]
-        protected = getattr(context, "_protected_args", None) or getattr(context, "protected_args", None) or []
-        return [*protected, *context.args]
-
-    # A common option (--redis-url …) sets its variable for the run and restores it when the context
-    # closes: close every context, or the value leaks into this process's environment (and into
-    # every later test that reads REDIS_URL).
     before = dict(os.environ)
-    context = root.make_context("stockstream", list(words), resilient_parsing=False)
-    contexts = [context]
-    try:
-        command, rest = root, remaining(context)
-        while hasattr(command, "resolve_command") and rest:
-            name, command, rest = command.resolve_command(context, rest)
-            context = command.make_context(name, list(rest), parent=context)
-            contexts.append(context)
-            rest = remaining(context) if hasattr(command, "resolve_command") else []
-        assert not hasattr(command, "resolve_command") or not rest, words
-    finally:
-        for opened in reversed(contexts):
-            opened.close()
+    command, rest = parse_words(root, words)
+    assert not hasattr(command, "resolve_command") or not rest, words
     assert dict(os.environ) == before, words
 
 

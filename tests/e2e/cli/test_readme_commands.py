@@ -30,6 +30,7 @@ import typer.main
 
 from stockstream.cli import app
 from stockstream.cli_conventions import apply
+from tests.support.cli_parse import parse_words
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = pytest.mark.e2e
@@ -76,25 +77,10 @@ def every_command() -> list[tuple[list[str], list[str]]]:
 
 def _parse(root, words: list[str]) -> None:  # type: ignore[no-untyped-def]
     """Resolve the sub-commands of ``words`` and parse their options the way a run would (no execution)."""
-    def remaining(context) -> list[str]:  # type: ignore[no-untyped-def]
-        protected = getattr(context, "_protected_args", None) or getattr(context, "protected_args", None) or []
-        return [*protected, *context.args]
-
     if words and words[0] in ("--version", "-V", "--install-completion", "--show-completion"):
         return
-    context = root.make_context("stockstream", list(words), resilient_parsing=False)
-    contexts = [context]  # closed below: a common option's variable is restored when its context closes
-    try:
-        command, rest = root, remaining(context)
-        while hasattr(command, "resolve_command") and rest:
-            name, command, rest = command.resolve_command(context, rest)
-            context = command.make_context(name, list(rest), parent=context)
-            contexts.append(context)
-            rest = remaining(context) if hasattr(command, "resolve_command") else []
-        assert not hasattr(command, "resolve_command"), f"{words}: names a group, not a command"
-    finally:
-        for opened in reversed(contexts):
-            opened.close()
+    command, _rest = parse_words(root, words)
+    assert not hasattr(command, "resolve_command"), f"{words}: names a group, not a command"
 
 
 def repository_paths(words: list[str]) -> list[str]:
