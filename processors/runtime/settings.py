@@ -162,11 +162,38 @@ class RedisSettings(ServiceSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=env("REDIS_URL"))
     redis_username: str | None = Field(None, validation_alias=env("REDIS_USERNAME"))
     redis_password: SecretStr | None = Field(None, validation_alias=env("REDIS_PASSWORD"))
+    redis_password_file: Path | None = Field(
+        None, validation_alias=env("REDIS_PASSWORD_FILE"),
+        description="a file holding the Redis password (a mounted Secret); read once at start, instead of"
+                    " REDIS_PASSWORD",
+    )
     redis_tls: bool = Field(False, validation_alias=env("REDIS_TLS"))
     redis_tls_ca_file: str | None = Field(None, validation_alias=env("REDIS_TLS_CA_FILE"))
     redis_key_prefix: str = Field(
         "ss:", pattern=r"^[A-Za-z0-9_.:-]{0,32}$", validation_alias=env("REDIS_KEY_PREFIX")
     )
+
+    @field_validator("redis_password_file", mode="before")
+    @classmethod
+    def _empty_redis_password_file_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _read_redis_password_file(self) -> RedisSettings:
+        # Its own name: KafkaSettings' ``_read_password_file`` lives beside it in classes that inherit both.
+        if self.redis_password_file is None:
+            return self
+        if self.redis_password is not None:
+            raise ValueError("set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both")
+        try:
+            password = self.redis_password_file.read_text().strip()
+        except OSError as error:
+            raise ValueError(f"REDIS_PASSWORD_FILE: cannot read {self.redis_password_file}"
+                             f" ({error.strerror})") from None
+        if not password:
+            raise ValueError(f"REDIS_PASSWORD_FILE: {self.redis_password_file} is empty")
+        object.__setattr__(self, "redis_password", SecretStr(password))  # frozen model: set once, here
+        return self
 
     def redis_connection(self) -> tuple[str, dict[str, Any]]:
         """URL and keyword arguments for ``Redis.from_url`` (sync or asyncio) honouring AUTH and TLS.
