@@ -165,7 +165,7 @@ def test_readiness_check_fails_while_this_broker_is_outside_an_isr(stack, tmp_pa
 def test_every_redis_probe_fails_on_an_error_answer(resources: tuple[dict[str, Any], ...]) -> None:
     redis = container(one(resources, "StatefulSet", "redis"), "redis")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert redis[probe]["exec"]["command"] == ["redis-cli", "-e", "ping"], probe
+        assert redis[probe]["exec"]["command"] == ["redis-cli", "--user", "monitor", "-e", "ping"], probe
     assert compose_services()["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "-e", "ping"]
 
 
