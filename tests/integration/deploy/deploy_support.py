@@ -55,6 +55,7 @@ COMMAND_SETTINGS = {
     "backfill": "spark_jobs.settings:SparkJobSettings",
     "replay": "spark_jobs.settings:SparkJobSettings",
     "backtest": "spark_jobs.settings:SparkJobSettings",
+    "kafka-access": "processors.runtime.settings:KafkaSettings",
 }
 
 # Variables read by the runtime rather than by a settings class, each with who reads it.
@@ -165,7 +166,7 @@ def secret_mounts(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, 
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     result: dict[str, dict[str, str]] = {}
     for mount in container.get("volumeMounts", []):
-        volume = volumes[mount["name"]]
+        volume = volumes.get(mount["name"], {})  # a StatefulSet's claim is no pod volume
         sources = ([{"secret": {"name": volume["secret"]["secretName"], "items": volume["secret"].get("items", [])}}]
                    if "secret" in volume else volume.get("projected", {}).get("sources", []))
         files = {}
@@ -318,7 +319,7 @@ def compose_project(*, profiles: tuple[str, ...] = ("*",), env: dict[str, str] |
     return run_tool("composecheck", *args, str(file or REPO / "ops/compose/compose.yaml"), env=clean)
 
 
-COMPOSE_SECRETS = {"REDIS_PASSWORD": "sentinel-redis-password", "GRAFANA_ADMIN_PASSWORD": "sentinel-grafana",
+COMPOSE_SECRETS = {"GRAFANA_ADMIN_PASSWORD": "sentinel-grafana",
                    "ALPHAVANTAGE_API_KEY": "sentinel-alphavantage-key",
                    "STOCKSTREAM_API_SESSION_SECRET": "sentinel-session-secret"}
 
