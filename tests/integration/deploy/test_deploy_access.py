@@ -20,9 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,7 +39,6 @@ from tests.integration.deploy.deploy_support import (
     render,
     secret_behind,
     secret_mounts,
-    workloads,
 )
 from tests.support.kafka_tools import wait_until
 

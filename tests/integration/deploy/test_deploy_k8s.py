@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from stockstream.kafka_access.plan import SCRAM_PRINCIPALS
 from tests.integration.deploy.deploy_support import (
     ALL_INTERFACES,
     COMMAND_SETTINGS,
@@ -42,7 +43,6 @@ from tests.integration.deploy.deploy_support import (
     validate_settings,
     workloads,
 )
-from stockstream.kafka_access.plan import SCRAM_PRINCIPALS
 
 # Oldest Kubernetes we support (pod-index label, sleep-free probes) and the newest schemas shipped.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
