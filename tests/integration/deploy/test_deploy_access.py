@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from tests.integration.deploy.deploy_support import (
     render,
     secret_behind,
     secret_mounts,
+    workloads,
 )
 from tests.support.kafka_tools import wait_until
 
@@ -356,3 +358,62 @@ def test_materialize_writes_views_but_not_keys_and_notify_only_publishes(acl_red
         monitor.get("ss:probe")
     for client in (materialize, notify, monitor):
         client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The scripts that make the passwords
+
+
+def test_make_secrets_draws_every_compose_secret_file_once(tmp_path) -> None:
+    script = tmp_path / "make-secrets.sh"
+    shutil.copy2(REPO / "ops/compose/make-secrets.sh", script)
+    subprocess.run(["sh", str(script)], check=True, capture_output=True, timeout=60)
+    folder = tmp_path / "secrets"
+    assert oct(folder.stat().st_mode)[-3:] == "700"
+    wanted = {Path(s["file"]).name for s in compose_project_secrets().values() if "file" in s}
+    made = {path.name: path.read_text() for path in folder.iterdir()}
+    assert set(made) == wanted
+    passwords = [text for name, text in made.items() if name != "spark-defaults.conf"]
+    assert len(set(passwords)) == len(passwords) and all(len(p) >= 32 for p in passwords)
+    conf = made["spark-defaults.conf"].splitlines()
+    assert conf[0] == "spark.authenticate true" and re.fullmatch(r"spark\.authenticate\.secret \S{32,}", conf[1])
+    subprocess.run(["sh", str(script)], check=True, capture_output=True, timeout=60)
+    assert {path.name: path.read_text() for path in folder.iterdir()} == made  # kept, not drawn again
+
+
+def compose_project_secrets() -> dict[str, Any]:
+    import json
+
+    from tests.integration.deploy.deploy_support import COMPOSE_SECRETS, compose_project
+
+    return dict(json.loads(compose_project(env=COMPOSE_SECRETS).stdout)["secrets"])
+
+
+def test_create_access_secrets_makes_what_prod_mounts_and_hands_kubectl_only_files(tmp_path) -> None:
+    """With a stand-in ``kubectl`` that records its arguments and the files it is given."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "kubectl.log"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$*" in *" get secret "*) exit 1 ;; esac\n'  # nothing exists yet
+        'for arg in "$@"; do case "$arg" in --from-file=*) file="${arg#*=}"; '
+        f'printf "%s %s\\n" "${{arg%%=*}}" "$(cat "${{file#*=}}")" >> {log}.files ;; esac; done\n')
+    (bin_dir / "kubectl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", str(REPO / "ops/k8s/overlays/prod/create-access-secrets.sh"), "stockstream"], env=env,
+                   check=True, capture_output=True, timeout=60)
+    created = {line.split()[5] for line in log.read_text().splitlines() if " create secret generic " in line}
+    referenced = set()
+    for workload in workloads(render("prod")):
+        spec = pod_spec(workload)
+        for container in spec["containers"]:
+            for files in secret_mounts(spec, container).values():
+                referenced |= {ref.split("/", 1)[0] for ref in files.values()}
+    assert created == referenced - {"stockstream-secrets"}
+    arguments = log.read_text()
+    assert arguments.count("--from-file=") == len(created)
+    handed = (tmp_path / "kubectl.log.files").read_text().split()
+    secrets = [word for word in handed if len(word) >= 32]  # the drawn passwords, the Spark secret among them
+    assert len(set(secrets)) == len(created)
+    assert not [secret for secret in secrets if secret in arguments]  # the passwords only ever were files
