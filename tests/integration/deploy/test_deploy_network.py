@@ -33,7 +33,8 @@ FLOWS: set[tuple[str, str, int | str]] = {
                                               "backfill", "spark-worker")),
     ("kafka-access", "kafka", 9094),
     ("materialize", "redis", 6379), ("serve", "redis", 6379), ("notify", "redis", 6379),
-    ("ingest", INTERNET, 443), ("notify", INTERNET, 443),
+    ("ingest", INTERNET, 443), ("ingest", INTERNET, 9443),  # Binance's stream is on 9443
+    ("notify", INTERNET, 443),
     (INGRESS, "serve", 8000),
     ("backfill", "spark-master", 7077), ("spark-worker", "spark-master", 7077), ("spark-master", "spark-worker", 7078),
     ("backfill", "spark-worker", ANY), ("spark-worker", "backfill", ANY), ("spark-worker", "spark-worker", ANY),
@@ -209,3 +210,18 @@ def test_the_rules_reach_the_pods_on_ports_they_listen_on(resources) -> None:
     for source, target, port in FLOWS:
         if target in listening and port != ANY:
             assert port in listening[target], f"{target} does not listen on {port} (flow from {source})"
+
+
+def test_the_venues_ingest_dials_by_default_are_allowed(resources) -> None:
+    """Every default venue URL of IngestSettings (host port, or the scheme's) is an allowed ingest flow."""
+    from urllib.parse import urlsplit
+
+    from processors.ingest.settings import IngestSettings
+
+    for name, field in IngestSettings.model_fields.items():
+        if not isinstance(field.default, str) or "://" not in field.default:
+            continue
+        url = urlsplit(field.default)
+        port = url.port or {"https": 443, "wss": 443}[url.scheme]
+        assert ("ingest", INTERNET, port) in FLOWS, f"{name}: {field.default}"
+        assert len(rules_allowing(resources, "egress", "ingest", INTERNET, port)) == 1, name
