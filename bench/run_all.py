@@ -61,6 +61,7 @@ BENCHES = (
     Bench("backfill", "bench.bench_backfill", "Spark backfill vs replay vs vectorized"),
     Bench("backfill_group", "bench.bench_backfill_group", "backfill group step: kernel (columnar) vs per-tick, in-process"),
     Bench("sweep", "bench.bench_sweep", "Spark parameter sweep vs vectorbt, and the grid over 1M bars"),
+    Bench("backtest", "bench.bench_backtest", "one strategy backtested over 1M ticks vs vectorbt"),
     Bench("notify", "bench.bench_notify", "notifier vs the bare webhook sender"),
     Bench("runs_warmup", "bench.bench_runs_warmup", "a run's warm-up (state only) vs the same run emitting everything"),
 )

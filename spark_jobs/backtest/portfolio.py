@@ -86,8 +86,12 @@ def read_ticks(path: Path) -> pd.DataFrame:
         raise BacktestInputError(f"{path}: missing columns {sorted(missing)} (timestamp, symbol, price[, volume])")
     stamps = frame["timestamp"]
     try:
-        times = (pd.to_datetime(stamps, unit="ms", utc=True) if np.issubdtype(stamps.dtype, np.number)
-                 else pd.to_datetime(stamps, utc=True, format="ISO8601"))
+        if pd.api.types.is_datetime64_any_dtype(stamps):  # a Parquet timestamp column (naive = UTC)
+            times = pd.to_datetime(stamps, utc=True)
+        elif pd.api.types.is_numeric_dtype(stamps):  # epoch milliseconds
+            times = pd.to_datetime(stamps, unit="ms", utc=True)
+        else:
+            times = pd.to_datetime(stamps, utc=True, format="ISO8601")
     except (ValueError, TypeError) as error:
         raise BacktestInputError(f"{path}: bad timestamp: {error}") from None
     prices = pd.to_numeric(frame["price"], errors="coerce")
