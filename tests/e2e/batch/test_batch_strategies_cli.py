@@ -15,7 +15,9 @@ import io
 import math
 import os
 import random
+import re
 import subprocess
+import tomllib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,3 +342,18 @@ def test_signals_of_a_symbol_limited_strategy_appear_on_that_symbol_only(ticks_c
         for part in filter(None, cell.split(";")):
             counts[part] += 1
     assert abs(counts["btc_only:BUY"] - counts["btc_only:SELL"]) <= 1  # transitions alternate
+
+
+def test_the_documented_example_is_the_example_file_and_writes_the_documented_columns(tmp_path: Path) -> None:
+    """docs/core.md ("Batch command") shows docs/examples/strategies-batch.toml and the header it gives."""
+    text = (ROOT / "docs" / "core.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n  # docs/examples/strategies-batch.toml\n(.*?)  ```", text, re.DOTALL)
+    assert block is not None
+    shown = tomllib.loads("\n".join(line.removeprefix("  ") for line in block.group(1).splitlines()))
+    example = ROOT / "docs" / "examples" / "strategies-batch.toml"
+    assert shown == tomllib.loads(example.read_text(encoding="utf-8"))
+    documented = re.search(r"\$ head -1 out.csv\n  (timestamp,.*)\n", text)
+    assert documented is not None
+    got = run(ROOT / "tests" / "data" / "ticks_sample.csv", tmp_path, "--strategy", str(example))
+    assert re.fullmatch(re.escape(documented.group(1)).replace("…", ".*"), ",".join(got.columns))
+    assert got["signals"].str.contains("momentum:").sum() > 10
