@@ -46,7 +46,7 @@ def indicators(
         " accepted; optional venue) or OHLCV bars (Date,Open,High,Low,Close[,Volume]); - for stdin.")],
     output_path: Annotated[str, typer.Option("--output", "-o", help="Output CSV; - for stdout.")],
     timeframe: Annotated[str, typer.Option(help="tick: one row per input row; a candle timeframe (1m, 5m, 1h…): one row per closed candle (ticks only).")] = TICK,
-    strategy: Annotated[Path | None, typer.Option(help="Strategy file (.toml/.yaml): periods, thresholds, rules, per-symbol overrides, [strategies.NAME] in the rule language (tick output: a column per indicator they use, e.g. ema_9, stoch_14_3_3_k, sma_50_1h for sma(50)@1h; their tick signals in signals).")] = None,
+    strategy: Annotated[Path | None, typer.Option(help="Strategy file (.toml/.yaml): periods, thresholds, rules, per-symbol overrides, [strategies.NAME] in the rule language (tick output: a column per indicator line they use, named name_parameters[_line], then _timeframe for a candle timeframe's value: ema_9, stoch_14_3_3_k, sma_50_1h for sma(50)@1h; their tick signals in signals).")] = None,
     outcomes: Annotated[str | None, typer.Option("--outcomes", help="Also write every signal's outcome at each horizon (the scorecard's SignalOutcome rows) to this CSV; - for stdout.", show_default="not written")] = None,
     horizons: Annotated[str, typer.Option(help="Scorecard horizons for --outcomes, comma-separated (as the processor's SCORECARD_HORIZONS).")] = "1m,5m,1h,1d",
     fee: Annotated[float, typer.Option(min=0, max=0.5, help="Round-trip fee a net return subtracts, a fraction (as SCORECARD_FEE; 0.001 = 10 bp).")] = 0.0,
