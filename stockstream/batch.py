@@ -156,14 +156,12 @@ def column_name(name: str, timeframe: str) -> str:
     return name if timeframe == TICK else f"{name}_{timeframe}"
 
 
-def strategy_columns(strategy: Strategy, timeframes: tuple[str, ...],
-                     taken: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+def strategy_columns(strategy: Strategy, timeframes: tuple[str, ...]) -> list[tuple[str, str, str]]:
     """(column, timeframe, value name) of every indicator line the ``[strategies]`` use, for tick output.
 
     Tick-timeframe values first, then each candle timeframe of ``timeframes`` in order; within one, in
-    the order the strategies first use them. A column named in ``taken`` (a fixed indicator, the same
-    value: ``ema_12``, ``rsi_14``, ``vwap``) is not repeated. Raises
-    :class:`~processors.core.strategy.StrategyError` for invalid strategies.
+    the order the strategies first use them. Raises :class:`~processors.core.strategy.StrategyError`
+    for invalid strategies.
     """
     definitions = strategy.definitions(timeframes)
     if not definitions:
@@ -172,9 +170,7 @@ def strategy_columns(strategy: Strategy, timeframes: tuple[str, ...],
     columns: list[tuple[str, str, str]] = []
     for timeframe in (TICK, *timeframes):
         for name in found.get(timeframe, ()):
-            column = column_name(name, timeframe)
-            if column not in taken:
-                columns.append((column, timeframe, name))
+            columns.append((column_name(name, timeframe), timeframe, name))
     return columns
 
 
@@ -229,8 +225,12 @@ def run(
     configs = PipelineConfigs(strategy, candle_timeframes=timeframes, grace_ms=grace_ms,
                               horizons_ms=horizons_ms if outcomes is not None else (), fee=fee)
     names = strategy.indicator_names()
-    extra = [] if candles else strategy_columns(strategy, timeframes, names)
-    extra_timeframes = tuple(dict.fromkeys(timeframe for _, timeframe, _ in extra))
+    # A strategy column named like a fixed indicator (ema_12, rsi_14, vwap: the same value, bit for bit) is
+    # not repeated; it fills that column on the symbols whose fixed set lacks it (a per-symbol override).
+    found = [] if candles else strategy_columns(strategy, timeframes)
+    extra = [column for column in found if column[0] not in names]
+    shared = [(names.index(column), timeframe, name) for column, timeframe, name in found if column in names]
+    read_timeframes = tuple(dict.fromkeys(timeframe for _, timeframe, _ in found))
     outcome_writer = None if outcomes is None else csv.writer(outcomes, lineterminator="\n")
     outcome_header: list[str] = list(OUTCOME_COLUMNS)
     processors: dict[tuple[str, str], SymbolProcessor] = {}
@@ -262,12 +262,17 @@ def run(
             outcome_writer.writerow(_outcome_row(outcome))
             report.outcomes += 1
 
-    def strategy_values(processor: SymbolProcessor) -> list[str]:
+    def indicator_cells(processor: SymbolProcessor, fixed: dict[str, float | None]) -> list[str]:
+        """The fixed indicators' cells, then the strategies' (tick output)."""
+        cells = [_number(fixed.get(name)) for name in names]
         compiled, state = processor.config.plan.compiled, processor.strategies
-        if compiled is None or state is None:
-            return [""] * len(extra)
-        values = {timeframe: compiled.values(state, timeframe) for timeframe in extra_timeframes}
-        return [_number(values[timeframe].get(name)) for _, timeframe, name in extra]
+        if not found or compiled is None or state is None:
+            return cells + [""] * len(extra)
+        values = {timeframe: compiled.values(state, timeframe) for timeframe in read_timeframes}
+        for index, timeframe, name in shared:
+            if names[index] not in fixed:
+                cells[index] = _number(values[timeframe].get(name))
+        return cells + [_number(values[timeframe].get(name)) for _, timeframe, name in extra]
 
     def write_candles(out: StepOutput) -> None:
         snapshots = iter(s for s in out.snapshots if s.timeframe == timeframe)
@@ -335,8 +340,7 @@ def run(
                 padded[layout.columns["venue"]] = tick.venue
             else:
                 added.append(tick.venue)
-            write([*padded, *added, *(_number(snapshot.values.get(name)) for name in names),
-                   *(strategy_values(processor) if extra else ()), _signals(out.signals, TICK)])
+            write([*padded, *added, *indicator_cells(processor, snapshot.values), _signals(out.signals, TICK)])
     if candles and flush:
         for key, processor in processors.items():
             if key in last:

@@ -357,3 +357,17 @@ def test_the_documented_example_is_the_example_file_and_writes_the_documented_co
     got = run(ROOT / "tests" / "data" / "ticks_sample.csv", tmp_path, "--strategy", str(example))
     assert re.fullmatch(re.escape(documented.group(1)).replace("…", ".*"), ",".join(got.columns))
     assert got["signals"].str.contains("momentum:").sum() > 10
+
+
+def test_a_strategy_column_named_like_a_fixed_one_fills_it_where_an_override_lacks_it(
+        ticks_csv: Path, tmp_path: Path) -> None:
+    text = ('[symbols."ETH-USD".indicators]\nrsi = [7, 14]\n'
+            '[strategies.fast_rsi]\nbuy = "rsi(7) < 20"\nsell = "rsi(7) > 80"\n')
+    got = run(ticks_csv, tmp_path, "--strategy", str(strategy_file(tmp_path, text)))
+    assert list(got.columns).count("rsi_7") == 1 and list(got.columns)[-2:] == ["rsi_7", "signals"]
+    for symbol in ("BTC-USD", "ETH-USD"):  # BTC-USD: the strategy's value; ETH-USD: the fixed indicator's
+        mine = got[got["symbol"] == symbol]
+        reference = talib.RSI(numbers(mine["price"]), 7)
+        ours = numbers(mine["rsi_7"])
+        assert np.array_equal(np.isnan(ours), np.isnan(reference)), symbol
+        np.testing.assert_allclose(ours[~np.isnan(ours)], reference[~np.isnan(reference)], rtol=1e-9, atol=1e-9)
