@@ -69,7 +69,7 @@ PARTITION = -1  # not a Kafka partition: the rows of a file
 OUTCOME_COLUMNS = (*(name for name in SignalOutcome.model_fields if name not in ("schema_version", "lineage")),
                    "lineage_topic", "lineage_partition", "lineage_offset")
 __all__ = ["InputFormatError", "BatchReport", "SkippedRow", "run", "counting_lines", "candle_timeframes",
-           "strategy_columns", "OUTCOME_COLUMNS"]
+           "column_name", "strategy_columns", "OUTCOME_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,9 @@ def run(
     ``symbol`` (``--symbol``) and ``file_stem`` name the symbol of a file without a symbol column.
     ``on_layout`` learns how the input is read before any row is processed. ``outcomes`` receives the
     signal outcomes at ``horizons_ms`` net of ``fee`` (a header, then one row per outcome; the header
-    alone when none matured and some output row was written). Raises :class:`InputFormatError` for an unusable header or shape and
-    :class:`~processors.core.strategy.StrategyError` for invalid strategies (nothing written then).
+    alone when none matured and some output row was written). Raises :class:`InputFormatError` for an
+    unusable header or shape and :class:`~processors.core.strategy.StrategyError` for invalid
+    strategies (nothing written then).
     """
     candles = timeframe != TICK
     timeframes = candle_timeframes(strategy, timeframe)

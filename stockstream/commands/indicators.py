@@ -11,7 +11,7 @@ file (and an existing one is left as it was).
 
 What a strategy file's ``[strategies]`` add (columns named by the one rule of
 :func:`stockstream.batch.column_name`) and the outcome columns: :mod:`stockstream.batch`, docs/core.md
-("The batch command").
+("Batch command").
 """
 
 from __future__ import annotations
