@@ -180,15 +180,14 @@ def measure(ticks: int, rounds: int) -> dict[str, Any]:
 
 def figures(results: dict[str, Any]) -> list[Figure]:
     mine, theirs = results["ours"], results["vectorbt"]
-    ticks = results["ticks"]
     return [
-        Figure(name=f"backtest of one strategy over {ticks:,} ticks", unit="s", better="lower",
+        Figure(name="backtest of one strategy, in memory", unit="s", better="lower",
                ours=Measure(label="stockstream backtest (kernel + simulation + metrics), in memory",
                             value=mine["compute_s"]),
                baseline=Measure(label="vectorbt 1.2.0 MA.run + from_signals + metrics, in memory",
                                 value=theirs["seconds"]),
                how=f"median of {results['rounds']} rounds each, both warmed; same ticks, same run"),
-        Figure(name=f"backtest of one strategy over {ticks:,} ticks, from the Parquet file", unit="s",
+        Figure(name="backtest of one strategy, from the Parquet file", unit="s",
                better="lower",
                ours=Measure(label="stockstream backtest --input ticks.parquet (read included)",
                             value=mine["end_to_end_s"]),
