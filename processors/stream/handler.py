@@ -6,7 +6,8 @@ partition. It
 
 1. decodes the record (:func:`processors.stream.records.decode_tick`); poison becomes a
    dead letter for the ticks DLQ (key = source), no state is touched;
-2. takes the instrument's (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
+2. takes the instrument's (a new instrument beyond ``MAX_INSTRUMENTS`` or not on
+   ``INSTRUMENT_ALLOW`` is a dead letter instead, see :mod:`processors.core.admission`) (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
    from :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
    the checkpoint commits) and runs the one pipeline step;
 3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
@@ -31,7 +32,7 @@ from processors.stream.emission import Emission, NamedTopic
 from processors.stream.encoding import encode_derived, lineage_of
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.records import decode_tick, raw_text, record_time
-from processors.stream.states import StoreTransaction, SymbolStates
+from processors.stream.states import InstrumentRefusedError, StoreTransaction, SymbolStates
 from schemas.events import DeadLetter, Tick, encode
 from schemas.instruments import Instrument, instrument_key
 
@@ -74,7 +75,13 @@ class TickHandler:
         assert key is not None and value is not None  # noqa: S101 - decode_tick made dead letters of those
         if b"@" not in key:  # a v1 tick, keyed by its symbol alone: state and outputs go by the instrument
             key = instrument_key(tick.symbol, tick.venue)
-        entry = self.states.acquire(tick, key, transaction)
+        try:
+            entry = self.states.acquire(tick, key, transaction)
+        except InstrumentRefusedError as refused:  # not allowed, or new beyond the limit: no state is touched
+            return [self._dead_letter(DeadLetter(
+                source=tick.source, reason=refused.reason, detail=refused.detail, raw=raw_text(value),
+                ts_init=record_time(timestamp_ms), origin=lineage,
+            ))]
         try:
             output = entry.processor.process(tick, lineage)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream; the tick is kept
