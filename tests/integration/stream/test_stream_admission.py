@@ -5,24 +5,30 @@
 hand. Proven: a partition admits the first instruments of its log order and dead-letters the rest
 (``instrument_limit``); the decision survives a restart (a fresh cache over the committed store)
 and a checkpoint that aborted; a replay of the same log into a fresh store decides the same way;
-the allow-list refuses any other instrument, even one with state; refusals are counted.
+the allow-list refuses any other instrument, even one with state; refusals are counted. Last, the
+real ``stockstream process`` on the broker keeps its admitted instruments across a ``kill -9`` and a
+deleted state folder (the count is restored from the changelog).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from quixstreams.state.memory import MemoryStore
-from stream_support import make_ticks
+from stream_support import Processor, make_ticks, produce_many, wait_drained
 
 from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED, InstrumentPolicy
 from processors.core.strategy import PipelineConfigs
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
 from processors.stream.handler import OutputTopics, TickHandler
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.states import SymbolStates
 from schemas.events import DeadLetter
 from schemas.upcasters import decode
+from tests.support.kafka_tools import read_topic
 
 
 @dataclass(frozen=True)
@@ -107,3 +113,37 @@ def test_the_allow_list_refuses_every_other_instrument_even_one_with_state():
     refused = run(handler, store, RECORDS[10:])
     assert refused == {INSTRUMENT_NOT_ALLOWED: {"CCC-USD@test", "DDD-USD@test", "EEE-USD@test"}}
     assert metrics.instruments_refused.labels(INSTRUMENT_NOT_ALLOWED)._value.get() == 24
+
+
+def test_the_real_processor_keeps_its_admitted_instruments_across_a_kill_and_a_lost_state_folder(stack, namespaces,
+                                                                                                 tmp_path):
+    """``stockstream process`` on the broker, one partition, ``MAX_INSTRUMENTS=3``: killed with ``kill -9``, its
+    state folder deleted (the count comes back from the changelog), fed the later ticks with a refused
+    instrument first: the same three instruments are processed, the other two dead-lettered, counted."""
+    namespace = namespaces("tadm" + tmp_path.name[-6:].replace("_", "") + ".")
+    bootstrap = stack.kafka_bootstrap
+    settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=namespace, partitions=1)
+    topics = settings.topics()
+    ensure_topics(settings, topics.all())
+    records = make_ticks(SYMBOLS, 100)
+    produce_many(bootstrap, topics.ticks.name, records[:50])
+    env = {"STOCKSTREAM_PARTITIONS": "1", "MAX_INSTRUMENTS": "3"}
+    processor = Processor(bootstrap, namespace, f"{namespace}g", tmp_path / "state", **env)
+    try:
+        wait_drained(bootstrap, f"{namespace}g", topics.ticks.name, processors=[processor])
+        assert processor.metric("stockstream_process_instruments_refused_total", reason=INSTRUMENT_LIMIT) == 20
+        processor.kill9()
+        shutil.rmtree(tmp_path / "state")
+        later = sorted(records[50:], key=lambda record: record[0] != b"EEE-USD@test")
+        produce_many(bootstrap, topics.ticks.name, later)
+        processor.restart()
+        wait_drained(bootstrap, f"{namespace}g", topics.ticks.name, processors=[processor])
+        letters = [decode(DeadLetter, r.value) for r in read_topic(bootstrap, topics.ticks_dlq.name)]
+        assert {letter.reason for letter in letters} == {INSTRUMENT_LIMIT}
+        refused = [r.key for r in read_topic(bootstrap, topics.ticks.name)
+                   if r.offset in {letter.origin.offset for letter in letters if letter.origin is not None}]
+        assert sorted(set(refused)) == [b"DDD-USD@test", b"EEE-USD@test"] and len(refused) == 40
+        processed = {r.key for r in read_topic(bootstrap, topics.indicators.name)}
+        assert processed == {b"AAA-USD@test", b"BBB-USD@test", b"CCC-USD@test"}
+    finally:
+        processor.terminate()
