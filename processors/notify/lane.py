@@ -46,6 +46,7 @@ from processors.notify.channels import AsyncSender, Sender
 from processors.notify.inflight import DeliveryWindow, InFlight, Outcome
 from processors.notify.ledger import LedgerEntry, cooldown_key, decide, epoch_ms, ledger_key
 from processors.notify.notification import Notification, render
+from processors.notify.retention import LedgerRetention
 from processors.notify.retry import (
     DeliveryFailed,
     PermanentDeliveryError,
@@ -208,6 +209,9 @@ class LaneProcessor:
         self.window: DeliveryWindow[_Ticket] = DeliveryWindow(1 if self.inline else size, name=f"deliver-{self.channel}")
         # Cooldown state is read and written only for subscriptions that have a cooldown.
         self.cooling = frozenset(s.name for s in spec.subscriptions if s.cooldown_s > 0)
+        # Entries older than twice the staleness window are dropped (never for a renotify run: it ignores age).
+        self.retention = LedgerRetention(self.settings.max_age_s, prune=not spec.renotify)
+        self._pruned = metrics.LEDGER_PRUNED.labels(self.channel)
         self._dead_letters: DeadLetterWriter | None = None
         self._count = {name: counter.labels(self.channel) for name, counter in (
             ("delivered", metrics.DELIVERIES), ("duplicate", metrics.DUPLICATES), ("stale", metrics.SKIPPED_STALE),
@@ -283,7 +287,7 @@ class LaneProcessor:
         self._count[verdict.action].inc()  # stale or cooldown: recorded, not sent
         status = verdict.ledger_status
         assert status is not None  # noqa: S101 - stale and cooldown always map to a status
-        state.set(ledger_key(signal.signal_id), LedgerEntry(status, epoch_ms(self.now())).to_state())
+        self._remember(state, signal, LedgerEntry(status, epoch_ms(self.now())))
 
     def settle(self) -> None:
         """Wait for every delivery in flight and record it; called before each checkpoint commit.
@@ -334,8 +338,8 @@ class LaneProcessor:
             metrics.FAILURES.labels(self.channel, failure.reason).inc()
             log.error("channel %s: signal %s not delivered after %d attempt(s), sent to the DLQ: %s (%s)",
                       self.channel, signal.signal_id, failure.attempts, failure.reason, failure.detail)
-            state.set(ledger_key(signal.signal_id),
-                      LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason).to_state())
+            self._remember(state, signal,
+                           LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason))
             self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
                               ticket.origin)
             self._summary["dead_lettered"] += 1
@@ -343,14 +347,18 @@ class LaneProcessor:
         assert outcome.report is not None and outcome.delivered_at is not None  # noqa: S101 - delivered
         self._count["delivered"].inc()
         self._latency.observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
-        state.set(ledger_key(signal.signal_id),
-                  LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts).to_state())
+        self._remember(state, signal, LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts))
         for name in ticket.subscriptions:
             if name in self.cooling:
                 state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
         log.debug("channel %s: delivered signal %s (%s %s %s %s) in %d attempt(s)", self.channel, signal.signal_id,
                   signal.side, signal.symbol, signal.rule, signal.timeframe, outcome.report.attempts)
         self._summary["delivered"] += 1
+
+    def _remember(self, state: State[str, Any], signal: Signal, entry: LedgerEntry) -> None:
+        dropped = self.retention.remember(state, signal, entry, self.now())
+        if dropped:
+            self._pruned.inc(dropped)
 
     def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None,
                      origin: tuple[str, int, int]) -> None:
