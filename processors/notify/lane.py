@@ -171,6 +171,7 @@ class _Ticket(NamedTuple):
     signal: Signal
     subscriptions: tuple[str, ...]
     state: State[str, Any]
+    key: Any  # the record key: the ledger's ids are flushed per key at the checkpoint
     origin: tuple[str, int, int]  # topic, partition, offset (a Lineage only if it is dead-lettered)
 
 
@@ -268,7 +269,7 @@ class LaneProcessor:
         verdict = decide(signal, self.spec.subscriptions, ledger, last_sent, self.now(), self.settings.max_age_s,
                          renotify=self.spec.renotify)
         if verdict.action == "deliver":
-            ticket = _Ticket(signal, verdict.subscriptions, state, origin)
+            ticket = _Ticket(signal, verdict.subscriptions, state, key, origin)
             notification = render(signal, self.dashboard_url)
             if self.inline:
                 self._record(ticket, self._deliver_inline(notification))  # a line on stdout: no window
@@ -287,7 +288,7 @@ class LaneProcessor:
         self._count[verdict.action].inc()  # stale or cooldown: recorded, not sent
         status = verdict.ledger_status
         assert status is not None  # noqa: S101 - stale and cooldown always map to a status
-        self._remember(state, signal, LedgerEntry(status, epoch_ms(self.now())))
+        self._remember(state, key, signal, LedgerEntry(status, epoch_ms(self.now())))
 
     def settle(self) -> None:
         """Wait for every delivery in flight and record it; called before each checkpoint commit.
@@ -295,7 +296,14 @@ class LaneProcessor:
         Raises :class:`LaneStopping` if a stop cut a delivery's wait short: the checkpoint is then
         aborted, and the whole batch is read again after the restart.
         """
-        self._settle(self.window.take_all())
+        try:
+            self._settle(self.window.take_all())
+        except LaneStopping:
+            self.retention.discard()  # the checkpoint is aborted with everything noted in it
+            raise
+        dropped = self.retention.flush(self.now())
+        if dropped:
+            self._pruned.inc(dropped)
         if self._summary["delivered"] or self._summary["dead_lettered"]:
             elapsed = time.monotonic() - self._summary_since
             if elapsed >= _SUMMARY_EVERY_S:
@@ -338,7 +346,7 @@ class LaneProcessor:
             metrics.FAILURES.labels(self.channel, failure.reason).inc()
             log.error("channel %s: signal %s not delivered after %d attempt(s), sent to the DLQ: %s (%s)",
                       self.channel, signal.signal_id, failure.attempts, failure.reason, failure.detail)
-            self._remember(state, signal,
+            self._remember(state, ticket.key, signal,
                            LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason))
             self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
                               ticket.origin)
@@ -347,7 +355,7 @@ class LaneProcessor:
         assert outcome.report is not None and outcome.delivered_at is not None  # noqa: S101 - delivered
         self._count["delivered"].inc()
         self._latency.observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
-        self._remember(state, signal, LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts))
+        self._remember(state, ticket.key, signal, LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts))
         for name in ticket.subscriptions:
             if name in self.cooling:
                 state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
@@ -355,10 +363,8 @@ class LaneProcessor:
                   signal.side, signal.symbol, signal.rule, signal.timeframe, outcome.report.attempts)
         self._summary["delivered"] += 1
 
-    def _remember(self, state: State[str, Any], signal: Signal, entry: LedgerEntry) -> None:
-        dropped = self.retention.remember(state, signal, entry, self.now())
-        if dropped:
-            self._pruned.inc(dropped)
+    def _remember(self, state: State[str, Any], key: Any, signal: Signal, entry: LedgerEntry) -> None:
+        self.retention.remember(state, key, signal, entry)
 
     def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None,
                      origin: tuple[str, int, int]) -> None:

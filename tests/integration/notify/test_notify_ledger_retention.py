@@ -4,14 +4,18 @@ A lane's processor on a real Quix state store (in memory) and an injected clock,
 test_notify_lane_processor.py: a long feed of one instrument's signals (a signal every 10 s of event
 time for ~8 hours) keeps the ledger at the signals of the last ``2 × NOTIFY_MAX_AGE_S``; after a
 restart (the checkpoint committed, a new processor on the same store) a signal inside the window is
-a duplicate, and one whose entry was dropped is stale: neither is sent again.
+a duplicate, and one whose entry was dropped is stale: neither is sent again. A renotify run keeps
+everything; a minute with more signals than a chunk holds is indexed in chunks and dropped whole.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from processors.notify.retention import INDEX_KEY
+from quixstreams.state.memory import MemoryStore
+
+from processors.notify.ledger import LedgerEntry, epoch_ms, ledger_key
+from processors.notify.retention import BUCKET_MS, CHUNK, INDEX_KEY, LedgerRetention, ids_key
 from tests.integration.notify.test_notify_lane_processor import T0, Lane, receiver, webhook  # noqa: F401
 from tests.support.fake_receivers.http import HttpReceiver
 from tests.unit.notify.factories import make_signal
@@ -76,3 +80,25 @@ def test_a_renotify_run_never_drops_entries() -> None:
         lane.feed(signal)
     assert all(lane.ledger(signal) is not None for signal in signals)
     assert lane.metric("ledger_pruned_total") == 0
+
+
+def test_a_busy_minute_is_kept_in_chunks_and_dropped_whole() -> None:
+    store = MemoryStore("default", "signals")
+    store.assign_partition(0)
+    state = store.start_partition_transaction(0).as_state(prefix=b"BTC-USD")
+    retention = LedgerRetention(MAX_AGE_S)
+    burst = [make_signal(ts_event=T0) for _ in range(2 * CHUNK + 5)]
+    for number, signal in enumerate(burst):
+        retention.remember(state, b"BTC-USD", signal, LedgerEntry("delivered", 0))
+        if number % 100 == 99:
+            assert retention.flush(T0) == 0  # checkpoints inside the burst
+    assert retention.flush(T0) == 0
+    bucket = str(epoch_ms(T0) // BUCKET_MS)
+    assert state.get(INDEX_KEY) == {bucket: 3}
+    assert [len(state.get_bytes(ids_key(int(bucket), chunk)).split(b"\n")) for chunk in range(3)] == [CHUNK, CHUNK, 5]
+    later = make_signal(ts_event=T0 + timedelta(seconds=2 * MAX_AGE_S + 61))
+    retention.remember(state, b"BTC-USD", later, LedgerEntry("delivered", 0))
+    assert retention.flush(later.ts_event) == len(burst)
+    assert all(state.get(ledger_key(signal.signal_id)) is None for signal in burst)
+    assert state.get(INDEX_KEY) == {str(epoch_ms(later.ts_event) // BUCKET_MS): 1}
+    assert state.get_bytes(ids_key(int(bucket), 0)) is None
