@@ -263,8 +263,7 @@ class FileSource:
                     yield outcome  # the service has handed it to the producer when the generator resumes
                 if positions is not None:
                     since += 1
-                    if since >= self.checkpoint_lines or (
-                            since % 64 == 0 and self.monotonic() - last_saved >= self.checkpoint_seconds):
+                    if since >= self.checkpoint_lines or self.monotonic() - last_saved >= self.checkpoint_seconds:
                         # Lines up to this one are done (published or dead-lettered); the service saves
                         # this once Kafka has acknowledged them.
                         yield self._checkpoint(place, path, handle, number, offset)

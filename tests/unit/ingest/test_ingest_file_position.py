@@ -138,3 +138,13 @@ def test_the_position_file_holds_no_path_in_its_name_and_is_replaced_atomically(
     run.read(path)
     files = sorted(p.name for p in (tmp_path / "state").iterdir())
     assert len(files) == 1 and files[0].startswith("file-position-") and "secret" not in files[0]
+
+
+def test_a_slow_replay_is_checkpointed_every_second_not_only_every_n_lines(tmp_path):
+    path = tmp_path / "feed.csv"
+    path.write_text(lines(1, 9))
+    ticks = iter(range(1000))  # the monotonic clock moves 0.4 s per reading
+    source = FileSource((path,), TimeBounds(), now=lambda: NOW, checkpoint_lines=10_000,
+                        positions=Run(tmp_path / "state").positions, monotonic=lambda: next(ticks) * 0.4)
+    saved = [outcome.line for outcome in source.outcomes(path) if isinstance(outcome, Checkpoint)]
+    assert saved == [3, 6, 9]  # a second after the last save at lines 3, 6 and 9 (the end: nothing new)
