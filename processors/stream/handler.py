@@ -6,10 +6,11 @@ partition. It
 
 1. decodes the record (:func:`processors.stream.records.decode_tick`); poison becomes a
    dead letter for the ticks DLQ (key = source), no state is touched;
-2. takes the instrument's (a new instrument beyond ``MAX_INSTRUMENTS`` or not on
-   ``INSTRUMENT_ALLOW`` is a dead letter instead, see :mod:`processors.core.admission`) (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
+2. takes the instrument's (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
    from :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
-   the checkpoint commits) and runs the one pipeline step;
+   the checkpoint commits) and runs the one pipeline step — or, for an instrument not on
+   ``INSTRUMENT_ALLOW`` or new beyond its partition's share of ``MAX_INSTRUMENTS``
+   (:mod:`processors.core.admission`), makes the tick a dead letter and touches no state;
 3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
    the instrument, also for a v1 input tick keyed by its symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
    ``schemas.events.encode``) and per rejection (``late`` …, to the DLQ), and updates the metrics.

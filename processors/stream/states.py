@@ -27,11 +27,11 @@ never discarded silently: unless the processor was started with ``--cold-start``
 raises :class:`StateChangeRefusedError` and the processor stops before anything is committed
 (docs/runs.md: replay the new strategy as a run first). A malformed state is reset (and counted).
 
-An instrument without a stored state is new: it is admitted only when the
-:class:`~processors.core.admission.InstrumentPolicy` allows it and its partition has admitted fewer
-than its share of ``MAX_INSTRUMENTS`` (the count is kept under :data:`ADMISSION_PREFIX` in the same
-store transaction, so it is exactly as durable as the states); else :meth:`SymbolStates.acquire`
-raises :class:`InstrumentRefusedError` and nothing is stored.
+With an :class:`~processors.core.admission.InstrumentPolicy`, :meth:`SymbolStates.acquire` raises
+:class:`InstrumentRefusedError` (nothing is stored) for every tick of an instrument not on
+``INSTRUMENT_ALLOW`` when that is set, and for a new instrument (no stored state) once its partition
+has admitted its share of ``MAX_INSTRUMENTS``. The count is kept under :data:`ADMISSION_PREFIX` in
+the same store transaction as the states, so it is exactly as durable as they are.
 
 If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
