@@ -76,6 +76,10 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     file_format: Literal["auto", "csv", "jsonl"] = Field("auto", validation_alias=env("INGEST_FILE_FORMAT"))
     # The venue of a file record without a ``venue`` column (``--venue``): ``file`` or a replay's own name.
     file_venue: str = Field("file", pattern=VENUE_PATTERN, validation_alias=env("INGEST_FILE_VENUE"))
+    # Where each file's position is kept across restarts (resume at the last acknowledged line).
+    file_position_dir: Path = Field(Path(".stack/state/ingest"), validation_alias=env("INGEST_FILE_POSITION_DIR"))
+    file_from_start: bool = Field(False, validation_alias=env("INGEST_FILE_FROM_START"))
+    file_checkpoint_lines: int = Field(10_000, ge=1, le=1_000_000, validation_alias=env("INGEST_FILE_CHECKPOINT_LINES"))
 
     # Alpha Vantage.
     alphavantage_api_key: SecretStr | None = Field(None, validation_alias=env("ALPHAVANTAGE_API_KEY"))
@@ -153,6 +157,9 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
             for path in self.file_paths:
                 if not path.is_file():
                     raise ValueError(f"file source: {path} is not a readable file")
+        if self.file_checkpoint_lines > self.dedup_window:
+            # A restart re-reads the lines since the last saved position: the window must hold them all.
+            raise ValueError("INGEST_FILE_CHECKPOINT_LINES must not exceed INGEST_DEDUP_WINDOW")
         if self.file_venue == COMPOSITE_VENUE:
             raise ValueError(f"venue {COMPOSITE_VENUE!r} is reserved for the composite index; pick another --venue")
         if self.retry_max_seconds < self.retry_initial_seconds:

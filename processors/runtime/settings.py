@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from processors.core.admission import DEFAULT_MAX_INSTRUMENTS, InstrumentPolicy
 from processors.core.strategies.file import parse_duration
 from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
@@ -154,6 +155,35 @@ class KafkaSettings(ServiceSettings):
         if self.ssl_ca_location:
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
+
+
+class InstrumentLimitSettings(ServiceSettings):
+    """Which instruments ``process`` and ``materialize`` accept (docs/stream.md, "Instrument limit").
+
+    Mixed into a service's settings after :class:`KafkaSettings` (the limit is shared out over
+    ``STOCKSTREAM_PARTITIONS``).
+    """
+
+    max_instruments: int = Field(
+        DEFAULT_MAX_INSTRUMENTS, ge=1, le=10_000_000, validation_alias=env("MAX_INSTRUMENTS"),
+        description="the most instruments that get state and views; each partition of ticks admits the first"
+                    " MAX_INSTRUMENTS/partitions (rounded up) in its log order, later new ones are dead-lettered",
+    )
+    instrument_allow: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias=env("INSTRUMENT_ALLOW"),
+        description="comma-separated SYMBOL@venue or SYMBOL (every venue); unset = every instrument",
+    )
+
+    @field_validator("instrument_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def instrument_policy(self) -> InstrumentPolicy:
+        partitions = getattr(self, "partitions", 1)  # KafkaSettings' STOCKSTREAM_PARTITIONS when mixed with it
+        return InstrumentPolicy(self.max_instruments, partitions, self.instrument_allow)
 
 
 class RedisSettings(ServiceSettings):
