@@ -211,3 +211,13 @@ def test_the_materializer_figure_is_the_median_of_the_per_round_ratios():
     assert found["materialize_events_per_s"] / found["hset_events_per_s"] == 0.9
     even = median_round(ours=[1.0, 2.0, 3.0, 4.0], baseline=[1.0, 1.0, 1.0, 1.0], unit="records")
     assert even["ratio"] == 2.0 and even["median_round"] == 1  # the lower median: a real round
+
+
+def test_a_stray_backtick_does_not_hide_the_figures_after_it(tmp_path):
+    """Inline code never spans lines: one unmatched backtick once masked the rest of docs/core.md, and
+    its figures went unchecked (and unregenerated)."""
+    page = tmp_path / "page.md"
+    text = "A stray ` backtick.\n\n## Benchmarks\n\nMeasured 2.5<!--fig setting--> ms and `code 9.9<!--fig setting-->`.\n"
+    page.write_text(text, encoding="utf-8")
+    found = figures.markers(page, text)
+    assert [marker.shown.text for marker in found if marker.shown] == ["2.5"]
