@@ -157,9 +157,9 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
             for path in self.file_paths:
                 if not path.is_file():
                     raise ValueError(f"file source: {path} is not a readable file")
-        if self.file_checkpoint_lines > self.dedup_window:
-            # A restart re-reads the lines since the last saved position: the window must hold them all.
-            raise ValueError("INGEST_FILE_CHECKPOINT_LINES must not exceed INGEST_DEDUP_WINDOW")
+            if self.file_checkpoint_lines > self.dedup_window:
+                # A restart re-reads the lines since the last saved position: the window must hold them all.
+                raise ValueError("INGEST_FILE_CHECKPOINT_LINES must not exceed INGEST_DEDUP_WINDOW (file source)")
         if self.file_venue == COMPOSITE_VENUE:
             raise ValueError(f"venue {COMPOSITE_VENUE!r} is reserved for the composite index; pick another --venue")
         if self.retry_max_seconds < self.retry_initial_seconds:
