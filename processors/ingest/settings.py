@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, comma_list, env
 from schemas.instruments import COMPOSITE_VENUE, VENUE_PATTERN
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
@@ -29,12 +29,6 @@ DEFAULT_SYMBOLS: dict[str, tuple[str, ...]] = {
     "binance": ("BTC-USDT",),
     "kraken": ("BTC-USD",),
 }
-
-
-def _split_list(value: object) -> object:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
 
 
 class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
@@ -102,13 +96,13 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        return _split_list(value)
+        return comma_list(value)
 
     @field_validator("file_paths", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str | Path):
-            return (value,) if isinstance(value, Path) else _split_list(value)
+            return (value,) if isinstance(value, Path) else comma_list(value)
         return value
 
     @field_validator("symbols")

@@ -28,6 +28,16 @@ def env(name: str, *aliases: str) -> Any:
     return AliasChoices(name, *aliases)
 
 
+def comma_list(value: object) -> object:
+    """A setting given as one comma-separated string (``"a, b,,c"``) as ``("a", "b", "c")``; other values as they are.
+
+    For ``mode="before"`` validators of tuple/frozenset settings read from the environment or the CLI.
+    """
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 class ServiceSettings(BaseSettings):
     """Base for every settings class: frozen, ``.env`` aware, unknown env vars ignored."""
 
@@ -79,9 +89,7 @@ class KafkaSettings(ServiceSettings):
     @field_validator("candle_timeframes", mode="before")
     @classmethod
     def _split_timeframes(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
     @field_validator("candle_timeframes")
     @classmethod
@@ -177,9 +185,7 @@ class InstrumentLimitSettings(ServiceSettings):
     @field_validator("instrument_allow", mode="before")
     @classmethod
     def _split_allow(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = frozenset(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
     def instrument_policy(self) -> InstrumentPolicy:
         partitions = getattr(self, "partitions", 1)  # KafkaSettings' STOCKSTREAM_PARTITIONS when mixed with it

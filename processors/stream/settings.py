@@ -19,6 +19,7 @@ from processors.runtime.settings import (
     KafkaSettings,
     LoggingSettings,
     MetricsSettings,
+    comma_list,
     env,
 )
 
@@ -129,9 +130,7 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, L
     @field_validator("scorecard_horizons", mode="before")
     @classmethod
     def _split_horizons(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
     @field_validator("scorecard_horizons")
     @classmethod
