@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import BenchOutput, Figure, Measure, vectorbt_python
+from bench.common import BenchOutput, Figure, Measure, print_output, vectorbt_python
 from spark_jobs.backtest.portfolio import read_ticks, run_portfolio
 from spark_jobs.backtest.rulefile import RuleFile
 from spark_jobs.backtest.simulate import SimulationConfig
@@ -219,11 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     output = BenchOutput(params={"ticks": ticks, "rounds": args.rounds, "fee": FEE, "fast": FAST, "slow": SLOW,
                                  "capital": CAPITAL},
                          figures=figures(results), details=results)
-    text = output.model_dump_json(indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return print_output(output, args.out)
 
 
 if __name__ == "__main__":

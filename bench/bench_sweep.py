@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import BenchOutput, Figure, Measure, vectorbt_python
+from bench.common import BenchOutput, Figure, Measure, print_output, vectorbt_python
 from spark_jobs.backtest.simulate import SimulationConfig
 from spark_jobs.session import build_session
 from spark_jobs.settings import SparkJobSettings
@@ -269,11 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args.bars, 0 if args.quick else args.big_bars, not args.no_vectorbt, args.out)
     output = BenchOutput(params={"bars": args.bars, "big_bars": 0 if args.quick else args.big_bars, "grid": GRID,
                                  "fee": FEE}, figures=figures(results), details=results)
-    text = output.model_dump_json(indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return print_output(output, args.out)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,14 @@ class BenchOutput(_Frozen):
     details: dict[str, object] = Field(default_factory=dict)  # raw per-round numbers, extra measurements
 
 
+def print_output(output: BenchOutput, out: Path | None = None) -> int:
+    """A benchmark's ``main``: its output as JSON on stdout, and in ``out`` when given; exit status 0."""
+    text = output.model_dump_json(indent=1)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
+    return 0
+
 class BenchResult(_Frozen):
     """One benchmark in the report: its output, or why there is none."""
 
