@@ -13,7 +13,6 @@ deleted state folder (the count is restored from the changelog).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from quixstreams.state.memory import MemoryStore
@@ -23,22 +22,14 @@ from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED, 
 from processors.core.strategy import PipelineConfigs
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
-from processors.stream.handler import OutputTopics, TickHandler
+from processors.stream.handler import TickHandler
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.states import SymbolStates
 from schemas.events import DeadLetter
 from schemas.upcasters import decode
+from tests.support.handler_outputs import OUTPUTS
 from tests.support.kafka_tools import read_topic
 
-
-@dataclass(frozen=True)
-class Named:
-    name: str
-
-
-OUTPUTS = OutputTopics(indicators=Named("indicators"), signals=Named("signals"), outcomes=Named("signals.outcomes"),
-                       candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
-                       dead_letters=Named("ticks.dlq"))
 SYMBOLS = ["AAA-USD", "BBB-USD", "CCC-USD", "DDD-USD", "EEE-USD"]
 RECORD_MS = 4_102_444_800_000  # the records' Kafka timestamp: after every event time of the feed
 RECORDS = make_ticks(SYMBOLS, 50)  # round-robin: the log's first-appearance order is SYMBOLS
