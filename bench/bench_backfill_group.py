@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import BenchOutput, Figure, Measure
+from bench.common import BenchOutput, Figure, Measure, print_output
 from processors.core.strategy import DEFAULT_STRATEGY
 from schemas.events import Tick, encode
 from spark_jobs.backfill.job import _Configs
@@ -92,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     results = measure(args.ticks, args.rounds)
-    text = BenchOutput(params={"ticks": args.ticks}, figures=figures(results), details=results).model_dump_json(indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return print_output(BenchOutput(params={"ticks": args.ticks}, figures=figures(results), details=results), args.out)
 
 
 if __name__ == "__main__":

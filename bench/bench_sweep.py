@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO, BenchOutput, Figure, Measure
+from bench.common import BenchOutput, Figure, Measure, print_output, vectorbt_python
 from spark_jobs.backtest.simulate import SimulationConfig
 from spark_jobs.session import build_session
 from spark_jobs.settings import SparkJobSettings
@@ -47,8 +47,6 @@ from spark_jobs.sweep.kernel import Bars
 GRID = "fast=2..100, slow=2..100"
 FEE = 0.001
 SAMPLE = 200
-VECTORBT_VENV = REPO / ".stack" / "vectorbt-venv"
-VECTORBT = "vectorbt==1.2.0"
 
 
 def log(message: str) -> None:
@@ -167,19 +165,8 @@ print(json.dumps({"seconds": seconds, "combinations": len(columns),
 """
 
 
-def _vectorbt_python() -> Path:
-    python = VECTORBT_VENV / "bin" / "python"
-    if not python.exists():
-        log(f"installing {VECTORBT} into {VECTORBT_VENV} (bench-only)")
-        subprocess.run([sys.executable, "-m", "venv", str(VECTORBT_VENV)], check=True)  # noqa: S603
-    probe = subprocess.run([str(python), "-c", "import vectorbt"], capture_output=True)  # noqa: S603
-    if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", VECTORBT], check=True)  # noqa: S603
-    return python
-
-
 def vectorbt(bars: Bars, sample: list[tuple[int, int]], folder: Path) -> dict[str, Any]:
-    python = _vectorbt_python()
+    python = vectorbt_python(log)
     data = folder / "bars.npz"
     np.savez(data, open=bars.open, close=bars.close)
     done = subprocess.run(  # noqa: S603
@@ -282,11 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(args.bars, 0 if args.quick else args.big_bars, not args.no_vectorbt, args.out)
     output = BenchOutput(params={"bars": args.bars, "big_bars": 0 if args.quick else args.big_bars, "grid": GRID,
                                  "fee": FEE}, figures=figures(results), details=results)
-    text = output.model_dump_json(indent=1)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return print_output(output, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -90,6 +91,14 @@ class BenchOutput(_Frozen):
     figures: list[Figure] = Field(default_factory=list)
     details: dict[str, object] = Field(default_factory=dict)  # raw per-round numbers, extra measurements
 
+
+def print_output(output: BenchOutput, out: Path | None = None) -> int:
+    """A benchmark's ``main``: its output as JSON on stdout, and in ``out`` when given; exit status 0."""
+    text = output.model_dump_json(indent=1)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
+    return 0
 
 class BenchResult(_Frozen):
     """One benchmark in the report: its output, or why there is none."""
@@ -198,3 +207,23 @@ def percentile(values: Iterable[float], fraction: float) -> float:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     rank = math.ceil(fraction * len(ordered) - 1e-9)  # 1-based; the epsilon keeps 0.99·100 at rank 99
     return ordered[max(rank, 1) - 1]
+
+
+VECTORBT_VENV = REPO / ".stack" / "vectorbt-venv"
+VECTORBT = "vectorbt==1.2.0"
+
+
+def vectorbt_python(log: Callable[[str], None]) -> Path:
+    """The interpreter of the bench-only vectorbt venv (``.stack/vectorbt-venv``), installed on first use.
+
+    vectorbt pins its own numpy/numba, so it never enters the project's environment; the sweep and
+    backtest benchmarks run it in a child process of this interpreter.
+    """
+    python = VECTORBT_VENV / "bin" / "python"
+    if not python.exists():
+        log(f"installing {VECTORBT} into {VECTORBT_VENV} (bench-only)")
+        subprocess.run([sys.executable, "-m", "venv", str(VECTORBT_VENV)], check=True)  # noqa: S603
+    probe = subprocess.run([str(python), "-c", "import vectorbt"], capture_output=True)  # noqa: S603
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", VECTORBT], check=True)  # noqa: S603
+    return python

@@ -88,7 +88,7 @@ THRESHOLD_BEFORE = re.compile(r"(?:[≥≤<>]|goal|bound|bounds|under|above|belo
 FIGURE_HEADINGS = re.compile(
     r"benchmark|measure|throughput|latency|recovery|chaos|soak|figures|known limits|performance|\bA/B\b|what it costs",
     re.IGNORECASE)
-INLINE_CODE = re.compile(r"`[^`]*`")
+INLINE_CODE = re.compile(r"`[^`\n]*`")  # never across lines: one stray backtick must not mask the rest of a page
 COMMENT = re.compile(r"<!--.*?-->")
 
 

@@ -61,6 +61,7 @@ BENCHES = (
     Bench("backfill", "bench.bench_backfill", "Spark backfill vs replay vs vectorized"),
     Bench("backfill_group", "bench.bench_backfill_group", "backfill group step: kernel (columnar) vs per-tick, in-process"),
     Bench("sweep", "bench.bench_sweep", "Spark parameter sweep vs vectorbt, and the grid over 1M bars"),
+    Bench("backtest", "bench.bench_backtest", "one strategy backtested over 1M ticks vs vectorbt"),
     Bench("notify", "bench.bench_notify", "notifier vs the bare webhook sender"),
     Bench("runs_warmup", "bench.bench_runs_warmup", "a run's warm-up (state only) vs the same run emitting everything"),
 )
@@ -195,14 +196,19 @@ def render_markdown(report: BenchReport, results_file: str | None = None) -> str
             said = [line.strip() for line in (result.error or "").splitlines() if line.strip()]
             lines.append(f"| {result.name} | **{result.status}**: {(said[-1] if said else '')[:160]} | | | | | |")
             continue
-        for figure in result.output.figures:
-            path = f"benches[{result.name}].output.figures[{figure.name}]"
+        for index, figure in enumerate(result.output.figures):
+            # By position: two figures of a benchmark may share a name, and a name may hold "=" or brackets.
+            path = f"benches[{result.name}].output.figures[{index}]"
+
+            def text(field: str, value: str, path: str = path) -> str:  # the JSON's string, numbers and all
+                return f"{value}<!--text {results_file}: {path}.{field}-->" if value else ""
+
             lines.append(
-                f"| {result.name} | {figure.name} | {figure.unit} | **{_number(figure.ours.value)}**"
-                f"{fig(path + '.ours.value')} ({figure.ours.label}) | {_number(figure.baseline.value)}"
-                f"{fig(path + '.baseline.value')} ({figure.baseline.label}) "
-                f"| {_ratio(figure, fig(path + '.ratio'))} | {figure.how}"
-                + (f"<!--text {results_file}: {path}.how-->" if figure.how else "") + " |")
+                f"| {result.name} | {text('name', figure.name)} | {figure.unit} | **{_number(figure.ours.value)}**"
+                f"{fig(path + '.ours.value')} {text('ours.label', figure.ours.label)} | "
+                f"{_number(figure.baseline.value)}{fig(path + '.baseline.value')} "
+                f"{text('baseline.label', figure.baseline.label)} "
+                f"| {_ratio(figure, fig(path + '.ratio'))} | {text('how', figure.how)} |")
     lines += ["", "Per benchmark (parameters; run time of the whole benchmark process):", ""]
     for result in report.benches:
         bench = next((b for b in BENCHES if b.name == result.name), None)

@@ -9,6 +9,18 @@ definition of the pipeline step), which writes either one row per input row (tim
 input's columns, ``symbol`` and ``venue`` when the input had none, the indicators, ``signals``) or one
 row per closed candle (a candle timeframe, with ``symbol`` and ``venue``).
 
+Strategy files with ``[strategies.NAME]`` tables (the rule language): the run builds the candles of
+``--timeframe`` and of every timeframe its strategies run on or read with ``@tf``
+(:func:`candle_timeframes`), as a processor configured with those timeframes would. Tick output
+then has, after the fixed indicators, one column per indicator line the strategies use
+(:func:`strategy_columns`: the language's column name, ``ema_9``, ``stoch_14_3_3_k``,
+``macd_12_26_9_line``, ``bb_20_2_upper``, followed by ``_<timeframe>`` for a value on a candle
+timeframe, ``sma_50_1h``: the latest closed candle's value as the tick sees it), and the ``signals``
+cell lists every tick-timeframe signal, fixed rules and strategies, as ``name:SIDE`` joined by ``;``.
+With ``outcomes``, every :class:`~schemas.events.SignalOutcome` the pipeline step emits (every
+timeframe's signals, at the ``horizons_ms``, net of ``fee``: docs/core.md, "Scorecards") is written as
+a row of :data:`OUTCOME_COLUMNS`.
+
 Bars are candles already: each bar is one update of the engine at the bar's timestamp with
 price = its close and volume = its volume — exactly how the stream processor runs the indicators
 of a candle timeframe on each closed candle — and is written back as it was read (its open, high,
@@ -33,6 +45,7 @@ from datetime import datetime
 from typing import TextIO
 
 from processors.core.pipeline import StepOutput, SymbolProcessor
+from processors.core.strategies.engine import CompiledStrategies
 from processors.core.strategy import PipelineConfigs, Strategy
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
@@ -43,7 +56,7 @@ from processors.ingest.validation import (
     parse_venue,
     require_amount,
 )
-from schemas.events import Lineage, Signal, Tick
+from schemas.events import Lineage, Signal, SignalOutcome, Tick
 from schemas.instruments import Instrument
 from schemas.timeframes import TICK
 from stockstream.csv_layout import OPTIONAL_LAST, InputFormatError, Layout, layout_of
@@ -52,7 +65,11 @@ DEFAULT_VENUE = "file"
 CANDLE_COLUMNS = ("symbol", "venue", "timeframe", "ts_open", "ts_close", "open", "high", "low", "close", "volume",
                   "trade_count")
 PARTITION = -1  # not a Kafka partition: the rows of a file
-__all__ = ["InputFormatError", "BatchReport", "SkippedRow", "run", "counting_lines"]
+#: The columns of ``--outcomes``: the fields of :class:`SignalOutcome` (``schema_version`` aside), its lineage flattened.
+OUTCOME_COLUMNS = (*(name for name in SignalOutcome.model_fields if name not in ("schema_version", "lineage")),
+                   "lineage_topic", "lineage_partition", "lineage_offset")
+__all__ = ["InputFormatError", "BatchReport", "SkippedRow", "run", "counting_lines", "candle_timeframes",
+           "column_name", "strategy_columns", "OUTCOME_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ class BatchReport:
     rows: int = 0  # data rows read
     written: int = 0  # output rows
     skipped: list[SkippedRow] = field(default_factory=list)
+    outcomes: int = 0  # outcome rows written
     layout: Layout | None = None  # how the input was read (None: no data row at all)
 
 
@@ -114,6 +132,48 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _outcome_row(outcome: SignalOutcome) -> list[object]:
+    cells: list[object] = []
+    for name in OUTCOME_COLUMNS[:-3]:
+        value = getattr(outcome, name)
+        cells.append("" if value is None else _iso(value) if isinstance(value, datetime)
+                     else repr(value) if isinstance(value, float) else value)
+    lineage = outcome.lineage
+    return [*cells, lineage.topic, lineage.partition, lineage.offset]
+
+
+def candle_timeframes(strategy: Strategy, timeframe: str) -> tuple[str, ...]:
+    """The candle timeframes a run builds: ``timeframe`` (when it is one), then every candle timeframe the
+    strategy file's ``[strategies]`` run on or read with ``@tf`` (none without them: the default run
+    builds no candles on ``tick``)."""
+    chosen = [] if timeframe == TICK else [timeframe]
+    return (*chosen, *(found for found in strategy.candle_timeframes_named() if found not in chosen))
+
+
+def column_name(name: str, timeframe: str) -> str:
+    """The column of a strategy value in tick output: its name on ``tick``, ``<name>_<timeframe>`` on a candle
+    timeframe (``ema_9``, ``sma_50_1h``)."""
+    return name if timeframe == TICK else f"{name}_{timeframe}"
+
+
+def strategy_columns(strategy: Strategy, timeframes: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(column, timeframe, value name) of every indicator line the ``[strategies]`` use, for tick output.
+
+    Tick-timeframe values first, then each candle timeframe of ``timeframes`` in order; within one, in
+    the order the strategies first use them. Raises :class:`~processors.core.strategy.StrategyError`
+    for invalid strategies.
+    """
+    definitions = strategy.definitions(timeframes)
+    if not definitions:
+        return []
+    found = CompiledStrategies(definitions, candle_timeframes=timeframes).all_columns()
+    columns: list[tuple[str, str, str]] = []
+    for timeframe in (TICK, *timeframes):
+        for name in found.get(timeframe, ()):
+            columns.append((column_name(name, timeframe), timeframe, name))
+    return columns
+
+
 def _rows(lines: Iterable[str], skip: Callable[[int, str, str], None]) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) of every non-blank CSV row; a row the csv module cannot read is skipped."""
     reader = csv.reader(lines)
@@ -143,6 +203,9 @@ def run(
     file_stem: str | None = None,
     on_skip: Callable[[SkippedRow], None] | None = None,
     on_layout: Callable[[Layout], None] | None = None,
+    outcomes: TextIO | None = None,
+    horizons_ms: tuple[int, ...] = (),
+    fee: float = 0.0,
 ) -> BatchReport:
     """Process CSV ``lines`` into ``output``; returns what was read, written and skipped.
 
@@ -152,12 +215,25 @@ def run(
     input. ``venue`` is the venue of rows without a ``venue`` cell; each instrument (venue + symbol)
     is computed on its own.
     ``symbol`` (``--symbol``) and ``file_stem`` name the symbol of a file without a symbol column.
-    ``on_layout`` learns how the input is read before any row is processed. Raises
-    :class:`InputFormatError` for an unusable header or shape (nothing written then).
+    ``on_layout`` learns how the input is read before any row is processed. ``outcomes`` receives the
+    signal outcomes at ``horizons_ms`` net of ``fee`` (a header, then one row per outcome; the header
+    alone when none matured and some output row was written). Raises :class:`InputFormatError` for an
+    unusable header or shape and :class:`~processors.core.strategy.StrategyError` for invalid
+    strategies (nothing written then).
     """
     candles = timeframe != TICK
-    configs = PipelineConfigs(strategy, candle_timeframes=(timeframe,) if candles else (), grace_ms=grace_ms)
+    timeframes = candle_timeframes(strategy, timeframe)
+    configs = PipelineConfigs(strategy, candle_timeframes=timeframes, grace_ms=grace_ms,
+                              horizons_ms=horizons_ms if outcomes is not None else (), fee=fee)
     names = strategy.indicator_names()
+    # A strategy column named like a fixed indicator (ema_12, rsi_14, vwap: the same value, bit for bit) is
+    # not repeated; it fills that column on the symbols whose fixed set lacks it (a per-symbol override).
+    found = [] if candles else strategy_columns(strategy, timeframes)
+    extra = [column for column in found if column[0] not in names]
+    shared = [(names.index(column), timeframe, name) for column, timeframe, name in found if column in names]
+    read_timeframes = tuple(dict.fromkeys(timeframe for _, timeframe, _ in found))
+    outcome_writer = None if outcomes is None else csv.writer(outcomes, lineterminator="\n")
+    outcome_header: list[str] = list(OUTCOME_COLUMNS)
     processors: dict[tuple[str, str], SymbolProcessor] = {}
     last: dict[tuple[str, str], tuple[Tick, Lineage]] = {}
     report = BatchReport()
@@ -177,9 +253,32 @@ def run(
         writer.writerow(row)
         report.written += 1
 
+    def write_outcomes(out: StepOutput) -> None:
+        if outcome_writer is None or not out.outcomes:
+            return
+        if outcome_header:
+            outcome_writer.writerow(outcome_header)
+            outcome_header.clear()
+        for outcome in out.outcomes:
+            outcome_writer.writerow(_outcome_row(outcome))
+            report.outcomes += 1
+
+    def indicator_cells(processor: SymbolProcessor, fixed: dict[str, float | None]) -> list[str]:
+        """The fixed indicators' cells, then the strategies' (tick output)."""
+        cells = [_number(fixed.get(name)) for name in names]
+        compiled, state = processor.config.plan.compiled, processor.strategies
+        if not found or compiled is None or state is None:
+            return cells + [""] * len(extra)
+        values = {timeframe: compiled.values(state, timeframe) for timeframe in read_timeframes}
+        for index, timeframe, name in shared:
+            if names[index] not in fixed:
+                cells[index] = _number(values[timeframe].get(name))
+        return cells + [_number(values[timeframe].get(name)) for _, timeframe, name in extra]
+
     def write_candles(out: StepOutput) -> None:
         snapshots = iter(s for s in out.snapshots if s.timeframe == timeframe)
-        for candle, snapshot in zip(out.candles, snapshots, strict=False):
+        closed = (c for c in out.candles if c.timeframe == timeframe)
+        for candle, snapshot in zip(closed, snapshots, strict=False):
             fired = _signals((s for s in out.signals if s.ts_event == candle.ts_close), timeframe)
             write([
                 candle.symbol, candle.venue, candle.timeframe, _iso(candle.ts_open), _iso(candle.ts_close),
@@ -207,7 +306,8 @@ def run(
     report.layout = layout
     if on_layout is not None:
         on_layout(layout)
-    header[:] = [*(CANDLE_COLUMNS if candles else layout.header), *names, "signals"]
+    header[:] = [*(CANDLE_COLUMNS if candles else layout.header), *names, *(column for column, _, _ in extra),
+                 "signals"]
     for line, cells in itertools.chain(buffered[layout.header_rows:], rows):
         report.rows += 1
         lineage = Lineage(topic=topic, partition=PARTITION, offset=offset)
@@ -223,6 +323,7 @@ def run(
             processor = processors[instrument] = SymbolProcessor(configs.for_symbol(tick.symbol),
                                                                  Instrument(tick.symbol, tick.venue))
         out = processor.process(tick, lineage)
+        write_outcomes(out)
         if out.rejections:
             skip(line, out.rejections[0].reason, out.rejections[0].detail)
             continue
@@ -240,12 +341,13 @@ def run(
                 padded[layout.columns["venue"]] = tick.venue
             else:
                 added.append(tick.venue)
-            write([*padded, *added, *(_number(snapshot.values.get(name)) for name in names),
-                   _signals(out.signals, TICK)])
+            write([*padded, *added, *indicator_cells(processor, snapshot.values), _signals(out.signals, TICK)])
     if candles and flush:
         for key, processor in processors.items():
             if key in last:
-                write_candles(processor.flush(*last[key]))
+                write_candles(processor.flush(*last[key]))  # no outcomes: they mature on ticks only
+    if outcome_writer is not None and outcome_header and report.written:
+        outcome_writer.writerow(outcome_header)  # no signal matured: the header alone
     return report
 
 

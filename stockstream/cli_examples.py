@@ -37,6 +37,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "stockstream indicators --input tests/data/ticks_sample.csv --output out.csv",
         "stockstream indicators --input BTC-USD.csv --output out.csv   # a Date,Open,High,Low,Close,Volume download",
         "stockstream indicators -i ticks.csv -o candles.csv --timeframe 1m --strategy docs/examples/strategy.toml",
+        "stockstream indicators -i ticks.csv -o out.csv --strategy docs/examples/strategies-batch.toml --outcomes outcomes.csv"
+        "   # rule-language strategies: their indicator columns, signals and scorecard outcomes",
     ),
     "ingest": (
         "stockstream ingest --source simulator --symbols BTC-USD,ETH-USD --rate 50",

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, comma_list, env
 from schemas.symbols import normalize_symbol
 
 DEFAULT_STATE_DIR = Path(".stack/state/composite")
@@ -28,9 +28,7 @@ class CompositeSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part for part in (item.strip() for item in value.split(",")) if part)
-        return value
+        return comma_list(value)
 
     @field_validator("symbols")
     @classmethod

@@ -51,7 +51,11 @@ from processors.core.rules import (
     RuleSpec,
     SeedRsiEma,
 )
-from processors.core.strategies.file import StrategyFileError, strategies_from_mapping
+from processors.core.strategies.file import (
+    StrategyFileError,
+    candle_timeframes_named,
+    strategies_from_mapping,
+)
 from processors.core.strategies.ir import StrategyDefinition
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
@@ -249,6 +253,11 @@ class Strategy(SymbolStrategy):
                 raise StrategyError(str(error)) from None
             self._definitions[candle_timeframes] = found
         return found
+
+    def candle_timeframes_named(self) -> tuple[str, ...]:
+        """The candle timeframes the ``[strategies]`` tables run on or read with ``@tf`` (valid ones, in order of
+        first mention): what a runner that builds the candles its strategies need (the batch CLI) adds."""
+        return candle_timeframes_named(self.strategies)
 
     def indicator_names(self) -> tuple[str, ...]:
         """Every indicator name any symbol can output: the base's, then the overrides' extras."""

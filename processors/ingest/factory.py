@@ -14,8 +14,10 @@ from processors.ingest.sources.exchanges.coinbase import CoinbaseAdapter
 from processors.ingest.sources.exchanges.feed import ExchangeAdapter, FeedConfig, WebSocketFeed
 from processors.ingest.sources.exchanges.kraken import KrakenAdapter
 from processors.ingest.sources.file import FileSource
+from processors.ingest.sources.file_position import FilePositions
 from processors.ingest.sources.simulator import SimulatorConfig, SimulatorSource
 from processors.ingest.validation import TimeBounds
+from processors.runtime.kafka_admin import topic_id
 
 
 def time_bounds(settings: IngestSettings) -> TimeBounds:
@@ -31,8 +33,12 @@ def build_source(settings: IngestSettings, now: Callable[[], datetime]) -> Sourc
             start=settings.sim_start, step=timedelta(seconds=settings.sim_step_seconds), volume=settings.sim_volume,
         ), bounds, now)
     if settings.source == "file":
+        ticks = settings.topics().ticks.name
+        positions = FilePositions(settings.file_position_dir, f"{settings.bootstrap_servers}\n{ticks}",
+                                  lambda: topic_id(settings, ticks), from_start=settings.file_from_start)
         return FileSource(settings.file_paths, bounds, now, speed=settings.file_speed, fmt=settings.file_format,
-                          venue=settings.file_venue)
+                          venue=settings.file_venue, positions=positions,
+                          checkpoint_lines=settings.file_checkpoint_lines)
     if settings.source == "alphavantage":
         if settings.alphavantage_api_key is None:  # the settings validator already refuses this
             raise ValueError("ALPHAVANTAGE_API_KEY is required")

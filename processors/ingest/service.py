@@ -5,7 +5,9 @@ against the real broker. It never crashes on bad input or on a source error: a
 rejected record becomes a dead letter, a source problem is logged and counted, and an
 unexpected exception inside a source restarts that source after a back-off. It ends
 when the source ends (file, simulator with a count) or when ``stop`` is set
-(SIGTERM/SIGINT); either way it flushes the producer before returning.
+(SIGTERM/SIGINT); either way it flushes the producer before returning. A source's
+:class:`~processors.ingest.sources.base.Checkpoint` is saved only after a flush found every
+record produced before it acknowledged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import (
     Accepted,
     BudgetLeft,
+    Checkpoint,
     Outcome,
     Reconnecting,
     Rejected,
@@ -166,6 +169,23 @@ class IngestService:
             log.info("%s: reconnecting in %.1fs (attempt %d)", name, outcome.delay_seconds, outcome.attempt)
         elif isinstance(outcome, BudgetLeft):
             self.metrics.budget_remaining.set(outcome.remaining)
+        elif isinstance(outcome, Checkpoint):
+            await self._checkpoint(outcome)
+
+    async def _checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Save the source's position once every record produced so far is acknowledged by Kafka.
+
+        Not saved while records are pending after the flush timeout or any delivery failed: a restart
+        then reads again from the last saved position (the recall window drops what the log holds).
+        """
+        pending = await asyncio.to_thread(self.publisher.flush, self.settings.flush_timeout_seconds)
+        if pending or self.publisher.failed:
+            log.warning("%s: position at line %d not saved (%d records unacknowledged, %d failed); a restart"
+                        " reads from the last saved one", checkpoint.what, checkpoint.line, pending,
+                        self.publisher.failed)
+            return
+        checkpoint.save()
+        log.debug("%s: position saved at line %d", checkpoint.what, checkpoint.line)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, comma_list, env
 from schemas.instruments import COMPOSITE_VENUE, VENUE_PATTERN
 from schemas.symbols import InvalidSymbolError, normalize_symbol
 
@@ -29,12 +29,6 @@ DEFAULT_SYMBOLS: dict[str, tuple[str, ...]] = {
     "binance": ("BTC-USDT",),
     "kraken": ("BTC-USD",),
 }
-
-
-def _split_list(value: object) -> object:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
 
 
 class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
@@ -76,6 +70,10 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     file_format: Literal["auto", "csv", "jsonl"] = Field("auto", validation_alias=env("INGEST_FILE_FORMAT"))
     # The venue of a file record without a ``venue`` column (``--venue``): ``file`` or a replay's own name.
     file_venue: str = Field("file", pattern=VENUE_PATTERN, validation_alias=env("INGEST_FILE_VENUE"))
+    # Where each file's position is kept across restarts (resume at the last acknowledged line).
+    file_position_dir: Path = Field(Path(".stack/state/ingest"), validation_alias=env("INGEST_FILE_POSITION_DIR"))
+    file_from_start: bool = Field(False, validation_alias=env("INGEST_FILE_FROM_START"))
+    file_checkpoint_lines: int = Field(10_000, ge=1, le=1_000_000, validation_alias=env("INGEST_FILE_CHECKPOINT_LINES"))
 
     # Alpha Vantage.
     alphavantage_api_key: SecretStr | None = Field(None, validation_alias=env("ALPHAVANTAGE_API_KEY"))
@@ -98,13 +96,13 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        return _split_list(value)
+        return comma_list(value)
 
     @field_validator("file_paths", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str | Path):
-            return (value,) if isinstance(value, Path) else _split_list(value)
+            return (value,) if isinstance(value, Path) else comma_list(value)
         return value
 
     @field_validator("symbols")
@@ -153,6 +151,9 @@ class IngestSettings(KafkaSettings, MetricsSettings, LoggingSettings):
             for path in self.file_paths:
                 if not path.is_file():
                     raise ValueError(f"file source: {path} is not a readable file")
+            if self.file_checkpoint_lines > self.dedup_window:
+                # A restart re-reads the lines since the last saved position: the window must hold them all.
+                raise ValueError("INGEST_FILE_CHECKPOINT_LINES must not exceed INGEST_DEDUP_WINDOW (file source)")
         if self.file_venue == COMPOSITE_VENUE:
             raise ValueError(f"venue {COMPOSITE_VENUE!r} is reserved for the composite index; pick another --venue")
         if self.retry_max_seconds < self.retry_initial_seconds:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from processors.materialize.admission import ViewAdmission
 from processors.materialize.documents import RecommendationSource
 from processors.materialize.keys import ViewKeys
 from schemas.events import (
@@ -189,8 +190,10 @@ def live_update(kind: str, json_text: bytes) -> bytes:
 class BatchPlanner:
     """Builds one :class:`ViewBatch` from consumed records. Pure: the clock is injected for dead letters."""
 
-    def __init__(self, keys: ViewKeys, topics: InputTopics, caps: Caps, now: Callable[[], datetime]) -> None:
+    def __init__(self, keys: ViewKeys, topics: InputTopics, caps: Caps, now: Callable[[], datetime],
+                 admission: ViewAdmission | None = None) -> None:
         self.keys = keys
+        self.admission = admission  # None: every instrument is written (tests, benchmarks, backfill sinks)
         self.topics = topics
         self.caps = caps
         self.now = now
@@ -206,6 +209,7 @@ class BatchPlanner:
         routes = self.topics.routes
         counts = batch.events_by_topic
         handlers = self._handlers
+        admission = self.admission
         for record in records:
             batch.records += 1
             route = routes.get(record.topic)
@@ -214,6 +218,13 @@ class BatchPlanner:
                 batch.dead_letters.append(decoded)  # type: ignore[arg-type]
                 continue
             event, version = decoded
+            if admission is not None:
+                symbol, venue = event.symbol, event.venue  # type: ignore[attr-defined]
+                refused = admission.refusal(symbol, venue, format_instrument(symbol, venue))
+                if refused is not None:
+                    batch.dead_letters.append(self._dead(record, refused, admission.policy.describe(
+                        refused, format_instrument(symbol, venue), admission.limit)))
+                    continue
             counts[route.label] += 1
             # The record's own bytes are stored: they just passed strict validation, and the same log
             # position always holds the same bytes, so replays and rebuilds store identical members.

@@ -27,6 +27,7 @@ from typing import Any
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from processors.materialize.admission import ViewAdmission
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import BatchPlanner
 from processors.materialize.service import to_record, utc_now
@@ -146,7 +147,8 @@ class Rebuilder:
                 ) -> tuple[int, int, int, dict[tuple[str, int], int]]:
         """Read from ``starts`` to ``ends`` into ``prefix``; returns records, events, dead letters, positions."""
         keys = ViewKeys(prefix)
-        planner = BatchPlanner(keys, self.topics, self.settings.caps(), self.now)
+        admission = ViewAdmission(self.settings.instrument_policy(), self.redis.smembers(keys.instruments))
+        planner = BatchPlanner(keys, self.topics, self.settings.caps(), self.now, admission)
         store = ViewStore(self.redis, keys, publish=False)
         consumer = self._consumer()
         positions = {(tp.topic, tp.partition): tp.offset for tp in starts}

@@ -29,6 +29,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from processors.materialize import metrics
+from processors.materialize.admission import ViewAdmission
 from processors.materialize.planner import BatchPlanner, InputRecord, ViewBatch
 from processors.materialize.progress import ProgressGuard, progress_mapping
 from processors.materialize.settings import MaterializeSettings, redis_client
@@ -94,7 +95,9 @@ class Materializer:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.topics = settings.input_topics()
-        self.planner = BatchPlanner(settings.view_keys(), self.topics, settings.caps(), now)
+        self.admission = ViewAdmission(settings.instrument_policy())
+        self.planner = BatchPlanner(settings.view_keys(), self.topics, settings.caps(), now, self.admission)
+        self._admission_seeded = False
         self.redis = redis_client(settings, settings.redis_socket_timeout_s)
         self.store = ViewStore(self.redis, settings.view_keys())
         self.progress = ProgressGuard(self.redis, settings.view_prefix)
@@ -194,6 +197,9 @@ class Materializer:
                 held = self._rewind_lost_writes(held)
                 if not held:
                     break
+                if not self._admission_seeded:  # the instruments the views hold stay admitted
+                    self.admission.seed(self.redis.smembers(self.settings.view_keys().instruments))
+                    self._admission_seeded = True
                 batch = self.planner.plan(held)
                 result = self.store.apply(batch, progress=progress_mapping(held))
                 self.progress.wrote(held)

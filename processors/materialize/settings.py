@@ -10,12 +10,19 @@ from pydantic import Field
 from processors.materialize.keys import ViewKeys
 from processors.materialize.planner import Caps, InputTopics
 from processors.runtime.observability import register_secret
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+from processors.runtime.settings import (
+    InstrumentLimitSettings,
+    KafkaSettings,
+    LoggingSettings,
+    MetricsSettings,
+    RedisSettings,
+    env,
+)
 from schemas.runs import run_redis_prefix
 from schemas.topics import TopicSpec
 
 
-class MaterializeSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):
+class MaterializeSettings(KafkaSettings, InstrumentLimitSettings, RedisSettings, MetricsSettings, LoggingSettings):
     """Everything the materializer reads from the environment."""
 
     metrics_port: int = Field(9103, ge=0, le=65535, validation_alias=env("METRICS_PORT"))

@@ -46,6 +46,7 @@ from processors.notify.channels import AsyncSender, Sender
 from processors.notify.inflight import DeliveryWindow, InFlight, Outcome
 from processors.notify.ledger import LedgerEntry, cooldown_key, decide, epoch_ms, ledger_key
 from processors.notify.notification import Notification, render
+from processors.notify.retention import LedgerRetention
 from processors.notify.retry import (
     DeliveryFailed,
     PermanentDeliveryError,
@@ -170,6 +171,7 @@ class _Ticket(NamedTuple):
     signal: Signal
     subscriptions: tuple[str, ...]
     state: State[str, Any]
+    key: Any  # the record key: the ledger's ids are flushed per key at the checkpoint
     origin: tuple[str, int, int]  # topic, partition, offset (a Lineage only if it is dead-lettered)
 
 
@@ -208,6 +210,9 @@ class LaneProcessor:
         self.window: DeliveryWindow[_Ticket] = DeliveryWindow(1 if self.inline else size, name=f"deliver-{self.channel}")
         # Cooldown state is read and written only for subscriptions that have a cooldown.
         self.cooling = frozenset(s.name for s in spec.subscriptions if s.cooldown_s > 0)
+        # Entries older than twice the staleness window are dropped (never for a renotify run: it ignores age).
+        self.retention = LedgerRetention(self.settings.max_age_s, prune=not spec.renotify)
+        self._pruned = metrics.LEDGER_PRUNED.labels(self.channel)
         self._dead_letters: DeadLetterWriter | None = None
         self._count = {name: counter.labels(self.channel) for name, counter in (
             ("delivered", metrics.DELIVERIES), ("duplicate", metrics.DUPLICATES), ("stale", metrics.SKIPPED_STALE),
@@ -264,7 +269,7 @@ class LaneProcessor:
         verdict = decide(signal, self.spec.subscriptions, ledger, last_sent, self.now(), self.settings.max_age_s,
                          renotify=self.spec.renotify)
         if verdict.action == "deliver":
-            ticket = _Ticket(signal, verdict.subscriptions, state, origin)
+            ticket = _Ticket(signal, verdict.subscriptions, state, key, origin)
             notification = render(signal, self.dashboard_url)
             if self.inline:
                 self._record(ticket, self._deliver_inline(notification))  # a line on stdout: no window
@@ -283,7 +288,7 @@ class LaneProcessor:
         self._count[verdict.action].inc()  # stale or cooldown: recorded, not sent
         status = verdict.ledger_status
         assert status is not None  # noqa: S101 - stale and cooldown always map to a status
-        state.set(ledger_key(signal.signal_id), LedgerEntry(status, epoch_ms(self.now())).to_state())
+        self._remember(state, key, signal, LedgerEntry(status, epoch_ms(self.now())))
 
     def settle(self) -> None:
         """Wait for every delivery in flight and record it; called before each checkpoint commit.
@@ -291,7 +296,14 @@ class LaneProcessor:
         Raises :class:`LaneStopping` if a stop cut a delivery's wait short: the checkpoint is then
         aborted, and the whole batch is read again after the restart.
         """
-        self._settle(self.window.take_all())
+        try:
+            self._settle(self.window.take_all())
+        except LaneStopping:
+            self.retention.discard()  # the checkpoint is aborted with everything noted in it
+            raise
+        dropped = self.retention.flush(self.now())
+        if dropped:
+            self._pruned.inc(dropped)
         if self._summary["delivered"] or self._summary["dead_lettered"]:
             elapsed = time.monotonic() - self._summary_since
             if elapsed >= _SUMMARY_EVERY_S:
@@ -334,8 +346,8 @@ class LaneProcessor:
             metrics.FAILURES.labels(self.channel, failure.reason).inc()
             log.error("channel %s: signal %s not delivered after %d attempt(s), sent to the DLQ: %s (%s)",
                       self.channel, signal.signal_id, failure.attempts, failure.reason, failure.detail)
-            state.set(ledger_key(signal.signal_id),
-                      LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason).to_state())
+            self._remember(state, ticket.key, signal,
+                           LedgerEntry("dead_lettered", epoch_ms(self.now()), failure.attempts, failure.reason))
             self._dead_letter(signal.signal_id, failure.reason, failure.detail, signal.model_dump_json(),
                               ticket.origin)
             self._summary["dead_lettered"] += 1
@@ -343,14 +355,16 @@ class LaneProcessor:
         assert outcome.report is not None and outcome.delivered_at is not None  # noqa: S101 - delivered
         self._count["delivered"].inc()
         self._latency.observe(max(0.0, (outcome.delivered_at - signal.ts_event).total_seconds()))
-        state.set(ledger_key(signal.signal_id),
-                  LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts).to_state())
+        self._remember(state, ticket.key, signal, LedgerEntry("delivered", epoch_ms(outcome.delivered_at), outcome.report.attempts))
         for name in ticket.subscriptions:
             if name in self.cooling:
                 state.set(cooldown_key(name, signal), epoch_ms(signal.ts_event))
         log.debug("channel %s: delivered signal %s (%s %s %s %s) in %d attempt(s)", self.channel, signal.signal_id,
                   signal.side, signal.symbol, signal.rule, signal.timeframe, outcome.report.attempts)
         self._summary["delivered"] += 1
+
+    def _remember(self, state: State[str, Any], key: Any, signal: Signal, entry: LedgerEntry) -> None:
+        self.retention.remember(state, key, signal, entry)
 
     def _dead_letter(self, key: str, reason: str, detail: str, raw: bytes | str | None,
                      origin: tuple[str, int, int]) -> None:

@@ -24,6 +24,9 @@ SKIPPED_STALE = Counter("stockstream_notify_skipped_stale_total",
 DUPLICATES = Counter("stockstream_notify_duplicates_suppressed_total",
                      "Signals already in the delivery ledger (replay, restart, rebalance), not sent again",
                      ["channel"])
+LEDGER_PRUNED = Counter("stockstream_notify_ledger_pruned_total",
+                        "Ledger entries dropped: their signal is older than twice NOTIFY_MAX_AGE_S and can never be"
+                        " sent again", ["channel"])
 INVALID_SIGNALS = Counter("stockstream_notify_invalid_signals_total",
                           "Records on the signals topic that are not valid Signal events (dead-lettered)",
                           ["channel"])

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from processors.runtime.masking import failure_reason, mask_url
@@ -212,3 +212,10 @@ def _wait_until_visible(client: AdminClient, partitions: dict[str, int], timeout
         if time.monotonic() > deadline:
             raise KafkaException(f"topics created but not visible after {timeout_s:.0f}s: {', '.join(missing)}")
         time.sleep(0.05)
+
+
+def topic_id(settings: KafkaSettings, name: str, timeout_s: float = 10.0) -> str:
+    """The id Kafka gave topic ``name`` (a topic deleted and created again gets a new one); raises if unknown."""
+    client = admin_client(settings)
+    futures = client.describe_topics(TopicCollection([name]), request_timeout=timeout_s)
+    return str(futures[name].result(timeout=timeout_s).topic_id)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from processors.core.admission import DEFAULT_MAX_INSTRUMENTS, InstrumentPolicy
 from processors.core.strategies.file import parse_duration
 from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
@@ -25,6 +26,16 @@ from schemas.topics import TopicRegistry, run_group
 def env(name: str, *aliases: str) -> Any:
     """The environment variable(s) a field is read from; the field name also works in code."""
     return AliasChoices(name, *aliases)
+
+
+def comma_list(value: object) -> object:
+    """A setting given as one comma-separated string (``"a, b,,c"``) as ``("a", "b", "c")``; other values as they are.
+
+    For ``mode="before"`` validators of tuple/frozenset settings read from the environment or the CLI.
+    """
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class ServiceSettings(BaseSettings):
@@ -78,9 +89,7 @@ class KafkaSettings(ServiceSettings):
     @field_validator("candle_timeframes", mode="before")
     @classmethod
     def _split_timeframes(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
     @field_validator("candle_timeframes")
     @classmethod
@@ -154,6 +163,33 @@ class KafkaSettings(ServiceSettings):
         if self.ssl_ca_location:
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
+
+
+class InstrumentLimitSettings(ServiceSettings):
+    """Which instruments ``process`` and ``materialize`` accept (docs/stream.md, "Instrument limit").
+
+    Mixed into a service's settings after :class:`KafkaSettings` (the limit is shared out over
+    ``STOCKSTREAM_PARTITIONS``).
+    """
+
+    max_instruments: int = Field(
+        DEFAULT_MAX_INSTRUMENTS, ge=1, le=10_000_000, validation_alias=env("MAX_INSTRUMENTS"),
+        description="the most instruments that get state and views; each partition of ticks admits the first"
+                    " MAX_INSTRUMENTS/partitions (rounded up) in its log order, later new ones are dead-lettered",
+    )
+    instrument_allow: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias=env("INSTRUMENT_ALLOW"),
+        description="comma-separated SYMBOL@venue or SYMBOL (every venue); unset = every instrument",
+    )
+
+    @field_validator("instrument_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        return comma_list(value)
+
+    def instrument_policy(self) -> InstrumentPolicy:
+        partitions = getattr(self, "partitions", 1)  # KafkaSettings' STOCKSTREAM_PARTITIONS when mixed with it
+        return InstrumentPolicy(self.max_instruments, partitions, self.instrument_allow)
 
 
 class RedisSettings(ServiceSettings):

@@ -8,7 +8,9 @@ partition. It
    dead letter for the ticks DLQ (key = source), no state is touched;
 2. takes the instrument's (``SYMBOL@venue``) :class:`~processors.core.pipeline.SymbolProcessor`
    from :class:`~processors.stream.states.SymbolStates` (which writes it back to the store when
-   the checkpoint commits) and runs the one pipeline step;
+   the checkpoint commits) and runs the one pipeline step — or, for an instrument not on
+   ``INSTRUMENT_ALLOW`` or new beyond its partition's share of ``MAX_INSTRUMENTS``
+   (:mod:`processors.core.admission`), makes the tick a dead letter and touches no state;
 3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
    the instrument, also for a v1 input tick keyed by its symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
    ``schemas.events.encode``) and per rejection (``late`` …, to the DLQ), and updates the metrics.
@@ -31,7 +33,7 @@ from processors.stream.emission import Emission, NamedTopic
 from processors.stream.encoding import encode_derived, lineage_of
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.records import decode_tick, raw_text, record_time
-from processors.stream.states import StoreTransaction, SymbolStates
+from processors.stream.states import InstrumentRefusedError, StoreTransaction, SymbolStates
 from schemas.events import DeadLetter, Tick, encode
 from schemas.instruments import Instrument, instrument_key
 
@@ -74,7 +76,13 @@ class TickHandler:
         assert key is not None and value is not None  # noqa: S101 - decode_tick made dead letters of those
         if b"@" not in key:  # a v1 tick, keyed by its symbol alone: state and outputs go by the instrument
             key = instrument_key(tick.symbol, tick.venue)
-        entry = self.states.acquire(tick, key, transaction)
+        try:
+            entry = self.states.acquire(tick, key, transaction)
+        except InstrumentRefusedError as refused:  # not allowed, or new beyond the limit: no state is touched
+            return [self._dead_letter(DeadLetter(
+                source=tick.source, reason=refused.reason, detail=refused.detail, raw=raw_text(value),
+                ts_init=record_time(timestamp_ms), origin=lineage,
+            ))]
         try:
             output = entry.processor.process(tick, lineage)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream; the tick is kept

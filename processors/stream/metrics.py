@@ -130,6 +130,11 @@ class ProcessMetrics:
             "stockstream_process_state_resets_total",
             "Symbol states that could not be used (other strategy/timeframes, malformed) and were"
             " started afresh", ["reason"], registry=registry)
+        self.instruments_refused = Counter(
+            "stockstream_process_instruments_refused_total",
+            "Ticks dead-lettered because their instrument is not on INSTRUMENT_ALLOW (instrument_not_allowed)"
+            " or new beyond its partition's share of MAX_INSTRUMENTS (instrument_limit)", ["reason"],
+            registry=registry)
         self.consumer_lag = Gauge(
             "stockstream_process_consumer_lag_records",
             "Records between the committed position and the end of each assigned input partition"

@@ -7,6 +7,7 @@ new one is added here and in docs/stream.md, never built from free text. ``late`
 
 from __future__ import annotations
 
+from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import LATE, PRICE_OUT_OF_RANGE, TIME_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE
 from schemas.upcasters import SCHEMA_VERSION_UNSUPPORTED
 
@@ -18,10 +19,11 @@ KEY_MISSING = "key_missing"  # a Tick without a record key (the key routes it to
 KEY_MISMATCH = "key_mismatch"  # the record key is not the tick's instrument (SYMBOL@venue; the symbol for v1)
 # SCHEMA_VERSION_UNSUPPORTED: a tick written by a newer release (schemas/upcasters.py)
 TIMESTAMP_IN_FUTURE = "timestamp_in_future"  # event time beyond the record's Kafka timestamp + the bound
+# INSTRUMENT_NOT_ALLOWED, INSTRUMENT_LIMIT: a new instrument refused (processors/core/admission.py)
 PROCESSING_FAILED = "processing_failed"  # the step raised (a bug); the tick is set aside, not lost
 
 ALL_REASONS: frozenset[str] = frozenset({
     VALUE_MISSING, ENCODING_INVALID, MALFORMED_JSON, TICK_INVALID, KEY_MISSING, KEY_MISMATCH, SCHEMA_VERSION_UNSUPPORTED,
-    TIMESTAMP_IN_FUTURE,
+    TIMESTAMP_IN_FUTURE, INSTRUMENT_NOT_ALLOWED, INSTRUMENT_LIMIT,
     PROCESSING_FAILED, LATE, PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE, TIME_OUT_OF_RANGE,
 })

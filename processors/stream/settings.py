@@ -14,7 +14,14 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from processors.core.outcomes import horizon_ms
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, env
+from processors.runtime.settings import (
+    InstrumentLimitSettings,
+    KafkaSettings,
+    LoggingSettings,
+    MetricsSettings,
+    comma_list,
+    env,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack" / "state" / "process"
@@ -50,7 +57,7 @@ def default_poll_timeout(commit_interval_s: float) -> float:
     return min(MAX_DEFAULT_POLL_TIMEOUT_S, max(0.005, commit_interval_s / 5))
 
 
-class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
+class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, LoggingSettings):
     """Configuration of ``stockstream process`` (docs/stream.md has the table)."""
 
     metrics_port: int = Field(9102, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
@@ -123,9 +130,7 @@ class ProcessSettings(KafkaSettings, MetricsSettings, LoggingSettings):
     @field_validator("scorecard_horizons", mode="before")
     @classmethod
     def _split_horizons(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value)
 
     @field_validator("scorecard_horizons")
     @classmethod

@@ -27,6 +27,12 @@ never discarded silently: unless the processor was started with ``--cold-start``
 raises :class:`StateChangeRefusedError` and the processor stops before anything is committed
 (docs/runs.md: replay the new strategy as a run first). A malformed state is reset (and counted).
 
+With an :class:`~processors.core.admission.InstrumentPolicy`, :meth:`SymbolStates.acquire` raises
+:class:`InstrumentRefusedError` (nothing is stored) for every tick of an instrument not on
+``INSTRUMENT_ALLOW`` when that is set, and for a new instrument (no stored state) once its partition
+has admitted its share of ``MAX_INSTRUMENTS``. The count is kept under :data:`ADMISSION_PREFIX` in
+the same store transaction as the states, so it is exactly as durable as they are.
+
 If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
 of that symbol: the step is pure), so the failed tick leaves no trace.
@@ -36,11 +42,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import orjson
 from quixstreams.sinks import BaseSink
 
+from processors.core.admission import INSTRUMENT_NOT_ALLOWED, InstrumentPolicy
 from processors.core.pipeline import IncompatibleStateError, SymbolProcessor
 from processors.core.plain import StateFormatError
 from processors.core.strategy import PipelineConfigs
@@ -55,6 +62,11 @@ STATE_KEY = "pipeline"
 """The key of an instrument's pipeline state inside the store (the store is keyed by instrument)."""
 SEGMENT_KEY = "outcomes:{}"
 """The key of segment n of an instrument's pending outcomes, beside :data:`STATE_KEY`."""
+
+ADMISSION_PREFIX = b"\x00admission"
+"""The store prefix of a partition's admission count (no instrument key starts with a NUL byte)."""
+ADMITTED_KEY = "admitted"
+"""The number of instruments the partition has admitted (a JSON integer) under :data:`ADMISSION_PREFIX`."""
 
 DEFAULT_CAPACITY = 100_000
 
@@ -88,13 +100,23 @@ class StateChangeRefusedError(RuntimeError):
     """A symbol's stored state was built with another strategy or timeframe set; the message says what to do."""
 
 
+class InstrumentRefusedError(Exception):
+    """A new instrument's tick is refused: ``reason`` is the dead letter's code, ``detail`` what to change."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class SymbolStates(BaseSink):
     """The write-behind cache of symbol processors; registered as a sink so checkpoints flush it."""
 
     def __init__(self, configs: PipelineConfigs, metrics: ProcessMetrics, capacity: int = DEFAULT_CAPACITY, *,
-                 cold_start: bool = False) -> None:
+                 cold_start: bool = False, policy: InstrumentPolicy | None = None) -> None:
         super().__init__(on_client_connect_success=_no_op)
         self.configs = configs
+        self.policy = policy  # None: every instrument is admitted (tests, benchmarks)
         self.cold_start = cold_start
         self.metrics = metrics
         self.capacity = capacity
@@ -108,12 +130,20 @@ class SymbolStates(BaseSink):
         return f"<SymbolStates: {len(self._entries)} symbols, {len(self._dirty)} dirty>"
 
     def acquire(self, tick: Tick, key: bytes, transaction: StoreTransaction) -> Entry:
-        """The entry of ``tick``'s instrument (state key ``key`` = ``SYMBOL@venue``), current for ``transaction``."""
+        """The entry of ``tick``'s instrument (state key ``key`` = ``SYMBOL@venue``), current for ``transaction``.
+
+        Raises :class:`InstrumentRefusedError` for a new instrument the policy does not admit.
+        """
+        policy = self.policy
+        if policy is not None and policy.allow and not policy.allows(tick.symbol, tick.venue):
+            self._refuse(policy, INSTRUMENT_NOT_ALLOWED, tick, policy.per_partition)
         entry = self._entries.get(key)
         if entry is not None and entry.transaction is transaction:
             return entry
         state = transaction.as_state(prefix=key)
         stored = state.get_bytes(STATE_KEY)
+        if stored is None and self.policy is not None:
+            self._admit(tick, transaction)
         if entry is None or entry.transaction is not None or entry.clean != stored:
             entry = Entry(self._load(Instrument(tick.symbol, tick.venue), stored, state), stored)
             self._entries[key] = entry
@@ -172,6 +202,26 @@ class SymbolStates(BaseSink):
         """Unused: records never flow into this sink; it is registered only to be flushed."""
 
     # -- internals -------------------------------------------------------------------------
+
+    def _admit(self, tick: Tick, transaction: StoreTransaction) -> None:
+        """Count a new instrument into its partition, or raise :class:`InstrumentRefusedError`.
+
+        "New" = no stored state and not yet acquired in this transaction: the count and the state
+        are written in the same checkpoint, so an aborted checkpoint drops both.
+        """
+        policy = self.policy
+        assert policy is not None  # noqa: S101 - called only with a policy
+        counter = transaction.as_state(prefix=ADMISSION_PREFIX)
+        admitted = int(counter.get(ADMITTED_KEY, 0))
+        limit = policy.per_partition
+        reason = policy.refusal(tick.symbol, tick.venue, admitted, limit)
+        if reason is not None:
+            self._refuse(policy, reason, tick, limit)
+        counter.set(ADMITTED_KEY, admitted + 1)
+
+    def _refuse(self, policy: InstrumentPolicy, reason: str, tick: Tick, limit: int) -> NoReturn:
+        self.metrics.instruments_refused.labels(reason).inc()
+        raise InstrumentRefusedError(reason, policy.describe(reason, f"{tick.symbol}@{tick.venue}", limit))
 
     def _load(self, instrument: Instrument, stored: bytes | None, state: Any) -> SymbolProcessor:
         config = self.configs.for_symbol(instrument.symbol)

@@ -127,7 +127,8 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
         outcomes=output(registry.signal_outcomes.name),
         dead_letters=output(registry.ticks_dlq.name),
     )
-    states = SymbolStates(pipeline_configs(settings, strategy), metrics, cold_start=settings.cold_start)
+    states = SymbolStates(pipeline_configs(settings, strategy), metrics, cold_start=settings.cold_start,
+                          policy=settings.instrument_policy())
     handler = TickHandler(states, outputs, metrics, **({"now": now} if now is not None else {}))
 
     sdf = app.dataframe(ticks)

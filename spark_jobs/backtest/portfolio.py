@@ -86,8 +86,12 @@ def read_ticks(path: Path) -> pd.DataFrame:
         raise BacktestInputError(f"{path}: missing columns {sorted(missing)} (timestamp, symbol, price[, volume])")
     stamps = frame["timestamp"]
     try:
-        times = (pd.to_datetime(stamps, unit="ms", utc=True) if np.issubdtype(stamps.dtype, np.number)
-                 else pd.to_datetime(stamps, utc=True, format="ISO8601"))
+        if pd.api.types.is_datetime64_any_dtype(stamps):  # a Parquet timestamp column (naive = UTC)
+            times = pd.to_datetime(stamps, utc=True)
+        elif pd.api.types.is_numeric_dtype(stamps):  # epoch milliseconds
+            times = pd.to_datetime(stamps, unit="ms", utc=True)
+        else:
+            times = pd.to_datetime(stamps, utc=True, format="ISO8601")
     except (ValueError, TypeError) as error:
         raise BacktestInputError(f"{path}: bad timestamp: {error}") from None
     prices = pd.to_numeric(frame["price"], errors="coerce")
@@ -95,12 +99,24 @@ def read_ticks(path: Path) -> pd.DataFrame:
     if bad.any():
         raise BacktestInputError(f"{path}: {int(bad.sum())} rows without a positive price (first: row {int(np.flatnonzero(bad)[0]) + 2})")
     volume = pd.to_numeric(frame["volume"], errors="coerce").fillna(0.0) if "volume" in frame else 0.0
-    symbols = frame["symbol"].astype(str).str.upper()
-    if "venue" in frame:
-        symbols = symbols + "@" + frame["venue"].fillna("file").astype(str).str.lower()
+    venues = frame["venue"].fillna("file") if "venue" in frame else None
+    symbols = _instruments(frame["symbol"], venues)
     return pd.DataFrame({"ts_us": times.to_numpy(dtype="datetime64[us]").astype(np.int64),
                          "symbol": symbols, "price": prices.astype(float),
                          "volume": volume})
+
+
+def _instruments(symbols: pd.Series, venues: pd.Series | None) -> pd.Series:
+    """``SYMBOL`` (upper case), or ``SYMBOL@venue`` with a venue column, per row: each distinct
+    (symbol, venue) pair is spelled once (a file has a handful; ``str.upper`` per row was most of the
+    time of reading a 1M-row file)."""
+    keys = symbols if venues is None else pd.MultiIndex.from_arrays([symbols, venues])
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    if venues is None:
+        names = [str(symbol).upper() for symbol in uniques]
+    else:
+        names = [f"{str(symbol).upper()}@{str(venue).lower()}" for symbol, venue in uniques]
+    return pd.Series(np.asarray(names, dtype=object)[codes], index=symbols.index)
 
 
 def bars_of(ticks: pd.DataFrame, symbol: str, timeframe: str) -> InstrumentBars:

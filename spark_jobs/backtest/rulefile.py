@@ -21,7 +21,6 @@ Errors (unreadable file, invalid rules, unknown parameters, nothing to trade) ar
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,16 @@ import numpy.typing as npt
 
 from processors.core.config_file import ConfigFileError, parse_mapping, read_text, syntax_of
 from processors.core.strategies import ir
-from processors.core.strategies.file import StrategyFileError, strategies_from_mapping
+from processors.core.strategies.file import (
+    StrategyFileError,
+    candle_timeframes_named,
+    strategies_from_mapping,
+)
 from processors.core.vector.nodes import Series
 from processors.core.vector.strategies import VectorStrategies
-from schemas.timeframes import TICK, InvalidTimeframeError, timeframe_ms, validate_timeframe
+from schemas.timeframes import TICK, timeframe_ms
 
 Signals = npt.NDArray[np.int8]
-_AT = re.compile(r"@\s*([0-9A-Za-z]+)")
 
 
 class RuleFileError(ValueError):
@@ -100,21 +102,8 @@ class RuleFile:
             raise RuleFileError(str(error)) from None
         if "strategies" not in raw:
             return None
-        found: dict[str, None] = {}
         tables = raw["strategies"] if isinstance(raw["strategies"], Mapping) else {}
-        for table in tables.values():
-            if not isinstance(table, Mapping):
-                continue
-            texts = [str(table.get("timeframe", TICK))]
-            texts += [match for side in ("buy", "sell") if isinstance(table.get(side), str)
-                      for match in _AT.findall(table[side])]
-            for timeframe in texts:
-                try:
-                    if validate_timeframe(timeframe) != TICK:
-                        found[timeframe] = None
-                except InvalidTimeframeError:
-                    continue  # the parser reports it with its place
-        rule_file = cls(text, syntax, str(path), tuple(found))
+        rule_file = cls(text, syntax, str(path), candle_timeframes_named(tables))
         rule_file.definitions()  # every problem now, before any work
         return rule_file
 

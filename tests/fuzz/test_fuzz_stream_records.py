@@ -13,7 +13,6 @@ states written at a checkpoint load again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hypothesis import event as hypothesis_event
@@ -23,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from quixstreams.state.memory import MemoryStore
 
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
-from processors.stream.handler import OutputTopics, TickHandler
+from processors.stream.handler import TickHandler
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.reasons import ALL_REASONS, PROCESSING_FAILED
 from processors.stream.records import decode_tick as decode_record
@@ -31,18 +30,11 @@ from processors.stream.states import SymbolStates
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
 from schemas.upcasters import decode
 from tests.fuzz.strategies import fuzz, json_values, mostly_ascii_bytes, mutated
+from tests.support.handler_outputs import OUTPUTS
 
 SYMBOLS = ["BTC-USD", "ETH-USD"]
 
 
-@dataclass(frozen=True)
-class Named:
-    name: str
-
-
-OUTPUTS = OutputTopics(indicators=Named("indicators"), signals=Named("signals"), outcomes=Named("signals.outcomes"),
-                       candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
-                       dead_letters=Named("ticks.dlq"))
 MODELS = {"indicators": IndicatorSnapshot, "signals": Signal, "candles.1m": Candle,
           "aggregates.daily": DailySummary, "ticks.dlq": DeadLetter}
 

@@ -174,7 +174,9 @@ class CompiledStrategies:
 
     def plan(self, symbol: str) -> Plan:
         """The plan of the strategies that apply to ``symbol`` (shared by symbols with the same ones)."""
-        chosen = tuple(s.position for s in self.strategies if self.applies(s, symbol))
+        return self._plan_of(tuple(s.position for s in self.strategies if self.applies(s, symbol)))
+
+    def _plan_of(self, chosen: tuple[int, ...]) -> Plan:
         plan = self._plans.get(chosen)
         if plan is None:
             plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs,
@@ -269,6 +271,13 @@ class CompiledStrategies:
     def columns(self, symbol: str, timeframe: str) -> tuple[str, ...]:
         frame = self.plan(symbol).frames.get(timeframe)
         return () if frame is None else tuple(frame.columns)
+
+    def all_columns(self) -> dict[str, tuple[str, ...]]:
+        """Per timeframe, the names :meth:`values` can give for any symbol (every strategy's indicators,
+        whichever symbols it applies to), in plan order: the columns of one table for every symbol (the
+        batch CLI). A symbol's own plan has these or fewer."""
+        plan = self._plan_of(tuple(s.position for s in self.strategies))
+        return {timeframe: tuple(frame.columns) for timeframe, frame in plan.frames.items()}
 
     # -- state as plain JSON values --------------------------------------------------------------------
 

@@ -31,11 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from processors.core.config_errors import PathPart, Problem, problems_from_validation
 from processors.core.config_file import ConfigDocument, ConfigFileError, load_document, parse_document
-from processors.core.strategies import ir
+from processors.core.strategies import ir, parser
 from processors.core.strategies.catalog import CATALOG
-from processors.core.strategies.parser import KEYWORDS
+from processors.core.strategies.parser import KEYWORDS, ParseError
 from processors.core.strategies.resolve import FUNCTIONS, PRICE_NAMES, Context, check_timeframe, resolve_rule
 from schemas.symbols import InvalidSymbolError, normalize_symbol
+from schemas.timeframes import InvalidTimeframeError, validate_timeframe
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 PARAMETER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -223,3 +224,44 @@ def load_strategies(path: str | Path, *, candle_timeframes: Collection[str],
     document = load_document(Path(path), "strategy file", StrategyFileError)
     return strategies_from_mapping(document.data, source=str(path), candle_timeframes=candle_timeframes,
                                    overrides=overrides, document=document)
+
+
+def _read_timeframes(tree: parser.Syntax) -> list[str]:
+    """The timeframes of the ``@tf`` suffixes in a rule's syntax tree, left to right."""
+    if isinstance(tree, parser.At):
+        return [*_read_timeframes(tree.operand), tree.timeframe]
+    if isinstance(tree, parser.Binary):
+        return [*_read_timeframes(tree.left), *_read_timeframes(tree.right)]
+    if isinstance(tree, parser.Member | parser.Index | parser.Unary):
+        return _read_timeframes(tree.operand)
+    if isinstance(tree, parser.Call):
+        return [found for argument in tree.arguments for found in _read_timeframes(argument)]
+    return []
+
+
+def candle_timeframes_named(tables: Mapping[str, Any]) -> tuple[str, ...]:
+    """The candle timeframes ``[strategies.NAME]`` tables run on or read with ``@tf``, in order of first mention.
+
+    For a runner that builds whatever candles its strategies need (the batch CLI) rather than a
+    configured set (the processor). Only well-formed timeframes are listed; a table, rule or
+    timeframe that is wrong is left for :func:`strategies_from_mapping` to report with its place.
+    """
+    found: dict[str, None] = {}
+    for table in tables.values():
+        if not isinstance(table, Mapping):
+            continue
+        named = [table.get("timeframe", ir.TICK)]
+        for side in ("buy", "sell"):
+            text = table.get(side)
+            if isinstance(text, str):
+                try:
+                    named += _read_timeframes(parser.parse(text))
+                except ParseError:
+                    continue
+        for timeframe in named:
+            try:
+                if isinstance(timeframe, str) and validate_timeframe(timeframe) != ir.TICK:
+                    found[timeframe] = None
+            except InvalidTimeframeError:
+                continue
+    return tuple(found)

@@ -9,7 +9,7 @@ Prometheus. A finite source (a file, a simulator with a count) ends its iterator
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,7 +70,20 @@ class BudgetLeft:
     remaining: int
 
 
-Outcome = Accepted | Rejected | SequenceGap | SourceProblem | Reconnecting | BudgetLeft
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Every record yielded before this one may be remembered as done: ``save`` it once Kafka acknowledged them.
+
+    Yielded by a source that resumes after a restart (the file source); ``save`` raises if the position
+    cannot be written (the source is then restarted and re-reads from the last saved one).
+    """
+
+    what: str  # for log lines: the file's name
+    line: int
+    save: Callable[[], None]
+
+
+Outcome = Accepted | Rejected | SequenceGap | SourceProblem | Reconnecting | BudgetLeft | Checkpoint
 
 
 class Source(Protocol):

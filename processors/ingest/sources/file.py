@@ -11,6 +11,11 @@ and ordered like the file.
 
 By default records go out as fast as the broker takes them; with ``speed`` the gaps
 between event times are replayed, divided by ``speed``.
+
+With :class:`~processors.ingest.sources.file_position.FilePositions` the source resumes each file
+where the last run's acknowledged records end, and yields a
+:class:`~processors.ingest.sources.base.Checkpoint` every ``checkpoint_lines`` lines or
+``checkpoint_seconds`` (and at the end of each file) for the service to save once Kafka has them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from processors.ingest import reasons
 from processors.ingest.reasons import RecordRejected
-from processors.ingest.sources.base import Accepted, Outcome, Rejected, raw_text
+from processors.ingest.sources.base import Accepted, Checkpoint, Outcome, Rejected, raw_text
+from processors.ingest.sources.file_position import FilePosition, FilePositions, head_fingerprint
 from processors.ingest.validation import (
     TimeBounds,
     build_tick,
@@ -152,23 +158,27 @@ def file_tag(path: Path) -> str:
 MAX_LINE_BYTES = 1 << 20
 
 
-def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
-    """``(line number, line, too long)`` for every line, never holding more than ``limit`` bytes of one:
-    a longer line yields its first ``limit`` bytes with ``True`` and the rest is skipped unread into memory."""
-    number = 0
+def bounded_lines(handle: BinaryIO, limit: int, first_line: int = 1, offset: int = 0
+                  ) -> Iterator[tuple[int, bytes, bool, int]]:
+    """``(line number, line, too long, offset after it)`` for every line from the handle's position (line
+    ``first_line``, byte ``offset``), never holding more than ``limit`` bytes of one: a longer line yields its
+    first ``limit`` bytes with ``True`` and the rest is skipped unread into memory."""
+    number = first_line - 1
     while True:
         line = handle.readline(limit + 1)
         if not line:
             return
         number += 1
+        offset += len(line)
         if len(line) <= limit or line.endswith(b"\n"):
-            yield number, line, False
+            yield number, line, False, offset
             continue
         while not line.endswith(b"\n"):  # skip the rest of the line in bounded reads
             line = handle.readline(1 << 16)
             if not line:
                 break
-        yield number, b"", True
+            offset += len(line)
+        yield number, b"", True, offset
 
 
 class FileSource:
@@ -188,8 +198,14 @@ class FileSource:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         max_line_bytes: int = MAX_LINE_BYTES,
+        positions: FilePositions | None = None,
+        checkpoint_lines: int = 10_000,
+        checkpoint_seconds: float = 1.0,
     ) -> None:
         self.paths = paths
+        self.positions = positions  # None: every file from line 1, no checkpoints (tests, one-off reads)
+        self.checkpoint_lines = checkpoint_lines
+        self.checkpoint_seconds = checkpoint_seconds
         self.max_line_bytes = max_line_bytes
         self.bounds = bounds
         self.now = now
@@ -200,9 +216,11 @@ class FileSource:
         self.sleep = sleep
 
     async def stream(self) -> AsyncIterator[Outcome]:
-        for path in self.paths:
+        for place, path in enumerate(self.paths):
             anchor: tuple[float, datetime] | None = None
-            for index, outcome in enumerate(self.outcomes(path)):
+            if self.positions is not None:
+                await asyncio.to_thread(self.positions.log)  # the ticks topic's id: one admin request, off the loop
+            for index, outcome in enumerate(self.outcomes(path, place)):
                 if self.speed is not None and isinstance(outcome, Accepted):
                     ts = outcome.tick.ts_event
                     if anchor is None:
@@ -215,41 +233,86 @@ class FileSource:
                     await self.sleep(0)
                 yield outcome
 
-    def outcomes(self, path: Path) -> Iterator[Outcome]:
-        """The outcome of every non-blank line of ``path``, in file order (pure apart from reading)."""
+    def outcomes(self, path: Path, place: int = 0) -> Iterator[Outcome]:
+        """The outcome of every non-blank line of ``path`` (the ``place``-th input), in file order, from its saved
+        position when there is one; with positions, a :class:`Checkpoint` now and then (pure apart from reading)."""
         tag = file_tag(path)
         fmt = detect_format(path, self.fmt)
         layout = CsvLayout()
         first = True
+        positions = self.positions
         with path.open("rb") as handle:
-            for number, line, too_long in bounded_lines(handle, self.max_line_bytes):
-                source_id = f"{tag}:{number}"
-                if too_long:
-                    yield Rejected(reasons.LINE_TOO_LONG, f"{source_id}: line longer than {self.max_line_bytes} bytes",
-                                   "")
+            start = None if positions is None else positions.load(place, path, handle)
+            if start is not None:
+                if fmt == "csv":
+                    layout = self._layout_of(handle)
                     first = False
-                    continue
-                raw = line.rstrip(b"\r\n")
-                if not raw.strip():
-                    continue  # blank lines are not records
+                handle.seek(start.offset)
+            lines = bounded_lines(handle, self.max_line_bytes, 1 if start is None else start.line + 1,
+                                  0 if start is None else start.offset)
+            since = 0
+            last_saved = self.monotonic()
+            number = 0 if start is None else start.line
+            offset = 0 if start is None else start.offset
+            for number, line, too_long, offset in lines:
+                outcome = self._outcome(line, too_long, f"{tag}:{number}", fmt, layout, first)
+                first = False if outcome is not None or line.strip() else first
+                if isinstance(outcome, CsvLayout):
+                    layout = outcome
+                elif outcome is not None:
+                    yield outcome  # the service has handed it to the producer when the generator resumes
+                if positions is not None:
+                    since += 1
+                    if since >= self.checkpoint_lines or self.monotonic() - last_saved >= self.checkpoint_seconds:
+                        # Lines up to this one are done (published or dead-lettered); the service saves
+                        # this once Kafka has acknowledged them.
+                        yield self._checkpoint(place, path, handle, number, offset)
+                        since, last_saved = 0, self.monotonic()
+            if positions is not None and since:
+                yield self._checkpoint(place, path, handle, number, offset)
+
+    def _checkpoint(self, place: int, path: Path, handle: BinaryIO, line: int, offset: int) -> Checkpoint:
+        positions = self.positions
+        assert positions is not None  # noqa: S101 - only called with positions
+        position = FilePosition(offset, line, head_fingerprint(handle, offset))
+        return Checkpoint(path.name, line, lambda: positions.save(place, path, position))
+
+    def _layout_of(self, handle: BinaryIO) -> CsvLayout:
+        """The CSV layout its first non-blank line declares (resuming past it); the default without a header."""
+        for _, line, too_long, _ in bounded_lines(handle, self.max_line_bytes):
+            if too_long:
+                break
+            text = line.rstrip(b"\r\n")
+            if not text.strip():
+                continue
+            try:
+                header = parse_header(next(csv.reader([text.decode("utf-8")])))
+            except (csv.Error, UnicodeDecodeError, RecordRejected):
+                header = None
+            return CsvLayout(header) if header is not None else CsvLayout()
+        return CsvLayout()
+
+    def _outcome(self, line: bytes, too_long: bool, source_id: str, fmt: Literal["csv", "jsonl"],
+                 layout: CsvLayout, first: bool) -> Outcome | CsvLayout | None:
+        """One line's outcome; a :class:`CsvLayout` for a header line, None for a blank one."""
+        if too_long:
+            return Rejected(reasons.LINE_TOO_LONG, f"{source_id}: line longer than {self.max_line_bytes} bytes", "")
+        raw = line.rstrip(b"\r\n")
+        if not raw.strip():
+            return None  # blank lines are not records
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return Rejected(reasons.ENCODING_INVALID, f"{source_id}: not UTF-8 ({error.reason})", raw_text(raw))
+        try:
+            if first and fmt == "csv":
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    yield Rejected(reasons.ENCODING_INVALID, f"{source_id}: not UTF-8 ({error.reason})", raw_text(raw))
-                    first = False
-                    continue
-                try:
-                    if first and fmt == "csv":
-                        first = False
-                        try:
-                            header = parse_header(next(csv.reader([text])))
-                        except csv.Error:  # e.g. a bare CR inside the line: not a header, and parse_line says why
-                            header = None
-                        if header is not None:
-                            layout = CsvLayout(header)
-                            continue
-                    first = False
-                    record = parse_line(text, fmt, layout)
-                    yield to_tick(record, source_id=source_id, now=self.now(), bounds=self.bounds, venue=self.venue)
-                except RecordRejected as rejected:
-                    yield Rejected(rejected.reason, f"{source_id}: {rejected.detail}", raw_text(text))
+                    header = parse_header(next(csv.reader([text])))
+                except csv.Error:  # e.g. a bare CR inside the line: not a header, and parse_line says why
+                    header = None
+                if header is not None:
+                    return CsvLayout(header)
+            record = parse_line(text, fmt, layout)
+            return to_tick(record, source_id=source_id, now=self.now(), bounds=self.bounds, venue=self.venue)
+        except RecordRejected as rejected:
+            return Rejected(rejected.reason, f"{source_id}: {rejected.detail}", raw_text(text))

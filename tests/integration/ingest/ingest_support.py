@@ -71,6 +71,7 @@ def ingest_settings(stack: Any, namespace: str, **overrides: Any) -> IngestSetti
         "linger_ms": 1,
         # each run its own Alpha Vantage budget (it persists across restarts: a shared one would carry over)
         "alphavantage_budget_dir": Path(tempfile.mkdtemp(prefix="av-budget-")),
+        "file_position_dir": Path(tempfile.mkdtemp(prefix="file-positions-")),  # likewise
     }
     values.update(overrides)
     return IngestSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -55,15 +55,29 @@ class Lane:
         self.now = T0 + timedelta(seconds=1)
         self.monotonic = 1000.0
         self.sleeps: list[float] = []
-        sender = build_sender(self.name, spec.config, secret_values, self.settings, now=lambda: self.now)
-        self.processor = LaneProcessor(spec, sender, now=lambda: self.now, clock=lambda: self.monotonic,
-                                       sleep=self._sleep, rng=random.Random(3))
+        self.spec, self.secrets = spec, secret_values
         self.dead_letters: list[tuple[str, bytes]] = []
-        self.processor.route_dead_letters(lambda key, payload: self.dead_letters.append((key, payload)))
-        store = MemoryStore("default", "signals")
-        store.assign_partition(0)
-        self.transaction = store.start_partition_transaction(0)
+        self.processor = self._processor()
+        self.store = MemoryStore("default", "signals")
+        self.store.assign_partition(0)
+        self.transaction = self.store.start_partition_transaction(0)
         self.offset = 0
+
+    def _processor(self) -> LaneProcessor:
+        sender = build_sender(self.name, self.spec.config, self.secrets, self.settings, now=lambda: self.now)
+        processor = LaneProcessor(self.spec, sender, now=lambda: self.now, clock=lambda: self.monotonic,
+                                  sleep=self._sleep, rng=random.Random(3))
+        processor.route_dead_letters(lambda key, payload: self.dead_letters.append((key, payload)))
+        return processor
+
+    def restart(self) -> None:
+        """Commit the checkpoint (the changelog would hold it), then a new lane process over the same store."""
+        self.processor.settle()
+        self.transaction.prepare()
+        self.transaction.flush()
+        self.processor.close()
+        self.processor = self._processor()
+        self.transaction = self.store.start_partition_transaction(0)
 
     def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

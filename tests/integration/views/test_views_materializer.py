@@ -127,3 +127,31 @@ def test_a_replay_from_the_start_by_a_second_group_leaves_the_views_unchanged(
         assert materializer.batches >= 1
     assert snapshot(redis_client, namespace) == first
     assert metric("stockstream_materialize_writes_total", outcome="stale") > stale_before
+
+
+def test_views_take_no_more_instruments_than_the_limit_and_keep_those_they_hold(
+        stack, namespace, views_prefix, redis_client, topics_cleanup):
+    """``MAX_INSTRUMENTS=2`` over 2 partitions: room for 2 instruments. The views already hold one (its
+    place is kept, read from Redis at the first batch); of three new ones only the first gets views,
+    the others' events go to ``views.dlq`` as ``instrument_limit``."""
+    settings = settings_for(stack, namespace, max_instruments=2)
+    registry = settings.topics()
+    ensure_topics(settings, registry.all())
+    redis_client.sadd(f"{namespace}instruments", "OLD-USD@test")
+    first = make_stream("AAA-USD", count=20, seed=1)
+    produce_stream(stack.kafka_bootstrap, registry, first)
+    with running(settings):
+        wait_until(lambda: redis_client.zcard(f"{namespace}ind:AAA-USD@test:tick") == 20,
+                   timeout_s=60, message="the first instrument's views")
+        late = make_stream("BBB-USD", count=10, seed=2)
+        late.extend(make_stream("CCC-USD", count=10, seed=3))
+        produce_stream(stack.kafka_bootstrap, registry, late)
+        wait_until(lambda: all(caught_up(settings, name) for name in (
+            registry.ticks.name, registry.indicators.name, registry.signals.name, registry.candles("1m").name,
+            registry.aggregates_daily.name)), timeout_s=60, message="every later event")
+    assert redis_client.smembers(f"{namespace}instruments") == {b"OLD-USD@test", b"AAA-USD@test"}
+    assert not redis_client.exists(f"{namespace}latest:BBB-USD@test", f"{namespace}latest:CCC-USD@test")
+    letters = [DeadLetter.model_validate_json(r.value) for r in
+               read_topic(stack.kafka_bootstrap, settings.dead_letter_topic().name)]
+    assert letters and {letter.reason for letter in letters} == {"instrument_limit"}
+    assert len(letters) == late.size

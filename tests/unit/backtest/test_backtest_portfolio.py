@@ -101,3 +101,22 @@ def test_a_ticks_file_with_venues_backtests_each_venue_alone(tmp_path):
     assert np.array_equal(both.instruments[0].signal, alone.instruments[0].signal)
     with pytest.raises(BacktestInputError, match="BTC-USD@binance"):
         run_portfolio(read_ticks(path), ["BTC-USD@binance"], "tick", config)
+
+
+def test_timestamps_as_text_epoch_ms_or_a_parquet_timestamp_column_read_alike(tmp_path):
+    # A Parquet file's natural timestamp column (tz-aware or naive, any unit) was refused as a
+    # "bad timestamp" before (found by bench/bench_backtest.py).
+    iso = ["2024-01-01T00:00:00Z", "2024-01-01T00:00:01.5Z"]
+    expected = [1_704_067_200_000_000, 1_704_067_201_500_000]
+    stamps = pd.to_datetime(pd.Series(iso), utc=True, format="ISO8601")
+    frames = {
+        "text.csv": pd.DataFrame({"timestamp": iso}),
+        "ms.csv": pd.DataFrame({"timestamp": [1_704_067_200_000, 1_704_067_201_500]}),
+        "aware.parquet": pd.DataFrame({"timestamp": stamps}),
+        "naive.parquet": pd.DataFrame({"timestamp": stamps.dt.tz_localize(None).astype("datetime64[us]")}),
+    }
+    for name, frame in frames.items():
+        path = tmp_path / name
+        frame = frame.assign(symbol="btc-usd", price=[100.0, 101.0])
+        frame.to_parquet(path, index=False) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+        assert read_ticks(path)["ts_us"].tolist() == expected, name

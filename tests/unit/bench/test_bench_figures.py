@@ -8,6 +8,7 @@ over the real docs; the others hold the machinery to what it promises, on small 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -146,20 +147,29 @@ def test_a_new_make_bench_run_regenerates_every_figure_of_the_previous_one(tmp_p
     citing = [marker for copy in copies for marker in figures.markers(copy)
               if marker.source == previous and not marker.pinned]
     assert len(citing) > 200
+    pending = [marker for copy in copies for marker in figures.markers(copy)
+               if marker.source == figures.PENDING and marker.family == figures.BENCH_FAMILY]
 
     changed, kept = figures.update(str(new_run), previous, copies)
 
-    assert kept == []
-    assert sum(changed.values()) == len(citing)
+    # Pending figures of benchmarks the previous run did not have yet (so neither has its stand-in) wait
+    # for a real run; every other figure is rewritten, the pending ones of the benchmarks it has filled.
+    ran = {bench["name"] for bench in new["benches"]}
+    waiting = [line for line in kept if ": kept on pending " in line]
+    assert [line for line in kept if line not in waiting] == []
+    assert not [line for line in waiting if re.search(r"benches\[([^\]]+)\]", line).group(1) in ran]
+    regenerated = len(citing) + len(pending) - len(waiting)
+    assert sum(changed.values()) == regenerated
     after = [marker for copy in copies for marker in figures.markers(copy)]
     assert not [marker.where for marker in after if marker.source == previous and not marker.pinned]
     moved = [marker for marker in after if marker.source == str(new_run)]
-    assert len(moved) == len(citing)
+    assert len(moved) == regenerated
     document = json.loads(new_run.read_text())
     wrong = [f"{marker.where}: {marker.shown}" for marker in moved
              if marker.shown is None or not marker.shown.agrees_with(figures.evaluate(document, marker.expression))]
     assert wrong == []
-    assert any(figures.RENAMED[path] in (marker.expression or "") for marker in moved for path in figures.RENAMED)
+    if any(path in (marker.expression or "") for marker in citing for path in figures.RENAMED):  # a renamed figure
+        assert any(figures.RENAMED[path] in (marker.expression or "") for marker in moved for path in figures.RENAMED)
 
 @pytest.mark.parametrize(("shown", "value", "written"), [
     ("805 000", 812_345.6, "812 000"), ("31,074", 29_999.5, "30,000"), ("0.27", 0.3549, "0.35"),
@@ -201,3 +211,13 @@ def test_the_materializer_figure_is_the_median_of_the_per_round_ratios():
     assert found["materialize_events_per_s"] / found["hset_events_per_s"] == 0.9
     even = median_round(ours=[1.0, 2.0, 3.0, 4.0], baseline=[1.0, 1.0, 1.0, 1.0], unit="records")
     assert even["ratio"] == 2.0 and even["median_round"] == 1  # the lower median: a real round
+
+
+def test_a_stray_backtick_does_not_hide_the_figures_after_it(tmp_path):
+    """Inline code never spans lines: one unmatched backtick once masked the rest of docs/core.md, and
+    its figures went unchecked (and unregenerated)."""
+    page = tmp_path / "page.md"
+    text = "A stray ` backtick.\n\n## Benchmarks\n\nMeasured 2.5<!--fig setting--> ms and `code 9.9<!--fig setting-->`.\n"
+    page.write_text(text, encoding="utf-8")
+    found = figures.markers(page, text)
+    assert [marker.shown.text for marker in found if marker.shown] == ["2.5"]

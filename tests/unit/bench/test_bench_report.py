@@ -106,7 +106,7 @@ def test_missing_and_failed_benchmarks_are_reported_not_hidden() -> None:
     page = re.sub(r"<!--.*?-->", "", render_markdown(report))
     assert "| latency | **missing**: bench/bench_latency.py is not in the repository (yet)" in page
     assert "| ingest | **failed**: KafkaException: broker down" in page
-    assert "| notify | f | ms | **5** (ours) | 20.0 (base) | 4.00× (goal ≥ 2×: met) |" in page
+    assert "| notify | f | ms | **5** ours | 20.0 base | 4.00× (goal ≥ 2×: met) |" in page
     assert BenchReport.model_validate_json(report.model_dump_json()) == report
 
 

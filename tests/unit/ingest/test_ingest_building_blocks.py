@@ -62,6 +62,18 @@ def test_alphavantage_without_key_fails_fast(monkeypatch, tmp_path):
         IngestSettings(source="alphavantage")
 
 
+def test_the_file_checkpoint_bound_applies_to_the_file_source_only(monkeypatch, tmp_path):
+    # A small dedup window (the CI soak's 5,000) once made every source refuse to start: the
+    # checkpoint rule is the file source's (a restart re-reads the lines since its last position).
+    monkeypatch.chdir(tmp_path)
+    assert IngestSettings(source="simulator", dedup_window=5_000).dedup_window == 5_000
+    ticks = tmp_path / "ticks.csv"
+    ticks.write_text("timestamp,symbol,price\n")
+    with pytest.raises(ValidationError, match="INGEST_FILE_CHECKPOINT_LINES must not exceed INGEST_DEDUP_WINDOW"):
+        IngestSettings(source="file", file_paths=[ticks], dedup_window=5_000)
+    assert IngestSettings(source="file", file_paths=[ticks], dedup_window=5_000, file_checkpoint_lines=5_000)
+
+
 def test_secret_key_never_shows_in_repr(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "SUPERSECRETKEY123")

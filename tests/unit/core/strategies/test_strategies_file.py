@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from processors.core.strategies.engine import CompiledStrategies
 from processors.core.strategies.file import (
     StrategyFileError,
+    candle_timeframes_named,
     load_strategies,
     parse_duration,
     parse_strategies,
@@ -159,3 +161,27 @@ def test_files_are_read_by_extension(tmp_path: Path) -> None:
                                           ("4h", 14_400_000), ("1d", 86_400_000)])
 def test_durations(text: str, ms: int) -> None:
     assert parse_duration(text) == ms
+
+
+def test_the_candle_timeframes_a_file_names_for_a_runner_that_builds_them() -> None:
+    """What the batch CLI builds: the timeframes strategies run on and read with @tf, in order of first mention;
+    whatever is malformed is left for the resolver to report with its place."""
+    tables = {
+        "a": {"timeframe": "5m", "buy": "close > sma(50)@1h and rsi(14)@1m < 30", "sell": "ema(9)@1h < 3"},
+        "b": {"buy": "crosses_above(ema(9), highest(high@15m, 3))", "sell": "macd(12, 26, 9).line@4h[2] > 0"},
+        "c": {"timeframe": "tick", "buy": "close > (", "sell": "close > sma(3)@7q"},  # a parse error, a bad tf
+        "d": "not a table",
+    }
+    assert candle_timeframes_named(tables) == ("5m", "1h", "1m", "15m", "4h")
+    assert candle_timeframes_named({}) == ()
+    definitions = parse_strategies(ISSUE_EXAMPLE, syntax="toml", candle_timeframes=("5m", "1h"))
+    assert definitions[0].timeframe == "5m"
+
+
+def test_all_columns_cover_every_symbol_of_a_strategy_set() -> None:
+    text = ('[strategies.btc]\nsymbols = ["BTC-USD"]\nbuy = "ema(9) > sma(50)@1h"\n'
+            '[strategies.eth]\nsymbols = ["ETH-USD"]\nbuy = "stoch(14, 3, 3).d < 20 and rsi(14) < 30"\n')
+    compiled = CompiledStrategies(parse_strategies(text, syntax="toml", candle_timeframes=("1h",)),
+                                  candle_timeframes=("1h",))
+    assert compiled.all_columns() == {"tick": ("ema_9", "stoch_14_3_3_d", "rsi_14"), "1h": ("sma_50",)}
+    assert compiled.columns("BTC-USD", "tick") == ("ema_9",)
