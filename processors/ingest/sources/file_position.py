@@ -67,6 +67,13 @@ class FilePositions:
         self._log: str | None = None
         self.from_start = from_start
 
+    def check_writable(self) -> None:
+        """Raise ``OSError`` if positions cannot be written to :attr:`folder` (checked at start, not at the first save)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        probe = self.folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
     def log(self) -> str:
         if self._log is None:
             self._log = self._log_id()

@@ -287,7 +287,9 @@ def container_run(images: Images, tmp_path_factory: pytest.TempPathFactory) -> I
         ingest_secret = ["-v", f"{files['kafka-ingest']}:/run/secrets/kafka-password:ro"]
         sample = f"{SAMPLE.parent}:/data:ro"
         ingest = run.run("ingest", images.service, "ingest", "--source", "file", "--path", f"/data/{SAMPLE.name}",
-                         env=ingest_env, options=[*SERVICE_OPTIONS, *ingest_secret, "-v", sample], detach=False,
+                         # The file source keeps its position (INGEST_FILE_POSITION_DIR) on a volume.
+                         env=ingest_env, options=[*SERVICE_OPTIONS, *ingest_secret, "-v", sample,
+                                                  "-v", "/var/lib/stockstream/state"], detach=False,
                          check=False)
         assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-3000:]
         # The image binds 0.0.0.0 inside the container (METRICS_HOST, API_HOST); only serve is published.
