@@ -82,7 +82,8 @@ def test_bearer_jwts_map_to_scopes_beside_api_keys(stack, views_prefix, redis_cl
 
 def test_the_dashboard_signs_in_through_the_provider_with_the_same_session_cookie(stack, views_prefix, idp):
     with TestClient(create_app(settings(stack, views_prefix, idp)), base_url="https://testserver") as client:
-        assert client.get("/session").json()["oidc_login"] is True
+        assert client.get("/session").json()["oidc_login"] is True  # the page then shows its link:
+        assert 'href="/session/oidc"' in client.get("/").text
         assert client.get("/symbols").status_code == 401
         done = sign_in(client)
         assert done.status_code == 303 and done.headers["location"] == "/", done.text
