@@ -1,12 +1,18 @@
 """``stockstream run`` (the whole pipeline on one machine) with each service as its own Kafka user.
 
-On a private stack (its broker has the SASL/SCRAM listener and enforces ACLs), the operator
-applies a namespace's users and ACLs with ``stockstream kafka-access apply --credentials <folder>``
-(one password file per user, as a mounted Secret would hold them), then ``stockstream run
---kafka-credentials <folder>`` runs ingest (the simulator, a finite count), process, materialize,
-notify and serve on that listener. The test proves:
+On a private stack (its broker has the SASL/SCRAM listener and enforces ACLs), ``stockstream run``
+runs ingest (the simulator, a finite count), process, materialize, notify and serve, twice:
 
-- each child's environment names its own user and its own file in the folder, and no password;
+- as ``make run`` does, with no Kafka setting of the caller's: on the stack's SASL listener with the
+  stack's own password files and the default deployment's ACLs (``stack up`` sets both);
+- in a deployment of the caller's own (a topic prefix, ``KAFKA_BOOTSTRAP_SERVERS`` the SASL
+  listener): the operator applies its users and ACLs with ``stockstream kafka-access apply
+  --credentials <folder>`` (one password file per user, as a mounted Secret holds them) and ``run
+  --kafka-credentials <folder>`` gives each service its own user and file.
+
+Each time the test proves:
+
+- each child's environment (read from /proc) names its own user and its own password file, and no password;
 - signals reach the Redis views and the API (``/symbols/{symbol}/signals``), ``/health`` is ok
   (serve reaches Kafka as ``serve``), no service is refused or restarted (ingest excepted: it exits
   0 when its count is done, and the supervisor starts it again);
@@ -114,34 +120,17 @@ def produce_error(environment: dict[str, str], topic: str) -> KafkaError | None:
     return delivered[0]
 
 
-def test_run_starts_each_service_as_its_own_kafka_user(private_stack, tmp_path):
+def run_the_pipeline(private_stack, tmp_path, registry: TopicRegistry, redis_prefix: str,  # type: ignore[no-untyped-def]
+                     kafka: dict[str, str], args: list[str], password_dir: Path) -> None:
+    """``stockstream run`` on the private stack with a small feed; checks every service's user, the
+    signals in the views and the API, and that ingest's (serve's, materialize's) user cannot write signals."""
     settings = private_stack.stack.settings
-    namespace = f"arun{uuid.uuid4().hex[:8]}."
-    registry = TopicRegistry(prefix=namespace)
     plan = Deployment.default(registry)
-    operator_door = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": private_stack.kafka_bootstrap,
-                     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": "",
-                     "KAFKA_SASL_PASSWORD_FILE": ""}
-    # The services' password files, as a mounted Secret holds them (the operator's is not among them).
-    secrets = tmp_path / "kafka-secrets"
-    secrets.mkdir(mode=0o700)
-    for user in SERVICES:
-        shutil.copy2(kafka_security.password_file(settings, user), secrets / user)
-    applied = subprocess.run(  # noqa: S603
-        [STOCKSTREAM, "kafka-access", "apply", "--topic-prefix", namespace, "--credentials", str(secrets)],
-        env=operator_door, capture_output=True, text=True, timeout=120, check=False)
-    assert applied.returncode == 0, applied.stderr
-    assert f"users: {', '.join(SERVICES)}" in applied.stderr
-
     api_port = free_port()
     start = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
     environment = {
-        **os.environ, **stack_environment(settings),
-        # The cluster: the stack's SASL listener, the namespace's topics; no user of the caller's.
-        "KAFKA_BOOTSTRAP_SERVERS": f"{settings.host}:{settings.kafka_sasl_port}",
-        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": "",
-        "KAFKA_SASL_PASSWORD_FILE": "", "KAFKA_SASL_MECHANISM": "",
-        "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_URL": private_stack.redis_url, "REDIS_KEY_PREFIX": namespace,
+        **stack_environment(settings), **kafka,
+        "REDIS_URL": private_stack.redis_url, "REDIS_KEY_PREFIX": redis_prefix,
         # A small seeded feed on a simulated clock, as fast as the broker takes it.
         "INGEST_SOURCE": "simulator", "INGEST_SYMBOLS": ",".join(SYMBOLS), "INGEST_SIM_COUNT": "800",
         "INGEST_SIM_RATE": "0", "INGEST_SIM_SEED": "11", "INGEST_SIM_START": start.isoformat(),
@@ -149,8 +138,7 @@ def test_run_starts_each_service_as_its_own_kafka_user(private_stack, tmp_path):
         # No fixed port: metrics endpoints off (serve's /health is on its API port too).
         "METRICS_PORT": "0", "API_AUTH": "auto", "LOG_LEVEL": "INFO", "COMPOSITE_SYMBOLS": "",
     }
-    admin = AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap})
-    run = ServiceProcess(["run", "--api-port", str(api_port), "--kafka-credentials", str(secrets)], environment)
+    run = ServiceProcess(["run", "--api-port", str(api_port), *args], environment)
     try:
         given: dict[str, dict[str, str]] = {}  # each child's environment, read while it runs
 
@@ -167,25 +155,25 @@ def test_run_starts_each_service_as_its_own_kafka_user(private_stack, tmp_path):
         for service in SERVICES:
             child = given[service]
             assert child["KAFKA_SASL_USERNAME"] == service, (service, child.get("KAFKA_SASL_USERNAME"))
-            assert child["KAFKA_SASL_PASSWORD_FILE"] == str(secrets / service)
+            assert child["KAFKA_SASL_PASSWORD_FILE"] == str(password_dir / service)
             assert child["KAFKA_BOOTSTRAP_SERVERS"] == f"{settings.host}:{settings.kafka_sasl_port}"
             assert child["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
-            assert not child["KAFKA_SASL_PASSWORD"]
-            assert (secrets / service).read_text().strip() not in "\0".join(child.values())
+            assert not child.get("KAFKA_SASL_PASSWORD")
+            assert (password_dir / service).read_text().strip() not in "\0".join(child.values())
 
         client = redis.Redis.from_url(private_stack.redis_url)
 
         def signal_views() -> dict[str, int]:  # {p}signals:{SYMBOL@venue} → signals held
-            return {key.decode(): int(client.zcard(key)) for key in client.scan_iter(f"{namespace}signals:*")
+            return {key.decode(): int(client.zcard(key)) for key in client.scan_iter(f"{redis_prefix}signals:*")
                     if b":rule:" not in key}
 
         try:
-            wait_until(lambda: all(any(key.startswith(f"{namespace}signals:{symbol}@") and count > 0
+            wait_until(lambda: all(any(key.startswith(f"{redis_prefix}signals:{symbol}@") and count > 0
                                        for key, count in signal_views().items()) for symbol in SYMBOLS)
                        or not run.alive(), timeout_s=600, interval_s=1.0, message="signals in the Redis views")
         except AssertionError as error:
-            raise AssertionError(f"{error}; views: {signal_views()}; {len(client.keys(f'{namespace}*'))} keys"
-                                 f" under the namespace\n{run.output[-4000:]}") from None
+            raise AssertionError(f"{error}; views: {signal_views()}; {len(client.keys(f'{redis_prefix}*'))} keys"
+                                 f" under the prefix\n{run.output[-4000:]}") from None
         assert run.alive(), run.output[-4000:]
         api = f"http://127.0.0.1:{api_port}"
         wait_until(lambda: get_json(f"{api}/health")[0] == 200, timeout_s=120, interval_s=1.0,
@@ -211,9 +199,45 @@ def test_run_starts_each_service_as_its_own_kafka_user(private_stack, tmp_path):
         assert all(line.startswith("ingest exited with 0;") for line in restarts), restarts
     finally:
         run.terminate(timeout_s=120)
-        delete_acls(admin, grants(plan))
-        delete_topics(private_stack.kafka_bootstrap, namespace)
     assert "stopped serve" in run.output, run.output[-3000:]
+
+
+def test_run_with_kafka_credentials_starts_each_service_as_its_own_user(private_stack, tmp_path):
+    """A deployment of the caller's own (topic prefix, Kafka address): users and ACLs by ``kafka-access apply``."""
+    settings = private_stack.stack.settings
+    namespace = f"arun{uuid.uuid4().hex[:8]}."
+    registry = TopicRegistry(prefix=namespace)
+    operator_door = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": private_stack.kafka_bootstrap,
+                     "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": "",
+                     "KAFKA_SASL_PASSWORD_FILE": ""}
+    # The services' password files, as a mounted Secret holds them (the operator's is not among them).
+    secrets = tmp_path / "kafka-secrets"
+    secrets.mkdir(mode=0o700)
+    for user in SERVICES:
+        shutil.copy2(kafka_security.password_file(settings, user), secrets / user)
+    applied = subprocess.run(  # noqa: S603
+        [STOCKSTREAM, "kafka-access", "apply", "--topic-prefix", namespace, "--credentials", str(secrets)],
+        env=operator_door, capture_output=True, text=True, timeout=120, check=False)
+    assert applied.returncode == 0, applied.stderr
+    assert f"users: {', '.join(SERVICES)}" in applied.stderr
+    # The cluster: the stack's SASL listener, the namespace's topics; no user of the caller's.
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": f"{settings.host}:{settings.kafka_sasl_port}",
+             "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "", "KAFKA_SASL_PASSWORD": "",
+             "KAFKA_SASL_PASSWORD_FILE": "", "KAFKA_SASL_MECHANISM": "", "STOCKSTREAM_TOPIC_PREFIX": namespace}
+    try:
+        run_the_pipeline(private_stack, tmp_path, registry, namespace, kafka, ["--kafka-credentials", str(secrets)],
+                         secrets)
+    finally:
+        delete_acls(AdminClient({"bootstrap.servers": private_stack.kafka_bootstrap}),
+                    grants(Deployment.default(registry)))
+        delete_topics(private_stack.kafka_bootstrap, namespace)
+
+
+def test_run_on_the_stack_starts_each_service_as_its_own_user(private_stack, tmp_path):
+    """``make run`` as it is: no Kafka setting of the caller's; the stack's users, passwords and ACLs (stack up)."""
+    settings = private_stack.stack.settings
+    run_the_pipeline(private_stack, tmp_path, TopicRegistry(), "ss:", {}, [],
+                     kafka_security.credentials_dir(settings))
 
 
 def test_run_refuses_kafka_credentials_that_cannot_work_before_starting_anything(tmp_path):
