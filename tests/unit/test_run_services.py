@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from stockstream.supervisor import default_services
 
 ALL = {"ingest", "process", "composite", "materialize", "notify", "serve"}
@@ -42,7 +44,7 @@ def test_each_service_runs_as_its_own_kafka_user_on_a_secured_stack(tmp_path):
     assert kafka_environment("process", stack, {"STOCKSTREAM_TOPIC_PREFIX": "dev."}) == {}
 
 
-def test_kafka_credentials_give_each_service_its_own_user_and_password_file_on_the_callers_cluster(tmp_path):
+def test_kafka_credentials_give_each_service_its_own_user_and_password_file_on_the_callers_cluster(tmp_path: Path) -> None:
     from stockstream.stack.services import StackSettings
     from stockstream.supervisor import kafka_environment
 
@@ -60,7 +62,7 @@ def test_kafka_credentials_give_each_service_its_own_user_and_password_file_on_t
                              folder)["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-256"
 
 
-def test_kafka_credentials_that_cannot_work_are_refused_before_anything_starts(tmp_path):
+def test_kafka_credentials_that_cannot_work_are_refused_before_anything_starts(tmp_path: Path) -> None:
     import pytest
 
     from stockstream.supervisor import check_credentials

@@ -46,7 +46,9 @@ from schemas.topics import TopicRegistry
 from stockstream.kafka_access.admin import delete_acls
 from stockstream.kafka_access.plan import Deployment, grants, may
 from stockstream.stack import kafka_security
+from stockstream.stack.services import StackSettings
 from tests.chaos.deployment import free_port
+from tests.conftest import RunningStack
 from tests.support.kafka_tools import delete_topics, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
@@ -56,7 +58,7 @@ SERVICES = ("ingest", "process", "materialize", "notify", "serve")
 SYMBOLS = ("RA-USD", "RB-USD")
 
 
-def stack_environment(settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def stack_environment(settings: StackSettings) -> dict[str, str]:
     """The ``STACK_*`` variables that make a ``stockstream`` process see the private stack (its ports, folder)."""
     variables = {
         "STACK_DIR": settings.state_dir, "STACK_KAFKA_LIBS": settings.kafka_libs_dir, "STACK_HOST": settings.host,
@@ -120,7 +122,7 @@ def produce_error(environment: dict[str, str], topic: str) -> KafkaError | None:
     return delivered[0]
 
 
-def run_the_pipeline(private_stack, tmp_path, registry: TopicRegistry, redis_prefix: str,  # type: ignore[no-untyped-def]
+def run_the_pipeline(private_stack: RunningStack, tmp_path: Path, registry: TopicRegistry, redis_prefix: str,
                      kafka: dict[str, str], args: list[str], password_dir: Path) -> None:
     """``stockstream run`` on the private stack with a small feed; checks every service's user, the
     signals in the views and the API, and that ingest's (serve's, materialize's) user cannot write signals."""
@@ -187,8 +189,8 @@ def run_the_pipeline(private_stack, tmp_path, registry: TopicRegistry, redis_pre
         # Negative control: ingest's user (and serve's, materialize's), as run gave it, may not write signals.
         for service in ("ingest", "serve", "materialize"):
             assert not may(grants(plan), service, "WRITE", "topic", registry.signals.name)
-            error = produce_error(given[service], registry.signals.name)
-            assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (service, error)
+            refused = produce_error(given[service], registry.signals.name)
+            assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (service, refused)
         records = read_topic(private_stack.kafka_bootstrap, registry.signals.name)
         assert records and all(record.key != b"FORGED-USD@test" for record in records)
 
@@ -202,7 +204,8 @@ def run_the_pipeline(private_stack, tmp_path, registry: TopicRegistry, redis_pre
     assert "stopped serve" in run.output, run.output[-3000:]
 
 
-def test_run_with_kafka_credentials_starts_each_service_as_its_own_user(private_stack, tmp_path):
+def test_run_with_kafka_credentials_starts_each_service_as_its_own_user(private_stack: RunningStack,
+                                                                        tmp_path: Path) -> None:
     """A deployment of the caller's own (topic prefix, Kafka address): users and ACLs by ``kafka-access apply``."""
     settings = private_stack.stack.settings
     namespace = f"arun{uuid.uuid4().hex[:8]}."
@@ -233,14 +236,14 @@ def test_run_with_kafka_credentials_starts_each_service_as_its_own_user(private_
         delete_topics(private_stack.kafka_bootstrap, namespace)
 
 
-def test_run_on_the_stack_starts_each_service_as_its_own_user(private_stack, tmp_path):
+def test_run_on_the_stack_starts_each_service_as_its_own_user(private_stack: RunningStack, tmp_path: Path) -> None:
     """``make run`` as it is: no Kafka setting of the caller's; the stack's users, passwords and ACLs (stack up)."""
     settings = private_stack.stack.settings
     run_the_pipeline(private_stack, tmp_path, TopicRegistry(), "ss:", {}, [],
                      kafka_security.credentials_dir(settings))
 
 
-def test_run_refuses_kafka_credentials_that_cannot_work_before_starting_anything(tmp_path):
+def test_run_refuses_kafka_credentials_that_cannot_work_before_starting_anything(tmp_path: Path) -> None:
     """No stack is touched: the check comes first (exit 2 with what to do)."""
     secrets = tmp_path / "kafka-secrets"
     secrets.mkdir()
