@@ -96,6 +96,8 @@
   async function ensureSession() {
     const answer = await fetch("/session", { headers: { Accept: "application/json" } });
     const session = await answer.json();
+    // With OIDC sign-in configured, a link to GET /session/oidc (the provider sends the browser back signed in).
+    if (session.oidc_login) $("signin-oidc").classList.remove("hidden");
     if (session.auth && !session.signed_in) await waitForSignIn();
     if (session.auth) {
       const button = $("sign-out");
