@@ -137,7 +137,8 @@ def grants(deployment: Deployment) -> list[Grant]:
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-backfill-probe-", "prefixed", GROUP),
-        # serve: only authenticates (its /health reads cluster metadata, which needs no grant).
+        # serve: reads the run list for GET /runs (its /health reads cluster metadata, which needs no grant).
+        *_topics(SERVE, [registry.runs.name], ("READ", "DESCRIBE")),
     ]
     return sorted(set(plan))
 

@@ -15,7 +15,7 @@
     bb: "#5c7080", vwap: "#26c6da", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
   };
   const state = {
-    symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
+    run: "live", runs: [], symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
     signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
     history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null,
   };
@@ -104,6 +104,10 @@
     }
   }
   function enc(text) { return encodeURIComponent(text); }
+  // The views of the selected run (?run=ID, docs/runs.md); live needs no parameter.
+  function withRun(path) {
+    return state.run === "live" ? path : path + (path.includes("?") ? "&" : "?") + "run=" + enc(state.run);
+  }
 
   // ---- chart ---------------------------------------------------------------------------------
   function buildChart() {
@@ -347,13 +351,13 @@
     const base = `/instruments/${enc(state.venue)}/${enc(state.symbol)}`;
     const tf = enc(state.timeframe);
     const [latest, rec, indicators, signals, daily, candles] = await Promise.all([
-      getJSON(`${base}/latest`),
-      getJSON(`${base}/recommendation`),
-      getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`),
-      getJSON(`${base}/signals?limit=200`),
-      getJSON(`${base}/daily`),
+      getJSON(withRun(`${base}/latest`)),
+      getJSON(withRun(`${base}/recommendation`)),
+      getJSON(withRun(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`)),
+      getJSON(withRun(`${base}/signals?limit=200`)),
+      getJSON(withRun(`${base}/daily`)),
       state.timeframe === "tick" ? Promise.resolve({ candles: [] })
-        : getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`),
+        : getJSON(withRun(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`)),
     ]);
     if (token !== state.loadToken) return; // a newer selection won
     buildChart();
@@ -374,6 +378,7 @@
     state.chart.timeScale().fitContent();
     state.chart.timeScale().subscribeVisibleLogicalRangeChange(onVisibleRange);
     document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
+    document.body.dataset.run = state.run;
     document.body.dataset.instrument = state.symbol + "@" + state.venue;
   }
 
@@ -394,10 +399,10 @@
       const tf = enc(state.timeframe);
       const [indicators, candles] = await Promise.all([
         state.older.indicators
-          ? getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.indicators)}`)
+          ? getJSON(withRun(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.indicators)}`))
           : Promise.resolve({ history: [], next_cursor: null }),
         wantCandles && state.older.candles
-          ? getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.candles)}`)
+          ? getJSON(withRun(`${base}/candles?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.candles)}`))
           : Promise.resolve({ candles: [], next_cursor: null }),
       ]);
       if (token !== state.loadToken) return; // another instrument or timeframe meanwhile
@@ -422,6 +427,11 @@
 
   function connectLive() {
     if (state.source) state.source.close();
+    state.source = null;
+    if (state.run !== "live") {  // /live pushes live updates only: a run's views are a fixed result
+      setConnection("run", "run " + state.run + " (not live)");
+      return;
+    }
     const source = new EventSource(`/live?instrument=${enc(state.symbol + "@" + state.venue)}`);
     state.source = source;
     const mine = (data) => data && data.symbol === state.symbol && data.venue === state.venue;
@@ -470,14 +480,21 @@
     return state.instruments.filter((item) => item.symbol === symbol).map((item) => item.venue);
   }
 
-  function selectFromHash(symbols, timeframes) {
-    // #SYMBOL|venue|timeframe (older links: #SYMBOL|timeframe)
+  function hashParts() {
+    // #SYMBOL|venue|timeframe|run (older links: #SYMBOL|timeframe, #SYMBOL|venue|timeframe: live)
     const parts = decodeURIComponent(location.hash.slice(1)).split("|");
-    const [sym, venue, tf] = parts.length === 2 ? [parts[0], null, parts[1]] : parts;
-    state.symbol = symbols.includes(sym) ? sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
+    const [sym, venue, tf, run] = parts.length === 2 ? [parts[0], null, parts[1], null] : parts;
+    return { sym, venue, tf, run: run || "live" };
+  }
+  function choose(symbols, timeframes, wanted) {
+    state.symbol = symbols.includes(wanted.sym) ? wanted.sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
     const venues = venuesOf(state.symbol);
-    state.venue = venues.includes(venue) ? venue : venues[0];
-    state.timeframe = timeframes.includes(tf) ? tf : "tick";
+    state.venue = venues.includes(wanted.venue) ? wanted.venue : venues[0];
+    state.timeframe = timeframes.includes(wanted.tf) ? wanted.tf : "tick";
+  }
+  function writeHash() {
+    const parts = [state.symbol, state.venue, state.timeframe].concat(state.run === "live" ? [] : [state.run]);
+    history.replaceState(null, "", "#" + encodeURIComponent(parts.join("|")));
   }
 
   function fillSelect(select, values, current) {
@@ -489,27 +506,55 @@
     }));
   }
 
-  async function start() {
-    if (!LWC) { showError(new Error("chart library did not load")); return; }
-    await ensureSession();
-    let listing = await getJSON("/instruments");
-    state.timeframes = listing.timeframes;
-    if (!listing.instruments.length) {
+  // The run selector: live, then every run whose views exist (GET /runs); without Kafka, live alone.
+  async function loadRuns() {
+    let runs = [];
+    try { runs = (await getJSON("/runs")).runs.filter((run) => run.views && run.run_id !== "live"); }
+    catch (error) { if (error && error.message === "signed out") throw error; }
+    state.runs = runs;
+    const select = $("run");
+    const live = el("option", "", "live");
+    live.value = "live";
+    select.replaceChildren(live, ...runs.map((run) => {
+      const option = el("option", "", run.run_id + " · " + run.kind + " · " + run.state);
+      option.value = run.run_id;
+      option.title = run.description || "";
+      return option;
+    }));
+    if (state.run !== "live" && !runs.some((run) => run.run_id === state.run)) state.run = "live";
+    select.value = state.run;
+  }
+  // The selected run's instruments; live waits for its first instrument (a fresh system), a run does not.
+  async function loadInstruments() {
+    let listing = await getJSON(withRun("/instruments"));
+    if (!listing.instruments.length && state.run === "live") {
       setConnection("wait", "waiting for data…");
-      // No instrument yet (fresh system): look again every few seconds.
       await new Promise((resolve) => {
         const timer = setInterval(async () => {
           try { listing = await getJSON("/instruments"); } catch (_) { return; }
-          if (listing.instruments.length) { clearInterval(timer); resolve(); }
+          if (listing.instruments.length || state.run !== "live") { clearInterval(timer); resolve(); }
         }, 3000);
       });
     }
+    state.timeframes = listing.timeframes;
     state.instruments = listing.instruments;
-    const symbols = [...new Set(state.instruments.map((item) => item.symbol))];
-    selectFromHash(symbols, listing.timeframes);
+    return [...new Set(state.instruments.map((item) => item.symbol))];
+  }
+  function showSelection(symbols) {
     fillSelect($("symbol"), symbols, state.symbol);
     fillSelect($("venue"), venuesOf(state.symbol), state.venue);
-    fillSelect($("timeframe"), listing.timeframes, state.timeframe);
+    fillSelect($("timeframe"), state.timeframes, state.timeframe);
+  }
+
+  async function start() {
+    if (!LWC) { showError(new Error("chart library did not load")); return; }
+    await ensureSession();
+    const wanted = hashParts();
+    state.run = wanted.run;
+    await loadRuns();
+    const symbols = await loadInstruments();
+    choose(symbols, state.timeframes, wanted);
+    showSelection(symbols);
     const changed = (event) => {
       state.symbol = $("symbol").value;
       if (event && event.target === $("symbol")) {
@@ -519,10 +564,24 @@
       }
       state.venue = $("venue").value;
       state.timeframe = $("timeframe").value;
-      history.replaceState(null, "", "#" + encodeURIComponent(state.symbol + "|" + state.venue + "|" + state.timeframe));
+      writeHash();
       state.wasConnected = false;
       loadAll().then(connectLive).catch(showError);
     };
+    // Another run: its instruments (the same symbol, venue and timeframe when it has them), then its views.
+    $("run").addEventListener("change", async () => {
+      state.run = $("run").value;
+      state.wasConnected = false;
+      try {
+        const symbols = await loadInstruments();
+        choose(symbols, state.timeframes, { sym: state.symbol, venue: state.venue, tf: state.timeframe });
+        showSelection(symbols);
+        writeHash();
+        if (!state.symbol) { document.body.dataset.run = state.run; connectLive(); return; }  // a run with no views
+        await loadAll();
+        connectLive();
+      } catch (error) { showError(error); }
+    });
     $("symbol").addEventListener("change", changed);
     $("venue").addEventListener("change", changed);
     $("timeframe").addEventListener("change", changed);

@@ -7,7 +7,7 @@ each service's own credentials, read from the stack's password files:
 - every principal but ``process`` is refused when it produces on ``signals`` (a forged BUY never
   reaches the notifier), ``process`` is allowed, a wrong password and an unknown user are refused
   at authentication, and nothing refused reaches the topic (read back through the operator door);
-- ``notify`` may read ``signals`` but not write it; ``serve`` may read nothing;
+- ``notify`` may read ``signals`` but not write it; ``serve`` may read only the ``runs`` topic (``GET /runs``);
 - ``stockstream kafka-access apply`` sets a namespace's users and ACLs, and the real
   ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
   topics, its consumer group) with only its grants, and drains a feed into its outputs.
@@ -114,7 +114,7 @@ def test_only_the_processor_may_write_signals(private_stack):
 
     # What the notifier would act on: only the processor's record.
     assert [record.value for record in read_topic(private_stack.kafka_bootstrap, signals)] == [b"written by process"]
-    # The notifier reads signals; serve, which only reads Redis, may not.
+    # The notifier reads signals; serve, which reads Redis and the run list only, may not.
     assert consume_error(sasl_config(private_stack, "notify"), signals, "stockstream-notify-probe-") is None
     served = consume_error(sasl_config(private_stack, "serve"), signals, "stockstream-serve-")
     assert served is not None and served.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
