@@ -118,7 +118,7 @@ def grants(deployment: Deployment) -> list[Grant]:
         *_stateful_app(PROCESS, deployment.process_group),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
-        *_topics(MATERIALIZE, [ticks, *derived], CONSUME),
+        *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
         *_topics(MATERIALIZE, [registry.views_dlq.name], PRODUCE),
         Grant(MATERIALIZE, "group", deployment.materialize_group, "literal", GROUP),
         Grant(MATERIALIZE, "group", "views-rebuild-", "prefixed", GROUP),

@@ -15,7 +15,7 @@
     bb: "#5c7080", vwap: "#26c6da", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
   };
   const state = {
-    run: "live", runs: [], symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
+    run: "live", runs: [], strategy: "", scorecards: [], symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
     signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
     history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null,
   };
@@ -220,7 +220,7 @@
   }
   function drawMarkers() {
     if (!state.markers) return;
-    const shown = state.signals.filter((s) => s.timeframe === state.timeframe);
+    const shown = state.signals.filter((s) => s.timeframe === state.timeframe && ofStrategy(s));
     const labelled = shown.length <= 24; // many markers: arrows only, the list on the right names the rules
     const markers = shown
       .map((s) => ({
@@ -283,10 +283,10 @@
     return item;
   }
   function showSignals() {
-    $("signals").replaceChildren(...state.signals.slice(0, 50).map((s) => signalItem(s, false)));
+    $("signals").replaceChildren(...state.signals.filter(ofStrategy).slice(0, 50).map((s) => signalItem(s, false)));
   }
   function addSignal(signal) {
-    if (state.signals.some((s) => s.signal_id === signal.signal_id)) return;
+    if (!ofStrategy(signal) || state.signals.some((s) => s.signal_id === signal.signal_id)) return;
     state.signals.unshift(signal);
     state.signals.sort((a, b) => Date.parse(b.ts_event) - Date.parse(a.ts_event));
     const list = $("signals");
@@ -294,6 +294,60 @@
     while (list.children.length > 50) list.lastElementChild.remove();
     drawMarkers();
   }
+  // ---- strategies and scorecards ------------------------------------------------------------------
+  // A signal's strategy (a version-2 signal: its rule). "" selects every strategy.
+  function strategyOf(signal) { return signal.strategy || signal.rule; }
+  function ofStrategy(signal) { return !state.strategy || strategyOf(signal) === state.strategy; }
+  function percent(value, digits) {
+    return (value > 0 ? "+" : "") + (value * 100).toFixed(digits) + " %";
+  }
+  function scorecardRow(card) {
+    const row = el("tr");
+    row.dataset.key = [card.strategy, card.timeframe, card.horizon].join("|");
+    const factor = card.profit_factor === null ? "no loss" : card.profit_factor === "inf" ? "∞"
+      : Number(card.profit_factor).toFixed(2);
+    for (const value of [card.strategy, card.timeframe, card.horizon, String(card.outcomes),
+                         (card.hit_rate * 100).toFixed(1) + " %", percent(card.mean_return, 3),
+                         percent(card.median_return, 3), factor]) {
+      row.append(el("td", "", value));
+    }
+    return row;
+  }
+  // The instrument's scorecards of the selected strategy (all of them for "every strategy").
+  function showScorecards() {
+    const cards = state.scorecards.filter((card) => !state.strategy || card.strategy === state.strategy);
+    $("scorecards").replaceChildren(...cards.map(scorecardRow));
+    $("scorecards-empty").classList.toggle("hidden", cards.length > 0);
+    setText("scorecards-scope", state.symbol + "@" + state.venue + (state.run === "live" ? "" : " · run " + state.run));
+  }
+  // The strategy selector: every strategy of the instrument's signals and scorecards; the choice is kept.
+  function fillStrategies() {
+    const names = new Set(state.scorecards.map((card) => card.strategy));
+    for (const signal of state.signals) names.add(strategyOf(signal));
+    if (state.strategy) names.add(state.strategy);
+    const every = el("option", "", "every strategy");
+    every.value = "";
+    $("strategy").replaceChildren(every, ...[...names].sort().map((name) => {
+      const option = el("option", "", name);
+      option.value = name;
+      return option;
+    }));
+    $("strategy").value = state.strategy;
+  }
+  function scorecardsPath() {
+    return withRun(`/scorecards?symbol=${enc(state.symbol)}&venue=${enc(state.venue)}`);
+  }
+  // Outcomes mature after their horizon and are not pushed live: the live panel is read again every 30 s.
+  setInterval(() => {
+    if (state.run !== "live" || !state.symbol || document.hidden) return;
+    const token = state.loadToken;
+    getJSON(scorecardsPath()).then((body) => {
+      if (token !== state.loadToken) return;
+      state.scorecards = body.scorecards;
+      showScorecards();
+    }).catch(() => { /* the next full load reports errors */ });
+  }, 30000);
+
   function dailyRow(day) {
     const row = el("tr");
     row.dataset.date = day.date;
@@ -350,14 +404,16 @@
     // Views are per instrument: the venue's own series of the symbol (BTC-USD@kraken, BTC-USD@index …).
     const base = `/instruments/${enc(state.venue)}/${enc(state.symbol)}`;
     const tf = enc(state.timeframe);
-    const [latest, rec, indicators, signals, daily, candles] = await Promise.all([
+    const strategy = state.strategy ? `?strategy=${enc(state.strategy)}` : "";
+    const [latest, rec, indicators, signals, daily, candles, scorecards] = await Promise.all([
       getJSON(withRun(`${base}/latest`)),
-      getJSON(withRun(`${base}/recommendation`)),
+      getJSON(withRun(`${base}/recommendation${strategy}`)),
       getJSON(withRun(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`)),
       getJSON(withRun(`${base}/signals?limit=200`)),
       getJSON(withRun(`${base}/daily`)),
       state.timeframe === "tick" ? Promise.resolve({ candles: [] })
         : getJSON(withRun(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`)),
+      getJSON(scorecardsPath()),
     ]);
     if (token !== state.loadToken) return; // a newer selection won
     buildChart();
@@ -366,7 +422,10 @@
     showIndicators(indicators.latest || latest.indicators[state.timeframe] || null);
     showRecommendation(rec);
     state.signals = signals.signals;
+    state.scorecards = scorecards.scorecards;
+    fillStrategies();
     showSignals();
+    showScorecards();
     showDaily(daily.days);
     state.history = indicators.history.slice();
     state.candles = candles.candles.slice();
@@ -379,6 +438,7 @@
     state.chart.timeScale().subscribeVisibleLogicalRangeChange(onVisibleRange);
     document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
     document.body.dataset.run = state.run;
+    document.body.dataset.strategy = state.strategy;
     document.body.dataset.instrument = state.symbol + "@" + state.venue;
   }
 
@@ -464,7 +524,10 @@
                                                   low: candle.low, close: candle.close });
     });
     on("signal", (signal) => { if (mine(signal)) addSignal(signal); });
-    on("recommendation", (source) => { if (mine(source)) showRecommendation(recommendationFromSource(source)); });
+    // The live recommendation is across strategies: with one selected, only its own signals set it.
+    on("recommendation", (source) => {
+      if (mine(source) && (!state.strategy || source.rule === state.strategy)) showRecommendation(recommendationFromSource(source));
+    });
     on("daily", (day) => { if (mine(day)) upsertDaily(day); });
     on("notification", (body) => notify(body));
     source.onerror = () => setConnection("down", "reconnecting…");
@@ -481,10 +544,10 @@
   }
 
   function hashParts() {
-    // #SYMBOL|venue|timeframe|run (older links: #SYMBOL|timeframe, #SYMBOL|venue|timeframe: live)
+    // #SYMBOL|venue|timeframe|run|strategy (older links: #SYMBOL|timeframe, #SYMBOL|venue|timeframe: live)
     const parts = decodeURIComponent(location.hash.slice(1)).split("|");
-    const [sym, venue, tf, run] = parts.length === 2 ? [parts[0], null, parts[1], null] : parts;
-    return { sym, venue, tf, run: run || "live" };
+    const [sym, venue, tf, run, strategy] = parts.length === 2 ? [parts[0], null, parts[1], null, null] : parts;
+    return { sym, venue, tf, run: run || "live", strategy: /^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(strategy || "") ? strategy : "" };
   }
   function choose(symbols, timeframes, wanted) {
     state.symbol = symbols.includes(wanted.sym) ? wanted.sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
@@ -493,7 +556,9 @@
     state.timeframe = timeframes.includes(wanted.tf) ? wanted.tf : "tick";
   }
   function writeHash() {
-    const parts = [state.symbol, state.venue, state.timeframe].concat(state.run === "live" ? [] : [state.run]);
+    const parts = [state.symbol, state.venue, state.timeframe];
+    if (state.run !== "live" || state.strategy) parts.push(state.run);
+    if (state.strategy) parts.push(state.strategy);
     history.replaceState(null, "", "#" + encodeURIComponent(parts.join("|")));
   }
 
@@ -551,6 +616,7 @@
     await ensureSession();
     const wanted = hashParts();
     state.run = wanted.run;
+    state.strategy = wanted.strategy;
     await loadRuns();
     const symbols = await loadInstruments();
     choose(symbols, state.timeframes, wanted);
@@ -581,6 +647,11 @@
         await loadAll();
         connectLive();
       } catch (error) { showError(error); }
+    });
+    $("strategy").addEventListener("change", () => {
+      state.strategy = $("strategy").value;
+      writeHash();
+      loadAll().catch(showError);  // the recommendation of that strategy, its signals, markers and scorecards
     });
     $("symbol").addEventListener("change", changed);
     $("venue").addEventListener("change", changed);

@@ -1,4 +1,4 @@
-"""The dashboard's run selector in a real browser (Debian's Chromium via Playwright), issue 16.
+"""The dashboard's run selector (issue 16) and scorecard panel (issue 15) in a real browser (Chromium, Playwright).
 
 Real services: a live ``stockstream materialize``, a run's materializer (``STOCKSTREAM_RUN=alt``,
 reading the run's own topics ``runs.alt.*``), ``stockstream serve``, and two records on the
@@ -6,7 +6,10 @@ reading the run's own topics ``runs.alt.*``), ``stockstream serve``, and two rec
 selector lists live and ``alt`` only (from ``GET /runs``); choosing ``alt`` shows that run's
 signals and indicators (every view request carries ``?run=alt``), its own instruments, no live
 push; the choice is kept in the URL; going back to live shows live's views again and reconnects
-``/live``; no console error anywhere (CSP violations included).
+``/live``; no console error anywhere (CSP violations included). The scorecard panel shows the
+instrument's scorecards (the materialized ``signals.outcomes`` through ``GET /scorecards``) of the
+strategy chosen in the strategy selector — which also filters the signals and asks for that
+strategy's recommendation — and of the chosen run.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import pytest
 import redis
 from playwright.sync_api import expect
 
+from processors.core.scorecard import Scorecards
 from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.runs import RunLog
+from schemas.events import SignalOutcome, make_outcome_id
 from schemas.runs import Namespace, Run, StrategyRef
 from tests.e2e.dashboard.test_dashboard import CHROMIUM, free_port, page  # noqa: F401 - the page fixture
-from tests.integration.views.streams import Stream, make_stream, produce_stream
-from tests.support.kafka_tools import delete_topics, wait_until
+from tests.integration.views.streams import Stream, make_stream, produce_stream, records
+from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -39,9 +44,33 @@ def _run(run_id: str, redis_prefix: str | None, topic_prefix: str, created: date
                expires_at=created + timedelta(days=7), ts_event=created, ts_init=created)
 
 
+HORIZONS = (("30s", timedelta(seconds=30)), ("1m", timedelta(minutes=1)))
+
+
+def outcomes_of(stream: Stream) -> list[SignalOutcome]:
+    """The scorecard definition (docs/core.md) on a synthetic stream: the first tick at or after signal + h."""
+    made = []
+    for signal in stream.signals:
+        ticks = [t for t in stream.ticks if (t.symbol, t.venue) == (signal.symbol, signal.venue)]
+        for horizon, length in HORIZONS:
+            later = next((t for t in ticks if t.ts_event >= signal.ts_event + length), None)
+            if later is None:
+                continue
+            gross = (1 if signal.side == "BUY" else -1) * (later.price / signal.price - 1)
+            made.append(SignalOutcome(
+                outcome_id=make_outcome_id(signal.signal_id, horizon), signal_id=signal.signal_id,
+                symbol=signal.symbol, venue=signal.venue, strategy=signal.strategy,
+                strategy_version=signal.strategy_version, timeframe=signal.timeframe, side=signal.side,
+                horizon=horizon, signal_price=signal.price, signal_ts=signal.ts_event, price=later.price,
+                return_gross=gross, return_net=gross, fee=0.0, ts_event=later.ts_event, ts_init=later.ts_init,
+                lineage=signal.lineage))
+    return made
+
+
 class Views:
     def __init__(self, base: str, live: Stream, run: Stream) -> None:
         self.base, self.live, self.run = base, live, run
+        self.live_outcomes, self.run_outcomes = outcomes_of(live), outcomes_of(run)
 
 
 @pytest.fixture
@@ -64,6 +93,9 @@ def views(stack, namespace) -> Iterator[Views]:
     run_stream.indicators, run_stream.candles = run.indicators, run.candles
     run_stream.signals, run_stream.daily = run.signals, run.daily
     produce_stream(stack.kafka_bootstrap, run_registry, run_stream)  # no ticks: a run never writes the live log
+    made = Views("", live, run)
+    produce(stack.kafka_bootstrap, live_settings.topics().signal_outcomes.name, records(made.live_outcomes))
+    produce(stack.kafka_bootstrap, run_registry.signal_outcomes.name, records(made.run_outcomes))
     log = RunLog(live_settings)
     log.ensure()
     log.publish(_run("alt", f"{namespace}run:alt:", run_registry.derived_prefix, now))
@@ -79,7 +111,10 @@ def views(stack, namespace) -> Iterator[Views]:
     try:
         wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 240
                    and client.zcard(f"{namespace}run:alt:ind:BTC-USD@test:tick") == 240
-                   and client.zcard(f"{namespace}run:alt:ind:SOL-USD@test:tick") == 90, timeout_s=90,
+                   and client.zcard(f"{namespace}run:alt:ind:SOL-USD@test:tick") == 90
+                   and client.zcard(f"{namespace}outcomes:BTC-USD@test") == len(made.live_outcomes)
+                   and client.zcard(f"{namespace}run:alt:outcomes:BTC-USD@test") == sum(
+                       1 for o in made.run_outcomes if o.symbol == "BTC-USD"), timeout_s=90,
                    message="live and run views; logs:\n" + "\n".join(m.output[-1500:] for m in materializers))
 
         def up() -> bool:
@@ -89,7 +124,8 @@ def views(stack, namespace) -> Iterator[Views]:
                 return False
 
         wait_until(up, timeout_s=120, message=f"serve; log:\n{server.output[-1500:]}")
-        yield Views(base, live, run)
+        made.base = base
+        yield made
     finally:
         server.terminate()
         for materializer in materializers:
@@ -156,5 +192,68 @@ def test_run_selector_shows_a_runs_views_and_back_to_live(views, page):  # noqa:
     expect(body).to_have_attribute("data-loaded", "BTC-USD/tick")
     expect(tab.locator(f'#signals li[data-id="{live_signal.signal_id}"]')).to_be_visible()
     expect(tab.locator("#connection")).to_have_text("live", timeout=60_000)
+    assert errors == [], errors
+    assert dialogs == [], dialogs
+
+
+def cards_text(outcomes: list[SignalOutcome], strategy: str | None = None) -> list[list[str]]:
+    """The panel's rows as the page should show them (the same formatting as app.js)."""
+    def percent(value: float, digits: int) -> str:
+        return ("+" if value > 0 else "") + f"{value * 100:.{digits}f} %"
+
+    rows = []
+    for card in Scorecards().extend(o for o in outcomes if strategy is None or o.strategy == strategy).cards():
+        factor = "no loss" if card.profit_factor is None else f"{card.profit_factor:.2f}"
+        rows.append([card.key.strategy, card.key.timeframe, card.key.horizon, str(card.outcomes),
+                     f"{card.hit_rate * 100:.1f} %", percent(card.mean_return, 3), percent(card.median_return, 3),
+                     factor])
+    return rows
+
+
+def panel(tab) -> list[list[str]]:
+    return tab.eval_on_selector_all("#scorecards tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+
+
+def test_scorecard_panel_follows_the_strategy_and_the_run(views, page):  # noqa: F811 - the fixture
+    tab, errors, dialogs = page
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url))
+    live_btc = [o for o in views.live_outcomes if o.symbol == "BTC-USD"]
+    run_btc = [o for o in views.run_outcomes if o.symbol == "BTC-USD"]
+    strategies = sorted({o.strategy for o in live_btc})
+    assert len(strategies) == 2 and len(live_btc) > 10, "the stream gives both strategies outcomes"
+    tab.goto(views.base + "/")
+    body = tab.locator("body")
+    expect(body).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
+    # Every strategy: one row per (strategy, timeframe, horizon) of BTC-USD@test, as the core computes them.
+    expect(tab.locator("#scorecards tr")).to_have_count(len(cards_text(live_btc)))
+    assert panel(tab) == cards_text(live_btc)
+    expect(tab.locator("#scorecards-scope")).to_have_text("BTC-USD@test")
+    assert tab.eval_on_selector_all("#strategy option", "options => options.map(o => o.value)") == ["", *strategies]
+
+    # One strategy: its scorecards, its signals only, and the recommendation of that strategy.
+    chosen = strategies[0]
+    tab.select_option("#strategy", chosen)
+    expect(body).to_have_attribute("data-strategy", chosen, timeout=60_000)
+    expect(tab.locator("#scorecards tr")).to_have_count(len(cards_text(live_btc, chosen)))
+    assert panel(tab) == cards_text(live_btc, chosen)
+    listed = tab.eval_on_selector_all("#signals li", "items => items.map(i => i.children[1].textContent)")
+    assert listed and set(listed) == {chosen}
+    assert any(f"/recommendation?strategy={chosen}" in url for url in asked), asked
+    expect(tab.locator("#rec-rule")).to_have_text(chosen)
+
+    # The run, with the strategy kept: the run's scorecards of that strategy; then every strategy of the run.
+    tab.select_option("#run", "alt")
+    expect(body).to_have_attribute("data-run", "alt", timeout=60_000)
+    expect(tab.locator("#scorecards-scope")).to_have_text("BTC-USD@test · run alt")
+    expect(tab.locator("#strategy")).to_have_value(chosen)
+    assert panel(tab) == cards_text(run_btc, chosen)
+    assert any("/scorecards?" in url and "run=alt" in url for url in asked), asked
+    assert tab.url.endswith("%7Calt%7C" + chosen)
+    tab.select_option("#strategy", "")
+    expect(body).to_have_attribute("data-strategy", "", timeout=60_000)
+    expect(tab.locator("#scorecards tr")).to_have_count(len(cards_text(run_btc)))
+    assert panel(tab) == cards_text(run_btc)
+    assert cards_text(run_btc) != cards_text(live_btc)
     assert errors == [], errors
     assert dialogs == [], dialogs
