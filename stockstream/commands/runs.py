@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from processors.core.rundiff import Span
     from processors.runtime.runs import RunLog
     from processors.stream.settings import ProcessSettings
-    from schemas.events import Signal
+    from schemas.events import Signal, SignalOutcome
     from schemas.runs import Run, StrategyRef
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
@@ -285,11 +285,13 @@ def show(run_id: Annotated[str, typer.Argument(help="The run's id.")]) -> None:
     typer.echo(json.dumps(record.run.model_dump(mode="json"), indent=2))
 
 
-def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, Any]) -> tuple[list[Signal], Span]:
+def _run_outputs(settings: ProcessSettings, run_id: str,
+                 runs: dict[str, Any]) -> tuple[list[Signal], list[SignalOutcome], Span]:
+    """A run's (or live's) signals and signal outcomes, and the input range it covered."""
     from processors.core.rundiff import Span
     from processors.runtime.runs import read_topic_values
     from schemas.runs import LIVE_RUN_ID
-    from schemas.upcasters import decode_signal
+    from schemas.upcasters import decode_signal, decode_signal_outcome
     from stockstream.replayer import Kafka
 
     registry = settings.topics()
@@ -301,6 +303,7 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
             low, _high = kafka.watermarks(ticks)
             span = Span(dict.fromkeys(low, 0), {p: committed.get((ticks, p), 0) for p in low})
             topic = registry.signals.name
+            outcomes_topic = registry.signal_outcomes.name
         else:
             record = runs.get(run_id)
             if record is None:
@@ -310,6 +313,8 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
                 raise _fail(f"run {run_id!r} has no recorded range")
             span = Span(run.range.start, run.range.end)
             topic = f"{run.namespace.topic_prefix}{registry.signals.name.removeprefix(registry.prefix)}"
+            outcomes_topic = (f"{run.namespace.topic_prefix}"
+                              f"{registry.signal_outcomes.name.removeprefix(registry.prefix)}")
     finally:
         kafka.close()
     signals = []
@@ -318,7 +323,21 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
             signals.append(decode_signal(value))
         except ValueError:
             continue  # not a signal this release reads: no position to compare
-    return signals, span
+    outcomes = []
+    for value in read_topic_values(settings, outcomes_topic):
+        try:
+            outcomes.append(decode_signal_outcome(value))
+        except ValueError:
+            continue  # not an outcome this release reads: not scored
+    return signals, outcomes, span
+
+
+def _card_text(card: Any) -> str:
+    if card is None:
+        return "no outcome"
+    factor = card.profit_factor
+    return (f"{card.outcomes} outcomes, hit {card.hit_rate:.1%}, mean {card.mean_return:+.4%}, "
+            f"median {card.median_return:+.4%}, profit factor " + ("-" if factor is None else f"{factor:.2f}"))
 
 
 @runs_app.command("diff")
@@ -328,8 +347,9 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="The whole difference as one JSON object.")] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Signals listed per kind on a terminal.")] = 20,
 ) -> None:
-    """Signals only in A, only in B, and changed (same position, other side or values), over the common range."""
-    from processors.core.rundiff import diff_signals
+    """Signals only in A, only in B, and changed (same position, other side or values), and both runs'
+    scorecards side by side, over the common range."""
+    from processors.core.rundiff import diff_scorecards, diff_signals
     from processors.runtime.runs import RunLogError
 
     settings = _settings()
@@ -340,11 +360,13 @@ def diff(
         raise _fail(str(error)) from None
     finally:
         log.close()
-    signals_a, span_a = _signals_and_span(settings, first, runs)
-    signals_b, span_b = _signals_and_span(settings, second, runs)
+    signals_a, outcomes_a, span_a = _run_outputs(settings, first, runs)
+    signals_b, outcomes_b, span_b = _run_outputs(settings, second, runs)
     result = diff_signals(signals_a, span_a, signals_b, span_b)
+    cards = diff_scorecards(signals_a, outcomes_a, span_a, signals_b, outcomes_b, span_b)
     if as_json:
-        typer.echo(json.dumps({"a": first, "b": second, **result.to_json()}))
+        typer.echo(json.dumps({"a": first, "b": second, **result.to_json(),
+                               "scorecards": [pair.to_json() for pair in cards]}))
     else:
         out = console()
         out.print(f"{first} vs {second}: {result.same:,} signals the same, {len(result.only_a):,} only in {first}, "
@@ -356,6 +378,12 @@ def diff(
         for a, b in result.changed[:limit]:
             out.print(f"  changed: {a.ts_event.isoformat()} {a.symbol}@{a.venue} {a.timeframe} {a.rule}: "
                       f"{a.side} {a.price} → {b.side} {b.price}", markup=False)
+        out.print(f"scorecards over the common range ({len(cards):,}):" if cards
+                  else "scorecards over the common range: no outcome in either run", markup=False)
+        for pair in cards:
+            key = pair.key
+            out.print(f"  {key.strategy} {key.timeframe} {key.symbol}@{key.venue} {key.horizon}: "
+                      f"{first} {_card_text(pair.a)} | {second} {_card_text(pair.b)}", markup=False)
     if result.differences:
         raise typer.Exit(EXIT_DIFFERENT)
 
