@@ -5,7 +5,8 @@ The list is the compacted ``runs`` topic (:class:`processors.runtime.runs.RunLog
 the number of clients; each run says whether its views exist in Redis (``views``: its
 ``<prefix>run:<id>:instruments`` set), since only those can be shown with ``?run=ID``. ``live``
 comes first, then the runs newest first. Kafka unreachable → 503 (the views endpoints do not
-need Kafka and keep answering).
+need Kafka and keep answering). The strategy's file path and text stay out (``stockstream runs
+show`` has them): an API reader learns nothing of the server's files.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ class RunSummary(BaseModel):
     state: str
     description: str
     strategy_version: str | None
-    strategy_file: str | None
     created: datetime | None
     expires_at: datetime | None
     views: bool
@@ -90,10 +90,10 @@ def build_runs_router(directory: RunDirectory, live_prefix: str) -> APIRouter:
             pipe.exists(ViewKeys(run_redis_prefix(live_prefix, run.run_id)).instruments)
         has_views = pipe.execute() if found else []
         live = RunSummary(run_id=LIVE_RUN_ID, kind="live", state="serving", description="the live views",
-                          strategy_version=None, strategy_file=None, created=None, expires_at=None, views=True)
+                          strategy_version=None, created=None, expires_at=None, views=True)
         return RunList(runs=[live, *(
             RunSummary(run_id=run.run_id, kind=run.kind, state=run.state, description=run.description,
-                       strategy_version=run.strategy.version, strategy_file=run.strategy.file, created=run.ts_init,
+                       strategy_version=run.strategy.version, created=run.ts_init,
                        expires_at=run.expires_at, views=bool(views))
             for run, views in zip(found, has_views, strict=True))])
 

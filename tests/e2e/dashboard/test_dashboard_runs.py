@@ -35,10 +35,11 @@ from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+XSS = "<img src=x onerror=alert(1)>"
 
 
 def _run(run_id: str, redis_prefix: str | None, topic_prefix: str, created: datetime) -> Run:
-    return Run(run_id=run_id, kind="replay", state="done", description=f"the {run_id} run",
+    return Run(run_id=run_id, kind="replay", state="done", description=f"the {run_id} run {XSS}",
                strategy=StrategyRef(version="0123456789abcdef"), code_version="test",
                namespace=Namespace(topic_prefix=topic_prefix, redis_prefix=redis_prefix),
                expires_at=created + timedelta(days=7), ts_event=created, ts_init=created)
@@ -141,7 +142,8 @@ def test_runs_endpoint_lists_live_and_every_run_with_whether_its_views_exist(vie
     body = httpx.get(f"{views.base}/runs").json()
     assert [(run["run_id"], run["kind"], run["views"]) for run in body["runs"]] == [
         ("live", "live", True), ("bare", "replay", False), ("alt", "replay", True)]  # live, then newest first
-    assert body["runs"][2]["description"] == "the alt run"
+    assert body["runs"][2]["description"] == f"the alt run {XSS}"
+    assert "strategy_file" not in body["runs"][2]
     assert body["runs"][2]["strategy_version"] == "0123456789abcdef"
 
 
@@ -157,6 +159,9 @@ def test_run_selector_shows_a_runs_views_and_back_to_live(views, page):  # noqa:
     # live by default; the selector offers live and the run with views (not 'bare', which has none)
     assert tab.eval_on_selector_all("#run option", "options => options.map(o => o.value)") == ["live", "alt"]
     expect(tab.locator("#run")).to_have_value("live")
+    # A run's description (free text) is its option's tooltip, as text.
+    assert tab.get_attribute('#run option[value="alt"]', "title") == f"the alt run {XSS}"
+    assert tab.locator("img").count() == 0
     assert tab.eval_on_selector_all("#symbol option", "options => options.map(o => o.value)") == ["BTC-USD"]
     live_signal = max(views.live.signals, key=lambda s: s.ts_event)  # the newest: first in the list
     run_signal = max((s for s in views.run.signals if s.symbol == "BTC-USD"), key=lambda s: s.ts_event)
