@@ -30,6 +30,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stockstream.commands.run_namespaces import (
+    delete_namespace,
+    due_runs,
+    owned_by,
+    prune_quietly,
+    prune_runs,
+)
 from stockstream.console import console
 from stockstream.ranges import split_bound
 
@@ -125,7 +132,7 @@ def start(
     runs = RunLog(settings)
     try:
         runs.ensure()
-        _prune_quietly(base, runs)
+        prune_quietly(base, runs)
         if runs.read().get(chosen) is not None:
             raise _fail(f"run {chosen!r} exists: pick another --id, or `stockstream runs drop {chosen}` first")
         reference = strategy_ref(settings.strategy_file, settings.candle_timeframes)
@@ -413,7 +420,7 @@ def drop(
             raise _fail(f"run {run_id!r} wrote the live outputs (--into-live): there is nothing of its own to drop")
         kafka = Kafka(settings)
         try:
-            names, keys = _namespace(settings, kafka, run_id)
+            names, keys = owned_by(settings, kafka, run_id)
             if record is None and not names and not keys:
                 raise _fail(f"no run {run_id!r} (see `stockstream runs list`)")
             if not yes:
@@ -422,7 +429,7 @@ def drop(
                 if not typer.confirm(f"Drop run {run_id!r}: {len(names)} topics, {len(keys)} Redis keys?",
                                      default=False, err=True):
                     raise _fail("nothing done")
-            _delete_namespace(kafka, run_id, names, keys)
+            delete_namespace(kafka, run_id, names, keys)
         finally:
             kafka.close()
         if record is not None:
@@ -432,89 +439,6 @@ def drop(
     finally:
         log.close()
     console(stderr=True).print(f"dropped run {run_id}: {len(names)} topics, {len(keys)} Redis keys", markup=False)
-
-
-def _namespace(settings: ProcessSettings, kafka: Any, run_id: str) -> tuple[list[str], list[bytes]]:
-    """What a run owns: its topics (``<prefix>runs.<id>.``, its state's ``changelog__<prefix>runs.<id>.``)
-    and the Redis keys of its views (``<REDIS_KEY_PREFIX>run:<id>:``). Never a live name: the prefixes hold the id."""
-    from processors.materialize.settings import MaterializeSettings, redis_client
-    from schemas.topics import run_topic_prefix
-
-    prefix = run_topic_prefix(settings.topic_prefix, run_id)
-    names = sorted(name for name in kafka.consumer.list_topics(timeout=30).topics
-                   if name.startswith(prefix) or name.startswith(f"changelog__{prefix}"))
-    views = MaterializeSettings(run_id=run_id)
-    client = redis_client(views)
-    try:
-        keys = list(client.scan_iter(match=f"{views.view_prefix}*", count=1000))
-    finally:
-        client.close()
-    return names, keys
-
-
-def _delete_namespace(kafka: Any, run_id: str, names: list[str], keys: list[bytes]) -> None:
-    from processors.materialize.settings import MaterializeSettings, redis_client
-
-    kafka.delete_topics(names)
-    client = redis_client(MaterializeSettings(run_id=run_id))
-    try:
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start:start + 500])
-    finally:
-        client.close()
-
-
-def _due(settings: ProcessSettings, log: RunLog, kafka: Any, now: datetime) -> list[tuple[Run, str]]:
-    """The runs to prune now, with why (processors/core/retention.py); a run whose group cannot be
-    described counts as active (kept)."""
-    from confluent_kafka import KafkaException
-
-    from processors.core.retention import prune_reason
-
-    retention = timedelta(milliseconds=settings.topics().run_retention_ms)
-    due = []
-    for record in sorted(log.read().runs.values(), key=lambda r: r.run.ts_init):
-        run = record.run
-        active = False
-        if run.state == "running" and run.expires_at is None and run.group:
-            try:
-                active = kafka.members(run.group) > 0
-            except KafkaException:
-                active = True
-        reason = prune_reason(run, now, retention, group_active=active)
-        if reason is not None:
-            due.append((run, reason))
-    return due
-
-
-def _prune(settings: ProcessSettings, log: RunLog, kafka: Any, due: list[tuple[Run, str]]) -> list[dict[str, Any]]:
-    done = []
-    for run, reason in due:
-        names, keys = _namespace(settings, kafka, run.run_id)
-        _delete_namespace(kafka, run.run_id, names, keys)
-        log.remove(run.run_id)
-        done.append({"run_id": run.run_id, "reason": reason, "topics": len(names), "keys": len(keys)})
-    return done
-
-
-def _prune_quietly(settings: ProcessSettings, log: RunLog) -> None:
-    """Before a run starts: the runs past their retention go (a failure only warns; the run goes on)."""
-    from confluent_kafka import KafkaException
-    from redis import RedisError
-
-    from processors.runtime.runs import RunLogError
-    from stockstream.replayer import Kafka
-
-    err = console(stderr=True)
-    kafka = Kafka(settings)
-    try:
-        for item in _prune(settings, log, kafka, _due(settings, log, kafka, datetime.now(UTC))):
-            err.print(f"pruned run {item['run_id']} ({item['reason']}): {item['topics']} topics, "
-                      f"{item['keys']} Redis keys", markup=False)
-    except (KafkaException, RedisError, RunLogError) as error:
-        err.print(f"warning: expired runs not pruned now ({error}); `stockstream runs prune` retries", markup=False)
-    finally:
-        kafka.close()
 
 
 @runs_app.command("prune")
@@ -531,7 +455,7 @@ def prune(
     log = _runs_log()
     kafka = Kafka(settings)
     try:
-        due = _due(settings, log, kafka, datetime.now(UTC))
+        due = due_runs(settings, log, kafka, datetime.now(UTC))
         if dry_run or not due:
             for run, reason in due:
                 typer.echo(json.dumps({"run_id": run.run_id, "reason": reason}) if as_json
@@ -545,7 +469,7 @@ def prune(
             if not typer.confirm(f"Prune {len(due)} run(s): {', '.join(run.run_id for run, _ in due)}?",
                                  default=False, err=True):
                 raise _fail("nothing done")
-        for item in _prune(settings, log, kafka, due):
+        for item in prune_runs(settings, log, kafka, due):
             if as_json:
                 typer.echo(json.dumps(item))
             else:
