@@ -102,6 +102,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "runs show": ("stockstream runs show wider-rsi",),
     "runs diff": ("stockstream runs diff live wider-rsi -n 5     # only in A / only in B / changed",),
     "runs drop": ("stockstream runs drop wider-rsi --yes         # its topics, changelogs and views",),
+    "runs prune": ("stockstream runs prune --dry-run               # the runs past RUN_RETENTION",
+                   "stockstream runs prune --yes                   # delete them (cron, a CronJob)"),
     "kafka-access": ("stockstream kafka-access plan", "stockstream kafka-access apply"),
     "kafka-access plan": ("stockstream kafka-access plan --principal process",),
     "kafka-access apply": ("stockstream kafka-access apply --topic-prefix prod.   # users and ACLs of a deployment",),

@@ -118,7 +118,7 @@ def grants(deployment: Deployment) -> list[Grant]:
         *_stateful_app(PROCESS, deployment.process_group),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
-        *_topics(MATERIALIZE, [ticks, *derived], CONSUME),
+        *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
         *_topics(MATERIALIZE, [registry.views_dlq.name], PRODUCE),
         Grant(MATERIALIZE, "group", deployment.materialize_group, "literal", GROUP),
         Grant(MATERIALIZE, "group", "views-rebuild-", "prefixed", GROUP),
@@ -137,7 +137,8 @@ def grants(deployment: Deployment) -> list[Grant]:
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-backfill-probe-", "prefixed", GROUP),
-        # serve: only authenticates (its /health reads cluster metadata, which needs no grant).
+        # serve: reads the run list for GET /runs (its /health reads cluster metadata, which needs no grant).
+        *_topics(SERVE, [registry.runs.name], ("READ", "DESCRIBE")),
     ]
     return sorted(set(plan))
 

@@ -50,8 +50,9 @@ def test_each_topic_is_written_only_by_its_producers(prefix: str) -> None:
     assert writers(plan, registry.signal_outcomes.name) == {PROCESS}
     # Every topic of the deployment has its writer: a new topic needs its grant (or the service fails under ACLs).
     assert all(writers(plan, spec.name) for spec in registry.all()), [spec.name for spec in registry.all()]
-    # serve reads Redis only: no grant at all.
-    assert not [grant for grant in plan if grant.principal == SERVE]
+    # serve reads Redis, and only the run list of Kafka (GET /runs): nothing else.
+    assert [(grant.name, grant.operations) for grant in plan if grant.principal == SERVE] == [
+        (registry.runs.name, ("READ", "DESCRIBE"))]
 
 
 def test_readers_and_no_administrative_rights() -> None:
