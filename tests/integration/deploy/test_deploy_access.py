@@ -303,6 +303,7 @@ def test_serve_may_only_read_and_the_default_user_nothing(acl_redis) -> None:
     serve = redis.Redis(port=port, username="serve", password=passwords["serve"])
     assert serve.hget("ss:latest:BTC-USD@coinbase", "tick") == b"{}"
     assert serve.hgetall("ssauth:key:0123456789abcdef") == {b"name": b"ops"}
+    assert serve.exists("ss:latest:BTC-USD@coinbase") == 1  # GET /runs: which runs have views
     assert serve.ping()
     for write in (("SET", "ss:x", "1"), ("DEL", "ss:latest:BTC-USD@coinbase"), ("HSET", "ssauth:key:1", "a", "b"),
                   ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("PUBLISH", "ss:live:updates", "x"),
