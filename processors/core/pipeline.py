@@ -331,8 +331,11 @@ class SymbolProcessor:
                 self._tick_strategies(ts, price, volume, tick, lineage, out)
         else:
             out.out_of_order = True
-        self._mature(ts, price, tick, lineage, out)
-        self._add_pending()
+        next_due = self.outcomes.next_due
+        if next_due is not None and ts >= next_due:
+            self._mature(ts, price, tick, lineage, out)
+        if self._new:
+            self._add_pending()
 
         if self.frames:
             if closed_smallest and not new_day:
