@@ -22,10 +22,10 @@ side's code. Sides:
   of one change).
 
 Sides alternate (rotated each round) ``--rounds`` times; each side's figure is the minimum of its
-rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed
-run; ``details.cpu_us_per_tick_checkpoint_minima`` also sums, per checkpoint interval of 1000
-records, its least disturbed round); every run records the load average beside it. ``--profile DIR`` also writes a cProfile
-of one extra run per side (``DIR/<side>.pstats``). Writes ``bench/results/<date>-processor-ab.json``
+rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
+``details.cpu_us_per_tick_checkpoint_minima`` also sums, per checkpoint interval of 1000 records,
+its least disturbed round); every run records the load average beside it. ``--profile DIR`` also
+writes a cProfile of one extra run per side (``DIR/<side>.pstats``). Writes ``bench/results/<date>-processor-ab.json``
 (or ``--out``): the machine, a :class:`~bench.common.BenchOutput` (figures: ours vs the baseline,
 same run, with the issue's goals) and every run.
 """
