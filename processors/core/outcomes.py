@@ -122,9 +122,10 @@ class PendingOutcomes:
         self.entries: dict[int, Pending] = {}
         self.next = 0
         self.next_due: int | None = None  # the smallest due time of any pending outcome (None: nothing pending)
-        # One heap of every pending outcome: (due time µs, sequence number, horizon position, last), so outcomes
-        # pop in exactly the order :meth:`mature` returns them; ``last``: the signal's last pending horizon.
-        self.queue: list[tuple[int, int, int, bool]] = []
+        # One heap of each pending signal's next outcome: (due time µs, sequence number, horizon position). A
+        # signal's outcomes are due in horizon order, so when one pops its next horizon's goes in (a k-way merge):
+        # outcomes pop in exactly the order :meth:`mature` returns them, and each signal has one entry.
+        self.queue: list[tuple[int, int, int]] = []
         self._first_segment = 0  # the oldest segment the store holds
         self._grown_from: int | None = None  # the lowest segment a signal was added to since the last :meth:`changes`
         self._dropped: set[int] = set()  # segments emptied since the last :meth:`changes`
@@ -142,12 +143,8 @@ class PendingOutcomes:
         self.entries[sequence] = signal
         if self._grown_from is None:
             self._grown_from = sequence // SEGMENT
-        ts_us = signal.ts_us
-        queue = self.queue
-        last = len(horizons) - 1
-        for position, horizon in enumerate(horizons):
-            heapq.heappush(queue, (ts_us + horizon.us, sequence, position, position == last))
-        due = ts_us + horizons[0].us  # horizons are sorted: the shortest is due first
+        due = signal.ts_us + horizons[0].us  # horizons are sorted: the shortest is due first
+        heapq.heappush(self.queue, (due, sequence, 0))
         if self.next_due is None or due < self.next_due:
             self.next_due = due
 
@@ -161,19 +158,25 @@ class PendingOutcomes:
             return []
         found: list[Matured] = []
         horizons = self.horizons
+        count = len(horizons)
         entries = self.entries
         queue = self.queue
         fee = self.fee
-        pop = heapq.heappop
         while queue and queue[0][0] <= ts_us:
-            _, sequence, position, last = pop(queue)
+            _, sequence, position = queue[0]
             signal = entries[sequence]
             change = price / signal.price - 1.0
             gross = change if signal.side == "BUY" else -change
             horizon = horizons[position]
             found.append(Matured(signal, horizon.ms, gross, gross - fee))
             horizon.finish(sequence)
-            if last:
+            position += 1
+            while position < count and horizons[position].done(sequence):  # a horizon that never tracked it
+                position += 1
+            if position < count:
+                heapq.heapreplace(queue, (signal.ts_us + horizons[position].us, sequence, position))
+            else:
+                heapq.heappop(queue)
                 del entries[sequence]
         self._release()
         return found
@@ -277,13 +280,11 @@ class PendingOutcomes:
         horizons = outcomes.horizons
         queue = outcomes.queue
         for sequence in list(outcomes.entries):
-            waiting = [position for position, horizon in enumerate(horizons) if not horizon.done(sequence)]
-            if not waiting:
+            waiting = next((position for position, horizon in enumerate(horizons) if not horizon.done(sequence)), None)
+            if waiting is None:
                 del outcomes.entries[sequence]
                 continue
-            ts_us = outcomes.entries[sequence].ts_us
-            for position in waiting:
-                queue.append((ts_us + horizons[position].us, sequence, position, position == waiting[-1]))
+            queue.append((outcomes.entries[sequence].ts_us + horizons[waiting].us, sequence, waiting))
         heapq.heapify(queue)
         outcomes._release()  # a dropped horizon may free old segments: they are in the next changes()
         return outcomes
