@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 from pydantic import ValidationError
 
+from processors.core.rollout import LiveView, effective
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import encode
@@ -65,10 +66,18 @@ class RunSnapshot:
 
     runs: dict[str, RunRecord]
     end: int  # the next offset after what was read
+    latest: datetime | None = None  # the newest broker timestamp read (probes included)
 
     @property
     def live(self) -> RunRecord | None:
         return self.runs.get(LIVE_RUN_ID)
+
+    def live_view(self) -> LiveView | None:
+        """Who serves live as of what was read (``processors/core/rollout.py``); None without a ``live`` record."""
+        record = self.live
+        if record is None or record.run.live is None:
+            return None
+        return effective(record.run.live, record.timestamp, self.latest)
 
     def get(self, run_id: str) -> RunRecord | None:
         return self.runs.get(run_id)
@@ -76,6 +85,7 @@ class RunSnapshot:
     def apply(self, message: Message) -> bool:
         """Fold one record in; True when it changed a run (a probe or an undecodable record does not)."""
         self.end = message.offset() + 1
+        self.latest = _timestamp(message)
         key = message.key()
         if key is None or key == PROBE_KEY:
             return False
