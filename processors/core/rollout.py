@@ -135,7 +135,10 @@ def duty(view: LiveView | None, group: str, own_run: str | None) -> Duty:
         return Duty(False, None, None)
     running = view.role(group) == "run"
     if view.serving.group == group:
-        return Duty(running, namespace, dict(view.serving.switch or {}))
+        live_from = dict(view.serving.switch or {})
+        # Serving from the start, a live processor needs no namespace (and keeps the duty it had
+        # before the first live record, so that record does not restart it).
+        return Duty(running, namespace if live_from or own_run else None, live_from)
     return Duty(running, namespace, None)
 
 

@@ -198,6 +198,7 @@ class RunWatcher:
         self._consumer = log_._consumer()
         self._consumer.assign([TopicPartition(log_.topic, 0, OFFSET_BEGINNING)])
         self.error: Exception | None = None
+        self._watermarks: Consumer | None = None  # sync() asks it, off the watcher thread's consumer
         self._thread = threading.Thread(target=self._run, name="runs-watcher", daemon=True)
 
     def start(self, timeout_s: float = 60.0) -> RunSnapshot:
@@ -246,6 +247,16 @@ class RunWatcher:
                 self.changed.wait(min(left, 0.5))
         return self.snapshot.end > offset
 
+    def sync(self, timeout_s: float) -> bool:
+        """Block until the watcher has read the topic to its end as it is now; False after ``timeout_s``."""
+        _low, high = self._probe_consumer().get_watermark_offsets(TopicPartition(self.log.topic, 0), timeout=timeout_s)
+        return high <= 0 or self.wait_for(high - 1, timeout_s)
+
+    def _probe_consumer(self) -> Consumer:
+        if self._watermarks is None:
+            self._watermarks = self.log._consumer()
+        return self._watermarks
+
     def wait_change(self, timeout_s: float) -> None:
         with self.changed:
             self.changed.wait(timeout_s)
@@ -255,6 +266,8 @@ class RunWatcher:
         if self._thread.is_alive():
             self._thread.join(10)
         self._consumer.close()
+        if self._watermarks is not None:
+            self._watermarks.close()
 
 
 def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 120.0) -> list[bytes]:

@@ -95,6 +95,7 @@ def start(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm --into-live without asking (scripts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the finished run's record as JSON.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="A shadow run: no end, follow live ticks into the run's namespace until stopped (Ctrl-C, SIGTERM).")] = False,
+    keep_state: Annotated[bool, typer.Option("--keep-state", hidden=True, help="Keep the run's processing state when it ends (a deployed strategy may serve live).")] = False,
 ) -> None:
     """Replay a past range of the ticks log with a strategy into the run's own namespace."""
     from processors.runtime.runs import RunLog, RunLogError
@@ -155,7 +156,7 @@ def start(
         previous = signal.signal(signal.SIGTERM, _interrupt) if follow else None
         try:
             code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
-                              views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
+                              views_prefix=None, keep_state=keep_state, child_env=env, produced_out=produced)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

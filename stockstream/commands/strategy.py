@@ -90,7 +90,7 @@ def deploy(
                                f" {_spec(ends)} on", markup=False)
     runs.start(from_=_spec(ends), to=None, warm_from=_spec(warm), strategy=file, run_id=run_id,
                description=description or f"shadow of {file.name}", views=views, into_live=False, yes=False,
-               as_json=False, follow=True)
+               as_json=False, follow=True, keep_state=True)
 
 
 def _spec(offsets: dict[int, int]) -> str:
