@@ -61,8 +61,7 @@ def warm_from_offsets(settings: ProcessSettings, strategy_file: Path, ends: dict
 
 @strategy_app.command("deploy")
 def deploy(
-    file: Annotated[Path, typer.Argument(help="The strategy file (TOML or YAML, docs/core.md).", exists=True,
-                                         dir_okay=False, readable=True)],
+    file: Annotated[Path, typer.Argument(help="The strategy file (TOML or YAML, docs/core.md).")],
     shadow: Annotated[bool, typer.Option("--shadow", help="Start it as a shadow run beside live (the only way in).")] = False,
     run_id: Annotated[str | None, typer.Option("--id", help="The shadow run's id (1-40 of a-z, 0-9, '-').", show_default="r<time>-<random>")] = None,
     description: Annotated[str, typer.Option(help="What the new strategy is for (shown by runs list/show).")] = "",
@@ -77,6 +76,8 @@ def deploy(
     if not shadow:
         raise _fail("a strategy reaches live through a shadow run: pass --shadow, then `stockstream strategy"
                     " promote ID` once it looks right (`stockstream runs diff live ID`)")
+    if not file.is_file():
+        raise _fail(f"{file}: no such strategy file")
     settings = runs._settings(strategy_file=file)
     kafka = Kafka(settings)
     try:
