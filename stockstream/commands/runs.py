@@ -286,6 +286,15 @@ def show(run_id: Annotated[str, typer.Argument(help="The run's id.")]) -> None:
     typer.echo(json.dumps(record.run.model_dump(mode="json"), indent=2))
 
 
+def _live_group(settings: ProcessSettings, record: Any) -> str:
+    """The consumer group serving live: the live record's (after a promote), else this environment's processor's."""
+    from processors.core.rollout import effective
+
+    if record is None or record.run.live is None:
+        return settings.group_id
+    return effective(record.run.live, record.timestamp).serving.group
+
+
 def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, Any]) -> tuple[list[Signal], Span]:
     from processors.core.rundiff import Span
     from processors.runtime.runs import read_topic_values
@@ -298,7 +307,7 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
     try:
         ticks = registry.ticks.name
         if run_id == LIVE_RUN_ID:
-            committed = kafka.committed(settings.group_id, ticks)
+            committed = kafka.committed(_live_group(settings, runs.get(LIVE_RUN_ID)), ticks)
             low, _high = kafka.watermarks(ticks)
             span = Span(dict.fromkeys(low, 0), {p: committed.get((ticks, p), 0) for p in low})
             topic = registry.signals.name
