@@ -54,6 +54,7 @@ class LiveControl:
         self.restart = False
         self._active: Duty | None = None
         self._stop_app: Callable[[], None] | None = None
+        self._stopping = threading.Event()
         self._closed = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="live-duty", daemon=True)
 
@@ -120,9 +121,14 @@ class LiveControl:
             return False
         return self.duty() == active
 
-    def engage(self, active: Duty, stop_app: Callable[[], None]) -> None:
-        """The application built for ``active`` is about to run; ``stop_app`` stops it gracefully."""
+    def engage(self, active: Duty, stop_app: Callable[[], None], stopping: threading.Event) -> None:
+        """The application built for ``active`` is about to run; ``stop_app`` stops it gracefully.
+
+        ``stopping`` is the service's own signal flag: a SIGTERM that came after the service last
+        looked at it but before Quix installed its handlers stops the application too.
+        """
         self.restart = False
+        self._stopping = stopping
         self._stop_app = stop_app
         self._active = active
 
@@ -135,6 +141,9 @@ class LiveControl:
         while not self._closed.wait(MONITOR_EVERY_S):
             active, stop_app = self._active, self._stop_app
             if active is None or stop_app is None:
+                continue
+            if self._stopping.is_set():
+                stop_app()
                 continue
             try:
                 current = self.duty()

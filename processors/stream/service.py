@@ -91,7 +91,7 @@ def main(settings: ProcessSettings) -> int:
                                         still=functools.partial(control.still, duty))
             if stopping.is_set():
                 return EXIT_OK
-            control.engage(duty, processor.app.stop)
+            control.engage(duty, processor.app.stop, stopping)
             code = _run(settings, processor, metrics)
             control.disengage()
             if code == EXIT_RESTART:

@@ -12,17 +12,21 @@ log of two symbols over 55 hours (SMA 50 on 1h candles defined before the switch
   no signal older than the switch from the new strategy, none twice, none missing;
 - ``strategy rollback`` killed with SIGKILL just after it wrote each record of the hand-over
   (``handover``, ``fence``, ``decided``): whatever the log decided, the live topics are still
-  exactly one strategy's from-start outputs per stretch of the log between valid switches.
+  exactly one strategy's from-start outputs per stretch of the log between valid switches;
+- the serving processor killed with SIGKILL while a promote has fenced it (and restarted, as a
+  supervisor would): the promote completes and the same holds.
 
 Every wait is on a condition (committed offsets, group members, the runs log), with generous bounds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,14 +38,14 @@ import pytest
 from processors.core.rollout import effective
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, load_strategy
 from processors.runtime.kafka_admin import ensure_topics
-from processors.runtime.runs import RunLog
+from processors.runtime.runs import RunLog, RunSnapshot, RunWatcher
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from schemas.runs import LIVE_RUN_ID, Serving
 from schemas.upcasters import decode_run
 from stockstream.replayer import Kafka
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
-from tests.support.kafka_tools import end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
 pytestmark = [pytest.mark.integration]
@@ -121,12 +125,18 @@ def rollout(stack, tmp_path_factory) -> Iterator[Rollout]:
     produce_all(stack.kafka_bootstrap, f"{prefix}ticks", synthetic_log(SYMBOLS, WARM_RECORDS, START, STEP, seed=11))
     with running(["process", "--metrics-port", "0"], env) as live:
         state = Rollout(prefix, stack.kafka_bootstrap, env, next_file, live, live)
-        wait_until(lambda: state.caught_up(f"{prefix}stockstream-process"), timeout_s=WAIT_S,
-                   message="the live processor to reach the log's end")
-        state.shadow_from = end_offsets(stack.kafka_bootstrap, f"{prefix}ticks")
-        with running(["strategy", "deploy", str(next_file), "--shadow", "--id", "next", "--no-views"], env) as shadow:
-            state.shadow = shadow
-            yield state
+        try:
+            wait_until(lambda: state.caught_up(f"{prefix}stockstream-process"), timeout_s=WAIT_S,
+                       message="the live processor to reach the log's end")
+            state.shadow_from = end_offsets(stack.kafka_bootstrap, f"{prefix}ticks")
+            with running(["strategy", "deploy", str(next_file), "--shadow", "--id", "next", "--no-views"],
+                         env) as shadow:
+                state.shadow = shadow
+                yield state
+        finally:
+            state.live.terminate()  # a test may have restarted it
+    delete_topics(stack.kafka_bootstrap, prefix)
+    delete_topics(stack.kafka_bootstrap, f"changelog__{prefix}")
 
 
 def _live_history(rollout: Rollout) -> list[Serving]:
@@ -264,23 +274,31 @@ def _phase(rollout: Rollout) -> tuple[str | None, str | None]:
 def test_a_rollback_killed_at_each_step_leaves_one_version_live_never_a_mix(rollout, phase):
     before = len(_live_history(rollout))
     serving = _phase(rollout)[1]
-    killed = ServiceProcess(["strategy", "rollback", "--timeout", "45"], rollout.env)
-    seen: list[tuple[str | None, str | None]] = []
+    # A watcher of the runs log kills the command the moment the record arrives (its next step waits
+    # for processors to stop at a checkpoint, a poll at least); at decided, the record restating the
+    # decision may follow too fast to beat: either way it is killed after the decision.
+    hit, command = threading.Event(), []
 
-    def written() -> bool:
-        seen.append(_phase(rollout))
-        # The decided record and the one restating it follow each other at once: "at decided" is
-        # killed after the decision, whether or not the restating record made it too.
-        return seen[-1][0] == phase or (phase == "decided" and seen[-1][1] != serving) or not killed.alive()
+    def on_change(snapshot: RunSnapshot) -> None:
+        record, view = snapshot.live, snapshot.live_view()
+        pending = None if record is None or record.run.live is None else record.run.live.pending
+        if (pending is not None and pending.phase == phase) or (
+                phase == "decided" and view is not None and view.serving.run_id != serving):
+            if not hit.is_set() and command:
+                hit.set()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(command[0].process.pid, signal.SIGKILL)
 
+    watcher = RunWatcher(RunLog(rollout.settings()), on_change)
+    watcher.start()
     try:
-        wait_until(written, timeout_s=WAIT_S, interval_s=0.05, message=f"the rollback to write its {phase} record")
+        command.append(ServiceProcess(["strategy", "rollback", "--timeout", "45"], rollout.env))
+        wait_until(lambda: hit.is_set() or not command[0].alive(), timeout_s=WAIT_S,
+                   message=f"the rollback to write its {phase} record")
     finally:
-        if killed.alive():
-            os.killpg(killed.process.pid, signal.SIGKILL)
-        killed.process.wait(30)
-    assert seen[-1][0] == phase or (phase == "decided" and seen[-1][1] != serving), (
-        f"the rollback ended before its {phase} record: {killed.output[-2000:]}")
+        watcher.close()
+        command[0].kill9()
+    assert hit.is_set(), f"the rollback ended before its {phase} record: {command[0].output[-2000:]}"
     rollout.feed(KILL_RECORDS, seed=20 + before)
     log = RunLog(rollout.settings())
 
@@ -300,3 +318,40 @@ def test_a_rollback_killed_at_each_step_leaves_one_version_live_never_a_mix(roll
           f" {history[-1].run_id} serves")  # noqa: T201 - shown with -s: which way each kill went
     assert _live_events(rollout) == _expected(history, _references(rollout, history)), (
         f"killed at {phase}: live holds one strategy's outputs per stretch between valid switches")
+
+
+def test_a_promote_survives_the_serving_processor_killed_while_it_is_fenced(rollout):
+    """Last: the old run serves (the kill at decided rolled back); promote again, kill -9 it at its fence."""
+    assert _phase(rollout) == (None, _live_history(rollout)[-1].run_id)
+    serving = _live_history(rollout)[-1]
+    assert serving.group == f"{rollout.prefix}stockstream-process", "the test's own processor serves"
+    fenced = threading.Event()
+
+    def on_change(snapshot: RunSnapshot) -> None:
+        record = snapshot.live
+        pending = None if record is None or record.run.live is None else record.run.live.pending
+        if pending is not None and pending.phase == "fence" and not fenced.is_set():
+            fenced.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(rollout.live.process.pid, signal.SIGKILL)  # its open transaction is aborted
+
+    watcher = RunWatcher(RunLog(rollout.settings()), on_change)
+    watcher.start()
+    promote = ServiceProcess(["strategy", "promote", "next", "--timeout", "120"], rollout.env)
+    try:
+        wait_until(lambda: fenced.is_set() or not promote.alive(), timeout_s=WAIT_S,
+                   message="the promote to fence the serving run")
+        assert fenced.is_set(), promote.output[-2000:]
+        rollout.live.kill9()
+        rollout.live = ServiceProcess(["process", "--metrics-port", "0"], rollout.env)  # a supervisor's restart
+        assert promote.wait(WAIT_S) == 0, promote.output[-3000:]
+    finally:
+        watcher.close()
+        promote.terminate()
+    rollout.feed(KILL_RECORDS, seed=40)
+    wait_until(lambda: rollout.caught_up(f"{rollout.prefix}runs.next.process", f"{rollout.prefix}stockstream-process"),
+               timeout_s=WAIT_S, message="both runs to reach the log's end")
+    history = _live_history(rollout)
+    assert history[-1].run_id == "next" and history[-2].run_id == serving.run_id
+    assert _live_events(rollout) == _expected(history, _references(rollout, history)), (
+        "the killed serving processor's last transaction never reached live; the new run took over at its commit")
