@@ -152,7 +152,7 @@ def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> N
             if record is None or record.run.kind != "shadow" or record.run.group is None:
                 raise _fail(f"no shadow run {target_run!r} (see `stockstream runs list`; start one with"
                             " `stockstream strategy deploy FILE --shadow`)")
-            if record.run.state != "running":
+            if record.run.state not in ("running", "serving"):  # "serving" after a rollback the command did not record
                 raise _fail(f"shadow run {target_run!r} is {record.run.state}: only a running shadow can take over")
             target = Target(record.run.run_id, record.run.group, record.run.strategy)
         err = console(stderr=True)
@@ -162,12 +162,26 @@ def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> N
             serving = driver.run()
         finally:
             driver.close()
+        _record_states(log, snapshot, serving=serving.run_id, demoted=view.serving.run_id)
     except (HandoverError, RunLogError, RolloutError) as error:
         raise _fail(str(error), EXIT_NOT_DONE) from None
     finally:
         log.close()
     typer.echo(f"{serving.run_id} serves live from {_spec(dict(serving.switch or {}))} (strategy"
                f" {serving.strategy.version}); {view.serving.run_id} follows in runs.{view.serving.run_id}.*")
+
+
+def _record_states(log: RunLog, snapshot: RunSnapshot, *, serving: str, demoted: str) -> None:
+    """``runs list`` shows which shadow serves: its record ``serving``, the one it replaced ``running`` again.
+
+    Informational only (the ``live`` record decides); a command killed before this leaves them stale.
+    """
+    from datetime import UTC, datetime
+
+    for run_id, state in ((serving, "serving"), (demoted, "running")):
+        record = snapshot.get(run_id)
+        if record is not None and record.run.kind == "shadow" and record.run.state in ("running", "serving"):
+            log.publish(record.run.model_copy(update={"state": state, "ts_event": datetime.now(UTC)}))
 
 
 TIMEOUT = typer.Option("--timeout", min=1.0, max=3600.0,

@@ -22,6 +22,7 @@ Every wait is on a condition (committed offsets, group members, the runs log), w
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -205,6 +206,8 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
     rollout.produced += sent
     out, err = promote.communicate(timeout=WAIT_S)
     assert promote.returncode == 0, out + err + rollout.live.output[-3000:]
+    shown = rollout.cli("runs", "show", "next")
+    assert json.loads(shown.stdout)["state"] == "serving", shown.stdout + shown.stderr
     stopped = re.search(r"'next' stopped at ([0-9:,]+);", err)
     assert stopped is not None, err
     incoming = {int(p): int(o) for p, o in (part.split(":") for part in stopped.group(1).split(","))}
