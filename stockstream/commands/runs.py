@@ -389,9 +389,14 @@ def drop(
     settings = _settings()
     log = _runs_log()
     try:
-        record = log.read().get(run_id)
+        snapshot = log.read()
+        record = snapshot.get(run_id)
         if record is not None and record.run.namespace.into_live:
             raise _fail(f"run {run_id!r} wrote the live outputs (--into-live): there is nothing of its own to drop")
+        view = snapshot.live_view()
+        if view is not None and run_id in {s.run_id for s in (view.serving, view.previous) if s is not None}:
+            role = "serves live" if run_id == view.serving.run_id else "is what `strategy rollback` returns to"
+            raise _fail(f"run {run_id!r} {role}: its state is live state; promote another run before dropping it")
         prefix = run_topic_prefix(settings.topic_prefix, run_id)
         kafka = Kafka(settings)
         try:

@@ -356,5 +356,7 @@ def test_a_promote_survives_the_serving_processor_killed_while_it_is_fenced(roll
                timeout_s=WAIT_S, message="both runs to reach the log's end")
     history = _live_history(rollout)
     assert history[-1].run_id == "next" and history[-2].run_id == serving.run_id
+    refused = rollout.cli("runs", "drop", "next", "--yes")
+    assert refused.returncode == 2 and "serves live" in refused.stderr, refused.stderr
     assert _live_events(rollout) == _expected(history, _references(rollout, history)), (
         "the killed serving processor's last transaction never reached live; the new run took over at its commit")
