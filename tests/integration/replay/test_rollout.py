@@ -216,6 +216,11 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
                timeout_s=WAIT_S, message="both runs to reach the log's end")
     history = _live_history(rollout)
     assert [s.run_id for s in history][1:] == ["next"] and history[0].switch is None, history
+    stamps = {decode_run(r.value).live.pending.phase: r.timestamp_ms  # type: ignore[union-attr]
+              for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs")
+              if r.key == LIVE_RUN_ID.encode() and r.value is not None and decode_run(r.value).live.pending}  # type: ignore[union-attr]
+    print(f"promote: handover → fence {(stamps['fence'] - stamps['handover']) / 1000:.2f} s,"  # noqa: T201
+          f" fence → decided {(stamps['decided'] - stamps['fence']) / 1000:.2f} s (broker times)")
     switch = dict(history[1].switch or {})
     ends = end_offsets(rollout.bootstrap, rollout.ticks)
     assert any(switch[p] < ends[p] for p in ends), "records after the switch were processed live by the new run"
