@@ -104,6 +104,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "runs drop": ("stockstream runs drop wider-rsi --yes         # its topics, changelogs and views",),
     "runs prune": ("stockstream runs prune --dry-run               # the runs past RUN_RETENTION",
                    "stockstream runs prune --yes                   # delete them (cron, a CronJob)"),
+    "strategy": (
+        "stockstream strategy deploy next.toml --shadow --id next   # warm from the log, then follow live",
+        "stockstream strategy promote next",
+    ),
+    "strategy deploy": ("stockstream strategy deploy next.toml --shadow --id next --description \"MACD on 1h\"",),
+    "strategy promote": ("stockstream strategy promote next --timeout 120   # live from the switch point on",),
+    "strategy rollback": ("stockstream strategy rollback                 # the previous run serves again",),
     "kafka-access": ("stockstream kafka-access plan", "stockstream kafka-access apply"),
     "kafka-access plan": ("stockstream kafka-access plan --principal process",),
     "kafka-access apply": ("stockstream kafka-access apply --topic-prefix prod.   # users and ACLs of a deployment",),

@@ -104,6 +104,7 @@ def start(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm --into-live without asking (scripts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the finished run's record as JSON.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="A shadow run: no end, follow live ticks into the run's namespace until stopped (Ctrl-C, SIGTERM).")] = False,
+    keep_state: Annotated[bool, typer.Option("--keep-state", hidden=True, help="Keep the run's processing state when it ends (a deployed strategy may serve live).")] = False,
 ) -> None:
     """Replay a past range of the ticks log with a strategy into the run's own namespace."""
     from processors.runtime.runs import RunLog, RunLogError
@@ -165,7 +166,7 @@ def start(
         previous = signal.signal(signal.SIGTERM, _interrupt) if follow else None
         try:
             code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
-                              views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
+                              views_prefix=None, keep_state=keep_state, child_env=env, produced_out=produced)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -295,6 +296,15 @@ def show(run_id: Annotated[str, typer.Argument(help="The run's id.")]) -> None:
     typer.echo(json.dumps(record.run.model_dump(mode="json"), indent=2))
 
 
+def _live_group(settings: ProcessSettings, record: Any) -> str:
+    """The consumer group serving live: the live record's (after a promote), else this environment's processor's."""
+    from processors.core.rollout import effective
+
+    if record is None or record.run.live is None:
+        return settings.group_id
+    return effective(record.run.live, record.timestamp).serving.group
+
+
 def _run_outputs(settings: ProcessSettings, run_id: str,
                  runs: dict[str, Any]) -> tuple[list[Signal], list[SignalOutcome], Span]:
     """A run's (or live's) signals and signal outcomes, and the input range it covered."""
@@ -309,7 +319,7 @@ def _run_outputs(settings: ProcessSettings, run_id: str,
     try:
         ticks = registry.ticks.name
         if run_id == LIVE_RUN_ID:
-            committed = kafka.committed(settings.group_id, ticks)
+            committed = kafka.committed(_live_group(settings, runs.get(LIVE_RUN_ID)), ticks)
             low, _high = kafka.watermarks(ticks)
             span = Span(dict.fromkeys(low, 0), {p: committed.get((ticks, p), 0) for p in low})
             topic = registry.signals.name
@@ -415,9 +425,14 @@ def drop(
     settings = _settings()
     log = _runs_log()
     try:
-        record = log.read().get(run_id)
+        snapshot = log.read()
+        record = snapshot.get(run_id)
         if record is not None and record.run.namespace.into_live:
             raise _fail(f"run {run_id!r} wrote the live outputs (--into-live): there is nothing of its own to drop")
+        view = snapshot.live_view()
+        if view is not None and run_id in {s.run_id for s in (view.serving, view.previous) if s is not None}:
+            role = "serves live" if run_id == view.serving.run_id else "is what `strategy rollback` returns to"
+            raise _fail(f"run {run_id!r} {role}: its state is live state; promote another run before dropping it")
         kafka = Kafka(settings)
         try:
             names, keys = owned_by(settings, kafka, run_id)

@@ -116,6 +116,9 @@ def grants(deployment: Deployment) -> list[Grant]:
         # dead-letter topics included, which it may not write or read.
         *_topics(PROCESS, [registry.views_dlq.name, registry.notifications_dlq.name], ("CREATE", "DESCRIBE")),
         *_stateful_app(PROCESS, deployment.process_group),
+        # it follows the ``live`` record of the runs topic (who serves live, docs/runs.md) and appends
+        # probes there to settle a hand-over whose deadline passed; it creates the topic when missing.
+        *_topics(PROCESS, [registry.runs.name], ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
         *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
