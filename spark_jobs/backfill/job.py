@@ -17,6 +17,7 @@ Spark job under its own progress line:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -44,9 +45,17 @@ from spark_jobs.backfill.plan import (
     SymbolRange,
     Warmup,
     plan_groups,
+    strategies_warmup,
+    warmup_periods,
 )
 from spark_jobs.backfill.ranges import LogRange, RangeRequest, resolve_range
-from spark_jobs.backfill.rows import EVENT_KINDS, KIND_GROUP, dataset_columns, spark_schema
+from spark_jobs.backfill.rows import (
+    EVENT_KINDS,
+    KIND_GROUP,
+    dataset_columns,
+    signal_value_names,
+    spark_schema,
+)
 from spark_jobs.backfill.runner import SHORT, GroupContext, GroupReport, run_group
 from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
@@ -94,13 +103,24 @@ class BackfillResult:
 
 
 class _Configs:
-    """Per-symbol pipeline configs, built lazily in each Python worker (cheap to pickle)."""
+    """Per-symbol pipeline configs, built lazily in each Python worker (cheap to pickle).
 
-    def __init__(self, strategy: Strategy, candle_timeframes: tuple[str, ...], grace_ms: int) -> None:
+    The live processor's (:func:`processors.stream.topology.pipeline_configs`): strategy, candle
+    timeframes, grace, scorecard horizons and fee.
+    """
+
+    def __init__(self, strategy: Strategy, candle_timeframes: tuple[str, ...], grace_ms: int,
+                 horizons_ms: tuple[int, ...] = (), fee: float = 0.0) -> None:
         self.strategy = strategy
         self.candle_timeframes = candle_timeframes
         self.grace_ms = grace_ms
+        self.horizons_ms = horizons_ms
+        self.fee = fee
         self._configs: PipelineConfigs | None = None
+
+    @classmethod
+    def of(cls, strategy: Strategy, settings: SparkJobSettings) -> _Configs:
+        return cls(strategy, settings.candle_timeframes, settings.grace_ms, settings.horizons_ms, settings.scorecard_fee)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_configs": None}
@@ -108,7 +128,7 @@ class _Configs:
     def __call__(self, symbol: str) -> PipelineConfig:
         if self._configs is None:
             self._configs = PipelineConfigs(self.strategy, candle_timeframes=self.candle_timeframes,
-                                            grace_ms=self.grace_ms)
+                                            grace_ms=self.grace_ms, horizons_ms=self.horizons_ms, fee=self.fee)
         return self._configs.for_symbol(symbol)
 
 
@@ -162,6 +182,22 @@ def hash_slots(spark: SparkSession, count: int) -> list[int]:
             found.setdefault(int(row["partition"]), int(row["id"]))
         start += 64 * count
     return [found[number] for number in range(count)]
+
+
+def backfill_warmup(strategy: Strategy, config: PipelineConfig, settings: SparkJobSettings,
+                    request: BackfillRequest) -> Warmup:
+    """The warm-up: the slowest of the fixed indicators' and the ``[strategies]``' (:func:`strategies_warmup`)
+    periods of the longest candle timeframe, plus the longest scorecard horizon (a signal up to that long
+    before the range start has its outcome in the range: it must be emitted in the warm-up as in a full run)."""
+    lengths = [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes]
+    periods = request.warmup_periods
+    if periods is None:
+        fixed = max(warmup_periods(spec, request.tolerance) for spec in _specs(strategy))
+        periods = max(fixed, strategies_warmup(config.strategies, request.tolerance)[0])
+    warmup = Warmup.for_specs(_specs(strategy), lengths, tolerance=request.tolerance,
+                              min_duration_us=request.min_warmup_us, periods=periods)
+    horizon_us = max(config.horizons_ms, default=0) * 1000
+    return dataclasses.replace(warmup, duration_us=warmup.duration_us + horizon_us)
 
 
 def indicator_names(strategy: Strategy) -> tuple[str, ...]:
@@ -259,20 +295,21 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     if request.output is not None:
         sinks.check_parquet_output(spark, request.output, request.write_mode)
     strategy = request.strategy
-    configs = _Configs(strategy, settings.candle_timeframes, settings.grace_ms)
+    configs = _Configs.of(strategy, settings)
     base_config = configs("CHECK")
-    warmup = Warmup.for_specs(
-        _specs(strategy), [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes],
-        tolerance=request.tolerance, min_duration_us=request.min_warmup_us, periods=request.warmup_periods,
-    )
+    warmup = backfill_warmup(strategy, base_config, settings, request)
     log_range = resolve_range(settings, request.range, warmup.duration_us, round(settings.clock_skew_s * 1e6))
     names = indicator_names(strategy)
+    compiled = base_config.plan.compiled
+    signal_values = signal_value_names(names, {} if compiled is None else compiled.all_columns())
+    raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
+    start, end = _range_predicates(log_range)
     context = GroupContext(topic=log_range.topic, warmup=warmup, indicator_names=names,
                            with_events=request.with_events, read_from_us=log_range.read_from_us,
                            log_start=log_range.log_start,
-                           range_start=None if log_range.from_us is not None else dict(log_range.range_start))
-    raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
-    start, end = _range_predicates(log_range)
+                           range_start=None if log_range.from_us is not None else dict(log_range.range_start),
+                           signal_values=signal_values,
+                           cumulative=strategies_warmup(base_config.strategies)[1])
     with progress.step(f"reading {log_range.records:,} records and planning"):
         stats = (
             raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
@@ -297,7 +334,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     routed = route(spark, raw, plans, slots)
     result = (
         routed.repartition(len(plans), "slot").groupBy("slot")
-        .applyInPandas(run, spark_schema(names))
+        .applyInPandas(run, spark_schema(names, signal_values))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     began = time.perf_counter()
@@ -310,7 +347,8 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     events = {kind: int(counts.get(kind, 0)) for kind in EVENT_KINDS}
     outputs: dict[str, str] = {}
     if request.output is not None:
-        outputs.update(sinks.write_parquet(result, request.output, names, request.write_mode, progress))
+        outputs.update(sinks.write_parquet(result, request.output, names, request.write_mode, progress,
+                                           signal_values))
     if request.topics:
         outputs.update(sinks.write_topics(result, settings, progress))
     if request.redis_prefix is not None:

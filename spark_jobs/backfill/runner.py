@@ -29,8 +29,9 @@ import pandas as pd
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick
-from schemas.events import DeadLetter, Event, Lineage, Tick, encode
+from schemas.events import DeadLetter, Event, Lineage, Signal, Tick, encode
 from schemas.instruments import Instrument
+from schemas.timeframes import TICK
 from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe, merge_snapshots
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
@@ -40,6 +41,7 @@ from spark_jobs.backfill.rows import (
     KIND_DEAD_LETTERS,
     KIND_GROUP,
     KIND_INDICATORS,
+    KIND_OUTCOMES,
     KIND_SIGNALS,
     dataset_columns,
     indicator_column,
@@ -61,6 +63,8 @@ class GroupContext:
     read_from_us: int | None  # oldest event time the driver's read is sure to hold (None: log start)
     log_start: frozenset[int]  # partitions read from their first offset
     range_start: dict[int, int] | None = None  # offset ranges: first offset of the range per partition
+    signal_values: tuple[str, ...] = ()  # the strategies' value columns of the signals (rows.signal_value_names)
+    cumulative: bool = False  # a strategy reads a cumulative indicator (OBV): only a run from the log start is exact
 
 
 @dataclass
@@ -125,9 +129,10 @@ class _Emitter:
         self.key = key
         self.events = context.with_events
         names = context.indicator_names
-        self.tables = {kind: _Table(kind, dataset_columns(kind, names, context.with_events)) for kind in EVENT_KINDS}
+        self.tables = {kind: _Table(kind, dataset_columns(kind, names, context.with_events, context.signal_values))
+                       for kind in EVENT_KINDS}
         self.tables[KIND_GROUP] = _Table(KIND_GROUP, ["seq", "offset", "detail"])
-        self.indicator_columns = {name: indicator_column(name) for name in names}
+        self.indicator_columns = {name: indicator_column(name) for name in (*names, *context.signal_values)}
         self.day = _Days()
         data = self.tables[KIND_INDICATORS].data
         self._snapshot_columns = (
@@ -185,17 +190,15 @@ class _Emitter:
                 close=candle.close, volume=candle.volume, trade_count=candle.trade_count,
                 ts_event=_us(candle.ts_event), ts_init=_us(candle.ts_init)))
             seq += 1
-        for signal in output.signals:
-            row = self._base(signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
-                             signal_id=signal.signal_id, rule=signal.rule, side=signal.side, price=signal.price,
-                             ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
-            self._values(row, signal.indicators)
-            tables[KIND_SIGNALS].add(row)
-            seq += 1
+        signals = output.signals
         if evaluation >= 0 and self.tick_rows is not None and tick is not None:
+            # The core emits candle signals, then the tick rules' (here: the kernel's), then the tick strategies'.
+            seq = self._signals([s for s in signals if s.timeframe != TICK], lineage, seq)
             for row in self.tick_rows.signal_rows(evaluation, tick, lineage, seq):
                 tables[KIND_SIGNALS].add(row)
                 seq += 1
+            signals = [s for s in signals if s.timeframe == TICK]
+        seq = self._signals(signals, lineage, seq)
         for summary in output.summaries:
             tables[KIND_DAILY].add(self._base(
                 summary, summary.date, lineage, seq, open=summary.open, high=summary.high, low=summary.low,
@@ -203,8 +206,29 @@ class _Emitter:
                 tick_count=summary.tick_count, buy_count=summary.buy_count, sell_count=summary.sell_count,
                 final=summary.final, ts_event=_us(summary.ts_event), ts_init=_us(summary.ts_init)))
             seq += 1
+        for outcome in output.outcomes:
+            tables[KIND_OUTCOMES].add(self._base(
+                outcome, outcome.ts_event.date(), lineage, seq, outcome_id=outcome.outcome_id,
+                signal_id=outcome.signal_id, strategy=outcome.strategy, strategy_version=outcome.strategy_version,
+                timeframe=outcome.timeframe, side=outcome.side, horizon=outcome.horizon,
+                signal_price=outcome.signal_price, signal_ts=_us(outcome.signal_ts), price=outcome.price,
+                return_gross=outcome.return_gross, return_net=outcome.return_net, fee=outcome.fee,
+                ts_event=_us(outcome.ts_event), ts_init=_us(outcome.ts_init)))
+            seq += 1
         for letter in output.rejections:
             self.dead_letter(letter, lineage, seq)
+            seq += 1
+        return seq
+
+    def _signals(self, signals: Sequence[Signal], lineage: Lineage, seq: int) -> int:
+        table = self.tables[KIND_SIGNALS]
+        for signal in signals:
+            row = self._base(signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
+                             signal_id=signal.signal_id, rule=signal.rule, strategy=signal.strategy,
+                             strategy_version=signal.strategy_version, condition=signal.condition, side=signal.side,
+                             price=signal.price, ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
+            self._values(row, signal.indicators)
+            table.add(row)
             seq += 1
         return seq
 
@@ -309,7 +333,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if columnar:
             tick_timeframe = TickTimeframe(config, ticks)
             processor = ColumnarProcessor(config, instrument, tick_timeframe)
-            emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names)
+            emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names, context.signal_values)
         else:
             processor = SymbolProcessor(config, instrument)
 
@@ -353,6 +377,9 @@ def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_f
         report.detail = "no earlier tick of the symbol in the read window: started afresh"
         return
     problems = []
+    if context.cumulative:
+        problems.append("a strategy reads obv, which sums every tick since the log's first: only a backfill from"
+                        " the log's beginning in one chunk gives the live values (--chunks 1, no --from)")
     available = plan.warm_from_us if plan.chunk else context.read_from_us
     if not from_log_start and available is not None and available > needed_from:
         problems.append(f"the read holds event times from {available} µs, the warm-up needs {needed_from} µs"
@@ -374,7 +401,7 @@ def _frame(tables: list[_Table], context: GroupContext, key: str | None) -> pd.D
     # The group key is the instrument SYMBOL@venue (a key without "@" is a dead letter's odd key).
     symbol, _, venue = key.partition("@") if key is not None else (None, "", "")
     given = {"instrument": key, "symbol": symbol, "venue": venue or None}
-    for name, kind in union_columns(context.indicator_names):
+    for name, kind in union_columns(context.indicator_names, context.signal_values):
         values: list[Any] = []
         for table in tables:
             if name == "kind":
