@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 from processors.runtime.settings import (
+    InstrumentLimitSettings,
     KafkaSettings,
     LoggingSettings,
     RedisSettings,
@@ -21,11 +22,11 @@ from processors.runtime.settings import (
 from spark_jobs.jars import DEFAULT_JARS_DIR
 
 
-class SparkJobSettings(KafkaSettings, ScorecardSettings, RedisSettings, LoggingSettings):
+class SparkJobSettings(KafkaSettings, InstrumentLimitSettings, ScorecardSettings, RedisSettings, LoggingSettings):
     """Where Spark runs and how the backfill reads the log (docs/spark.md has the table).
 
-    The strategy, timeframes, grace, scorecard horizons and fee are the live processor's own
-    variables: a backfill equals the processor only when they are the same.
+    The strategy, timeframes, grace, scorecard horizons and fee and the instrument limit are the live
+    processor's own variables: a backfill equals the processor only when they are the same.
     """
 
     spark_master: str = Field("local[*]", validation_alias=env("SPARK_MASTER"))

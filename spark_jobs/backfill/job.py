@@ -26,16 +26,20 @@ from typing import Any, Literal
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from processors.core.admission import INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
 from processors.core.timeutil import DAY_US
+from processors.stream.records import decode_tick
+from schemas.events import Lineage, Tick
 from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
 from schemas.symbols import normalize_symbol
 from schemas.timeframes import timeframe_ms
 from spark_jobs.backfill import sinks
+from spark_jobs.backfill.admission import Admission, FirstTick, decide
 from spark_jobs.backfill.plan import (
     DEFAULT_MIN_WARMUP_US,
     DEFAULT_TOLERANCE,
@@ -92,10 +96,16 @@ class BackfillResult:
     events: dict[str, int]
     timings: dict[str, float]
     outputs: dict[str, str]
+    refused: dict[str, list[str]] = field(default_factory=dict)  # reason → instruments the limit refuses
 
     @property
     def rows(self) -> int:
         return sum(group.rows for group in self.groups)
+
+    @property
+    def refused_ticks(self) -> int:
+        """Ticks in the range dead-lettered by the instrument limit (``instrument_limit``/``instrument_not_allowed``)."""
+        return sum(group.refused for group in self.groups)
 
     @property
     def short(self) -> list[GroupReport]:
@@ -212,13 +222,16 @@ def _specs(strategy: Strategy) -> list[Any]:
 
 
 def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, symbols: tuple[str, ...],
-             config: PipelineConfig) -> DataFrame:
-    """The records of the read range with position, event time and usability (parsed in the JVM)."""
+             config: PipelineConfig, *, from_log_start: bool = False) -> DataFrame:
+    """The records of the read range with position, event time and usability (parsed in the JVM).
+
+    ``from_log_start``: from every partition's first offset instead of the read start (the instrument limit).
+    """
     options = settings.kafka_options()
     frame = (
         spark.read.format("kafka").options(**options)
         .option("subscribe", log_range.topic)
-        .option("startingOffsets", log_range.spark_offsets(log_range.read_start))
+        .option("startingOffsets", "earliest" if from_log_start else log_range.spark_offsets(log_range.read_start))
         .option("endingOffsets", log_range.spark_offsets(log_range.read_end))
         .option("kafka.isolation.level", "read_committed")
         .load()
@@ -288,6 +301,60 @@ def _symbol_ranges(rows: list[Any]) -> list[SymbolRange]:
     return sorted(ranges, key=lambda item: item.key or "")
 
 
+def decide_admission(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, raw: DataFrame,
+                     symbols: tuple[str, ...], config: PipelineConfig) -> Admission | None:
+    """The instrument limit's decision for the log up to the range's end (:mod:`spark_jobs.backfill.admission`).
+
+    Counts each partition's distinct allowed instruments (from the log's first offset: ``raw`` when it
+    was read from there for every partition and every symbol, else one more read); only a partition
+    holding more than its share of ``MAX_INSTRUMENTS`` needs its instruments' first decodable ticks,
+    found by decoding each one's first records in the driver with the processor's ``decode_tick``.
+    None: nothing is refused.
+    """
+    policy = settings.instrument_policy()
+    whole = raw if not symbols and set(log_range.read_end) <= log_range.log_start else read_log(
+        spark, settings, log_range, (), config, from_log_start=True)
+    keys = (whole.where(F.col("key").contains("@")).select("partition", "key").distinct().collect())
+    allowed: dict[int, set[str]] = defaultdict(set)
+    not_allowed: dict[tuple[int, str], str] = {}  # refused on every tick; listed for the summary
+    for row in keys:
+        symbol, _, venue = row["key"].partition("@")
+        if policy.allows(symbol, venue):
+            allowed[int(row["partition"])].add(row["key"])
+        else:
+            not_allowed[(int(row["partition"]), row["key"])] = INSTRUMENT_NOT_ALLOWED
+    binding = {partition: found for partition, found in allowed.items() if len(found) > policy.per_partition}
+    if not binding:
+        return Admission(policy, not_allowed) if policy.allow else None
+    candidates = whole.where(F.col("partition").isin(list(binding)) & F.col("record_key").isNotNull())
+    firsts: list[FirstTick] = []
+    open_keys = {(partition, key) for partition, found in binding.items() for key in found}
+    depth = 4
+    while open_keys:
+        ranked = (candidates.where(F.col("key").isin(sorted({key for _, key in open_keys})))
+                  .withColumn("rank", F.row_number().over(Window.partitionBy("partition", "key").orderBy("offset")))
+                  .where(F.col("rank") <= depth)
+                  .select("partition", "key", "offset", "record_key", "value", "timestamp_ms").collect())
+        rows: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        for row in ranked:
+            rows[(int(row["partition"]), row["key"])].append(row)
+        for where in sorted(open_keys):
+            found = sorted(rows.get(where, []), key=lambda row: row["offset"])
+            for row in found:
+                lineage = Lineage(topic=log_range.topic, partition=where[0], offset=int(row["offset"]))
+                tick = decode_tick(bytes(row["value"]), bytes(row["record_key"]), int(row["timestamp_ms"]), lineage)
+                if isinstance(tick, Tick):
+                    firsts.append(FirstTick(where[0], lineage.offset, tick.symbol, tick.venue))
+                    open_keys.discard(where)
+                    break
+            else:
+                if len(found) < depth:  # every record of it was read: none decodes, it is never admitted
+                    open_keys.discard(where)
+        depth *= 16
+    decided = decide(policy, firsts)
+    return Admission(policy, {**not_allowed, **decided.refused})
+
+
 def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: BackfillRequest,
                  progress: SparkProgress) -> BackfillResult:
     """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range
@@ -304,12 +371,15 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     signal_values = signal_value_names(names, {} if compiled is None else compiled.all_columns())
     raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
     start, end = _range_predicates(log_range)
+    with progress.step("deciding the instrument limit (MAX_INSTRUMENTS, INSTRUMENT_ALLOW)"):
+        admission = decide_admission(spark, settings, log_range, raw, request.symbols, base_config)
     context = GroupContext(topic=log_range.topic, warmup=warmup, indicator_names=names,
                            with_events=request.with_events, read_from_us=log_range.read_from_us,
                            log_start=log_range.log_start,
                            range_start=None if log_range.from_us is not None else dict(log_range.range_start),
-                           signal_values=signal_values,
+                           signal_values=signal_values, admission=admission,
                            cumulative=strategies_warmup(base_config.strategies)[1])
+    refused = {} if admission is None else admission.instruments()
     with progress.step(f"reading {log_range.records:,} records and planning"):
         stats = (
             raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
@@ -323,7 +393,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     timings: dict[str, float] = {}
     if not plans:
         raw.unpersist()
-        return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {})
+        return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {}, refused)
 
     slots = hash_slots(spark, len(plans))
     runner = _GroupRunner(plans, slots, context, configs)
@@ -355,7 +425,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
         outputs.update(sinks.write_redis(result, settings, request.redis_prefix, progress))
     result.unpersist()
     reports.sort(key=lambda report: (report.key or "", report.chunk))
-    return BackfillResult(log_range, warmup, reports, events, {**progress.timings, **timings}, outputs)
+    return BackfillResult(log_range, warmup, reports, events, {**progress.timings, **timings}, outputs, refused)
 
 
 __all__ = ["BackfillRequest", "BackfillResult", "dataset_columns", "run_backfill"]

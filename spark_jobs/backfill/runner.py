@@ -5,7 +5,8 @@ Pure Python (pandas only for the frame in and out), no Spark: the job calls
 decoded exactly as the live processor does (:func:`processors.stream.records.decode_tick`)
 and fed to :class:`processors.core.pipeline.SymbolProcessor` — the same code, in the same
 order (partition, offset), as ``stockstream process`` — so the events equal the live
-output topics'.
+output topics'. A tick of an instrument the instrument limit refuses in its partition
+(:mod:`spark_jobs.backfill.admission`) becomes the processor's dead letter instead.
 
 A group's rows are its warm-up (before ``emit_from``) and its own rows. The warm-up is
 trimmed to the ticks whose event time is at least ``R = midnight of the day open at the
@@ -26,12 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
-from processors.stream.records import decode_tick
+from processors.stream.records import decode_tick, raw_text, record_time
 from schemas.events import DeadLetter, Event, Lineage, Signal, Tick, encode
 from schemas.instruments import Instrument
 from schemas.timeframes import TICK
+from spark_jobs.backfill.admission import Admission
 from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe, merge_snapshots
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
@@ -49,6 +52,7 @@ from spark_jobs.backfill.rows import (
 )
 
 EXACT, CONVERGED, SHORT = "exact", "converged", "short"
+REFUSALS = (INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED)
 _NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 
 
@@ -64,6 +68,7 @@ class GroupContext:
     log_start: frozenset[int]  # partitions read from their first offset
     range_start: dict[int, int] | None = None  # offset ranges: first offset of the range per partition
     signal_values: tuple[str, ...] = ()  # the strategies' value columns of the signals (rows.signal_value_names)
+    admission: Admission | None = None  # the instruments each partition refuses (None: every one is admitted)
     cumulative: bool = False  # a strategy reads a cumulative indicator (OBV): only a run from the log start is exact
 
 
@@ -77,6 +82,7 @@ class GroupReport:
     warmup_candles: int | None = None  # fewest warm-up candles opened before that midnight, over the timeframes
     dropped: int = 0  # rows read before the chunk but older than the warm-up needs
     rows: int = 0  # rows emitted (ticks and dead records)
+    refused: int = 0  # of those, ticks of an instrument the instrument limit refuses (dead-lettered)
     events: int = 0
     status: str = EXACT
     detail: str = ""
@@ -282,13 +288,26 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     keys = ordered["record_key"].tolist() if "record_key" in ordered else [fallback] * len(positions)
     topic = context.topic
 
+    admission = context.admission
+
+    def decode(index: int, lineage: Lineage) -> Tick | DeadLetter:
+        """The record as the live processor takes it: decoded, then refused if its instrument is not admitted."""
+        item = decode_tick(values[index], keys[index], stamps[index], lineage)
+        if admission is None or not isinstance(item, Tick):
+            return item
+        refused = admission.refusal(lineage.partition, item.symbol, item.venue)
+        if refused is None:
+            return item
+        return DeadLetter(source=item.source, reason=refused[0], detail=refused[1], raw=raw_text(values[index]),
+                          ts_init=record_time(stamps[index]), origin=lineage)
+
     first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
     decoded: list[Tick | DeadLetter] = []
     lineages: list[Lineage] = []
     open_us: int | None = None
     for index in range(first_emit):
         lineage = _lineage(topic, partitions[index], offsets[index])
-        item = decode_tick(values[index], keys[index], stamps[index], lineage)
+        item = decode(index, lineage)
         decoded.append(item)
         lineages.append(lineage)
         if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
@@ -320,7 +339,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
         lineage = _lineage(topic, partitions[index], offsets[index])
-        emitted.append((decode_tick(values[index], keys[index], stamps[index], lineage), lineage))
+        emitted.append((decode(index, lineage), lineage))
 
     ticks = [tick for tick, _ in warm] + [item for item, _ in emitted if isinstance(item, Tick)]
     processor: SymbolProcessor | None = None
@@ -351,6 +370,8 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if isinstance(item, DeadLetter):
             emitter.dead_letter(item, lineage)
             report.events += 1
+            if item.reason in REFUSALS:
+                report.refused += 1
         else:
             assert processor is not None  # noqa: S101 - a tick makes a processor
             output = processor.process(item, lineage)

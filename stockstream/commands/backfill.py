@@ -1,7 +1,7 @@
 """``stockstream backfill``: recompute candles, indicators, signals, outcomes and daily aggregates for a range of the log.
 
 Runs with the live processor's settings (strategy file, timeframes, grace, scorecard horizons and
-fee), so its events are the processor's (docs/spark.md).
+fee, instrument limit), so its events are the processor's (docs/spark.md).
 
 Exit codes: 0 done; 1 done, but some group's warm-up was short (its first events may differ
 from the live run beyond 1e-9; each is listed); 2 nothing done (bad option, unreadable
@@ -60,6 +60,11 @@ def _summary(result: Any, startup_s: float, elapsed_s: float) -> Table:
     if recompute:
         table.add_row("recompute", f"{recompute:.1f} s ({result.rows / recompute:,.0f} ticks/s)")
     table.add_row("total", f"{elapsed_s:.1f} s")
+    for reason, instruments in result.refused.items():
+        table.add_row(f"refused ({reason})", f"{len(instruments)} instruments: {', '.join(instruments[:10])}"
+                      + (" …" if len(instruments) > 10 else ""))
+    if result.refused:
+        table.add_row("refused ticks", f"{result.refused_ticks:,} (dead_letters, reasons as the processor's DLQ)")
     for name, where in result.outputs.items():
         table.add_row(name, where)
     return table
@@ -151,6 +156,7 @@ def backfill(
             "startup_s": session.startup_s, "elapsed_s": elapsed, "timings": result.timings,
             "warmup": {"periods": result.warmup.periods, "duration_s": result.warmup.duration_us / 1e6},
             "groups": [group.__dict__ for group in result.groups],
+            "refused": {"instruments": result.refused, "ticks": result.refused_ticks},
         }, default=str))
     else:
         err.print(_summary(result, session.startup_s, elapsed))
