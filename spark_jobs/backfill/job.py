@@ -389,6 +389,10 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                  F.max(F.when(end, F.col("pos"))).alias("last"))
             .collect()
         )
+        if set(log_range.read_end) <= log_range.log_start:  # each symbol's first tick: whether a warm-up holds all
+            context = dataclasses.replace(context, first_us={
+                row["key"]: int(row["first_us"]) for row in
+                raw.groupBy("key").agg(F.min("ts_us").alias("first_us")).collect() if row["first_us"] is not None})
     plans = plan_groups(_symbol_ranges(stats), warmup, request.chunks, spark.sparkContext.defaultParallelism)
     timings: dict[str, float] = {}
     if not plans:

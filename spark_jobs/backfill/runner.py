@@ -70,6 +70,7 @@ class GroupContext:
     signal_values: tuple[str, ...] = ()  # the strategies' value columns of the signals (rows.signal_value_names)
     admission: Admission | None = None  # the instruments each partition refuses (None: every one is admitted)
     cumulative: bool = False  # a strategy reads a cumulative indicator (OBV): only a run from the log start is exact
+    first_us: dict[str | None, int] | None = None  # per group key, its earliest event time (reads from the log start)
 
 
 @dataclass
@@ -317,7 +318,11 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     # Warm-up: from W periods before the midnight that opened the day still open at the chunk start.
     day_start = None if open_us is None else open_us - open_us % DAY_US
     needed_from = None if day_start is None else day_start - context.warmup.duration_us
-    from_log_start = plan.chunk == 0 and set(partitions) <= context.log_start
+    # A later chunk whose warm-up reaches back before the symbol's first tick holds every tick a run from the
+    # log's beginning sees, however few periods that is (a log shorter than the warm-up).
+    first = None if context.first_us is None else context.first_us.get(plan.key)
+    from_log_start = set(partitions) <= context.log_start and (
+        plan.chunk == 0 or (first is not None and plan.warm_from_us is not None and plan.warm_from_us <= first))
     warm: list[tuple[Tick, Lineage]] = []
     for index, item in enumerate(decoded):
         if not isinstance(item, Tick):
