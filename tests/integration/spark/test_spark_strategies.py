@@ -249,3 +249,13 @@ def test_the_strategies_warmup_covers_their_slowest_indicator_their_history_and_
     cumulative = parse_strategies('[strategies.c]\ntimeframe = "tick"\nbuy = "obv() > obv()[1]"\n', syntax="toml", source="test",
                                   candle_timeframes=())
     assert strategies_warmup(cumulative)[1] is True
+
+
+def test_the_backfill_refuses_a_strategy_the_processor_would_refuse_before_spark_starts(tmp_path):
+    strategy_file = tmp_path / "strategy.toml"
+    strategy_file.write_text(STRATEGY)
+    result = CliRunner().invoke(app, ["backfill", "--strategy", str(strategy_file)],
+                                env={"STOCKSTREAM_TIMEFRAMES": "1m", "SPARK_MASTER": "local[1]"})
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "trend_pullback" in text and "5m" in text, text
