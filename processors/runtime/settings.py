@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from processors.core.admission import DEFAULT_MAX_INSTRUMENTS, InstrumentPolicy
+from processors.core.outcomes import horizon_ms
 from processors.core.strategies.file import parse_duration
 from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
@@ -190,6 +191,37 @@ class InstrumentLimitSettings(ServiceSettings):
     def instrument_policy(self) -> InstrumentPolicy:
         partitions = getattr(self, "partitions", 1)  # KafkaSettings' STOCKSTREAM_PARTITIONS when mixed with it
         return InstrumentPolicy(self.max_instruments, partitions, self.instrument_allow)
+
+
+class ScorecardSettings(ServiceSettings):
+    """Which signal outcomes ``process`` and ``backfill`` record (docs/core.md, "Scorecards"): one definition,
+    so both runners score the same horizons net of the same fee."""
+
+    scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
+        description="horizons at which every signal's outcome is recorded (docs/core.md, 'Scorecards'); empty: none",
+    )
+    scorecard_fee: float = Field(
+        0.0, ge=0, lt=1, allow_inf_nan=False, validation_alias=env("SCORECARD_FEE"),
+        description="round-trip cost an outcome's net return subtracts, as a fraction (0.001 = 10 bp)",
+    )
+
+    @field_validator("scorecard_horizons", mode="before")
+    @classmethod
+    def _split_horizons(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("scorecard_horizons")
+    @classmethod
+    def _check_horizons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        milliseconds = [horizon_ms(text) for text in value]
+        if len(set(milliseconds)) != len(milliseconds):
+            raise ValueError(f"SCORECARD_HORIZONS repeats a horizon: {','.join(value)}")
+        return value
+
+    @property
+    def horizons_ms(self) -> tuple[int, ...]:
+        return tuple(horizon_ms(text) for text in self.scorecard_horizons)
 
 
 class RedisSettings(ServiceSettings):

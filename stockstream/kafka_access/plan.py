@@ -135,7 +135,7 @@ def grants(deployment: Deployment) -> list[Grant]:
         *_stateful_app(COMPOSITE, deployment.composite_group),
         # spark (backfill, backtest, sweep): reads ticks; writes only its own *.backfill and runs.* topics.
         *_topics(SPARK, [ticks], ("READ", "DESCRIBE", "DESCRIBE_CONFIGS")),
-        *_topics(SPARK, [f"{name}.backfill" for name in [*derived, ticks_dlq]], PRODUCE),
+        *_topics(SPARK, [f"{name}.backfill" for name in [*derived, registry.signal_outcomes.name, ticks_dlq]], PRODUCE),
         Grant(SPARK, "topic", registry.name("runs."), "prefixed", OWN_TOPIC),
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),

@@ -114,8 +114,8 @@ class Reference:
     candles: list[tuple[int, int, int, Candle]] = field(default_factory=list)
     signals: list[tuple[int, int, int, Signal]] = field(default_factory=list)
     daily: list[tuple[int, int, int, DailySummary]] = field(default_factory=list)
+    outcomes: list[tuple[int, int, int, SignalOutcome]] = field(default_factory=list)
     dead_letters: list[tuple[int, int, int, DeadLetter]] = field(default_factory=list)
-    outcomes: list[tuple[int, int, int, SignalOutcome]] = field(default_factory=list)  # with horizons_ms only
 
     def between(self, kind: str, starts: dict[int, int], ends: dict[int, int] | None = None) -> list:
         """Events of ``kind`` caused by records with ``starts[p] <= offset < ends[p]``."""
@@ -147,7 +147,7 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Ref
             seq = 0
             for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
                                  ("signals", output.signals), ("daily", output.summaries),
-                                 ("dead_letters", output.rejections), ("outcomes", output.outcomes)):
+                                 ("outcomes", output.outcomes), ("dead_letters", output.rejections)):
                 for event in events:
                     getattr(reference, kind).append((*where, seq, event))
                     seq += 1
