@@ -14,11 +14,10 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from processors.materialize.rebuild import snapshot
@@ -40,7 +39,7 @@ from stockstream.stack import kafka_security
 from tests.integration.views.conftest import drop_prefix
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.fake_receivers.http import HttpReceiver, status
-from tests.support.kafka_tools import delete_topics, produce, read_topic
+from tests.support.kafka_tools import delete_topics, forged_write_error, produce, read_topic
 from tests.support.processes import STOCKSTREAM, running
 from tests.unit.notify.factories import make_signal
 
@@ -61,16 +60,7 @@ def run(environment: dict[str, str], *args: str, timeout_s: float = 240) -> subp
 def write_error(sasl_stack, principal: str, topic: str) -> KafkaError | None:
     """The delivery error of one record ``principal`` produces on ``topic`` (None = written)."""
     environment = kafka_security.client_environment(sasl_stack.stack.settings, principal)
-    producer = Producer({
-        "bootstrap.servers": environment["KAFKA_BOOTSTRAP_SERVERS"], "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": environment["KAFKA_SASL_MECHANISM"], "sasl.username": principal,
-        "sasl.password": Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
-        "message.timeout.ms": 15_000, "log_level": 0})
-    delivered: list[KafkaError | None] = []
-    producer.produce(topic, b"forged", key=b"FORGED-USD@test", on_delivery=lambda error, _m: delivered.append(error))
-    producer.flush(30)
-    assert len(delivered) == 1
-    return delivered[0]
+    return forged_write_error({**environment, "KAFKA_SASL_USERNAME": principal}, topic)
 
 
 def assert_refused(sasl_stack, principal: str, plan: Deployment, topic: str) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from schemas.topics import TopicRegistry
@@ -49,7 +49,7 @@ from stockstream.stack import kafka_security
 from stockstream.stack.services import StackSettings
 from tests.chaos.deployment import free_port
 from tests.conftest import RunningStack
-from tests.support.kafka_tools import delete_topics, read_topic, wait_until
+from tests.support.kafka_tools import delete_topics, forged_write_error, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -105,21 +105,6 @@ def get_json(url: str) -> tuple[int, object]:
         return error.code, None
     except (urllib.error.URLError, OSError):
         return 0, None
-
-
-def produce_error(environment: dict[str, str], topic: str) -> KafkaError | None:
-    """The delivery error of one record produced with a child's own Kafka variables (None = written)."""
-    producer = Producer({
-        "bootstrap.servers": environment["KAFKA_BOOTSTRAP_SERVERS"],
-        "security.protocol": environment["KAFKA_SECURITY_PROTOCOL"],
-        "sasl.mechanism": environment["KAFKA_SASL_MECHANISM"], "sasl.username": environment["KAFKA_SASL_USERNAME"],
-        "sasl.password": Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
-        "message.timeout.ms": 15_000, "log_level": 0})
-    delivered: list[KafkaError | None] = []
-    producer.produce(topic, b"forged", key=b"FORGED-USD@test", on_delivery=lambda error, _m: delivered.append(error))
-    producer.flush(30)
-    assert len(delivered) == 1
-    return delivered[0]
 
 
 def run_the_pipeline(private_stack: RunningStack, tmp_path: Path, registry: TopicRegistry, redis_prefix: str,
@@ -189,7 +174,7 @@ def run_the_pipeline(private_stack: RunningStack, tmp_path: Path, registry: Topi
         # Negative control: ingest's user (and serve's, materialize's), as run gave it, may not write signals.
         for service in ("ingest", "serve", "materialize"):
             assert not may(grants(plan), service, "WRITE", "topic", registry.signals.name)
-            refused = produce_error(given[service], registry.signals.name)
+            refused = forged_write_error(given[service], registry.signals.name)
             assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (service, refused)
         records = read_topic(private_stack.kafka_bootstrap, registry.signals.name)
         assert records and all(record.key != b"FORGED-USD@test" for record in records)
