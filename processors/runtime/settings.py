@@ -47,6 +47,19 @@ class ServiceSettings(BaseSettings):
     )
 
 
+def secret_from_file(path: Path, variable: str, given: SecretStr | None) -> SecretStr:
+    """The secret in ``path`` (``<variable>_FILE``), stripped; refuses it beside ``<variable>``, unreadable or empty."""
+    if given is not None:
+        raise ValueError(f"set {variable} or {variable}_FILE, not both")
+    try:
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"{variable}_FILE: cannot read {path} ({error.strerror})") from None
+    if not secret:
+        raise ValueError(f"{variable}_FILE: {path} is empty")
+    return SecretStr(secret)
+
+
 class KafkaSettings(ServiceSettings):
     """How to reach Kafka and how the topics of this deployment are named and laid out."""
 
@@ -119,16 +132,8 @@ class KafkaSettings(ServiceSettings):
         # options, the log masking each service registers) sees the secret wherever it came from.
         if self.sasl_password_file is None:
             return self
-        if self.sasl_password is not None:
-            raise ValueError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
-        try:
-            password = self.sasl_password_file.read_text().strip()
-        except OSError as error:
-            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: cannot read {self.sasl_password_file}"
-                             f" ({error.strerror})") from None
-        if not password:
-            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: {self.sasl_password_file} is empty")
-        object.__setattr__(self, "sasl_password", SecretStr(password))  # frozen model: set once, here
+        secret = secret_from_file(self.sasl_password_file, "KAFKA_SASL_PASSWORD", self.sasl_password)
+        object.__setattr__(self, "sasl_password", secret)  # frozen model: set once, here
         return self
 
     def topics(self) -> TopicRegistry:
@@ -251,16 +256,8 @@ class RedisSettings(ServiceSettings):
         # Its own name: KafkaSettings' ``_read_password_file`` lives beside it in classes that inherit both.
         if self.redis_password_file is None:
             return self
-        if self.redis_password is not None:
-            raise ValueError("set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both")
-        try:
-            password = self.redis_password_file.read_text().strip()
-        except OSError as error:
-            raise ValueError(f"REDIS_PASSWORD_FILE: cannot read {self.redis_password_file}"
-                             f" ({error.strerror})") from None
-        if not password:
-            raise ValueError(f"REDIS_PASSWORD_FILE: {self.redis_password_file} is empty")
-        object.__setattr__(self, "redis_password", SecretStr(password))  # frozen model: set once, here
+        secret = secret_from_file(self.redis_password_file, "REDIS_PASSWORD", self.redis_password)
+        object.__setattr__(self, "redis_password", secret)  # frozen model: set once, here
         return self
 
     def redis_connection(self) -> tuple[str, dict[str, Any]]:
