@@ -20,7 +20,7 @@ from processors.ingest.recall import recall_published
 from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
-from processors.ingest.sources.file_position import FilePositions
+from processors.ingest.sources.file_position import check_writable
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
@@ -44,7 +44,7 @@ def check_state_folders(settings: IngestSettings) -> None:
         return
     folder = settings.file_position_dir
     try:
-        FilePositions(folder, "", str).check_writable()
+        check_writable(folder)
     except OSError as error:
         raise ConfigurationError(
             f"cannot write the file positions to {folder} ({error.strerror or error}): set INGEST_FILE_POSITION_DIR"

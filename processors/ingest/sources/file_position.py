@@ -53,6 +53,14 @@ def head_fingerprint(handle: BinaryIO, offset: int) -> str:
     return hashlib.sha256(os.pread(handle.fileno(), min(HEAD_BYTES, offset), 0)).hexdigest()
 
 
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` if positions cannot be written to ``folder`` (checked at start, not at the first save)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-probe-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class FilePositions:
     """The saved positions of one ingest deployment's input files, in ``folder``.
 
@@ -66,13 +74,6 @@ class FilePositions:
         self._log_id = log_id
         self._log: str | None = None
         self.from_start = from_start
-
-    def check_writable(self) -> None:
-        """Raise ``OSError`` if positions cannot be written to :attr:`folder` (checked at start, not at the first save)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        probe = self.folder / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
 
     def log(self) -> str:
         if self._log is None:

@@ -42,7 +42,7 @@ from tests.integration.deploy.deploy_support import (
     secret_mounts,
     workloads,
 )
-from tests.support.kafka_tools import wait_until
+from tests.support.redis_tools import wait_for_redis
 
 pytestmark = pytest.mark.integration
 SASL = {"SASL_PLAINTEXT", "SASL_SSL"}
@@ -275,14 +275,7 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, d
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         admin = redis.Redis(port=port, username="admin", password=passwords["admin"])
-
-        def answers() -> bool:
-            try:
-                return bool(admin.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, timeout_s=30, message="redis-server started by redis-start.sh")
+        wait_for_redis(admin, timeout_s=30, message="redis-server started by redis-start.sh")
         acl = (folder / "acl" / "users.acl").read_text()
         assert not [p for p in passwords.values() if p in acl], "only hashes in the ACL file"
         assert oct((folder / "acl" / "users.acl").stat().st_mode)[-3:] == "600"
