@@ -275,7 +275,7 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, d
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         admin = redis.Redis(port=port, username="admin", password=passwords["admin"])
-        wait_for_redis(admin, timeout_s=30, message="redis-server started by redis-start.sh")
+        wait_for_redis(admin, timeout_s=120, message="redis-server started by redis-start.sh")
         acl = (folder / "acl" / "users.acl").read_text()
         assert not [p for p in passwords.values() if p in acl], "only hashes in the ACL file"
         assert oct((folder / "acl" / "users.acl").stat().st_mode)[-3:] == "600"

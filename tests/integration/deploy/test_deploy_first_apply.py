@@ -186,7 +186,7 @@ def test_redis_cli_e_is_what_tells_an_error_answer_apart(tmp_path: Path) -> None
         def cli(*args: str, env: dict[str, str] = clean) -> subprocess.CompletedProcess[str]:
             return subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=30, check=False)
 
-        wait_until(lambda: "NOAUTH" in cli("ping").stdout, timeout_s=30, message="redis-server to answer")
+        wait_until(lambda: "NOAUTH" in cli("ping").stdout, timeout_s=120, message="redis-server to answer")
         plain, strict = cli("ping"), cli("-e", "ping")
         assert plain.returncode == 0 and "NOAUTH" in plain.stdout  # the old probe: "healthy"
         assert strict.returncode == 1

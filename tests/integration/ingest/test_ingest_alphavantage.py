@@ -165,7 +165,7 @@ def test_a_crash_loop_does_not_overspend_the_daily_budget(stack, namespace, inge
             try:
                 # Each start reports what is left: 24 after the first request, whatever the restarts.
                 wait_until(lambda: sample(scrape(port), "stockstream_ingest_alphavantage_requests_remaining") == 24
-                           and server.request_count() == 1, timeout_s=30,
+                           and server.request_count() == 1, timeout_s=120,
                            message=f"start {restart}: one request spent in all\n{service.output[-1500:]}")
                 assert stays_constant(server.request_count, 0.5), f"start {restart} asked again"
             finally:

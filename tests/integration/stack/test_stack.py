@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def test_kafka_answers_and_topics_are_created_with_their_declared_config(stack, namespace):
     settings = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace)
-    assert wait_for_kafka(settings, timeout_s=10) == 1
+    assert wait_for_kafka(settings, timeout_s=120) == 1
     specs = settings.topics().all()
     created = ensure_topics(settings, specs)
     assert sorted(created) == sorted(spec.name for spec in specs)

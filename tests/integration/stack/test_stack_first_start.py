@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_wait_for_kafka_waits_for_the_replication_factor(stack, namespace) -> None:
-    assert wait_for_kafka(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, replication_factor=1), 10) == 1
+    assert wait_for_kafka(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, replication_factor=1), 120) == 1
     short = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, replication_factor=2, topic_prefix=namespace)
     began = time.monotonic()
     with pytest.raises(KafkaUnavailableError, match="has 1 broker\\(s\\) up, fewer than the 2"):
@@ -35,7 +35,7 @@ def test_topic_creation_is_retried_then_reported_as_kafka_not_ready(stack, names
     assert any("retrying" in record.getMessage() for record in caplog.records)
     # The services' start-up loops retry KafkaUnavailableError; a real error still raises at once.
     ok = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, replication_factor=1, topic_prefix=namespace)
-    assert ensure_topics(ok, [ok.topics().ticks], timeout_s=30) == [ok.topics().ticks.name]
+    assert ensure_topics(ok, [ok.topics().ticks], timeout_s=120) == [ok.topics().ticks.name]
 
 
 @pytest.mark.parametrize("command", ["process", "materialize"])

@@ -57,7 +57,7 @@ class SnapshotRedis:
              "--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"],
             stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis(port=self.port)
-        wait_for_redis(client, timeout_s=20, message="redis-server to answer")
+        wait_for_redis(client, timeout_s=120, message="redis-server to answer")
         client.close()
 
     def kill(self) -> None:

@@ -122,7 +122,7 @@ class FakeExchangeServer:
 
     def start(self) -> FakeExchangeServer:
         self._thread.start()
-        if not self._ready.wait(10):
+        if not self._ready.wait(120):
             raise RuntimeError("fake exchange server did not start")
         return self
 
