@@ -197,7 +197,7 @@ def test_the_pipeline_runs_with_each_service_as_its_own_principal(private_stack,
             finally:
                 runs.close()
             wait_until(lambda: pipeline.api("/runs")[0] == 200 and "acl" in json.dumps(pipeline.api("/runs")[1]),
-                       timeout_s=30, message=f"GET /runs as `serve`: {pipeline.api('/runs')}")
+                       timeout_s=120, message=f"GET /runs as `serve`: {pipeline.api('/runs')}")
             assert receiver.requests("/hook"), "no notification went out"
             assert redis.Redis.from_url(private_stack.redis_url).keys(f"{namespace}*")
             for name in ("ingest", "process", "materialize", "notify", "serve"):

@@ -82,7 +82,7 @@ class SseClient:
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
 
-    def next(self, wanted: set[str], timeout_s: float = 10) -> tuple[str, dict]:
+    def next(self, wanted: set[str], timeout_s: float = 120) -> tuple[str, dict]:
         while True:
             event, data = self.events.get(timeout=timeout_s)
             if event in wanted:

@@ -88,7 +88,7 @@ def test_rebuild_from_a_time_or_an_offset_and_into_an_empty_prefix(stack, namesp
     produce_stream(stack.kafka_bootstrap, registry, first)
     # --from-time works on record (produce) time: every record of the first part is older than this.
     boundary_ms = int(time.time() * 1000) + 1
-    wait_until(lambda: time.time() * 1000 > boundary_ms + 1, timeout_s=5, message="the clock to pass the boundary")
+    wait_until(lambda: time.time() * 1000 > boundary_ms + 1, timeout_s=120, message="the clock to pass the boundary")
     second = make_stream(count=40, seed=32, start=first.ticks[-1].ts_event, first_offset=60)
     produce_stream(stack.kafka_bootstrap, registry, second)
 

@@ -157,7 +157,7 @@ class HttpReceiver:
     def answered(self, path: str | None = None, status_code: int = 200) -> list[ReceivedRequest]:
         return [r for r in self.requests(path) if r.answered_status == status_code]
 
-    def wait_for(self, count: int, path: str | None = None, *, timeout_s: float = 30.0,
+    def wait_for(self, count: int, path: str | None = None, *, timeout_s: float = 120.0,
                  status_code: int | None = None) -> list[ReceivedRequest]:
         """Poll until ``count`` requests (answered with ``status_code``, if given) arrived; fail after the timeout."""
         deadline = time.monotonic() + timeout_s

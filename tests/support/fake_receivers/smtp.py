@@ -129,7 +129,7 @@ class SmtpReceiver:
         with self._lock:
             return list(self._mails)
 
-    def wait_for(self, count: int, *, timeout_s: float = 30.0) -> list[ReceivedMail]:
+    def wait_for(self, count: int, *, timeout_s: float = 120.0) -> list[ReceivedMail]:
         deadline = time.monotonic() + timeout_s
         while len(self.mails) < count:
             if time.monotonic() > deadline:
