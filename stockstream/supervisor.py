@@ -1,8 +1,10 @@
 """``stockstream run``: the local stack plus every pipeline service, in one terminal.
 
 Starts the stack, then each service as a child process (its output prefixed with its
-name), restarts a service that dies (with backoff), and on Ctrl-C / SIGTERM stops the
-services (SIGTERM, then SIGKILL after a grace period) and the stack services it started.
+name), restarts a service that crashes (with backoff; a service that exits 0 has finished, e.g.
+ingest at the end of a counted feed or a file, and is not started again), and on Ctrl-C /
+SIGTERM stops the services (SIGTERM, then SIGKILL after a grace period) and the stack services
+it started.
 """
 
 from __future__ import annotations
@@ -44,7 +46,25 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    restart_at: float | None = None  # monotonic time of the next start after a crash
+    finished: bool = False  # exited 0: done, never started again
     threads: list[threading.Thread] = field(default_factory=list)
+
+
+MAX_RESTART_DELAY_S = 30.0
+
+
+def restart_delay(code: int, restarts: int) -> float | None:
+    """Seconds to wait before starting a service again after it exited with ``code``; None: do not.
+
+    Called by :class:`Supervisor` for each exit; ``restarts`` counts the restarts before this one.
+    Exit 0 is a clean finish (ingest at the end of a counted simulator feed or a fully read file,
+    or a service stopped by a signal of its own): restarting it would replay a finite feed forever.
+    Any other code (an error, a kill) is a crash: restarted after 2, 4, 8, 16, then 30 s.
+    """
+    if code == 0:
+        return None
+    return min(MAX_RESTART_DELAY_S, 2.0 ** min(restarts + 1, 5))
 
 
 def default_services(available: set[str], api_port: int,
@@ -164,6 +184,11 @@ class Supervisor:
         pump.start()
         child.threads = [pump]
 
+    def start_services(self) -> None:
+        """Start every child once (``run``, after the stack is up)."""
+        for child in self.children:
+            self._start(child)
+
     def run(self) -> int:
         self.console.print("[bold]starting the local stack…[/]")
         before = {entry.name for entry in self.stack.status() if entry.answering}
@@ -172,26 +197,45 @@ class Supervisor:
         self.kafka_env = {child.spec.name: kafka_environment(child.spec.args[0], self.stack.settings, os.environ,
                                                              self.kafka_credentials)
                           for child in self.children}
-        for child in self.children:
-            self._start(child)
+        self.start_services()
         self._banner()
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         try:
-            while not self.stopping.is_set():
-                for child in self.children:
-                    code = child.process.poll() if child.process is not None else None
-                    if code is not None and not self.stopping.is_set():
-                        child.restarts += 1
-                        delay = min(30.0, 2.0 ** min(child.restarts, 5))
-                        self.console.print(f"[red]{child.spec.name} exited with {code}; restart #{child.restarts}"
-                                      f" in {delay:.0f}s[/]")
-                        self.stopping.wait(delay)
-                        if not self.stopping.is_set():
-                            self._start(child)
-                self.stopping.wait(0.5)
+            self.watch()
         except KeyboardInterrupt:
             pass
         return self.shutdown()
+
+    def watch(self, poll_s: float = 0.5) -> None:
+        """Until ``stopping`` is set: restart crashed children when their delay is over, leave finished ones.
+
+        Each child's delay runs on its own, so one crashing service does not hold back another's restart.
+        """
+        while not self.stopping.is_set():
+            for child in self.children:
+                self._check(child)
+            self.stopping.wait(poll_s)
+
+    def _check(self, child: Child) -> None:
+        if child.finished or self.stopping.is_set():
+            return
+        if child.restart_at is not None:
+            if time.monotonic() >= child.restart_at:
+                child.restart_at = None
+                child.restarts += 1
+                self._start(child)
+            return
+        code = child.process.poll() if child.process is not None else None
+        if code is None:
+            return
+        delay = restart_delay(code, child.restarts)
+        if delay is None:
+            child.finished = True
+            self.console.print(f"{child.spec.name} finished (exit 0); not restarted")
+            return
+        child.restart_at = time.monotonic() + delay
+        self.console.print(f"[red]{child.spec.name} exited with {code}; restart #{child.restarts + 1}"
+                           f" in {delay:.0f}s[/]")
 
     def _banner(self) -> None:
         settings = self.stack.settings

@@ -88,3 +88,41 @@ def test_kafka_credentials_that_cannot_work_are_refused_before_anything_starts(t
     # The composite's user is needed only when the composite runs.
     with pytest.raises(ValueError, match="no password file for composite"):
         check_credentials(default_services(ALL, 8000, {"COMPOSITE_SYMBOLS": "BTC-USD"}), folder, cluster)
+
+
+def test_a_clean_exit_is_a_finish_and_only_crashes_are_restarted_with_backoff():
+    from stockstream.supervisor import restart_delay
+
+    assert [restart_delay(0, restarts) for restarts in (0, 1, 7)] == [None, None, None]
+    assert [restart_delay(1, restarts) for restarts in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert restart_delay(-9, 0) == 2.0  # killed by a signal: a crash too
+
+
+def test_the_supervisor_leaves_a_finished_service_alone_and_restarts_a_crashed_one(tmp_path: Path, capsys):
+    """Real child processes: ``stockstream --help`` exits 0 (a counted feed that is done), an unknown command 2."""
+    import threading
+
+    from stockstream.stack.manager import Stack
+    from stockstream.stack.services import StackSettings
+    from stockstream.supervisor import ServiceSpec, Supervisor
+    from tests.support.kafka_tools import wait_until
+
+    supervisor = Supervisor([ServiceSpec("done", ("--help",)), ServiceSpec("crash", ("no-such-command",))],
+                            Stack(StackSettings(state_dir=tmp_path)), keep_stack=True)
+    done, crash = supervisor.children
+    supervisor.start_services()
+    first_done = done.process
+    watcher = threading.Thread(target=supervisor.watch, kwargs={"poll_s": 0.05}, daemon=True)
+    watcher.start()
+    try:
+        wait_until(lambda: crash.restarts >= 2, timeout_s=120, message="the crashing service restarted twice")
+        assert done.finished and done.process is first_done and done.restarts == 0
+        assert done.process is not None and done.process.returncode == 0
+    finally:
+        supervisor.stopping.set()
+        watcher.join(120)
+        supervisor.shutdown()
+    output = capsys.readouterr().out
+    assert "done finished (exit 0); not restarted" in output
+    assert "crash exited with 2; restart #1 in 2s" in output and "crash exited with 2; restart #2 in 4s" in output
+    assert "done exited" not in output
