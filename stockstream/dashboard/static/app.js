@@ -4,9 +4,9 @@
 // This module loads the views and wires the selectors; the parts live in js/ (one concern each).
 import { buildChart, drawHistory } from "./js/chart.js";
 import { $, fillSelect, setText } from "./js/dom.js";
-import { fmt } from "./js/format.js";
+import { fmtPrice, priceDecimals } from "./js/format.js";
 import { connectLive } from "./js/live.js";
-import { drawMarkers } from "./js/markers.js";
+import { drawMarkers, signalsBetween } from "./js/markers.js";
 import { showDaily, showIndicators, showRecommendation, showSignals, showTick } from "./js/panels.js";
 import { choose, hashParts, loadInstruments, loadRuns, showSelection, venuesOf, writeHash } from "./js/selectors.js";
 import { ensureSession, getJSON } from "./js/session.js";
@@ -15,6 +15,19 @@ import { fillStrategies, scorecardsPath, showScorecards } from "./js/strategies.
 import { showError, toast } from "./js/toasts.js";
 
 // ---- data loading --------------------------------------------------------------------------
+// The instrument's price level (its decimals follow from it): the latest tick, else the newest snapshot or bar.
+function priceLevel(latest, indicators, candles) {
+  if (latest.tick) return latest.tick.price;
+  if (indicators.latest) return indicators.latest.price;
+  if (candles.candles.length) return candles.candles[candles.candles.length - 1].close;
+  return indicators.history.length ? indicators.history[indicators.history.length - 1].price : null;
+}
+// The time of the oldest loaded bar (ISO): the start of the range markers are loaded for.
+function firstLoaded(history, candles) {
+  const first = state.timeframe === "tick" ? history[0] : candles[0];
+  return first ? (state.timeframe === "tick" ? first.ts_event : first.ts_open) : null;
+}
+
 async function loadAll() {
   const token = ++state.loadToken;
   const base = instrumentPath();
@@ -31,12 +44,18 @@ async function loadAll() {
     getJSON(scorecardsPath()),
   ]);
   if (token !== state.loadToken) return; // a newer selection won
+  // Markers for the loaded range only (older signals come with the older pages).
+  const from = firstLoaded(indicators.history, candles.candles);
+  const marked = from ? await signalsBetween(from, null) : [];
+  if (token !== state.loadToken) return;
+  state.decimals = priceDecimals(priceLevel(latest, indicators, candles));
   buildChart();
   showTick(latest.tick);
-  if (!latest.tick && indicators.latest) setText("price", fmt(indicators.latest.price));
+  if (!latest.tick && indicators.latest) setText("price", fmtPrice(indicators.latest.price, state.decimals));
   showIndicators(indicators.latest || latest.indicators[state.timeframe] || null);
   showRecommendation(rec);
   state.signals = signals.signals;
+  state.markerSignals = marked;
   state.scorecards = scorecards.scorecards;
   fillStrategies();
   showSignals();
@@ -45,7 +64,7 @@ async function loadAll() {
   state.history = indicators.history.slice();
   state.candles = candles.candles.slice();
   state.older = { indicators: indicators.next_cursor, candles: candles.next_cursor || null };
-  state.olderPages = 0; state.lastFrom = null;
+  state.olderPages = 0; state.lastFrom = null; state.userMoved = false;
   document.body.dataset.olderPages = "0";
   drawHistory(state.history, state.candles);
   drawMarkers();
@@ -58,9 +77,10 @@ async function loadAll() {
 }
 
 // Scrolling left to the first bars loads the page before them (once at a time, while there is one).
+// Only the user's scrolling: the chart's own layout (an axis growing to fit the labels) moves the range too.
 function onVisibleRange(range) {
   if (!range) return;
-  const movedLeft = state.lastFrom !== null && range.from < state.lastFrom;
+  const movedLeft = state.userMoved && state.lastFrom !== null && range.from < state.lastFrom;
   state.lastFrom = range.from;
   if (movedLeft && range.from < 10) loadOlder().catch(showError);
 }
@@ -81,10 +101,15 @@ async function loadOlder() {
         : Promise.resolve({ candles: [], next_cursor: null }),
     ]);
     if (token !== state.loadToken) return; // another instrument or timeframe meanwhile
+    const until = firstLoaded(state.history, state.candles);
+    const from = firstLoaded(indicators.history, candles.candles);
+    const marked = from && until ? await signalsBetween(from, until) : [];
+    if (token !== state.loadToken) return;
     const before = Number(document.body.dataset.historyPoints || 0);
     const visible = state.chart.timeScale().getVisibleLogicalRange();
     state.history = indicators.history.concat(state.history);
     state.candles = candles.candles.concat(state.candles);
+    state.markerSignals = marked.concat(state.markerSignals);
     state.older = { indicators: indicators.next_cursor, candles: candles.next_cursor };
     drawHistory(state.history, state.candles);
     drawMarkers();
@@ -146,6 +171,9 @@ async function start() {
     writeHash();
     loadAll().catch(showError);  // the recommendation of that strategy, its signals, markers and scorecards
   });
+  for (const kind of ["pointerdown", "wheel", "touchstart"]) {
+    $("chart").addEventListener(kind, () => { state.userMoved = true; }, { passive: true });
+  }
   $("symbol").addEventListener("change", changed);
   $("venue").addEventListener("change", changed);
   $("timeframe").addEventListener("change", changed);

@@ -31,7 +31,7 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import IndicatorSnapshot, Lineage, Signal, Tick, encode, make_signal_id
 from stockstream.api.keys import KeyStore
-from tests.integration.views.streams import make_stream, produce_stream
+from tests.integration.views.streams import Stream, make_stream, produce_stream
 from tests.support.kafka_tools import delete_topics, produce, wait_until
 from tests.support.processes import ServiceProcess
 
@@ -50,12 +50,24 @@ def free_port() -> int:
 
 
 class Dashboard:
-    def __init__(self, base: str, settings: MaterializeSettings, client: redis.Redis, token: str | None) -> None:
+    def __init__(self, base: str, settings: MaterializeSettings, client: redis.Redis, token: str | None,
+                 stream: Stream) -> None:
         self.base = base
         self.settings = settings
         self.redis = client
         self.token = token
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.stream = stream
+
+    def snapshots(self, symbol: str) -> list[IndicatorSnapshot]:
+        """The instrument's tick snapshots (venue test), oldest first."""
+        return [i for i in self.stream.indicators if i.symbol == symbol and i.venue == "test" and i.timeframe == "tick"]
+
+    def markers_expected(self, symbol: str, points: int) -> int:
+        """The tick signals of the last ``points`` history points: the markers of the loaded range."""
+        first = self.snapshots(symbol)[-points].ts_event
+        return sum(1 for s in self.stream.signals
+                   if s.symbol == symbol and s.venue == "test" and s.timeframe == "tick" and s.ts_event >= first)
 
 
 @pytest.fixture(params=["open", "key"])
@@ -70,6 +82,9 @@ def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
     stream.extend(make_stream("ETH-USD", count=120, price=3100.0, start=now - timedelta(seconds=120), seed=8))
     # BTC-USD on a second venue: the venue picker chooses between the two series.
     stream.extend(make_stream(count=60, price=64_500.0, start=now - timedelta(seconds=60), seed=9, venue="xchange"))
+    # A sub-cent instrument (issue 15): prices with 5 decimals, MACD values around 0.0003.
+    stream.extend(make_stream("DOGE-USD", count=300, price=0.121, start=now - timedelta(seconds=300), seed=11,
+                              decimals=5))
     last = [i for i in stream.indicators if i.symbol == "ETH-USD" and i.timeframe == "tick"][-1]
     # An indicator whose *name* is HTML (on ETH-USD): it must be displayed as text.
     stream.indicators.append(last.model_copy(update={"values": {**last.values, XSS: 1.0},
@@ -91,7 +106,8 @@ def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
     try:
         wait_until(lambda: client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 420
                    and client.zcard(f"{namespace}ind:ETH-USD@test:tick") == 121
-                   and client.hlen(f"{namespace}daily:ETH-USD@test") == 1, timeout_s=60,
+                   and client.zcard(f"{namespace}ind:DOGE-USD@test:tick") == 300
+                   and client.hlen(f"{namespace}daily:ETH-USD@test") == 1, timeout_s=120,
                    message=f"views; materializer log:\n{materializer.output[-1500:]}")
 
         def up() -> bool:
@@ -101,7 +117,7 @@ def dashboard(stack, namespace, request) -> Iterator[Dashboard]:
                 return False
 
         wait_until(up, timeout_s=120, message=f"serve; log:\n{server.output[-1500:]}")
-        yield Dashboard(base, settings, client, token)
+        yield Dashboard(base, settings, client, token, stream)
     finally:
         server.terminate()
         materializer.terminate()
@@ -247,6 +263,8 @@ def test_scrolling_left_loads_the_history_before_the_first_page(dashboard, page)
     expect(body).to_have_attribute("data-loaded", "BTC-USD/tick", timeout=60_000)
     expect(body).to_have_attribute("data-instrument", "BTC-USD@test")
     expect(body).to_have_attribute("data-history-points", "100")
+    # Markers of the loaded 100 points only; the older signals are not piled at the left edge.
+    expect(body).to_have_attribute("data-markers", str(dashboard.markers_expected("BTC-USD", 100)))
     assert asked == []  # nothing older until the user scrolls
     box = tab.locator("#chart").bounding_box()
     assert box is not None
@@ -262,5 +280,56 @@ def test_scrolling_left_loads_the_history_before_the_first_page(dashboard, page)
             assert attempt < 4, "no older page after five drags to the left edge"
     expect(body).to_have_attribute("data-older-pages", "1")
     expect(body).to_have_attribute("data-history-points", "200")
+    # The older page brings the markers of its own range.
+    expect(body).to_have_attribute("data-markers", str(dashboard.markers_expected("BTC-USD", 200)))
     assert len(asked) == 1 and "/instruments/test/BTC-USD/indicators?" in asked[0] and "limit=100" in asked[0]
+    assert errors == [], errors
+
+
+def shown_at(text: str, value: float, decimals: int) -> bool:
+    """``text`` is ``value`` written with exactly ``decimals`` decimals (any minus sign, no grouping below 1000)."""
+    plain = text.replace("\u2212", "-").replace(",", "")
+    whole, _, fraction = plain.partition(".")
+    return len(fraction) == decimals and abs(float(plain) - value) <= 0.5 * 10 ** -decimals + 1e-12
+
+
+@pytest.mark.parametrize("dashboard", ["open"], indirect=True)
+def test_a_sub_cent_instrument_is_shown_at_its_precision_with_markers_of_the_loaded_range(dashboard, page):
+    """Issue 15: DOGE-USD around 0.121. The price, the price axis label, the moving averages, the signal
+    prices and the daily summary have 5 decimals (never 0.12), MACD 7 (never -0.00), RSI 2; with 100 points
+    of history only the signals of those points are markers (the older ones load with the older page)."""
+    tab, errors, _ = page
+    asked: list[str] = []
+    tab.on("request", lambda request: asked.append(request.url) if "/signals?" in request.url else None)
+    tab.goto(dashboard.base + "/?history=100#DOGE-USD|test|tick")
+    body = tab.locator("body")
+    expect(body).to_have_attribute("data-loaded", "DOGE-USD/tick", timeout=120_000)
+    latest = httpx.get(f"{dashboard.base}/instruments/test/DOGE-USD/latest").json()
+    values = latest["indicators"]["tick"]["values"]
+    last = dashboard.snapshots("DOGE-USD")[-1]
+    assert last.price == latest["tick"]["price"] and 0.1 < last.price < 0.2
+
+    assert shown_at(tab.locator("#price").text_content() or "", last.price, 5)
+    # The axes: what the chart's own formatters write for the last price and the last MACD value.
+    expect(body).to_have_attribute("data-price-decimals", "5")
+    assert shown_at(body.get_attribute("data-price-label") or "", last.price, 5), body.get_attribute("data-price-label")
+    macd_label = body.get_attribute("data-macd-label") or ""
+    assert shown_at(macd_label, last.values["macd"], 7) and abs(last.values["macd"]) > 1e-5, macd_label
+    # The indicator table: price-unit values with 5 decimals, MACD with 7, RSI with 2.
+    cells = dict(tab.eval_on_selector_all("#indicators tr", "rows => rows.map(r => [r.cells[0].textContent,"
+                                                             " r.cells[1].textContent])"))
+    for name, decimals in (("sma_20", 5), ("ema_12", 5), ("bb_upper", 5), ("macd", 7), ("macd_signal", 7),
+                           ("macd_hist", 7), ("rsi_14", 2)):
+        assert shown_at(cells[name], values[name], decimals), (name, cells[name], values[name])
+    prices = tab.eval_on_selector_all("#signals li", "items => items.map(i => i.children[2].textContent)")
+    assert prices and all(shown_at(text, float(text), 5) and text.startswith("0.") for text in prices), prices
+    daily_open = tab.eval_on_selector("#daily tr", "row => row.cells[1].textContent")
+    assert shown_at(daily_open, dashboard.snapshots("DOGE-USD")[0].price, 5), daily_open
+
+    # Markers: the signals of the 100 loaded points, asked for by time range; fewer than the instrument has.
+    every = sum(1 for s in dashboard.stream.signals if s.symbol == "DOGE-USD" and s.timeframe == "tick")
+    expected = dashboard.markers_expected("DOGE-USD", 100)
+    assert 0 < expected < every
+    expect(body).to_have_attribute("data-markers", str(expected))
+    assert any("from=" in url for url in asked), asked
     assert errors == [], errors

@@ -110,8 +110,11 @@ def _signals(symbol: str, venue: str, timeframe: str, price: float, ts: datetime
 
 def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = T0, price: float = 65_000.0,
                 seed: int = 7, step: timedelta = timedelta(seconds=1), first_offset: int = 0,
-                venue: str = "test") -> Stream:
-    """``count`` ticks one ``step`` apart with everything the processors would derive from them."""
+                venue: str = "test", decimals: int = 2) -> Stream:
+    """``count`` ticks one ``step`` apart with everything the processors would derive from them.
+
+    Prices are rounded to ``decimals`` (a sub-cent instrument such as DOGE-USD at 0.121 needs 5).
+    """
     rng = random.Random(seed)
     stream = Stream()
     tick_engine, candle_engine = _Engine(), _Engine()
@@ -125,7 +128,7 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
         ts = start + step * index
         # a random walk with a slow swing, so RSI visits both extremes
         price *= math.exp(0.0015 * math.sin(index / 9.0) + rng.gauss(0, 0.0012))
-        tick = Tick(symbol=symbol, venue=venue, price=round(price, 2), volume=round(rng.uniform(0.01, 2.0), 4),
+        tick = Tick(symbol=symbol, venue=venue, price=round(price, decimals), volume=round(rng.uniform(0.01, 2.0), 4),
                     ts_event=ts, ts_init=ts + timedelta(milliseconds=3), source="test", source_id=str(offset))
         lineage = Lineage(topic="ticks", partition=0, offset=offset)
         stream.ticks.append(tick)

@@ -1,6 +1,7 @@
 // The chart (Lightweight Charts): price (line for ticks, candles otherwise) with its overlays, RSI and
 // MACD panes; history is drawn with setData, live points with update.
 import { $ } from "./dom.js";
+import { DIFFERENCE_EXTRA_DECIMALS, chartPriceFormat } from "./format.js";
 import { COLORS, state } from "./state.js";
 
 export function seconds(iso) { return Math.floor(Date.parse(iso) / 1000); }
@@ -34,21 +35,25 @@ export function buildChart() {
     crosshair: { mode: 0 },
   });
   state.chart = chart;
+  // The price axis and every price-unit line use the instrument's decimals (0.12104, not 0.12).
+  const priceFormat = chartPriceFormat(state.decimals);
+  const macdFormat = chartPriceFormat(state.decimals + DIFFERENCE_EXTRA_DECIMALS);
   if (state.timeframe === "tick") {
-    state.series.price = chart.addSeries(LWC.LineSeries, { color: COLORS.price, lineWidth: 2, title: "price" }, 0);
+    state.series.price = chart.addSeries(LWC.LineSeries, { color: COLORS.price, lineWidth: 2, title: "price", priceFormat }, 0);
   } else {
     state.series.price = chart.addSeries(LWC.CandlestickSeries, {
       upColor: COLORS.up, downColor: COLORS.down, borderVisible: false, wickUpColor: COLORS.up,
-      wickDownColor: COLORS.down }, 0);
+      wickDownColor: COLORS.down, priceFormat }, 0);
   }
   state.markers = LWC.createSeriesMarkers(state.series.price, []);
   const rsi = chart.addSeries(LWC.LineSeries, { color: COLORS.rsi, lineWidth: 1, title: "RSI" }, 1);
   rsi.createPriceLine({ price: 70, color: COLORS.down, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "70" });
   rsi.createPriceLine({ price: 30, color: COLORS.up, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "30" });
   state.series.rsi = rsi;
-  state.series.macd_hist = chart.addSeries(LWC.HistogramSeries, { color: COLORS.macd, title: "hist" }, 2);
-  state.series.macd = chart.addSeries(LWC.LineSeries, { color: COLORS.macd, lineWidth: 1, title: "MACD" }, 2);
-  state.series.macd_signal = chart.addSeries(LWC.LineSeries, { color: COLORS.macdSignal, lineWidth: 1, title: "signal" }, 2);
+  state.series.macd_hist = chart.addSeries(LWC.HistogramSeries, { color: COLORS.macd, title: "hist", priceFormat: macdFormat }, 2);
+  state.series.macd = chart.addSeries(LWC.LineSeries, { color: COLORS.macd, lineWidth: 1, title: "MACD", priceFormat: macdFormat }, 2);
+  state.series.macd_signal = chart.addSeries(LWC.LineSeries, { color: COLORS.macdSignal, lineWidth: 1, title: "signal",
+                                                               priceFormat: macdFormat }, 2);
   const panes = chart.panes();
   panes[0].setStretchFactor(3); panes[1].setStretchFactor(1); panes[2].setStretchFactor(1);
 }
@@ -69,6 +74,7 @@ function lineFor(name) {
   else if (/^rsi_\d+$/.test(name)) return state.series.rsi;
   if (!options) return null;
   options.priceLineVisible = false; options.lastValueVisible = false;
+  options.priceFormat = chartPriceFormat(state.decimals);  // overlays are in the price's unit
   state.series[name] = state.chart.addSeries(window.LightweightCharts.LineSeries, options, pane);
   return state.series[name];
 }
@@ -123,6 +129,20 @@ export function drawHistory(history, candles) {
   }
   const empty = !(state.timeframe === "tick" ? (byName.__price || []).length : candles.length);
   $("chart-empty").classList.toggle("hidden", !empty);
+  const first = state.timeframe === "tick" ? (byName.__price || [])[0] : candles[0];
+  state.firstTime = first ? (first.time !== undefined ? first.time : seconds(first.ts_open)) : null;
+  describeAxes(byName, candles);
+}
+// The labels the price and MACD axes give the last values, as the chart writes them (its series'
+// own formatters): on the page for people checking the precision, and for the browser tests.
+function describeAxes(byName, candles) {
+  const last = (points) => (points && points.length ? points[points.length - 1].value : null);
+  const price = state.timeframe === "tick" ? last(byName.__price) : (candles.length ? candles[candles.length - 1].close : null);
+  const macd = last(byName.macd);
+  const body = document.body.dataset;
+  body.priceDecimals = String(state.decimals);
+  body.priceLabel = price === null ? "" : state.series.price.priceFormatter().format(price);
+  body.macdLabel = macd === null ? "" : state.series.macd.priceFormatter().format(macd);
 }
 export function applySnapshot(snapshot) {
   for (const [name, point] of Object.entries(snapshotPoints(snapshot))) {

@@ -1,13 +1,13 @@
 // The panels beside the chart: price, indicator values, recommendation, signal list, daily summaries.
 import { $, el, setText } from "./dom.js";
-import { fmt, fmtTime } from "./format.js";
-import { drawMarkers } from "./markers.js";
+import { fmt, fmtIndicator, fmtPrice, fmtTime } from "./format.js";
+import { addMarker } from "./markers.js";
 import { state } from "./state.js";
 import { ofStrategy } from "./strategies.js";
 
 export function showTick(tick) {
   if (!tick) return;
-  setText("price", fmt(tick.price));
+  setText("price", fmtPrice(tick.price, state.decimals));
   setText("price-time", fmtTime(tick.ts_event));
 }
 export function showIndicators(snapshot) {
@@ -17,7 +17,7 @@ export function showIndicators(snapshot) {
   if (!snapshot) return;
   for (const [name, value] of Object.entries(snapshot.values).sort()) {
     const row = el("tr");
-    row.append(el("td", "", name), el("td", "", fmt(value)));
+    row.append(el("td", "", name), el("td", "", fmtIndicator(name, value, state.decimals)));
     body.append(row);
   }
 }
@@ -32,7 +32,7 @@ export function showRecommendation(rec) {
   setText("rec-state", rec.state);
   setText("rec-rule", src ? src.rule : "–");
   setText("rec-timeframe", src ? src.timeframe : "–");
-  setText("rec-price", src ? fmt(src.price) : "–");
+  setText("rec-price", src ? fmtPrice(src.price, state.decimals) : "–");
   setText("rec-time", src ? fmtTime(src.ts_event) : "–");
   setText("rec-expires", src ? fmtTime(src.expires_at) : "–");
 }
@@ -52,7 +52,7 @@ function signalItem(signal, fresh) {
   const item = el("li", fresh ? "fresh" : "");
   item.dataset.id = signal.signal_id;
   item.append(el("span", signal.side === "BUY" ? "side-buy" : "side-sell", signal.side),
-              el("span", "", signal.rule), el("span", "", fmt(signal.price)),
+              el("span", "", signal.rule), el("span", "", fmtPrice(signal.price, state.decimals)),
               el("span", "meta", signal.timeframe + " · " + fmtTime(signal.ts_event)));
   return item;
 }
@@ -66,15 +66,18 @@ export function addSignal(signal) {
   const list = $("signals");
   list.prepend(signalItem(signal, true));
   while (list.children.length > 50) list.lastElementChild.remove();
-  drawMarkers();
+  addMarker(signal);
 }
 
 function dailyRow(day) {
   const row = el("tr");
   row.dataset.date = day.date;
-  for (const value of [day.date, day.open, day.high, day.low, day.close, day.mean_price, day.vwap, day.volume,
-                       day.tick_count, day.buy_count, day.sell_count, day.final ? "yes" : "no"]) {
-    row.append(el("td", "", typeof value === "number" && Number.isInteger(value) && value < 1e6 ? String(value) : fmt(value)));
+  const price = (value) => fmtPrice(value, state.decimals);
+  const count = (value) => String(value);
+  for (const text of [day.date, price(day.open), price(day.high), price(day.low), price(day.close), price(day.mean_price),
+                      price(day.vwap), Number.isInteger(day.volume) && day.volume < 1e6 ? count(day.volume) : fmt(day.volume),
+                      count(day.tick_count), count(day.buy_count), count(day.sell_count), day.final ? "yes" : "no"]) {
+    row.append(el("td", "", text));
   }
   return row;
 }

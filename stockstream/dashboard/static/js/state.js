@@ -13,7 +13,11 @@ export const COLORS = {
 export const state = {
   run: "live", runs: [], strategy: "", scorecards: [], symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
   signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
-  history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null,
+  history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null, userMoved: false,
+  // Decimals of the instrument's prices (from its price level, set on each load: js/format.js).
+  decimals: 2,
+  // The signals drawn as markers: those of the loaded history's time range only (markers.js).
+  markerSignals: [], firstTime: null,  // firstTime: chart time of the first loaded bar (chart.js)
 };
 
 export function enc(text) { return encodeURIComponent(text); }
