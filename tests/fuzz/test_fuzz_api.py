@@ -118,7 +118,7 @@ def served(stack, request) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     process = ServiceProcess(["serve", "--port", str(port)], env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _status(port, b"/symbols", headers) == 200, timeout_s=60,
+        wait_until(lambda: _status(port, b"/symbols", headers) == 200, timeout_s=120,
                    message="stockstream serve to answer")
         yield Served(url, process, headers)
     finally:

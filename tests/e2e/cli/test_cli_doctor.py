@@ -48,7 +48,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
             stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_until(lambda: _ready(url), timeout_s=60, message="alertmanager to start")
+            wait_until(lambda: _ready(url), timeout_s=120, message="alertmanager to start")
             yield url
         finally:
             process.terminate()

@@ -198,8 +198,8 @@ def pipeline(stack, tmp_path_factory) -> Iterator[Pipeline]:
             except OSError:
                 return False
 
-        wait_until(prometheus_ready, timeout_s=60, message="the test's Prometheus to be ready")
-        wait_until(lambda: all(_answers(run.metrics_url(name)) for name in SERVICES), timeout_s=90,
+        wait_until(prometheus_ready, timeout_s=120, message="the test's Prometheus to be ready")
+        wait_until(lambda: all(_answers(run.metrics_url(name)) for name in SERVICES), timeout_s=120,
                    message="every service's /metrics")
         # A reader of the API (as the dashboard would be), so its request metrics have data: /metrics is on
         # serve's metrics port now, so Prometheus' own scrapes no longer count as API requests.
@@ -268,7 +268,7 @@ def test_prometheus_scrapes_every_service(pipeline):
         result = pipeline.query('up{job="stockstream"} == 1')["data"]["result"]
         return len(result) == len(SERVICES)
 
-    wait_until(all_up, timeout_s=60, message="all five targets up")
+    wait_until(all_up, timeout_s=120, message="all five targets up")
     services = {sample["metric"]["service"]
                 for sample in pipeline.query("stockstream_build_info")["data"]["result"]}
     assert services == set(SERVICES)
@@ -280,7 +280,7 @@ def test_prometheus_scrapes_the_kafka_and_redis_exporters(pipeline):
     def up(job: str) -> bool:
         return bool(pipeline.query(f'up{{job="{job}"}} == 1')["data"]["result"])
 
-    wait_until(lambda: up("kafka") and up("redis"), timeout_s=60, message="the kafka and redis targets up")
+    wait_until(lambda: up("kafka") and up("redis"), timeout_s=120, message="the kafka and redis targets up")
     for series in ("kafka_server_replicamanager_underreplicatedpartitions",
                    "kafka_server_replicamanager_underminisrpartitioncount",
                    "kafka_server_replicamanager_isrshrinks_total",

@@ -151,7 +151,7 @@ def test_replay_refuses_to_reset_a_running_group_or_without_confirmation(replay_
     refused = _replay(replay_log, "--group", replay_log.live_group)
     assert refused.process.returncode == 2 and "--yes" in refused.output
     with running(["process", "--metrics-port", "0"], replay_log.env) as live:
-        wait_until(lambda: live.alive() and _members(replay_log) > 0, timeout_s=60, message="the live group to form")
+        wait_until(lambda: live.alive() and _members(replay_log) > 0, timeout_s=120, message="the live group to form")
         busy = _replay(replay_log, "--group", replay_log.live_group, "--yes")
     assert busy.process.returncode == 2 and "running members" in busy.output
 

@@ -165,6 +165,7 @@ def test_the_processor_runs_exactly_once_with_only_its_grants(private_stack, tmp
         delete_acls(admin, grants(deployment))
 
 
+@pytest.mark.timeout(1500)  # at least the sum of its own waits: drain 600 s, serve 120 s, GET /runs 120 s, starts
 def test_the_pipeline_runs_with_each_service_as_its_own_principal(private_stack, tmp_path):
     """ingest → process → materialize → notify (webhook) and serve, each on the SASL listener as itself."""
     namespace = f"acp{uuid.uuid4().hex[:8]}."
@@ -185,7 +186,7 @@ def test_the_pipeline_runs_with_each_service_as_its_own_principal(private_stack,
         try:
             pipeline.start()
             wait_pipeline_drained(pipeline, probe, notify=True, timeout_s=600, check_services=lambda: _alive(pipeline))
-            wait_until(pipeline.api_healthy, timeout_s=60, message="serve healthy (Redis and Kafka as `serve`)")
+            wait_until(pipeline.api_healthy, timeout_s=120, message="serve healthy (Redis and Kafka as `serve`)")
             # GET /runs reads the runs topic as `serve` (its one Kafka grant); a run recorded by the operator.
             started = datetime.now(UTC)
             runs = RunLog(KafkaSettings(bootstrap_servers=private_stack.kafka_bootstrap, topic_prefix=namespace))

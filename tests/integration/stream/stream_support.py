@@ -66,7 +66,7 @@ class Processor:
     def terminate(self, timeout_s: float = 60) -> int:
         return self.service.terminate(timeout_s)
 
-    def wait_running(self, timeout_s: float = 90) -> None:
+    def wait_running(self, timeout_s: float = 120) -> None:
         wait_until(lambda: "now processing incoming messages" in self.output or not self.alive(),
                    timeout_s=timeout_s, message="the processor to start")
         assert self.alive(), self.output[-3000:]

@@ -266,7 +266,7 @@ def live_server(stack, views_prefix, keys) -> Iterator[LiveServer]:
             return False
 
     try:
-        wait_until(ready, timeout_s=60, message=f"serve to start: {service.output[-1500:]}")
+        wait_until(ready, timeout_s=120, message=f"serve to start: {service.output[-1500:]}")
         yield LiveServer(base, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         service.terminate()
