@@ -102,6 +102,7 @@ export function updateSeries(name, series, point) {
   if (last !== undefined && point.time < last) return; // older than what is drawn: ignore
   series.update(point);
   state.lastTime[name] = point.time;
+  if (name === "price" && state.firstTime === null) state.firstTime = point.time;  // no history: markers from here
 }
 function snapshotPoints(snapshot) {
   const time = chartTime(snapshot.ts_event);
