@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.topics import TopicRegistry
+from schemas.topics import RUN_NAMESPACE, TopicRegistry
 
 INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK = (
     "ingest", "process", "materialize", "notify", "composite", "serve", "spark")
@@ -120,6 +120,13 @@ def grants(deployment: Deployment) -> list[Grant]:
         # probes there to settle a hand-over whose deadline passed; it creates the topic when missing.
         *_topics(PROCESS, [registry.runs.name], ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
+        # runs (docs/runs.md): a run's processor (a shadow, a promoted run resumed by a supervisor with
+        # STOCKSTREAM_RUN) and a demoted live processor write a run's namespace: its topics
+        # ``runs.<id>.*``, its group ``runs.<id>.process`` with its transactions and changelogs. Kafka
+        # ACLs match a literal name or a prefix only, so the grant is every ``runs.`` name of the
+        # deployment (never a live topic: those do not start with ``runs.``); it reads no run's topic.
+        Grant(PROCESS, "topic", registry.name(f"{RUN_NAMESPACE}."), "prefixed", PRODUCE),
+        *_stateful_app(PROCESS, registry.name(f"{RUN_NAMESPACE}."), group_pattern="prefixed"),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
         *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
         *_topics(MATERIALIZE, [registry.views_dlq.name], PRODUCE),
@@ -136,7 +143,7 @@ def grants(deployment: Deployment) -> list[Grant]:
         # spark (backfill, backtest, sweep): reads ticks; writes only its own *.backfill and runs.* topics.
         *_topics(SPARK, [ticks], ("READ", "DESCRIBE", "DESCRIBE_CONFIGS")),
         *_topics(SPARK, [f"{name}.backfill" for name in [*derived, registry.signal_outcomes.name, ticks_dlq]], PRODUCE),
-        Grant(SPARK, "topic", registry.name("runs."), "prefixed", OWN_TOPIC),
+        Grant(SPARK, "topic", registry.name(f"{RUN_NAMESPACE}."), "prefixed", OWN_TOPIC),
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-backfill-probe-", "prefixed", GROUP),

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from processors.runtime.settings import KafkaSettings
-from schemas.topics import TopicRegistry
+from schemas.topics import TopicRegistry, run_group
 from stockstream.kafka_access.plan import (
     COMPOSITE,
     INGEST,
@@ -46,7 +46,7 @@ def test_each_topic_is_written_only_by_its_producers(prefix: str) -> None:
     assert writers(plan, f"{registry.ticks_dlq.name}.backfill") == {SPARK}  # the backfill's dead letters
     assert writers(plan, registry.views_dlq.name) == {MATERIALIZE}
     assert writers(plan, registry.notifications_dlq.name) == {NOTIFY}
-    assert writers(plan, registry.name("runs.sweep-1")) == {SPARK}
+    assert writers(plan, registry.name("runs.sweep-1")) == {SPARK, PROCESS}  # a sweep's; a run's processor
     assert writers(plan, registry.signal_outcomes.name) == {PROCESS}
     assert writers(plan, f"{registry.signal_outcomes.name}.backfill") == {SPARK}  # the backfill's outcomes
     # Every topic of the deployment has its writer: a new topic needs its grant (or the service fails under ACLs).
@@ -78,6 +78,39 @@ def test_transactional_ids_and_internal_topics_are_the_groups_own() -> None:
     assert not may(plan, PROCESS, "WRITE", "transactional_id", "0f3a-random")
     assert may(plan, PROCESS, "WRITE", "topic", f"changelog__{group}--ticks--default")
     assert not may(plan, PROCESS, "WRITE", "topic", f"changelog__{deployment.composite_group}--ticks--default")
+
+
+@pytest.mark.parametrize("prefix", ["", "t1."])
+def test_a_runs_processor_writes_its_namespace_under_the_process_principal(prefix: str) -> None:
+    """A shadow's (or a promoted run's) processor and a demoted live processor run as ``process``."""
+    live = TopicRegistry(prefix=prefix)
+    plan = grants(Deployment.default(live))
+    for run_id in ("shadow-1", "live-3f0c9a1b2c3d4e5f"):
+        run = live.for_run(run_id)
+        group = run_group(prefix, run_id, "process")
+        for spec in run.all():
+            if spec.name == run.ticks.name:
+                continue
+            assert may(plan, PROCESS, "CREATE", "topic", spec.name), spec.name
+        for spec in run.run_outputs():
+            assert writers(plan, spec.name) == {PROCESS, SPARK}, spec.name
+            assert not may(plan, PROCESS, "READ", "topic", spec.name), spec.name  # it only writes them
+        assert may(plan, PROCESS, "READ", "group", group)
+        assert may(plan, PROCESS, "WRITE", "transactional_id", f"{group}-0f3a")
+        assert may(plan, PROCESS, "WRITE", "topic", f"changelog__{group}--ticks--default")
+        assert may(plan, PROCESS, "READ", "topic", run.ticks.name)  # the live log, read only
+        assert not may(plan, PROCESS, "WRITE", "topic", run.ticks.name)
+    # Only the ``runs.`` names of its own deployment: no live name, no other deployment's run.
+    runs_grants = [grant for grant in plan if grant.principal == PROCESS and grant.pattern == "prefixed"
+                   and "runs." in grant.name]
+    assert {grant.name for grant in runs_grants} == {
+        f"{prefix}runs.", f"changelog__{prefix}runs.", f"repartition__{prefix}runs."}
+    other = TopicRegistry(prefix="other.").for_run("shadow-1")
+    assert not may(plan, PROCESS, "WRITE", "topic", other.signals.name)
+    assert not may(plan, PROCESS, "READ", "group", run_group("other.", "shadow-1", "process"))
+    # The other services reach no run's topics.
+    for principal in (INGEST, MATERIALIZE, NOTIFY, COMPOSITE, SERVE):
+        assert not may(plan, principal, "WRITE", "topic", live.for_run("shadow-1").signals.name), principal
 
 
 def test_the_local_broker_listens_on_loopback_and_denies_by_default(tmp_path: Path) -> None:
