@@ -17,12 +17,14 @@ from stockstream.kafka_access.plan import (
     MATERIALIZE,
     NOTIFY,
     PROCESS,
+    PRUNE,
     SERVE,
     SERVICE_PRINCIPALS,
     SPARK,
     Deployment,
     grants,
     may,
+    principal_of,
 )
 from stockstream.stack import kafka_security
 from stockstream.stack.services import StackSettings
@@ -62,9 +64,11 @@ def test_readers_and_no_administrative_rights() -> None:
     signals = registry.signals.name
     readers = {principal for principal in SERVICE_PRINCIPALS if may(plan, principal, "READ", "topic", signals)}
     assert readers == {MATERIALIZE, NOTIFY}
-    # Nobody may delete, alter or reconfigure topics, nor touch the cluster: only the operator may.
+    # Nobody may alter or reconfigure topics, nor touch the cluster: only the operator may. Only
+    # ``prune`` deletes, and only a run's topics and state (below).
     assert {operation for grant in plan for operation in grant.operations} <= {
-        "READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"}
+        "READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "DELETE"}
+    assert {grant.principal for grant in plan if "DELETE" in grant.operations} == {PRUNE}
     # A namespace's principals never reach another namespace's topics.
     other = TopicRegistry(prefix="other.")
     assert not any(may(plan, principal, "WRITE", "topic", other.signals.name) for principal in SERVICE_PRINCIPALS)
@@ -177,3 +181,27 @@ def test_every_service_takes_the_stack_client_environment(settings_class, tmp_pa
         monkeypatch.setenv(name, value)
     config = settings_class(_env_file=None).client_config()
     assert (config["sasl.username"], config["sasl.password"]) == ("user", "from-the-file")
+
+
+@pytest.mark.parametrize("prefix", ["", "t1."])
+def test_prune_deletes_only_a_runs_topics_and_state(prefix: str) -> None:
+    """``stockstream runs prune`` (the scheduled job) as ``prune``: the run list, a run's names, nothing live."""
+    live = TopicRegistry(prefix=prefix)
+    deployment = Deployment.default(live)
+    plan = grants(deployment)
+    run = live.for_run("r1")
+    group = run_group(prefix, "r1", "process")
+    assert principal_of(["runs", "prune", "--yes"]) == PRUNE
+    assert principal_of(["runs", "start"]) is None and principal_of(["process"]) == PROCESS
+    for name in (*(spec.name for spec in run.run_outputs()), run.views_dlq.name, f"changelog__{group}--ticks--default"):
+        assert may(plan, PRUNE, "DELETE", "topic", name) and may(plan, PRUNE, "DESCRIBE", "topic", name), name
+        assert not may(plan, PRUNE, "WRITE", "topic", name) and not may(plan, PRUNE, "READ", "topic", name), name
+    for spec in live.all():  # no live topic, not even the log of record
+        assert not any(may(plan, PRUNE, operation, "topic", spec.name) for operation in ("DELETE", "WRITE", "READ"))
+    assert not may(plan, PRUNE, "DELETE", "topic", f"changelog__{deployment.process_group}--ticks--default")
+    assert not may(plan, PRUNE, "DELETE", "topic", live.runs.name)  # the run list itself
+    assert may(plan, PRUNE, "READ", "topic", live.runs.name) and may(plan, PRUNE, "WRITE", "topic", live.runs.name)
+    assert may(plan, PRUNE, "DESCRIBE", "group", group) and may(plan, PRUNE, "DESCRIBE", "group", deployment.process_group)
+    assert not may(plan, PRUNE, "READ", "group", group)  # it never joins a group
+    other = TopicRegistry(prefix="other.").for_run("r1")
+    assert not may(plan, PRUNE, "DELETE", "topic", other.signals.name)

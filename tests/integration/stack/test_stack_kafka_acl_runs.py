@@ -10,30 +10,38 @@ operator's door), then, on the SASL listener as the Kafka user ``process``:
 - ``stockstream process`` of the live group, which the ``live`` record names as the previous run
   (a demoted live processor after ``strategy promote``), writes ``runs.live-<version>.*`` and no live topic.
 
+And ``stockstream runs prune`` (the daily CronJob of ops/k8s) as its own user ``prune`` deletes an
+expired run's topic, changelog, view key and record, and nothing live; the broker refuses it a live topic.
+
 Negative control: ``materialize`` may not write a run's signals. The grants themselves are
 unit-tested in tests/unit/test_kafka_access.py.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
+import redis
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.runs import RunLog
 from processors.runtime.settings import KafkaSettings
-from schemas.runs import LiveState, Serving, StrategyRef
-from schemas.topics import TopicRegistry, run_group
+from schemas.runs import LiveState, Namespace, Run, Serving, StrategyRef
+from schemas.topics import TopicRegistry, TopicSpec, run_group
 from stockstream.handover import live_record
-from stockstream.kafka_access.plan import MATERIALIZE, PROCESS, Deployment
+from stockstream.kafka_access.plan import MATERIALIZE, PROCESS, PRUNE, Deployment
 from stockstream.stack import kafka_security
 from tests.integration.stack.test_stack_kafka_acl_tools import assert_refused, namespace_grants
 from tests.integration.stream.stream_support import free_port, make_ticks, produce_many
 from tests.support.kafka_tools import read_topic, wait_until
-from tests.support.processes import ServiceProcess
+from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -128,4 +136,60 @@ def test_a_demoted_live_processor_writes_its_namespace_as_process(sasl_stack, na
         output = processor.output
         assert not [refusal for refusal in REFUSALS if refusal in output], output[-4000:]
         assert_refused(sasl_stack, MATERIALIZE, plan, own.signals.name)
+    drop_changelogs(sasl_stack, namespace)
+
+
+def test_runs_prune_as_prune_deletes_an_expired_runs_namespace_and_nothing_live(sasl_stack, namespace):
+    """The scheduled ``runs prune`` (ops/k8s/base/runs/runs-prune.yaml) as its own user ``prune``."""
+    registry = TopicRegistry(prefix=namespace)
+    plan = Deployment.default(registry)
+    views = f"{namespace}v:"
+    operator = KafkaSettings(bootstrap_servers=sasl_stack.kafka_bootstrap, topic_prefix=namespace)
+    past = datetime.now(UTC) - timedelta(hours=2)
+    group = run_group(namespace, "old", "process")
+    owned = [f"{namespace}runs.old.signals", f"changelog__{group}--{namespace}ticks--pipeline"]
+    client = redis.Redis.from_url(sasl_stack.redis_url)
+    with namespace_grants(sasl_stack, plan):
+        log = RunLog(operator)
+        try:
+            log.ensure()
+            log.publish(Run(run_id="old", kind="replay", state="done", strategy=StrategyRef(version="0" * 16),
+                            code_version="test", namespace=Namespace(topic_prefix=f"{namespace}runs.old."),
+                            group=group, expires_at=past + timedelta(minutes=1), ts_event=past, ts_init=past))
+        finally:
+            log.close()
+        ensure_topics(operator, [TopicSpec(name, "symbol", Run, 1) for name in owned])
+        client.set(f"{views}run:old:instruments", "x")
+        client.set(f"{views}latest:BTC-USD@test", "live")
+        try:
+            done = subprocess.run(  # noqa: S603
+                [STOCKSTREAM, "runs", "prune", "--yes", "--json"], capture_output=True, text=True, timeout=300,
+                check=False, env={**os.environ, **kafka_security.client_environment(sasl_stack.stack.settings, PRUNE),
+                                  "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_URL": sasl_stack.redis_url,
+                                  "REDIS_KEY_PREFIX": views})
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert [json.loads(line)["run_id"] for line in done.stdout.splitlines()] == ["old"], done.stdout
+            topics = AdminClient({"bootstrap.servers": sasl_stack.kafka_bootstrap}).list_topics(timeout=10).topics
+            assert not set(owned) & set(topics), "the run's topic and its state's changelog are deleted"
+            assert {spec.name for spec in registry.all()} <= set(topics), "every live topic is there"
+            log = RunLog(operator)
+            try:
+                assert log.read().get("old") is None
+            finally:
+                log.close()
+            assert client.get(f"{views}run:old:instruments") is None and client.get(f"{views}latest:BTC-USD@test")
+            # Its user deletes nothing else: a live topic, refused by the broker.
+            environment = kafka_security.client_environment(sasl_stack.stack.settings, PRUNE)
+            admin = AdminClient({"bootstrap.servers": environment["KAFKA_BOOTSTRAP_SERVERS"],
+                                 "security.protocol": "SASL_PLAINTEXT",
+                                 "sasl.mechanism": environment["KAFKA_SASL_MECHANISM"], "sasl.username": PRUNE,
+                                 "sasl.password": Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()})
+            refused = admin.delete_topics([registry.signals.name], operation_timeout=30)[registry.signals.name]
+            with pytest.raises(KafkaException) as error:
+                refused.result()
+            assert error.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        finally:
+            for key in client.scan_iter(match=f"{views}*"):
+                client.delete(key)
+            client.close()
     drop_changelogs(sasl_stack, namespace)
