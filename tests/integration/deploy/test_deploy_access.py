@@ -101,7 +101,7 @@ def test_every_workload_is_its_own_kafka_user_with_only_its_password_file(resour
                     f"kafka-user-{user}/password"
         else:
             assert users == {f"kafka-user-{principal}/password"}, f"{container.where}: {users}"
-    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "operator"}
+    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "prune", "operator"}
 
 
 def test_every_compose_service_is_its_own_kafka_user() -> None:
@@ -125,7 +125,7 @@ def test_every_compose_service_is_its_own_kafka_user() -> None:
             assert kafka == {f"kafka-{principal}"}, container.where
             [secret] = [s for s in secrets if s["source"] == f"kafka-{principal}"]
             assert env["KAFKA_SASL_PASSWORD_FILE"] == f"/run/secrets/{secret['target']}"
-    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "composite", "operator"}
+    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "composite", "prune", "operator"}
     # The services start only once the users and ACLs exist.
     services = compose_services()
     for name in ("process", "materialize", "notify", "serve", "composite", "ingest-simulator"):
