@@ -14,7 +14,8 @@ chmod 700 "$folder"
 
 draw() { head -c 32 /dev/urandom | base64 | tr -d '\n=+/'; }
 for name in kafka-broker kafka-ingest kafka-process kafka-materialize kafka-notify kafka-composite kafka-serve \
-            kafka-spark kafka-operator redis-admin redis-materialize redis-serve redis-notify redis-monitor; do
+            kafka-spark kafka-prune kafka-operator redis-admin redis-materialize redis-serve redis-notify redis-monitor \
+            redis-prune; do
   [ -s "$folder/$name" ] && continue
   (umask 022 && draw > "$folder/$name")
   echo "made secrets/$name"

@@ -8,6 +8,7 @@
 #   serve        read-only: the read commands the API uses, on the views and the API keys
 #   notify       publishes the browser notifications, nothing else
 #   monitor      the probes (PING) and redis_exporter (INFO and the like); no key at all
+#   prune        `stockstream runs prune` (scheduled): finds and deletes runs' view keys (REDIS_KEY_PREFIX run:*) only
 # Arguments are passed on to redis-server (--appendonly, --maxmemory …).
 set -eu
 users="${REDIS_USERS_DIR:?REDIS_USERS_DIR is not set}"
@@ -32,6 +33,7 @@ mkdir -p "$(dirname "$acl")"
   printf '%s\n' "user materialize on #$(hash materialize) ~${views}* &${views}* +@all -@dangerous -@admin"
   printf '%s\n' "user serve on #$(hash serve) ~${views}* ~${keys}* &${views}live:* -@all $connection +exists +smembers +sismember +hget +hgetall +hmget +zrange +zrevrange +zrevrangebyscore +subscribe +unsubscribe"
   printf '%s\n' "user notify on #$(hash notify) resetkeys &${views}live:notifications -@all $connection +publish"
+  printf '%s\n' "user prune on #$(hash prune) ~${views}run:* resetchannels -@all $connection +scan +del +unlink"
   printf '%s\n' "user monitor on #$(hash monitor) resetkeys resetchannels -@all $connection +info +dbsize +slowlog|get +slowlog|len +latency|latest"
 } > "$acl"
 exec redis-server --aclfile "$acl" "$@"

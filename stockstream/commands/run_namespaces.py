@@ -52,22 +52,27 @@ def delete_namespace(kafka: Any, run_id: str, names: list[str], keys: list[bytes
 
 def due_runs(settings: ProcessSettings, log: RunLog, kafka: Any, now: datetime) -> list[tuple[Run, str]]:
     """The runs to prune now, with why (processors/core/retention.py); a run whose group cannot be
-    described counts as active (kept)."""
+    described counts as active (kept), and so does every run the ``live`` record names."""
     from confluent_kafka import KafkaException
 
-    from processors.core.retention import prune_reason
+    from processors.core.retention import UNFINISHED, prune_reason
 
     retention = timedelta(milliseconds=settings.topics().run_retention_ms)
+    snapshot = log.read()
+    view = snapshot.live_view()
+    named = set() if view is None else {serving.run_id for serving in (view.serving, view.previous) if serving}
+    if view is not None and view.pending is not None:
+        named.add(view.pending.to_run)
     due = []
-    for record in sorted(log.read().runs.values(), key=lambda r: r.run.ts_init):
+    for record in sorted(snapshot.runs.values(), key=lambda r: r.run.ts_init):
         run = record.run
         active = False
-        if run.state == "running" and run.expires_at is None and run.group:
+        if run.state in UNFINISHED and run.expires_at is None and run.group and run.run_id not in named:
             try:
                 active = kafka.members(run.group) > 0
             except KafkaException:
                 active = True
-        reason = prune_reason(run, now, retention, group_active=active)
+        reason = prune_reason(run, now, retention, group_active=active, in_live_view=run.run_id in named)
         if reason is not None:
             due.append((run, reason))
     return due

@@ -125,6 +125,9 @@ def _current_view(settings: ProcessSettings, snapshot: RunSnapshot) -> LiveView:
 
 
 def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> None:
+    from datetime import UTC, datetime
+
+    from processors.core.retention import live_processor_record
     from processors.core.rollout import RolloutError
     from processors.runtime.runs import RunLog, RunLogError
     from stockstream import __version__
@@ -155,6 +158,9 @@ def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> N
             if record.run.state not in ("running", "serving"):  # "serving" after a rollback the command did not record
                 raise _fail(f"shadow run {target_run!r} is {record.run.state}: only a running shadow can take over")
             target = Target(record.run.run_id, record.run.group, record.run.strategy)
+        if snapshot.get(view.serving.run_id) is None:  # the first promote: the live processor gets a record
+            log.publish(live_processor_record(view.serving, settings.topic_prefix, __version__, datetime.now(UTC)))
+            snapshot = _read(log)
         err = console(stderr=True)
         driver = Handover(settings, log, view, target, timeout_s=timeout_s, code_version=__version__,
                           say=lambda text: err.print(text, markup=False))
@@ -162,7 +168,7 @@ def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> N
             serving = driver.run()
         finally:
             driver.close()
-        _record_states(log, snapshot, serving=serving.run_id, demoted=view.serving.run_id)
+        _record_states(settings, log, snapshot, serving=serving.run_id, view=view)
     except (HandoverError, RunLogError, RolloutError) as error:
         raise _fail(str(error), EXIT_NOT_DONE) from None
     finally:
@@ -171,17 +177,24 @@ def _hand_over(target_run: str | None, timeout_s: float, *, rollback: bool) -> N
                f" {serving.strategy.version}); {view.serving.run_id} follows in runs.{view.serving.run_id}.*")
 
 
-def _record_states(log: RunLog, snapshot: RunSnapshot, *, serving: str, demoted: str) -> None:
-    """``runs list`` shows which shadow serves: its record ``serving``, the one it replaced ``running`` again.
+def _record_states(settings: ProcessSettings, log: RunLog, snapshot: RunSnapshot, *, serving: str,
+                   view: LiveView) -> None:
+    """``runs list`` shows which shadow serves: its record ``serving``, the one it replaced ``running`` again,
+    and a live processor the ``live`` record no longer names ``retired`` (its namespace then expires
+    with ``RUN_RETENTION``; ``processors/core/retention.py``: ``after_handover``).
 
-    Informational only (the ``live`` record decides); a command killed before this leaves them stale.
+    Informational only (the ``live`` record decides); a command killed before this leaves them stale,
+    and ``runs prune`` still bounds them (the abandoned rule).
     """
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
-    for run_id, state in ((serving, "serving"), (demoted, "running")):
-        record = snapshot.get(run_id)
-        if record is not None and record.run.kind == "shadow" and record.run.state in ("running", "serving"):
-            log.publish(record.run.model_copy(update={"state": state, "ts_event": datetime.now(UTC)}))
+    from processors.core.retention import after_handover
+
+    runs = {run_id: record.run for run_id, record in snapshot.runs.items()}
+    retention = timedelta(milliseconds=settings.topics().run_retention_ms)
+    for record in after_handover(runs, serving, view.serving.run_id, view.previous, settings.topic_prefix,
+                                 datetime.now(UTC), retention):
+        log.publish(record)
 
 
 TIMEOUT = typer.Option("--timeout", min=1.0, max=3600.0,

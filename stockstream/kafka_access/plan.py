@@ -13,6 +13,7 @@ Rules of thumb the grants follow:
   repartition topics), DESCRIBE/DESCRIBE_CONFIGS where it looks them up (Quix checks configs);
 - consumer groups, transactional ids and internal topics (``changelog__<group>--…``) are the
   service's own, by literal name or by a prefix that begins with its group;
+- nobody deletes a topic but ``prune``, and only a run's (``runs.`` and ``changelog__runs.`` names);
 - ``operator`` (people, ``replay``, the test harness) is a super user and needs no grant (so is the
   local stack's loopback PLAINTEXT listener, see :mod:`stockstream.stack.kafka_security`).
 """
@@ -23,25 +24,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.topics import TopicRegistry
+from schemas.topics import RUN_NAMESPACE, TopicRegistry
 
-INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK = (
-    "ingest", "process", "materialize", "notify", "composite", "serve", "spark")
+INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK, PRUNE = (
+    "ingest", "process", "materialize", "notify", "composite", "serve", "spark", "prune")
 OPERATOR = "operator"
-SERVICE_PRINCIPALS: tuple[str, ...] = (INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK)
+SERVICE_PRINCIPALS: tuple[str, ...] = (INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK, PRUNE)
 SCRAM_PRINCIPALS: tuple[str, ...] = (*SERVICE_PRINCIPALS, OPERATOR)
 SUPER_USERS: tuple[str, ...] = (OPERATOR,)
 
-# The ``stockstream`` subcommand → the principal it runs as (``operator`` for tools people run).
+# The ``stockstream`` subcommand (its words, e.g. ``runs prune``) → the principal it runs as
+# (``operator`` for tools people run); :func:`principal_of` looks a command line up.
 PRINCIPAL_OF_COMMAND: dict[str, str] = {
     "ingest": INGEST, "process": PROCESS, "materialize": MATERIALIZE, "views": MATERIALIZE,
     "notify": NOTIFY, "composite": COMPOSITE, "serve": SERVE,
-    "backfill": SPARK, "backtest": SPARK, "sweep": SPARK,
+    "backfill": SPARK, "backtest": SPARK, "sweep": SPARK, "runs prune": PRUNE,
 }
 
 Resource = Literal["topic", "group", "transactional_id"]
 Pattern = Literal["literal", "prefixed"]
-Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"]
+Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "DELETE"]
 
 PRODUCE: tuple[Operation, ...] = ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")
 CONSUME: tuple[Operation, ...] = ("READ", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")
@@ -120,6 +122,13 @@ def grants(deployment: Deployment) -> list[Grant]:
         # probes there to settle a hand-over whose deadline passed; it creates the topic when missing.
         *_topics(PROCESS, [registry.runs.name], ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
+        # runs (docs/runs.md): a run's processor (a shadow, a promoted run resumed by a supervisor with
+        # STOCKSTREAM_RUN) and a demoted live processor write a run's namespace: its topics
+        # ``runs.<id>.*``, its group ``runs.<id>.process`` with its transactions and changelogs. Kafka
+        # ACLs match a literal name or a prefix only, so the grant is every ``runs.`` name of the
+        # deployment (never a live topic: those do not start with ``runs.``); it reads no run's topic.
+        Grant(PROCESS, "topic", registry.name(f"{RUN_NAMESPACE}."), "prefixed", PRODUCE),
+        *_stateful_app(PROCESS, registry.name(f"{RUN_NAMESPACE}."), group_pattern="prefixed"),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
         *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
         *_topics(MATERIALIZE, [registry.views_dlq.name], PRODUCE),
@@ -136,14 +145,28 @@ def grants(deployment: Deployment) -> list[Grant]:
         # spark (backfill, backtest, sweep): reads ticks; writes only its own *.backfill and runs.* topics.
         *_topics(SPARK, [ticks], ("READ", "DESCRIBE", "DESCRIBE_CONFIGS")),
         *_topics(SPARK, [f"{name}.backfill" for name in [*derived, registry.signal_outcomes.name, ticks_dlq]], PRODUCE),
-        Grant(SPARK, "topic", registry.name("runs."), "prefixed", OWN_TOPIC),
+        Grant(SPARK, "topic", registry.name(f"{RUN_NAMESPACE}."), "prefixed", OWN_TOPIC),
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-backfill-probe-", "prefixed", GROUP),
         # serve: reads the run list for GET /runs (its /health reads cluster metadata, which needs no grant).
         *_topics(SERVE, [registry.runs.name], ("READ", "DESCRIBE")),
+        # prune (``stockstream runs prune``, scheduled): reads the run list and removes a pruned run's
+        # record; deletes only a run's topics and its state's changelogs (the one DELETE of the plan);
+        # asks whether a run's group (or the live group, for a demoted live processor) has members.
+        *_topics(PRUNE, [registry.runs.name], ("READ", "WRITE", "DESCRIBE")),
+        Grant(PRUNE, "topic", registry.name(f"{RUN_NAMESPACE}."), "prefixed", ("DELETE", "DESCRIBE")),
+        Grant(PRUNE, "topic", f"changelog__{registry.name(RUN_NAMESPACE)}.", "prefixed", ("DELETE", "DESCRIBE")),
+        Grant(PRUNE, "group", registry.name(f"{RUN_NAMESPACE}."), "prefixed", ("DESCRIBE",)),
+        Grant(PRUNE, "group", deployment.process_group, "literal", ("DESCRIBE",)),
     ]
     return sorted(set(plan))
+
+
+def principal_of(command: Iterable[str]) -> str | None:
+    """The principal a ``stockstream`` command line (its subcommand words) runs as; None: not listed."""
+    words = list(command)
+    return PRINCIPAL_OF_COMMAND.get(" ".join(words[:2])) or PRINCIPAL_OF_COMMAND.get(words[0] if words else "")
 
 
 def may(plan: Iterable[Grant], principal: str, operation: Operation, resource: Resource, name: str) -> bool:

@@ -249,6 +249,8 @@ class Kafka:
         if not kafka_security.is_secured(self.settings):
             return
         credentials = kafka_security.credentials_dir(self.settings)
+        # A user added by a newer release (``prune``) gets its password here too, without a broker restart.
+        write_missing_passwords(credentials, SCRAM_PRINCIPALS)
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 0})
         upsert_scram_users(admin, {user: read_password(credentials, user) for user in SCRAM_PRINCIPALS})
         create_acls(admin, grants(Deployment.default()))

@@ -56,6 +56,8 @@ COMMAND_SETTINGS = {
     "replay": "spark_jobs.settings:SparkJobSettings",
     "backtest": "spark_jobs.settings:SparkJobSettings",
     "kafka-access": "processors.runtime.settings:KafkaSettings",
+    # `runs prune`: Kafka (ProcessSettings' KafkaSettings part) and Redis, both in MaterializeSettings.
+    "runs": "processors.materialize.settings:MaterializeSettings",
 }
 
 # Variables read by the runtime rather than by a settings class, each with who reads it.
@@ -155,7 +157,7 @@ def pod_metadata(workload: dict[str, Any]) -> dict[str, Any]:
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob", "Job", "DaemonSet")
 # The Redis ACL users of ops/redis/redis-start.sh, each with a Secret redis-user-<user>.
-REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor")
+REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor", "prune")
 # Workloads that run to completion: no probes, no metrics port (the backfill, the kafka-access Job).
 ONE_SHOT_KINDS = ("CronJob", "Job")
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from stockstream.kafka_access.plan import PRINCIPAL_OF_COMMAND, SCRAM_PRINCIPALS
+from stockstream.kafka_access.plan import SCRAM_PRINCIPALS
+from stockstream.kafka_access.plan import principal_of as plan_principal_of
 from tests.integration.deploy.deploy_support import (
     OVERLAYS,
     REDIS_USERS,
@@ -46,8 +47,9 @@ from tests.support.redis_tools import wait_for_redis
 
 pytestmark = pytest.mark.integration
 SASL = {"SASL_PLAINTEXT", "SASL_SSL"}
-# Which Redis user each Redis client runs as.
-REDIS_USER_OF_COMMAND = {"materialize": "materialize", "serve": "serve", "notify": "notify"}
+# Which Redis user each Redis client (its subcommand words; in Compose the service of that name, words
+# joined by "-") runs as.
+REDIS_USER_OF_COMMAND = {"materialize": "materialize", "serve": "serve", "notify": "notify", "runs prune": "prune"}
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -61,7 +63,11 @@ def unhashed(reference: str | None) -> str | None:
 
 
 def principal_of(command: list[str]) -> str:
-    return "operator" if command[0] == "kafka-access" else PRINCIPAL_OF_COMMAND[command[0]]
+    if command[0] == "kafka-access":
+        return "operator"
+    principal = plan_principal_of(command)
+    assert principal is not None, f"no Kafka principal for `stockstream {' '.join(command)}` (PRINCIPAL_OF_COMMAND)"
+    return principal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +101,7 @@ def test_every_workload_is_its_own_kafka_user_with_only_its_password_file(resour
                     f"kafka-user-{user}/password"
         else:
             assert users == {f"kafka-user-{principal}/password"}, f"{container.where}: {users}"
-    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "operator"}
+    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "prune", "operator"}
 
 
 def test_every_compose_service_is_its_own_kafka_user() -> None:
@@ -119,7 +125,7 @@ def test_every_compose_service_is_its_own_kafka_user() -> None:
             assert kafka == {f"kafka-{principal}"}, container.where
             [secret] = [s for s in secrets if s["source"] == f"kafka-{principal}"]
             assert env["KAFKA_SASL_PASSWORD_FILE"] == f"/run/secrets/{secret['target']}"
-    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "composite", "operator"}
+    assert seen >= {"ingest", "process", "materialize", "notify", "serve", "spark", "composite", "prune", "operator"}
     # The services start only once the users and ACLs exist.
     services = compose_services()
     for name in ("process", "materialize", "notify", "serve", "composite", "ingest-simulator"):
@@ -192,7 +198,7 @@ def test_each_redis_client_is_its_own_acl_user(resources) -> None:
         command = container.stockstream_command
         if command is None or "REDIS_URL" not in container.env:
             continue
-        user = REDIS_USER_OF_COMMAND[command[0]]
+        user = REDIS_USER_OF_COMMAND.get(" ".join(command[:2])) or REDIS_USER_OF_COMMAND[command[0]]
         assert container.env["REDIS_USERNAME"] == user, container.where
         behind = secret_behind(pod_spec(container.workload), container.spec, container.env["REDIS_PASSWORD_FILE"])
         assert unhashed(behind) == f"redis-user-{user}/password", container.where
@@ -205,7 +211,8 @@ def test_each_redis_client_is_its_own_acl_user(resources) -> None:
     [start] = [c for n, c in by_kind(resources, "ConfigMap").items() if n.startswith("redis-start")]
     assert start["data"]["redis-start.sh"] == (REPO / "ops/redis/redis-start.sh").read_text()
     services = compose_services()
-    for name, user in REDIS_USER_OF_COMMAND.items():
+    for command, user in REDIS_USER_OF_COMMAND.items():
+        name = command.replace(" ", "-")
         assert services[name]["environment"]["REDIS_USERNAME"] == user
         assert {"source": f"redis-{user}", "target": "redis-password"} in services[name]["secrets"]
     assert {s["target"] for s in services["redis"]["secrets"]} == {f"/etc/redis/users/{u}" for u in REDIS_USERS}
@@ -351,6 +358,26 @@ def test_materialize_writes_views_but_not_keys_and_notify_only_publishes(acl_red
     with pytest.raises(redis.exceptions.NoPermissionError):
         monitor.get("ss:probe")
     for client in (materialize, notify, monitor):
+        client.close()
+
+
+def test_prune_finds_and_deletes_only_runs_view_keys(acl_redis) -> None:
+    """``stockstream runs prune`` as the Redis user ``prune``: SCAN and DEL on ``<prefix>run:*``, nothing else."""
+    import redis
+
+    port, passwords = acl_redis
+    admin = redis.Redis(port=port, username="admin", password=passwords["admin"])
+    admin.set("ss:run:old:instruments", "x")
+    admin.hset("ss:latest:BTC-USD@coinbase", "tick", "{}")
+    prune = redis.Redis(port=port, username="prune", password=passwords["prune"])
+    assert b"ss:run:old:instruments" in set(prune.scan_iter(match="ss:run:old:*", count=1000))
+    assert prune.delete("ss:run:old:instruments") == 1
+    for forbidden in (("DEL", "ss:latest:BTC-USD@coinbase"), ("GET", "ss:run:old:x"), ("SET", "ss:run:old:x", "1"),
+                      ("DEL", "ssauth:key:1"), ("FLUSHALL",), ("KEYS", "*"), ("PUBLISH", "ss:live:updates", "x")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            prune.execute_command(*forbidden)
+    assert admin.hget("ss:latest:BTC-USD@coinbase", "tick") == b"{}"
+    for client in (admin, prune):
         client.close()
 
 

@@ -51,8 +51,8 @@ LOCAL_ENV = {key: value for key, value in SERVICE_ENV.items()
              if key not in ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD_FILE")}
 SERVICE_OPTIONS = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 # The Compose secrets' files (make-secrets.sh makes them for a real deployment), one per user.
-KAFKA_USERS = ("ingest", "process", "materialize", "notify", "composite", "serve", "spark", "operator")
-REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor")
+KAFKA_USERS = ("ingest", "process", "materialize", "notify", "composite", "serve", "spark", "prune", "operator")
+REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor", "prune")
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 READY = "/opt/stockstream-kafka/kafka-ready.sh"
 

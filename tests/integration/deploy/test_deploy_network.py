@@ -30,9 +30,9 @@ API = "kubernetes-api"  # not a pod: any destination on its ports
 FLOWS: set[tuple[str, str, int | str]] = {
     ("kafka", "kafka", 9093), ("kafka", "kafka", 9094),
     *((client, "kafka", 9092) for client in ("ingest", "process", "composite", "materialize", "notify", "serve",
-                                              "backfill", "spark-worker")),
+                                              "backfill", "spark-worker", "runs-prune")),
     ("kafka-access", "kafka", 9094),
-    ("materialize", "redis", 6379), ("serve", "redis", 6379), ("notify", "redis", 6379),
+    ("materialize", "redis", 6379), ("serve", "redis", 6379), ("notify", "redis", 6379), ("runs-prune", "redis", 6379),
     ("ingest", INTERNET, 443), ("ingest", INTERNET, 9443),  # Binance's stream is on 9443
     ("notify", INTERNET, 443),
     (INGRESS, "serve", 8000),

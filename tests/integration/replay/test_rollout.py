@@ -216,6 +216,10 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
                timeout_s=WAIT_S, message="both runs to reach the log's end")
     history = _live_history(rollout)
     assert [s.run_id for s in history][1:] == ["next"] and history[0].switch is None, history
+    # The live processor it demoted is a run now (listed, dropped and pruned like one): runs.live-<version>.*
+    demoted = json.loads(rollout.cli("runs", "show", history[0].run_id).stdout)
+    assert (demoted["kind"], demoted["state"], demoted["group"]) == ("shadow", "running", history[0].group), demoted
+    assert demoted["namespace"]["topic_prefix"] == f"{rollout.prefix}runs.{history[0].run_id}."
     stamps = {decode_run(r.value).live.pending.phase: r.timestamp_ms  # type: ignore[union-attr]
               for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs")
               if r.key == LIVE_RUN_ID.encode() and r.value is not None and decode_run(r.value).live.pending}  # type: ignore[union-attr]

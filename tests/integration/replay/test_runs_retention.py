@@ -9,7 +9,11 @@ and ``ghost``, a run recorded as ``running`` two hours ago whose consumer group 
   without ``--yes`` and without a terminal it refuses;
 - ``runs prune --yes`` deletes exactly their topics, changelogs, view keys and records: ``young``
   and every live topic (end offsets) and live Redis key (type and content) are unchanged;
-- ``runs start`` prunes a run past its expiry before it begins (the automatic trigger).
+- ``runs start`` prunes a run past its expiry before it begins (the automatic trigger);
+- with a ``live`` record (after promotes): the first live processor's namespace ``runs.live-<version>.*``,
+  retired when it left the ``live`` record, goes at its expiry, and so does a run a killed promote left
+  recorded ``serving``; the run that serves and the one ``strategy rollback`` returns to never do, even
+  with no member in their groups.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from processors.materialize.store import ViewStore
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.runs import RunLog
 from processors.runtime.settings import KafkaSettings
-from schemas.runs import Namespace, Run, StrategyRef
+from schemas.runs import LiveState, Namespace, Run, Serving, StrategyRef
 from schemas.topics import TopicSpec
 from schemas.upcasters import decode_run
+from stockstream.handover import live_record
 from tests.integration.replay.test_runs import LiveStack, _topics, live_snapshot, pythonpath
 from tests.integration.spark.synthetic import produce_all, synthetic_log
 from tests.integration.views.streams import make_stream
@@ -181,3 +186,63 @@ def test_runs_start_prunes_an_expired_run_before_it_begins(deployment):
     assert deployment.owned("brief") == ([], []) and deployment.record("brief") is None
     assert deployment.owned("next")[0] and deployment.record("next") is not None
     assert live_snapshot(deployment.live) == before
+
+
+def _recorded(deployment: Deployment, run: Run) -> list[str]:
+    """Publish ``run`` and give it a topic of its namespace; returns that topic's name."""
+    live = deployment.live
+    settings = KafkaSettings(topic_prefix=live.prefix, bootstrap_servers=live.bootstrap)
+    log = RunLog(settings)
+    try:
+        log.ensure()
+        log.publish(run)
+    finally:
+        log.close()
+    name = f"{live.prefix}runs.{run.run_id}.signals"
+    ensure_topics(settings, [TopicSpec(name, "symbol", Run, 1)])
+    return [name]
+
+
+def test_prune_bounds_a_demoted_live_processors_namespace_and_keeps_what_live_names(deployment):
+    """Last (it writes a ``live`` record). After promotes (records as ``strategy promote`` writes them):
+    ``b`` serves, ``a`` is what rollback returns to, ``live-…1`` (the first live processor) left the live
+    record and was retired with an expiry, ``live-…2`` was left ``serving`` by a promote killed before it
+    updated the records. Their groups have no member, all started two hours ago (past RUN_RETENTION)."""
+    live = deployment.live
+    past = datetime.now(UTC) - timedelta(hours=2)
+    strategy = StrategyRef(version="0" * 16)
+    live_group = f"{live.prefix}stockstream-process"
+
+    def shadow(run_id: str, state: str, group: str, expires_at: datetime | None = None) -> Run:
+        return Run(run_id=run_id, kind="shadow", state=state, strategy=strategy, code_version="test",  # type: ignore[arg-type]
+                   namespace=Namespace(topic_prefix=f"{live.prefix}runs.{run_id}."), group=group,
+                   expires_at=expires_at, ts_event=past, ts_init=past)
+
+    retired, stale = "live-1111111111111111", "live-2222222222222222"
+    named = {"a": shadow("a", "running", f"{live.prefix}runs.a.process"),
+             "b": shadow("b", "serving", f"{live.prefix}runs.b.process")}
+    gone = {retired: shadow(retired, "retired", live_group, expires_at=past + timedelta(minutes=5)),
+            stale: shadow(stale, "serving", f"{live.prefix}stockstream-other")}
+    topics = {run.run_id: _recorded(deployment, run) for run in (*named.values(), *gone.values())}
+    state = LiveState(current=Serving(run_id="b", group=named["b"].group or "", strategy=strategy,
+                                      switch={0: 0}, epoch=2, since=past),
+                      previous=Serving(run_id="a", group=named["a"].group or "", strategy=strategy, since=past))
+    log = RunLog(KafkaSettings(topic_prefix=live.prefix, bootstrap_servers=live.bootstrap))
+    try:
+        log.publish(live_record(state, "test", live.prefix))
+    finally:
+        log.close()
+    before = live_snapshot(live)
+
+    listed = deployment.cli("runs", "prune", "--dry-run", "--json")
+    assert listed.returncode == 0, listed.stderr
+    due = {json.loads(line)["run_id"]: json.loads(line)["reason"] for line in listed.stdout.splitlines()}
+    assert set(due) >= set(gone) and not set(due) & set(named), listed.stdout
+    assert due[retired].startswith("expired at") and due[stale].startswith("abandoned: recorded as serving")
+    pruned = deployment.cli("runs", "prune", "--yes", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    for run_id in gone:
+        assert deployment.owned(run_id) == ([], []) and deployment.record(run_id) is None, run_id
+    for run_id in named:
+        assert deployment.owned(run_id)[0] == topics[run_id] and deployment.record(run_id) is not None, run_id
+    assert live_snapshot(live) == before, "live topics and views are unchanged key for key"

@@ -21,10 +21,10 @@ create() {  # name, then the file that becomes the key (password by default)
 }
 
 for user in broker; do draw; create kafka-broker "$work/password"; done
-for user in ingest process materialize notify composite serve spark operator; do
+for user in ingest process materialize notify composite serve spark prune operator; do
   draw; create "kafka-user-$user" "$work/password"
 done
-for user in admin materialize serve notify monitor; do
+for user in admin materialize serve notify monitor prune; do
   draw; create "redis-user-$user" "$work/password"
 done
 draw
