@@ -169,7 +169,10 @@ class PendingOutcomes:
             gross = change if signal.side == "BUY" else -change
             horizon = horizons[position]
             found.append(Matured(signal, horizon.ms, gross, gross - fee))
-            horizon.finish(sequence)
+            if sequence == horizon.low and not horizon.early:  # in sequence order: finish() in short
+                horizon.low = sequence + 1
+            else:
+                horizon.finish(sequence)
             position += 1
             while position < count and horizons[position].done(sequence):  # a horizon that never tracked it
                 position += 1
@@ -184,7 +187,7 @@ class PendingOutcomes:
     def _release(self) -> None:
         """Note the segments every horizon is done with (to delete them) and the next due time."""
         horizons = self.horizons
-        floor = min((h.low for h in horizons), default=self.next) // SEGMENT
+        floor = (min([h.low for h in horizons]) if horizons else self.next) // SEGMENT
         if floor > self._first_segment:
             self._dropped.update(range(self._first_segment, floor))
             self._first_segment = floor

@@ -221,7 +221,7 @@ class SymbolProcessor:
     """
 
     __slots__ = ("config", "instrument", "symbol", "venue", "last", "tick_indicators", "tick_rules", "frames", "day",
-                 "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix")
+                 "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix", "_due")
 
     def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
                  read_segment: SegmentReader | None = None) -> None:
@@ -235,6 +235,7 @@ class SymbolProcessor:
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
         self.day: DayAggregate | None = None
         self._new: list[Pending] = []  # the current step's signals, waiting for their outcomes after it
+        self._due: int | None = None  # the watermark at which the oldest open window closes (_next_due)
         self._iso_of: datetime | None = None  # the event time whose isoformat() ``_iso`` holds (signal ids)
         self._iso = ""
         self._id_prefix = f"{symbol}@{instrument.venue}"  # what make_signal_id writes first
@@ -270,6 +271,7 @@ class SymbolProcessor:
                                plan.rules.load(rules))
                 frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
                 self.frames.append(frame)
+            self._due = self._next_due()
             self.day = None if state["day"] is None else DayAggregate.load(state["day"])
             if version == STATE_VERSION:  # version 3 had neither: strategies warm up, nothing was pending
                 if compiled is not None:
@@ -314,27 +316,37 @@ class SymbolProcessor:
         volume = tick.volume or 0.0
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
-        reason = self._rejection(ts, day, price, volume)
-        if reason is not None:
-            out.rejections.append(DeadLetter(
-                source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
-                ts_init=tick.ts_init, origin=lineage,
-            ))
-            return out
-
         last = self.last
         in_order = last is None or ts >= last
-        watermark = ts if in_order else last
+        plan = self._plan
+        config = self.config
+        # The common case inline (an in-order tick within every bound); anything else asks _rejection.
+        if not (in_order and plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
+                and (not volume or config.min_volume <= volume <= config.max_volume)):
+            reason = self._rejection(ts, day, price, volume)
+            if reason is not None:
+                out.rejections.append(DeadLetter(
+                    source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
+                    ts_init=tick.ts_init, origin=lineage,
+                ))
+                return out
+
+        watermark = ts if last is None or in_order else last
         new_day = self.day is not None and day > self.day.day
         closed_smallest = False
-        if self.frames:
+        due = self._due
+        if new_day or (due is not None and watermark >= due):  # else no window can close (see _next_due)
             closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
         if new_day:
             out.summaries.append(self._summary(True, tick, lineage))
             self.day = None
 
+        opened = False
         for frame in self.frames:
-            fold(frame.windows, frame.length, ts, price, volume)
+            if fold(frame.windows, frame.length, ts, price, volume):
+                opened = True
+        if opened:
+            self._due = self._next_due()
         if self.day is None:
             self.day = DayAggregate(day, ts, price, volume)
         else:
@@ -449,6 +461,21 @@ class SymbolProcessor:
                 moment = moments[ts_us] = from_us(ts_us)
             self._signal(timeframe, label(one), one.side, one.price, named, moment, tick, lineage, out, ts_us)
 
+    def _next_due(self) -> int | None:
+        """The watermark at which the oldest open window closes: its end + grace over every frame (None: no window).
+
+        Kept in ``_due`` whenever windows open or close, so a tick that closes nothing skips :meth:`_close`.
+        """
+        grace = self._plan.grace
+        due = None
+        for frame in self.frames:
+            windows = frame.windows
+            if windows:  # sorted by start: the first ends first
+                end = windows[0].start + frame.length + grace
+                if due is None or end < due:
+                    due = end
+        return due
+
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
                out: StepOutput) -> bool:
         """Close due windows (all of them when ``watermark`` is None), oldest end first.
@@ -472,6 +499,7 @@ class SymbolProcessor:
                 del windows[:closing]
         if not due:
             return False
+        self._due = self._next_due()
         due.sort(key=lambda item: (item[0], item[1]))
         smallest = False
         engine = self._plan.indicators
@@ -545,20 +573,24 @@ class SymbolProcessor:
             self._new = []
 
     def _mature(self, ts: int, price: float, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """The outcomes an accepted tick at ``ts`` completes (signals of earlier steps only)."""
-        outcomes = self.outcomes
-        if outcomes.next_due is None or ts < outcomes.next_due:
-            return
+        """The outcomes an accepted tick at ``ts`` completes (signals of earlier steps only; the caller checks
+        ``next_due``)."""
         labels = self._plan.horizon_labels
         fee = self.config.fee
-        for matured in outcomes.mature(ts, price):
-            signal = matured.signal
-            label = labels[matured.horizon_ms]
-            out.outcomes.append(derived.outcome(
-                self._trusted, make_outcome_id(signal.signal_id, label), signal.signal_id, self.symbol, self.venue,
-                signal.strategy, signal.version, signal.timeframe, signal.side, label, signal.price,
-                from_us(signal.ts_us), price, matured.return_gross, matured.return_net, fee, tick.ts_event,
-                tick.ts_init, lineage,
+        trusted, symbol, venue = self._trusted, self.symbol, self.venue
+        ts_event, ts_init = tick.ts_event, tick.ts_init
+        append = out.outcomes.append
+        moments: dict[int, datetime] = {}  # signal times as datetimes: a step's signals share theirs
+        for signal, horizon, gross, net in self.outcomes.mature(ts, price):
+            signal_id = signal.signal_id
+            label = labels[horizon]
+            moment = moments.get(signal.ts_us)
+            if moment is None:
+                moment = moments[signal.ts_us] = from_us(signal.ts_us)
+            append(derived.outcome(
+                trusted, make_outcome_id(signal_id, label), signal_id, symbol, venue, signal.strategy, signal.version,
+                signal.timeframe, signal.side, label, signal.price, moment, price, gross, net, fee, ts_event, ts_init,
+                lineage,
             ))
 
     def _summary(self, final: bool, tick: Tick, lineage: Lineage) -> DailySummary:

@@ -157,15 +157,9 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
     def run(v: list[Any], ts_us: int) -> list[int] | None:
         fired: list[int] | None = None
         for kind, a, b, compare, slot, index in entries:
-            # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD, 5 _CROSS): no global lookups.
-            if kind == 0:
-                x = v[a]
-                now = None if x is None else compare(x, b)
-            elif kind == 1:
-                x = v[a]
-                y = v[b]
-                now = None if x is None or y is None else compare(x, y)
-            elif kind == 2:  # strict and: undefined as soon as one part is
+            # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD, 5 _CROSS): no global lookups;
+            # the common ones first (and, cross, two slots).
+            if kind == 2:  # strict and: undefined as soon as one part is
                 now = True
                 for mode, left, right, part in a:
                     if mode == 0:
@@ -190,8 +184,6 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
                             break
                         if not x:
                             now = False
-            elif kind == 3:
-                now = a(v)
             elif kind == 5:  # crosses_above/below over two history registers: a[1] <= b[1] and a > b
                 x = v[a]
                 y = v[b]
@@ -203,6 +195,15 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
                     now = x1 <= y1 and x > y
                 else:
                     now = x1 >= y1 and x < y
+            elif kind == 1:
+                x = v[a]
+                y = v[b]
+                now = None if x is None or y is None else compare(x, y)
+            elif kind == 0:
+                x = v[a]
+                now = None if x is None else compare(x, b)
+            elif kind == 3:
+                now = a(v)
             else:
                 if a(v, ts_us):
                     if fired is None:

@@ -82,6 +82,24 @@ def test_splitting_anywhere_through_json_equals_an_uninterrupted_run(ticks: list
     assert dumps(flushed) == dumps(processor.flush(last, lineage(len(ticks))))
 
 
+@settings(max_examples=40, deadline=None)
+@given(ticks=tick_streams(), config_index=st.integers(0, len(CONFIGS) - 1))
+def test_no_window_stays_open_once_the_latest_event_time_reaches_its_end_plus_grace(ticks: list[Tick],
+                                                                                     config_index: int) -> None:
+    """The step looks for windows to close only when the oldest one is due: that must never delay a close."""
+    config = CONFIGS[config_index]
+    processor = SymbolProcessor(config, Instrument("BTC-USD", "test"))
+    grace = config.grace_ms * 1000
+    for i, t in enumerate(ticks):
+        processor.process(t, lineage(i))
+        latest = processor.last
+        if latest is None:
+            continue
+        for frame in processor.frames:
+            for window in frame.windows:
+                assert window.start + frame.length + grace > latest, (i, frame.name, window.start)
+
+
 def series(count: int, seed: int = 1) -> list[Tick]:
     rng = random.Random(seed)  # noqa: S311 - test data
     price, seconds, ticks = 64_000.0, 0.0, []
