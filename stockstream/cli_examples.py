@@ -95,7 +95,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "stockstream runs diff live wider-rsi",
     ),
     "runs start": (
-        "stockstream runs start --id wider-rsi --from 2024-03-04 --to 2024-03-06 --strategy wider-rsi.toml",
+        "stockstream runs start --id wider-rsi --from 2024-03-04 --to 2024-03-06 --strategy wider-rsi.toml   # warm",
+        "stockstream runs start --id quick --from 2024-03-05 --to 2024-03-06 --warm-from none   # cold, no warm-up",
         "stockstream runs start --id shadow --follow --warm-from 0 --from 2h --strategy next.toml   # a shadow",
     ),
     "runs list": ("stockstream runs list --json",),

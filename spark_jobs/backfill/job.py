@@ -36,7 +36,6 @@ from processors.core.timeutil import DAY_US
 from processors.stream.records import decode_tick
 from schemas.events import Lineage, Tick
 from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
-from schemas.symbols import normalize_symbol
 from schemas.timeframes import timeframe_ms
 from spark_jobs.backfill import sinks
 from spark_jobs.backfill.admission import Admission, FirstTick, decide
@@ -50,7 +49,7 @@ from spark_jobs.backfill.plan import (
     Warmup,
     plan_groups,
     strategies_warmup,
-    warmup_periods,
+    strategy_warmup,
 )
 from spark_jobs.backfill.ranges import LogRange, RangeRequest, resolve_range
 from spark_jobs.backfill.rows import (
@@ -196,29 +195,14 @@ def hash_slots(spark: SparkSession, count: int) -> list[int]:
 
 def backfill_warmup(strategy: Strategy, config: PipelineConfig, settings: SparkJobSettings,
                     request: BackfillRequest) -> Warmup:
-    """The warm-up: the slowest of the fixed indicators' and the ``[strategies]``' (:func:`strategies_warmup`)
-    periods of the longest candle timeframe, plus the longest scorecard horizon (a signal up to that long
-    before the range start has its outcome in the range: it must be emitted in the warm-up as in a full run)."""
-    lengths = [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes]
-    periods = request.warmup_periods
-    if periods is None:
-        fixed = max(warmup_periods(spec, request.tolerance) for spec in _specs(strategy))
-        periods = max(fixed, strategies_warmup(config.strategies, request.tolerance)[0])
-    warmup = Warmup.for_specs(_specs(strategy), lengths, tolerance=request.tolerance,
-                              min_duration_us=request.min_warmup_us, periods=periods)
-    horizon_us = max(config.horizons_ms, default=0) * 1000
-    return dataclasses.replace(warmup, duration_us=warmup.duration_us + horizon_us)
+    """The warm-up of this backfill: :func:`spark_jobs.backfill.plan.strategy_warmup` with the request's knobs."""
+    return strategy_warmup(strategy, config, [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes],
+                           tolerance=request.tolerance, min_duration_us=request.min_warmup_us,
+                           periods=request.warmup_periods)
 
 
 def indicator_names(strategy: Strategy) -> tuple[str, ...]:
     return strategy.indicator_names()
-
-
-def _specs(strategy: Strategy) -> list[Any]:
-    specs = [strategy.indicators.spec()]
-    for raw in strategy.symbols:
-        specs.append(strategy.for_symbol(normalize_symbol(raw)).indicators.spec())
-    return specs
 
 
 def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, symbols: tuple[str, ...],

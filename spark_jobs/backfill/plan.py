@@ -23,13 +23,17 @@ nothing older than the warm-up is needed. Chunks are independent, hence parallel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from processors.core.indicators import IndicatorEngine, IndicatorSpec
+from processors.core.pipeline import PipelineConfig
 from processors.core.strategies import ir
+from processors.core.strategy import Strategy
 from processors.core.timeutil import DAY_US
+from schemas.symbols import normalize_symbol
 
 POSITION_BITS = 40
 """A log position is ``partition << 40 | offset``: one int64 that orders (partition, offset)."""
@@ -156,6 +160,34 @@ class Warmup:
         chosen = periods if periods is not None else max(warmup_periods(spec, tolerance) for spec in specs)
         longest = max(candle_lengths_us, default=0)
         return cls(chosen, max(chosen * longest, min_duration_us), longest)
+
+
+def strategy_specs(strategy: Strategy) -> list[IndicatorSpec]:
+    """The indicator sets a strategy computes: the base one and each per-symbol override's."""
+    return [strategy.indicators.spec(),
+            *(strategy.for_symbol(normalize_symbol(raw)).indicators.spec() for raw in strategy.symbols)]
+
+
+def strategy_warmup(strategy: Strategy, config: PipelineConfig, candle_lengths_us: Sequence[int],
+                    tolerance: float = DEFAULT_TOLERANCE, min_duration_us: int = DEFAULT_MIN_WARMUP_US,
+                    periods: int | None = None) -> Warmup:
+    """The warm-up a range of ``strategy`` needs: the one rule of the backfill, a run and a deployed shadow.
+
+    The slowest of the fixed indicators' (:func:`warmup_periods`) and the ``[strategies]``'
+    (:func:`strategies_warmup`) periods of the longest candle timeframe, plus the longest scorecard
+    horizon of ``config`` (a signal up to that long before the range start has its outcome in the
+    range: it must be in the warm-up as in a full run). ``periods`` overrides the computed count.
+    Called by ``spark_jobs.backfill.job`` and ``stockstream.warmup``; the read starts at the midnight
+    before the range's start − 1 day − this duration (:func:`spark_jobs.backfill.ranges.resolve_range`).
+    """
+    specs = strategy_specs(strategy)
+    if periods is None:
+        fixed = max(warmup_periods(spec, tolerance) for spec in specs)
+        periods = max(fixed, strategies_warmup(config.strategies, tolerance)[0])
+    warmup = Warmup.for_specs(specs, candle_lengths_us, tolerance=tolerance, min_duration_us=min_duration_us,
+                              periods=periods)
+    horizon_us = max(config.horizons_ms, default=0) * 1000
+    return dataclasses.replace(warmup, duration_us=warmup.duration_us + horizon_us)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,17 @@ def _scan_to(consumer: Consumer, topic: str, partition: int, start: int, high: i
     raise RangeError(f"partition {partition}: no tick at or after the time within {limit} records; give offsets")
 
 
+def warmup_read_from_us(first_us: int, warmup_us: int) -> int:
+    """The warm-up rule: every tick with an event time at or after this is read before a range whose first
+    tick is at ``first_us`` — the UTC midnight before it, − 1 day, − the warm-up (``plan.strategy_warmup``).
+
+    From the midnight on, the daily summary open at the start is complete; the day before is read whole
+    too, since the first tick of a day emits the final summary of the day before; the warm-up before
+    that lets every indicator forget its seed (docs/spark.md).
+    """
+    return first_us - first_us % DAY_US - DAY_US - warmup_us
+
+
 def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int, clock_skew_us: int,
                   timeout_s: float = 30.0) -> LogRange:
     """Offsets to read for ``request`` on the deployment's ticks topic. Raises :class:`RangeError`."""
@@ -219,7 +230,7 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
         read_start = dict(low)
         read_from_us: int | None = None
         if first_us is not None:
-            read_from_us = first_us - first_us % DAY_US - DAY_US - warmup_us
+            read_from_us = warmup_read_from_us(first_us, warmup_us)
             wanted = [TopicPartition(topic, p, max(0, (read_from_us - clock_skew_us) // 1000)) for p in partitions]
             for answer in consumer.offsets_for_times(wanted, timeout=timeout_s):
                 p = answer.partition

@@ -95,7 +95,7 @@ def _new_id() -> str:
 def start(
     from_: Annotated[str | None, typer.Option("--from", help="Start: offsets (0, or 0:1200,1:800), an event time (ISO 8601), a date or a duration ago (2h).", show_default="the log's beginning")] = None,
     to: Annotated[str | None, typer.Option("--to", help="End (exclusive): offsets, an event time, a date or a duration ago.", show_default="the log's end now")] = None,
-    warm_from: Annotated[str | None, typer.Option("--warm-from", help="Warm the state up from here (offsets, 0 = the log's beginning, or a time): records before --from produce nothing.", show_default="start cold at --from")] = None,
+    warm_from: Annotated[str | None, typer.Option("--warm-from", help="Warm the state up from here: offsets (0 = the log's beginning), a time, 'auto' (the backfill's rule: the midnight before the range's first tick − 1 day − the strategy's warm-up) or 'none' (start cold at --from). Records before --from produce nothing.", show_default="auto")] = None,
     strategy: Annotated[Path | None, typer.Option(help="Strategy file of the run.", show_default="STOCKSTREAM_STRATEGY, else the built-in one")] = None,
     run_id: Annotated[str | None, typer.Option("--id", help="The run's id (1-40 of a-z, 0-9, '-').", show_default="r<time>-<random>")] = None,
     description: Annotated[str, typer.Option(help="What the run is for (shown by runs list/show).")] = "",
@@ -148,12 +148,7 @@ def start(
         to_offset, to_time = _bound(to)
         starts, stops = resolve_range(settings, kafka, topic, from_offset=from_offset, from_time=from_time,
                                       to_offset=to_offset, to_time=to_time, follow=follow)
-        warm = None
-        if warm_from is not None:
-            warm_offset, warm_time = _bound(warm_from)
-            found, _ = resolve_range(settings, kafka, topic, from_offset=warm_offset, from_time=warm_time,
-                                     to_offset=None, to_time=None, follow=True)
-            warm = {p: min(found.get(p, starts[p]), starts[p]) for p in starts}
+        warm = _warm_up(err, settings, kafka, topic, warm_from, starts, stops)
         group = (f"{settings.topic_prefix}stockstream-run-{chosen}" if into_live else settings.group_id)
         record = _record(settings, chosen, description, reference, topic, starts, stops, from_time, to_time,
                          into_live=into_live, group=group, views=views, warm=warm,
@@ -200,6 +195,39 @@ def start(
                                                           if record.namespace.redis_prefix else ""), markup=False)
     if code:
         raise typer.Exit(code)
+
+
+def _warm_up(err: Any, settings: ProcessSettings, kafka: Any, topic: str, warm_from: str | None,
+             starts: dict[int, int], stops: dict[int, int] | None) -> dict[int, int] | None:
+    """Where the run's processor starts reading (None: at ``starts``, cold), said on stderr with its cost.
+
+    ``auto`` (the default) is the backfill's rule (``stockstream/warmup.py``), shared with ``strategy deploy``;
+    ``none`` starts cold; offsets or a time are taken as given. Raises ``RangeError``/``ReplayError``.
+    """
+    from processors.core.strategy import StrategyError
+    from stockstream.replayer import resolve_range
+    from stockstream.warmup import warm_start
+
+    choice = (warm_from or "auto").strip().lower()
+    if choice == "none":
+        err.print("warm-up: none (--warm-from none): indicators start undefined at --from", markup=False)
+        return None
+    if choice == "auto":
+        ends = stops if stops is not None else kafka.watermarks(topic)[1]
+        try:
+            chosen = warm_start(settings, starts, ends)
+        except StrategyError as error:
+            raise _fail(str(error)) from None
+        err.print(chosen.describe(), markup=False)
+        return chosen.offsets if chosen.records else None
+    warm_offset, warm_time = _bound(warm_from)
+    found, _ = resolve_range(settings, kafka, topic, from_offset=warm_offset, from_time=warm_time,
+                             to_offset=None, to_time=None, follow=True)
+    warm = {p: min(found.get(p, starts[p]), starts[p]) for p in starts}
+    records = sum(starts[p] - warm[p] for p in starts)
+    err.print(f"warm-up: {records:,} records from {','.join(f'{p}:{o}' for p, o in sorted(warm.items()))}"
+              " (--warm-from) build the state before the range", markup=False)
+    return warm
 
 
 def _record(settings: ProcessSettings, run_id: str, description: str, strategy: StrategyRef, topic: str,

@@ -1,9 +1,9 @@
 """``stockstream strategy``: a new strategy reaches live by a warm shadow run and a hand-over, never a cold start.
 
 - ``deploy FILE --shadow`` starts a shadow run (``runs start --follow``, docs/runs.md) of the
-  strategy: its state warms up from the log by the backfill's rule (from the midnight before the
-  log's newest tick − 1 day − the strategy's warm-up, ``spark_jobs/backfill/plan.py``), then it
-  follows live ticks into its own namespace. It runs in the foreground (Ctrl-C or SIGTERM stop it);
+  strategy: its state warms up from the log by the backfill's rule, ``runs start``'s default (from
+  the midnight before the log's newest tick − 1 day − the strategy's warm-up, ``stockstream/warmup.py``),
+  then it follows live ticks into its own namespace. It runs in the foreground (Ctrl-C or SIGTERM stop it);
   once promoted, it is the live processor.
 - ``promote ID`` hands live over to the shadow run ``ID`` (``stockstream/handover.py``): from the
   switch offsets on its outputs go to the live topics, nothing older is re-published, and its
@@ -39,26 +39,6 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def warm_from_offsets(settings: ProcessSettings, strategy_file: Path, ends: dict[int, int]) -> dict[int, int]:
-    """Where a shadow starting at ``ends`` warms up from: the backfill's rule over the strategy's indicators."""
-    from processors.core.strategy import load_strategy
-    from schemas.symbols import normalize_symbol
-    from schemas.timeframes import timeframe_ms
-    from spark_jobs.backfill.plan import Warmup
-    from spark_jobs.backfill.ranges import RangeRequest, resolve_range
-    from spark_jobs.settings import SparkJobSettings
-
-    strategy = load_strategy(strategy_file)
-    specs = [strategy.indicators.spec(), *(strategy.for_symbol(normalize_symbol(raw)).indicators.spec()
-                                           for raw in strategy.symbols)]
-    warmup = Warmup.for_specs(specs, [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes])
-    # The newest tick of each partition dates the start; an empty partition warms from its beginning.
-    newest = {p: end - 1 for p, end in ends.items() if end > 0}
-    found = resolve_range(settings, RangeRequest(from_offset=newest or None), warmup.duration_us,
-                          round(SparkJobSettings().clock_skew_s * 1e6))
-    return {p: min(found.read_start.get(p, 0), end) for p, end in ends.items()}
-
-
 @strategy_app.command("deploy")
 def deploy(
     file: Annotated[Path, typer.Argument(help="The strategy file (TOML or YAML, docs/core.md).")],
@@ -68,8 +48,6 @@ def deploy(
     views: Annotated[bool, typer.Option(help="Also materialize the shadow's views (under <REDIS_KEY_PREFIX>run:<id>:).")] = True,
 ) -> None:
     """Start a shadow run of FILE: warm from the log, then follow live ticks in its own namespace."""
-    from processors.runtime.runs import RunLogError
-    from spark_jobs.backfill.ranges import RangeError
     from stockstream.commands import runs
     from stockstream.replayer import Kafka, ReplayError
 
@@ -82,14 +60,13 @@ def deploy(
     kafka = Kafka(settings)
     try:
         _low, ends = kafka.watermarks(settings.topics().ticks.name)
-        warm = warm_from_offsets(settings, file, ends)
-    except (RangeError, ReplayError, RunLogError, ValueError) as error:
+    except ReplayError as error:
         raise _fail(str(error)) from None
     finally:
         kafka.close()
-    console(stderr=True).print(f"shadow of {file}: warms up from {_spec(warm)}, its own outputs from"
-                               f" {_spec(ends)} on", markup=False)
-    runs.start(from_=_spec(ends), to=None, warm_from=_spec(warm), strategy=file, run_id=run_id,
+    console(stderr=True).print(f"shadow of {file}: its own outputs from {_spec(ends)} on", markup=False)
+    # The warm-up is runs start's default, the backfill's rule (stockstream/warmup.py): dated by the newest ticks.
+    runs.start(from_=_spec(ends), to=None, warm_from="auto", strategy=file, run_id=run_id,
                description=description or f"shadow of {file.name}", views=views, into_live=False, yes=False,
                as_json=False, follow=True, keep_state=True)
 

@@ -6,10 +6,12 @@ late and keyless records included) to its end and keep running for the whole mod
 - a run of a past range with **another strategy** leaves every live topic (end offsets) and
   every live Redis key (type and content, notifications included) exactly as it was, and its
   own topics hold exactly what the batch engine (``reference_events``: the live pipeline step
-  run in-process over the same records) computes for that range and strategy;
+  run in-process over the same records) computes for that range and strategy, warm like a backfill;
 - ``runs diff live R`` reports zero differences for a run of the live strategy over the same
   range (and equal scorecards side by side), and for the other strategy exactly the signals and
   the scorecards the batch engine predicts;
+- a run of a past range warms up by the backfill's rule without being asked (``--warm-from``
+  unset) and equals live's outputs over its range; ``--warm-from none`` starts cold;
 - ``runs drop`` removes the run's topics, state and keys, and nothing of live.
 """
 
@@ -210,14 +212,16 @@ def test_a_run_with_another_strategy_leaves_live_untouched_and_equals_the_batch_
     run = _run_record(live_stack, "alt")
     assert run is not None and run.state == "done" and run.strategy.file == str(live_stack.alternative)
     assert run.range is not None and run.range.start == quarter
+    # No --warm-from: the backfill's rule, which reaches before this 12-hour log's beginning.
+    assert run.range.warm_from == dict.fromkeys(quarter, 0)
     assert run.namespace.topic_prefix == f"{live_stack.prefix}runs.alt."
     assert run.namespace.redis_prefix == f"{live_stack.views}run:alt:"
     assert run.expires_at is not None and run.produced["signals"] > 0
     end = run.range.end
     assert end is not None and all(end[p] >= three_quarters[p] for p in three_quarters)
 
-    in_range = [r for r in live_stack.records if quarter[r.partition] <= r.offset < end[r.partition]]
-    expected = _expected(reference_events(in_range, _configs(live_stack.alternative)), quarter, end)
+    # A backfill of the range with the run's strategy: warm from the log's beginning, its events over the range.
+    expected = _expected(reference_events(live_stack.records, _configs(live_stack.alternative)), quarter, end)
     assert expected["signals"] and expected["indicators"]
     assert _run_events(live_stack, "alt") == expected
 
@@ -272,8 +276,8 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     report = json.loads(changed.stdout)
 
     live_reference = reference_events(live_stack.records, _configs(None, HORIZONS_MS))
-    alt_records = [r for r in live_stack.records
-                   if alt.range.start[r.partition] <= r.offset < alt.range.end[r.partition]]
+    # The run warmed up from the log's beginning (the backfill's rule on this short log): the batch engine from there.
+    alt_records = [r for r in live_stack.records if r.offset < alt.range.end[r.partition]]
     alt_reference = reference_events(alt_records, _configs(live_stack.alternative, HORIZONS_MS))
     predicted = diff_signals([item[3] for item in live_reference.signals], Span(dict.fromkeys(alt.range.start, 0), None),
                              [item[3] for item in alt_reference.signals], Span(alt.range.start, alt.range.end))
@@ -297,8 +301,11 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
 
 
 def test_runs_list_shows_runs_and_drop_removes_only_the_run(live_stack):
-    made = live_stack.cli("runs", "start", "--id", "gone", "--from", "0", "--to", "40")
+    made = live_stack.cli("runs", "start", "--id", "gone", "--from", "100", "--to", "140", "--warm-from", "none")
     assert made.returncode == 0, made.stderr[-3000:]
+    assert "warm-up: none (--warm-from none)" in made.stderr
+    cold = _run_record(live_stack, "gone")
+    assert cold is not None and cold.range is not None and cold.range.warm_from is None, "started cold at --from"
     listed = live_stack.cli("runs", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "gone" in [json.loads(line)["run_id"] for line in listed.stdout.splitlines()]
@@ -321,15 +328,18 @@ def test_runs_list_shows_runs_and_drop_removes_only_the_run(live_stack):
     assert "gone" not in [json.loads(line)["run_id"] for line in listed.stdout.splitlines()]
 
 
-def test_a_run_warmed_up_from_the_beginning_equals_live_over_its_range(live_stack):
-    """--warm-from 0 --from q: the state is built from the log's beginning, outputs start at q."""
+def test_a_run_warms_up_by_default_and_equals_live_over_its_range(live_stack):
+    """--from q, no --warm-from: the backfill's rule (the midnight before q's tick − 1 day − the warm-up) reaches
+    before this 12-hour log's beginning, so the state is built from there and the outputs from q equal live's."""
     quarter, three_quarters = _quarters(live_stack)
-    result = live_stack.cli("runs", "start", "--id", "warm", "--warm-from", "0", "--from", _spec(quarter),
-                            "--to", _spec(three_quarters))
+    result = live_stack.cli("runs", "start", "--id", "warm", "--from", _spec(quarter), "--to", _spec(three_quarters))
     assert result.returncode == 0, result.stderr[-3000:]
+    zeros = dict.fromkeys(quarter, 0)
+    assert (f"warm-up: {sum(quarter.values()):,} records from {_spec(zeros)} (the log's beginning) build the state"
+            " before the range; the backfill's rule: ticks since ") in result.stderr, result.stderr[:2000]
     run = _run_record(live_stack, "warm")
     assert run is not None and run.range is not None and run.range.end is not None
-    assert run.range.warm_from == dict.fromkeys(quarter, 0) and run.range.start == quarter
+    assert run.range.warm_from == zeros and run.range.start == quarter
     reference = reference_events(live_stack.records, _configs(None))  # = live (tests/integration/spark)
     assert _run_events(live_stack, "warm") == _expected(reference, quarter, run.range.end)
     same = live_stack.cli("runs", "diff", "live", "warm", "--json")
