@@ -455,7 +455,7 @@ class SymbolProcessor:
             ts_open, ts_close = from_us(window.start), from_us(end)
             out.candles.append(derived.candle(
                 self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open, window.high, window.low,
-                window.close, window.volume, window.count, ts_close, tick.ts_init, lineage,
+                window.close, window.volume, window.count, True, ts_close, tick.ts_init, lineage,
             ))
             values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
             self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
