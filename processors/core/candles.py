@@ -49,16 +49,17 @@ class CandleWindow(OhlcBar):
         return window
 
 
-def fold(windows: list[CandleWindow], length: int, ts: int, price: float, volume: float) -> None:
-    """Add a tick to its window in ``windows`` (kept sorted by start), opening it if needed."""
+def fold(windows: list[CandleWindow], length: int, ts: int, price: float, volume: float) -> int:
+    """Add a tick to its window in ``windows`` (kept sorted by start), opening it if needed; the window's start."""
     start = ts - ts % length
     for index in range(len(windows) - 1, -1, -1):  # the newest window is the usual target
         window = windows[index]
         if window.start == start:
             window.add(ts, price, volume)
-            return
+            return start
         if window.start < start:
             windows.insert(index + 1, CandleWindow(start, ts, price, volume))
-            return
+            return start
     windows.insert(0, CandleWindow(start, ts, price, volume))
+    return start
 

@@ -19,21 +19,30 @@ Semantics (docs/core.md has the long version):
 - Timeframe ``tick``: every accepted tick in event order updates the tick indicators, the
   fixed rules and the tick strategies and yields one :class:`IndicatorSnapshot`.
 - Candle timeframes (``config.candle_timeframes``): tumbling windows ``[start, start+L)``
-  aligned to the epoch. A window closes when a tick arrives with event time ≥ end + grace,
-  or, at the latest, when the first tick of a later UTC day arrives (a UTC midnight
-  closes the day: grace never reaches across it). A closed window yields a
-  :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
+  aligned to the epoch. A window closes when the **stream time** reaches its end + grace, or,
+  at the latest, when the instrument's first tick of a later UTC day arrives (a UTC midnight
+  closes the day: grace never reaches across it). The stream time is the instrument's own
+  latest event time, or — when the runner passes it (:mod:`processors.core.stream_time`) — the
+  highest event time accepted on the instrument's input partition, so other instruments' ticks
+  close a quiet instrument's windows (:meth:`SymbolProcessor.advance`). A closed window yields a
+  final :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
   ``ts_event`` = the candle's ``ts_close``; the candles a step closes are then handed to the
-  compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead).
+  compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead). Only
+  closed candles ever reach indicators and strategies.
 - A tick whose window (any candle timeframe) has closed, or whose UTC day has closed, or —
-  without candle timeframes — that is older than the latest event time minus grace, is
+  without candle timeframes — that is older than the stream time minus grace, is
   rejected with reason ``late``. An older tick that is still within grace is folded into its
   open candle(s) and the daily aggregate but not into the tick indicators (their
   recurrences need event order); ``StepOutput.out_of_order`` is then True.
-- Daily aggregate per UTC day: a running :class:`DailySummary` (``final=False``) whenever a
-  window of the smallest candle timeframe closes (every ``summary_every_ticks`` ticks when
-  there is no candle timeframe) and the final one when the first tick of a later UTC day
-  arrives. Signals count into the day that is open when they are emitted.
+- Daily aggregate per UTC day: the final :class:`DailySummary` when the first tick of a later UTC
+  day arrives, or when the partition's stream time passes the next midnight + grace. Running ones
+  (``final=False``): with ``live_update_ms`` 0, whenever a window of the smallest candle timeframe
+  closes (every ``summary_every_ticks`` ticks when there is no candle timeframe); with
+  ``live_update_ms`` set, as live updates (next item). Signals count into the day that is open
+  when they are emitted.
+- Live updates (``live_update_ms`` > 0, :mod:`processors.core.live`): the forming candles
+  (``final=False``) and the running summary that changed, at most once per ``live_update_ms`` of
+  stream time per instrument; a window or day that closes first sends its final event instead.
 - Signals (:mod:`processors.core.signal_sources`) name their strategy, its version and the
   condition that fired; the fixed rules' signals carry their built-in strategy's.
 - Scorecards (:mod:`processors.core.outcomes`, when ``config.horizons_ms`` is set): every
@@ -56,6 +65,7 @@ from processors.core import derived
 from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
 from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
+from processors.core.live import LiveUpdates
 from processors.core.outcomes import Pending, PendingOutcomes, horizon_label
 from processors.core.plain import StateFormatError, as_int, as_items, as_list
 from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
@@ -81,7 +91,7 @@ from schemas.timeframes import TICK, timeframe_ms
 SymbolState = dict[str, Any]
 """The JSON-compatible state of one symbol (see the module docstring)."""
 
-STATE_VERSION = 4  # bump whenever the plain layout changes (3: per instrument; 4: strategies, outcomes)
+STATE_VERSION = 5  # bump whenever the plain layout changes (3: per instrument; 4: strategies, outcomes; 5: stream time, live)
 SegmentReader = Callable[[int], object]
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
@@ -106,7 +116,9 @@ class PipelineConfig:
     reject absurd values before they can overflow the arithmetic (volume 0 means unknown).
     ``strategies`` run beside the fixed ``rules`` (the strategy file's ``[strategies.NAME]``);
     ``horizons_ms`` are the scorecard horizons (none: no outcomes) and ``fee`` the round-trip
-    cost an outcome's net return subtracts (a fraction, ``SCORECARD_FEE``).
+    cost an outcome's net return subtracts (a fraction, ``SCORECARD_FEE``). ``live_update_ms``
+    (``LIVE_UPDATE_INTERVAL``) throttles the live updates per instrument in stream time; 0: none
+    (the batch and backfill runners), running summaries then follow ``summary_every_ticks``' rule.
     """
 
     indicators: IndicatorSpec = field(default_factory=IndicatorSpec)
@@ -117,6 +129,7 @@ class PipelineConfig:
     candle_timeframes: tuple[str, ...] = ("1m",)
     grace_ms: int = 5_000
     summary_every_ticks: int = 100
+    live_update_ms: int = 0
     min_price: float = 1e-12
     max_price: float = 1e12
     min_volume: float = 1e-12
@@ -132,6 +145,8 @@ class PipelineConfig:
             timeframe_ms(timeframe)
         if not 0 <= self.grace_ms <= 86_400_000:
             raise ValueError("grace_ms must be between 0 and one day")
+        if not 0 <= self.live_update_ms <= 86_400_000:
+            raise ValueError("live_update_ms must be between 0 (no live updates) and one day")
         if self.summary_every_ticks < 1:
             raise ValueError("summary_every_ticks must be at least 1")
         if not (0 < self.min_price < self.max_price and 0 < self.min_volume < self.max_volume):
@@ -207,8 +222,8 @@ class SymbolProcessor:
     result is identical to threading :func:`step` through every tick.
     """
 
-    __slots__ = ("config", "instrument", "symbol", "venue", "last", "tick_indicators", "tick_rules", "frames", "day",
-                 "strategies", "outcomes", "_plan", "_trusted", "_new")
+    __slots__ = ("config", "instrument", "symbol", "venue", "last", "clock", "live", "tick_indicators", "tick_rules",
+                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new")
 
     def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
                  read_segment: SegmentReader | None = None) -> None:
@@ -220,6 +235,8 @@ class SymbolProcessor:
         # see processors/core/derived.py
         self._trusted = plan.trusted and derived.valid_instrument(symbol, instrument.venue)
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
+        self.clock: int | None = None  # the stream time (µs) this instrument has been brought to (≥ last)
+        self.live = LiveUpdates(config.live_update_ms * 1000) if config.live_update_ms else None
         self.day: DayAggregate | None = None
         self._new: list[Pending] = []  # the current step's signals, waiting for their outcomes after it
         compiled = plan.compiled
@@ -234,7 +251,7 @@ class SymbolProcessor:
         if not isinstance(state, dict):
             raise StateFormatError(f"state of {symbol} is a {type(state).__name__}, not a dict")
         version = state.get("version")
-        if version not in (3, STATE_VERSION) or state.get("key") != plan.key:
+        if version not in (3, 4, STATE_VERSION) or state.get("key") != plan.key:
             raise IncompatibleStateError(
                 f"state of {symbol} was written for {state.get('key')!r} (version {version!r}),"
                 f" this config needs {plan.key!r} (version {STATE_VERSION})"
@@ -255,7 +272,12 @@ class SymbolProcessor:
                 frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
                 self.frames.append(frame)
             self.day = None if state["day"] is None else DayAggregate.load(state["day"])
-            if version == STATE_VERSION:  # version 3 had neither: strategies warm up, nothing was pending
+            self.clock = self.last  # versions 3 and 4 closed windows by the instrument's own event time
+            if version == STATE_VERSION:
+                self.clock = None if state["clock"] is None else as_int(state["clock"], "clock")
+                if self.live is not None and state["live"] is not None:
+                    self.live = LiveUpdates.load(state["live"], self.live.interval)
+            if version != 3:  # version 3 had neither: strategies warm up, nothing was pending
                 if compiled is not None:
                     self.strategies = compiled.load(symbol, state["strategies"])
                 self.outcomes = PendingOutcomes.load(state["outcomes"], config.horizons_ms, config.fee, read_segment)
@@ -279,6 +301,8 @@ class SymbolProcessor:
             "key": self._plan.key,
             "instrument": self.instrument.text,
             "last": self.last,
+            "clock": self.clock,
+            "live": None if self.live is None else self.live.dump(),
             "tick": [dump(self.tick_indicators), list(self.tick_rules)],
             "frames": {
                 frame.name: [[w.dump() for w in frame.windows], dump(frame.indicators), list(frame.rules)]
@@ -289,8 +313,14 @@ class SymbolProcessor:
             "outcomes": self.outcomes.dump() if segments else self.outcomes.main(),
         }
 
-    def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
-        """Apply one tick of this symbol; see the module docstring for the semantics."""
+    def process(self, tick: Tick, lineage: Lineage, stream_time: int | None = None) -> StepOutput:
+        """Apply one tick of this symbol; see the module docstring for the semantics.
+
+        ``stream_time``: the stream time (µs) of the instrument's partition before this tick, when the
+        runner keeps one (:func:`processors.core.stream_time.process_in_partition`); the instrument is
+        first brought to it (what it closes is emitted before the tick's own events). None: the
+        instrument's own latest event time is its stream time (batch, backfill).
+        """
         if tick.symbol != self.symbol or tick.venue != self.venue:
             raise ValueError(f"tick of {tick.symbol}@{tick.venue} given to the pipeline of {self.instrument}")
         out = StepOutput()
@@ -298,7 +328,12 @@ class SymbolProcessor:
         volume = tick.volume or 0.0
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
-        reason = self._rejection(ts, day, price, volume)
+        reason = self._out_of_bounds(ts, price, volume)
+        if reason is None:
+            if stream_time is not None and (self.clock is None or stream_time > self.clock):
+                self._advance(stream_time, tick, lineage, out)
+                self._add_pending()
+            reason = self._lateness(ts, day)
         if reason is not None:
             out.rejections.append(DeadLetter(
                 source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
@@ -308,7 +343,8 @@ class SymbolProcessor:
 
         last = self.last
         in_order = last is None or ts >= last
-        watermark = ts if in_order else last
+        clock = self.clock
+        watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
         closed_smallest = False
         if self.frames:
@@ -317,12 +353,17 @@ class SymbolProcessor:
             out.summaries.append(self._summary(True, tick, lineage))
             self.day = None
 
-        for frame in self.frames:
-            fold(frame.windows, frame.length, ts, price, volume)
+        live = self.live
+        for index, frame in enumerate(self.frames):
+            start = fold(frame.windows, frame.length, ts, price, volume)
+            if live is not None:
+                live.windows.add((index, start))
         if self.day is None:
             self.day = DayAggregate(day, ts, price, volume)
         else:
             self.day.add(ts, price, volume)
+        if live is not None:
+            live.day = True
 
         if in_order:
             self.last = ts
@@ -334,12 +375,46 @@ class SymbolProcessor:
         self._mature(ts, price, tick, lineage, out)
         self._add_pending()
 
-        if self.frames:
+        if live is not None:
+            if live.ready(watermark):
+                self._send_live(watermark, tick, lineage, out)
+        elif self.frames:
             if closed_smallest and not new_day:
                 out.summaries.append(self._summary(False, tick, lineage))
         elif self.day.count % self.config.summary_every_ticks == 0:
             out.summaries.append(self._summary(False, tick, lineage))
         return out
+
+    def advance(self, stream_time: int, tick: Tick, lineage: Lineage) -> StepOutput:
+        """The partition's stream time reached ``stream_time`` (µs) with ``tick``, another instrument's record.
+
+        Closes the windows and the day that stream time has reached and sends the live update that is
+        due; the events carry ``tick``'s ``ts_init`` and ``lineage`` (summaries its ``ts_event``).
+        Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
+        """
+        out = StepOutput()
+        if self.clock is None or stream_time > self.clock:
+            self._advance(stream_time, tick, lineage, out)
+            self._add_pending()
+        live = self.live
+        if live is not None and live.ready(stream_time):
+            self._send_live(stream_time, tick, lineage, out)
+        return out
+
+    def deadline(self) -> int | None:
+        """The earliest stream time (µs) at which :meth:`advance` has something to do (None: nothing)."""
+        grace = self._plan.grace
+        found = None if self.live is None else self.live.due()
+        for frame in self.frames:
+            if frame.windows:
+                due = frame.windows[0].start + frame.length + grace  # sorted by start: the first ends first
+                if found is None or due < found:
+                    found = due
+        if self.day is not None:
+            due = (self.day.day + 1) * DAY_US + grace
+            if found is None or due < found:
+                found = due
+        return found
 
     def flush(self, tick: Tick, lineage: Lineage) -> StepOutput:
         """End of input: close every open window and emit a running (not final) summary.
@@ -354,11 +429,13 @@ class SymbolProcessor:
         self._add_pending()
         if self.day is not None:
             out.summaries.append(self._summary(False, tick, lineage))
+        if self.live is not None:
+            self.live.taken(self.clock if self.clock is not None else 0)
         return out
 
     # -- internals -------------------------------------------------------------------------
 
-    def _rejection(self, ts: int, day: int, price: float, volume: float) -> tuple[str, str] | None:
+    def _out_of_bounds(self, ts: int, price: float, volume: float) -> tuple[str, str] | None:
         config = self.config
         plan = self._plan
         if not plan.earliest <= ts <= plan.latest:
@@ -369,13 +446,17 @@ class SymbolProcessor:
             return VOLUME_OUT_OF_RANGE, (
                 f"volume {volume!r} outside [{config.min_volume!r}, {config.max_volume!r}] (0 = unknown)"
             )
-        last = self.last
+        return None
+
+    def _lateness(self, ts: int, day: int) -> tuple[str, str] | None:
+        """Why a tick in bounds is late: its day or a window of it closed at the stream time (None: not late)."""
+        last = self.clock  # the stream time: ≥ the instrument's own latest event time
         if last is None or ts >= last:
             return None
-        if self.day is not None and day < self.day.day:
+        grace = self._plan.grace
+        if (self.day is not None and day < self.day.day) or (day + 1) * DAY_US + grace <= last:
             return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
                           f" (latest event time {from_us(last).isoformat()})")
-        grace = self._plan.grace
         for frame in self.frames:
             end = ts - ts % frame.length + frame.length
             if end + grace <= last:
@@ -420,6 +501,37 @@ class SymbolProcessor:
             source = SignalSource(strategy.name, strategy.version, one.condition_text())
             self._signal(timeframe, source, one.side, one.price, named, from_us(one.ts_us), tick, lineage, out)
 
+    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """Bring the instrument to ``stream_time``: close the windows and the day it has reached."""
+        self.clock = stream_time
+        if self.frames:
+            self._close(stream_time, None, tick, lineage, out)
+        day = self.day
+        if day is not None and stream_time >= (day.day + 1) * DAY_US + self._plan.grace:
+            out.summaries.append(self._summary(True, tick, lineage))
+            self.day = None
+            if self.live is not None:
+                self.live.day = False
+
+    def _send_live(self, now: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """The forming candles and the running summary changed since the last send (stream time ``now``)."""
+        live = self.live
+        assert live is not None  # noqa: S101 - callers check
+        changed = sorted(live.windows, key=lambda item: (item[1] + self.frames[item[0]].length, item[0]))
+        for index, start in changed:
+            frame = self.frames[index]
+            window = next((w for w in reversed(frame.windows) if w.start == start), None)
+            if window is None:  # closed meanwhile: its final candle went out instead
+                continue
+            out.candles.append(derived.candle(
+                self._trusted, self.symbol, self.venue, frame.name, from_us(start), from_us(start + frame.length),
+                window.open, window.high, window.low, window.close, window.volume, window.count, False,
+                from_us(window.close_ts), tick.ts_init, lineage,
+            ))
+        if live.day and self.day is not None:
+            out.summaries.append(self._summary(False, tick, lineage))
+        live.taken(now)
+
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
                out: StepOutput) -> bool:
         """Close due windows (all of them when ``watermark`` is None), oldest end first.
@@ -449,6 +561,8 @@ class SymbolProcessor:
         closed: list[ClosedCandle] = []
         for end, index, window in due:
             frame = self.frames[index]
+            if self.live is not None:
+                self.live.windows.discard((index, window.start))
             if self.strategies is not None:
                 closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
                                            window.close, window.volume))
@@ -499,6 +613,8 @@ class SymbolProcessor:
                 day.buys += 1
             else:
                 day.sells += 1
+            if self.live is not None:
+                self.live.day = True
 
     def _add_pending(self) -> None:
         """The step's signals start waiting for their outcomes (after the step's own tick was looked at)."""

@@ -36,8 +36,8 @@ CONFIGS = [
                    rules=RuleSpec(rsi_reversal=RsiReversal(period=2), ema_cross=EmaCross(fast=2, slow=3),
                                   seed_rsi_ema=SeedRsiEma(rsi_period=2, ema_period=2)),
                    candle_timeframes=("1m",), grace_ms=0),
-    # compiled strategies on tick and 1m beside the rules, with scorecard outcomes
-    PipelineConfig(candle_timeframes=("1m",), horizons_ms=(60_000, 300_000), fee=0.001,
+    # compiled strategies on tick and 1m beside the rules, with scorecard outcomes and live updates
+    PipelineConfig(candle_timeframes=("1m",), horizons_ms=(60_000, 300_000), fee=0.001, live_update_ms=1_000,
                    strategies=parse_strategies(
                        '[strategies.fast_cross]\ntimeframe = "tick"\nbuy = "crosses_above(ema(2), ema(5))"\n'
                        'sell = "crosses_below(ema(2), ema(5))"\n[strategies.minute_rsi]\ntimeframe = "1m"\n'
@@ -122,7 +122,7 @@ def test_a_long_realistic_series_has_every_kind_of_event_and_all_equal_the_valid
         for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries, *output.outcomes):
             assert_same(event)
             kinds.add((type(event).__name__, getattr(event, "final", None), getattr(event, "strategy", None)))
-    assert kinds >= {("IndicatorSnapshot", None, None), ("Candle", True, None), ("Signal", None, "ema_cross"),
+    assert kinds >= {("IndicatorSnapshot", None, None), ("Candle", True, None), ("Candle", False, None), ("Signal", None, "ema_cross"),
                      ("Signal", None, "fast_cross"), ("Signal", None, "minute_rsi"), ("DailySummary", False, None),
                      ("DailySummary", True, None), ("SignalOutcome", None, "fast_cross"),
                      ("SignalOutcome", None, "minute_rsi"), ("SignalOutcome", None, "rsi_reversal")}

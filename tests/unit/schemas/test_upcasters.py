@@ -38,12 +38,12 @@ from schemas.upcasters import (
     SCHEMA_VERSION_UNSUPPORTED,
     UnsupportedSchemaVersionError,
     UpcasterChain,
+    candle_v2_to_v3,
     decode,
     decode_tick,
     decode_versioned,
     derived_v1_to_v2,
     record_key,
-    candle_v2_to_v3,
     signal_v2_to_v3,
     tick_v1_to_v2,
 )
