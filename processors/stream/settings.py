@@ -97,6 +97,11 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, L
                     " default: refuse (the processor stops with a message, docs/runs.md)",
     )
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
+    live_update_interval_s: float = Field(
+        1.0, ge=0, le=86_400, allow_inf_nan=False, validation_alias=env("LIVE_UPDATE_INTERVAL"),
+        description="seconds of event (stream) time between two live updates of an instrument: its forming candles"
+                    " and running daily summary (docs/core.md, 'Live candles and quiet feeds'); 0: none",
+    )
     scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
         ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
         description="horizons at which every signal's outcome is recorded (docs/core.md, 'Scorecards'); empty: none",
@@ -194,3 +199,7 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, L
     @property
     def grace_ms(self) -> int:
         return round(self.grace_s * 1000)
+
+    @property
+    def live_update_ms(self) -> int:
+        return round(self.live_update_interval_s * 1000)
