@@ -3,9 +3,11 @@
 :func:`synthetic_log` builds (key, value) records: symbols round-robin on a simulated clock
 (prices from the simulator's :class:`PricePath`), plus out-of-order ticks within grace,
 late ticks, ticks without volume, absurd prices, malformed JSON, keys that are not the
-tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the live
-processor's per-record logic in-process over the whole log (decode_tick + SymbolProcessor
-in (partition, offset) order, from the log's beginning): the truth a backfill must match.
+tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the
+per-record logic in-process over the whole log (decode_tick + SymbolProcessor in (partition, offset)
+order, from the log's beginning): each instrument by its own event time — the truth a backfill must
+match — or, with ``stream_time=True``, with its partition's stream time and the configs' live updates
+(:func:`processors.core.stream_time.process_in_partition`): what ``stockstream process`` writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from confluent_kafka import Producer
 
 from processors.core.pipeline import SymbolProcessor
 from processors.core.strategy import PipelineConfigs
+from processors.core.stream_time import PartitionClock, process_in_partition
 from processors.ingest.sources.simulator import PricePath, round_price, start_price
 from processors.stream.records import decode_tick
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
@@ -112,14 +115,23 @@ class Reference:
                 if item[1] >= starts.get(item[0], 0) and (ends is None or item[1] < ends.get(item[0], 1 << 62))]
 
 
-def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Reference:
-    """The live processor's logic over ``records`` (any order; sorted here by partition and offset)."""
+def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, stream_time: bool = False) -> Reference:
+    """The pipeline over ``records`` (any order; sorted here by partition and offset); see the module docstring."""
     reference = Reference()
     processors: dict[tuple[str, str], SymbolProcessor] = {}
     by_partition: dict[int, list[Record]] = defaultdict(list)
     for record in records:
         by_partition[record.partition].append(record)
+
+    def processor_of(key: str) -> SymbolProcessor:
+        symbol, _, venue = key.rpartition("@")
+        found = processors.get((symbol, venue))
+        if found is None:
+            found = processors[(symbol, venue)] = SymbolProcessor(configs.for_symbol(symbol), Instrument(symbol, venue))
+        return found
+
     for partition in sorted(by_partition):
+        clock = PartitionClock()
         for record in sorted(by_partition[partition], key=lambda r: r.offset):
             lineage = Lineage(topic=record.topic, partition=partition, offset=record.offset)
             decoded = decode_tick(record.value, record.key, record.timestamp_ms, lineage)
@@ -127,17 +139,18 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Ref
             if isinstance(decoded, DeadLetter):
                 reference.dead_letters.append((*where, 0, decoded))
                 continue
-            instrument = (decoded.symbol, decoded.venue)
-            processor = processors.get(instrument)
-            if processor is None:
-                processor = processors[instrument] = SymbolProcessor(
-                    configs.for_symbol(decoded.symbol), Instrument(*instrument))
-            output = processor.process(decoded, lineage)
+            key = f"{decoded.symbol}@{decoded.venue}"
+            if stream_time:
+                outputs = [output for _, output in
+                           process_in_partition(clock, key, processor_of(key), decoded, lineage, processor_of)]
+            else:
+                outputs = [processor_of(key).process(decoded, lineage)]
             seq = 0
-            for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
-                                 ("signals", output.signals), ("daily", output.summaries),
-                                 ("dead_letters", output.rejections)):
-                for event in events:
-                    getattr(reference, kind).append((*where, seq, event))
-                    seq += 1
+            for output in outputs:
+                for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
+                                     ("signals", output.signals), ("daily", output.summaries),
+                                     ("dead_letters", output.rejections)):
+                    for event in events:
+                        getattr(reference, kind).append((*where, seq, event))
+                        seq += 1
     return reference
