@@ -23,8 +23,8 @@ Semantics (docs/core.md has the long version):
   at the latest, when the instrument's first tick of a later UTC day arrives (a UTC midnight
   closes the day: grace never reaches across it). The stream time is the instrument's own
   latest event time, or — when the runner passes it (:mod:`processors.core.stream_time`) — the
-  highest event time accepted on the instrument's input partition, so other instruments' ticks
-  close a quiet instrument's windows (:meth:`SymbolProcessor.advance`). A closed window yields a
+  highest event time accepted among its venue's ticks on its input partition, so other
+  instruments' ticks close a quiet instrument's windows (:meth:`SymbolProcessor.advance`). A closed window yields a
   final :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
   ``ts_event`` = the candle's ``ts_close``; the candles a step closes are then handed to the
   compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead). Only
@@ -35,7 +35,7 @@ Semantics (docs/core.md has the long version):
   open candle(s) and the daily aggregate but not into the tick indicators (their
   recurrences need event order); ``StepOutput.out_of_order`` is then True.
 - Daily aggregate per UTC day: the final :class:`DailySummary` when the first tick of a later UTC
-  day arrives, or when the partition's stream time passes the next midnight + grace. Running ones
+  day arrives, or when the stream time of its venue on its partition passes the next midnight + grace. Running ones
   (``final=False``): with ``live_update_ms`` 0, whenever a window of the smallest candle timeframe
   closes (every ``summary_every_ticks`` ticks when there is no candle timeframe); with
   ``live_update_ms`` set, as live updates (next item). Signals count into the day that is open

@@ -1,17 +1,20 @@
-"""Stream time of one input partition, and which instruments on it have work due.
+"""Stream time of one input partition and venue, and which instruments of it have work due.
 
-The rule (docs/core.md, "Live candles and quiet feeds"): a partition's **stream time** is the
-highest event time of the ticks the pipeline accepted on it so far, in log order (Kafka Streams'
-definition; a tick refused for its time, price or volume never moves it). Each instrument's
+The rule (docs/core.md, "Live candles and quiet feeds"): the **stream time** of a venue on a
+partition is the highest event time of the venue's ticks the pipeline accepted on that partition so
+far, in log order (Kafka Streams' definition, per venue: one partition carries independent feeds —
+venues with their own latency, the composite index written back with its processing delay — and
+one clock for all would make every tick of a slower feed late; a tick refused for its time, price
+or volume never moves it). Each instrument's
 pipeline says when it next has something to do at a given stream time — a candle window whose
 end + grace is reached, a UTC day to close, a throttled live update to send
 (:meth:`processors.core.pipeline.SymbolProcessor.deadline`). After each record, the runner brings
-every instrument of the partition whose deadline the stream time has reached to that stream time
-(:func:`advance_partition`), earliest deadline first, then by instrument: so a quiet
-instrument's windows close when the *other* instruments' ticks move the stream time on, and
+every instrument of the venue on the partition whose deadline the stream time has reached to that
+stream time (:func:`advance_partition`), earliest deadline first, then by instrument: so a quiet
+instrument's windows close when the *other* instruments of its venue move the stream time on, and
 everything is decided by the partition's content and order — a replay does exactly the same.
 
-:class:`PartitionClock` is that bookkeeping for one partition: the stream time and each
+:class:`PartitionClock` is that bookkeeping for one partition and venue: the stream time and each
 instrument's next deadline, JSON-compatible for the state store. Pure: no clock, no I/O.
 """
 
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class PartitionClock:
-    """The stream time (µs) of one partition and the instruments (keys) with a deadline on it."""
+    """The stream time (µs) of one venue on one partition and its instruments (keys) with a deadline."""
 
     __slots__ = ("stream_time", "deadlines", "_heap")
 
@@ -95,8 +98,8 @@ def process_in_partition(clock: PartitionClock, key: str, processor: SymbolProce
                          processor_of: Callable[[str], SymbolProcessor]) -> list[tuple[str, StepOutput]]:
     """One record of a partition: its instrument's step, then every instrument the stream time made due.
 
-    ``processor`` is instrument ``key``'s; ``processor_of(other)`` returns another instrument's (one
-    with a deadline, so it has a state). Returns the outputs in emission order: the tick's own
+    ``clock`` is the one of the tick's venue on the partition; ``processor`` is instrument ``key``'s;
+    ``processor_of(other)`` returns another instrument's (one with a deadline, so it has a state). Returns the outputs in emission order: the tick's own
     instrument first, then the others (earliest deadline first, then by key).
     """
     output = processor.process(tick, lineage, clock.stream_time)

@@ -11,8 +11,8 @@ partition. It
    the checkpoint commits) and runs the one pipeline step — or, for an instrument not on
    ``INSTRUMENT_ALLOW`` or new beyond its partition's share of ``MAX_INSTRUMENTS``
    (:mod:`processors.core.admission`), makes the tick a dead letter and touches no state;
-3. keeps the partition's stream time (:class:`~processors.core.stream_time.PartitionClock`, from
-   ``SymbolStates.clock``): the step gets the stream time before the tick, an accepted tick moves it,
+3. keeps the stream time of each venue on the partition (:class:`~processors.core.stream_time.PartitionClock`,
+   from ``SymbolStates.clock``): the step gets its venue's stream time before the tick, an accepted tick moves it,
    and every instrument whose deadline it reached — a window end + grace, a UTC day, a throttled live
    update — is then advanced to it (:meth:`~processors.core.pipeline.SymbolProcessor.advance`), in the
    order of :func:`processors.core.stream_time.advance_partition`: so other instruments' ticks close a
@@ -92,7 +92,7 @@ class TickHandler:
                 source=tick.source, reason=refused.reason, detail=refused.detail, raw=raw_text(value),
                 ts_init=record_time(timestamp_ms), origin=lineage,
             ))]
-        clock = self.states.clock(partition, transaction)
+        clock = self.states.clock(partition, tick.venue, transaction)
         stream_time = clock.stream_time
         processor = entry.processor
         try:

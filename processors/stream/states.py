@@ -37,9 +37,9 @@ If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the process
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
 and stream-time advances of that symbol: the step is pure), so the failed tick leaves no trace.
 
-Each partition's :class:`~processors.core.stream_time.PartitionClock` (its stream time and the
-instruments' deadlines, docs/core.md "Live candles and quiet feeds") is kept the same way under
-:data:`CLOCK_PREFIX` (:meth:`SymbolStates.clock`) and written by the same flush, so the stream time
+Each partition's :class:`~processors.core.stream_time.PartitionClock` per venue (its stream time and
+the instruments' deadlines, docs/core.md "Live candles and quiet feeds") is kept the same way under
+:data:`CLOCK_PREFIX` (:meth:`SymbolStates.clock`, key ``clock:<venue>``) and written by the same flush, so the stream time
 is exactly as durable as the states it closed windows of: after a crash or a rebalance the
 partition goes on with the same stream time and deadlines, and a replay gives the same outputs.
 """
@@ -76,8 +76,8 @@ ADMITTED_KEY = "admitted"
 """The number of instruments the partition has admitted (a JSON integer) under :data:`ADMISSION_PREFIX`."""
 
 CLOCK_PREFIX = b"\x00clock"
-"""The store prefix of a partition's :class:`PartitionClock` (a JSON document under :data:`CLOCK_KEY`)."""
-CLOCK_KEY = "clock"
+"""The store prefix of a partition's :class:`PartitionClock` per venue (JSON documents under :data:`CLOCK_KEY`)."""
+CLOCK_KEY = "clock:{}"
 
 DEFAULT_CAPACITY = 100_000
 
@@ -149,8 +149,8 @@ class SymbolStates(BaseSink):
         self.capacity = capacity
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
         self._dirty: dict[bytes, Entry] = {}
-        self._clocks: dict[int, ClockEntry] = {}
-        self._dirty_clocks: dict[int, ClockEntry] = {}
+        self._clocks: dict[tuple[int, str], ClockEntry] = {}
+        self._dirty_clocks: dict[tuple[int, str], ClockEntry] = {}
         self._reset_warned: set[str] = set()
         self.flushes = 0
         self.loads = 0
@@ -193,22 +193,25 @@ class SymbolStates(BaseSink):
             return None
         return self._current(instrument, key, entry, stored, state, transaction)
 
-    def clock(self, partition: int, transaction: StoreTransaction) -> PartitionClock:
-        """The stream time and deadlines of ``partition``, current for ``transaction`` (written by :meth:`flush`)."""
-        entry = self._clocks.get(partition)
+    def clock(self, partition: int, venue: str, transaction: StoreTransaction) -> PartitionClock:
+        """The stream time and deadlines of ``venue`` on ``partition``, current for ``transaction`` (written by
+        :meth:`flush`)."""
+        where = (partition, venue)
+        entry = self._clocks.get(where)
         if entry is not None and entry.transaction is transaction:
             return entry.clock
-        stored = transaction.as_state(prefix=CLOCK_PREFIX).get_bytes(CLOCK_KEY)
+        stored = transaction.as_state(prefix=CLOCK_PREFIX).get_bytes(CLOCK_KEY.format(venue))
         if entry is None or entry.transaction is not None or entry.clean != stored:
             try:
                 clock = PartitionClock() if stored is None else PartitionClock.load(orjson.loads(stored))
             except (StateFormatError, orjson.JSONDecodeError) as error:
-                log.warning("the stream time of partition %d cannot be used (%s); starting it afresh", partition, error)
+                log.warning("the stream time of %s on partition %d cannot be used (%s); starting it afresh", venue,
+                            partition, error)
                 self.metrics.state_resets.labels("malformed").inc()
                 clock = PartitionClock()
-            entry = self._clocks[partition] = ClockEntry(clock, stored)
+            entry = self._clocks[where] = ClockEntry(clock, stored)
         entry.transaction = transaction
-        self._dirty_clocks[partition] = entry
+        self._dirty_clocks[where] = entry
         return entry.clock
 
     def rebuild(self, instrument: Instrument, key: bytes) -> None:
@@ -235,13 +238,13 @@ class SymbolStates(BaseSink):
         # the processing thread has acquired again meanwhile.
         dirty, self._dirty = self._dirty, {}
         clocks, self._dirty_clocks = self._dirty_clocks, {}
-        for clock_entry in clocks.values():
+        for (_, venue), clock_entry in clocks.items():
             transaction = clock_entry.transaction
             if transaction is None:
                 continue
             data = orjson.dumps(clock_entry.clock.dump())
             if data != clock_entry.clean:
-                transaction.as_state(prefix=CLOCK_PREFIX).set_bytes(CLOCK_KEY, data)
+                transaction.as_state(prefix=CLOCK_PREFIX).set_bytes(CLOCK_KEY.format(venue), data)
             if clock_entry.transaction is transaction:
                 clock_entry.clean = data
                 clock_entry.transaction = None

@@ -131,7 +131,7 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, str
         return found
 
     for partition in sorted(by_partition):
-        clock = PartitionClock()
+        clocks: dict[str, PartitionClock] = defaultdict(PartitionClock)  # per venue
         for record in sorted(by_partition[partition], key=lambda r: r.offset):
             lineage = Lineage(topic=record.topic, partition=partition, offset=record.offset)
             decoded = decode_tick(record.value, record.key, record.timestamp_ms, lineage)
@@ -142,7 +142,8 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, str
             key = f"{decoded.symbol}@{decoded.venue}"
             if stream_time:
                 outputs = [output for _, output in
-                           process_in_partition(clock, key, processor_of(key), decoded, lineage, processor_of)]
+                           process_in_partition(clocks[decoded.venue], key, processor_of(key), decoded, lineage,
+                                                processor_of)]
             else:
                 outputs = [processor_of(key).process(decoded, lineage)]
             seq = 0

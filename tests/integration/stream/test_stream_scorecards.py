@@ -82,7 +82,7 @@ def batch_outputs(bootstrap: str, namespace: str, strategy_path) -> dict[str, di
                               horizons_ms=HORIZONS_MS, fee=0.0, live_update_ms=1_000)
     topic = KafkaSettings(topic_prefix=namespace).topics().ticks.name
     processors: dict[str, SymbolProcessor] = {}
-    clocks: dict[int, PartitionClock] = defaultdict(PartitionClock)
+    clocks: dict[tuple[int, str], PartitionClock] = defaultdict(PartitionClock)  # per partition and venue
     found: dict[str, dict[bytes, list]] = {name: defaultdict(list) for name in COMPARED}
 
     def processor_of(key: str) -> SymbolProcessor:
@@ -95,8 +95,8 @@ def batch_outputs(bootstrap: str, namespace: str, strategy_path) -> dict[str, di
         tick = decode_tick(record.value)
         key = f"{tick.symbol}@{tick.venue}"
         lineage = Lineage(topic=topic, partition=record.partition, offset=record.offset)
-        for name, output in process_in_partition(clocks[record.partition], key, processor_of(key), tick, lineage,
-                                                 processor_of):
+        for name, output in process_in_partition(clocks[(record.partition, tick.venue)], key, processor_of(key),
+                                                 tick, lineage, processor_of):
             for event in output.signals:
                 found["signals"][name.encode()].append(event)
             for event in output.outcomes:

@@ -40,10 +40,10 @@ class Partition:
     def __init__(self, config: PipelineConfig, stored: bytes | None = None) -> None:
         self.config = config
         self.processors: dict[str, SymbolProcessor] = {}
-        self.clock = PartitionClock()
-        if stored is not None:  # a restart: every state and the clock from JSON text
+        self.clocks: dict[str, PartitionClock] = {}  # by venue
+        if stored is not None:  # a restart: every state and the clocks from JSON text
             plain = orjson.loads(stored)
-            self.clock = PartitionClock.load(plain["clock"])
+            self.clocks = {venue: PartitionClock.load(clock) for venue, clock in plain["clocks"].items()}
             for key, state in plain["states"].items():
                 symbol, venue = key.split("@")
                 self.processors[key] = SymbolProcessor(config, Instrument(symbol, venue), state)
@@ -57,10 +57,11 @@ class Partition:
 
     def feed(self, item: Tick, offset: int) -> list[tuple[str, StepOutput]]:
         key = f"{item.symbol}@{item.venue}"
-        return process_in_partition(self.clock, key, self.processor(key), item, lineage(offset), self.processor)
+        clock = self.clocks.setdefault(item.venue, PartitionClock())
+        return process_in_partition(clock, key, self.processor(key), item, lineage(offset), self.processor)
 
     def dump(self) -> bytes:
-        return orjson.dumps({"clock": self.clock.dump(),
+        return orjson.dumps({"clocks": {venue: clock.dump() for venue, clock in sorted(self.clocks.items())},
                              "states": {key: p.state() for key, p in sorted(self.processors.items())}})
 
 
@@ -100,6 +101,21 @@ def test_a_quiet_symbols_window_is_closed_by_another_symbols_tick_once_stream_ti
     # the ETH window is closed now: an ETH tick of it is late, though ETH's own latest tick is older
     [(_, late)] = partition.feed(tick(30, 99.0, symbol="ETH-USD"), offset + 1)
     assert [r.reason for r in late.rejections] == ["late"] and not late.candles
+
+
+def test_each_venue_of_a_partition_has_its_own_stream_time():
+    """A feed that runs behind (the composite index written back late, a slower venue) is not late."""
+    partition = Partition(LIVE)
+    partition.feed(tick(10, 100.0, symbol="ETH-USD", venue="slow"), 0)
+    for n in range(120):  # the fast venue runs two minutes ahead
+        partition.feed(tick(n, 50.0, n=n, venue="fast"), n + 1)
+    outputs = partition.feed(tick(30, 101.0, symbol="ETH-USD", venue="slow"), 200)  # 90 s behind the fast venue
+    [(key, output)] = outputs
+    assert key == "ETH-USD@slow" and not output.rejections  # accepted
+    assert [c.final for c in output.candles] == [False, False]  # its 1m and 5m windows still forming
+    outputs = partition.feed(tick(66, 9.0, symbol="SOL-USD", venue="slow"), 201)  # the slow venue's time moves
+    [final] = candles_of(outputs, "ETH-USD")
+    assert final.final and final.trade_count == 2 and final.lineage == lineage(201)
 
 
 def test_without_a_stream_time_only_the_symbols_own_ticks_close_its_windows():

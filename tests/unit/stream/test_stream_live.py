@@ -49,7 +49,7 @@ def feed(seed: int, count: int) -> list[Tick]:
 
 def core_run(ticks: list[Tick]) -> list[tuple[bytes, bytes]]:
     processors: dict[str, SymbolProcessor] = {}
-    clock = PartitionClock()
+    clocks: dict[str, PartitionClock] = {}  # by venue
 
     def processor_of(key: str) -> SymbolProcessor:
         if key not in processors:
@@ -60,6 +60,7 @@ def core_run(ticks: list[Tick]) -> list[tuple[bytes, bytes]]:
     for offset, tick in enumerate(ticks):
         key = f"{tick.symbol}@{tick.venue}"
         lineage = Lineage(topic="ticks", partition=0, offset=offset)
+        clock = clocks.setdefault(tick.venue, PartitionClock())
         for name, output in process_in_partition(clock, key, processor_of(key), tick, lineage, processor_of):
             derived = [*output.snapshots, *output.candles, *output.signals, *output.summaries, *output.outcomes]
             out += [(name.encode(), encode_derived(event)) for event in derived]
