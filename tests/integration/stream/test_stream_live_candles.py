@@ -11,6 +11,7 @@ driven by count and every wait is on a condition with a deadline.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -40,7 +41,7 @@ def tick(symbol: str, seconds: float, price: float, n: int) -> tuple[bytes, byte
 
 def test_a_quiet_symbols_candle_is_closed_by_another_symbols_ticks_and_forming_candles_reach_the_views(
         stack, namespaces, tmp_path):
-    namespace = namespaces("tlive" + tmp_path.name[-6:].replace("_", "") + ".")
+    namespace = namespaces(f"tlive{uuid.uuid4().hex[:8]}.")  # topics and Redis keys of its own, dropped afterwards
     bootstrap = stack.kafka_bootstrap
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=namespace, partitions=1)
     topics = settings.topics()
@@ -106,4 +107,6 @@ def test_a_quiet_symbols_candle_is_closed_by_another_symbols_ticks_and_forming_c
             assert view(QUIET)[minute]["final"] is True and view(QUIET)[minute]["trade_count"] == 11
     finally:
         processor.terminate()
+        for key in client.scan_iter(match=f"{namespace}*", count=1000):
+            client.delete(key)
         client.close()
