@@ -316,8 +316,8 @@ class SymbolProcessor:
     def process(self, tick: Tick, lineage: Lineage, stream_time: int | None = None) -> StepOutput:
         """Apply one tick of this symbol; see the module docstring for the semantics.
 
-        ``stream_time``: the stream time (µs) of the instrument's partition before this tick, when the
-        runner keeps one (:func:`processors.core.stream_time.process_in_partition`); the instrument is
+        ``stream_time``: the stream time (µs) of the instrument's venue on its partition before this tick,
+        when the runner keeps one (:func:`processors.core.stream_time.process_in_partition`); the instrument is
         first brought to it (what it closes is emitted before the tick's own events). None: the
         instrument's own latest event time is its stream time (batch, backfill).
         """
@@ -386,7 +386,8 @@ class SymbolProcessor:
         return out
 
     def advance(self, stream_time: int, tick: Tick, lineage: Lineage) -> StepOutput:
-        """The partition's stream time reached ``stream_time`` (µs) with ``tick``, another instrument's record.
+        """The stream time of its venue on its partition reached ``stream_time`` (µs) with ``tick``, another
+        instrument's record.
 
         Closes the windows and the day that stream time has reached and sends the live update that is
         due; the events carry ``tick``'s ``ts_init`` and ``lineage`` (summaries its ``ts_event``).
