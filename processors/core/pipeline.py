@@ -329,12 +329,15 @@ class SymbolProcessor:
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
         reason = self._out_of_bounds(ts, price, volume)
+        advanced_smallest = False
         if reason is None:
             if stream_time is not None and (self.clock is None or stream_time > self.clock):
-                self._advance(stream_time, tick, lineage, out)
+                advanced_smallest = self._advance(stream_time, tick, lineage, out)
                 self._add_pending()
             reason = self._lateness(ts, day)
         if reason is not None:
+            if advanced_smallest and self.live is None and self.day is not None:
+                out.summaries.append(self._summary(False, tick, lineage))
             out.rejections.append(DeadLetter(
                 source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
                 ts_init=tick.ts_init, origin=lineage,
@@ -346,9 +349,10 @@ class SymbolProcessor:
         clock = self.clock
         watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
-        closed_smallest = False
+        closed_smallest = advanced_smallest
         if self.frames:
-            closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
+            closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out) \
+                or closed_smallest
         if new_day:
             out.summaries.append(self._summary(True, tick, lineage))
             self.day = None
@@ -394,12 +398,16 @@ class SymbolProcessor:
         Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
         """
         out = StepOutput()
+        smallest = False
         if self.clock is None or stream_time > self.clock:
-            self._advance(stream_time, tick, lineage, out)
+            smallest = self._advance(stream_time, tick, lineage, out)
             self._add_pending()
         live = self.live
-        if live is not None and live.ready(stream_time):
-            self._send_live(stream_time, tick, lineage, out)
+        if live is not None:
+            if live.ready(stream_time):
+                self._send_live(stream_time, tick, lineage, out)
+        elif smallest and self.day is not None:  # without live updates: the running summary of a closed candle
+            out.summaries.append(self._summary(False, tick, lineage))
         return out
 
     def deadline(self) -> int | None:
@@ -502,17 +510,21 @@ class SymbolProcessor:
             source = SignalSource(strategy.name, strategy.version, one.condition_text())
             self._signal(timeframe, source, one.side, one.price, named, from_us(one.ts_us), tick, lineage, out)
 
-    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """Bring the instrument to ``stream_time``: close the windows and the day it has reached."""
+    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> bool:
+        """Bring the instrument to ``stream_time``: close the windows and the day it has reached.
+
+        Returns whether a window of the smallest timeframe closed and the day stayed open.
+        """
         self.clock = stream_time
-        if self.frames:
-            self._close(stream_time, None, tick, lineage, out)
+        smallest = self._close(stream_time, None, tick, lineage, out) if self.frames else False
         day = self.day
         if day is not None and stream_time >= (day.day + 1) * DAY_US + self._plan.grace:
             out.summaries.append(self._summary(True, tick, lineage))
             self.day = None
             if self.live is not None:
                 self.live.day = False
+            return False
+        return smallest
 
     def _send_live(self, now: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
         """The forming candles and the running summary changed since the last send (stream time ``now``)."""

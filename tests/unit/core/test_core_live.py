@@ -103,6 +103,17 @@ def test_a_quiet_symbols_window_is_closed_by_another_symbols_tick_once_stream_ti
     assert [r.reason for r in late.rejections] == ["late"] and not late.candles
 
 
+def test_without_live_updates_a_candle_closed_by_stream_time_brings_its_running_summary():
+    partition = Partition(QUIET)  # LIVE_UPDATE_INTERVAL=0: running summaries follow the smallest candle's closes
+    partition.feed(tick(10, 100.0, symbol="ETH-USD"), 0)
+    for n, seconds in enumerate(range(11, 66)):
+        outputs = partition.feed(tick(seconds, 50.0, n=n), n + 1)
+    eth = [output for key, output in outputs if key.startswith("ETH-USD@")]
+    assert [(c.final, c.timeframe) for c in eth[0].candles] == [(True, "1m")]
+    assert [(s.final, s.tick_count) for s in eth[0].summaries] == [(False, 1)]
+    assert all(c.final for _, output in outputs for c in output.candles)  # no forming candle without live updates
+
+
 def test_each_venue_of_a_partition_has_its_own_stream_time():
     """A feed that runs behind (the composite index written back late, a slower venue) is not late."""
     partition = Partition(LIVE)
