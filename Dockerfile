@@ -67,6 +67,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PROCESS_STATE_DIR=/var/lib/stockstream/state/process \
     NOTIFY_STATE_DIR=/var/lib/stockstream/state/notify \
+    INGEST_FILE_POSITION_DIR=/var/lib/stockstream/state/ingest \
     METRICS_HOST=0.0.0.0 \
     API_HOST=0.0.0.0 \
     NUMBA_CACHE_DIR=/tmp/numba-cache

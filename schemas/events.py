@@ -282,7 +282,16 @@ def make_signal_id(
     log yields the same ids. The instrument is in: one input tick can move two instruments
     (its venue's and the composite index), and their signals must not share an id.
     """
-    key = f"{symbol}@{venue}|{timeframe}|{rule}|{side}|{ts_event.isoformat()}|{partition}|{offset}"
+    return signal_id_of(f"{symbol}@{venue}", timeframe, rule, side, ts_event.isoformat(), partition, offset)
+
+
+def signal_id_of(instrument: str, timeframe: str, rule: str, side: str, ts_event_iso: str, partition: int,
+                 offset: int) -> str:
+    """:func:`make_signal_id` from the instrument's text (``SYMBOL@venue``) and ``ts_event.isoformat()``.
+
+    For the pipeline step, which labels several signals of one instant and formats that instant once.
+    """
+    key = f"{instrument}|{timeframe}|{rule}|{side}|{ts_event_iso}|{partition}|{offset}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -292,6 +292,6 @@ def record_key(event: Event, written_version: int) -> bytes | None:
     venue = getattr(event, "venue", None)
     if not isinstance(symbol, str) or not isinstance(venue, str):
         return None
-    if written_version == 1:
+    if written_version == 1 and not isinstance(event, SignalOutcome):  # outcomes came with venues: keyed by instrument
         return symbol.encode()
     return format_instrument(symbol, venue).encode()

@@ -11,12 +11,23 @@ from pathlib import Path
 
 from pydantic import Field
 
-from processors.runtime.settings import KafkaSettings, LoggingSettings, RedisSettings, env
+from processors.runtime.settings import (
+    InstrumentLimitSettings,
+    KafkaSettings,
+    LoggingSettings,
+    RedisSettings,
+    ScorecardSettings,
+    env,
+)
 from spark_jobs.jars import DEFAULT_JARS_DIR
 
 
-class SparkJobSettings(KafkaSettings, RedisSettings, LoggingSettings):
-    """Where Spark runs and how the backfill reads the log (docs/spark.md has the table)."""
+class SparkJobSettings(KafkaSettings, InstrumentLimitSettings, ScorecardSettings, RedisSettings, LoggingSettings):
+    """Where Spark runs and how the backfill reads the log (docs/spark.md has the table).
+
+    The strategy, timeframes, grace, scorecard horizons and fee and the instrument limit are the live
+    processor's own variables: a backfill equals the processor only when they are the same.
+    """
 
     spark_master: str = Field("local[*]", validation_alias=env("SPARK_MASTER"))
     spark_jars_dir: Path = Field(DEFAULT_JARS_DIR, validation_alias=env("STOCKSTREAM_SPARK_JARS"))

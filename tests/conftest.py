@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from stockstream.stack import kafka_security
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
 
@@ -74,6 +75,18 @@ def private_stack(tmp_path) -> Iterator[RunningStack]:
         yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
     finally:
         local.down(hard=True)
+
+
+@pytest.fixture
+def sasl_stack(stack, request) -> RunningStack:
+    """A stack whose broker runs the SASL/SCRAM listener (per-service users and ACLs).
+
+    The shared stack when it has that listener (it gains it when restarted; a stack on its own
+    ports always has it), otherwise a private one; tests add and remove their namespace's ACLs.
+    """
+    if kafka_security.is_secured(stack.stack.settings):
+        return stack
+    return request.getfixturevalue("private_stack")
 
 
 @pytest.fixture

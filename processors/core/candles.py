@@ -25,8 +25,17 @@ class CandleWindow(OhlcBar):
         self.count = 1
 
     def add(self, ts: int, price: float, volume: float) -> None:
-        """Fold one tick in (any arrival order)."""
-        self.add_price(ts, price)
+        """Fold one tick in (any arrival order; the OHLC rule of :mod:`processors.core.ohlc`)."""
+        if ts < self.open_ts:
+            self.open = price
+            self.open_ts = ts
+        if ts >= self.close_ts:
+            self.close = price
+            self.close_ts = ts
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
         self.volume += volume
         self.count += 1
 

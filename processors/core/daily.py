@@ -30,7 +30,17 @@ class DayAggregate(OhlcBar):
         self.sells = 0
 
     def add(self, ts: int, price: float, volume: float) -> None:
-        self.add_price(ts, price)
+        # the OHLC fold of processors/core/ohlc.py, as CandleWindow.add writes it
+        if ts < self.open_ts:
+            self.open = price
+            self.open_ts = ts
+        if ts >= self.close_ts:
+            self.close = price
+            self.close_ts = ts
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
         self.price_sum += price
         if volume > 0.0:
             self.pv += price * volume

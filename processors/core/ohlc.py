@@ -3,6 +3,8 @@
 Open and close are decided by event time, not arrival: a tick older than the current open
 becomes the open; a tick at or after the current close's time becomes the close (ties: the
 later arrival wins the close, the earlier keeps the open). Times are microseconds since the epoch.
+The fold of one tick is written out in ``CandleWindow.add`` and ``DayAggregate.add`` (each runs once
+per tick: a shared method call cost more than the fold itself).
 """
 
 from __future__ import annotations
@@ -19,19 +21,6 @@ class OhlcBar:
         """Begin the bar with its first tick."""
         self.open = self.high = self.low = self.close = price
         self.open_ts = self.close_ts = ts
-
-    def add_price(self, ts: int, price: float) -> None:
-        """Fold one tick's price in (any arrival order)."""
-        if ts < self.open_ts:
-            self.open = price
-            self.open_ts = ts
-        if ts >= self.close_ts:
-            self.close = price
-            self.close_ts = ts
-        if price > self.high:
-            self.high = price
-        if price < self.low:
-            self.low = price
 
     def load_bar(self, open_: object, open_ts: object, high: object, low: object, close: object,
                  close_ts: object, what: str) -> None:

@@ -84,14 +84,14 @@ class Matured(NamedTuple):
 class _Horizon:
     """One horizon's bookkeeping: tracked from ``first``, done below ``low`` and in ``early``."""
 
-    __slots__ = ("ms", "first", "low", "early", "queue")
+    __slots__ = ("ms", "us", "first", "low", "early")
 
     def __init__(self, ms: int, first: int) -> None:
         self.ms = ms
+        self.us = ms * 1000
         self.first = first
         self.low = first
         self.early: set[int] = set()
-        self.queue: list[tuple[int, int]] = []  # heap of (due time µs, sequence number)
 
     def done(self, sequence: int) -> bool:
         return sequence < self.low or sequence in self.early
@@ -100,9 +100,10 @@ class _Horizon:
         if sequence == self.low:
             self.low += 1
             early = self.early
-            while self.low in early:
-                early.remove(self.low)
-                self.low += 1
+            if early:
+                while self.low in early:
+                    early.remove(self.low)
+                    self.low += 1
         else:
             self.early.add(sequence)
 
@@ -110,7 +111,8 @@ class _Horizon:
 class PendingOutcomes:
     """The signals of one instrument whose outcomes are not all known yet (see the module docstring)."""
 
-    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "_first_segment", "_grown_from", "_dropped")
+    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "queue", "_first_segment", "_grown_from",
+                 "_dropped")
 
     def __init__(self, horizons_ms: Sequence[int], fee: float) -> None:
         if any(h <= 0 for h in horizons_ms) or len(set(horizons_ms)) != len(horizons_ms):
@@ -120,6 +122,10 @@ class PendingOutcomes:
         self.entries: dict[int, Pending] = {}
         self.next = 0
         self.next_due: int | None = None  # the smallest due time of any pending outcome (None: nothing pending)
+        # One heap of each pending signal's next outcome: (due time µs, sequence number, horizon position). A
+        # signal's outcomes are due in horizon order, so when one pops its next horizon's goes in (a k-way merge):
+        # outcomes pop in exactly the order :meth:`mature` returns them, and each signal has one entry.
+        self.queue: list[tuple[int, int, int]] = []
         self._first_segment = 0  # the oldest segment the store holds
         self._grown_from: int | None = None  # the lowest segment a signal was added to since the last :meth:`changes`
         self._dropped: set[int] = set()  # segments emptied since the last :meth:`changes`
@@ -129,18 +135,18 @@ class PendingOutcomes:
 
     def add(self, signal: Pending) -> None:
         """A signal just emitted: its outcomes are due at each horizon after its event time."""
-        if not self.horizons:
+        horizons = self.horizons
+        if not horizons:
             return
         sequence = self.next
-        self.next += 1
+        self.next = sequence + 1
         self.entries[sequence] = signal
         if self._grown_from is None:
             self._grown_from = sequence // SEGMENT
-        for horizon in self.horizons:
-            due = signal.ts_us + horizon.ms * 1000
-            heapq.heappush(horizon.queue, (due, sequence))
-            if self.next_due is None or due < self.next_due:
-                self.next_due = due
+        due = signal.ts_us + horizons[0].us  # horizons are sorted: the shortest is due first
+        heapq.heappush(self.queue, (due, sequence, 0))
+        if self.next_due is None or due < self.next_due:
+            self.next_due = due
 
     def mature(self, ts_us: int, price: float) -> list[Matured]:
         """The outcomes an accepted tick at ``ts_us`` and ``price`` completes (due ≤ ``ts_us``), in order.
@@ -150,23 +156,30 @@ class PendingOutcomes:
         next_due = self.next_due
         if next_due is None or ts_us < next_due:
             return []
-        found: list[tuple[int, int, int, Matured]] = []
+        found: list[Matured] = []
         horizons = self.horizons
+        count = len(horizons)
         entries = self.entries
-        for position, horizon in enumerate(horizons):
-            queue = horizon.queue
-            while queue and queue[0][0] <= ts_us:
-                due, sequence = heapq.heappop(queue)
-                signal = entries[sequence]
-                change = price / signal.price - 1.0
-                gross = change if signal.side == "BUY" else -change
-                found.append((due, sequence, position, Matured(signal, horizon.ms, gross, gross - self.fee)))
-                horizon.finish(sequence)
-                if all(h.done(sequence) for h in horizons):
-                    del entries[sequence]
-        found.sort(key=lambda item: item[:3])
+        queue = self.queue
+        fee = self.fee
+        while queue and queue[0][0] <= ts_us:
+            _, sequence, position = queue[0]
+            signal = entries[sequence]
+            change = price / signal.price - 1.0
+            gross = change if signal.side == "BUY" else -change
+            horizon = horizons[position]
+            found.append(Matured(signal, horizon.ms, gross, gross - fee))
+            horizon.finish(sequence)
+            position += 1
+            while position < count and horizons[position].done(sequence):  # a horizon that never tracked it
+                position += 1
+            if position < count:
+                heapq.heapreplace(queue, (signal.ts_us + horizons[position].us, sequence, position))
+            else:
+                heapq.heappop(queue)
+                del entries[sequence]
         self._release()
-        return [item[3] for item in found]
+        return found
 
     def _release(self) -> None:
         """Note the segments every horizon is done with (to delete them) and the next due time."""
@@ -175,8 +188,8 @@ class PendingOutcomes:
         if floor > self._first_segment:
             self._dropped.update(range(self._first_segment, floor))
             self._first_segment = floor
-        dues = [h.queue[0][0] for h in horizons if h.queue]
-        self.next_due = min(dues) if dues else None
+        queue = self.queue
+        self.next_due = queue[0][0] if queue else None
 
     # -- storage ---------------------------------------------------------------------------------
 
@@ -265,15 +278,13 @@ class PendingOutcomes:
                     raise StateFormatError(f"pending outcome: {error}") from None
                 outcomes.entries[number * SEGMENT + offset] = signal
         horizons = outcomes.horizons
+        queue = outcomes.queue
         for sequence in list(outcomes.entries):
-            if all(h.done(sequence) for h in horizons):
+            waiting = next((position for position, horizon in enumerate(horizons) if not horizon.done(sequence)), None)
+            if waiting is None:
                 del outcomes.entries[sequence]
                 continue
-            signal = outcomes.entries[sequence]
-            for horizon in horizons:
-                if not horizon.done(sequence):
-                    horizon.queue.append((signal.ts_us + horizon.ms * 1000, sequence))
-        for horizon in horizons:
-            heapq.heapify(horizon.queue)
+            queue.append((outcomes.entries[sequence].ts_us + horizons[waiting].us, sequence, waiting))
+        heapq.heapify(queue)
         outcomes._release()  # a dropped horizon may free old segments: they are in the next changes()
         return outcomes

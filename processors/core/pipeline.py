@@ -83,7 +83,7 @@ from schemas.events import (
     SignalOutcome,
     Tick,
     make_outcome_id,
-    make_signal_id,
+    signal_id_of,
 )
 from schemas.instruments import Instrument
 from schemas.timeframes import TICK, timeframe_ms
@@ -184,7 +184,7 @@ class _Plan:
         self.trusted = derived.valid_timeframes((TICK, *config.candle_timeframes))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class StepOutput:
     """What one tick (or a flush) produced, each list in emission order.
 
@@ -200,6 +200,19 @@ class StepOutput:
     outcomes: list[SignalOutcome] = field(default_factory=list)
     rejections: list[DeadLetter] = field(default_factory=list)
     out_of_order: bool = False
+
+    # One per tick: written out, this is half the cost of the generated one (its default factories).
+    def __init__(self, snapshots: list[IndicatorSnapshot] | None = None, candles: list[Candle] | None = None,
+                 signals: list[Signal] | None = None, summaries: list[DailySummary] | None = None,
+                 outcomes: list[SignalOutcome] | None = None, rejections: list[DeadLetter] | None = None,
+                 out_of_order: bool = False) -> None:
+        self.snapshots = [] if snapshots is None else snapshots
+        self.candles = [] if candles is None else candles
+        self.signals = [] if signals is None else signals
+        self.summaries = [] if summaries is None else summaries
+        self.outcomes = [] if outcomes is None else outcomes
+        self.rejections = [] if rejections is None else rejections
+        self.out_of_order = out_of_order
 
 
 class _Frame:
@@ -223,7 +236,7 @@ class SymbolProcessor:
     """
 
     __slots__ = ("config", "instrument", "symbol", "venue", "last", "clock", "live", "tick_indicators", "tick_rules",
-                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new")
+                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix")
 
     def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
                  read_segment: SegmentReader | None = None) -> None:
@@ -239,6 +252,9 @@ class SymbolProcessor:
         self.live = LiveUpdates(config.live_update_ms * 1000) if config.live_update_ms else None
         self.day: DayAggregate | None = None
         self._new: list[Pending] = []  # the current step's signals, waiting for their outcomes after it
+        self._iso_of: datetime | None = None  # the event time whose isoformat() ``_iso`` holds (signal ids)
+        self._iso = ""
+        self._id_prefix = f"{symbol}@{instrument.venue}"  # what make_signal_id writes first
         compiled = plan.compiled
         self.strategies = None if compiled is None else compiled.new_state(symbol)
         self.outcomes = PendingOutcomes(config.horizons_ms, config.fee)
@@ -376,8 +392,11 @@ class SymbolProcessor:
                 self._tick_strategies(ts, price, volume, tick, lineage, out)
         else:
             out.out_of_order = True
-        self._mature(ts, price, tick, lineage, out)
-        self._add_pending()
+        next_due = self.outcomes.next_due
+        if next_due is not None and ts >= next_due:
+            self._mature(ts, price, tick, lineage, out)
+        if self._new:
+            self._add_pending()
 
         if live is not None:
             if live.ready(watermark):
@@ -494,21 +513,31 @@ class SymbolProcessor:
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the caller checks
         fired = compiled.on_tick(self.strategies, ts, price, volume)
         if fired:
-            self._strategy_signals(fired, tick, lineage, out)
+            self._strategy_signals(fired, tick, lineage, out, {ts: tick.ts_event})
 
-    def _strategy_signals(self, fired: Sequence[Fired], tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """The signals of the compiled strategies' sides that fired (indicators: their timeframe's values)."""
+    def _strategy_signals(self, fired: Sequence[Fired], tick: Tick, lineage: Lineage, out: StepOutput,
+                          moments: dict[int, datetime] | None = None) -> None:
+        """The signals of the compiled strategies' sides that fired (indicators: their timeframe's values).
+
+        ``moments``: event times (µs) already known as datetimes (the tick's own); the others are made
+        once per step, so one instant's signals share one datetime (and one isoformat for their ids).
+        """
         compiled = self._plan.compiled
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the callers check
+        label = self._plan.sources.strategy
         values: dict[str, dict[str, Value]] = {}
+        if moments is None:
+            moments = {}
         for one in fired:
-            strategy = one.strategy
-            timeframe = strategy.timeframe
+            timeframe = one.strategy.definition.timeframe
             named = values.get(timeframe)
             if named is None:
                 named = values[timeframe] = compiled.values(self.strategies, timeframe)
-            source = SignalSource(strategy.name, strategy.version, one.condition_text())
-            self._signal(timeframe, source, one.side, one.price, named, from_us(one.ts_us), tick, lineage, out)
+            ts_us = one.ts_us
+            moment = moments.get(ts_us)
+            if moment is None:
+                moment = moments[ts_us] = from_us(ts_us)
+            self._signal(timeframe, label(one), one.side, one.price, named, moment, tick, lineage, out, ts_us)
 
     def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> bool:
         """Bring the instrument to ``stream_time``: close the windows and the day it has reached.
@@ -610,16 +639,23 @@ class SymbolProcessor:
                          out)
 
     def _signal(self, timeframe: str, source: SignalSource, side: str, price: float, named: dict[str, Value],
-                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """One :class:`Signal`: emitted, counted into the open day and waiting for its outcomes."""
-        signal_id = make_signal_id(self.symbol, self.venue, timeframe, source.name, side, ts_event, lineage.partition,
-                                   lineage.offset)
+                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput, ts_us: int | None = None) -> None:
+        """One :class:`Signal`: emitted, counted into the open day and waiting for its outcomes.
+
+        ``ts_us``: ``ts_event`` in µs when the caller has it.
+        """
+        if ts_event is not self._iso_of:  # a step's signals mostly share their instant: format it once
+            self._iso_of = ts_event
+            self._iso = ts_event.isoformat()
+        signal_id = signal_id_of(self._id_prefix, timeframe, source.name, side, self._iso, lineage.partition,
+                                 lineage.offset)
         out.signals.append(derived.signal(
             self._trusted, signal_id, self.symbol, self.venue, timeframe, source.name, source.version,
             source.condition, side, price, named, ts_event, tick.ts_init, lineage,
         ))
         if self.outcomes.horizons:
-            self._new.append(Pending(signal_id, source.name, source.version, timeframe, side, price, to_us(ts_event)))
+            self._new.append(Pending(signal_id, source.name, source.version, timeframe, side, price,
+                                     to_us(ts_event) if ts_us is None else ts_us))
         day = self.day
         if day is not None:
             if side == BUY:

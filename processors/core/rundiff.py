@@ -9,15 +9,22 @@ that run; a position both fired with another side, price or values is "changed".
 The common range is per partition of the ticks log: from the later start to the earlier end of
 the two runs (an open end is the log's end). A signal counts when the tick that caused it
 (``lineage``) lies in that range, so runs over different ranges compare where they overlap.
+
+Scorecards side by side (:func:`diff_scorecards`): each run's scorecards
+(:mod:`processors.core.scorecard`) over the same common range — an outcome counts when both the
+tick of its signal and the tick that matured it (the outcome's ``lineage``) lie in the range, so
+a run that stopped earlier is not compared with outcomes the other could not see yet.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.events import Signal
+from processors.core.scorecard import Card, CardKey, Scorecards
+from schemas.events import Signal, SignalOutcome
 
 Position = tuple[str, str, str, str, str]
 """(symbol, venue, timeframe, rule, ts_event ISO): where a signal fired."""
@@ -118,3 +125,44 @@ def diff_signals(signals_a: Iterable[Signal], span_a: Span, signals_b: Iterable[
         else:
             result.same += 1
     return result
+
+
+@dataclass(frozen=True)
+class ScorecardPair:
+    """One scorecard key with each run's card (None: that run has no outcome there)."""
+
+    key: CardKey
+    a: Card | None
+    b: Card | None
+
+    def to_json(self) -> dict[str, Any]:
+        def card(value: Card | None) -> dict[str, Any] | None:
+            if value is None:
+                return None
+            factor = value.profit_factor
+            return {"outcomes": value.outcomes, "hit_rate": value.hit_rate, "mean_return": value.mean_return,
+                    "median_return": value.median_return, "mean_gross": value.mean_gross,
+                    "profit_factor": "inf" if factor is not None and math.isinf(factor) else factor,
+                    "versions": list(value.versions)}
+
+        return {**self.key._asdict(), "a": card(self.a), "b": card(self.b)}
+
+
+def _cards(signals: Iterable[Signal], outcomes: Iterable[SignalOutcome], span: Span) -> dict[CardKey, Card]:
+    signal_ticks = {signal.signal_id: signal.lineage for signal in signals}
+    kept = Scorecards()
+    for outcome in outcomes:
+        tick = signal_ticks.get(outcome.signal_id)
+        if (tick is not None and span.contains(tick.partition, tick.offset)
+                and span.contains(outcome.lineage.partition, outcome.lineage.offset)):
+            kept.add(outcome)
+    return {card.key: card for card in kept.cards()}
+
+
+def diff_scorecards(signals_a: Iterable[Signal], outcomes_a: Iterable[SignalOutcome], span_a: Span,
+                    signals_b: Iterable[Signal], outcomes_b: Iterable[SignalOutcome],
+                    span_b: Span) -> list[ScorecardPair]:
+    """Both runs' scorecards over their common range, side by side, sorted by key (module docstring)."""
+    span = common(span_a, span_b)
+    a, b = _cards(signals_a, outcomes_a, span), _cards(signals_b, outcomes_b, span)
+    return [ScorecardPair(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b))]

@@ -30,7 +30,7 @@ from processors.core.indicators import MacdSpec
 from processors.core.rules import BUY, SELL, RuleSpec
 from processors.core.strategies import ir
 from processors.core.strategies.builtin import builtin_strategies
-from processors.core.strategies.engine import CompiledStrategies
+from processors.core.strategies.engine import CompiledStrategies, Fired
 from schemas.events import MAX_CONDITION_LENGTH
 from schemas.timeframes import TICK
 
@@ -59,7 +59,7 @@ def _rule_sources(rules: RuleSpec, macd: MacdSpec | None,
 class SignalSources:
     """The labels of the fixed rules' signals and the compiled strategies of one config."""
 
-    __slots__ = ("rules", "compiled", "key")
+    __slots__ = ("rules", "compiled", "key", "strategies")
 
     def __init__(self, rules: RuleSpec, macd: MacdSpec | None, candle_timeframes: Collection[str],
                  strategies: tuple[ir.StrategyDefinition, ...]) -> None:
@@ -85,6 +85,16 @@ class SignalSources:
         self.compiled = compiled
         self.key = "" if compiled is None else compiled.key
         """Part of the pipeline state's key: changes whenever the compiled strategies do."""
+        self.strategies: dict[tuple[int, str], SignalSource] = {}
+        """The labels of the compiled strategies' sides by (position, side), made once (see :meth:`strategy`)."""
+        for one in () if compiled is None else compiled.strategies:
+            definition = one.definition
+            self.strategies[(one.position, BUY)] = SignalSource(one.name, one.version, definition.buy_source)
+            self.strategies[(one.position, SELL)] = SignalSource(one.name, one.version, definition.sell_source)
+
+    def strategy(self, fired: Fired) -> SignalSource:
+        """The label of a compiled strategy's side that fired: its name, version and condition text."""
+        return self.strategies[(fired.strategy.position, fired.side)]
 
     def rule(self, name: str, timeframe: str, side: str) -> SignalSource:
         """The label of fixed rule ``name``'s ``side`` on ``timeframe``."""

@@ -20,6 +20,7 @@ from processors.ingest.recall import recall_published
 from processors.ingest.service import IngestService, stop_on_signals, wall_clock
 from processors.ingest.settings import IngestSettings
 from processors.ingest.sources.base import Source
+from processors.ingest.sources.file_position import check_writable
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
@@ -37,11 +38,26 @@ def register_secrets(settings: IngestSettings) -> None:
             register_secret(secret.get_secret_value())
 
 
+def check_state_folders(settings: IngestSettings) -> None:
+    """Refuse to start when the file source could not save where it stopped (it would re-read forever)."""
+    if settings.source != "file":
+        return
+    folder = settings.file_position_dir
+    try:
+        check_writable(folder)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot write the file positions to {folder} ({error.strerror or error}): set INGEST_FILE_POSITION_DIR"
+            " to a writable folder (in a container: a volume)"
+        ) from None
+
+
 def main(settings: IngestSettings) -> int:
     """Run the ingest service until its source ends or a signal arrives; returns the exit code."""
     began = time.monotonic()
     register_secrets(settings)
     setup_logging(settings.log_level, "ingest")
+    check_state_folders(settings)
     metrics = IngestMetrics()
     try:
         start_metrics_server(settings.metrics_host, settings.metrics_port, "ingest")

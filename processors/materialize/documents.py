@@ -163,3 +163,31 @@ class DailyList(ViewModel):
     symbol: Symbol
     venue: Venue
     days: list[DailySummary]
+
+
+class ScorecardRow(ViewModel):
+    """One scorecard: the outcomes of a (strategy, timeframe, instrument, horizon), docs/core.md "Scorecards"."""
+
+    strategy: str
+    timeframe: Timeframe
+    symbol: Symbol
+    venue: Venue
+    horizon: str = Field(examples=["5m"])
+    outcomes: int = Field(description="how many outcomes (signals that reached the horizon)")
+    hit_rate: float = Field(description="share of outcomes with a net return > 0")
+    mean_return: float = Field(description="mean net return (a fraction: 0.01 = 1 %)")
+    median_return: float
+    mean_gross: float = Field(description="mean return before the fee")
+    profit_factor: float | Literal["inf"] | None = Field(
+        description="Σ gains / |Σ losses| of the net returns; null when nothing lost, \"inf\" when the losses round to 0")
+    versions: list[str] = Field(description="the strategy versions its outcomes came from ('-': unrecorded)")
+
+
+class ScorecardList(ViewModel):
+    """Scorecards sorted by strategy, timeframe, instrument and horizon.
+
+    They sum up the outcomes the views keep: the newest ``VIEWS_OUTCOMES_MAX`` (2,000) of each
+    instrument by signal time; ``stockstream query scorecard`` reads the whole log.
+    """
+
+    scorecards: list[ScorecardRow]

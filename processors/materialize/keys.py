@@ -17,6 +17,7 @@ raises :class:`InvalidKeyPartError` rather than build a key from anything else.
 | ``{p}signals:{INS}`` | zset | score = ts_event (ms), member = Signal JSON (recent, newest = highest score) |
 | ``{p}signals:{INS}:rule:{rule}`` | zset | the same, for one rule (strategy name) |
 | ``{p}daily:{INS}`` | hash | ``YYYY-MM-DD`` → DailySummary JSON |
+| ``{p}outcomes:{INS}`` | zset | score = the signal's ts_event (ms), member = SignalOutcome JSON (the newest, for the scorecards) |
 
 Events are stored as current-version JSON: an event upcast from an older record is re-encoded.
 | ``{key}:pos`` | hash | for each hash above: field → log offset the field reflects |
@@ -115,6 +116,10 @@ class ViewKeys:
 
     def daily(self, instrument: str) -> str:
         return f"{self.prefix}daily:{_check(_INSTRUMENT, instrument, 'instrument')}"
+
+    def outcomes(self, instrument: str) -> str:
+        """The instrument's newest signal outcomes (``signals.outcomes``), from which the API sums up scorecards."""
+        return f"{self.prefix}outcomes:{_check(_INSTRUMENT, instrument, 'instrument')}"
 
     @staticmethod
     def daily_field(day: str) -> str:

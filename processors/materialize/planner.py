@@ -31,6 +31,7 @@ from schemas.events import (
     IndicatorSnapshot,
     Lineage,
     Signal,
+    SignalOutcome,
     Tick,
     encode,
 )
@@ -48,6 +49,7 @@ class Kind(Enum):
     INDICATORS = "indicators"
     SIGNAL = "signal"
     DAILY = "daily"
+    OUTCOME = "outcome"
 
 
 MODELS: dict[Kind, type[Event]] = {
@@ -56,6 +58,7 @@ MODELS: dict[Kind, type[Event]] = {
     Kind.INDICATORS: IndicatorSnapshot,
     Kind.SIGNAL: Signal,
     Kind.DAILY: DailySummary,
+    Kind.OUTCOME: SignalOutcome,
 }
 
 
@@ -95,6 +98,7 @@ class InputTopics:
             registry.indicators.name: Route(Kind.INDICATORS, "indicators"),
             registry.signals.name: Route(Kind.SIGNAL, "signals"),
             registry.aggregates_daily.name: Route(Kind.DAILY, "aggregates.daily"),
+            registry.signal_outcomes.name: Route(Kind.OUTCOME, "signals.outcomes"),
         }
         for timeframe in registry.candle_timeframes:
             routes[registry.candles(timeframe).name] = Route(Kind.CANDLE, f"candles.{timeframe}", timeframe)
@@ -113,6 +117,7 @@ class Caps:
     indicator_history: int = 1000
     signals: int = 500
     recommendation_decay: timedelta = timedelta(minutes=15)
+    outcomes: int = 2000  # per instrument, newest by signal time: what the API's scorecards sum up
 
 
 @dataclass(slots=True)
@@ -205,7 +210,7 @@ class BatchPlanner:
         self._indicator_keys: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}
         self._handlers: dict[Kind, Callable[[ViewBatch, Any, int, Any], None]] = {
             Kind.TICK: self._tick, Kind.INDICATORS: self._indicators, Kind.CANDLE: self._candle,
-            Kind.SIGNAL: self._signal, Kind.DAILY: self._daily,
+            Kind.SIGNAL: self._signal, Kind.DAILY: self._daily, Kind.OUTCOME: self._outcome,
         }
 
     def plan(self, records: Iterable[InputRecord]) -> ViewBatch:
@@ -349,6 +354,14 @@ class BatchPlanner:
         batch.instruments.add(instrument)
         self._slot(batch, self.keys.daily(instrument), self.keys.daily_field(event.date.isoformat()), offset,
                    text, "daily")
+
+
+    def _outcome(self, batch: ViewBatch, event: SignalOutcome, offset: int, text: bytes) -> None:
+        # Immutable facts (one per signal and horizon, deterministic id): a capped series like the signals,
+        # ordered by the signal's time so the cap keeps the newest signals' outcomes. No live push.
+        instrument = format_instrument(event.symbol, event.venue)
+        batch.instruments.add(instrument)
+        self._series(batch, self.keys.outcomes(instrument), _ms(event.signal_ts), text, self.caps.outcomes, None)
 
 
 def _decays_at(ts_event: datetime, decay: timedelta) -> datetime:

@@ -14,6 +14,7 @@ read never fails because of one bad entry.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import TypeVar, cast
@@ -22,6 +23,7 @@ import redis
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
+from processors.core.scorecard import Scorecards
 from processors.materialize.documents import (
     CandleSeries,
     DailyList,
@@ -30,10 +32,12 @@ from processors.materialize.documents import (
     Latest,
     Recommendation,
     RecommendationSource,
+    ScorecardList,
+    ScorecardRow,
     SignalList,
 )
 from processors.materialize.keys import ViewKeys
-from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, Tick
+from schemas.events import Candle, DailySummary, Event, IndicatorSnapshot, Signal, SignalOutcome, Tick
 from schemas.instruments import Instrument, InvalidInstrumentError, parse_instrument
 from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError
 
@@ -207,6 +211,31 @@ class ViewReader:
             key = self.keys.signals(instrument.text, rule)
         first = self.client.zrange(key, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
+
+    def scorecards(self, instruments: Iterable[Instrument], strategy: str | None = None,
+                   timeframe: str | None = None, horizon: str | None = None) -> ScorecardList:
+        """The scorecards of the outcomes kept for ``instruments`` (processors/core/scorecard.py), filtered."""
+        chosen = list(instruments)
+        pipe = self.client.pipeline(transaction=False)
+        for instrument in chosen:
+            pipe.zrange(self.keys.outcomes(instrument.text), 0, -1)
+        cards = Scorecards()
+        for raws in pipe.execute() if chosen else []:
+            for outcome in self._parse_all(SignalOutcome, raws, "outcomes"):
+                if ((strategy is None or outcome.strategy == strategy)
+                        and (timeframe is None or outcome.timeframe == timeframe)
+                        and (horizon is None or outcome.horizon == horizon)):
+                    cards.add(outcome)
+        rows = []
+        for card in cards.cards():
+            factor = card.profit_factor
+            rows.append(ScorecardRow(
+                strategy=card.key.strategy, timeframe=card.key.timeframe, symbol=card.key.symbol, venue=card.key.venue,
+                horizon=card.key.horizon, outcomes=card.outcomes, hit_rate=card.hit_rate, mean_return=card.mean_return,
+                median_return=card.median_return, mean_gross=card.mean_gross,
+                profit_factor="inf" if factor is not None and math.isinf(factor) else factor,
+                versions=list(card.versions)))
+        return ScorecardList(scorecards=rows)
 
     def daily(self, instrument: Instrument, start: date | None = None, end: date | None = None) -> DailyList:
         fields = self.client.hgetall(self.keys.daily(instrument.text))

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from processors.materialize.admission import ViewAdmission
 from processors.materialize.keys import ViewKeys
@@ -110,11 +110,16 @@ class Rebuilder:
                          "isolation.level": "read_committed", "log_level": 3})
 
     def _partitions(self, consumer: Consumer) -> list[TopicPartition]:
-        metadata = consumer.list_topics(timeout=30)
         partitions = []
         for name in self.topics.names:
-            topic = metadata.topics.get(name)
-            if topic is None or topic.error is not None:
+            # One topic at a time: a listing of every topic silently leaves out those this Kafka user may
+            # not describe, and a rebuild without them would "succeed" with views missing.
+            topic = consumer.list_topics(name, timeout=30).topics.get(name)
+            error = None if topic is None else topic.error
+            if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise RebuildError(f"Kafka refused reading {name}: the rebuild needs the materializer's user (READ and"
+                                   " DESCRIBE on its input topics; `stockstream kafka-access plan`)")
+            if topic is None or error is not None:
                 continue  # a timeframe with no topic yet has nothing to rebuild
             partitions += [TopicPartition(name, p) for p in sorted(topic.partitions)]
         return partitions

@@ -42,6 +42,9 @@ class MaterializeSettings(KafkaSettings, InstrumentLimitSettings, RedisSettings,
     candles_max: int = Field(1000, ge=1, le=100_000, validation_alias=env("VIEWS_CANDLES_MAX"))
     indicator_history_max: int = Field(1000, ge=1, le=100_000, validation_alias=env("VIEWS_INDICATOR_HISTORY_MAX"))
     signals_max: int = Field(500, ge=1, le=100_000, validation_alias=env("VIEWS_SIGNALS_MAX"))
+    outcomes_max: int = Field(2000, ge=1, le=100_000, validation_alias=env("VIEWS_OUTCOMES_MAX"),
+                              description="signal outcomes kept per instrument (newest signals): the scorecards'"
+                                          " scope in the API and dashboard")
     recommendation_decay_s: float = Field(900.0, gt=0, validation_alias=env("RECOMMENDATION_DECAY_SECONDS"))
     redis_socket_timeout_s: float = Field(5.0, gt=0, validation_alias=env("REDIS_SOCKET_TIMEOUT_SECONDS"))
 
@@ -51,7 +54,8 @@ class MaterializeSettings(KafkaSettings, InstrumentLimitSettings, RedisSettings,
 
     def caps(self) -> Caps:
         return Caps(candles=self.candles_max, indicator_history=self.indicator_history_max,
-                    signals=self.signals_max, recommendation_decay=timedelta(seconds=self.recommendation_decay_s))
+                    signals=self.signals_max, recommendation_decay=timedelta(seconds=self.recommendation_decay_s),
+                    outcomes=self.outcomes_max)
 
     def input_topics(self) -> InputTopics:
         return InputTopics.from_registry(self.topics())

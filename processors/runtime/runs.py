@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 from pydantic import ValidationError
 
+from processors.core.rollout import LiveView, effective
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import encode
@@ -65,10 +66,18 @@ class RunSnapshot:
 
     runs: dict[str, RunRecord]
     end: int  # the next offset after what was read
+    latest: datetime | None = None  # the newest broker timestamp read (probes included)
 
     @property
     def live(self) -> RunRecord | None:
         return self.runs.get(LIVE_RUN_ID)
+
+    def live_view(self) -> LiveView | None:
+        """Who serves live as of what was read (``processors/core/rollout.py``); None without a ``live`` record."""
+        record = self.live
+        if record is None or record.run.live is None:
+            return None
+        return effective(record.run.live, record.timestamp, self.latest)
 
     def get(self, run_id: str) -> RunRecord | None:
         return self.runs.get(run_id)
@@ -76,6 +85,7 @@ class RunSnapshot:
     def apply(self, message: Message) -> bool:
         """Fold one record in; True when it changed a run (a probe or an undecodable record does not)."""
         self.end = message.offset() + 1
+        self.latest = _timestamp(message)
         key = message.key()
         if key is None or key == PROBE_KEY:
             return False
@@ -188,6 +198,7 @@ class RunWatcher:
         self._consumer = log_._consumer()
         self._consumer.assign([TopicPartition(log_.topic, 0, OFFSET_BEGINNING)])
         self.error: Exception | None = None
+        self._watermarks: Consumer | None = None  # sync() asks it, off the watcher thread's consumer
         self._thread = threading.Thread(target=self._run, name="runs-watcher", daemon=True)
 
     def start(self, timeout_s: float = 60.0) -> RunSnapshot:
@@ -236,6 +247,16 @@ class RunWatcher:
                 self.changed.wait(min(left, 0.5))
         return self.snapshot.end > offset
 
+    def sync(self, timeout_s: float) -> bool:
+        """Block until the watcher has read the topic to its end as it is now; False after ``timeout_s``."""
+        _low, high = self._probe_consumer().get_watermark_offsets(TopicPartition(self.log.topic, 0), timeout=timeout_s)
+        return high <= 0 or self.wait_for(high - 1, timeout_s)
+
+    def _probe_consumer(self) -> Consumer:
+        if self._watermarks is None:
+            self._watermarks = self.log._consumer()
+        return self._watermarks
+
     def wait_change(self, timeout_s: float) -> None:
         with self.changed:
             self.changed.wait(timeout_s)
@@ -245,6 +266,8 @@ class RunWatcher:
         if self._thread.is_alive():
             self._thread.join(10)
         self._consumer.close()
+        if self._watermarks is not None:
+            self._watermarks.close()
 
 
 def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 120.0) -> list[bytes]:

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from processors.core.admission import DEFAULT_MAX_INSTRUMENTS, InstrumentPolicy
+from processors.core.outcomes import horizon_ms
 from processors.core.strategies.file import parse_duration
 from schemas.runs import RUN_ID_PATTERN, check_run_id
 from schemas.timeframes import validate_timeframe
@@ -44,6 +45,19 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True, env_file=".env", extra="ignore", populate_by_name=True
     )
+
+
+def secret_from_file(path: Path, variable: str, given: SecretStr | None) -> SecretStr:
+    """The secret in ``path`` (``<variable>_FILE``), stripped; refuses it beside ``<variable>``, unreadable or empty."""
+    if given is not None:
+        raise ValueError(f"set {variable} or {variable}_FILE, not both")
+    try:
+        secret = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"{variable}_FILE: cannot read {path} ({error.strerror})") from None
+    if not secret:
+        raise ValueError(f"{variable}_FILE: {path} is empty")
+    return SecretStr(secret)
 
 
 class KafkaSettings(ServiceSettings):
@@ -118,16 +132,8 @@ class KafkaSettings(ServiceSettings):
         # options, the log masking each service registers) sees the secret wherever it came from.
         if self.sasl_password_file is None:
             return self
-        if self.sasl_password is not None:
-            raise ValueError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
-        try:
-            password = self.sasl_password_file.read_text().strip()
-        except OSError as error:
-            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: cannot read {self.sasl_password_file}"
-                             f" ({error.strerror})") from None
-        if not password:
-            raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: {self.sasl_password_file} is empty")
-        object.__setattr__(self, "sasl_password", SecretStr(password))  # frozen model: set once, here
+        secret = secret_from_file(self.sasl_password_file, "KAFKA_SASL_PASSWORD", self.sasl_password)
+        object.__setattr__(self, "sasl_password", secret)  # frozen model: set once, here
         return self
 
     def topics(self) -> TopicRegistry:
@@ -192,17 +198,67 @@ class InstrumentLimitSettings(ServiceSettings):
         return InstrumentPolicy(self.max_instruments, partitions, self.instrument_allow)
 
 
+class ScorecardSettings(ServiceSettings):
+    """Which signal outcomes ``process`` and ``backfill`` record (docs/core.md, "Scorecards"): one definition,
+    so both runners score the same horizons net of the same fee."""
+
+    scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
+        description="horizons at which every signal's outcome is recorded (docs/core.md, 'Scorecards'); empty: none",
+    )
+    scorecard_fee: float = Field(
+        0.0, ge=0, lt=1, allow_inf_nan=False, validation_alias=env("SCORECARD_FEE"),
+        description="round-trip cost an outcome's net return subtracts, as a fraction (0.001 = 10 bp)",
+    )
+
+    @field_validator("scorecard_horizons", mode="before")
+    @classmethod
+    def _split_horizons(cls, value: object) -> object:
+        return comma_list(value)
+
+    @field_validator("scorecard_horizons")
+    @classmethod
+    def _check_horizons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        milliseconds = [horizon_ms(text) for text in value]
+        if len(set(milliseconds)) != len(milliseconds):
+            raise ValueError(f"SCORECARD_HORIZONS repeats a horizon: {','.join(value)}")
+        return value
+
+    @property
+    def horizons_ms(self) -> tuple[int, ...]:
+        return tuple(horizon_ms(text) for text in self.scorecard_horizons)
+
+
 class RedisSettings(ServiceSettings):
     """How to reach Redis (password/ACL user and TLS optional) and the key namespace."""
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=env("REDIS_URL"))
     redis_username: str | None = Field(None, validation_alias=env("REDIS_USERNAME"))
     redis_password: SecretStr | None = Field(None, validation_alias=env("REDIS_PASSWORD"))
+    redis_password_file: Path | None = Field(
+        None, validation_alias=env("REDIS_PASSWORD_FILE"),
+        description="a file holding the Redis password (a mounted Secret); read once at start, instead of"
+                    " REDIS_PASSWORD",
+    )
     redis_tls: bool = Field(False, validation_alias=env("REDIS_TLS"))
     redis_tls_ca_file: str | None = Field(None, validation_alias=env("REDIS_TLS_CA_FILE"))
     redis_key_prefix: str = Field(
         "ss:", pattern=r"^[A-Za-z0-9_.:-]{0,32}$", validation_alias=env("REDIS_KEY_PREFIX")
     )
+
+    @field_validator("redis_password_file", mode="before")
+    @classmethod
+    def _empty_redis_password_file_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _read_redis_password_file(self) -> RedisSettings:
+        # Its own name: KafkaSettings' ``_read_password_file`` lives beside it in classes that inherit both.
+        if self.redis_password_file is None:
+            return self
+        secret = secret_from_file(self.redis_password_file, "REDIS_PASSWORD", self.redis_password)
+        object.__setattr__(self, "redis_password", secret)  # frozen model: set once, here
+        return self
 
     def redis_connection(self) -> tuple[str, dict[str, Any]]:
         """URL and keyword arguments for ``Redis.from_url`` (sync or asyncio) honouring AUTH and TLS.

@@ -145,7 +145,7 @@ class TickHandler:
         snapshots = output.snapshots
         topic = outputs.indicators
         emissions = [Emission(topic, key, encode_derived(snapshot)) for snapshot in snapshots]
-        tracked = hot.tracks(key)
+        tracked = key in hot.symbols or hot.tracks(key)
         if snapshots:
             produced[topic.name] = produced.get(topic.name, 0) + len(snapshots)
             if tracked:

@@ -7,6 +7,7 @@ from the last committed checkpoint); 2 for bad configuration (raised before anyt
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -17,16 +18,19 @@ from processors.core.strategy import DEFAULT_STRATEGY, Strategy, StrategyError, 
 from processors.runtime.kafka_admin import KafkaUnavailableError, ensure_topics, wait_for_kafka
 from processors.runtime.kafka_health import KafkaConnection
 from processors.runtime.observability import HEALTH, register_secret, setup_logging, start_metrics_server
+from processors.runtime.runs import RunLogError
+from processors.stream.control import LiveControl
 from processors.stream.kafka_stats import ChangelogSizes
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.recovery import watch_recovery
 from processors.stream.settings import ProcessSettings
 from processors.stream.states import StateChangeRefusedError
-from processors.stream.topology import build_processor
+from processors.stream.topology import DutyChangedError, Processor, build_processor
 
 log = logging.getLogger("processors.stream")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_RESTART = -1  # internal: build the application again for the new live duty
 
 
 class ConfigurationError(RuntimeError):
@@ -59,23 +63,52 @@ def main(settings: ProcessSettings) -> int:
             " set METRICS_PORT (0 disables it)") from None
     watch_recovery(metrics)
 
-    # Until Quix installs its own handlers in run(), a signal just ends the start-up.
+    # Outside Quix's run() (start-up, waiting on a hand-over), a signal just ends the process.
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d received during start-up: exiting", signum)
+        log.info("signal %d received outside processing: exiting", signum)
         stopping.set()
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    control: LiveControl | None = None
     try:
         if not _ensure_topics(settings, stopping):
             return EXIT_OK
-        processor = build_processor(settings, strategy, metrics)
+        control = LiveControl(settings, settings.group_id)
+        try:
+            control.start()
+        except RunLogError as error:
+            raise ConfigurationError(f"{error}; the processor reads the live record there (docs/runs.md)") from None
+        while True:
+            duty = control.wait_to_run(stopping)
+            if duty is None:
+                return EXIT_OK
+            registry = control.own_registry(duty)
+            if registry.run_id is not None:  # its own topics, and the live ones it may switch to
+                ensure_topics(settings, registry.run_outputs() + registry.live().run_outputs())
+            processor = build_processor(settings, strategy, metrics, duty=duty, registry=registry,
+                                        still=functools.partial(control.still, duty))
+            if stopping.is_set():
+                return EXIT_OK
+            control.engage(duty, processor.app.stop, stopping)
+            code = _run(settings, processor, metrics)
+            control.disengage()
+            if code == EXIT_RESTART:
+                code, control.restart = EXIT_OK, True
+            for signum in handlers:
+                signal.signal(signum, on_signal)
+            if code != EXIT_OK or not control.restart or stopping.is_set():
+                return code
     finally:
-        for signum, handler in previous.items():
+        if control is not None:
+            control.close()
+        for signum, handler in handlers.items():
             signal.signal(signum, handler)
-    if stopping.is_set():
-        return EXIT_OK
+
+
+def _run(settings: ProcessSettings, processor: Processor, metrics: ProcessMetrics) -> int:
+    """Run one application until it stops; the exit code (EXIT_OK also when the live duty changed)."""
     log.info(
         "processing %s → indicators, signals, candles %s, aggregates.daily (group %s, %s, commit every %.2fs,"
         " strategy %s, state %s)", processor.ticks_topic, ",".join(settings.candle_timeframes) or "-",
@@ -89,6 +122,9 @@ def main(settings: ProcessSettings) -> int:
     HEALTH.mark_ready()
     try:
         processor.run()
+    except DutyChangedError:
+        log.info("the live record changed this processor's duty as it started: starting again")
+        return EXIT_RESTART
     except StateChangeRefusedError as error:
         HEALTH.fail("stored state built with another strategy")
         log.error("%s", error)  # noqa: TRY400 - the message is the whole story, no traceback

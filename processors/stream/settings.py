@@ -8,18 +8,16 @@ over the environment and ``.env``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, model_validator
 
-from processors.core.outcomes import horizon_ms
 from processors.runtime.settings import (
     InstrumentLimitSettings,
     KafkaSettings,
     LoggingSettings,
     MetricsSettings,
-    comma_list,
+    ScorecardSettings,
     env,
 )
 
@@ -57,7 +55,7 @@ def default_poll_timeout(commit_interval_s: float) -> float:
     return min(MAX_DEFAULT_POLL_TIMEOUT_S, max(0.005, commit_interval_s / 5))
 
 
-class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, LoggingSettings):
+class ProcessSettings(KafkaSettings, InstrumentLimitSettings, ScorecardSettings, MetricsSettings, LoggingSettings):
     """Configuration of ``stockstream process`` (docs/stream.md has the table)."""
 
     metrics_port: int = Field(9102, ge=0, le=65535, validation_alias=env("METRICS_PORT"))
@@ -102,14 +100,6 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, L
         description="seconds of event (stream) time between two live updates of an instrument: its forming candles"
                     " and running daily summary (docs/core.md, 'Live candles and quiet feeds'); 0: none",
     )
-    scorecard_horizons: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("1m", "5m", "1h", "1d"), validation_alias=env("SCORECARD_HORIZONS"),
-        description="horizons at which every signal's outcome is recorded (docs/core.md, 'Scorecards'); empty: none",
-    )
-    scorecard_fee: float = Field(
-        0.0, ge=0, lt=1, allow_inf_nan=False, validation_alias=env("SCORECARD_FEE"),
-        description="round-trip cost an outcome's net return subtracts, as a fraction (0.001 = 10 bp)",
-    )
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
@@ -131,23 +121,6 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, MetricsSettings, L
         description="exactly-once: how long the broker keeps a dead instance's open transaction"
                     " (which holds back read_committed readers) before aborting it",
     )
-
-    @field_validator("scorecard_horizons", mode="before")
-    @classmethod
-    def _split_horizons(cls, value: object) -> object:
-        return comma_list(value)
-
-    @field_validator("scorecard_horizons")
-    @classmethod
-    def _check_horizons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        milliseconds = [horizon_ms(text) for text in value]
-        if len(set(milliseconds)) != len(milliseconds):
-            raise ValueError(f"SCORECARD_HORIZONS repeats a horizon: {','.join(value)}")
-        return value
-
-    @property
-    def horizons_ms(self) -> tuple[int, ...]:
-        return tuple(horizon_ms(text) for text in self.scorecard_horizons)
 
     @model_validator(mode="after")
     def _strategy_readable(self) -> ProcessSettings:

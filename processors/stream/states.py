@@ -25,7 +25,7 @@ neither loses nor repeats an outcome).
 A stored state built for another strategy or timeframe set (``IncompatibleStateError``) is
 never discarded silently: unless the processor was started with ``--cold-start``, loading it
 raises :class:`StateChangeRefusedError` and the processor stops before anything is committed
-(docs/runs.md: replay the new strategy as a run first). A malformed state is reset (and counted).
+(docs/runs.md: deploy the new strategy as a shadow and promote it). A malformed state is reset (and counted).
 
 With an :class:`~processors.core.admission.InstrumentPolicy`, :meth:`SymbolStates.acquire` raises
 :class:`InstrumentRefusedError` (nothing is stored) for every tick of an instrument not on
@@ -327,9 +327,10 @@ class SymbolStates(BaseSink):
             if reason == "incompatible" and not self.cold_start:
                 raise StateChangeRefusedError(
                     f"the stored state of {instrument} was built with another strategy or candle timeframe set"
-                    f" ({error}); refusing to discard it. Keep the previous strategy and timeframes, or replay"
-                    " the new ones as a run first (`stockstream runs start --strategy FILE`, docs/runs.md), or"
-                    " restart with --cold-start (PROCESS_COLD_START=true) to start the affected symbols afresh"
+                    f" ({error}); refusing to discard it. Keep the previous strategy and timeframes and deploy the"
+                    " new ones warm: `stockstream strategy deploy FILE --shadow`, then `stockstream strategy promote"
+                    " ID` (docs/runs.md); or restart with --cold-start (PROCESS_COLD_START=true) to start the"
+                    " affected symbols afresh"
                 ) from None
             self.metrics.state_resets.labels(reason).inc()
             if instrument.text not in self._reset_warned:

@@ -41,6 +41,7 @@ from quixstreams.kafka import ConnectionConfig
 from quixstreams.models import TopicManager
 from quixstreams.state.rocksdb import RocksDBOptions
 
+from processors.core.rollout import Duty
 from processors.core.strategy import PipelineConfigs, Strategy
 from processors.runtime.quix_topics import register_with_changelog
 from processors.runtime.rocksdb import small_state_options
@@ -49,8 +50,13 @@ from processors.stream.kafka_stats import ConsumerStats
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.settings import ProcessSettings
 from processors.stream.states import SymbolStates
+from schemas.topics import TopicRegistry
 
 STORE_NAME = "pipeline"
+
+
+class DutyChangedError(RuntimeError):
+    """Raised before the first record when the live record no longer gives the duty the app was built for."""
 
 
 @dataclass
@@ -80,10 +86,23 @@ def rocksdb_options(settings: ProcessSettings) -> RocksDBOptions:
     return small_state_options(settings.rocksdb_write_buffer_mb, settings.rocksdb_block_cache_mb)
 
 
+def live_names(own: TopicRegistry, live: TopicRegistry) -> dict[str, str]:
+    """Each output topic of ``own`` → the live topic of the same kind (the switch of a promoted run)."""
+    pairs = zip(own.run_outputs(), live.run_outputs(), strict=True)
+    return {mine.name: theirs.name for mine, theirs in pairs}
+
+
 def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: ProcessMetrics,
-                    now: Callable[[], float] | None = None) -> Processor:
-    """Wire the application (topics must exist already). Talks to Kafka to look the topics up."""
-    registry = settings.topics()
+                    now: Callable[[], float] | None = None, duty: Duty | None = None,
+                    registry: TopicRegistry | None = None, still: Callable[[], bool] | None = None) -> Processor:
+    """Wire the application (topics must exist already). Talks to Kafka to look the topics up.
+
+    ``duty`` (``processors/stream/control.py``) routes outputs: records at or after its switch go
+    to the live topics, earlier ones to ``registry`` (the run's own; default the settings' topics).
+    ``still`` is asked once, before the first record: False raises :class:`DutyChangedError` (the
+    checkpoint is aborted, nothing of it is committed).
+    """
+    registry = registry or settings.topics()
     ticks_name = registry.ticks.name
     stats = ConsumerStats(metrics, [ticks_name])
     consumer_config: dict[str, Any] = {"session.timeout.ms": settings.session_timeout_ms,
@@ -144,17 +163,29 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
 
     produce = context.producer.produce  # the transactional producer every checkpoint commits
     emit_from = settings.emit_offsets
+    # Only a run with a switch (a promoted shadow) sends some records' outputs elsewhere than its own topics.
+    routed = duty is not None and duty.live_from is not None and registry.run_id is not None
+    switch = duty if routed else None
+    to_live = live_names(registry, registry.live()) if routed else {}
+    for name in to_live.values():
+        output(name)
+
+    unchecked = [still] if still is not None else []
 
     def process(value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
+        if unchecked and not unchecked.pop()():
+            raise DutyChangedError("the live record changed this processor's duty before it processed anything")
         where = message_context()
         transaction = context.checkpoint.get_store_transaction(
             stream_id=stream_id, partition=where.partition, store_name=STORE_NAME)
         emissions = handler.handle(value, key, timestamp, transaction, where.topic, where.partition, where.offset)
         if emit_from is not None and where.offset < emit_from.get(where.partition, 0):
             return  # warm-up (PROCESS_EMIT_FROM): the state moves on, nothing is produced
+        live = switch is not None and switch.writes_live(where.partition, where.offset)
         for emission in emissions:
+            name = to_live[emission.topic.name] if live else emission.topic.name
             # to_topic would pass the input's headers (None → [], i.e. none) and timestamp along.
-            produce(topic=emission.topic.name, value=emission.value, key=emission.key, headers=headers or None,
+            produce(topic=name, value=emission.value, key=emission.key, headers=headers or None,
                     timestamp=timestamp)
 
     sdf = sdf.update(process, metadata=True)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from processors.core.outcomes import Pending
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.rules import BUY
 from processors.core.timeutil import DAY_US, day_date, to_us
@@ -58,6 +59,7 @@ class TickTimeframe:
         in_order = valid & (stamps >= before)
         self.stamps = stamps[in_order]
         self.prices = prices[in_order]
+        self.sources = plan.sources
         days = self.stamps // DAY_US
         self.names = plan.names
         self.values = kernel.compute(config.indicators, self.prices, volumes[in_order], days)
@@ -108,7 +110,16 @@ class ColumnarProcessor(SymbolProcessor):
                                f" (price {price!r}); the per-tick path must be used")
         self.evaluation = evaluation
         fired = kernel_ticks.signals.get(evaluation)
-        if fired and self.day is not None:
+        if not fired:
+            return
+        if self.outcomes.horizons:  # the kernel's signals wait for their outcomes as the core's do (same ids)
+            ts = to_us(tick.ts_event)
+            for rule, side in fired:
+                source = kernel_ticks.sources.rule(rule, TICK, side)
+                signal_id = make_signal_id(self.symbol, self.venue, TICK, source.name, side, tick.ts_event,
+                                           lineage.partition, lineage.offset)
+                self._new.append(Pending(signal_id, source.name, source.version, TICK, side, price, ts))
+        if self.day is not None:
             for _, side in fired:
                 if side == BUY:
                     self.day.buys += 1
@@ -120,10 +131,11 @@ class TickRows:
     """The emitted tick snapshots as columns (evaluation index and position per row), and the tick signals."""
 
     def __init__(self, instrument: Instrument, tick_timeframe: TickTimeframe,
-                 indicator_names: tuple[str, ...]) -> None:
+                 indicator_names: tuple[str, ...], signal_values: tuple[str, ...] = ()) -> None:
         self.instrument = instrument
         self.kernel = tick_timeframe
         self.indicator_names = indicator_names
+        self.signal_values = signal_values
         self.evaluations: list[int] = []
         self.partitions: list[int] = []
         self.offsets: list[int] = []
@@ -148,12 +160,14 @@ class TickRows:
         init = to_us(tick.ts_init)
         rows = []
         for rule, side in fired:
+            source = self.kernel.sources.rule(rule, TICK, side)
             rows.append({
                 "date": tick.ts_event.date(), "partition": lineage.partition, "offset": lineage.offset, "seq": seq,
-                "timeframe": TICK, "rule": rule, "side": side, "price": tick.price, "ts_event": moment,
+                "timeframe": TICK, "rule": source.name, "strategy": source.name, "strategy_version": source.version,
+                "condition": source.condition, "side": side, "price": tick.price, "ts_event": moment,
                 "ts_init": init, **values,
-                "signal_id": make_signal_id(self.instrument.symbol, self.instrument.venue, TICK, rule, side, tick.ts_event, lineage.partition,
-                                            lineage.offset),
+                "signal_id": make_signal_id(self.instrument.symbol, self.instrument.venue, TICK, source.name, side,
+                                            tick.ts_event, lineage.partition, lineage.offset),
             })
             seq += 1
         return rows
@@ -176,14 +190,15 @@ class TickRows:
         for name in self.indicator_names:
             if name in self.kernel.values:
                 given[indicator_column(name)] = self.kernel.values[name][chosen]
-        return typed_frame(given, length, self.indicator_names)
+        return typed_frame(given, length, self.indicator_names, self.signal_values)
 
 
-def typed_frame(given: dict[str, Any], length: int, indicator_names: tuple[str, ...]) -> pd.DataFrame:
+def typed_frame(given: dict[str, Any], length: int, indicator_names: tuple[str, ...],
+                signal_values: tuple[str, ...] = ()) -> pd.DataFrame:
     """A union-layout frame from column arrays (NaN → null for doubles); absent columns are all null."""
     data: dict[str, Any] = {}
     nulls = np.ones(length, dtype=bool)
-    for name, kind in union_columns(indicator_names):
+    for name, kind in union_columns(indicator_names, signal_values):
         values = given.get(name)
         if kind == "double":
             array = np.zeros(length) if values is None else np.asarray(values, dtype=np.float64)

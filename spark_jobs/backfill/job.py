@@ -17,6 +17,7 @@ Spark job under its own progress line:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -25,16 +26,20 @@ from typing import Any, Literal
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from processors.core.admission import INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
 from processors.core.timeutil import DAY_US
+from processors.stream.records import decode_tick
+from schemas.events import Lineage, Tick
 from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
 from schemas.symbols import normalize_symbol
 from schemas.timeframes import timeframe_ms
 from spark_jobs.backfill import sinks
+from spark_jobs.backfill.admission import Admission, FirstTick, decide
 from spark_jobs.backfill.plan import (
     DEFAULT_MIN_WARMUP_US,
     DEFAULT_TOLERANCE,
@@ -44,9 +49,17 @@ from spark_jobs.backfill.plan import (
     SymbolRange,
     Warmup,
     plan_groups,
+    strategies_warmup,
+    warmup_periods,
 )
 from spark_jobs.backfill.ranges import LogRange, RangeRequest, resolve_range
-from spark_jobs.backfill.rows import EVENT_KINDS, KIND_GROUP, dataset_columns, spark_schema
+from spark_jobs.backfill.rows import (
+    EVENT_KINDS,
+    KIND_GROUP,
+    dataset_columns,
+    signal_value_names,
+    spark_schema,
+)
 from spark_jobs.backfill.runner import SHORT, GroupContext, GroupReport, run_group
 from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
@@ -83,10 +96,16 @@ class BackfillResult:
     events: dict[str, int]
     timings: dict[str, float]
     outputs: dict[str, str]
+    refused: dict[str, list[str]] = field(default_factory=dict)  # reason → instruments the limit refuses
 
     @property
     def rows(self) -> int:
         return sum(group.rows for group in self.groups)
+
+    @property
+    def refused_ticks(self) -> int:
+        """Ticks in the range dead-lettered by the instrument limit (``instrument_limit``/``instrument_not_allowed``)."""
+        return sum(group.refused for group in self.groups)
 
     @property
     def short(self) -> list[GroupReport]:
@@ -94,13 +113,24 @@ class BackfillResult:
 
 
 class _Configs:
-    """Per-symbol pipeline configs, built lazily in each Python worker (cheap to pickle)."""
+    """Per-symbol pipeline configs, built lazily in each Python worker (cheap to pickle).
 
-    def __init__(self, strategy: Strategy, candle_timeframes: tuple[str, ...], grace_ms: int) -> None:
+    The live processor's (:func:`processors.stream.topology.pipeline_configs`): strategy, candle
+    timeframes, grace, scorecard horizons and fee.
+    """
+
+    def __init__(self, strategy: Strategy, candle_timeframes: tuple[str, ...], grace_ms: int,
+                 horizons_ms: tuple[int, ...] = (), fee: float = 0.0) -> None:
         self.strategy = strategy
         self.candle_timeframes = candle_timeframes
         self.grace_ms = grace_ms
+        self.horizons_ms = horizons_ms
+        self.fee = fee
         self._configs: PipelineConfigs | None = None
+
+    @classmethod
+    def of(cls, strategy: Strategy, settings: SparkJobSettings) -> _Configs:
+        return cls(strategy, settings.candle_timeframes, settings.grace_ms, settings.horizons_ms, settings.scorecard_fee)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_configs": None}
@@ -108,7 +138,7 @@ class _Configs:
     def __call__(self, symbol: str) -> PipelineConfig:
         if self._configs is None:
             self._configs = PipelineConfigs(self.strategy, candle_timeframes=self.candle_timeframes,
-                                            grace_ms=self.grace_ms)
+                                            grace_ms=self.grace_ms, horizons_ms=self.horizons_ms, fee=self.fee)
         return self._configs.for_symbol(symbol)
 
 
@@ -164,6 +194,22 @@ def hash_slots(spark: SparkSession, count: int) -> list[int]:
     return [found[number] for number in range(count)]
 
 
+def backfill_warmup(strategy: Strategy, config: PipelineConfig, settings: SparkJobSettings,
+                    request: BackfillRequest) -> Warmup:
+    """The warm-up: the slowest of the fixed indicators' and the ``[strategies]``' (:func:`strategies_warmup`)
+    periods of the longest candle timeframe, plus the longest scorecard horizon (a signal up to that long
+    before the range start has its outcome in the range: it must be emitted in the warm-up as in a full run)."""
+    lengths = [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes]
+    periods = request.warmup_periods
+    if periods is None:
+        fixed = max(warmup_periods(spec, request.tolerance) for spec in _specs(strategy))
+        periods = max(fixed, strategies_warmup(config.strategies, request.tolerance)[0])
+    warmup = Warmup.for_specs(_specs(strategy), lengths, tolerance=request.tolerance,
+                              min_duration_us=request.min_warmup_us, periods=periods)
+    horizon_us = max(config.horizons_ms, default=0) * 1000
+    return dataclasses.replace(warmup, duration_us=warmup.duration_us + horizon_us)
+
+
 def indicator_names(strategy: Strategy) -> tuple[str, ...]:
     return strategy.indicator_names()
 
@@ -176,13 +222,16 @@ def _specs(strategy: Strategy) -> list[Any]:
 
 
 def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, symbols: tuple[str, ...],
-             config: PipelineConfig) -> DataFrame:
-    """The records of the read range with position, event time and usability (parsed in the JVM)."""
+             config: PipelineConfig, *, from_log_start: bool = False) -> DataFrame:
+    """The records of the read range with position, event time and usability (parsed in the JVM).
+
+    ``from_log_start``: from every partition's first offset instead of the read start (the instrument limit).
+    """
     options = settings.kafka_options()
     frame = (
         spark.read.format("kafka").options(**options)
         .option("subscribe", log_range.topic)
-        .option("startingOffsets", log_range.spark_offsets(log_range.read_start))
+        .option("startingOffsets", "earliest" if from_log_start else log_range.spark_offsets(log_range.read_start))
         .option("endingOffsets", log_range.spark_offsets(log_range.read_end))
         .option("kafka.isolation.level", "read_committed")
         .load()
@@ -252,6 +301,60 @@ def _symbol_ranges(rows: list[Any]) -> list[SymbolRange]:
     return sorted(ranges, key=lambda item: item.key or "")
 
 
+def decide_admission(spark: SparkSession, settings: SparkJobSettings, log_range: LogRange, raw: DataFrame,
+                     symbols: tuple[str, ...], config: PipelineConfig) -> Admission | None:
+    """The instrument limit's decision for the log up to the range's end (:mod:`spark_jobs.backfill.admission`).
+
+    Counts each partition's distinct allowed instruments (from the log's first offset: ``raw`` when it
+    was read from there for every partition and every symbol, else one more read); only a partition
+    holding more than its share of ``MAX_INSTRUMENTS`` needs its instruments' first decodable ticks,
+    found by decoding each one's first records in the driver with the processor's ``decode_tick``.
+    None: nothing is refused.
+    """
+    policy = settings.instrument_policy()
+    whole = raw if not symbols and set(log_range.read_end) <= log_range.log_start else read_log(
+        spark, settings, log_range, (), config, from_log_start=True)
+    keys = (whole.where(F.col("key").contains("@")).select("partition", "key").distinct().collect())
+    allowed: dict[int, set[str]] = defaultdict(set)
+    not_allowed: dict[tuple[int, str], str] = {}  # refused on every tick; listed for the summary
+    for row in keys:
+        symbol, _, venue = row["key"].partition("@")
+        if policy.allows(symbol, venue):
+            allowed[int(row["partition"])].add(row["key"])
+        else:
+            not_allowed[(int(row["partition"]), row["key"])] = INSTRUMENT_NOT_ALLOWED
+    binding = {partition: found for partition, found in allowed.items() if len(found) > policy.per_partition}
+    if not binding:
+        return Admission(policy, not_allowed) if policy.allow else None
+    candidates = whole.where(F.col("partition").isin(list(binding)) & F.col("record_key").isNotNull())
+    firsts: list[FirstTick] = []
+    open_keys = {(partition, key) for partition, found in binding.items() for key in found}
+    depth = 4
+    while open_keys:
+        ranked = (candidates.where(F.col("key").isin(sorted({key for _, key in open_keys})))
+                  .withColumn("rank", F.row_number().over(Window.partitionBy("partition", "key").orderBy("offset")))
+                  .where(F.col("rank") <= depth)
+                  .select("partition", "key", "offset", "record_key", "value", "timestamp_ms").collect())
+        rows: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        for row in ranked:
+            rows[(int(row["partition"]), row["key"])].append(row)
+        for where in sorted(open_keys):
+            found = sorted(rows.get(where, []), key=lambda row: row["offset"])
+            for row in found:
+                lineage = Lineage(topic=log_range.topic, partition=where[0], offset=int(row["offset"]))
+                tick = decode_tick(bytes(row["value"]), bytes(row["record_key"]), int(row["timestamp_ms"]), lineage)
+                if isinstance(tick, Tick):
+                    firsts.append(FirstTick(where[0], lineage.offset, tick.symbol, tick.venue))
+                    open_keys.discard(where)
+                    break
+            else:
+                if len(found) < depth:  # every record of it was read: none decodes, it is never admitted
+                    open_keys.discard(where)
+        depth *= 16
+    decided = decide(policy, firsts)
+    return Admission(policy, {**not_allowed, **decided.refused})
+
+
 def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: BackfillRequest,
                  progress: SparkProgress) -> BackfillResult:
     """Run the whole backfill; raises :class:`spark_jobs.backfill.ranges.RangeError` for an unreadable range
@@ -259,20 +362,24 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     if request.output is not None:
         sinks.check_parquet_output(spark, request.output, request.write_mode)
     strategy = request.strategy
-    configs = _Configs(strategy, settings.candle_timeframes, settings.grace_ms)
+    configs = _Configs.of(strategy, settings)
     base_config = configs("CHECK")
-    warmup = Warmup.for_specs(
-        _specs(strategy), [timeframe_ms(tf) * 1000 for tf in settings.candle_timeframes],
-        tolerance=request.tolerance, min_duration_us=request.min_warmup_us, periods=request.warmup_periods,
-    )
+    warmup = backfill_warmup(strategy, base_config, settings, request)
     log_range = resolve_range(settings, request.range, warmup.duration_us, round(settings.clock_skew_s * 1e6))
     names = indicator_names(strategy)
+    compiled = base_config.plan.compiled
+    signal_values = signal_value_names(names, {} if compiled is None else compiled.all_columns())
+    raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
+    start, end = _range_predicates(log_range)
+    with progress.step("deciding the instrument limit (MAX_INSTRUMENTS, INSTRUMENT_ALLOW)"):
+        admission = decide_admission(spark, settings, log_range, raw, request.symbols, base_config)
     context = GroupContext(topic=log_range.topic, warmup=warmup, indicator_names=names,
                            with_events=request.with_events, read_from_us=log_range.read_from_us,
                            log_start=log_range.log_start,
-                           range_start=None if log_range.from_us is not None else dict(log_range.range_start))
-    raw = read_log(spark, settings, log_range, request.symbols, base_config).persist(StorageLevel.MEMORY_AND_DISK)
-    start, end = _range_predicates(log_range)
+                           range_start=None if log_range.from_us is not None else dict(log_range.range_start),
+                           signal_values=signal_values, admission=admission,
+                           cumulative=strategies_warmup(base_config.strategies)[1])
+    refused = {} if admission is None else admission.instruments()
     with progress.step(f"reading {log_range.records:,} records and planning"):
         stats = (
             raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
@@ -282,11 +389,15 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                  F.max(F.when(end, F.col("pos"))).alias("last"))
             .collect()
         )
+        if set(log_range.read_end) <= log_range.log_start:  # each symbol's first tick: whether a warm-up holds all
+            context = dataclasses.replace(context, first_us={
+                row["key"]: int(row["first_us"]) for row in
+                raw.groupBy("key").agg(F.min("ts_us").alias("first_us")).collect() if row["first_us"] is not None})
     plans = plan_groups(_symbol_ranges(stats), warmup, request.chunks, spark.sparkContext.defaultParallelism)
     timings: dict[str, float] = {}
     if not plans:
         raw.unpersist()
-        return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {})
+        return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {}, refused)
 
     slots = hash_slots(spark, len(plans))
     runner = _GroupRunner(plans, slots, context, configs)
@@ -297,7 +408,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     routed = route(spark, raw, plans, slots)
     result = (
         routed.repartition(len(plans), "slot").groupBy("slot")
-        .applyInPandas(run, spark_schema(names))
+        .applyInPandas(run, spark_schema(names, signal_values))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     began = time.perf_counter()
@@ -310,14 +421,15 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     events = {kind: int(counts.get(kind, 0)) for kind in EVENT_KINDS}
     outputs: dict[str, str] = {}
     if request.output is not None:
-        outputs.update(sinks.write_parquet(result, request.output, names, request.write_mode, progress))
+        outputs.update(sinks.write_parquet(result, request.output, names, request.write_mode, progress,
+                                           signal_values))
     if request.topics:
         outputs.update(sinks.write_topics(result, settings, progress))
     if request.redis_prefix is not None:
         outputs.update(sinks.write_redis(result, settings, request.redis_prefix, progress))
     result.unpersist()
     reports.sort(key=lambda report: (report.key or "", report.chunk))
-    return BackfillResult(log_range, warmup, reports, events, {**progress.timings, **timings}, outputs)
+    return BackfillResult(log_range, warmup, reports, events, {**progress.timings, **timings}, outputs, refused)
 
 
 __all__ = ["BackfillRequest", "BackfillResult", "dataset_columns", "run_backfill"]

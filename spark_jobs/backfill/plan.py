@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from processors.core.indicators import IndicatorEngine, IndicatorSpec
+from processors.core.strategies import ir
 from processors.core.timeutil import DAY_US
 
 POSITION_BITS = 40
@@ -68,6 +69,71 @@ def warmup_periods(spec: IndicatorSpec, tolerance: float = DEFAULT_TOLERANCE) ->
         factors += [(n - 1) / (n + 1) for n in (m.fast, m.slow, m.signal)]
     steps = max((_steps(factor, tolerance) for factor in factors), default=0)
     return IndicatorEngine(spec).warmup + steps
+
+
+_WILDER = ("rsi", "atr", "adx", "plus_di", "minus_di")  # Wilder's smoothing: f = (n−1)/n
+CUMULATIVE = ("obv",)
+"""Indicators that never forget (OBV sums from the first tick): no warm-up makes a range equal a full run."""
+
+
+def indicator_warmup(indicator: ir.Indicator, tolerance: float = DEFAULT_TOLERANCE) -> int:
+    """Evaluations a fresh rule-language indicator needs to match a full-history one to ``tolerance``.
+
+    Conservative: the sum of its whole-number parameters (every window and seeding, chained ones
+    included: ``macd(12, 26, 9)`` seeds 26 then 9, ``stoch(14, 3, 3)`` windows 14, 3 and 3) plus the
+    steps after which its slowest recurrence (EMA: (n−1)/(n+1); Wilder's RSI/ATR/ADX/DI: (n−1)/n)
+    shrinks a start difference by ``tolerance``; ``highest``/``lowest`` of an indicator add that
+    indicator's. A cumulative indicator (:data:`CUMULATIVE`) gives 0: it needs the log's beginning.
+    """
+    whole = [int(p) for p in indicator.params if isinstance(p, int)]
+    factors: list[float] = []
+    if indicator.name == "ema":
+        factors = [(n - 1) / (n + 1) for n in whole]
+    elif indicator.name == "macd":
+        factors = [(n - 1) / (n + 1) for n in whole]
+    elif indicator.name in _WILDER:
+        factors = [(n - 1) / n for n in whole]
+    steps = max((_steps(factor, tolerance) for factor in factors), default=0)
+    if indicator.name == "adx":
+        steps *= 2  # a Wilder average of a value made of Wilder averages: two recurrences in a row
+    source = indicator.source
+    inner = indicator_warmup(source, tolerance) if isinstance(source, ir.Indicator) else 0
+    return sum(whole) + steps + inner
+
+
+def _history(expression: ir.Expression) -> int:
+    """The deepest look-back of an expression: ``x[k]`` offsets, ``rising``/``falling`` lengths, crosses (1)."""
+    if isinstance(expression, ir.Past):
+        return expression.offset + _history(expression.operand)
+    if isinstance(expression, ir.Trend):
+        return expression.length + _history(expression.operand)
+    if isinstance(expression, ir.Cross):
+        return 1 + max(_history(expression.left), _history(expression.right))
+    if isinstance(expression, ir.Negate | ir.Not):
+        return _history(expression.operand)
+    if isinstance(expression, ir.Arithmetic | ir.Compare | ir.Logic):
+        return max(_history(expression.left), _history(expression.right))
+    return 0
+
+
+def strategies_warmup(definitions: Iterable[ir.StrategyDefinition],
+                      tolerance: float = DEFAULT_TOLERANCE) -> tuple[int, bool]:
+    """(periods, cumulative): the evaluations of any timeframe the ``[strategies]`` need before their signals
+    match a full run's, and whether one of them reads a cumulative indicator (:data:`CUMULATIVE`).
+
+    Per strategy: its slowest indicator's :func:`indicator_warmup`, plus its deepest history and its
+    ``confirm`` (a signal needs the previous evaluations defined). Cooldowns last event time, not
+    evaluations: a cooldown longer than the warm-up duration is not covered (docs/spark.md).
+    """
+    periods, cumulative = 0, False
+    for definition in definitions:
+        conditions = [c for c in (definition.buy, definition.sell) if c is not None]
+        indicators = [leaf for c in conditions for leaf in ir.leaves(c) if isinstance(leaf, ir.Indicator)]
+        cumulative = cumulative or any(leaf.name in CUMULATIVE for leaf in indicators)
+        slowest = max((indicator_warmup(leaf, tolerance) for leaf in indicators), default=0)
+        history = max((_history(c) for c in conditions), default=0)
+        periods = max(periods, slowest + history + definition.confirm)
+    return periods, cumulative
 
 
 @dataclass(frozen=True)

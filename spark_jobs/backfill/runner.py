@@ -5,7 +5,8 @@ Pure Python (pandas only for the frame in and out), no Spark: the job calls
 decoded exactly as the live processor does (:func:`processors.stream.records.decode_tick`)
 and fed to :class:`processors.core.pipeline.SymbolProcessor` — the same code, in the same
 order (partition, offset), as ``stockstream process`` — so the events equal the live
-output topics'.
+output topics'. A tick of an instrument the instrument limit refuses in its partition
+(:mod:`spark_jobs.backfill.admission`) becomes the processor's dead letter instead.
 
 A group's rows are its warm-up (before ``emit_from``) and its own rows. The warm-up is
 trimmed to the ticks whose event time is at least ``R = midnight of the day open at the
@@ -26,11 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
-from processors.stream.records import decode_tick
-from schemas.events import DeadLetter, Event, Lineage, Tick, encode
+from processors.stream.records import decode_tick, raw_text, record_time
+from schemas.events import DeadLetter, Event, Lineage, Signal, Tick, encode
 from schemas.instruments import Instrument
+from schemas.timeframes import TICK
+from spark_jobs.backfill.admission import Admission
 from spark_jobs.backfill.columnar import ColumnarProcessor, TickRows, TickTimeframe, merge_snapshots
 from spark_jobs.backfill.plan import GroupPlan, Warmup
 from spark_jobs.backfill.rows import (
@@ -40,6 +44,7 @@ from spark_jobs.backfill.rows import (
     KIND_DEAD_LETTERS,
     KIND_GROUP,
     KIND_INDICATORS,
+    KIND_OUTCOMES,
     KIND_SIGNALS,
     dataset_columns,
     indicator_column,
@@ -47,6 +52,7 @@ from spark_jobs.backfill.rows import (
 )
 
 EXACT, CONVERGED, SHORT = "exact", "converged", "short"
+REFUSALS = (INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED)
 _NAT = np.iinfo(np.int64).min  # numpy's NaT as int64
 
 
@@ -61,6 +67,10 @@ class GroupContext:
     read_from_us: int | None  # oldest event time the driver's read is sure to hold (None: log start)
     log_start: frozenset[int]  # partitions read from their first offset
     range_start: dict[int, int] | None = None  # offset ranges: first offset of the range per partition
+    signal_values: tuple[str, ...] = ()  # the strategies' value columns of the signals (rows.signal_value_names)
+    admission: Admission | None = None  # the instruments each partition refuses (None: every one is admitted)
+    cumulative: bool = False  # a strategy reads a cumulative indicator (OBV): only a run from the log start is exact
+    first_us: dict[str | None, int] | None = None  # per group key, its earliest event time (reads from the log start)
 
 
 @dataclass
@@ -73,6 +83,7 @@ class GroupReport:
     warmup_candles: int | None = None  # fewest warm-up candles opened before that midnight, over the timeframes
     dropped: int = 0  # rows read before the chunk but older than the warm-up needs
     rows: int = 0  # rows emitted (ticks and dead records)
+    refused: int = 0  # of those, ticks of an instrument the instrument limit refuses (dead-lettered)
     events: int = 0
     status: str = EXACT
     detail: str = ""
@@ -125,9 +136,10 @@ class _Emitter:
         self.key = key
         self.events = context.with_events
         names = context.indicator_names
-        self.tables = {kind: _Table(kind, dataset_columns(kind, names, context.with_events)) for kind in EVENT_KINDS}
+        self.tables = {kind: _Table(kind, dataset_columns(kind, names, context.with_events, context.signal_values))
+                       for kind in EVENT_KINDS}
         self.tables[KIND_GROUP] = _Table(KIND_GROUP, ["seq", "offset", "detail"])
-        self.indicator_columns = {name: indicator_column(name) for name in names}
+        self.indicator_columns = {name: indicator_column(name) for name in (*names, *context.signal_values)}
         self.day = _Days()
         data = self.tables[KIND_INDICATORS].data
         self._snapshot_columns = (
@@ -185,17 +197,15 @@ class _Emitter:
                 close=candle.close, volume=candle.volume, trade_count=candle.trade_count,
                 ts_event=_us(candle.ts_event), ts_init=_us(candle.ts_init)))
             seq += 1
-        for signal in output.signals:
-            row = self._base(signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
-                             signal_id=signal.signal_id, rule=signal.rule, side=signal.side, price=signal.price,
-                             ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
-            self._values(row, signal.indicators)
-            tables[KIND_SIGNALS].add(row)
-            seq += 1
+        signals = output.signals
         if evaluation >= 0 and self.tick_rows is not None and tick is not None:
+            # The core emits candle signals, then the tick rules' (here: the kernel's), then the tick strategies'.
+            seq = self._signals([s for s in signals if s.timeframe != TICK], lineage, seq)
             for row in self.tick_rows.signal_rows(evaluation, tick, lineage, seq):
                 tables[KIND_SIGNALS].add(row)
                 seq += 1
+            signals = [s for s in signals if s.timeframe == TICK]
+        seq = self._signals(signals, lineage, seq)
         for summary in output.summaries:
             tables[KIND_DAILY].add(self._base(
                 summary, summary.date, lineage, seq, open=summary.open, high=summary.high, low=summary.low,
@@ -203,8 +213,29 @@ class _Emitter:
                 tick_count=summary.tick_count, buy_count=summary.buy_count, sell_count=summary.sell_count,
                 final=summary.final, ts_event=_us(summary.ts_event), ts_init=_us(summary.ts_init)))
             seq += 1
+        for outcome in output.outcomes:
+            tables[KIND_OUTCOMES].add(self._base(
+                outcome, outcome.ts_event.date(), lineage, seq, outcome_id=outcome.outcome_id,
+                signal_id=outcome.signal_id, strategy=outcome.strategy, strategy_version=outcome.strategy_version,
+                timeframe=outcome.timeframe, side=outcome.side, horizon=outcome.horizon,
+                signal_price=outcome.signal_price, signal_ts=_us(outcome.signal_ts), price=outcome.price,
+                return_gross=outcome.return_gross, return_net=outcome.return_net, fee=outcome.fee,
+                ts_event=_us(outcome.ts_event), ts_init=_us(outcome.ts_init)))
+            seq += 1
         for letter in output.rejections:
             self.dead_letter(letter, lineage, seq)
+            seq += 1
+        return seq
+
+    def _signals(self, signals: Sequence[Signal], lineage: Lineage, seq: int) -> int:
+        table = self.tables[KIND_SIGNALS]
+        for signal in signals:
+            row = self._base(signal, signal.ts_event.date(), lineage, seq, timeframe=signal.timeframe,
+                             signal_id=signal.signal_id, rule=signal.rule, strategy=signal.strategy,
+                             strategy_version=signal.strategy_version, condition=signal.condition, side=signal.side,
+                             price=signal.price, ts_event=_us(signal.ts_event), ts_init=_us(signal.ts_init))
+            self._values(row, signal.indicators)
+            table.add(row)
             seq += 1
         return seq
 
@@ -258,13 +289,26 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     keys = ordered["record_key"].tolist() if "record_key" in ordered else [fallback] * len(positions)
     topic = context.topic
 
+    admission = context.admission
+
+    def decode(index: int, lineage: Lineage) -> Tick | DeadLetter:
+        """The record as the live processor takes it: decoded, then refused if its instrument is not admitted."""
+        item = decode_tick(values[index], keys[index], stamps[index], lineage)
+        if admission is None or not isinstance(item, Tick):
+            return item
+        refused = admission.refusal(lineage.partition, item.symbol, item.venue)
+        if refused is None:
+            return item
+        return DeadLetter(source=item.source, reason=refused[0], detail=refused[1], raw=raw_text(values[index]),
+                          ts_init=record_time(stamps[index]), origin=lineage)
+
     first_emit = next((i for i, pos in enumerate(positions) if pos >= plan.emit_from), len(positions))
     decoded: list[Tick | DeadLetter] = []
     lineages: list[Lineage] = []
     open_us: int | None = None
     for index in range(first_emit):
         lineage = _lineage(topic, partitions[index], offsets[index])
-        item = decode_tick(values[index], keys[index], stamps[index], lineage)
+        item = decode(index, lineage)
         decoded.append(item)
         lineages.append(lineage)
         if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
@@ -274,7 +318,11 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     # Warm-up: from W periods before the midnight that opened the day still open at the chunk start.
     day_start = None if open_us is None else open_us - open_us % DAY_US
     needed_from = None if day_start is None else day_start - context.warmup.duration_us
-    from_log_start = plan.chunk == 0 and set(partitions) <= context.log_start
+    # A later chunk whose warm-up reaches back before the symbol's first tick holds every tick a run from the
+    # log's beginning sees, however few periods that is (a log shorter than the warm-up).
+    first = None if context.first_us is None else context.first_us.get(plan.key)
+    from_log_start = set(partitions) <= context.log_start and (
+        plan.chunk == 0 or (first is not None and plan.warm_from_us is not None and plan.warm_from_us <= first))
     warm: list[tuple[Tick, Lineage]] = []
     for index, item in enumerate(decoded):
         if not isinstance(item, Tick):
@@ -296,7 +344,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
         lineage = _lineage(topic, partitions[index], offsets[index])
-        emitted.append((decode_tick(values[index], keys[index], stamps[index], lineage), lineage))
+        emitted.append((decode(index, lineage), lineage))
 
     ticks = [tick for tick, _ in warm] + [item for item, _ in emitted if isinstance(item, Tick)]
     processor: SymbolProcessor | None = None
@@ -309,7 +357,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if columnar:
             tick_timeframe = TickTimeframe(config, ticks)
             processor = ColumnarProcessor(config, instrument, tick_timeframe)
-            emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names)
+            emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names, context.signal_values)
         else:
             processor = SymbolProcessor(config, instrument)
 
@@ -327,6 +375,8 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if isinstance(item, DeadLetter):
             emitter.dead_letter(item, lineage)
             report.events += 1
+            if item.reason in REFUSALS:
+                report.refused += 1
         else:
             assert processor is not None  # noqa: S101 - a tick makes a processor
             output = processor.process(item, lineage)
@@ -353,6 +403,9 @@ def _judge(report: GroupReport, plan: GroupPlan, context: GroupContext, needed_f
         report.detail = "no earlier tick of the symbol in the read window: started afresh"
         return
     problems = []
+    if context.cumulative:
+        problems.append("a strategy reads obv, which sums every tick since the log's first: only a backfill from"
+                        " the log's beginning in one chunk gives the live values (--chunks 1, no --from)")
     available = plan.warm_from_us if plan.chunk else context.read_from_us
     if not from_log_start and available is not None and available > needed_from:
         problems.append(f"the read holds event times from {available} µs, the warm-up needs {needed_from} µs"
@@ -374,7 +427,7 @@ def _frame(tables: list[_Table], context: GroupContext, key: str | None) -> pd.D
     # The group key is the instrument SYMBOL@venue (a key without "@" is a dead letter's odd key).
     symbol, _, venue = key.partition("@") if key is not None else (None, "", "")
     given = {"instrument": key, "symbol": symbol, "venue": venue or None}
-    for name, kind in union_columns(context.indicator_names):
+    for name, kind in union_columns(context.indicator_names, context.signal_values):
         values: list[Any] = []
         for table in tables:
             if name == "kind":

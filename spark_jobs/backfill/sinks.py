@@ -4,12 +4,12 @@ Called by :func:`spark_jobs.backfill.job.run_backfill` with the cached result fr
 :func:`spark_jobs.backfill.rows.union_columns` layout).
 
 - **Parquet** (default): ``<root>/<kind>/symbol=…/date=…/*.parquet`` for kind in
-  ``indicators, candles, signals, daily, dead_letters``, each row with its ``venue`` (the
+  ``indicators, candles, signals, daily, outcomes, dead_letters``, each row with its ``venue`` (the
   instrument is ``symbol`` + ``venue``); rows ordered by log position. Dead letters of records
   without a key are under ``symbol=_``.
 - **Topics**: every event, encoded exactly as the live processor encodes it, to the live
   topic's name + ``.backfill`` (``indicators.backfill``, ``candles.1m.backfill``,
-  ``signals.backfill``, ``aggregates.daily.backfill``, ``ticks.dlq.backfill``), key = the
+  ``signals.backfill``, ``aggregates.daily.backfill``, ``signals.outcomes.backfill``, ``ticks.dlq.backfill``), key = the
   instrument ``SYMBOL@venue`` (dead letters: source), one instrument's events in log order. Kafka's writer is at-least-once:
   a re-run appends again; every event carries its lineage, so readers can deduplicate.
 - **Redis**: the materializer's own planner and compare-and-set store
@@ -35,6 +35,7 @@ from spark_jobs.backfill.rows import (
     KIND_DAILY,
     KIND_DEAD_LETTERS,
     KIND_INDICATORS,
+    KIND_OUTCOMES,
     KIND_SIGNALS,
     dataset_columns,
 )
@@ -66,7 +67,7 @@ def check_parquet_output(spark: Any, root: str, mode: str) -> None:
 
 
 def write_parquet(result: DataFrame, root: str, names: tuple[str, ...], mode: str,
-                  progress: SparkProgress) -> dict[str, str]:
+                  progress: SparkProgress, signal_values: tuple[str, ...] = ()) -> dict[str, str]:
     """One dataset per kind under ``root``; ``mode`` error (default), overwrite, or dynamic (only the
     symbol/date partitions present in this backfill are replaced)."""
     spark = result.sparkSession
@@ -75,7 +76,7 @@ def write_parquet(result: DataFrame, root: str, names: tuple[str, ...], mode: st
     for kind in EVENT_KINDS:
         path = f"{root.rstrip('/')}/{kind}"
         columns = [F.coalesce(F.col(name), F.lit(NO_KEY)).alias(name) if name == "symbol" else F.col(name)
-                   for name in dataset_columns(kind, names, with_events=False)]
+                   for name in dataset_columns(kind, names, False, signal_values)]
         with progress.step(f"writing {kind} to Parquet"):
             (result.where(F.col("kind") == kind).select(*columns)
              .sortWithinPartitions("symbol", "date", "partition", "offset", "seq")
@@ -95,6 +96,7 @@ def backfill_specs(settings: SparkJobSettings) -> dict[str, TopicSpec]:
         KIND_INDICATORS: renamed(registry.indicators),
         KIND_SIGNALS: renamed(registry.signals),
         KIND_DAILY: renamed(registry.aggregates_daily),
+        KIND_OUTCOMES: renamed(registry.signal_outcomes),
         KIND_DEAD_LETTERS: renamed(registry.ticks_dlq),
     }
     for timeframe in settings.candle_timeframes:
@@ -111,7 +113,7 @@ def write_topics(result: DataFrame, settings: SparkJobSettings, progress: SparkP
     kind = F.col("kind")
     topic = F.when(kind == KIND_CANDLES, F.concat(
         F.lit(settings.topics().name("candles.")), F.col("timeframe"), F.lit(BACKFILL_SUFFIX)))
-    for name in (KIND_INDICATORS, KIND_SIGNALS, KIND_DAILY, KIND_DEAD_LETTERS):
+    for name in (KIND_INDICATORS, KIND_SIGNALS, KIND_DAILY, KIND_OUTCOMES, KIND_DEAD_LETTERS):
         topic = topic.when(kind == name, F.lit(specs[name].name))
     key = F.when(kind == KIND_DEAD_LETTERS, F.col("source")).otherwise(F.col("instrument"))
     partitions = max(1, result.sparkSession.sparkContext.defaultParallelism)

@@ -43,7 +43,9 @@ from stockstream.api.keys import KeyStore
 from stockstream.api.limits import RateLimiter
 from stockstream.api.live import LiveHub
 from stockstream.api.middleware import RequestMetrics, SecurityHeaders
+from stockstream.api.oidc import OidcProvider
 from stockstream.api.routes import AmbiguousSymbolError, ambiguous_symbol, build_router
+from stockstream.api.runs import RunDirectory, build_runs_router
 from stockstream.api.session import build_session_router
 from stockstream.api.settings import ApiSettings, is_loopback
 from stockstream.history.pages import Pager
@@ -138,11 +140,13 @@ def create_app(settings: ApiSettings, *, now: Callable[[], datetime] = utc_now) 
     app.state.kafka = KafkaProbe(settings)
     store = KeyStore(app.state.redis, settings.api_keys_prefix)
     lifetime_s = settings.session_hours * 3600
+    oidc = settings.oidc()
     authenticator = Authenticator(store, SessionCodec(
-        settings.session_secret.get_secret_value().encode() if settings.session_secret else b"", lifetime_s)) \
-        if settings.auth_enabled else None
+        settings.session_secret.get_secret_value().encode() if settings.session_secret else b"", lifetime_s),
+        oidc=OidcProvider(oidc) if oidc is not None else None) if settings.auth_enabled else None
     app.include_router(build_router(settings.timeframes, settings.instrument_stale_s,
                                     settings.recommendation_strategy))
+    app.include_router(build_runs_router(RunDirectory(settings), settings.redis_key_prefix))
     app.add_exception_handler(AmbiguousSymbolError, ambiguous_symbol)
     app.include_router(build_session_router(authenticator, store, lifetime_s))
     policy = GatePolicy(authenticator, RateLimiter(settings.rate_per_ip, settings.rate_burst),

@@ -6,10 +6,11 @@ A pure ASGI middleware in front of every route (views, ``/live``, ``/docs``, ``/
 1. request target longer than ``MAX_TARGET_BYTES`` → 414; a body longer than
    ``API_MAX_BODY_BYTES`` (declared or streamed) → 413;
 2. per-IP token bucket (``API_RATE_PER_IP``) → 429 with ``Retry-After``;
-3. credentials (``Authorization: Bearer ssk_…`` or the dashboard's session cookie) →
+3. credentials (``Authorization: Bearer ssk_…``, the identity provider's JWT when OIDC is on, or
+   the dashboard's session cookie) →
    :class:`~stockstream.api.auth.Principal`; a path that needs a scope answers 401 without a valid
    credential and 403 when the key lacks the scope (``/admin/…`` needs ``admin``, every other
-   path but the open ones needs ``read``); Redis unreachable → 503;
+   path but the open ones needs ``read``); Redis or the identity provider unreachable → 503;
 4. per-key token bucket (``API_RATE_PER_KEY``) → 429;
 5. one access log line per request (logger ``stockstream.access``): client address, key id
    (never the key), method, path (no query string), status, duration.
@@ -33,13 +34,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockstream.api.auth import OPEN_PRINCIPAL, SESSION_COOKIE, Authenticator, Principal
 from stockstream.api.limits import RateLimiter, retry_after_header
+from stockstream.api.oidc import OidcUnavailableError
 
 access_log = logging.getLogger("stockstream.access")
 log = logging.getLogger(__name__)
 
 MAX_TARGET_BYTES = 8192
-#: Paths anyone may request: the dashboard shell and its files, sign-in, readiness, robots.txt.
-OPEN_PATHS = frozenset({"/", "/robots.txt", "/ready", "/session"})
+#: Paths anyone may request: the dashboard shell and its files, sign-in (keys, OIDC), readiness, robots.txt.
+OPEN_PATHS = frozenset({"/", "/robots.txt", "/ready", "/session", "/session/oidc", "/session/oidc/callback"})
 OPEN_PREFIXES = ("/static/",)
 
 AUTH_REFUSED = Counter("stockstream_api_auth_refused_total",
@@ -137,6 +139,11 @@ class Gate:
             if needed is None:
                 return None, None
             return _reply(503, "the key store (Redis) is unavailable; retry shortly"), None
+        except OidcUnavailableError as error:
+            log.warning("%s", error)
+            if needed is None:
+                return None, None
+            return _reply(503, "the identity provider is unavailable; retry shortly"), None
         if needed is not None:
             if principal is None:
                 AUTH_REFUSED.labels("unauthenticated").inc()

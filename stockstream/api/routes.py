@@ -34,6 +34,7 @@ from processors.materialize.documents import (
     InstrumentList,
     Latest,
     Recommendation,
+    ScorecardList,
     SignalList,
     SymbolList,
 )
@@ -47,6 +48,7 @@ from stockstream.history.pages import Pager, PageRequest
 from stockstream.history.parquet import HistoryStore
 
 MAX_LIMIT = 1000
+HORIZON_PATTERN = r"^[1-9][0-9]{0,8}(ms|s|m|h|d)$"  # schemas.events.Horizon
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -168,6 +170,25 @@ def build_router(timeframes: list[str], stale_after_s: float = 120.0, default_st
     def instruments(request: Request, run: RunQuery = None) -> InstrumentList:
         return InstrumentList(instruments=reader_for(request, run).summaries(stale_after_s),
                               stale_after_seconds=stale_after_s, timeframes=timeframes)
+
+    @router.get("/scorecards", response_model=ScorecardList, responses={503: ERRORS[503]}, tags=["views"],
+                summary="Scorecards of the signals: count, hit rate, mean/median return, profit factor per"
+                        " strategy, timeframe, instrument and horizon")
+    def scorecards(
+        request: Request,
+        strategy: Annotated[str | None, Query(pattern=RULE_PATTERN, description="Only this strategy")] = None,
+        symbol: Annotated[str | None, Query(pattern=NORMALIZED_SYMBOL_PATTERN, max_length=32,
+                                            description="Only this symbol (every venue unless venue is given)")] = None,
+        venue: Annotated[str | None, Query(pattern=VENUE_PATTERN, max_length=32, description="Only this venue")] = None,
+        timeframe: Annotated[timeframe_enum | None, Query(description="Only signals of this timeframe")] = None,  # type: ignore[valid-type]
+        horizon: Annotated[str | None, Query(pattern=HORIZON_PATTERN, max_length=12,
+                                             description="Only this horizon (1m, 5m, 1h, 1d…)")] = None,
+        run: RunQuery = None,
+    ) -> ScorecardList:
+        reader = reader_for(request, run)
+        chosen = [instrument for instrument in reader.instruments()
+                  if (symbol is None or instrument.symbol == symbol) and (venue is None or instrument.venue == venue)]
+        return reader.scorecards(chosen, strategy, timeframe.value if timeframe else None, horizon)  # type: ignore[attr-defined]
 
     Target = tuple[ViewReader, Instrument]
     for prefix, resolve, errors in (("/instruments/{venue}/{symbol}", by_instrument, ERRORS),

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from processors.runtime.observability import register_secret
-from processors.runtime.settings import KafkaSettings, LoggingSettings, MetricsSettings, RedisSettings, env
+from processors.runtime.settings import (
+    KafkaSettings,
+    LoggingSettings,
+    MetricsSettings,
+    RedisSettings,
+    comma_list,
+    env,
+)
+from stockstream.api.oidc import OidcConfig
 
 
 def is_loopback(host: str) -> bool:
@@ -20,6 +30,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name other than localhost may resolve to anything: not loopback
+
+
+def _secure_url(url: str) -> bool:
+    """``https://…``, or ``http://`` to a loopback host (a provider or dashboard on this machine)."""
+    parts = urlsplit(url)
+    return bool(parts.hostname) and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(
+        parts.hostname or "")))
 
 
 class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings):
@@ -51,6 +68,58 @@ class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings
                                                 validation_alias=env("RECOMMENDATION_STRATEGY"))
     # Older history than the views hold: the Parquet root `stockstream backfill` writes (its --output).
     history_path: Path | None = Field(Path("backfill"), validation_alias=env("HISTORY_PATH"))
+    # Optional OpenID Connect (stockstream/api/oidc.py, docs/security.md): off unless the issuer is set.
+    oidc_issuer: str | None = Field(None, validation_alias=env("API_OIDC_ISSUER"))
+    oidc_audience: str | None = Field(None, validation_alias=env("API_OIDC_AUDIENCE"))
+    oidc_client_id: str | None = Field(None, validation_alias=env("API_OIDC_CLIENT_ID"))
+    oidc_client_secret: SecretStr | None = Field(None, validation_alias=env("API_OIDC_CLIENT_SECRET"))
+    oidc_redirect_url: str | None = Field(None, validation_alias=env("API_OIDC_REDIRECT_URL"))
+    oidc_scopes_claim: str = Field("scope", min_length=1, validation_alias=env("API_OIDC_SCOPES_CLAIM"))
+    oidc_read_values: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"stockstream:read"}), validation_alias=env("API_OIDC_READ_VALUES"))
+    oidc_admin_values: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"stockstream:admin"}), validation_alias=env("API_OIDC_ADMIN_VALUES"))
+    oidc_request_scopes: str = Field("openid", pattern=r"(^|\s)openid(\s|$)",
+                                     validation_alias=env("API_OIDC_REQUEST_SCOPES"))
+
+    @field_validator("oidc_issuer", "oidc_audience", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url",
+                     mode="before")
+    @classmethod
+    def _empty_oidc_setting_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("oidc_read_values", "oidc_admin_values", mode="before")
+    @classmethod
+    def _split_values(cls, value: object) -> object:
+        return comma_list(value)
+
+    @model_validator(mode="after")
+    def _oidc_is_complete(self) -> ApiSettings:
+        if self.oidc_issuer is None:
+            return self
+        if not _secure_url(self.oidc_issuer):
+            raise ValueError(f"API_OIDC_ISSUER must be an https:// URL (http:// only on loopback), not "
+                             f"{self.oidc_issuer!r}")
+        if self.oidc_redirect_url is not None and not _secure_url(self.oidc_redirect_url):
+            raise ValueError("API_OIDC_REDIRECT_URL must be an https:// URL (http:// only on loopback)")
+        if (self.oidc_client_id is None) != (self.oidc_redirect_url is None):
+            raise ValueError("dashboard sign-in through the identity provider needs both API_OIDC_CLIENT_ID and "
+                             "API_OIDC_REDIRECT_URL")
+        if self.oidc_audience is None and self.oidc_client_id is None:
+            raise ValueError("API_OIDC_ISSUER is set but nothing uses it: set API_OIDC_AUDIENCE (bearer tokens) "
+                             "and/or API_OIDC_CLIENT_ID with API_OIDC_REDIRECT_URL (dashboard sign-in)")
+        return self
+
+    def oidc(self) -> OidcConfig | None:
+        """The OIDC configuration, or ``None`` when ``API_OIDC_ISSUER`` is not set."""
+        if self.oidc_issuer is None:
+            return None
+        return OidcConfig(
+            issuer=self.oidc_issuer, audience=self.oidc_audience, client_id=self.oidc_client_id,
+            client_secret=self.oidc_client_secret.get_secret_value() if self.oidc_client_secret else None,
+            redirect_url=self.oidc_redirect_url, scopes_claim=self.oidc_scopes_claim,
+            read_values=self.oidc_read_values, admin_values=self.oidc_admin_values,
+            request_scopes=self.oidc_request_scopes)
 
     @model_validator(mode="after")
     def _never_open_beyond_loopback(self) -> ApiSettings:
@@ -73,3 +142,4 @@ class ApiSettings(KafkaSettings, RedisSettings, MetricsSettings, LoggingSettings
         register_secret(self.redis_password.get_secret_value() if self.redis_password else None)
         register_secret(self.sasl_password.get_secret_value() if self.sasl_password else None)
         register_secret(self.session_secret.get_secret_value() if self.session_secret else None)
+        register_secret(self.oidc_client_secret.get_secret_value() if self.oidc_client_secret else None)

@@ -1,4 +1,7 @@
-"""``stockstream backfill``: recompute candles, indicators, signals and daily aggregates for a range of the log with Spark.
+"""``stockstream backfill``: recompute candles, indicators, signals, outcomes and daily aggregates for a range of the log.
+
+Runs with the live processor's settings (strategy file, timeframes, grace, scorecard horizons and
+fee, instrument limit), so its events are the processor's (docs/spark.md).
 
 Exit codes: 0 done; 1 done, but some group's warm-up was short (its first events may differ
 from the live run beyond 1e-9; each is listed); 2 nothing done (bad option, unreadable
@@ -57,6 +60,11 @@ def _summary(result: Any, startup_s: float, elapsed_s: float) -> Table:
     if recompute:
         table.add_row("recompute", f"{recompute:.1f} s ({result.rows / recompute:,.0f} ticks/s)")
     table.add_row("total", f"{elapsed_s:.1f} s")
+    for reason, instruments in result.refused.items():
+        table.add_row(f"refused ({reason})", f"{len(instruments)} instruments: {', '.join(instruments[:10])}"
+                      + (" …" if len(instruments) > 10 else ""))
+    if result.refused:
+        table.add_row("refused ticks", f"{result.refused_ticks:,} (dead_letters, reasons as the processor's DLQ)")
     for name, where in result.outputs.items():
         table.add_row(name, where)
     return table
@@ -78,12 +86,12 @@ def backfill(
     strategy: Annotated[Path | None, typer.Option(help="Strategy file (env STOCKSTREAM_STRATEGY); must be the live processor's.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
-    """Recompute candles, indicators, signals and daily aggregates for a range of the ticks log (Spark)."""
+    """Recompute candles, indicators, signals, signal outcomes and daily aggregates for a range of the ticks log (Spark)."""
     import time
 
     from pydantic import ValidationError
 
-    from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+    from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, StrategyError, load_strategy
     from processors.runtime.observability import setup_logging
     from spark_jobs.backfill.job import BackfillRequest, run_backfill
     from spark_jobs.backfill.ranges import RangeError, RangeRequest, parse_offsets
@@ -106,6 +114,9 @@ def backfill(
                                     **({"strategy_file": strategy} if strategy else {}))
         settings.register_secrets()
         chosen = DEFAULT_STRATEGY if settings.strategy_file is None else load_strategy(settings.strategy_file)
+        # The live processor's configs (strategies on STOCKSTREAM_TIMEFRAMES, scorecards): refused before Spark starts.
+        PipelineConfigs(chosen, candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms,
+                        horizons_ms=settings.horizons_ms, fee=settings.scorecard_fee)
         request = BackfillRequest(
             range=RangeRequest(
                 from_offset=None if from_offset is None else parse_offsets(from_offset),
@@ -145,6 +156,7 @@ def backfill(
             "startup_s": session.startup_s, "elapsed_s": elapsed, "timings": result.timings,
             "warmup": {"periods": result.warmup.periods, "duration_s": result.warmup.duration_us / 1e6},
             "groups": [group.__dict__ for group in result.groups],
+            "refused": {"instruments": result.refused, "ticks": result.refused_ticks},
         }, default=str))
     else:
         err.print(_summary(result, session.startup_s, elapsed))

@@ -8,7 +8,9 @@ exception (a rebuild of the live outputs, asks for confirmation; ``--yes`` for s
 
 Every run is recorded on the compacted ``runs`` topic (``processors/runtime/runs.py``): created
 as ``running``, then ``done`` or ``failed`` with the records it produced and when its namespace
-expires (``RUN_RETENTION``). ``runs drop`` deletes the run's topics, state and keys and nothing else.
+expires (``RUN_RETENTION``). ``runs drop`` deletes the run's topics, state and keys and nothing else;
+``runs prune`` (and every ``runs start``, before it begins) does the same for every run past its
+expiry or abandoned (``processors/core/retention.py``).
 
 Exit codes: 0 done (``diff``: no difference); 1 a run failed (``diff``: differences found);
 2 bad input or nothing done.
@@ -28,6 +30,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stockstream.commands.run_namespaces import (
+    delete_namespace,
+    due_runs,
+    owned_by,
+    prune_quietly,
+    prune_runs,
+)
 from stockstream.console import console
 from stockstream.ranges import split_bound
 
@@ -35,7 +44,7 @@ if TYPE_CHECKING:
     from processors.core.rundiff import Span
     from processors.runtime.runs import RunLog
     from processors.stream.settings import ProcessSettings
-    from schemas.events import Signal
+    from schemas.events import Signal, SignalOutcome
     from schemas.runs import Run, StrategyRef
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2
@@ -95,6 +104,7 @@ def start(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm --into-live without asking (scripts).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the finished run's record as JSON.")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="A shadow run: no end, follow live ticks into the run's namespace until stopped (Ctrl-C, SIGTERM).")] = False,
+    keep_state: Annotated[bool, typer.Option("--keep-state", hidden=True, help="Keep the run's processing state when it ends (a deployed strategy may serve live).")] = False,
 ) -> None:
     """Replay a past range of the ticks log with a strategy into the run's own namespace."""
     from processors.runtime.runs import RunLog, RunLogError
@@ -123,6 +133,7 @@ def start(
     runs = RunLog(settings)
     try:
         runs.ensure()
+        prune_quietly(base, runs)
         if runs.read().get(chosen) is not None:
             raise _fail(f"run {chosen!r} exists: pick another --id, or `stockstream runs drop {chosen}` first")
         reference = strategy_ref(settings.strategy_file, settings.candle_timeframes)
@@ -155,7 +166,7 @@ def start(
         previous = signal.signal(signal.SIGTERM, _interrupt) if follow else None
         try:
             code = run_replay(err, kafka, settings, topic, group, warm or starts, stops, yes=True, views=views,
-                              views_prefix=None, keep_state=False, child_env=env, produced_out=produced)
+                              views_prefix=None, keep_state=keep_state, child_env=env, produced_out=produced)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -285,11 +296,22 @@ def show(run_id: Annotated[str, typer.Argument(help="The run's id.")]) -> None:
     typer.echo(json.dumps(record.run.model_dump(mode="json"), indent=2))
 
 
-def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, Any]) -> tuple[list[Signal], Span]:
+def _live_group(settings: ProcessSettings, record: Any) -> str:
+    """The consumer group serving live: the live record's (after a promote), else this environment's processor's."""
+    from processors.core.rollout import effective
+
+    if record is None or record.run.live is None:
+        return settings.group_id
+    return effective(record.run.live, record.timestamp).serving.group
+
+
+def _run_outputs(settings: ProcessSettings, run_id: str,
+                 runs: dict[str, Any]) -> tuple[list[Signal], list[SignalOutcome], Span]:
+    """A run's (or live's) signals and signal outcomes, and the input range it covered."""
     from processors.core.rundiff import Span
     from processors.runtime.runs import read_topic_values
     from schemas.runs import LIVE_RUN_ID
-    from schemas.upcasters import decode_signal
+    from schemas.upcasters import decode_signal, decode_signal_outcome
     from stockstream.replayer import Kafka
 
     registry = settings.topics()
@@ -297,10 +319,11 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
     try:
         ticks = registry.ticks.name
         if run_id == LIVE_RUN_ID:
-            committed = kafka.committed(settings.group_id, ticks)
+            committed = kafka.committed(_live_group(settings, runs.get(LIVE_RUN_ID)), ticks)
             low, _high = kafka.watermarks(ticks)
             span = Span(dict.fromkeys(low, 0), {p: committed.get((ticks, p), 0) for p in low})
             topic = registry.signals.name
+            outcomes_topic = registry.signal_outcomes.name
         else:
             record = runs.get(run_id)
             if record is None:
@@ -310,6 +333,8 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
                 raise _fail(f"run {run_id!r} has no recorded range")
             span = Span(run.range.start, run.range.end)
             topic = f"{run.namespace.topic_prefix}{registry.signals.name.removeprefix(registry.prefix)}"
+            outcomes_topic = (f"{run.namespace.topic_prefix}"
+                              f"{registry.signal_outcomes.name.removeprefix(registry.prefix)}")
     finally:
         kafka.close()
     signals = []
@@ -318,7 +343,21 @@ def _signals_and_span(settings: ProcessSettings, run_id: str, runs: dict[str, An
             signals.append(decode_signal(value))
         except ValueError:
             continue  # not a signal this release reads: no position to compare
-    return signals, span
+    outcomes = []
+    for value in read_topic_values(settings, outcomes_topic):
+        try:
+            outcomes.append(decode_signal_outcome(value))
+        except ValueError:
+            continue  # not an outcome this release reads: not scored
+    return signals, outcomes, span
+
+
+def _card_text(card: Any) -> str:
+    if card is None:
+        return "no outcome"
+    factor = card.profit_factor
+    return (f"{card.outcomes} outcomes, hit {card.hit_rate:.1%}, mean {card.mean_return:+.4%}, "
+            f"median {card.median_return:+.4%}, profit factor " + ("-" if factor is None else f"{factor:.2f}"))
 
 
 @runs_app.command("diff")
@@ -328,8 +367,9 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="The whole difference as one JSON object.")] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Signals listed per kind on a terminal.")] = 20,
 ) -> None:
-    """Signals only in A, only in B, and changed (same position, other side or values), over the common range."""
-    from processors.core.rundiff import diff_signals
+    """Signals only in A, only in B, and changed (same position, other side or values), and both runs'
+    scorecards side by side, over the common range."""
+    from processors.core.rundiff import diff_scorecards, diff_signals
     from processors.runtime.runs import RunLogError
 
     settings = _settings()
@@ -340,11 +380,13 @@ def diff(
         raise _fail(str(error)) from None
     finally:
         log.close()
-    signals_a, span_a = _signals_and_span(settings, first, runs)
-    signals_b, span_b = _signals_and_span(settings, second, runs)
+    signals_a, outcomes_a, span_a = _run_outputs(settings, first, runs)
+    signals_b, outcomes_b, span_b = _run_outputs(settings, second, runs)
     result = diff_signals(signals_a, span_a, signals_b, span_b)
+    cards = diff_scorecards(signals_a, outcomes_a, span_a, signals_b, outcomes_b, span_b)
     if as_json:
-        typer.echo(json.dumps({"a": first, "b": second, **result.to_json()}))
+        typer.echo(json.dumps({"a": first, "b": second, **result.to_json(),
+                               "scorecards": [pair.to_json() for pair in cards]}))
     else:
         out = console()
         out.print(f"{first} vs {second}: {result.same:,} signals the same, {len(result.only_a):,} only in {first}, "
@@ -356,6 +398,12 @@ def diff(
         for a, b in result.changed[:limit]:
             out.print(f"  changed: {a.ts_event.isoformat()} {a.symbol}@{a.venue} {a.timeframe} {a.rule}: "
                       f"{a.side} {a.price} → {b.side} {b.price}", markup=False)
+        out.print(f"scorecards over the common range ({len(cards):,}):" if cards
+                  else "scorecards over the common range: no outcome in either run", markup=False)
+        for pair in cards:
+            key = pair.key
+            out.print(f"  {key.strategy} {key.timeframe} {key.symbol}@{key.venue} {key.horizon}: "
+                      f"{first} {_card_text(pair.a)} | {second} {_card_text(pair.b)}", markup=False)
     if result.differences:
         raise typer.Exit(EXIT_DIFFERENT)
 
@@ -366,10 +414,8 @@ def drop(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Drop without asking (scripts).")] = False,
 ) -> None:
     """Delete a run's topics, processing state and view keys (and nothing else), then its record."""
-    from processors.materialize.settings import MaterializeSettings, redis_client
     from processors.runtime.runs import RunLogError
     from schemas.runs import InvalidRunIdError, check_run_id
-    from schemas.topics import run_topic_prefix
     from stockstream.replayer import Kafka
 
     try:
@@ -379,31 +425,26 @@ def drop(
     settings = _settings()
     log = _runs_log()
     try:
-        record = log.read().get(run_id)
+        snapshot = log.read()
+        record = snapshot.get(run_id)
         if record is not None and record.run.namespace.into_live:
             raise _fail(f"run {run_id!r} wrote the live outputs (--into-live): there is nothing of its own to drop")
-        prefix = run_topic_prefix(settings.topic_prefix, run_id)
+        view = snapshot.live_view()
+        if view is not None and run_id in {s.run_id for s in (view.serving, view.previous) if s is not None}:
+            role = "serves live" if run_id == view.serving.run_id else "is what `strategy rollback` returns to"
+            raise _fail(f"run {run_id!r} {role}: its state is live state; promote another run before dropping it")
         kafka = Kafka(settings)
         try:
-            names = sorted(name for name in kafka.consumer.list_topics(timeout=30).topics
-                           if name.startswith(prefix) or name.startswith(f"changelog__{prefix}"))
-            views = MaterializeSettings(run_id=run_id)
-            client = redis_client(views)
-            try:
-                keys = list(client.scan_iter(match=f"{views.view_prefix}*", count=1000))
-                if record is None and not names and not keys:
-                    raise _fail(f"no run {run_id!r} (see `stockstream runs list`)")
-                if not yes:
-                    if not sys.stdin.isatty():
-                        raise _fail(f"pass --yes to drop run {run_id!r} (no terminal to ask)")
-                    if not typer.confirm(f"Drop run {run_id!r}: {len(names)} topics, {len(keys)} Redis keys?",
-                                         default=False, err=True):
-                        raise _fail("nothing done")
-                kafka.delete_topics(names)
-                for start in range(0, len(keys), 500):
-                    client.delete(*keys[start:start + 500])
-            finally:
-                client.close()
+            names, keys = owned_by(settings, kafka, run_id)
+            if record is None and not names and not keys:
+                raise _fail(f"no run {run_id!r} (see `stockstream runs list`)")
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise _fail(f"pass --yes to drop run {run_id!r} (no terminal to ask)")
+                if not typer.confirm(f"Drop run {run_id!r}: {len(names)} topics, {len(keys)} Redis keys?",
+                                     default=False, err=True):
+                    raise _fail("nothing done")
+            delete_namespace(kafka, run_id, names, keys)
         finally:
             kafka.close()
         if record is not None:
@@ -413,6 +454,47 @@ def drop(
     finally:
         log.close()
     console(stderr=True).print(f"dropped run {run_id}: {len(names)} topics, {len(keys)} Redis keys", markup=False)
+
+
+@runs_app.command("prune")
+def prune(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Prune without asking (scripts, cron).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be pruned.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per pruned (or, with --dry-run, due) run.")] = False,
+) -> None:
+    """Delete the topics, state, view keys and records of every run past RUN_RETENTION (never live)."""
+    from processors.runtime.runs import RunLogError
+    from stockstream.replayer import Kafka
+
+    settings = _settings()
+    log = _runs_log()
+    kafka = Kafka(settings)
+    try:
+        due = due_runs(settings, log, kafka, datetime.now(UTC))
+        if dry_run or not due:
+            for run, reason in due:
+                typer.echo(json.dumps({"run_id": run.run_id, "reason": reason}) if as_json
+                           else f"due: {run.run_id} ({reason})")
+            if not due and not as_json:
+                console(stderr=True).print("no run is past RUN_RETENTION", markup=False)
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise _fail(f"pass --yes to prune {len(due)} run(s) (no terminal to ask)")
+            if not typer.confirm(f"Prune {len(due)} run(s): {', '.join(run.run_id for run, _ in due)}?",
+                                 default=False, err=True):
+                raise _fail("nothing done")
+        for item in prune_runs(settings, log, kafka, due):
+            if as_json:
+                typer.echo(json.dumps(item))
+            else:
+                console(stderr=True).print(f"pruned run {item['run_id']} ({item['reason']}): {item['topics']} topics, "
+                                           f"{item['keys']} Redis keys", markup=False)
+    except RunLogError as error:
+        raise _fail(str(error)) from None
+    finally:
+        kafka.close()
+        log.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -116,9 +116,12 @@ def grants(deployment: Deployment) -> list[Grant]:
         # dead-letter topics included, which it may not write or read.
         *_topics(PROCESS, [registry.views_dlq.name, registry.notifications_dlq.name], ("CREATE", "DESCRIBE")),
         *_stateful_app(PROCESS, deployment.process_group),
+        # it follows the ``live`` record of the runs topic (who serves live, docs/runs.md) and appends
+        # probes there to settle a hand-over whose deadline passed; it creates the topic when missing.
+        *_topics(PROCESS, [registry.runs.name], ("READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS", "CREATE")),
         Grant(PROCESS, "group", "stockstream-sizes-", "prefixed", GROUP),
         # materialize: ticks and derived topics in, Redis out; what it refuses to views.dlq.
-        *_topics(MATERIALIZE, [ticks, *derived], CONSUME),
+        *_topics(MATERIALIZE, [ticks, *derived, registry.signal_outcomes.name], CONSUME),
         *_topics(MATERIALIZE, [registry.views_dlq.name], PRODUCE),
         Grant(MATERIALIZE, "group", deployment.materialize_group, "literal", GROUP),
         Grant(MATERIALIZE, "group", "views-rebuild-", "prefixed", GROUP),
@@ -132,12 +135,13 @@ def grants(deployment: Deployment) -> list[Grant]:
         *_stateful_app(COMPOSITE, deployment.composite_group),
         # spark (backfill, backtest, sweep): reads ticks; writes only its own *.backfill and runs.* topics.
         *_topics(SPARK, [ticks], ("READ", "DESCRIBE", "DESCRIBE_CONFIGS")),
-        *_topics(SPARK, [f"{name}.backfill" for name in [*derived, ticks_dlq]], PRODUCE),
+        *_topics(SPARK, [f"{name}.backfill" for name in [*derived, registry.signal_outcomes.name, ticks_dlq]], PRODUCE),
         Grant(SPARK, "topic", registry.name("runs."), "prefixed", OWN_TOPIC),
         Grant(SPARK, "group", SPARK_SOURCE_GROUP_PREFIX, "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-range-probe-", "prefixed", GROUP),
         Grant(SPARK, "group", "stockstream-backfill-probe-", "prefixed", GROUP),
-        # serve: only authenticates (its /health reads cluster metadata, which needs no grant).
+        # serve: reads the run list for GET /runs (its /health reads cluster metadata, which needs no grant).
+        *_topics(SERVE, [registry.runs.name], ("READ", "DESCRIBE")),
     ]
     return sorted(set(plan))
 

@@ -6,8 +6,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 
@@ -120,3 +121,22 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
                 future.result()
             except Exception:  # noqa: BLE001,S110 - cleanup only
                 pass
+
+
+def forged_write_error(environment: dict[str, str], topic: str) -> KafkaError | None:
+    """The delivery error of one forged record produced with a service's Kafka variables (None = written).
+
+    ``environment`` holds ``KAFKA_BOOTSTRAP_SERVERS``, ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``,
+    ``KAFKA_SASL_PASSWORD_FILE`` and optionally ``KAFKA_SECURITY_PROTOCOL`` (default SASL_PLAINTEXT).
+    """
+    producer = Producer({
+        "bootstrap.servers": environment["KAFKA_BOOTSTRAP_SERVERS"],
+        "security.protocol": environment.get("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        "sasl.mechanism": environment["KAFKA_SASL_MECHANISM"], "sasl.username": environment["KAFKA_SASL_USERNAME"],
+        "sasl.password": Path(environment["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip(),
+        "message.timeout.ms": 15_000, "log_level": 0})
+    delivered: list[KafkaError | None] = []
+    producer.produce(topic, b"forged", key=b"FORGED-USD@test", on_delivery=lambda error, _m: delivered.append(error))
+    producer.flush(30)
+    assert len(delivered) == 1
+    return delivered[0]

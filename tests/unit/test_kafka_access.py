@@ -48,10 +48,12 @@ def test_each_topic_is_written_only_by_its_producers(prefix: str) -> None:
     assert writers(plan, registry.notifications_dlq.name) == {NOTIFY}
     assert writers(plan, registry.name("runs.sweep-1")) == {SPARK}
     assert writers(plan, registry.signal_outcomes.name) == {PROCESS}
+    assert writers(plan, f"{registry.signal_outcomes.name}.backfill") == {SPARK}  # the backfill's outcomes
     # Every topic of the deployment has its writer: a new topic needs its grant (or the service fails under ACLs).
     assert all(writers(plan, spec.name) for spec in registry.all()), [spec.name for spec in registry.all()]
-    # serve reads Redis only: no grant at all.
-    assert not [grant for grant in plan if grant.principal == SERVE]
+    # serve reads Redis, and only the run list of Kafka (GET /runs): nothing else.
+    assert [(grant.name, grant.operations) for grant in plan if grant.principal == SERVE] == [
+        (registry.runs.name, ("READ", "DESCRIBE"))]
 
 
 def test_readers_and_no_administrative_rights() -> None:

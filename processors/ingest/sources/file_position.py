@@ -53,6 +53,14 @@ def head_fingerprint(handle: BinaryIO, offset: int) -> str:
     return hashlib.sha256(os.pread(handle.fileno(), min(HEAD_BYTES, offset), 0)).hexdigest()
 
 
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` if positions cannot be written to ``folder`` (checked at start, not at the first save)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-probe-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class FilePositions:
     """The saved positions of one ingest deployment's input files, in ``folder``.
 

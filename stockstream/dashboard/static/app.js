@@ -15,7 +15,7 @@
     bb: "#5c7080", vwap: "#26c6da", rsi: "#4fc3f7", macd: "#4f8ff7", macdSignal: "#f5a623", grid: "#1e2733", text: "#8391a3",
   };
   const state = {
-    symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
+    run: "live", runs: [], strategy: "", scorecards: [], symbol: null, venue: null, instruments: [], timeframe: "tick", timeframes: ["tick"], chart: null, series: {}, markers: null,
     signals: [], lastTime: {}, source: null, wasConnected: false, loadToken: 0, recommendation: null,
     history: [], candles: [], older: {}, loadingOlder: false, olderPages: 0, lastFrom: null,
   };
@@ -96,6 +96,8 @@
   async function ensureSession() {
     const answer = await fetch("/session", { headers: { Accept: "application/json" } });
     const session = await answer.json();
+    // With OIDC sign-in configured, a link to GET /session/oidc (the provider sends the browser back signed in).
+    if (session.oidc_login) $("signin-oidc").classList.remove("hidden");
     if (session.auth && !session.signed_in) await waitForSignIn();
     if (session.auth) {
       const button = $("sign-out");
@@ -104,6 +106,10 @@
     }
   }
   function enc(text) { return encodeURIComponent(text); }
+  // The views of the selected run (?run=ID, docs/runs.md); live needs no parameter.
+  function withRun(path) {
+    return state.run === "live" ? path : path + (path.includes("?") ? "&" : "?") + "run=" + enc(state.run);
+  }
 
   // ---- chart ---------------------------------------------------------------------------------
   function buildChart() {
@@ -216,7 +222,7 @@
   }
   function drawMarkers() {
     if (!state.markers) return;
-    const shown = state.signals.filter((s) => s.timeframe === state.timeframe);
+    const shown = state.signals.filter((s) => s.timeframe === state.timeframe && ofStrategy(s));
     const labelled = shown.length <= 24; // many markers: arrows only, the list on the right names the rules
     const markers = shown
       .map((s) => ({
@@ -279,10 +285,10 @@
     return item;
   }
   function showSignals() {
-    $("signals").replaceChildren(...state.signals.slice(0, 50).map((s) => signalItem(s, false)));
+    $("signals").replaceChildren(...state.signals.filter(ofStrategy).slice(0, 50).map((s) => signalItem(s, false)));
   }
   function addSignal(signal) {
-    if (state.signals.some((s) => s.signal_id === signal.signal_id)) return;
+    if (!ofStrategy(signal) || state.signals.some((s) => s.signal_id === signal.signal_id)) return;
     state.signals.unshift(signal);
     state.signals.sort((a, b) => Date.parse(b.ts_event) - Date.parse(a.ts_event));
     const list = $("signals");
@@ -290,6 +296,60 @@
     while (list.children.length > 50) list.lastElementChild.remove();
     drawMarkers();
   }
+  // ---- strategies and scorecards ------------------------------------------------------------------
+  // A signal's strategy (a version-2 signal: its rule). "" selects every strategy.
+  function strategyOf(signal) { return signal.strategy || signal.rule; }
+  function ofStrategy(signal) { return !state.strategy || strategyOf(signal) === state.strategy; }
+  function percent(value, digits) {
+    return (value > 0 ? "+" : "") + (value * 100).toFixed(digits) + " %";
+  }
+  function scorecardRow(card) {
+    const row = el("tr");
+    row.dataset.key = [card.strategy, card.timeframe, card.horizon].join("|");
+    const factor = card.profit_factor === null ? "no loss" : card.profit_factor === "inf" ? "∞"
+      : Number(card.profit_factor).toFixed(2);
+    for (const value of [card.strategy, card.timeframe, card.horizon, String(card.outcomes),
+                         (card.hit_rate * 100).toFixed(1) + " %", percent(card.mean_return, 3),
+                         percent(card.median_return, 3), factor]) {
+      row.append(el("td", "", value));
+    }
+    return row;
+  }
+  // The instrument's scorecards of the selected strategy (all of them for "every strategy").
+  function showScorecards() {
+    const cards = state.scorecards.filter((card) => !state.strategy || card.strategy === state.strategy);
+    $("scorecards").replaceChildren(...cards.map(scorecardRow));
+    $("scorecards-empty").classList.toggle("hidden", cards.length > 0);
+    setText("scorecards-scope", state.symbol + "@" + state.venue + (state.run === "live" ? "" : " · run " + state.run));
+  }
+  // The strategy selector: every strategy of the instrument's signals and scorecards; the choice is kept.
+  function fillStrategies() {
+    const names = new Set(state.scorecards.map((card) => card.strategy));
+    for (const signal of state.signals) names.add(strategyOf(signal));
+    if (state.strategy) names.add(state.strategy);
+    const every = el("option", "", "every strategy");
+    every.value = "";
+    $("strategy").replaceChildren(every, ...[...names].sort().map((name) => {
+      const option = el("option", "", name);
+      option.value = name;
+      return option;
+    }));
+    $("strategy").value = state.strategy;
+  }
+  function scorecardsPath() {
+    return withRun(`/scorecards?symbol=${enc(state.symbol)}&venue=${enc(state.venue)}`);
+  }
+  // Outcomes mature after their horizon and are not pushed live: the live panel is read again every 30 s.
+  setInterval(() => {
+    if (state.run !== "live" || !state.symbol || document.hidden) return;
+    const token = state.loadToken;
+    getJSON(scorecardsPath()).then((body) => {
+      if (token !== state.loadToken) return;
+      state.scorecards = body.scorecards;
+      showScorecards();
+    }).catch(() => { /* the next full load reports errors */ });
+  }, 30000);
+
   function dailyRow(day) {
     const row = el("tr");
     row.dataset.date = day.date;
@@ -346,14 +406,16 @@
     // Views are per instrument: the venue's own series of the symbol (BTC-USD@kraken, BTC-USD@index …).
     const base = `/instruments/${enc(state.venue)}/${enc(state.symbol)}`;
     const tf = enc(state.timeframe);
-    const [latest, rec, indicators, signals, daily, candles] = await Promise.all([
-      getJSON(`${base}/latest`),
-      getJSON(`${base}/recommendation`),
-      getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`),
-      getJSON(`${base}/signals?limit=200`),
-      getJSON(`${base}/daily`),
+    const strategy = state.strategy ? `?strategy=${enc(state.strategy)}` : "";
+    const [latest, rec, indicators, signals, daily, candles, scorecards] = await Promise.all([
+      getJSON(withRun(`${base}/latest`)),
+      getJSON(withRun(`${base}/recommendation${strategy}`)),
+      getJSON(withRun(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}`)),
+      getJSON(withRun(`${base}/signals?limit=200`)),
+      getJSON(withRun(`${base}/daily`)),
       state.timeframe === "tick" ? Promise.resolve({ candles: [] })
-        : getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`),
+        : getJSON(withRun(`${base}/candles?timeframe=${tf}&limit=${HISTORY}`)),
+      getJSON(scorecardsPath()),
     ]);
     if (token !== state.loadToken) return; // a newer selection won
     buildChart();
@@ -362,7 +424,10 @@
     showIndicators(indicators.latest || latest.indicators[state.timeframe] || null);
     showRecommendation(rec);
     state.signals = signals.signals;
+    state.scorecards = scorecards.scorecards;
+    fillStrategies();
     showSignals();
+    showScorecards();
     showDaily(daily.days);
     state.history = indicators.history.slice();
     state.candles = candles.candles.slice();
@@ -374,6 +439,8 @@
     state.chart.timeScale().fitContent();
     state.chart.timeScale().subscribeVisibleLogicalRangeChange(onVisibleRange);
     document.body.dataset.loaded = state.symbol + "/" + state.timeframe;
+    document.body.dataset.run = state.run;
+    document.body.dataset.strategy = state.strategy;
     document.body.dataset.instrument = state.symbol + "@" + state.venue;
   }
 
@@ -394,10 +461,10 @@
       const tf = enc(state.timeframe);
       const [indicators, candles] = await Promise.all([
         state.older.indicators
-          ? getJSON(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.indicators)}`)
+          ? getJSON(withRun(`${base}/indicators?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.indicators)}`))
           : Promise.resolve({ history: [], next_cursor: null }),
         wantCandles && state.older.candles
-          ? getJSON(`${base}/candles?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.candles)}`)
+          ? getJSON(withRun(`${base}/candles?timeframe=${tf}&limit=${HISTORY}&cursor=${enc(state.older.candles)}`))
           : Promise.resolve({ candles: [], next_cursor: null }),
       ]);
       if (token !== state.loadToken) return; // another instrument or timeframe meanwhile
@@ -422,6 +489,11 @@
 
   function connectLive() {
     if (state.source) state.source.close();
+    state.source = null;
+    if (state.run !== "live") {  // /live pushes live updates only: a run's views are a fixed result
+      setConnection("run", "run " + state.run + " (not live)");
+      return;
+    }
     const source = new EventSource(`/live?instrument=${enc(state.symbol + "@" + state.venue)}`);
     state.source = source;
     const mine = (data) => data && data.symbol === state.symbol && data.venue === state.venue;
@@ -460,7 +532,10 @@
                                                   low: candle.low, close: candle.close });
     });
     on("signal", (signal) => { if (mine(signal)) addSignal(signal); });
-    on("recommendation", (source) => { if (mine(source)) showRecommendation(recommendationFromSource(source)); });
+    // The live recommendation is across strategies: with one selected, only its own signals set it.
+    on("recommendation", (source) => {
+      if (mine(source) && (!state.strategy || source.rule === state.strategy)) showRecommendation(recommendationFromSource(source));
+    });
     on("daily", (day) => { if (mine(day)) upsertDaily(day); });
     on("notification", (body) => notify(body));
     source.onerror = () => setConnection("down", "reconnecting…");
@@ -476,14 +551,23 @@
     return state.instruments.filter((item) => item.symbol === symbol).map((item) => item.venue);
   }
 
-  function selectFromHash(symbols, timeframes) {
-    // #SYMBOL|venue|timeframe (older links: #SYMBOL|timeframe)
+  function hashParts() {
+    // #SYMBOL|venue|timeframe|run|strategy (older links: #SYMBOL|timeframe, #SYMBOL|venue|timeframe: live)
     const parts = decodeURIComponent(location.hash.slice(1)).split("|");
-    const [sym, venue, tf] = parts.length === 2 ? [parts[0], null, parts[1]] : parts;
-    state.symbol = symbols.includes(sym) ? sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
+    const [sym, venue, tf, run, strategy] = parts.length === 2 ? [parts[0], null, parts[1], null, null] : parts;
+    return { sym, venue, tf, run: run || "live", strategy: /^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(strategy || "") ? strategy : "" };
+  }
+  function choose(symbols, timeframes, wanted) {
+    state.symbol = symbols.includes(wanted.sym) ? wanted.sym : (symbols.includes("BTC-USD") ? "BTC-USD" : symbols[0]);
     const venues = venuesOf(state.symbol);
-    state.venue = venues.includes(venue) ? venue : venues[0];
-    state.timeframe = timeframes.includes(tf) ? tf : "tick";
+    state.venue = venues.includes(wanted.venue) ? wanted.venue : venues[0];
+    state.timeframe = timeframes.includes(wanted.tf) ? wanted.tf : "tick";
+  }
+  function writeHash() {
+    const parts = [state.symbol, state.venue, state.timeframe];
+    if (state.run !== "live" || state.strategy) parts.push(state.run);
+    if (state.strategy) parts.push(state.strategy);
+    history.replaceState(null, "", "#" + encodeURIComponent(parts.join("|")));
   }
 
   function fillSelect(select, values, current) {
@@ -495,27 +579,56 @@
     }));
   }
 
-  async function start() {
-    if (!LWC) { showError(new Error("chart library did not load")); return; }
-    await ensureSession();
-    let listing = await getJSON("/instruments");
-    state.timeframes = listing.timeframes;
-    if (!listing.instruments.length) {
+  // The run selector: live, then every run whose views exist (GET /runs); without Kafka, live alone.
+  async function loadRuns() {
+    let runs = [];
+    try { runs = (await getJSON("/runs")).runs.filter((run) => run.views && run.run_id !== "live"); }
+    catch (error) { if (error && error.message === "signed out") throw error; }
+    state.runs = runs;
+    const select = $("run");
+    const live = el("option", "", "live");
+    live.value = "live";
+    select.replaceChildren(live, ...runs.map((run) => {
+      const option = el("option", "", run.run_id + " · " + run.kind + " · " + run.state);
+      option.value = run.run_id;
+      option.title = run.description || "";
+      return option;
+    }));
+    if (state.run !== "live" && !runs.some((run) => run.run_id === state.run)) state.run = "live";
+    select.value = state.run;
+  }
+  // The selected run's instruments; live waits for its first instrument (a fresh system), a run does not.
+  async function loadInstruments() {
+    let listing = await getJSON(withRun("/instruments"));
+    if (!listing.instruments.length && state.run === "live") {
       setConnection("wait", "waiting for data…");
-      // No instrument yet (fresh system): look again every few seconds.
       await new Promise((resolve) => {
         const timer = setInterval(async () => {
           try { listing = await getJSON("/instruments"); } catch (_) { return; }
-          if (listing.instruments.length) { clearInterval(timer); resolve(); }
+          if (listing.instruments.length || state.run !== "live") { clearInterval(timer); resolve(); }
         }, 3000);
       });
     }
+    state.timeframes = listing.timeframes;
     state.instruments = listing.instruments;
-    const symbols = [...new Set(state.instruments.map((item) => item.symbol))];
-    selectFromHash(symbols, listing.timeframes);
+    return [...new Set(state.instruments.map((item) => item.symbol))];
+  }
+  function showSelection(symbols) {
     fillSelect($("symbol"), symbols, state.symbol);
     fillSelect($("venue"), venuesOf(state.symbol), state.venue);
-    fillSelect($("timeframe"), listing.timeframes, state.timeframe);
+    fillSelect($("timeframe"), state.timeframes, state.timeframe);
+  }
+
+  async function start() {
+    if (!LWC) { showError(new Error("chart library did not load")); return; }
+    await ensureSession();
+    const wanted = hashParts();
+    state.run = wanted.run;
+    state.strategy = wanted.strategy;
+    await loadRuns();
+    const symbols = await loadInstruments();
+    choose(symbols, state.timeframes, wanted);
+    showSelection(symbols);
     const changed = (event) => {
       state.symbol = $("symbol").value;
       if (event && event.target === $("symbol")) {
@@ -525,10 +638,29 @@
       }
       state.venue = $("venue").value;
       state.timeframe = $("timeframe").value;
-      history.replaceState(null, "", "#" + encodeURIComponent(state.symbol + "|" + state.venue + "|" + state.timeframe));
+      writeHash();
       state.wasConnected = false;
       loadAll().then(connectLive).catch(showError);
     };
+    // Another run: its instruments (the same symbol, venue and timeframe when it has them), then its views.
+    $("run").addEventListener("change", async () => {
+      state.run = $("run").value;
+      state.wasConnected = false;
+      try {
+        const symbols = await loadInstruments();
+        choose(symbols, state.timeframes, { sym: state.symbol, venue: state.venue, tf: state.timeframe });
+        showSelection(symbols);
+        writeHash();
+        if (!state.symbol) { document.body.dataset.run = state.run; connectLive(); return; }  // a run with no views
+        await loadAll();
+        connectLive();
+      } catch (error) { showError(error); }
+    });
+    $("strategy").addEventListener("change", () => {
+      state.strategy = $("strategy").value;
+      writeHash();
+      loadAll().catch(showError);  // the recommendation of that strategy, its signals, markers and scorecards
+    });
     $("symbol").addEventListener("change", changed);
     $("venue").addEventListener("change", changed);
     $("timeframe").addEventListener("change", changed);

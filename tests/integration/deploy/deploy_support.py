@@ -22,6 +22,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -54,6 +55,7 @@ COMMAND_SETTINGS = {
     "backfill": "spark_jobs.settings:SparkJobSettings",
     "replay": "spark_jobs.settings:SparkJobSettings",
     "backtest": "spark_jobs.settings:SparkJobSettings",
+    "kafka-access": "processors.runtime.settings:KafkaSettings",
 }
 
 # Variables read by the runtime rather than by a settings class, each with who reads it.
@@ -71,6 +73,7 @@ RUNTIME_ENV = {
     "SPARK_DAEMON_MEMORY": "Spark's launch scripts (heap of the master/worker daemon JVM)",
     "POD_IP": "the manifest itself ($(POD_IP) references)",
     "POD_NAME": "the manifest itself ($(POD_NAME) references)",
+    "SPARK_CONF_DIR": "Spark's launch scripts (spark-defaults.conf: spark.authenticate and its secret)",
     "PIP_DISABLE_PIP_VERSION_CHECK": "pip (build stage)",
     "PIP_NO_INPUT": "pip (build stage)",
 }
@@ -151,6 +154,39 @@ def pod_metadata(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob", "Job", "DaemonSet")
+# The Redis ACL users of ops/redis/redis-start.sh, each with a Secret redis-user-<user>.
+REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor")
+# Workloads that run to completion: no probes, no metrics port (the backfill, the kafka-access Job).
+ONE_SHOT_KINDS = ("CronJob", "Job")
+
+
+def secret_mounts(spec: dict[str, Any], container: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Mount path -> {file name in the mount: "<secret>/<key>"} for every Secret a container mounts
+    (plain ``secret`` volumes and ``projected`` ones made of Secrets)."""
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    result: dict[str, dict[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})  # a StatefulSet's claim is no pod volume
+        sources = ([{"secret": {"name": volume["secret"]["secretName"], "items": volume["secret"].get("items", [])}}]
+                   if "secret" in volume else volume.get("projected", {}).get("sources", []))
+        files = {}
+        for source in sources:
+            secret = source.get("secret")
+            if secret is None:
+                continue
+            for item in secret.get("items", []):
+                files[item["path"]] = f"{secret['name']}/{item['key']}"
+        if files:
+            result[mount["mountPath"]] = files
+    return result
+
+
+def secret_behind(spec: dict[str, Any], container: dict[str, Any], path: str) -> str | None:
+    """``"<secret>/<key>"`` of the file ``path`` if a Secret mounted in ``container`` provides it."""
+    for mount_path, files in secret_mounts(spec, container).items():
+        if path.startswith(mount_path.rstrip("/") + "/"):
+            return files.get(path[len(mount_path.rstrip("/")) + 1:])
+    return None
 
 
 def workloads(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -283,7 +319,7 @@ def compose_project(*, profiles: tuple[str, ...] = ("*",), env: dict[str, str] |
     return run_tool("composecheck", *args, str(file or REPO / "ops/compose/compose.yaml"), env=clean)
 
 
-COMPOSE_SECRETS = {"REDIS_PASSWORD": "sentinel-redis-password", "GRAFANA_ADMIN_PASSWORD": "sentinel-grafana",
+COMPOSE_SECRETS = {"GRAFANA_ADMIN_PASSWORD": "sentinel-grafana",
                    "ALPHAVANTAGE_API_KEY": "sentinel-alphavantage-key",
                    "STOCKSTREAM_API_SESSION_SECRET": "sentinel-session-secret"}
 
@@ -406,12 +442,20 @@ print(json.dumps(out))
 def validate_settings(jobs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Build each job's settings class from exactly its env, in a clean interpreter.
 
-    Returns where -> {"values": dumped settings} or {"error": message}.
+    A ``*_PASSWORD_FILE`` names a file of a mounted Secret that exists only in the pod: it is pointed
+    at a placeholder file here (the tests of the mounts check the path). Returns where ->
+    {"values": dumped settings} or {"error": message}.
     """
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", VALIDATE_SCRIPT], input=json.dumps(jobs), capture_output=True, text=True,
-        timeout=120, cwd=Path("/"), env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}, check=False,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        placeholder = Path(folder) / "password"
+        placeholder.write_text("placeholder-secret-value")
+        jobs = [{**job, "env": {name: str(placeholder) if name.endswith("_PASSWORD_FILE") and value else value
+                                for name, value in job["env"].items()}} for job in jobs]
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", VALIDATE_SCRIPT], input=json.dumps(jobs), capture_output=True, text=True,
+            timeout=120, cwd=Path("/"), env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+            check=False,
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     return {item["where"]: item for item in json.loads(result.stdout)}
 

@@ -36,8 +36,8 @@ from tests.integration.deploy.deploy_support import (
 )
 
 # No feed by default: every ingest service (one per venue) is in a profile named for what it feeds from.
-CORE = {"kafka", "redis", "redis-exporter", "process", "materialize", "notify", "serve", "prometheus", "alertmanager",
-        "grafana"}
+CORE = {"kafka", "kafka-access", "redis", "redis-exporter", "process", "materialize", "notify", "serve", "prometheus",
+        "alertmanager", "grafana"}
 PROFILES = ("simulator", "exchanges", "alphavantage")
 
 
@@ -59,8 +59,8 @@ def test_the_loader_rejects_what_docker_compose_would(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(broken))
     result = compose_project(env=COMPOSE_SECRETS, file=path)
     assert result.returncode == 1 and "restart_policy" in result.stderr
-    unset = compose_project(env={k: v for k, v in COMPOSE_SECRETS.items() if k != "REDIS_PASSWORD"})
-    assert unset.returncode == 1 and "REDIS_PASSWORD" in unset.stderr
+    unset = compose_project(env={k: v for k, v in COMPOSE_SECRETS.items() if k != "GRAFANA_ADMIN_PASSWORD"})
+    assert unset.returncode == 1 and "GRAFANA_ADMIN_PASSWORD" in unset.stderr
 
 
 def test_every_env_var_is_a_setting_the_service_reads() -> None:
@@ -104,20 +104,34 @@ def test_settings_validate_and_ports_match() -> None:
 
 
 def test_secrets_come_from_the_environment_not_the_file() -> None:
-    """With sentinel values in the interpolation env, every secret the services get is a sentinel."""
+    """With sentinel values in the interpolation env, every secret the services get is a sentinel, or a
+    password *file* that is one of the service's own Compose secrets."""
     secret_vars = all_secret_env() | {"REDISCLI_AUTH", "GF_SECURITY_ADMIN_PASSWORD"}
     sentinels = set(COMPOSE_SECRETS.values())
     seen = set()
     for name, service in compose_services().items():
+        targets = {secret_target(secret) for secret in service.get("secrets", [])}
         for var, value in (service.get("environment") or {}).items():
+            if var.endswith("_FILE"):
+                if "PASSWORD" in var:
+                    assert value in targets, f"{name}: {var}={value} is not one of its secrets {sorted(targets)}"
+                    seen.add(var)
+                continue
             if var in secret_vars or any(word in var for word in ("PASSWORD", "TOKEN", "API_KEY", "SECRET")):
                 assert value in sentinels, f"{name}: {var} is not taken from the environment"
                 seen.add(var)
-    assert {"REDIS_PASSWORD", "ALPHAVANTAGE_API_KEY", "GF_SECURITY_ADMIN_PASSWORD"} <= seen
+    assert {"KAFKA_SASL_PASSWORD_FILE", "REDIS_PASSWORD_FILE", "ALPHAVANTAGE_API_KEY",
+            "GF_SECURITY_ADMIN_PASSWORD"} <= seen
     # Only the services that use a secret get it.
     services = compose_services()
     assert "ALPHAVANTAGE_API_KEY" not in services["ingest-simulator"]["environment"]
-    assert "REDIS_PASSWORD" not in services["process"]["environment"]
+    assert "REDIS_PASSWORD_FILE" not in services["process"]["environment"]
+
+
+def secret_target(secret: dict[str, Any]) -> str:
+    """Where a Compose secret appears in the container (a bare target is under /run/secrets)."""
+    target = secret.get("target") or secret["source"]
+    return target if target.startswith("/") else f"/run/secrets/{target}"
 
 
 def test_commands_exist_and_images_are_built_from_the_dockerfile() -> None:

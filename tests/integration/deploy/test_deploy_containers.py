@@ -45,9 +45,14 @@ pytestmark = [pytest.mark.containers, pytest.mark.integration, pytest.mark.timeo
 SAMPLE = REPO / "tests" / "data" / "ticks_sample.csv"
 COMPOSE = yaml.safe_load((REPO / "ops" / "compose" / "compose.yaml").read_text())
 # The Compose file's Kafka settings for our services, and the container options of x-stockstream.
+# The local run talks to the stack's loopback PLAINTEXT listener, so it takes them without the SASL ones.
 SERVICE_ENV = {key: str(value) for key, value in COMPOSE["x-kafka-env"].items() if not str(value).startswith("${")}
+LOCAL_ENV = {key: value for key, value in SERVICE_ENV.items()
+             if key not in ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD_FILE")}
 SERVICE_OPTIONS = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
-REDIS_PASSWORD = f"test-{uuid.uuid4().hex[:12]}"
+# The Compose secrets' files (make-secrets.sh makes them for a real deployment), one per user.
+KAFKA_USERS = ("ingest", "process", "materialize", "notify", "composite", "serve", "spark", "operator")
+REDIS_USERS = ("admin", "materialize", "serve", "notify", "monitor")
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 READY = "/opt/stockstream-kafka/kafka-ready.sh"
 
@@ -175,7 +180,7 @@ def local_run(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     tmp = tmp_path_factory.mktemp("local-run")
     namespace = f"tdep{uuid.uuid4().hex[:8]}."
     port = free_port()
-    env = {**os.environ, **SERVICE_ENV, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+    env = {**os.environ, **LOCAL_ENV, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "STOCKSTREAM_TOPIC_PREFIX": namespace, "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": namespace,
            "METRICS_PORT": "0"}
     services: list[ServiceProcess] = []
@@ -210,48 +215,103 @@ class ContainerRun:
     api_url: str
     kafka_metrics: str
     token: str  # a read key of the containers' API (serve binds 0.0.0.0 there: authentication is on)
+    spark_password: str  # the Kafka user `spark`'s password (the backfill runs as it)
+
+
+def unescaped(value: object) -> str:
+    """A Compose value as the container gets it ($$ is Compose's escape for a literal $)."""
+    return str(value).replace("$$", "$")
+
+
+def compose_secret_files(folder: Path) -> dict[str, Path]:
+    """A password file per Compose secret (kafka-<user>, redis-<user>), readable by the containers' users."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    files = {}
+    for name in ("kafka-broker", *(f"kafka-{u}" for u in KAFKA_USERS), *(f"redis-{u}" for u in REDIS_USERS)):
+        files[name] = folder / name
+        files[name].write_text(f"{name}-{uuid.uuid4().hex[:12]}")
+        files[name].chmod(0o644)
+    return files
+
+
+def secret_options(service: str, files: dict[str, Path]) -> list[str]:
+    """``-v`` options mounting a Compose service's secrets where Compose mounts them."""
+    options = []
+    for secret in COMPOSE["services"][service].get("secrets", []):
+        source, target = (secret, secret) if isinstance(secret, str) else (secret["source"], secret["target"])
+        target = target if target.startswith("/") else f"/run/secrets/{target}"
+        options += ["-v", f"{files[source]}:{target}:ro"]
+    return options
 
 
 @pytest.fixture(scope="module")
-def container_run(images: Images) -> Iterator[ContainerRun]:
-    """Kafka, Redis and our services in containers on a network of their own; the API on loopback."""
-    kafka_env = {key: str(value) for key, value in COMPOSE["services"]["kafka"]["environment"].items()}
+def container_run(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerRun]:
+    """Kafka, Redis and our services in containers on a network of their own; the API on loopback.
+
+    As Compose runs them: the broker with SASL only, the kafka-access step creating the users and
+    ACLs, each service as its own Kafka and Redis user with its secret files, Redis with its ACL users.
+    """
+    kafka_env = {key: unescaped(value) for key, value in COMPOSE["services"]["kafka"]["environment"].items()}
     redis_service = COMPOSE["services"]["redis"]
+    files = compose_secret_files(tmp_path_factory.mktemp("compose-secrets") / "secrets")
+    start_script = f"{REPO / 'ops/redis/redis-start.sh'}:/etc/redis/start/redis-start.sh:ro"
+
+    def as_service(name: str) -> dict[str, str]:
+        given = {key: unescaped(value) for key, value in COMPOSE["services"][name]["environment"].items()
+                 if key.startswith(("KAFKA_SASL_USERNAME", "REDIS_USERNAME"))}
+        return {**SERVICE_ENV, "REDIS_URL": "redis://redis:6379/0", "REDIS_PASSWORD_FILE": "/run/secrets/redis-password",
+                **given}
+
     with pod() as run:
         api_port, metrics_port = free_port(), free_port()
-        # The broker as Compose runs it (its environment), the JMX exporter's port on loopback.
+        # The broker as Compose runs it (its environment, its secrets), the JMX exporter's port on loopback.
         run.run("kafka", images.kafka, env={**kafka_env, "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m"},
-                options=["-p", f"127.0.0.1:{metrics_port}:9404"])
-        # Compose's own command ($$ is Compose's escape for a literal $); the stand-in runs as its redis user.
-        command = [part.replace("$$", "$") for part in redis_service["command"]]
-        run.run("redis", images.redis, *command, env={"REDIS_PASSWORD": REDIS_PASSWORD, "REDISCLI_AUTH": REDIS_PASSWORD})
+                options=["-p", f"127.0.0.1:{metrics_port}:9404", *secret_options("kafka", files)])
+        # Compose's own command: the start script writes the ACL users, then runs redis-server.
+        run.run("redis", images.redis, *[unescaped(part) for part in redis_service["command"]],
+                env={key: unescaped(value) for key, value in redis_service["environment"].items()},
+                options=["-v", start_script, *secret_options("redis", files)])
 
         def kafka_ready() -> bool:
             assert run.running("kafka"), run.logs("kafka")
             return run.exec("kafka", "sh", "/opt/stockstream-kafka/kafka-ready.sh").returncode == 0
 
         wait_until(kafka_ready, timeout_s=300, interval_s=3, message="the broker's readiness check")
-        service_env = {**SERVICE_ENV, "REDIS_URL": "redis://redis:6379/0", "REDIS_PASSWORD": REDIS_PASSWORD}
+        access = COMPOSE["services"]["kafka-access"]
+        applied = run.run("kafka-access", images.service, *access["command"],
+                          env={key: unescaped(value) for key, value in access["environment"].items()},
+                          options=[*SERVICE_OPTIONS, *secret_options("kafka-access", files)], detach=False, check=False)
+        assert applied.returncode == 0, applied.stdout[-2000:] + applied.stderr[-3000:]
+        ingest_env = {**SERVICE_ENV, "KAFKA_SASL_USERNAME": "ingest"}
+        ingest_secret = ["-v", f"{files['kafka-ingest']}:/run/secrets/kafka-password:ro"]
         sample = f"{SAMPLE.parent}:/data:ro"
         ingest = run.run("ingest", images.service, "ingest", "--source", "file", "--path", f"/data/{SAMPLE.name}",
-                         env=service_env, options=[*SERVICE_OPTIONS, "-v", sample], detach=False, check=False)
+                         # The file source keeps its position (INGEST_FILE_POSITION_DIR) on a volume.
+                         env=ingest_env, options=[*SERVICE_OPTIONS, *ingest_secret, "-v", sample,
+                                                  "-v", "/var/lib/stockstream/state"], detach=False,
+                         check=False)
         assert ingest.returncode == 0, ingest.stdout[-2000:] + ingest.stderr[-3000:]
         # The image binds 0.0.0.0 inside the container (METRICS_HOST, API_HOST); only serve is published.
-        run.run("process", images.service, "process", env=service_env,
+        run.run("process", images.service, "process", env=as_service("process"),
                 # Compose's named volume: a fresh one takes the image folder's owner (uid 10001).
-                options=[*SERVICE_OPTIONS, "-v", "/var/lib/stockstream/state"])
-        run.run("materialize", images.service, "materialize", env=service_env, options=SERVICE_OPTIONS)
-        run.run("serve", images.service, "serve", env={**service_env, "API_PORT": "8000"},
-                options=[*SERVICE_OPTIONS, "-p", f"127.0.0.1:{api_port}:8000"])
+                options=[*SERVICE_OPTIONS, *secret_options("process", files), "-v", "/var/lib/stockstream/state"])
+        run.run("materialize", images.service, "materialize", env=as_service("materialize"),
+                options=[*SERVICE_OPTIONS, *secret_options("materialize", files)])
+        run.run("serve", images.service, "serve", env={**as_service("serve"), "API_PORT": "8000"},
+                options=[*SERVICE_OPTIONS, *secret_options("serve", files), "-p", f"127.0.0.1:{api_port}:8000"])
+        operator_env = {"REDIS_URL": "redis://redis:6379/0", "REDIS_USERNAME": "admin",
+                        "REDIS_PASSWORD_FILE": "/run/secrets/redis-password"}
+        operator_secret = ["-v", f"{files['redis-admin']}:/run/secrets/redis-password:ro"]
         # serve binds 0.0.0.0 in its container, so it requires a key (API_AUTH=auto): one made as an
         # operator would, with the image's own `stockstream apikey create` against the pod's Redis.
         made = run.run("apikey", images.service, "apikey", "create", "--name", "container-test", "--json",
-                       env=service_env, options=SERVICE_OPTIONS, detach=False, check=False)
+                       env=operator_env, options=[*SERVICE_OPTIONS, *operator_secret], detach=False, check=False)
         assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
         token = json.loads(made.stdout.strip().splitlines()[-1])["token"]
         try:
             yield ContainerRun(run, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}/metrics",
-                               token)
+                               token, files["kafka-spark"].read_text())
         except BaseException:
             print(run.diagnostics())
             raise
@@ -289,12 +349,13 @@ def test_broker_readiness_check_and_jmx_exporter_answer_in_the_container(contain
 
 
 def test_redis_health_check_fails_on_an_error_answer(container_run: ContainerRun) -> None:
-    """The Compose health check (`redis-cli -e ping`) passes; without the password it fails, where a
-    plain `redis-cli ping` (the old probe) exits 0 on the NOAUTH error."""
-    check = COMPOSE["services"]["redis"]["healthcheck"]["test"][1:]
+    """The Compose health check (`redis-cli --user monitor -e ping`, its password from the monitor
+    user's file) passes; without a user it fails, where a plain `redis-cli ping` (the old probe)
+    exits 0 on the NOAUTH error."""
+    check = [unescaped(part) for part in COMPOSE["services"]["redis"]["healthcheck"]["test"][1:]]
     assert container_run.pod.exec("redis", *check).returncode == 0
     unauthenticated = ["env", "-u", "REDISCLI_AUTH"]
-    assert container_run.pod.exec("redis", *unauthenticated, *check).returncode == 1
+    assert container_run.pod.exec("redis", *unauthenticated, "redis-cli", "-e", "ping").returncode == 1
     plain = container_run.pod.exec("redis", *unauthenticated, "redis-cli", "ping")
     assert plain.returncode == 0 and "NOAUTH" in plain.stdout
 
@@ -320,10 +381,15 @@ def test_spark_image_backfills_the_log_as_the_local_stack(images: Images, local_
     [tmp_mount] = backfill["tmpfs"]
     output = tmp_path / "backfill"
     output.mkdir()
-    env = {**SERVICE_ENV, "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g", "SPARK_LOCAL_DIRS": "/tmp"}
+    env = {**SERVICE_ENV, "KAFKA_SASL_USERNAME": "spark", "SPARK_MASTER": "local[2]", "SPARK_DRIVER_MEMORY": "1g",
+           "SPARK_LOCAL_DIRS": "/tmp"}
+    password = tmp_path / "spark-password"
+    password.write_text(container_run.spark_password)
+    password.chmod(0o644)
     result = container_run.pod.run(
         "backfill", images.spark, "backfill", "--output", "/out", "--json", env=env, detach=False, check=False,
         timeout_s=2400, options=["--read-only", "--tmpfs", tmp_mount, "-v", f"{output}:/out:U",
+                                 "-v", f"{password}:/run/secrets/kafka-password:ro",
                                  "--memory", backfill["mem_limit"]])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     container, local = parquet_rows(output), parquet_rows(local_run["backfill"])
@@ -365,15 +431,17 @@ def kafka_manifests() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     return statefulset, service, config
 
 
-def statefulset_pod(statefulset: dict[str, Any], index: int) -> list[dict[str, Any]]:
+def statefulset_pod(statefulset: dict[str, Any], index: int, credentials: Path) -> list[dict[str, Any]]:
     """What the StatefulSet controller creates for one ordinal: the pod (name, pod-index label,
-    hostname, subdomain) and its volume claim. Nothing else of the template is changed."""
+    hostname, subdomain) and its volume claim. Nothing else of the template is changed but the
+    brokers' password files: podman plays no Secret, so that volume is the host folder ``credentials``."""
     template = json.loads(json.dumps(statefulset["spec"]["template"]))
     name = f"{statefulset['metadata']['name']}-{index}"
     claim = statefulset["spec"]["volumeClaimTemplates"][0]
     claim_name = f"{claim['metadata']['name']}-{name}"
     spec = {**template["spec"], "hostname": name, "subdomain": statefulset["spec"]["serviceName"],
-            "volumes": [{"name": claim["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim_name}}]}
+            "volumes": [{"name": claim["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim_name}},
+                        {"name": "credentials", "hostPath": {"path": str(credentials), "type": "Directory"}}]}
     labels = {**template["metadata"]["labels"], "apps.kubernetes.io/pod-index": str(index),
               "statefulset.kubernetes.io/pod-name": name}
     return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim_name},
@@ -408,6 +476,12 @@ def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> N
     image = statefulset["spec"]["template"]["spec"]["containers"][0]["image"]  # stockstream-kafka:4.1.1
     podman("tag", images.kafka, f"localhost/{image}")  # the test image, under the overlay's name
     config_file = write_yaml(tmp_path / "configmap.yaml", [config])
+    # The broker's PLAIN passwords (the kafka-broker and kafka-user-operator Secrets' files).
+    credentials = tmp_path / "kafka-secrets"
+    credentials.mkdir(mode=0o755)
+    for user in ("broker", "operator"):
+        (credentials / user).write_text(f"{user}-{uuid.uuid4().hex[:12]}")
+        (credentials / user).chmod(0o644)
 
     # 1. As rendered.
     refused = podman("play", "kube", "--start=false", str(write_yaml(tmp_path / "kafka.yaml", [statefulset, service])),
@@ -418,14 +492,15 @@ def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> N
     assert "ConfigMaps in podman are not a standalone object" in with_config.stderr, with_config
 
     # 2. One pod of the StatefulSet, not started.
-    pod_file = write_yaml(tmp_path / "kafka-0.yaml", statefulset_pod(statefulset, 0))
+    pod_file = write_yaml(tmp_path / "kafka-0.yaml", statefulset_pod(statefulset, 0, credentials))
     try:
         podman("play", "kube", "--start=false", "--configmap", str(config_file), str(pod_file))
         env = dict(item.split("=", 1) for item in json.loads(
             podman("inspect", "kafka-0-kafka", "--format", "{{json .Config.Env}}").stdout))
         assert env["KAFKA_NODE_ID"] == "0" and env["POD_NAME"] == "kafka-0"
         assert env["CLUSTER_ID"] == config["data"]["CLUSTER_ID"]
-        assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://$(POD_NAME).kafka-headless:9092"  # not expanded
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == \
+            "CLIENT://$(POD_NAME).kafka-headless:9092,INTERNAL://$(POD_NAME).kafka-headless:9094"  # not expanded
         bindings = json.loads(podman("pod", "inspect", "kafka-0", "--format", "{{json .InfraConfig.PortBindings}}").stdout)
         assert bindings["9092/tcp"] == [{"HostIp": "", "HostPort": "9092"}]  # all interfaces, the host's 9092
         health = json.loads(podman("inspect", "kafka-0-kafka", "--format", "{{json .Config.Healthcheck}}").stdout)
@@ -445,7 +520,7 @@ def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> N
     files = []
     try:
         for index, (name, address) in enumerate(addresses.items()):
-            documents = statefulset_pod(statefulset, index)
+            documents = statefulset_pod(statefulset, index, credentials)
             spec = documents[1]["spec"]
             spec["hostAliases"] = [{"ip": ip, "hostnames": [f"{other}.{service['metadata']['name']}"]}
                                    for other, ip in addresses.items()]
@@ -471,11 +546,17 @@ def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> N
             return all(ready(index).returncode == 0 for index in range(replicas))
 
         wait_until(all_ready, timeout_s=600, interval_s=5, message="the three brokers to be ready")
-        tools = "unset KAFKA_OPTS; export KAFKA_HEAP_OPTS=-Xmx192m; /opt/kafka/bin/"
-        podman("exec", "kafka-0-kafka", "sh", "-c", tools + "kafka-topics.sh --bootstrap-server localhost:9092 --create"
+        # The tools as the broker user on the INTERNAL listener (SASL/PLAIN), from a properties file.
+        login = ("printf '%s\\n' security.protocol=SASL_PLAINTEXT sasl.mechanism=PLAIN \"sasl.jaas.config="
+                 "org.apache.kafka.common.security.plain.PlainLoginModule required username=\\\"broker\\\" "
+                 "password=\\\"$(cat /etc/kafka/secrets/broker)\\\";\" > /tmp/admin.properties; ")
+        tools = login + "unset KAFKA_OPTS; export KAFKA_HEAP_OPTS=-Xmx192m; /opt/kafka/bin/"
+        admin = "--bootstrap-server localhost:9094 --command-config /tmp/admin.properties"
+        podman("exec", "kafka-0-kafka", "sh", "-c", tools + f"kafka-topics.sh {admin} --create"
                " --topic rolling --partitions 6 --replication-factor 3 --config min.insync.replicas=2", timeout_s=300)
         produce = (tools + "kafka-producer-perf-test.sh --topic rolling --num-records 100000 --record-size 200"
-                   " --throughput -1 --producer-props bootstrap.servers=localhost:9092 acks=all")
+                   " --throughput -1 --producer.config /tmp/admin.properties"
+                   " --producer-props bootstrap.servers=localhost:9094 acks=all")
         podman("exec", "kafka-0-kafka", "sh", "-c", produce, timeout_s=600)
         podman("stop", "-t", "120", "kafka-2-kafka", timeout_s=300)
         assert ready(0).returncode == 0 and ready(1).returncode == 0  # another broker down: still ready
@@ -488,8 +569,8 @@ def test_play_kube_of_the_kafka_statefulset(images: Images, tmp_path: Path) -> N
             answers.append((check.returncode, check.stdout.strip()))
             if check.returncode != 0:
                 return False
-            described = podman("exec", "kafka-0-kafka", "sh", "-c", tools + "kafka-topics.sh --bootstrap-server"
-                               " localhost:9092 --describe --topic rolling", timeout_s=300).stdout
+            described = podman("exec", "kafka-0-kafka", "sh", "-c", tools + f"kafka-topics.sh {admin}"
+                               " --describe --topic rolling", timeout_s=300).stdout
             isrs = re.findall(r"Isr: ([0-9,]+)", described)
             assert len(isrs) == 6 and all("2" in isr.split(",") for isr in isrs), described
             return True

@@ -165,8 +165,10 @@ def test_readiness_check_fails_while_this_broker_is_outside_an_isr(stack, tmp_pa
 def test_every_redis_probe_fails_on_an_error_answer(resources: tuple[dict[str, Any], ...]) -> None:
     redis = container(one(resources, "StatefulSet", "redis"), "redis")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert redis[probe]["exec"]["command"] == ["redis-cli", "-e", "ping"], probe
-    assert compose_services()["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "-e", "ping"]
+        assert redis[probe]["exec"]["command"] == ["redis-cli", "--user", "monitor", "-e", "ping"], probe
+    # Compose: the same, its password read from the monitor user's secret file into REDISCLI_AUTH.
+    assert compose_services()["redis"]["healthcheck"]["test"] == [
+        "CMD", "sh", "-c", "REDISCLI_AUTH=$(cat /etc/redis/users/monitor) exec redis-cli --user monitor -e ping"]
 
 
 def test_redis_cli_e_is_what_tells_an_error_answer_apart(tmp_path: Path) -> None:
@@ -196,7 +198,8 @@ def test_redis_cli_e_is_what_tells_an_error_answer_apart(tmp_path: Path) -> None
 
 def test_compose_redis_runs_as_the_redis_user() -> None:
     redis = compose_services()["redis"]
-    assert redis["command"][:2] == ["sh", "-c"], "the entry point's user switch is skipped: set user"
+    # The start script (ACL users, then redis-server) skips the image entry point's user switch: set user.
+    assert redis["command"][:2] == ["sh", "/etc/redis/start/redis-start.sh"]
     uid, _, gid = str(redis.get("user", "")).partition(":")
     assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0
 
@@ -304,7 +307,12 @@ def test_kafka_and_redis_are_scraped_in_every_deployment(resources: tuple[dict[s
         assert port in ports, name
     exporter = container(one(resources, "StatefulSet", "redis"), "redis-exporter")
     assert env_of(exporter)["REDIS_ADDR"] == "redis://localhost:6379"
-    assert {e["name"] for e in exporter["env"] if "secretKeyRef" in e.get("valueFrom", {})} == {"REDIS_PASSWORD"}
+    # As the monitor user, its password read from that user's Secret file (no env value, no argument).
+    assert env_of(exporter)["REDIS_USER"] == "monitor"
+    assert exporter["command"] == ["sh", "-c", "REDIS_PASSWORD=$$(cat /etc/redis/users/monitor) exec /redis_exporter"]
+    mount = next(m for m in exporter["volumeMounts"] if m["mountPath"] == "/etc/redis/users")
+    volume = next(v for v in pod_spec(one(resources, "StatefulSet", "redis"))["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"].startswith("redis-user-monitor")
     services = compose_services()
     assert services["redis-exporter"]["environment"]["REDIS_ADDR"] == "redis://redis:6379"
     assert "kafka-ready.sh" in " ".join(services["kafka"]["healthcheck"]["test"])

@@ -15,11 +15,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from stockstream.kafka_access.plan import SCRAM_PRINCIPALS
 from tests.integration.deploy.deploy_support import (
     ALL_INTERFACES,
     COMMAND_SETTINGS,
+    ONE_SHOT_KINDS,
     OUR_IMAGES,
     OVERLAYS,
+    REDIS_USERS,
     REPO,
     RUNTIME_ENV,
     all_secret_env,
@@ -34,7 +37,9 @@ from tests.integration.deploy.deploy_support import (
     pod_metadata,
     pod_spec,
     render,
+    secret_behind,
     secret_env,
+    secret_mounts,
     validate_settings,
     workloads,
 )
@@ -128,7 +133,8 @@ def test_kafka_is_a_kraft_quorum_of_three_with_volumes(overlay: str, resources: 
     assert voters == [f"{i}@kafka-{i}.{service}:9093" for i in range(kafka["spec"]["replicas"])]
     assert env["KAFKA_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.labels['apps.kubernetes.io/pod-index']"
-    assert env["KAFKA_ADVERTISED_LISTENERS"]["value"] == f"PLAINTEXT://$(POD_NAME).{service}:9092"
+    assert env["KAFKA_ADVERTISED_LISTENERS"]["value"] == \
+        f"CLIENT://$(POD_NAME).{service}:9092,INTERNAL://$(POD_NAME).{service}:9094"
     claim = kafka["spec"]["volumeClaimTemplates"][0]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert env["KAFKA_LOG_DIRS"]["value"].startswith(mounts[claim["metadata"]["name"]] + "/")
@@ -153,6 +159,11 @@ def test_each_overlay_has_its_own_kafka_cluster_id() -> None:
 
 def test_clients_reach_kafka_redis_and_spark_through_existing_services(resources: tuple[dict[str, Any], ...]) -> None:
     services = by_kind(resources, "Service")
+    # A StatefulSet pod's own name through its headless Service (kafka-0.kafka-headless).
+    for statefulset in by_kind(resources, "StatefulSet").values():
+        for index in range(statefulset["spec"]["replicas"]):
+            services[f"{statefulset['metadata']['name']}-{index}.{statefulset['spec']['serviceName']}"] = \
+                services[statefulset["spec"]["serviceName"]]
 
     def port_of(host_port: str) -> None:
         host, port = host_port.rsplit(":", 1)
@@ -237,7 +248,7 @@ def test_every_container_has_requests_limits_and_probes(resources: tuple[dict[st
             limits = container["resources"]
             for key in ("cpu", "memory"):
                 assert key in limits["requests"] and key in limits["limits"], f"{where}: {key}"
-            if workload["kind"] == "CronJob":
+            if workload["kind"] in ONE_SHOT_KINDS:
                 continue
             ports_of = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
             for probe in ("livenessProbe", "readinessProbe"):
@@ -254,7 +265,7 @@ def test_stockstream_services_probe_health_or_metrics(resources: tuple[dict[str,
     (processors.runtime.observability.Health)."""
     for container in k8s_containers(resources):
         command = container.stockstream_command
-        if command is None or container.workload["kind"] == "CronJob":
+        if command is None or container.workload["kind"] in ONE_SHOT_KINDS:
             continue
         spec = container.spec
         if command == ["serve"]:
@@ -401,7 +412,7 @@ def test_every_container_settings_validate_with_its_env(resources: tuple[dict[st
         if container.stockstream_command == ["serve"]:
             assert values["api_host"] == ALL_INTERFACES and values["api_port"] == ports["http"]
             assert values["api_auth"] == "on", "serve beyond loopback requires API keys"
-        if "metrics_port" in values and container.workload["kind"] != "CronJob":
+        if "metrics_port" in values and container.workload["kind"] not in ONE_SHOT_KINDS:
             # Bound to all interfaces, on the port the probes and Prometheus use.
             assert values["metrics_host"] == ALL_INTERFACES, container.where
             assert values["metrics_port"] == ports["metrics"] == int(annotations["prometheus.io/port"])
@@ -433,33 +444,46 @@ def test_secrets_only_from_secrets(overlay: str, resources: tuple[dict[str, Any]
     assert {"REDIS_PASSWORD", "ALPHAVANTAGE_API_KEY"} <= secret_vars
     referenced: set[tuple[str, str]] = set()
     for container in k8s_containers(resources):
-        leaked = {var for var in container.literal_env if var in secret_vars
-                  or any(word in var for word in ("PASSWORD", "TOKEN", "API_KEY", "SECRET"))}
+        leaked = {var for var in container.literal_env if (var in secret_vars
+                  or any(word in var for word in ("PASSWORD", "TOKEN", "API_KEY", "SECRET")))
+                  and not var.endswith("_FILE")}
         assert not leaked, f"{container.where}: secrets given as plain values: {sorted(leaked)}"
+        # A password *file* is a file of a mounted Secret.
+        for var in (v for v in container.literal_env if v.endswith("_FILE") and "PASSWORD" in v):
+            behind = secret_behind(pod_spec(container.workload), container.spec, container.env[var])
+            assert behind is not None, f"{container.where}: {var}={container.env[var]} is no mounted Secret's file"
         referenced |= set(container.secret_env.values())
-    # Secrets mounted as files (Alertmanager's channel secrets), key by key; an optional one may be absent.
+    # Secrets mounted as files, key by key (projected ones too); an optional one may be absent.
     optional: set[tuple[str, str]] = set()
     for workload in workloads(resources):
-        for volume in pod_spec(workload).get("volumes", []):
+        spec = pod_spec(workload)
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            for files in secret_mounts(spec, container).values():
+                referenced |= {tuple(ref.split("/", 1)) for ref in files.values()}  # type: ignore[misc]
+        for volume in spec.get("volumes", []):
             secret = volume.get("secret")
-            if secret is not None:
-                keys = {(secret["secretName"], item["key"]) for item in secret.get("items", [])}
-                referenced |= keys
-                if secret.get("optional"):
-                    optional |= keys
-    # Redis itself takes its password from the same Secret as its clients.
-    redis_env = {e["name"]: e for e in pod_spec(one(resources, "StatefulSet", "redis"))["containers"][0]["env"]}
-    assert "secretKeyRef" in redis_env["REDIS_PASSWORD"]["valueFrom"]
-    assert "$(REDIS_PASSWORD)" in pod_spec(one(resources, "StatefulSet", "redis"))["containers"][0]["args"]
+            if secret is not None and secret.get("optional"):
+                optional |= {(secret["secretName"], item["key"]) for item in secret.get("items", [])}
+    # dev's generated Secrets carry kustomize's content hash: kafka-user-serve-6k28h29fk6.
+    referenced = {(re.sub(r"-[a-z0-9]{10}$", "", name) if overlay == "dev" else name, key) for name, key in referenced}
+    optional = {(re.sub(r"-[a-z0-9]{10}$", "", name) if overlay == "dev" else name, key) for name, key in optional}
+    names = {name for name, _ in referenced}
+    access = {"kafka-broker", "spark-auth", *(f"kafka-user-{p}" for p in SCRAM_PRINCIPALS),
+              *(f"redis-user-{u}" for u in REDIS_USERS)}
+    assert names == {"stockstream-secrets", *access}
     if overlay == "prod":
-        # Created out of band: every key the manifests use is documented in secrets.env.example.
+        # Created out of band: every key of stockstream-secrets is documented in secrets.env.example,
+        # and the access Secrets (one per principal) are what create-access-secrets.sh makes.
         assert not by_kind(resources, "Secret")
         example = (REPO / "ops/k8s/overlays/prod/secrets.env.example").read_text()
         documented = {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
-        assert {key for _, key in referenced} == documented
-        assert {name for name, _ in referenced} == {"stockstream-secrets"}
+        assert {key for name, key in referenced if name == "stockstream-secrets"} == documented
+        script = (REPO / "ops/k8s/overlays/prod/create-access-secrets.sh").read_text()
+        for name in access:
+            prefix = name.rsplit("-", 1)[0] + "-" if name.startswith(("kafka-user-", "redis-user-")) else name
+            assert prefix in script and name.rsplit("-", 1)[-1] in script, name
     else:
-        secrets = by_kind(resources, "Secret")
+        secrets = {re.sub(r"-[a-z0-9]{10}$", "", name): secret for name, secret in by_kind(resources, "Secret").items()}
         for name, key in referenced - optional:
             assert key in secrets[name]["data"], f"dev Secret {name} lacks {key}"
 
@@ -551,7 +575,7 @@ def test_prometheus_config_matches_the_local_one(resources: tuple[dict[str, Any]
 
 def test_prometheus_scrapes_every_service_pod(resources: tuple[dict[str, Any], ...]) -> None:
     for container in k8s_containers(resources):
-        if container.stockstream_command is None or container.workload["kind"] == "CronJob":
+        if container.stockstream_command is None or container.workload["kind"] in ONE_SHOT_KINDS:
             continue
         annotations = pod_metadata(container.workload).get("annotations", {})
         assert annotations.get("prometheus.io/scrape") == "true", container.where

@@ -189,6 +189,18 @@ def test_mail_with_starttls_and_login(tmp_path: Path) -> None:
         assert tls.value.reason == "tls_error"
 
 
+def test_credentials_never_go_to_a_server_that_offers_no_starttls() -> None:
+    """A server (or a man in the middle stripping STARTTLS from its answer) that offers AUTH in clear: the
+    channel, STARTTLS on by default, refuses (``smtp_unsupported``) before any AUTH; the password never leaves."""
+    with SmtpReceiver(user=("alerts", "smtp-pa55word-for-tests")) as smtp:
+        channel = {"type": "email", "host": "127.0.0.1", "port": smtp.port, "username": "alerts",
+                   "password_env": "SMTP_PW", "from": "alerts@example.com", "to": ["alice@example.com"]}
+        with pytest.raises(PermanentDeliveryError) as refused:
+            send_now(sender_for(channel, {"SMTP_PW": "smtp-pa55word-for-tests"}), NOTE)
+        assert refused.value.reason == "smtp_unsupported"
+        assert smtp.logins_tried == [] and smtp.mails == []
+
+
 def test_mail_to_a_refused_address_is_permanent_and_a_closed_port_transient() -> None:
     with SmtpReceiver(refused={"nobody@example.com"}) as smtp:
         sender = sender_for({"type": "email", "host": "127.0.0.1", "port": smtp.port, "from": "alerts@example.com",

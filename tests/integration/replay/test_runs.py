@@ -8,13 +8,15 @@ late and keyless records included) to its end and keep running for the whole mod
   own topics hold exactly what the batch engine (``reference_events``: the live pipeline step
   run in-process over the same records) computes for that range and strategy;
 - ``runs diff live R`` reports zero differences for a run of the live strategy over the same
-  range, and for the other strategy exactly the signals the batch engine predicts;
+  range (and equal scorecards side by side), and for the other strategy exactly the signals and
+  the scorecards the batch engine predicts;
 - ``runs drop`` removes the run's topics, state and keys, and nothing of live.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ import redis
 from confluent_kafka.admin import AdminClient
 from fastapi.testclient import TestClient
 
-from processors.core.rundiff import Span, diff_signals
+from processors.core.rundiff import Span, diff_scorecards, diff_signals
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, load_strategy
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
@@ -71,6 +73,11 @@ class LiveStack:
     def cli(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run([STOCKSTREAM, *args], capture_output=True, text=True, timeout=timeout_s, check=False,
                               env=self.env, stdin=subprocess.DEVNULL)
+
+
+def pythonpath() -> dict[str, str]:
+    """``PYTHONPATH`` when the tests run with one (a checkout not installed in the venv): the CLI runs the same code."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def _topics(bootstrap: str) -> list[str]:
@@ -122,7 +129,7 @@ def live_stack(stack, tmp_path_factory) -> Iterator[LiveStack]:
     views = f"{prefix}v:"
     env = {"STOCKSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
            "PROCESS_STATE_DIR": str(folder / "state"), "METRICS_PORT": "0", "REDIS_URL": stack.redis_url,
-           "REDIS_KEY_PREFIX": views}
+           "REDIS_KEY_PREFIX": views, **pythonpath()}
     with running(["process", "--metrics-port", "0"], env) as processor, running(["materialize"], env) as views_:
         wait_until(lambda: _caught_up(stack.kafka_bootstrap, f"{prefix}stockstream-process", registry.ticks.name)
                    or not processor.alive(), timeout_s=240, message="the live processor to reach the log's end")
@@ -151,9 +158,13 @@ def live_stack(stack, tmp_path_factory) -> Iterator[LiveStack]:
         client.close()
 
 
-def _configs(strategy_file: Path | None) -> PipelineConfigs:
+HORIZONS_MS = (60_000, 300_000, 3_600_000, 86_400_000)  # the processor's default SCORECARD_HORIZONS (1m,5m,1h,1d)
+
+
+def _configs(strategy_file: Path | None, horizons_ms: tuple[int, ...] = ()) -> PipelineConfigs:
     strategy = DEFAULT_STRATEGY if strategy_file is None else load_strategy(strategy_file)
-    return PipelineConfigs(strategy, candle_timeframes=("1m",), grace_ms=5_000, live_update_ms=1_000)
+    return PipelineConfigs(strategy, candle_timeframes=("1m",), grace_ms=5_000, horizons_ms=horizons_ms,
+                           live_update_ms=1_000)
 
 
 def reference_events(records: list[Record], configs: PipelineConfigs) -> Reference:
@@ -252,6 +263,9 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
     report = json.loads(same.stdout)
     assert report["differences"] == 0 and report["same"] > 0
+    # The same strategy over the same range: the same scorecards, side by side.
+    assert report["scorecards"] and all(pair["a"] == pair["b"] for pair in report["scorecards"])
+    assert sum(pair["a"]["outcomes"] for pair in report["scorecards"]) > 0
 
     alt = _run_record(live_stack, "alt")
     if alt is None:  # this test alone: make the other run
@@ -265,10 +279,10 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     assert changed.returncode == 1, changed.stderr[-2000:]
     report = json.loads(changed.stdout)
 
-    live_reference = reference_events(live_stack.records, _configs(None))
+    live_reference = reference_events(live_stack.records, _configs(None, HORIZONS_MS))
     alt_records = [r for r in live_stack.records
                    if alt.range.start[r.partition] <= r.offset < alt.range.end[r.partition]]
-    alt_reference = reference_events(alt_records, _configs(live_stack.alternative))
+    alt_reference = reference_events(alt_records, _configs(live_stack.alternative, HORIZONS_MS))
     predicted = diff_signals([item[3] for item in live_reference.signals], Span(dict.fromkeys(alt.range.start, 0), None),
                              [item[3] for item in alt_reference.signals], Span(alt.range.start, alt.range.end))
     assert predicted.differences > 0
@@ -277,6 +291,17 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     assert [(c["a"]["signal_id"], c["b"]["signal_id"]) for c in report["changed"]] == \
         [(a.signal_id, b.signal_id) for a, b in predicted.changed]
     assert report["same"] == predicted.same
+    # Scorecards side by side over the common range, as the batch engine's outcomes give them.
+    cards = diff_scorecards([item[3] for item in live_reference.signals], [item[3] for item in live_reference.outcomes],
+                            Span(dict.fromkeys(alt.range.start, 0), None),
+                            [item[3] for item in alt_reference.signals], [item[3] for item in alt_reference.outcomes],
+                            Span(alt.range.start, alt.range.end))
+    assert cards and any(pair.a != pair.b for pair in cards)
+    assert report["scorecards"] == [pair.to_json() for pair in cards]
+    text = live_stack.cli("runs", "diff", "live", "alt")
+    assert "scorecards over the common range" in text.stdout
+    first = cards[0].key
+    assert f"{first.strategy} {first.timeframe} {first.symbol}@{first.venue} {first.horizon}: live " in text.stdout
 
 
 def test_runs_list_shows_runs_and_drop_removes_only_the_run(live_stack):
@@ -319,6 +344,9 @@ def test_a_run_warmed_up_from_the_beginning_equals_live_over_its_range(live_stac
     assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
     report = json.loads(same.stdout)
     assert report["differences"] == 0 and report["same"] > 0
+    # The same strategy over the same range: the same scorecards, side by side.
+    assert report["scorecards"] and all(pair["a"] == pair["b"] for pair in report["scorecards"])
+    assert sum(pair["a"]["outcomes"] for pair in report["scorecards"]) > 0
 
 
 def test_a_shadow_run_follows_live_ticks_in_its_own_namespace(live_stack):

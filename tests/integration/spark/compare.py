@@ -66,7 +66,8 @@ def _expected_row(kind: str, event: Any) -> dict[str, Any]:
         row.update({indicator_column(name): value for name, value in event.values.items()})
     elif kind == "signals":
         row = {"signal_id": event.signal_id, "timeframe": event.timeframe, "rule": event.rule, "side": event.side,
-               "price": event.price, "ts_event": to_us(event.ts_event)}
+               "price": event.price, "ts_event": to_us(event.ts_event), "strategy": event.strategy,
+               "strategy_version": event.strategy_version, "condition": event.condition}
         row.update({indicator_column(name): value for name, value in event.indicators.items()})
     elif kind == "candles":
         row = {name: getattr(event, name) for name in ("timeframe", "open", "high", "low", "close", "volume",
@@ -76,6 +77,11 @@ def _expected_row(kind: str, event: Any) -> dict[str, Any]:
         row = {name: getattr(event, name) for name in ("open", "high", "low", "close", "mean_price", "vwap",
                                                        "volume", "tick_count", "buy_count", "sell_count", "final")}
         row.update(ts_event=to_us(event.ts_event), day=event.date)
+    elif kind == "outcomes":
+        row = {name: getattr(event, name) for name in ("outcome_id", "signal_id", "strategy", "strategy_version",
+                                                       "timeframe", "side", "horizon", "signal_price", "price",
+                                                       "return_gross", "return_net", "fee")}
+        row.update(signal_ts=to_us(event.signal_ts), ts_event=to_us(event.ts_event))
     else:
         row = {"reason": event.reason, "source": event.source, "detail": event.detail, "raw": event.raw,
                "ts_init": to_us(event.ts_init)}
@@ -101,7 +107,7 @@ def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, i
                 actual = pd.Timestamp(str(row["date"])).date()
             else:
                 actual = _null(row[name])
-            if name.startswith("ts_"):
+            if name.startswith("ts_") or name.endswith("_ts"):
                 actual = _us(row[name])
             if isinstance(value, float) or (isinstance(actual, float) and value is None):
                 same = close(actual, value)

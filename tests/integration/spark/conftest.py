@@ -41,10 +41,11 @@ class SparkLog:
     records: list[Record]
     reference: Reference
     live: ServiceProcess  # `stockstream process` over the same log, started as soon as it is written
+    redis_url: str  # the stack's Redis (not the default address: the stack may run on other ports)
 
     def settings(self, **overrides: object) -> SparkJobSettings:
         return SparkJobSettings(topic_prefix=self.prefix, bootstrap_servers=self.bootstrap,
-                                spark_master="local[2]", **overrides)
+                                redis_url=self.redis_url, spark_master="local[2]", **overrides)
 
     def ends(self) -> dict[int, int]:
         found: dict[int, int] = {}
@@ -92,7 +93,8 @@ def spark_log(stack, tmp_path_factory) -> Iterator[SparkLog]:
     configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=settings.candle_timeframes,
                               grace_ms=settings.grace_ms)
     try:
-        yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs), live)
+        yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs), live,
+                       stack.redis_url)
     finally:
         live.terminate()
         delete_topics(stack.kafka_bootstrap, prefix)

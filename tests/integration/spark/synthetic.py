@@ -25,7 +25,17 @@ from processors.core.strategy import PipelineConfigs
 from processors.core.stream_time import PartitionClock, process_in_partition
 from processors.ingest.sources.simulator import PricePath, round_price, start_price
 from processors.stream.records import decode_tick
-from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Lineage, Signal, Tick, encode
+from schemas.events import (
+    Candle,
+    DailySummary,
+    DeadLetter,
+    IndicatorSnapshot,
+    Lineage,
+    Signal,
+    SignalOutcome,
+    Tick,
+    encode,
+)
 from schemas.instruments import Instrument
 from tests.support.kafka_tools import Record
 from tests.support.legacy import events_v1
@@ -107,6 +117,7 @@ class Reference:
     candles: list[tuple[int, int, int, Candle]] = field(default_factory=list)
     signals: list[tuple[int, int, int, Signal]] = field(default_factory=list)
     daily: list[tuple[int, int, int, DailySummary]] = field(default_factory=list)
+    outcomes: list[tuple[int, int, int, SignalOutcome]] = field(default_factory=list)
     dead_letters: list[tuple[int, int, int, DeadLetter]] = field(default_factory=list)
 
     def between(self, kind: str, starts: dict[int, int], ends: dict[int, int] | None = None) -> list:
@@ -150,7 +161,7 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, str
             for output in outputs:
                 for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
                                      ("signals", output.signals), ("daily", output.summaries),
-                                     ("dead_letters", output.rejections)):
+                                     ("outcomes", output.outcomes), ("dead_letters", output.rejections)):
                     for event in events:
                         getattr(reference, kind).append((*where, seq, event))
                         seq += 1

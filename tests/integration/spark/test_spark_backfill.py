@@ -145,8 +145,10 @@ def test_backfill_of_an_event_time_range_for_one_symbol_with_redis_views(spark_s
                                                                          redis_prefix):
     """--from-time/--to-time select by tick event time; --symbols narrows the read; views land in Redis."""
     begin, end = LOG_START.replace(hour=0, minute=0) + _days(3.5), LOG_START + _days(5)
+    # Two chunks asked for: the automatic count keeps chunks ≥ four warm-ups, and the default 1d scorecard
+    # horizon makes the warm-up 7 h + 1 day (longer than this 1.5-day range's share).
     request = BackfillRequest(range=RangeRequest(from_time=begin, to_time=end), symbols=("ETH-USD",),
-                              output=str(tmp_path / "out"), redis_prefix=redis_prefix.prefix)
+                              output=str(tmp_path / "out"), redis_prefix=redis_prefix.prefix, chunks=2)
     result = _backfill(spark_session, spark_log, request)
 
     assert [group.key for group in result.groups] == ["ETH-USD@synthetic"] * len(result.groups)

@@ -53,6 +53,8 @@ ema_cross = { fast = 3, slow = 5 }
 seed_rsi_ema = { rsi_period = 3, ema_period = 3 }
 """, syntax="toml")
 TOPIC = "ticks"
+HORIZONS_MS = (60_000, 300_000)  # signal outcomes across chunk starts: the warm-up holds their signals
+FEE = 0.001
 START = datetime(2024, 5, 1, 18, 0, tzinfo=UTC)
 
 
@@ -153,7 +155,7 @@ def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: 
     symbol = SymbolRange("BTC-USD@test", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
     plans = plan_groups([symbol], warmup, chunks, slots=2)
     routed = _route(frame, plans)
-    configs = _Configs(SMALL, ("1m", "5m"), 5_000)
+    configs = _Configs(SMALL, ("1m", "5m"), 5_000, HORIZONS_MS, FEE)
     context = GroupContext(TOPIC, warmup, SMALL.indicator_names(), False, None,
                            frozenset({0}), {0: from_offset})  # the frame starts at offset 0
     outputs = [run_group(rows, next(p for p in plans if p.group == gid), context, configs)
@@ -178,7 +180,7 @@ def test_chunked_backfill_equals_the_sequential_run(seed, chunks, start_share):
     reference = reference_events(
         [Record(TOPIC, 0, i, key, value, stamp)
          for i, ((key, value), stamp) in enumerate(zip(records, _produce_ms(records), strict=True))],
-        PipelineConfigs(SMALL, candle_timeframes=("1m", "5m"), grace_ms=5_000))
+        PipelineConfigs(SMALL, candle_timeframes=("1m", "5m"), grace_ms=5_000, horizons_ms=HORIZONS_MS, fee=FEE))
     for kind in EVENT_KINDS:
         expected = reference.between(kind, {0: from_offset})
         got = events[events["kind"] == kind].sort_values(["offset", "seq"])

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 SYMBOLS = ("BTC-USD", "ETH-USD")
 PER_VENUE = 3_000
 START = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)  # crosses a UTC midnight: final daily summaries too
-KINDS = ("indicators", "candles", "signals", "daily", "dead_letters")
+KINDS = ("indicators", "candles", "signals", "daily", "outcomes", "dead_letters")
 
 
 def _log(version: int) -> list[tuple[bytes | None, bytes]]:

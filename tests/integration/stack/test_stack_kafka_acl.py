@@ -7,7 +7,7 @@ each service's own credentials, read from the stack's password files:
 - every principal but ``process`` is refused when it produces on ``signals`` (a forged BUY never
   reaches the notifier), ``process`` is allowed, a wrong password and an unknown user are refused
   at authentication, and nothing refused reaches the topic (read back through the operator door);
-- ``notify`` may read ``signals`` but not write it; ``serve`` may read nothing;
+- ``notify`` may read ``signals`` but not write it; ``serve`` may read only the ``runs`` topic (``GET /runs``);
 - ``stockstream kafka-access apply`` sets a namespace's users and ACLs, and the real
   ``stockstream process`` runs as ``process`` (exactly-once: transactions, changelog
   topics, its consumer group) with only its grants, and drains a feed into its outputs.
@@ -17,6 +17,7 @@ each service's own credentials, read from the stack's password files:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -29,8 +30,10 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.runs import RunLog
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Tick, encode
+from schemas.runs import Namespace, Run, StrategyRef
 from schemas.topics import TopicRegistry
 from stockstream.kafka_access.admin import create_acls, delete_acls
 from stockstream.kafka_access.plan import PROCESS, SCRAM_PRINCIPALS, Deployment, grants, may
@@ -114,7 +117,7 @@ def test_only_the_processor_may_write_signals(private_stack):
 
     # What the notifier would act on: only the processor's record.
     assert [record.value for record in read_topic(private_stack.kafka_bootstrap, signals)] == [b"written by process"]
-    # The notifier reads signals; serve, which only reads Redis, may not.
+    # The notifier reads signals; serve, which reads Redis and the run list only, may not.
     assert consume_error(sasl_config(private_stack, "notify"), signals, "stockstream-notify-probe-") is None
     served = consume_error(sasl_config(private_stack, "serve"), signals, "stockstream-serve-")
     assert served is not None and served.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
@@ -183,6 +186,18 @@ def test_the_pipeline_runs_with_each_service_as_its_own_principal(private_stack,
             pipeline.start()
             wait_pipeline_drained(pipeline, probe, notify=True, timeout_s=600, check_services=lambda: _alive(pipeline))
             wait_until(pipeline.api_healthy, timeout_s=60, message="serve healthy (Redis and Kafka as `serve`)")
+            # GET /runs reads the runs topic as `serve` (its one Kafka grant); a run recorded by the operator.
+            started = datetime.now(UTC)
+            runs = RunLog(KafkaSettings(bootstrap_servers=private_stack.kafka_bootstrap, topic_prefix=namespace))
+            try:
+                runs.ensure()
+                runs.publish(Run(run_id="acl", kind="replay", state="done", strategy=StrategyRef(version="0" * 16),
+                                 code_version="test", namespace=Namespace(topic_prefix=f"{namespace}runs.acl."),
+                                 ts_event=started, ts_init=started))
+            finally:
+                runs.close()
+            wait_until(lambda: pipeline.api("/runs")[0] == 200 and "acl" in json.dumps(pipeline.api("/runs")[1]),
+                       timeout_s=30, message=f"GET /runs as `serve`: {pipeline.api('/runs')}")
             assert receiver.requests("/hook"), "no notification went out"
             assert redis.Redis.from_url(private_stack.redis_url).keys(f"{namespace}*")
             for name in ("ingest", "process", "materialize", "notify", "serve"):

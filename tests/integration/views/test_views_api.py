@@ -214,7 +214,7 @@ def test_openapi_lists_every_endpoint_with_exact_enums(api):
     schema = api.get("/openapi.json").json()
     views = ("latest", "recommendation", "candles", "indicators", "signals", "daily")
     assert set(schema["paths"]) == {
-        "/symbols", "/instruments", "/health", "/ready", "/admin/keys",
+        "/symbols", "/instruments", "/runs", "/scorecards", "/health", "/ready", "/admin/keys",
         *(f"/symbols/{{symbol}}/{view}" for view in views),
         *(f"/instruments/{{venue}}/{{symbol}}/{view}" for view in views)}
     assert "409" in schema["paths"]["/symbols/{symbol}/latest"]["get"]["responses"]
@@ -245,7 +245,7 @@ def test_schemathesis_no_server_errors_and_responses_match_the_schema(stack, pop
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_, now=lambda: datetime.now(UTC)),
                                             headers=headers)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 17
+    assert len(operations) == 19
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)

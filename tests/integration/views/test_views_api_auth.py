@@ -135,7 +135,8 @@ def test_openapi_declares_the_bearer_scheme_and_the_gate_answers(app, keys):
 
 def test_session_cookie_sign_in_use_revoke_and_sign_out(app, keys):
     with TestClient(app, base_url="https://testserver") as client:
-        assert client.get("/session").json() == {"auth": True, "signed_in": False, "key_id": None, "scopes": []}
+        assert client.get("/session").json() == {"auth": True, "signed_in": False, "key_id": None, "scopes": [],
+                                                 "oidc_login": False}
         assert client.post("/session", json={"key": keys.revoked}).status_code == 401
         assert client.post("/session", content=json.dumps({"key": keys.read}),
                            headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 415

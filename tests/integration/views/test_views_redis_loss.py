@@ -30,6 +30,7 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import end_offsets, wait_until
+from tests.support.redis_tools import wait_for_redis
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +57,7 @@ class SnapshotRedis:
              "--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"],
             stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis(port=self.port)
-
-        def answering() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_until(answering, timeout_s=20, message="redis-server to answer")
+        wait_for_redis(client, timeout_s=20, message="redis-server to answer")
         client.close()
 
     def kill(self) -> None:

@@ -97,6 +97,7 @@ class SmtpReceiver:
         self.refused = refused or set()
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
+        self.logins_tried: list[str] = []  # every AUTH attempt's user name (with or without TLS)
         self.port = _free_port()
         kwargs: dict[str, Any] = {}
         if cert is not None:
@@ -107,6 +108,8 @@ class SmtpReceiver:
             expected_login, expected_password = user
 
             def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+                if isinstance(auth_data, LoginPassword):
+                    self.logins_tried.append(auth_data.login.decode())
                 good = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == expected_login
                         and auth_data.password.decode() == expected_password)
                 return AuthResult(success=good, handled=False, auth_data=auth_data)

@@ -41,7 +41,7 @@ def test_scopes():
 
 
 def test_required_scope_of_paths():
-    for path in ("/", "/ready", "/session", "/robots.txt", "/static/app.js"):
+    for path in ("/", "/ready", "/session", "/session/oidc", "/session/oidc/callback", "/robots.txt", "/static/app.js"):
         assert required_scope(path) is None, path
     for path in ("/symbols", "/live", "/docs", "/openapi.json", "/health", "/metrics", "/static", "/x", "//symbols"):
         assert required_scope(path) == "read", path
@@ -65,6 +65,21 @@ def test_session_cookie_signature_and_expiry():
 @given(st.text(max_size=300))
 def test_session_cookie_parsing_never_raises(text):
     assert SessionCodec(b"k" * 32, 60).key_id_of(text) is None
+    assert SessionCodec(b"k" * 32, 60).session_of(text) is None
+
+
+def test_an_identity_session_carries_its_scopes_and_a_login_cookie_is_never_a_session():
+    clock = Clock()
+    codec = SessionCodec(b"k" * 32, lifetime_s=60, now=clock)
+    identity = codec.session_of(codec.issue("oidc-0123456789abcdef", frozenset({"read"})))
+    assert identity is not None and identity.scopes == {"read"}
+    assert codec.key_id_of(codec.issue("oidc-0123456789abcdef", frozenset({"read"}))) is None  # not a key's
+    login = codec.seal("oidc-login", {"k": "0123456789abcdef", "s": "state"}, 600)
+    assert codec.session_of(login) is None and codec.key_id_of(login) is None  # kinds never mix
+    assert codec.unseal("oidc-login", codec.issue("0123456789abcdef")) is None
+    assert codec.unseal("oidc-login", login) is not None
+    clock.now += 601
+    assert codec.unseal("oidc-login", login) is None
 
 
 def test_rate_limiter_bucket_refill_and_bound():

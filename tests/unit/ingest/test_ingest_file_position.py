@@ -148,3 +148,22 @@ def test_a_slow_replay_is_checkpointed_every_second_not_only_every_n_lines(tmp_p
                         positions=Run(tmp_path / "state").positions, monotonic=lambda: next(ticks) * 0.4)
     saved = [outcome.line for outcome in source.outcomes(path) if isinstance(outcome, Checkpoint)]
     assert saved == [3, 6, 9]  # a second after the last save at lines 3, 6 and 9 (the end: nothing new)
+
+
+def test_a_position_folder_that_cannot_be_written_refuses_the_start(tmp_path: Path) -> None:
+    """Found by the container test: on a read-only root the default folder failed at the first save,
+    and the source restarted from line 1 every second. Now ingest refuses to start and says what to set."""
+    from typer.testing import CliRunner
+
+    from stockstream.cli import app
+
+    data = tmp_path / "ticks.csv"
+    data.write_text(lines(0, 3))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = CliRunner().invoke(app, ["ingest", "--source", "file", "--path", str(data)],
+                                env={"INGEST_FILE_POSITION_DIR": str(blocked / "positions"), "METRICS_PORT": "0",
+                                     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.exit_code == 2, result.output
+    assert "cannot write the file positions to" in result.output
+    assert "set INGEST_FILE_POSITION_DIR to a writable folder" in result.output

@@ -42,7 +42,8 @@ def test_services_of_a_run_use_its_groups_and_redis_prefix():
     assert views.group_id == "ns.runs.alt.materialize"
     assert views.view_prefix == "ss:run:alt:" == run_redis_prefix("ss:", "alt")
     assert set(views.input_topics().routes) == {"ns.ticks", "ns.runs.alt.indicators", "ns.runs.alt.signals",
-                                                "ns.runs.alt.aggregates.daily", "ns.runs.alt.candles.1m"}
+                                                "ns.runs.alt.aggregates.daily", "ns.runs.alt.candles.1m",
+                                                "ns.runs.alt.signals.outcomes"}
     assert ProcessSettings(topic_prefix="ns.").group_id == "ns.stockstream-process"
     assert MaterializeSettings().view_prefix == MaterializeSettings().redis_key_prefix
 

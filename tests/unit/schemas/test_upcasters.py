@@ -247,6 +247,8 @@ def test_record_key_is_the_symbol_for_v1_and_the_instrument_after():
     assert record_key(tick, 1) == b"BTC-USD"
     assert record_key(tick, 2) == b"BTC-USD@coinbase"
     assert record_key(current_examples()[1], 1) is None  # a dead letter has no instrument
+    outcome = next(event for event in current_examples() if isinstance(event, SignalOutcome))
+    assert record_key(outcome, 1) == b"BTC-USD@" + outcome.venue.encode()  # version 1 already had venues
 
 
 @given(symbol=st.from_regex(r"[A-Z0-9][A-Z0-9\-._]{0,31}", fullmatch=True),

@@ -37,9 +37,9 @@ STREAM = make_stream(count=130)
 def test_routes_cover_every_input_topic_with_unprefixed_metric_labels():
     topics = InputTopics.from_registry(REGISTRY)
     assert sorted(topics.names) == sorted(["ns.ticks", "ns.indicators", "ns.signals", "ns.aggregates.daily",
-                                           "ns.candles.1m", "ns.candles.5m"])
+                                           "ns.candles.1m", "ns.candles.5m", "ns.signals.outcomes"])
     assert {route.label for route in topics.routes.values()} == {
-        "ticks", "indicators", "signals", "aggregates.daily", "candles.1m", "candles.5m"}
+        "ticks", "indicators", "signals", "aggregates.daily", "candles.1m", "candles.5m", "signals.outcomes"}
     assert topics.routes["ns.candles.5m"].timeframe == "5m"
 
 

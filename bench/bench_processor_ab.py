@@ -1,0 +1,250 @@
+"""The processor's CPU per record in-process: this checkout (default strategies; 20 strategies) against a git ref, same run.
+
+    .venv/bin/python -m bench.bench_processor_ab [--ref 20b01b4] [--before REF] [--ticks 20000] [--rounds 7]
+        [--profile DIR] [--out FILE]
+
+The CPU goal of issue 15 ("processor CPU per tick with the default strategies no worse than
+before strategies-as-data, and with 20 strategies over 10 distinct indicators at most 2× that")
+measured without Kafka, as bench/bench_venues_handler.py does: each side runs the stream
+processor's ``TickHandler.handle`` (decode, the instrument's state from a real Quix in-memory
+store, the pipeline step with 1m candles, encoding every output; checkpoints flushed every 1000
+records) over the same seeded ticks (10 symbols), in a subprocess whose ``PYTHONPATH`` is that
+side's code. Sides:
+
+- ``baseline``: ``--ref`` (default 20b01b4, the code of bench/results/2026-11-27.json, before
+  strategies as data), its default strategy, reading the same ticks in its own v1 format;
+- ``default``: this checkout as ``stockstream process`` runs by default (the default strategy,
+  scorecard outcomes at the default ``SCORECARD_HORIZONS``);
+- ``twenty``: this checkout with bench/data/strategies-20.toml (20 strategies over 10 indicators)
+  instead of the four fixed rules (they are disabled; the default indicators' snapshots stay), same
+  horizons;
+- with ``--before REF``: ``before`` and ``before_twenty``, the same two on another ref (an A/B
+  of one change).
+
+Sides alternate (rotated each round) ``--rounds`` times; each side's figure is the minimum of its
+rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
+``details.cpu_us_per_tick_checkpoint_minima`` also sums, per checkpoint interval of 1000 records,
+its least disturbed round); every run records the load average beside it. ``--profile DIR`` also
+writes a cProfile of one extra run per side (``DIR/<side>.pstats``). Writes ``bench/results/<date>-processor-ab.json``
+(or ``--out``): the machine, a :class:`~bench.common.BenchOutput` (figures: ours vs the baseline,
+same run, with the issue's goals) and every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.bench_venues_ab import REPO, RESULTS, backlogs
+from bench.common import BenchOutput, Figure, Measure, machine
+
+TWENTY = REPO / "bench" / "data" / "strategies-20.toml"
+DEFAULT_HORIZONS_MS = "60000,300000,3600000,86400000"  # SCORECARD_HORIZONS' default 1m,5m,1h,1d
+
+WORKER = r'''
+import json, os, sys, time
+from dataclasses import dataclass
+from prometheus_client import CollectorRegistry
+from quixstreams.state.memory import MemoryStore
+from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, parse_strategy
+from processors.stream.handler import OutputTopics, TickHandler
+from processors.stream.metrics import ProcessMetrics
+from processors.stream.states import SymbolStates
+
+@dataclass(frozen=True)
+class Named:
+    name: str
+
+log, strategy_file, horizons_text, profile = sys.argv[1:5]
+records = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in json.load(open(log))]
+extra = {"outcomes": Named("signals.outcomes")} if "outcomes" in OutputTopics.__dataclass_fields__ else {}
+outputs = OutputTopics(indicators=Named("indicators"), signals=Named("signals"),
+                       candles={"1m": Named("candles.1m")}, aggregates_daily=Named("aggregates.daily"),
+                       dead_letters=Named("ticks.dlq"), **extra)
+metrics = ProcessMetrics(CollectorRegistry())
+pipeline = {"candle_timeframes": ("1m",), "grace_ms": 5_000}
+horizons = tuple(int(h) for h in horizons_text.split(",") if h)
+if horizons:
+    pipeline["horizons_ms"] = horizons
+# The strategies file replaces the four fixed rules (one of them shares a strategy's name).
+OFF = "".join(f"\n[rules.{rule}]\nenabled = false\n" for rule in ("rsi_reversal", "ema_cross", "macd_cross",
+                                                                   "seed_rsi_ema"))
+strategy = (parse_strategy(open(strategy_file).read() + OFF, syntax="toml", source=strategy_file)
+            if strategy_file != "-" else DEFAULT_STRATEGY)
+states = SymbolStates(PipelineConfigs(strategy, **pipeline), metrics)
+handler = TickHandler(states, outputs, metrics, now=lambda: 1_714_521_600.0)
+store = MemoryStore("pipeline", "ticks")
+store.assign_partition(0)
+transaction = store.start_partition_transaction(0)
+emitted = 0
+
+chunks = []  # CPU µs of each checkpoint interval (1000 records and its flush)
+
+def drain():
+    global emitted, transaction
+    handle = handler.handle
+    clock = time.process_time_ns
+    began = clock()
+    for offset, (key, value) in enumerate(records):
+        emitted += len(handle(value, key, 1_714_521_600_000, transaction, "ticks", 0, offset))
+        if offset % 1000 == 999:
+            states.flush()
+            transaction.prepare()
+            transaction.flush()
+            transaction = store.start_partition_transaction(0)
+            now = clock()
+            chunks.append((now - began) / 1000)
+            began = now
+
+began = time.process_time()
+if profile != "-":
+    import cProfile
+    cProfile.run("drain()", profile)
+else:
+    drain()
+spent = time.process_time() - began
+print(json.dumps({"cpu_us_per_tick": round(spent / len(records) * 1e6, 2), "emitted": emitted,
+                  "chunks_us": [round(chunk) for chunk in chunks],
+                  "produced": dict(metrics.hot.produced), "dead_letters": dict(metrics.hot.dead_letters)}))
+'''
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,  # noqa: S603, S607
+                          check=True).stdout.strip()
+
+
+def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, profile: str = "-") -> dict:
+    out = subprocess.run([sys.executable, str(work / "worker.py"), str(log), strategy, horizons, profile],  # noqa: S603
+                         cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                         capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
+            profile_dir: Path | None) -> dict[str, object]:
+    """Every side's runs (alternating) and its minimum CPU µs per tick."""
+    commits = {"baseline": _git("rev-parse", ref), "this": _git("rev-parse", "HEAD")}
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    work = Path(tempfile.mkdtemp(prefix="bench-processor-ab-"))
+    trees = {"baseline": work / "baseline"}
+    if before is not None:
+        commits["before"] = _git("rev-parse", before)
+        trees["before"] = work / "before"
+    for name, tree in trees.items():
+        _git("worktree", "add", "--detach", str(tree), commits[name])
+    v1_log, v2_log = work / "v1.json", work / "v2.json"
+    # side: (code, log, strategy file, horizons)
+    sides: dict[str, tuple[Path, Path, str, str]] = {
+        "baseline": (trees["baseline"], v1_log, "-", ""),
+        "default": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS),
+        "twenty": (REPO, v2_log, str(TWENTY), DEFAULT_HORIZONS_MS),
+    }
+    if before is not None:
+        sides["before"] = (trees["before"], v2_log, "-", DEFAULT_HORIZONS_MS)
+        sides["before_twenty"] = (trees["before"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS)
+    runs: list[dict] = []
+    try:
+        v1, v2 = backlogs(ticks, symbols)
+        for path, records in ((v1_log, v1), (v2_log, v2)):
+            path.write_text(json.dumps([(k.hex(), v.hex()) for k, v in records]))
+        del v1, v2
+        (work / "worker.py").write_text(WORKER)
+        names = list(sides)
+        for round_number in range(rounds):
+            shift = round_number % len(names)
+            for side in names[shift:] + names[:shift]:
+                found = _run(work, *sides[side])
+                found.update(side=side, round=round_number,
+                             load_average_1m_5m_15m=[round(value, 2) for value in os.getloadavg()])
+                runs.append(found)
+                print(json.dumps(found), file=sys.stderr, flush=True)
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            for side in names:
+                _run(work, *sides[side], profile=str(profile_dir / f"{side}.pstats"))
+    finally:
+        for tree in trees.values():
+            _git("worktree", "remove", "--force", str(tree))
+        shutil.rmtree(work, ignore_errors=True)
+    best = {side: min(r["cpu_us_per_tick"] for r in runs if r["side"] == side) for side in sides}
+    # A second estimate, steadier on a shared machine: each checkpoint interval's least disturbed round, summed.
+    minima = {}
+    for side in sides:
+        chunks = [r["chunks_us"] for r in runs if r["side"] == side]
+        minima[side] = round(sum(min(run[i] for run in chunks) for i in range(len(chunks[0]))) / ticks, 2)
+    return {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "cpu_us_per_tick_min": best,
+            "cpu_us_per_tick_checkpoint_minima": minima, "runs": runs}
+
+
+def figures(found: dict[str, object]) -> list[Figure]:
+    best = found["cpu_us_per_tick_min"]
+    assert isinstance(best, dict)  # noqa: S101 - measure() made it
+    how = f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle"
+    base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
+    result = [
+        Figure(name="processor CPU per record, default strategies", unit="µs CPU/record", better="lower",
+               ours=Measure(label="this checkout: default strategy, outcomes at 1m,5m,1h,1d", value=best["default"]),
+               baseline=base, how=how, goal=1.0),
+        Figure(name="processor CPU per record, 20 strategies over 10 indicators", unit="µs CPU/record",
+               better="lower",
+               ours=Measure(label="this checkout: bench/data/strategies-20.toml instead of the rules, outcomes",
+                            value=best["twenty"]),
+               baseline=base, how=how, goal=0.5),
+    ]
+    if "before" in best:
+        for side, label in (("before", "default"), ("before_twenty", "twenty")):
+            result.append(Figure(
+                name=f"this checkout vs --before, {label}", unit="µs CPU/record", better="lower",
+                ours=Measure(label=f"this checkout, {label}", value=best[label]),
+                baseline=Measure(label=f"--before, {label}", value=best[side]), how=how))
+    return result
+
+
+def run(quick: bool) -> BenchOutput:
+    ticks, rounds = (5_000, 3) if quick else (20_000, 7)
+    found = measure("20b01b4", None, ticks, 10, rounds, None)
+    found["rounds"] = rounds
+    return BenchOutput(params={"ref": "20b01b4", "ticks": ticks, "symbols": 10, "rounds": rounds},
+                       figures=figures(found), details=found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ref", default="20b01b4", help="the baseline's git ref (before strategies as data)")
+    parser.add_argument("--before", help="another ref to compare this checkout with (one change's A/B)")
+    parser.add_argument("--ticks", type=int, default=20_000)
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--profile", type=Path, help="folder for one cProfile per side (an extra run each)")
+    parser.add_argument("--out", type=Path, help="the result file (default bench/results/<date>-processor-ab.json)")
+    args = parser.parse_args()
+    where = machine()
+    found = measure(args.ref, args.before, args.ticks, args.symbols, args.rounds, args.profile)
+    found["rounds"] = args.rounds
+    output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": args.ticks, "symbols": args.symbols,
+                                 "rounds": args.rounds},
+                         figures=figures(found), details=found)
+    loads = [run["load_average_1m_5m_15m"][0] for run in found["runs"]]  # type: ignore[attr-defined]
+    result = {"benchmark": "bench/bench_processor_ab.py", "when": datetime.now(UTC).isoformat(),
+              "machine": where.model_dump(mode="json"),
+              "load_average_1m_during_runs": {"min": min(loads), "max": max(loads)},
+              "output": output.model_dump(mode="json")}
+    path = args.out or RESULTS / f"{datetime.now(UTC).date().isoformat()}-processor-ab.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    for figure in output.figures:
+        print(f"{figure.name}: ours {figure.ours.value} vs {figure.baseline.value} µs/record"
+              f" (ratio {figure.ratio:.2f}, goal {figure.goal})")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
