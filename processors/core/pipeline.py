@@ -66,6 +66,7 @@ from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
 from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
 from processors.core.live import LiveUpdates
+from processors.core.origin import Origin
 from processors.core.outcomes import Pending, PendingOutcomes, horizon_label
 from processors.core.plain import StateFormatError, as_int, as_items, as_list
 from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
@@ -335,7 +336,9 @@ class SymbolProcessor:
         ``stream_time``: the stream time (µs) of the instrument's venue on its partition before this tick,
         when the runner keeps one (:func:`processors.core.stream_time.process_in_partition`); the instrument is
         first brought to it (what it closes is emitted before the tick's own events). None: the
-        instrument's own latest event time is its stream time (batch, backfill).
+        instrument's own latest event time is its stream time (batch, backfill). Then the tick's own
+        event time closes what it reaches, still before the tick is folded in: the same closes, in the
+        same order and with the same events, as when another record's stream time got there first.
         """
         if tick.symbol != self.symbol or tick.venue != self.venue:
             raise ValueError(f"tick of {tick.symbol}@{tick.venue} given to the pipeline of {self.instrument}")
@@ -345,43 +348,38 @@ class SymbolProcessor:
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
         reason = self._out_of_bounds(ts, price, volume)
-        advanced_smallest = False
         if reason is None:
             if stream_time is not None and (self.clock is None or stream_time > self.clock):
-                advanced_smallest = self._advance(stream_time, tick, lineage, out)
-                self._add_pending()
+                self._advance(stream_time, tick, lineage, out)
             reason = self._lateness(ts, day)
         if reason is not None:
-            if advanced_smallest and self.live is None and self.day is not None:
-                out.summaries.append(self._summary(False, tick, lineage))
             out.rejections.append(DeadLetter(
                 source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
                 ts_init=tick.ts_init, origin=lineage,
             ))
             return out
 
+        origin = Origin(tick.ts_event, tick.ts_init, lineage)
         last = self.last
         in_order = last is None or ts >= last
         clock = self.clock
         watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
-        closed_smallest = advanced_smallest
         if self.frames:
-            closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out) \
-                or closed_smallest
+            self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
         if new_day:
-            out.summaries.append(self._summary(True, tick, lineage))
-            self.day = None
+            self._close_day(tick, lineage, out)
+        self._add_pending()  # what the tick's time closed is before the tick: the tick may score its signals
 
         live = self.live
         for index, frame in enumerate(self.frames):
-            start = fold(frame.windows, frame.length, ts, price, volume)
+            start = fold(frame.windows, frame.length, ts, price, volume, origin)
             if live is not None:
                 live.windows.add((index, start))
         if self.day is None:
-            self.day = DayAggregate(day, ts, price, volume)
+            self.day = DayAggregate(day, ts, price, volume, origin)
         else:
-            self.day.add(ts, price, volume)
+            self.day.add(ts, price, volume, origin)
         if live is not None:
             live.day = True
 
@@ -389,7 +387,7 @@ class SymbolProcessor:
             self.last = ts
             self._tick_timeframe(price, volume, day, tick, lineage, out)
             if self.strategies is not None:
-                self._tick_strategies(ts, price, volume, tick, lineage, out)
+                self._tick_strategies(ts, price, volume, origin, out)
         else:
             out.out_of_order = True
         next_due = self.outcomes.next_due
@@ -400,12 +398,9 @@ class SymbolProcessor:
 
         if live is not None:
             if live.ready(watermark):
-                self._send_live(watermark, tick, lineage, out)
-        elif self.frames:
-            if closed_smallest and not new_day:
-                out.summaries.append(self._summary(False, tick, lineage))
-        elif self.day.count % self.config.summary_every_ticks == 0:
-            out.summaries.append(self._summary(False, tick, lineage))
+                self._send_live(watermark, out)
+        elif not self.frames and self.day.count % self.config.summary_every_ticks == 0:
+            out.summaries.append(self._summary(False, self.day.origin or origin))
         return out
 
     def advance(self, stream_time: int, tick: Tick, lineage: Lineage) -> StepOutput:
@@ -413,20 +408,16 @@ class SymbolProcessor:
         instrument's record.
 
         Closes the windows and the day that stream time has reached and sends the live update that is
-        due; the events carry ``tick``'s ``ts_init`` and ``lineage`` (summaries its ``ts_event``).
-        Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
+        due. What it emits carries its windows' and day's origins (:mod:`processors.core.origin`), not
+        ``tick``'s: ``tick`` and ``lineage`` only stand in for a window restored from a state that kept no
+        origin. Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
         """
         out = StepOutput()
-        smallest = False
         if self.clock is None or stream_time > self.clock:
-            smallest = self._advance(stream_time, tick, lineage, out)
-            self._add_pending()
+            self._advance(stream_time, tick, lineage, out)
         live = self.live
-        if live is not None:
-            if live.ready(stream_time):
-                self._send_live(stream_time, tick, lineage, out)
-        elif smallest and self.day is not None:  # without live updates: the running summary of a closed candle
-            out.summaries.append(self._summary(False, tick, lineage))
+        if live is not None and live.ready(stream_time):
+            self._send_live(stream_time, out)
         return out
 
     def deadline(self) -> int | None:
@@ -447,16 +438,16 @@ class SymbolProcessor:
     def flush(self, tick: Tick, lineage: Lineage) -> StepOutput:
         """End of input: close every open window and emit a running (not final) summary.
 
-        ``tick`` and ``lineage`` are the symbol's last processed tick and its position; the
-        flushed events carry them. Only for finite inputs (the batch CLI); a stream never
-        flushes, it waits for the next tick.
+        ``tick`` and ``lineage`` are the symbol's last processed tick and its position; they only stand in
+        for a window restored from a state that kept no origin. Only for finite inputs (the batch CLI); a
+        stream never flushes, it waits for the next tick.
         """
         out = StepOutput()
         if self.frames:
             self._close(None, None, tick, lineage, out)
         self._add_pending()
-        if self.day is not None:
-            out.summaries.append(self._summary(False, tick, lineage))
+        if self.day is not None:  # also after a close's running summary: a runner that closed it earlier sends this
+            out.summaries.append(self._summary(False, self.day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
         if self.live is not None:
             self.live.taken(self.clock if self.clock is not None else 0)
         return out
@@ -504,23 +495,23 @@ class SymbolProcessor:
         values from the vectorized kernel instead and overrides this method alone.
         """
         values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
-        self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
+        self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick.ts_init, lineage, out)
 
-    def _tick_strategies(self, ts: int, price: float, volume: float, tick: Tick, lineage: Lineage,
-                         out: StepOutput) -> None:
-        """The compiled strategies on ``tick`` for an in-order tick (after the fixed rules)."""
+    def _tick_strategies(self, ts: int, price: float, volume: float, origin: Origin, out: StepOutput) -> None:
+        """The compiled strategies on ``tick`` for an in-order tick (after the fixed rules); ``origin``: the tick's."""
         compiled = self._plan.compiled
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the caller checks
         fired = compiled.on_tick(self.strategies, ts, price, volume)
         if fired:
-            self._strategy_signals(fired, tick, lineage, out, {ts: tick.ts_event})
+            self._strategy_signals(fired, {TICK: origin}, out, {ts: origin.ts_event})
 
-    def _strategy_signals(self, fired: Sequence[Fired], tick: Tick, lineage: Lineage, out: StepOutput,
+    def _strategy_signals(self, fired: Sequence[Fired], origins: dict[str, Origin], out: StepOutput,
                           moments: dict[int, datetime] | None = None) -> None:
         """The signals of the compiled strategies' sides that fired (indicators: their timeframe's values).
 
-        ``moments``: event times (µs) already known as datetimes (the tick's own); the others are made
-        once per step, so one instant's signals share one datetime (and one isoformat for their ids).
+        ``origins``: per timeframe, the origin of what fired (the tick, or the closed window of that
+        timeframe). ``moments``: event times (µs) already known as datetimes (the tick's own); the others
+        are made once per step, so one instant's signals share one datetime (and one isoformat for their ids).
         """
         compiled = self._plan.compiled
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the callers check
@@ -537,48 +528,62 @@ class SymbolProcessor:
             moment = moments.get(ts_us)
             if moment is None:
                 moment = moments[ts_us] = from_us(ts_us)
-            self._signal(timeframe, label(one), one.side, one.price, named, moment, tick, lineage, out, ts_us)
+            origin = origins[timeframe]
+            self._signal(timeframe, label(one), one.side, one.price, named, moment, origin.ts_init, origin.lineage,
+                         out, ts_us)
 
-    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> bool:
-        """Bring the instrument to ``stream_time``: close the windows and the day it has reached.
-
-        Returns whether a window of the smallest timeframe closed and the day stayed open.
-        """
+    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """Bring the instrument to ``stream_time``: close the windows and the day it has reached."""
         self.clock = stream_time
-        smallest = self._close(stream_time, None, tick, lineage, out) if self.frames else False
+        if self.frames:
+            self._close(stream_time, None, tick, lineage, out)
         day = self.day
         if day is not None and stream_time >= (day.day + 1) * DAY_US + self._plan.grace:
-            out.summaries.append(self._summary(True, tick, lineage))
-            self.day = None
-            if self.live is not None:
-                self.live.day = False
-            return False
-        return smallest
+            self._close_day(tick, lineage, out)
+        self._add_pending()
 
-    def _send_live(self, now: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """The forming candles and the running summary changed since the last send (stream time ``now``)."""
+    def _close_day(self, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """The open day's final summary; the day is gone (``tick``/``lineage``: a stand-in origin, see advance)."""
+        day = self.day
+        assert day is not None  # noqa: S101 - callers check
+        out.summaries.append(self._summary(True, day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
+        self.day = None
+        if self.live is not None:
+            self.live.day = False
+
+    def _send_live(self, now: int, out: StepOutput) -> None:
+        """The forming candles and the running summary changed since the last send (stream time ``now``).
+
+        Each carries its window's or day's origin (the last tick folded in), whichever record sends it.
+        """
         live = self.live
         assert live is not None  # noqa: S101 - callers check
         changed = sorted(live.windows, key=lambda item: (item[1] + self.frames[item[0]].length, item[0]))
         for index, start in changed:
             frame = self.frames[index]
             window = next((w for w in reversed(frame.windows) if w.start == start), None)
-            if window is None:  # closed meanwhile: its final candle went out instead
+            if window is None or window.origin is None:  # closed meanwhile: its final candle went out instead
                 continue
+            origin = window.origin
             out.candles.append(derived.candle(
                 self._trusted, self.symbol, self.venue, frame.name, from_us(start), from_us(start + frame.length),
                 window.open, window.high, window.low, window.close, window.volume, window.count, False,
-                from_us(window.close_ts), tick.ts_init, lineage,
+                from_us(window.close_ts), origin.ts_init, origin.lineage,
             ))
-        if live.day and self.day is not None:
-            out.summaries.append(self._summary(False, tick, lineage))
+        day = self.day
+        if live.day and day is not None and day.origin is not None:
+            out.summaries.append(self._summary(False, day.origin))
         live.taken(now)
 
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
-               out: StepOutput) -> bool:
-        """Close due windows (all of them when ``watermark`` is None), oldest end first.
+               out: StepOutput) -> None:
+        """Close due windows (all of them when ``watermark`` is None), one window end at a time, oldest first.
 
-        Returns whether a window of the smallest timeframe closed.
+        The windows ending at one instant close together: candles, snapshots and rule signals in timeframe
+        order, then the strategies on them (:meth:`CompiledStrategies.on_candles`), then — without live
+        updates — a running summary when the smallest timeframe's window was among them. So how many ends
+        one call closes (one record's stream time may reach several) never changes what is emitted.
+        ``tick``/``lineage`` stand in for a window restored without an origin.
         """
         grace = self._plan.grace
         due: list[tuple[int, int, CandleWindow]] = []
@@ -596,53 +601,74 @@ class SymbolProcessor:
             if closing:
                 del windows[:closing]
         if not due:
-            return False
+            return
         due.sort(key=lambda item: (item[0], item[1]))
-        smallest = False
-        engine = self._plan.indicators
-        closed: list[ClosedCandle] = []
-        for end, index, window in due:
-            frame = self.frames[index]
-            if self.live is not None:
-                self.live.windows.discard((index, window.start))
-            if self.strategies is not None:
-                closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
-                                           window.close, window.volume))
-            ts_open, ts_close = from_us(window.start), from_us(end)
-            out.candles.append(derived.candle(
-                self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open, window.high, window.low,
-                window.close, window.volume, window.count, True, ts_close, tick.ts_init, lineage,
-            ))
-            values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
-            self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
-            smallest = smallest or index == self._plan.smallest
-        if closed:
-            assert self._plan.compiled is not None and self.strategies is not None  # noqa: S101 - closed says so
-            fired = self._plan.compiled.on_candles(self.strategies, closed)
-            if fired:
-                self._strategy_signals(fired, tick, lineage, out)
-        return smallest
+        plan = self._plan
+        engine = plan.indicators
+        compiled = plan.compiled
+        strategies = self.strategies
+        live = self.live
+        stand_in: Origin | None = None
+        position, count = 0, len(due)
+        while position < count:
+            end = due[position][0]
+            ts_close = from_us(end)
+            closed: list[ClosedCandle] = []
+            origins: dict[str, Origin] = {}
+            smallest = False
+            while position < count and due[position][0] == end:
+                _, index, window = due[position]
+                position += 1
+                frame = self.frames[index]
+                origin = window.origin
+                if origin is None:
+                    origin = stand_in = stand_in or Origin(tick.ts_event, tick.ts_init, lineage)
+                if live is not None:
+                    live.windows.discard((index, window.start))
+                if strategies is not None:
+                    closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
+                                               window.close, window.volume))
+                    origins[frame.name] = origin
+                out.candles.append(derived.candle(
+                    self._trusted, self.symbol, self.venue, frame.name, from_us(window.start), ts_close, window.open,
+                    window.high, window.low, window.close, window.volume, window.count, True, ts_close,
+                    origin.ts_init, origin.lineage,
+                ))
+                values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
+                self._derive(frame.name, frame.rules, values, window.close, ts_close, origin.ts_init, origin.lineage,
+                             out)
+                smallest = smallest or index == plan.smallest
+            if closed:
+                assert compiled is not None and strategies is not None  # noqa: S101 - closed says so
+                fired = compiled.on_candles(strategies, closed)
+                if fired:
+                    self._strategy_signals(fired, origins, out)
+            day = self.day
+            if smallest and live is None and day is not None:
+                out.summaries.append(self._summary(False, day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
 
     def _derive(self, timeframe: str, rule_state: RuleState, values: list[Value], price: float,
-                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """Snapshot + rules for one evaluation; signals are counted into the open day."""
+                ts_event: datetime, ts_init: datetime, lineage: Lineage, out: StepOutput) -> None:
+        """Snapshot + rules for one evaluation (``ts_init``/``lineage``: its origin's); signals count into the open day."""
         named = dict(zip(self._plan.names, values, strict=True))
         trusted = self._trusted
-        out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, tick.ts_init,
+        out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, ts_init,
                                               lineage))
         fired = self._plan.rules.evaluate(rule_state, values, price)
         if not fired:
             return
         sources = self._plan.sources
         for rule, side in fired:
-            self._signal(timeframe, sources.rule(rule, timeframe, side), side, price, named, ts_event, tick, lineage,
+            self._signal(timeframe, sources.rule(rule, timeframe, side), side, price, named, ts_event, ts_init, lineage,
                          out)
 
     def _signal(self, timeframe: str, source: SignalSource, side: str, price: float, named: dict[str, Value],
-                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput, ts_us: int | None = None) -> None:
+                ts_event: datetime, ts_init: datetime, lineage: Lineage, out: StepOutput,
+                ts_us: int | None = None) -> None:
         """One :class:`Signal`: emitted, counted into the open day and waiting for its outcomes.
 
-        ``ts_us``: ``ts_event`` in µs when the caller has it.
+        ``ts_init``/``lineage``: its origin's (the tick, or the last tick of the closed window); the id is
+        made from that lineage. ``ts_us``: ``ts_event`` in µs when the caller has it.
         """
         if ts_event is not self._iso_of:  # a step's signals mostly share their instant: format it once
             self._iso_of = ts_event
@@ -651,7 +677,7 @@ class SymbolProcessor:
                                  lineage.offset)
         out.signals.append(derived.signal(
             self._trusted, signal_id, self.symbol, self.venue, timeframe, source.name, source.version,
-            source.condition, side, price, named, ts_event, tick.ts_init, lineage,
+            source.condition, side, price, named, ts_event, ts_init, lineage,
         ))
         if self.outcomes.horizons:
             self._new.append(Pending(signal_id, source.name, source.version, timeframe, side, price,
@@ -690,14 +716,15 @@ class SymbolProcessor:
                 tick.ts_init, lineage,
             ))
 
-    def _summary(self, final: bool, tick: Tick, lineage: Lineage) -> DailySummary:
+    def _summary(self, final: bool, origin: Origin) -> DailySummary:
+        """The open day's summary, carrying ``origin`` (the day's: its last tick)."""
         day = self.day
         assert day is not None  # noqa: S101 - callers check; a bug otherwise
         vwap = day.vwap
         return derived.summary(
             self._trusted, self.symbol, self.venue, day_date(day.day), day.open, day.high, day.low, day.close, day.mean_price,
             vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
-            day.volume, day.count, day.buys, day.sells, final, tick.ts_event, tick.ts_init, lineage,
+            day.volume, day.count, day.buys, day.sells, final, origin.ts_event, origin.ts_init, origin.lineage,
         )
 
 

@@ -95,7 +95,8 @@ def test_a_quiet_symbols_window_is_closed_by_another_symbols_tick_once_stream_ti
     [final] = candles_of(outputs, "ETH-USD")
     assert final.final and final.ts_open == at(0) and final.ts_close == at(60)
     assert (final.open, final.high, final.low, final.close, final.trade_count) == (100.0, 101.0, 100.0, 101.0, 2)
-    assert final.lineage == lineage(offset) and final.ts_event == at(60)  # the record that moved the stream time
+    # it carries its last tick (offset 1), not the BTC record that moved the stream time (docs/core.md)
+    assert final.lineage == lineage(1) and final.ts_event == at(60)
     eth = [output for key, output in outputs if key.startswith("ETH-USD@")]
     assert [s.timeframe for s in eth[0].snapshots] == ["1m"]  # its indicators ran on the closed candle
     # the ETH window is closed now: an ETH tick of it is late, though ETH's own latest tick is older
@@ -126,7 +127,7 @@ def test_each_venue_of_a_partition_has_its_own_stream_time():
     assert [c.final for c in output.candles] == [False, False]  # its 1m and 5m windows still forming
     outputs = partition.feed(tick(66, 9.0, symbol="SOL-USD", venue="slow"), 201)  # the slow venue's time moves
     [final] = candles_of(outputs, "ETH-USD")
-    assert final.final and final.trade_count == 2 and final.lineage == lineage(201)
+    assert final.final and final.trade_count == 2 and final.lineage == lineage(200)  # its last tick's
 
 
 def test_without_a_stream_time_only_the_symbols_own_ticks_close_its_windows():
@@ -213,25 +214,35 @@ def interleaved(seed: int, count: int) -> list[Tick]:
     return ticks
 
 
-def test_final_candles_equal_the_per_instrument_runners_when_no_tick_is_late_by_stream_time():
+def test_closes_equal_the_per_instrument_runners_byte_for_byte_in_an_event_ordered_partition():
+    """What the closes emit does not depend on who closed them (tests/unit/core/test_core_close_determinism.py):
+    the stream processor with live updates writes the per-instrument runner's final candles, snapshots and
+    signals, byte for byte and in the same order per instrument, the end of input included."""
     ticks = interleaved(11, 3_000)
-    live = [e for e in (orjson.loads(line.split(b" ", 1)[1]) for line in run(LIVE, ticks))
-            if "trade_count" in e and e["final"]]
-    batch = []
-    processors = {s: SymbolProcessor(QUIET, Instrument(s, "test")) for s in ("BTC-USD", "ETH-USD", "SOL-USD")}
+    keys = ("BTC-USD", "ETH-USD", "SOL-USD")
+    live: dict[str, list[bytes]] = {s: [] for s in keys}
+    partition = Partition(LIVE)
     for offset, item in enumerate(ticks):
-        batch += [json.loads(encode(c)) for c in processors[item.symbol].process(item, lineage(offset)).candles]
-    for symbol, processor in processors.items():
-        last = next(t for t in reversed(ticks) if t.symbol == symbol)
-        batch += [json.loads(encode(c)) for c in processor.flush(last, lineage(len(ticks))).candles]
+        for key, output in partition.feed(item, offset):
+            live[key.split("@")[0]] += [encode(e) for e in (*output.candles, *output.snapshots, *output.signals)
+                                        if not isinstance(e, Candle) or e.final]
+    batch: dict[str, list[bytes]] = {s: [] for s in keys}
+    processors = {s: SymbolProcessor(QUIET, Instrument(s, "test")) for s in keys}
+    for offset, item in enumerate(ticks):
+        output = processors[item.symbol].process(item, lineage(offset))
+        batch[item.symbol] += [encode(e) for e in (*output.candles, *output.snapshots, *output.signals)]
+    for symbol in keys:
+        last = max(offset for offset, t in enumerate(ticks) if t.symbol == symbol)
+        for runner, found in ((partition.processors[f"{symbol}@test"], live), (processors[symbol], batch)):
+            output = runner.flush(ticks[last], lineage(last))
+            found[symbol] += [encode(e) for e in (*output.candles, *output.snapshots, *output.signals)]
 
-    def content(candle: dict) -> tuple:  # which record closed it (ts_init, lineage) is the runner's
-        return tuple(sorted((k, v) for k, v in candle.items() if k not in ("ts_init", "lineage")))
+    def by_kind(events: list[bytes]) -> tuple[list[bytes], ...]:
+        return tuple([e for e in events if marker in e] for marker in (b'"trade_count"', b'"values"', b'"signal_id"'))
 
-    closed_live = sorted(content(c) for c in live)
-    assert closed_live and set(closed_live) <= {content(c) for c in batch}
-    # the candles still open at the end of the partition are the only ones the batch flush adds
-    assert len(batch) - len(closed_live) <= 3 * 2
+    for symbol in keys:
+        assert by_kind(live[symbol]) == by_kind(batch[symbol]), symbol
+    assert sum(len(events) for events in batch.values()) > 1_000
 
 
 # -- determinism -----------------------------------------------------------------------------------
