@@ -48,9 +48,12 @@ Semantics (docs/core.md has the long version):
 - Scorecards (:mod:`processors.core.outcomes`, when ``config.horizons_ms`` is set): every
   signal's outcome at each horizon is the first accepted tick of the instrument *processed
   after the step that emitted it* whose event time is ≥ signal time + horizon.
-- Derived events carry the causing tick's ``ts_init`` and ``lineage``; signal ids come from
-  :func:`schemas.events.make_signal_id`. Nothing reads the wall clock, so the same input
-  sequence always yields the same events.
+- Derived events of the tick timeframe and outcomes carry the tick's ``ts_init`` and ``lineage``;
+  what a close or a live update emits carries its window's or day's origin instead, the last tick
+  folded into it (:mod:`processors.core.origin`), so it is the same whichever record closed it. Signal
+  ids come from :func:`schemas.events.make_signal_id` over that lineage. Windows close one end at a
+  time, and a tick's own time closes what it reaches before the tick is folded in. Nothing reads the
+  wall clock, so the same input sequence always yields the same events.
 """
 
 from __future__ import annotations

@@ -114,7 +114,8 @@ def process_in_partition(clock: PartitionClock, key: str, processor: SymbolProce
 
 def advance_partition(clock: PartitionClock, tick: Tick, lineage: Lineage,
                       processor_of: Callable[[str], SymbolProcessor]) -> list[tuple[str, StepOutput]]:
-    """Bring every instrument whose deadline the stream time has reached to it (``tick``: the record that moved it)."""
+    """Bring every instrument whose deadline the stream time has reached to it (``tick``: the record that moved it;
+    what the advances emit carries the closed windows' own origins, not ``tick``'s)."""
     outputs = []
     now = clock.stream_time
     for other in clock.due():
