@@ -47,7 +47,8 @@ Semantics (docs/core.md has the long version):
   condition that fired; the fixed rules' signals carry their built-in strategy's.
 - Scorecards (:mod:`processors.core.outcomes`, when ``config.horizons_ms`` is set): every
   signal's outcome at each horizon is the first accepted tick of the instrument *processed
-  after the step that emitted it* whose event time is ≥ signal time + horizon.
+  after the signal was emitted* whose event time is ≥ signal time + horizon (a close's signals
+  are emitted before the tick that reached the close is folded in: that tick may score them).
 - Derived events of the tick timeframe and outcomes carry the tick's ``ts_init`` and ``lineage``;
   what a close or a live update emits carries its window's or day's origin instead, the last tick
   folded into it (:mod:`processors.core.origin`), so it is the same whichever record closed it. Signal

@@ -68,7 +68,9 @@ def core_run(ticks: list[Tick]) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def handler_run(ticks: list[Tick], checkpoints: list[bool], restarts: list[bool]) -> list[tuple[bytes, bytes]]:
+def handler_run(ticks: list[Tick], checkpoints: list[bool], restarts: list[bool],
+                positions: list[int] | None = None) -> list[tuple[bytes, bytes]]:
+    """The handler's emissions (``positions``: gets the input offset that produced each one)."""
     store = MemoryStore("pipeline", "ticks")
     store.assign_partition(0)
 
@@ -84,6 +86,8 @@ def handler_run(ticks: list[Tick], checkpoints: list[bool], restarts: list[bool]
         emissions = handler.handle(encode(tick), f"{tick.symbol}@{tick.venue}".encode(), 0, transaction, "ticks", 0,
                                    offset)
         out += [(e.key, e.value) for e in emissions]
+        if positions is not None:
+            positions += [offset] * len(emissions)
         if offset < len(checkpoints) and checkpoints[offset]:
             states.flush()
             transaction.prepare()
@@ -112,11 +116,14 @@ def test_a_quiet_instruments_candle_is_closed_by_the_other_instruments_records()
     ticks += [Tick(symbol="BTC-USD", venue="test", price=100.0, ts_event=end + timedelta(seconds=s),
                    ts_init=end + timedelta(seconds=s), source="test", source_id=f"after-{s}") for s in range(1, 120)]
     quiet_last = max(i for i, t in enumerate(ticks) if t.symbol == "SOL-USD")
-    rows = handler_run(ticks, [], [])
-    closers = set()
-    for key, value in rows:
+    positions: list[int] = []
+    rows = handler_run(ticks, [], [], positions)
+    closers = set()  # the input records whose handling emitted a final SOL candle
+    for (key, value), offset in zip(rows, positions, strict=True):
         if key == b"SOL-USD@test" and b'"trade_count"' in value and b'"final":true' in value:
-            closers.add(decode_candle(value).lineage.offset)
+            closers.add(offset)
+            # whoever closed it, it carries its own last tick (docs/core.md, "What a close emits")
+            assert ticks[decode_candle(value).lineage.offset].symbol == "SOL-USD"
     assert closers and all(ticks[offset].symbol != "SOL-USD" for offset in closers if offset > quiet_last)
     assert any(offset > quiet_last for offset in closers)  # its last candle closed after its last tick
     assert not any(b'"processing_failed"' in value for _, value in rows)
