@@ -69,8 +69,13 @@ def test_a_quiet_symbols_candle_is_closed_by_another_symbols_ticks_and_forming_c
             [quiet_final] = [c for _, c in candles if c.symbol == QUIET and c.final]
             assert (quiet_final.ts_open, quiet_final.ts_close) == (T0, T0 + timedelta(minutes=1))
             assert (quiet_final.open, quiet_final.close, quiet_final.trade_count) == (100.0, 110.0, 11)
-            closer = decode(Tick, ticks[quiet_final.lineage.offset].value)
-            assert closer.symbol == BUSY and closer.ts_event == T0 + timedelta(seconds=60 + GRACE_S)
+            # It carries its own last tick (12:00:10), not the BUSY record that closed it (docs/core.md, "What a
+            # close emits"); it went out with that record's outputs, after BUSY's own final candle of the window,
+            # which the same record's event time closed (and at most BUSY's forming candle sent with it).
+            last_quiet = decode(Tick, ticks[quiet_final.lineage.offset].value)
+            assert last_quiet.symbol == QUIET and last_quiet.ts_event == T0 + timedelta(seconds=10)
+            position = next(index for index, (_, c) in enumerate(candles) if c is quiet_final)
+            assert any(c.symbol == BUSY and c.final and c.ts_open == T0 for _, c in candles[position - 2:position])
             # Forming candles went out before it, one per second of stream time (a tick a second: each one).
             quiet_forming = [c for _, c in candles if c.symbol == QUIET and not c.final]
             assert [c.trade_count for c in quiet_forming] == list(range(1, 12))
