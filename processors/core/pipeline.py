@@ -60,7 +60,7 @@ Semantics (docs/core.md has the long version):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -220,10 +220,13 @@ class StepOutput:
         self.out_of_order = out_of_order
 
 
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
 class _Frame:
     """One candle timeframe of one symbol: its open windows and indicator/rule state."""
 
-    __slots__ = ("name", "length", "windows", "indicators", "rules")
+    __slots__ = ("name", "length", "windows", "indicators", "rules", "_bounds")
 
     def __init__(self, name: str, length: int, indicators: IndicatorState, rules: RuleState) -> None:
         self.name = name
@@ -231,6 +234,15 @@ class _Frame:
         self.windows: list[CandleWindow] = []
         self.indicators = indicators
         self.rules = rules
+        self._bounds: tuple[int, datetime, datetime] = (-1, _NO_TIME, _NO_TIME)
+
+    def bounds(self, start: int) -> tuple[datetime, datetime]:
+        """The window starting at ``start`` (µs) as datetimes; the latest one is kept: a forming window is sent
+        once a second, each time with the same bounds."""
+        cached = self._bounds
+        if cached[0] != start:
+            cached = self._bounds = (start, from_us(start), from_us(start + self.length))
+        return cached[1], cached[2]
 
 
 class SymbolProcessor:
@@ -562,15 +574,19 @@ class SymbolProcessor:
         """
         live = self.live
         assert live is not None  # noqa: S101 - callers check
-        changed = sorted(live.windows, key=lambda item: (item[1] + self.frames[item[0]].length, item[0]))
+        frames = self.frames
+        changed: Collection[tuple[int, int]] = live.windows
+        if len(changed) > 1:  # oldest end first
+            changed = sorted(changed, key=lambda item: (item[1] + frames[item[0]].length, item[0]))
         for index, start in changed:
-            frame = self.frames[index]
+            frame = frames[index]
             window = next((w for w in reversed(frame.windows) if w.start == start), None)
             if window is None or window.origin is None:  # closed meanwhile: its final candle went out instead
                 continue
             origin = window.origin
+            ts_open, ts_close = frame.bounds(start)
             out.candles.append(derived.candle(
-                self._trusted, self.symbol, self.venue, frame.name, from_us(start), from_us(start + frame.length),
+                self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close,
                 window.open, window.high, window.low, window.close, window.volume, window.count, False,
                 from_us(window.close_ts), origin.ts_init, origin.lineage,
             ))
@@ -616,7 +632,6 @@ class SymbolProcessor:
         position, count = 0, len(due)
         while position < count:
             end = due[position][0]
-            ts_close = from_us(end)
             closed: list[ClosedCandle] = []
             origins: dict[str, Origin] = {}
             smallest = False
@@ -624,6 +639,7 @@ class SymbolProcessor:
                 _, index, window = due[position]
                 position += 1
                 frame = self.frames[index]
+                ts_open, ts_close = frame.bounds(window.start)
                 origin = window.origin
                 if origin is None:
                     origin = stand_in = stand_in or Origin(tick.ts_event, tick.ts_init, lineage)
@@ -634,7 +650,7 @@ class SymbolProcessor:
                                                window.close, window.volume))
                     origins[frame.name] = origin
                 out.candles.append(derived.candle(
-                    self._trusted, self.symbol, self.venue, frame.name, from_us(window.start), ts_close, window.open,
+                    self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open,
                     window.high, window.low, window.close, window.volume, window.count, True, ts_close,
                     origin.ts_init, origin.lineage,
                 ))
