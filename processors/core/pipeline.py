@@ -484,23 +484,25 @@ class SymbolProcessor:
         return None
 
     def _lateness(self, ts: int, day: int) -> tuple[str, str] | None:
-        """Why a tick in bounds is late: its day or a window of it closed at the stream time (None: not late)."""
+        """Why a tick in bounds is late: its day or a window of it closed at the stream time (None: not late).
+
+        The detail names the window or day and the grace, not the stream time: a runner that closes by another
+        clock (the per-instrument batch and backfill) writes the same dead letter for the same refusal.
+        """
         last = self.clock  # the stream time: ≥ the instrument's own latest event time
         if last is None or ts >= last:
             return None
         grace = self._plan.grace
         if (self.day is not None and day < self.day.day) or (day + 1) * DAY_US + grace <= last:
             return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
-                          f" (latest event time {from_us(last).isoformat()})")
+                          f" (at the next midnight + grace {grace / 1e6:g}s)")
         for frame in self.frames:
             end = ts - ts % frame.length + frame.length
             if end + grace <= last:
                 return LATE, (f"its {frame.name} window [{from_us(end - frame.length).isoformat()},"
-                              f" {from_us(end).isoformat()}) closed: latest event time"
-                              f" {from_us(last).isoformat()}, grace {grace / 1e6:g}s")
+                              f" {from_us(end).isoformat()}) closed (at its end + grace {grace / 1e6:g}s)")
         if not self.frames and ts + grace <= last:
-            return LATE, (f"{(last - ts) / 1e6:g}s older than the latest event time"
-                          f" {from_us(last).isoformat()} (grace {grace / 1e6:g}s)")
+            return LATE, f"older than the stream time (the newest event time seen) by the grace {grace / 1e6:g}s or more"
         return None
 
     def _tick_timeframe(self, price: float, volume: float, day: int, tick: Tick, lineage: Lineage,
