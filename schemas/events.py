@@ -131,9 +131,16 @@ class DeadLetter(Event):
 
 
 class Candle(Event):
-    """OHLCV over one event-time window ``[ts_open, ts_close)`` (topic ``candles.<tf>``)."""
+    """OHLCV over one event-time window ``[ts_open, ts_close)`` (topic ``candles.<tf>``).
 
-    schema_version: Literal[2] = 2
+    ``final`` is False for a *forming* candle: the window's running OHLCV while it is still open,
+    sent at most once per ``LIVE_UPDATE_INTERVAL`` of stream time (docs/core.md, "Live candles and
+    quiet feeds"); True for the one closed candle of the window, which supersedes every forming one.
+    Indicators and strategies only ever see final candles. Version 3 added ``final`` (a v2 candle
+    was always closed: it upcasts to ``final=True``).
+    """
+
+    schema_version: Literal[3] = 3
     symbol: Symbol
     venue: Venue
     timeframe: Timeframe
@@ -145,6 +152,7 @@ class Candle(Event):
     close: PositivePrice
     volume: NonNegative
     trade_count: Annotated[int, Field(ge=1)]
+    final: bool
     ts_event: UtcDatetime
     ts_init: UtcDatetime
     lineage: Lineage

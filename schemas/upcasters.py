@@ -203,8 +203,22 @@ def signal_v2_to_v3(record: Record) -> Record:
     return upgraded
 
 
+def candle_v2_to_v3(record: Record) -> Record:
+    """Version 3 added ``final`` (forming candles): version 2 only ever wrote closed candles."""
+    if "final" in record:
+        raise ValueError("a version-2 candle has no final field")
+    upgraded: Record = {}
+    for key, value in record.items():  # field order as version 3 writes it (only cosmetic: JSON objects)
+        upgraded[key] = value
+        if key == "trade_count":
+            upgraded["final"] = True
+    upgraded.setdefault("final", True)
+    upgraded["schema_version"] = 3
+    return upgraded
+
+
 TICK_CHAIN = UpcasterChain(Tick, (tick_v1_to_v2,))
-CANDLE_CHAIN = UpcasterChain(Candle, (derived_v1_to_v2,))
+CANDLE_CHAIN = UpcasterChain(Candle, (derived_v1_to_v2, candle_v2_to_v3))
 INDICATOR_SNAPSHOT_CHAIN = UpcasterChain(IndicatorSnapshot, (derived_v1_to_v2,))
 SIGNAL_CHAIN = UpcasterChain(Signal, (derived_v1_to_v2, signal_v2_to_v3))
 DAILY_SUMMARY_CHAIN = UpcasterChain(DailySummary, (derived_v1_to_v2,))

@@ -8,24 +8,31 @@ is decided by :mod:`processors.core.pipeline` (grace period, UTC midnight).
 from __future__ import annotations
 
 from processors.core.ohlc import OhlcBar
-from processors.core.plain import StateFormatError, as_list
+from processors.core.origin import Origin
+from processors.core.plain import StateFormatError
 
 _WHAT = "candle window state"
 
 
 class CandleWindow(OhlcBar):
-    """One open window's OHLCV; times are microseconds since the epoch."""
+    """One open window's OHLCV; times are microseconds since the epoch.
 
-    __slots__ = ("start", "volume", "count")
+    ``origin``: the last tick folded in (:mod:`processors.core.origin`), what its close's events carry;
+    None only for a window restored from a state written before origins were kept.
+    """
 
-    def __init__(self, start: int, ts: int, price: float, volume: float) -> None:
+    __slots__ = ("start", "volume", "count", "origin")
+
+    def __init__(self, start: int, ts: int, price: float, volume: float, origin: Origin | None) -> None:
         self.start = start
         self.start_bar(ts, price)
         self.volume = volume
         self.count = 1
+        self.origin = origin
 
-    def add(self, ts: int, price: float, volume: float) -> None:
+    def add(self, ts: int, price: float, volume: float, origin: Origin | None) -> None:
         """Fold one tick in (any arrival order; the OHLC rule of :mod:`processors.core.ohlc`)."""
+        self.origin = origin
         if ts < self.open_ts:
             self.open = price
             self.open_ts = ts
@@ -39,18 +46,25 @@ class CandleWindow(OhlcBar):
         self.volume += volume
         self.count += 1
 
-    def dump(self) -> list[int | float]:
-        return [self.start, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
-                self.volume, self.count]
+    def dump(self) -> list[object]:
+        plain: list[object] = [self.start, self.open, self.open_ts, self.high, self.low, self.close, self.close_ts,
+                               self.volume, self.count]
+        if self.origin is not None:
+            plain.append(self.origin.dump())
+        return plain
 
     @classmethod
     def load(cls, plain: object) -> CandleWindow:
-        start, open_, open_ts, high, low, close, close_ts, volume, count = as_list(plain, 9, _WHAT)
+        """Rebuild from :meth:`dump` (9 items without an origin: a state written before origins were kept)."""
+        if not isinstance(plain, list) or len(plain) not in (9, 10):
+            raise StateFormatError(f"{_WHAT}: expected a list of 9 or 10 values")
+        start, open_, open_ts, high, low, close, close_ts, volume, count = plain[:9]
         if type(start) is not int or type(count) is not int:
             raise StateFormatError(f"{_WHAT}: times and count must be integers")
         window = cls.__new__(cls)
         window.load_bar(open_, open_ts, high, low, close, close_ts, _WHAT)
         window.start, window.count = start, count
+        window.origin = Origin.load(plain[9]) if len(plain) == 10 else None
         try:
             window.volume = float(volume)
         except (TypeError, ValueError) as error:
@@ -58,17 +72,19 @@ class CandleWindow(OhlcBar):
         return window
 
 
-def fold(windows: list[CandleWindow], length: int, ts: int, price: float, volume: float) -> bool:
-    """Add a tick to its window in ``windows`` (kept sorted by start), opening it if needed; True if it opened one."""
+def fold(windows: list[CandleWindow], length: int, ts: int, price: float, volume: float, origin: Origin | None) -> int:
+    """Add a tick to its window in ``windows`` (kept sorted by start), opening it if needed; the window's start.
+
+    ``origin``: the tick's (:mod:`processors.core.origin`)."""
     start = ts - ts % length
     for index in range(len(windows) - 1, -1, -1):  # the newest window is the usual target
         window = windows[index]
         if window.start == start:
-            window.add(ts, price, volume)
-            return False
+            window.add(ts, price, volume, origin)
+            return start
         if window.start < start:
-            windows.insert(index + 1, CandleWindow(start, ts, price, volume))
-            return True
-    windows.insert(0, CandleWindow(start, ts, price, volume))
-    return True
+            windows.insert(index + 1, CandleWindow(start, ts, price, volume, origin))
+            return start
+    windows.insert(0, CandleWindow(start, ts, price, volume, origin))
+    return start
 

@@ -161,18 +161,18 @@ def outcome(trusted: bool, outcome_id: str, signal_id: str, symbol: str, venue: 
 
 
 def candle(trusted: bool, symbol: str, venue: str, timeframe: str, ts_open: datetime, ts_close: datetime, open_: float,
-           high: float, low: float, close: float, volume: float, trade_count: int, ts_event: datetime,
+           high: float, low: float, close: float, volume: float, trade_count: int, final: bool, ts_event: datetime,
            ts_init: datetime, lineage: Lineage) -> Candle:
-    """``Candle(...)``; prices from validated ticks, ``volume`` a sum of their volumes."""
+    """``Candle(...)``; prices from validated ticks, ``volume`` a sum of their volumes, ``final`` False while it forms."""
     if trusted and _isfinite(volume) and trade_count >= 1:
         return _build(Candle, {
             "schema_version": _CANDLE_VERSION, "symbol": symbol, "venue": venue, "timeframe": timeframe, "ts_open": ts_open,
             "ts_close": ts_close, "open": open_, "high": high, "low": low, "close": close, "volume": volume,
-            "trade_count": trade_count, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
+            "trade_count": trade_count, "final": final, "ts_event": ts_event, "ts_init": ts_init, "lineage": lineage,
         }, _CANDLE_SET)
     return Candle(symbol=symbol, venue=venue, timeframe=timeframe, ts_open=ts_open, ts_close=ts_close, open=open_, high=high,
-                  low=low, close=close, volume=volume, trade_count=trade_count, ts_event=ts_event, ts_init=ts_init,
-                  lineage=lineage)
+                  low=low, close=close, volume=volume, trade_count=trade_count, final=final, ts_event=ts_event,
+                  ts_init=ts_init, lineage=lineage)
 
 
 def summary(trusted: bool, symbol: str, venue: str, day: date, open_: float, high: float, low: float, close: float,

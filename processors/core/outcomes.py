@@ -4,7 +4,8 @@ Called by :class:`processors.core.pipeline.SymbolProcessor`: :meth:`PendingOutco
 accepted tick of the instrument (before the tick's own signals are added), then
 :meth:`PendingOutcomes.add` with each signal the tick emitted. The definition (docs/core.md,
 "Scorecards"): at each horizon h, the outcome of a signal is the first accepted tick of the instrument
-processed after the signal whose event time is ≥ signal time + h; return = side · (p_h / p_signal − 1),
+processed after the signal was emitted (a close's signals: before the tick that reached the close) whose
+event time is ≥ signal time + h; return = side · (p_h / p_signal − 1),
 net = gross − fee. Pure: no clock, no I/O.
 
 **Storage.** Pending outcomes can be many (a tick strategy firing every few ticks, a one-day horizon):

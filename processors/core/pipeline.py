@@ -19,35 +19,48 @@ Semantics (docs/core.md has the long version):
 - Timeframe ``tick``: every accepted tick in event order updates the tick indicators, the
   fixed rules and the tick strategies and yields one :class:`IndicatorSnapshot`.
 - Candle timeframes (``config.candle_timeframes``): tumbling windows ``[start, start+L)``
-  aligned to the epoch. A window closes when a tick arrives with event time ≥ end + grace,
-  or, at the latest, when the first tick of a later UTC day arrives (a UTC midnight
-  closes the day: grace never reaches across it). A closed window yields a
-  :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
+  aligned to the epoch. A window closes when the **stream time** reaches its end + grace, or,
+  at the latest, when the instrument's first tick of a later UTC day arrives (a UTC midnight
+  closes the day: grace never reaches across it). The stream time is the instrument's own
+  latest event time, or — when the runner passes it (:mod:`processors.core.stream_time`) — the
+  highest event time accepted among its venue's ticks on its input partition, so other
+  instruments' ticks close a quiet instrument's windows (:meth:`SymbolProcessor.advance`). A closed window yields a
+  final :class:`Candle`, then indicators and rules run on its close (volume = candle volume) with
   ``ts_event`` = the candle's ``ts_close``; the candles a step closes are then handed to the
-  compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead).
+  compiled strategies in one call (:meth:`CompiledStrategies.on_candles`: no look-ahead). Only
+  closed candles ever reach indicators and strategies.
 - A tick whose window (any candle timeframe) has closed, or whose UTC day has closed, or —
-  without candle timeframes — that is older than the latest event time minus grace, is
+  without candle timeframes — that is older than the stream time minus grace, is
   rejected with reason ``late``. An older tick that is still within grace is folded into its
   open candle(s) and the daily aggregate but not into the tick indicators (their
   recurrences need event order); ``StepOutput.out_of_order`` is then True.
-- Daily aggregate per UTC day: a running :class:`DailySummary` (``final=False``) whenever a
-  window of the smallest candle timeframe closes (every ``summary_every_ticks`` ticks when
-  there is no candle timeframe) and the final one when the first tick of a later UTC day
-  arrives. Signals count into the day that is open when they are emitted.
+- Daily aggregate per UTC day: the final :class:`DailySummary` when the first tick of a later UTC
+  day arrives, or when the stream time of its venue on its partition passes the next midnight + grace. Running ones
+  (``final=False``): with ``live_update_ms`` 0, whenever a window of the smallest candle timeframe
+  closes (every ``summary_every_ticks`` ticks when there is no candle timeframe); with
+  ``live_update_ms`` set, as live updates (next item). Signals count into the day that is open
+  when they are emitted.
+- Live updates (``live_update_ms`` > 0, :mod:`processors.core.live`): the forming candles
+  (``final=False``) and the running summary that changed, at most once per ``live_update_ms`` of
+  stream time per instrument; a window or day that closes first sends its final event instead.
 - Signals (:mod:`processors.core.signal_sources`) name their strategy, its version and the
   condition that fired; the fixed rules' signals carry their built-in strategy's.
 - Scorecards (:mod:`processors.core.outcomes`, when ``config.horizons_ms`` is set): every
   signal's outcome at each horizon is the first accepted tick of the instrument *processed
-  after the step that emitted it* whose event time is ≥ signal time + horizon.
-- Derived events carry the causing tick's ``ts_init`` and ``lineage``; signal ids come from
-  :func:`schemas.events.make_signal_id`. Nothing reads the wall clock, so the same input
-  sequence always yields the same events.
+  after the signal was emitted* whose event time is ≥ signal time + horizon (a close's signals
+  are emitted before the tick that reached the close is folded in: that tick may score them).
+- Derived events of the tick timeframe and outcomes carry the tick's ``ts_init`` and ``lineage``;
+  what a close or a live update emits carries its window's or day's origin instead, the last tick
+  folded into it (:mod:`processors.core.origin`), so it is the same whichever record closed it. Signal
+  ids come from :func:`schemas.events.make_signal_id` over that lineage. Windows close one end at a
+  time, and a tick's own time closes what it reaches before the tick is folded in. Nothing reads the
+  wall clock, so the same input sequence always yields the same events.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +69,8 @@ from processors.core import derived
 from processors.core.candles import CandleWindow, fold
 from processors.core.daily import DayAggregate
 from processors.core.indicators import STATE_LENGTH, IndicatorEngine, IndicatorSpec, IndicatorState, Value
+from processors.core.live import LiveUpdates
+from processors.core.origin import Origin
 from processors.core.outcomes import Pending, PendingOutcomes, horizon_label
 from processors.core.plain import StateFormatError, as_int, as_items, as_list
 from processors.core.rules import BUY, RuleEngine, RuleSpec, RuleState
@@ -81,7 +96,7 @@ from schemas.timeframes import TICK, timeframe_ms
 SymbolState = dict[str, Any]
 """The JSON-compatible state of one symbol (see the module docstring)."""
 
-STATE_VERSION = 4  # bump whenever the plain layout changes (3: per instrument; 4: strategies, outcomes)
+STATE_VERSION = 5  # bump whenever the plain layout changes (3: per instrument; 4: strategies, outcomes; 5: stream time, live)
 SegmentReader = Callable[[int], object]
 LATE = "late"
 PRICE_OUT_OF_RANGE = "price_out_of_range"
@@ -106,7 +121,9 @@ class PipelineConfig:
     reject absurd values before they can overflow the arithmetic (volume 0 means unknown).
     ``strategies`` run beside the fixed ``rules`` (the strategy file's ``[strategies.NAME]``);
     ``horizons_ms`` are the scorecard horizons (none: no outcomes) and ``fee`` the round-trip
-    cost an outcome's net return subtracts (a fraction, ``SCORECARD_FEE``).
+    cost an outcome's net return subtracts (a fraction, ``SCORECARD_FEE``). ``live_update_ms``
+    (``LIVE_UPDATE_INTERVAL``) throttles the live updates per instrument in stream time; 0: none
+    (the batch and backfill runners), running summaries then follow ``summary_every_ticks``' rule.
     """
 
     indicators: IndicatorSpec = field(default_factory=IndicatorSpec)
@@ -117,6 +134,7 @@ class PipelineConfig:
     candle_timeframes: tuple[str, ...] = ("1m",)
     grace_ms: int = 5_000
     summary_every_ticks: int = 100
+    live_update_ms: int = 0
     min_price: float = 1e-12
     max_price: float = 1e12
     min_volume: float = 1e-12
@@ -132,6 +150,8 @@ class PipelineConfig:
             timeframe_ms(timeframe)
         if not 0 <= self.grace_ms <= 86_400_000:
             raise ValueError("grace_ms must be between 0 and one day")
+        if not 0 <= self.live_update_ms <= 86_400_000:
+            raise ValueError("live_update_ms must be between 0 (no live updates) and one day")
         if self.summary_every_ticks < 1:
             raise ValueError("summary_every_ticks must be at least 1")
         if not (0 < self.min_price < self.max_price and 0 < self.min_volume < self.max_volume):
@@ -200,10 +220,13 @@ class StepOutput:
         self.out_of_order = out_of_order
 
 
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
 class _Frame:
     """One candle timeframe of one symbol: its open windows and indicator/rule state."""
 
-    __slots__ = ("name", "length", "windows", "indicators", "rules")
+    __slots__ = ("name", "length", "windows", "indicators", "rules", "_bounds")
 
     def __init__(self, name: str, length: int, indicators: IndicatorState, rules: RuleState) -> None:
         self.name = name
@@ -211,6 +234,15 @@ class _Frame:
         self.windows: list[CandleWindow] = []
         self.indicators = indicators
         self.rules = rules
+        self._bounds: tuple[int, datetime, datetime] = (-1, _NO_TIME, _NO_TIME)
+
+    def bounds(self, start: int) -> tuple[datetime, datetime]:
+        """The window starting at ``start`` (µs) as datetimes; the latest one is kept: a forming window is sent
+        once a second, each time with the same bounds."""
+        cached = self._bounds
+        if cached[0] != start:
+            cached = self._bounds = (start, from_us(start), from_us(start + self.length))
+        return cached[1], cached[2]
 
 
 class SymbolProcessor:
@@ -220,8 +252,8 @@ class SymbolProcessor:
     result is identical to threading :func:`step` through every tick.
     """
 
-    __slots__ = ("config", "instrument", "symbol", "venue", "last", "tick_indicators", "tick_rules", "frames", "day",
-                 "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix", "_due")
+    __slots__ = ("config", "instrument", "symbol", "venue", "last", "clock", "live", "tick_indicators", "tick_rules",
+                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix")
 
     def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
                  read_segment: SegmentReader | None = None) -> None:
@@ -233,9 +265,10 @@ class SymbolProcessor:
         # see processors/core/derived.py
         self._trusted = plan.trusted and derived.valid_instrument(symbol, instrument.venue)
         self.last: int | None = None  # event time (µs) of the latest tick applied to the tick timeframe
+        self.clock: int | None = None  # the stream time (µs) this instrument has been brought to (≥ last)
+        self.live = LiveUpdates(config.live_update_ms * 1000) if config.live_update_ms else None
         self.day: DayAggregate | None = None
         self._new: list[Pending] = []  # the current step's signals, waiting for their outcomes after it
-        self._due: int | None = None  # the watermark at which the oldest open window closes (_next_due)
         self._iso_of: datetime | None = None  # the event time whose isoformat() ``_iso`` holds (signal ids)
         self._iso = ""
         self._id_prefix = f"{symbol}@{instrument.venue}"  # what make_signal_id writes first
@@ -251,7 +284,7 @@ class SymbolProcessor:
         if not isinstance(state, dict):
             raise StateFormatError(f"state of {symbol} is a {type(state).__name__}, not a dict")
         version = state.get("version")
-        if version not in (3, STATE_VERSION) or state.get("key") != plan.key:
+        if version not in (3, 4, STATE_VERSION) or state.get("key") != plan.key:
             raise IncompatibleStateError(
                 f"state of {symbol} was written for {state.get('key')!r} (version {version!r}),"
                 f" this config needs {plan.key!r} (version {STATE_VERSION})"
@@ -271,9 +304,13 @@ class SymbolProcessor:
                                plan.rules.load(rules))
                 frame.windows = [CandleWindow.load(window) for window in as_items(windows, name)]
                 self.frames.append(frame)
-            self._due = self._next_due()
             self.day = None if state["day"] is None else DayAggregate.load(state["day"])
-            if version == STATE_VERSION:  # version 3 had neither: strategies warm up, nothing was pending
+            self.clock = self.last  # versions 3 and 4 closed windows by the instrument's own event time
+            if version == STATE_VERSION:
+                self.clock = None if state["clock"] is None else as_int(state["clock"], "clock")
+                if self.live is not None and state["live"] is not None:
+                    self.live = LiveUpdates.load(state["live"], self.live.interval)
+            if version != 3:  # version 3 had neither: strategies warm up, nothing was pending
                 if compiled is not None:
                     self.strategies = compiled.load(symbol, state["strategies"])
                 self.outcomes = PendingOutcomes.load(state["outcomes"], config.horizons_ms, config.fee, read_segment)
@@ -297,6 +334,8 @@ class SymbolProcessor:
             "key": self._plan.key,
             "instrument": self.instrument.text,
             "last": self.last,
+            "clock": self.clock,
+            "live": None if self.live is None else self.live.dump(),
             "tick": [dump(self.tick_indicators), list(self.tick_rules)],
             "frames": {
                 frame.name: [[w.dump() for w in frame.windows], dump(frame.indicators), list(frame.rules)]
@@ -307,8 +346,16 @@ class SymbolProcessor:
             "outcomes": self.outcomes.dump() if segments else self.outcomes.main(),
         }
 
-    def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
-        """Apply one tick of this symbol; see the module docstring for the semantics."""
+    def process(self, tick: Tick, lineage: Lineage, stream_time: int | None = None) -> StepOutput:
+        """Apply one tick of this symbol; see the module docstring for the semantics.
+
+        ``stream_time``: the stream time (µs) of the instrument's venue on its partition before this tick,
+        when the runner keeps one (:func:`processors.core.stream_time.process_in_partition`); the instrument is
+        first brought to it (what it closes is emitted before the tick's own events). None: the
+        instrument's own latest event time is its stream time (batch, backfill). Then the tick's own
+        event time closes what it reaches, still before the tick is folded in: the same closes, in the
+        same order and with the same events, as when another record's stream time got there first.
+        """
         if tick.symbol != self.symbol or tick.venue != self.venue:
             raise ValueError(f"tick of {tick.symbol}@{tick.venue} given to the pipeline of {self.instrument}")
         out = StepOutput()
@@ -316,47 +363,47 @@ class SymbolProcessor:
         volume = tick.volume or 0.0
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
+        reason = self._out_of_bounds(ts, price, volume)
+        if reason is None:
+            if stream_time is not None and (self.clock is None or stream_time > self.clock):
+                self._advance(stream_time, tick, lineage, out)
+            reason = self._lateness(ts, day)
+        if reason is not None:
+            out.rejections.append(DeadLetter(
+                source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
+                ts_init=tick.ts_init, origin=lineage,
+            ))
+            return out
+
+        origin = Origin(tick.ts_event, tick.ts_init, lineage)
         last = self.last
         in_order = last is None or ts >= last
-        plan = self._plan
-        config = self.config
-        # The common case inline (an in-order tick within every bound); anything else asks _rejection.
-        if not (in_order and plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
-                and (not volume or config.min_volume <= volume <= config.max_volume)):
-            reason = self._rejection(ts, day, price, volume)
-            if reason is not None:
-                out.rejections.append(DeadLetter(
-                    source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
-                    ts_init=tick.ts_init, origin=lineage,
-                ))
-                return out
-
-        watermark = ts if last is None or in_order else last
+        clock = self.clock
+        watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
-        closed_smallest = False
-        due = self._due
-        if new_day or (due is not None and watermark >= due):  # else no window can close (see _next_due)
-            closed_smallest = self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
+        if self.frames:
+            self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
         if new_day:
-            out.summaries.append(self._summary(True, tick, lineage))
-            self.day = None
+            self._close_day(tick, lineage, out)
+        self._add_pending()  # what the tick's time closed is before the tick: the tick may score its signals
 
-        opened = False
-        for frame in self.frames:
-            if fold(frame.windows, frame.length, ts, price, volume):
-                opened = True
-        if opened:
-            self._due = self._next_due()
+        live = self.live
+        for index, frame in enumerate(self.frames):
+            start = fold(frame.windows, frame.length, ts, price, volume, origin)
+            if live is not None:
+                live.windows.add((index, start))
         if self.day is None:
-            self.day = DayAggregate(day, ts, price, volume)
+            self.day = DayAggregate(day, ts, price, volume, origin)
         else:
-            self.day.add(ts, price, volume)
+            self.day.add(ts, price, volume, origin)
+        if live is not None:
+            live.day = True
 
         if in_order:
             self.last = ts
             self._tick_timeframe(price, volume, day, tick, lineage, out)
             if self.strategies is not None:
-                self._tick_strategies(ts, price, volume, tick, lineage, out)
+                self._tick_strategies(ts, price, volume, origin, out)
         else:
             out.out_of_order = True
         next_due = self.outcomes.next_due
@@ -365,31 +412,65 @@ class SymbolProcessor:
         if self._new:
             self._add_pending()
 
-        if self.frames:
-            if closed_smallest and not new_day:
-                out.summaries.append(self._summary(False, tick, lineage))
-        elif self.day.count % self.config.summary_every_ticks == 0:
-            out.summaries.append(self._summary(False, tick, lineage))
+        if live is not None:
+            if live.ready(watermark):
+                self._send_live(watermark, out)
+        elif not self.frames and self.day.count % self.config.summary_every_ticks == 0:
+            out.summaries.append(self._summary(False, self.day.origin or origin))
         return out
+
+    def advance(self, stream_time: int, tick: Tick, lineage: Lineage) -> StepOutput:
+        """The stream time of its venue on its partition reached ``stream_time`` (µs) with ``tick``, another
+        instrument's record.
+
+        Closes the windows and the day that stream time has reached and sends the live update that is
+        due. What it emits carries its windows' and day's origins (:mod:`processors.core.origin`), not
+        ``tick``'s: ``tick`` and ``lineage`` only stand in for a window restored from a state that kept no
+        origin. Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
+        """
+        out = StepOutput()
+        if self.clock is None or stream_time > self.clock:
+            self._advance(stream_time, tick, lineage, out)
+        live = self.live
+        if live is not None and live.ready(stream_time):
+            self._send_live(stream_time, out)
+        return out
+
+    def deadline(self) -> int | None:
+        """The earliest stream time (µs) at which :meth:`advance` has something to do (None: nothing)."""
+        grace = self._plan.grace
+        found = None if self.live is None else self.live.due()
+        for frame in self.frames:
+            if frame.windows:
+                due = frame.windows[0].start + frame.length + grace  # sorted by start: the first ends first
+                if found is None or due < found:
+                    found = due
+        if self.day is not None:
+            due = (self.day.day + 1) * DAY_US + grace
+            if found is None or due < found:
+                found = due
+        return found
 
     def flush(self, tick: Tick, lineage: Lineage) -> StepOutput:
         """End of input: close every open window and emit a running (not final) summary.
 
-        ``tick`` and ``lineage`` are the symbol's last processed tick and its position; the
-        flushed events carry them. Only for finite inputs (the batch CLI); a stream never
-        flushes, it waits for the next tick.
+        ``tick`` and ``lineage`` are the symbol's last processed tick and its position; they only stand in
+        for a window restored from a state that kept no origin. Only for finite inputs (the batch CLI); a
+        stream never flushes, it waits for the next tick.
         """
         out = StepOutput()
         if self.frames:
             self._close(None, None, tick, lineage, out)
         self._add_pending()
-        if self.day is not None:
-            out.summaries.append(self._summary(False, tick, lineage))
+        if self.day is not None:  # also after a close's running summary: a runner that closed it earlier sends this
+            out.summaries.append(self._summary(False, self.day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
+        if self.live is not None:
+            self.live.taken(self.clock if self.clock is not None else 0)
         return out
 
     # -- internals -------------------------------------------------------------------------
 
-    def _rejection(self, ts: int, day: int, price: float, volume: float) -> tuple[str, str] | None:
+    def _out_of_bounds(self, ts: int, price: float, volume: float) -> tuple[str, str] | None:
         config = self.config
         plan = self._plan
         if not plan.earliest <= ts <= plan.latest:
@@ -400,22 +481,28 @@ class SymbolProcessor:
             return VOLUME_OUT_OF_RANGE, (
                 f"volume {volume!r} outside [{config.min_volume!r}, {config.max_volume!r}] (0 = unknown)"
             )
-        last = self.last
+        return None
+
+    def _lateness(self, ts: int, day: int) -> tuple[str, str] | None:
+        """Why a tick in bounds is late: its day or a window of it closed at the stream time (None: not late).
+
+        The detail names the window or day and the grace, not the stream time: a runner that closes by another
+        clock (the per-instrument batch and backfill) writes the same dead letter for the same refusal.
+        """
+        last = self.clock  # the stream time: ≥ the instrument's own latest event time
         if last is None or ts >= last:
             return None
-        if self.day is not None and day < self.day.day:
-            return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
-                          f" (latest event time {from_us(last).isoformat()})")
         grace = self._plan.grace
+        if (self.day is not None and day < self.day.day) or (day + 1) * DAY_US + grace <= last:
+            return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
+                          f" (at the next midnight + grace {grace / 1e6:g}s)")
         for frame in self.frames:
             end = ts - ts % frame.length + frame.length
             if end + grace <= last:
                 return LATE, (f"its {frame.name} window [{from_us(end - frame.length).isoformat()},"
-                              f" {from_us(end).isoformat()}) closed: latest event time"
-                              f" {from_us(last).isoformat()}, grace {grace / 1e6:g}s")
+                              f" {from_us(end).isoformat()}) closed (at its end + grace {grace / 1e6:g}s)")
         if not self.frames and ts + grace <= last:
-            return LATE, (f"{(last - ts) / 1e6:g}s older than the latest event time"
-                          f" {from_us(last).isoformat()} (grace {grace / 1e6:g}s)")
+            return LATE, f"older than the stream time (the newest event time seen) by the grace {grace / 1e6:g}s or more"
         return None
 
     def _tick_timeframe(self, price: float, volume: float, day: int, tick: Tick, lineage: Lineage,
@@ -426,23 +513,23 @@ class SymbolProcessor:
         values from the vectorized kernel instead and overrides this method alone.
         """
         values = self._plan.indicators.update(self.tick_indicators, price, volume, day)
-        self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick, lineage, out)
+        self._derive(TICK, self.tick_rules, values, price, tick.ts_event, tick.ts_init, lineage, out)
 
-    def _tick_strategies(self, ts: int, price: float, volume: float, tick: Tick, lineage: Lineage,
-                         out: StepOutput) -> None:
-        """The compiled strategies on ``tick`` for an in-order tick (after the fixed rules)."""
+    def _tick_strategies(self, ts: int, price: float, volume: float, origin: Origin, out: StepOutput) -> None:
+        """The compiled strategies on ``tick`` for an in-order tick (after the fixed rules); ``origin``: the tick's."""
         compiled = self._plan.compiled
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the caller checks
         fired = compiled.on_tick(self.strategies, ts, price, volume)
         if fired:
-            self._strategy_signals(fired, tick, lineage, out, {ts: tick.ts_event})
+            self._strategy_signals(fired, {TICK: origin}, out, {ts: origin.ts_event})
 
-    def _strategy_signals(self, fired: Sequence[Fired], tick: Tick, lineage: Lineage, out: StepOutput,
+    def _strategy_signals(self, fired: Sequence[Fired], origins: dict[str, Origin], out: StepOutput,
                           moments: dict[int, datetime] | None = None) -> None:
         """The signals of the compiled strategies' sides that fired (indicators: their timeframe's values).
 
-        ``moments``: event times (µs) already known as datetimes (the tick's own); the others are made
-        once per step, so one instant's signals share one datetime (and one isoformat for their ids).
+        ``origins``: per timeframe, the origin of what fired (the tick, or the closed window of that
+        timeframe). ``moments``: event times (µs) already known as datetimes (the tick's own); the others
+        are made once per step, so one instant's signals share one datetime (and one isoformat for their ids).
         """
         compiled = self._plan.compiled
         assert compiled is not None and self.strategies is not None  # noqa: S101 - the callers check
@@ -459,28 +546,66 @@ class SymbolProcessor:
             moment = moments.get(ts_us)
             if moment is None:
                 moment = moments[ts_us] = from_us(ts_us)
-            self._signal(timeframe, label(one), one.side, one.price, named, moment, tick, lineage, out, ts_us)
+            origin = origins[timeframe]
+            self._signal(timeframe, label(one), one.side, one.price, named, moment, origin.ts_init, origin.lineage,
+                         out, ts_us)
 
-    def _next_due(self) -> int | None:
-        """The watermark at which the oldest open window closes: its end + grace over every frame (None: no window).
+    def _advance(self, stream_time: int, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """Bring the instrument to ``stream_time``: close the windows and the day it has reached."""
+        self.clock = stream_time
+        if self.frames:
+            self._close(stream_time, None, tick, lineage, out)
+        day = self.day
+        if day is not None and stream_time >= (day.day + 1) * DAY_US + self._plan.grace:
+            self._close_day(tick, lineage, out)
+        self._add_pending()
 
-        Kept in ``_due`` whenever windows open or close, so a tick that closes nothing skips :meth:`_close`.
+    def _close_day(self, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
+        """The open day's final summary; the day is gone (``tick``/``lineage``: a stand-in origin, see advance)."""
+        day = self.day
+        assert day is not None  # noqa: S101 - callers check
+        out.summaries.append(self._summary(True, day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
+        self.day = None
+        if self.live is not None:
+            self.live.day = False
+
+    def _send_live(self, now: int, out: StepOutput) -> None:
+        """The forming candles and the running summary changed since the last send (stream time ``now``).
+
+        Each carries its window's or day's origin (the last tick folded in), whichever record sends it.
         """
-        grace = self._plan.grace
-        due = None
-        for frame in self.frames:
-            windows = frame.windows
-            if windows:  # sorted by start: the first ends first
-                end = windows[0].start + frame.length + grace
-                if due is None or end < due:
-                    due = end
-        return due
+        live = self.live
+        assert live is not None  # noqa: S101 - callers check
+        frames = self.frames
+        changed: Collection[tuple[int, int]] = live.windows
+        if len(changed) > 1:  # oldest end first
+            changed = sorted(changed, key=lambda item: (item[1] + frames[item[0]].length, item[0]))
+        for index, start in changed:
+            frame = frames[index]
+            window = next((w for w in reversed(frame.windows) if w.start == start), None)
+            if window is None or window.origin is None:  # closed meanwhile: its final candle went out instead
+                continue
+            origin = window.origin
+            ts_open, ts_close = frame.bounds(start)
+            out.candles.append(derived.candle(
+                self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close,
+                window.open, window.high, window.low, window.close, window.volume, window.count, False,
+                from_us(window.close_ts), origin.ts_init, origin.lineage,
+            ))
+        day = self.day
+        if live.day and day is not None and day.origin is not None:
+            out.summaries.append(self._summary(False, day.origin))
+        live.taken(now)
 
     def _close(self, watermark: int | None, day_start: int | None, tick: Tick, lineage: Lineage,
-               out: StepOutput) -> bool:
-        """Close due windows (all of them when ``watermark`` is None), oldest end first.
+               out: StepOutput) -> None:
+        """Close due windows (all of them when ``watermark`` is None), one window end at a time, oldest first.
 
-        Returns whether a window of the smallest timeframe closed.
+        The windows ending at one instant close together: candles, snapshots and rule signals in timeframe
+        order, then the strategies on them (:meth:`CompiledStrategies.on_candles`), then — without live
+        updates — a running summary when the smallest timeframe's window was among them. So how many ends
+        one call closes (one record's stream time may reach several) never changes what is emitted.
+        ``tick``/``lineage`` stand in for a window restored without an origin.
         """
         grace = self._plan.grace
         due: list[tuple[int, int, CandleWindow]] = []
@@ -498,52 +623,74 @@ class SymbolProcessor:
             if closing:
                 del windows[:closing]
         if not due:
-            return False
-        self._due = self._next_due()
+            return
         due.sort(key=lambda item: (item[0], item[1]))
-        smallest = False
-        engine = self._plan.indicators
-        closed: list[ClosedCandle] = []
-        for end, index, window in due:
-            frame = self.frames[index]
-            if self.strategies is not None:
-                closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
-                                           window.close, window.volume))
-            ts_open, ts_close = from_us(window.start), from_us(end)
-            out.candles.append(derived.candle(
-                self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open, window.high, window.low,
-                window.close, window.volume, window.count, ts_close, tick.ts_init, lineage,
-            ))
-            values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
-            self._derive(frame.name, frame.rules, values, window.close, ts_close, tick, lineage, out)
-            smallest = smallest or index == self._plan.smallest
-        if closed:
-            assert self._plan.compiled is not None and self.strategies is not None  # noqa: S101 - closed says so
-            fired = self._plan.compiled.on_candles(self.strategies, closed)
-            if fired:
-                self._strategy_signals(fired, tick, lineage, out)
-        return smallest
+        plan = self._plan
+        engine = plan.indicators
+        compiled = plan.compiled
+        strategies = self.strategies
+        live = self.live
+        stand_in: Origin | None = None
+        position, count = 0, len(due)
+        while position < count:
+            end = due[position][0]
+            closed: list[ClosedCandle] = []
+            origins: dict[str, Origin] = {}
+            smallest = False
+            while position < count and due[position][0] == end:
+                _, index, window = due[position]
+                position += 1
+                frame = self.frames[index]
+                ts_open, ts_close = frame.bounds(window.start)
+                origin = window.origin
+                if origin is None:
+                    origin = stand_in = stand_in or Origin(tick.ts_event, tick.ts_init, lineage)
+                if live is not None:
+                    live.windows.discard((index, window.start))
+                if strategies is not None:
+                    closed.append(ClosedCandle(frame.name, window.start, end, window.open, window.high, window.low,
+                                               window.close, window.volume))
+                    origins[frame.name] = origin
+                out.candles.append(derived.candle(
+                    self._trusted, self.symbol, self.venue, frame.name, ts_open, ts_close, window.open,
+                    window.high, window.low, window.close, window.volume, window.count, True, ts_close,
+                    origin.ts_init, origin.lineage,
+                ))
+                values = engine.update(frame.indicators, window.close, window.volume, window.start // DAY_US)
+                self._derive(frame.name, frame.rules, values, window.close, ts_close, origin.ts_init, origin.lineage,
+                             out)
+                smallest = smallest or index == plan.smallest
+            if closed:
+                assert compiled is not None and strategies is not None  # noqa: S101 - closed says so
+                fired = compiled.on_candles(strategies, closed)
+                if fired:
+                    self._strategy_signals(fired, origins, out)
+            day = self.day
+            if smallest and live is None and day is not None:
+                out.summaries.append(self._summary(False, day.origin or Origin(tick.ts_event, tick.ts_init, lineage)))
 
     def _derive(self, timeframe: str, rule_state: RuleState, values: list[Value], price: float,
-                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """Snapshot + rules for one evaluation; signals are counted into the open day."""
+                ts_event: datetime, ts_init: datetime, lineage: Lineage, out: StepOutput) -> None:
+        """Snapshot + rules for one evaluation (``ts_init``/``lineage``: its origin's); signals count into the open day."""
         named = dict(zip(self._plan.names, values, strict=True))
         trusted = self._trusted
-        out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, tick.ts_init,
+        out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, ts_init,
                                               lineage))
         fired = self._plan.rules.evaluate(rule_state, values, price)
         if not fired:
             return
         sources = self._plan.sources
         for rule, side in fired:
-            self._signal(timeframe, sources.rule(rule, timeframe, side), side, price, named, ts_event, tick, lineage,
+            self._signal(timeframe, sources.rule(rule, timeframe, side), side, price, named, ts_event, ts_init, lineage,
                          out)
 
     def _signal(self, timeframe: str, source: SignalSource, side: str, price: float, named: dict[str, Value],
-                ts_event: datetime, tick: Tick, lineage: Lineage, out: StepOutput, ts_us: int | None = None) -> None:
+                ts_event: datetime, ts_init: datetime, lineage: Lineage, out: StepOutput,
+                ts_us: int | None = None) -> None:
         """One :class:`Signal`: emitted, counted into the open day and waiting for its outcomes.
 
-        ``ts_us``: ``ts_event`` in µs when the caller has it.
+        ``ts_init``/``lineage``: its origin's (the tick, or the last tick of the closed window); the id is
+        made from that lineage. ``ts_us``: ``ts_event`` in µs when the caller has it.
         """
         if ts_event is not self._iso_of:  # a step's signals mostly share their instant: format it once
             self._iso_of = ts_event
@@ -552,7 +699,7 @@ class SymbolProcessor:
                                  lineage.offset)
         out.signals.append(derived.signal(
             self._trusted, signal_id, self.symbol, self.venue, timeframe, source.name, source.version,
-            source.condition, side, price, named, ts_event, tick.ts_init, lineage,
+            source.condition, side, price, named, ts_event, ts_init, lineage,
         ))
         if self.outcomes.horizons:
             self._new.append(Pending(signal_id, source.name, source.version, timeframe, side, price,
@@ -563,6 +710,8 @@ class SymbolProcessor:
                 day.buys += 1
             else:
                 day.sells += 1
+            if self.live is not None:
+                self.live.day = True
 
     def _add_pending(self) -> None:
         """The step's signals start waiting for their outcomes (after the step's own tick was looked at)."""
@@ -573,34 +722,31 @@ class SymbolProcessor:
             self._new = []
 
     def _mature(self, ts: int, price: float, tick: Tick, lineage: Lineage, out: StepOutput) -> None:
-        """The outcomes an accepted tick at ``ts`` completes (signals of earlier steps only; the caller checks
-        ``next_due``)."""
+        """The outcomes an accepted tick at ``ts`` completes (signals of earlier steps only)."""
+        outcomes = self.outcomes
+        if outcomes.next_due is None or ts < outcomes.next_due:
+            return
         labels = self._plan.horizon_labels
         fee = self.config.fee
-        trusted, symbol, venue = self._trusted, self.symbol, self.venue
-        ts_event, ts_init = tick.ts_event, tick.ts_init
-        append = out.outcomes.append
-        moments: dict[int, datetime] = {}  # signal times as datetimes: a step's signals share theirs
-        for signal, horizon, gross, net in self.outcomes.mature(ts, price):
-            signal_id = signal.signal_id
-            label = labels[horizon]
-            moment = moments.get(signal.ts_us)
-            if moment is None:
-                moment = moments[signal.ts_us] = from_us(signal.ts_us)
-            append(derived.outcome(
-                trusted, make_outcome_id(signal_id, label), signal_id, symbol, venue, signal.strategy, signal.version,
-                signal.timeframe, signal.side, label, signal.price, moment, price, gross, net, fee, ts_event, ts_init,
-                lineage,
+        for matured in outcomes.mature(ts, price):
+            signal = matured.signal
+            label = labels[matured.horizon_ms]
+            out.outcomes.append(derived.outcome(
+                self._trusted, make_outcome_id(signal.signal_id, label), signal.signal_id, self.symbol, self.venue,
+                signal.strategy, signal.version, signal.timeframe, signal.side, label, signal.price,
+                from_us(signal.ts_us), price, matured.return_gross, matured.return_net, fee, tick.ts_event,
+                tick.ts_init, lineage,
             ))
 
-    def _summary(self, final: bool, tick: Tick, lineage: Lineage) -> DailySummary:
+    def _summary(self, final: bool, origin: Origin) -> DailySummary:
+        """The open day's summary, carrying ``origin`` (the day's: its last tick)."""
         day = self.day
         assert day is not None  # noqa: S101 - callers check; a bug otherwise
         vwap = day.vwap
         return derived.summary(
             self._trusted, self.symbol, self.venue, day_date(day.day), day.open, day.high, day.low, day.close, day.mean_price,
             vwap if vwap is not None and math.isfinite(vwap) and vwap > 0.0 else None,
-            day.volume, day.count, day.buys, day.sells, final, tick.ts_event, tick.ts_init, lineage,
+            day.volume, day.count, day.buys, day.sells, final, origin.ts_event, origin.ts_init, origin.lineage,
         )
 
 

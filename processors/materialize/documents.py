@@ -120,7 +120,12 @@ CURSOR_FIELD = Field(None, description="Pass as `cursor` to get the page just be
 
 
 class CandleSeries(ViewModel):
-    """Candles, oldest first: the most recent ones, or a page of a time range (``from``/``to``/``cursor``)."""
+    """Candles, oldest first: the most recent ones, or a page of a time range (``from``/``to``/``cursor``).
+
+    A candle with ``final`` false is still forming (its window is open: it changes until it closes, at
+    most once per ``LIVE_UPDATE_INTERVAL`` of event time); ``final`` true is the closed candle, never
+    replaced by a forming one.
+    """
 
     symbol: Symbol
     venue: Venue

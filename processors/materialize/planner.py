@@ -132,7 +132,11 @@ class SlotWrite:
 
 @dataclass(slots=True)
 class CandleWrite:
-    """Upsert one candle window (compare-and-set on its offset) and trim the index to ``cap``."""
+    """Upsert one candle window (compare-and-set on its offset) and trim the index to ``cap``.
+
+    ``final``: a closed candle. A forming one never replaces a final one of its window, a final one
+    always replaces a forming one (:data:`processors.materialize.store.UPSERT_CAPPED`).
+    """
 
     index_key: str
     data_key: str
@@ -142,6 +146,7 @@ class CandleWrite:
     value: bytes
     cap: int
     live: str | None
+    final: bool = True
 
 
 @dataclass(slots=True)
@@ -320,10 +325,11 @@ class BatchPlanner:
         opened = _ms(event.ts_open)
         member = str(opened)
         current = batch.candles.get((index, member))
-        if current is None or current.offset < offset:
+        final = event.final
+        if current is None or (final, offset) > (current.final, current.offset) and (final or not current.final):
             batch.candles[(index, member)] = CandleWrite(
                 index, keys.candles_data(instrument, event.timeframe), member, opened, offset, text,
-                self.caps.candles, "candle")
+                self.caps.candles, "candle", final)
 
     def _signal(self, batch: ViewBatch, event: Signal, offset: int, text: bytes) -> None:
         keys = self.keys

@@ -42,19 +42,40 @@ end
 return flags
 """
 
-# KEYS: index zset, data hash, position hash. ARGV: member, score, offset, value, cap.
-# Upserts one window if the offset is newer, then keeps the newest `cap` windows.
+# KEYS: index zset, data hash, position hash. ARGV: member, score, offset, value, cap, final (1 or 0).
+# Upserts one window, then keeps the newest `cap` windows. A forming candle (final 0) is marked by a
+# '~' .. member field in the position hash (members are digits). Written when: nothing is stored; or the incoming
+# candle is final and the stored one is forming (the closed candle supersedes, whatever the offsets);
+# or both are alike and the offset is newer. So a final candle is never replaced by a forming one of
+# its window arriving late (another run's, a replay's), and a candle stored before version 3 (no
+# mark: closed) counts as final.
 UPSERT_CAPPED = """
 local current = redis.call('HGET', KEYS[3], ARGV[1])
-if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
+local final = ARGV[6] == '1'
+if current then
+  local stored_forming = redis.call('HEXISTS', KEYS[3], '~' .. ARGV[1]) == 1
+  local newer = tonumber(current) < tonumber(ARGV[3])
+  if final then
+    if not stored_forming and not newer then return 0 end
+  elseif not stored_forming or not newer then
+    return 0
+  end
+end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if final then
+  redis.call('HDEL', KEYS[3], '~' .. ARGV[1])
+else
+  redis.call('HSET', KEYS[3], '~' .. ARGV[1], 1)
+end
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
 if extra > 0 then
   local old = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
   redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('HDEL', KEYS[3], unpack(old))
+  for i, member in ipairs(old) do old[i] = '~' .. member end
   redis.call('HDEL', KEYS[3], unpack(old))
   for _, member in ipairs(old) do
     if member == ARGV[1] then return 0 end
@@ -104,7 +125,8 @@ class ViewStore:
             lives.append([(slot.live, slot.value) for slot in fields.values()])
         for candle in batch.candles.values():
             self._upsert_capped(keys=[candle.index_key, candle.data_key, position_key(candle.data_key)],
-                                args=[candle.member, candle.score, candle.offset, candle.value, candle.cap],
+                                args=[candle.member, candle.score, candle.offset, candle.value, candle.cap,
+                                      1 if candle.final else 0],
                                 client=pipe)
             lives.append([(candle.live, candle.value)])
         series: list[tuple[int, dict[bytes, SeriesAdd]]] = []

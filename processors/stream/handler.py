@@ -11,13 +11,20 @@ partition. It
    the checkpoint commits) and runs the one pipeline step — or, for an instrument not on
    ``INSTRUMENT_ALLOW`` or new beyond its partition's share of ``MAX_INSTRUMENTS``
    (:mod:`processors.core.admission`), makes the tick a dead letter and touches no state;
-3. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
+3. keeps the stream time of each venue on the partition (:class:`~processors.core.stream_time.PartitionClock`,
+   from ``SymbolStates.clock``): the step gets its venue's stream time before the tick, an accepted tick moves it,
+   and every instrument whose deadline it reached — a window end + grace, a UTC day, a throttled live
+   update — is then advanced to it (:meth:`~processors.core.pipeline.SymbolProcessor.advance`), in the
+   order of :func:`processors.core.stream_time.advance_partition`: so other instruments' ticks close a
+   quiet instrument's windows, the same way on every replay;
+4. returns an :class:`~processors.stream.emission.Emission` per derived event (key =
    the instrument, also for a v1 input tick keyed by its symbol; encoded by :func:`~processors.stream.encoding.encode_derived`, the same bytes as
    ``schemas.events.encode``) and per rejection (``late`` …, to the DLQ), and updates the metrics.
 
 It never raises for a record: an unexpected error in the step is logged with its traceback,
 the instrument's state is restored to before that tick and the tick goes to the DLQ as
-``processing_failed``.
+``processing_failed``; an error in another instrument's advance is logged, that instrument is
+restored and its deadline dropped (its next tick schedules it again).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from processors.core.pipeline import StepOutput
+from processors.core.stream_time import PartitionClock
+from processors.core.timeutil import to_us
 from processors.stream import reasons
 from processors.stream.emission import Emission, NamedTopic
 from processors.stream.encoding import encode_derived, lineage_of
@@ -83,8 +92,11 @@ class TickHandler:
                 source=tick.source, reason=refused.reason, detail=refused.detail, raw=raw_text(value),
                 ts_init=record_time(timestamp_ms), origin=lineage,
             ))]
+        clock = self.states.clock(partition, tick.venue, transaction)
+        stream_time = clock.stream_time
+        processor = entry.processor
         try:
-            output = entry.processor.process(tick, lineage)
+            output = processor.process(tick, lineage, stream_time)
         except Exception as error:  # noqa: BLE001 - a bug must not stop the stream; the tick is kept
             log.exception("pipeline step failed for %s@%s at %s[%d]@%d", tick.symbol, tick.venue, topic, partition,
                           offset)
@@ -94,12 +106,39 @@ class TickHandler:
                 detail=f"{type(error).__name__}: {error}"[:500], raw=raw_text(value),
                 ts_init=record_time(timestamp_ms), origin=lineage,
             ))]
-        entry.pending += (value, topic, partition, offset)
-        return self._emissions(tick, key, output)
+        entry.pending += (value, topic, partition, offset, -1 if stream_time is None else stream_time, 0)
+        if not output.rejections:
+            clock.observe(to_us(tick.ts_event))
+        clock.schedule(key.decode(), processor.deadline())
+        emissions = self._emissions(tick, key, output)
+        if clock.deadlines:
+            for other in clock.due():
+                emissions += self._advance(other, clock, tick, value, transaction, topic, partition, offset)
+        return emissions
+
+    def _advance(self, other: str, clock: PartitionClock, tick: Tick, value: bytes, transaction: StoreTransaction,
+                 topic: str, partition: int, offset: int) -> list[Emission]:
+        """Bring instrument ``other`` to the stream time ``tick`` (another instrument's) moved the partition to."""
+        key = other.encode()
+        entry = self.states.acquire_stored(key, transaction)
+        if entry is None:  # its state is gone (reset): nothing to close
+            return []
+        now = clock.stream_time
+        assert now is not None  # noqa: S101 - due() is empty without a stream time
+        lineage = lineage_of(topic, partition, offset)
+        try:
+            output = entry.processor.advance(now, tick, lineage)
+        except Exception:  # noqa: BLE001 - a bug must not stop the stream
+            log.exception("stream-time advance failed for %s at %s[%d]@%d", other, topic, partition, offset)
+            self.states.rebuild(entry.processor.instrument, key)
+            return []
+        entry.pending += (value, topic, partition, offset, now, 1)
+        clock.schedule(other, entry.processor.deadline())
+        return self._emissions(tick, key, output, latency=False)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _emissions(self, tick: Tick, key: bytes, output: StepOutput) -> list[Emission]:
+    def _emissions(self, tick: Tick, key: bytes, output: StepOutput, latency: bool = True) -> list[Emission]:
         outputs = self.outputs
         hot = self.hot
         produced = hot.produced
@@ -141,7 +180,7 @@ class TickHandler:
         if output.rejections:
             for rejection in output.rejections:
                 emissions.append(self._dead_letter(rejection))
-        elif emissions:
+        elif emissions and latency:
             hot.observe_latency(max(0.0, self.now() - tick.ts_init.timestamp()))
         if output.out_of_order:
             hot.out_of_order += 1

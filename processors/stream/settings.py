@@ -95,6 +95,11 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, ScorecardSettings,
                     " default: refuse (the processor stops with a message, docs/runs.md)",
     )
     grace_s: float = Field(5.0, ge=0, le=86_400, validation_alias=env("PROCESS_GRACE_SECONDS"))
+    live_update_interval_s: float = Field(
+        1.0, ge=0, le=86_400, allow_inf_nan=False, validation_alias=env("LIVE_UPDATE_INTERVAL"),
+        description="seconds of event (stream) time between two live updates of an instrument: its forming candles"
+                    " and running daily summary (docs/core.md, 'Live candles and quiet feeds'); 0: none",
+    )
     stats_interval_ms: int = Field(5_000, ge=0, le=600_000, validation_alias=env("PROCESS_STATS_INTERVAL_MS"))
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias=env("PROCESS_AUTO_OFFSET_RESET"))
@@ -167,3 +172,7 @@ class ProcessSettings(KafkaSettings, InstrumentLimitSettings, ScorecardSettings,
     @property
     def grace_ms(self) -> int:
         return round(self.grace_s * 1000)
+
+    @property
+    def live_update_ms(self) -> int:
+        return round(self.live_update_interval_s * 1000)

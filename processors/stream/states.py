@@ -35,7 +35,13 @@ the same store transaction as the states, so it is exactly as durable as they ar
 
 If the step raises for a tick, :meth:`SymbolStates.rebuild` restores the processor to its
 state before that tick (reload the last flushed bytes, replay the checkpoint's earlier ticks
-of that symbol: the step is pure), so the failed tick leaves no trace.
+and stream-time advances of that symbol: the step is pure), so the failed tick leaves no trace.
+
+Each partition's :class:`~processors.core.stream_time.PartitionClock` per venue (its stream time and
+the instruments' deadlines, docs/core.md "Live candles and quiet feeds") is kept the same way under
+:data:`CLOCK_PREFIX` (:meth:`SymbolStates.clock`, key ``clock:<venue>``) and written by the same flush, so the stream time
+is exactly as durable as the states it closed windows of: after a crash or a rebalance the
+partition goes on with the same stream time and deadlines, and a replay gives the same outputs.
 """
 
 from __future__ import annotations
@@ -51,9 +57,10 @@ from processors.core.admission import INSTRUMENT_NOT_ALLOWED, InstrumentPolicy
 from processors.core.pipeline import IncompatibleStateError, SymbolProcessor
 from processors.core.plain import StateFormatError
 from processors.core.strategy import PipelineConfigs
+from processors.core.stream_time import PartitionClock
 from processors.stream.metrics import ProcessMetrics
 from schemas.events import Lineage, Tick
-from schemas.instruments import Instrument
+from schemas.instruments import Instrument, InvalidInstrumentError, parse_instrument
 from schemas.upcasters import decode_tick
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,10 @@ ADMISSION_PREFIX = b"\x00admission"
 """The store prefix of a partition's admission count (no instrument key starts with a NUL byte)."""
 ADMITTED_KEY = "admitted"
 """The number of instruments the partition has admitted (a JSON integer) under :data:`ADMISSION_PREFIX`."""
+
+CLOCK_PREFIX = b"\x00clock"
+"""The store prefix of a partition's :class:`PartitionClock` per venue (JSON documents under :data:`CLOCK_KEY`)."""
+CLOCK_KEY = "clock:{}"
 
 DEFAULT_CAPACITY = 100_000
 
@@ -86,10 +97,26 @@ class Entry:
         self.processor = processor
         self.transaction: StoreTransaction | None = None  # set while dirty in that checkpoint
         self.clean = clean  # the stored bytes ``processor`` equals when not dirty (None: nothing stored)
-        # The ticks applied since ``clean``, flat: raw value, topic, partition, offset, … Kept as
-        # bytes/str/int, which the garbage collector does not track, rather than as Tick objects
-        # that would survive into older generations and make every collection slower.
+        # The steps applied since ``clean``, flat, PENDING_FIELDS per step: raw value, topic, partition,
+        # offset, the stream time given (-1: none), 1 for a stream-time advance (the value is then the
+        # record that moved it) else 0. Kept as bytes/str/int, which the garbage collector does not
+        # track, rather than as Tick objects that would survive into older generations and make every
+        # collection slower.
         self.pending: list[bytes | str | int] = []
+
+
+PENDING_FIELDS = 6
+
+
+class ClockEntry:
+    """One partition's clock, the transaction it is dirty in and the bytes the store holds for it."""
+
+    __slots__ = ("clock", "transaction", "clean")
+
+    def __init__(self, clock: PartitionClock, clean: bytes | None) -> None:
+        self.clock = clock
+        self.transaction: StoreTransaction | None = None
+        self.clean = clean
 
 
 def _no_op() -> None:
@@ -122,6 +149,8 @@ class SymbolStates(BaseSink):
         self.capacity = capacity
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
         self._dirty: dict[bytes, Entry] = {}
+        self._clocks: dict[tuple[int, str], ClockEntry] = {}
+        self._dirty_clocks: dict[tuple[int, str], ClockEntry] = {}
         self._reset_warned: set[str] = set()
         self.flushes = 0
         self.loads = 0
@@ -144,27 +173,62 @@ class SymbolStates(BaseSink):
         stored = state.get_bytes(STATE_KEY)
         if stored is None and self.policy is not None:
             self._admit(tick, transaction)
+        return self._current(Instrument(tick.symbol, tick.venue), key, entry, stored, state, transaction)
+
+    def acquire_stored(self, key: bytes, transaction: StoreTransaction) -> Entry | None:
+        """The entry of an instrument the stream time made due (it has a state), current for ``transaction``.
+
+        None when the store holds no state for ``key`` (nothing to advance) or the key names no instrument.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry.transaction is transaction:
+            return entry
+        state = transaction.as_state(prefix=key)
+        stored = state.get_bytes(STATE_KEY)
+        if stored is None:
+            return None
+        try:
+            instrument = parse_instrument(key.decode())
+        except (UnicodeDecodeError, InvalidInstrumentError):
+            return None
+        return self._current(instrument, key, entry, stored, state, transaction)
+
+    def clock(self, partition: int, venue: str, transaction: StoreTransaction) -> PartitionClock:
+        """The stream time and deadlines of ``venue`` on ``partition``, current for ``transaction`` (written by
+        :meth:`flush`)."""
+        where = (partition, venue)
+        entry = self._clocks.get(where)
+        if entry is not None and entry.transaction is transaction:
+            return entry.clock
+        stored = transaction.as_state(prefix=CLOCK_PREFIX).get_bytes(CLOCK_KEY.format(venue))
         if entry is None or entry.transaction is not None or entry.clean != stored:
-            entry = Entry(self._load(Instrument(tick.symbol, tick.venue), stored, state), stored)
-            self._entries[key] = entry
-            self.loads += 1
-        else:
-            self._entries.move_to_end(key)
+            try:
+                clock = PartitionClock() if stored is None else PartitionClock.load(orjson.loads(stored))
+            except (StateFormatError, orjson.JSONDecodeError) as error:
+                log.warning("the stream time of %s on partition %d cannot be used (%s); starting it afresh", venue,
+                            partition, error)
+                self.metrics.state_resets.labels("malformed").inc()
+                clock = PartitionClock()
+            entry = self._clocks[where] = ClockEntry(clock, stored)
         entry.transaction = transaction
-        self._dirty[key] = entry
-        return entry
+        self._dirty_clocks[where] = entry
+        return entry.clock
 
     def rebuild(self, instrument: Instrument, key: bytes) -> None:
-        """Undo the failed tick: the processor from its last stored bytes plus this checkpoint's ticks."""
+        """Undo the failed step: the processor from its last stored bytes plus this checkpoint's steps."""
         entry = self._entries[key]
         transaction = entry.transaction
         processor = self._load(instrument, entry.clean,
                                None if transaction is None else transaction.as_state(prefix=key))
         pending = entry.pending
-        for index in range(0, len(pending), 4):
-            value, topic, partition, offset = pending[index:index + 4]
+        for index in range(0, len(pending), PENDING_FIELDS):
+            value, topic, partition, offset, stream_time, advance = pending[index:index + PENDING_FIELDS]
             lineage = Lineage(topic=topic, partition=partition, offset=offset)
-            processor.process(decode_tick(value), lineage)  # type: ignore[arg-type]
+            tick = decode_tick(value)  # type: ignore[arg-type]
+            if advance:
+                processor.advance(stream_time, tick, lineage)  # type: ignore[arg-type]
+            else:
+                processor.process(tick, lineage, None if stream_time == -1 else stream_time)  # type: ignore[arg-type]
         entry.processor = processor
 
     def flush(self) -> None:
@@ -173,6 +237,17 @@ class SymbolStates(BaseSink):
         # budget runs out, goes on without it: take the dirty set first and never touch an entry
         # the processing thread has acquired again meanwhile.
         dirty, self._dirty = self._dirty, {}
+        clocks, self._dirty_clocks = self._dirty_clocks, {}
+        for (_, venue), clock_entry in clocks.items():
+            transaction = clock_entry.transaction
+            if transaction is None:
+                continue
+            data = orjson.dumps(clock_entry.clock.dump())
+            if data != clock_entry.clean:
+                transaction.as_state(prefix=CLOCK_PREFIX).set_bytes(CLOCK_KEY.format(venue), data)
+            if clock_entry.transaction is transaction:
+                clock_entry.clean = data
+                clock_entry.transaction = None
         for key, entry in dirty.items():
             transaction = entry.transaction
             if transaction is None:
@@ -202,6 +277,19 @@ class SymbolStates(BaseSink):
         """Unused: records never flow into this sink; it is registered only to be flushed."""
 
     # -- internals -------------------------------------------------------------------------
+
+    def _current(self, instrument: Instrument, key: bytes, entry: Entry | None, stored: bytes | None, state: Any,
+                 transaction: StoreTransaction) -> Entry:
+        """``entry`` when it is the stored state, else a new one loaded from ``stored``; dirty in ``transaction``."""
+        if entry is None or entry.transaction is not None or entry.clean != stored:
+            entry = Entry(self._load(instrument, stored, state), stored)
+            self._entries[key] = entry
+            self.loads += 1
+        else:
+            self._entries.move_to_end(key)
+        entry.transaction = transaction
+        self._dirty[key] = entry
+        return entry
 
     def _admit(self, tick: Tick, transaction: StoreTransaction) -> None:
         """Count a new instrument into its partition, or raise :class:`InstrumentRefusedError`.

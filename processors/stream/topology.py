@@ -77,7 +77,8 @@ class Processor:
 def pipeline_configs(settings: ProcessSettings, strategy: Strategy) -> PipelineConfigs:
     """The per-symbol pipeline configs: the strategy's indicators/rules, the deployment's timeframes."""
     return PipelineConfigs(strategy, candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms,
-                           horizons_ms=settings.horizons_ms, fee=settings.scorecard_fee)
+                           horizons_ms=settings.horizons_ms, fee=settings.scorecard_fee,
+                           live_update_ms=settings.live_update_ms)
 
 
 def rocksdb_options(settings: ProcessSettings) -> RocksDBOptions:

@@ -96,9 +96,9 @@ class ColumnarProcessor(SymbolProcessor):
         self.evaluation = -1
         self._next = 0
 
-    def process(self, tick: Tick, lineage: Lineage) -> StepOutput:
+    def process(self, tick: Tick, lineage: Lineage, stream_time: int | None = None) -> StepOutput:
         self.evaluation = -1
-        return super().process(tick, lineage)
+        return super().process(tick, lineage, stream_time)
 
     def _tick_timeframe(self, price: float, volume: float, day: int, tick: Tick, lineage: Lineage,
                         out: StepOutput) -> None:

@@ -249,6 +249,29 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
     return frame
 
 
+def stream_end(raw: DataFrame, config: PipelineConfig) -> dict[tuple[int, str], int]:
+    """The stream time of each venue on each partition at the end of the read: the highest event time of its
+    ticks in bounds (price, volume, calendar), as the stream processor keeps it (docs/core.md, "Live candles and
+    quiet feeds"). A late tick never raises it, so the pipeline's lateness need not be known here."""
+    plan = config.plan
+    venue = F.substring_index(F.col("key"), "@", -1)
+    # a tick under another instrument's key is a dead letter live (key_mismatch): it moves no clock
+    own_key = F.get_json_object(F.col("value").cast("string"), "$.symbol") == F.substring_index(F.col("key"), "@", 1)
+    rows = (raw.where(F.col("usable") & F.col("key").contains("@") & own_key
+                      & F.col("ts_us").between(plan.earliest, plan.latest))
+            .groupBy("partition", venue.alias("venue")).agg(F.max("ts_us").alias("stream_time")).collect())
+    return {(int(row["partition"]), str(row["venue"])): int(row["stream_time"]) for row in rows}
+
+
+def last_groups(plans: list[GroupPlan]) -> frozenset[int]:
+    """The groups that end their instrument's range (the last chunk of each key)."""
+    last: dict[str | None, GroupPlan] = {}
+    for plan in plans:
+        if plan.key not in last or plan.emit_to > last[plan.key].emit_to:
+            last[plan.key] = plan
+    return frozenset(plan.group for plan in last.values())
+
+
 def _venue_from_source(source: Column) -> Column:
     """:func:`schemas.instruments.venue_from_source` as a Spark expression (for v1 records' grouping)."""
     strip = "^[-_]+|[-_]+$"
@@ -378,6 +401,10 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                 row["key"]: int(row["first_us"]) for row in
                 raw.groupBy("key").agg(F.min("ts_us").alias("first_us")).collect() if row["first_us"] is not None})
     plans = plan_groups(_symbol_ranges(stats), warmup, request.chunks, spark.sparkContext.defaultParallelism)
+    if request.range.to_offset is None and request.range.to_time is None and plans:
+        with progress.step("the stream time at the log's end, per partition and venue"):
+            context = dataclasses.replace(context, stream_end=stream_end(raw, base_config),
+                                          last_groups=last_groups(plans))
     timings: dict[str, float] = {}
     if not plans:
         raw.unpersist()

@@ -71,6 +71,11 @@ class GroupContext:
     admission: Admission | None = None  # the instruments each partition refuses (None: every one is admitted)
     cumulative: bool = False  # a strategy reads a cumulative indicator (OBV): only a run from the log start is exact
     first_us: dict[str | None, int] | None = None  # per group key, its earliest event time (reads from the log start)
+    # A range that reaches the log's end: the stream time there per (partition, venue), and the groups that end
+    # an instrument's range; each such group brings its instrument to that stream time at its end, closing what
+    # the stream processor has closed by the other instruments' ticks (docs/core.md, "Who agrees with whom").
+    stream_end: dict[tuple[int, str], int] | None = None
+    last_groups: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -161,10 +166,11 @@ class _Emitter:
             column = columns.get(name)
             row[column if column is not None else indicator_column(name)] = value
 
-    def output(self, output: StepOutput, lineage: Lineage, tick: Tick | None = None, evaluation: int = -1) -> int:
-        """Append one tick's events; ``evaluation`` ≥ 0: the columnar path's tick snapshot and signals
-        (from :attr:`tick_rows`) follow the candle-timeframe ones, where the core appends them."""
-        seq = 0
+    def output(self, output: StepOutput, lineage: Lineage, tick: Tick | None = None, evaluation: int = -1,
+               seq: int = 0) -> int:
+        """Append one tick's events (``seq``: the first one's index among its position's events); returns the
+        index after the last. ``evaluation`` ≥ 0: the columnar path's tick snapshot and signals (from
+        :attr:`tick_rows`) follow the candle-timeframe ones, where the core appends them."""
         tables = self.tables
         if output.snapshots:
             add_date, add_tf, add_price, add_event_time, add_init, add_partition, add_offset, add_seq = (
@@ -370,6 +376,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     if warm and processor is not None and processor.config.candle_timeframes:
         report.warmup_candles = min(candles.get(tf, 0) for tf in processor.config.candle_timeframes)
 
+    last: tuple[Tick, Lineage, int] | None = None  # the last tick run, its position and its events' count
     for item, lineage in emitted:
         report.rows += 1
         if isinstance(item, DeadLetter):
@@ -381,7 +388,16 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
             assert processor is not None  # noqa: S101 - a tick makes a processor
             output = processor.process(item, lineage)
             evaluation = processor.evaluation if isinstance(processor, ColumnarProcessor) else -1
-            report.events += emitter.output(output, lineage, item, evaluation)
+            count = emitter.output(output, lineage, item, evaluation)
+            report.events += count
+            last = (item, lineage, count)
+    stream_end = context.stream_end
+    if stream_end is not None and last is not None and processor is not None and plan.group in context.last_groups:
+        tick, lineage, count = last
+        end_time = stream_end.get((lineage.partition, tick.venue))
+        if end_time is not None and (processor.clock is None or end_time > processor.clock):
+            # what the other instruments' ticks closed after this one's last: emitted at its last position
+            report.events += emitter.output(processor.advance(end_time, tick, lineage), lineage, seq=count) - count
 
     _judge(report, plan, context, needed_from, from_log_start or processor is None)
     emitter.report(report)

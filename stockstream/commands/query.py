@@ -249,11 +249,12 @@ def candles(symbol: Symbol, as_json: AsJson = False, timeframe: Timeframe = "1m"
 
     def render(view: BaseModel) -> None:
         table = Table(title=f"{symbol} candles ({timeframe})")
-        for column in ("open time", "open", "high", "low", "close", "volume", "trades"):
+        for column in ("open time", "open", "high", "low", "close", "volume", "trades", "state"):
             table.add_column(column, justify="right")
         for candle in view.candles:  # type: ignore[attr-defined]
             table.add_row(_fmt(candle.ts_open), _fmt(candle.open), _fmt(candle.high), _fmt(candle.low),
-                          _fmt(candle.close), _fmt(candle.volume), _fmt(candle.trade_count))
+                          _fmt(candle.close), _fmt(candle.volume), _fmt(candle.trade_count),
+                          "closed" if candle.final else "forming")
         console().print(table)
         _footer(view, len(view.candles))  # type: ignore[attr-defined]
 

@@ -133,7 +133,7 @@ class HistoryStore:
             return Candle(symbol=instrument.symbol, venue=instrument.venue, timeframe=timeframe,
                           ts_open=_aware(row["ts_open"]), ts_close=_aware(row["ts_close"]), open=row["open"],
                           high=row["high"], low=row["low"], close=row["close"], volume=row["volume"],
-                          trade_count=row["trade_count"], ts_event=_aware(row["ts_event"]),
+                          trade_count=row["trade_count"], final=True, ts_event=_aware(row["ts_event"]),
                           ts_init=_aware(row["ts_init"]), lineage=self._lineage(row))
 
         return self._newest("candles", instrument, low, before, limit, {"timeframe": timeframe}, "ts_open", build,

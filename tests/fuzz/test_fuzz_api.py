@@ -79,7 +79,7 @@ def _extremes() -> list[InputRecord]:
                     ts_init=end, lineage=lineage)
     candle = Candle(symbol="A.B_C-D", venue="z" * 32, timeframe="1m", ts_open=datetime(1, 1, 1, tzinfo=UTC),
                     ts_close=datetime(1, 1, 1, 0, 1, tzinfo=UTC), open=5e-324, high=1.7976931348623157e308, low=5e-324,
-                    close=1.0, volume=0.0, trade_count=2**62, ts_event=end, ts_init=end, lineage=lineage)
+                    close=1.0, volume=0.0, trade_count=2**62, final=True, ts_event=end, ts_init=end, lineage=lineage)
     return [InputRecord(registry.ticks.name, 0, 1, b"0@0", encode(tick)),
             InputRecord(registry.signals.name, 0, 1, b"A.B_C-D@" + b"z" * 32, encode(signal)),
             InputRecord(registry.candles("1m").name, 0, 1, b"A.B_C-D@" + b"z" * 32, encode(candle))]

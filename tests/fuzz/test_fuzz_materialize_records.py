@@ -78,7 +78,7 @@ SIGNALS = st.builds(Signal, signal_id=st.text("0123456789abcdef", min_size=32, m
 
 def _candle(timeframe: str, start: datetime, prices: list[float], volume: float, count: int, lineage: Lineage) -> Candle:
     return Candle(symbol="BTC-USD", venue="fuzz", timeframe=timeframe, ts_open=start, ts_close=start, open=prices[0],
-                  high=max(prices), low=min(prices), close=prices[-1], volume=volume, trade_count=count,
+                  high=max(prices), low=min(prices), close=prices[-1], volume=volume, trade_count=count, final=True,
                   ts_event=start, ts_init=start, lineage=lineage)
 
 

@@ -2,8 +2,8 @@
 
 The handler is the processor's per-record entry point (bytes value, bytes key, record timestamp);
 here it runs with a real Quix in-memory store transaction, the real symbol-state cache (flushed
-at random "checkpoints", then reloaded) and the default strategy with 1m candles. Records are
-sequences of valid ticks with extreme values (any date, prices from 5e-324 to 1.8e308, huge
+at random "checkpoints", then reloaded) and the default strategy with 1m candles and live updates
+(forming candles, stream-time closing). Records are sequences of valid ticks with extreme values (any date, prices from 5e-324 to 1.8e308, huge
 volumes), mutated tick JSON, garbage bytes, missing/wrong/garbage keys. Properties: handle never
 raises; an unusable record becomes exactly one dead letter with a code of the closed set; a step
 failure (``processing_failed`` — a bug) never happens; every output decodes as its topic's event;
@@ -95,7 +95,8 @@ def records(draw: st.DrawFn) -> tuple[bytes | None, bytes | None]:
 
 def _run(batch: list[tuple[bytes | None, bytes | None]], checkpoints: list[bool]) -> None:
     metrics = ProcessMetrics(CollectorRegistry())
-    states = SymbolStates(PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=("1m",), grace_ms=5_000), metrics)
+    states = SymbolStates(PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=("1m",), grace_ms=5_000,
+                                          live_update_ms=1_000), metrics)
     handler = TickHandler(states, OUTPUTS, metrics, now=lambda: 1_714_521_600.0)
     store = MemoryStore("pipeline", "ticks")
     store.assign_partition(0)

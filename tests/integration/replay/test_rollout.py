@@ -109,7 +109,8 @@ class Rollout:
 
 def _configs(strategy_file: Path | None) -> PipelineConfigs:
     strategy = DEFAULT_STRATEGY if strategy_file is None else load_strategy(strategy_file)
-    return PipelineConfigs(strategy, candle_timeframes=TIMEFRAMES, grace_ms=5_000)
+    # the processor's defaults: live updates at LIVE_UPDATE_INTERVAL=1 s
+    return PipelineConfigs(strategy, candle_timeframes=TIMEFRAMES, grace_ms=5_000, live_update_ms=1_000)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +188,8 @@ def _references(rollout: Rollout, history: list[Serving]) -> dict[str, Reference
     for serving in history:
         if serving.strategy.version not in by_version:
             file = None if serving.strategy.file is None else Path(serving.strategy.file)
-            by_version[serving.strategy.version] = reference_events(records, _configs(file))
+            # what `stockstream process` runs: each partition with its stream time (docs/core.md)
+            by_version[serving.strategy.version] = reference_events(records, _configs(file), stream_time=True)
     return by_version
 
 

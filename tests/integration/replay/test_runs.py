@@ -41,7 +41,8 @@ from stockstream.api.app import create_app
 from stockstream.api.settings import ApiSettings
 from stockstream.replayer import Kafka
 from tests.integration.replay.test_replay import _caught_up
-from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
+from tests.integration.spark import synthetic
+from tests.integration.spark.synthetic import Reference, produce_all, synthetic_log
 from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
@@ -164,7 +165,14 @@ HORIZONS_MS = (60_000, 300_000, 3_600_000, 86_400_000)  # the processor's defaul
 
 def _configs(strategy_file: Path | None, horizons_ms: tuple[int, ...] = ()) -> PipelineConfigs:
     strategy = DEFAULT_STRATEGY if strategy_file is None else load_strategy(strategy_file)
-    return PipelineConfigs(strategy, candle_timeframes=("1m",), grace_ms=5_000, horizons_ms=horizons_ms)
+    return PipelineConfigs(strategy, candle_timeframes=("1m",), grace_ms=5_000, horizons_ms=horizons_ms,
+                           live_update_ms=1_000)
+
+
+def reference_events(records: list[Record], configs: PipelineConfigs) -> Reference:
+    """What ``stockstream process`` (live and runs alike) writes: the partitions' stream time, live updates at
+    the default LIVE_UPDATE_INTERVAL (1 s)."""
+    return synthetic.reference_events(records, configs, stream_time=True)
 
 
 def _quarters(stack: LiveStack) -> tuple[dict[int, int], dict[int, int]]:

@@ -72,11 +72,12 @@ def _expected_row(kind: str, event: Any) -> dict[str, Any]:
     elif kind == "candles":
         row = {name: getattr(event, name) for name in ("timeframe", "open", "high", "low", "close", "volume",
                                                        "trade_count")}
-        row.update(ts_open=to_us(event.ts_open), ts_close=to_us(event.ts_close), ts_event=to_us(event.ts_event))
+        row.update(ts_open=to_us(event.ts_open), ts_close=to_us(event.ts_close), ts_event=to_us(event.ts_event),
+                   ts_init=to_us(event.ts_init))
     elif kind == "daily":
         row = {name: getattr(event, name) for name in ("open", "high", "low", "close", "mean_price", "vwap",
                                                        "volume", "tick_count", "buy_count", "sell_count", "final")}
-        row.update(ts_event=to_us(event.ts_event), day=event.date)
+        row.update(ts_event=to_us(event.ts_event), ts_init=to_us(event.ts_init), day=event.date)
     elif kind == "outcomes":
         row = {name: getattr(event, name) for name in ("outcome_id", "signal_id", "strategy", "strategy_version",
                                                        "timeframe", "side", "horizon", "signal_price", "price",

@@ -89,7 +89,9 @@ def spark_log(stack, tmp_path_factory) -> Iterator[SparkLog]:
     assert len(records) == LOG_RECORDS
     live = ServiceProcess(["process", "--metrics-port", "0"], {
         "STOCKSTREAM_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "PROCESS_STATE_DIR": str(tmp_path_factory.mktemp("live-state"))})
+        "PROCESS_STATE_DIR": str(tmp_path_factory.mktemp("live-state")),
+        # what the backfill writes: no forming candles, a running summary per closed smallest candle
+        "LIVE_UPDATE_INTERVAL": "0"})
     configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=settings.candle_timeframes,
                               grace_ms=settings.grace_ms)
     try:

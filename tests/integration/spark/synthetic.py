@@ -3,9 +3,11 @@
 :func:`synthetic_log` builds (key, value) records: symbols round-robin on a simulated clock
 (prices from the simulator's :class:`PricePath`), plus out-of-order ticks within grace,
 late ticks, ticks without volume, absurd prices, malformed JSON, keys that are not the
-tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the live
-processor's per-record logic in-process over the whole log (decode_tick + SymbolProcessor
-in (partition, offset) order, from the log's beginning): the truth a backfill must match.
+tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the
+per-record logic in-process over the whole log (decode_tick + SymbolProcessor in (partition, offset)
+order, from the log's beginning): each instrument by its own event time — the truth a backfill must
+match — or, with ``stream_time=True``, with its partition's stream time and the configs' live updates
+(:func:`processors.core.stream_time.process_in_partition`): what ``stockstream process`` writes.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from datetime import datetime, timedelta
 
 from confluent_kafka import Producer
 
-from processors.core.pipeline import SymbolProcessor
+from processors.core.pipeline import (
+    PRICE_OUT_OF_RANGE,
+    TIME_OUT_OF_RANGE,
+    VOLUME_OUT_OF_RANGE,
+    StepOutput,
+    SymbolProcessor,
+)
 from processors.core.strategy import PipelineConfigs
+from processors.core.stream_time import PartitionClock, process_in_partition
+from processors.core.timeutil import to_us
 from processors.ingest.sources.simulator import PricePath, round_price, start_price
 from processors.stream.records import decode_tick
 from schemas.events import (
@@ -36,6 +46,8 @@ from schemas.events import (
 from schemas.instruments import Instrument
 from tests.support.kafka_tools import Record
 from tests.support.legacy import events_v1
+
+OUT_OF_BOUNDS = (PRICE_OUT_OF_RANGE, VOLUME_OUT_OF_RANGE, TIME_OUT_OF_RANGE)
 
 
 def synthetic_log(symbols: tuple[str, ...], count: int, start: datetime, step: timedelta,
@@ -122,15 +134,37 @@ class Reference:
         return [item for item in getattr(self, kind)
                 if item[1] >= starts.get(item[0], 0) and (ends is None or item[1] < ends.get(item[0], 1 << 62))]
 
+    def add(self, where: tuple[int, int], outputs: list[StepOutput], seq: int = 0) -> int:
+        """The events of ``outputs``, emitted at log position ``where`` from index ``seq`` on; the next index."""
+        for output in outputs:
+            for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
+                                 ("signals", output.signals), ("daily", output.summaries),
+                                 ("outcomes", output.outcomes), ("dead_letters", output.rejections)):
+                for event in events:
+                    getattr(self, kind).append((*where, seq, event))
+                    seq += 1
+        return seq
 
-def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Reference:
-    """The live processor's logic over ``records`` (any order; sorted here by partition and offset)."""
+
+def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, stream_time: bool = False) -> Reference:
+    """The pipeline over ``records`` (any order; sorted here by partition and offset); see the module docstring."""
     reference = Reference()
     processors: dict[tuple[str, str], SymbolProcessor] = {}
     by_partition: dict[int, list[Record]] = defaultdict(list)
     for record in records:
         by_partition[record.partition].append(record)
+
+    def processor_of(key: str) -> SymbolProcessor:
+        symbol, _, venue = key.rpartition("@")
+        found = processors.get((symbol, venue))
+        if found is None:
+            found = processors[(symbol, venue)] = SymbolProcessor(configs.for_symbol(symbol), Instrument(symbol, venue))
+        return found
+
     for partition in sorted(by_partition):
+        clocks: dict[str, PartitionClock] = defaultdict(PartitionClock)  # per venue
+        ends: dict[str, int] = {}  # per venue: its stream time (highest event time of its ticks in bounds)
+        last: dict[str, tuple[Tick, Lineage, int]] = {}  # per instrument: its last tick, position, events' count
         for record in sorted(by_partition[partition], key=lambda r: r.offset):
             lineage = Lineage(topic=record.topic, partition=partition, offset=record.offset)
             decoded = decode_tick(record.value, record.key, record.timestamp_ms, lineage)
@@ -138,17 +172,24 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs) -> Ref
             if isinstance(decoded, DeadLetter):
                 reference.dead_letters.append((*where, 0, decoded))
                 continue
-            instrument = (decoded.symbol, decoded.venue)
-            processor = processors.get(instrument)
-            if processor is None:
-                processor = processors[instrument] = SymbolProcessor(
-                    configs.for_symbol(decoded.symbol), Instrument(*instrument))
-            output = processor.process(decoded, lineage)
-            seq = 0
-            for kind, events in (("indicators", output.snapshots), ("candles", output.candles),
-                                 ("signals", output.signals), ("daily", output.summaries),
-                                 ("outcomes", output.outcomes), ("dead_letters", output.rejections)):
-                for event in events:
-                    getattr(reference, kind).append((*where, seq, event))
-                    seq += 1
+            key = f"{decoded.symbol}@{decoded.venue}"
+            if stream_time:
+                outputs = [output for _, output in
+                           process_in_partition(clocks[decoded.venue], key, processor_of(key), decoded, lineage,
+                                                processor_of)]
+            else:
+                outputs = [processor_of(key).process(decoded, lineage)]
+            seq = reference.add(where, outputs)
+            if not any(letter.reason in OUT_OF_BOUNDS for letter in outputs[0].rejections):
+                moment = to_us(decoded.ts_event)
+                ends[decoded.venue] = max(moment, ends.get(decoded.venue, moment))
+            last[key] = (decoded, lineage, seq)
+        # The end of the log: every instrument is brought to its venue's stream time there, as the stream
+        # processor's later records of other instruments did (a no-op with ``stream_time``). Emitted at the
+        # instrument's last position, after its own events, as the backfill of a range to the log's end does.
+        for key, (item, lineage, seq) in sorted(last.items()):
+            processor = processor_of(key)
+            end = ends.get(item.venue)
+            if end is not None and (processor.clock is None or end > processor.clock):
+                reference.add((partition, lineage.offset), [processor.advance(end, item, lineage)], seq)
     return reference

@@ -37,6 +37,7 @@ from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import Tick, encode
 from spark_jobs.backfill.job import BackfillRequest, run_backfill
 from spark_jobs.backfill.plan import strategies_warmup
+from spark_jobs.backfill.ranges import RangeRequest
 from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
 from stockstream.batch import candle_timeframes
@@ -140,8 +141,11 @@ def runs(spark_session, stack, tmp_path_factory):
             produce_all(stack.kafka_bootstrap, settings.topics().ticks.name, [_record(tick, version) for tick in ticks])
             output = folder / f"backfill-v{version}"
             with SparkProgress(spark_session.spark, enabled=False) as progress:
-                result = run_backfill(spark_session.spark, settings,
-                                      BackfillRequest(output=str(output), chunks=3, strategy=strategy), progress)
+                # An explicit end (the log's): the backfill leaves the last windows open, as the batch CLI's
+                # --no-flush does (to the log's end it would close those the partition's stream time passed).
+                request = BackfillRequest(range=RangeRequest(to_offset=len(ticks)), output=str(output), chunks=3,
+                                          strategy=strategy)
+                result = run_backfill(spark_session.spark, settings, request, progress)
             assert result.rows == len(ticks)
             assert len(result.groups) > 2, "chunked at UTC midnights: outcomes and strategies across chunk starts"
             # The log is shorter than the 891 1h candles the strategies' warm-up asks for, but each later chunk's

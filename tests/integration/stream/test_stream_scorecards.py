@@ -9,8 +9,9 @@ fractions and restarted (every other restart from an empty state folder, so the 
 outcome segments included — comes back from the changelog). At every kill, 1h outcomes of the signals
 of the last hour are pending by construction.
 
-The reference is the pure core (:class:`~processors.core.pipeline.SymbolProcessor`, what the batch
-CLI and the backfill run) over the ticks as the log holds them, with the log's lineage. Both
+The reference is the pure core (:class:`~processors.core.pipeline.SymbolProcessor`) run per partition
+with its stream time (:func:`processors.core.stream_time.process_in_partition`, the processor's rule)
+over the ticks as the log holds them, with the log's lineage. Both
 namespaces' committed ``signals``, ``signals.outcomes`` and candle topics must equal it record for
 record, per key and in order: no outcome lost, none duplicated, the same multi-timeframe signals.
 """
@@ -38,10 +39,11 @@ from stream_support import (
 from processors.core.pipeline import SymbolProcessor
 from processors.core.scorecard import Scorecards
 from processors.core.strategy import PipelineConfigs, load_strategy
+from processors.core.stream_time import PartitionClock, process_in_partition
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Lineage, SignalOutcome, encode
-from schemas.instruments import Instrument
+from schemas.instruments import parse_instrument
 from schemas.upcasters import decode_tick
 from tests.support.kafka_tools import read_topic, wait_until
 from tests.support.processes import STOCKSTREAM
@@ -74,26 +76,33 @@ COMPARED = ("signals", "signals.outcomes", "candles.1m", "candles.5m", "candles.
 
 
 def batch_outputs(bootstrap: str, namespace: str, strategy_path) -> dict[str, dict[bytes, list]]:  # noqa: ANN001
-    """The pure core over the committed ticks, per instrument in log order, with the log's lineage."""
+    """The pure core over the committed ticks, per partition in log order with its stream time (the live
+    processor's default LIVE_UPDATE_INTERVAL of 1 s: forming candles too), with the log's lineage."""
     configs = PipelineConfigs(load_strategy(strategy_path), candle_timeframes=TIMEFRAMES, grace_ms=5_000,
-                              horizons_ms=HORIZONS_MS, fee=0.0)
+                              horizons_ms=HORIZONS_MS, fee=0.0, live_update_ms=1_000)
     topic = KafkaSettings(topic_prefix=namespace).topics().ticks.name
-    processors: dict[bytes, SymbolProcessor] = {}
+    processors: dict[str, SymbolProcessor] = {}
+    clocks: dict[tuple[int, str], PartitionClock] = defaultdict(PartitionClock)  # per partition and venue
     found: dict[str, dict[bytes, list]] = {name: defaultdict(list) for name in COMPARED}
+
+    def processor_of(key: str) -> SymbolProcessor:
+        if key not in processors:
+            instrument = parse_instrument(key)
+            processors[key] = SymbolProcessor(configs.for_symbol(instrument.symbol), instrument)
+        return processors[key]
+
     for record in sorted(read_topic(bootstrap, topic), key=lambda r: (r.partition, r.offset)):
         tick = decode_tick(record.value)
-        key = record.key or b""
-        processor = processors.get(key)
-        if processor is None:
-            processor = processors[key] = SymbolProcessor(configs.for_symbol(tick.symbol),
-                                                          Instrument(tick.symbol, tick.venue))
-        output = processor.process(tick, Lineage(topic=topic, partition=record.partition, offset=record.offset))
-        for event in output.signals:
-            found["signals"][key].append(event)
-        for event in output.outcomes:
-            found["signals.outcomes"][key].append(event)
-        for event in output.candles:
-            found[f"candles.{event.timeframe}"][key].append(event)
+        key = f"{tick.symbol}@{tick.venue}"
+        lineage = Lineage(topic=topic, partition=record.partition, offset=record.offset)
+        for name, output in process_in_partition(clocks[(record.partition, tick.venue)], key, processor_of(key),
+                                                 tick, lineage, processor_of):
+            for event in output.signals:
+                found["signals"][name.encode()].append(event)
+            for event in output.outcomes:
+                found["signals.outcomes"][name.encode()].append(event)
+            for event in output.candles:
+                found[f"candles.{event.timeframe}"][name.encode()].append(event)
     return {name: {key: [normalized(encode(e), namespace) for e in events] for key, events in by_key.items()}
             for name, by_key in found.items()}
 

@@ -33,7 +33,8 @@ def apply(states: SymbolStates, transaction, batch) -> SymbolProcessor:
     for tick, lineage in batch:
         entry = states.acquire(tick, KEY, transaction)
         entry.processor.process(tick, lineage)
-        entry.pending += (tick.model_dump_json().encode(), lineage.topic, lineage.partition, lineage.offset)
+        # what the handler records per step: raw tick, position, stream time given (-1: none), not an advance
+        entry.pending += (tick.model_dump_json().encode(), lineage.topic, lineage.partition, lineage.offset, -1, 0)
     return entry.processor
 
 

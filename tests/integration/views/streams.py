@@ -147,7 +147,7 @@ def make_stream(symbol: str = "BTC-USD", count: int = 300, *, start: datetime = 
             candle = Candle(symbol=symbol, venue=venue, timeframe="1m", ts_open=opened, ts_close=opened + timedelta(minutes=1),
                             open=window[0].price, high=max(t.price for t in window),
                             low=min(t.price for t in window), close=window[-1].price,
-                            volume=sum(t.volume or 0 for t in window), trade_count=len(window),
+                            volume=sum(t.volume or 0 for t in window), trade_count=len(window), final=True,
                             ts_event=opened + timedelta(minutes=1), ts_init=tick.ts_init, lineage=lineage)
             stream.candles.append(candle)
             candle_values = candle_engine.add(candle.close)

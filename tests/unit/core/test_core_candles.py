@@ -22,22 +22,30 @@ def config(*timeframes: str, grace_ms: int = 5_000) -> PipelineConfig:
 
 def test_a_window_closes_when_a_tick_reaches_its_end_plus_grace() -> None:
     processor = SymbolProcessor(config("1m"), Instrument("BTC-USD", "test"))
-    for i, (seconds, price, volume) in enumerate([(0.0, 100.0, 1.0), (30.0, 104.0, 2.0), (59.9, 101.0, 0.5)]):
-        assert processor.process(tick(seconds, price, volume), lineage(i)).candles == []
-    assert processor.process(tick(62.0, 102.0), lineage(3)).candles == []  # 62 < 60 + 5
+    ticks = [tick(seconds, price, volume) for seconds, price, volume in [(0.0, 100.0, 1.0), (30.0, 104.0, 2.0),
+                                                                         (59.9, 101.0, 0.5)]]
+    for i, one in enumerate(ticks):
+        assert processor.process(one, lineage(i)).candles == []
+    next_window = tick(62.0, 102.0)
+    assert processor.process(next_window, lineage(3)).candles == []  # 62 < 60 + 5
     closing = tick(65.0, 103.0)
     out = processor.process(closing, lineage(4))
     [candle] = out.candles
     assert (candle.open, candle.high, candle.low, candle.close) == (100.0, 104.0, 100.0, 101.0)
     assert (candle.volume, candle.trade_count, candle.timeframe) == (3.5, 3, "1m")
     assert candle.ts_open == at(0) and candle.ts_close == at(60) and candle.ts_event == at(60)
-    assert candle.ts_init == closing.ts_init and candle.lineage == lineage(4)
+    # what a close emits carries the window's last tick, not the tick that closed it (docs/core.md, determinism)
+    assert candle.ts_init == ticks[2].ts_init and candle.lineage == lineage(2)
     [tick_snapshot, candle_snapshot] = sorted(out.snapshots, key=lambda s: s.timeframe == "1m")
     assert tick_snapshot.timeframe == "tick" and tick_snapshot.price == 103.0
     assert candle_snapshot.timeframe == "1m" and candle_snapshot.price == 101.0
     assert candle_snapshot.ts_event == at(60) and candle_snapshot.values["vwap"] == 101.0
-    [summary] = out.summaries  # a window of the smallest timeframe closed: running summary
-    assert not summary.final and summary.tick_count == 5 and summary.ts_event == closing.ts_event
+    assert candle_snapshot.ts_init == ticks[2].ts_init and candle_snapshot.lineage == lineage(2)
+    # a window of the smallest timeframe closed: the running summary of the day as it stood at the close,
+    # before the closing tick, carrying the day's last tick
+    [summary] = out.summaries
+    assert not summary.final and summary.tick_count == 4 and summary.ts_event == next_window.ts_event
+    assert summary.lineage == lineage(3)
 
 
 def test_candle_indicators_run_on_closes_with_candle_volumes() -> None:
@@ -65,7 +73,7 @@ def test_out_of_order_tick_within_grace_goes_to_its_candle_and_the_day_but_not_t
     # Open and close by event time: 1 s (90) opens, 58 s (110) closes; extremes include both.
     assert (candle.open, candle.high, candle.low, candle.close) == (90.0, 110.0, 90.0, 110.0)
     assert candle.trade_count == 4 and candle.volume == 5.0
-    assert out.summaries[0].tick_count == 6
+    assert out.summaries[0].tick_count == 5  # the day at the close, before the closing tick (23:01:10)
     assert processor.last == to_us(at(70.0))
 
 
@@ -98,9 +106,12 @@ def test_a_utc_midnight_closes_the_day_and_its_candles_regardless_of_grace() -> 
     out = processor.process(tick(3601.0, 102.0), lineage(2))  # 00:00:01, inside the grace of [23:59, 00:00)
     [candle] = out.candles
     assert candle.ts_close == at(3600) and candle.close == 101.0
-    [final] = out.summaries
+    # the closed 1m window's running summary, then the day's final one, both as the day stood: its last
+    # tick (23:59:59) is what they carry, not the tick of the next day that closed it
+    [running, final] = out.summaries
+    assert not running.final and running.tick_count == 2 and running.ts_event == at(3599.0)
     assert final.final and final.date == date(2024, 3, 9) and final.tick_count == 2 and final.close == 101.0
-    assert final.ts_event == at(3601.0)
+    assert final.ts_event == at(3599.0) and final.lineage == lineage(1)
     [letter] = processor.process(tick(3598.0, 99.0), lineage(3)).rejections  # a tick of the closed day
     assert letter.reason == "late" and "2024-03-09" in letter.detail
 
@@ -115,7 +126,7 @@ def test_windows_close_oldest_end_first_across_timeframes_and_empty_windows_make
     assert [(c.timeframe, c.ts_open, c.ts_close) for c in out.candles] == [
         ("5m", at(0), at(300)), ("1m", at(240), at(300)),
     ]
-    assert len(out.summaries) == 1  # one running summary per step; the smallest timeframe (1m) closed
+    assert len(out.summaries) == 1  # one running summary per end of a closed smallest (1m) window
 
 
 def test_gap_closes_several_windows_in_one_step() -> None:
@@ -133,6 +144,7 @@ def test_flush_closes_open_windows_and_emits_a_running_summary() -> None:
     processor.process(last, lineage(0))
     out = processor.flush(last, lineage(0))
     assert [c.timeframe for c in out.candles] == ["1m", "5m"]
-    [summary] = out.summaries
-    assert not summary.final and summary.tick_count == 1
+    # the 1m close's running summary, then the end of input's (the same when nothing changed in between)
+    [at_close, summary] = out.summaries
+    assert at_close == summary and not summary.final and summary.tick_count == 1
     assert processor.flush(last, lineage(0)).candles == []  # nothing left open

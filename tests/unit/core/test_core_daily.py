@@ -26,7 +26,9 @@ def test_final_summary_on_the_first_tick_of_a_later_day_with_exact_values() -> N
     assert (final.open, final.high, final.low, final.close) == (100.0, 104.0, 98.0, 101.0)
     assert final.mean_price == (100.0 + 104.0 + 98.0 + 101.0) / 4 and final.tick_count == 4
     assert final.volume == 6.0 and final.vwap == (100.0 * 2 + 98.0 + 101.0 * 3) / 6
-    assert final.ts_event == cause.ts_event and final.ts_init == cause.ts_init and final.lineage == lineage(9)
+    # it carries the day's last tick (its origin), not the tick of a later day that closed it
+    last = tick(*rows[3])
+    assert final.ts_event == last.ts_event and final.ts_init == last.ts_init and final.lineage == lineage(3)
     flushed = processor.flush(cause, lineage(9)).summaries[0]
     assert flushed.date == date(2024, 3, 12) and flushed.tick_count == 1 and not flushed.final
 

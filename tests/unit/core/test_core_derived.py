@@ -36,8 +36,8 @@ CONFIGS = [
                    rules=RuleSpec(rsi_reversal=RsiReversal(period=2), ema_cross=EmaCross(fast=2, slow=3),
                                   seed_rsi_ema=SeedRsiEma(rsi_period=2, ema_period=2)),
                    candle_timeframes=("1m",), grace_ms=0),
-    # compiled strategies on tick and 1m beside the rules, with scorecard outcomes
-    PipelineConfig(candle_timeframes=("1m",), horizons_ms=(60_000, 300_000), fee=0.001,
+    # compiled strategies on tick and 1m beside the rules, with scorecard outcomes and live updates
+    PipelineConfig(candle_timeframes=("1m",), horizons_ms=(60_000, 300_000), fee=0.001, live_update_ms=1_000,
                    strategies=parse_strategies(
                        '[strategies.fast_cross]\ntimeframe = "tick"\nbuy = "crosses_above(ema(2), ema(5))"\n'
                        'sell = "crosses_below(ema(2), ema(5))"\n[strategies.minute_rsi]\ntimeframe = "1m"\n'
@@ -122,7 +122,7 @@ def test_a_long_realistic_series_has_every_kind_of_event_and_all_equal_the_valid
         for event in (*output.snapshots, *output.candles, *output.signals, *output.summaries, *output.outcomes):
             assert_same(event)
             kinds.add((type(event).__name__, getattr(event, "final", None), getattr(event, "strategy", None)))
-    assert kinds >= {("IndicatorSnapshot", None, None), ("Candle", None, None), ("Signal", None, "ema_cross"),
+    assert kinds >= {("IndicatorSnapshot", None, None), ("Candle", True, None), ("Candle", False, None), ("Signal", None, "ema_cross"),
                      ("Signal", None, "fast_cross"), ("Signal", None, "minute_rsi"), ("DailySummary", False, None),
                      ("DailySummary", True, None), ("SignalOutcome", None, "fast_cross"),
                      ("SignalOutcome", None, "minute_rsi"), ("SignalOutcome", None, "rsi_reversal")}
@@ -140,7 +140,7 @@ def test_a_non_finite_computed_value_is_refused_by_validation_as_before(bad: flo
         derived.signal(True, "0" * 32, "BTC-USD", "test", "tick", "ema_cross", "0" * 16, "rsi(14) < 30", "BUY", 10.0,
                        values, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.candle(True, "BTC-USD", "test", "1m", T, T, 1.0, 1.0, 1.0, 1.0, bad, 1, T, T, lineage(1))
+        derived.candle(True, "BTC-USD", "test", "1m", T, T, 1.0, 1.0, 1.0, 1.0, bad, 1, True, T, T, lineage(1))
     with pytest.raises(ValidationError):
         derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 1.0, 1.0, 1.0, bad, None, 1.0, 1, 0, 0, False, T, T,
                         lineage(1))
@@ -163,7 +163,7 @@ def test_untrusted_names_always_go_through_validation() -> None:
     with pytest.raises(ValidationError):
         derived.snapshot(False, "btc usd", "test", "tick", 10.0, {}, T, T, lineage(1))
     with pytest.raises(ValidationError):
-        derived.candle(False, "BTC-USD", "test", "1 minute", T, T, 1.0, 1.0, 1.0, 1.0, 1.0, 1, T, T, lineage(1))
+        derived.candle(False, "BTC-USD", "test", "1 minute", T, T, 1.0, 1.0, 1.0, 1.0, 1.0, 1, False, T, T, lineage(1))
     # A processor for a symbol no event may carry never takes the shortcut: its events are refused as before.
     processor = SymbolProcessor(PipelineConfig(candle_timeframes=()), Instrument("btc usd", "test"))
     item = Tick.model_construct(**{**tick(0, 10.0).model_dump(), "symbol": "btc usd"})
@@ -182,7 +182,7 @@ def test_the_shortcut_knows_every_field_of_its_event(model: type[Event]) -> None
         SignalOutcome: lambda: derived.outcome(True, "1" * 32, "0" * 32, "BTC-USD", "test", "ema_cross", None, "tick",
                                                "BUY", "1m", 10.0, T, 11.0, 0.1, 0.099, 0.001, T, T, lineage(1)),
         Candle: lambda: derived.candle(True, "BTC-USD", "test", "1m", T, T + timedelta(minutes=1), 1.0, 2.0, 0.5, 1.5, 3.0, 4,
-                                       T, T, lineage(1)),
+                                       False, T, T, lineage(1)),
         DailySummary: lambda: derived.summary(True, "BTC-USD", "test", date(2024, 3, 9), 1.0, 2.0, 0.5, 1.5, 1.2, 1.3, 3.0, 4,
                                               1, 2, True, T, T, lineage(1)),
     }[model]()

@@ -2,7 +2,8 @@
 
 The definition (docs/core.md, "Scorecards"): for a signal emitted while the pipeline processed the
 tick at log position o, at horizon h, the outcome is the first *accepted* tick of the instrument at
-a log position > o whose event time is ≥ signal time + h; return = side · (p / p_signal − 1) with
+a log position > o (≥ o for a close's signal: the close comes before the tick that reached it) whose
+event time is ≥ signal time + h; return = side · (p / p_signal − 1) with
 side +1 for BUY, −1 for SELL, net = return − fee. A signal with no such tick has no outcome (yet).
 
 The reference below computes exactly that with pandas from the pipeline's own signals and the
@@ -79,7 +80,8 @@ def reference(config: PipelineConfig, ticks: list[Tick], signals: pd.DataFrame, 
     rows = []
     for signal in signals.itertuples():
         for horizon in config.horizons_ms:
-            later = frame[(frame["offset"] > signal.offset) & (frame["ts"] >= signal.ts + horizon * 1000)]
+            after = (frame["offset"] > signal.offset) | ((frame["offset"] == signal.offset) & (signal.timeframe != "tick"))
+            later = frame[after & (frame["ts"] >= signal.ts + horizon * 1000)]
             if later.empty:
                 continue
             first = later.iloc[0]
@@ -123,10 +125,10 @@ def test_outcomes_equal_pandas_on_the_definition(ticks: list[Tick], config_index
         if not output.rejections:
             accepted.add(offset)
         signals += [{"signal_id": s.signal_id, "offset": offset, "ts": to_us(s.ts_event), "price": s.price,
-                     "side": s.side} for s in output.signals]
+                     "side": s.side, "timeframe": s.timeframe} for s in output.signals]
         outcomes += output.outcomes
         direct.append([e.model_dump_json() for e in (*output.signals, *output.outcomes)])
-    expected = reference(config, ticks, pd.DataFrame(signals, columns=["signal_id", "offset", "ts", "price", "side"]),
+    expected = reference(config, ticks, pd.DataFrame(signals, columns=["signal_id", "offset", "ts", "price", "side", "timeframe"]),
                          accepted)
     got = pd.DataFrame([{"outcome_id": o.outcome_id, "signal_id": o.signal_id, "horizon": o.horizon,
                          "offset": o.lineage.offset, "price": o.price, "return_gross": o.return_gross,

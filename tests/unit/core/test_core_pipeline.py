@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import random
+from datetime import datetime
 
 import orjson
 import pytest
@@ -22,6 +23,7 @@ from processors.core.pipeline import (
     step,
 )
 from processors.core.plain import StateFormatError
+from processors.core.timeutil import to_us
 from schemas.events import Tick, make_signal_id
 from schemas.instruments import Instrument
 
@@ -119,19 +121,39 @@ def test_the_same_input_gives_byte_identical_events() -> None:
     assert first == second
 
 
-def test_derived_events_carry_the_causing_ticks_time_lineage_and_deterministic_ids() -> None:
+def test_derived_events_carry_their_origins_time_lineage_and_deterministic_ids() -> None:
+    """The tick timeframe's events carry the tick; a close's its window's last tick; a summary the day's
+    last tick before the step (docs/core.md, "What a close emits")."""
     processor = SymbolProcessor(CONFIGS[0], Instrument("BTC-USD", "test"))
     signals = 0
-    for i, t in enumerate(series(3_000)):
+    last_in: dict[tuple[str, int], int] = {}  # (timeframe, window start µs) → offset of its last tick
+    ticks = series(3_000)
+    for i, t in enumerate(ticks):
         out = processor.process(t, lineage(i, partition=3))
-        for event in [*out.snapshots, *out.candles, *out.signals, *out.summaries]:
-            assert event.ts_init == t.ts_init and event.lineage == lineage(i, partition=3)
+
+        def origin(timeframe: str, ts_event: datetime, i: int = i) -> int:
+            if timeframe == "tick":
+                return i
+            length = {"1m": 60, "5m": 300}[timeframe] * 1_000_000
+            return last_in[(timeframe, to_us(ts_event) - length)]
+
+        for event in [*out.snapshots, *out.signals]:
+            offset = origin(event.timeframe, event.ts_event)
+            assert event.ts_init == ticks[offset].ts_init and event.lineage == lineage(offset, partition=3)
+        for candle in out.candles:
+            offset = last_in[(candle.timeframe, to_us(candle.ts_open))]
+            assert candle.ts_init == ticks[offset].ts_init and candle.lineage == lineage(offset, partition=3)
+        for summary in out.summaries:  # closes come before the tick: the day as it stood, up to the previous tick
+            assert summary.lineage == lineage(i - 1, partition=3) and summary.ts_event == ticks[i - 1].ts_event
+        for timeframe, seconds in (("1m", 60), ("5m", 300)):
+            ts = to_us(t.ts_event)
+            last_in[(timeframe, ts - ts % (seconds * 1_000_000))] = i
         for snapshot in out.snapshots:
             assert snapshot.ts_event == (t.ts_event if snapshot.timeframe == "tick" else out.candles[0].ts_close)
         for signal in out.signals:
             signals += 1
             assert signal.signal_id == make_signal_id("BTC-USD", "test", signal.timeframe, signal.rule, signal.side,
-                                                      signal.ts_event, 3, i)
+                                                      signal.ts_event, 3, origin(signal.timeframe, signal.ts_event))
             assert signal.indicators == next(s.values for s in out.snapshots if s.timeframe == signal.timeframe)
     assert signals > 50
 
@@ -152,8 +174,8 @@ def test_state_stays_small_however_long_the_stream() -> None:
         if i % 2_000 == 1_999:
             counts.append(leaves(processor.state()))
             sizes.append(len(json.dumps(processor.state())))
-    # Only the open candle windows (9 values each, at most 2 per timeframe here) vary.
-    assert max(counts) - min(counts) <= 2 * 2 * 9 and max(counts) < 300
+    # Only the open candle windows (9 values and a 5-value origin each, at most 2 per timeframe here) vary.
+    assert max(counts) - min(counts) <= 2 * 2 * 14 and max(counts) < 340
     assert max(sizes) < 5_000
 
 

@@ -39,7 +39,7 @@ def examples() -> list:
         DeadLetter(source="file", reason="price_not_positive", detail="price -1 is not > 0",
                    raw='{"price": -1}', ts_init=T0, origin=LINEAGE),
         Candle(symbol="BTC-USD", venue="kraken", timeframe="1m", ts_open=T0, ts_close=T0 + timedelta(minutes=1), open=1.0,
-               high=2.0, low=0.5, close=1.5, volume=3.0, trade_count=4, ts_event=T0 + timedelta(minutes=1),
+               high=2.0, low=0.5, close=1.5, volume=3.0, trade_count=4, final=True, ts_event=T0 + timedelta(minutes=1),
                ts_init=T0, lineage=LINEAGE),
         IndicatorSnapshot(symbol="ETH-USD", venue="index", timeframe="tick", price=3000.5,
                           values={"sma_20": 2999.25, "rsi_14": None}, ts_event=T0, ts_init=T0, lineage=LINEAGE),

@@ -38,6 +38,7 @@ from schemas.upcasters import (
     SCHEMA_VERSION_UNSUPPORTED,
     UnsupportedSchemaVersionError,
     UpcasterChain,
+    candle_v2_to_v3,
     decode,
     decode_tick,
     decode_versioned,
@@ -60,7 +61,7 @@ def current_examples() -> list[Event]:
         DeadLetter(source="file", reason="price_not_positive", detail="price -1 is not > 0",
                    raw='{"price": -1}', ts_init=T0, origin=LINEAGE),
         Candle(symbol="BTC-USD", venue="kraken", timeframe="1m", ts_open=T0, ts_close=T0 + timedelta(minutes=1),
-               open=1.0, high=2.0, low=0.5, close=1.5, volume=3.0, trade_count=4,
+               open=1.0, high=2.0, low=0.5, close=1.5, volume=3.0, trade_count=4, final=True,
                ts_event=T0 + timedelta(minutes=1), ts_init=T0, lineage=LINEAGE),
         IndicatorSnapshot(symbol="ETH-USD", venue="index", timeframe="tick", price=3000.5,
                           values={"sma_20": 2999.25, "rsi_14": None}, ts_event=T0, ts_init=T0, lineage=LINEAGE),
@@ -152,6 +153,27 @@ def test_a_v2_signal_as_the_previous_release_wrote_it_decodes_and_reencodes_as_v
     assert json.loads(encode(decoded.event))["schema_version"] == 3
 
 
+def test_candle_v2_to_v3_marks_the_candle_final():
+    record = {"schema_version": 2, "symbol": "BTC-USD", "trade_count": 3, "ts_event": "x"}
+    upgraded = candle_v2_to_v3(record)
+    assert upgraded == record | {"schema_version": 3, "final": True}
+    assert list(upgraded) == ["schema_version", "symbol", "trade_count", "final", "ts_event"]
+    assert record["schema_version"] == 2 and "final" not in record
+    with pytest.raises(ValueError, match="no final"):
+        candle_v2_to_v3(record | {"final": False})
+
+
+def test_a_v2_candle_as_the_previous_release_wrote_it_decodes_as_a_final_v3_candle():
+    current = next(e for e in current_examples() if type(e) is Candle)
+    v2 = {k: v for k, v in json.loads(encode(current)).items() if k != "final"}
+    decoded = decode_versioned(Candle, json.dumps(v2 | {"schema_version": 2}))
+    assert decoded.written_version == 2
+    assert decoded.event == current and decoded.event.final is True
+    assert encode(decoded.event) == encode(current)  # upcast field order: byte-equal to a v3 record
+    with pytest.raises(ValidationError):  # a v2 record claiming final=False is refused, not guessed at
+        decode_versioned(Candle, json.dumps(v2 | {"schema_version": 2, "final": False}))
+
+
 # -- decoding ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("event", current_examples(), ids=lambda e: type(e).__name__)
@@ -175,6 +197,8 @@ def test_every_v1_record_of_the_v1_release_decodes_to_the_current_version(name, 
         expected["venue"] = v1.source if name == "Tick" else UNKNOWN_VENUE
     if name == "Signal":  # version 3: one of the four fixed rules, its version and condition not recorded
         expected |= {"strategy": v1.rule, "strategy_version": None, "condition": None}
+    if name == "Candle":  # version 3: v1 wrote closed candles only
+        expected["final"] = True
     assert event.model_dump() == expected
 
 

@@ -1,5 +1,5 @@
 """The client settings of ``stockstream process``: producer batching (PROCESS_PRODUCER_LINGER_MS) per processing
-guarantee, the consumer poll timeout (PROCESS_POLL_TIMEOUT_SECONDS) per commit interval, RocksDB sizes."""
+guarantee, the consumer poll timeout (PROCESS_POLL_TIMEOUT_SECONDS) per commit interval, RocksDB sizes, the live update interval (LIVE_UPDATE_INTERVAL)."""
 
 from __future__ import annotations
 
@@ -64,4 +64,21 @@ def test_poll_timeout_comes_from_the_environment_and_is_bounded(monkeypatch) -> 
     for bad in ("0", "-1", "11"):
         monkeypatch.setenv("PROCESS_POLL_TIMEOUT_SECONDS", bad)
         with pytest.raises(ValidationError, match="PROCESS_POLL_TIMEOUT_SECONDS"):
+            ProcessSettings()
+
+
+def test_live_updates_default_to_one_second_of_event_time_and_reach_the_pipeline(monkeypatch) -> None:
+    from processors.core.strategy import DEFAULT_STRATEGY
+    from processors.stream.topology import pipeline_configs
+
+    monkeypatch.delenv("LIVE_UPDATE_INTERVAL", raising=False)
+    assert ProcessSettings().live_update_ms == 1_000
+    assert pipeline_configs(ProcessSettings(), DEFAULT_STRATEGY).for_symbol("BTC-USD").live_update_ms == 1_000
+    monkeypatch.setenv("LIVE_UPDATE_INTERVAL", "0.25")
+    assert pipeline_configs(ProcessSettings(), DEFAULT_STRATEGY).for_symbol("BTC-USD").live_update_ms == 250
+    monkeypatch.setenv("LIVE_UPDATE_INTERVAL", "0")  # none
+    assert pipeline_configs(ProcessSettings(), DEFAULT_STRATEGY).for_symbol("BTC-USD").live_update_ms == 0
+    for bad in ("-1", "nan", "1s"):
+        monkeypatch.setenv("LIVE_UPDATE_INTERVAL", bad)
+        with pytest.raises(ValidationError, match="LIVE_UPDATE_INTERVAL"):
             ProcessSettings()

@@ -133,6 +133,21 @@ def test_candles_and_daily_are_keyed_by_window_and_date():
     assert day.date.isoformat() in batch.slots["p:daily:BTC-USD@test"]
 
 
+def test_a_batch_keeps_the_final_candle_of_a_window_over_forming_ones_whatever_their_offsets():
+    final = STREAM.candles[0]
+    forming = final.model_copy(update={"final": False, "close": final.open})
+    for records, offset, is_final in (
+        ([(3, forming), (5, final), (9, forming)], 5, True),  # a forming one arriving late never wins
+        ([(3, forming), (4, forming)], 4, False),
+        ([(8, forming), (5, final)], 5, True),  # the closed candle supersedes
+        ([(5, final), (7, final)], 7, True),
+    ):
+        batch = planner().plan([record("ns.candles.1m", o, encode(c)) for o, c in records])
+        (write,) = batch.candles.values()
+        assert (write.offset, write.final) == (offset, is_final)
+        assert (b'"final":true' in write.value) is is_final
+
+
 @given(st.text(max_size=40))
 def test_keys_are_never_built_from_text_outside_the_instrument_pattern(text):
     import re

@@ -40,7 +40,13 @@ export function connectLive(onReconnect) {
   });
   on("candle", (candle) => {
     if (!mine(candle) || candle.timeframe !== state.timeframe) return;
-    state.candles.push(candle);
+    // Forming candles (final: false) update their window's bar until the closed one arrives; one bar per
+    // window in the kept list (a redraw must not see two bars at one time), never a closed bar made forming.
+    const index = state.candles.findIndex((c) => c.ts_open === candle.ts_open);
+    if (index >= 0) {
+      if (state.candles[index].final !== false && candle.final === false) return;
+      state.candles[index] = candle;
+    } else state.candles.push(candle);
     updateSeries("price", state.series.price, { time: seconds(candle.ts_open), open: candle.open, high: candle.high,
                                                 low: candle.low, close: candle.close });
   });
