@@ -49,7 +49,7 @@ from schemas.runs import LIVE_RUN_ID, Serving
 from schemas.upcasters import decode_run
 from stockstream.replayer import Kafka
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
-from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
 pytestmark = [pytest.mark.integration]
@@ -69,6 +69,11 @@ KINDS = {"indicators": (IndicatorSnapshot, ("indicators",)), "candles": (Candle,
          "signals": (Signal, ("signals",)), "daily": (DailySummary, ("aggregates.daily",)),
          "dead_letters": (DeadLetter, ("ticks.dlq",))}
 WAIT_S = 600
+
+
+def read_all(bootstrap: str, topic: str) -> list[Record]:
+    """Every record of ``topic`` up to its end offsets now (never fewer because the broker was slow)."""
+    return read_topic(bootstrap, topic, idle_s=None, timeout_s=WAIT_S)
 
 
 @dataclass
@@ -149,7 +154,7 @@ def rollout(stack, tmp_path_factory) -> Iterator[Rollout]:
 def _live_history(rollout: Rollout) -> list[Serving]:
     """Who served live, in order, as every reader of the runs log decides it (valid decisions only)."""
     servings: list[Serving] = []
-    for record in read_topic(rollout.bootstrap, f"{rollout.prefix}runs"):
+    for record in read_all(rollout.bootstrap, f"{rollout.prefix}runs"):
         if record.key != LIVE_RUN_ID.encode() or record.value is None:
             continue
         run = decode_run(record.value)
@@ -168,7 +173,7 @@ def _canonical(kind: str, values: list[bytes]) -> list[str]:
 
 def _live_events(rollout: Rollout) -> dict[str, list[str]]:
     return {kind: _canonical(kind, [r.value for name in names
-                                    for r in read_topic(rollout.bootstrap, f"{rollout.prefix}{name}")
+                                    for r in read_all(rollout.bootstrap, f"{rollout.prefix}{name}")
                                     if r.value is not None])
             for kind, (_model, names) in KINDS.items()}
 
@@ -188,7 +193,7 @@ def _expected(history: list[Serving], references: dict[str, Reference]) -> dict[
 
 
 def _references(rollout: Rollout, history: list[Serving]) -> dict[str, Reference]:
-    records = read_topic(rollout.bootstrap, rollout.ticks)
+    records = read_all(rollout.bootstrap, rollout.ticks)
     by_version: dict[str, Reference] = {}
     for serving in history:
         if serving.strategy.version not in by_version:
@@ -230,7 +235,7 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
     history = _live_history(rollout)
     assert [s.run_id for s in history][1:] == ["next"] and history[0].switch is None, history
     stamps = {decode_run(r.value).live.pending.phase: r.timestamp_ms  # type: ignore[union-attr]
-              for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs")
+              for r in read_all(rollout.bootstrap, f"{rollout.prefix}runs")
               if r.key == LIVE_RUN_ID.encode() and r.value is not None and decode_run(r.value).live.pending}  # type: ignore[union-attr]
     print(f"promote: handover → fence {(stamps['fence'] - stamps['handover']) / 1000:.2f} s (the serving processor's"  # noqa: T201
           " restart included),"
@@ -246,13 +251,13 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
     assert live == _expected(history, references), "live = old before the switch, new from it: no mix"
     new_signals = [item[3].model_dump_json() for item in references[history[1].strategy.version].between(
         "signals", rollout.shadow_from, switch)]
-    own = _canonical("signals", [r.value for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs.next.signals")
+    own = _canonical("signals", [r.value for r in read_all(rollout.bootstrap, f"{rollout.prefix}runs.next.signals")
                                  if r.value is not None])
     assert own == sorted(new_signals), "the shadow's signals up to the switch (its catch-up included) stayed its own"
 
     new = references[history[1].strategy.version]
     snapshots = [IndicatorSnapshot.model_validate_json(v) for v in (
-        r.value for r in read_topic(rollout.bootstrap, f"{rollout.prefix}indicators") if r.value is not None)]
+        r.value for r in read_all(rollout.bootstrap, f"{rollout.prefix}indicators") if r.value is not None)]
     for symbol in SYMBOLS:
         first = next(s for s in snapshots if s.symbol == symbol and s.timeframe == "1h"
                      and s.lineage.offset >= switch.get(s.lineage.partition, 0))
@@ -260,7 +265,7 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
         from_start = [item[3] for item in new.indicators if item[3].lineage == first.lineage and item[3].timeframe == "1h"]
         assert from_start == [first], "the first live 1h indicators equal a from-start run of the new strategy"
     summaries = [DailySummary.model_validate_json(r.value)
-                 for r in read_topic(rollout.bootstrap, f"{rollout.prefix}aggregates.daily") if r.value is not None]
+                 for r in read_all(rollout.bootstrap, f"{rollout.prefix}aggregates.daily") if r.value is not None]
     for symbol in SYMBOLS:
         mine = [s for s in summaries if s.symbol == symbol and not s.final]
         before = [s for s in mine if s.lineage.offset < switch.get(s.lineage.partition, 0)]
@@ -268,7 +273,7 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
         assert before and after
         if before[-1].date == after[0].date:
             assert after[0].tick_count > before[-1].tick_count, "the day's summary continues across the switch"
-    signals = [Signal.model_validate_json(r.value) for r in read_topic(rollout.bootstrap, f"{rollout.prefix}signals")
+    signals = [Signal.model_validate_json(r.value) for r in read_all(rollout.bootstrap, f"{rollout.prefix}signals")
                if r.value is not None]
     new_ids = {item[3].signal_id for item in new.signals}
     old_ids = {item[3].signal_id for item in references[history[0].strategy.version].signals}
