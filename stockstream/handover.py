@@ -9,6 +9,10 @@ stopped consumer group has no member, and its committed offsets are then where i
    serving group has no member; its committed offsets are ``a``;
 3. ``decided`` (switch ``a``), then a plain record restating the outcome.
 
+Committed offsets are read stable (``Kafka.committed``): a processor that stops commits its last
+checkpoint in a transaction whose markers the broker writes just after, and a plain read in
+between would take the checkpoint before it for ``a`` (records written live by both runs) or ``b``.
+
 A step that cannot finish before the deadline makes the driver append a probe (every reader
 then sees the hand-over void and the serving run resumes) and raise :class:`HandoverError`. A
 decision the broker stamps after the deadline does not count either; the driver reads the stamp
@@ -35,7 +39,7 @@ from processors.core.rollout import (
 from processors.runtime.runs import RunLog
 from processors.runtime.settings import KafkaSettings
 from schemas.runs import LIVE_RUN_ID, LiveState, Namespace, Run, Serving, StrategyRef
-from stockstream.replayer import Kafka
+from stockstream.replayer import Kafka, ReplayError
 
 POLL_S = 0.25
 
@@ -80,8 +84,15 @@ class Handover:
         _offset, stamp = self.runs.publish(live_record(state, self.code_version, self.settings.topic_prefix))
         return stamp
 
-    def _committed(self, group: str) -> dict[int, int]:
-        return {p: offset for (_topic, p), offset in self.kafka.committed(group, self.topic).items()}
+    def _committed(self, group: str, deadline: datetime) -> dict[int, int]:
+        """The group's stable committed offsets (never a checkpoint's predecessor, ``Kafka.committed``)."""
+        left = (deadline - datetime.now(UTC)).total_seconds()
+        try:
+            found = self.kafka.committed(group, self.topic, timeout_s=max(left, POLL_S))
+        except ReplayError as error:
+            self.runs.probe()  # past the deadline: every reader now sees the hand-over void
+            raise HandoverError(f"{error}; {self.view.serving.run_id!r} still serves live") from None
+        return {p: offset for (_topic, p), offset in found.items()}
 
     def _wait(self, deadline: datetime, what: str, done: Callable[[], bool]) -> None:
         while not done():
@@ -99,18 +110,18 @@ class Handover:
         self._publish(state)
         self.say(f"hand-over to {self.target.run_id!r}: waiting for its processors to stop at a checkpoint")
         self._wait(deadline, f"group {self.target.group!r} to stop", lambda: self.kafka.members(self.target.group) == 0)
-        incoming = self._committed(self.target.group)
+        incoming = self._committed(self.target.group, deadline)
         if not incoming:
             self.runs.probe()
             raise HandoverError(f"group {self.target.group!r} has no committed offsets: is run"
                                 f" {self.target.run_id!r} warmed up? {serving.run_id!r} still serves live")
         self.say(f"{self.target.run_id!r} stopped at {_offsets(incoming)}; waiting for {serving.run_id!r} to reach it")
         self._wait(deadline, f"group {serving.group!r} to reach {_offsets(incoming)}",
-                   lambda: reached(self._committed(serving.group), incoming))
+                   lambda: reached(self._committed(serving.group, deadline), incoming))
         state = fence(state)
         self._publish(state)
         self._wait(deadline, f"group {serving.group!r} to stop", lambda: self.kafka.members(serving.group) == 0)
-        switch = switch_offsets(self._committed(serving.group), incoming)
+        switch = switch_offsets(self._committed(serving.group, deadline), incoming)
         pending = state.pending
         if pending is None:  # pragma: no cover - fence() keeps it
             raise HandoverError("the hand-over lost its pending record")

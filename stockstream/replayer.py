@@ -28,6 +28,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 POLL_S = 0.5
 MARKER_SLACK = 3  # offsets a partition may be "short" only because of transaction control records
+STABLE_POLL_S = 0.05  # committed offsets still settling (a transaction's markers): asked again this often
+STABLE_TIMEOUT_S = 60.0
 
 
 class ReplayError(RuntimeError):
@@ -101,12 +103,36 @@ class Kafka:
         description = self.admin.describe_consumer_groups([group])[group].result()
         return len(description.members)
 
-    def committed(self, group: str, topic: str | None = None) -> dict[tuple[str, int], int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions
+    def committed(self, group: str, topic: str | None = None, *,
+                  timeout_s: float = STABLE_TIMEOUT_S) -> dict[tuple[str, int], int]:
+        """The group's committed offset per (topic, partition); partitions it never committed are left out.
 
-        future = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
-        return {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions
-                if tp.offset >= 0 and (topic is None or tp.topic == topic)}
+        Stable offsets only. A processor under exactly-once commits its offsets in its checkpoint's
+        transaction, and the broker writes the transaction's markers *after* the commit returns:
+        for those milliseconds a plain read still answers the previous checkpoint's offsets
+        (KIP-447). ``strategy promote`` reads a group that has just stopped and takes what it reads
+        as the stop point, so it asks for stable offsets; a partition with a pending commit answers
+        UNSTABLE_OFFSET_COMMIT and is asked again until its transaction is settled (an open
+        transaction of a killed processor: when the broker aborts it, after its transaction
+        timeout). Raises :class:`ReplayError` when that takes longer than ``timeout_s``.
+        """
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            request = [ConsumerGroupTopicPartitions(group)]
+            found = self.admin.list_consumer_group_offsets(request, require_stable=True)[group].result()
+            unstable = [tp for tp in found.topic_partitions
+                        if tp.error is not None and tp.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT]
+            if not unstable:
+                return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions
+                        if tp.offset >= 0 and (topic is None or tp.topic == topic)}
+            if time.monotonic() > deadline:
+                where = ", ".join(f"{tp.topic}:{tp.partition}" for tp in unstable)
+                raise ReplayError(f"group {group!r} has a transaction still open on {where} after {timeout_s:.0f}s"
+                                  " (a stopped processor's open transaction is aborted after"
+                                  " PROCESS_TRANSACTION_TIMEOUT_MS); try again")
+            time.sleep(STABLE_POLL_S)
 
     def commit(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition

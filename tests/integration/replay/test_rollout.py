@@ -4,10 +4,13 @@ A live ``stockstream process`` (the built-in strategy, 1m and 1h candles) proces
 log of two symbols over 55 hours (SMA 50 on 1h candles defined before the switch). Then:
 
 - ``strategy deploy next.toml --shadow`` (MACD on closed 1h candles) warms up from the log and
-  follows it; ``strategy promote next`` runs while a new batch of ticks is being processed;
-  after it, the first live 1h indicators of every symbol are all defined and equal a from-start
-  run, today's daily summary continues (its tick count goes on from the one before the switch),
-  and the live topics hold, kind by kind and event for event, the built-in strategy's from-start
+  follows it; ``strategy promote next`` runs while the serving processor restarts (as a
+  supervisor would restart it) and new ticks arrive: stopped before ticks the shadow processes,
+  started again once the shadow has stopped for the hand-over and more ticks came, so the old run
+  goes on past the shadow's stop point and the shadow catches up from there to the switch. After
+  it, the first live 1h indicators of every symbol are all defined and equal a from-start run,
+  today's daily summary continues (its tick count goes on from the one before the switch), and
+  the live topics hold, kind by kind and event for event, the built-in strategy's from-start
   outputs for the records before the switch and the new strategy's from-start outputs from it:
   no signal older than the switch from the new strategy, none twice, none missing;
 - ``strategy rollback`` killed with SIGKILL just after it wrote each record of the hand-over
@@ -46,7 +49,7 @@ from schemas.runs import LIVE_RUN_ID, Serving
 from schemas.upcasters import decode_run
 from stockstream.replayer import Kafka
 from tests.integration.spark.synthetic import Reference, produce_all, reference_events, synthetic_log
-from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
 pytestmark = [pytest.mark.integration]
@@ -54,7 +57,7 @@ SYMBOLS = ("BTC-USD", "ETH-USD")
 TIMEFRAMES = ("1m", "1h")
 START = datetime(2024, 4, 1, 6, tzinfo=UTC)
 STEP = timedelta(seconds=30)  # each symbol every minute
-WARM_RECORDS, DURING_RECORDS, AFTER_RECORDS, KILL_RECORDS = 6_600, 1_200, 600, 240
+WARM_RECORDS, AHEAD_RECORDS, DURING_RECORDS, AFTER_RECORDS, KILL_RECORDS = 6_600, 300, 300, 600, 240
 NEXT = """\
 # MACD on closed 1h candles (the rollout test's new strategy).
 [strategies.macd_1h]
@@ -66,7 +69,11 @@ KINDS = {"indicators": (IndicatorSnapshot, ("indicators",)), "candles": (Candle,
          "signals": (Signal, ("signals",)), "daily": (DailySummary, ("aggregates.daily",)),
          "dead_letters": (DeadLetter, ("ticks.dlq",))}
 WAIT_S = 600
-BATCH = 12
+
+
+def read_all(bootstrap: str, topic: str) -> list[Record]:
+    """Every record of ``topic`` up to its end offsets now (never fewer because the broker was slow)."""
+    return read_topic(bootstrap, topic, idle_s=None, timeout_s=WAIT_S)
 
 
 @dataclass
@@ -98,6 +105,10 @@ class Rollout:
 
     def caught_up(self, *groups: str) -> bool:
         assert self.live.alive(), self.live.output[-4000:]
+        return self.committed_all(*groups)
+
+    def committed_all(self, *groups: str) -> bool:
+        """Whether every group committed the whole log (the shadow must be running)."""
         assert self.shadow.alive(), self.shadow.output[-4000:]
         ends = end_offsets(self.bootstrap, self.ticks)
         kafka = Kafka(self.settings())
@@ -144,7 +155,7 @@ def rollout(stack, tmp_path_factory) -> Iterator[Rollout]:
 def _live_history(rollout: Rollout) -> list[Serving]:
     """Who served live, in order, as every reader of the runs log decides it (valid decisions only)."""
     servings: list[Serving] = []
-    for record in read_topic(rollout.bootstrap, f"{rollout.prefix}runs"):
+    for record in read_all(rollout.bootstrap, f"{rollout.prefix}runs"):
         if record.key != LIVE_RUN_ID.encode() or record.value is None:
             continue
         run = decode_run(record.value)
@@ -163,7 +174,7 @@ def _canonical(kind: str, values: list[bytes]) -> list[str]:
 
 def _live_events(rollout: Rollout) -> dict[str, list[str]]:
     return {kind: _canonical(kind, [r.value for name in names
-                                    for r in read_topic(rollout.bootstrap, f"{rollout.prefix}{name}")
+                                    for r in read_all(rollout.bootstrap, f"{rollout.prefix}{name}")
                                     if r.value is not None])
             for kind, (_model, names) in KINDS.items()}
 
@@ -183,7 +194,7 @@ def _expected(history: list[Serving], references: dict[str, Reference]) -> dict[
 
 
 def _references(rollout: Rollout, history: list[Serving]) -> dict[str, Reference]:
-    records = read_topic(rollout.bootstrap, rollout.ticks)
+    records = read_all(rollout.bootstrap, rollout.ticks)
     by_version: dict[str, Reference] = {}
     for serving in history:
         if serving.strategy.version not in by_version:
@@ -196,16 +207,23 @@ def _references(rollout: Rollout, history: list[Serving]) -> dict[str, Reference
 def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
     wait_until(lambda: rollout.caught_up(f"{rollout.prefix}runs.next.process"), timeout_s=WAIT_S,
                message="the shadow to warm up and reach the log's end")
+    shadow_group = f"{rollout.prefix}runs.next.process"
+    # The old run must go on past where the shadow stops (so the shadow's catch-up to the switch is
+    # tested) by construction, not by ticks happening to land between the two runs' stops: the
+    # serving processor is down while the shadow moves ahead and stops for the hand-over, then more
+    # ticks come and it starts again (as a supervisor would restart it); the promote waits for it.
+    assert rollout.live.terminate() == 0, rollout.live.output[-3000:]
+    rollout.feed(AHEAD_RECORDS, seed=12)
+    wait_until(lambda: rollout.committed_all(shadow_group), timeout_s=WAIT_S,
+               message="the shadow to process the ticks the stopped serving processor has not")
     promote = subprocess.Popen([STOCKSTREAM, "strategy", "promote", "next", "--timeout", "300"],  # noqa: S603
                                env={**os.environ, **rollout.env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    # Ticks keep coming while it hands over, a few at a time: the old run goes on after the shadow stopped.
-    during = synthetic_log(SYMBOLS, DURING_RECORDS, START + rollout.produced * STEP, STEP, seed=12)
-    sent = 0
-    while sent < len(during) and promote.poll() is None:
-        produce_all(rollout.bootstrap, rollout.ticks, during[sent:sent + BATCH])
-        sent += BATCH
-    rollout.produced += sent
+    wait_until(lambda: promote.poll() is not None or _stopped_for_handover(rollout, shadow_group), timeout_s=WAIT_S,
+               message="the shadow to stop for the hand-over")
+    assert promote.poll() is None, promote.communicate()
+    rollout.feed(DURING_RECORDS, seed=14)  # past the shadow's stop point, before the old run reaches it
+    rollout.live = ServiceProcess(["process", "--metrics-port", "0"], rollout.env)
     out, err = promote.communicate(timeout=WAIT_S)
     assert promote.returncode == 0, out + err + rollout.live.output[-3000:]
     shown = rollout.cli("runs", "show", "next")
@@ -223,29 +241,29 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
     assert (demoted["kind"], demoted["state"], demoted["group"]) == ("shadow", "running", history[0].group), demoted
     assert demoted["namespace"]["topic_prefix"] == f"{rollout.prefix}runs.{history[0].run_id}."
     stamps = {decode_run(r.value).live.pending.phase: r.timestamp_ms  # type: ignore[union-attr]
-              for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs")
+              for r in read_all(rollout.bootstrap, f"{rollout.prefix}runs")
               if r.key == LIVE_RUN_ID.encode() and r.value is not None and decode_run(r.value).live.pending}  # type: ignore[union-attr]
-    print(f"promote: handover → fence {(stamps['fence'] - stamps['handover']) / 1000:.2f} s,"  # noqa: T201
+    print(f"promote: handover → fence {(stamps['fence'] - stamps['handover']) / 1000:.2f} s (the serving processor's"  # noqa: T201
+          " restart included),"
           f" fence → decided {(stamps['decided'] - stamps['fence']) / 1000:.2f} s (broker times)")
     switch = dict(history[1].switch or {})
     ends = end_offsets(rollout.bootstrap, rollout.ticks)
     assert any(switch[p] < ends[p] for p in ends), "records after the switch were processed live by the new run"
     assert any(switch[p] > incoming.get(p, 0) for p in switch), (
-        f"the old run went on past where the shadow stopped ({incoming} → {switch}): the ticks fed during the"
-        " hand-over did not reach it in time, so this run does not test the shadow's catch-up")
+        f"the old run went on past where the shadow stopped ({incoming} → {switch}): the shadow's catch-up")
 
     references = _references(rollout, history)
     live = _live_events(rollout)
     assert live == _expected(history, references), "live = old before the switch, new from it: no mix"
     new_signals = [item[3].model_dump_json() for item in references[history[1].strategy.version].between(
         "signals", rollout.shadow_from, switch)]
-    own = _canonical("signals", [r.value for r in read_topic(rollout.bootstrap, f"{rollout.prefix}runs.next.signals")
+    own = _canonical("signals", [r.value for r in read_all(rollout.bootstrap, f"{rollout.prefix}runs.next.signals")
                                  if r.value is not None])
     assert own == sorted(new_signals), "the shadow's signals up to the switch (its catch-up included) stayed its own"
 
     new = references[history[1].strategy.version]
     snapshots = [IndicatorSnapshot.model_validate_json(v) for v in (
-        r.value for r in read_topic(rollout.bootstrap, f"{rollout.prefix}indicators") if r.value is not None)]
+        r.value for r in read_all(rollout.bootstrap, f"{rollout.prefix}indicators") if r.value is not None)]
     for symbol in SYMBOLS:
         first = next(s for s in snapshots if s.symbol == symbol and s.timeframe == "1h"
                      and s.lineage.offset >= switch.get(s.lineage.partition, 0))
@@ -253,7 +271,7 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
         from_start = [item[3] for item in new.indicators if item[3].lineage == first.lineage and item[3].timeframe == "1h"]
         assert from_start == [first], "the first live 1h indicators equal a from-start run of the new strategy"
     summaries = [DailySummary.model_validate_json(r.value)
-                 for r in read_topic(rollout.bootstrap, f"{rollout.prefix}aggregates.daily") if r.value is not None]
+                 for r in read_all(rollout.bootstrap, f"{rollout.prefix}aggregates.daily") if r.value is not None]
     for symbol in SYMBOLS:
         mine = [s for s in summaries if s.symbol == symbol and not s.final]
         before = [s for s in mine if s.lineage.offset < switch.get(s.lineage.partition, 0)]
@@ -261,13 +279,24 @@ def test_promote_hands_live_to_the_warm_shadow_from_the_switch_on(rollout):
         assert before and after
         if before[-1].date == after[0].date:
             assert after[0].tick_count > before[-1].tick_count, "the day's summary continues across the switch"
-    signals = [Signal.model_validate_json(r.value) for r in read_topic(rollout.bootstrap, f"{rollout.prefix}signals")
+    signals = [Signal.model_validate_json(r.value) for r in read_all(rollout.bootstrap, f"{rollout.prefix}signals")
                if r.value is not None]
     new_ids = {item[3].signal_id for item in new.signals}
     old_ids = {item[3].signal_id for item in references[history[0].strategy.version].signals}
     assert all(s.signal_id in old_ids for s in signals if s.lineage.offset < switch.get(s.lineage.partition, 0))
     assert not [s for s in signals if s.signal_id in new_ids - old_ids
                 and s.lineage.offset < switch.get(s.lineage.partition, 0)], "no new-strategy signal older than the switch"
+
+
+def _stopped_for_handover(rollout: Rollout, group: str) -> bool:
+    """Whether a hand-over is at its first step and the incoming run's group has stopped (no member)."""
+    if _phase(rollout)[0] != "handover":
+        return False
+    kafka = Kafka(rollout.settings())
+    try:
+        return kafka.members(group) == 0
+    finally:
+        kafka.close()
 
 
 def _phase(rollout: Rollout) -> tuple[str | None, str | None]:
