@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from processors.core.indicators import IndicatorSpec, MacdSpec
@@ -27,6 +27,7 @@ from schemas.events import Tick, encode
 from spark_jobs.backfill.job import _Configs
 from spark_jobs.backfill.plan import (
     DayStat,
+    GroupPlan,
     SymbolRange,
     Warmup,
     plan_groups,
@@ -150,7 +151,8 @@ def _route(frame: pd.DataFrame, plans: list) -> pd.DataFrame:
     return pd.concat(pieces)
 
 
-def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: int) -> tuple[pd.DataFrame, list]:
+def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup,
+                 from_offset: int) -> tuple[pd.DataFrame, list, list[GroupPlan]]:
     in_range = frame[frame["offset"] >= from_offset]
     symbol = SymbolRange("BTC-USD@test", int(in_range["pos"].min()), int(in_range["pos"].max()), tuple(_day_stats(in_range)))
     plans = plan_groups([symbol], warmup, chunks, slots=2)
@@ -162,12 +164,13 @@ def _chunked_run(frame: pd.DataFrame, chunks: int, warmup: Warmup, from_offset: 
                for gid, rows in routed.groupby("group")]
     result = pd.concat(outputs, ignore_index=True)
     reports = result[result["kind"] == "group"]
-    return result[result["kind"] != "group"], reports["detail"].tolist()
+    return result[result["kind"] != "group"], reports["detail"].tolist(), plans
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking takes minutes; the message names the case
 @given(seed=st.integers(0, 10_000), chunks=st.integers(1, 5), start_share=st.sampled_from([0.0, 0.3]))
+@example(seed=4013, chunks=4, start_share=0.3)  # a chunk whose warm-up window holds several quiet spells: short
 def test_chunked_backfill_equals_the_sequential_run(seed, chunks, start_share):
     records = _series(seed, days=4.5, mean_gap_s=25)
     frame = _frame(records)
@@ -175,18 +178,33 @@ def test_chunked_backfill_equals_the_sequential_run(seed, chunks, start_share):
     warmup = Warmup.for_specs([SMALL.indicators.spec()], [60_000_000, 300_000_000], min_duration_us=12 * 3600 * 10**6)
     assert warmup.periods == periods and warmup.duration_us == 12 * 3600 * 10**6
     from_offset = int(len(records) * start_share)
-    events, reports = _chunked_run(frame, chunks, warmup, from_offset)
+    events, reports, plans = _chunked_run(frame, chunks, warmup, from_offset)
+
+    # A chunk may honestly report its warm-up short: the series has quiet spells of 1-2 h, and a 12 h warm-up
+    # window holding several of them closes fewer candles than the indicators need (seed 4013, 4 chunks, 0.3
+    # found one). The report must then say why, and only what it reports exact or converged is held to equality.
+    short = []
+    for report in map(json.loads, reports):
+        assert report["status"] in ("exact", "converged", "short"), report
+        if report["status"] == "short":
+            assert report["warmup_candles"] < periods or report["warmup_ticks"] < periods, report
+            plan = next(p for p in plans if p.group == report["group"])
+            short.append((plan.emit_from, plan.emit_to))  # positions = offsets: one partition, from offset 0
+    assert len(short) < len(reports), reports  # the first chunk starts at the log's beginning: exact
+
+    def kept(offset: int) -> bool:
+        return not any(first <= offset <= last for first, last in short)
 
     reference = reference_events(
         [Record(TOPIC, 0, i, key, value, stamp)
          for i, ((key, value), stamp) in enumerate(zip(records, _produce_ms(records), strict=True))],
         PipelineConfigs(SMALL, candle_timeframes=("1m", "5m"), grace_ms=5_000, horizons_ms=HORIZONS_MS, fee=FEE))
     for kind in EVENT_KINDS:
-        expected = reference.between(kind, {0: from_offset})
-        got = events[events["kind"] == kind].sort_values(["offset", "seq"])
+        expected = [event for event in reference.between(kind, {0: from_offset}) if kept(event[1])]
+        got = events[events["kind"] == kind]
+        got = got[got["offset"].map(kept)].sort_values(["offset", "seq"])
         problems = differences(kind, got, expected)
         assert not problems, f"{chunks} chunks, seed {seed}:\n" + "\n".join(problems) + f"\n{reports}"
-    assert all(json.loads(report)["status"] in ("exact", "converged") for report in reports), reports
 
 
 @pytest.mark.parametrize(("minutes", "expected"), [(10, "short"), (120, "short"), (None, "converged")])
@@ -196,7 +214,7 @@ def test_a_warmup_shorter_than_needed_is_reported_short(minutes, expected):
     warmup = Warmup.for_specs([SMALL.indicators.spec()], [60_000_000, 300_000_000], min_duration_us=12 * 3600 * 10**6)
     if minutes is not None:
         warmup = Warmup(warmup.periods, minutes * 60_000_000, warmup.longest_candle_us)
-    _, reports = _chunked_run(_frame(records), 3, warmup, 0)
+    _, reports, _ = _chunked_run(_frame(records), 3, warmup, 0)
     statuses = [json.loads(report)["status"] for report in reports]
     assert statuses[0] == "exact" and len(statuses) == 3  # the first chunk starts at the log's beginning
     assert statuses[1:] == [expected, expected]
