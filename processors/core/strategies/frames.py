@@ -159,6 +159,7 @@ def side_runner(sides: Sequence[Side]) -> Callable[[list[Any], int], list[int] |
         for kind, a, b, compare, slot, index in entries:
             # Literal kinds (0 _CONSTANT, 1 _SLOTS, 2 _CONJUNCTION, 3 _GENERIC, 4 _HELD, 5 _CROSS): no global lookups;
             # the common ones first (and, cross, two slots).
+            now: bool | None
             if kind == 2:  # strict and: undefined as soon as one part is
                 now = True
                 for mode, left, right, part in a:
