@@ -192,27 +192,26 @@ def signal_v2_to_v3(record: Record) -> Record:
     """
     if "strategy" in record or "strategy_version" in record or "condition" in record:
         raise ValueError("a version-2 signal has no strategy fields")
-    upgraded: Record = {}
-    for key, value in record.items():  # field order as version 3 writes it (only cosmetic: JSON objects)
-        upgraded[key] = value
-        if key == "rule":
-            upgraded["strategy"] = value
-            upgraded["strategy_version"] = None
-            upgraded["condition"] = None
-    upgraded["schema_version"] = 3
-    return upgraded
+    return _v3_with(record, "rule", {"strategy": record.get("rule"), "strategy_version": None, "condition": None})
 
 
 def candle_v2_to_v3(record: Record) -> Record:
     """Version 3 added ``final`` (forming candles): version 2 only ever wrote closed candles."""
     if "final" in record:
         raise ValueError("a version-2 candle has no final field")
+    return _v3_with(record, "trade_count", {"final": True})
+
+
+def _v3_with(record: Record, after: str, fields: Record) -> Record:
+    """``record`` as version 3: ``fields`` inserted after ``after`` (version 3's field order; only cosmetic in
+    JSON objects), at the end when ``after`` is absent."""
     upgraded: Record = {}
-    for key, value in record.items():  # field order as version 3 writes it (only cosmetic: JSON objects)
+    for key, value in record.items():
         upgraded[key] = value
-        if key == "trade_count":
-            upgraded["final"] = True
-    upgraded.setdefault("final", True)
+        if key == after:
+            upgraded.update(fields)
+    for key, value in fields.items():
+        upgraded.setdefault(key, value)
     upgraded["schema_version"] = 3
     return upgraded
 
