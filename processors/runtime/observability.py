@@ -76,6 +76,9 @@ def setup_logging(level: str = "INFO", service: str = "stockstream") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # py4j (Spark's bridge) logs every connection at INFO, the last from a __del__ at interpreter exit, after
+    # stderr is closed: a "--- Logging error ---" traceback at the end of every Spark run.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 _build_info: Info | None = None
