@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka import Producer
 
-from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
 from processors.core.timeutil import to_us
 from processors.runtime.kafka_admin import ensure_topics
 from processors.stream.settings import ProcessSettings
@@ -30,8 +29,7 @@ from schemas.events import Candle, DailySummary, IndicatorSnapshot, Signal, Tick
 from schemas.upcasters import decode_run
 from spark_jobs.backfill.ranges import warmup_read_from_us
 from stockstream.warmup import run_warmup, warm_start
-from tests.integration.replay.test_runs import HORIZONS_MS, _spec, pythonpath
-from tests.integration.spark.synthetic import reference_events
+from tests.integration.replay.test_runs import HORIZONS_MS, _configs, _spec, pythonpath, reference_events
 from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic
 from tests.support.processes import STOCKSTREAM
 
@@ -128,7 +126,7 @@ def test_runs_start_warms_up_by_default_and_equals_a_run_from_the_beginning(long
     assert run is not None and run.state == "done" and run.range is not None and run.range.end is not None
     assert run.range.warm_from == chosen.offsets and run.range.start == starts
 
-    configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=("1m",), grace_ms=5_000, horizons_ms=HORIZONS_MS)
+    configs = _configs(None, HORIZONS_MS)  # what `stockstream process` runs: stream time, live updates at 1 s
     reference = reference_events(records, configs)
     end = run.range.end
 
