@@ -16,6 +16,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer
 
+from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from tests.chaos.deployment import free_port
@@ -46,7 +47,7 @@ def test_new_topics_are_visible_and_a_fresh_materializer_gets_every_partition(pr
         assert ensure_topics(settings, specs)
         assert unusable(bootstrap, [spec.name for spec in specs]) == [], f"attempt {attempt}"
 
-    first_assignments = []
+    first_assignments, expected = [], []
     for attempt in range(3):
         namespace = f"mat{attempt}."
         service = ServiceProcess(["materialize"], {
@@ -54,6 +55,8 @@ def test_new_topics_are_visible_and_a_fresh_materializer_gets_every_partition(pr
             "STOCKSTREAM_PARTITIONS": "4", "REDIS_URL": private_stack.redis_url, "REDIS_KEY_PREFIX": namespace,
             "METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1",
         })
+        inputs = MaterializeSettings(bootstrap_servers=bootstrap, topic_prefix=namespace).input_topics().names
+        expected.append(len(inputs) * 4)
         try:
             wait_until(lambda s=service: ASSIGNED.search(s.output) is not None or not s.alive(), timeout_s=120,
                        message="the materializer's first assignment")
@@ -62,5 +65,6 @@ def test_new_topics_are_visible_and_a_fresh_materializer_gets_every_partition(pr
             first_assignments.append(int(match.group(1)))
         finally:
             service.terminate()
-    # ticks, indicators, signals, candles.1m, aggregates.daily × 4 partitions
-    assert first_assignments == [20] * 3
+    # every input topic (ticks, indicators, signals, signals.outcomes, candles.1m, aggregates.daily) × 4 partitions
+    assert first_assignments == expected, f"assigned {first_assignments}, inputs × 4 = {expected}"
+    assert min(expected) >= 20
