@@ -93,7 +93,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     properties = folder / "server.properties"
     properties.write_text("\n".join(lines) + "\n")
     (folder / "log4j2.properties").write_text(LOG4J)
-    java = ["nice", "-n", "19", "java", "-cp", f"{jars.libs}/*",
+    java = ["java", "-cp", f"{jars.libs}/*",
             f"-Dlog4j2.configurationFile={folder / 'log4j2.properties'}"]
     subprocess.run([*java, "-Xmx256m", "kafka.tools.StorageTool", "format", "--ignore-formatted",
                     "-t", env["CLUSTER_ID"], "-c", str(properties)], check=True, capture_output=True, timeout=120)
@@ -130,7 +130,7 @@ def kafka_access_env(broker: Broker) -> dict[str, str]:
 def ready(broker: Broker, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KAFKA_HOME": str(broker.home), "KAFKA_NODE_ID": "1", "READY_BOOTSTRAP": broker.internal,
            **extra}
-    return subprocess.run(["nice", "-n", "19", "sh", str(REPO / "ops/kafka/kafka-ready.sh")], env=env,
+    return subprocess.run(["sh", str(REPO / "ops/kafka/kafka-ready.sh")], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -144,13 +144,13 @@ def test_kafka_access_creates_the_users_and_acls_over_the_internal_listener(brok
     command = compose_services()["kafka-access"]["command"]
     assert command[:2] == ["kafka-access", "apply"]
     args = [arg if arg != command[command.index("--credentials") + 1] else str(broker.users) for arg in command]
-    result = subprocess.run(["nice", "-n", "19", STOCKSTREAM, *args], env=kafka_access_env(broker),
+    result = subprocess.run([STOCKSTREAM, *args], env=kafka_access_env(broker),
                             capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "users: " + ", ".join(SCRAM_PRINCIPALS) in result.stderr
     for user in SCRAM_PRINCIPALS:  # no password is printed
         assert (broker.users / user).read_text() not in result.stdout + result.stderr
-    again = subprocess.run(["nice", "-n", "19", STOCKSTREAM, *args], env=kafka_access_env(broker),
+    again = subprocess.run([STOCKSTREAM, *args], env=kafka_access_env(broker),
                            capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stderr  # idempotent: every `up` runs it
 
@@ -168,7 +168,7 @@ def test_only_the_processor_writes_signals_and_a_wrong_password_fails(broker: Br
     from confluent_kafka import KafkaException, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    subprocess.run(["nice", "-n", "19", STOCKSTREAM, "kafka-access", "apply", "--credentials", str(broker.users)],
+    subprocess.run([STOCKSTREAM, "kafka-access", "apply", "--credentials", str(broker.users)],
                    env=kafka_access_env(broker), check=True, capture_output=True, timeout=180)
     admin = AdminClient(scram(broker, "process"))
     for future in admin.create_topics([NewTopic("signals", 1, 1)], request_timeout=30).values():

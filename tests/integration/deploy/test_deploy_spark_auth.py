@@ -79,13 +79,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     worker_args = daemon_args(resources, "spark-worker", ports, conf)
     assert "--properties-file" in master_args and "--properties-file" in worker_args
     logs = {name: (folder / f"{name}.log").open("w") for name in ("master", "worker")}
-    master = subprocess.Popen(["nice", "-n", "19", spark_class, "org.apache.spark.deploy.master.Master", *master_args],
+    master = subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", *master_args],
                               env=env, stdout=logs["master"], stderr=subprocess.STDOUT)
     worker = None
     try:
         wait_until(lambda: "Starting Spark master" in (folder / "master.log").read_text(), timeout_s=120,
                    message="the Spark master")
-        worker = subprocess.Popen(["nice", "-n", "19", spark_class, "org.apache.spark.deploy.worker.Worker",
+        worker = subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker",
                                    *worker_args], env=env, stdout=logs["worker"], stderr=subprocess.STDOUT)
         wait_until(lambda: "Successfully registered with master" in (folder / "worker.log").read_text(),
                    timeout_s=120, message="the worker to register with the authenticated master")
@@ -104,7 +104,7 @@ def driver(master: str, conf_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOCAL_HOSTNAME": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     env.pop("SPARK_HOME", None)
-    return subprocess.run(["nice", "-n", "19", sys.executable, "-c", JOB, master], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", JOB, master], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
 
 
