@@ -189,6 +189,8 @@ def test_mail_with_starttls_and_login(tmp_path: Path) -> None:
         assert tls.value.reason == "tls_error"
 
 
+# The server is insecure on purpose (AUTH without TLS): aiosmtpd warns about exactly that.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_credentials_never_go_to_a_server_that_offers_no_starttls() -> None:
     """A server (or a man in the middle stripping STARTTLS from its answer) that offers AUTH in clear: the
     channel, STARTTLS on by default, refuses (``smtp_unsupported``) before any AUTH; the password never leaves."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ def outcome(n: int, strategy: str, symbol: str, horizon: str, gross: float, fee:
                          lineage=Lineage(topic="ticks", partition=0, offset=n))
 
 
+# A loss near the smallest float gives an infinite profit factor: pandas warns, the core returns inf (the views say "inf").
+@pytest.mark.filterwarnings("ignore:overflow encountered in scalar divide:RuntimeWarning")
 @settings(max_examples=80, deadline=None)
 @given(rows=st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["BTC-USD", "ETH-USD"]),
                                st.sampled_from(["1m", "1h"]), RETURNS), min_size=1, max_size=60),
