@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies_support import expressions
 
+from processors.core.pipeline import PipelineConfig
 from processors.core.strategies import codegen, ir
 from processors.core.strategies.engine import ClosedCandle, CompiledStrategies, StrategyState
 
@@ -142,3 +143,13 @@ def test_the_generated_function_has_no_builtins_and_refuses_unknown_operators() 
                 ir.Arithmetic("**", close, close), ir.Logic("if", ir.Not(close), ir.Not(close))):  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="unknown operator"):
             renderer.inline(bad)
+
+
+def test_configs_with_equal_strategies_share_their_compiled_code() -> None:
+    close = ir.PriceField("close", TICK)
+    definitions = (ir.StrategyDefinition("s", TICK, ir.Compare(">", close, ir.Number(1.0)), None),)
+    first, second = PipelineConfig(strategies=definitions), PipelineConfig(strategies=definitions)
+    assert first.plan.compiled is second.plan.compiled is not None  # one per runner, not one per symbol's config
+    assert first.plan.compiled.new_state("A").tick is second.plan.compiled.new_state("B").tick
+    other = PipelineConfig(strategies=definitions, candle_timeframes=("5m",))
+    assert other.plan.compiled is not first.plan.compiled
