@@ -174,8 +174,9 @@ class Program:
     def add(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
-    def assign(self, depth: int, target: str, value: Inline, loaded: set[int] | None = None) -> None:
-        """``target = value``, or None when an operand is undefined; loads the operands not in ``loaded``."""
+    def undefined(self, depth: int, target: str, value: Inline, loaded: set[int] | None = None) -> bool:
+        """Loads the operands (those not in ``loaded``), then ``if <undefined>: target = None``; whether it wrote
+        an ``if`` (the caller continues with ``elif``/``else``)."""
         for slot in value.slots:
             if loaded is None or slot not in loaded:
                 self.add(depth, f"s{slot} = v[{slot}]")
@@ -183,16 +184,21 @@ class Program:
                     loaded.add(slot)
         undefined = " or ".join(f"s{slot} is None" for slot in value.slots)
         guards = " or ".join(value.guards)
-        if not undefined and not guards:
-            self.add(depth, f"{target} = {value.text}")
-            return
-        self.add(depth, f"if {undefined or guards}:")
-        self.add(depth + 1, f"{target} = None")
-        if undefined and guards:
-            self.add(depth, f"elif {guards}:")
+        if undefined:
+            self.add(depth, f"if {undefined}:")
             self.add(depth + 1, f"{target} = None")
-        self.add(depth, "else:")
-        self.add(depth + 1, f"{target} = {value.text}")
+        if guards:
+            self.add(depth, f"{'elif' if undefined else 'if'} {guards}:")
+            self.add(depth + 1, f"{target} = None")
+        return bool(undefined or guards)
+
+    def assign(self, depth: int, target: str, value: Inline, loaded: set[int] | None = None) -> None:
+        """``target = value``, or None when an operand is undefined; loads the operands not in ``loaded``."""
+        if self.undefined(depth, target, value, loaded):
+            self.add(depth, "else:")
+            self.add(depth + 1, f"{target} = {value.text}")
+        else:
+            self.add(depth, f"{target} = {value.text}")
 
     def build(self, name: str, parameters: Sequence[str], where: str) -> Callable[..., Any]:
         """The function: compiled once, with no builtins but what was bound."""
@@ -253,19 +259,53 @@ def _fire(program: Program, depth: int, index: int) -> None:
     program.add(depth + 1, f"fired.append({index})")
 
 
+def _plain(program: Program, depth: int, keyword: str, condition: str, slot: int, position: int) -> None:
+    """A defined plain side: fires when its condition is true now and was false at the previous evaluation."""
+    program.add(depth, f"{keyword} {condition}:")
+    program.add(depth + 1, f"if v[{slot}] is False:")
+    _fire(program, depth + 2, position)
+    program.add(depth + 1, f"v[{slot}] = True")
+    program.add(depth, "else:")
+    program.add(depth + 1, f"v[{slot}] = False")
+
+
 def _sides(program: Program, sides: Sequence[SideStep]) -> None:
     """Every side in order; returns the indexes of those that fired (None: none)."""
     program.add(0, "fired = None")
     loaded: set[int] = set()  # nothing a condition reads changes while the sides run: load each slot once
+    shared: tuple[int, ...] | None = None  # the operands of the open group of plain sides (see below)
+    undefined_at = 0
     for side in sides:
+        slot = side.slot
+        plain = side.confirm == 1 and not side.cooldown_us
+        if plain and isinstance(side.condition, Inline):
+            # A defined condition is True or False (the language's conditions are bools): branch on it and
+            # store the literal, as ``now = …; before = v[slot]; v[slot] = now; now is True and before is False``.
+            # Consecutive sides reading the same operands (a strategy's BUY and SELL, typically) test them once.
+            condition = side.condition
+            operands = tuple(sorted(condition.slots))
+            if operands and not condition.guards and operands == shared:
+                program.lines.insert(undefined_at, "    " + f"v[{slot}] = None")
+                undefined_at += 1
+                _plain(program, 1, "if", condition.text, slot, side.position)
+                continue
+            shared = operands if operands and not condition.guards else None
+            started = program.undefined(0, f"v[{slot}]", condition, loaded)
+            undefined_at = len(program.lines)  # where the group's other sides add their ``v[slot] = None``
+            if shared is not None:
+                program.add(0, "else:")
+                _plain(program, 1, "if", condition.text, slot, side.position)
+            else:
+                _plain(program, 0, "elif" if started else "if", condition.text, slot, side.position)
+            continue
+        shared = None
         if isinstance(side.condition, Inline):
             program.assign(0, "now", side.condition, loaded)
         else:
             program.add(0, f"now = {program.bind('c', side.condition)}(v)")
-        slot = side.slot
         program.add(0, f"before = v[{slot}]")
         program.add(0, f"v[{slot}] = now")
-        if side.confirm == 1 and not side.cooldown_us:
+        if plain:
             program.add(0, "if now is True and before is False:")
             _fire(program, 1, side.position)
             continue
