@@ -56,3 +56,15 @@ def test_small_specs(spec: IndicatorSpec) -> None:
     engine = IndicatorEngine(spec)
     state = engine.new_state()
     assert engine.update(state, 10.0, 1.0, 0) == engine.reference_update(engine.new_state(), 10.0, 1.0, 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=specs())
+def test_named_is_dict_of_zip_strict(spec: IndicatorSpec) -> None:
+    engine = IndicatorEngine(spec)
+    values = engine.update(engine.new_state(), 10.0, 1.0, 0)
+    named = engine.named(values)
+    assert named == dict(zip(engine.names, values, strict=True)) and list(named) == list(engine.names)
+    for wrong in (values[:-1], [*values, 1.0]) if values else ([1.0],):
+        with pytest.raises(ValueError, match="unpack"):
+            engine.named(wrong)
