@@ -369,3 +369,15 @@ def candle_function(name: str, leaf_pasts: Sequence[tuple[int, int, int]], pasts
     else:
         program.add(0, "return None")
     return program.build("evaluate", ("v", "ts_us"), name)
+
+
+def named_function(columns: dict[str, int]) -> Callable[[list[Any]], dict[str, Any]]:
+    """``{name: v[slot], …}`` for a frame's named columns, as one dict display (names by ``repr``)."""
+    items = []
+    for name, slot in columns.items():
+        if type(name) is not str or type(slot) is not int:
+            raise TypeError(f"a column is a name and a slot, got {name!r}: {slot!r}")
+        items.append(f"{name!r}: v[{slot}]")
+    program = Program()
+    program.add(0, "return {" + ", ".join(items) + "}")
+    return program.build("named", ("v",), "columns")

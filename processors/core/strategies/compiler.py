@@ -23,7 +23,6 @@ get dedicated closures, so evaluating a rule costs a few attribute-free calls pe
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +55,7 @@ from processors.core.strategies.codegen import (
     SideStep,
     TooDeep,
     candle_function,
+    named_function,
     tick_function,
 )
 from processors.core.strategies.frames import (
@@ -134,8 +134,7 @@ class Plan:
                 if frame.name == ir.TICK:
                     frame.tick = tick_evaluation(frame)
             if frame.columns:
-                getter = operator.itemgetter(*frame.columns.values())
-                frame.reader = getter if len(frame.columns) > 1 else lambda v, get=getter: (get(v),)
+                frame.named = named_function(frame.columns)
         self.size = len(self.initial)
 
     # -- generated code ---------------------------------------------------------------------------

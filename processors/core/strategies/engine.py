@@ -268,9 +268,9 @@ class CompiledStrategies:
         frame = state.plan.frames.get(timeframe)
         if frame is None:
             return {}
-        if frame.reader is None:
+        if frame.named is None:
             return {}
-        return dict(zip(frame.columns, frame.reader(state.values), strict=False))  # equal lengths by construction
+        return frame.named(state.values)
 
     def columns(self, symbol: str, timeframe: str) -> tuple[str, ...]:
         frame = self.plan(symbol).frames.get(timeframe)

@@ -71,7 +71,7 @@ class Frame:
     """A candle timeframe's evaluation once its candle is folded in: history registers, then every side."""
     program: Program = field(default_factory=Program)  # the generated code's source, names and bound values
     run: tuple[Update, ...] = ()  # updates then pasts: what one tick runs before the sides
-    reader: Callable[[list[Any]], tuple[Any, ...]] | None = None  # the columns' values, in order
+    named: Callable[[list[Any]], dict[str, Any]] | None = None  # the columns by name (codegen.named_function)
     columns: dict[str, int] = field(default_factory=dict)  # named outputs of this timeframe → slot
     provided: tuple[int, int] | None = None  # the region of values the runner hands in, if any
 

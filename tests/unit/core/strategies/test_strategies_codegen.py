@@ -153,3 +153,19 @@ def test_configs_with_equal_strategies_share_their_compiled_code() -> None:
     assert first.plan.compiled.new_state("A").tick is second.plan.compiled.new_state("B").tick
     other = PipelineConfig(strategies=definitions, candle_timeframes=("5m",))
     assert other.plan.compiled is not first.plan.compiled
+
+
+def test_values_name_every_column_of_the_timeframe() -> None:
+    close = ir.PriceField("close", TICK)
+    ema, minute = ir.Indicator("ema", (3,), None, TICK), ir.Indicator("sma", (2,), None, "1m")
+    definitions = [ir.StrategyDefinition("s", TICK, ir.Compare(">", ema, minute), ir.Compare("<", close, ema))]
+    generated, closures = both(definitions)
+    ours, reference = generated.new_state("TEST"), closures.new_state("TEST")
+    for kind, arguments in events(5, 120):
+        step(generated, ours, kind, arguments)
+        step(closures, reference, kind, arguments)
+    for timeframe, columns in (("tick", ["ema_3"]), ("1m", ["sma_2"])):
+        assert list(generated.values(ours, timeframe)) == columns
+        assert generated.values(ours, timeframe) == closures.values(reference, timeframe)
+    assert generated.values(ours, TICK)["ema_3"] is not None
+    assert generated.values(ours, "5m") == {}
