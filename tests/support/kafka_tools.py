@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 
@@ -106,6 +106,22 @@ def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_
         return records
     finally:
         consumer.close()
+
+
+# The group coordinator is moving or loading (a broker just started, the coordinator changed): ask again later.
+COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                   KafkaError.COORDINATOR_NOT_AVAILABLE})
+
+
+def committed_or_none(consumer: Consumer, partitions: list[TopicPartition],
+                      timeout_s: float = 10) -> list[TopicPartition] | None:
+    """``consumer.committed(partitions)``, or None while the group's coordinator is not ready (a wait's "not yet")."""
+    try:
+        return consumer.committed(partitions, timeout=timeout_s)
+    except KafkaException as error:
+        if error.args[0].code() in COORDINATOR_NOT_READY:
+            return None
+        raise
 
 
 def wait_until(condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.2,

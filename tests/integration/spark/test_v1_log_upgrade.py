@@ -32,7 +32,7 @@ from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
 from tests.integration.spark.compare import read_dataset
 from tests.integration.spark.synthetic import produce_all, synthetic_log
-from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import committed_or_none, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -88,8 +88,8 @@ def _drained(bootstrap: str, prefix: str) -> bool:
                          "enable.auto.commit": False})
     try:
         ends = end_offsets(bootstrap, f"{prefix}ticks")
-        done = consumer.committed([TopicPartition(f"{prefix}ticks", p) for p in ends], timeout=30)
-        return all(tp.offset >= ends[tp.partition] for tp in done)
+        done = committed_or_none(consumer, [TopicPartition(f"{prefix}ticks", p) for p in ends], timeout_s=30)
+        return done is not None and all(tp.offset >= ends[tp.partition] for tp in done)
     finally:
         consumer.close()
 

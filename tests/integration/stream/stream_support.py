@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.events import Tick, encode
-from tests.support.kafka_tools import delete_topics, end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import committed_or_none, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import ServiceProcess
 
 OUTPUTS = ("indicators", "signals", "candles.1m", "aggregates.daily", "ticks.dlq")
@@ -110,9 +110,16 @@ def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets of ``topic`` (0 where none); asked again while its coordinator is not ready."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    found: list[TopicPartition] = []
+
+    def answered() -> bool:
+        found[:] = committed_or_none(consumer, [TopicPartition(topic, p) for p in range(partitions)]) or []
+        return bool(found)
+
     try:
-        found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        wait_until(answered, timeout_s=120, interval_s=0.5, message=f"group {group}'s coordinator")
         return {tp.partition: max(tp.offset, 0) for tp in found}
     finally:
         consumer.close()

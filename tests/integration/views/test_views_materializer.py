@@ -18,7 +18,7 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import DeadLetter
 from tests.integration.views.streams import make_stream, produce_stream
-from tests.support.kafka_tools import end_offsets, produce, read_topic, wait_until
+from tests.support.kafka_tools import committed_or_none, end_offsets, produce, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +60,8 @@ def caught_up(settings: MaterializeSettings, topic: str) -> bool:
     ends = {p: end for p, end in end_offsets(settings.bootstrap_servers, topic).items() if end > 0}
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.group_id})
     try:
-        done = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-        return {tp.partition: tp.offset for tp in done} == ends
+        done = committed_or_none(consumer, [TopicPartition(topic, p) for p in ends])
+        return done is not None and {tp.partition: tp.offset for tp in done} == ends
     finally:
         consumer.close()
 
