@@ -1,7 +1,7 @@
 """Incremental technical indicators: SMA, EMA, RSI (Wilder), MACD, Bollinger bands, VWAP.
 
 Dependency-free and O(1) per price (amortized): every runner (stream processor, batch
-CLI, Spark backfill, replay) feeds prices one at a time through :meth:`IndicatorEngine.update`
+CLI, Spark backfill, replay) feeds prices one at a time through :attr:`IndicatorEngine.update`
 and gets the same values. Definitions are the contract of MISSION.md (TA-Lib is the
 reference; see docs/core.md for the comparison):
 
@@ -30,7 +30,9 @@ tests/unit/core/test_core_indicator_numerics.py) and the variance is never negat
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from processors.core.plain import StateFormatError, as_floats, as_int, as_list
@@ -138,6 +140,9 @@ class IndicatorState:
         self.volume = 0.0  # Σ volume since the anchor
 
 
+Update = Callable[["IndicatorState", float, float, int], list[Value]]
+
+
 class IndicatorEngine:
     """The compiled plan for one :class:`IndicatorSpec`; stateless and shareable.
 
@@ -181,16 +186,170 @@ class IndicatorEngine:
         )
         """Prices needed until every configured indicator is defined (VWAP aside)."""
 
+        self.update: Update = self._generate()
+        """Fold one price in and return every indicator value in :attr:`names` order.
+
+        ``update(state, price, volume, day)``: ``volume`` is 0.0 when unknown; ``day`` is the UTC
+        day number of the price (VWAP anchor). ``None`` marks a value that is not defined yet.
+        Called once per price, in event order. This is the hot path: the function is generated
+        for the spec (:meth:`_generate`), :meth:`reference_update` unrolled — the same operations
+        in the same order, every period and factor a literal, no loops, no appends.
+        """
+
+        self.named: Callable[[list[Value]], dict[str, Value]] = _compiled_named(self.names)
+        """``named(values)``: :meth:`update`'s values as a dict by :attr:`names` (a snapshot's ``values``), as
+        ``dict(zip(names, values, strict=True))`` gives it (a list of another length raises ``ValueError``)."""
+
+    def _generate(self) -> Update:
+        """:meth:`reference_update` for this spec as straight-line source, compiled once (numbers only:
+        periods, factors and thresholds by ``repr``, nothing else of the spec reaches the source)."""
+        lines: list[str] = []
+
+        def add(depth: int, text: str) -> None:
+            lines.append("    " * (depth + 2) + text)
+
+        outputs: list[str] = []
+        add(0, "count = state.count + 1")
+        add(0, "state.count = count")
+        add(0, "sums = state.sums")
+        add(0, f"resync = count % {RESYNC_EVERY!r} == 0")
+        add(0, "ring = state.ring")
+        if self._ring_size:
+            add(0, "pos = state.pos")
+            add(0, "ring[pos] = price")
+            add(0, "peaks = state.peaks")
+            for j, n in self._window_slots:
+                add(0, f"total = sums[{j}] + (price - ring[pos - {n}])")
+                add(0, f"if resync or total < peaks[{j}] * {CANCELLATION!r}:")
+                add(1, f"total = _fsum(_window(ring, pos, {n}))")
+                add(1, f"peaks[{j}] = total")
+                add(0, f"elif total > peaks[{j}]:")
+                add(1, f"peaks[{j}] = total")
+                add(0, f"sums[{j}] = total")
+        for j, n in self._sma:
+            outputs.append(f"o{len(outputs)}")
+            add(0, f"{outputs[-1]} = sums[{j}] / {n} if count >= {n} else None")
+        add(0, "emas = state.emas")
+        for j, n, k in self._ema:
+            add(0, f"if count > {n}:")
+            add(1, f"ema = emas[{j}]")
+            add(1, f"emas[{j}] = ((price - ema) * {k!r}) + ema")
+            add(0, f"elif count == {n}:")
+            add(1, f"emas[{j}] = (emas[{j}] + price) / {n}")
+            add(0, "else:")
+            add(1, f"emas[{j}] += price")
+        for j, n in self._ema_out:
+            outputs.append(f"o{len(outputs)}")
+            add(0, f"{outputs[-1]} = emas[{j}] if count >= {n} else None")
+        if self._rsi:
+            rsi = [f"o{len(outputs) + i}" for i in range(len(self._rsi))]
+            outputs += rsi
+            add(0, "changes = count - 1")
+            add(0, "if changes:")
+            add(1, "change = price - state.prev")
+            add(1, "gains, losses = state.gains, state.losses")
+            for (j, n, n_less_one), out in zip(self._rsi, rsi, strict=True):
+                add(1, f"if changes > {n}:")
+                add(2, f"gain = gains[{j}] * {n_less_one}")
+                add(2, f"loss = losses[{j}] * {n_less_one}")
+                add(1, "else:")
+                add(2, f"gain = gains[{j}]")
+                add(2, f"loss = losses[{j}]")
+                add(1, "if change < 0.0:")
+                add(2, "loss -= change")
+                add(1, "else:")
+                add(2, "gain += change")
+                add(1, f"if changes >= {n}:")
+                add(2, f"gain /= {n}")
+                add(2, f"loss /= {n}")
+                add(1, f"gains[{j}] = gain")
+                add(1, f"losses[{j}] = loss")
+                add(1, f"if changes < {n}:")
+                add(2, f"{out} = None")
+                add(1, "else:")
+                add(2, "both = gain + loss")
+                add(2, f"{out} = 100.0 * (gain / both) if both else 50.0")
+            add(0, "else:")
+            for out in rsi:
+                add(1, f"{out} = None")
+            add(0, "state.prev = price")
+        if self._macd is not None:
+            fast, slow, slow_n, signal_n, k = self._macd
+            line, signal_out, hist = (f"o{len(outputs) + i}" for i in range(3))
+            outputs += (line, signal_out, hist)
+            add(0, f"if count >= {slow_n}:")
+            add(1, f"macd = emas[{fast}] - emas[{slow}]")
+            add(1, f"seen = count - {slow_n} + 1")
+            add(1, f"if seen > {signal_n}:")
+            add(2, "signal = state.signal")
+            add(2, f"state.signal = signal = ((macd - signal) * {k!r}) + signal")
+            add(2, f"{line}, {signal_out}, {hist} = macd, signal, macd - signal")
+            add(1, f"elif seen == {signal_n}:")
+            add(2, f"state.signal = signal = (state.signal + macd) / {signal_n}")
+            add(2, f"{line}, {signal_out}, {hist} = macd, signal, macd - signal")
+            add(1, "else:")
+            add(2, "state.signal += macd")
+            add(2, f"{line}, {signal_out}, {hist} = macd, None, None")
+            add(0, "else:")
+            add(1, f"{line} = {signal_out} = {hist} = None")
+        if self._bands is not None:
+            j, n, width = self._bands
+            upper, middle, lower = (f"o{len(outputs) + i}" for i in range(3))
+            outputs += (upper, middle, lower)
+            add(0, f"if count >= {n}:")
+            add(1, f"mean = sums[{j}] / {n}")
+            add(1, f"exact = count == {n} or resync")
+            add(1, "if not exact:")
+            add(2, "shift = state.shift")
+            add(2, "entering = price - shift")
+            add(2, f"outgoing = ring[state.pos - {n}] - shift")
+            add(2, "s1 = state.s1 + (entering - outgoing)")
+            add(2, "s2 = state.s2 + (entering * entering - outgoing * outgoing)")
+            add(2, f"m2 = s2 - s1 * s1 / {n}")
+            add(2, f"if m2 < state.s2_peak * {VARIANCE_CANCELLATION!r}:")
+            add(3, "exact = True")
+            add(2, "else:")
+            add(3, "state.s1, state.s2 = s1, s2")
+            add(3, "if s2 > state.s2_peak:")
+            add(4, "state.s2_peak = s2")
+            add(1, "if exact:")
+            add(2, f"window = _window(ring, state.pos, {n})")
+            add(2, "state.shift = price")
+            add(2, "deviations = [x - price for x in window]")
+            add(2, "state.s1 = _fsum(deviations)")
+            add(2, "state.s2 = state.s2_peak = _fsum(d * d for d in deviations)")
+            add(2, "m2 = _exact_m2(window, mean)")
+            add(1, "state.m2 = m2")
+            add(1, f"deviation = {width!r} * _sqrt(m2 / {n})")
+            add(1, f"{upper}, {middle}, {lower} = mean + deviation, mean, mean - deviation")
+            add(0, "else:")
+            add(1, f"{upper} = {middle} = {lower} = None")
+        if self._ring_size:
+            add(0, f"state.pos = state.pos + 1 if state.pos < {self._ring_size} else 0")
+        if self._vwap:
+            outputs.append(f"o{len(outputs)}")
+            add(0, "if day != state.day:")
+            add(1, "state.day = day")
+            add(1, "state.pv = 0.0")
+            add(1, "state.volume = 0.0")
+            add(0, "if volume > 0.0:")
+            add(1, "state.pv += price * volume")
+            add(1, "state.volume += volume")
+            add(0, f"{outputs[-1]} = state.pv / state.volume if state.volume > 0.0 else None")
+        add(0, f"return [{', '.join(outputs)}]")
+        for number in (*(n for _, n in self._window_slots), *(k for _, _, k in self._ema),
+                       *((self._bands[2],) if self._bands else ()), *((self._macd[4],) if self._macd else ())):
+            if not math.isfinite(number):
+                raise ValueError(f"indicator parameter {number!r} is not finite")
+        return _compiled_update("\n".join(["def _make(_fsum, _sqrt, _window, _exact_m2):",
+                                           "    def update(state, price, volume, day):", *lines,
+                                           "    return update"]) + "\n")
+
     def new_state(self) -> IndicatorState:
         return IndicatorState(len(self._windows), self._ring_size, len(self._ema_periods), len(self._rsi))
 
-    def update(self, state: IndicatorState, price: float, volume: float, day: int) -> list[Value]:
-        """Fold one price in and return every indicator value in :attr:`names` order.
-
-        ``volume`` is 0.0 when unknown; ``day`` is the UTC day number of the price (VWAP
-        anchor). ``None`` marks a value that is not defined yet. Called once per price, in
-        event order; this is the hot path, hence plain floats and no helper calls.
-        """
+    def reference_update(self, state: IndicatorState, price: float, volume: float, day: int) -> list[Value]:
+        """:attr:`update` written as loops over the spec (what the generated one is tested against, bit for bit)."""
         count = state.count + 1
         state.count = count
         sums = state.sums
@@ -357,6 +516,31 @@ class IndicatorEngine:
         except (TypeError, ValueError) as error:
             raise StateFormatError(f"{what}: {error}") from None
         return state
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_update(source: str) -> Update:
+    """The update function of :meth:`IndicatorEngine._generate`'s source, compiled once per distinct source (the
+    engines of a runner's per-symbol configs share it: it holds no state)."""
+    namespace: dict[str, object] = {"__builtins__": {}}
+    exec(compile(source, "<indicators>", "exec"), namespace)  # noqa: S102 - numbers of the spec only (_generate)
+    make = namespace["_make"]
+    update: Update = make(math.fsum, math.sqrt, _window, _exact_m2)  # type: ignore[operator]
+    update.source = source  # type: ignore[attr-defined] # for people reading a traceback or a test failure
+    return update
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_named(names: tuple[str, ...]) -> Callable[[list[Value]], dict[str, Value]]:
+    """``{names[0]: values[0], …}`` as one dict display (half the CPU of ``dict(zip(…))``; names by ``repr``)."""
+    local = [f"v{i}" for i in range(len(names))]
+    unpack = f"    {', '.join(local)}{',' if len(local) == 1 else ''} = values" if local else "    () = values"
+    source = "\n".join(["def named(values):", unpack,
+                        "    return {" + ", ".join(f"{name!r}: {v}" for name, v in zip(names, local, strict=True)) + "}"])
+    namespace: dict[str, object] = {"__builtins__": {}}
+    exec(compile(source + "\n", "<indicator names>", "exec"), namespace)  # noqa: S102 - names by repr only
+    named: Callable[[list[Value]], dict[str, Value]] = namespace["named"]  # type: ignore[assignment]
+    return named
 
 
 def _window(ring: list[float], pos: int, n: int) -> list[float]:

@@ -672,7 +672,7 @@ class SymbolProcessor:
     def _derive(self, timeframe: str, rule_state: RuleState, values: list[Value], price: float,
                 ts_event: datetime, ts_init: datetime, lineage: Lineage, out: StepOutput) -> None:
         """Snapshot + rules for one evaluation (``ts_init``/``lineage``: its origin's); signals count into the open day."""
-        named = dict(zip(self._plan.names, values, strict=True))
+        named = self._plan.indicators.named(values)  # dict(zip(names, values, strict=True)), generated
         trusted = self._trusted
         out.snapshots.append(derived.snapshot(trusted, self.symbol, self.venue, timeframe, price, named, ts_event, ts_init,
                                               lineage))

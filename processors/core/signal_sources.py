@@ -56,6 +56,13 @@ def _rule_sources(rules: RuleSpec, macd: MacdSpec | None,
     return found
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(strategies: tuple[ir.StrategyDefinition, ...], candle_timeframes: tuple[str, ...]) -> CompiledStrategies:
+    """One :class:`CompiledStrategies` for equal strategies and timeframes (stateless, so the per-symbol configs of a
+    runner share it and its plans: a plan's generated code is compiled once, not once per symbol)."""
+    return CompiledStrategies(strategies, candle_timeframes=candle_timeframes)
+
+
 class SignalSources:
     """The labels of the fixed rules' signals and the compiled strategies of one config."""
 
@@ -77,7 +84,7 @@ class SignalSources:
         compiled: CompiledStrategies | None = None
         if strategies:
             try:
-                compiled = CompiledStrategies(strategies, candle_timeframes=tuple(candle_timeframes))
+                compiled = _compiled(strategies, tuple(candle_timeframes))
             except ValueError as error:
                 problems.append(str(error))
         if problems:

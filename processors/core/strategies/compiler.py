@@ -23,7 +23,6 @@ get dedicated closures, so evaluating a rule costs a few attribute-free calls pe
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +48,16 @@ from processors.core.strategies.closures import (
     shape,
     trend,
 )
+from processors.core.strategies.codegen import (
+    Inline,
+    PastStep,
+    Renderer,
+    SideStep,
+    TooDeep,
+    candle_function,
+    named_function,
+    tick_function,
+)
 from processors.core.strategies.frames import (
     ANY,
     BOOL,
@@ -56,9 +65,11 @@ from processors.core.strategies.frames import (
     Frame,
     Region,
     Side,
+    refuse_provided,
     shift_leaves,
     side_runner,
     tick_evaluation,
+    with_pasts,
 )
 from schemas.timeframes import timeframe_ms
 
@@ -70,7 +81,9 @@ class Plan:
 
     def __init__(self, strategies: Sequence[tuple[int, ir.StrategyDefinition]],
                  outputs: dict[str, list[tuple[str, ir.Indicator]]],
-                 provided: dict[str, list[tuple[str, ir.Indicator]]] | None = None) -> None:
+                 provided: dict[str, list[tuple[str, ir.Indicator]]] | None = None, *, generate: bool = True) -> None:
+        self.generate = generate
+        """Evaluate through generated code (:mod:`.codegen`); False: the closure tree (the reference)."""
         self.initial: list[Any] = []
         self.regions: list[Region] = []
         self.frames: dict[str, Frame] = {}
@@ -78,6 +91,7 @@ class Plan:
         self._pasts: dict[tuple[str, ir.Expression], int] = {}
         self._depths: dict[tuple[str, ir.Expression], int] = {}
         self._provided: dict[tuple[str, Output], int] = {}
+        self._renderers: dict[str, Renderer] = {}
 
         for timeframe, named in (provided or {}).items():  # values the runner hands in: a region of their own
             frame = self.frame(timeframe)
@@ -104,19 +118,64 @@ class Plan:
                     continue
                 slot = self._allocate(f"side|{definition.name}|{definition.timeframe}|{definition.version}|{side}",
                                       [None, 0, False, None], FLAG + "i" + BOOL + "n")
-                frame.sides.append(Side(index, side, self.operand(condition, definition.timeframe), slot,
-                                        definition.confirm, definition.cooldown_ms * 1000))
+                operand = self.operand(condition, definition.timeframe)
+                frame.sides.append(Side(index, side, operand, slot, definition.confirm, definition.cooldown_ms * 1000,
+                                        self._inline(condition, definition.timeframe, operand)))
         for frame in self.frames.values():
             if frame.leaf_pasts:
                 frame.pasts.insert(0, shift_leaves(tuple(frame.leaf_pasts)))
             frame.run = (*frame.updates, *frame.pasts)
-            frame.runner = side_runner(frame.sides) if frame.sides else None
-            if frame.name == ir.TICK:
-                frame.tick = tick_evaluation(frame)
+            if generate:
+                self._generate(frame)
+            else:  # the closure tree
+                frame.runner = side_runner(frame.sides) if frame.sides else None
+                if frame.pasts or frame.sides:
+                    frame.evaluate = with_pasts(tuple(frame.pasts), frame.runner)
+                if frame.name == ir.TICK:
+                    frame.tick = tick_evaluation(frame)
             if frame.columns:
-                getter = operator.itemgetter(*frame.columns.values())
-                frame.reader = getter if len(frame.columns) > 1 else lambda v, get=getter: (get(v),)
+                frame.named = named_function(frame.columns)
         self.size = len(self.initial)
+
+    # -- generated code ---------------------------------------------------------------------------
+
+    def _renderer(self, timeframe: str) -> Renderer:
+        renderer = self._renderers.get(timeframe)
+        if renderer is None:
+            def locate(expression: ir.Expression, track: bool) -> int | None:  # as operand() finds slots
+                if track:
+                    start = self._pasts.get((timeframe, expression))
+                    if start is not None and not isinstance(expression, ir.PriceField | ir.Indicator):
+                        return start
+                if isinstance(expression, ir.PriceField | ir.Indicator):
+                    return self.leaf(expression)
+                if isinstance(expression, ir.Past):
+                    return self._pasts[(timeframe, expression.operand)] + expression.offset
+                return None
+
+            renderer = self._renderers[timeframe] = Renderer(locate, lambda e: self._pasts[(timeframe, e)],
+                                                             self.frame(timeframe).program)
+        return renderer
+
+    def _inline(self, expression: ir.Expression, timeframe: str, operand: Operand,
+                track: bool = True) -> Inline | Evaluate:
+        """``expression`` as generated source, or its closure when it is too deep (or code is not generated)."""
+        if not self.generate:
+            return closure(operand)
+        try:
+            return self._renderer(timeframe).inline(expression, track)
+        except TooDeep:
+            return closure(operand)
+
+    def _generate(self, frame: Frame) -> None:
+        """The frame's generated functions: the whole tick evaluation, or a candle's registers and sides."""
+        sides = [SideStep(i, side.inline, side.slot, side.confirm, side.cooldown_us)
+                 for i, side in enumerate(frame.sides)]
+        if frame.name == ir.TICK:
+            frame.tick = tick_function(frame.bar, frame.provided, frame.updates, frame.leaf_pasts, frame.past_steps,
+                                       sides, refuse_provided, frame.program)
+        elif frame.pasts or frame.sides:
+            frame.evaluate = candle_function(frame.name, frame.leaf_pasts, frame.past_steps, sides, frame.program)
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -205,7 +264,10 @@ class Plan:
         if isinstance(expression, ir.PriceField | ir.Indicator):  # the common case: shifted together, one call
             self.frames[timeframe].leaf_pasts.append((start, end, self.leaf(expression)))
             return
-        current = self.evaluator(expression, timeframe, track=False)
+        operand = self.operand(expression, timeframe, track=False)
+        current = closure(operand)
+        self.frames[timeframe].past_steps.append(PastStep(start, end, self._inline(expression, timeframe, operand,
+                                                                                   track=False)))
 
         if depth == 1:
             def update(v: list[Any]) -> None:

@@ -128,11 +128,17 @@ class CompiledStrategies:
       order: strategies read them instead of computing them. They must be the same indicators
       (:class:`~processors.core.indicators.IndicatorEngine`'s values are, bit for bit: see
       :func:`~processors.core.strategies.builtin.indicator_outputs`).
+
+    Each timeframe's evaluation runs as one function generated from the IR (:mod:`.codegen`);
+    ``generate=False`` runs the closure tree instead (the reference the generated code is tested
+    against: same signals, same state).
     """
 
     def __init__(self, definitions: Sequence[ir.StrategyDefinition], *, candle_timeframes: Collection[str],
                  outputs: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None,
-                 provided: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None) -> None:
+                 provided: Mapping[str, Sequence[tuple[str, ir.Indicator]]] | None = None,
+                 generate: bool = True) -> None:
+        self.generate = generate
         self.candle_timeframes = tuple(candle_timeframes)
         self.strategies = tuple(CompiledStrategy(i, d, d.version) for i, d in enumerate(definitions))
         self._outputs = {timeframe: list(named) for timeframe, named in (outputs or {}).items()}
@@ -180,7 +186,7 @@ class CompiledStrategies:
         plan = self._plans.get(chosen)
         if plan is None:
             plan = self._plans[chosen] = Plan([(i, self.strategies[i].definition) for i in chosen], self._outputs,
-                                              self._provided)
+                                              self._provided, generate=self.generate)
             for frame in plan.frames.values():
                 frame.fires = tuple((self.strategies[side.strategy], side.side) for side in frame.sides)
         return plan
@@ -243,15 +249,13 @@ class CompiledStrategies:
                     update(v)
             for candle in group:  # shortest timeframe first
                 frame = frames[candle.timeframe]
-                for update in frame.pasts:
-                    update(v)
-                if frame.sides:
+                if frame.evaluate is not None:  # history registers, then sides
                     fired += self._sides(frame, v, end, candle.close)
             start = stop
         return fired or _NOTHING
 
     def _sides(self, frame: Frame, v: list[Any], ts_us: int, price: float) -> Sequence[Fired]:
-        fired = frame.runner(v, ts_us) if frame.runner is not None else None
+        fired = frame.evaluate(v, ts_us)  # type: ignore[misc] # the caller checks
         if fired is None:
             return _NOTHING
         fires = frame.fires
@@ -264,9 +268,9 @@ class CompiledStrategies:
         frame = state.plan.frames.get(timeframe)
         if frame is None:
             return {}
-        if frame.reader is None:
+        if frame.named is None:
             return {}
-        return dict(zip(frame.columns, frame.reader(state.values), strict=False))  # equal lengths by construction
+        return frame.named(state.values)
 
     def columns(self, symbol: str, timeframe: str) -> tuple[str, ...]:
         frame = self.plan(symbol).frames.get(timeframe)

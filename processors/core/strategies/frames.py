@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.core.nodes.base import Update
-from processors.core.strategies.closures import Computed, Operand, closure
+from processors.core.strategies.closures import Computed, Evaluate, Operand, closure
+from processors.core.strategies.codegen import Inline, PastStep, Program
 from processors.core.timeutil import DAY_US
 
 ANY = "x"  # region kind: None, a float or a bool (past values of numbers or conditions)
@@ -43,6 +44,7 @@ class Side:
     slot: int  # side region: [last result, run length, armed, last signal time (µs)]
     confirm: int
     cooldown_us: int
+    inline: Inline | Evaluate  # the condition as generated source (codegen), or its closure
     step: Step = field(init=False)  # evaluates the condition, keeps the side's memory, says whether it fired
 
     def __post_init__(self) -> None:
@@ -59,13 +61,17 @@ class Frame:
     updates: list[Update] = field(default_factory=list)  # indicator nodes, dependencies first
     pasts: list[Update] = field(default_factory=list)  # history registers, inner expressions first
     leaf_pasts: list[tuple[int, int, int]] = field(default_factory=list)  # registers of leaves: start, end, source
+    past_steps: list[PastStep] = field(default_factory=list)  # the expression registers, for generated code
     sides: list[Side] = field(default_factory=list)
     fires: tuple[tuple[Any, str], ...] = ()  # per side: its strategy (set by the engine) and BUY/SELL
     tick: Callable[[list[Any], int, float, float, Any], list[int] | None] | None = None
     """The tick timeframe's whole evaluation in one closure (see :func:`tick_evaluation`)."""
     runner: Callable[[list[Any], int], list[int] | None] | None = None  # evaluates every side (side_runner)
+    evaluate: Callable[[list[Any], int], list[int] | None] | None = None
+    """A candle timeframe's evaluation once its candle is folded in: history registers, then every side."""
+    program: Program = field(default_factory=Program)  # the generated code's source, names and bound values
     run: tuple[Update, ...] = ()  # updates then pasts: what one tick runs before the sides
-    reader: Callable[[list[Any]], tuple[Any, ...]] | None = None  # the columns' values, in order
+    named: Callable[[list[Any]], dict[str, Any]] | None = None  # the columns by name (codegen.named_function)
     columns: dict[str, int] = field(default_factory=dict)  # named outputs of this timeframe → slot
     provided: tuple[int, int] | None = None  # the region of values the runner hands in, if any
 
@@ -101,13 +107,27 @@ def tick_evaluation(frame: Frame) -> Callable[[list[Any], int, float, float, Any
         v[day_at] = ts_us // DAY_US
         if provides:
             if provided is None or len(provided) != size:
-                raise ValueError(f"expected {size} provided indicator values, got"
-                                 f" {'none' if provided is None else len(provided)}")
+                refuse_provided(size, provided)
             v[start:end] = provided
         for update in run:
             update(v)
         return None if runner is None else runner(v, ts_us)
 
+    return evaluate
+
+
+def refuse_provided(size: int, provided: Any) -> None:
+    """Raise for provided values that are missing or of the wrong length (they would shift every slot)."""
+    raise ValueError(f"expected {size} provided indicator values, got {'none' if provided is None else len(provided)}")
+
+
+def with_pasts(pasts: tuple[Update, ...], runner: Callable[[list[Any], int], list[int] | None] | None
+               ) -> Callable[[list[Any], int], list[int] | None]:
+    """A candle timeframe's evaluation from closures: the history registers, then the sides (if any)."""
+    def evaluate(v: list[Any], ts_us: int) -> list[int] | None:
+        for update in pasts:
+            update(v)
+        return None if runner is None else runner(v, ts_us)
     return evaluate
 
 

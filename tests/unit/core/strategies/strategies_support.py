@@ -29,11 +29,12 @@ def compile_text(text: str, candle_timeframes: Sequence[str] = ()) -> CompiledSt
 NUMBERS = [0.0, 1.0, 2.5, 30.0, 50.0, 70.0, 1e-05, 64000.0]
 
 
-def expressions(leaves: Sequence[ir.PriceField | ir.Indicator], max_depth: int = 4
+def expressions(leaves: Sequence[ir.PriceField | ir.Indicator], max_depth: int = 4,
+                numbers: Sequence[float] = NUMBERS,
                 ) -> tuple[st.SearchStrategy[ir.Expression], st.SearchStrategy[ir.Expression]]:
-    """(numbers, conditions) over ``leaves``: every IR node kind, history up to 3 back."""
+    """(numbers, conditions) over ``leaves`` and the constants ``numbers``: every IR node kind, history up to 3 back."""
     base_numbers: st.SearchStrategy[ir.Expression] = st.one_of(
-        st.sampled_from(list(leaves)), st.sampled_from(NUMBERS).map(ir.Number))
+        st.sampled_from(list(leaves)), st.sampled_from(list(numbers)).map(ir.Number))
 
     def extend_numbers(inner: st.SearchStrategy[ir.Expression]) -> st.SearchStrategy[ir.Expression]:
         return st.one_of(
@@ -42,12 +43,12 @@ def expressions(leaves: Sequence[ir.PriceField | ir.Indicator], max_depth: int =
             st.builds(ir.Past, inner, st.integers(1, 3)),
         )
 
-    numbers = st.recursive(base_numbers, extend_numbers, max_leaves=max_depth)
+    numeric = st.recursive(base_numbers, extend_numbers, max_leaves=max_depth)
 
     base_conditions: st.SearchStrategy[ir.Expression] = st.one_of(
-        st.builds(ir.Compare, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), numbers, numbers),
-        st.builds(ir.Cross, st.sampled_from(["above", "below"]), numbers, numbers),
-        st.builds(ir.Trend, st.sampled_from(["rising", "falling"]), numbers, st.integers(1, 3)),
+        st.builds(ir.Compare, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), numeric, numeric),
+        st.builds(ir.Cross, st.sampled_from(["above", "below"]), numeric, numeric),
+        st.builds(ir.Trend, st.sampled_from(["rising", "falling"]), numeric, st.integers(1, 3)),
     )
 
     def extend_conditions(inner: st.SearchStrategy[ir.Expression]) -> st.SearchStrategy[ir.Expression]:
@@ -58,7 +59,7 @@ def expressions(leaves: Sequence[ir.PriceField | ir.Indicator], max_depth: int =
         )
 
     conditions = st.recursive(base_conditions, extend_conditions, max_leaves=max_depth)
-    return numbers, conditions
+    return numeric, conditions
 
 
 # -- the reference evaluator ----------------------------------------------------------------------
