@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from processors.core.generated import compile_function
 from processors.core.plain import StateFormatError, as_floats, as_int, as_list
 
 Value = float | None
@@ -522,10 +523,8 @@ class IndicatorEngine:
 def _compiled_update(source: str) -> Update:
     """The update function of :meth:`IndicatorEngine._generate`'s source, compiled once per distinct source (the
     engines of a runner's per-symbol configs share it: it holds no state)."""
-    namespace: dict[str, object] = {"__builtins__": {}}
-    exec(compile(source, "<indicators>", "exec"), namespace)  # noqa: S102 - numbers of the spec only (_generate)
-    make = namespace["_make"]
-    update: Update = make(math.fsum, math.sqrt, _window, _exact_m2)  # type: ignore[operator]
+    make = compile_function(source, "<indicators>", "_make")  # numbers of the spec only (_generate)
+    update: Update = make(math.fsum, math.sqrt, _window, _exact_m2)
     update.source = source  # type: ignore[attr-defined] # for people reading a traceback or a test failure
     return update
 
@@ -537,9 +536,7 @@ def _compiled_named(names: tuple[str, ...]) -> Callable[[list[Value]], dict[str,
     unpack = f"    {', '.join(local)}{',' if len(local) == 1 else ''} = values" if local else "    () = values"
     source = "\n".join(["def named(values):", unpack,
                         "    return {" + ", ".join(f"{name!r}: {v}" for name, v in zip(names, local, strict=True)) + "}"])
-    namespace: dict[str, object] = {"__builtins__": {}}
-    exec(compile(source + "\n", "<indicator names>", "exec"), namespace)  # noqa: S102 - names by repr only
-    named: Callable[[list[Value]], dict[str, Value]] = namespace["named"]  # type: ignore[assignment]
+    named: Callable[[list[Value]], dict[str, Value]] = compile_function(source + "\n", "<indicator names>", "named")
     return named
 
 

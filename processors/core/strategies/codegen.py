@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from processors.core.generated import compile_function
 from processors.core.strategies import ir
 from processors.core.timeutil import DAY_US
 
@@ -208,9 +209,7 @@ class Program:
         body = [f"    def {name}({', '.join(parameters)}):", *("        " + line for line in self.lines or ["pass"]),
                 f"    return {name}"]
         source = "\n".join([header, *body]) + "\n"
-        namespace: dict[str, Any] = {"__builtins__": {}}
-        exec(compile(source, f"<strategies {where}>", "exec"), namespace)  # noqa: S102 - source generated from checked IR (module docstring)
-        function: Callable[..., Any] = namespace["_make"](**self.bound)
+        function: Callable[..., Any] = compile_function(source, f"<strategies {where}>", "_make")(**self.bound)
         function.source = source  # type: ignore[attr-defined] # for people reading a traceback or a test failure
         return function
 
