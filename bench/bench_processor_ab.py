@@ -14,10 +14,13 @@ side's code. Sides:
 - ``baseline``: ``--ref`` (default 20b01b4, the code of bench/results/2026-11-27.json, before
   strategies as data), its default strategy, reading the same ticks in its own v1 format;
 - ``default``: this checkout as ``stockstream process`` runs by default (the default strategy,
-  scorecard outcomes at the default ``SCORECARD_HORIZONS``);
+  scorecard outcomes at the default ``SCORECARD_HORIZONS``, forming candles and running summaries
+  every ``LIVE_UPDATE_INTERVAL`` = 1 s of stream time);
+- ``default_no_live``: the same with ``LIVE_UPDATE_INTERVAL=0`` (no live updates: what ``default``
+  measured before 2026-12-05 late, kept for comparison);
 - ``twenty``: this checkout with bench/data/strategies-20.toml (20 strategies over 10 indicators)
   instead of the four fixed rules (they are disabled; the default indicators' snapshots stay), same
-  horizons;
+  horizons and live updates;
 - with ``--before REF``: ``before`` and ``before_twenty``, the same two on another ref (an A/B
   of one change).
 
@@ -47,6 +50,7 @@ from bench.common import BenchOutput, Figure, Measure, machine
 
 TWENTY = REPO / "bench" / "data" / "strategies-20.toml"
 DEFAULT_HORIZONS_MS = "60000,300000,3600000,86400000"  # SCORECARD_HORIZONS' default 1m,5m,1h,1d
+DEFAULT_LIVE_MS = "1000"  # LIVE_UPDATE_INTERVAL's default, 1 s
 
 WORKER = r'''
 import json, os, sys, time
@@ -62,7 +66,7 @@ from processors.stream.states import SymbolStates
 class Named:
     name: str
 
-log, strategy_file, horizons_text, profile = sys.argv[1:5]
+log, strategy_file, horizons_text, live_ms, profile = sys.argv[1:6]
 records = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in json.load(open(log))]
 extra = {"outcomes": Named("signals.outcomes")} if "outcomes" in OutputTopics.__dataclass_fields__ else {}
 outputs = OutputTopics(indicators=Named("indicators"), signals=Named("signals"),
@@ -73,6 +77,8 @@ pipeline = {"candle_timeframes": ("1m",), "grace_ms": 5_000}
 horizons = tuple(int(h) for h in horizons_text.split(",") if h)
 if horizons:
     pipeline["horizons_ms"] = horizons
+if int(live_ms):
+    pipeline["live_update_ms"] = int(live_ms)
 # The strategies file replaces the four fixed rules (one of them shares a strategy's name).
 OFF = "".join(f"\n[rules.{rule}]\nenabled = false\n" for rule in ("rsi_reversal", "ema_cross", "macd_cross",
                                                                    "seed_rsi_ema"))
@@ -121,8 +127,9 @@ def _git(*args: str) -> str:
                           check=True).stdout.strip()
 
 
-def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, profile: str = "-") -> dict:
-    out = subprocess.run([sys.executable, str(work / "worker.py"), str(log), strategy, horizons, profile],  # noqa: S603
+def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_ms: str, profile: str = "-") -> dict:
+    out = subprocess.run([sys.executable, str(work / "worker.py"), str(log), strategy, horizons, live_ms,  # noqa: S603
+                          profile],
                          cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
                          capture_output=True, text=True, check=True, timeout=3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,15 +148,16 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     for name, tree in trees.items():
         _git("worktree", "add", "--detach", str(tree), commits[name])
     v1_log, v2_log = work / "v1.json", work / "v2.json"
-    # side: (code, log, strategy file, horizons)
-    sides: dict[str, tuple[Path, Path, str, str]] = {
-        "baseline": (trees["baseline"], v1_log, "-", ""),
-        "default": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS),
-        "twenty": (REPO, v2_log, str(TWENTY), DEFAULT_HORIZONS_MS),
+    # side: (code, log, strategy file, horizons, live update interval ms)
+    sides: dict[str, tuple[Path, Path, str, str, str]] = {
+        "baseline": (trees["baseline"], v1_log, "-", "", "0"),
+        "default": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS),
+        "default_no_live": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS, "0"),
+        "twenty": (REPO, v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS),
     }
     if before is not None:
-        sides["before"] = (trees["before"], v2_log, "-", DEFAULT_HORIZONS_MS)
-        sides["before_twenty"] = (trees["before"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS)
+        sides["before"] = (trees["before"], v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
+        sides["before_twenty"] = (trees["before"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
     runs: list[dict] = []
     try:
         v1, v2 = backlogs(ticks, symbols)
@@ -191,11 +199,17 @@ def figures(found: dict[str, object]) -> list[Figure]:
     base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
     result = [
         Figure(name="processor CPU per record, default strategies", unit="µs CPU/record", better="lower",
-               ours=Measure(label="this checkout: default strategy, outcomes at 1m,5m,1h,1d", value=best["default"]),
+               ours=Measure(label="this checkout: default strategy, outcomes at 1m,5m,1h,1d, live updates every 1 s",
+                            value=best["default"]),
+               baseline=base, how=how, goal=1.0),
+        Figure(name="processor CPU per record, default strategies without live updates", unit="µs CPU/record",
+               better="lower",
+               ours=Measure(label="this checkout: default strategy, outcomes, LIVE_UPDATE_INTERVAL=0",
+                            value=best["default_no_live"]),
                baseline=base, how=how, goal=1.0),
         Figure(name="processor CPU per record, 20 strategies over 10 indicators", unit="µs CPU/record",
                better="lower",
-               ours=Measure(label="this checkout: bench/data/strategies-20.toml instead of the rules, outcomes",
+               ours=Measure(label="this checkout: bench/data/strategies-20.toml instead of the rules, outcomes, live",
                             value=best["twenty"]),
                baseline=base, how=how, goal=0.5),
     ]

@@ -221,6 +221,7 @@ class StepOutput:
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
+_UNKNOWN: Any = object()  # SymbolProcessor._closes_at not known
 
 
 class _Frame:
@@ -253,7 +254,8 @@ class SymbolProcessor:
     """
 
     __slots__ = ("config", "instrument", "symbol", "venue", "last", "clock", "live", "tick_indicators", "tick_rules",
-                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix")
+                 "frames", "day", "strategies", "outcomes", "_plan", "_trusted", "_new", "_iso_of", "_iso", "_id_prefix",
+                 "_closes_at")
 
     def __init__(self, config: PipelineConfig, instrument: Instrument, state: SymbolState | None = None,
                  read_segment: SegmentReader | None = None) -> None:
@@ -272,6 +274,10 @@ class SymbolProcessor:
         self._iso_of: datetime | None = None  # the event time whose isoformat() ``_iso`` holds (signal ids)
         self._iso = ""
         self._id_prefix = f"{symbol}@{instrument.venue}"  # what make_signal_id writes first
+        # The earliest stream time (µs) at which a window or the day closes, as :meth:`deadline` last found it;
+        # _UNKNOWN after any step (a step may open or close windows and days). Lets :meth:`process` skip
+        # :meth:`_advance` when the stream time moved on but reached nothing.
+        self._closes_at: int | None = _UNKNOWN
         compiled = plan.compiled
         self.strategies = None if compiled is None else compiled.new_state(symbol)
         self.outcomes = PendingOutcomes(config.horizons_ms, config.fee)
@@ -363,11 +369,20 @@ class SymbolProcessor:
         volume = tick.volume or 0.0
         ts = to_us(tick.ts_event)
         day = ts // DAY_US
-        reason = self._out_of_bounds(ts, price, volume)
-        if reason is None:
+        plan = self._plan
+        config = self.config
+        if (plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
+                and (not volume or config.min_volume <= volume <= config.max_volume)):
             if stream_time is not None and (self.clock is None or stream_time > self.clock):
-                self._advance(stream_time, tick, lineage, out)
+                closes_at = self._closes_at
+                if closes_at is _UNKNOWN or (closes_at is not None and stream_time >= closes_at):
+                    self._advance(stream_time, tick, lineage, out)
+                else:  # nothing closes before ``closes_at``: _advance would only move the clock
+                    self.clock = stream_time
             reason = self._lateness(ts, day)
+        else:
+            reason = self._out_of_bounds(ts, price, volume)
+        self._closes_at = _UNKNOWN
         if reason is not None:
             out.rejections.append(DeadLetter(
                 source=tick.source, reason=reason[0], detail=reason[1], raw=tick.model_dump_json(),
@@ -429,6 +444,7 @@ class SymbolProcessor:
         origin. Called by :func:`processors.core.stream_time.advance_partition` when :meth:`deadline` is reached.
         """
         out = StepOutput()
+        self._closes_at = _UNKNOWN
         if self.clock is None or stream_time > self.clock:
             self._advance(stream_time, tick, lineage, out)
         live = self.live
@@ -438,18 +454,27 @@ class SymbolProcessor:
 
     def deadline(self) -> int | None:
         """The earliest stream time (µs) at which :meth:`advance` has something to do (None: nothing)."""
-        grace = self._plan.grace
-        found = None if self.live is None else self.live.due()
-        for frame in self.frames:
-            if frame.windows:
-                due = frame.windows[0].start + frame.length + grace  # sorted by start: the first ends first
-                if found is None or due < found:
-                    found = due
-        if self.day is not None:
-            due = (self.day.day + 1) * DAY_US + grace
-            if found is None or due < found:
-                found = due
-        return found
+        closes_at = self._closes_at
+        if closes_at is _UNKNOWN:
+            grace = self._plan.grace
+            closes_at = None
+            for frame in self.frames:
+                if frame.windows:
+                    due = frame.windows[0].start + frame.length + grace  # sorted by start: the first ends first
+                    if closes_at is None or due < closes_at:
+                        closes_at = due
+            if self.day is not None:
+                due = (self.day.day + 1) * DAY_US + grace
+                if closes_at is None or due < closes_at:
+                    closes_at = due
+            self._closes_at = closes_at
+        live = self.live
+        if live is None:
+            return closes_at
+        sends_at = live.due()
+        if sends_at is None or (closes_at is not None and closes_at <= sends_at):
+            return closes_at
+        return sends_at
 
     def flush(self, tick: Tick, lineage: Lineage) -> StepOutput:
         """End of input: close every open window and emit a running (not final) summary.
@@ -459,6 +484,7 @@ class SymbolProcessor:
         stream never flushes, it waits for the next tick.
         """
         out = StepOutput()
+        self._closes_at = _UNKNOWN
         if self.frames:
             self._close(None, None, tick, lineage, out)
         self._add_pending()
