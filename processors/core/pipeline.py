@@ -371,15 +371,17 @@ class SymbolProcessor:
         day = ts // DAY_US
         plan = self._plan
         config = self.config
+        closes_at = self._closes_at  # when known: nothing closes before it (None: nothing open)
         if (plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
                 and (not volume or config.min_volume <= volume <= config.max_volume)):
             if stream_time is not None and (self.clock is None or stream_time > self.clock):
-                closes_at = self._closes_at
                 if closes_at is _UNKNOWN or (closes_at is not None and stream_time >= closes_at):
                     self._advance(stream_time, tick, lineage, out)
-                else:  # nothing closes before ``closes_at``: _advance would only move the clock
+                    closes_at = _UNKNOWN
+                else:  # _advance would only move the clock
                     self.clock = stream_time
-            reason = self._lateness(ts, day)
+            clock = self.clock
+            reason = None if clock is None or ts >= clock else self._lateness(ts, day)
         else:
             reason = self._out_of_bounds(ts, price, volume)
         self._closes_at = _UNKNOWN
@@ -396,11 +398,12 @@ class SymbolProcessor:
         clock = self.clock
         watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
-        if self.frames:
+        if self.frames and (new_day or closes_at is _UNKNOWN or (closes_at is not None and watermark >= closes_at)):
             self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
         if new_day:
             self._close_day(tick, lineage, out)
-        self._add_pending()  # what the tick's time closed is before the tick: the tick may score its signals
+        if self._new:  # what the tick's time closed is before the tick: the tick may score its signals
+            self._add_pending()
 
         live = self.live
         for index, frame in enumerate(self.frames):
@@ -428,7 +431,8 @@ class SymbolProcessor:
             self._add_pending()
 
         if live is not None:
-            if live.ready(watermark):
+            sent = live.sent  # = live.ready(watermark): this tick changed the day, so an update is pending
+            if sent is None or watermark >= sent + live.interval:
                 self._send_live(watermark, out)
         elif not self.frames and self.day.count % self.config.summary_every_ticks == 0:
             out.summaries.append(self._summary(False, self.day.origin or origin))
