@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,9 @@ class _State:
         return 1.0
 
 
-_states: dict[tuple[int, str], _State] = {}
+# Per gauge (weakly: a gauge that is gone takes its states along; keyed by ``id(gauge)`` a new gauge at a
+# freed one's address would inherit its states and never get its callback), per client: one state.
+_states: weakref.WeakKeyDictionary[Gauge, dict[str, _State]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -81,9 +84,9 @@ class KafkaConnection:
         self.client = client
         self._monotonic = monotonic
         with _lock:
-            key = (id(gauge), client)
-            fresh = key not in _states
-            self._state = _states.setdefault(key, _State())
+            clients = _states.setdefault(gauge, {})
+            fresh = client not in clients
+            self._state = clients.setdefault(client, _State())
         if fresh:
             gauge.labels(client).set_function(lambda: self._state.value(self._monotonic()))
 
