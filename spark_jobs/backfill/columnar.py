@@ -20,6 +20,7 @@ Indicator values equal the engine's bit for bit, SMA/Bollinger to ~1e-15 (docs/c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -40,10 +41,56 @@ from spark_jobs.backfill.rows import KIND_INDICATORS, indicator_column, union_co
 _NAT = np.iinfo(np.int64).min
 
 
-class TickTimeframe:
-    """The kernel's tick-timeframe results for one group's processed ticks (in processing order)."""
+def in_order_accepted(config: PipelineConfig, stamps: Sequence[int], valid: Sequence[bool],
+                      stream_times: Sequence[int | None]) -> list[bool]:
+    """Which ticks :meth:`SymbolProcessor.process` applies to the tick timeframe when each is given the
+    stream time in ``stream_times`` (its partition's, before the record; None: none), its own decisions
+    replayed on event times alone: the advance to the stream time (which may close the open day), the
+    lateness of :meth:`SymbolProcessor._lateness` against the resulting clock, then in order = at or after
+    the latest tick applied. ``valid``: within the price/volume/calendar bounds (refused before anything).
+    """
+    plan = config.plan
+    grace = plan.grace
+    lengths = [length for _, length in plan.frames]
+    clock: int | None = None  # the instrument's stream time (≥ its latest accepted event time)
+    last: int | None = None  # the latest event time applied to the tick timeframe
+    open_day: int | None = None  # the day of the open daily aggregate
+    found: list[bool] = []
+    for ts, ok, stream_time in zip(stamps, valid, stream_times, strict=True):
+        if not ok:
+            found.append(False)
+            continue
+        if stream_time is not None and (clock is None or stream_time > clock):
+            clock = stream_time
+            if open_day is not None and stream_time >= (open_day + 1) * DAY_US + grace:
+                open_day = None  # the advance closed the day
+        day = ts // DAY_US
+        if clock is not None and ts < clock and (
+                (open_day is not None and day < open_day) or (day + 1) * DAY_US + grace <= clock
+                or any(ts - ts % length + length + grace <= clock for length in lengths)
+                or (not lengths and ts + grace <= clock)):
+            found.append(False)  # late
+            continue
+        if clock is None or ts > clock:
+            clock = ts
+        if open_day is None or day > open_day:
+            open_day = day
+        applied = last is None or ts >= last
+        if applied:
+            last = ts
+        found.append(applied)
+    return found
 
-    def __init__(self, config: PipelineConfig, ticks: list[Tick]) -> None:
+
+class TickTimeframe:
+    """The kernel's tick-timeframe results for one group's processed ticks (in processing order).
+
+    ``stream_times``: each tick's stream time as the runner gives it to the step (None or absent: the
+    instrument's own event time), which decides the ticks that are late and so the series.
+    """
+
+    def __init__(self, config: PipelineConfig, ticks: list[Tick],
+                 stream_times: Sequence[int | None] | None = None) -> None:
         size = len(ticks)
         stamps = np.fromiter((to_us(tick.ts_event) for tick in ticks), dtype=np.int64, count=size)
         prices = np.fromiter((tick.price for tick in ticks), dtype=np.float64, count=size)
@@ -52,11 +99,14 @@ class TickTimeframe:
         valid = ((stamps >= plan.earliest) & (stamps <= plan.latest)
                  & (prices >= config.min_price) & (prices <= config.max_price)
                  & ((volumes == 0.0) | ((volumes >= config.min_volume) & (volumes <= config.max_volume))))
-        latest = np.maximum.accumulate(np.where(valid, stamps, _NAT))
-        before = np.empty_like(latest)
-        before[:1] = _NAT
-        before[1:] = latest[:-1]
-        in_order = valid & (stamps >= before)
+        if stream_times is not None and any(time is not None for time in stream_times):
+            in_order = np.array(in_order_accepted(config, stamps.tolist(), valid.tolist(), stream_times), dtype=bool)
+        else:  # by its own event time no tick in bounds is late: in order = at or after every earlier one
+            latest = np.maximum.accumulate(np.where(valid, stamps, _NAT))
+            before = np.empty_like(latest)
+            before[:1] = _NAT
+            before[1:] = latest[:-1]
+            in_order = valid & (stamps >= before)
         self.stamps = stamps[in_order]
         self.prices = prices[in_order]
         self.sources = plan.sources

@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from processors.core.admission import INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
-from processors.core.timeutil import DAY_US
+from processors.core.timeutil import DAY_US, to_us
 from processors.stream.records import decode_tick
 from schemas.events import Lineage, Tick
 from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
@@ -171,7 +171,7 @@ def route(spark: SparkSession, raw: DataFrame, plans: list[GroupPlan], slots: li
         pos.between(F.col("emit_from"), F.col("emit_to"))
         | ((chunk == 0) & (pos < F.col("emit_from")))
         | ((chunk > 0) & (pos < F.col("emit_from")) & (F.col("ts_us") >= F.col("warm_from_us")))))
-    return joined.select("slot", "record_key", "partition", "offset", "pos", "timestamp_ms", "value")
+    return joined.select("slot", "record_key", "partition", "offset", "pos", "timestamp_ms", "value", "stream_time")
 
 
 def hash_slots(spark: SparkSession, count: int) -> list[int]:
@@ -249,17 +249,59 @@ def read_log(spark: SparkSession, settings: SparkJobSettings, log_range: LogRang
     return frame
 
 
-def stream_end(raw: DataFrame, config: PipelineConfig) -> dict[tuple[int, str], int]:
-    """The stream time of each venue on each partition at the end of the read: the highest event time of its
-    ticks in bounds (price, volume, calendar), as the stream processor keeps it (docs/core.md, "Live candles and
-    quiet feeds"). A late tick never raises it, so the pipeline's lateness need not be known here."""
-    plan = config.plan
+class _ClockTimes:
+    """``pandas_udf`` body: per record, the event time (µs) by which it moves its venue's stream time on its
+    partition, as the stream processor's handler decides it — a tick that decodes under its own key, whose
+    instrument is admitted and which is within the price/volume/calendar bounds — else -1. (A late tick
+    never raises the stream time, so the step's lateness need not be known here.)"""
+
+    def __init__(self, topic: str, config: PipelineConfig, admission: Admission | None) -> None:
+        self.topic = topic
+        self.config = config
+        self.admission = admission
+
+    def __call__(self, values: pd.Series, keys: pd.Series, stamps: pd.Series, partitions: pd.Series,
+                 offsets: pd.Series) -> pd.Series:
+        config, admission, topic = self.config, self.admission, self.topic
+        plan = config.plan
+        found = []
+        for value, key, stamp, partition, offset in zip(values, keys, stamps, partitions, offsets, strict=True):
+            lineage = Lineage(topic=topic, partition=int(partition), offset=int(offset))
+            tick = decode_tick(None if value is None else bytes(value), None if key is None else bytes(key),
+                               int(stamp), lineage)
+            moment = -1
+            if isinstance(tick, Tick) and (admission is None
+                                           or admission.refusal(lineage.partition, tick.symbol, tick.venue) is None):
+                volume = tick.volume or 0.0
+                ts = to_us(tick.ts_event)
+                if (plan.earliest <= ts <= plan.latest and config.min_price <= tick.price <= config.max_price
+                        and (not volume or config.min_volume <= volume <= config.max_volume)):
+                    moment = ts
+            found.append(moment)
+        return pd.Series(found, dtype="int64")
+
+
+def with_stream_times(raw: DataFrame, topic: str, config: PipelineConfig, admission: Admission | None) -> DataFrame:
+    """``raw`` with ``clock_us`` (:class:`_ClockTimes`) and ``stream_time``: the stream time of the record's venue
+    on its partition before it (the highest ``clock_us`` of the earlier records; -1: none), which the group
+    runner gives the step of each tick, as the stream processor's partition clock does (docs/core.md, "Who
+    agrees with whom"). Records read before the range's first are counted from the read's start."""
+    clock_us = F.pandas_udf(_ClockTimes(topic, config, admission), "long")(
+        "value", "record_key", "timestamp_ms", "partition", "offset")
+    before = (Window.partitionBy("partition", F.substring_index(F.col("key"), "@", -1)).orderBy("offset")
+              .rowsBetween(Window.unboundedPreceding, -1))
+    clocked = raw.withColumn("clock_us", clock_us)
+    return clocked.withColumn(
+        "stream_time", F.coalesce(F.max(F.when(F.col("clock_us") >= 0, F.col("clock_us"))).over(before), F.lit(-1)))
+
+
+def stream_end(clocks: DataFrame) -> dict[tuple[int, str], int]:
+    """The stream time of each venue on each partition at the end of the read (the highest ``clock_us`` of
+    :func:`with_stream_times`' frame), as the stream processor keeps it (docs/core.md, "Live candles and
+    quiet feeds")."""
     venue = F.substring_index(F.col("key"), "@", -1)
-    # a tick under another instrument's key is a dead letter live (key_mismatch): it moves no clock
-    own_key = F.get_json_object(F.col("value").cast("string"), "$.symbol") == F.substring_index(F.col("key"), "@", 1)
-    rows = (raw.where(F.col("usable") & F.col("key").contains("@") & own_key
-                      & F.col("ts_us").between(plan.earliest, plan.latest))
-            .groupBy("partition", venue.alias("venue")).agg(F.max("ts_us").alias("stream_time")).collect())
+    rows = (clocks.where(F.col("clock_us") >= 0)
+            .groupBy("partition", venue.alias("venue")).agg(F.max("clock_us").alias("stream_time")).collect())
     return {(int(row["partition"]), str(row["venue"])): int(row["stream_time"]) for row in rows}
 
 
@@ -387,6 +429,11 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                            signal_values=signal_values, admission=admission,
                            cumulative=strategies_warmup(base_config.strategies)[1])
     refused = {} if admission is None else admission.instruments()
+    # The stream time counts every instrument of the partition, also those a symbol selection leaves out.
+    clocks = with_stream_times(read_log(spark, settings, log_range, (), base_config) if request.symbols else raw,
+                               log_range.topic, base_config, admission).persist(StorageLevel.MEMORY_AND_DISK)
+    timed = (raw.join(clocks.select("partition", "offset", "stream_time"), ["partition", "offset"])
+             if request.symbols else clocks)
     with progress.step(f"reading {log_range.records:,} records and planning"):
         stats = (
             raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
@@ -403,11 +450,12 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     plans = plan_groups(_symbol_ranges(stats), warmup, request.chunks, spark.sparkContext.defaultParallelism)
     if request.range.to_offset is None and request.range.to_time is None and plans:
         with progress.step("the stream time at the log's end, per partition and venue"):
-            context = dataclasses.replace(context, stream_end=stream_end(raw, base_config),
+            context = dataclasses.replace(context, stream_end=stream_end(clocks),
                                           last_groups=last_groups(plans))
     timings: dict[str, float] = {}
     if not plans:
         raw.unpersist()
+        clocks.unpersist()
         return BackfillResult(log_range, warmup, [], dict.fromkeys(EVENT_KINDS, 0), progress.timings, {}, refused)
 
     slots = hash_slots(spark, len(plans))
@@ -416,7 +464,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     def run(key: tuple[Any, ...], rows: pd.DataFrame) -> pd.DataFrame:  # pyspark wants a plain function
         return runner(key, rows)
 
-    routed = route(spark, raw, plans, slots)
+    routed = route(spark, timed, plans, slots)
     result = (
         routed.repartition(len(plans), "slot").groupBy("slot")
         .applyInPandas(run, spark_schema(names, signal_values))
@@ -429,6 +477,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
         counts = {row["kind"]: row["count"] for row in result.groupBy("kind").count().collect()}
     timings["recompute"] = time.perf_counter() - began
     raw.unpersist()
+    clocks.unpersist()
     events = {kind: int(counts.get(kind, 0)) for kind in EVENT_KINDS}
     outputs: dict[str, str] = {}
     if request.output is not None:

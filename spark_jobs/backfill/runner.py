@@ -289,6 +289,10 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     offsets = ordered["offset"].tolist()
     values = ordered["value"].tolist()
     stamps = ordered["timestamp_ms"].tolist()
+    # Each record's stream time (its partition's, for its venue, before it; job.stream_times): the step is
+    # brought to it first, as the stream processor's is. -1 or absent: none (the instrument's own time).
+    times: list[int | None] = ([None if time < 0 else int(time) for time in ordered["stream_time"].tolist()]
+                               if "stream_time" in ordered else [None] * len(positions))
     # The record's own key bytes (decode_tick compares them with the instrument, or a v1 record's symbol,
     # as the live processor does).
     fallback = None if plan.key is None else plan.key.encode()
@@ -329,7 +333,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     first = None if context.first_us is None else context.first_us.get(plan.key)
     from_log_start = set(partitions) <= context.log_start and (
         plan.chunk == 0 or (first is not None and plan.warm_from_us is not None and plan.warm_from_us <= first))
-    warm: list[tuple[Tick, Lineage]] = []
+    warm: list[tuple[Tick, Lineage, int | None]] = []
     for index, item in enumerate(decoded):
         if not isinstance(item, Tick):
             continue
@@ -340,19 +344,21 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         report.warmup_ticks += 1
         if day_start is not None and moment < day_start:
             report.warmup_before_day += 1
-        warm.append((item, lineages[index]))
+        warm.append((item, lineages[index], times[index]))
 
     starts = context.range_start
-    emitted: list[tuple[Tick | DeadLetter, Lineage]] = []
+    emitted: list[tuple[Tick | DeadLetter, Lineage, int | None]] = []
     for index in range(first_emit, len(positions)):
         if positions[index] > plan.emit_to:
             break
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
         lineage = _lineage(topic, partitions[index], offsets[index])
-        emitted.append((decode(index, lineage), lineage))
+        emitted.append((decode(index, lineage), lineage, times[index]))
 
-    ticks = [tick for tick, _ in warm] + [item for item, _ in emitted if isinstance(item, Tick)]
+    runs = [(tick, time) for tick, _, time in warm] + [(item, time) for item, _, time in emitted
+                                                         if isinstance(item, Tick)]
+    ticks = [tick for tick, _ in runs]
     processor: SymbolProcessor | None = None
     if ticks:
         # decode_tick accepts a tick only under its own instrument's key: one instrument per group
@@ -361,23 +367,23 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         if columnar is None:
             columnar = not context.with_events
         if columnar:
-            tick_timeframe = TickTimeframe(config, ticks)
+            tick_timeframe = TickTimeframe(config, ticks, [time for _, time in runs])
             processor = ColumnarProcessor(config, instrument, tick_timeframe)
             emitter.tick_rows = TickRows(instrument, tick_timeframe, context.indicator_names, context.signal_values)
         else:
             processor = SymbolProcessor(config, instrument)
 
     candles: dict[str, int] = {}
-    for tick, lineage in warm:
+    for tick, lineage, time in warm:
         assert processor is not None  # noqa: S101 - there are ticks
-        for candle in processor.process(tick, lineage).candles:
+        for candle in processor.process(tick, lineage, time).candles:
             if day_start is not None and to_us(candle.ts_open) < day_start:
                 candles[candle.timeframe] = candles.get(candle.timeframe, 0) + 1
     if warm and processor is not None and processor.config.candle_timeframes:
         report.warmup_candles = min(candles.get(tf, 0) for tf in processor.config.candle_timeframes)
 
     last: tuple[Tick, Lineage, int] | None = None  # the last tick run, its position and its events' count
-    for item, lineage in emitted:
+    for item, lineage, time in emitted:
         report.rows += 1
         if isinstance(item, DeadLetter):
             emitter.dead_letter(item, lineage)
@@ -386,7 +392,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
                 report.refused += 1
         else:
             assert processor is not None  # noqa: S101 - a tick makes a processor
-            output = processor.process(item, lineage)
+            output = processor.process(item, lineage, time)
             evaluation = processor.evaluation if isinstance(processor, ColumnarProcessor) else -1
             count = emitter.output(output, lineage, item, evaluation)
             report.events += count
