@@ -286,8 +286,13 @@ def with_stream_times(raw: DataFrame, topic: str, config: PipelineConfig, admiss
     on its partition before it (the highest ``clock_us`` of the earlier records; -1: none), which the group
     runner gives the step of each tick, as the stream processor's partition clock does (docs/core.md, "Who
     agrees with whom"). Records read before the range's first are counted from the read's start."""
-    clock_us = F.pandas_udf(_ClockTimes(topic, config, admission), "long")(
-        "value", "record_key", "timestamp_ms", "partition", "offset")
+    clock_of = _ClockTimes(topic, config, admission)
+
+    def clock_times(values: pd.Series, keys: pd.Series, stamps: pd.Series, partitions: pd.Series,
+                    offsets: pd.Series) -> pd.Series:  # pyspark wants a plain function with type hints
+        return clock_of(values, keys, stamps, partitions, offsets)
+
+    clock_us = F.pandas_udf(clock_times, "long")("value", "record_key", "timestamp_ms", "partition", "offset")
     before = (Window.partitionBy("partition", F.substring_index(F.col("key"), "@", -1)).orderBy("offset")
               .rowsBetween(Window.unboundedPreceding, -1))
     clocked = raw.withColumn("clock_us", clock_us)
