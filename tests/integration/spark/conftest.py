@@ -95,8 +95,8 @@ def spark_log(stack, tmp_path_factory) -> Iterator[SparkLog]:
     configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=settings.candle_timeframes,
                               grace_ms=settings.grace_ms)
     try:
-        yield SparkLog(prefix, stack.kafka_bootstrap, records, reference_events(records, configs), live,
-                       stack.redis_url)
+        yield SparkLog(prefix, stack.kafka_bootstrap, records,
+                       reference_events(records, configs, given_stream_time=True), live, stack.redis_url)
     finally:
         live.terminate()
         delete_topics(stack.kafka_bootstrap, prefix)

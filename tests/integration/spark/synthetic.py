@@ -5,8 +5,9 @@
 late ticks, ticks without volume, absurd prices, malformed JSON, keys that are not the
 tick's symbol (one of them not even UTF-8) and records without a key. :func:`reference_events` runs the
 per-record logic in-process over the whole log (decode_tick + SymbolProcessor in (partition, offset)
-order, from the log's beginning): each instrument by its own event time — the truth a backfill must
-match — or, with ``stream_time=True``, with its partition's stream time and the configs' live updates
+order, from the log's beginning): each instrument by its own event time (the batch command), or, with
+``given_stream_time=True``, each step given its record's stream time — the truth a backfill must match — or,
+with ``stream_time=True``, with its partition's stream time and the configs' live updates
 (:func:`processors.core.stream_time.process_in_partition`): what ``stockstream process`` writes.
 """
 
@@ -146,8 +147,14 @@ class Reference:
         return seq
 
 
-def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, stream_time: bool = False) -> Reference:
-    """The pipeline over ``records`` (any order; sorted here by partition and offset); see the module docstring."""
+def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, stream_time: bool = False,
+                     given_stream_time: bool = False) -> Reference:
+    """The pipeline over ``records`` (any order; sorted here by partition and offset); see the module docstring.
+
+    ``given_stream_time``: each instrument alone, but every step gets its record's stream time (the partition
+    clock before the record, kept as the stream processor keeps it) — what the Spark backfill does: the stream
+    processor's events, each instrument's closes written at its own next record instead of another's.
+    """
     reference = Reference()
     processors: dict[tuple[str, str], SymbolProcessor] = {}
     by_partition: dict[int, list[Record]] = defaultdict(list)
@@ -177,6 +184,12 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, str
                 outputs = [output for _, output in
                            process_in_partition(clocks[decoded.venue], key, processor_of(key), decoded, lineage,
                                                 processor_of)]
+            elif given_stream_time:
+                clock = clocks[decoded.venue]
+                output = processor_of(key).process(decoded, lineage, clock.stream_time)
+                if not output.rejections:
+                    clock.observe(to_us(decoded.ts_event))
+                outputs = [output]
             else:
                 outputs = [processor_of(key).process(decoded, lineage)]
             seq = reference.add(where, outputs)
