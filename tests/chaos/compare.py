@@ -161,6 +161,8 @@ class ViewsDiff:
     keys_clean: int
     keys_chaos: int
     differing: list[str]
+    # For the first differing keys: of a hash, each differing field's two values; else both values (truncated).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def equal(self) -> bool:
@@ -169,7 +171,21 @@ class ViewsDiff:
 
 def compare_views(clean: dict[str, Any], chaos: dict[str, Any]) -> ViewsDiff:
     differing = sorted(key for key in set(clean) | set(chaos) if clean.get(key) != chaos.get(key))
-    return ViewsDiff(len(clean), len(chaos), differing)
+    details: dict[str, Any] = {}
+    for key in differing[:5]:
+        ours, theirs = clean.get(key), chaos.get(key)
+        if ours is not None and theirs is not None and ours[0] == theirs[0] == "hash":
+            fields = sorted(name for name in set(ours[1]) | set(theirs[1]) if ours[1].get(name) != theirs[1].get(name))
+            details[key] = {name: {"clean": _short(ours[1].get(name)), "chaos": _short(theirs[1].get(name))}
+                            for name in fields[:5]}
+        else:
+            details[key] = {"clean": _short(ours), "chaos": _short(theirs)}
+    return ViewsDiff(len(clean), len(chaos), differing, details)
+
+
+def _short(value: Any) -> str:
+    text = _text(value) if isinstance(value, (bytes, str)) else repr(value)
+    return text if len(text) <= 400 else text[:400] + "…"
 
 
 # ---- notifications ---------------------------------------------------------------------------------

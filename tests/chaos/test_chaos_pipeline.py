@@ -160,7 +160,8 @@ def _run_chaos(stack, private_stack, tmp_path: Path, plan: ChaosPlan, clean_ns: 
     report.update(
         compare_s=round(time.monotonic() - began, 1),
         topics={base: vars(diff) for base, diff in topics.items()},
-        views={"keys_clean": views.keys_clean, "keys_chaos": views.keys_chaos, "differing": views.differing[:20]},
+        views={"keys_clean": views.keys_clean, "keys_chaos": views.keys_chaos, "differing": views.differing[:20],
+               "details": views.details},
         notifications=vars(notes),
         dead_letters={base: {"clean": logs[clean_ns][base].count, "chaos": logs[chaos_ns][base].count}
                       for base in DEAD_LETTER_TOPICS},
