@@ -113,6 +113,11 @@ def dead_letter_reasons(log: TopicLog) -> Counter[tuple[str, str]]:
 
 # ---- Redis views ---------------------------------------------------------------------------------
 
+#: A candle position hash's field ``~<window>`` marks that window's stored candle as forming
+#: (processors/materialize/store.py, UPSERT_CAPPED); its value is 1, not a log offset.
+FORMING_MARK = "~"
+
+
 def _position_topic(data_key: str, field_name: str) -> str | None:
     """Which log a position field refers to (see processors/materialize/keys.py for the layout)."""
     kind = data_key.split(":", 1)[0]
@@ -141,6 +146,9 @@ def normalized_views(client: redis.Redis, prefix: str, logs: dict[str, TopicLog]
             symbol = data_key.split(":")[1].encode()
             pointed = {}
             for name, offset in value.items():
+                if _text(name).startswith(FORMING_MARK):  # a flag (the window's candle is forming), not an offset:
+                    pointed[_text(name)] = _text(offset)  # mapped as one, it named whatever record sat at offset 1
+                    continue
                 topic = _position_topic(data_key, _text(name))
                 log = logs.get(topic or "")
                 partition = log.partition_of.get(symbol) if log is not None else None
