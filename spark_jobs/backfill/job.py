@@ -59,7 +59,7 @@ from spark_jobs.backfill.rows import (
     signal_value_names,
     spark_schema,
 )
-from spark_jobs.backfill.runner import SHORT, GroupContext, GroupReport, run_group
+from spark_jobs.backfill.runner import SHORT, GroupContext, GroupReport, run_group, within_bounds
 from spark_jobs.progress import SparkProgress
 from spark_jobs.settings import SparkJobSettings
 
@@ -272,10 +272,8 @@ class _ClockTimes:
             moment = -1
             if isinstance(tick, Tick) and (admission is None
                                            or admission.refusal(lineage.partition, tick.symbol, tick.venue) is None):
-                volume = tick.volume or 0.0
                 ts = to_us(tick.ts_event)
-                if (plan.earliest <= ts <= plan.latest and config.min_price <= tick.price <= config.max_price
-                        and (not volume or config.min_volume <= volume <= config.max_volume)):
+                if plan.earliest <= ts <= plan.latest and within_bounds(tick, config):
                     moment = ts
             found.append(moment)
         return pd.Series(found, dtype="int64")

@@ -263,7 +263,8 @@ def _lineage(topic: str, partition: int, offset: int) -> Lineage:
     return Lineage(topic=topic, partition=partition, offset=offset)
 
 
-def _within_bounds(tick: Tick, config: PipelineConfig) -> bool:
+def within_bounds(tick: Tick, config: PipelineConfig) -> bool:
+    """Whether ``tick`` is within the step's price and volume bounds (the calendar bounds apart)."""
     volume = tick.volume or 0.0
     return (config.min_price <= tick.price <= config.max_price
             and (not volume or config.min_volume <= volume <= config.max_volume))
@@ -321,7 +322,7 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
         item = decode(index, lineage)
         decoded.append(item)
         lineages.append(lineage)
-        if isinstance(item, Tick) and _within_bounds(item, config_for(item.symbol)):
+        if isinstance(item, Tick) and within_bounds(item, config_for(item.symbol)):
             moment = to_us(item.ts_event)
             open_us = moment if open_us is None or moment > open_us else open_us
 
