@@ -220,6 +220,36 @@ class StepOutput:
         self.out_of_order = out_of_order
 
 
+LATE_DAY = -1
+""":func:`late_at`: the tick's UTC day has closed."""
+LATE_STREAM = -2
+""":func:`late_at`: no candle timeframes, and the tick is older than the stream time by the grace or more."""
+
+
+def late_at(ts: int, clock: int | None, open_day: int | None, grace: int, lengths: Sequence[int]) -> int | None:
+    """Whether a tick in bounds at ``ts`` (µs) is late for an instrument brought to the stream time ``clock``.
+
+    ``open_day``: the day number of its open daily aggregate (None: none open); ``lengths``: its candle
+    timeframes' lengths (µs), in order. Returns :data:`LATE_DAY` when the tick's UTC day closed (older than the
+    open day, or its next midnight + grace reached), else the index in ``lengths`` of the first timeframe whose
+    window holding ``ts`` closed (its end + grace reached), else :data:`LATE_STREAM` when there are no
+    timeframes and ``ts`` + grace is reached; None: not late (also when ``ts`` ≥ ``clock``). The one rule of
+    :meth:`SymbolProcessor.process` and of the backfill's columnar replay of it
+    (spark_jobs/backfill/columnar.py, ``in_order_accepted``).
+    """
+    if clock is None or ts >= clock:
+        return None
+    day = ts // DAY_US
+    if (open_day is not None and day < open_day) or (day + 1) * DAY_US + grace <= clock:
+        return LATE_DAY
+    for index, length in enumerate(lengths):
+        if ts - ts % length + length + grace <= clock:
+            return index
+    if not lengths and ts + grace <= clock:
+        return LATE_STREAM
+    return None
+
+
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
 _UNKNOWN: Any = object()  # SymbolProcessor._closes_at not known
 
@@ -516,24 +546,25 @@ class SymbolProcessor:
     def _lateness(self, ts: int, day: int) -> tuple[str, str] | None:
         """Why a tick in bounds is late: its day or a window of it closed at the stream time (None: not late).
 
-        The detail names the window or day and the grace, not the stream time: a runner that closes by another
-        clock (the per-instrument batch and backfill) writes the same dead letter for the same refusal.
+        Decided by :func:`late_at` (which the backfill's columnar path replays); the detail names the window or
+        day and the grace, not the stream time: a runner that closes by another clock (the per-instrument batch
+        and backfill) writes the same dead letter for the same refusal.
         """
-        last = self.clock  # the stream time: ≥ the instrument's own latest event time
-        if last is None or ts >= last:
-            return None
         grace = self._plan.grace
-        if (self.day is not None and day < self.day.day) or (day + 1) * DAY_US + grace <= last:
+        frames = self.frames
+        found = late_at(ts, self.clock, None if self.day is None else self.day.day, grace,
+                        [frame.length for frame in frames])
+        if found is None:
+            return None
+        if found == LATE_DAY:
             return LATE, (f"tick of {day_date(day)} arrived after that UTC day closed"
                           f" (at the next midnight + grace {grace / 1e6:g}s)")
-        for frame in self.frames:
-            end = ts - ts % frame.length + frame.length
-            if end + grace <= last:
-                return LATE, (f"its {frame.name} window [{from_us(end - frame.length).isoformat()},"
-                              f" {from_us(end).isoformat()}) closed (at its end + grace {grace / 1e6:g}s)")
-        if not self.frames and ts + grace <= last:
+        if found == LATE_STREAM:
             return LATE, f"older than the stream time (the newest event time seen) by the grace {grace / 1e6:g}s or more"
-        return None
+        frame = frames[found]
+        end = ts - ts % frame.length + frame.length
+        return LATE, (f"its {frame.name} window [{from_us(end - frame.length).isoformat()},"
+                      f" {from_us(end).isoformat()}) closed (at its end + grace {grace / 1e6:g}s)")
 
     def _tick_timeframe(self, price: float, volume: float, day: int, tick: Tick, lineage: Lineage,
                         out: StepOutput) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from processors.core.outcomes import Pending
-from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
+from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor, late_at
 from processors.core.rules import BUY
 from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.core.vector import indicators as kernel
@@ -46,7 +46,7 @@ def in_order_accepted(config: PipelineConfig, stamps: Sequence[int], valid: Sequ
     """Which ticks :meth:`SymbolProcessor.process` applies to the tick timeframe when each is given the
     stream time in ``stream_times`` (its partition's, before the record; None: none), its own decisions
     replayed on event times alone: the advance to the stream time (which may close the open day), the
-    lateness of :meth:`SymbolProcessor._lateness` against the resulting clock, then in order = at or after
+    lateness rule of :func:`~processors.core.pipeline.late_at` (the step's own) against the resulting clock, then in order = at or after
     the latest tick applied. ``valid``: within the price/volume/calendar bounds (refused before anything).
     """
     plan = config.plan
@@ -64,13 +64,10 @@ def in_order_accepted(config: PipelineConfig, stamps: Sequence[int], valid: Sequ
             clock = stream_time
             if open_day is not None and stream_time >= (open_day + 1) * DAY_US + grace:
                 open_day = None  # the advance closed the day
-        day = ts // DAY_US
-        if clock is not None and ts < clock and (
-                (open_day is not None and day < open_day) or (day + 1) * DAY_US + grace <= clock
-                or any(ts - ts % length + length + grace <= clock for length in lengths)
-                or (not lengths and ts + grace <= clock)):
+        if late_at(ts, clock, open_day, grace, lengths) is not None:
             found.append(False)  # late
             continue
+        day = ts // DAY_US
         if clock is None or ts > clock:
             clock = ts
         if open_day is None or day > open_day:
