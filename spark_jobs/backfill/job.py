@@ -280,10 +280,15 @@ class _ClockTimes:
 
 
 def with_stream_times(raw: DataFrame, topic: str, config: PipelineConfig, admission: Admission | None) -> DataFrame:
-    """``raw`` with ``clock_us`` (:class:`_ClockTimes`) and ``stream_time``: the stream time of the record's venue
-    on its partition before it (the highest ``clock_us`` of the earlier records; -1: none), which the group
-    runner gives the step of each tick, as the stream processor's partition clock does (docs/core.md, "Who
-    agrees with whom"). Records read before the range's first are counted from the read's start."""
+    """Per record of ``raw``: ``partition``, ``offset``, ``key``, ``clock_us`` (:class:`_ClockTimes`) and
+    ``stream_time``: the stream time of the record's venue on its partition before it (the highest ``clock_us`` of
+    the earlier records; -1: none), which the group runner gives the step of each tick, as the stream processor's
+    partition clock does (docs/core.md, "Who agrees with whom"). Records read before the range's first are
+    counted from the read's start.
+
+    Narrow on purpose (the caller joins ``stream_time`` back by position): the window sorts each partition's
+    records in one task, and with the payloads in it a 5,000,000-tick log on 4 partitions ran a ``local[2]``
+    driver of 4 GiB out of heap (bench/bench_backfill.py, 2026-12-06)."""
     clock_of = _ClockTimes(topic, config, admission)
 
     def clock_times(values: pd.Series, keys: pd.Series, stamps: pd.Series, partitions: pd.Series,
@@ -293,7 +298,7 @@ def with_stream_times(raw: DataFrame, topic: str, config: PipelineConfig, admiss
     clock_us = F.pandas_udf(clock_times, "long")("value", "record_key", "timestamp_ms", "partition", "offset")
     before = (Window.partitionBy("partition", F.substring_index(F.col("key"), "@", -1)).orderBy("offset")
               .rowsBetween(Window.unboundedPreceding, -1))
-    clocked = raw.withColumn("clock_us", clock_us)
+    clocked = raw.select("partition", "offset", "key", clock_us.alias("clock_us"))
     return clocked.withColumn(
         "stream_time", F.coalesce(F.max(F.when(F.col("clock_us") >= 0, F.col("clock_us"))).over(before), F.lit(-1)))
 
@@ -432,11 +437,12 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
                            signal_values=signal_values, admission=admission,
                            cumulative=strategies_warmup(base_config.strategies)[1])
     refused = {} if admission is None else admission.instruments()
-    # The stream time counts every instrument of the partition, also those a symbol selection leaves out.
+    # The stream time counts every instrument of the partition, also those a symbol selection leaves out. On disk:
+    # the heap holds the log (raw) and the recompute's result; with these beside them a 5,000,000-tick log ran a
+    # 4 GiB driver out of heap (bench/bench_backfill.py, 2026-12-06).
     clocks = with_stream_times(read_log(spark, settings, log_range, (), base_config) if request.symbols else raw,
-                               log_range.topic, base_config, admission).persist(StorageLevel.MEMORY_AND_DISK)
-    timed = (raw.join(clocks.select("partition", "offset", "stream_time"), ["partition", "offset"])
-             if request.symbols else clocks)
+                               log_range.topic, base_config, admission).persist(StorageLevel.DISK_ONLY)
+    timed = raw.join(clocks.select("partition", "offset", "stream_time"), ["partition", "offset"])
     with progress.step(f"reading {log_range.records:,} records and planning"):
         stats = (
             raw.where(start).withColumn("day", F.floor(F.col("ts_us") / F.lit(DAY_US)))
@@ -471,7 +477,7 @@ def run_backfill(spark: SparkSession, settings: SparkJobSettings, request: Backf
     result = (
         routed.repartition(len(plans), "slot").groupBy("slot")
         .applyInPandas(run, spark_schema(names, signal_values))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        .persist(StorageLevel.DISK_ONLY)
     )
     began = time.perf_counter()
     with progress.step(f"recomputing {sum(p.rows for p in plans):,} ticks in {len(plans)} groups"):
