@@ -46,8 +46,9 @@ def in_order_accepted(config: PipelineConfig, stamps: Sequence[int], valid: Sequ
     """Which ticks :meth:`SymbolProcessor.process` applies to the tick timeframe when each is given the
     stream time in ``stream_times`` (its partition's, before the record; None: none), its own decisions
     replayed on event times alone: the advance to the stream time (which may close the open day), the
-    lateness rule of :func:`~processors.core.pipeline.late_at` (the step's own) against the resulting clock, then in order = at or after
-    the latest tick applied. ``valid``: within the price/volume/calendar bounds (refused before anything).
+    lateness rule of :func:`~processors.core.pipeline.late_at` (the step's own) against the resulting clock,
+    then in order = at or after the latest tick applied. ``valid``: within the price/volume/calendar bounds
+    (refused before anything).
     """
     plan = config.plan
     grace = plan.grace
