@@ -63,7 +63,7 @@ def long_log(stack):
         producer.produce(settings.topics().ticks.name, value=value, key=key, timestamp=stamp)
         producer.poll(0)
     assert producer.flush(60) == 0
-    yield settings, read_topic(stack.kafka_bootstrap, settings.topics().ticks.name, idle_s=15)
+    yield settings, read_topic(stack.kafka_bootstrap, settings.topics().ticks.name, timeout_s=300)
     delete_topics(stack.kafka_bootstrap, prefix)
     delete_topics(stack.kafka_bootstrap, f"changelog__{prefix}")
 
