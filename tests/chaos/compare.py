@@ -50,7 +50,7 @@ class TopicLog:
 def read_log(bootstrap: str, namespace: str, base: str) -> TopicLog:
     log = TopicLog(base)
     grouped: dict[int, list[tuple[int, bytes, bytes]]] = defaultdict(list)
-    for record in read_topic(bootstrap, f"{namespace}{base}", idle_s=5.0, timeout_s=600):
+    for record in read_topic(bootstrap, f"{namespace}{base}", timeout_s=600):
         payload = neutral(record.value, namespace)
         grouped[record.partition].append((record.offset, record.key or b"", payload))
         log.at[(record.partition, record.offset)] = payload

@@ -94,7 +94,7 @@ def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_
                                       message.value(), message.timestamp()[1]))
                 if message.offset() + 1 >= ends[message.partition()]:
                     done.add(message.partition())
-            # In read_committed mode the last offsets may be transaction markers: stop when idle.
+            # In read_committed mode the last offsets may be transaction markers: the position moves past them.
             for p in partitions:
                 if p not in done:
                     position = consumer.position([TopicPartition(topic, p)])[0].offset

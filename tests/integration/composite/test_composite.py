@@ -65,14 +65,14 @@ def test_the_composite_equals_pandas_and_gets_indicators_like_any_instrument(sta
         expected = run_pandas([(t.venue, t.price, to_us(t.ts_event)) for t in inputs], STALE_S * 1_000_000)
         assert any(index > 0 for index, *_ in expected)
 
-        def index_ticks() -> list[Tick]:
-            return [decode_tick(r.value) for r in read_topic(bootstrap, settings.topics().ticks.name, idle_s=0.5)
+        def index_ticks(idle_s: float | None = 0.5) -> list[Tick]:  # sampled while waiting, read whole after
+            return [decode_tick(r.value) for r in read_topic(bootstrap, settings.topics().ticks.name, idle_s=idle_s)
                     if r.key == b"BTC-USD@index"]
 
         wait_until(lambda: len(index_ticks()) >= len(expected) or not composite.alive(), timeout_s=300,
                    message="the composite's ticks")
         assert composite.alive(), composite.output[-3000:]
-        emitted = index_ticks()
+        emitted = index_ticks(idle_s=None)
         assert [(t.price, to_us(t.ts_event)) for t in emitted] == [(price, ts) for _, price, ts in expected]
         assert [t.source_id.split(":")[1] for t in emitted] == [inputs[index].source_id for index, *_ in expected]
         assert {t.source for t in emitted} == {"composite"} and {t.venue for t in emitted} == {"index"}
@@ -88,7 +88,7 @@ def test_the_composite_equals_pandas_and_gets_indicators_like_any_instrument(sta
         wait_until(lambda: len([s for s in snapshots() if s.timeframe == "tick"]) == len(emitted)
                    or not process.alive(), timeout_s=300, message="indicators of BTC-USD@index")
         assert process.alive(), process.output[-3000:]
-        assert read_topic(bootstrap, settings.topics().ticks_dlq.name, idle_s=0.5) == []
+        assert read_topic(bootstrap, settings.topics().ticks_dlq.name) == []
     finally:
         composite.terminate()
         process.terminate()
