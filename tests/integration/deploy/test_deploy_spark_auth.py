@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,12 @@ def test_a_driver_without_the_secret_or_with_another_is_refused(cluster, tmp_pat
     master, _conf = cluster
     empty = tmp_path / "none"
     empty.mkdir()
-    without = driver(master, empty)
-    assert without.returncode != 0 and "SUM" not in without.stdout
-    assert "SASL" in without.stderr or "Sasl" in without.stderr, without.stderr[-2000:]
     other = tmp_path / "other"
     other.mkdir()
     (other / "spark-defaults.conf").write_text("spark.authenticate true\nspark.authenticate.secret not-the-secret\n")
-    wrong = driver(master, other)
+    # Side by side: a refused driver gives up only after Spark's registration retries (about a minute each).
+    with ThreadPoolExecutor(2) as pool:
+        without, wrong = pool.map(lambda folder: driver(master, folder), (empty, other))
+    assert without.returncode != 0 and "SUM" not in without.stdout
+    assert "SASL" in without.stderr or "Sasl" in without.stderr, without.stderr[-2000:]
     assert wrong.returncode != 0 and "SUM" not in wrong.stdout
