@@ -66,7 +66,7 @@ def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_
     ``idle_s``: stop early instead once no record came for that long, for a caller that only samples
     a topic. A loaded broker can take longer than that to serve a partition's first fetch, and the
     read then returns fewer records: a whole-topic comparison must never ask for it (CI of stop 28
-    read a run's signals topic short by 42 records that way, the default then being 2 s).
+    read a run's signals topic 42 records short, most likely that way: the default was then 2 s).
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
