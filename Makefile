@@ -54,9 +54,12 @@ spark-jars: $(STAMP)
 run: setup
 	$(BIN)/stockstream run
 
-## Lint, types and every test tier against the real local stack.
+## Lint, types and every test tier against the real local stack, on TEST_WORKERS pytest workers (pytest-xdist;
+## a test file is one worker's, see tests/conftest.py; TEST_WORKERS=0 runs them in this one process).
+TEST_WORKERS ?= 2
 test: setup lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -m "not chaos_full and not soak_full and not containers"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		-m "not chaos_full and not soak_full and not containers"
 
 ## The images built and run for real with podman (no Docker engine needed): both images, a pipeline
 ## in containers vs the local stack, a backfill in the Spark image, play kube (docs/deploy.md). Long:

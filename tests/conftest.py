@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from stockstream.stack import kafka_security
 from stockstream.stack.manager import Stack
@@ -31,18 +33,87 @@ class RunningStack:
 TEST_SERVICES = ("kafka", "redis", "redis-exporter", "prometheus")
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[RunningStack]:
-    """The real local stack: reused if it is up, otherwise started (and stopped afterwards)."""
+_STARTED_STACK = pytest.StashKey[tuple[Stack, list[str]]]()
+
+
+def _start_stack() -> tuple[Stack, list[str]]:
+    """The shared stack's test services up; returns it and the services this call started."""
     local = Stack(StackSettings())
     already = {entry.name for entry in local.status() if entry.answering}
     # The services the tests use. Alertmanager is not one: the alerting tests run their own, and a stack
     # that runs it already keeps it (`stockstream stack up` starts it with the rest).
     started = local.up(TEST_SERVICES)
+    return local, [name for name in started if name not in already]
+
+
+def _stop_stack(local: Stack, started: list[str]) -> None:
+    if started and not os.environ.get("STOCKSTREAM_KEEP_STACK"):
+        local.down(started)
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that hands tests to xdist workers (``-n N``, N > 0), False in a worker or a plain run."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With workers (``make test`` runs ``-n``), the controller brings the shared stack up once, before any
+    worker starts (xdist starts them after this hook), and stops what it started at the end: workers then
+    find it running, and none of them stops it while another still uses it."""
+    if _is_xdist_controller(session.config):
+        session.config.stash[_STARTED_STACK] = _start_stack()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    found = session.config.stash.get(_STARTED_STACK, None)
+    if found is not None:
+        _stop_stack(*found)
+
+
+def _group_of(nodeid: str) -> str:
+    """The tests one worker runs together: a test file (its module fixtures are built once, and some files'
+    tests follow each other), except the files that share the session's Spark session and synthetic log (one
+    worker builds them, ~1 min), and the CI chaos and soak runs (each loads the machine for ~3 min: one
+    after the other, not side by side)."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/integration/spark/"):
+        return "spark-session"
+    if path.startswith(("tests/chaos/", "tests/soak/")):
+        return "chaos-and-soak"
+    return path
+
+
+class _GroupScheduling(LoadScopeScheduling):
+    """``--dist loadfile`` with the groups of :func:`_group_of` (xdist's own ``xdist_group`` mark is not applied
+    under pytest 9.2: pytest-dev/pytest-xdist#1386)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return _group_of(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadScopeScheduling | None:
+    return _GroupScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):
+        # Longest first (`--no-loadscope-reorder` keeps the collection's order): the minutes-long groups start
+        # at once and the many unit test files, seconds each, fill in at the end, so that no worker is left
+        # alone with a long one.
+        items.sort(key=lambda item: _TIERS.get(_group_of(item.nodeid), 2 if item.nodeid.startswith(_QUICK) else 1))
+
+
+_TIERS = {"chaos-and-soak": 0, "spark-session": 0}
+_QUICK = ("tests/unit/",)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[RunningStack]:
+    """The real local stack: reused if it is up, otherwise started (and stopped afterwards)."""
+    local, started = _start_stack()
     settings = local.settings
     yield RunningStack(local, settings.kafka_bootstrap, settings.redis_url, settings.prometheus_url)
-    if started and not os.environ.get("STOCKSTREAM_KEEP_STACK"):
-        local.down([name for name in started if name not in already])
+    _stop_stack(local, started)
 
 
 def _free_port() -> int:

@@ -101,8 +101,13 @@ def create_acls(admin: AdminClient, grants: Iterable[Grant], timeout_s: float = 
 
 def delete_acls(admin: AdminClient, grants: Iterable[Grant], timeout_s: float = 30.0) -> None:
     """Remove exactly the ACLs of ``grants`` (a test namespace's, when it ends)."""
+    delete_bindings(admin, bindings(grants), timeout_s)
+
+
+def delete_bindings(admin: AdminClient, found: Iterable[AclBinding], timeout_s: float = 30.0) -> None:
+    """Remove exactly these ACL bindings."""
     filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                b.permission_type) for b in bindings(grants)]
+                                b.permission_type) for b in found]
     if not filters:
         return
     for binding, future in admin.delete_acls(filters, request_timeout=timeout_s).items():

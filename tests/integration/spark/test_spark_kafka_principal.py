@@ -24,10 +24,10 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.topics import TopicRegistry
 from stockstream.cli import app
-from stockstream.kafka_access.admin import create_acls, delete_acls
 from stockstream.kafka_access.plan import PRINCIPAL_OF_COMMAND, SPARK, Deployment, grants, may
 from stockstream.stack import kafka_security
 from tests.integration.spark.synthetic import produce_all, synthetic_log
+from tests.support.kafka_acls import own_acls
 from tests.support.kafka_tools import delete_topics, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -38,17 +38,16 @@ def spark_namespace(sasl_stack, namespace) -> Iterator[Deployment]:
     """A namespace with the plan's ACLs, its topics, and 2,000 ticks of two instruments."""
     plan = Deployment.default(TopicRegistry(prefix=namespace))
     admin = AdminClient({"bootstrap.servers": sasl_stack.kafka_bootstrap})
-    create_acls(admin, grants(plan))
-    ensure_topics(KafkaSettings(bootstrap_servers=sasl_stack.kafka_bootstrap, topic_prefix=namespace),
-                  plan.topics.all())
-    produce_all(sasl_stack.kafka_bootstrap, plan.topics.ticks.name,
-                synthetic_log(("BTC-USD", "ETH-USD"), 2_000, datetime(2024, 3, 1, 5, 30, tzinfo=UTC),
-                              timedelta(seconds=5)))
-    try:
-        yield plan
-    finally:
-        delete_acls(admin, grants(plan))
-        delete_topics(sasl_stack.kafka_bootstrap, namespace)
+    with own_acls(admin, grants(plan)):
+        try:
+            ensure_topics(KafkaSettings(bootstrap_servers=sasl_stack.kafka_bootstrap, topic_prefix=namespace),
+                          plan.topics.all())
+            produce_all(sasl_stack.kafka_bootstrap, plan.topics.ticks.name,
+                        synthetic_log(("BTC-USD", "ETH-USD"), 2_000, datetime(2024, 3, 1, 5, 30, tzinfo=UTC),
+                                      timedelta(seconds=5)))
+            yield plan
+        finally:
+            delete_topics(sasl_stack.kafka_bootstrap, namespace)
 
 
 def spark_environment(sasl_stack, prefix: str) -> dict[str, str]:

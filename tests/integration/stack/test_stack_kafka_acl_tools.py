@@ -25,7 +25,6 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import DeadLetter, encode
 from schemas.topics import TopicRegistry
-from stockstream.kafka_access.admin import create_acls, delete_acls
 from stockstream.kafka_access.plan import (
     MATERIALIZE,
     NOTIFY,
@@ -39,6 +38,7 @@ from stockstream.stack import kafka_security
 from tests.integration.views.conftest import drop_prefix
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.fake_receivers.http import HttpReceiver, status
+from tests.support.kafka_acls import own_acls
 from tests.support.kafka_tools import delete_topics, forged_write_error, produce, read_topic
 from tests.support.processes import STOCKSTREAM, running
 from tests.unit.notify.factories import make_signal
@@ -71,16 +71,15 @@ def assert_refused(sasl_stack, principal: str, plan: Deployment, topic: str) -> 
 
 @contextmanager
 def namespace_grants(sasl_stack, plan: Deployment) -> Iterator[None]:
-    """The namespace's topics and ACLs (as an operator applies them), removed afterwards with its topics."""
+    """The namespace's topics and ACLs (as an operator applies them), removed afterwards (:func:`own_acls`)."""
     admin = AdminClient({"bootstrap.servers": sasl_stack.kafka_bootstrap})
-    create_acls(admin, grants(plan))
-    ensure_topics(KafkaSettings(bootstrap_servers=sasl_stack.kafka_bootstrap, topic_prefix=plan.topics.prefix),
-                  plan.topics.all())
-    try:
-        yield
-    finally:
-        delete_acls(admin, grants(plan))
-        delete_topics(sasl_stack.kafka_bootstrap, plan.topics.prefix)
+    with own_acls(admin, grants(plan)):
+        ensure_topics(KafkaSettings(bootstrap_servers=sasl_stack.kafka_bootstrap, topic_prefix=plan.topics.prefix),
+                      plan.topics.all())
+        try:
+            yield
+        finally:
+            delete_topics(sasl_stack.kafka_bootstrap, plan.topics.prefix)
 
 
 def test_views_rebuild_runs_as_materialize(sasl_stack, namespace):
