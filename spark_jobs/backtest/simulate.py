@@ -42,8 +42,9 @@ Ints = npt.NDArray[np.int64]
 Signals = npt.NDArray[np.int8]
 
 LEVEL_NONE, LEVEL_PERCENT, LEVEL_ATR = 0, 1, 2
-EXIT_SIGNAL, EXIT_STOP, EXIT_TAKE_PROFIT, EXIT_TRAILING, EXIT_END, EXIT_BUST = range(6)
-EXIT_NAMES = ("signal", "stop_loss", "take_profit", "trailing_stop", "end", "bust")
+EXIT_SIGNAL, EXIT_STOP, EXIT_TAKE_PROFIT, EXIT_TRAILING, EXIT_END, EXIT_BUST, EXIT_OPEN = range(7)
+EXIT_NAMES = ("signal", "stop_loss", "take_profit", "trailing_stop", "end", "bust", "open")
+"""``open``: still held at the end (``close_at_end`` False), its exit the last close, without an exit fee."""
 TRADE_FIELDS = ("direction", "entry_bar", "exit_bar", "entry_price", "exit_price", "units", "fees", "pnl",
                 "net_return", "exit_reason")
 
@@ -298,8 +299,10 @@ def run(open_: Floats, high: Floats, low: Floats, close: Floats, signal: Signals
         if signal[bar] != 0:
             pending = signal[bar]
     # the end: close what is still open at the last close
-    if units != 0.0 and bars > 0 and not close_at_end:
-        count += 1  # the open trade, marked at the last close
+    if units != 0.0 and bars > 0 and not close_at_end:  # the open trade, marked at the last close
+        _close_trade(trades, count, record, units, close[bars - 1], bars - 1, entry_bar, entry_price, entry_cost,
+                     entry_fee, 0.0, EXIT_OPEN)
+        count += 1
     elif units != 0.0 and bars > 0:
         direction = 1 if units > 0.0 else -1
         last = close[bars - 1]

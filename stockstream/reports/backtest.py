@@ -26,7 +26,7 @@ from spark_jobs.backtest.simulate import EXIT_NAMES
 VENDOR = Path(__file__).resolve().parents[1] / "dashboard" / "static" / "vendor" / "lightweight-charts"
 SCRIPT = VENDOR / "lightweight-charts.standalone.production.js"
 MAX_POINTS = 5_000
-_SHORT = ("x", "SL", "TP", "TS", "end", "bust")  # exit markers, by exit reason (spark_jobs.backtest.simulate)
+_SHORT = ("x", "SL", "TP", "TS", "end", "bust", "open")  # exit markers, by exit reason (spark_jobs.backtest.simulate)
 ROWS = [("total_return", "Total return", "pct"), ("cagr", "CAGR", "pct"), ("sharpe", "Sharpe", "num"),
         ("sortino", "Sortino", "num"), ("calmar", "Calmar", "num"), ("max_drawdown", "Max drawdown", "pct"),
         ("max_drawdown_duration_s", "Max drawdown duration", "duration"), ("profit_factor", "Profit factor", "num"),

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from spark_jobs.backtest.simulate import (
     EXIT_END,
+    EXIT_OPEN,
     EXIT_SIGNAL,
     EXIT_STOP,
     EXIT_TAKE_PROFIT,
@@ -67,6 +68,22 @@ def test_a_signal_on_the_last_bar_is_not_filled_and_an_open_position_closes_at_t
     assert result.trades["exit_reason"][0] == EXIT_END
     assert result.trades["exit_price"][0] == 12.0
     assert result.final_equity == pytest.approx(12.0 / 10.0)
+
+
+def test_without_close_at_end_the_open_position_is_a_trade_marked_at_the_last_close():
+    """Its row was never written (uninitialised memory in ``trades``; seen as a NaN cast warning)."""
+    o, h, lo, c = bars([(10, 10, 10, 10), (10, 11, 9, 11), (12, 12, 12, 12.5)])
+    result = simulate(o, h, lo, c, signals(3, i0=1), SimulationConfig(fee=0.01, close_at_end=False))
+    assert result.trade_count == 1
+    trade = {name: values[0] for name, values in result.trades.items()}
+    assert (trade["direction"], trade["entry_bar"], trade["exit_bar"], trade["exit_reason"]) == (1, 1, 2, EXIT_OPEN)
+    assert (trade["entry_price"], trade["exit_price"]) == (10.0, 12.5)
+    units = 1.0 / (10.0 * 1.01)
+    assert trade["units"] == pytest.approx(units, rel=1e-15)
+    assert trade["fees"] == pytest.approx(units * 10.0 * 0.01, rel=1e-12)  # the entry's only: no exit yet
+    assert result.final_equity == pytest.approx(units * 12.5, rel=1e-12)  # marked, no exit fee
+    assert 1.0 + trade["pnl"] == pytest.approx(result.final_equity, rel=1e-12)
+    assert 1.0 + trade["net_return"] == pytest.approx(result.final_equity, rel=1e-12)
 
 
 def test_a_gap_through_the_stop_exits_at_the_open_not_at_the_stop():
