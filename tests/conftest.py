@@ -7,6 +7,7 @@ fixture starts one and stops it at the end of the session.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -158,6 +159,20 @@ def sasl_stack(stack, request) -> RunningStack:
     if kafka_security.is_secured(stack.stack.settings):
         return stack
     return request.getfixturevalue("private_stack")
+
+
+@pytest.fixture(autouse=True)
+def _service_log_handler_removed() -> Iterator[None]:
+    """A command run in this process (typer's ``CliRunner``) installs the services' log handler on the
+    runner's stderr, which is closed when the command returns: a later record of any test in the same
+    worker then prints a "Logging error" traceback. Each test ends with the root logger as it found it."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and getattr(handler, "_stockstream", False):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
