@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from xdist.scheduler import LoadScopeScheduling
 from stockstream.stack import kafka_security
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,6 @@ def stack() -> Iterator[RunningStack]:
     _stop_stack(local, started)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def private_stack(tmp_path) -> Iterator[RunningStack]:
     """A stack of its own (own ports, own state folder) for tests that stop or restart services.
@@ -131,15 +125,15 @@ def private_stack(tmp_path) -> Iterator[RunningStack]:
     """
     settings = StackSettings(
         state_dir=tmp_path / "stack",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        kafka_sasl_port=_free_port(),
-        redis_port=_free_port(),
-        prometheus_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        kafka_sasl_port=free_port(),
+        redis_port=free_port(),
+        prometheus_port=free_port(),
         # The broker's JMX exporter agent and the Redis exporter: never the shared stack's ports.
-        kafka_jmx_port=_free_port(),
-        redis_exporter_port=_free_port(),
-        alertmanager_port=_free_port(),
+        kafka_jmx_port=free_port(),
+        redis_exporter_port=free_port(),
+        alertmanager_port=free_port(),
     )
     local = Stack(settings)
     local.up(["kafka", "redis"])

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -30,6 +28,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 SERVICES = ("ingest", "process", "materialize", "notify", "serve")
@@ -37,28 +36,6 @@ CHANNEL = "hook"
 # The channel subscribes to the two RSI rules: ~5 % of ticks fire one. All four rules on the tick
 # timeframe fire on ~17 % of ticks, far more than anyone wants as webhook calls.
 NOTIFIED_RULES = ("rsi_reversal", "seed_rsi_ema")
-
-
-def free_port() -> int:
-    """A port free now and outside the kernel's ephemeral range.
-
-    A port from ``bind(0)`` is an ephemeral one: by the time a service (re)starts and binds it, any
-    outgoing connection on the machine may hold it — a soak's materializer crash-looped on "address
-    already in use" that way. Ports below the range (32768+) are never handed out implicitly.
-    """
-    low = 32768
-    with contextlib.suppress(OSError, ValueError):
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()  # noqa: S311 - spreading ports, not security
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass(frozen=True)

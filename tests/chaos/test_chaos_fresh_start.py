@@ -19,8 +19,8 @@ from confluent_kafka import Consumer
 from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
-from tests.chaos.deployment import free_port
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 # Three materializer starts, each waited for up to 120 s and stopped within 30 s, plus the topic checks.

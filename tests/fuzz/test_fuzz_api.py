@@ -51,6 +51,7 @@ from stockstream.api.keys import KeyStore
 from tests.fuzz.strategies import ODD_TEXT, fuzz
 from tests.integration.views.streams import T0, make_stream
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -58,12 +59,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 KNOWN = ["BTC-USD", "ETH-USD", "0", "A.B_C-D"]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _extremes() -> list[InputRecord]:
@@ -105,7 +100,7 @@ def served(stack, request) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     store = ViewStore(client, keys, publish=False)
     store.apply(planner.plan(log_of(stream)))
     store.apply(planner.plan(_extremes()))
-    port = _free_port()
+    port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url, "REDIS_KEY_PREFIX": prefix,
            "LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1", "METRICS_PORT": "0",
            # the fuzzers send as fast as they can; the limits have their own tests (test_views_api_auth)

@@ -19,7 +19,6 @@ responses, ``/health``, ``/docs``, ``/openapi.json``, ``/metrics``, the dashboar
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -37,6 +36,7 @@ from tests.support.fake_receivers.smtp import SmtpReceiver, self_signed_cert
 from tests.support.fake_servers.alphavantage import FakeAlphaVantage, rate_body
 from tests.support.fake_servers.alphavantage import Reply as AvReply
 from tests.support.kafka_tools import delete_topics, read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -54,12 +54,6 @@ SLACK_PATH = f"/services/T000/B000/{SLACK_TOKEN}"
 DISCORD_PATH = f"/api/webhooks/77/{DISCORD_TOKEN}"
 # 16 falling prices (RSI 0), a jump (RSI ≥ 30: BUY), a rise (RSI > 70), a drop (RSI ≤ 70: SELL).
 PRICES = [100 - i for i in range(16)] + [110, 130, 120]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

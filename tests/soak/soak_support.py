@@ -33,9 +33,10 @@ from confluent_kafka.admin import AdminClient
 from bench.common import percentile
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
-from tests.chaos.deployment import Deployment, Feed, free_port
+from tests.chaos.deployment import Deployment, Feed
 from tests.chaos.probes import KafkaProbe
 from tests.support.fake_receivers.http import HttpReceiver
+from tests.support.ports import free_port
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PROCESS_LATENCY = "stockstream_process_latency_seconds_bucket"

@@ -8,7 +8,6 @@ ops/podman/containers.conf). Images are built from a base made of Debian package
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator, Sequence
@@ -56,12 +55,6 @@ def build(tag: str, context: Path, *, file: Path | None = None, target: str | No
         args += ["--build-arg", f"{name}={value}"]
     podman(*args, str(context), timeout_s=2400)
     return tag
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

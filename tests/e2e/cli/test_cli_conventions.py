@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import shlex
-import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from processors.runtime import package_version
 from stockstream.cli import app
 from stockstream.cli_examples import EXAMPLES
 from tests.support.cli_parse import parse_words
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = pytest.mark.e2e
@@ -176,17 +176,11 @@ def test_no_color_is_honoured() -> None:
     assert "Commands" in help_text and not COLOUR.search(help_text), repr(help_text[:300])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_stack_status_json_with_nothing_running(tmp_path: Path) -> None:
-    env = {"STACK_DIR": str(tmp_path / "stack"), "STACK_KAFKA_PORT": str(_free_port()),
-           "STACK_REDIS_PORT": str(_free_port()), "STACK_PROMETHEUS_PORT": str(_free_port()),
-           "STACK_ALERTMANAGER_PORT": str(_free_port()), "STACK_KAFKA_JMX_PORT": str(_free_port()),
-           "STACK_REDIS_EXPORTER_PORT": str(_free_port())}  # every service on a port of its own (none answers)
+    env = {"STACK_DIR": str(tmp_path / "stack"), "STACK_KAFKA_PORT": str(free_port()),
+           "STACK_REDIS_PORT": str(free_port()), "STACK_PROMETHEUS_PORT": str(free_port()),
+           "STACK_ALERTMANAGER_PORT": str(free_port()), "STACK_KAFKA_JMX_PORT": str(free_port()),
+           "STACK_REDIS_EXPORTER_PORT": str(free_port())}  # every service on a port of its own (none answers)
     result = stockstream("stack", "status", "--json", env=env)
     assert result.returncode == 1
     status = json.loads(result.stdout)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "hunter2-DO-NOT-LEAK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from schemas.events import IndicatorSnapshot, Lineage, Signal, Tick, encode, mak
 from stockstream.api.keys import KeyStore
 from tests.integration.views.streams import Stream, make_stream, produce_stream
 from tests.support.kafka_tools import delete_topics, produce, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -41,12 +41,6 @@ ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Dashboard:

@@ -17,9 +17,10 @@ import pytest
 import redis
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.dashboard.test_dashboard import CHROMIUM, free_port
+from tests.e2e.dashboard.test_dashboard import CHROMIUM
 from tests.support.fake_receivers.oidc import IdentityProvider
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -29,9 +29,10 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.runs import RunLog
 from schemas.events import SignalOutcome, make_outcome_id
 from schemas.runs import Namespace, Run, StrategyRef
-from tests.e2e.dashboard.test_dashboard import CHROMIUM, free_port, page  # noqa: F401 - the page fixture
+from tests.e2e.dashboard.test_dashboard import CHROMIUM, page  # noqa: F401 - the page fixture
 from tests.integration.views.streams import Stream, make_stream, produce_stream, records
 from tests.support.kafka_tools import delete_topics, produce, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -18,7 +18,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.integration.deploy.deploy_support import (
     secret_mounts,
     workloads,
 )
+from tests.support.ports import free_port
 from tests.support.redis_tools import wait_for_redis
 
 pytestmark = pytest.mark.integration
@@ -254,12 +254,6 @@ def test_no_password_is_an_argument_a_command_or_an_environment_value(resources)
 
 # ---------------------------------------------------------------------------------------------
 # Redis users, for real
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pytest
 from stockstream.kafka_access.plan import SCRAM_PRINCIPALS
 from tests.integration.deploy.deploy_support import REPO, STOCKSTREAM, compose_services
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 # Set by the image's own scripts or the JVM launcher, never broker properties.
@@ -39,12 +39,6 @@ appender.console.layout.pattern = [%d] %p %m (%c)%n
 logger.server.name = kafka.server.BrokerServer
 logger.server.level = INFO
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def property_name(variable: str) -> str:

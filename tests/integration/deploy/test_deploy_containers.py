@@ -37,7 +37,8 @@ import yaml
 import stockstream
 from tests.integration.stream.stream_support import cleanup
 from tests.support.kafka_tools import wait_until
-from tests.support.podman import REPO, Pod, base_image, build, free_port, missing_tools, pod, podman
+from tests.support.podman import REPO, Pod, base_image, build, missing_tools, pod, podman
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = [pytest.mark.containers, pytest.mark.integration, pytest.mark.timeout(3600)]

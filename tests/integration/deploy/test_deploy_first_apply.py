@@ -29,7 +29,7 @@ from tests.integration.deploy.deploy_support import (
     render,
 )
 from tests.support.kafka_tools import wait_until
-from tests.support.podman import free_port
+from tests.support.ports import free_port
 
 READY_SCRIPT = "/opt/stockstream-kafka/kafka-ready.sh"
 UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from tests.integration.deploy.deploy_support import by_kind, k8s_containers, one, pod_spec, render
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 JOB = """
@@ -33,12 +33,6 @@ session = (SparkSession.builder.master(sys.argv[1]).config("spark.driver.memory"
 print("SUM", session.sparkContext.parallelize(range(100), 2).map(lambda x: x * 2).sum())
 session.stop()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def spark_home() -> Path:

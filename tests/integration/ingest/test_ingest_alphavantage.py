@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from ingest_support import free_port, ingest_settings, run_ingest, sample, scrape
+from ingest_support import ingest_settings, run_ingest, sample, scrape
 
 from tests.support.fake_servers.alphavantage import (
     BURST_LIMIT,
@@ -20,6 +20,7 @@ from tests.support.fake_servers.alphavantage import (
     rate_body,
 )
 from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration

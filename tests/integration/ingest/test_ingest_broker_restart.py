@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ingest_support import free_port, sample, scrape
+from ingest_support import sample, scrape
 
 from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration

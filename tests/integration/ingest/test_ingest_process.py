@@ -11,12 +11,13 @@ import subprocess
 import time
 
 import pytest
-from ingest_support import free_port, sample, scrape
+from ingest_support import sample, scrape
 
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Tick
 from tests.support.kafka_tools import produce, read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = pytest.mark.integration

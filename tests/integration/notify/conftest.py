@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +16,7 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from schemas.events import Signal, encode
 from tests.support.kafka_tools import end_offsets, produce
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.ports import free_port
 
 
 @dataclass

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.parse
 import urllib.request
 import uuid
@@ -38,6 +37,7 @@ from stockstream.stack.services import StackSettings
 from tests.support.fake_receivers.http import HttpReceiver, ReceivedRequest
 from tests.support.fake_receivers.smtp import SmtpReceiver
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -45,12 +45,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = "sentinel-alert-webhook-token"  # noqa: S105 - a test value, checked to arrive as the bearer token
 KAFKA_ALERT = "StockstreamKafkaUnreachable"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_json(url: str, payload: Any = None, timeout_s: float = 10.0) -> Any:

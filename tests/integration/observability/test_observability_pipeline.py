@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -38,6 +37,7 @@ from confluent_kafka.admin import AdminClient
 from processors.runtime.observability import describe_exposition, naming_problems
 from tests.support.fake_receivers.http import HttpReceiver, status
 from tests.support.kafka_tools import delete_topics, produce, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.unit.observability.grafana_support import (
     REPO,
@@ -55,12 +55,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 SERVICES = ("ingest", "process", "materialize", "notify", "serve")
 QUERIES = panel_queries()
 READY_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str, timeout_s: float = 5.0) -> str:

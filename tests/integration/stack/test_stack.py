@@ -12,8 +12,9 @@ from processors.runtime.kafka_admin import admin_client, ensure_topics, wait_for
 from processors.runtime.settings import KafkaSettings
 from stockstream.stack.manager import Stack
 from stockstream.stack.services import StackSettings
-from tests.conftest import TEST_SERVICES, _free_port
+from tests.conftest import TEST_SERVICES
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +55,9 @@ def test_status_reports_every_service_up(stack):
 
 def test_stack_up_runs_alertmanager_and_prometheus_sends_to_it(tmp_path):
     """`stack up` on free ports: Alertmanager answers, status lists it up, Prometheus knows it, down stops it."""
-    settings = StackSettings(state_dir=tmp_path / "stack", prometheus_port=_free_port(),
-                             alertmanager_port=_free_port(), kafka_jmx_port=_free_port(),
-                             redis_exporter_port=_free_port())  # never scrape the shared stack's exporters
+    settings = StackSettings(state_dir=tmp_path / "stack", prometheus_port=free_port(),
+                             alertmanager_port=free_port(), kafka_jmx_port=free_port(),
+                             redis_exporter_port=free_port())  # never scrape the shared stack's exporters
     local = Stack(settings)
     try:
         started = local.up(["alertmanager", "prometheus"])

@@ -39,8 +39,9 @@ from stockstream.handover import live_record
 from stockstream.kafka_access.plan import MATERIALIZE, PROCESS, PRUNE, Deployment
 from stockstream.stack import kafka_security
 from tests.integration.stack.test_stack_kafka_acl_tools import assert_refused, namespace_grants
-from tests.integration.stream.stream_support import free_port, make_ticks, produce_many
+from tests.integration.stream.stream_support import make_ticks, produce_many
 from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -47,9 +47,9 @@ from stockstream.kafka_access.admin import delete_acls
 from stockstream.kafka_access.plan import Deployment, grants, may
 from stockstream.stack import kafka_security
 from stockstream.stack.services import StackSettings
-from tests.chaos.deployment import free_port
 from tests.conftest import RunningStack
 from tests.support.kafka_tools import delete_topics, forged_write_error, read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]

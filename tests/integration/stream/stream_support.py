@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -22,16 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.events import Tick, encode
 from tests.support.kafka_tools import committed_or_none, delete_topics, end_offsets, read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 OUTPUTS = ("indicators", "signals", "candles.1m", "aggregates.daily", "ticks.dlq")
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Processor:

@@ -25,16 +25,11 @@ from stockstream.api.app import create_app
 from stockstream.api.keys import KeyStore
 from stockstream.api.settings import ApiSettings
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Keys:

@@ -8,7 +8,6 @@ and never crashes the service; the secrets appear in no log line and no metric.
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -29,18 +28,13 @@ from stockstream.api.app import create_app
 from stockstream.api.settings import ApiSettings
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 ADMIN_PASSWORD = "adm-7f3c9e1b-secret"  # noqa: S105 - test-only credentials
 WRITER_PASSWORD = "wrt-5d2a8c4e-secret"  # noqa: S105
 READER_PASSWORD = "rdr-9b1e6f0a-secret"  # noqa: S105
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

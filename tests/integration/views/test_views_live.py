@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,16 +19,11 @@ from schemas.topics import TopicRegistry
 from tests.integration.views.streams import make_stream
 from tests.integration.views.test_views_store import log_of
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 METRICS: dict[str, str] = {}  # API base URL → its /metrics URL (serve's metrics port)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ and Redis), because the test stops Redis.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 
 import pytest
@@ -17,15 +16,10 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.streams import Stream, make_stream, produce_stream
 from tests.support.kafka_tools import wait_until
+from tests.support.ports import free_port
 from tests.support.processes import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int, name: str) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -30,15 +29,10 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import end_offsets, wait_until
+from tests.support.ports import free_port
 from tests.support.redis_tools import wait_for_redis
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SnapshotRedis:

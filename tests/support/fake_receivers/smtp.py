@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import socket
 import ssl
 import threading
 import time
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.ports import free_port
 
 
 def self_signed_cert(folder: Path, hostname: str = "localhost") -> tuple[Path, Path]:
@@ -83,12 +84,6 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class SmtpReceiver:
     """``with SmtpReceiver(...) as smtp:`` listens on 127.0.0.1:``smtp.port``."""
 
@@ -98,7 +93,7 @@ class SmtpReceiver:
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
         self.logins_tried: list[str] = []  # every AUTH attempt's user name (with or without TLS)
-        self.port = _free_port()
+        self.port = free_port()
         kwargs: dict[str, Any] = {}
         if cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
