@@ -96,16 +96,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadSco
     return _GroupScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
+_TIERS = {"chaos-and-soak": 0, "spark-session": 0}
+_QUICK = ("tests/unit/",)  # many files of seconds each
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if hasattr(config, "workerinput"):
         # Longest first (`--no-loadscope-reorder` keeps the collection's order): the minutes-long groups start
         # at once and the many unit test files, seconds each, fill in at the end, so that no worker is left
         # alone with a long one.
         items.sort(key=lambda item: _TIERS.get(_group_of(item.nodeid), 2 if item.nodeid.startswith(_QUICK) else 1))
-
-
-_TIERS = {"chaos-and-soak": 0, "spark-session": 0}
-_QUICK = ("tests/unit/",)
 
 
 @pytest.fixture(scope="session")

@@ -7,23 +7,17 @@ subscription files; no stack needed.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "hunter2-DO-NOT-LEAK"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stockstream(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,7 +29,7 @@ def stockstream(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 @pytest.mark.parametrize("command", [["query", "latest", "BTC-USD"], ["views", "compare", "other:"]])
 def test_a_redis_password_is_never_printed_and_the_failure_is_said(command: list[str]) -> None:
-    port = closed_port()
+    port = free_port()  # nobody listens there
     result = stockstream(*command, env={"REDIS_URL": f"redis://:{SECRET}@127.0.0.1:{port}/0"})
     assert result.returncode == 1
     output = result.stdout + result.stderr
@@ -46,7 +40,7 @@ def test_a_redis_password_is_never_printed_and_the_failure_is_said(command: list
 
 
 def test_kafka_sasl_credentials_in_the_address_are_never_printed() -> None:
-    port = closed_port()
+    port = free_port()  # nobody listens there
     result = stockstream("tail", "--limit", "1", env={"KAFKA_BOOTSTRAP_SERVERS": f"u:{SECRET}@127.0.0.1:{port}"})
     assert result.returncode == 1
     output = " ".join((result.stdout + result.stderr).split())  # the sentence, whatever the console width
@@ -57,7 +51,7 @@ def test_kafka_sasl_credentials_in_the_address_are_never_printed() -> None:
 
 
 def test_an_unreachable_kafka_says_connection_refused() -> None:
-    port = closed_port()
+    port = free_port()  # nobody listens there
     result = stockstream("tail", "--limit", "1", env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"})
     assert result.returncode == 1
     output = " ".join((result.stdout + result.stderr).split())

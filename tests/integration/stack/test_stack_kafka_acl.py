@@ -43,7 +43,6 @@ from tests.chaos.deployment import Feed
 from tests.chaos.probes import KafkaProbe
 from tests.chaos.scenario import wait_drained as wait_pipeline_drained
 from tests.integration.stream.stream_support import (
-    free_port,
     make_ticks,
     outputs_by_key,
     produce_many,
@@ -51,6 +50,7 @@ from tests.integration.stream.stream_support import (
 )
 from tests.support.fake_receivers.http import HttpReceiver
 from tests.support.kafka_tools import read_topic, wait_until
+from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM, ServiceProcess
 
 pytestmark = pytest.mark.integration

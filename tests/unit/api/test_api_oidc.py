@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 from stockstream.api.oidc import OidcConfig, OidcProvider, OidcUnavailableError
 from stockstream.api.settings import ApiSettings
 from tests.support.fake_receivers.oidc import IdentityProvider
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +94,7 @@ def test_a_rotated_key_is_fetched_once_when_a_token_names_it(idp):
 
 
 def test_an_unreachable_or_inconsistent_provider_is_unavailable_not_a_refusal(idp):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     with pytest.raises(OidcUnavailableError, match="unreachable"):
         checker(idp, issuer=closed).bearer_identity(idp.mint())
     with pytest.raises(OidcUnavailableError, match="not API_OIDC_ISSUER"):

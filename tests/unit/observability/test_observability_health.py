@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 
 from prometheus_client import CollectorRegistry, Counter
 
 from processors.runtime.observability import Health, register_secret, serve_metrics
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -27,7 +21,7 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_health_ready_and_metrics_endpoints_follow_the_service_state():
-    port, health, registry = _port(), Health(), CollectorRegistry()
+    port, health, registry = free_port(), Health(), CollectorRegistry()
     Counter("stockstream_test_things", "things", registry=registry).inc(3)
     server = serve_metrics("127.0.0.1", port, registry=registry, health=health)
     try:

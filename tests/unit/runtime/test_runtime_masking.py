@@ -10,6 +10,7 @@ import pytest
 
 from processors.runtime.masking import failure_reason, mask_url, mask_urls, unreachable
 from processors.runtime.observability import RedactingFilter, redact
+from tests.support.ports import free_port
 
 SECRET = "hunter2-DO-NOT-LEAK"
 
@@ -61,9 +62,7 @@ def test_log_records_mask_addresses_even_when_no_secret_was_registered(caplog: p
 
 
 def _refused() -> Exception:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens there
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5)
     except OSError as error:
