@@ -100,17 +100,14 @@ def test_a_new_gauge_at_a_freed_gauges_address_gets_its_own_state():
     ``gc.freeze()`` first: each ``gc.collect()`` then scans only the objects made here, not everything the
     session loaded before (2.7 s a collection after the integration tests, 135 s for this test in ``make test``).
     """
-    reused = 0
     gc.freeze()
     try:
         for _ in range(50):
             registry, gauge = new_gauge()
-            old = id(gauge)
             KafkaConnection("consumer", gauge, Clock())
             del registry, gauge
             gc.collect()
-            registry, gauge = new_gauge()
-            reused += id(gauge) == old
+            registry, gauge = new_gauge()  # often at the collected one's address (CPython's allocator)
             connection = KafkaConnection("consumer", gauge, Clock())
             connection(json.dumps(statistics("UP")))
             assert gauge_value(registry, "consumer") == 1
