@@ -251,7 +251,7 @@ def late_at(ts: int, clock: int | None, open_day: int | None, grace: int, length
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
-_UNKNOWN: Any = object()  # SymbolProcessor._closes_at not known
+_UNKNOWN = -(2**63)  # SymbolProcessor._closes_at not known: earlier than any time, so every "reached?" test says yes
 
 
 class _Frame:
@@ -405,7 +405,7 @@ class SymbolProcessor:
         if (plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
                 and (not volume or config.min_volume <= volume <= config.max_volume)):
             if stream_time is not None and (self.clock is None or stream_time > self.clock):
-                if closes_at is _UNKNOWN or (closes_at is not None and stream_time >= closes_at):
+                if closes_at is not None and stream_time >= closes_at:
                     self._advance(stream_time, tick, lineage, out)
                     closes_at = _UNKNOWN
                 else:  # _advance would only move the clock
@@ -428,7 +428,7 @@ class SymbolProcessor:
         clock = self.clock
         watermark = self.clock = ts if clock is None or ts > clock else clock
         new_day = self.day is not None and day > self.day.day
-        if self.frames and (new_day or closes_at is _UNKNOWN or (closes_at is not None and watermark >= closes_at)):
+        if self.frames and (new_day or (closes_at is not None and watermark >= closes_at)):
             self._close(watermark, day * DAY_US if new_day else None, tick, lineage, out)
         if new_day:
             self._close_day(tick, lineage, out)
@@ -489,7 +489,7 @@ class SymbolProcessor:
     def deadline(self) -> int | None:
         """The earliest stream time (µs) at which :meth:`advance` has something to do (None: nothing)."""
         closes_at = self._closes_at
-        if closes_at is _UNKNOWN:
+        if closes_at == _UNKNOWN:
             grace = self._plan.grace
             closes_at = None
             for frame in self.frames:
