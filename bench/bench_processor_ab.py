@@ -22,7 +22,10 @@ side's code. Sides:
   instead of the four fixed rules (they are disabled; the default indicators' snapshots stay), same
   horizons and live updates;
 - with ``--before REF``: ``before`` and ``before_twenty``, the same two on another ref (an A/B
-  of one change).
+  of one change);
+- with ``--compiled``: ``compiled`` and ``compiled_twenty``, ``default`` and ``twenty`` on a copy of
+  this commit whose hot modules (:data:`COMPILED`) are compiled to C extensions by mypyc (from the dev
+  tools); an experiment for the "compiled hot step" question, not how stockstream is built or deployed.
 
 Sides alternate (rotated each round) ``--rounds`` times; each side's figure is the minimum of its
 rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
@@ -49,6 +52,17 @@ from bench.bench_venues_ab import REPO, RESULTS, backlogs
 from bench.common import BenchOutput, Figure, Measure, machine
 
 TWENTY = REPO / "bench" / "data" / "strategies-20.toml"
+# The per-record modules mypyc compiles as they are (--compiled). Left out, each for a reason mypyc gives: the
+# indicator nodes (class attributes read through the class), candles.py and daily.py (``cls.__new__(cls)``: an
+# internal mypyc error) and so ohlc.py (their base class: an interpreted class cannot inherit from a compiled one),
+# states.py (a subclass of a builtin), records.py (a re-exported name), encoding.py (``lineage_of`` checks its own
+# argument types, which a compiled signature would refuse first); and the generated code (indicator engine,
+# strategies' evaluation), which is made at run time.
+COMPILED = ("processors/core/pipeline.py", "processors/core/live.py", "processors/core/outcomes.py",
+            "processors/core/stream_time.py", "processors/core/timeutil.py", "processors/core/rules.py",
+            "processors/core/origin.py", "processors/core/derived.py",
+            "processors/core/signal_sources.py", "processors/core/plain.py", "processors/core/strategies/engine.py",
+            "processors/stream/handler.py", "processors/stream/metrics.py")
 DEFAULT_HORIZONS_MS = "60000,300000,3600000,86400000"  # SCORECARD_HORIZONS' default 1m,5m,1h,1d
 DEFAULT_LIVE_MS = "1000"  # LIVE_UPDATE_INTERVAL's default, 1 s
 
@@ -131,12 +145,22 @@ def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_m
     out = subprocess.run([sys.executable, str(work / "worker.py"), str(log), strategy, horizons, live_ms,  # noqa: S603
                           profile],
                          cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
-                         capture_output=True, text=True, check=True, timeout=3600)
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise SystemExit(f"the worker failed on {code} (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _compile(tree: Path) -> None:
+    """mypyc over :data:`COMPILED` in ``tree`` (extensions land beside the sources, ahead of them on import)."""
+    built = subprocess.run([sys.executable, "-m", "mypyc", *COMPILED], cwd=tree,  # noqa: S603
+                           capture_output=True, text=True, timeout=1800)
+    if built.returncode != 0:
+        raise SystemExit(f"mypyc failed in {tree}:\n{built.stdout[-3000:]}{built.stderr[-3000:]}")
+
+
 def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
-            profile_dir: Path | None) -> dict[str, object]:
+            profile_dir: Path | None, compiled: bool = False) -> dict[str, object]:
     """Every side's runs (alternating) and its minimum CPU µs per tick."""
     commits = {"baseline": _git("rev-parse", ref), "this": _git("rev-parse", "HEAD")}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
@@ -145,8 +169,13 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     if before is not None:
         commits["before"] = _git("rev-parse", before)
         trees["before"] = work / "before"
+    if compiled:
+        commits["compiled"] = commits["this"]
+        trees["compiled"] = work / "compiled"
     for name, tree in trees.items():
         _git("worktree", "add", "--detach", str(tree), commits[name])
+    if compiled:
+        _compile(trees["compiled"])
     v1_log, v2_log = work / "v1.json", work / "v2.json"
     # side: (code, log, strategy file, horizons, live update interval ms)
     sides: dict[str, tuple[Path, Path, str, str, str]] = {
@@ -158,6 +187,9 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     if before is not None:
         sides["before"] = (trees["before"], v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
         sides["before_twenty"] = (trees["before"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
+    if compiled:
+        sides["compiled"] = (trees["compiled"], v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
+        sides["compiled_twenty"] = (trees["compiled"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
     runs: list[dict] = []
     try:
         v1, v2 = backlogs(ticks, symbols)
@@ -213,6 +245,17 @@ def figures(found: dict[str, object]) -> list[Figure]:
                             value=best["twenty"]),
                baseline=base, how=how, goal=0.5),
     ]
+    if "compiled" in best:
+        for side, label, goal in (("compiled", "default", 1.0), ("compiled_twenty", "twenty", 0.5)):
+            result.append(Figure(
+                name=f"processor CPU per record, {label}, hot modules compiled (mypyc experiment)", unit="µs CPU/record",
+                better="lower", ours=Measure(label=f"this commit, {label}, {len(COMPILED)} modules compiled by mypyc",
+                                             value=best[side]),
+                baseline=base, how=how, goal=goal))
+            result.append(Figure(
+                name=f"compiled vs interpreted, {label}", unit="µs CPU/record", better="lower",
+                ours=Measure(label=f"this commit compiled, {label}", value=best[side]),
+                baseline=Measure(label=f"this checkout interpreted, {label}", value=best[label]), how=how))
     if "before" in best:
         for side, label in (("before", "default"), ("before_twenty", "twenty")):
             result.append(Figure(
@@ -238,13 +281,15 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", type=Path, help="folder for one cProfile per side (an extra run each)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also this commit with its hot modules compiled by mypyc (an experiment)")
     parser.add_argument("--out", type=Path, help="the result file (default bench/results/<date>-processor-ab.json)")
     args = parser.parse_args()
     where = machine()
-    found = measure(args.ref, args.before, args.ticks, args.symbols, args.rounds, args.profile)
+    found = measure(args.ref, args.before, args.ticks, args.symbols, args.rounds, args.profile, args.compiled)
     found["rounds"] = args.rounds
     output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": args.ticks, "symbols": args.symbols,
-                                 "rounds": args.rounds},
+                                 "rounds": args.rounds, "compiled": list(COMPILED) if args.compiled else None},
                          figures=figures(found), details=found)
     loads = [run["load_average_1m_5m_15m"][0] for run in found["runs"]]  # type: ignore[attr-defined]
     result = {"benchmark": "bench/bench_processor_ab.py", "when": datetime.now(UTC).isoformat(),
