@@ -174,8 +174,6 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         trees["compiled"] = work / "compiled"
     for name, tree in trees.items():
         _git("worktree", "add", "--detach", str(tree), commits[name])
-    if compiled:
-        _compile(trees["compiled"])
     v1_log, v2_log = work / "v1.json", work / "v2.json"
     # side: (code, log, strategy file, horizons, live update interval ms)
     sides: dict[str, tuple[Path, Path, str, str, str]] = {
@@ -192,6 +190,8 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         sides["compiled_twenty"] = (trees["compiled"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
     runs: list[dict] = []
     try:
+        if compiled:  # inside the try: a failed build still removes the worktrees
+            _compile(trees["compiled"])
         v1, v2 = backlogs(ticks, symbols)
         for path, records in ((v1_log, v1), (v2_log, v2)):
             path.write_text(json.dumps([(k.hex(), v.hex()) for k, v in records]))
