@@ -81,17 +81,20 @@ class MovingAverageCross:
             raise ValueError("average is sma or ema")
         self.average = average
         self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[int, int], Floats] = OrderedDict()
+        # (id of the closes, window) → (those closes, line). The entry holds the closes so that their id
+        # cannot be reused while it lives: walk-forward slices a view per fold and drops it, and a freed
+        # view's address is soon handed to the next one (keyed by id alone, a fold got another's lines).
+        self._cache: OrderedDict[tuple[int, int], tuple[Floats, Floats]] = OrderedDict()
 
     def line(self, window: int, bars: Bars) -> Floats:
         key = (id(bars.close), window)
         found = self._cache.get(key)
-        if found is not None:
+        if found is not None and found[0] is bars.close:
             self._cache.move_to_end(key)
-            return found
+            return found[1]
         line = kernel.sma(bars.close, window) if self.average == "sma" else kernel.ema(bars.close, window)
         limit = max(2, self.cache_bytes // max(1, line.nbytes))
-        self._cache[key] = line
+        self._cache[key] = (bars.close, line)
         while len(self._cache) > limit:
             self._cache.popitem(last=False)
         return line
