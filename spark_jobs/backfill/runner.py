@@ -50,6 +50,7 @@ from spark_jobs.backfill.rows import (
     indicator_column,
     union_columns,
 )
+from spark_jobs.gcpause import cycle_collection_paused
 
 EXACT, CONVERGED, SHORT = "exact", "converged", "short"
 REFUSALS = (INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED)
@@ -280,8 +281,16 @@ def run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     per tick. Both give the same frame (values to ~1e-15; tests/integration/spark/test_spark_columnar.py).
 
     Returns the frame of :func:`spark_jobs.backfill.rows.union_columns` with one ``group``
-    report row at the end. Never raises for bad records: they become dead-letter rows.
+    report row at the end. Never raises for bad records: they become dead-letter rows. Runs with the cyclic garbage
+    collector paused (:mod:`spark_jobs.gcpause`).
     """
+    with cycle_collection_paused():
+        return _run_group(rows, plan, context, config_for, columnar=columnar)
+
+
+def _run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
+               config_for: Callable[[str], PipelineConfig], *, columnar: bool | None = None) -> pd.DataFrame:
+    """:func:`run_group`'s work."""
     emitter = _Emitter(context, plan.key)
     report = GroupReport(plan.group, plan.key, plan.chunk)
     ordered = rows.sort_values("pos", kind="stable")
