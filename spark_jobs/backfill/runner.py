@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
 from processors.stream.records import decode_tick, raw_text, record_time
-from schemas.events import DeadLetter, Event, Lineage, Signal, Tick, encode
+from schemas.events import DeadLetter, Event, Lineage, Signal, SignalOutcome, Tick, encode
 from schemas.instruments import Instrument
 from schemas.timeframes import TICK
 from spark_jobs.backfill.admission import Admission
@@ -153,6 +153,12 @@ class _Emitter:
             data["ts_init"].append, data["partition"].append, data["offset"].append, data["seq"].append)
         self._snapshot_values = tuple((name, data[indicator_column(name)].append) for name in names)
         self._snapshot_events = data["event"].append if self.events else None
+        outcomes = self.tables[KIND_OUTCOMES].data
+        self._outcome_fields = tuple((name, outcomes[name].append) for name in _OUTCOME_FIELDS)
+        self._outcome_times = tuple((name, outcomes[name].append) for name in _OUTCOME_TIMES)
+        self._outcome_position = (outcomes["date"].append, outcomes["partition"].append, outcomes["offset"].append,
+                                  outcomes["seq"].append)
+        self._outcome_events = outcomes["event"].append if self.events else None
         self.tick_rows: TickRows | None = None  # the columnar path's tick snapshots and signals
 
     def _base(self, event: Event, day: date, lineage: Lineage, seq: int, **extra: Any) -> dict[str, Any]:
@@ -220,18 +226,37 @@ class _Emitter:
                 tick_count=summary.tick_count, buy_count=summary.buy_count, sell_count=summary.sell_count,
                 final=summary.final, ts_event=_us(summary.ts_event), ts_init=_us(summary.ts_init)))
             seq += 1
-        for outcome in output.outcomes:
-            tables[KIND_OUTCOMES].add(self._base(
-                outcome, outcome.ts_event.date(), lineage, seq, outcome_id=outcome.outcome_id,
-                signal_id=outcome.signal_id, strategy=outcome.strategy, strategy_version=outcome.strategy_version,
-                timeframe=outcome.timeframe, side=outcome.side, horizon=outcome.horizon,
-                signal_price=outcome.signal_price, signal_ts=_us(outcome.signal_ts), price=outcome.price,
-                return_gross=outcome.return_gross, return_net=outcome.return_net, fee=outcome.fee,
-                ts_event=_us(outcome.ts_event), ts_init=_us(outcome.ts_init)))
-            seq += 1
+        if output.outcomes:
+            seq = self._outcomes(output.outcomes, lineage, seq)
         for letter in output.rejections:
             self.dead_letter(letter, lineage, seq)
             seq += 1
+        return seq
+
+    def _outcomes(self, outcomes: Sequence[SignalOutcome], lineage: Lineage, seq: int) -> int:
+        """Append outcome rows column by column (a tick matures several: the hot path after snapshots)."""
+        fields_of, times_of = self._outcome_fields, self._outcome_times
+        add_date, add_partition, add_offset, add_seq = self._outcome_position
+        partition, offset = lineage.partition, lineage.offset
+        moments: dict[datetime, int] = {}  # a step's outcomes share the maturing tick's times
+        for outcome in outcomes:
+            fields = outcome.__dict__
+            for name, append in fields_of:
+                append(fields[name])
+            for name, append in times_of:
+                moment = fields[name]
+                found = moments.get(moment)
+                if found is None:
+                    found = moments[moment] = to_us(moment)
+                append(found)
+            add_date(self.day(moments[outcome.ts_event]))
+            add_partition(partition)
+            add_offset(offset)
+            add_seq(seq)
+            if self._outcome_events is not None:
+                self._outcome_events(encode(outcome).decode())
+            seq += 1
+        self.tables[KIND_OUTCOMES].length += len(outcomes)
         return seq
 
     def _signals(self, signals: Sequence[Signal], lineage: Lineage, seq: int) -> int:
@@ -253,6 +278,12 @@ class _Emitter:
 
     def report(self, report: GroupReport) -> None:
         self.tables[KIND_GROUP].add({"seq": report.chunk, "offset": report.group, "detail": json.dumps(asdict(report))})
+
+
+# An outcome row's columns that are its event's fields as they are, and those that are its times (as µs).
+_OUTCOME_FIELDS = ("outcome_id", "signal_id", "strategy", "strategy_version", "timeframe", "side", "horizon",
+                   "signal_price", "price", "return_gross", "return_net", "fee")
+_OUTCOME_TIMES = ("signal_ts", "ts_event", "ts_init")
 
 
 def _us(moment: Any) -> int | None:
