@@ -33,6 +33,7 @@ from processors.core.admission import INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, Strategy
 from processors.core.timeutil import DAY_US, to_us
+from processors.stream.encoding import lineage_of
 from processors.stream.records import decode_tick
 from schemas.events import Lineage, Tick
 from schemas.instruments import UNKNOWN_VENUE, VENUE_MAX_LENGTH, VENUE_PATTERN
@@ -265,8 +266,9 @@ class _ClockTimes:
         config, admission, topic = self.config, self.admission, self.topic
         plan = config.plan
         found = []
-        for value, key, stamp, partition, offset in zip(values, keys, stamps, partitions, offsets, strict=True):
-            lineage = Lineage(topic=topic, partition=int(partition), offset=int(offset))
+        for value, key, stamp, partition, offset in zip(values.tolist(), keys.tolist(), stamps.tolist(),
+                                                        partitions.tolist(), offsets.tolist(), strict=True):
+            lineage = lineage_of(topic, int(partition), int(offset))
             tick = decode_tick(None if value is None else bytes(value), None if key is None else bytes(key),
                                int(stamp), lineage)
             moment = -1

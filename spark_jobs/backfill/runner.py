@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from processors.core.admission import INSTRUMENT_LIMIT, INSTRUMENT_NOT_ALLOWED
 from processors.core.pipeline import PipelineConfig, StepOutput, SymbolProcessor
 from processors.core.timeutil import DAY_US, day_date, to_us
+from processors.stream.encoding import lineage_of
 from processors.stream.records import decode_tick, raw_text, record_time
 from schemas.events import DeadLetter, Event, Lineage, Signal, SignalOutcome, Tick, encode
 from schemas.instruments import Instrument
@@ -291,8 +293,8 @@ def _us(moment: Any) -> int | None:
 
 
 def _lineage(topic: str, partition: int, offset: int) -> Lineage:
-    """The record's lineage (validated: pydantic's ``model_construct`` is slower than its validator here)."""
-    return Lineage(topic=topic, partition=partition, offset=offset)
+    """The record's lineage, built as the stream processor builds it (validated unless plain str and ints)."""
+    return lineage_of(topic, partition, offset)
 
 
 def within_bounds(tick: Tick, config: PipelineConfig) -> bool:
@@ -500,10 +502,13 @@ def _frame(tables: list[_Table], context: GroupContext, key: str | None) -> pd.D
             else:
                 column = table.data.get(name)
                 values += column if column is not None else [None] * table.length
-        if kind == "double":
-            data[name] = pd.array(values, dtype="Float64")
+        if kind == "double":  # through Arrow: pandas' own conversion of a list with None is a Python loop
+            doubles = pa.array(values, type=pa.float64(), from_pandas=True).to_numpy(zero_copy_only=False)
+            data[name] = pd.arrays.FloatingArray(doubles, np.isnan(doubles))  # None, as NaN would be: null
         elif kind in ("int", "long"):
-            data[name] = pd.array(values, dtype="Int64" if kind == "long" else "Int32")
+            integers = pa.array(values, type=pa.int64() if kind == "long" else pa.int32())
+            data[name] = pd.arrays.IntegerArray(integers.fill_null(0).to_numpy(),
+                                                integers.is_null().to_numpy(zero_copy_only=False))
         elif kind == "boolean":
             data[name] = pd.array(values, dtype="boolean")
         elif kind == "timestamp":
