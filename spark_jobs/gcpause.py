@@ -3,8 +3,9 @@
 A backfill group holds every decoded tick, its lineage and its rows until its frame is built: some
 millions of live container objects. CPython's collector walks all of them at each full collection,
 and full collections come more often as that number grows (each time it rises by a quarter), so a
-500,000-tick group spent about a quarter of its CPU in collections that found nothing to free (the
-records, events and rows hold no reference cycles). Reference counting still frees everything as
+500,000-tick group spent a fifth or more of its CPU in collections that found nothing to free (the
+records, events and rows hold no reference cycles; a few cycles that other code may leave wait until
+the collector runs again). Reference counting still frees everything as
 usual; only the search for cycles waits until the work is done.
 """
 
