@@ -292,11 +292,6 @@ def _us(moment: Any) -> int | None:
     return None if moment is None else to_us(moment)
 
 
-def _lineage(topic: str, partition: int, offset: int) -> Lineage:
-    """The record's lineage, built as the stream processor builds it (validated unless plain str and ints)."""
-    return lineage_of(topic, partition, offset)
-
-
 def within_bounds(tick: Tick, config: PipelineConfig) -> bool:
     """Whether ``tick`` is within the step's price and volume bounds (the calendar bounds apart)."""
     volume = tick.volume or 0.0
@@ -360,7 +355,7 @@ def _run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
     lineages: list[Lineage] = []
     open_us: int | None = None
     for index in range(first_emit):
-        lineage = _lineage(topic, partitions[index], offsets[index])
+        lineage = lineage_of(topic, partitions[index], offsets[index])
         item = decode(index, lineage)
         decoded.append(item)
         lineages.append(lineage)
@@ -396,7 +391,7 @@ def _run_group(rows: pd.DataFrame, plan: GroupPlan, context: GroupContext,
             break
         if starts is not None and offsets[index] < starts.get(partitions[index], 0):
             continue  # a key spread over partitions (records without a key): this one is before the range
-        lineage = _lineage(topic, partitions[index], offsets[index])
+        lineage = lineage_of(topic, partitions[index], offsets[index])
         emitted.append((decode(index, lineage), lineage, times[index]))
 
     runs = [(tick, time) for tick, _, time in warm] + [(item, time) for item, _, time in emitted
