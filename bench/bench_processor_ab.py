@@ -1,7 +1,7 @@
 """The processor's CPU per record in-process: this checkout (default strategies; 20 strategies) against a git ref, same run.
 
-    .venv/bin/python -m bench.bench_processor_ab [--ref 20b01b4] [--before REF] [--ticks 20000] [--rounds 7]
-        [--profile DIR] [--out FILE]
+    .venv/bin/python -m bench.bench_processor_ab [--ref 20b01b4] [--before REF] [--ticks N] [--rounds N]
+        [--profile DIR] [--kafka] [--out FILE]
 
 The CPU goal of issue 15 ("processor CPU per tick with the default strategies no worse than
 before strategies-as-data, and with 20 strategies over 10 distinct indicators at most 2× that")
@@ -23,9 +23,20 @@ side's code. Sides:
   horizons and live updates;
 - with ``--before REF``: ``before`` and ``before_twenty``, the same two on another ref (an A/B
   of one change);
+- ``same_work``: this checkout doing what the baseline does (default strategy, ``SCORECARD_HORIZONS=``
+  empty: no outcomes, ``LIVE_UPDATE_INTERVAL=0``: no live updates), so the strategies-as-data machinery
+  (strategy labels, the partition's stream time, instruments) is measured apart from the new events;
 - with ``--compiled``: ``compiled`` and ``compiled_twenty``, ``default`` and ``twenty`` on a copy of
   this commit whose hot modules (:data:`COMPILED`) are compiled to C extensions by mypyc (from the dev
   tools); an experiment for the "compiled hot step" question, not how stockstream is built or deployed.
+
+With ``--kafka`` every side instead drains the same backlog from a one-partition ``ticks`` topic through
+the real ``stockstream process`` (exactly-once, commit interval 0.5 s, RocksDB state: how
+bench/results/2026-11-27.json measured the 36.9 µs/record the issue names), timed as
+bench/bench_process.py does (the consumer group's committed offsets; the process's CPU over the
+drained part, all its threads): so the Quix consumer and producer, the transactions, the state store
+and its changelog are in the figure, as they are in production. Default 400,000 ticks (that run's
+size), 3 rounds; the baseline reads its own v1 log.
 
 Sides alternate (rotated each round) ``--rounds`` times; each side's figure is the minimum of its
 rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
@@ -45,11 +56,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.bench_process import BOOTSTRAP, drain_rate, produce_all, stop
 from bench.bench_venues_ab import REPO, RESULTS, backlogs
 from bench.common import BenchOutput, Figure, Measure, machine
+from processors.runtime.kafka_admin import ensure_topics
+from processors.runtime.settings import KafkaSettings
+from tests.support.kafka_tools import delete_topics
 
 TWENTY = REPO / "bench" / "data" / "strategies-20.toml"
 # The per-record modules mypyc compiles as they are (--compiled). Left out, each for a reason mypyc gives: the
@@ -65,6 +81,11 @@ COMPILED = ("processors/core/pipeline.py", "processors/core/live.py", "processor
             "processors/stream/handler.py", "processors/stream/metrics.py")
 DEFAULT_HORIZONS_MS = "60000,300000,3600000,86400000"  # SCORECARD_HORIZONS' default 1m,5m,1h,1d
 DEFAULT_LIVE_MS = "1000"  # LIVE_UPDATE_INTERVAL's default, 1 s
+# --kafka: the same horizons as ``stockstream process`` reads them (their names label the outcomes).
+HORIZON_NAMES = {DEFAULT_HORIZONS_MS: "1m,5m,1h,1d", "": ""}
+# The strategies file replaces the four fixed rules (one of them shares a strategy's name).
+RULES_OFF = "".join(f"\n[rules.{rule}]\nenabled = false\n"
+                    for rule in ("rsi_reversal", "ema_cross", "macd_cross", "seed_rsi_ema"))
 
 WORKER = r'''
 import json, os, sys, time
@@ -93,10 +114,7 @@ if horizons:
     pipeline["horizons_ms"] = horizons
 if int(live_ms):
     pipeline["live_update_ms"] = int(live_ms)
-# The strategies file replaces the four fixed rules (one of them shares a strategy's name).
-OFF = "".join(f"\n[rules.{rule}]\nenabled = false\n" for rule in ("rsi_reversal", "ema_cross", "macd_cross",
-                                                                   "seed_rsi_ema"))
-strategy = (parse_strategy(open(strategy_file).read() + OFF, syntax="toml", source=strategy_file)
+strategy = (parse_strategy(open(strategy_file).read(), syntax="toml", source=strategy_file)
             if strategy_file != "-" else DEFAULT_STRATEGY)
 states = SymbolStates(PipelineConfigs(strategy, **pipeline), metrics)
 handler = TickHandler(states, outputs, metrics, now=lambda: 1_714_521_600.0)
@@ -151,6 +169,26 @@ def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_m
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _drain(work: Path, code: Path, prefix: str, ticks: int, strategy: str, horizons: str, live_ms: str,
+           group: str) -> dict:
+    """One drain of ``prefix``ticks by ``stockstream process`` from ``code`` (a fresh group and state)."""
+    env = {**os.environ, "PYTHONPATH": str(code), "STOCKSTREAM_TOPIC_PREFIX": prefix, "STOCKSTREAM_PARTITIONS": "1",
+           "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
+           "PROCESSING_GUARANTEE": "exactly-once", "PROCESS_COMMIT_INTERVAL_SECONDS": "0.5",
+           "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(work / "state" / group),
+           "SCORECARD_HORIZONS": HORIZON_NAMES[horizons], "LIVE_UPDATE_INTERVAL": str(int(live_ms) / 1000)}
+    if strategy != "-":
+        env["STOCKSTREAM_STRATEGY"] = strategy
+    worker = subprocess.Popen([sys.executable, "-m", "stockstream.cli", "process"], cwd=code, env=env)  # noqa: S603
+    try:
+        found = drain_rate(group, f"{prefix}ticks", ticks, worker, timeout_s=max(900.0, ticks / 100))
+    finally:
+        stop(worker)
+    shutil.rmtree(work / "state" / group, ignore_errors=True)
+    return {"cpu_us_per_tick": found["cpu_us_per_record"], "drained": found["records"], "seconds": found["seconds"],
+            "per_second": found["per_second"]}
+
+
 def _compile(tree: Path) -> None:
     """mypyc over :data:`COMPILED` in ``tree`` (extensions land beside the sources, ahead of them on import)."""
     built = subprocess.run([sys.executable, "-m", "mypyc", *COMPILED], cwd=tree,  # noqa: S603
@@ -160,7 +198,7 @@ def _compile(tree: Path) -> None:
 
 
 def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
-            profile_dir: Path | None, compiled: bool = False) -> dict[str, object]:
+            profile_dir: Path | None, compiled: bool = False, kafka: bool = False) -> dict[str, object]:
     """Every side's runs (alternating) and its minimum CPU µs per tick."""
     commits = {"baseline": _git("rev-parse", ref), "this": _git("rev-parse", "HEAD")}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
@@ -175,11 +213,14 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     for name, tree in trees.items():
         _git("worktree", "add", "--detach", str(tree), commits[name])
     v1_log, v2_log = work / "v1.json", work / "v2.json"
+    run_id = uuid.uuid4().hex[:6]
+    prefixes = {v1_log: f"benchpab{run_id}a.", v2_log: f"benchpab{run_id}b."}  # --kafka: each log's namespace
     # side: (code, log, strategy file, horizons, live update interval ms)
     sides: dict[str, tuple[Path, Path, str, str, str]] = {
         "baseline": (trees["baseline"], v1_log, "-", "", "0"),
         "default": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS),
         "default_no_live": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS, "0"),
+        "same_work": (REPO, v2_log, "-", "", "0"),
         "twenty": (REPO, v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS),
     }
     if before is not None:
@@ -192,16 +233,30 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     try:
         if compiled:  # inside the try: a failed build still removes the worktrees
             _compile(trees["compiled"])
+        twenty = work / "strategies-20.toml"
+        twenty.write_text(TWENTY.read_text() + RULES_OFF)
+        sides = {side: (code, log, str(twenty) if strategy != "-" else "-", horizons, live)
+                 for side, (code, log, strategy, horizons, live) in sides.items()}
         v1, v2 = backlogs(ticks, symbols)
-        for path, records in ((v1_log, v1), (v2_log, v2)):
-            path.write_text(json.dumps([(k.hex(), v.hex()) for k, v in records]))
-        del v1, v2
+        for log, records in ((v1_log, v1), (v2_log, v2)):
+            if kafka:  # one namespace per log; every drain of it is a fresh consumer group and state
+                settings = KafkaSettings(bootstrap_servers=BOOTSTRAP, topic_prefix=prefixes[log], partitions=1)
+                ensure_topics(settings, settings.topics().all())
+                produce_all(f"{prefixes[log]}ticks", records)
+            else:
+                log.write_text(json.dumps([(k.hex(), v.hex()) for k, v in records]))
         (work / "worker.py").write_text(WORKER)
+        del v1, v2
         names = list(sides)
         for round_number in range(rounds):
             shift = round_number % len(names)
             for side in names[shift:] + names[:shift]:
-                found = _run(work, *sides[side])
+                if kafka:
+                    code, log, strategy, horizons, live = sides[side]
+                    found = _drain(work, code, prefixes[log], ticks, strategy, horizons, live,
+                                   f"{prefixes[log]}{side}-{round_number}")
+                else:
+                    found = _run(work, *sides[side])
                 found.update(side=side, round=round_number,
                              load_average_1m_5m_15m=[round(value, 2) for value in os.getloadavg()])
                 runs.append(found)
@@ -211,23 +266,32 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
             for side in names:
                 _run(work, *sides[side], profile=str(profile_dir / f"{side}.pstats"))
     finally:
+        if kafka:
+            for prefix in prefixes.values():
+                delete_topics(BOOTSTRAP, prefix)
+                delete_topics(BOOTSTRAP, f"changelog__{prefix}")
         for tree in trees.values():
             _git("worktree", "remove", "--force", str(tree))
         shutil.rmtree(work, ignore_errors=True)
     best = {side: min(r["cpu_us_per_tick"] for r in runs if r["side"] == side) for side in sides}
-    # A second estimate, steadier on a shared machine: each checkpoint interval's least disturbed round, summed.
-    minima = {}
-    for side in sides:
-        chunks = [r["chunks_us"] for r in runs if r["side"] == side]
-        minima[side] = round(sum(min(run[i] for run in chunks) for i in range(len(chunks[0]))) / ticks, 2)
-    return {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "cpu_us_per_tick_min": best,
-            "cpu_us_per_tick_checkpoint_minima": minima, "runs": runs}
+    found: dict[str, object] = {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "kafka": kafka,
+                                "cpu_us_per_tick_min": best, "runs": runs}
+    if not kafka:
+        # A second estimate, steadier on a shared machine: each checkpoint interval's least disturbed round, summed.
+        minima = {}
+        for side in sides:
+            chunks = [r["chunks_us"] for r in runs if r["side"] == side]
+            minima[side] = round(sum(min(run[i] for run in chunks) for i in range(len(chunks[0]))) / ticks, 2)
+        found["cpu_us_per_tick_checkpoint_minima"] = minima
+    return found
 
 
 def figures(found: dict[str, object]) -> list[Figure]:
     best = found["cpu_us_per_tick_min"]
     assert isinstance(best, dict)  # noqa: S101 - measure() made it
-    how = f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle"
+    how = (f"min of {found['rounds']} alternating rounds, the process's CPU over a drain of one partition by"
+           " stockstream process (exactly-once, commit interval 0.5 s, RocksDB state)" if found.get("kafka") else
+           f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle")
     base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
     result = [
         Figure(name="processor CPU per record, default strategies", unit="µs CPU/record", better="lower",
@@ -239,6 +303,11 @@ def figures(found: dict[str, object]) -> list[Figure]:
                ours=Measure(label="this checkout: default strategy, outcomes, LIVE_UPDATE_INTERVAL=0",
                             value=best["default_no_live"]),
                baseline=base, how=how, goal=1.0),
+        Figure(name="processor CPU per record, default strategy doing the baseline's work", unit="µs CPU/record",
+               better="lower",
+               ours=Measure(label="this checkout: default strategy, SCORECARD_HORIZONS= (no outcomes),"
+                                  " LIVE_UPDATE_INTERVAL=0", value=best["same_work"]),
+               baseline=base, how=how),
         Figure(name="processor CPU per record, 20 strategies over 10 indicators", unit="µs CPU/record",
                better="lower",
                ours=Measure(label="this checkout: bench/data/strategies-20.toml instead of the rules, outcomes, live",
@@ -277,26 +346,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ref", default="20b01b4", help="the baseline's git ref (before strategies as data)")
     parser.add_argument("--before", help="another ref to compare this checkout with (one change's A/B)")
-    parser.add_argument("--ticks", type=int, default=20_000)
+    parser.add_argument("--ticks", type=int, help="default 20,000 (400,000 with --kafka)")
     parser.add_argument("--symbols", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, help="default 7 (3 with --kafka)")
     parser.add_argument("--profile", type=Path, help="folder for one cProfile per side (an extra run each)")
     parser.add_argument("--compiled", action="store_true",
                         help="also this commit with its hot modules compiled by mypyc (an experiment)")
+    parser.add_argument("--kafka", action="store_true",
+                        help="drain a Kafka backlog with `stockstream process` per side (default 400,000 ticks, 3 rounds)")
     parser.add_argument("--out", type=Path, help="the result file (default bench/results/<date>-processor-ab.json)")
     args = parser.parse_args()
+    if args.kafka and (args.profile or args.compiled):
+        parser.error("--kafka runs the real service: --profile and --compiled are in-process only")
+    ticks = args.ticks or (400_000 if args.kafka else 20_000)
+    rounds = args.rounds or (3 if args.kafka else 7)
     where = machine()
-    found = measure(args.ref, args.before, args.ticks, args.symbols, args.rounds, args.profile, args.compiled)
-    found["rounds"] = args.rounds
-    output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": args.ticks, "symbols": args.symbols,
-                                 "rounds": args.rounds, "compiled": list(COMPILED) if args.compiled else None},
+    found = measure(args.ref, args.before, ticks, args.symbols, rounds, args.profile, args.compiled, args.kafka)
+    found["rounds"] = rounds
+    output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": ticks, "symbols": args.symbols,
+                                 "rounds": rounds, "kafka": args.kafka,
+                                 "compiled": list(COMPILED) if args.compiled else None},
                          figures=figures(found), details=found)
     loads = [run["load_average_1m_5m_15m"][0] for run in found["runs"]]  # type: ignore[attr-defined]
     result = {"benchmark": "bench/bench_processor_ab.py", "when": datetime.now(UTC).isoformat(),
               "machine": where.model_dump(mode="json"),
               "load_average_1m_during_runs": {"min": min(loads), "max": max(loads)},
               "output": output.model_dump(mode="json")}
-    path = args.out or RESULTS / f"{datetime.now(UTC).date().isoformat()}-processor-ab.json"
+    kind = "processor-ab-kafka" if args.kafka else "processor-ab"
+    path = args.out or RESULTS / f"{datetime.now(UTC).date().isoformat()}-{kind}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     for figure in output.figures:
