@@ -335,10 +335,15 @@ def figures(found: dict[str, object]) -> list[Figure]:
 
 
 def run(quick: bool) -> BenchOutput:
-    ticks, rounds = (5_000, 3) if quick else (20_000, 7)
-    found = measure("20b01b4", None, ticks, 10, rounds, None)
+    """``make bench``: the goal as the issue measured it (--kafka, 400,000 ticks, 3 rounds); quick: in-process, short.
+
+    A short run understates the goal's figure: outcomes at a horizon only mature once that much event time
+    has passed (20,000 ticks here are 200 s of it, so only the 1m ones)."""
+    kafka = not quick
+    ticks, rounds = (5_000, 3) if quick else (400_000, 3)
+    found = measure("20b01b4", None, ticks, 10, rounds, None, kafka=kafka)
     found["rounds"] = rounds
-    return BenchOutput(params={"ref": "20b01b4", "ticks": ticks, "symbols": 10, "rounds": rounds},
+    return BenchOutput(params={"ref": "20b01b4", "ticks": ticks, "symbols": 10, "rounds": rounds, "kafka": kafka},
                        figures=figures(found), details=found)
 
 

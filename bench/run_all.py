@@ -54,7 +54,8 @@ BENCHES = (
           "compiled strategies vs today's rule engine per tick; batch engine with 20 strategies vs talipp"),
     Bench("ingest", "bench.bench_ingest", "ingest service vs a bare Kafka producer loop"),
     Bench("processor_ab", "bench.bench_processor_ab",
-          "processor CPU per record in-process, default and 20 strategies, vs the release before strategies (20b01b4)"),
+          "processor CPU per record through Kafka (quick: in-process), default and 20 strategies, vs the release"
+          " before strategies (20b01b4)"),
     Bench("process", "bench.bench_process", "stream processor vs a Quix Streams pass-through, both guarantees"),
     Bench("latency", "bench.bench_latency", "tick → signal latency beside a pass-through on the same ticks: "
           "exactly-once (commit-interval sweep with throughput, one core busy) and at-least-once"),
