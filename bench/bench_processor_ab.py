@@ -1,4 +1,4 @@
-"""The processor's CPU per record in-process: this checkout (default strategies; 20 strategies) against a git ref, same run.
+"""The processor's CPU per record (in-process, or through Kafka with --kafka): this checkout (default strategies; 20 strategies) against a git ref, same run.
 
     .venv/bin/python -m bench.bench_processor_ab [--ref 20b01b4] [--before REF] [--ticks N] [--rounds N]
         [--profile DIR] [--kafka] [--out FILE]
