@@ -28,6 +28,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 POLL_S = 0.5
 MARKER_SLACK = 3  # offsets a partition may be "short" only because of transaction control records
+STALL_PROBE_S = 5.0  # a drain whose lag has not moved this long looks for data records in every partition behind
+STALL_REPORT_S = 60.0  # and says which partitions it still waits on this often
 STABLE_POLL_S = 0.05  # committed offsets still settling (a transaction's markers): asked again this often
 STABLE_TIMEOUT_S = 60.0
 
@@ -141,29 +143,31 @@ class Kafka:
         request = ConsumerGroupTopicPartitions(group, partitions)
         self.admin.alter_consumer_group_offsets([request])[group].result()
 
-    def lag(self, group: str, targets: Mapping[tuple[str, int], int]) -> int:
+    def lag(self, group: str, targets: Mapping[tuple[str, int], int], *, probe: bool = False) -> int:
         """Records the group has still to commit before ``targets`` (exclusive ends), transaction markers aside.
 
         A transactional producer leaves a control record after its last data record, which a
         consumer never commits past; so when a partition is a few offsets short, a
-        read_committed probe checks whether any data record is really left there.
+        read_committed probe checks whether any data record is really left there. ``probe``: look
+        in every partition behind, however far: the tail of an aborted transaction (its records and
+        its marker) is never committed past either, and can be any length.
         """
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         committed = self.committed(group)
         behind = {where: committed.get(where, 0) for where, end in targets.items() if committed.get(where, 0) < end}
         lag = sum(targets[where] - offset for where, offset in behind.items())
-        if not behind or any(targets[where] - offset > MARKER_SLACK for where, offset in behind.items()):
+        if not behind or (not probe and any(targets[where] - offset > MARKER_SLACK for where, offset in behind.items())):
             return lag
-        probe = Consumer({**self.settings.client_config(), "group.id": "stockstream-replay-probe",
+        reader = Consumer({**self.settings.client_config(), "group.id": "stockstream-replay-probe",
                           "enable.auto.commit": False, "isolation.level": "read_committed",
                           "enable.partition.eof": True})
         try:
-            probe.assign([TopicPartition(topic, p, offset) for (topic, p), offset in behind.items()])
+            reader.assign([TopicPartition(topic, p, offset) for (topic, p), offset in behind.items()])
             unknown, left = set(behind), 0
             deadline = time.monotonic() + 10
             while unknown and time.monotonic() < deadline:
-                for message in probe.consume(500, timeout=0.5):
+                for message in reader.consume(500, timeout=0.5):
                     where = (message.topic(), message.partition())
                     error = message.error()
                     if error is not None:
@@ -175,7 +179,7 @@ class Kafka:
                         unknown.discard(where)
             return left + sum(targets[where] - behind[where] for where in unknown)
         finally:
-            probe.close()
+            reader.close()
 
     def changelogs(self, group: str) -> list[str]:
         return sorted(name for name in self.consumer.list_topics(timeout=30).topics
@@ -335,14 +339,32 @@ def _watch(err: Console, kafka: Kafka, group: str, topic: str, starts: dict[int,
 
 def _drain(err: Console, kafka: Kafka, group: str, targets: dict[tuple[str, int], int],
            children: list[Child]) -> bool:
-    """Wait until the views group has committed every replayed event; False if a child died."""
+    """Wait until the views group has committed every replayed event; False if a child died.
+
+    The processor has stopped, so the targets are final. Once the group has committed nothing for
+    :data:`STALL_PROBE_S`, what is left is looked at record by record (:meth:`Kafka.lag` with ``probe``:
+    the tail of an aborted transaction holds nothing to read, so nothing will ever be committed past it),
+    and every :data:`STALL_REPORT_S` without a commit says which partitions it still waits on.
+    """
     with _progress(err) as progress:
         task = progress.add_task(f"views ({group})", total=None, lag=0)
+        last: dict[tuple[str, int], int] | None = None
+        moved = reported = time.monotonic()
         while True:
             if any(child.failed() for child in children):
                 return False
-            lag = kafka.lag(group, targets)
+            now = time.monotonic()
+            committed = kafka.committed(group)
+            if committed != last:  # the group moved on
+                last, moved, reported = committed, now, now
+            lag = kafka.lag(group, targets, probe=now - moved >= STALL_PROBE_S)
             progress.update(task, lag=lag)
             if lag == 0:
                 return True
+            if now - reported >= STALL_REPORT_S:
+                reported = now
+                waiting = ", ".join(f"{topic}[{p}] at {committed.get((topic, p), 0)} of {end}"
+                                    for (topic, p), end in sorted(targets.items()) if committed.get((topic, p), 0) < end)
+                err.print(f"views ({group}): lag {lag:,}, no commit for {now - moved:.0f}s; waiting on {waiting}",
+                          markup=False)
             time.sleep(POLL_S)

@@ -11,7 +11,9 @@ paused (so the group keeps us and nothing is re-read or skipped), and the same l
 
 Loop: consume up to ``MATERIALIZE_BATCH_MAX`` records → plan (pure) → write to Redis (one
 pipeline) → produce dead letters → commit the offsets after the last record of each
-partition. Redis or Kafka failures never lose the place: the batch is retried with capped
+partition (asynchronously; until the broker confirms them they are committed again whenever the
+group is idle, so a refused or lost commit never leaves the group short of what it wrote). Redis or
+Kafka failures never lose the place: the batch is retried with capped
 exponential backoff; records arriving meanwhile (only from newly assigned partitions, the
 others are paused) join the held batch; a revoked partition's records are dropped from it
 (the new owner re-reads them from the committed offset).
@@ -103,6 +105,13 @@ class Materializer:
         self.progress = ProgressGuard(self.redis, settings.view_prefix)
         self.dead_letters = DeadLetterSink(settings)
         self.connection = KafkaConnection("consumer")
+        # Offsets committed (asynchronously) and not yet confirmed by the broker, per topic-partition. An
+        # asynchronous commit that fails is not retried by the client: while the group is idle, the last
+        # ones are committed again, so a caller waiting for the group to reach the end (``runs start``)
+        # is never left short by a lost commit.
+        self._unconfirmed: dict[tuple[str, int], int] = {}
+        self._again_at = 0.0  # monotonic time of the next commit again; its wait doubles up to a minute
+        self._again_wait = 1.0
         self.consumer = self._consumer()
         self._revoked: set[tuple[str, int]] = set()
         self.batches = 0
@@ -116,6 +125,7 @@ class Materializer:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",  # processors write with transactions: skip aborted ones
             "log_level": 3,
+            "on_commit": self._on_commit,
             **self.connection.client_config(self.settings.statistics_interval_ms),
         }
         if self.settings.instance_id:
@@ -125,6 +135,41 @@ class Materializer:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.update((tp.topic, tp.partition) for tp in partitions)
         self.progress.forget((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:  # the next owner commits from where it reads
+            self._unconfirmed.pop((tp.topic, tp.partition), None)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The broker's answer to a commit (served by ``consume``): confirmed offsets are done, failures said."""
+        if error is not None:
+            log.warning("offset commit failed (committed again when idle): %s", error)
+            return
+        for tp in partitions:
+            where = (tp.topic, tp.partition)
+            if tp.error is not None:
+                log.warning("offset commit of %s[%d] failed (committed again when idle): %s", tp.topic, tp.partition,
+                            tp.error)
+            elif self._unconfirmed.get(where) == tp.offset:
+                del self._unconfirmed[where]
+        if not self._unconfirmed:
+            self._again_at, self._again_wait = 0.0, 1.0
+
+    def _commit_again(self) -> None:
+        """Commit the offsets not confirmed yet (the group is idle: nothing newer will be committed soon).
+
+        At most every second at first, then less often while they still fail (up to once a minute)."""
+        now = time.monotonic()
+        if now < self._again_at:
+            return
+        self._again_at = now + self._again_wait
+        self._again_wait = min(60.0, self._again_wait * 2)
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._unconfirmed.items()
+                   if (topic, partition) not in self._revoked]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
+            log.warning("offset commit failed: %s", error)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked.difference_update((tp.topic, tp.partition) for tp in partitions)
@@ -167,6 +212,8 @@ class Materializer:
                 records = self._consume(self.settings.batch_timeout_s)
                 if records:
                     self.process(records)
+                elif self._unconfirmed:
+                    self._commit_again()
         finally:
             self.consumer.close()
             self.redis.close()
@@ -230,7 +277,9 @@ class Materializer:
                 log.info("batch written after %d retries", attempt)
             self._account(batch, result.written, result.stale, result.published)
             try:
-                self.consumer.commit(offsets=next_offsets(held), asynchronous=True)
+                offsets = next_offsets(held)
+                self._unconfirmed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+                self.consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as error:
                 # The views already hold these records; a lost commit only means a harmless re-read.
                 log.warning("offset commit failed: %s", error)

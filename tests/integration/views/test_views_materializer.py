@@ -17,6 +17,7 @@ from processors.materialize.service import Materializer
 from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from schemas.events import DeadLetter
+from schemas.topics import TopicSpec
 from tests.integration.views.streams import make_stream, produce_stream
 from tests.support.kafka_tools import committed_or_none, end_offsets, produce, read_topic, wait_until
 
@@ -155,3 +156,37 @@ def test_views_take_no_more_instruments_than_the_limit_and_keep_those_they_hold(
                read_topic(stack.kafka_bootstrap, settings.dead_letter_topic().name)]
     assert letters and {letter.reason for letter in letters} == {"instrument_limit"}
     assert len(letters) == late.size
+
+
+def test_a_commit_the_broker_refused_is_made_again_while_idle(stack, namespace, topics_cleanup, caplog):
+    """An asynchronous commit is not retried by the client; a lost last commit would leave the group short of
+    the end for good (``runs start`` waits for it). Here the broker refuses one (its topic does not exist yet):
+    the refusal is said, and once the topic exists the idle materializer's commit again lands."""
+    settings = settings_for(stack, namespace)
+    materializer = Materializer(settings)
+    later = f"{namespace}later"
+    try:
+        with caplog.at_level("WARNING", logger="processors.materialize.service"):
+            materializer._unconfirmed[(later, 0)] = 5
+            materializer.consumer.commit(offsets=[TopicPartition(later, 0, 5)], asynchronous=True)
+            wait_until(lambda: not materializer._consume(0.2) and "offset commit failed" in caplog.text,
+                       timeout_s=60, message="the broker's refusal")
+        assert materializer._unconfirmed == {(later, 0): 5}  # refused: still to commit
+        ensure_topics(settings, [TopicSpec(later, "symbol", DeadLetter, 1)])
+
+        def landed() -> bool:
+            materializer._consume(0.2)  # serves the commit's answer
+            if materializer._unconfirmed:
+                materializer._commit_again()
+                return False
+            return True
+
+        wait_until(landed, timeout_s=120, message="the commit made again to land")
+        consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.group_id})
+        try:
+            assert [tp.offset for tp in committed_or_none(consumer, [TopicPartition(later, 0)]) or []] == [5]
+        finally:
+            consumer.close()
+    finally:
+        materializer.consumer.close()
+        materializer.redis.close()
