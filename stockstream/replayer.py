@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOCKSTREAM = str(Path(sys.executable).with_name("stockstream"))
 POLL_S = 0.5
 MARKER_SLACK = 3  # offsets a partition may be "short" only because of transaction control records
-STALL_PROBE_S = 5.0  # a drain whose lag has not moved this long looks for data records in every partition behind
+STALL_PROBE_S = 5.0  # a views drain whose group has committed nothing this long probes every partition behind
 STALL_REPORT_S = 60.0  # and says which partitions it still waits on this often
 STABLE_POLL_S = 0.05  # committed offsets still settling (a transaction's markers): asked again this often
 STABLE_TIMEOUT_S = 60.0
@@ -143,25 +143,28 @@ class Kafka:
         request = ConsumerGroupTopicPartitions(group, partitions)
         self.admin.alter_consumer_group_offsets([request])[group].result()
 
-    def lag(self, group: str, targets: Mapping[tuple[str, int], int], *, probe: bool = False) -> int:
+    def lag(self, group: str, targets: Mapping[tuple[str, int], int], *, probe: bool = False,
+            committed: Mapping[tuple[str, int], int] | None = None) -> int:
         """Records the group has still to commit before ``targets`` (exclusive ends), transaction markers aside.
 
         A transactional producer leaves a control record after its last data record, which a
         consumer never commits past; so when a partition is a few offsets short, a
         read_committed probe checks whether any data record is really left there. ``probe``: look
         in every partition behind, however far: the tail of an aborted transaction (its records and
-        its marker) is never committed past either, and can be any length.
+        its marker) is never committed past either, and can be any length. ``committed``: the group's
+        committed offsets when the caller has just read them.
         """
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-        committed = self.committed(group)
+        if committed is None:
+            committed = self.committed(group)
         behind = {where: committed.get(where, 0) for where, end in targets.items() if committed.get(where, 0) < end}
         lag = sum(targets[where] - offset for where, offset in behind.items())
         if not behind or (not probe and any(targets[where] - offset > MARKER_SLACK for where, offset in behind.items())):
             return lag
         reader = Consumer({**self.settings.client_config(), "group.id": "stockstream-replay-probe",
-                          "enable.auto.commit": False, "isolation.level": "read_committed",
-                          "enable.partition.eof": True})
+                           "enable.auto.commit": False, "isolation.level": "read_committed",
+                           "enable.partition.eof": True})
         try:
             reader.assign([TopicPartition(topic, p, offset) for (topic, p), offset in behind.items()])
             unknown, left = set(behind), 0
@@ -357,7 +360,7 @@ def _drain(err: Console, kafka: Kafka, group: str, targets: dict[tuple[str, int]
             committed = kafka.committed(group)
             if committed != last:  # the group moved on
                 last, moved, reported = committed, now, now
-            lag = kafka.lag(group, targets, probe=now - moved >= STALL_PROBE_S)
+            lag = kafka.lag(group, targets, probe=now - moved >= STALL_PROBE_S, committed=committed)
             progress.update(task, lag=lag)
             if lag == 0:
                 return True

@@ -11,11 +11,12 @@ exactly when nothing readable is left.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
@@ -53,11 +54,16 @@ class Log:
         try:
             member.assign([TopicPartition(self.topic, 0, 0)])
             last = None
+            deadline = time.monotonic() + 120
             while True:
-                message = member.poll(10)
-                assert message is not None, "no end of partition within 10 s"
-                if message.error() is not None:
-                    break  # the end of the partition
+                assert time.monotonic() < deadline, "no end of the partition within 120 s"
+                message = member.poll(1)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    break
                 last = message.offset()
             assert last is not None
             member.commit(offsets=[TopicPartition(self.topic, 0, last + 1)], asynchronous=False)
