@@ -60,8 +60,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_process import BOOTSTRAP, drain_rate, produce_all, stop
-from bench.bench_venues_ab import REPO, RESULTS, backlogs
+from bench.bench_process import BOOTSTRAP, produce_all
+from bench.bench_venues_ab import REPO, RESULTS, backlogs, drain
 from bench.common import BenchOutput, Figure, Measure, machine
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
@@ -169,22 +169,14 @@ def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_m
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _drain(work: Path, code: Path, prefix: str, ticks: int, strategy: str, horizons: str, live_ms: str,
-           group: str) -> dict:
+def _drain(work: Path, side: str, round_number: int, code: Path, prefix: str, ticks: int, strategy: str,
+           horizons: str, live_ms: str) -> dict:
     """One drain of ``prefix``ticks by ``stockstream process`` from ``code`` (a fresh group and state)."""
-    env = {**os.environ, "PYTHONPATH": str(code), "STOCKSTREAM_TOPIC_PREFIX": prefix, "STOCKSTREAM_PARTITIONS": "1",
-           "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
-           "PROCESSING_GUARANTEE": "exactly-once", "PROCESS_COMMIT_INTERVAL_SECONDS": "0.5",
-           "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(work / "state" / group),
-           "SCORECARD_HORIZONS": HORIZON_NAMES[horizons], "LIVE_UPDATE_INTERVAL": str(int(live_ms) / 1000)}
+    settings = {"SCORECARD_HORIZONS": HORIZON_NAMES[horizons], "LIVE_UPDATE_INTERVAL": str(int(live_ms) / 1000)}
     if strategy != "-":
-        env["STOCKSTREAM_STRATEGY"] = strategy
-    worker = subprocess.Popen([sys.executable, "-m", "stockstream.cli", "process"], cwd=code, env=env)  # noqa: S603
-    try:
-        found = drain_rate(group, f"{prefix}ticks", ticks, worker, timeout_s=max(900.0, ticks / 100))
-    finally:
-        stop(worker)
-    shutil.rmtree(work / "state" / group, ignore_errors=True)
+        settings["STOCKSTREAM_STRATEGY"] = strategy
+    found = drain(side, code, prefix, ticks, work, round_number, settings)
+    shutil.rmtree(work / f"{prefix}{side}-{round_number}", ignore_errors=True)  # its state
     return {"cpu_us_per_tick": found["cpu_us_per_record"], "drained": found["records"], "seconds": found["seconds"],
             "per_second": found["per_second"]}
 
@@ -253,8 +245,7 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
             for side in names[shift:] + names[:shift]:
                 if kafka:
                     code, log, strategy, horizons, live = sides[side]
-                    found = _drain(work, code, prefixes[log], ticks, strategy, horizons, live,
-                                   f"{prefixes[log]}{side}-{round_number}")
+                    found = _drain(work, side, round_number, code, prefixes[log], ticks, strategy, horizons, live)
                 else:
                     found = _run(work, *sides[side])
                 found.update(side=side, round=round_number,

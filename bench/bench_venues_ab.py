@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,13 +64,14 @@ def backlogs(count: int, symbols: int, seed: int = 7) -> tuple[list[tuple[bytes,
     return v1, v2
 
 
-def drain(side: str, code: Path, prefix: str, ticks: int, work: Path, round_number: int) -> dict:
-    """One ``stockstream process`` drain of ``prefix``ticks by the code in ``code``."""
+def drain(side: str, code: Path, prefix: str, ticks: int, work: Path, round_number: int,
+          settings: Mapping[str, str] | None = None) -> dict:
+    """One ``stockstream process`` drain of ``prefix``ticks by the code in ``code`` (``settings``: more env)."""
     group = f"{prefix}{side}-{round_number}"
     env = {**os.environ, "PYTHONPATH": str(code), "STOCKSTREAM_TOPIC_PREFIX": prefix, "STOCKSTREAM_PARTITIONS": "1",
            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
            "PROCESSING_GUARANTEE": "exactly-once", "PROCESS_COMMIT_INTERVAL_SECONDS": "0.5",
-           "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(work / group)}
+           "PROCESS_CONSUMER_GROUP": group, "PROCESS_STATE_DIR": str(work / group), **(settings or {})}
     worker = subprocess.Popen([sys.executable, "-m", "stockstream.cli", "process"], cwd=code, env=env)  # noqa: S603
     try:
         found = drain_rate(group, f"{prefix}ticks", ticks, worker, timeout_s=max(900.0, ticks / 100))
