@@ -37,6 +37,7 @@ from typing import Any
 
 from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.internal_producer import InternalProducer
 from quixstreams.kafka import ConnectionConfig
 from quixstreams.models import TopicManager
 from quixstreams.state.rocksdb import RocksDBOptions
@@ -161,7 +162,7 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
     # What ``sdf.sink()`` does, minus the per-record ``add``: checkpoints flush the states.
     context.sink_manager.register(states)
 
-    produce = context.producer.produce  # the transactional producer every checkpoint commits
+    produce = output_producer(context.producer, exactly_once=settings.processing_guarantee == "exactly-once")
     emit_from = settings.emit_offsets
     # Only a run with a switch (a promoted shadow) sends some records' outputs elsewhere than its own topics.
     routed = duty is not None and duty.live_from is not None and registry.run_id is not None
@@ -190,3 +191,37 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
 
     sdf = sdf.update(process, metadata=True)
     return Processor(app, handler, states, stats, sdf, ticks_name)
+
+
+def output_producer(producer: InternalProducer, exactly_once: bool) -> Callable[..., None]:
+    """How each emission is produced: ``producer.produce(topic=, value=, key=, headers=, timestamp=)``.
+
+    ``producer`` is the processing context's (every checkpoint begins and commits its transaction).
+    At least once, its own ``produce`` is used: its delivery callback latches a failed delivery,
+    which the checkpoint raises before it commits the offsets. Exactly once, the record goes to the
+    same librdkafka producer directly, without the wrappers Quix adds per record (a check for a
+    latched error, the kwargs clean-up, a ``poll(0)`` and a Python delivery callback that only
+    notes the offset, which Quix reads for changelog topics alone): there, a record that fails
+    delivery makes the transaction abortable, so the checkpoint's commit fails and neither the
+    outputs nor the input offsets of that checkpoint are committed (librdkafka's
+    ``rd_kafka_commit_transaction``). Delivery reports of the changelog (still produced by Quix)
+    are served by the checkpoint's flush; a full local queue (``BufferError``) falls back to Quix's
+    ``produce``, which polls and retries.
+    """
+    if not exactly_once:
+        return producer.produce
+    wrapped = producer.produce
+    inner: list[Any] = []  # librdkafka's producer, created lazily by Quix (its first transaction), then kept
+
+    def produce(topic: str, value: bytes, key: bytes, headers: Any, timestamp: int) -> None:
+        if not inner:
+            inner.append(producer._producer._producer)  # noqa: SLF001 - Quix keeps no public handle to it
+        try:
+            if headers:
+                inner[0].produce(topic, value, key, timestamp=timestamp, headers=headers)
+            else:
+                inner[0].produce(topic, value, key, timestamp=timestamp)
+        except BufferError:
+            wrapped(topic=topic, value=value, key=key, headers=headers, timestamp=timestamp)
+
+    return produce

@@ -3,6 +3,9 @@
 The application is built in-process (topics looked up on the real broker, nothing run): the
 commit interval, the consumer poll timeout that bounds how late a due checkpoint is committed
 when the input pauses, and the producer's batching reach Quix's configuration per guarantee.
+How the outputs are produced under exactly-once (:func:`output_producer`, straight to librdkafka's
+transactional producer) is checked on the broker: a full local queue loses nothing and keeps the
+order, and a record the broker refuses fails the transaction's commit, so nothing of it is read.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
+from quixstreams.internal_producer import InternalProducer
 
 from processors.core.strategy import DEFAULT_STRATEGY
 from processors.runtime.kafka_admin import ensure_topics
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.settings import ProcessSettings
-from processors.stream.topology import build_processor
+from processors.stream.topology import build_processor, output_producer
+from tests.support.kafka_tools import end_offsets, read_topic
 
 
 @pytest.mark.parametrize(("guarantee", "interval", "poll_timeout", "linger_ms"), [
@@ -35,3 +42,46 @@ def test_commit_interval_poll_timeout_and_linger_reach_the_quix_application(
     assert config.commit_interval == settings.commit_interval
     assert config.consumer_poll_timeout == pytest.approx(poll_timeout) == settings.poll_timeout
     assert config.producer_extra_config["linger.ms"] == linger_ms
+
+
+def _topic(bootstrap: str, name: str, **config: str) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1, config=config)])[name].result(30)
+    return name
+
+
+def _transactional(bootstrap: str, **config: object) -> InternalProducer:
+    producer = InternalProducer(bootstrap, transactional=True, extra_config={
+        "transactional.id": f"topo-{uuid.uuid4().hex}", "transaction.timeout.ms": 20_000, **config})
+    producer.begin_transaction()
+    return producer
+
+
+def test_exactly_once_outputs_survive_a_full_local_queue_in_order(stack, namespaces) -> None:
+    bootstrap = stack.kafka_bootstrap
+    topic = _topic(bootstrap, f"{namespaces(f'topo{uuid.uuid4().hex[:8]}.')}out")
+    producer = _transactional(bootstrap, **{"queue.buffering.max.messages": 5, "linger.ms": 50})
+    produce = output_producer(producer, exactly_once=True)
+    for number in range(200):  # far beyond the queue: produce meets BufferError and falls back to Quix's retry
+        produce(topic=topic, value=str(number).encode(), key=b"BTC-USD@test", headers=None, timestamp=1_000 + number)
+    producer.commit_transaction([], None)
+    records = read_topic(bootstrap, topic)
+    assert [int(r.value) for r in records] == list(range(200))
+    assert {r.key for r in records} == {b"BTC-USD@test"} and [r.timestamp_ms for r in records][:2] == [1_000, 1_001]
+
+
+def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_is_read(stack, namespaces) -> None:
+    bootstrap = stack.kafka_bootstrap
+    namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
+    small = _topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
+    fine = _topic(bootstrap, f"{namespace}fine")
+    producer = _transactional(bootstrap)
+    produce = output_producer(producer, exactly_once=True)
+    produce(topic=fine, value=b"kept only if the transaction commits", key=b"k", headers=None, timestamp=1_000)
+    produce(topic=small, value=b"x" * 10_000, key=b"k", headers=None, timestamp=1_000)  # the broker refuses it
+    with pytest.raises(KafkaException) as failed:
+        producer.commit_transaction([], None)
+    error = failed.value.args[0]
+    assert error.code() == KafkaError.MSG_SIZE_TOO_LARGE and error.txn_requires_abort(), error
+    producer.abort_transaction(10)
+    assert read_topic(bootstrap, fine) == [] and end_offsets(bootstrap, fine)[0] >= 1  # written, then aborted
