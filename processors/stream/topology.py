@@ -24,8 +24,9 @@ the one ``to_topic`` uses (``StreamingDataFrame._produce`` → ``InternalProduce
 whose transaction every checkpoint begins and commits, so outputs stay inside the exactly-once
 transaction. Calling its ``produce`` directly skips what ``expand`` + ``to_topic`` add per output
 record and does nothing else differently: same topic, key, value bytes, the input record's
-timestamp and headers (as ``to_topic`` passes them), same delivery-error handling. Not
-``app.get_producer()``: that is a separate, non-transactional producer.
+timestamp and headers (as ``to_topic`` passes them). Under exactly-once :func:`output_producer`
+goes one step further, to that producer's librdkafka handle (see there for why a failed delivery
+still fails the checkpoint). Not ``app.get_producer()``: that is a separate, non-transactional producer.
 """
 
 from __future__ import annotations
