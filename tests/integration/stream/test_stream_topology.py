@@ -85,3 +85,8 @@ def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_
     assert error.code() == KafkaError.MSG_SIZE_TOO_LARGE and error.txn_requires_abort(), error
     producer.abort_transaction(10)
     assert read_topic(bootstrap, fine) == [] and end_offsets(bootstrap, fine)[0] >= 1  # written, then aborted
+
+
+def test_at_least_once_outputs_keep_quix_produce_whose_delivery_callback_latches_a_lost_record(stack) -> None:
+    producer = InternalProducer(stack.kafka_bootstrap)
+    assert output_producer(producer, exactly_once=False) == producer.produce
