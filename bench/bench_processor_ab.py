@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bench_process import BOOTSTRAP, produce_all
-from bench.bench_venues_ab import REPO, RESULTS, backlogs, drain
+from bench.bench_venues_ab import REPO, RESULTS, backlogs, drain, drain_group
 from bench.common import BenchOutput, Figure, Measure, machine
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
@@ -176,7 +176,7 @@ def _drain(work: Path, side: str, round_number: int, code: Path, prefix: str, ti
     if strategy != "-":
         settings["STOCKSTREAM_STRATEGY"] = strategy
     found = drain(side, code, prefix, ticks, work, round_number, settings)
-    shutil.rmtree(work / f"{prefix}{side}-{round_number}", ignore_errors=True)  # its state
+    shutil.rmtree(work / drain_group(prefix, side, round_number), ignore_errors=True)  # its state
     return {"cpu_us_per_tick": found["cpu_us_per_record"], "drained": found["records"], "seconds": found["seconds"],
             "per_second": found["per_second"]}
 

@@ -64,10 +64,16 @@ def backlogs(count: int, symbols: int, seed: int = 7) -> tuple[list[tuple[bytes,
     return v1, v2
 
 
+def drain_group(prefix: str, side: str, round_number: int) -> str:
+    """The consumer group of one drain, also the name of its state folder under the work folder."""
+    return f"{prefix}{side}-{round_number}"
+
+
 def drain(side: str, code: Path, prefix: str, ticks: int, work: Path, round_number: int,
           settings: Mapping[str, str] | None = None) -> dict:
-    """One ``stockstream process`` drain of ``prefix``ticks by the code in ``code`` (``settings``: more env)."""
-    group = f"{prefix}{side}-{round_number}"
+    """One ``stockstream process`` drain of ``prefix``ticks by the code in ``code`` (``settings``: more env);
+    its state is left in ``work / drain_group(...)``."""
+    group = drain_group(prefix, side, round_number)
     env = {**os.environ, "PYTHONPATH": str(code), "STOCKSTREAM_TOPIC_PREFIX": prefix, "STOCKSTREAM_PARTITIONS": "1",
            "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP, "METRICS_PORT": "0", "LOG_LEVEL": "WARNING",
            "PROCESSING_GUARANTEE": "exactly-once", "PROCESS_COMMIT_INTERVAL_SECONDS": "0.5",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.events import Tick, encode
@@ -101,6 +102,13 @@ def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 
                     ts_event=moment, ts_init=moment, source="test", source_id=str(index))
         records.append((f"{symbol}@{venue}".encode(), encode(tick)))
     return records
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, **config: str) -> str:
+    """Create topic ``name`` with topic ``config`` overrides (e.g. a small ``max.message.bytes``); returns its name."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until the result: a freed client cancels it
+    admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(30)
+    return name
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

@@ -11,8 +11,8 @@ output topic. Once the topic takes the records again, a restart processes every 
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
-from stream_support import OUTPUTS, Processor, committed_offsets, make_ticks, wait_drained
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from stream_support import OUTPUTS, Processor, committed_offsets, create_topic, make_ticks, wait_drained
 
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
@@ -33,9 +33,7 @@ def test_a_refused_output_stops_the_processor_and_commits_nothing_of_its_checkpo
     bootstrap = stack.kafka_bootstrap
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=namespace)
     topics = settings.topics()
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topics.indicators.name, topics.indicators.partitions, 1,
-                                  config={"max.message.bytes": "200"})])[topics.indicators.name].result(30)
+    create_topic(bootstrap, topics.indicators.name, topics.indicators.partitions, **{"max.message.bytes": "200"})
     ensure_topics(settings, topics.all())  # the rest, as the registry declares them (indicators exists already)
     ticks = make_ticks(["AAA-USD", "BBB-USD"], 40, seed=5)
     produce(bootstrap, topics.ticks.name, ticks)
@@ -52,7 +50,7 @@ def test_a_refused_output_stops_the_processor_and_commits_nothing_of_its_checkpo
     for kind in OUTPUTS:
         assert read_topic(bootstrap, f"{namespace}{kind}") == [], kind
 
-    _max_message_bytes(admin, topics.indicators.name, "1048588")
+    _max_message_bytes(AdminClient({"bootstrap.servers": bootstrap}), topics.indicators.name, "1048588")
     processor.restart()
     wait_drained(bootstrap, group, topics.ticks.name)
     processor.terminate()

@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 from quixstreams.internal_producer import InternalProducer
+from stream_support import create_topic
 
 from processors.core.strategy import DEFAULT_STRATEGY
 from processors.runtime.kafka_admin import ensure_topics
@@ -44,12 +44,6 @@ def test_commit_interval_poll_timeout_and_linger_reach_the_quix_application(
     assert config.producer_extra_config["linger.ms"] == linger_ms
 
 
-def _topic(bootstrap: str, name: str, **config: str) -> str:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, 1, 1, config=config)])[name].result(30)
-    return name
-
-
 def _transactional(bootstrap: str, **config: object) -> InternalProducer:
     producer = InternalProducer(bootstrap, transactional=True, extra_config={
         "transactional.id": f"topo-{uuid.uuid4().hex}", "transaction.timeout.ms": 20_000, **config})
@@ -59,7 +53,7 @@ def _transactional(bootstrap: str, **config: object) -> InternalProducer:
 
 def test_exactly_once_outputs_survive_a_full_local_queue_in_order(stack, namespaces) -> None:
     bootstrap = stack.kafka_bootstrap
-    topic = _topic(bootstrap, f"{namespaces(f'topo{uuid.uuid4().hex[:8]}.')}out")
+    topic = create_topic(bootstrap, f"{namespaces(f'topo{uuid.uuid4().hex[:8]}.')}out")
     producer = _transactional(bootstrap, **{"queue.buffering.max.messages": 5, "linger.ms": 50})
     produce = output_producer(producer, exactly_once=True)
     for number in range(200):  # far beyond the queue: produce meets BufferError and falls back to Quix's retry
@@ -73,8 +67,8 @@ def test_exactly_once_outputs_survive_a_full_local_queue_in_order(stack, namespa
 def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_is_read(stack, namespaces) -> None:
     bootstrap = stack.kafka_bootstrap
     namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
-    small = _topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
-    fine = _topic(bootstrap, f"{namespace}fine")
+    small = create_topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
+    fine = create_topic(bootstrap, f"{namespace}fine")
     producer = _transactional(bootstrap)
     produce = output_producer(producer, exactly_once=True)
     produce(topic=fine, value=b"kept only if the transaction commits", key=b"k", headers=None, timestamp=1_000)
