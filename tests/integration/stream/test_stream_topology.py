@@ -3,9 +3,10 @@
 The application is built in-process (topics looked up on the real broker, nothing run): the
 commit interval, the consumer poll timeout that bounds how late a due checkpoint is committed
 when the input pauses, and the producer's batching reach Quix's configuration per guarantee.
-How the outputs are produced under exactly-once (:func:`output_producer`, straight to librdkafka's
-transactional producer) is checked on the broker: a full local queue loses nothing and keeps the
-order, and a record the broker refuses fails the transaction's commit, so nothing of it is read.
+How the outputs are produced (:func:`output_producer`, straight to librdkafka's producer) is checked on
+the broker, per guarantee: a full local queue loses nothing and keeps the order; exactly once, a record
+the broker refuses fails the transaction's commit, so nothing of it is read; at least once, Quix's
+delivery callback latches it, so the next record and the checkpoint's flush raise it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 from quixstreams.internal_producer import InternalProducer
+from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 from stream_support import create_topic
 
 from processors.core.strategy import DEFAULT_STRATEGY
@@ -23,7 +25,7 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.settings import ProcessSettings
 from processors.stream.topology import build_processor, output_producer
-from tests.support.kafka_tools import end_offsets, read_topic
+from tests.support.kafka_tools import end_offsets, read_topic, wait_until
 
 
 @pytest.mark.parametrize(("guarantee", "interval", "poll_timeout", "linger_ms"), [
@@ -51,19 +53,6 @@ def _transactional(bootstrap: str, **config: object) -> InternalProducer:
     return producer
 
 
-def test_exactly_once_outputs_survive_a_full_local_queue_in_order(stack, namespaces) -> None:
-    bootstrap = stack.kafka_bootstrap
-    topic = create_topic(bootstrap, f"{namespaces(f'topo{uuid.uuid4().hex[:8]}.')}out")
-    producer = _transactional(bootstrap, **{"queue.buffering.max.messages": 5, "linger.ms": 50})
-    produce = output_producer(producer, exactly_once=True)
-    for number in range(200):  # far beyond the queue: produce meets BufferError and falls back to Quix's retry
-        produce(topic=topic, value=str(number).encode(), key=b"BTC-USD@test", headers=None, timestamp=1_000 + number)
-    producer.commit_transaction([], None)
-    records = read_topic(bootstrap, topic)
-    assert [int(r.value) for r in records] == list(range(200))
-    assert {r.key for r in records} == {b"BTC-USD@test"} and [r.timestamp_ms for r in records][:2] == [1_000, 1_001]
-
-
 def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_is_read(stack, namespaces) -> None:
     bootstrap = stack.kafka_bootstrap
     namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
@@ -81,6 +70,44 @@ def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_
     assert read_topic(bootstrap, fine) == [] and end_offsets(bootstrap, fine)[0] >= 1  # written, then aborted
 
 
-def test_at_least_once_outputs_keep_quix_produce_whose_delivery_callback_latches_a_lost_record(stack) -> None:
-    producer = InternalProducer(stack.kafka_bootstrap)
-    assert output_producer(producer, exactly_once=False) == producer.produce
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_outputs_survive_a_full_local_queue_in_order(stack, namespaces, exactly_once) -> None:
+    bootstrap = stack.kafka_bootstrap
+    topic = create_topic(bootstrap, f"{namespaces(f'topo{uuid.uuid4().hex[:8]}.')}out")
+    config = {"queue.buffering.max.messages": 5, "linger.ms": 50}
+    producer = _transactional(bootstrap, **config) if exactly_once else InternalProducer(bootstrap, extra_config=config)
+    produce = output_producer(producer, exactly_once=exactly_once)
+    for number in range(200):  # far beyond the queue: produce meets BufferError and falls back to Quix's retry
+        produce(topic=topic, value=str(number).encode(), key=b"BTC-USD@test", headers=None, timestamp=1_000 + number)
+    if exactly_once:
+        producer.commit_transaction([], None)
+    else:
+        producer.flush(30)
+    records = read_topic(bootstrap, topic)
+    assert [int(r.value) for r in records] == list(range(200))
+    assert {r.key for r in records} == {b"BTC-USD@test"} and [r.timestamp_ms for r in records][:2] == [1_000, 1_001]
+
+
+def test_an_at_least_once_output_the_broker_refuses_is_raised_by_the_flush_and_by_the_next_record(
+        stack, namespaces) -> None:
+    bootstrap = stack.kafka_bootstrap
+    namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
+    small = create_topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
+    fine = create_topic(bootstrap, f"{namespace}fine")
+    producer = InternalProducer(bootstrap)
+    produce = output_producer(producer, exactly_once=False)
+    produce(topic=small, value=b"x" * 10_000, key=b"k", headers=None, timestamp=1_000)  # the broker refuses it
+    with pytest.raises(KafkaProducerDeliveryError) as failed:  # what the checkpoint does before committing offsets
+        producer.flush(30)
+    assert failed.value.error.code() == KafkaError.MSG_SIZE_TOO_LARGE, failed.value
+    produce(topic=small, value=b"y" * 10_000, key=b"k", headers=None, timestamp=1_000)
+
+    def latched() -> bool:  # the delivery report arrives: Quix's callback latches it
+        producer.poll(0.2)
+        return producer._error is not None
+
+    wait_until(latched, timeout_s=60, message="the refused record's delivery report")
+    with pytest.raises(KafkaProducerDeliveryError):  # the next record raises it and is not sent
+        produce(topic=fine, value=b"after the loss", key=b"k", headers=None, timestamp=1_000)
+    producer.flush(30)
+    assert read_topic(bootstrap, fine) == []
