@@ -31,14 +31,15 @@ side's code. Sides:
   tools); an experiment for the "compiled hot step" question, not how stockstream is built or deployed.
 
 With ``--kafka`` every side instead drains the same backlog from a one-partition ``ticks`` topic through
-the real ``stockstream process`` (exactly-once, commit interval 0.5 s, RocksDB state: how
+the real ``stockstream process`` (exactly-once unless ``--guarantee at-least-once``, commit interval 0.5 s, RocksDB state: how
 bench/results/2026-11-27.json measured the 36.9 µs/record the issue names), timed as
 bench/bench_process.py does (the consumer group's committed offsets; the process's CPU over the
 drained part, all its threads): so the Quix consumer and producer, the transactions, the state store
 and its changelog are in the figure, as they are in production. Default 400,000 ticks (that run's
 size), 3 rounds; the baseline reads its own v1 log.
 
-Sides alternate (rotated each round) ``--rounds`` times; each side's figure is the minimum of its
+``--sides a,b`` runs only those sides (the figures of the others are left out). Sides alternate (rotated
+each round) ``--rounds`` times; each side's figure is the minimum of its
 rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
 ``details.cpu_us_per_tick_checkpoint_minima`` also sums, per checkpoint interval of 1000 records,
 its least disturbed round); every run records the load average beside it. ``--profile DIR`` also
@@ -57,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -170,9 +172,10 @@ def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_m
 
 
 def _drain(work: Path, side: str, round_number: int, code: Path, prefix: str, ticks: int, strategy: str,
-           horizons: str, live_ms: str) -> dict:
+           horizons: str, live_ms: str, guarantee: str = "exactly-once") -> dict:
     """One drain of ``prefix``ticks by ``stockstream process`` from ``code`` (a fresh group and state)."""
-    settings = {"SCORECARD_HORIZONS": HORIZON_NAMES[horizons], "LIVE_UPDATE_INTERVAL": str(int(live_ms) / 1000)}
+    settings = {"SCORECARD_HORIZONS": HORIZON_NAMES[horizons], "LIVE_UPDATE_INTERVAL": str(int(live_ms) / 1000),
+                "PROCESSING_GUARANTEE": guarantee}
     if strategy != "-":
         settings["STOCKSTREAM_STRATEGY"] = strategy
     found = drain(side, code, prefix, ticks, work, round_number, settings)
@@ -190,8 +193,9 @@ def _compile(tree: Path) -> None:
 
 
 def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
-            profile_dir: Path | None, compiled: bool = False, kafka: bool = False) -> dict[str, object]:
-    """Every side's runs (alternating) and its minimum CPU µs per tick."""
+            profile_dir: Path | None, compiled: bool = False, kafka: bool = False,
+            guarantee: str = "exactly-once", only: Sequence[str] = ()) -> dict[str, object]:
+    """Every side's runs (alternating) and its minimum CPU µs per tick (``only``: those sides alone)."""
     commits = {"baseline": _git("rev-parse", ref), "this": _git("rev-parse", "HEAD")}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     work = Path(tempfile.mkdtemp(prefix="bench-processor-ab-"))
@@ -221,6 +225,11 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     if compiled:
         sides["compiled"] = (trees["compiled"], v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
         sides["compiled_twenty"] = (trees["compiled"], v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
+    if only:
+        unknown = set(only) - set(sides)
+        if unknown:
+            raise SystemExit(f"unknown sides {sorted(unknown)}: choose among {sorted(sides)}")
+        sides = {side: value for side, value in sides.items() if side in only}
     runs: list[dict] = []
     try:
         if compiled:  # inside the try: a failed build still removes the worktrees
@@ -245,7 +254,8 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
             for side in names[shift:] + names[:shift]:
                 if kafka:
                     code, log, strategy, horizons, live = sides[side]
-                    found = _drain(work, side, round_number, code, prefixes[log], ticks, strategy, horizons, live)
+                    found = _drain(work, side, round_number, code, prefixes[log], ticks, strategy, horizons, live,
+                                   guarantee)
                 else:
                     found = _run(work, *sides[side])
                 found.update(side=side, round=round_number,
@@ -266,7 +276,7 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         shutil.rmtree(work, ignore_errors=True)
     best = {side: min(r["cpu_us_per_tick"] for r in runs if r["side"] == side) for side in sides}
     found: dict[str, object] = {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "kafka": kafka,
-                                "cpu_us_per_tick_min": best, "runs": runs}
+                                "guarantee": guarantee if kafka else None, "cpu_us_per_tick_min": best, "runs": runs}
     if not kafka:
         # A second estimate, steadier on a shared machine: each checkpoint interval's least disturbed round, summed.
         minima = {}
@@ -278,35 +288,34 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
 
 
 def figures(found: dict[str, object]) -> list[Figure]:
+    """The figures of the sides measured (each against the baseline, or this checkout against ``--before``)."""
     best = found["cpu_us_per_tick_min"]
     assert isinstance(best, dict)  # noqa: S101 - measure() made it
+    guarantee = found.get("guarantee") or "exactly-once"
     how = (f"min of {found['rounds']} alternating rounds, the process's CPU over a drain of one partition by"
-           " stockstream process (exactly-once, commit interval 0.5 s, RocksDB state)" if found.get("kafka") else
+           f" stockstream process ({guarantee}, commit interval 0.5 s, RocksDB state)" if found.get("kafka") else
            f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle")
-    base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
-    result = [
-        Figure(name="processor CPU per record, default strategies", unit="µs CPU/record", better="lower",
-               ours=Measure(label="this checkout: default strategy, outcomes at 1m,5m,1h,1d, live updates every 1 s",
-                            value=best["default"]),
-               baseline=base, how=how, goal=1.0),
-        Figure(name="processor CPU per record, default strategies without live updates", unit="µs CPU/record",
-               better="lower",
-               ours=Measure(label="this checkout: default strategy, outcomes, LIVE_UPDATE_INTERVAL=0",
-                            value=best["default_no_live"]),
-               baseline=base, how=how, goal=1.0),
-        Figure(name="processor CPU per record, default strategy doing the baseline's work", unit="µs CPU/record",
-               better="lower",
-               ours=Measure(label="this checkout: default strategy, SCORECARD_HORIZONS= (no outcomes),"
-                                  " LIVE_UPDATE_INTERVAL=0", value=best["same_work"]),
-               baseline=base, how=how),
-        Figure(name="processor CPU per record, 20 strategies over 10 indicators", unit="µs CPU/record",
-               better="lower",
-               ours=Measure(label="this checkout: bench/data/strategies-20.toml instead of the rules, outcomes, live",
-                            value=best["twenty"]),
-               baseline=base, how=how, goal=0.5),
-    ]
-    if "compiled" in best:
+    result: list[Figure] = []
+    if "baseline" in best:
+        base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
+        for side, name, label, goal in (
+            ("default", "processor CPU per record, default strategies",
+             "this checkout: default strategy, outcomes at 1m,5m,1h,1d, live updates every 1 s", 1.0),
+            ("default_no_live", "processor CPU per record, default strategies without live updates",
+             "this checkout: default strategy, outcomes, LIVE_UPDATE_INTERVAL=0", 1.0),
+            ("same_work", "processor CPU per record, default strategy doing the baseline's work",
+             "this checkout: default strategy, SCORECARD_HORIZONS= (no outcomes), LIVE_UPDATE_INTERVAL=0", None),
+            ("twenty", "processor CPU per record, 20 strategies over 10 indicators",
+             "this checkout: bench/data/strategies-20.toml instead of the rules, outcomes, live", 0.5),
+        ):
+            if side in best:
+                result.append(Figure(name=name, unit="µs CPU/record", better="lower",
+                                     ours=Measure(label=label, value=best[side]), baseline=base, how=how, goal=goal))
+    if "compiled" in best and "baseline" in best:
+        base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
         for side, label, goal in (("compiled", "default", 1.0), ("compiled_twenty", "twenty", 0.5)):
+            if side not in best or label not in best:
+                continue
             result.append(Figure(
                 name=f"processor CPU per record, {label}, hot modules compiled (mypyc experiment)", unit="µs CPU/record",
                 better="lower", ours=Measure(label=f"this commit, {label}, {len(COMPILED)} modules compiled by mypyc",
@@ -316,8 +325,8 @@ def figures(found: dict[str, object]) -> list[Figure]:
                 name=f"compiled vs interpreted, {label}", unit="µs CPU/record", better="lower",
                 ours=Measure(label=f"this commit compiled, {label}", value=best[side]),
                 baseline=Measure(label=f"this checkout interpreted, {label}", value=best[label]), how=how))
-    if "before" in best:
-        for side, label in (("before", "default"), ("before_twenty", "twenty")):
+    for side, label in (("before", "default"), ("before_twenty", "twenty")):
+        if side in best and label in best:
             result.append(Figure(
                 name=f"this checkout vs --before, {label}", unit="µs CPU/record", better="lower",
                 ours=Measure(label=f"this checkout, {label}", value=best[label]),
@@ -350,6 +359,9 @@ def main() -> None:
                         help="also this commit with its hot modules compiled by mypyc (an experiment)")
     parser.add_argument("--kafka", action="store_true",
                         help="drain a Kafka backlog with `stockstream process` per side (default 400,000 ticks, 3 rounds)")
+    parser.add_argument("--guarantee", choices=("exactly-once", "at-least-once"), default="exactly-once",
+                        help="--kafka: the processing guarantee of every side's process (default exactly-once)")
+    parser.add_argument("--sides", default="", help="comma-separated sides to run (default: all)")
     parser.add_argument("--out", type=Path, help="the result file (default bench/results/<date>-processor-ab.json)")
     args = parser.parse_args()
     if args.kafka and (args.profile or args.compiled):
@@ -357,10 +369,15 @@ def main() -> None:
     ticks = args.ticks or (400_000 if args.kafka else 20_000)
     rounds = args.rounds or (3 if args.kafka else 7)
     where = machine()
-    found = measure(args.ref, args.before, ticks, args.symbols, rounds, args.profile, args.compiled, args.kafka)
+    if args.guarantee != "exactly-once" and not args.kafka:
+        parser.error("--guarantee is the real service's setting: it needs --kafka")
+    only = [side for side in args.sides.split(",") if side]
+    found = measure(args.ref, args.before, ticks, args.symbols, rounds, args.profile, args.compiled, args.kafka,
+                    args.guarantee, only)
     found["rounds"] = rounds
     output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": ticks, "symbols": args.symbols,
-                                 "rounds": rounds, "kafka": args.kafka,
+                                 "rounds": rounds, "kafka": args.kafka, "guarantee": args.guarantee,
+                                 "sides": only or None,
                                  "compiled": list(COMPILED) if args.compiled else None},
                          figures=figures(found), details=found)
     loads = [run["load_average_1m_5m_15m"][0] for run in found["runs"]]  # type: ignore[attr-defined]
