@@ -197,58 +197,32 @@ def build_processor(settings: ProcessSettings, strategy: Strategy, metrics: Proc
 def output_producer(producer: InternalProducer, exactly_once: bool) -> Callable[..., None]:
     """How each emission is produced: ``producer.produce(topic=, value=, key=, headers=, timestamp=)``.
 
-    ``producer`` is the processing context's (every checkpoint flushes it and, exactly once, begins and
-    commits its transaction). The record goes to the same librdkafka producer directly, without the
-    wrapper Quix adds per record (the kwargs clean-up and a ``poll(0)`` after each produce; Quix's
-    loop polls the producer once per input record anyway). What stops a checkpoint from committing past
-    a lost record is kept:
-
-    - exactly once, a record that fails delivery makes the transaction abortable, so the checkpoint's
-      commit fails and neither the outputs nor the input offsets of that checkpoint are committed
-      (librdkafka's ``rd_kafka_commit_transaction``). No Python delivery callback is needed: Quix's only
-      notes the offset, which it reads for changelog topics alone (the changelog is still produced by
-      Quix; its delivery reports are served by the checkpoint's flush);
-    - at least once, each record carries Quix's own delivery callback, which latches a failed delivery;
-      the next record raises it (as Quix's ``produce`` does) and the checkpoint's flush raises it
-      before the offsets are committed.
-
-    A full local queue (``BufferError``) falls back to Quix's ``produce``, which polls and retries.
+    ``producer`` is the processing context's (every checkpoint begins and commits its transaction).
+    At least once, its own ``produce`` is used: its delivery callback latches a failed delivery,
+    which the checkpoint raises before it commits the offsets. Exactly once, the record goes to the
+    same librdkafka producer directly, without the wrappers Quix adds per record (a check for a
+    latched error, the kwargs clean-up, a ``poll(0)`` and a Python delivery callback that only
+    notes the offset, which Quix reads for changelog topics alone): there, a record that fails
+    delivery makes the transaction abortable, so the checkpoint's commit fails and neither the
+    outputs nor the input offsets of that checkpoint are committed (librdkafka's
+    ``rd_kafka_commit_transaction``). Delivery reports of the changelog (still produced by Quix)
+    are served by the checkpoint's flush; a full local queue (``BufferError``) falls back to Quix's
+    ``produce``, which polls and retries.
     """
+    if not exactly_once:
+        return producer.produce
     wrapped = producer.produce
-    inner: list[Any] = []  # librdkafka's producer, created lazily by Quix (its first use), then kept
+    inner: list[Any] = []  # librdkafka's producer, created lazily by Quix (its first transaction), then kept
 
-    def librdkafka() -> Any:
+    def produce(topic: str, value: bytes, key: bytes, headers: Any, timestamp: int) -> None:
         if not inner:
             inner.append(producer._producer._producer)  # noqa: SLF001 - Quix keeps no public handle to it
-        return inner[0]
-
-    if exactly_once:
-        def produce(topic: str, value: bytes, key: bytes, headers: Any, timestamp: int) -> None:
-            try:
-                if headers:
-                    (inner[0] if inner else librdkafka()).produce(topic, value, key, timestamp=timestamp,
-                                                                  headers=headers)
-                else:
-                    (inner[0] if inner else librdkafka()).produce(topic, value, key, timestamp=timestamp)
-            except BufferError:
-                wrapped(topic=topic, value=value, key=key, headers=headers, timestamp=timestamp)
-
-        return produce
-
-    latch = producer._on_delivery  # noqa: SLF001 - Quix's callback: latches a failed delivery into its error
-
-    def produce_at_least_once(topic: str, value: bytes, key: bytes, headers: Any, timestamp: int) -> None:
-        if producer._error is not None:  # noqa: SLF001 - a delivery failed: Quix's produce raises it (and sends nothing)
-            wrapped(topic=topic, value=value, key=key, headers=headers, timestamp=timestamp)
-            return
         try:
             if headers:
-                (inner[0] if inner else librdkafka()).produce(topic, value, key, timestamp=timestamp, headers=headers,
-                                                              on_delivery=latch)
+                inner[0].produce(topic, value, key, timestamp=timestamp, headers=headers)
             else:
-                (inner[0] if inner else librdkafka()).produce(topic, value, key, timestamp=timestamp,
-                                                              on_delivery=latch)
+                inner[0].produce(topic, value, key, timestamp=timestamp)
         except BufferError:
             wrapped(topic=topic, value=value, key=key, headers=headers, timestamp=timestamp)
 
-    return produce_at_least_once
+    return produce

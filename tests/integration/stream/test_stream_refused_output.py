@@ -1,9 +1,9 @@
 """An output record the broker refuses stops the processor with no input offset of its checkpoint committed.
 
-Real broker, real ``stockstream process`` subprocess, under each guarantee. The outputs go straight
-to librdkafka's producer (processors/stream/topology.py, ``output_producer``): exactly once, no Python
-callback sees a failed delivery, the transaction does; at least once, Quix's delivery callback rides
-on each record and latches the failure. Here the ``indicators`` topic is created with a
+Real broker, real ``stockstream process`` subprocess, under each guarantee. Exactly once, the outputs
+go straight to librdkafka's transactional producer (processors/stream/topology.py, ``output_producer``):
+no Python callback sees a failed delivery, the transaction does; at least once, Quix's ``produce`` and
+its delivery callback latch the failure. Here the ``indicators`` topic is created with a
 ``max.message.bytes`` smaller than any snapshot, so the first checkpoint's records are refused: the
 processor must exit non-zero with the broker's reason and commit no input offset; exactly once, no
 record is readable on any output topic either. Once the topic takes the records again, a restart

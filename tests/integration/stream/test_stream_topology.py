@@ -3,10 +3,11 @@
 The application is built in-process (topics looked up on the real broker, nothing run): the
 commit interval, the consumer poll timeout that bounds how late a due checkpoint is committed
 when the input pauses, and the producer's batching reach Quix's configuration per guarantee.
-How the outputs are produced (:func:`output_producer`, straight to librdkafka's producer) is checked on
-the broker, per guarantee: a full local queue loses nothing and keeps the order; exactly once, a record
-the broker refuses fails the transaction's commit, so nothing of it is read; at least once, Quix's
-delivery callback latches it, so the next record and the checkpoint's flush raise it.
+How the outputs are produced (:func:`output_producer`: exactly once straight to librdkafka's
+transactional producer, at least once through Quix's ``produce``) is checked on the broker, per
+guarantee: a full local queue loses nothing and keeps the order; exactly once, a record the broker
+refuses fails the transaction's commit, so nothing of it is read; at least once, Quix's delivery
+callback latches it, so the next record and the checkpoint's flush raise it.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def test_an_at_least_once_output_the_broker_refuses_is_raised_by_the_flush_and_b
     fine = create_topic(bootstrap, f"{namespace}fine")
     producer = InternalProducer(bootstrap)
     produce = output_producer(producer, exactly_once=False)
+    assert produce == producer.produce
     produce(topic=small, value=b"x" * 10_000, key=b"k", headers=None, timestamp=1_000)  # the broker refuses it
     with pytest.raises(KafkaProducerDeliveryError) as failed:  # what the checkpoint does before committing offsets
         producer.flush(30)
