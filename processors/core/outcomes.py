@@ -25,6 +25,7 @@ signals emitted from then on (the state records from which sequence number each 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -112,8 +113,8 @@ class _Horizon:
 class PendingOutcomes:
     """The signals of one instrument whose outcomes are not all known yet (see the module docstring)."""
 
-    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "queue", "_first_segment", "_grown_from",
-                 "_dropped")
+    __slots__ = ("horizons", "fee", "entries", "next", "next_due", "queue", "lanes", "_lane_ends", "_first_segment",
+                 "_grown_from", "_dropped")
 
     def __init__(self, horizons_ms: Sequence[int], fee: float) -> None:
         if any(h <= 0 for h in horizons_ms) or len(set(horizons_ms)) != len(horizons_ms):
@@ -123,10 +124,16 @@ class PendingOutcomes:
         self.entries: dict[int, Pending] = {}
         self.next = 0
         self.next_due: int | None = None  # the smallest due time of any pending outcome (None: nothing pending)
-        # One heap of each pending signal's next outcome: (due time µs, sequence number, horizon position). A
-        # signal's outcomes are due in horizon order, so when one pops its next horizon's goes in (a k-way merge):
-        # outcomes pop in exactly the order :meth:`mature` returns them, and each signal has one entry.
-        self.queue: list[tuple[int, int, int]] = []
+        # Pending outcomes wait in *lanes*: per signal timeframe, one lane per horizon position. A timeframe's
+        # signals come in event-time order, so a lane's outcomes are due in the order they were added (sequence
+        # numbers, oldest first). ``queue`` is a heap of (due time µs, sequence number, horizon position, lane)
+        # holding each non-empty lane's first outcome, and the outcomes of a signal older than its timeframe's
+        # last one (then lane None): outcomes pop in (due, sequence, position) order — exactly the order
+        # :meth:`mature` returns them — and the heap stays about as small as the number of lanes, not the
+        # number of pending signals.
+        self.queue: list[tuple[int, int, int, deque[int] | None]] = []
+        self.lanes: dict[str, list[deque[int]]] = {}
+        self._lane_ends: dict[str, int] = {}  # per timeframe: the event time (µs) of the last signal put in its lanes
         self._first_segment = 0  # the oldest segment the store holds
         self._grown_from: int | None = None  # the lowest segment a signal was added to since the last :meth:`changes`
         self._dropped: set[int] = set()  # segments emptied since the last :meth:`changes`
@@ -144,10 +151,31 @@ class PendingOutcomes:
         self.entries[sequence] = signal
         if self._grown_from is None:
             self._grown_from = sequence // SEGMENT
+        self._enqueue(sequence, signal, range(len(horizons)))
         due = signal.ts_us + horizons[0].us  # horizons are sorted: the shortest is due first
-        heapq.heappush(self.queue, (due, sequence, 0))
         if self.next_due is None or due < self.next_due:
             self.next_due = due
+
+    def _enqueue(self, sequence: int, signal: Pending, positions: Sequence[int]) -> None:
+        """Put ``signal``'s outcomes at the horizons ``positions`` in their lanes (see ``queue`` in ``__init__``)."""
+        horizons = self.horizons
+        queue = self.queue
+        ts_us = signal.ts_us
+        timeframe = signal.timeframe
+        end = self._lane_ends.get(timeframe)
+        if end is not None and ts_us < end:  # older than its timeframe's last signal: in the heap alone
+            for position in positions:
+                heapq.heappush(queue, (ts_us + horizons[position].us, sequence, position, None))
+            return
+        self._lane_ends[timeframe] = ts_us
+        lanes = self.lanes.get(timeframe)
+        if lanes is None:
+            lanes = self.lanes[timeframe] = [deque() for _ in horizons]
+        for position in positions:
+            lane = lanes[position]
+            if not lane:
+                heapq.heappush(queue, (ts_us + horizons[position].us, sequence, position, lane))
+            lane.append(sequence)
 
     def mature(self, ts_us: int, price: float) -> list[Matured]:
         """The outcomes an accepted tick at ``ts_us`` and ``price`` completes (due ≤ ``ts_us``), in order.
@@ -164,7 +192,7 @@ class PendingOutcomes:
         queue = self.queue
         fee = self.fee
         while queue and queue[0][0] <= ts_us:
-            _, sequence, position = queue[0]
+            _, sequence, position, lane = queue[0]
             signal = entries[sequence]
             change = price / signal.price - 1.0
             gross = change if signal.side == "BUY" else -change
@@ -174,13 +202,19 @@ class PendingOutcomes:
                 horizon.low = sequence + 1
             else:
                 horizon.finish(sequence)
-            position += 1
-            while position < count and horizons[position].done(sequence):  # a horizon that never tracked it
-                position += 1
-            if position < count:
-                heapq.heapreplace(queue, (signal.ts_us + horizons[position].us, sequence, position))
+            if lane is not None:
+                lane.popleft()  # it was the lane's first: the next one (if any) takes its place in the heap
+                if lane:
+                    after = lane[0]
+                    heapq.heapreplace(queue, (entries[after].ts_us + horizon.us, after, position, lane))
+                else:
+                    heapq.heappop(queue)
             else:
                 heapq.heappop(queue)
+            later = position + 1
+            while later < count and horizons[later].done(sequence):  # a horizon that never tracked it
+                later += 1
+            if later == count:  # its longer horizons are due later, so this was its last outcome
                 del entries[sequence]
         self._release()
         return found
@@ -282,13 +316,12 @@ class PendingOutcomes:
                     raise StateFormatError(f"pending outcome: {error}") from None
                 outcomes.entries[number * SEGMENT + offset] = signal
         horizons = outcomes.horizons
-        queue = outcomes.queue
-        for sequence in list(outcomes.entries):
-            waiting = next((position for position, horizon in enumerate(horizons) if not horizon.done(sequence)), None)
-            if waiting is None:
-                del outcomes.entries[sequence]
+        entries = outcomes.entries
+        for sequence in sorted(entries):
+            waiting = [position for position, horizon in enumerate(horizons) if not horizon.done(sequence)]
+            if not waiting:
+                del entries[sequence]
                 continue
-            queue.append((outcomes.entries[sequence].ts_us + horizons[waiting].us, sequence, waiting))
-        heapq.heapify(queue)
+            outcomes._enqueue(sequence, entries[sequence], waiting)
         outcomes._release()  # a dropped horizon may free old segments: they are in the next changes()
         return outcomes

@@ -179,3 +179,40 @@ def test_horizon_texts() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(horizons=st.lists(st.sampled_from([1, 2, 5, 60, 3_600]), min_size=1, max_size=4, unique=True),
+       steps=st.lists(st.one_of(
+           st.tuples(st.just("add"), st.integers(0, 4_000), st.sampled_from(["tick", "1m", "5m"]), st.booleans()),
+           st.tuples(st.just("mature"), st.integers(0, 8_000), st.floats(0.5, 2.0), st.booleans()),
+       ), max_size=80))
+def test_outcomes_mature_in_due_then_signal_then_horizon_order_whatever_order_signals_come_in(
+        horizons: list[int], steps: list[tuple]) -> None:
+    """Signals in any event-time order (one timeframe's out of order too), maturing ticks in any order, the
+    state stored and loaded between steps: each outcome comes once, at the first maturing tick at or after its
+    due time, in (due, signal, horizon) order — what a plain sorted list of every pending outcome gives."""
+    horizons_ms = [h * 1_000 for h in horizons]
+    outcomes = PendingOutcomes(horizons_ms, 0.001)
+    model: list[tuple[int, int, int]] = []  # (due µs, sequence, horizon position) of every pending outcome
+    signals: list[Pending] = []
+    for kind, when, extra, reload in steps:
+        ts_us = when * 1_000_000
+        if kind == "add":
+            pending = Pending(f"{len(signals):032x}", "s", None, extra, "BUY" if reload else "SELL", 1.0, ts_us)
+            for position, horizon in enumerate(sorted(horizons_ms)):
+                model.append((ts_us + horizon * 1_000, len(signals), position))
+            signals.append(pending)
+            outcomes.add(pending)
+        else:
+            due = sorted(item for item in model if item[0] <= ts_us)
+            model = [item for item in model if item[0] > ts_us]
+            matured = outcomes.mature(ts_us, extra)
+            assert [(m.signal, m.horizon_ms) for m in matured] == [
+                (signals[sequence], sorted(horizons_ms)[position]) for _, sequence, position in due]
+            for found in matured:
+                change = extra / found.signal.price - 1.0
+                assert found.return_gross == (change if found.signal.side == "BUY" else -change)
+        assert len(outcomes) == len({sequence for _, sequence, _ in model})
+        if reload:
+            outcomes = PendingOutcomes.load(json.loads(json.dumps(outcomes.dump())), horizons_ms, 0.001)
