@@ -10,8 +10,10 @@ the other so they do not compete for the two cores, then writes
 - ``bench/results/<date>.json`` (``<date>-quick.json`` in quick mode): a :class:`bench.common.BenchReport`
   — the machine, and per benchmark its parameters, figures (each with its same-run baseline)
   and raw numbers;
-- ``docs/benchmarks.md``: the machine and one table, each figure beside its baseline, each followed by
-  a marker naming its place in the JSON (``bench/figures.py`` checks them; so does ``make test``);
+- ``docs/benchmarks.md`` (:data:`PAGE`), after a run of every benchmark: the machine and one table, each figure
+  beside its baseline, each followed by a marker naming its place in the JSON (``bench/figures.py`` checks them;
+  so does ``make test``). A partial run (``--only``) leaves that page — the last full run's — alone, and writes
+  its own page only where ``--docs`` says;
 - after a full run of every benchmark, the figures of README.md and docs/*.md that quote the previous
   ``make bench`` run: :func:`bench.figures.update` rewrites them from this run and re-points their markers,
   then lists the figures it kept on an older file and any marker that no longer checks out
@@ -39,6 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import REPO, BenchOutput, BenchReport, BenchResult, Figure, machine, now
+
+PAGE = REPO / "docs" / "benchmarks.md"
+"""The benchmarks page: the report of the last run of every benchmark."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="small sizes, a few minutes (also BENCH_QUICK=1)")
     parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder of the result JSON")
-    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md", help="the page to write")
+    parser.add_argument("--docs", type=Path,
+                        help=f"the page to write (default {_relative(PAGE)}, but only after a run of every benchmark)")
     parser.add_argument("--render", type=Path, help="only write the page again from this results JSON")
     parser.add_argument("--no-update", action="store_true",
                         help="do not rewrite the figures of README.md and docs/*.md from a full run")
@@ -248,8 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.render:
         report = BenchReport.model_validate_json(args.render.read_text())
-        args.docs.write_text(render_markdown(report, _relative(args.render)))
-        print(f"wrote {args.docs} from {args.render}", file=sys.stderr)
+        page = args.docs or PAGE
+        page.write_text(render_markdown(report, _relative(args.render)))
+        print(f"wrote {page} from {args.render}", file=sys.stderr)
         return 0
 
     wanted = [name for name in args.only.split(",") if name] or [bench.name for bench in BENCHES]
@@ -263,9 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{started:%Y-%m-%d}{'-quick' if args.quick else ''}.json"
     path.write_text(report.model_dump_json(indent=1) + "\n")
-    args.docs.parent.mkdir(parents=True, exist_ok=True)
-    args.docs.write_text(render_markdown(report, _relative(path)))
-    print(f"\nwrote {path} and {args.docs}", file=sys.stderr)
+    page = args.docs or (None if args.only else PAGE)
+    if page is None:
+        print(f"\nwrote {path} ({_relative(PAGE)} shows the last run of every benchmark: left alone;"
+              " --docs FILE writes this run's page)", file=sys.stderr)
+    else:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(render_markdown(report, _relative(path)))
+        print(f"\nwrote {path} and {page}", file=sys.stderr)
     for result in results:
         print(f"  {result.name:<12} {result.status:<8} {result.seconds:>8.1f}s", file=sys.stderr)
     if not (args.quick or args.only or args.no_update):

@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import figures
+from bench import figures, run_all
 from bench.common import REPO, BenchOutput, BenchReport, BenchResult, Figure, Measure, machine
 from bench.run_all import BENCHES, render_markdown
 
@@ -121,3 +121,20 @@ def test_every_benchmark_module_present_exposes_the_common_entry_point() -> None
             continue  # still being written by their owners; the runner reports them as missing
         run = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "run"]
         assert run and [arg.arg for arg in run[0].args.args] == ["quick"], bench.module
+
+
+def test_a_partial_run_leaves_the_page_of_the_last_full_run_alone(tmp_path: Path, monkeypatch) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text("the last full run\n")
+    monkeypatch.setattr(run_all, "PAGE", page)
+    monkeypatch.setattr(run_all, "run_one", lambda bench, quick: BenchResult(
+        name=bench.name, module=bench.module, status="ok", seconds=1.0,
+        output=BenchOutput(figures=[_figure("lower", 5.0, 20.0)])))
+    assert run_all.main(["--only", "indicators", "--out", str(tmp_path / "partial"), "--no-update"]) == 0
+    assert page.read_text() == "the last full run\n" and len(list((tmp_path / "partial").glob("*.json"))) == 1
+    own = tmp_path / "own.md"
+    assert run_all.main(["--only", "indicators", "--out", str(tmp_path / "partial"), "--docs", str(own),
+                         "--no-update"]) == 0
+    assert "| indicators | f |" in re.sub(r"<!--.*?-->", "", own.read_text())
+    assert run_all.main(["--out", str(tmp_path / "full"), "--no-update"]) == 0  # every benchmark: the page is its
+    assert all(f"| {bench.name} | f |" in re.sub(r"<!--.*?-->", "", page.read_text()) for bench in BENCHES)
