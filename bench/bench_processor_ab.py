@@ -26,6 +26,8 @@ side's code. Sides:
 - ``same_work``: this checkout doing what the baseline does (default strategy, ``SCORECARD_HORIZONS=``
   empty: no outcomes, ``LIVE_UPDATE_INTERVAL=0``: no live updates), so the strategies-as-data machinery
   (strategy labels, the partition's stream time, instruments) is measured apart from the new events;
+- ``twenty_same_work``: ``twenty`` without outcomes and live updates (as ``same_work``): what the 20 strategies'
+  evaluation and the signals they fire cost, apart from the outcomes and live updates those signals bring;
 - with ``--compiled``: ``compiled`` and ``compiled_twenty``, ``default`` and ``twenty`` on a copy of
   this commit whose hot modules (:data:`COMPILED`) are compiled to C extensions by mypyc (from the dev
   tools); an experiment for the "compiled hot step" question, not how stockstream is built or deployed.
@@ -218,6 +220,7 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         "default_no_live": (REPO, v2_log, "-", DEFAULT_HORIZONS_MS, "0"),
         "same_work": (REPO, v2_log, "-", "", "0"),
         "twenty": (REPO, v2_log, str(TWENTY), DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS),
+        "twenty_same_work": (REPO, v2_log, str(TWENTY), "", "0"),
     }
     if before is not None:
         sides["before"] = (trees["before"], v2_log, "-", DEFAULT_HORIZONS_MS, DEFAULT_LIVE_MS)
@@ -307,6 +310,9 @@ def figures(found: dict[str, object]) -> list[Figure]:
              "this checkout: default strategy, SCORECARD_HORIZONS= (no outcomes), LIVE_UPDATE_INTERVAL=0", None),
             ("twenty", "processor CPU per record, 20 strategies over 10 indicators",
              "this checkout: bench/data/strategies-20.toml instead of the rules, outcomes, live", 0.5),
+            ("twenty_same_work", "processor CPU per record, 20 strategies without outcomes or live updates",
+             "this checkout: bench/data/strategies-20.toml, SCORECARD_HORIZONS= (no outcomes), LIVE_UPDATE_INTERVAL=0",
+             None),
         ):
             if side in best:
                 result.append(Figure(name=name, unit="µs CPU/record", better="lower",
