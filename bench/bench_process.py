@@ -34,7 +34,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from bench.common import BenchOutput, Figure, Measure
 from processors.runtime.kafka_admin import ensure_topics
@@ -79,9 +79,26 @@ def produce_all(topic: str, records: list[tuple[bytes, bytes]]) -> None:
     assert producer.flush(120) == 0
 
 
-def committed(consumer: Consumer, topic: str) -> int:
-    offsets = consumer.committed([TopicPartition(topic, 0)], timeout=10)
-    return max(offsets[0].offset, 0)
+# What a group's coordinator answers while it is loading or moving (a broker just started): worth asking again.
+_COORDINATOR_BUSY = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                               KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT})  # noqa: SLF001
+
+
+def committed(consumer: Consumer, topic: str, patience_s: float = 120.0) -> int:
+    """The group's committed offset of partition 0 (0 when none); a retriable error (a group coordinator still
+    loading or moving, as on a broker just started) is retried for up to ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            offsets = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            busy = kafka_error.retriable() or kafka_error.code() in _COORDINATOR_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+            continue
+        return max(offsets[0].offset, 0)
 
 
 def cpu_seconds(pid: int) -> float:
