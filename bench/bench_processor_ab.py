@@ -299,8 +299,9 @@ def figures(found: dict[str, object]) -> list[Figure]:
            f" stockstream process ({guarantee}, commit interval 0.5 s, RocksDB state)" if found.get("kafka") else
            f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle")
     result: list[Figure] = []
-    if "baseline" in best:
-        base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
+    base = (Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
+            if "baseline" in best else None)
+    if base is not None:
         for side, name, label, goal in (
             ("default", "processor CPU per record, default strategies",
              "this checkout: default strategy, outcomes at 1m,5m,1h,1d, live updates every 1 s", 1.0),
@@ -317,8 +318,7 @@ def figures(found: dict[str, object]) -> list[Figure]:
             if side in best:
                 result.append(Figure(name=name, unit="µs CPU/record", better="lower",
                                      ours=Measure(label=label, value=best[side]), baseline=base, how=how, goal=goal))
-    if "compiled" in best and "baseline" in best:
-        base = Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
+    if "compiled" in best and base is not None:
         for side, label, goal in (("compiled", "default", 1.0), ("compiled_twenty", "twenty", 0.5)):
             if side not in best or label not in best:
                 continue

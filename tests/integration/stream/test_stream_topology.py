@@ -54,11 +54,16 @@ def _transactional(bootstrap: str, **config: object) -> InternalProducer:
     return producer
 
 
+def _small_and_fine(bootstrap: str, namespaces) -> tuple[str, str]:
+    """Two new topics: one that refuses records over 2,000 bytes, one that takes them."""
+    namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
+    return (create_topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"}),
+            create_topic(bootstrap, f"{namespace}fine"))
+
+
 def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_is_read(stack, namespaces) -> None:
     bootstrap = stack.kafka_bootstrap
-    namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
-    small = create_topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
-    fine = create_topic(bootstrap, f"{namespace}fine")
+    small, fine = _small_and_fine(bootstrap, namespaces)
     producer = _transactional(bootstrap)
     produce = output_producer(producer, exactly_once=True)
     produce(topic=fine, value=b"kept only if the transaction commits", key=b"k", headers=None, timestamp=1_000)
@@ -92,9 +97,7 @@ def test_outputs_survive_a_full_local_queue_in_order(stack, namespaces, exactly_
 def test_an_at_least_once_output_the_broker_refuses_is_raised_by_the_flush_and_by_the_next_record(
         stack, namespaces) -> None:
     bootstrap = stack.kafka_bootstrap
-    namespace = namespaces(f"topo{uuid.uuid4().hex[:8]}.")
-    small = create_topic(bootstrap, f"{namespace}small", **{"max.message.bytes": "2000"})
-    fine = create_topic(bootstrap, f"{namespace}fine")
+    small, fine = _small_and_fine(bootstrap, namespaces)
     producer = InternalProducer(bootstrap)
     produce = output_producer(producer, exactly_once=False)
     assert produce == producer.produce
