@@ -22,20 +22,16 @@ import tempfile
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from processors.core.outcomes import horizon_ms
-from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
-from schemas.instruments import InvalidInstrumentError, check_venue
-from schemas.symbols import InvalidSymbolError, normalize_symbol
 from schemas.timeframes import TICK, InvalidTimeframeError, validate_timeframe
-from stockstream.batch import InputFormatError, SkippedRow, counting_lines, run
 from stockstream.console import console
-from stockstream.csv_layout import Layout
+
+if TYPE_CHECKING:  # the engine's modules are imported when the command runs (stockstream/cli.py)
+    from stockstream.csv_layout import Layout
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE = 0, 1, 2
 
@@ -66,6 +62,14 @@ def indicators(
     Exit codes: 0 every row used; 1 some rows skipped; 2 nothing written (bad option, input, header or strategy,
     or no usable row; no output file then).
     """
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from processors.core.outcomes import horizon_ms
+    from processors.core.strategy import DEFAULT_STRATEGY, StrategyError, load_strategy
+    from schemas.instruments import InvalidInstrumentError, check_venue
+    from schemas.symbols import InvalidSymbolError, normalize_symbol
+    from stockstream.batch import InputFormatError, SkippedRow, counting_lines, run
+
     err = console(stderr=True)
 
     def fail(message: str) -> typer.Exit:

@@ -6,29 +6,20 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from processors.notify.offsets import OffsetError
-from processors.notify.settings import NotifySettings
-from processors.notify.subscriptions import (
-    SubscriptionConfigError,
-    default_config,
-    load_config,
-    maskable_values,
-    parse_duration,
-    resolve_secrets,
-)
-from processors.notify.supervisor import ReplayFrom, Supervisor
-from processors.runtime.kafka_admin import KafkaUnavailableError
-from processors.runtime.observability import register_secret, setup_logging
 from stockstream.console import console
+
+if TYPE_CHECKING:  # the notifier's modules are imported when the command runs (stockstream/cli.py)
+    from processors.notify.supervisor import ReplayFrom
 
 
 def parse_since(value: str | None, now: datetime) -> ReplayFrom:
     """``beginning``, an ISO-8601 time (UTC if no offset) or a duration back from ``now`` (``2h``)."""
+    from processors.notify.subscriptions import parse_duration
+
     if value is None:
         return None
     if value.strip().lower() == "beginning":
@@ -56,6 +47,21 @@ def notify(
     check: Annotated[bool, typer.Option("--check", help="Validate the configuration and exit.")] = False,
 ) -> None:
     """Deliver BUY/SELL signals to consoles, webhooks, Slack, Discord, Telegram, email and browsers."""
+    from pydantic import ValidationError
+
+    from processors.notify.offsets import OffsetError
+    from processors.notify.settings import NotifySettings
+    from processors.notify.subscriptions import (
+        SubscriptionConfigError,
+        default_config,
+        load_config,
+        maskable_values,
+        resolve_secrets,
+    )
+    from processors.notify.supervisor import Supervisor
+    from processors.runtime.kafka_admin import KafkaUnavailableError
+    from processors.runtime.observability import register_secret, setup_logging
+
     try:
         settings = NotifySettings()
     except ValidationError as error:

@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from stockstream.stack.manager import Stack, StackError
-from stockstream.stack.services import MissingToolError
-
 
 def run(
     api_port: Annotated[int, typer.Option("--api-port", help="Port of the API and dashboard (env API_PORT).", show_default="8000")] = 8000,
@@ -32,6 +29,8 @@ def run(
     import os
 
     from stockstream.cli import app
+    from stockstream.stack.manager import Stack, StackError
+    from stockstream.stack.services import MissingToolError
     from stockstream.supervisor import Supervisor, check_credentials, default_services
 
     available = {command.name or command.callback.__name__ for command in app.registered_commands

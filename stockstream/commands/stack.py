@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from stockstream.console import console
-from stockstream.stack.manager import Stack, StackError
-from stockstream.stack.services import MissingToolError
+
+if TYPE_CHECKING:  # the stack's modules are imported when a command runs (stockstream/cli.py)
+    from stockstream.stack.manager import Stack
 
 stack_app = typer.Typer(help="The local real services: Kafka (KRaft), Redis, Prometheus, Alertmanager on 127.0.0.1.",
                         no_args_is_help=True)
@@ -21,6 +21,9 @@ Only = Annotated[list[str] | None, typer.Option("--only", help="Limit to these s
 @stack_app.command()
 def up(only: Only = None) -> None:
     """Start the services that are not running and wait until each one answers."""
+    from stockstream.stack.manager import Stack, StackError
+    from stockstream.stack.services import MissingToolError
+
     stack = Stack()
     try:
         timings = stack.up(only, on_ready=lambda name, s: console(stderr=True).print(f"[green]✓[/] {name} ready in {s:.1f}s"))
@@ -38,6 +41,8 @@ def down(
     kill: Annotated[bool, typer.Option("--kill", help="SIGKILL instead of a clean stop.")] = False,
 ) -> None:
     """Stop the services this stack started (nothing else is touched)."""
+    from stockstream.stack.manager import Stack
+
     stopped = Stack().down(only, hard=kill)
     console(stderr=True).print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
@@ -47,6 +52,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON on stdout.")] = False,
 ) -> None:
     """Show each service, its port, pid and whether it answers. Exit 1 if one is down."""
+    from stockstream.stack.manager import Stack
+
     stack = Stack()
     if not _print_status(stack, as_json=as_json):
         raise typer.Exit(1)
@@ -79,6 +86,8 @@ def _print_status(stack: Stack, *, as_json: bool = False) -> bool:
         typer.echo(json.dumps({"state_dir": str(stack.settings.state_dir), "healthy": healthy, "services": entries},
                               indent=2))
         return healthy
+    from rich.table import Table
+
     table = Table(title=f"stack in {stack.settings.state_dir}")
     for column in ("service", "address", "pid", "state"):
         table.add_column(column)

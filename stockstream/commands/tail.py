@@ -14,21 +14,18 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from processors.runtime.kafka_admin import KafkaUnavailableError, count_brokers
-from processors.runtime.masking import unreachable
-from processors.runtime.settings import KafkaSettings
-from schemas.events import Event
-from schemas.topics import TopicRegistry, TopicSpec
-from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError
 from stockstream.console import console
+
+if TYPE_CHECKING:  # the schemas and Kafka settings are imported when the command runs (stockstream/cli.py)
+    from schemas.events import Event
+    from schemas.topics import TopicRegistry, TopicSpec
 
 # Columns worth showing per value model; anything else shows compact JSON.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -79,6 +76,10 @@ def tail(
 ) -> None:
     """Print the records of a topic as they arrive (Ctrl-C stops)."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
+    from processors.runtime.kafka_admin import KafkaUnavailableError, count_brokers
+    from processors.runtime.masking import unreachable
+    from processors.runtime.settings import KafkaSettings
 
     if start not in ("beginning", "end"):
         raise typer.BadParameter(f"{start!r}: tail starts at the log's beginning or end", param_hint="--from")
@@ -149,6 +150,10 @@ def value_key(message: Any) -> str:
 def decoded_value(raw: bytes, model: type[Event]) -> tuple[Any, int | None]:
     """The record's value as JSON data: the current-version event (and the version it was upcast from,
     None when it was current), or, when it does not decode, the raw JSON (or text) as it is."""
+    from pydantic import ValidationError
+
+    from schemas.upcasters import CHAINS, UnsupportedSchemaVersionError
+
     try:
         event, version = CHAINS[model].decode_versioned(raw)
     except (ValidationError, UnsupportedSchemaVersionError, KeyError):

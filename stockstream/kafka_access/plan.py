@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from schemas.topics import RUN_NAMESPACE, TopicRegistry
+if TYPE_CHECKING:  # imported where used: ``stockstream kafka-access``'s help needs the names below, not the schemas
+    from schemas.topics import TopicRegistry
 
 INGEST, PROCESS, MATERIALIZE, NOTIFY, COMPOSITE, SERVE, SPARK, PRUNE = (
     "ingest", "process", "materialize", "notify", "composite", "serve", "spark", "prune")
@@ -79,6 +80,8 @@ class Deployment:
     @classmethod
     def default(cls, topics: TopicRegistry | None = None) -> Deployment:
         """The services' default groups (``<prefix>stockstream-<service>``, notify: ``stockstream-notify``)."""
+        from schemas.topics import TopicRegistry
+
         registry = topics or TopicRegistry()
         prefix = registry.prefix
         return cls(registry, f"{prefix}stockstream-process", f"{prefix}stockstream-materialize",
@@ -102,6 +105,8 @@ def _stateful_app(principal: str, group: str, *, group_pattern: Pattern = "liter
 
 def grants(deployment: Deployment) -> list[Grant]:
     """Every grant of ``deployment``, sorted (stable for display and comparison)."""
+    from schemas.topics import RUN_NAMESPACE
+
     registry = deployment.topics
     ticks, ticks_dlq = registry.ticks.name, registry.ticks_dlq.name
     candles = [registry.candles(timeframe).name for timeframe in registry.candle_timeframes]
