@@ -56,7 +56,7 @@ run: setup
 
 ## Lint, types and every test tier against the real local stack, on TEST_WORKERS pytest workers (pytest-xdist;
 ## a test file is one worker's, see tests/conftest.py; TEST_WORKERS=0 runs them in this one process).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: setup lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 		-m "not chaos_full and not soak_full and not containers"
