@@ -24,20 +24,15 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import BenchOutput, Figure, Measure, machine
+from bench.common import REPO, BenchOutput, Figure, Measure, git, machine
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+BASELINE = "07ef628"  # the release before lazy command imports
 COMMANDS: tuple[tuple[str, ...], ...] = (
     ("--help",), ("--version",), ("query", "--help"), ("stack", "--help"), ("indicators", "--help"),
     ("notify", "--help"), ("process", "--help"), ("tail", "--help"),
 )
 ENTRY = "from stockstream.cli import main; main()"
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,  # noqa: S603, S607
-                          check=True).stdout.strip()
 
 
 def cpu_of_start(code: Path, command: tuple[str, ...]) -> float:
@@ -59,8 +54,8 @@ def measure(ref: str, rounds: int) -> dict[str, object]:
     """Every round of every command on both sides (this checkout and ``ref``), alternating."""
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     tree = work / "baseline"
-    commit = _git("rev-parse", ref)
-    _git("worktree", "add", "--detach", str(tree), commit)
+    commit = git("rev-parse", ref)
+    git("worktree", "add", "--detach", str(tree), commit)
     label = ref if commit.startswith(ref) else f"{ref} ({commit[:7]})"
     sides = {"this checkout": REPO, label: tree}
     runs: list[dict[str, object]] = []
@@ -74,7 +69,7 @@ def measure(ref: str, rounds: int) -> dict[str, object]:
                                  "load_average_1m": round(os.getloadavg()[0], 2)})
             print(f"round {round_number + 1}/{rounds} done", file=sys.stderr, flush=True)
     finally:
-        _git("worktree", "remove", "--force", str(tree))
+        git("worktree", "remove", "--force", str(tree))
         shutil.rmtree(work, ignore_errors=True)
     return {"ref": ref, "commit": commit, "sides": list(sides), "runs": runs}
 
@@ -93,16 +88,9 @@ def figures(found: dict[str, object]) -> list[Figure]:
     return out
 
 
-def run(quick: bool) -> BenchOutput:
-    """One run: quick = 2 rounds (a smoke test of the script), else 7."""
-    found = measure("07ef628", 2 if quick else 7)
-    return BenchOutput(params={"ref": found["ref"], "commit": found["commit"]}, figures=figures(found),
-                       details={"runs": found["runs"]})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ref", default="07ef628", help="the baseline's git ref (before lazy command imports)")
+    parser.add_argument("--ref", default=BASELINE, help="the baseline's git ref (before lazy command imports)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, help="default bench/results/<date>-cli-startup.json")
     args = parser.parse_args()
@@ -111,8 +99,8 @@ def main() -> None:
     output = BenchOutput(params={"ref": args.ref, "commit": found["commit"], "rounds": args.rounds},
                          figures=figures(found), details={"runs": found["runs"]})
     out = args.out or RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-cli-startup.json"
-    document = {"machine": where.model_dump(mode="json"), "head": _git("rev-parse", "HEAD"),
-                "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    document = {"machine": where.model_dump(mode="json"), "head": git("rev-parse", "HEAD"),
+                "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
                 "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
                 **output.model_dump(mode="json")}
     out.write_text(json.dumps(document, indent=1) + "\n")

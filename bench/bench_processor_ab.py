@@ -67,6 +67,7 @@ from pathlib import Path
 from bench.bench_process import BOOTSTRAP, produce_all
 from bench.bench_venues_ab import REPO, RESULTS, backlogs, drain, drain_group
 from bench.common import BenchOutput, Figure, Measure, machine
+from bench.common import git as _git
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from tests.support.kafka_tools import delete_topics
@@ -156,11 +157,6 @@ print(json.dumps({"cpu_us_per_tick": round(spent / len(records) * 1e6, 2), "emit
                   "chunks_us": [round(chunk) for chunk in chunks],
                   "produced": dict(metrics.hot.produced), "dead_letters": dict(metrics.hot.dead_letters)}))
 '''
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,  # noqa: S603, S607
-                          check=True).stdout.strip()
 
 
 def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_ms: str, profile: str = "-") -> dict:

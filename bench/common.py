@@ -135,6 +135,12 @@ class BenchReport(_Frozen):
 
 # -- the machine ------------------------------------------------------------------------------------------
 
+def git(*args: str) -> str:
+    """``git -C <repo> …``'s standard output, stripped (raises on failure)."""
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,  # noqa: S603, S607
+                          check=True).stdout.strip()
+
+
 def _first(pattern: str, text: str, default: str = "unknown") -> str:
     match = re.search(pattern, text, re.MULTILINE)
     return match.group(1).strip() if match else default

@@ -5,7 +5,6 @@ them, nor the ``stockstream`` CLI/API shell.
 """
 
 
-
 def package_version() -> str:
     """The installed stockstream distribution's version (``0+unknown`` when run from a bare source tree)."""
     # ~50 ms: imported when asked, not by every process that imports processors.runtime (each CLI start)
