@@ -91,9 +91,11 @@ class Kafka:
     def watermarks(self, topic: str) -> tuple[dict[int, int], dict[int, int]]:
         from confluent_kafka import TopicPartition
 
+        from processors.runtime.watermarks import watermarks
+
         low, high = {}, {}
         for p in self.partitions(topic):
-            low[p], high[p] = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            low[p], high[p] = watermarks(self.consumer, TopicPartition(topic, p), 30)
         return low, high
 
     def ends(self, topics: list[str]) -> dict[tuple[str, int], int]:

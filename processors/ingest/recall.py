@@ -20,6 +20,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from processors.runtime.settings import KafkaSettings
+from processors.runtime.watermarks import watermarks
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def recall_published(settings: KafkaSettings, capacity: int, timeout_s: float = 
             return []
         assignment, pending = [], set()
         for partition in sorted(entry.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(consumer, TopicPartition(topic, partition), 10)
             if high > low:
                 assignment.append(TopicPartition(topic, partition, max(low, high - capacity)))
                 pending.add(partition)

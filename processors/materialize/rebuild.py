@@ -33,6 +33,7 @@ from processors.materialize.planner import BatchPlanner
 from processors.materialize.service import to_record, utc_now
 from processors.materialize.settings import MaterializeSettings, redis_client
 from processors.materialize.store import ViewStore
+from processors.runtime.watermarks import watermarks
 
 log = logging.getLogger(__name__)
 VIEW_ROOTS = ("instruments", "symbols", "latest:*", "rec:*", "candles:*", "ind:*", "signals:*", "daily:*")
@@ -142,11 +143,11 @@ class Rebuilder:
 
     @staticmethod
     def _end(consumer: Consumer, tp: TopicPartition) -> int:
-        return int(consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=30)[1])
+        return int(watermarks(consumer, TopicPartition(tp.topic, tp.partition), 30)[1])
 
     @staticmethod
     def _low(consumer: Consumer, tp: TopicPartition) -> int:
-        return int(consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=30)[0])
+        return int(watermarks(consumer, TopicPartition(tp.topic, tp.partition), 30)[0])
 
     def _replay(self, prefix: str, starts: list[TopicPartition], ends: dict[tuple[str, int], int]
                 ) -> tuple[int, int, int, dict[tuple[str, int], int]]:

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka.admin import AdminClient
 
 from processors.runtime.settings import KafkaSettings
+from processors.runtime.watermarks import watermarks
 
 
 class OffsetError(RuntimeError):
@@ -40,7 +41,7 @@ def start_offsets(settings: KafkaSettings, topic: str, since: datetime | None) -
     consumer = _consumer(settings)
     try:
         partitions = _partitions(consumer, topic)
-        marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        marks = {p: watermarks(consumer, TopicPartition(topic, p), 10) for p in partitions}
         if since is None:
             return {p: low for p, (low, _high) in marks.items()}
         wanted = [TopicPartition(topic, p, int(since.timestamp() * 1000)) for p in partitions]
@@ -87,7 +88,7 @@ def last_stable_offsets(settings: KafkaSettings, topic: str, timeout_s: float = 
     try:
         result: dict[int, int | None] = {}
         for partition in _partitions(consumer, topic):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = watermarks(consumer, TopicPartition(topic, partition), 10)
             result[partition] = _last_record(consumer, topic, partition, low, high, timeout_s)
         return result
     finally:

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from processors.core.rollout import LiveView, effective
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
+from processors.runtime.watermarks import watermarks
 from schemas.events import encode
 from schemas.runs import LIVE_RUN_ID, Run
 from schemas.upcasters import UnsupportedSchemaVersionError, decode_run
@@ -131,7 +132,7 @@ class RunLog:
                 found = consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
                 if found is None or found.error is not None or not found.partitions:
                     return RunSnapshot({}, 0)  # no run made yet in this deployment
-                _low, high = consumer.get_watermark_offsets(partition, timeout=timeout_s)
+                _low, high = watermarks(consumer, partition, timeout_s)
             except KafkaException as error:
                 raise RunLogError(f"cannot read the runs topic {self.topic!r}: {error}") from None
             snapshot = RunSnapshot({}, 0)
@@ -203,7 +204,7 @@ class RunWatcher:
 
     def start(self, timeout_s: float = 60.0) -> RunSnapshot:
         """Read the topic to its current end, then follow it in the background; returns the snapshot."""
-        _low, high = self._consumer.get_watermark_offsets(TopicPartition(self.log.topic, 0), timeout=timeout_s)
+        _low, high = watermarks(self._consumer, TopicPartition(self.log.topic, 0), timeout_s)
         deadline = time.monotonic() + timeout_s
         while self.snapshot.end < high:
             if time.monotonic() > deadline:
@@ -249,7 +250,7 @@ class RunWatcher:
 
     def sync(self, timeout_s: float) -> bool:
         """Block until the watcher has read the topic to its end as it is now; False after ``timeout_s``."""
-        _low, high = self._probe_consumer().get_watermark_offsets(TopicPartition(self.log.topic, 0), timeout=timeout_s)
+        _low, high = watermarks(self._probe_consumer(), TopicPartition(self.log.topic, 0), timeout_s)
         return high <= 0 or self.wait_for(high - 1, timeout_s)
 
     def _probe_consumer(self) -> Consumer:
@@ -285,7 +286,7 @@ def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 12
             return []
         ends = {}
         for partition in found.partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            _low, high = watermarks(consumer, TopicPartition(topic, partition), 30)
             if high > 0:
                 ends[partition] = high
         if not ends:

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from processors.core.timeutil import DAY_US, to_us
 from processors.runtime.masking import failure_reason, mask_url
 from processors.runtime.settings import KafkaSettings
+from processors.runtime.watermarks import watermarks
 
 OffsetSpec = int | Mapping[int, int]
 """One offset for every partition, or offsets by partition (partitions left out: their first/end offset)."""
@@ -150,7 +151,7 @@ def offsets_at_event_time(settings: KafkaSettings, topic: str, moment: datetime,
         found: dict[int, int] = {}
         probes = [TopicPartition(topic, p, max(0, (target - clock_skew_us) // 1000)) for p in metadata.partitions]
         for answer in consumer.offsets_for_times(probes, timeout=timeout_s):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, answer.partition), timeout=timeout_s)
+            low, high = watermarks(consumer, TopicPartition(topic, answer.partition), timeout_s)
             start = high if answer.offset < 0 else max(answer.offset, low)
             found[answer.partition] = _scan_to(consumer, topic, answer.partition, start, high, target, scan_limit)
         return found
@@ -212,7 +213,7 @@ def resolve_range(settings: KafkaSettings, request: RangeRequest, warmup_us: int
         partitions = sorted(found.partitions)
         low, high = {}, {}
         for p in partitions:
-            low[p], high[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            low[p], high[p] = watermarks(consumer, TopicPartition(topic, p), timeout_s)
         range_start = _by_partition(request.from_offset, partitions, low, low, high, "--from")
         read_end = _by_partition(request.to_offset, partitions, high, low, high, "--to")
         for p in partitions:

@@ -27,6 +27,7 @@ def read_outcomes(settings: Any) -> tuple[list[Any], int]:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
     from pydantic import ValidationError
 
+    from processors.runtime.watermarks import watermarks
     from schemas.upcasters import UnsupportedSchemaVersionError, decode_signal_outcome
 
     name = settings.topics().signal_outcomes.name
@@ -46,7 +47,7 @@ def read_outcomes(settings: Any) -> tuple[list[Any], int]:
             console(stderr=True).print(f"[red]topic {escape(name)} does not exist (yet)[/]")
             raise typer.Exit(1)
         # read_committed: the last stable offset is where a committed reader stops.
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in topic.partitions}
+        ends = {p: watermarks(consumer, TopicPartition(name, p), 10)[1] for p in topic.partitions}
         waiting = {p for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in waiting])
         idle = 0

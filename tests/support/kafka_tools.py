@@ -11,6 +11,8 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from processors.runtime.watermarks import watermarks
+
 
 @dataclass(frozen=True)
 class Record:
@@ -49,7 +51,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = metadata.topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        return {p: watermarks(consumer, TopicPartition(topic, p), 10)[1] for p in partitions}
     finally:
         consumer.close()
 
@@ -79,7 +81,7 @@ def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_
         metadata = consumer.list_topics(topic, timeout=10)
         assert topic in metadata.topics and metadata.topics[topic].error is None, f"no topic {topic}"
         partitions = list(metadata.topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {p: watermarks(consumer, TopicPartition(topic, p), 10)[1] for p in partitions}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         records: list[Record] = []
         done = {p for p, end in ends.items() if end == 0}
