@@ -65,12 +65,13 @@ class Deployment:
         return found
 
     def owned(self, run_id: str) -> tuple[list[str], list[bytes]]:
-        """The run's topics (its own and its state's changelogs) and view keys."""
+        """The run's topics (its own and its state's changelogs) and view keys, sorted (SCAN's order changes
+        when Redis resizes its table, as deleting another run's keys may do)."""
         prefix = f"{self.live.prefix}runs.{run_id}."
-        names = [name for name in _topics(self.live.bootstrap) if name.startswith((prefix, f"changelog__{prefix}"))]
+        names = sorted(name for name in _topics(self.live.bootstrap) if name.startswith((prefix, f"changelog__{prefix}")))
         client = redis.Redis.from_url(self.live.redis_url)
         try:
-            keys = list(client.scan_iter(match=f"{self.live.views}run:{run_id}:*", count=1000))
+            keys = sorted(client.scan_iter(match=f"{self.live.views}run:{run_id}:*", count=1000))
         finally:
             client.close()
         return names, keys
