@@ -11,12 +11,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from processors.core.timeutil import to_us
 from spark_jobs.backfill.rows import indicator_column
 
 TOLERANCE = 1e-9
+_ABSENT = object()  # a column a reference event does not show (an indicator still warming up)
 
 
 def close(a: float | None, b: float | None) -> bool:
@@ -89,11 +91,63 @@ def _expected_row(kind: str, event: Any) -> dict[str, Any]:
     return row
 
 
+def _same(name: str, raw: Any, value: Any) -> bool:
+    """One value of a dataset row against its reference value (the rule the vectorized check follows)."""
+    if name == "day":
+        actual = pd.Timestamp(str(raw)).date()
+    elif name.startswith("ts_") or name.endswith("_ts"):
+        actual = _us(raw)
+    else:
+        actual = _null(raw)
+    if isinstance(value, float) or (isinstance(actual, float) and value is None):
+        return close(actual, value)
+    return bool(actual == value)
+
+
+def _mismatches(name: str, column: pd.Series, values: list[Any]) -> np.ndarray:
+    """Where a dataset column differs from the reference values (``_ABSENT``: not compared), vectorized
+    for timestamp and numeric columns with the rule of :func:`_same`; value by value otherwise."""
+    present = np.fromiter((v is not _ABSENT for v in values), bool, len(values))
+    timestamp = name.startswith("ts_") or name.endswith("_ts")
+    kinds = {type(v) for v in values if v is not _ABSENT and v is not None}
+    if timestamp and isinstance(column.dtype, pd.DatetimeTZDtype) and kinds <= {int}:
+        null = column.isna().to_numpy()
+        actual = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]").astype("int64")
+        return present & _differ_exactly(null, actual, values)
+    if not timestamp and name != "day" and (pd.api.types.is_numeric_dtype(column.dtype)
+                                            or pd.api.types.is_bool_dtype(column.dtype)) and kinds <= {float, int, bool}:
+        null = column.isna().to_numpy()
+        actual = column.to_numpy(dtype="float64", na_value=np.nan)
+        wanted = np.array([np.nan if v is _ABSENT or v is None else float(v) for v in values])
+        wanted_none = np.fromiter((v is None for v in values), bool, len(values))
+        approximate = np.fromiter((isinstance(v, float) for v in values), bool, len(values))
+        with np.errstate(invalid="ignore"):
+            near = np.abs(actual - wanted) <= TOLERANCE * np.maximum(1.0, np.maximum(np.abs(actual), np.abs(wanted)))
+            equal = actual == wanted
+        same = np.where(wanted_none, null, ~null & np.where(approximate, near, equal))
+        return present & ~same
+    raw = column.tolist()
+    return np.fromiter((v is not _ABSENT and not _same(name, a, v) for a, v in zip(raw, values, strict=True)),
+                       bool, len(values))
+
+
+def _differ_exactly(null: np.ndarray, actual: np.ndarray, values: list[Any]) -> np.ndarray:
+    wanted_none = np.fromiter((v is None for v in values), bool, len(values))
+    wanted = np.fromiter((0 if v is _ABSENT or v is None else v for v in values), np.int64, len(values))
+    return np.where(wanted_none, ~null, null | (actual != wanted))
+
+
 def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, int, Any]],
                 limit: int = 10) -> list[str]:
-    """Human-readable differences between a dataset and the reference events (empty when equal)."""
+    """Human-readable differences between a dataset and the reference events (empty when equal).
+
+    Events are paired by (partition, offset, seq); every column a reference event shows is compared
+    by the rule of :func:`_same` (vectorized where the column's type allows), and the first
+    ``limit`` differences are listed in (partition, offset, seq, column) order.
+    """
     problems: list[str] = []
-    got = {(int(r.partition), int(r.offset), int(r.seq)): r for r in frame.itertuples(index=False)}
+    keys = zip(*(frame[name].astype("int64").tolist() for name in ("partition", "offset", "seq")), strict=True)
+    got = {key: position for position, key in enumerate(keys)}  # a repeated key: the last row, as a dict does
     want = {(p, o, s): event for p, o, s, event in expected}
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
@@ -101,21 +155,23 @@ def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, i
         problems.append(f"{kind}: {len(missing)} events missing, first at {missing[:3]}")
     if extra:
         problems.append(f"{kind}: {len(extra)} unexpected events, first at {extra[:3]}")
-    for where in sorted(set(want) & set(got)):
-        row = got[where]._asdict()
-        for name, value in _expected_row(kind, want[where]).items():
-            if name == "day":
-                actual = pd.Timestamp(str(row["date"])).date()
-            else:
-                actual = _null(row[name])
-            if name.startswith("ts_") or name.endswith("_ts"):
-                actual = _us(row[name])
-            if isinstance(value, float) or (isinstance(actual, float) and value is None):
-                same = close(actual, value)
-            else:
-                same = actual == value
-            if not same:
-                problems.append(f"{kind} at {where}: {name} = {actual!r}, expected {value!r}")
+    common = sorted(set(want) & set(got))
+    if not common:
+        return problems[:limit]
+    rows = frame.iloc[[got[where] for where in common]].reset_index(drop=True)
+    wanted = [_expected_row(kind, want[where]) for where in common]
+    names = list(dict.fromkeys(name for row in wanted for name in row))
+    bad = np.zeros(len(common), bool)
+    for name in names:
+        bad |= _mismatches(name, rows["date" if name == "day" else name], [row.get(name, _ABSENT) for row in wanted])
+    for index in np.flatnonzero(bad):
+        row = rows.iloc[index]
+        for name, value in wanted[index].items():
+            raw = row["date" if name == "day" else name]
+            if not _same(name, raw, value):
+                actual = pd.Timestamp(str(raw)).date() if name == "day" else (
+                    _us(raw) if name.startswith("ts_") or name.endswith("_ts") else _null(raw))
+                problems.append(f"{kind} at {common[index]}: {name} = {actual!r}, expected {value!r}")
                 if len(problems) >= limit:
                     return problems
     return problems
