@@ -6,6 +6,9 @@ code): the real broker gives NOT_LEADER_OR_FOLLOWER only for moments we cannot p
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -48,3 +51,18 @@ def test_a_leader_still_missing_at_the_deadline_is_raised():
     with pytest.raises(KafkaException) as raised:
         watermarks(consumer, PARTITION, timeout_s=0.5)  # type: ignore[arg-type]
     assert raised.value.args[0].code() == KafkaError.NOT_LEADER_FOR_PARTITION and 1 <= consumer.calls < 50
+
+
+ROOT = Path(__file__).resolve().parents[3]
+# The changelog-size gauge skips a round on any error (the next refresh asks again): no retry wanted there.
+DIRECT_CALLERS_ALLOWED = {"processors/runtime/watermarks.py", "processors/stream/kafka_stats.py"}
+
+
+def test_every_caller_goes_through_the_helper():
+    callers = set()
+    for folder in ("schemas", "processors", "spark_jobs", "stockstream", "tests/support", "tests/chaos"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Attribute) and node.attr == "get_watermark_offsets":
+                    callers.add(path.relative_to(ROOT).as_posix())
+    assert callers == DIRECT_CALLERS_ALLOWED, f"call processors.runtime.watermarks.watermarks instead: {sorted(callers - DIRECT_CALLERS_ALLOWED)}"
