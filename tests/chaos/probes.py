@@ -15,7 +15,6 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processors.notify.offsets import OffsetError, last_stable_offsets
 from processors.runtime.settings import KafkaSettings
-from processors.runtime.watermarks import watermarks
 
 Offsets = dict[tuple[str, int], int]
 
@@ -58,7 +57,10 @@ class KafkaProbe:
                 if partitions is None:
                     return None
                 for partition in partitions:
-                    result[(topic, partition)] = watermarks(self.consumer, TopicPartition(topic, partition), self.timeout_s)[1]
+                    # A probe samples: a partition without a leader (the broker restarting) is "not now", not
+                    # a wait (watermarks() would hold each sample up to timeout_s per partition).
+                    result[(topic, partition)] = self.consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=self.timeout_s)[1]
         except KafkaException:
             return None
         return result
