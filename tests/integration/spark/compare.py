@@ -91,14 +91,20 @@ def _expected_row(kind: str, event: Any) -> dict[str, Any]:
     return row
 
 
+def _timestamp(name: str) -> bool:
+    return name.startswith("ts_") or name.endswith("_ts")
+
+
+def _actual(name: str, raw: Any) -> Any:
+    """A dataset value as its reference value is written: a date, µs since the epoch, None for a null."""
+    if name == "day":
+        return pd.Timestamp(str(raw)).date()
+    return _us(raw) if _timestamp(name) else _null(raw)
+
+
 def _same(name: str, raw: Any, value: Any) -> bool:
     """One value of a dataset row against its reference value (the rule the vectorized check follows)."""
-    if name == "day":
-        actual = pd.Timestamp(str(raw)).date()
-    elif name.startswith("ts_") or name.endswith("_ts"):
-        actual = _us(raw)
-    else:
-        actual = _null(raw)
+    actual = _actual(name, raw)
     if isinstance(value, float) or (isinstance(actual, float) and value is None):
         return close(actual, value)
     return bool(actual == value)
@@ -108,7 +114,7 @@ def _mismatches(name: str, column: pd.Series, values: list[Any]) -> np.ndarray:
     """Where a dataset column differs from the reference values (``_ABSENT``: not compared), vectorized
     for timestamp and numeric columns with the rule of :func:`_same`; value by value otherwise."""
     present = np.fromiter((v is not _ABSENT for v in values), bool, len(values))
-    timestamp = name.startswith("ts_") or name.endswith("_ts")
+    timestamp = _timestamp(name)
     kinds = {type(v) for v in values if v is not _ABSENT and v is not None}
     if timestamp and isinstance(column.dtype, pd.DatetimeTZDtype) and kinds <= {int}:
         null = column.isna().to_numpy()
@@ -169,9 +175,7 @@ def differences(kind: str, frame: pd.DataFrame, expected: list[tuple[int, int, i
         for name, value in wanted[index].items():
             raw = row["date" if name == "day" else name]
             if not _same(name, raw, value):
-                actual = pd.Timestamp(str(raw)).date() if name == "day" else (
-                    _us(raw) if name.startswith("ts_") or name.endswith("_ts") else _null(raw))
-                problems.append(f"{kind} at {common[index]}: {name} = {actual!r}, expected {value!r}")
+                problems.append(f"{kind} at {common[index]}: {name} = {_actual(name, raw)!r}, expected {value!r}")
                 if len(problems) >= limit:
                     return problems
     return problems
