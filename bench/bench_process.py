@@ -107,15 +107,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU time of a process by kind of thread (Linux /proc), in seconds.
+
+    ``main``: the thread that runs the Python interpreter (the process's first thread); ``librdkafka``:
+    the Kafka client's own threads (``rdk:*``); ``rocksdb``: the state store's (``rocksdb:*``); ``other``.
+    Threads that ended before the call are not counted.
+    """
+    found = {"main": 0.0, "librdkafka": 0.0, "rocksdb": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        kind = ("main" if task.name == str(pid) else "librdkafka" if name.startswith("rdk:")
+                else "rocksdb" if name.startswith("rocksdb:") else "other")
+        found[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
 def drain_rate(group: str, topic: str, total: int, process: subprocess.Popen[bytes], timeout_s: float) -> dict:
     """Poll the group's committed offset until it reaches ``total``; rate over the drained part.
 
     Also the worker's CPU time over the same interval: on a shared, busy machine the wall
-    rate depends on what else runs, CPU µs per record much less.
+    rate depends on what else runs, CPU µs per record much less. ``cpu_us_per_record_by_thread``
+    splits it by kind of thread (:func:`thread_cpu_seconds`; threads that ended during the drain are
+    in the total only).
     """
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
     try:
-        first: tuple[float, int, float] | None = None
+        first: tuple[float, int, float, dict[str, float]] | None = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -123,15 +146,19 @@ def drain_rate(group: str, topic: str, total: int, process: subprocess.Popen[byt
             position = committed(consumer, topic)
             now = time.monotonic()
             if first is None and position > 0:
-                first = (now, position, cpu_seconds(process.pid))
+                first = (now, position, cpu_seconds(process.pid), thread_cpu_seconds(process.pid))
             if position >= total:
                 assert first is not None
                 cpu = cpu_seconds(process.pid) - first[2]
+                threads = thread_cpu_seconds(process.pid)
                 elapsed = now - first[0]
                 drained = total - first[1]
                 return {"records": drained, "seconds": round(elapsed, 2),
                         "per_second": round(drained / elapsed) if elapsed > 0 else None,
-                        "cpu_us_per_record": round(cpu / drained * 1e6, 1), "load_average": os.getloadavg()[0]}
+                        "cpu_us_per_record": round(cpu / drained * 1e6, 1),
+                        "cpu_us_per_record_by_thread": {kind: round((threads[kind] - first[3][kind]) / drained * 1e6, 1)
+                                                        for kind in threads},
+                        "load_average": os.getloadavg()[0]}
             time.sleep(0.05)
         raise TimeoutError(f"{group} did not drain {topic} within {timeout_s:.0f}s")
     finally:

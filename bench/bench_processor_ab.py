@@ -38,7 +38,9 @@ bench/results/2026-11-27.json measured the 36.9 µs/record the issue names), tim
 bench/bench_process.py does (the consumer group's committed offsets; the process's CPU over the
 drained part, all its threads): so the Quix consumer and producer, the transactions, the state store
 and its changelog are in the figure, as they are in production. Default 400,000 ticks (that run's
-size), 3 rounds; the baseline reads its own v1 log.
+size), 3 rounds; the baseline reads its own v1 log. Each drain also splits its CPU by kind of thread
+(the interpreter's main thread, librdkafka's threads, RocksDB's, other):
+``details.cpu_us_per_tick_by_thread_of_min`` is that split for each side's least disturbed drain.
 
 ``--sides a,b`` runs only those sides (the figures of the others are left out). Sides alternate (rotated
 each round) ``--rounds`` times; each side's figure is the minimum of its
@@ -179,7 +181,7 @@ def _drain(work: Path, side: str, round_number: int, code: Path, prefix: str, ti
     found = drain(side, code, prefix, ticks, work, round_number, settings)
     shutil.rmtree(work / drain_group(prefix, side, round_number), ignore_errors=True)  # its state
     return {"cpu_us_per_tick": found["cpu_us_per_record"], "drained": found["records"], "seconds": found["seconds"],
-            "per_second": found["per_second"]}
+            "per_second": found["per_second"], "cpu_us_per_tick_by_thread": found["cpu_us_per_record_by_thread"]}
 
 
 def _compile(tree: Path) -> None:
@@ -276,7 +278,12 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
     best = {side: min(r["cpu_us_per_tick"] for r in runs if r["side"] == side) for side in sides}
     found: dict[str, object] = {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "kafka": kafka,
                                 "guarantee": guarantee if kafka else None, "cpu_us_per_tick_min": best, "runs": runs}
-    if not kafka:
+    if kafka:
+        # Where each side's least disturbed drain spent its CPU, by kind of thread (bench_process.thread_cpu_seconds).
+        found["cpu_us_per_tick_by_thread_of_min"] = {
+            side: min((r for r in runs if r["side"] == side), key=lambda r: r["cpu_us_per_tick"])["cpu_us_per_tick_by_thread"]
+            for side in sides}
+    else:
         # A second estimate, steadier on a shared machine: each checkpoint interval's least disturbed round, summed.
         minima = {}
         for side in sides:

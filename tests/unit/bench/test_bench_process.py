@@ -3,14 +3,18 @@
 A broker just started answers "not coordinator" or "coordinator load in progress" while it loads its
 group metadata (a ``bench_processor_ab --kafka`` right after ``stack up`` died of it): those are asked
 again, anything else is raised at once. The consumer here is a stand-in that answers as librdkafka does.
+Also its split of a process's CPU by kind of thread, on a real process that spins in two threads.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from bench.bench_process import committed
+from bench.bench_process import committed, cpu_seconds, thread_cpu_seconds
 
 
 class _Answers:
@@ -52,3 +56,44 @@ def test_a_coordinator_busy_beyond_the_patience_is_raised() -> None:
     with pytest.raises(KafkaException):
         committed(consumer, "ticks", patience_s=0.0)  # type: ignore[arg-type]
     assert consumer.asked == 1
+
+
+_WORKER = """
+import sys, threading, time
+
+def spin(seconds):
+    began = time.thread_time()
+    while time.thread_time() - began < seconds:
+        pass
+
+def client():
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as comm:
+        comm.write("rdk:broker1")  # as librdkafka names its threads
+    spin(0.3)
+    ready.set()
+    stop.wait()
+
+ready, stop = threading.Event(), threading.Event()
+threading.Thread(target=client).start()
+spin(0.2)
+ready.wait()
+print("spun", flush=True)
+sys.stdin.readline()
+stop.set()
+"""
+
+
+def test_thread_cpu_is_split_between_the_interpreter_and_the_kafka_clients_threads() -> None:
+    """Each thread's CPU goes to its kind: the process's first thread is ``main``, ``rdk:*`` threads ``librdkafka``."""
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "spun"
+        found = thread_cpu_seconds(worker.pid)
+        total = cpu_seconds(worker.pid)
+    finally:
+        worker.communicate("\n", timeout=30)
+    assert set(found) == {"main", "librdkafka", "rocksdb", "other"}
+    assert found["main"] >= 0.15 and found["librdkafka"] >= 0.25, found  # spun 0.2 s and 0.3 s of CPU (10 ms ticks)
+    assert found["rocksdb"] == 0.0
+    assert sum(found.values()) <= total + 0.01
