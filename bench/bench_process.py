@@ -107,14 +107,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """User + system CPU time of a process by kind of thread (Linux /proc), in seconds.
+THREAD_KINDS = ("main", "librdkafka", "rocksdb", "other")
 
-    ``main``: the thread that runs the Python interpreter (the process's first thread); ``librdkafka``:
-    the Kafka client's own threads (``rdk:*``); ``rocksdb``: the state store's (``rocksdb:*``); ``other``.
-    Threads that ended before the call are not counted.
+
+def thread_cpu_seconds(pid: int) -> dict[str, tuple[str, float]]:
+    """Each live thread of a process (by thread id): its kind and its user + system CPU time, in seconds (Linux /proc).
+
+    Kinds: ``main``, the thread that runs the Python interpreter (the process's first thread); ``librdkafka``,
+    the Kafka client's own threads (``rdk:*``); ``rocksdb``, the state store's (``rocksdb:*``); ``other``.
     """
-    found = {"main": 0.0, "librdkafka": 0.0, "rocksdb": 0.0, "other": 0.0}
+    found: dict[str, tuple[str, float]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -124,8 +126,20 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
             continue
         kind = ("main" if task.name == str(pid) else "librdkafka" if name.startswith("rdk:")
                 else "rocksdb" if name.startswith("rocksdb:") else "other")
-        found[kind] += (int(fields[11]) + int(fields[12])) / tick
+        found[task.name] = (kind, (int(fields[11]) + int(fields[12])) / tick)
     return found
+
+
+def cpu_by_thread_kind(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """The CPU seconds each kind of thread spent between two :func:`thread_cpu_seconds` readings.
+
+    A thread started in between counts from zero; one that ended in between is not counted (it is in
+    the process's total only).
+    """
+    spent = dict.fromkeys(THREAD_KINDS, 0.0)
+    for thread, (kind, seconds) in after.items():
+        spent[kind] += seconds - before.get(thread, (kind, 0.0))[1]
+    return spent
 
 
 def drain_rate(group: str, topic: str, total: int, process: subprocess.Popen[bytes], timeout_s: float) -> dict:
@@ -133,12 +147,11 @@ def drain_rate(group: str, topic: str, total: int, process: subprocess.Popen[byt
 
     Also the worker's CPU time over the same interval: on a shared, busy machine the wall
     rate depends on what else runs, CPU µs per record much less. ``cpu_us_per_record_by_thread``
-    splits it by kind of thread (:func:`thread_cpu_seconds`; threads that ended during the drain are
-    in the total only).
+    splits it by kind of thread (:func:`cpu_by_thread_kind`).
     """
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
     try:
-        first: tuple[float, int, float, dict[str, float]] | None = None
+        first: tuple[float, int, float, dict[str, tuple[str, float]]] | None = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -150,14 +163,14 @@ def drain_rate(group: str, topic: str, total: int, process: subprocess.Popen[byt
             if position >= total:
                 assert first is not None
                 cpu = cpu_seconds(process.pid) - first[2]
-                threads = thread_cpu_seconds(process.pid)
+                threads = cpu_by_thread_kind(first[3], thread_cpu_seconds(process.pid))
                 elapsed = now - first[0]
                 drained = total - first[1]
                 return {"records": drained, "seconds": round(elapsed, 2),
                         "per_second": round(drained / elapsed) if elapsed > 0 else None,
                         "cpu_us_per_record": round(cpu / drained * 1e6, 1),
-                        "cpu_us_per_record_by_thread": {kind: round((threads[kind] - first[3][kind]) / drained * 1e6, 1)
-                                                        for kind in threads},
+                        "cpu_us_per_record_by_thread": {kind: round(spent / drained * 1e6, 1)
+                                                        for kind, spent in threads.items()},
                         "load_average": os.getloadavg()[0]}
             time.sleep(0.05)
         raise TimeoutError(f"{group} did not drain {topic} within {timeout_s:.0f}s")

@@ -14,7 +14,7 @@ import sys
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from bench.bench_process import committed, cpu_seconds, thread_cpu_seconds
+from bench.bench_process import committed, cpu_by_thread_kind, cpu_seconds, thread_cpu_seconds
 
 
 class _Answers:
@@ -89,11 +89,19 @@ def test_thread_cpu_is_split_between_the_interpreter_and_the_kafka_clients_threa
                               text=True)
     try:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "spun"
-        found = thread_cpu_seconds(worker.pid)
+        threads = thread_cpu_seconds(worker.pid)
         total = cpu_seconds(worker.pid)
     finally:
         worker.communicate("\n", timeout=30)
-    assert set(found) == {"main", "librdkafka", "rocksdb", "other"}
+    assert sorted(kind for kind, _ in threads.values()) == ["librdkafka", "main"]
+    found = cpu_by_thread_kind({}, threads)
     assert found["main"] >= 0.15 and found["librdkafka"] >= 0.25, found  # spun 0.2 s and 0.3 s of CPU (10 ms ticks)
-    assert found["rocksdb"] == 0.0
+    assert found["rocksdb"] == found["other"] == 0.0
     assert sum(found.values()) <= total + 0.01
+
+
+def test_the_split_counts_what_each_thread_spent_in_between() -> None:
+    """A thread seen twice counts its difference, a new one from zero, one that ended not at all."""
+    before = {"10": ("main", 5.0), "11": ("librdkafka", 1.0), "12": ("other", 2.0)}
+    after = {"10": ("main", 7.5), "11": ("librdkafka", 1.25), "13": ("rocksdb", 0.5)}
+    assert cpu_by_thread_kind(before, after) == {"main": 2.5, "librdkafka": 0.25, "rocksdb": 0.5, "other": 0.0}
