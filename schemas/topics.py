@@ -7,8 +7,11 @@ by :func:`processors.runtime.kafka_admin.ensure_topics` with exactly this config
 
 **Runs** (``schemas/runs.py``). A registry for a run (:meth:`TopicRegistry.for_run`) names the
 same derived topics under ``<prefix>runs.<id>.`` (``runs.<id>.signals``, ``runs.<id>.candles.1m``
-…) with ``RUN_RETENTION`` as their retention, while ``ticks`` stays the live log (a run reads it,
-never writes it). The run's processing state and consumer groups are named here too
+…) kept until the run is pruned (``RUN_RETENTION`` after it ended, ``stockstream runs prune``), never
+expired by the broker, while ``ticks`` stays the live log (a run reads it, never writes it): an output
+record carries its input tick's timestamp, and Kafka's time retention counts from record timestamps,
+so a retention on a run's topics would delete the outputs of a run over ticks older than it within
+minutes of writing them (at the broker's next retention check). The run's processing state and consumer groups are named here too
 (:func:`run_group`), so access rules can grant a run's principals exactly the prefixes
 ``<prefix>runs.<id>.`` and ``changelog__<prefix>runs.<id>.``. The run list itself is the
 compacted ``runs`` topic (key = run id, one partition, broker timestamps: the strategy
@@ -120,10 +123,15 @@ class TopicRegistry:
         return f"{self.derived_prefix}{base}"
 
     def _retention(self, live_ms: int) -> int:
-        """A derived topic's retention: its live retention, bounded by RUN_RETENTION for a run."""
-        if self.run_id is None:
-            return live_ms
-        return self.run_retention_ms if live_ms == FOREVER else min(live_ms, self.run_retention_ms)
+        """A derived topic's retention: its live retention; none for a run's (see the module docstring).
+
+        A run's outputs carry the timestamps of the ticks they come from, and the broker deletes a
+        segment once its newest timestamp is older than the retention: a run over last month's ticks
+        would lose them at the next retention check. A run's lifetime is wall-clock time instead —
+        ``RUN_RETENTION`` after it ends (``Run.expires_at``) — and ``stockstream runs prune`` deletes
+        its topics then.
+        """
+        return live_ms if self.run_id is None else FOREVER
 
     @property
     def ticks(self) -> TopicSpec:

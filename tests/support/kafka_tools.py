@@ -150,6 +150,20 @@ def delete_topics(bootstrap: str, prefix: str) -> None:
                 pass
 
 
+def topic_configs(bootstrap: str, prefix: str, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The broker's value of each config in ``keys`` for every topic whose name starts with ``prefix``."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = sorted(name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix))
+    wanted = list(keys)
+    found: dict[str, dict[str, str]] = {}
+    for resource, future in admin.describe_configs([ConfigResource("topic", name) for name in names]).items():
+        entries = future.result(timeout=30)
+        found[resource.name] = {key: entries[key].value for key in wanted}
+    return found
+
+
 def forged_write_error(environment: dict[str, str], topic: str) -> KafkaError | None:
     """The delivery error of one forged record produced with a service's Kafka variables (None = written).
 

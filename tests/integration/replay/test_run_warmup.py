@@ -30,7 +30,7 @@ from schemas.upcasters import decode_run
 from spark_jobs.backfill.ranges import warmup_read_from_us
 from stockstream.warmup import run_warmup, warm_start
 from tests.integration.replay.test_runs import HORIZONS_MS, _configs, _spec, pythonpath, reference_events
-from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic
+from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, topic_configs
 from tests.support.processes import STOCKSTREAM
 
 pytestmark = [pytest.mark.integration]
@@ -125,6 +125,11 @@ def test_runs_start_warms_up_by_default_and_equals_a_run_from_the_beginning(long
             run = None if record.value is None else decode_run(record.value)
     assert run is not None and run.state == "done" and run.range is not None and run.range.end is not None
     assert run.range.warm_from == chosen.offsets and run.range.start == starts
+
+    # Its outputs carry the timestamps of 2024's ticks: a time retention on its topics would let the broker delete them
+    # at its next retention check (a proof run of 2026-12-07 caught one between the run and the reads below).
+    kept = topic_configs(settings.bootstrap_servers, f"{prefix}runs.auto.", ("retention.ms", "retention.bytes"))
+    assert kept and all(config == {"retention.ms": "-1", "retention.bytes": "-1"} for config in kept.values()), kept
 
     configs = _configs(None, HORIZONS_MS)  # what `stockstream process` runs: stream time, live updates at 1 s
     reference = reference_events(records, configs)

@@ -23,7 +23,10 @@ def test_a_run_registry_renames_every_derived_topic_and_keeps_the_ticks_log():
                          "ns.runs.alt-1.views.dlq"]
     assert set(run_names) & live_names == {"ns.ticks"}, "a run writes no live topic"
     assert run.ticks.retention_ms == FOREVER
-    assert all(0 < spec.retention_ms <= 7 * DAY_MS for spec in run.run_outputs()), "bounded by RUN_RETENTION"
+    # Kept until `runs prune` (RUN_RETENTION after the run ends), never expired by the broker: outputs carry their
+    # ticks' timestamps, so a time retention would delete a historical run's outputs at the next retention check.
+    assert all(spec.retention_ms == FOREVER and spec.config()["retention.bytes"] == "-1" for spec in run.run_outputs())
+    assert live.indicators.retention_ms == 7 * DAY_MS and run.indicators.retention_ms == FOREVER
     assert run.live() == live
     assert live.runs.name == "ns.runs" and live.runs.config()["cleanup.policy"] == "compact"
 
@@ -53,8 +56,10 @@ def test_the_notifier_refuses_a_run():
         NotifySettings(run_id="alt")
 
 
-def test_run_retention_bounds_a_runs_topics():
+def test_run_retention_is_the_runs_lifetime_not_its_topics_retention():
+    """RUN_RETENTION dates a run's expiry (pruned then); its topics get no broker time retention."""
     settings = ProcessSettings(run_id="alt", run_retention="2h")
-    assert {spec.retention_ms for spec in settings.topics().run_outputs()} == {7_200_000}
+    assert settings.topics().run_retention_ms == 7_200_000
+    assert {spec.retention_ms for spec in settings.topics().run_outputs()} == {FOREVER}
     with pytest.raises(ValidationError):
         ProcessSettings(run_retention="0")
