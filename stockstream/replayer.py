@@ -153,7 +153,9 @@ class Kafka:
         consumer never commits past; so when a partition is a few offsets short, a
         read_committed probe checks whether any data record is really left there. ``probe``: look
         in every partition behind, however far: the tail of an aborted transaction (its records and
-        its marker) is never committed past either, and can be any length. ``committed``: the group's
+        its marker) is never committed past either, and can be any length. A partition counts as having
+        nothing readable left only once a read_committed reader reaches its target; until then (an open
+        transaction, or one whose commit markers are still being written) it counts as behind. ``committed``: the group's
         committed offsets when the caller has just read them.
         """
         from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -176,7 +178,10 @@ class Kafka:
                     where = (message.topic(), message.partition())
                     error = message.error()
                     if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
+                        # The end of what read_committed may read: nothing readable is left only if that end is the
+                        # target. Short of it, a transaction there is not decided yet (or its markers are still
+                        # being written just after a commit): ask again until the deadline, then count it as lag.
+                        if error.code() == KafkaError._PARTITION_EOF and message.offset() >= targets[where]:
                             unknown.discard(where)
                         continue
                     if where in unknown and message.offset() < targets[where]:
