@@ -67,6 +67,9 @@ def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_
     producer = _transactional(bootstrap)
     produce = output_producer(producer, exactly_once=True)
     produce(topic=fine, value=b"kept only if the transaction commits", key=b"k", headers=None, timestamp=1_000)
+    # On the broker before the refused record is sent: otherwise, when both wait in librdkafka's queue, the failure
+    # can purge it unsent (a proof of 2026-12-07 found the topic empty), and "written, then aborted" proves nothing.
+    assert producer.flush(30) == 0
     produce(topic=small, value=b"x" * 10_000, key=b"k", headers=None, timestamp=1_000)  # the broker refuses it
     with pytest.raises(KafkaException) as failed:
         producer.commit_transaction([], None)
