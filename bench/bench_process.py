@@ -101,10 +101,15 @@ def committed(consumer: Consumer, topic: str, patience_s: float = 120.0) -> int:
         return max(offsets[0].offset, 0)
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU time from a /proc ``stat`` file (a process's: all its threads; a task's: that thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its threads (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 THREAD_KINDS = ("main", "librdkafka", "rocksdb", "other")
@@ -117,16 +122,15 @@ def thread_cpu_seconds(pid: int) -> dict[str, tuple[str, float]]:
     the Kafka client's own threads (``rdk:*``); ``rocksdb``, the state store's (``rocksdb:*``); ``other``.
     """
     found: dict[str, tuple[str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = _stat_cpu_seconds(task / "stat")
         except OSError:  # the thread ended meanwhile
             continue
         kind = ("main" if task.name == str(pid) else "librdkafka" if name.startswith("rdk:")
                 else "rocksdb" if name.startswith("rocksdb:") else "other")
-        found[task.name] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+        found[task.name] = (kind, seconds)
     return found
 
 
