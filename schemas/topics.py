@@ -16,6 +16,14 @@ minutes of writing them (at the broker's next retention check). The run's proces
 ``<prefix>runs.<id>.`` and ``changelog__<prefix>runs.<id>.``. The run list itself is the
 compacted ``runs`` topic (key = run id, one partition, broker timestamps: the strategy
 hand-over is decided by them, see ``processors/core/rollout.py``).
+
+**Dead letters** (``ticks.dlq``, ``views.dlq``, ``notifications.dlq``) take the broker's time
+(``message.timestamp.type=LogAppendTime``), so their retention counts from when a record was
+refused. The processor writes its outputs with its input record's timestamp; a dead letter of a
+record ingested more than the DLQ retention ago (a backlog caught up after a long outage,
+``replay --into-live`` of an old log) would otherwise be deleted at the broker's next retention
+check, minutes after it was written: dropped in all but name. The refused record's own time stays in
+the letter (``ts_init``, ``origin``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ DAY_MS = 86_400_000
 RUNS_TOPIC = "runs"
 RUN_NAMESPACE = "runs"
 DEFAULT_RUN_RETENTION_MS = 7 * DAY_MS
+BROKER_TIME = (("message.timestamp.type", "LogAppendTime"),)
+"""Topic config: the broker stamps each record with its append time (retention then counts from it)."""
 
 
 def run_topic_prefix(prefix: str, run_id: str) -> str:
@@ -140,9 +150,8 @@ class TopicRegistry:
 
     @property
     def ticks_dlq(self) -> TopicSpec:
-        return TopicSpec(
-            self.derived(f"{self.ticks_base}.dlq"), "source", DeadLetter, 1, self._retention(self.dlq_retention_ms)
-        )
+        return TopicSpec(self.derived(f"{self.ticks_base}.dlq"), "source", DeadLetter, 1,
+                         self._retention(self.dlq_retention_ms), extra_config=BROKER_TIME)
 
     def candles(self, timeframe: str) -> TopicSpec:
         validate_timeframe(timeframe)
@@ -174,19 +183,18 @@ class TopicRegistry:
     @property
     def views_dlq(self) -> TopicSpec:
         """Records the materializer refused (wrong key, undecodable, unknown topic kind…)."""
-        return TopicSpec(self.derived("views.dlq"), "source", DeadLetter, 1, self._retention(self.dlq_retention_ms))
+        return TopicSpec(self.derived("views.dlq"), "source", DeadLetter, 1, self._retention(self.dlq_retention_ms),
+                         extra_config=BROKER_TIME)
 
     @property
     def runs(self) -> TopicSpec:
         """The run list (``schemas/runs.py``): compacted, one partition (one order), broker timestamps."""
-        return TopicSpec(self.name(RUNS_TOPIC), "run_id", Run, 1, FOREVER, "compact",
-                         (("message.timestamp.type", "LogAppendTime"),))
+        return TopicSpec(self.name(RUNS_TOPIC), "run_id", Run, 1, FOREVER, "compact", BROKER_TIME)
 
     @property
     def notifications_dlq(self) -> TopicSpec:
-        return TopicSpec(
-            self.name("notifications.dlq"), "signal_id", DeadLetter, 1, self.dlq_retention_ms
-        )
+        return TopicSpec(self.name("notifications.dlq"), "signal_id", DeadLetter, 1, self.dlq_retention_ms,
+                         extra_config=BROKER_TIME)
 
     def run_outputs(self) -> list[TopicSpec]:
         """The topics a processor writes (and a run owns): derived events and rejected ticks."""

@@ -27,6 +27,15 @@ from tests.support.processes import ServiceProcess
 
 OUTPUTS = ("indicators", "signals", "candles.1m", "aggregates.daily", "ticks.dlq")
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+RECORD_MS = int(time.time()) // 3600 * 3_600_000
+"""The record timestamp :func:`produce_many` gives ticks by default: the start of the hour this process began.
+
+Recent on purpose. The processor's outputs carry their input's record timestamp, and Kafka's time
+retention counts from record timestamps: ``indicators`` (7 days) and ``ticks.dlq`` (30 days) written
+for ticks stamped months ago are deleted at the broker's next retention check (30 s after it starts,
+then every 5 minutes), possibly between a test's writing and reading them. Fixed for the process, so
+two namespaces fed the same list in one test hold byte-identical logs.
+"""
 
 
 class Processor:
@@ -196,13 +205,13 @@ def symbols_on_distinct_partitions(count: int, partitions: int, venue: str = "te
     raise AssertionError("no such symbols")
 
 
-def produce_many(bootstrap: str, topic: str, records: list, timestamp_ms: int = 1_772_539_200_000) -> None:
+def produce_many(bootstrap: str, topic: str, records: list, timestamp_ms: int = RECORD_MS) -> None:
     """Produce (key, value) records idempotently, every one with the same record timestamp.
 
     A fixed timestamp makes two namespaces fed the same list hold byte-identical logs (a poison
-    record's dead letter takes its ``ts_init`` from the record timestamp). It is a day after ``T0``,
-    as if ingested after the ticks happened: the processor refuses event times more than 15 minutes
-    beyond their record's timestamp (``timestamp_in_future``).
+    record's dead letter takes its ``ts_init`` from the record timestamp). The default
+    (:data:`RECORD_MS`) is long after ``T0``, as if ingested after the ticks happened: the processor
+    refuses event times more than 15 minutes beyond their record's timestamp (``timestamp_in_future``).
     """
     from confluent_kafka import Producer
 

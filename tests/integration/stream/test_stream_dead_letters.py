@@ -10,8 +10,9 @@ record sits in the log), that every valid tick was processed, and the metrics.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from stream_support import Processor, make_ticks, wait_drained
@@ -52,16 +53,23 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
         (b"AAA-USD@test", None, reasons.VALUE_MISSING, "unknown"),
         (b"AAA-USD@test", encode(late), "late", "test"),
     ]
+    written_after_ms = int(time.time() * 1000)
     produce(bootstrap, topics.ticks.name, first)
-    for key, value, _, _ in poison:
-        _produce_raw(bootstrap, topics.ticks.name, key, value)
+    for number, (key, value, _, _) in enumerate(poison):
+        # The first ingested long ago (a backlog caught up, an old log replayed into live): its dead letter must
+        # still be kept the DLQ's retention from now, not deleted at the broker's next retention check.
+        _produce_raw(bootstrap, topics.ticks.name, key, value, OLD_RECORD_MS if number == 0 else None)
     produce(bootstrap, topics.ticks.name, [(b"AAA-USD@test", encode(out_of_order)), *later])
 
     processor = Processor(bootstrap, namespace, f"{namespace}g", tmp_path / "state")
     try:
         wait_drained(bootstrap, f"{namespace}g", topics.ticks.name, processors=[processor])
         ticks_log = {(r.partition, r.offset): r for r in read_topic(bootstrap, topics.ticks.name)}
-        letters = [(r.key, DeadLetter.model_validate_json(r.value)) for r in read_topic(bootstrap, topics.ticks_dlq.name)]
+        dlq_records = read_topic(bootstrap, topics.ticks_dlq.name)
+        # The broker's append time (schemas/topics.py, "Dead letters"): retention counts from the refusal.
+        assert all(r.timestamp_ms >= written_after_ms for r in dlq_records), [r.timestamp_ms for r in dlq_records]
+        letters = [(r.key, DeadLetter.model_validate_json(r.value)) for r in dlq_records]
+        assert datetime(2024, 1, 1, tzinfo=UTC) in {letter.ts_init for _, letter in letters}  # its own time, kept
         found = []
         for key, letter in letters:
             assert letter.origin is not None and letter.origin.topic == topics.ticks.name
@@ -107,9 +115,16 @@ def test_poison_and_late_ticks_go_to_the_dlq_and_processing_goes_on(stack, names
     assert processor.service.process.returncode == 0, processor.output[-3000:]
 
 
-def _produce_raw(bootstrap: str, topic: str, key: bytes | None, value: bytes | None) -> None:
+OLD_RECORD_MS = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def _produce_raw(bootstrap: str, topic: str, key: bytes | None, value: bytes | None,
+                 timestamp_ms: int | None = None) -> None:
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    producer.produce(topic, value=value, key=key)
+    if timestamp_ms is None:
+        producer.produce(topic, value=value, key=key)
+    else:
+        producer.produce(topic, value=value, key=key, timestamp=timestamp_ms)
     assert producer.flush(30) == 0

@@ -49,6 +49,17 @@ def test_registry_prefixes_every_topic_and_keeps_ticks_forever():
     assert registry.ticks_dlq.config()["retention.ms"] != "-1"
 
 
+def test_dead_letters_take_the_brokers_time_and_derived_events_their_inputs():
+    """A dead letter's retention counts from when it was refused (schemas/topics.py, "Dead letters")."""
+    for registry, count in ((TopicRegistry(prefix="ns."), 3), (TopicRegistry(prefix="ns.", run_id="alt-1"), 2)):
+        stamped = {spec.name: spec.config().get("message.timestamp.type") for spec in registry.all()}
+        dead_letters = {name for name in stamped if name.endswith(".dlq")}
+        assert len(dead_letters) == count  # a run has no notifications
+        assert {stamped[name] for name in dead_letters} == {"LogAppendTime"}
+        # Outputs keep their input's record timestamp: replay and backfill write the same records as live.
+        assert {stamped[name] for name in stamped if name not in dead_letters} == {None}
+
+
 def test_kafka_settings_read_the_original_env_names(monkeypatch):
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:29092")
     monkeypatch.setenv("KAFKA_TOPIC", "btc_ticks")
