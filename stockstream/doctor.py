@@ -1,7 +1,9 @@
 """``stockstream doctor``: what is configured, what answers, and the settings in effect.
 
 Called by :mod:`stockstream.commands.doctor`. :func:`run_checks` tries, with short timeouts and
-never changing anything: the configured Kafka (a metadata call), Redis (PING), Prometheus and
+never changing anything: the configured Kafka (a metadata call) and its topics against their
+declaration (partitions and config: a warning names a difference and the command that fixes it),
+Redis (PING), Prometheus and
 Alertmanager (``/-/ready``), the strategy file (``STOCKSTREAM_STRATEGY``) and the subscription file
 (``NOTIFY_SUBSCRIPTIONS``, with the environment variables it names), and that every service's
 settings are valid. A check is ``ok``, ``failed`` (a service would not start or work: exit 1),
@@ -154,6 +156,55 @@ def _kafka() -> Check:
     return Check("kafka", OK, f"{mask_url(settings.bootstrap_servers)}: {brokers} broker(s) answer")
 
 
+def _topics() -> Check:
+    """The deployment's existing topics against their declaration (schemas/topics.py): partitions and config.
+
+    Topics are created with the declared config and never changed afterwards (``ensure_topics``), so a
+    topic created by an older release, or by hand, keeps what it was given: a warning naming the
+    difference and the command that fixes it. Topics not created yet are the services' to create.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    from processors.runtime.kafka_admin import admin_client
+
+    settings = KafkaSettings()
+    specs = settings.topics().all()
+    client = admin_client(settings)
+    try:
+        existing = client.list_topics(timeout=TIMEOUT_S + 2).topics
+        present = [spec for spec in specs if spec.name in existing]
+        if not present:
+            return Check("topics", SKIPPED, f"none of the {len(specs)} topics exists yet: the services create them"
+                                            " at start")
+        futures = client.describe_configs([ConfigResource("topic", spec.name) for spec in present])
+        configs = {resource.name: future.result(timeout=10) for resource, future in futures.items()}
+    except (KafkaException, TimeoutError) as error:
+        return Check("topics", WARNING, f"could not read the topics' config: {failure_reason(error)}",
+                     "the user in KAFKA_SASL_USERNAME needs DESCRIBE_CONFIGS on the topics to check them")
+    drift: list[str] = []
+    commands: list[str] = []
+    for spec in present:
+        partitions = len(existing[spec.name].partitions)
+        if partitions != spec.partitions:
+            drift.append(f"{spec.name} has {partitions} partition(s), declared {spec.partitions}")
+        entries = configs[spec.name]
+        for key, declared in spec.config().items():
+            entry = entries.get(key)
+            actual = None if entry is None else entry.value
+            if actual != declared:
+                drift.append(f"{spec.name} {key}={actual} (declared {declared})")
+                commands.append(f"kafka-configs.sh --bootstrap-server … --alter --entity-type topics --entity-name"
+                                f" {spec.name} --add-config {key}={declared}")
+    if not drift:
+        return Check("topics", OK, f"{len(present)} of {len(specs)} topics exist, each with its declared partitions"
+                                   " and config")
+    hint = "; ".join(commands[:3]) + (f" (and {len(commands) - 3} more)" if len(commands) > 3 else "") if commands \
+        else ("stockstream never changes a topic's partition count (keys would move to other partitions): set"
+              " STOCKSTREAM_PARTITIONS to the topics' count")
+    return Check("topics", WARNING, "; ".join(drift), hint)
+
+
 def _redis() -> Check:
     import redis
 
@@ -229,7 +280,8 @@ def _subscriptions(path: Path | None) -> Check:
 def run_checks() -> tuple[list[Check], list[Setting]]:
     """Every check (see the module docstring) and the settings in effect; never raises for a finding."""
     instances, checks = _instances()
-    probes: list[Callable[[], Check | list[Check]]] = [_kafka, _redis]
+    probes: list[Callable[[], Check | list[Check]]] = [
+        lambda: [kafka, _topics()] if (kafka := _kafka()).status == OK else kafka, _redis]
     process, notify = instances.get("process"), instances.get("notify")
     probes.append(lambda: _monitoring(instances.get("doctor") or DoctorSettings.model_construct()))
     probes.append(lambda: _strategy(getattr(process, "strategy_file", None) if process else

@@ -22,7 +22,7 @@ def doctor(
     = False,
     settings: Annotated[bool, typer.Option(help="Also list the settings in effect (secrets masked).")] = True,
 ) -> None:
-    """Check the configured Kafka, Redis, Prometheus, Alertmanager, strategy and subscription files; list the settings in effect.
+    """Check the configured Kafka and its topics, Redis, Prometheus, Alertmanager, strategy and subscription files; list the settings in effect.
 
     Nothing is changed; every probe has a short timeout. Exit 0 when nothing failed (an unreachable Prometheus or
     Alertmanager is a warning), 1 otherwise.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka_tools import wait_until
+from tests.support.kafka_tools import delete_topics, wait_until
 from tests.support.ports import free_port
 from tests.support.processes import STOCKSTREAM
 
@@ -60,18 +60,30 @@ def _ready(url: str) -> bool:
 
 
 @pytest.mark.integration
-def test_doctor_against_the_real_stack(stack, alertmanager: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_doctor_against_the_real_stack(stack, alertmanager: str, tmp_path: Path, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    from processors.runtime.kafka_admin import ensure_topics
+    from processors.runtime.settings import KafkaSettings
+
     strategy = tmp_path / "strategy.toml"
     strategy.write_text('[rules.rsi_reversal]\noversold = 25\n[symbols."ETH-USD".rules.rsi_reversal]\nperiod = 14\n')
     env = {"KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "REDIS_URL": stack.redis_url,
            "PROMETHEUS_URL": stack.prometheus_url, "ALERTMANAGER_URL": alertmanager,
-           "STOCKSTREAM_STRATEGY": str(strategy), "NOTIFY_SUBSCRIPTIONS": "docs/examples/subscriptions-console.toml"}
-    result = doctor(env, "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    statuses = {check["name"]: check["status"] for check in report["checks"]}
-    assert statuses == {"settings": "ok", "kafka": "ok", "redis": "ok", "prometheus": "ok", "alertmanager": "ok",
-                        "strategy file": "ok", "subscription file": "ok"}, report["checks"]
+           "STOCKSTREAM_STRATEGY": str(strategy), "NOTIFY_SUBSCRIPTIONS": "docs/examples/subscriptions-console.toml",
+           "STOCKSTREAM_TOPIC_PREFIX": namespace}
+    settings = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=namespace)
+    try:
+        nothing_yet = {check["name"]: check for check in json.loads(doctor(env, "--json").stdout)["checks"]}
+        assert nothing_yet["topics"]["status"] == "skipped", nothing_yet["topics"]
+        ensure_topics(settings, settings.topics().all())
+        result = doctor(env, "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        statuses = {check["name"]: check["status"] for check in report["checks"]}
+        assert statuses == {"settings": "ok", "kafka": "ok", "topics": "ok", "redis": "ok", "prometheus": "ok",
+                            "alertmanager": "ok", "strategy file": "ok", "subscription file": "ok"}, report["checks"]
+        _doctor_names_a_topic_created_by_an_older_release(env, settings)
+    finally:
+        delete_topics(stack.kafka_bootstrap, namespace)
     assert report["ok"] is True
     settings = {setting["name"]: setting for setting in report["settings"]}
     assert settings["KAFKA_BOOTSTRAP_SERVERS"]["value"] == stack.kafka_bootstrap
@@ -83,6 +95,26 @@ def test_doctor_against_the_real_stack(stack, alertmanager: str, tmp_path: Path)
     plain = doctor(env)
     assert plain.returncode == 0
     assert "✓ kafka: " in plain.stdout and "settings in effect (secrets masked)" in plain.stdout
+
+
+def _doctor_names_a_topic_created_by_an_older_release(env: dict[str, str], settings) -> None:  # type: ignore[no-untyped-def]
+    """A DLQ from before dead letters took the broker's time: a warning (exit 0) with the command that fixes it."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    dlq = settings.topics().ticks_dlq.name
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    older = ConfigResource("topic", dlq, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([older]).values():
+        future.result(timeout=30)
+    result = doctor(env, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr  # a warning: the pipeline still runs
+    topics = {check["name"]: check for check in json.loads(result.stdout)["checks"]}["topics"]
+    assert topics == {
+        "name": "topics", "status": "warning",
+        "detail": f"{dlq} message.timestamp.type=CreateTime (declared LogAppendTime)",
+        "hint": f"kafka-configs.sh --bootstrap-server … --alter --entity-type topics --entity-name {dlq}"
+                " --add-config message.timestamp.type=LogAppendTime"}
 
 
 def test_doctor_against_nothing_running_says_what_failed_and_masks_secrets() -> None:
