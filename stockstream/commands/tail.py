@@ -1,9 +1,9 @@
 """``stockstream tail``: print the records of a topic as they arrive (rich table or JSON lines).
 
 Topic names resolve through ``KafkaSettings.topics()`` (prefix and ``KAFKA_TOPIC`` apply):
-``ticks``, ``ticks.dlq``, ``candles.<tf>``, ``indicators``, ``signals``, ``aggregates.daily``,
-``notifications.dlq``. It reads without a consumer group commit, so it never disturbs
-the services' offsets. Values are decoded through their type's upcaster chain
+``ticks``, ``ticks.dlq``, ``candles.<tf>``, ``indicators``, ``signals``, ``signals.outcomes``,
+``aggregates.daily``, ``views.dlq``, ``notifications.dlq`` (every topic of the deployment). It
+reads without a consumer group commit, so it never disturbs the services' offsets. Values are decoded through their type's upcaster chain
 (:mod:`schemas.upcasters`), so a record of an earlier release shows as the current version
 (``"upcast_from": 1`` in ``--json``); one that does not decode is shown as it is.
 """
@@ -48,6 +48,7 @@ def resolve_topic(registry: TopicRegistry, name: str) -> TopicSpec:
         "signals": lambda: registry.signals,
         "signals.outcomes": lambda: registry.signal_outcomes,
         "aggregates.daily": lambda: registry.aggregates_daily,
+        "views.dlq": lambda: registry.views_dlq,
         "notifications.dlq": lambda: registry.notifications_dlq,
     }
     if name in fixed:
@@ -68,7 +69,7 @@ def _cell(value: Any, width: int = 60) -> Text:
 
 
 def tail(
-    topic: Annotated[str, typer.Option("--topic", help="ticks, ticks.dlq, candles.<tf>, indicators, signals, aggregates.daily, notifications.dlq")] = "ticks",
+    topic: Annotated[str, typer.Option("--topic", help="ticks, ticks.dlq, candles.<tf>, indicators, signals, signals.outcomes, aggregates.daily, views.dlq, notifications.dlq")] = "ticks",
     start: Annotated[str, typer.Option("--from", help="Where to start: end (new records only) or beginning (the oldest record).")] = "end",
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Exit after N records.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
