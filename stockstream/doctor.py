@@ -3,11 +3,11 @@
 Called by :mod:`stockstream.commands.doctor`. :func:`run_checks` tries, with short timeouts and
 never changing anything: the configured Kafka (a metadata call) and its topics against their
 declaration (partitions and config: a warning names a difference and the command that fixes it),
-Redis (PING), Prometheus and
-Alertmanager (``/-/ready``), the strategy file (``STOCKSTREAM_STRATEGY``) and the subscription file
-(``NOTIFY_SUBSCRIPTIONS``, with the environment variables it names), and that every service's
-settings are valid. A check is ``ok``, ``failed`` (a service would not start or work: exit 1),
-``warning`` (monitoring is not reachable: the pipeline still runs) or ``skipped`` (not configured).
+Redis (PING), Prometheus and Alertmanager (``/-/ready``), the strategy file
+(``STOCKSTREAM_STRATEGY``) and the subscription file (``NOTIFY_SUBSCRIPTIONS``, with the
+environment variables it names), and that every service's settings are valid. A check is ``ok``,
+``failed`` (a service would not start or work: exit 1), ``warning`` (the pipeline still runs:
+monitoring is not reachable, a topic differs from its declaration) or ``skipped`` (not configured).
 Every failure says what failed in words and what to do.
 
 :func:`settings_in_effect` lists every environment variable the services read, its value — secrets
