@@ -1,6 +1,6 @@
 """``stockstream doctor [--json]``: is everything configured and reachable? (see :mod:`stockstream.doctor`).
 
-Exit codes: 0 nothing failed (warnings allowed: monitoring unreachable); 1 a check failed.
+Exit codes: 0 nothing failed (warnings allowed: monitoring unreachable, a topic unlike its declaration); 1 a check failed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def doctor(
     """Check the configured Kafka and its topics, Redis, Prometheus, Alertmanager, strategy and subscription files; list the settings in effect.
 
     Nothing is changed; every probe has a short timeout. Exit 0 when nothing failed (an unreachable Prometheus or
-    Alertmanager is a warning), 1 otherwise.
+    Alertmanager, or a topic whose partitions or config differ from their declaration, is a warning), 1 otherwise.
     """
     from stockstream.doctor import as_json as to_json
     from stockstream.doctor import healthy, run_checks
