@@ -199,10 +199,11 @@ def _topics() -> Check:
     if not drift:
         return Check("topics", OK, f"{len(present)} of {len(specs)} topics exist, each with its declared partitions"
                                    " and config")
-    hint = "; ".join(commands[:3]) + (f" (and {len(commands) - 3} more)" if len(commands) > 3 else "") if commands \
-        else ("stockstream never changes a topic's partition count (keys would move to other partitions): set"
-              " STOCKSTREAM_PARTITIONS to the topics' count")
-    return Check("topics", WARNING, "; ".join(drift), hint)
+    if not commands:  # partition counts only
+        return Check("topics", WARNING, "; ".join(drift), "stockstream never changes a topic's partition count (keys"
+                     " would move to other partitions): set STOCKSTREAM_PARTITIONS to the topics' count")
+    more = f" (and {len(commands) - 3} more)" if len(commands) > 3 else ""
+    return Check("topics", WARNING, "; ".join(drift), "; ".join(commands[:3]) + more)
 
 
 def _redis() -> Check:

@@ -3,9 +3,10 @@
 Topic names resolve through ``KafkaSettings.topics()`` (prefix and ``KAFKA_TOPIC`` apply):
 ``ticks``, ``ticks.dlq``, ``candles.<tf>``, ``indicators``, ``signals``, ``signals.outcomes``,
 ``aggregates.daily``, ``views.dlq``, ``notifications.dlq`` (every topic of the deployment). It
-reads without a consumer group commit, so it never disturbs the services' offsets. Values are decoded through their type's upcaster chain
-(:mod:`schemas.upcasters`), so a record of an earlier release shows as the current version
-(``"upcast_from": 1`` in ``--json``); one that does not decode is shown as it is.
+reads without a consumer group commit, so it never disturbs the services' offsets. Values are
+decoded through their type's upcaster chain (:mod:`schemas.upcasters`), so a record of an earlier
+release shows as the current version (``"upcast_from": 1`` in ``--json``); one that does not
+decode is shown as it is.
 """
 
 from __future__ import annotations

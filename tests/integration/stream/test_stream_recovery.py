@@ -63,13 +63,11 @@ def test_kill_9_and_restarts_give_exactly_the_uninterrupted_output(stack, namesp
     tag = tmp_path.name[-6:].replace("_", "")
     reference, crashed = namespaces(f"trc{tag}a."), namespaces(f"trc{tag}b.")
     records = with_poison(make_ticks([f"R{i:02d}-USD" for i in range(20)], TICKS, seed=SEED), rng)
-    # One record timestamp for both logs (byte-identical), recent: the outputs carry it along, and a
-    # months-old timestamp lets the 7-day retention of `indicators` delete records during the test.
-    stamp_ms = int(time.time() * 1000)
+    # One record timestamp for both logs (byte-identical), recent: produce_many's default (RECORD_MS).
     for namespace in (reference, crashed):
         settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=namespace, partitions=4)
         ensure_topics(settings, settings.topics().all())
-        produce_many(bootstrap, settings.topics().ticks.name, records, timestamp_ms=stamp_ms)
+        produce_many(bootstrap, settings.topics().ticks.name, records)
     ticks = [KafkaSettings(topic_prefix=n).topics().ticks.name for n in (reference, crashed)]
     assert end_offsets(bootstrap, ticks[0]) == end_offsets(bootstrap, ticks[1])  # byte-identical logs
 

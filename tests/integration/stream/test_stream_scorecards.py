@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import subprocess
-import time
 from collections import defaultdict
 
 import pytest
@@ -134,12 +133,11 @@ def test_multi_timeframe_signals_and_outcomes_live_equal_batch_through_kill_9(st
     strategy = tmp_path / "multi.toml"
     strategy.write_text(STRATEGY)
     records = make_ticks(SYMBOLS, TICKS, seed=SEED, step_ms=2_000)
-    stamp_ms = int(time.time() * 1000)  # recent: the outputs' retention must not delete them during the test
     for namespace in (calm, crashed):
         settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=namespace, partitions=4,
                                  candle_timeframes=TIMEFRAMES)
         ensure_topics(settings, settings.topics().all())
-        produce_many(bootstrap, settings.topics().ticks.name, records, timestamp_ms=stamp_ms)
+        produce_many(bootstrap, settings.topics().ticks.name, records)  # recent stamp: RECORD_MS
     env = {"STOCKSTREAM_STRATEGY": str(strategy), "STOCKSTREAM_TIMEFRAMES": ",".join(TIMEFRAMES),
            "SCORECARD_HORIZONS": "1m,5m,1h"}
 
