@@ -153,7 +153,7 @@ def ensure_topics(
         delay = min(delay * 2, 5.0)
     if created:
         log.info("created topics: %s", ", ".join(sorted(created)))
-    _wait_until_visible(client, {spec.name: spec.partitions for spec in specs},
+    wait_until_visible(client, {spec.name: spec.partitions for spec in specs},
                         max(1.0, deadline - time.monotonic()))
     return created
 
@@ -193,7 +193,7 @@ def _create(client: AdminClient, settings: KafkaSettings, wanted: list[TopicSpec
     return retry
 
 
-def _wait_until_visible(client: AdminClient, partitions: dict[str, int], timeout_s: float) -> None:
+def wait_until_visible(client: AdminClient, partitions: dict[str, int], timeout_s: float) -> None:
     """Return once the broker's metadata shows every topic with all its partitions led.
 
     Creation is acknowledged by the controller before brokers serve the new metadata; a consumer

@@ -56,6 +56,35 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def wait_settled(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, int]:
+    """Wait until no transaction is pending on ``topic`` (every partition's last stable offset is its high
+    watermark); returns the end offsets.
+
+    ``commit_transaction`` and ``abort_transaction`` return once the transaction coordinator has logged the
+    decision; the markers reach the partitions after that. Until they do, a read_committed reader's end is the
+    old last stable offset, so a test that reads right after its own commit can find the records not there yet
+    (CI of stop 37 read an empty topic after a commit; 120 of 300 reads right after a commit found the last
+    stable offset short on this 2-core machine under CPU load).
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
+                         "isolation.level": "read_committed"})
+    visible = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
+                        "isolation.level": "read_uncommitted"})
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        stable: dict[int, int] = {}
+
+        def settled() -> bool:
+            stable.update({p: watermarks(consumer, TopicPartition(topic, p), 10)[1] for p in partitions})
+            return all(stable[p] == watermarks(visible, TopicPartition(topic, p), 10)[1] for p in partitions)
+
+        wait_until(settled, timeout_s=timeout_s, interval_s=0.05, message=f"the transaction markers of {topic}")
+        return stable
+    finally:
+        consumer.close()
+        visible.close()
+
+
 def read_topic(bootstrap: str, topic: str, *, read_committed: bool = True, idle_s: float | None = None,
                timeout_s: float = 60.0) -> list[Record]:
     """Every record of ``topic`` from the beginning up to the end offsets seen at call time.

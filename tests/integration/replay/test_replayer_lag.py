@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
 from stockstream.replayer import MARKER_SLACK, Kafka
-from tests.support.kafka_tools import delete_topics
+from tests.support.kafka_tools import delete_topics, wait_settled
 
 pytestmark = [pytest.mark.integration]
 
@@ -43,6 +43,7 @@ class Log:
             self.producer.commit_transaction(30)
         else:
             self.producer.abort_transaction(30)
+        wait_settled(self.bootstrap, self.topic)  # the marker is on the partition: offsets below count it
 
     def end(self) -> int:
         return self.kafka.ends([self.topic])[(self.topic, 0)]

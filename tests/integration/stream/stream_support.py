@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.runtime.kafka_admin import wait_until_visible
 from schemas.events import Tick, encode
 from tests.support.kafka_tools import committed_or_none, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.ports import free_port
@@ -114,9 +115,15 @@ def make_ticks(symbols: list[str], count: int, *, seed: int = 1, step_ms: int = 
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, **config: str) -> str:
-    """Create topic ``name`` with topic ``config`` overrides (e.g. a small ``max.message.bytes``); returns its name."""
+    """Create topic ``name`` with topic ``config`` overrides (e.g. a small ``max.message.bytes``); returns its name.
+
+    Returns once the broker's metadata shows it led, as ``ensure_topics`` does: the controller acknowledges the
+    creation first, and a reader asking for the topic in between is told it does not exist (a freshly started
+    broker, 2026-12-07: ``read_topic`` right after the creation failed with "no topic").
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until the result: a freed client cancels it
     admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result(30)
+    wait_until_visible(admin, {name: partitions}, 60)
     return name
 
 

@@ -26,7 +26,7 @@ from processors.runtime.kafka_admin import ensure_topics
 from processors.stream.metrics import ProcessMetrics
 from processors.stream.settings import ProcessSettings
 from processors.stream.topology import build_processor, output_producer
-from tests.support.kafka_tools import end_offsets, read_topic, wait_until
+from tests.support.kafka_tools import end_offsets, read_topic, wait_settled, wait_until
 
 
 @pytest.mark.parametrize(("guarantee", "interval", "poll_timeout", "linger_ms"), [
@@ -76,6 +76,7 @@ def test_an_exactly_once_output_the_broker_refuses_fails_the_commit_and_nothing_
     error = failed.value.args[0]
     assert error.code() == KafkaError.MSG_SIZE_TOO_LARGE and error.txn_requires_abort(), error
     producer.abort_transaction(10)
+    wait_settled(bootstrap, fine)  # the abort marker is on the partition
     assert read_topic(bootstrap, fine) == [] and end_offsets(bootstrap, fine)[0] >= 1  # written, then aborted
 
 
@@ -90,6 +91,7 @@ def test_outputs_survive_a_full_local_queue_in_order(stack, namespaces, exactly_
         produce(topic=topic, value=str(number).encode(), key=b"BTC-USD@test", headers=None, timestamp=1_000 + number)
     if exactly_once:
         producer.commit_transaction([], None)
+        wait_settled(bootstrap, topic)  # the commit marker is on the partition
     else:
         producer.flush(30)
     records = read_topic(bootstrap, topic)
