@@ -154,7 +154,7 @@ def ensure_topics(
     if created:
         log.info("created topics: %s", ", ".join(sorted(created)))
     wait_until_visible(client, {spec.name: spec.partitions for spec in specs},
-                        max(1.0, deadline - time.monotonic()))
+                       max(1.0, deadline - time.monotonic()))
     return created
 
 

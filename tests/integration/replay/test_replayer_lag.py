@@ -43,7 +43,7 @@ class Log:
             self.producer.commit_transaction(30)
         else:
             self.producer.abort_transaction(30)
-        wait_settled(self.bootstrap, self.topic)  # the marker is on the partition: offsets below count it
+        wait_settled(self.bootstrap, self.topic)  # its marker is on the partition before anyone reads offsets
 
     def end(self) -> int:
         return self.kafka.ends([self.topic])[(self.topic, 0)]
