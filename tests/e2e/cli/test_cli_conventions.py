@@ -36,6 +36,18 @@ def stockstream(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
                           env={**os.environ, **(env or {})})
 
 
+def from_bash(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The console script started by bash, as from a user's bash prompt.
+
+    Typer finds the shell among the process's ancestors (shellingham), not in ``$SHELL``: run as a child of the test,
+    it found the shell that started the suite (``Shell sh is not supported.`` from a suite started by ``sh``, the
+    zsh script from zsh).
+    """
+    command = " ".join(shlex.quote(part) for part in (STOCKSTREAM, *args)) + "; exit $?"  # not exec'd: bash stays
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+                          env={**os.environ, **env})
+
+
 def in_terminal(*args: str, env: dict[str, str]) -> str:
     """Run the console script on a pseudo-terminal; its whole output, escape codes included."""
     leader, follower = pty.openpty()
@@ -73,7 +85,7 @@ def test_version() -> None:
 
 
 def test_bash_completion_completes_commands_and_options(tmp_path: Path) -> None:
-    script = stockstream("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    script = from_bash("--show-completion", env={"SHELL": "/bin/bash"})
     assert script.returncode == 0 and "complete" in script.stdout
     (tmp_path / "completion.sh").write_text(script.stdout)
     probe = f"""
@@ -91,7 +103,7 @@ COMP_WORDS=(stockstream tail --idle-e); COMP_CWORD=2; _stockstream_completion st
 
 
 def test_install_completion_writes_the_shell_startup_file(tmp_path: Path) -> None:
-    result = stockstream("--install-completion", "bash", env={"HOME": str(tmp_path), "SHELL": "/bin/bash"})
+    result = from_bash("--install-completion", env={"HOME": str(tmp_path), "SHELL": "/bin/bash"})
     assert result.returncode == 0, result.stderr
     assert "stockstream" in (tmp_path / ".bashrc").read_text()
 
