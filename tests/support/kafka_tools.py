@@ -56,9 +56,9 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def wait_settled(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, int]:
+def wait_settled(bootstrap: str, topic: str, timeout_s: float = 120.0) -> None:
     """Wait until no transaction is pending on ``topic`` (every partition's last stable offset is its high
-    watermark); returns the end offsets.
+    watermark).
 
     ``commit_transaction`` and ``abort_transaction`` return once the transaction coordinator has logged the
     decision; the markers reach the partitions after that. Until they do, a read_committed reader's end is the
@@ -66,22 +66,19 @@ def wait_settled(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[i
     (CI of stop 37 read an empty topic after a commit; on this 2-core machine the last stable offset read right
     after a commit was short 73 and 97 times of 300 with the machine idle, 120 of 300 under CPU load).
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
-                         "isolation.level": "read_committed"})
+    stable = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
+                       "isolation.level": "read_committed"})
     visible = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
                         "isolation.level": "read_uncommitted"})
     try:
-        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        stable: dict[int, int] = {}
+        partitions = [TopicPartition(topic, p) for p in stable.list_topics(topic, timeout=10).topics[topic].partitions]
 
         def settled() -> bool:
-            stable.update({p: watermarks(consumer, TopicPartition(topic, p), 10)[1] for p in partitions})
-            return all(stable[p] == watermarks(visible, TopicPartition(topic, p), 10)[1] for p in partitions)
+            return all(watermarks(stable, p, 10)[1] == watermarks(visible, p, 10)[1] for p in partitions)
 
         wait_until(settled, timeout_s=timeout_s, interval_s=0.05, message=f"the transaction markers of {topic}")
-        return stable
     finally:
-        consumer.close()
+        stable.close()
         visible.close()
 
 
