@@ -162,6 +162,15 @@ class PipelineConfig:
             raise ValueError("the scorecard fee must be a fraction in [0, 1)")
         object.__setattr__(self, "plan", _Plan(self))
 
+    def accepts(self, tick: Tick) -> bool:
+        """Whether ``tick`` passes the bounds :meth:`SymbolProcessor.process` tests first (inlined there: the hot
+        path); a tick out of them is rejected and moves no stream time."""
+        plan = self.plan
+        ts = to_us(tick.ts_event)
+        volume = tick.volume or 0.0
+        return (plan.earliest <= ts <= plan.latest and self.min_price <= tick.price <= self.max_price
+                and (not volume or self.min_volume <= volume <= self.max_volume))
+
 
 class _Plan:
     """Compiled, shareable parts of a config: engines, names, window lengths in µs."""
@@ -402,6 +411,7 @@ class SymbolProcessor:
         plan = self._plan
         config = self.config
         closes_at = self._closes_at  # when known: nothing closes before it (None: nothing open)
+        # PipelineConfig.accepts, inlined (a call per tick costs)
         if (plan.earliest <= ts <= plan.latest and config.min_price <= price <= config.max_price
                 and (not volume or config.min_volume <= volume <= config.max_volume)):
             if stream_time is not None and (self.clock is None or stream_time > self.clock):

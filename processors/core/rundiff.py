@@ -10,6 +10,17 @@ The common range is per partition of the ticks log: from the later start to the 
 the two runs (an open end is the log's end). A signal counts when the tick that caused it
 (``lineage``) lies in that range, so runs over different ranges compare where they overlap.
 
+A candle timeframe's signal is the exception to "caused by its tick": its ``lineage`` is the last
+tick of the window, but it fires when the window *closes* — at a later record, the first that
+brings the partition's stream time to the window's end + grace (docs/core.md, "Live candles and
+quiet feeds"). A run that ended between the two never fired it, and live, which went on, did
+(reproduced in batch; most likely why ``runs diff live same`` found differences with equal scorecards
+in a CI run of 2026-12-07). So a signal that only one run has, on a candle timeframe, is a
+difference only when the other run's input closed its window;
+otherwise it is **unclosed** — listed apart, not a difference. ``diff_signals`` asks ``closes``
+(:func:`closes_window` over the ticks after the signal's own, up to the other run's end; the CLI
+reads them from the log: ``WindowCloses`` in ``stockstream/commands/runs.py``).
+
 Scorecards side by side (:func:`diff_scorecards`): each run's scorecards
 (:mod:`processors.core.scorecard`) over the same common range — an outcome counts when both the
 tick of its signal and the tick that matured it (the outcome's ``lineage``) lie in the range, so
@@ -19,12 +30,15 @@ a run that stopped earlier is not compared with outcomes the other could not see
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.core.pipeline import PipelineConfig
 from processors.core.scorecard import Card, CardKey, Scorecards
-from schemas.events import Signal, SignalOutcome
+from processors.core.timeutil import DAY_US, to_us
+from schemas.events import Signal, SignalOutcome, Tick
+from schemas.timeframes import TICK
 
 Position = tuple[str, str, str, str, str]
 """(symbol, venue, timeframe, rule, ts_event ISO): where a signal fired."""
@@ -75,6 +89,9 @@ class SignalDiff:
     changed: list[tuple[Signal, Signal]] = field(default_factory=list)
     same: int = 0
     range: Span | None = None
+    # Candle signals of one run whose window the other's input did not close (module docstring): not differences.
+    unclosed_a: list[Signal] = field(default_factory=list)
+    unclosed_b: list[Signal] = field(default_factory=list)
 
     @property
     def differences(self) -> int:
@@ -93,6 +110,7 @@ class SignalDiff:
             "only_a": [brief(s) for s in self.only_a], "only_b": [brief(s) for s in self.only_b],
             "changed": [{"a": brief(a), "b": brief(b), "indicators_a": a.indicators, "indicators_b": b.indicators}
                         for a, b in self.changed],
+            "unclosed_a": [brief(s) for s in self.unclosed_a], "unclosed_b": [brief(s) for s in self.unclosed_b],
             "range": None if span is None else {"start": {str(p): o for p, o in span.start.items()},
                                                 "end": None if span.end is None
                                                 else {str(p): o for p, o in span.end.items()}},
@@ -108,8 +126,30 @@ def _index(signals: Iterable[Signal], span: Span) -> dict[Position, Signal]:
     return found
 
 
-def diff_signals(signals_a: Iterable[Signal], span_a: Span, signals_b: Iterable[Signal], span_b: Span) -> SignalDiff:
-    """Compare two runs' signals over their common range (see the module docstring)."""
+Closes = Callable[[Signal, Span], bool]
+"""``closes(signal, span)``: whether the input of the run over ``span`` closed the window candle ``signal`` fired on."""
+
+
+def closes_window(signal: Signal, tick: Tick, config: PipelineConfig) -> bool:
+    """Whether ``tick``, a later record of the partition of candle ``signal``'s tick, closes its window.
+
+    The signal's ``ts_event`` is its window's end. The window closes at a tick of its venue that the
+    pipeline accepts (``config.accepts``: a rejected one moves no stream time) at or after the end +
+    ``config.grace_ms``, or at its own instrument's tick of a UTC day that starts at or after the end.
+    """
+    if tick.venue != signal.venue or not config.accepts(tick):
+        return False
+    ts = to_us(tick.ts_event)
+    end = to_us(signal.ts_event)
+    return ts >= end + config.grace_ms * 1000 or (tick.symbol == signal.symbol and ts // DAY_US * DAY_US >= end)
+
+
+def diff_signals(signals_a: Iterable[Signal], span_a: Span, signals_b: Iterable[Signal], span_b: Span,
+                 closes: Closes | None = None) -> SignalDiff:
+    """Compare two runs' signals over their common range (see the module docstring).
+
+    Without ``closes`` every signal only one run has is a difference (ticks-only strategies need none).
+    """
     span = common(span_a, span_b)
     a, b = _index(signals_a, span), _index(signals_b, span)
     result = SignalDiff(range=span)
@@ -117,9 +157,15 @@ def diff_signals(signals_a: Iterable[Signal], span_a: Span, signals_b: Iterable[
         left, right = a.get(where), b.get(where)
         if right is None:
             assert left is not None  # noqa: S101 - from the union of both keys
-            result.only_a.append(left)
+            if closes is not None and left.timeframe != TICK and not closes(left, span_b):
+                result.unclosed_a.append(left)
+            else:
+                result.only_a.append(left)
         elif left is None:
-            result.only_b.append(right)
+            if closes is not None and right.timeframe != TICK and not closes(right, span_a):
+                result.unclosed_b.append(right)
+            else:
+                result.only_b.append(right)
         elif _content(left) != _content(right):
             result.changed.append((left, right))
         else:

@@ -380,6 +380,67 @@ def _run_outputs(settings: ProcessSettings, run_id: str,
     return signals, outcomes, span
 
 
+class WindowCloses:
+    """``closes`` for :func:`processors.core.rundiff.diff_signals`, from the ticks log.
+
+    Whether a run's input closed the window of a candle signal the other run fired: reads the
+    signal's partition of ``ticks`` from the record after the signal's own up to the run's end
+    (the log's end for an open one), and stops at the first tick that closes the window
+    (:func:`~processors.core.rundiff.closes_window`) — a few records on, unless the run ended first.
+    """
+
+    def __init__(self, settings: ProcessSettings, topic: str, timeout_s: float = 120.0) -> None:
+        from confluent_kafka import Consumer
+
+        from processors.core.pipeline import PipelineConfig
+
+        self.topic = topic
+        self.timeout_s = timeout_s
+        # What decides a close: the deployment's grace and the pipeline's bounds (no strategy's).
+        self.config = PipelineConfig(candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms)
+        self.consumer = Consumer({**settings.client_config(), "group.id": "stockstream-runs-reader",
+                                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                                  "enable.partition.eof": True, "log_level": 3})
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def __call__(self, signal: Signal, span: Span) -> bool:
+        import time
+
+        from confluent_kafka import KafkaError, TopicPartition
+
+        from processors.core.rundiff import closes_window
+        from processors.runtime.watermarks import watermarks
+        from processors.stream.records import decode_tick
+        from schemas.events import Lineage, Tick
+
+        partition = signal.lineage.partition
+        start = signal.lineage.offset + 1
+        where = TopicPartition(self.topic, partition)
+        end = watermarks(self.consumer, where, 30)[1] if span.end is None else span.end.get(partition, 0)
+        if start >= end:
+            return False
+        self.consumer.assign([TopicPartition(self.topic, partition, start)])
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(200, timeout=0.5):
+                if message.error() is not None:
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        raise _fail(f"cannot read {self.topic}: {message.error()}")
+                    continue
+                if message.offset() >= end:
+                    return False
+                lineage = Lineage(topic=self.topic, partition=partition, offset=message.offset())
+                tick = decode_tick(message.value(), message.key(), message.timestamp()[1], lineage)
+                if isinstance(tick, Tick) and closes_window(signal, tick, self.config):
+                    return True
+            if self.consumer.position([where])[0].offset >= end:
+                return False  # read_committed: the end may be a transaction marker
+        raise _fail(f"{self.topic}[{partition}] was not read up to offset {end} within {self.timeout_s:.0f}s"
+                    " (a transaction still open holds it back?)")
+
+
 def _card_text(card: Any) -> str:
     if card is None:
         return "no outcome"
@@ -410,7 +471,11 @@ def diff(
         log.close()
     signals_a, outcomes_a, span_a = _run_outputs(settings, first, runs)
     signals_b, outcomes_b, span_b = _run_outputs(settings, second, runs)
-    result = diff_signals(signals_a, span_a, signals_b, span_b)
+    closes = WindowCloses(settings, settings.topics().ticks.name)
+    try:
+        result = diff_signals(signals_a, span_a, signals_b, span_b, closes)
+    finally:
+        closes.close()
     cards = diff_scorecards(signals_a, outcomes_a, span_a, signals_b, outcomes_b, span_b)
     if as_json:
         typer.echo(json.dumps({"a": first, "b": second, **result.to_json(),
@@ -419,6 +484,10 @@ def diff(
         out = console()
         out.print(f"{first} vs {second}: {result.same:,} signals the same, {len(result.only_a):,} only in {first}, "
                   f"{len(result.only_b):,} only in {second}, {len(result.changed):,} changed", markup=False)
+        for label, items in ((first, result.unclosed_a), (second, result.unclosed_b)):
+            if items:
+                out.print(f"  not compared: {len(items):,} candle signals of {label} on windows the other's input ended"
+                          " before closing", markup=False)
         for label, items in ((f"only in {first}", result.only_a), (f"only in {second}", result.only_b)):
             for signal in items[:limit]:
                 out.print(f"  {label}: {signal.ts_event.isoformat()} {signal.symbol}@{signal.venue} {signal.timeframe} "

@@ -31,18 +31,21 @@ import redis
 from confluent_kafka.admin import AdminClient
 from fastapi.testclient import TestClient
 
+from processors.core.pipeline import PipelineConfig
 from processors.core.rundiff import Span, diff_scorecards, diff_signals
 from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs, load_strategy
 from processors.runtime.kafka_admin import ensure_topics
 from processors.runtime.settings import KafkaSettings
+from processors.stream.settings import ProcessSettings
 from schemas.events import Candle, DailySummary, DeadLetter, IndicatorSnapshot, Signal
 from schemas.upcasters import decode_run
 from stockstream.api.app import create_app
 from stockstream.api.settings import ApiSettings
+from stockstream.commands.runs import WindowCloses
 from stockstream.replayer import Kafka
 from tests.integration.replay.test_replay import _caught_up
 from tests.integration.spark import synthetic
-from tests.integration.spark.synthetic import Reference, produce_all, synthetic_log
+from tests.integration.spark.synthetic import Reference, produce_all, synthetic_log, window_closes
 from tests.support.kafka_tools import Record, delete_topics, end_offsets, read_topic, wait_until
 from tests.support.processes import STOCKSTREAM, ServiceProcess, running
 
@@ -259,14 +262,23 @@ def test_a_run_with_another_strategy_leaves_live_untouched_and_equals_the_batch_
         client.close()
 
 
+def _no_difference(result: subprocess.CompletedProcess[str]) -> dict:
+    """The ``runs diff --json`` report that must find no difference; a failure shows its signals, not its scorecards."""
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(result.stdout[-2000:] + result.stderr[-2000:]) from None
+    signals = json.dumps({key: value for key, value in report.items() if key != "scorecards"})
+    assert result.returncode == 0 and report["differences"] == 0, signals[:4000]
+    assert report["same"] > 0
+    return report
+
+
 def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engine_predicts_for_another(live_stack):
     _quarter, three_quarters = _quarters(live_stack)
     result = live_stack.cli("runs", "start", "--id", "same", "--from", "0", "--to", _spec(three_quarters))
     assert result.returncode == 0, result.stderr[-3000:]
-    same = live_stack.cli("runs", "diff", "live", "same", "--json")
-    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
-    report = json.loads(same.stdout)
-    assert report["differences"] == 0 and report["same"] > 0
+    report = _no_difference(live_stack.cli("runs", "diff", "live", "same", "--json"))
     # The same strategy over the same range: the same scorecards, side by side.
     assert report["scorecards"] and all(pair["a"] == pair["b"] for pair in report["scorecards"])
     assert sum(pair["a"]["outcomes"] for pair in report["scorecards"]) > 0
@@ -288,10 +300,13 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     alt_records = [r for r in live_stack.records if r.offset < alt.range.end[r.partition]]
     alt_reference = reference_events(alt_records, _configs(live_stack.alternative, HORIZONS_MS))
     predicted = diff_signals([item[3] for item in live_reference.signals], Span(dict.fromkeys(alt.range.start, 0), None),
-                             [item[3] for item in alt_reference.signals], Span(alt.range.start, alt.range.end))
+                             [item[3] for item in alt_reference.signals], Span(alt.range.start, alt.range.end),
+                             window_closes(live_stack.records, PipelineConfig(grace_ms=5_000)))
     assert predicted.differences > 0
     assert [s["signal_id"] for s in report["only_a"]] == [s.signal_id for s in predicted.only_a]
     assert [s["signal_id"] for s in report["only_b"]] == [s.signal_id for s in predicted.only_b]
+    assert [s["signal_id"] for s in report["unclosed_a"]] == [s.signal_id for s in predicted.unclosed_a]
+    assert [s["signal_id"] for s in report["unclosed_b"]] == [s.signal_id for s in predicted.unclosed_b]
     assert [(c["a"]["signal_id"], c["b"]["signal_id"]) for c in report["changed"]] == \
         [(a.signal_id, b.signal_id) for a, b in predicted.changed]
     assert report["same"] == predicted.same
@@ -306,6 +321,27 @@ def test_runs_diff_reports_nothing_for_the_live_strategy_and_what_the_batch_engi
     assert "scorecards over the common range" in text.stdout
     first = cards[0].key
     assert f"{first.strategy} {first.timeframe} {first.symbol}@{first.venue} {first.horizon}: live " in text.stdout
+
+
+def test_the_diff_reads_in_the_ticks_log_whether_a_runs_input_closed_a_candle_window(live_stack):
+    """``runs diff``'s ``closes`` (``WindowCloses``) answers from the ticks log as ``window_closes`` does from the
+    records in memory, for a run that ended before, at and after the tick that closed a 1m signal's window."""
+    fired = next(item[3] for item in reference_events(live_stack.records, _configs(None)).signals
+                 if item[3].timeframe == "1m")
+    partition, origin = fired.lineage.partition, fired.lineage.offset
+    in_memory = window_closes(live_stack.records, PipelineConfig(grace_ms=5_000))
+    closer = next(record.offset for record in sorted(live_stack.records, key=lambda r: r.offset)
+                  if record.partition == partition and record.offset > origin
+                  and in_memory(fired, Span({partition: 0}, {partition: record.offset + 1})))
+    settings = ProcessSettings(topic_prefix=live_stack.prefix, bootstrap_servers=live_stack.bootstrap)
+    assert (settings.grace_ms, settings.candle_timeframes) == (5_000, ("1m",))
+    reader = WindowCloses(settings, settings.topics().ticks.name)
+    try:
+        for end in (origin + 1, closer, closer + 1, None):
+            span = Span({partition: 0}, None if end is None else {partition: end})
+            assert reader(fired, span) == in_memory(fired, span) == (end is None or end > closer), end
+    finally:
+        reader.close()
 
 
 def test_runs_list_shows_runs_and_drop_removes_only_the_run(live_stack):
@@ -350,10 +386,7 @@ def test_a_run_warms_up_by_default_and_equals_live_over_its_range(live_stack):
     assert run.range.warm_from == zeros and run.range.start == quarter
     reference = reference_events(live_stack.records, _configs(None))  # = live (tests/integration/spark)
     assert _run_events(live_stack, "warm") == _expected(reference, quarter, run.range.end)
-    same = live_stack.cli("runs", "diff", "live", "warm", "--json")
-    assert same.returncode == 0, same.stdout[-2000:] + same.stderr[-2000:]
-    report = json.loads(same.stdout)
-    assert report["differences"] == 0 and report["same"] > 0
+    report = _no_difference(live_stack.cli("runs", "diff", "live", "warm", "--json"))
     # The same strategy over the same range: the same scorecards, side by side.
     assert report["scorecards"] and all(pair["a"] == pair["b"] for pair in report["scorecards"])
     assert sum(pair["a"]["outcomes"] for pair in report["scorecards"]) > 0

@@ -25,9 +25,11 @@ from processors.core.pipeline import (
     PRICE_OUT_OF_RANGE,
     TIME_OUT_OF_RANGE,
     VOLUME_OUT_OF_RANGE,
+    PipelineConfig,
     StepOutput,
     SymbolProcessor,
 )
+from processors.core.rundiff import Closes, Span, closes_window
 from processors.core.strategy import PipelineConfigs
 from processors.core.stream_time import PartitionClock, process_in_partition
 from processors.core.timeutil import to_us
@@ -206,3 +208,23 @@ def reference_events(records: Iterable[Record], configs: PipelineConfigs, *, str
             if end is not None and (processor.clock is None or end > processor.clock):
                 reference.add((partition, lineage.offset), [processor.advance(end, item, lineage)], seq)
     return reference
+
+
+def window_closes(records: Iterable[Record], config: PipelineConfig) -> Closes:
+    """``runs diff``'s ``closes`` over records in memory: what the CLI reads from the ticks log
+    (``stockstream/commands/runs.py``): a tick after the signal's own on its partition, before the run's end,
+    that closes the signal's window."""
+    ticks: dict[int, list[tuple[int, Tick]]] = defaultdict(list)
+    for record in records:
+        lineage = Lineage(topic=record.topic, partition=record.partition, offset=record.offset)
+        decoded = decode_tick(record.value, record.key, record.timestamp_ms, lineage)
+        if isinstance(decoded, Tick):
+            ticks[record.partition].append((record.offset, decoded))
+
+    def closes(signal: Signal, span: Span) -> bool:
+        partition = signal.lineage.partition
+        end = None if span.end is None else span.end.get(partition, 0)
+        return any(closes_window(signal, tick, config) for offset, tick in ticks[partition]
+                   if offset > signal.lineage.offset and (end is None or offset < end))
+
+    return closes

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from processors.core.rundiff import Span, common, diff_scorecards, diff_signals
+from processors.core.pipeline import PipelineConfig, SymbolProcessor
+from processors.core.rundiff import Span, closes_window, common, diff_scorecards, diff_signals
 from processors.core.scorecard import Scorecards
-from schemas.events import Lineage, Signal, SignalOutcome, make_outcome_id
+from processors.core.strategy import DEFAULT_STRATEGY, PipelineConfigs
+from schemas.events import Lineage, Signal, SignalOutcome, Tick, make_outcome_id
+from schemas.instruments import Instrument
+from tests.integration.spark.synthetic import reference_events, synthetic_log, window_closes
+from tests.support.kafka_tools import Record
 
 T0 = datetime(2024, 4, 2, tzinfo=UTC)
 
@@ -84,3 +89,66 @@ def test_an_outcome_whose_signal_is_unknown_is_not_scored():
     lost = signal(3)
     pairs = diff_scorecards([], [outcome(lost, "1m", 4, 0.01)], Span({0: 0}, None), [], [], Span({0: 0}, None))
     assert pairs == []
+
+
+def tick(ts: datetime, *, symbol: str = "BTC-USD", venue: str = "test", price: float = 10.0) -> Tick:
+    return Tick(symbol=symbol, venue=venue, price=price, volume=1.0, ts_event=ts, ts_init=ts, source=venue,
+                source_id=f"{symbol}-{ts.isoformat()}")
+
+
+def test_a_window_closes_at_its_end_plus_grace_or_at_its_instruments_next_day():
+    config = PipelineConfig(grace_ms=5_000)
+    end = T0 + timedelta(hours=3, minutes=2)
+    fired = signal(1).model_copy(update={"timeframe": "1m", "ts_event": end})
+    assert not closes_window(fired, tick(end + timedelta(seconds=5, microseconds=-1)), config)
+    assert closes_window(fired, tick(end + timedelta(seconds=5)), config)
+    assert closes_window(fired, tick(end + timedelta(seconds=5), symbol="ETH-USD"), config), "any instrument's"
+    assert not closes_window(fired, tick(end + timedelta(minutes=5), venue="other"), config), "its venue's only"
+    assert not closes_window(fired, tick(end + timedelta(minutes=5), price=5e12), config), "a rejected tick"
+    midnight = T0 + timedelta(days=1)
+    at_midnight = fired.model_copy(update={"ts_event": midnight})
+    assert closes_window(at_midnight, tick(midnight), config), "its instrument's first tick of the next day"
+    assert not closes_window(at_midnight, tick(midnight, symbol="ETH-USD"), config), "another's: grace first"
+
+
+def test_accepts_is_the_bounds_test_of_the_pipeline():
+    config = PipelineConfig()
+    for price, volume in ((10.0, 1.0), (5e12, 1.0), (1e-13, 1.0), (10.0, 1e16), (10.0, None)):
+        given = tick(T0).model_copy(update={"price": price, "volume": volume})
+        output = SymbolProcessor(config, Instrument("BTC-USD", "test")).process(
+            given, Lineage(topic="ticks", partition=0, offset=0))
+        assert config.accepts(given) == (not output.rejections), (price, volume)
+
+
+def test_a_candle_signal_fired_after_a_runs_end_is_unclosed_not_a_difference():
+    """A 1m signal's tick (its window's last) lies before the run's end, the tick that closed the window after it:
+    live fired it, the run could not (likely CI's failure of 2026-12-07). Real pipeline over the synthetic log."""
+    records = [Record(topic="ticks", partition=0, offset=offset, key=key, value=value, timestamp_ms=0)
+               for offset, (key, value) in enumerate(synthetic_log(("BTC-USD", "ETH-USD", "SOL-USD"), 1_500,
+                                                                   T0, timedelta(seconds=7), seed=5))]
+    configs = PipelineConfigs(DEFAULT_STRATEGY, candle_timeframes=("1m",), grace_ms=5_000, live_update_ms=1_000)
+    closes = window_closes(records, PipelineConfig(grace_ms=5_000))
+    live = [item[3] for item in reference_events(records, configs, stream_time=True).signals]
+    fired = next(s for s in live if s.timeframe == "1m" and s.lineage.offset > 300)
+    closer = next(r.offset for r in records if r.offset > fired.lineage.offset
+                  and closes(fired, Span({0: 0}, {0: r.offset + 1})))
+
+    def run_to(end: int) -> list[Signal]:
+        kept = [r for r in records if r.offset < end]
+        return [item[3] for item in reference_events(kept, configs, stream_time=True).signals]
+
+    everything, stopped = Span({0: 0}, None), Span({0: 0}, {0: fired.lineage.offset + 1})
+    before_close = run_to(fired.lineage.offset + 1)
+    assert fired not in before_close
+    assert diff_signals(live, everything, before_close, stopped).only_a == [fired], "without closes: a difference"
+    result = diff_signals(live, everything, before_close, stopped, closes)
+    assert result.differences == 0 and result.unclosed_a == [fired] and result.same > 0
+    assert result.to_json()["unclosed_a"][0]["signal_id"] == fired.signal_id
+    # Ended just before the closing tick: the same; with it, the run fired the signal too.
+    assert diff_signals(live, everything, run_to(closer), Span({0: 0}, {0: closer}), closes).unclosed_a == [fired]
+    closed = diff_signals(live, everything, run_to(closer + 1), Span({0: 0}, {0: closer + 1}), closes)
+    assert closed.differences == 0 and not closed.unclosed_a and fired.signal_id in {
+        s.signal_id for s in run_to(closer + 1)}
+    # A run whose input closed the window but that has no such signal: a real difference.
+    missing = [s for s in run_to(closer + 1) if s.signal_id != fired.signal_id]
+    assert diff_signals(live, everything, missing, Span({0: 0}, {0: closer + 1}), closes).only_a == [fired]
