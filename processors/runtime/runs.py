@@ -272,21 +272,27 @@ class RunWatcher:
 
 
 def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 120.0) -> list[bytes]:
-    """Every committed value of ``topic`` (all partitions, each in log order) up to its end now.
+    """Every committed value of ``topic`` (all partitions, each in log order) appended up to now.
 
     Used by ``runs diff`` to read two runs' signals. A topic that does not exist reads as empty.
+    The end is each partition's high watermark now, not a read_committed reader's end (the last
+    stable offset): a transaction committed a moment ago may not have its markers on the
+    partitions yet (``tests/support/kafka_tools.wait_settled`` measured how often), and a run's last
+    checkpoint must not be left out. So it reads until every partition's position reaches that
+    end, which waits for a transaction still open there to be decided.
     Raises :class:`RunLogError` when the end is not reached within ``timeout_s``.
     """
-    consumer = Consumer({**settings.client_config(), "group.id": "stockstream-runs-reader",
-                         "enable.auto.commit": False, "isolation.level": "read_committed",
-                         "enable.partition.eof": True, "log_level": 3})
+    config = {**settings.client_config(), "group.id": "stockstream-runs-reader", "enable.auto.commit": False,
+              "log_level": 3}
+    consumer = Consumer({**config, "isolation.level": "read_committed"})
+    appended = Consumer({**config, "isolation.level": "read_uncommitted"})  # its high watermark: every record
     try:
         found = consumer.list_topics(topic, timeout=30).topics.get(topic)
         if found is None or found.error is not None:
             return []
         ends = {}
         for partition in found.partitions:
-            _low, high = watermarks(consumer, TopicPartition(topic, partition), 30)
+            _low, high = watermarks(appended, TopicPartition(topic, partition), 30)
             if high > 0:
                 ends[partition] = high
         if not ends:
@@ -297,18 +303,19 @@ def read_topic_values(settings: KafkaSettings, topic: str, timeout_s: float = 12
         deadline = time.monotonic() + timeout_s
         while open_partitions:
             if time.monotonic() > deadline:
-                raise RunLogError(f"topic {topic!r} was not read to its end within {timeout_s:.0f}s")
+                raise RunLogError(f"topic {topic!r} was not read to its end within {timeout_s:.0f}s"
+                                  " (a transaction still open there holds it back?)")
             for message in consumer.consume(1000, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        open_partitions.discard(message.partition())
+                if message.error() is not None:
                     continue
                 value = message.value()
                 if value is not None and message.offset() < ends[message.partition()]:
                     values.append(value)
-                if message.offset() + 1 >= ends[message.partition()]:
-                    open_partitions.discard(message.partition())
+            for partition in list(open_partitions):
+                # The last offsets may be transaction markers, never delivered: compare positions.
+                if consumer.position([TopicPartition(topic, partition)])[0].offset >= ends[partition]:
+                    open_partitions.discard(partition)
         return values
     finally:
         consumer.close()
+        appended.close()
