@@ -113,18 +113,22 @@ def test_a_replay_from_the_start_by_a_second_group_leaves_the_views_unchanged(
     ensure_topics(settings, registry.all())
     stream = make_stream(count=150, seed=3)
     produce_stream(stack.kafka_bootstrap, registry, stream)
+    inputs = (registry.ticks.name, registry.indicators.name, registry.signals.name, registry.candles("1m").name,
+              registry.aggregates_daily.name)
     with running(settings):
+        # Every input committed, so written (the materializer commits after writing): the indicator and signal
+        # views alone were not enough, the daily one came later under load (proof of 2026-12-07).
         wait_until(lambda: redis_client.zcard(f"{namespace}ind:BTC-USD@test:tick") == 150
-                   and redis_client.zcard(f"{namespace}signals:BTC-USD@test") == len(stream.signals),
-                   timeout_s=60, message="first pass")
+                   and redis_client.zcard(f"{namespace}signals:BTC-USD@test") == len(stream.signals)
+                   and all(caught_up(settings, name) for name in inputs),
+                   timeout_s=120, message="first pass")
     first = snapshot(redis_client, namespace)
     stale_before = metric("stockstream_materialize_writes_total", outcome="stale")
     # A new group reads everything again: the at-least-once worst case.
     replay = settings_for(stack, namespace, consumer_group=f"replay-{uuid.uuid4().hex[:6]}")
     with running(replay) as materializer:
-        wait_until(lambda: caught_up(replay, registry.indicators.name)
-                   and caught_up(replay, registry.signals.name),
-                   timeout_s=60, message="replay committed")
+        wait_until(lambda: all(caught_up(replay, name) for name in inputs), timeout_s=120,
+                   message="replay committed")
         assert materializer.batches >= 1
     assert snapshot(redis_client, namespace) == first
     assert metric("stockstream_materialize_writes_total", outcome="stale") > stale_before
