@@ -14,7 +14,7 @@ from processors.materialize.settings import MaterializeSettings
 from processors.runtime.kafka_admin import ensure_topics
 from tests.integration.views.conftest import drop_prefix
 from tests.integration.views.streams import make_stream, produce_stream
-from tests.integration.views.test_views_materializer import running
+from tests.integration.views.test_views_materializer import caught_up, running
 from tests.support.kafka_tools import wait_until
 from tests.support.processes import STOCKSTREAM
 
@@ -45,8 +45,10 @@ def test_rebuilt_views_equal_the_live_ones_and_swap_repairs_the_live_prefix(
                    == sum(s.symbol == "BTC-USD" for s in stream.signals)
                    and redis_client.zcard(f"{namespace}signals:ETH-USD@test")
                    == sum(s.symbol == "ETH-USD" for s in stream.signals)
-                   and redis_client.hlen(f"{namespace}daily:ETH-USD@test") == 1,
-                   timeout_s=60, message="live views")
+                   and redis_client.hlen(f"{namespace}daily:ETH-USD@test") == 1
+                   # every input committed, so written: a view not waited for above may come later under load
+                   and all(caught_up(settings, name) for name in settings.input_topics().names),
+                   timeout_s=120, message="live views")
     live = snapshot(redis_client, namespace)
     assert len(live) > 15
 
