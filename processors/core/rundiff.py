@@ -14,12 +14,12 @@ A candle timeframe's signal is the exception to "caused by its tick": its ``line
 tick of the window, but it fires when the window *closes* — at a later record, the first that
 brings the partition's stream time to the window's end + grace (docs/core.md, "Live candles and
 quiet feeds"). A run that ended between the two never fired it, and live, which went on, did
-(reproduced in batch; most likely why ``runs diff live same`` found differences with equal scorecards
-in a CI run of 2026-12-07). So a signal that only one run has, on a candle timeframe, is a
-difference only when the other run's input closed its window;
-otherwise it is **unclosed** — listed apart, not a difference. ``diff_signals`` asks ``closes``
-(:func:`closes_window` over the ticks after the signal's own, up to the other run's end; the CLI
-reads them from the log: ``WindowCloses`` in ``stockstream/commands/runs.py``).
+(reproduced in batch; most likely why ``runs diff live same`` found differences with equal
+scorecards in a CI run of 2026-12-07). So a signal that only one run has, on a candle timeframe,
+is a difference only when the other run's input closed its window; otherwise it is **unclosed** —
+listed apart, not a difference. ``diff_signals`` asks ``closes`` (:func:`closes_window` over the
+ticks after the signal's own, up to the other run's end; the CLI reads them from the log:
+``WindowCloses`` in ``stockstream/commands/runs.py``).
 
 Scorecards side by side (:func:`diff_scorecards`): each run's scorecards
 (:mod:`processors.core.scorecard`) over the same common range — an outcome counts when both the

@@ -429,6 +429,8 @@ class WindowCloses:
                     if message.error().code() != KafkaError._PARTITION_EOF:
                         raise _fail(f"cannot read {self.topic}: {message.error()}")
                     continue
+                if message.offset() < start:
+                    continue  # fetched for an earlier question, before this assignment
                 if message.offset() >= end:
                     return False
                 lineage = Lineage(topic=self.topic, partition=partition, offset=message.offset())
