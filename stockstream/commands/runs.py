@@ -400,7 +400,7 @@ class WindowCloses:
         self.config = PipelineConfig(candle_timeframes=settings.candle_timeframes, grace_ms=settings.grace_ms)
         self.consumer = Consumer({**settings.client_config(), "group.id": "stockstream-runs-reader",
                                   "enable.auto.commit": False, "isolation.level": "read_committed",
-                                  "enable.partition.eof": True, "log_level": 3})
+                                  "log_level": 3})
 
     def close(self) -> None:
         self.consumer.close()
@@ -408,7 +408,7 @@ class WindowCloses:
     def __call__(self, signal: Signal, span: Span) -> bool:
         import time
 
-        from confluent_kafka import KafkaError, TopicPartition
+        from confluent_kafka import TopicPartition
 
         from processors.core.rundiff import closes_window
         from processors.runtime.watermarks import watermarks
@@ -426,9 +426,7 @@ class WindowCloses:
         while time.monotonic() < deadline:
             for message in self.consumer.consume(200, timeout=0.5):
                 if message.error() is not None:
-                    if message.error().code() != KafkaError._PARTITION_EOF:
-                        raise _fail(f"cannot read {self.topic}: {message.error()}")
-                    continue
+                    raise _fail(f"cannot read {self.topic}: {message.error()}")
                 if message.offset() < start:
                     continue  # fetched for an earlier question, before this assignment
                 if message.offset() >= end:
