@@ -1,7 +1,7 @@
 """The processor's CPU per record (in-process, or through Kafka with --kafka): this checkout (default strategies; 20 strategies) against a git ref, same run.
 
     .venv/bin/python -m bench.bench_processor_ab [--ref 20b01b4] [--before REF] [--ticks N] [--rounds N]
-        [--profile DIR] [--kafka] [--out FILE]
+        [--profile DIR] [--kafka | --instructions] [--out FILE]
 
 The CPU goal of issue 15 ("processor CPU per tick with the default strategies no worse than
 before strategies-as-data, and with 20 strategies over 10 distinct indicators at most 2× that")
@@ -42,6 +42,12 @@ size), 3 rounds; the baseline reads its own v1 log. Each drain also splits its C
 (the interpreter's main thread, librdkafka's threads, RocksDB's, other):
 ``details.cpu_us_per_tick_by_thread_of_min`` is that split for each side's least disturbed drain.
 
+With ``--instructions`` every in-process side runs once under valgrind's callgrind, which counts the
+instructions its drain executes (``details.instructions_per_tick``; default 30,000 ticks). A count is the
+same on every run and under any load, where a CPU time on this shared 2-core VM moves ±20 % between
+identical runs: so a change of a few per cent shows, and sides can run two at a time. It leaves out what
+instructions do not see (cache misses, branch mispredictions) and Kafka; the goals stay on the CPU figures.
+
 ``--sides a,b`` runs only those sides (the figures of the others are left out). Sides alternate (rotated
 each round) ``--rounds`` times; each side's figure is the minimum of its
 rounds' ``process_time`` per tick (the machine is shared: the minimum is the least disturbed run;
@@ -57,12 +63,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,6 +94,9 @@ COMPILED = ("processors/core/pipeline.py", "processors/core/live.py", "processor
             "processors/core/origin.py", "processors/core/derived.py",
             "processors/core/signal_sources.py", "processors/core/plain.py", "processors/core/strategies/engine.py",
             "processors/stream/handler.py", "processors/stream/metrics.py")
+# --instructions: callgrind counts only under this C function, which the worker calls the drain through (and nothing
+# else calls): the imports, the log's loading and the set-up are left out.
+TOGGLE = "_operator_call"
 DEFAULT_HORIZONS_MS = "60000,300000,3600000,86400000"  # SCORECARD_HORIZONS' default 1m,5m,1h,1d
 DEFAULT_LIVE_MS = "1000"  # LIVE_UPDATE_INTERVAL's default, 1 s
 # --kafka: the same horizons as ``stockstream process`` reads them (their names label the outcomes).
@@ -153,7 +164,8 @@ if profile != "-":
     import cProfile
     cProfile.run("drain()", profile)
 else:
-    drain()
+    import operator
+    operator.call(drain)  # its only caller: --instructions counts what runs under this C function alone
 spent = time.process_time() - began
 print(json.dumps({"cpu_us_per_tick": round(spent / len(records) * 1e6, 2), "emitted": emitted,
                   "chunks_us": [round(chunk) for chunk in chunks],
@@ -161,14 +173,33 @@ print(json.dumps({"cpu_us_per_tick": round(spent / len(records) * 1e6, 2), "emit
 '''
 
 
-def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_ms: str, profile: str = "-") -> dict:
-    out = subprocess.run([sys.executable, str(work / "worker.py"), str(log), strategy, horizons, live_ms,  # noqa: S603
-                          profile],
+def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_ms: str, profile: str = "-",
+         instructions: bool = False) -> dict:
+    """One worker run; ``instructions``: under callgrind, adding the instructions the drain executed."""
+    counter: list[str] = []
+    if instructions:
+        counter = [_valgrind(), "--tool=callgrind", "--collect-atstart=no", f"--toggle-collect={TOGGLE}",
+                   "--callgrind-out-file=/dev/null"]
+    out = subprocess.run([*counter, sys.executable, str(work / "worker.py"), str(log), strategy, horizons,  # noqa: S603
+                          live_ms, profile],
                          cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
-                         capture_output=True, text=True, timeout=3600)
+                         capture_output=True, text=True, timeout=3 * 3600)
     if out.returncode != 0:
         raise SystemExit(f"the worker failed on {code} (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    if instructions:
+        counted = re.search(r"Collected : (\d+)", out.stderr)
+        if counted is None:
+            raise SystemExit(f"callgrind printed no instruction count:\n{out.stderr[-2000:]}")
+        found["instructions"] = int(counted.group(1))
+    return found
+
+
+def _valgrind() -> str:
+    found = shutil.which("valgrind")
+    if found is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    return found
 
 
 def _drain(work: Path, side: str, round_number: int, code: Path, prefix: str, ticks: int, strategy: str,
@@ -194,8 +225,11 @@ def _compile(tree: Path) -> None:
 
 def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
             profile_dir: Path | None, compiled: bool = False, kafka: bool = False,
-            guarantee: str = "exactly-once", only: Sequence[str] = ()) -> dict[str, object]:
-    """Every side's runs (alternating) and its minimum CPU µs per tick (``only``: those sides alone)."""
+            guarantee: str = "exactly-once", only: Sequence[str] = (), instructions: bool = False) -> dict[str, object]:
+    """Every side's runs (alternating) and its minimum CPU µs per tick (``only``: those sides alone).
+
+    ``instructions``: each side once under callgrind instead (two at a time: the counts do not depend on load),
+    and its instructions per tick."""
     commits = {"baseline": _git("rev-parse", ref), "this": _git("rev-parse", "HEAD")}
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     work = Path(tempfile.mkdtemp(prefix="bench-processor-ab-"))
@@ -250,6 +284,17 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         (work / "worker.py").write_text(WORKER)
         del v1, v2
         names = list(sides)
+        if instructions:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                counted = dict(zip(names, pool.map(lambda side: _run(work, *sides[side], instructions=True), names),
+                                   strict=True))
+            for side, found in counted.items():
+                found.update(side=side, round=0, instructions_per_tick=round(found["instructions"] / ticks),
+                             load_average_1m_5m_15m=[round(value, 2) for value in os.getloadavg()])
+                runs.append(found)
+                print(json.dumps({key: found[key] for key in ("side", "instructions_per_tick", "produced")}),
+                      file=sys.stderr, flush=True)
+            rounds = 0
         for round_number in range(rounds):
             shift = round_number % len(names)
             for side in names[shift:] + names[:shift]:
@@ -275,6 +320,10 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
         for tree in trees.values():
             _git("worktree", "remove", "--force", str(tree))
         shutil.rmtree(work, ignore_errors=True)
+    if instructions:
+        counts = {run["side"]: run["instructions_per_tick"] for run in runs}
+        return {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "kafka": False,
+                "instructions_per_tick": counts, "runs": runs}
     best = {side: min(r["cpu_us_per_tick"] for r in runs if r["side"] == side) for side in sides}
     found: dict[str, object] = {"commits": commits, "this_checkout_has_uncommitted_changes": dirty, "kafka": kafka,
                                 "guarantee": guarantee if kafka else None, "cpu_us_per_tick_min": best, "runs": runs}
@@ -295,12 +344,18 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
 
 def figures(found: dict[str, object]) -> list[Figure]:
     """The figures of the sides measured (each against the baseline, or this checkout against ``--before``)."""
-    best = found["cpu_us_per_tick_min"]
+    counted = "instructions_per_tick" in found
+    best = found["instructions_per_tick" if counted else "cpu_us_per_tick_min"]
     assert isinstance(best, dict)  # noqa: S101 - measure() made it
     guarantee = found.get("guarantee") or "exactly-once"
     how = (f"min of {found['rounds']} alternating rounds, the process's CPU over a drain of one partition by"
            f" stockstream process ({guarantee}, commit interval 0.5 s, RocksDB state)" if found.get("kafka") else
            f"min of {found['rounds']} alternating rounds, process CPU time, in-process TickHandler.handle")
+    unit = "µs CPU/record"
+    if counted:  # a proxy of the CPU goals, without their noise: goals are left to the CPU figures
+        how = ("instructions the in-process drain (TickHandler.handle) executed, counted by valgrind's callgrind: the"
+               " same on every run and under any load (caches and branch prediction are not in it)")
+        unit = "instructions/record"
     result: list[Figure] = []
     base = (Measure(label="20b01b4 era processor (fixed rules, no strategies, no outcomes)", value=best["baseline"])
             if "baseline" in best else None)
@@ -319,7 +374,9 @@ def figures(found: dict[str, object]) -> list[Figure]:
              None),
         ):
             if side in best:
-                result.append(Figure(name=name, unit="µs CPU/record", better="lower",
+                if counted:
+                    name, goal = name.replace("processor CPU per record", "processor instructions per record"), None
+                result.append(Figure(name=name, unit=unit, better="lower",
                                      ours=Measure(label=label, value=best[side]), baseline=base, how=how, goal=goal))
     if "compiled" in best and base is not None:
         for side, label, goal in (("compiled", "default", 1.0), ("compiled_twenty", "twenty", 0.5)):
@@ -337,7 +394,7 @@ def figures(found: dict[str, object]) -> list[Figure]:
     for side, label in (("before", "default"), ("before_twenty", "twenty")):
         if side in best and label in best:
             result.append(Figure(
-                name=f"this checkout vs --before, {label}", unit="µs CPU/record", better="lower",
+                name=f"this checkout vs --before, {label}", unit=unit, better="lower",
                 ours=Measure(label=f"this checkout, {label}", value=best[label]),
                 baseline=Measure(label=f"--before, {label}", value=best[side]), how=how))
     return result
@@ -370,22 +427,26 @@ def main() -> None:
                         help="drain a Kafka backlog with `stockstream process` per side (default 400,000 ticks, 3 rounds)")
     parser.add_argument("--guarantee", choices=("exactly-once", "at-least-once"), default="exactly-once",
                         help="--kafka: the processing guarantee of every side's process (default exactly-once)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count each side's instructions once under valgrind's callgrind (in-process, default"
+                             " 30,000 ticks; deterministic, ~50x slower than a timed run)")
     parser.add_argument("--sides", default="", help="comma-separated sides to run (default: all)")
     parser.add_argument("--out", type=Path, help="the result file (default bench/results/<date>-processor-ab.json)")
     args = parser.parse_args()
-    if args.kafka and (args.profile or args.compiled):
-        parser.error("--kafka runs the real service: --profile and --compiled are in-process only")
-    ticks = args.ticks or (400_000 if args.kafka else 20_000)
-    rounds = args.rounds or (3 if args.kafka else 7)
+    if args.kafka and (args.profile or args.compiled or args.instructions):
+        parser.error("--kafka runs the real service: --profile, --compiled and --instructions are in-process only")
+    ticks = args.ticks or (400_000 if args.kafka else 30_000 if args.instructions else 20_000)
+    rounds = 1 if args.instructions else args.rounds or (3 if args.kafka else 7)
     where = machine()
     if args.guarantee != "exactly-once" and not args.kafka:
         parser.error("--guarantee is the real service's setting: it needs --kafka")
     only = [side for side in args.sides.split(",") if side]
     found = measure(args.ref, args.before, ticks, args.symbols, rounds, args.profile, args.compiled, args.kafka,
-                    args.guarantee, only)
+                    args.guarantee, only, args.instructions)
     found["rounds"] = rounds
     output = BenchOutput(params={"ref": args.ref, "before": args.before, "ticks": ticks, "symbols": args.symbols,
                                  "rounds": rounds, "kafka": args.kafka, "guarantee": args.guarantee,
+                                 "instructions": args.instructions,
                                  "sides": only or None,
                                  "compiled": list(COMPILED) if args.compiled else None},
                          figures=figures(found), details=found)
@@ -394,12 +455,12 @@ def main() -> None:
               "machine": where.model_dump(mode="json"),
               "load_average_1m_during_runs": {"min": min(loads), "max": max(loads)},
               "output": output.model_dump(mode="json")}
-    kind = "processor-ab-kafka" if args.kafka else "processor-ab"
+    kind = "processor-ab-kafka" if args.kafka else "processor-ab-instructions" if args.instructions else "processor-ab"
     path = args.out or RESULTS / f"{datetime.now(UTC).date().isoformat()}-{kind}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
     for figure in output.figures:
-        print(f"{figure.name}: ours {figure.ours.value} vs {figure.baseline.value} µs/record"
+        print(f"{figure.name}: ours {figure.ours.value} vs {figure.baseline.value} {figure.unit}"
               f" (ratio {figure.ratio:.2f}, goal {figure.goal})")
     print(path)
 
