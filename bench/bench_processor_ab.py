@@ -45,7 +45,8 @@ size), 3 rounds; the baseline reads its own v1 log. Each drain also splits its C
 With ``--instructions`` every in-process side runs once under valgrind's callgrind, which counts the
 instructions its drain executes (``details.instructions_per_tick``; default 30,000 ticks). A count is the
 same on every run and under any load, where a CPU time on this shared 2-core VM moves ±20 % between
-identical runs: so a change of a few per cent shows, and sides can run two at a time. It leaves out what
+identical runs: so a change of a few per cent shows, and sides can run two at a time (string hashing is
+seeded alike, ``PYTHONHASHSEED=0``, so sets and dicts iterate alike). It leaves out what
 instructions do not see (cache misses, branch mispredictions) and Kafka; the goals stay on the CPU figures.
 
 ``--sides a,b`` runs only those sides (the figures of the others are left out). Sides alternate (rotated
@@ -182,7 +183,8 @@ def _run(work: Path, code: Path, log: Path, strategy: str, horizons: str, live_m
                    "--callgrind-out-file=/dev/null"]
     out = subprocess.run([*counter, sys.executable, str(work / "worker.py"), str(log), strategy, horizons,  # noqa: S603
                           live_ms, profile],
-                         cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                         cwd=code, env={**os.environ, "PYTHONPATH": str(code),
+                                        **({"PYTHONHASHSEED": "0"} if instructions else {})},
                          capture_output=True, text=True, timeout=3 * 3600)
     if out.returncode != 0:
         raise SystemExit(f"the worker failed on {code} (exit {out.returncode}):\n{out.stderr[-3000:]}")
