@@ -44,8 +44,8 @@ size), 3 rounds; the baseline reads its own v1 log. Each drain also splits its C
 
 With ``--instructions`` every in-process side runs once under valgrind's callgrind, which counts the
 instructions its drain executes (``details.instructions_per_tick``; default 30,000 ticks). A count is the
-same on every run and under any load, where a CPU time on this shared 2-core VM moves ±20 % between
-identical runs: so a change of a few per cent shows, and sides can run two at a time (string hashing is
+same on every run and under any load, where a CPU time on this shared 2-core VM moves by tens of per cent
+between identical runs: so a change of a few per cent shows, and sides can run two at a time (string hashing is
 seeded alike, ``PYTHONHASHSEED=0``, so sets and dicts iterate alike). It leaves out what
 instructions do not see (cache misses, branch mispredictions) and Kafka; the goals stay on the CPU figures.
 
@@ -296,8 +296,7 @@ def measure(ref: str, before: str | None, ticks: int, symbols: int, rounds: int,
                 runs.append(found)
                 print(json.dumps({key: found[key] for key in ("side", "instructions_per_tick", "produced")}),
                       file=sys.stderr, flush=True)
-            rounds = 0
-        for round_number in range(rounds):
+        for round_number in range(0 if instructions else rounds):  # counted once above, or timed in rounds
             shift = round_number % len(names)
             for side in names[shift:] + names[:shift]:
                 if kafka:
